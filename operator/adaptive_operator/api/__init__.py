@@ -1,0 +1,1 @@
+"""Pydantic models of the custom resources: the one source of the CRD schemas."""

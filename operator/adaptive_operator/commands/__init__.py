@@ -1,0 +1,1 @@
+"""One module per `adaptive-operator` subcommand; each exposes `register(subparsers)`."""

@@ -1,0 +1,1 @@
+"""kopf wiring: one module per resource."""
