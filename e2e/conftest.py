@@ -1,0 +1,116 @@
+"""Fixtures of the e2e suite: the cluster, a namespace per test, and a dump when a test fails.
+
+The cluster is the one in $KUBECONFIG when that is set (users run this suite on kind), else the
+local test cluster from `e2e/cluster up` (upstream Kubernetes, KWOK nodes, Prometheus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+DUMPS = HERE.parent / ".state" / "e2e-dumps"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: str
+    prometheus_url: str | None
+    targets_dir: Path | None  # where exporters register with Prometheus (local cluster only)
+    local: bool
+
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
+            input=stdin, capture_output=True, text=True, timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def json(self, *args: str) -> dict[str, object]:
+        data: dict[str, object] = json.loads(self.kubectl(*args, "-o", "json"))
+        return data
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    exports = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"export (\w+)=(.*)", line.strip())
+        if match:
+            exports[match.group(1)] = match.group(2)
+    return exports
+
+
+def start_local_cluster() -> dict[str, str]:
+    result = subprocess.run([str(HERE / "cluster"), "up"], stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        pytest.exit(f"e2e/cluster up failed (exit {result.returncode})", returncode=1)
+    exports = parse_exports(result.stdout)
+    path = exports["PATH"].replace("$PATH", os.environ.get("PATH", ""))
+    os.environ.update(exports, PATH=path)
+    return exports
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    if os.environ.get("KUBECONFIG") and not os.environ.get("PROMETHEUS_TARGETS_DIR"):
+        prom = os.environ.get("PROMETHEUS_URL")
+        return Cluster(os.environ["KUBECONFIG"], prom, None, local=False)
+    exports = start_local_cluster()
+    return Cluster(exports["KUBECONFIG"], exports["PROMETHEUS_URL"],
+                   Path(exports["PROMETHEUS_TARGETS_DIR"]), local=True)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(cluster: Cluster) -> Cluster:
+    """Tests that need to reach Prometheus' file discovery run on the local cluster only."""
+    if not cluster.local:
+        pytest.skip("needs the local test cluster (exporters register through file discovery)")
+    return cluster
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    ns = f"e2e-{name}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", ns)
+    yield ns
+    if request.node.stash.get(FAILED, False):
+        dump_namespace(cluster, ns)
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def dump_namespace(cluster: Cluster, ns: str) -> None:
+    """Everything in the namespace and its events, to a file and to the test's output."""
+    DUMPS.mkdir(parents=True, exist_ok=True)
+    parts = [
+        cluster.kubectl("get", "all,configmaps,events,adaptiveservices,shardsets", "-n", ns,
+                        "-o", "wide", check=False),
+        cluster.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp", check=False),
+        cluster.kubectl("get", "all,adaptiveservices,shardsets", "-n", ns, "-o", "yaml",
+                        check=False),
+    ]
+    text = "\n---\n".join(parts)
+    (DUMPS / f"{ns}.txt").write_text(text)
+    print(f"\n===== dump of namespace {ns} (also in {DUMPS / (ns + '.txt')}) =====\n{text[:20000]}")

@@ -1,0 +1,43 @@
+"""The house bars, checked by the tests rather than by memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "operator" / "adaptive_operator"
+BIN = Path(sys.executable).parent
+MAX_MODULE_LINES = 500
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_operator_folder_is_not_a_package() -> None:
+    # A package named `operator` would shadow the standard library's operator module.
+    assert not (ROOT / "operator" / "__init__.py").exists()
+
+
+def test_ruff_lint_including_complexity_under_ten() -> None:
+    result = run(str(BIN / "ruff"), "check", "operator", "tests", "e2e", "benchmarks")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict() -> None:
+    result = run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_domain_imports_no_io_library() -> None:
+    result = run(str(BIN / "lint-imports"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_modules_stay_under_500_lines(module: Path) -> None:
+    assert len(module.read_text().splitlines()) < MAX_MODULE_LINES
