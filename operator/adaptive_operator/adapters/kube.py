@@ -1,0 +1,151 @@
+"""The Kubernetes API, through the official client, always off kopf's event loop.
+
+Every call here is blocking inside and awaited outside (`asyncio.to_thread`), so one slow API
+call never stalls the other services' reconciliations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+GROUP = "adaptive.dev"
+VERSION = "v1alpha1"
+
+# Kinds with a /scale subresource that we know the plural of without discovery.
+PLURALS = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "ReplicaSet": "replicasets",
+}
+
+
+class TargetError(Exception):
+    """The scale target cannot be read or written; `reason` is CamelCase, for a condition."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    api_version: str
+    kind: str
+    name: str
+
+    @property
+    def group_version(self) -> tuple[str, str]:
+        group, _, version = self.api_version.rpartition("/")
+        return group, version
+
+    @property
+    def plural(self) -> str:
+        return PLURALS.get(self.kind, self.kind.lower() + "s")
+
+
+@dataclass(frozen=True)
+class Scale:
+    replicas: int  # desired, from spec
+    status_replicas: int
+    selector: str  # label selector of the target's pods
+
+
+@dataclass(frozen=True)
+class PodCounts:
+    ready: int
+    unready: int
+
+
+def load_config() -> None:
+    """In-cluster credentials when running in a pod, else $KUBECONFIG or ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+def _describe(err: ApiException) -> str:
+    return f"{err.status} {err.reason}"
+
+
+def _read_scale(namespace: str, target: TargetRef) -> Scale:
+    group, version = target.group_version
+    try:
+        body: dict[str, Any] = client.CustomObjectsApi().get_namespaced_custom_object_scale(
+            group, version, namespace, target.plural, target.name)
+    except ApiException as err:
+        if err.status == 404:
+            raise TargetError("TargetNotFound", f"{target.kind} {namespace}/{target.name} "
+                                                "does not exist") from err
+        raise TargetError("FailedGetScale", f"cannot read the scale of {target.kind} "
+                                            f"{target.name}: {_describe(err)}") from err
+    spec, status = body.get("spec", {}), body.get("status", {})
+    return Scale(int(spec.get("replicas", 0)), int(status.get("replicas", 0)),
+                 str(status.get("selector", "")))
+
+
+async def read_scale(namespace: str, target: TargetRef) -> Scale:
+    return await asyncio.to_thread(_read_scale, namespace, target)
+
+
+def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
+    group, version = target.group_version
+    try:
+        client.CustomObjectsApi().patch_namespaced_custom_object_scale(
+            group, version, namespace, target.plural, target.name,
+            {"spec": {"replicas": replicas}})
+    except ApiException as err:
+        raise TargetError("FailedUpdateScale", f"cannot scale {target.kind} {target.name}: "
+                                               f"{_describe(err)}") from err
+
+
+async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
+    await asyncio.to_thread(_write_scale, namespace, target, replicas)
+
+
+def _pod_ready(pod: Any) -> bool:
+    for cond in pod.status.conditions or []:
+        if cond.type == "Ready":
+            return bool(cond.status == "True")
+    return False
+
+
+def _count_pods(namespace: str, selector: str) -> PodCounts:
+    pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector).items
+    live = [p for p in pods if p.metadata.deletion_timestamp is None
+            and p.status.phase not in ("Succeeded", "Failed")]
+    ready = sum(1 for p in live if _pod_ready(p))
+    return PodCounts(ready=ready, unready=len(live) - ready)
+
+
+async def count_pods(namespace: str, selector: str) -> PodCounts:
+    return await asyncio.to_thread(_count_pods, namespace, selector)
+
+
+def _conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
+    hpas = client.AutoscalingV2Api().list_namespaced_horizontal_pod_autoscaler(namespace).items
+    for hpa in hpas:
+        ref = hpa.spec.scale_target_ref
+        if ref.kind == target.kind and ref.name == target.name:
+            return str(hpa.metadata.name)
+    return None
+
+
+async def conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
+    """The name of a HorizontalPodAutoscaler that already scales the target, if any."""
+    return await asyncio.to_thread(_conflicting_hpa, namespace, target)
+
+
+def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    client.CustomObjectsApi().patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, name, {"status": status})
+
+
+async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    await asyncio.to_thread(_patch_status, plural, namespace, name, status)

@@ -1,0 +1,97 @@
+"""Prometheus queries, through prometheus-api-client, off the event loop.
+
+Every failure becomes a `MetricError` whose reason (CamelCase) and message go into a status
+condition verbatim, so a user sees the PromQL error text or why the value was refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+
+class MetricError(Exception):
+    """A metric that could not be read; `reason` is CamelCase, for a condition."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Sample:
+    value: float
+    ignored: str | None = None  # what was dropped from the answer, said to the user
+
+
+_clients: dict[str, PrometheusConnect] = {}
+_clients_lock = threading.Lock()
+
+
+def client(url: str) -> PrometheusConnect:
+    """One HTTP session per Prometheus, reused across services (connection pooling)."""
+    with _clients_lock:
+        found = _clients.get(url)
+        if found is None:
+            # One quick retry only: the sync loop retries with backoff at its own level.
+            found = PrometheusConnect(url=url, disable_ssl=True, timeout=DEFAULT_TIMEOUT_SECONDS,
+                                      retry=Retry(total=1, backoff_factor=0.2))
+            _clients[url] = found
+        return found
+
+
+def _raw_query(url: str, query: str) -> list[dict[str, Any]]:
+    try:
+        result: list[dict[str, Any]] = client(url).custom_query(query)
+    except PrometheusApiClientException as err:
+        raise MetricError("QueryFailed", f"Prometheus refused the query {query!r}: "
+                                         f"{_error_text(err)}") from err
+    except requests.exceptions.Timeout as err:
+        raise MetricError("PrometheusTimeout", f"Prometheus at {url} did not answer within "
+                                               f"{DEFAULT_TIMEOUT_SECONDS:.0f}s") from err
+    except requests.exceptions.RequestException as err:
+        raise MetricError("PrometheusUnreachable", f"cannot reach Prometheus at {url}: "
+                                                   f"{type(err).__name__}") from err
+    return result
+
+
+def _error_text(err: PrometheusApiClientException) -> str:
+    text = str(err)
+    marker = '"error":"'
+    if marker in text:  # the API's own message, e.g. a PromQL parse error
+        return text.split(marker, 1)[1].split('"', 1)[0]
+    return text
+
+
+def to_total(query: str, result: list[dict[str, Any]]) -> Sample:
+    """The one number a scaling metric must give: refuse what cannot be trusted."""
+    if not result:
+        raise MetricError("EmptyResult", f"the query {query!r} returned no series")
+    if len(result) > 1:
+        raise MetricError("TooManySeries", f"the query {query!r} returned {len(result)} series; "
+                                           "it must return one (wrap it in sum(...))")
+    raw = result[0].get("value", [None, None])[1]
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as err:
+        raise MetricError("InvalidValue", f"the query {query!r} gave {raw!r}, not a number") from err
+    if math.isnan(value) or math.isinf(value):
+        raise MetricError("InvalidValue", f"the query {query!r} gave {value}; ignored")
+    if value < 0:
+        raise MetricError("InvalidValue", f"the query {query!r} gave a negative load {value}")
+    return Sample(value)
+
+
+async def query_total(url: str, query: str) -> Sample:
+    result = await asyncio.to_thread(_raw_query, url, query)
+    return to_total(query, result)
