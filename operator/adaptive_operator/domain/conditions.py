@@ -49,16 +49,3 @@ def merge_conditions(
         }
     return sorted(merged.values(), key=lambda c: str(c["type"]))
 
-
-def ready_condition(conditions: Sequence[Mapping[str, Any]],
-                    required: Sequence[str]) -> Condition:
-    """The summary `Ready` condition: True when every required condition is True."""
-    by_type = {str(c["type"]): c for c in conditions}
-    for kind in required:
-        cond = by_type.get(kind)
-        if cond is None:
-            return Condition("Ready", "Unknown", "Initializing", f"{kind} not yet known")
-        if cond.get("status") != "True":
-            return Condition("Ready", "False", str(cond.get("reason", kind)),
-                             f"{kind}: {cond.get('message', '')}")
-    return Condition("Ready", "True", "AllConditionsMet", "all good")

@@ -1,0 +1,93 @@
+"""The operator as a real process, started by e2e tests against the cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from support import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".state" / "e2e-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def role(port: int) -> str | None:
+    """The role /healthz reports (starting, standby, leader), or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return str(json.load(response)["role"])
+    except OSError:
+        return None
+
+
+class OperatorProcess:
+    """`adaptive-operator run` with its own ports and log file; stopped like a pod (SIGTERM)."""
+
+    def __init__(self, name: str, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = (), lease_name: str | None = None) -> None:
+        self.lease_name = lease_name or f"e2e-{name}"
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{name}.log"
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.env = dict(os.environ, **(env or {}))
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def role(self) -> str | None:
+        return role(self.health_port)
+
+    def start(self, wait_for: str = "leader") -> OperatorProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "adaptive_operator", "run", "--log-format", "json",
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+             "--lease-name", self.lease_name, *self.args],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        wait_until(lambda: self.proc is not None and (self.proc.poll() is not None
+                                                      or self.role() == wait_for),
+                   60, f"the operator to report {wait_for} on /healthz")
+        assert self.proc.poll() is None, f"the operator exited: see {self.log_path}"
+        return self
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as response:
+            return str(response.read().decode())
+
+    def counter(self, name: str, **labels: str) -> float:
+        """Sum of a counter's samples whose labels include `labels`."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{"):
+                continue
+            head, value = line.rsplit(" ", 1)
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)

@@ -1,0 +1,38 @@
+"""/healthz for liveness and readiness probes, served from the first moment of the process.
+
+Standby replicas (waiting for the leader's Lease) are healthy too: only a stuck process is not.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STATE: dict[str, str] = {"role": "starting"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        if self.path != "/healthz":
+            self.send_error(404)
+            return
+        body = json.dumps(STATE).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return  # probes every few seconds would drown the logs
+
+
+def serve(port: int, address: str = "0.0.0.0") -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((address, port), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="healthz").start()
+    return server
+
+
+def set_role(role: str) -> None:
+    STATE["role"] = role

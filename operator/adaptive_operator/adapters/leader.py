@@ -1,0 +1,111 @@
+"""Leader election on a coordination.k8s.io Lease, so that several replicas run one active operator.
+
+Writes use the Lease's resourceVersion: when two replicas race for a free lease, the API server
+accepts one write and refuses the other (409), so there is never more than one leader.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from adaptive_operator import logs
+from adaptive_operator.domain.leadership import LeaseAction, LeaseState, next_action
+
+log = logs.get(__name__)
+
+
+def _micro_time(now: float) -> datetime:
+    return datetime.fromtimestamp(now, tz=UTC)
+
+
+class LeaderElector:
+    def __init__(self, namespace: str, name: str, identity: str,
+                 duration_seconds: int = 15, retry_seconds: float = 2.0,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.namespace, self.name, self.identity = namespace, name, identity
+        self.duration = duration_seconds
+        self.retry = retry_seconds
+        self.clock = clock or time.time
+        self.api = client.CoordinationV1Api()
+
+    def _read(self) -> client.V1Lease | None:
+        try:
+            lease: client.V1Lease = self.api.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return lease
+
+    @staticmethod
+    def _state(lease: client.V1Lease | None) -> LeaseState | None:
+        if lease is None:
+            return None
+        spec = lease.spec
+        renewed = spec.renew_time.timestamp() if spec.renew_time else None
+        return LeaseState(spec.holder_identity, renewed, float(spec.lease_duration_seconds or 15))
+
+    def _spec(self, now: float, transitions: int) -> client.V1LeaseSpec:
+        return client.V1LeaseSpec(
+            holder_identity=self.identity, lease_duration_seconds=self.duration,
+            acquire_time=_micro_time(now), renew_time=_micro_time(now),
+            lease_transitions=transitions)
+
+    def try_acquire(self) -> bool:
+        """One attempt to become or stay the leader; False on losing any race."""
+        now = self.clock()
+        try:
+            lease = self._read()
+            action = next_action(self._state(lease), self.identity, now)
+            if action is LeaseAction.WAIT:
+                return False
+            if action is LeaseAction.CREATE or lease is None:
+                body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name),
+                                      spec=self._spec(now, 0))
+                self.api.create_namespaced_lease(self.namespace, body)
+                return True
+            if action is LeaseAction.RENEW:
+                lease.spec.renew_time = _micro_time(now)
+            else:
+                lease.spec = self._spec(now, (lease.spec.lease_transitions or 0) + 1)
+            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            return True
+        except ApiException as err:
+            log.info("lease attempt lost", lease=self.name, status=err.status)
+            return False
+
+    def wait_for_leadership(self, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            if self.try_acquire():
+                log.info("became the leader", lease=self.name, identity=self.identity)
+                return True
+            stop.wait(self.retry)
+        return False
+
+    def keep_leading(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
+        """Renew until `stop`; if a renewal window passes without success, call `on_lost`."""
+        last_ok = self.clock()
+        while not stop.wait(self.retry):
+            if self.try_acquire():
+                last_ok = self.clock()
+            elif self.clock() - last_ok > self.duration * 2 / 3:
+                log.error("lost the leadership", lease=self.name, identity=self.identity)
+                on_lost()
+                return
+
+    def release(self) -> None:
+        """Step down on purpose so that a standby takes over at once."""
+        try:
+            lease = self._read()
+            if lease is not None and lease.spec.holder_identity == self.identity:
+                lease.spec.holder_identity = ""
+                self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+        except ApiException as err:
+            log.warning("could not release the lease", lease=self.name, status=err.status)

@@ -1,0 +1,27 @@
+"""The operator's own metrics, served on /metrics for Prometheus."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+DECISIONS = Counter(
+    "adaptive_decisions_total", "Scaling decisions made, by reason.",
+    ["namespace", "name", "reason"])
+SCALES = Counter(
+    "adaptive_scale_actions_total", "Scale writes to targets, by direction.",
+    ["namespace", "name", "direction"])
+ERRORS = Counter(
+    "adaptive_reconcile_errors_total", "Reconciliations that could not complete, by reason.",
+    ["namespace", "name", "reason"])
+RECONCILE_SECONDS = Histogram(
+    "adaptive_reconcile_duration_seconds", "Time to observe, decide and act for one service.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+DESIRED = Gauge(
+    "adaptive_desired_replicas", "Replicas the last decision asked for.", ["namespace", "name"])
+METRIC_VALUE = Gauge(
+    "adaptive_metric_value", "The last value read for a scaling metric (workload total).",
+    ["namespace", "name", "metric"])
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    start_http_server(port, addr=address)

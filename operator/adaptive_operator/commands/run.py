@@ -1,0 +1,80 @@
+"""`adaptive-operator run`: start the operator (settings from flags, else the environment)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import threading
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    env = os.environ.get
+    parser = subparsers.add_parser("run", help="run the operator")
+    parser.add_argument("--namespace", action="append", default=None, dest="namespaces",
+                        help="watch only this namespace (repeatable; env WATCH_NAMESPACES, "
+                             "comma-separated); default: all namespaces")
+    parser.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", "http://127.0.0.1:9090"),
+                        help="default Prometheus for services that name none (env PROMETHEUS_URL)")
+    parser.add_argument("--metrics-port", type=int, default=int(env("METRICS_PORT", "8080")),
+                        help="port of /metrics (env METRICS_PORT; 0 turns it off)")
+    parser.add_argument("--health-port", type=int, default=int(env("HEALTH_PORT", "8081")),
+                        help="port of /healthz (env HEALTH_PORT)")
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default=env("LOG_FORMAT", "json"),
+                        choices=["json", "console"])
+    parser.add_argument("--leader-election", default=env("LEADER_ELECTION", "true"),
+                        choices=["true", "false"],
+                        help="run one active replica among several, through a Lease "
+                             "(env LEADER_ELECTION)")
+    parser.add_argument("--lease-namespace", default=env("POD_NAMESPACE", "default"),
+                        help="namespace of the leader Lease (env POD_NAMESPACE)")
+    parser.add_argument("--lease-name", default=env("LEASE_NAME", "adaptive-operator"))
+    parser.set_defaults(func=run)
+
+
+def namespaces(args: argparse.Namespace) -> list[str]:
+    if args.namespaces:
+        return list(args.namespaces)
+    listed = os.environ.get("WATCH_NAMESPACES", "")
+    return [ns.strip() for ns in listed.split(",") if ns.strip()]
+
+
+def identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from adaptive_operator import logs
+    from adaptive_operator.adapters import health, kube, telemetry
+    from adaptive_operator.adapters.leader import LeaderElector
+    from adaptive_operator.handlers import adaptive_service, settings  # noqa: F401 (registers)
+
+    logs.configure(args.log_level, json_output=args.log_format == "json")
+    settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url))
+    kube.load_config()
+    health.serve(args.health_port)
+    if args.metrics_port:
+        telemetry.serve(args.metrics_port)
+    stop_kopf, stop_renewing, lost = threading.Event(), threading.Event(), threading.Event()
+    elector = None
+    if args.leader_election == "true":
+        elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
+        health.set_role("standby")
+        elector.wait_for_leadership(threading.Event())
+        threading.Thread(target=elector.keep_leading, daemon=True, name="lease",
+                         args=(stop_renewing, lambda: (lost.set(), stop_kopf.set()))).start()
+    health.set_role("leader")
+    watched = namespaces(args)
+    try:
+        kopf.run(clusterwide=not watched, namespaces=watched, standalone=True,
+                 stop_flag=stop_kopf)
+    finally:
+        stop_renewing.set()
+        if elector is not None and not lost.is_set():
+            elector.release()
+    return 1 if lost.is_set() else 0

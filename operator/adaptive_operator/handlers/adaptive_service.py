@@ -1,0 +1,217 @@
+"""AdaptiveService: one daemon per object runs observe -> decide -> act every sync period.
+
+A daemon (not a timer) because the period is per object and changes with the spec; kopf stops it
+when the object is deleted. Nothing is returned to kopf (it would store it in status).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from adaptive_operator import logs
+from adaptive_operator.adapters import kube, telemetry
+from adaptive_operator.adapters.prometheus import MetricError, query_total
+from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.api.base import GROUP, VERSION
+from adaptive_operator.domain import scaling
+from adaptive_operator.domain.conditions import Condition, merge_conditions, timestamp
+from adaptive_operator.domain.scaling_config import (
+    history_from_status,
+    history_to_status,
+    spec_from_model,
+)
+from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
+from adaptive_operator.handlers import settings
+
+log = logs.get(__name__)
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def scaling_daemon(name: str, namespace: str, body: kopf.Body,
+                         stopped: kopf.DaemonStopped, **_: Any) -> None:
+    failures = 0
+    while not stopped:
+        started = time.monotonic()
+        period, ok = await sync_once(namespace, name, body)
+        telemetry.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        failures = 0 if ok else failures + 1
+        await stopped.wait(backoff(period, failures))
+
+
+def backoff(period: float, failures: int) -> float:
+    """The normal period, doubled per consecutive failed sync, capped at five minutes."""
+    return min(period * (2 ** min(failures, 10)), max(period, MAX_BACKOFF_SECONDS))
+
+
+async def sync_once(namespace: str, name: str, body: kopf.Body) -> tuple[float, bool]:
+    """One reconciliation; returns the period to wait and whether it fully succeeded."""
+    try:
+        spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec", {})))
+    except ValidationError as err:
+        # The CRD schema refuses most of this; what slips through is reported, never acted on.
+        await write_conditions(namespace, name, body, [
+            Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))])
+        return 60.0, False
+    outcome, scale = await observe_and_decide(namespace, spec, body)
+    await act(namespace, name, body, spec, outcome, scale)
+    ok = outcome.blocker is None and outcome.metric_problem is None
+    return float(spec.sync_period_seconds), ok
+
+
+async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricReading, ...],
+                                                         Problem | None]:
+    url = spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
+    readings, problem = [], None
+    for metric in spec.metrics:
+        try:
+            sample = await query_total(url, metric.query)
+            readings.append(scaling.MetricReading(metric.name, sample.value,
+                                                  metric.target_per_replica))
+        except MetricError as err:
+            problem = problem or Problem(err.reason, f"metric {metric.name}: {err.message}")
+            readings.append(scaling.MetricReading(metric.name, None, metric.target_per_replica,
+                                                  err.message))
+    return tuple(readings), problem
+
+
+async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
+                             body: kopf.Body) -> tuple[SyncOutcome, kube.Scale | None]:
+    ref = spec.scale_target_ref
+    target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
+    hpa = await kube.conflicting_hpa(namespace, target)
+    if hpa is not None:
+        return SyncOutcome(spec.mode, None, blocker=Problem(
+            "ConflictingAutoscaler", f"HorizontalPodAutoscaler {hpa} already scales "
+                                     f"{ref.kind} {ref.name}; this service does nothing")), None
+    try:
+        scale = await kube.read_scale(namespace, target)
+        pods = await kube.count_pods(namespace, scale.selector) if scale.selector else None
+    except kube.TargetError as err:
+        return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None
+    readings, problem = await read_metrics(spec)
+    snapshot = scaling.ScalingSnapshot(
+        current_replicas=scale.replicas,
+        ready_pods=pods.ready if pods else scale.status_replicas,
+        unready_pods=pods.unready if pods else 0,
+        metrics=readings,
+    )
+    status = body.get("status", {}) or {}
+    stored = status.get("history")
+    history = history_from_status(_stored_history(stored))
+    decision = scaling.decide(spec_from_model(spec), snapshot, history, time.time())
+    all_failed = all(r.value is None for r in readings)
+    return SyncOutcome(spec.mode, decision, metric_problem=problem,
+                       all_metrics_failed=all_failed, readings=readings), scale
+
+
+def _stored_history(stored: Any) -> Any:
+    from adaptive_operator.api.adaptive_service import StabilizationHistory
+
+    if not stored:
+        return None
+    try:
+        return StabilizationHistory.model_validate(dict(stored))
+    except ValidationError:
+        return None  # a damaged history is dropped: the window simply starts again
+
+
+async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+              outcome: SyncOutcome, scale: kube.Scale | None) -> None:
+    decision = outcome.decision
+    scaled_at: float | None = None
+    if decision is not None and scale is not None:
+        telemetry.DECISIONS.labels(namespace, name, decision.reason).inc()
+        telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
+        for reading in outcome.readings:
+            if reading.value is not None:
+                telemetry.METRIC_VALUE.labels(namespace, name, reading.name).set(reading.value)
+        log.info("decision", namespace=namespace, name=name, mode=spec.mode,
+                 current=scale.replicas, desired=decision.desired_replicas,
+                 reason=decision.reason, message=decision.message,
+                 proposals=dict(decision.proposals))
+        if spec.mode == "Active" and decision.desired_replicas != scale.replicas:
+            scaled_at = await scale_target(namespace, name, body, spec, scale, decision)
+        elif spec.mode == "DryRun" and decision.desired_replicas != scale.replicas:
+            kopf.event(body, type="Normal", reason="DryRunRecommendation",
+                       message=f"would scale {scale.replicas} -> {decision.desired_replicas}: "
+                               f"{decision.message}")
+    if outcome.blocker or outcome.metric_problem:
+        problem = outcome.blocker or outcome.metric_problem
+        assert problem is not None
+        telemetry.ERRORS.labels(namespace, name, problem.reason).inc()
+        log.warning("sync problem", namespace=namespace, name=name, reason=problem.reason,
+                    message=problem.message)
+    await write_status(namespace, name, body, spec, outcome, scale, scaled_at)
+
+
+async def scale_target(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                       scale: kube.Scale, decision: scaling.ScalingDecision) -> float | None:
+    ref = spec.scale_target_ref
+    target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
+    try:
+        await kube.write_scale(namespace, target, decision.desired_replicas)
+    except kube.TargetError as err:
+        kopf.event(body, type="Warning", reason=err.reason, message=err.message)
+        return None
+    direction = "up" if decision.desired_replicas > scale.replicas else "down"
+    telemetry.SCALES.labels(namespace, name, direction).inc()
+    kopf.event(body, type="Normal", reason="Scaled",
+               message=f"{ref.kind} {ref.name} {scale.replicas} -> "
+                       f"{decision.desired_replicas}: {decision.message}")
+    return time.time()
+
+
+def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
+                    now: float) -> dict[str, Any]:
+    proposals = dict(decision.proposals)
+    metrics = [
+        {"name": r.name, "value": r.value, "targetPerReplica": r.target_per_replica,
+         "proposedReplicas": proposals.get(r.name)}
+        for r in outcome.readings
+    ]
+    return {"time": timestamp(now), "replicas": decision.desired_replicas,
+            "reason": decision.reason, "message": decision.message, "metrics": metrics}
+
+
+async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                       outcome: SyncOutcome, scale: kube.Scale | None,
+                       scaled_at: float | None) -> None:
+    now = time.time()
+    old = dict(body.get("status", {}) or {})
+    new: dict[str, Any] = {"observedGeneration": body.meta.get("generation")}
+    if scale is not None:
+        new["currentReplicas"] = scale.replicas
+    decision = outcome.decision
+    if decision is not None:
+        new["desiredReplicas"] = decision.desired_replicas
+        history = decision.history
+        if spec.mode != "Active":  # nothing was scaled: keep what was seen, not imagined events
+            stored = history_from_status(_stored_history(old.get("history")))
+            history = scaling.ScalingHistory(history.recommendations, stored.scale_events)
+        new["history"] = history_to_status(history).model_dump(by_alias=True, mode="json")
+        last = old.get("lastDecision") or {}
+        if (last.get("replicas"), last.get("reason")) != (decision.desired_replicas,
+                                                          decision.reason):
+            new["lastDecision"] = decision_status(decision, outcome, now)
+    if scaled_at is not None:
+        new["lastScaleTime"] = timestamp(scaled_at)
+    generation = int(body.meta.get("generation") or 0)
+    new["conditions"] = merge_conditions(old.get("conditions") or [], sync_conditions(outcome),
+                                         now, generation)
+    if any(old.get(k) != v for k, v in new.items()):
+        await kube.patch_status(PLURAL, namespace, name, new)
+
+
+async def write_conditions(namespace: str, name: str, body: kopf.Body,
+                           conditions: list[Condition]) -> None:
+    old = dict(body.get("status", {}) or {})
+    generation = int(body.meta.get("generation") or 0)
+    merged = merge_conditions(old.get("conditions") or [], conditions, time.time(), generation)
+    if merged != old.get("conditions"):
+        await kube.patch_status(PLURAL, namespace, name, {"conditions": merged,
+                                                          "observedGeneration": generation})

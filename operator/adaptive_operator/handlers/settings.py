@@ -1,0 +1,40 @@
+"""Operator-wide settings, set once by `adaptive-operator run` before kopf starts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    prometheus_url: str = "http://127.0.0.1:9090"
+
+
+_current = OperatorSettings()
+
+
+def configure(settings: OperatorSettings) -> None:
+    global _current
+    _current = settings
+
+
+def current() -> OperatorSettings:
+    return _current
+
+
+@kopf.on.startup()
+def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and the last-handled spec live in annotations of our group, not in status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="adaptive.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="adaptive.dev", key="last-handled-configuration")
+    # Only warnings become Events: the Events users see are our decisions, not debug lines.
+    settings.posting.level = logging.WARNING
+    # A watch that breaks or hangs is restarted well before a proxy or the API server drops it.
+    settings.watching.server_timeout = 240
+    settings.watching.client_timeout = 270
+    settings.networking.request_timeout = 30
