@@ -25,11 +25,13 @@ def rules_from_model(model: api.ScalingRules | None, default: ScalingRules) -> S
     if model is None:
         return default
     window = model.stabilization_window_seconds
+    if window is None:
+        window = default.stabilization_window_seconds
     policies = default.policies
     if model.policies is not None:
         policies = tuple(ScalingPolicy(p.type, p.value, p.period_seconds) for p in model.policies)
     return ScalingRules(
-        stabilization_window_seconds=default.stabilization_window_seconds if window is None else window,
+        stabilization_window_seconds=window,
         select_policy=model.select_policy or default.select_policy,
         policies=policies,
     )
