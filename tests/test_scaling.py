@@ -18,6 +18,7 @@ from adaptive_operator.domain.scaling import (
     ScalingSnapshot,
     ScalingSpec,
     apply_rate_and_bounds,
+    compact_recommendations,
     decide,
     default_spec,
     propose_replicas,
@@ -121,6 +122,12 @@ def spread(changes: list[int], period: int, sign: int = 1) -> tuple[ScaleEvent, 
             0.1,
             8,
             id="no-pod-counts-means-every-replica-is-ready",
+        ),
+        pytest.param(
+            snapshot(5, 30.0, ready=2),
+            0.1,
+            5,
+            id="pods-missing-from-the-count-never-turn-a-scale-up-into-a-scale-down",
         ),
         pytest.param(snapshot(3, None), 0.1, None, id="unreadable-metric-proposes-nothing"),
         pytest.param(snapshot(3, float("nan")), 0.1, None, id="nan-is-unreadable"),
@@ -796,9 +803,7 @@ def test_failed_metrics_message_names_the_metric() -> None:
 def test_history_records_recommendation_and_scale_event_and_prunes_old_ones() -> None:
     old = ScalingHistory((Recommendation(NOW - 301, 9),), (ScaleEvent(NOW - 16, 3),))
     decision = decide(SPEC, snapshot(4, 70.0), old, NOW)
-    assert decision.history == ScalingHistory(
-        (Recommendation(NOW, 4), Recommendation(NOW, 7)), (ScaleEvent(NOW, 3),)
-    )
+    assert decision.history == ScalingHistory((Recommendation(NOW, 7),), (ScaleEvent(NOW, 3),))
 
 
 def test_hold_on_failed_metrics_keeps_history_unchanged_but_pruned() -> None:
@@ -861,7 +866,7 @@ def snapshots(draw: st.DrawFn) -> ScalingSnapshot:
     return ScalingSnapshot(current, current - unready, unready, tuple(metrics))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)))
 def test_desired_is_always_within_bounds(
     spec: ScalingSpec, snap: ScalingSnapshot, history: ScalingHistory, floor: int | None
@@ -873,7 +878,7 @@ def test_desired_is_always_within_bounds(
         assert decision.desired_replicas == snap.current_replicas
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)))
 def test_never_scales_down_while_a_metric_is_unreadable(
     spec: ScalingSpec, snap: ScalingSnapshot, history: ScalingHistory, floor: int | None
@@ -886,7 +891,7 @@ def test_never_scales_down_while_a_metric_is_unreadable(
         assert decision.desired_replicas >= snap.current_replicas
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)))
 def test_never_exceeds_the_policy_limits(
     spec: ScalingSpec, snap: ScalingSnapshot, history: ScalingHistory, floor: int | None
@@ -902,3 +907,38 @@ def test_never_exceeds_the_policy_limits(
     assert decision.desired_replicas >= min(
         scale_down_limit(spec.scale_down, current, events, NOW), current
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.builds(Recommendation, st.floats(NOW - 900, NOW), st.integers(0, 30)), max_size=12),
+    st.integers(0, 600),
+    st.integers(0, 600),
+    st.floats(0, 900),
+    st.integers(1, 30),
+    st.integers(0, 30),
+)
+def test_compacted_history_gives_the_same_stabilization_later(
+    recs_: list[Recommendation],
+    up_window: int,
+    down_window: int,
+    later: float,
+    current: int,
+    recommended: int,
+) -> None:
+    spec = ScalingSpec(1, 100, rules(4, 15, window=up_window), rules(4, 15, window=down_window))
+    full = ScalingHistory(tuple(recs_))
+    compacted = ScalingHistory(compact_recommendations(full.recommendations, NOW, up_window))
+    assert len(compacted.recommendations) <= len(full.recommendations)
+    assert stabilize(spec, current, recommended, compacted, NOW + later) == stabilize(
+        spec, current, recommended, full, NOW + later
+    )
+
+
+def test_compaction_keeps_only_a_descending_staircase_outside_the_up_window() -> None:
+    history = tuple(
+        Recommendation(NOW - age, r) for r, age in ((3, 50), (9, 40), (5, 30), (7, 20), (2, 10))
+    )
+    assert [r.replicas for r in compact_recommendations(history, NOW, 0)] == [9, 7, 2]
+    assert [r.replicas for r in compact_recommendations(history, NOW, 25)] == [9, 7, 2]
+    assert [r.replicas for r in compact_recommendations(history, NOW, 35)] == [9, 5, 7, 2]

@@ -56,19 +56,31 @@ def _exclusive_bounds(node: Schema) -> Schema:
     return node
 
 
-def _normalise(node: Schema, defs: dict[str, Schema]) -> Schema:
-    """One node, with its own `$ref`/`anyOf` resolved but its children untouched."""
+def _resolve(node: Schema, defs: dict[str, Schema]) -> Schema:
+    """The node with its own `$ref` and `anyOf`-with-null resolved, children untouched."""
     while "$ref" in node or "anyOf" in node:
         node = _inline_ref(node, defs) if "$ref" in node else _collapse_null(node)
-    if "const" in node:
-        node = {**{k: v for k, v in node.items() if k != "const"}, "enum": [node["const"]]}
-    if node.get("default", 0) is None:
-        node = {k: v for k, v in node.items() if k != "default"}
-    if node.get("additionalProperties") is False:
-        node = {k: v for k, v in node.items() if k != "additionalProperties"}
-    node = _exclusive_bounds({k: v for k, v in node.items() if k not in _DROPPED})
-    # `type` and `description` first: the generated YAML is read by people too.
-    return {k: node[k] for k in sorted(node, key=lambda k: (k not in _FIRST, _FIRST.get(k, 0), k))}
+    return node
+
+
+def _clean(node: Schema) -> Schema:
+    out = {k: v for k, v in node.items() if k not in _DROPPED}
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if out.get("default", 0) is None:
+        del out["default"]
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+    return _exclusive_bounds(out)
+
+
+def _ordered(node: Schema) -> Schema:
+    """`type` and `description` first: the generated YAML is read by people too."""
+    return {k: node[k] for k in sorted(node, key=lambda k: (_FIRST.get(k, len(_FIRST)), k))}
+
+
+def _normalise(node: Schema, defs: dict[str, Schema]) -> Schema:
+    return _ordered(_clean(_resolve(node, defs)))
 
 
 def structural(node: Schema, defs: dict[str, Schema] | None = None) -> Schema:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 PolicyType = Literal["Pods", "Percent"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
+
+_Timed = TypeVar("_Timed", "Recommendation", "ScaleEvent")
 
 # ceil() of a quotient computed in floating point: 1.1 / 0.1 is 11.000000000000002, which must
 # give 11 replicas, not 12. Upstream avoids this with milli-quantities; rounding does the same.
@@ -153,19 +155,30 @@ def propose_replicas(
     total = float(reading.value or 0.0)
     target = reading.target_per_replica
     current = snapshot.current_replicas
-    ready, unready = _counted_pods(snapshot)
+    ratio = _usage_ratio(total, target, *_counted_pods(snapshot), tolerance)
+    if ratio is None:
+        return current
+    proposal = ceil_replicas(total / target)
+    return proposal if _same_direction(ratio, proposal, current) else current
+
+
+def _usage_ratio(
+    total: float, target: float, ready: int, unready: int, tolerance: float
+) -> float | None:
+    """The usage ratio that decides, or None when it says hold."""
     ratio = total / (target * ready)
     if unready > 0 and ratio > 1.0:
         ratio = total / (target * (ready + unready))
-        if abs(1.0 - ratio) <= tolerance or ratio < 1.0:
-            return current
-    elif abs(1.0 - ratio) <= tolerance:
-        return current
-    proposal = ceil_replicas(total / target)
-    # Rounding must never turn the direction around.
-    if (ratio < 1.0 and proposal > current) or (ratio > 1.0 and proposal < current):
-        return current
-    return proposal
+        if ratio < 1.0:
+            return None
+    return None if abs(1.0 - ratio) <= tolerance else ratio
+
+
+def _same_direction(ratio: float, proposal: int, current: int) -> bool:
+    """Rounding (or pods missing from the count) must never turn the direction around."""
+    if ratio < 1.0:
+        return proposal <= current
+    return proposal >= current
 
 
 # --- stabilization and policies (normalizeDesiredReplicasWithBehaviors) ----------------------
@@ -177,12 +190,11 @@ def stabilize(
     """Scale-up: the lowest recommendation in its window; scale-down: the highest in its."""
     up_cutoff = now - spec.scale_up.stabilization_window_seconds
     down_cutoff = now - spec.scale_down.stabilization_window_seconds
-    up = down = recommended
-    for rec in history.recommendations:
-        if rec.time > up_cutoff:
-            up = min(up, rec.replicas)
-        if rec.time > down_cutoff:
-            down = max(down, rec.replicas)
+    recs = history.recommendations
+    # Generators over the window rather than a Python loop: the replay calls this per row.
+    up = min((r.replicas for r in recs if r.time > up_cutoff), default=recommended)
+    down = max((r.replicas for r in recs if r.time > down_cutoff), default=recommended)
+    up, down = min(up, recommended), max(down, recommended)
     return min(max(current, up), down)
 
 
@@ -288,6 +300,13 @@ def apply_rate_and_bounds(
 # --- history ----------------------------------------------------------------------------------
 
 
+def _within(records: tuple[_Timed, ...], cutoff: float) -> tuple[_Timed, ...]:
+    """Records after the cutoff; the same tuple when none is older (the common case)."""
+    if all(r.time > cutoff for r in records):
+        return records
+    return tuple(r for r in records if r.time > cutoff)
+
+
 def prune_history(spec: ScalingSpec, history: ScalingHistory, now: float) -> ScalingHistory:
     """Keep only what can still matter: recommendations in a window, events in a period."""
     window = max(
@@ -295,20 +314,48 @@ def prune_history(spec: ScalingSpec, history: ScalingHistory, now: float) -> Sca
     )
     periods = [p.period_seconds for p in spec.scale_up.policies + spec.scale_down.policies]
     period = max(periods, default=0)
-    recs = tuple(r for r in history.recommendations if r.time > now - window)
-    events = tuple(e for e in history.scale_events if e.time > now - period)
-    if len(recs) == len(history.recommendations) and len(events) == len(history.scale_events):
+    recs = _within(history.recommendations, now - window)
+    events = _within(history.scale_events, now - period)
+    if recs is history.recommendations and events is history.scale_events:
         return history
     return ScalingHistory(recs, events)
 
 
+def compact_recommendations(
+    recommendations: tuple[Recommendation, ...], now: float, up_window: int
+) -> tuple[Recommendation, ...]:
+    """Drop the recommendations no later decision can see; decisions stay the same.
+
+    Outside the scale-up window only the scale-down maximum reads a recommendation, and an
+    older one at or below a newer one's replicas never sets that maximum (the newer one stays in
+    the window at least as long). With short rows this keeps the stored history a few entries
+    long instead of window / interval.
+    """
+    up_cutoff = now - up_window
+    kept: list[Recommendation] = []
+    highest = -1
+    for rec in reversed(sorted(recommendations, key=lambda r: r.time)):
+        if rec.time > up_cutoff or rec.replicas > highest:
+            kept.append(rec)
+            highest = max(highest, rec.replicas)
+    kept.reverse()
+    return tuple(kept)
+
+
 def _record(
-    history: ScalingHistory, now: float, recommended: int, current: int, desired: int
+    spec: ScalingSpec,
+    history: ScalingHistory,
+    now: float,
+    recommended: int,
+    current: int,
+    desired: int,
 ) -> ScalingHistory:
     events = history.scale_events
     if desired != current:
         events = (*events, ScaleEvent(now, desired - current))
-    return ScalingHistory((*history.recommendations, Recommendation(now, recommended)), events)
+    recs = (*history.recommendations, Recommendation(now, recommended))
+    up_window = spec.scale_up.stabilization_window_seconds
+    return ScalingHistory(compact_recommendations(recs, now, up_window), events)
 
 
 # --- the decision -----------------------------------------------------------------------------
@@ -418,6 +465,34 @@ def _explain(
     return "WithinTolerance", f"kept {desired} because {why}"
 
 
+def _before_metrics(
+    spec: ScalingSpec, snapshot: ScalingSnapshot, history: ScalingHistory, now: float
+) -> ScalingDecision | None:
+    """Upstream decides these without looking at metrics: scaling disabled, out of bounds."""
+    if snapshot.current_replicas == 0:
+        message = "scaling is disabled since the replica count is 0"
+        return _hold(snapshot, "ScalingDisabled", message, history)
+    return _out_of_bounds(spec, snapshot, history, now)
+
+
+def _metrics_hold(
+    snapshot: ScalingSnapshot, proposal: _Proposal, history: ScalingHistory
+) -> ScalingDecision | None:
+    """Hold when no metric can be read, or when an unreadable one would let us scale down."""
+    current = snapshot.current_replicas
+    errors = "; ".join(proposal.errors)
+    if proposal.recommended is None:
+        message = f"kept {current}: cannot read any metric ({errors or 'no metrics configured'})"
+    elif proposal.errors and proposal.recommended < current:
+        message = (
+            f"kept {current}: would scale down to {proposal.recommended} but a metric is "
+            f"unreadable ({errors})"
+        )
+    else:
+        return None
+    return _hold(snapshot, "FailedGetMetrics", message, history, proposal.proposals)
+
+
 def decide(
     spec: ScalingSpec,
     snapshot: ScalingSnapshot,
@@ -428,32 +503,13 @@ def decide(
     """The replicas the workload should have now, why, and the history to store."""
     history = prune_history(spec, history, now)
     current = snapshot.current_replicas
-    if current == 0:
-        return _hold(
-            snapshot, "ScalingDisabled", "scaling is disabled since the replica count is 0", history
-        )
-    out = _out_of_bounds(spec, snapshot, history, now)
-    if out is not None:
-        return out
+    early = _before_metrics(spec, snapshot, history, now)
+    if early is not None:
+        return early
     proposal = _propose_all(spec, snapshot, floor_replicas)
-    if proposal.recommended is None:
-        why = "; ".join(proposal.errors) or "no metrics configured"
-        return _hold(
-            snapshot,
-            "FailedGetMetrics",
-            f"kept {current}: cannot read any metric ({why})",
-            history,
-            proposal.proposals,
-        )
-    if proposal.errors and proposal.recommended < current:
-        return _hold(
-            snapshot,
-            "FailedGetMetrics",
-            f"kept {current}: would scale down to {proposal.recommended} but a metric is "
-            f"unreadable ({'; '.join(proposal.errors)})",
-            history,
-            proposal.proposals,
-        )
+    held = _metrics_hold(snapshot, proposal, history)
+    if held is not None or proposal.recommended is None:
+        return held or _hold(snapshot, "FailedGetMetrics", "no metrics", history)
     if not history.recommendations and spec.scale_down.stabilization_window_seconds > 0:
         # Upstream seeds a fresh window with the current size so that a (re)start never scales
         # down at once; a stored history makes this a no-op after the first decision.
@@ -472,6 +528,6 @@ def decide(
         proposals=proposal.proposals,
         limited=limited.reason is not None,
         able_to_scale=True,
-        history=_record(history, now, recommended, current, limited.replicas),
+        history=_record(spec, history, now, recommended, current, limited.replicas),
         recommended_replicas=recommended,
     )
