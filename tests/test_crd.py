@@ -11,7 +11,12 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from adaptive_operator.api.adaptive_service import RESOURCE, AdaptiveServiceSpec
+from adaptive_operator.api.adaptive_service import (
+    CONDITION_TYPES,
+    RESOURCE,
+    AdaptiveServiceSpec,
+    AdaptiveServiceStatus,
+)
 from adaptive_operator.api.base import KubeModel
 from adaptive_operator.api.crd import RESOURCES, build_crd, render_all, structural
 from adaptive_operator.cli import main
@@ -27,22 +32,32 @@ def spec_schema() -> Schema:
     return schema
 
 
+def _untyped(node: Schema) -> bool:
+    markers = ("type", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
+    return not any(node.get(m) for m in markers)
+
+
+def _typed_unions(node: Schema) -> list[str]:
+    return [
+        key
+        for key in ("anyOf", "oneOf", "allOf")
+        if any("type" in o or "$ref" in o for o in node.get(key, []))
+    ]
+
+
 def node_problems(node: Schema, path: str) -> list[str]:
     """Violations of the structural-schema rules at one node."""
-    problems = []
-    typed = "type" in node or node.get("x-kubernetes-int-or-string")
-    if not (typed or node.get("x-kubernetes-preserve-unknown-fields")):
-        problems.append(f"{path}: no type")
+    problems = [f"{path}: no type"] if _untyped(node) else []
     problems += [f"{path}: has {k}" for k in ("$ref", "title", "$defs", "const") if k in node]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if any("type" in option or "$ref" in option for option in node.get(key, [])):
-            problems.append(f"{path}: {key} with a type inside")
+    problems += [f"{path}: {k} with a type inside" for k in _typed_unions(node)]
     if node.get("additionalProperties") is False:
         problems.append(f"{path}: additionalProperties false")
-    for bound in ("exclusiveMinimum", "exclusiveMaximum"):
-        if bound in node and not isinstance(node[bound], bool):
-            problems.append(f"{path}: numeric {bound}")
-    return problems
+    numeric = [
+        b
+        for b in ("exclusiveMinimum", "exclusiveMaximum")
+        if b in node and not isinstance(node[b], bool)
+    ]
+    return problems + [f"{path}: numeric {b}" for b in numeric]
 
 
 def walk(node: Schema, path: str = "$") -> list[str]:
@@ -287,3 +302,20 @@ def test_spec_is_extensible_by_subclassing() -> None:
     assert schema["properties"]["predictive"]["properties"]["lookaheadSeconds"]["type"] == "integer"
     assert schema["x-kubernetes-validations"]
     assert issubclass(ExtendedSpec, BaseModel)
+
+
+def test_conditions_follow_the_api_conventions() -> None:
+    good = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "ScaleUp",
+        "message": "scaled to 7",
+        "lastTransitionTime": "2024-01-01T00:00:00Z",
+        "observedGeneration": 3,
+    }
+    status = AdaptiveServiceStatus.model_validate({"conditions": [good]})
+    assert status.conditions[0].observed_generation == 3
+    for field, value in (("reason", "scale up"), ("status", "Yes")):
+        with pytest.raises(ValidationError):
+            AdaptiveServiceStatus.model_validate({"conditions": [{**good, field: value}]})
+    assert set(CONDITION_TYPES) == {"Ready", "MetricsAvailable", "ScalingActive", "ScalingLimited"}

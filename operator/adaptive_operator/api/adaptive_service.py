@@ -20,6 +20,9 @@ PLURAL = "adaptiveservices"
 
 Mode = Literal["Active", "DryRun", "Paused"]
 
+# The condition types of issue 3; `Ready` is the summary (Kubernetes API conventions).
+CONDITION_TYPES: tuple[str, ...] = ("Ready", "MetricsAvailable", "ScalingActive", "ScalingLimited")
+
 
 class ScaleTargetRef(KubeModel):
     """The workload to scale; it must have a /scale subresource."""
