@@ -45,6 +45,11 @@ def _typed_unions(node: Schema) -> list[str]:
     ]
 
 
+def _numeric_bounds(node: Schema) -> list[str]:
+    bounds = [b for b in ("exclusiveMinimum", "exclusiveMaximum") if b in node]
+    return [b for b in bounds if not isinstance(node[b], bool)]
+
+
 def node_problems(node: Schema, path: str) -> list[str]:
     """Violations of the structural-schema rules at one node."""
     problems = [f"{path}: no type"] if _untyped(node) else []
@@ -52,12 +57,7 @@ def node_problems(node: Schema, path: str) -> list[str]:
     problems += [f"{path}: {k} with a type inside" for k in _typed_unions(node)]
     if node.get("additionalProperties") is False:
         problems.append(f"{path}: additionalProperties false")
-    numeric = [
-        b
-        for b in ("exclusiveMinimum", "exclusiveMaximum")
-        if b in node and not isinstance(node[b], bool)
-    ]
-    return problems + [f"{path}: numeric {b}" for b in numeric]
+    return problems + [f"{path}: numeric {b}" for b in _numeric_bounds(node)]
 
 
 def walk(node: Schema, path: str = "$") -> list[str]:
@@ -169,18 +169,20 @@ def test_crds_command_refuses_a_file_as_out(tmp_path: Path) -> None:
 # --- pydantic refuses what the schema refuses ---------------------------------------------------
 
 
+_TYPE_CHECKS: dict[str, Any] = {
+    "object": lambda node, v: isinstance(v, dict) and _object_ok(node, v),
+    "array": lambda node, v: isinstance(v, list) and _array_ok(node, v),
+    "integer": lambda node, v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda node, v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda node, v: isinstance(v, str) and _string_ok(node, v),
+}
+
+
 def validate(node: Schema, value: Any) -> bool:
     """A small OpenAPI v3 validator for the keywords our schemas use, plus `a <= b` CEL rules."""
     if value is None:
         return bool(node.get("nullable"))
-    checks = {
-        "object": lambda: isinstance(value, dict) and _object_ok(node, value),
-        "array": lambda: isinstance(value, list) and _array_ok(node, value),
-        "integer": lambda: isinstance(value, int) and not isinstance(value, bool),
-        "number": lambda: isinstance(value, int | float) and not isinstance(value, bool),
-        "string": lambda: isinstance(value, str) and _string_ok(node, value),
-    }
-    if not checks[node["type"]]():
+    if not _TYPE_CHECKS[node["type"]](node, value):
         return False
     if "enum" in node and value not in node["enum"]:
         return False
