@@ -367,3 +367,14 @@ def test_never_exceeds_the_policy_limits(
     assert decision.desired_replicas >= min(
         scale_down_limit(spec.scale_down, current, events, NOW), current
     )
+
+
+def test_disabled_scale_up_is_reported_as_kept() -> None:
+    spec = ScalingSpec(1, 20, rules(4, 15, select="Disabled"), DEFAULT_SCALE_DOWN)
+    decision = decide(spec, snapshot(4, 70.0), WARM, NOW)
+    assert (decision.desired_replicas, decision.reason, decision.limited) == (
+        4,
+        "ScaleUpDisabled",
+        True,
+    )
+    assert decision.message.startswith("kept 4 instead of 7 because")

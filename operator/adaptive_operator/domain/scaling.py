@@ -219,9 +219,10 @@ def _explain(
 ) -> tuple[str, str]:
     desired = limited.replicas
     if limited.reason is not None:
+        verb = "kept" if desired == current else "scaled to"
         return (
             limited.reason,
-            f"scaled to {desired} instead of {stabilized} because {limited.detail}; {why}",
+            f"{verb} {desired} instead of {stabilized} because {limited.detail}; {why}",
         )
     if stabilized != recommended:
         reason = "ScaleUpStabilized" if recommended > current else "ScaleDownStabilized"
