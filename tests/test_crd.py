@@ -321,3 +321,12 @@ def test_conditions_follow_the_api_conventions() -> None:
         with pytest.raises(ValidationError):
             AdaptiveServiceStatus.model_validate({"conditions": [{**good, field: value}]})
     assert set(CONDITION_TYPES) == {"Ready", "MetricsAvailable", "ScalingActive", "ScalingLimited"}
+
+
+def test_conditions_are_a_list_map_keyed_by_type() -> None:
+    crd = build_crd(RESOURCE)
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    conditions = status["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert "type" in conditions["items"]["required"]

@@ -136,7 +136,11 @@ class StabilizationHistory(KubeModel):
 
 
 class AdaptiveServiceStatus(KubeModel):
-    conditions: list[Condition] = Field(default_factory=list)
+    # Keyed by type, as the API conventions say (server-side apply merges them by type).
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     observed_generation: int | None = Field(default=None, ge=0)
     current_replicas: int | None = Field(default=None, ge=0)
     desired_replicas: int | None = Field(default=None, ge=0)
