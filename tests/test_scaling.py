@@ -29,6 +29,10 @@ from scaling_builders import NOW, reading, recs, rules, snapshot
 @pytest.mark.parametrize(
     ("snap", "tolerance", "expected"),
     [
+        # Upstream's external AverageValue cases (8600 total against a per-pod target).
+        pytest.param(snapshot(3, 8600.0, target=2150.0), 0.1, 4, id="upstream-per-pod-scale-up"),
+        pytest.param(snapshot(5, 8600.0, target=2867.0), 0.1, 3, id="upstream-per-pod-scale-down"),
+        pytest.param(snapshot(3, 8600.0, target=2900.0), 0.1, 3, id="upstream-per-pod-tolerance"),
         pytest.param(snapshot(3, 90.0), 0.1, 9, id="scale-up-to-total-over-target"),
         pytest.param(snapshot(3, 15.0), 0.1, 2, id="scale-down-to-total-over-target"),
         pytest.param(snapshot(3, 31.5), 0.1, 3, id="within-tolerance-above-holds"),
