@@ -1,0 +1,83 @@
+"""From the AdaptiveService models to the scaling domain's records, and the history back to status.
+
+HPA's defaults are applied here, per direction, for whatever the user left out; the CRD leaves
+those fields empty so that a later change of default reaches existing objects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from adaptive_operator.api import adaptive_service as api
+from adaptive_operator.domain.scaling import (
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    Recommendation,
+    ScaleEvent,
+    ScalingHistory,
+    ScalingPolicy,
+    ScalingRules,
+    ScalingSpec,
+)
+
+
+def rules_from_model(model: api.ScalingRules | None, default: ScalingRules) -> ScalingRules:
+    if model is None:
+        return default
+    window = model.stabilization_window_seconds
+    if window is None:
+        window = default.stabilization_window_seconds
+    policies = default.policies
+    if model.policies is not None:
+        policies = tuple(ScalingPolicy(p.type, p.value, p.period_seconds) for p in model.policies)
+    return ScalingRules(
+        stabilization_window_seconds=window,
+        select_policy=model.select_policy or default.select_policy,
+        policies=policies,
+    )
+
+
+def spec_from_model(spec: api.AdaptiveServiceSpec) -> ScalingSpec:
+    behavior = spec.behavior or api.Behavior()
+    return ScalingSpec(
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        scale_up=rules_from_model(behavior.scale_up, DEFAULT_SCALE_UP),
+        scale_down=rules_from_model(behavior.scale_down, DEFAULT_SCALE_DOWN),
+        tolerance=spec.tolerance,
+    )
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _seconds(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def history_to_status(history: ScalingHistory) -> api.StabilizationHistory:
+    return api.StabilizationHistory(
+        recommendations=[
+            api.RecommendationRecord(time=_moment(r.time), replicas=r.replicas)
+            for r in history.recommendations
+        ],
+        scale_events=[
+            api.ScaleEventRecord(time=_moment(e.time), change=e.change)
+            for e in history.scale_events
+        ],
+    )
+
+
+def history_from_status(status: api.StabilizationHistory | None) -> ScalingHistory:
+    """The stored history (after an operator restart); an empty one when there is none."""
+    if status is None:
+        return ScalingHistory()
+    return ScalingHistory(
+        recommendations=tuple(
+            Recommendation(_seconds(r.time), r.replicas) for r in status.recommendations
+        ),
+        scale_events=tuple(ScaleEvent(_seconds(e.time), e.change) for e in status.scale_events),
+    )

@@ -1,0 +1,87 @@
+"""From the AdaptiveService spec and status to the scaling domain, and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, AdaptiveServiceStatus
+from adaptive_operator.domain.scaling import (
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    Recommendation,
+    ScaleEvent,
+    ScalingHistory,
+    ScalingPolicy,
+    ScalingRules,
+)
+from adaptive_operator.domain.scaling_config import (
+    history_from_status,
+    history_to_status,
+    spec_from_model,
+)
+
+BASE: dict[str, Any] = {
+    "scaleTargetRef": {"name": "web"},
+    "maxReplicas": 10,
+    "metrics": [{"name": "rps", "query": "sum(x)", "targetPerReplica": 5}],
+}
+
+
+@pytest.mark.parametrize(
+    ("behavior", "up", "down"),
+    [
+        pytest.param(
+            None, DEFAULT_SCALE_UP, DEFAULT_SCALE_DOWN, id="no-behavior-takes-hpa-defaults"
+        ),
+        pytest.param(
+            {"scaleDown": {"stabilizationWindowSeconds": 0}},
+            DEFAULT_SCALE_UP,
+            ScalingRules(0, "Max", DEFAULT_SCALE_DOWN.policies),
+            id="window-only-keeps-default-policies",
+        ),
+        pytest.param(
+            {"scaleUp": {"selectPolicy": "Disabled"}},
+            ScalingRules(0, "Disabled", DEFAULT_SCALE_UP.policies),
+            DEFAULT_SCALE_DOWN,
+            id="select-policy-only",
+        ),
+        pytest.param(
+            {"scaleUp": {"policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]}},
+            ScalingRules(0, "Max", (ScalingPolicy("Pods", 2, 60),)),
+            DEFAULT_SCALE_DOWN,
+            id="policies-replace-the-defaults",
+        ),
+    ],
+)
+def test_spec_from_model(
+    behavior: dict[str, Any] | None, up: ScalingRules, down: ScalingRules
+) -> None:
+    spec = spec_from_model(
+        AdaptiveServiceSpec.model_validate({**BASE, "behavior": behavior, "tolerance": 0.2})
+    )
+    assert (spec.min_replicas, spec.max_replicas, spec.tolerance) == (1, 10, 0.2)
+    assert (spec.scale_up, spec.scale_down) == (up, down)
+
+
+def test_history_survives_a_round_trip_through_status_yaml() -> None:
+    history = ScalingHistory(
+        (Recommendation(1_700_000_000.5, 4), Recommendation(1_700_000_015.0, 6)),
+        (ScaleEvent(1_700_000_015.0, 2),),
+    )
+    stored = AdaptiveServiceStatus(history=history_to_status(history))
+    dumped = stored.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert dumped["history"]["scaleEvents"] == [{"time": "2023-11-14T22:13:35Z", "change": 2}]
+    restored = AdaptiveServiceStatus.model_validate(dumped)
+    assert history_from_status(restored.history) == history
+
+
+def test_missing_or_naive_history() -> None:
+    assert history_from_status(None) == ScalingHistory()
+    status = AdaptiveServiceStatus.model_validate(
+        {"history": {"recommendations": [{"time": "2023-11-14T22:13:20", "replicas": 3}]}}
+    )
+    assert history_from_status(status.history).recommendations == (
+        Recommendation(1_700_000_000.0, 3),
+    )
