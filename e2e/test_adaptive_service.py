@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster
-from operator_process import ROOT, OperatorProcess, free_port
-from support import wait_until
 
 from adaptive_operator.demo.exporter import Exporter
+from operator_process import ROOT, OperatorProcess, free_port
+
+from conftest import Cluster
+from support import wait_until
 
 SYNC = 2  # seconds between syncs in these tests, so that they run quickly
 
@@ -211,7 +212,8 @@ def start_private_prometheus(tmp: Path, exporter_port: int) -> tuple[subprocess.
     config = tmp / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s}\n"
-        f"scrape_configs: [{{job_name: app, static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]}}]\n")
+        "scrape_configs: [{job_name: app, static_configs: "
+        f"[{{targets: ['127.0.0.1:{exporter_port}']}}]}}]\n")
     exe = shutil.which("prometheus") or "/usr/bin/prometheus"
     proc = subprocess.Popen([exe, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
                              f"--web.listen-address=127.0.0.1:{port}"],

@@ -16,6 +16,7 @@ from adaptive_operator import __version__
 
 # Order is the order shown by --help.
 COMMAND_MODULES: tuple[str, ...] = (
+    "adaptive_operator.commands.run",
     "adaptive_operator.commands.version",
     "adaptive_operator.commands.crds",
     "adaptive_operator.commands.replay",

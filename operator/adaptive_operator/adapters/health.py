@@ -13,7 +13,7 @@ STATE: dict[str, str] = {"role": "starting"}
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+    def do_GET(self) -> None:
         if self.path != "/healthz":
             self.send_error(404)
             return
@@ -24,7 +24,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return  # probes every few seconds would drown the logs
 
 

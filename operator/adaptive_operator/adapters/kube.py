@@ -65,9 +65,9 @@ class PodCounts:
 def load_config() -> None:
     """In-cluster credentials when running in a pod, else $KUBECONFIG or ~/.kube/config."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
 def _describe(err: ApiException) -> str:
@@ -77,7 +77,7 @@ def _describe(err: ApiException) -> str:
 def _read_scale(namespace: str, target: TargetRef) -> Scale:
     group, version = target.group_version
     try:
-        body: dict[str, Any] = client.CustomObjectsApi().get_namespaced_custom_object_scale(
+        body: Any = client.CustomObjectsApi().get_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name)
     except ApiException as err:
         if err.status == 404:
@@ -110,7 +110,7 @@ async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
 
 
 def _pod_ready(pod: Any) -> bool:
-    for cond in pod.status.conditions or []:
+    for cond in (pod.status.conditions if pod.status else None) or []:
         if cond.type == "Ready":
             return bool(cond.status == "True")
     return False
@@ -118,8 +118,8 @@ def _pod_ready(pod: Any) -> bool:
 
 def _count_pods(namespace: str, selector: str) -> PodCounts:
     pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector).items
-    live = [p for p in pods if p.metadata.deletion_timestamp is None
-            and p.status.phase not in ("Succeeded", "Failed")]
+    live = [p for p in pods if not (p.metadata and p.metadata.deletion_timestamp)
+            and (p.status and p.status.phase) not in ("Succeeded", "Failed")]
     ready = sum(1 for p in live if _pod_ready(p))
     return PodCounts(ready=ready, unready=len(live) - ready)
 
@@ -133,7 +133,7 @@ def _conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
     for hpa in hpas:
         ref = hpa.spec.scale_target_ref
         if ref.kind == target.kind and ref.name == target.name:
-            return str(hpa.metadata.name)
+            return str(hpa.metadata.name if hpa.metadata else "")
     return None
 
 

@@ -49,6 +49,8 @@ class LeaderElector:
         if lease is None:
             return None
         spec = lease.spec
+        if spec is None:
+            return LeaseState(None, None, 15.0)
         renewed = spec.renew_time.timestamp() if spec.renew_time else None
         return LeaseState(spec.holder_identity, renewed, float(spec.lease_duration_seconds or 15))
 
@@ -71,10 +73,12 @@ class LeaderElector:
                                       spec=self._spec(now, 0))
                 self.api.create_namespaced_lease(self.namespace, body)
                 return True
+            spec = lease.spec or client.V1LeaseSpec()
             if action is LeaseAction.RENEW:
-                lease.spec.renew_time = _micro_time(now)
+                spec.renew_time = _micro_time(now)
+                lease.spec = spec
             else:
-                lease.spec = self._spec(now, (lease.spec.lease_transitions or 0) + 1)
+                lease.spec = self._spec(now, (spec.lease_transitions or 0) + 1)
             self.api.replace_namespaced_lease(self.name, self.namespace, lease)
             return True
         except ApiException as err:
@@ -104,7 +108,7 @@ class LeaderElector:
         """Step down on purpose so that a standby takes over at once."""
         try:
             lease = self._read()
-            if lease is not None and lease.spec.holder_identity == self.identity:
+            if lease is not None and lease.spec and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = ""
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease)
         except ApiException as err:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -84,7 +85,8 @@ def to_total(query: str, result: list[dict[str, Any]]) -> Sample:
     try:
         value = float(raw)
     except (TypeError, ValueError) as err:
-        raise MetricError("InvalidValue", f"the query {query!r} gave {raw!r}, not a number") from err
+        raise MetricError("InvalidValue",
+                          f"the query {query!r} gave {raw!r}, not a number") from err
     if math.isnan(value) or math.isinf(value):
         raise MetricError("InvalidValue", f"the query {query!r} gave {value}; ignored")
     if value < 0:

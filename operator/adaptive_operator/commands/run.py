@@ -66,8 +66,13 @@ def run(args: argparse.Namespace) -> int:
         elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
+
+        def step_down() -> None:
+            lost.set()
+            stop_kopf.set()
+
         threading.Thread(target=elector.keep_leading, daemon=True, name="lease",
-                         args=(stop_renewing, lambda: (lost.set(), stop_kopf.set()))).start()
+                         args=(stop_renewing, step_down)).start()
     health.set_role("leader")
     watched = namespaces(args)
     try:

@@ -32,8 +32,9 @@ MAX_BACKOFF_SECONDS = 300.0
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def scaling_daemon(name: str, namespace: str, body: kopf.Body,
+async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
+    assert namespace is not None  # the resource is namespaced
     failures = 0
     while not stopped:
         started = time.monotonic()
@@ -45,7 +46,7 @@ async def scaling_daemon(name: str, namespace: str, body: kopf.Body,
 
 def backoff(period: float, failures: int) -> float:
     """The normal period, doubled per consecutive failed sync, capped at five minutes."""
-    return min(period * (2 ** min(failures, 10)), max(period, MAX_BACKOFF_SECONDS))
+    return min(period * 2.0 ** min(failures, 10), max(period, MAX_BACKOFF_SECONDS))
 
 
 async def sync_once(namespace: str, name: str, body: kopf.Body) -> tuple[float, bool]:
