@@ -1,0 +1,144 @@
+"""Load-aware rebalancing: move slots from hot shards to cold ones when the load is uneven.
+
+Only per-shard load is observed (a PromQL query labelled by ``shard``), so a shard's load is
+assumed to be spread evenly over its slots: moving ``x`` of a shard's ``n`` slots moves ``x / n``
+of its load. Imbalance is the hottest shard's load over the mean, minus one (0.25 = the hottest
+shard carries 25% more than its fair share).
+
+Hysteresis keeps the operator from flapping around the threshold: a period starts rebalancing
+only above ``imbalance_threshold``, but once started it keeps going (and aims for) the lower level
+``imbalance_threshold - hysteresis``. The caller carries ``active`` from one period to the next.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from adaptive_operator.domain.sharding import Plan, group_moves, shard_counts, validate_assignment
+
+
+@dataclass(frozen=True)
+class RebalancePolicy:
+    imbalance_threshold: float
+    hysteresis: float = 0.0
+    max_moves: int = 1024  # slots moved per period, the cap on migration work per period
+
+    def __post_init__(self) -> None:
+        if self.imbalance_threshold < 0 or self.hysteresis < 0 or self.max_moves < 0:
+            raise ValueError("threshold, hysteresis and max_moves must not be negative")
+        if self.hysteresis > self.imbalance_threshold:
+            raise ValueError("hysteresis must not exceed the imbalance threshold")
+
+    @property
+    def target(self) -> float:
+        return self.imbalance_threshold - self.hysteresis
+
+
+@dataclass(frozen=True)
+class RebalanceDecision:
+    plan: Plan
+    imbalance: float
+    predicted_imbalance: float
+    triggered: bool
+    active: bool  # carry into the next period: still above the target after this period's moves
+    reason: str
+
+
+def imbalance(loads: Sequence[float]) -> float:
+    """Hottest load over the mean, minus one; 0 when there is no load at all."""
+    if not loads:
+        return 0.0
+    mean = sum(loads) / len(loads)
+    if mean <= 0:
+        return 0.0
+    return max(loads) / mean - 1.0
+
+
+def rebalance(
+    assignment: Sequence[int],
+    loads: Sequence[float],
+    policy: RebalancePolicy,
+    active: bool = False,
+) -> RebalanceDecision:
+    """Decide this period's slot moves from per-shard ``loads`` (index = shard)."""
+    _check_inputs(assignment, loads)
+    current = imbalance(loads)
+    trigger_level = policy.target if active else policy.imbalance_threshold
+    if current <= trigger_level:
+        reason = f"imbalance {current:.3f} is within {trigger_level:.3f}"
+        return _idle(assignment, current, reason)
+    after, predicted = _shift_load(assignment, loads, policy)
+    plan = Plan(tuple(assignment), tuple(after), group_moves(assignment, after))
+    reason = (
+        f"imbalance {current:.3f} above {trigger_level:.3f}: moving {plan.slots_moved} slots, "
+        f"predicted {predicted:.3f}"
+    )
+    return RebalanceDecision(
+        plan, current, predicted, True, predicted > policy.target, reason
+    )
+
+
+def _idle(assignment: Sequence[int], current: float, reason: str) -> RebalanceDecision:
+    unchanged = tuple(assignment)
+    return RebalanceDecision(Plan(unchanged, unchanged, ()), current, current, False, False, reason)
+
+
+def _check_inputs(assignment: Sequence[int], loads: Sequence[float]) -> None:
+    validate_assignment(assignment)
+    if max(assignment) >= len(loads):
+        raise ValueError(f"slots are owned by shard {max(assignment)} but only {len(loads)} loads")
+    if any(not math.isfinite(load) or load < 0 for load in loads):
+        raise ValueError("loads must be finite and not negative")
+
+
+def _shift_load(
+    assignment: Sequence[int], loads: Sequence[float], policy: RebalancePolicy
+) -> tuple[list[int], float]:
+    """Greedy: repeatedly move slots from the hottest shard to the coldest one.
+
+    Each step moves at most what brings the hot shard down to the target level and never more
+    than what equalises the pair, so the sum of squared loads falls at every step.
+    """
+    owners = list(assignment)
+    load = [float(x) for x in loads]
+    counts = shard_counts(owners, len(load))
+    mean = sum(load) / len(load)
+    budget = policy.max_moves
+    while budget > 0 and imbalance(load) > policy.target:
+        hot = max(range(len(load)), key=lambda s: (load[s], -s))
+        cold = min(range(len(load)), key=lambda s: (load[s], s))
+        count = _slots_to_move(load, counts, hot, cold, mean * (1 + policy.target))
+        count = min(count, budget)
+        if count < 1:
+            break
+        _transfer(owners, hot, cold, count)
+        moved_load = load[hot] * count / counts[hot]
+        load[hot] -= moved_load
+        load[cold] += moved_load
+        counts[hot] -= count
+        counts[cold] += count
+        budget -= count
+    return owners, imbalance(load)
+
+
+def _slots_to_move(
+    load: Sequence[float], counts: Sequence[int], hot: int, cold: int, level: float
+) -> int:
+    if counts[hot] <= 1:
+        return 0  # a shard's last slot stays: its load cannot be split further
+    per_slot = load[hot] / counts[hot]
+    equalise = math.floor((load[hot] - load[cold]) / (2 * per_slot))
+    needed = math.ceil((load[hot] - level) / per_slot - 1e-9)
+    return max(0, min(equalise, needed, counts[hot] - 1))
+
+
+def _transfer(owners: list[int], source: int, target: int, count: int) -> None:
+    """The source gives away its highest-numbered slots: they tend to form one range."""
+    for slot in range(len(owners) - 1, -1, -1):
+        if count == 0:
+            return
+        if owners[slot] == source:
+            owners[slot] = target
+            count -= 1
