@@ -201,8 +201,11 @@ def apply_moves(assignment: Sequence[int], moves: Iterable[Move]) -> tuple[int, 
     """The assignment after the given moves, each checked against the current owner."""
     owners = list(assignment)
     for move in moves:
+        if not 0 <= move.start < move.end <= len(owners):
+            raise ValueError(f"move {move.to_json()} is not a range within {len(owners)} slots")
         wrong = [s for s in range(move.start, move.end) if owners[s] != move.source]
         if wrong:
-            raise ValueError(f"move {move.to_json()}: slot {wrong[0]} is owned by {owners[wrong[0]]}")
+            slot = wrong[0]
+            raise ValueError(f"move {move.to_json()}: slot {slot} is owned by {owners[slot]}")
         owners[move.start : move.end] = [move.target] * move.size
     return tuple(owners)
