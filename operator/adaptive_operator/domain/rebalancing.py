@@ -98,47 +98,48 @@ def _shift_load(
 ) -> tuple[list[int], float]:
     """Greedy: repeatedly move slots from the hottest shard to the coldest one.
 
-    Each step moves at most what brings the hot shard down to the target level and never more
-    than what equalises the pair, so the sum of squared loads falls at every step.
+    Slot loads are fixed at the start (each shard's load spread over its slots), so a slot that
+    moved keeps its own load. A slot moves only while it leaves the hot shard at least as loaded
+    as the cold one, so the sum of squared loads falls with every move and the loop ends.
     """
     owners = list(assignment)
+    counts = shard_counts(owners, len(loads))
+    slot_load = [loads[owner] / counts[owner] for owner in owners]
     load = [float(x) for x in loads]
-    counts = shard_counts(owners, len(load))
-    mean = sum(load) / len(load)
+    level = sum(load) / len(load) * (1 + policy.target)
     budget = policy.max_moves
     while budget > 0 and imbalance(load) > policy.target:
         hot = max(range(len(load)), key=lambda s: (load[s], -s))
         cold = min(range(len(load)), key=lambda s: (load[s], s))
-        count = _slots_to_move(load, counts, hot, cold, mean * (1 + policy.target))
-        count = min(count, budget)
-        if count < 1:
+        moved = _transfer(owners, slot_load, load, (hot, cold), min(budget, counts[hot] - 1), level)
+        if moved == 0:
             break
-        _transfer(owners, hot, cold, count)
-        moved_load = load[hot] * count / counts[hot]
-        load[hot] -= moved_load
-        load[cold] += moved_load
-        counts[hot] -= count
-        counts[cold] += count
-        budget -= count
+        counts[hot] -= moved
+        counts[cold] += moved
+        budget -= moved
     return owners, imbalance(load)
 
 
-def _slots_to_move(
-    load: Sequence[float], counts: Sequence[int], hot: int, cold: int, level: float
+def _transfer(
+    owners: list[int],
+    slot_load: Sequence[float],
+    load: list[float],
+    pair: tuple[int, int],
+    limit: int,
+    level: float,
 ) -> int:
-    if counts[hot] <= 1:
-        return 0  # a shard's last slot stays: its load cannot be split further
-    per_slot = load[hot] / counts[hot]
-    equalise = math.floor((load[hot] - load[cold]) / (2 * per_slot))
-    needed = math.ceil((load[hot] - level) / per_slot - 1e-9)
-    return max(0, min(equalise, needed, counts[hot] - 1))
-
-
-def _transfer(owners: list[int], source: int, target: int, count: int) -> None:
-    """The source gives away its highest-numbered slots: they tend to form one range."""
+    """Move up to ``limit`` of the hot shard's slots, highest-numbered first (they tend to form
+    one range), until it is down to ``level`` or the next slot would overshoot the cold shard."""
+    hot, cold = pair
+    moved = 0
     for slot in range(len(owners) - 1, -1, -1):
-        if count == 0:
-            return
-        if owners[slot] == source:
-            owners[slot] = target
-            count -= 1
+        if moved >= limit or load[hot] <= level:
+            break
+        weight = slot_load[slot]
+        if owners[slot] != hot or weight <= 0 or 2 * weight > load[hot] - load[cold]:
+            continue
+        owners[slot] = cold
+        load[hot] -= weight
+        load[cold] += weight
+        moved += 1
+    return moved
