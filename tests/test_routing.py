@@ -76,6 +76,13 @@ def test_bulk_lookup_agrees_with_single_lookup(keys: list[str | bytes]) -> None:
     assert routing.shards_for(keys).tolist() == [routing.shard_for(k) for k in keys]
 
 
+def test_bulk_lookup_handles_tagged_and_plain_keys_together() -> None:
+    routing = table(7, 16384)
+    keys: list[str | bytes] = ["{user1000}.following", b"foo", "bar", b"{a}b", "{}x"]
+    assert routing.shards_for(keys).tolist() == [routing.shard_for(k) for k in keys]
+    assert routing.slots_for(keys).tolist() == [key_slot(k, 16384) for k in keys]
+
+
 def test_config_map_round_trip_keeps_the_table() -> None:
     before = initial_assignment(3, 12)
     moves = plan(before, 4).moves

@@ -19,6 +19,7 @@ The table is a ConfigMap's ``data`` (all values are strings):
 from __future__ import annotations
 
 import binascii
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,16 +96,19 @@ class RoutingTable:
         return self.addresses()[self.shard_for(key)]
 
     def slots_for(self, keys: Iterable[str | bytes]) -> npt.NDArray[np.int64]:
-        crc = binascii.crc_hqx
+        """Bulk hashing: the per-key work is C calls only (encode, crc_hqx), hash tags are looked
+        for once in the joined keys and handled per key only when some key has a brace."""
+        data = [key.encode() if isinstance(key, str) else key for key in keys]
+        if b"{" in b"".join(data):
+            data = [hash_part(key) for key in data]
         hashes = np.fromiter(
-            (crc(hash_part(k.encode() if isinstance(k, str) else k), 0) for k in keys),
-            dtype=np.int64,
+            map(binascii.crc_hqx, data, itertools.repeat(0)), dtype=np.int64, count=len(data)
         )
         result: npt.NDArray[np.int64] = hashes % self.slots
         return result
 
     def shards_for(self, keys: Iterable[str | bytes]) -> npt.NDArray[np.int32]:
-        """Bulk lookup: the hashing loop runs in C per key, the slot -> shard step is vectorised."""
+        """Bulk lookup: hashing as in `slots_for`, then one vectorised slot -> shard gather."""
         result: npt.NDArray[np.int32] = self._owners[self.slots_for(keys)]
         return result
 
