@@ -15,6 +15,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,19 @@ def changed(before: Sequence[int], after: Sequence[int]) -> int:
     return sum(1 for b, a in zip(before, after, strict=True) if b != a)
 
 
-def chain_rows(chain: Sequence[int], slots: int) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
+@dataclass(frozen=True)
+class Step:
+    label: str
+    moved: int
+    minimum: int
+    repartition: int
+    ranges: int
+    spread: int
+    ms: float
+
+
+def chain_rows(chain: Sequence[int], slots: int) -> list[Step]:
+    rows: list[Step] = []
     assignment = initial_assignment(chain[0], slots)
     for shards_to in chain[1:]:
         started = time.perf_counter()
@@ -40,21 +52,21 @@ def chain_rows(chain: Sequence[int], slots: int) -> list[dict[str, object]]:
         elapsed = time.perf_counter() - started
         counts = shard_counts(result.after, shards_to)
         rows.append(
-            {
-                "step": f"{max(assignment) + 1} -> {shards_to}",
-                "moved": result.slots_moved,
-                "minimum": minimum_moves(assignment, shards_to),
-                "repartition": changed(assignment, initial_assignment(shards_to, slots)),
-                "ranges": len(result.moves),
-                "spread": max(counts) - min(counts),
-                "ms": elapsed * 1000,
-            }
+            Step(
+                label=f"{max(assignment) + 1} -> {shards_to}",
+                moved=result.slots_moved,
+                minimum=minimum_moves(assignment, shards_to),
+                repartition=changed(assignment, initial_assignment(shards_to, slots)),
+                ranges=len(result.moves),
+                spread=max(counts) - min(counts),
+                ms=elapsed * 1000,
+            )
         )
         assignment = result.after
     return rows
 
 
-def random_chains(count: int, seed: int, slots: int) -> dict[str, float]:
+def random_chains(count: int, seed: int, slots: int) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     moved = minimum = repartition = 0
     worst_spread = 0
@@ -62,10 +74,10 @@ def random_chains(count: int, seed: int, slots: int) -> dict[str, float]:
     for _ in range(count):
         chain = rng.integers(1, 33, size=int(rng.integers(2, 8))).tolist()
         for row in chain_rows(chain, slots):
-            moved += int(row["moved"])  # type: ignore[call-overload]
-            minimum += int(row["minimum"])  # type: ignore[call-overload]
-            repartition += int(row["repartition"])  # type: ignore[call-overload]
-            worst_spread = max(worst_spread, int(row["spread"]))  # type: ignore[call-overload]
+            moved += row.moved
+            minimum += row.minimum
+            repartition += row.repartition
+            worst_spread = max(worst_spread, row.spread)
             steps += 1
     return {
         "chains": count,
@@ -117,8 +129,8 @@ def report(args: argparse.Namespace) -> str:
     fixed_table = markdown(
         ["step", "slots moved", "minimum", "naive re-partition", "move ranges", "count spread",
          "plan ms"],
-        [[r["step"], r["moved"], r["minimum"], r["repartition"], r["ranges"], r["spread"],
-          f"{r['ms']:.1f}"] for r in fixed],
+        [[r.label, r.moved, r.minimum, r.repartition, r.ranges, r.spread, f"{r.ms:.1f}"]
+         for r in fixed],
     )
     rand = random_chains(args.random_chains, args.seed, SLOTS)
     random_table = markdown(
@@ -132,7 +144,7 @@ def report(args: argparse.Namespace) -> str:
     rate_table = markdown(
         ["lookup", "keys per second"], [[name, f"{rate:,.0f}"] for name, rate in rates]
     )
-    plan_ms = statistics.median(float(r["ms"]) for r in fixed)  # type: ignore[arg-type]
+    plan_ms = statistics.median(r.ms for r in fixed)
     return "\n\n".join(
         [
             "# ShardSet benchmarks",
