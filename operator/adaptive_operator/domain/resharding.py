@@ -137,7 +137,8 @@ def _retry_or_give_up(
         step.delete_jobs.append((job.move, job.attempt))
         step.events.append(f"gave up on slots {_describe(job.move)} after {job.attempt} runs")
         return
-    due = (job.finished_at or now) + backoff_seconds(job.attempt, snapshot.backoff_seconds)
+    finished = now if job.finished_at is None else job.finished_at
+    due = finished + backoff_seconds(job.attempt, snapshot.backoff_seconds)
     if now < due:
         step.retries.append(due - now)
         return
