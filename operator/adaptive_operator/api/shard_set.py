@@ -26,12 +26,17 @@ SPEC_SHARDS_WITHIN_SLOTS_RULE = {
     "rule": "self.shards <= self.slots",
     "message": "shards must not exceed slots: every shard needs at least one slot",
 }
+# A transition rule: the routing table and every client hash modulo the slot count.
+SPEC_SLOTS_IMMUTABLE_RULE = {
+    "rule": "self.slots == oldSelf.slots",
+    "message": "slots cannot change once the ShardSet exists",
+}
 REBALANCE_HYSTERESIS_RULE = {
     "rule": "!has(self.hysteresis) || self.hysteresis <= self.imbalanceThreshold",
     "message": "hysteresis must not exceed imbalanceThreshold",
 }
 CEL_RULES: dict[str, list[dict[str, str]]] = {
-    "spec": [SPEC_SHARDS_WITHIN_SLOTS_RULE],
+    "spec": [SPEC_SHARDS_WITHIN_SLOTS_RULE, SPEC_SLOTS_IMMUTABLE_RULE],
     "spec.rebalance": [REBALANCE_HYSTERESIS_RULE],
 }
 

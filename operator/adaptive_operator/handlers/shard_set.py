@@ -1,0 +1,200 @@
+"""kopf wiring for ShardSets: observe the owned objects, decide (pure), act, report.
+
+One periodic reconcile per ShardSet (a timer, so spec changes, Job completions and shard
+readiness are all picked up the same way and never handled concurrently for one object).
+Order of acting matters for a restart at any point: the routing table is written first (it is the
+record of ownership and of migrations started), then Jobs are created, and finished Jobs and
+empty shards are deleted last. Everything created is owned by the ShardSet, so deleting it lets
+the garbage collector remove the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import structlog
+from pydantic import ValidationError
+
+from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
+from adaptive_operator.api.shard_set import GROUP, PLURAL, VERSION, ShardSetSpec
+from adaptive_operator.domain import shard_manifests as manifests
+from adaptive_operator.domain.migration import RoutingState
+from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, decide
+from adaptive_operator.domain.shard_status import ConditionState, merge_conditions, status_for
+from adaptive_operator.domain.sharding import Move
+from adaptive_operator.routing import RoutingTable, build_table
+
+GIVEN_UP_ANNOTATION = "adaptive.dev/given-up-moves"
+log = structlog.get_logger("shardset")
+_cluster: ShardCluster | None = None
+
+
+def cluster() -> ShardCluster:
+    global _cluster
+    if _cluster is None:
+        _cluster = ShardCluster()
+    return _cluster
+
+
+def parse_time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5.0)
+async def reconcile_shard_set(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    namespace = namespace or "default"
+    try:
+        shard_spec = ShardSetSpec.model_validate(dict(spec))
+    except ValidationError as err:
+        _report_refusal(patch, status, meta, "InvalidSpec", " ".join(str(err).split()))
+        return
+    objects = await asyncio.to_thread(
+        cluster().observe, namespace, name, manifests.routing_config_map_name(name)
+    )
+    try:
+        snapshot = _snapshot(shard_spec, objects, meta)
+        decision = decide(snapshot, now=time.time())
+    except ValueError as err:  # includes a malformed routing table: never act on it
+        _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err))
+        return
+    await _act(name, namespace, shard_spec, snapshot, decision, body)
+    _record(patch, snapshot, decision, status, meta, shard_spec.shards)
+    log.info(
+        "shardset.reconciled", name=name, namespace=namespace, shards=shard_spec.shards,
+        epoch=decision.routing.epoch, migrating=len(decision.routing.migrating),
+        pending=decision.pending_moves, started=len(decision.start_jobs),
+        created_shards=decision.create_shards, deleted_shards=decision.delete_shards,
+    )
+
+
+def _snapshot(
+    spec: ShardSetSpec, objects: ShardSetObjects, meta: Mapping[str, Any]
+) -> ShardSetSnapshot:
+    routing = None
+    if objects.routing_data is not None:
+        table = RoutingTable.from_config_map_data(objects.routing_data)
+        routing = RoutingState(table.epoch, tuple(table.owners.tolist()), table.migrating)
+    shards = {manifests.shard_of(s): s for s in objects.stateful_sets}
+    jobs = [manifests.job_observation(job, parse_time) for job in objects.jobs]
+    return ShardSetSnapshot(
+        shards=spec.shards,
+        slots=spec.slots,
+        concurrency=spec.migration.concurrency,
+        backoff_limit=spec.migration.backoff_limit,
+        backoff_seconds=spec.migration.backoff_seconds,
+        routing=routing,
+        jobs=tuple(job for job in jobs if job is not None),
+        existing_shards=frozenset(s for s in shards if s is not None),
+        ready_shards=frozenset(
+            s for s, obj in shards.items() if s is not None and manifests.is_ready(obj)
+        ),
+        given_up=_given_up(meta, spec.shards),
+    )
+
+
+def _given_up(meta: Mapping[str, Any], shards: int) -> frozenset[Move]:
+    """Moves that exhausted their retries, forgotten when the shard count changes."""
+    raw = (meta.get("annotations") or {}).get(GIVEN_UP_ANNOTATION)
+    if not raw:
+        return frozenset()
+    record = json.loads(raw)
+    if record.get("shards") != shards:
+        return frozenset()
+    return frozenset(Move(m["start"], m["end"], m["from"], m["to"]) for m in record["moves"])
+
+
+async def _act(
+    name: str,
+    namespace: str,
+    spec: ShardSetSpec,
+    snapshot: ShardSetSnapshot,
+    decision: Decision,
+    body: Any,
+) -> None:
+    api = cluster()
+    template = spec.template.model_dump(by_alias=True)
+    for shard in decision.create_shards:
+        for manifest in (manifests.headless_service(name, shard),
+                         manifests.stateful_set(name, shard, template)):
+            kopf.adopt(manifest, owner=body)
+            await asyncio.to_thread(api.create, namespace, manifest)
+    if decision.routing != snapshot.routing:
+        await asyncio.to_thread(api.write_routing, namespace, _routing_manifest(name, namespace,
+                                                                                decision, body))
+    for move, attempt in decision.start_jobs:
+        job = manifests.migration_job(
+            name, namespace, spec.slots, spec.migration.job_template, move, attempt
+        )
+        kopf.adopt(job, owner=body)
+        await asyncio.to_thread(api.create, namespace, job)
+    for move, attempt in decision.delete_jobs:
+        job_name = manifests.job_name(name, move, attempt)
+        await asyncio.to_thread(api.delete, namespace, "Job", job_name)
+    for shard in decision.delete_shards:
+        for kind in ("StatefulSet", "Service"):
+            await asyncio.to_thread(api.delete, namespace, kind, manifests.shard_name(name, shard))
+    for message in decision.events:
+        kopf.info(body, reason="Resharding", message=message)
+
+
+def _routing_manifest(name: str, namespace: str, decision: Decision, body: Any) -> dict[str, Any]:
+    owners = decision.routing.owners
+    shards = set(owners) | {s for m in decision.routing.migrating for s in (m.source, m.target)}
+    addresses = {s: manifests.shard_address(name, namespace, s) for s in shards}
+    table = build_table(owners, addresses, decision.routing.epoch, decision.routing.migrating)
+    manifest = manifests.routing_config_map(name, table.to_config_map_data())
+    kopf.adopt(manifest, owner=body)
+    return manifest
+
+
+def _record(
+    patch: Any,
+    snapshot: ShardSetSnapshot,
+    decision: Decision,
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    shards: int,
+) -> None:
+    """Status and the given-up annotation, written only when they changed."""
+    new_status = status_for(
+        snapshot, decision, status.get("conditions") or [], _now_iso(), meta.get("generation")
+    )
+    if any(status.get(key) != value for key, value in new_status.items()):
+        patch.status.update(new_status)
+    if decision.given_up != snapshot.given_up:
+        moves = [m.to_json() for m in sorted(decision.given_up, key=lambda m: (m.start, m.end))]
+        record = json.dumps({"shards": shards, "moves": moves}, separators=(",", ":"))
+        patch.metadata.annotations[GIVEN_UP_ANNOTATION] = record
+
+
+def _report_refusal(
+    patch: Any, status: Mapping[str, Any], meta: Mapping[str, Any], reason: str, message: str
+) -> None:
+    """Nothing was done: say why in the Ready condition (other conditions are kept as they are)."""
+    previous = status.get("conditions") or []
+    ready = merge_conditions(
+        previous, [ConditionState("Ready", "False", reason, message)], _now_iso(),
+        meta.get("generation"),
+    )
+    others = [c for c in previous if c.get("type") != "Ready"]
+    if [*ready, *others] != list(previous):
+        patch.status["conditions"] = [*ready, *others]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
