@@ -2,9 +2,9 @@
 
 The routing table (published in a ConfigMap) is the durable record of who owns what and what is
 being migrated, and the migration Jobs themselves record their attempts, so an operator that
-restarts reads both back and continues where it stopped. Each step re-plans from the current
-owners: because the planner is minimal, re-planning after some moves completed never moves a
-slot twice (done + minimum(remaining) cannot exceed the original minimum, which is a lower bound).
+restarts reads both back and continues where it stopped. Each step re-plans from the owners as
+they will be once the running migrations complete: because the planner is minimal, re-planning
+never moves a slot twice (moved + minimum(projected) stays equal to the original minimum).
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from adaptive_operator.domain.migration import (
     fail_migration,
     is_removable,
 )
-from adaptive_operator.domain.sharding import Move, initial_assignment, is_balanced, plan
+from adaptive_operator.domain.sharding import (
+    Move,
+    apply_moves,
+    initial_assignment,
+    is_balanced,
+    plan,
+)
 
 JobState = Literal["running", "succeeded", "failed"]
 
@@ -97,7 +103,7 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
         given_up=frozenset(step.given_up),
         retry_in=min(step.retries) if step.retries else None,
         events=tuple(step.events),
-        pending_moves=len(pending),
+        pending_moves=sum(1 for move in pending if move not in step.routing.migrating),
         balanced=is_balanced(step.routing.owners, snapshot.shards),
     )
 
@@ -148,8 +154,15 @@ def _retry_or_give_up(
 
 
 def _pending_moves(step: _Step, shards: int) -> list[Move]:
-    """Moves still to do, leaving out ranges that are migrating (they finish first) or given up."""
-    moves = plan(step.routing.owners, shards).moves
+    """Moves still to do, planned as if the running migrations had already completed.
+
+    Planning from the owners as they are would count a running move's slots as still at its
+    source, and a re-plan (whose quota ties depend on the counts) could then send them elsewhere
+    once the move lands: a slot moved twice. Planning from the projected owners keeps
+    ``moved so far + minimum(projected) == minimum(original)`` at every step.
+    """
+    projected = apply_moves(step.routing.owners, step.routing.migrating)
+    moves = plan(projected, shards).moves
     return [
         move
         for move in moves
