@@ -89,7 +89,7 @@ def _snapshot(
     if objects.routing_data is not None:
         table = RoutingTable.from_config_map_data(objects.routing_data)
         routing = RoutingState(table.epoch, tuple(table.owners.tolist()), table.migrating)
-    shards = {manifests.shard_of(s): s for s in objects.stateful_sets}
+    existing, ready = _shards(objects.stateful_sets)
     jobs = [manifests.job_observation(job, parse_time) for job in objects.jobs]
     return ShardSetSnapshot(
         shards=spec.shards,
@@ -99,12 +99,24 @@ def _snapshot(
         backoff_seconds=spec.migration.backoff_seconds,
         routing=routing,
         jobs=tuple(job for job in jobs if job is not None),
-        existing_shards=frozenset(s for s in shards if s is not None),
-        ready_shards=frozenset(
-            s for s, obj in shards.items() if s is not None and manifests.is_ready(obj)
-        ),
+        existing_shards=existing,
+        ready_shards=ready,
         given_up=_given_up(meta, spec.shards),
     )
+
+
+def _shards(stateful_sets: list[dict[str, Any]]) -> tuple[frozenset[int], frozenset[int]]:
+    """The shards that have a StatefulSet, and those whose StatefulSet is ready."""
+    existing: set[int] = set()
+    ready: set[int] = set()
+    for obj in stateful_sets:
+        shard = manifests.shard_of(obj)
+        if shard is None:
+            continue
+        existing.add(shard)
+        if manifests.is_ready(obj):
+            ready.add(shard)
+    return frozenset(existing), frozenset(ready)
 
 
 def _given_up(meta: Mapping[str, Any], shards: int) -> frozenset[Move]:
