@@ -141,46 +141,58 @@ def test_scale_down_removes_a_shard_only_once_it_is_empty() -> None:
     assert decide(replace(state, routing=emptied), now=0.0).delete_shards == (2,)
 
 
+class Simulation:
+    """Drives decide() like the handler would; Jobs finish by the next step, some failing."""
+
+    def __init__(self, shards_from: int, failures: list[bool], concurrency: int) -> None:
+        self.routing = started(shards_from)
+        self.existing = frozenset(range(shards_from))
+        self.outcomes = iter(failures)
+        self.concurrency = concurrency
+        self.now = 0.0
+        self.jobs: tuple[JobObservation, ...] = ()
+        self.given_up: frozenset[Move] = frozenset()
+
+    def resize(self, shards: int) -> tuple[int, int]:
+        """Run a resize to the end: (slots moved, the minimum)."""
+        minimum = minimum_moves(self.routing.owners, shards)
+        self.given_up = frozenset()
+        moved = 0
+        for _ in range(200):
+            before = self.routing.owners
+            done = self.step(shards)
+            moved += sum(1 for a, b in zip(before, self.routing.owners, strict=True) if a != b)
+            if done:
+                break
+        assert is_balanced(self.routing.owners, shards)
+        assert self.existing == frozenset(range(shards))
+        return moved, minimum
+
+    def step(self, shards: int) -> bool:
+        state = snapshot(shards, self.routing, existing_shards=self.existing,
+                         ready_shards=self.existing, jobs=self.jobs, given_up=self.given_up,
+                         concurrency=self.concurrency, backoff_limit=100)
+        decision = decide(state, self.now)
+        assert_consistent(decision, state)
+        self.routing, self.given_up = decision.routing, decision.given_up
+        self.existing = (self.existing | set(decision.create_shards)) - set(decision.delete_shards)
+        started_jobs = tuple(
+            JobObservation(m, a, "failed" if next(self.outcomes, False) else "succeeded", self.now)
+            for m, a in decision.start_jobs
+        )
+        waiting = tuple(j for j in self.jobs if j.state == "failed"
+                        and (j.move, j.attempt) not in decision.delete_jobs)
+        self.jobs = started_jobs + waiting
+        self.now += 100.0
+        return not self.jobs and decision.pending_moves == 0 and not decision.create_shards
+
+
 def simulate(
     shards_from: int, chain: list[int], failures: list[bool], concurrency: int
 ) -> list[tuple[int, int]]:
-    """Drive decide() like the handler would, with Jobs finishing by the next step.
-
-    Returns (slots moved, minimum) for each resize of the chain.
-    """
-    routing = started(shards_from)
-    existing = frozenset(range(shards_from))
-    outcomes = iter(failures)
-    now = 0.0
-    steps: list[tuple[int, int]] = []
-    for shards in chain:
-        minimum = minimum_moves(routing.owners, shards)
-        moved = 0
-        jobs: tuple[JobObservation, ...] = ()
-        given_up: frozenset[Move] = frozenset()
-        for _ in range(200):
-            state = snapshot(shards, routing, existing_shards=existing, ready_shards=existing,
-                             jobs=jobs, given_up=given_up, concurrency=concurrency,
-                             backoff_limit=100)
-            decision = decide(state, now)
-            assert_consistent(decision, state)
-            moved += sum(
-                1 for a, b in zip(routing.owners, decision.routing.owners, strict=True) if a != b
-            )
-            routing, given_up = decision.routing, decision.given_up
-            existing = (existing | set(decision.create_shards)) - set(decision.delete_shards)
-            jobs = tuple(
-                JobObservation(m, a, "failed" if next(outcomes, False) else "succeeded", now)
-                for m, a in decision.start_jobs
-            ) + tuple(j for j in jobs if j.state == "failed" and (j.move, j.attempt)
-                      not in decision.delete_jobs)
-            now += 100.0
-            if not jobs and decision.pending_moves == 0 and not decision.create_shards:
-                break
-        assert is_balanced(routing.owners, shards)
-        assert existing == frozenset(range(shards))
-        steps.append((moved, minimum))
-    return steps
+    """(slots moved, minimum) for each resize of the chain."""
+    simulation = Simulation(shards_from, failures, concurrency)
+    return [simulation.resize(shards) for shards in chain]
 
 
 def assert_consistent(decision: Decision, state: ShardSetSnapshot) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,11 +50,18 @@ def test_redis_sized_plans_are_balanced_and_minimal(
     assert is_balanced(result["after"], shards_to)
     moved = sum(m["end"] - m["start"] for m in result["moves"])
     assert moved == minimum_moves(result["before"], shards_to)
+    assert_moves_explain_the_change(result)
+
+
+def assert_moves_explain_the_change(result: dict[str, Any]) -> None:
+    """Replaying the moves over `before` gives `after`, each move from the slots' owner."""
+    owners = list(result["before"])
     for move in result["moves"]:
         assert set(move) == {"start", "end", "from", "to"}
         span = range(move["start"], move["end"])
-        assert all(result["before"][s] == move["from"] for s in span)
-        assert all(result["after"][s] == move["to"] for s in span)
+        assert {owners[s] for s in span} == {move["from"]}
+        owners[move["start"] : move["end"]] = [move["to"]] * len(span)
+    assert owners == result["after"]
 
 
 def test_same_input_same_output(capsys: pytest.CaptureFixture[str]) -> None:
