@@ -13,6 +13,7 @@ from adaptive_operator.domain.resharding import (
     Decision,
     JobObservation,
     ShardSetSnapshot,
+    Target,
     decide,
 )
 from adaptive_operator.domain.shard_status import merge_conditions, status_for
@@ -46,7 +47,7 @@ def test_first_reconcile_publishes_the_initial_table_and_creates_shards() -> Non
     assert decision.routing == RoutingState(1, initial_assignment(3, SLOTS))
     assert decision.create_shards == (0, 1, 2)
     assert decision.start_jobs == ()
-    assert decision.balanced
+    assert decision.settled
 
 
 def test_scale_up_creates_the_new_shard_before_migrating_to_it() -> None:
@@ -128,6 +129,39 @@ def test_finished_job_already_accounted_for_is_deleted() -> None:
     assert (MOVE, 1) in decision.delete_jobs
 
 
+def test_recorded_target_is_followed_even_when_counts_are_uneven() -> None:
+    # A load-aware rebalance recorded this target: the resize planner must not undo it.
+    uneven = (0,) * 2 + (1,) * 10
+    state = snapshot(2, RoutingState(3, uneven), target=Target(2, uneven))
+    decision = decide(state, now=0.0)
+    assert decision.start_jobs == ()
+    assert decision.settled
+
+
+def test_target_for_another_shard_count_is_replaced() -> None:
+    state = snapshot(4, started(3), target=Target(3, started(3).owners))
+    decision = decide(state, now=0.0)
+    assert decision.target.shards == 4
+    assert is_balanced(decision.target.owners, 4)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"shards":2,"ranges":[[0,5,0],[6,12,1]]}', id="gap-between-ranges"),
+        pytest.param('{"shards":2,"ranges":[[0,0,0]]}', id="empty-range"),
+    ],
+)
+def test_malformed_target_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="target range"):
+        Target.from_json(text)
+
+
+def test_target_round_trips_as_json() -> None:
+    target = Target(3, initial_assignment(3, SLOTS))
+    assert Target.from_json(target.to_json()) == target
+
+
 def test_routing_table_with_other_slot_count_is_refused() -> None:
     with pytest.raises(ValueError, match="slots"):
         decide(snapshot(3, RoutingState(1, (0, 1))), now=0.0)
@@ -152,6 +186,7 @@ class Simulation:
         self.now = 0.0
         self.jobs: tuple[JobObservation, ...] = ()
         self.given_up: frozenset[Move] = frozenset()
+        self.target: Target | None = None
 
     def resize(self, shards: int) -> tuple[int, int]:
         """Run a resize to the end: (slots moved, the minimum)."""
@@ -171,8 +206,9 @@ class Simulation:
     def step(self, shards: int) -> bool:
         state = snapshot(shards, self.routing, existing_shards=self.existing,
                          ready_shards=self.existing, jobs=self.jobs, given_up=self.given_up,
-                         concurrency=self.concurrency, backoff_limit=100)
+                         concurrency=self.concurrency, backoff_limit=100, target=self.target)
         decision = decide(state, self.now)
+        self.target = decision.target
         assert_consistent(decision, state)
         self.routing, self.given_up = decision.routing, decision.given_up
         self.existing = (self.existing | set(decision.create_shards)) - set(decision.delete_shards)

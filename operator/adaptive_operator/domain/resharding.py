@@ -2,13 +2,17 @@
 
 The routing table (published in a ConfigMap) is the durable record of who owns what and what is
 being migrated, and the migration Jobs themselves record their attempts, so an operator that
-restarts reads both back and continues where it stopped. Each step re-plans from the owners as
-they will be once the running migrations complete: because the planner is minimal, re-planning
-never moves a slot twice (moved + minimum(projected) stays equal to the original minimum).
+restarts reads both back and continues where it stopped.
+
+The assignment being pursued (the *target*) is recorded next to the table. A resize sets it once,
+to the minimal plan from the owners as they will be when the running migrations complete; later
+steps only carry out the difference, so no slot moves twice. Load-aware rebalancing sets it too,
+which is why the count-balancing planner must not run again until the shard count changes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,9 +28,10 @@ from adaptive_operator.domain.migration import (
 from adaptive_operator.domain.sharding import (
     Move,
     apply_moves,
+    group_moves,
     initial_assignment,
-    is_balanced,
     plan,
+    ranges_of,
 )
 
 JobState = Literal["running", "succeeded", "failed"]
@@ -41,6 +46,27 @@ class JobObservation:
 
 
 @dataclass(frozen=True)
+class Target:
+    shards: int
+    owners: tuple[int, ...]
+
+    def to_json(self) -> str:
+        """Compact: the shard count and the owner ranges ``[start, end, shard]``."""
+        ranges = [list(r) for r in ranges_of(self.owners)]
+        return json.dumps({"shards": self.shards, "ranges": ranges}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Target:
+        record = json.loads(text)
+        owners: list[int] = []
+        for start, end, shard in record["ranges"]:
+            if start != len(owners) or end <= start:
+                raise ValueError(f"target range {start}..{end} does not follow slot {len(owners)}")
+            owners.extend([int(shard)] * (end - start))
+        return cls(int(record["shards"]), tuple(owners))
+
+
+@dataclass(frozen=True)
 class ShardSetSnapshot:
     shards: int
     slots: int
@@ -52,11 +78,13 @@ class ShardSetSnapshot:
     existing_shards: frozenset[int] = frozenset()
     ready_shards: frozenset[int] = frozenset()
     given_up: frozenset[Move] = frozenset()
+    target: Target | None = None  # as recorded; replaced when it was made for another count
 
 
 @dataclass(frozen=True)
 class Decision:
     routing: RoutingState
+    target: Target
     create_shards: tuple[int, ...] = ()
     delete_shards: tuple[int, ...] = ()
     start_jobs: tuple[tuple[Move, int], ...] = ()  # (move, attempt)
@@ -65,7 +93,7 @@ class Decision:
     retry_in: float | None = None  # seconds until the earliest retry is due
     events: tuple[str, ...] = ()
     pending_moves: int = 0
-    balanced: bool = False
+    settled: bool = False  # the owners are the target and nothing is migrating
 
 
 @dataclass
@@ -90,12 +118,14 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
     step = _Step(routing, set(snapshot.given_up))
     for job in _latest_attempts(step, snapshot.jobs):
         _account_job(step, snapshot, job, now)
-    pending = _pending_moves(step, snapshot.shards)
+    target = _target(snapshot, step.routing)
+    pending = _pending_moves(step, target)
     _start_moves(step, snapshot, pending)
     needed = _needed_shards(step.routing, snapshot.shards)
     removable = snapshot.existing_shards - needed
     return Decision(
         routing=step.routing,
+        target=target,
         create_shards=tuple(sorted(needed - snapshot.existing_shards)),
         delete_shards=tuple(s for s in sorted(removable) if is_removable(step.routing, s)),
         start_jobs=tuple(step.start_jobs),
@@ -104,7 +134,7 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
         retry_in=min(step.retries) if step.retries else None,
         events=tuple(step.events),
         pending_moves=sum(1 for move in pending if move not in step.routing.migrating),
-        balanced=is_balanced(step.routing.owners, snapshot.shards),
+        settled=step.routing.owners == target.owners and not step.routing.migrating,
     )
 
 
@@ -153,19 +183,26 @@ def _retry_or_give_up(
     step.events.append(f"retrying slots {_describe(job.move)}, run {job.attempt + 1}")
 
 
-def _pending_moves(step: _Step, shards: int) -> list[Move]:
-    """Moves still to do, planned as if the running migrations had already completed.
+def _target(snapshot: ShardSetSnapshot, routing: RoutingState) -> Target:
+    """The recorded target while it is for this shard count, else a new minimal resize plan.
 
-    Planning from the owners as they are would count a running move's slots as still at its
-    source, and a re-plan (whose quota ties depend on the counts) could then send them elsewhere
-    once the move lands: a slot moved twice. Planning from the projected owners keeps
-    ``moved so far + minimum(projected) == minimum(original)`` at every step.
+    The new plan starts from the owners projected after the running migrations: planning from
+    the owners as they are would count those slots at their source and could later move them
+    twice.
     """
+    recorded = snapshot.target
+    if recorded and recorded.shards == snapshot.shards and len(recorded.owners) == snapshot.slots:
+        return recorded
+    projected = apply_moves(routing.owners, routing.migrating)
+    return Target(snapshot.shards, plan(projected, snapshot.shards).after)
+
+
+def _pending_moves(step: _Step, target: Target) -> list[Move]:
+    """Moves still to do, leaving out ranges that are migrating (they finish first) or given up."""
     projected = apply_moves(step.routing.owners, step.routing.migrating)
-    moves = plan(projected, shards).moves
     return [
         move
-        for move in moves
+        for move in group_moves(projected, target.owners)
         if move not in step.given_up and not _overlaps_any(move, step.routing.migrating)
     ]
 

@@ -25,12 +25,13 @@ from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjec
 from adaptive_operator.api.shard_set import GROUP, PLURAL, VERSION, ShardSetSpec
 from adaptive_operator.domain import shard_manifests as manifests
 from adaptive_operator.domain.migration import RoutingState
-from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, decide
+from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, Target, decide
 from adaptive_operator.domain.shard_status import ConditionState, merge_conditions, status_for
 from adaptive_operator.domain.sharding import Move
 from adaptive_operator.routing import RoutingTable, build_table
 
 GIVEN_UP_ANNOTATION = "adaptive.dev/given-up-moves"
+TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
 log = structlog.get_logger("shardset")
 _cluster: ShardCluster | None = None
 
@@ -85,10 +86,12 @@ async def reconcile_shard_set(
 def _snapshot(
     spec: ShardSetSpec, objects: ShardSetObjects, meta: Mapping[str, Any]
 ) -> ShardSetSnapshot:
-    routing = None
+    routing = target = None
     if objects.routing_data is not None:
         table = RoutingTable.from_config_map_data(objects.routing_data)
         routing = RoutingState(table.epoch, tuple(table.owners.tolist()), table.migrating)
+        if TARGET_KEY in objects.routing_data:
+            target = Target.from_json(objects.routing_data[TARGET_KEY])
     existing, ready = _shards(objects.stateful_sets)
     jobs = [manifests.job_observation(job, parse_time) for job in objects.jobs]
     return ShardSetSnapshot(
@@ -102,6 +105,7 @@ def _snapshot(
         existing_shards=existing,
         ready_shards=ready,
         given_up=_given_up(meta, spec.shards),
+        target=target,
     )
 
 
@@ -145,7 +149,7 @@ async def _act(
                          manifests.stateful_set(name, shard, template)):
             kopf.adopt(manifest, owner=body)
             await asyncio.to_thread(api.create, namespace, manifest)
-    if decision.routing != snapshot.routing:
+    if decision.routing != snapshot.routing or decision.target != snapshot.target:
         await asyncio.to_thread(api.write_routing, namespace, _routing_manifest(name, namespace,
                                                                                 decision, body))
     for move, attempt in decision.start_jobs:
@@ -169,7 +173,8 @@ def _routing_manifest(name: str, namespace: str, decision: Decision, body: Any) 
     shards = set(owners) | {s for m in decision.routing.migrating for s in (m.source, m.target)}
     addresses = {s: manifests.shard_address(name, namespace, s) for s in shards}
     table = build_table(owners, addresses, decision.routing.epoch, decision.routing.migrating)
-    manifest = manifests.routing_config_map(name, table.to_config_map_data())
+    data = table.to_config_map_data() | {TARGET_KEY: decision.target.to_json()}
+    manifest = manifests.routing_config_map(name, data)
     kopf.adopt(manifest, owner=body)
     return manifest
 
