@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.rebalancing import RebalancePolicy, imbalance, rebalance
+from adaptive_operator.domain.rebalancing import (
+    RebalancePolicy,
+    imbalance,
+    rebalance,
+    shard_loads,
+)
 from adaptive_operator.domain.sharding import apply_moves, initial_assignment, shard_counts
 
 
@@ -128,3 +135,38 @@ def test_rebalancing_never_worsens_and_respects_the_cap(
     after_loads = predicted_loads(before, decision.plan.after, loads)
     assert imbalance(after_loads) <= decision.imbalance + 1e-9
     assert imbalance(after_loads) == pytest.approx(decision.predicted_imbalance, abs=1e-9)
+
+
+def vector(*pairs: tuple[str, str]) -> list[dict[str, Any]]:
+    return [{"metric": {"shard": shard}, "value": [0, value]} for shard, value in pairs]
+
+
+@pytest.mark.parametrize(
+    ("series", "expected"),
+    [
+        pytest.param(vector(("1", "2.5"), ("0", "1")), [1.0, 2.5], id="numbers-in-any-order"),
+        pytest.param(vector(("cache-0", "1"), ("cache-1", "3")), [1.0, 3.0],
+                     id="statefulset-names"),
+        pytest.param(vector(("0", "1"), ("1", "1"), ("2", "9")), [1.0, 1.0],
+                     id="shard-being-removed-is-ignored"),
+    ],
+)
+def test_shard_loads_from_a_prometheus_vector(
+    series: list[dict[str, Any]], expected: list[float]
+) -> None:
+    assert shard_loads(series, 2) == expected
+
+
+@pytest.mark.parametrize(
+    ("series", "message"),
+    [
+        pytest.param(vector(("0", "1")), r"no series for shards \[1\]", id="missing-shard"),
+        pytest.param(vector(("0", "1"), ("0", "2"), ("1", "1")), "more than one",
+                     id="duplicate-shard"),
+        pytest.param([{"metric": {}, "value": [0, "1"]}], "no shard label", id="no-label"),
+        pytest.param(vector(("0", "NaN"), ("1", "1")), "finite", id="nan-load"),
+    ],
+)
+def test_unusable_load_data_is_refused(series: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        shard_loads(series, 2)

@@ -209,3 +209,48 @@ async def test_slot_count_change_is_refused(monkeypatch: Any) -> None:
     await reconcile(fake, spec | {"slots": 24}, state)
     ready = state["status"]["conditions"][0]
     assert (ready["type"], ready["reason"]) == ("Ready", "RoutingTableMismatch")
+
+
+async def settle_at(
+    fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
+) -> None:
+    for _ in range(10):
+        await reconcile(fake, spec, state)
+        fake.settle()
+
+
+async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    monkeypatch.setattr(kopf, "info", lambda *args, **kwargs: None)
+    queries: list[str] = []
+
+    def read_vector(query: str) -> list[dict[str, Any]]:
+        queries.append(query)
+        return [{"metric": {"shard": "0"}, "value": [0, "3"]},
+                {"metric": {"shard": "1"}, "value": [0, "1"]}]
+
+    monkeypatch.setattr(handler, "read_vector", read_vector)
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await settle_at(fake, spec, state)
+    assert queries and queries[0] == "load"
+    table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+    counts = [table.owners.tolist().count(s) for s in range(2)]
+    assert counts[0] < counts[1]  # the hot shard gave slots away, through migration Jobs
+    record = json.loads(state["meta"]["annotations"][handler.REBALANCE_ANNOTATION])
+    assert set(record) == {"at", "active"}
+
+
+async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    warnings: list[str] = []
+    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: warnings.append(reason))
+    monkeypatch.setattr(handler, "read_vector", lambda query: [])
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await settle_at(fake, spec, state)
+    assert warnings == ["LoadQueryFailed"]  # once: the next try waits for the period
+    table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+    assert table.owners.tolist() == list(initial_assignment(2, 12))

@@ -13,8 +13,9 @@ only above ``imbalance_threshold``, but once started it keeps going (and aims fo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from adaptive_operator.domain.sharding import Plan, group_moves, shard_counts, validate_assignment
 
@@ -44,6 +45,41 @@ class RebalanceDecision:
     triggered: bool
     active: bool  # carry into the next period: still above the target after this period's moves
     reason: str
+
+
+def shard_loads(series: Sequence[Mapping[str, Any]], shards: int) -> list[float]:
+    """Per-shard load from a Prometheus instant vector, one series per ``shard`` label.
+
+    The label is the shard number, or a name ending in it (``cache-2``, a StatefulSet's name).
+    Series for shards at or above ``shards`` are ignored; a missing, repeated or unreadable
+    shard is refused, since acting on partial load data would move slots the wrong way.
+    """
+    loads: dict[int, float] = {}
+    for item in series:
+        shard, value = _sample(item)
+        if shard in loads:
+            raise ValueError(f"more than one series for shard {shard}")
+        loads[shard] = value
+    missing = [shard for shard in range(shards) if shard not in loads]
+    if missing:
+        raise ValueError(f"the load query has no series for shards {missing}")
+    return [loads[shard] for shard in range(shards)]
+
+
+def _sample(item: Mapping[str, Any]) -> tuple[int, float]:
+    metric = item.get("metric") or {}
+    shard = _shard_number(metric.get("shard"))
+    if shard is None:
+        raise ValueError(f"series {metric} has no shard label ending in a number")
+    value = float(item["value"][1])
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"shard {shard} has load {value}, expected a finite number >= 0")
+    return shard, value
+
+
+def _shard_number(label: Any) -> int | None:
+    text = str(label).rsplit("-", 1)[-1] if label is not None else ""
+    return int(text) if text.isdigit() else None
 
 
 def imbalance(loads: Sequence[float]) -> float:

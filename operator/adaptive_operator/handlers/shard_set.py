@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjec
 from adaptive_operator.api.shard_set import GROUP, PLURAL, VERSION, ShardSetSpec
 from adaptive_operator.domain import shard_manifests as manifests
 from adaptive_operator.domain.migration import RoutingState
+from adaptive_operator.domain.rebalancing import RebalancePolicy, rebalance, shard_loads
 from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, Target, decide
 from adaptive_operator.domain.shard_status import ConditionState, merge_conditions, status_for
 from adaptive_operator.domain.sharding import Move
@@ -32,6 +34,12 @@ from adaptive_operator.routing import RoutingTable, build_table
 
 GIVEN_UP_ANNOTATION = "adaptive.dev/given-up-moves"
 TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
+REBALANCE_ANNOTATION = "adaptive.dev/rebalance"  # {"at": last check, "active": hysteresis}
+
+# Reads a PromQL instant vector (a list of {"metric": {...}, "value": [t, "v"]}). Set at startup
+# by the command that runs the operator, with the operator's Prometheus; None disables
+# load-aware rebalancing.
+read_vector: Callable[[str], list[dict[str, Any]]] | None = None
 log = structlog.get_logger("shardset")
 _cluster: ShardCluster | None = None
 
@@ -75,6 +83,7 @@ async def reconcile_shard_set(
         return
     await _act(name, namespace, shard_spec, snapshot, decision, body)
     _record(patch, snapshot, decision, status, meta, shard_spec.shards)
+    await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body)
     log.info(
         "shardset.reconciled", name=name, namespace=namespace, shards=shard_spec.shards,
         epoch=decision.routing.epoch, migrating=len(decision.routing.migrating),
@@ -166,6 +175,47 @@ async def _act(
             await asyncio.to_thread(api.delete, namespace, kind, manifests.shard_name(name, shard))
     for message in decision.events:
         kopf.info(body, reason="Resharding", message=message)
+
+
+async def _maybe_rebalance(
+    name: str,
+    namespace: str,
+    spec: ShardSetSpec,
+    decision: Decision,
+    meta: Mapping[str, Any],
+    patch: kopf.Patch,
+    body: kopf.Body,
+) -> None:
+    """Once per period, when nothing is moving: a new target from the per-shard load.
+
+    The next reconcile carries the target out with migration Jobs like any resize.
+    """
+    policy = spec.rebalance
+    if policy is None or read_vector is None or not decision.settled:
+        return
+    record = json.loads((meta.get("annotations") or {}).get(REBALANCE_ANNOTATION) or "{}")
+    now = time.time()
+    if now - float(record.get("at", 0)) < policy.period_seconds:
+        return
+    try:
+        series = await asyncio.to_thread(read_vector, policy.load_query)
+        loads = shard_loads(series, spec.shards)
+    except Exception as err:  # any failure to read the load: say so, move nothing
+        kopf.warn(body, reason="LoadQueryFailed", message=str(err))
+        patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": False})
+        return
+    rules = RebalancePolicy(
+        policy.imbalance_threshold, policy.hysteresis, policy.max_moves_per_period
+    )
+    outcome = rebalance(decision.routing.owners, loads, rules, bool(record.get("active")))
+    patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": outcome.active})
+    log.info("shardset.rebalance", name=name, namespace=namespace, loads=loads,
+             imbalance=outcome.imbalance, moved=outcome.plan.slots_moved, reason=outcome.reason)
+    if outcome.plan.moves:
+        retarget = replace(decision, target=Target(spec.shards, outcome.plan.after))
+        manifest = _routing_manifest(name, namespace, retarget, body)
+        await asyncio.to_thread(cluster().write_routing, namespace, manifest)
+        kopf.info(body, reason="Rebalancing", message=outcome.reason)
 
 
 def _routing_manifest(name: str, namespace: str, decision: Decision, body: Any) -> dict[str, Any]:
