@@ -137,6 +137,19 @@ def test_apply_moves_refuses_inconsistent_moves(move: Move) -> None:
         apply_moves((0, 0, 1), [move])
 
 
+@pytest.mark.parametrize(
+    ("assignment", "shards", "balanced"),
+    [
+        pytest.param((0, 1, 0, 1), 2, True, id="even"),
+        pytest.param((0, 0, 0, 1), 2, False, id="counts-differ-by-two"),
+        pytest.param((0, 1, 2), 2, False, id="slot-owned-by-a-removed-shard"),
+        pytest.param((0, 1), 3, True, id="more-shards-than-slots"),
+    ],
+)
+def test_is_balanced(assignment: tuple[int, ...], shards: int, balanced: bool) -> None:
+    assert is_balanced(assignment, shards) is balanced
+
+
 def test_validate_assignment_accepts_a_gap_in_shard_ids() -> None:
     validate_assignment([0, 2, 2])
 
