@@ -163,6 +163,14 @@ def good_data() -> dict[str, str]:
         pytest.param(
             {"ranges": '[{"start":0,"end":4,"shard":0}]'}, "malformed", id="range-without-address"
         ),
+        pytest.param(
+            {"migrating": '[{"start":0,"end":2,"from":1,"to":2}]'}, "not owned by its source",
+            id="migration-from-a-shard-that-does-not-own-the-range",
+        ),
+        pytest.param(
+            {"migrating": '[{"start":3,"end":9,"from":1,"to":2}]'}, "out of bounds",
+            id="migration-beyond-the-slots",
+        ),
     ],
 )
 def test_malformed_tables_are_refused(change: dict[str, str], message: str) -> None:

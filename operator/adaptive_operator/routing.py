@@ -78,6 +78,7 @@ class RoutingTable:
         owners = np.empty(self.slots, dtype=np.int32)
         for rng in self.ranges:
             owners[rng.start : rng.end] = rng.shard
+        _check_migrating(self.migrating, owners)
         object.__setattr__(self, "_owners", owners)
         object.__setattr__(self, "_owner_list", owners.tolist())
 
@@ -159,6 +160,17 @@ def _check_cover(ranges: Sequence[Range], slots: int) -> None:
         expected = rng.end
     if expected != slots:
         raise RoutingTableError(f"ranges end at slot {expected}, the table has {slots} slots")
+
+
+def _check_migrating(migrating: Sequence[Move], owners: npt.NDArray[np.int32]) -> None:
+    """A migrating range lies within the slots and is still owned by its source."""
+    for move in migrating:
+        if not 0 <= move.start < move.end <= len(owners):
+            raise RoutingTableError(f"migrating range {move.start}..{move.end} is out of bounds")
+        if not bool(np.all(owners[move.start : move.end] == move.source)):
+            raise RoutingTableError(
+                f"migrating range {move.start}..{move.end} is not owned by its source {move.source}"
+            )
 
 
 def build_table(
