@@ -107,3 +107,13 @@ def test_routing_config_map_is_labelled() -> None:
     cm = m.routing_config_map("cache", {"epoch": "1"})
     assert cm["metadata"]["name"] == "cache-routing"
     assert cm["data"] == {"epoch": "1"}
+
+
+def test_template_update_escapes_the_annotation_key() -> None:
+    ops = m.template_update("cache", 1, TEMPLATE)
+    paths = [op["path"] for op in ops]
+    assert paths == ["/spec/replicas", "/spec/template",
+                     "/metadata/annotations/adaptive.dev~1template-hash"]
+    sts = m.stateful_set("cache", 1, TEMPLATE)
+    assert not m.is_out_of_date(sts, TEMPLATE)
+    assert m.is_out_of_date(sts, {**TEMPLATE, "replicas": 5})

@@ -106,6 +106,7 @@ class InMemoryShardCluster:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.routing: dict[str, str] | None = None
         self.fail_next_jobs = 0
+        self.patches: list[str] = []
 
     def observe(self, namespace: str, name: str, config_map: str) -> ShardSetObjects:
         return ShardSetObjects(
@@ -122,6 +123,16 @@ class InMemoryShardCluster:
 
     def delete(self, namespace: str, kind: str, name: str) -> None:
         self.objects.pop((kind, name), None)
+
+    def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None:
+        self.patches.append(name)
+        sts = self.objects[("StatefulSet", name)]
+        for op in json_patch:
+            *parents, key = op["path"].strip("/").replace("~1", "/").split("/", 2)[:3]
+            target = sts
+            for part in parents:
+                target = target[part]
+            target[key] = op["value"]
 
     def settle(self) -> None:
         """Shards become ready and running Jobs finish (the first `fail_next_jobs` fail)."""
@@ -254,3 +265,19 @@ async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
     assert warnings == ["LoadQueryFailed"]  # once: the next try waits for the period
     table = handler.RoutingTable.from_config_map_data(fake.routing or {})
     assert table.owners.tolist() == list(initial_assignment(2, 12))
+
+
+async def test_template_change_updates_existing_shards(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2}
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await reconcile(fake, spec, state)
+    await reconcile(fake, spec, state)
+    assert fake.patches == []
+    spec["template"] = spec["template"] | {"replicas": 3}
+    await reconcile(fake, spec, state)
+    assert sorted(fake.patches) == ["cache-0", "cache-1"]
+    assert fake.objects[("StatefulSet", "cache-0")]["spec"]["replicas"] == 3
+    await reconcile(fake, spec, state)
+    assert len(fake.patches) == 2  # up to date now: not patched again

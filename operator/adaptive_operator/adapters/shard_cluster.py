@@ -77,6 +77,11 @@ class ShardCluster:
             if err.status != 409:  # already there: an earlier step created it
                 raise
 
+    def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None:
+        self._apps.patch_namespaced_stateful_set(
+            name, namespace, json_patch, _content_type="application/json-patch+json"
+        )
+
     def delete(self, namespace: str, kind: str, name: str) -> None:
         deleters: dict[str, Callable[..., Any]] = {
             "StatefulSet": self._apps.delete_namespaced_stateful_set,

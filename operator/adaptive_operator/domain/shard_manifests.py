@@ -15,6 +15,8 @@ records every failure.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +29,7 @@ ROLE_LABEL = "adaptive.dev/role"
 MOVE_LABELS = ("adaptive.dev/move-start", "adaptive.dev/move-end", "adaptive.dev/move-from",
                "adaptive.dev/move-to")
 ATTEMPT_LABEL = "adaptive.dev/attempt"
+TEMPLATE_HASH_ANNOTATION = "adaptive.dev/template-hash"
 
 
 def shard_name(name: str, shard: int) -> str:
@@ -51,6 +54,12 @@ def shard_labels(name: str, shard: int) -> dict[str, str]:
     return {SHARDSET_LABEL: name, SHARD_LABEL: str(shard)}
 
 
+def template_hash(template: Mapping[str, Any]) -> str:
+    """A digest of the shard template: a StatefulSet whose annotation differs is out of date."""
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def stateful_set(name: str, shard: int, template: Mapping[str, Any]) -> dict[str, Any]:
     """One shard's StatefulSet from the ShardSet's ``spec.template`` (camelCase)."""
     labels = shard_labels(name, shard)
@@ -60,7 +69,11 @@ def stateful_set(name: str, shard: int, template: Mapping[str, Any]) -> dict[str
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": shard_name(name, shard), "labels": labels},
+        "metadata": {
+            "name": shard_name(name, shard),
+            "labels": labels,
+            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash(template)},
+        },
         "spec": {
             "replicas": template.get("replicas", 1),
             "serviceName": shard_name(name, shard),
@@ -69,6 +82,26 @@ def stateful_set(name: str, shard: int, template: Mapping[str, Any]) -> dict[str
             "volumeClaimTemplates": copy.deepcopy(list(template.get("volumeClaimTemplates", []))),
         },
     }
+
+
+def template_update(name: str, shard: int, template: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch bringing a shard's StatefulSet to the template (volume claims are immutable)."""
+    desired = stateful_set(name, shard, template)
+    return [
+        {"op": "replace", "path": "/spec/replicas", "value": desired["spec"]["replicas"]},
+        {"op": "replace", "path": "/spec/template", "value": desired["spec"]["template"]},
+        {"op": "add", "path": "/metadata/annotations/" + _pointer(TEMPLATE_HASH_ANNOTATION),
+         "value": desired["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION]},
+    ]
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")  # JSON pointer escaping (RFC 6901)
+
+
+def is_out_of_date(stateful_set: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
+    annotations = stateful_set.get("metadata", {}).get("annotations") or {}
+    return annotations.get(TEMPLATE_HASH_ANNOTATION) != template_hash(template)
 
 
 def headless_service(name: str, shard: int) -> dict[str, Any]:

@@ -81,7 +81,7 @@ async def reconcile_shard_set(
     except ValueError as err:  # includes a malformed routing table: never act on it
         _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err))
         return
-    await _act(name, namespace, shard_spec, snapshot, decision, body)
+    await _act(name, namespace, shard_spec, objects, snapshot, decision, body)
     _record(patch, snapshot, decision, status, meta, shard_spec.shards)
     await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body)
     log.info(
@@ -147,6 +147,7 @@ async def _act(
     name: str,
     namespace: str,
     spec: ShardSetSpec,
+    objects: ShardSetObjects,
     snapshot: ShardSetSnapshot,
     decision: Decision,
     body: Any,
@@ -158,6 +159,7 @@ async def _act(
                          manifests.stateful_set(name, shard, template)):
             kopf.adopt(manifest, owner=body)
             await asyncio.to_thread(api.create, namespace, manifest)
+    await _update_templates(name, namespace, template, objects)
     if decision.routing != snapshot.routing or decision.target != snapshot.target:
         await asyncio.to_thread(api.write_routing, namespace, _routing_manifest(name, namespace,
                                                                                 decision, body))
@@ -216,6 +218,19 @@ async def _maybe_rebalance(
         manifest = _routing_manifest(name, namespace, retarget, body)
         await asyncio.to_thread(cluster().write_routing, namespace, manifest)
         kopf.info(body, reason="Rebalancing", message=outcome.reason)
+
+
+async def _update_templates(
+    name: str, namespace: str, template: Mapping[str, Any], objects: ShardSetObjects
+) -> None:
+    """Shards whose StatefulSet was made from an older template get the current one."""
+    for obj in objects.stateful_sets:
+        shard = manifests.shard_of(obj)
+        if shard is not None and manifests.is_out_of_date(obj, template):
+            patch = manifests.template_update(name, shard, template)
+            await asyncio.to_thread(
+                cluster().patch_stateful_set, namespace, manifests.shard_name(name, shard), patch
+            )
 
 
 def _routing_manifest(name: str, namespace: str, decision: Decision, body: Any) -> dict[str, Any]:
