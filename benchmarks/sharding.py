@@ -191,7 +191,8 @@ def report(args: argparse.Namespace) -> str:
             "shard over the mean, minus one; 'actual' uses the true per-slot load, which the "
             "rebalancer does not see:",
             rebalance_table,
-            f"Routing lookups ({args.keys:,} keys, best of 3, CRC16/XMODEM, 7 shards):",
+            f"Routing lookups ({args.keys:,} keys, best of 3, CRC16/XMODEM, 7 shards; wall-clock "
+            "rates on a shared machine vary between runs):",
             rate_table,
         ]
     )

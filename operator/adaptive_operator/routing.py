@@ -52,7 +52,9 @@ def hash_part(key: bytes) -> bytes:
 def key_slot(key: str | bytes, slots: int) -> int:
     """The hash slot of ``key``: CRC16/XMODEM of its hash part, modulo ``slots``."""
     data = key.encode() if isinstance(key, str) else key
-    return binascii.crc_hqx(hash_part(data), 0) % slots
+    if b"{" in data:  # only then can there be a hash tag: skip the call otherwise
+        data = hash_part(data)
+    return binascii.crc_hqx(data, 0) % slots
 
 
 @dataclass(frozen=True)
