@@ -82,3 +82,16 @@ def test_status_conditions_follow_api_conventions() -> None:
             {"conditions": [{"type": "Ready", "status": "Maybe", "reason": "X",
                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
         )
+
+
+def test_cel_rules_travel_in_the_json_schema() -> None:
+    defs = ShardSet.model_json_schema(by_alias=True)["$defs"]
+    assert defs["ShardSetSpec"]["x-kubernetes-validations"] == CEL_RULES["spec"]
+    assert defs["Rebalance"]["x-kubernetes-validations"] == CEL_RULES["spec.rebalance"]
+    assert "x-kubernetes-validations" not in defs["Migration"]
+
+
+def test_free_form_objects_have_no_additional_properties_keyword() -> None:
+    defs = ShardSet.model_json_schema(by_alias=True)["$defs"]
+    assert "additionalProperties" not in defs["ShardTemplate"]["properties"]["template"]
+    assert "additionalProperties" not in defs["Migration"]["properties"]["jobTemplate"]

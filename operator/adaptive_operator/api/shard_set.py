@@ -7,10 +7,11 @@ validates them when the operator creates the real objects.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
@@ -48,11 +49,27 @@ PRINTER_COLUMNS: tuple[dict[str, str], ...] = (
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 
-_FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+def _free_form(schema: dict[str, Any]) -> None:
+    """Any object goes: the API server keeps unknown fields (no `additionalProperties: true`,
+    which a structural schema does not need)."""
+    schema.pop("additionalProperties", None)
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+
+
+def _free_form_items(schema: dict[str, Any]) -> None:
+    schema["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def _config(x_validations: list[dict[str, str]] | None = None) -> ConfigDict:
+    """camelCase on the wire, unknown fields refused; CEL rules carried in the JSON schema."""
+    config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    if x_validations:
+        config["json_schema_extra"] = cast(JsonDict, {"x-kubernetes-validations": x_validations})
+    return config
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = _config()
 
 
 class ShardTemplate(_Model):
@@ -60,12 +77,12 @@ class ShardTemplate(_Model):
 
     replicas: int = Field(1, ge=0, description="Pods per shard.")
     template: dict[str, Any] = Field(
-        description="Pod template of each shard's StatefulSet.", json_schema_extra=_FREE_FORM
+        description="Pod template of each shard's StatefulSet.", json_schema_extra=_free_form
     )
     volume_claim_templates: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Volume claim templates of each shard's StatefulSet.",
-        json_schema_extra={"items": {"type": "object", **_FREE_FORM}},
+        json_schema_extra=_free_form_items,
     )
 
 
@@ -73,7 +90,7 @@ class Migration(_Model):
     """How slot ranges are moved: the user's Job, given SHARD_RANGE_START/END, SOURCE, TARGET."""
 
     job_template: dict[str, Any] = Field(
-        description="Job spec run once per moved range.", json_schema_extra=_FREE_FORM
+        description="Job spec run once per moved range.", json_schema_extra=_free_form
     )
     concurrency: int = Field(1, ge=1, description="Migration Jobs running at most at once.")
     backoff_limit: int = Field(3, ge=0, description="Retries of a failed migration Job.")
@@ -85,8 +102,12 @@ class Migration(_Model):
 class Rebalance(_Model):
     """Load-aware rebalancing: slots move from hot shards to cold ones."""
 
+    model_config = _config(x_validations=[REBALANCE_HYSTERESIS_RULE])
+
     load_query: str = Field(
-        min_length=1, description="PromQL giving each shard's load, one series per `shard` label."
+        min_length=1,
+        description="PromQL giving each shard's load: one series per shard, labelled `shard` "
+        "with the shard number (or a name ending in it, such as the StatefulSet's).",
     )
     imbalance_threshold: float = Field(
         0.2, ge=0, description="Rebalance when the hottest shard exceeds the mean load by this."
@@ -105,6 +126,8 @@ class Rebalance(_Model):
 
 
 class ShardSetSpec(_Model):
+    model_config = _config(x_validations=CEL_RULES["spec"])
+
     shards: int = Field(ge=1, description="Number of shards.")
     slots: int = Field(DEFAULT_SLOTS, ge=1, le=1 << 20, description="Number of hash slots.")
     template: ShardTemplate
