@@ -150,10 +150,13 @@ def test_target_for_another_shard_count_is_replaced() -> None:
     [
         pytest.param('{"shards":2,"ranges":[[0,5,0],[6,12,1]]}', id="gap-between-ranges"),
         pytest.param('{"shards":2,"ranges":[[0,0,0]]}', id="empty-range"),
+        pytest.param('{"ranges":[[0,12,0]]}', id="no-shard-count"),
+        pytest.param('{"shards":2,"ranges":[[0,12]]}', id="range-without-shard"),
+        pytest.param("not json", id="not-json"),
     ],
 )
 def test_malformed_target_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="target range"):
+    with pytest.raises(ValueError, match="target"):
         Target.from_json(text)
 
 

@@ -67,6 +67,8 @@ def test_given_up_moves_are_forgotten_when_the_shard_count_changes() -> None:
     assert handler._given_up(given_up_meta(4), 4) == {Move(3, 4, 0, 3)}
     assert handler._given_up(given_up_meta(3), 4) == frozenset()
     assert handler._given_up({}, 4) == frozenset()
+    damaged = {"annotations": {handler.GIVEN_UP_ANNOTATION: '{"shards": 4}'}}
+    assert handler._given_up(damaged, 4) == frozenset()
 
 
 def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:

@@ -57,13 +57,18 @@ class Target:
 
     @classmethod
     def from_json(cls, text: str) -> Target:
-        record = json.loads(text)
+        try:
+            record = json.loads(text)
+            ranges = [(int(a), int(b), int(c)) for a, b, c in record["ranges"]]
+            shards = int(record["shards"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed target assignment: {err!r}") from err
         owners: list[int] = []
-        for start, end, shard in record["ranges"]:
+        for start, end, shard in ranges:
             if start != len(owners) or end <= start:
                 raise ValueError(f"target range {start}..{end} does not follow slot {len(owners)}")
-            owners.extend([int(shard)] * (end - start))
-        return cls(int(record["shards"]), tuple(owners))
+            owners.extend([shard] * (end - start))
+        return cls(shards, tuple(owners))
 
 
 @dataclass(frozen=True)

@@ -137,10 +137,13 @@ def _given_up(meta: Mapping[str, Any], shards: int) -> frozenset[Move]:
     raw = (meta.get("annotations") or {}).get(GIVEN_UP_ANNOTATION)
     if not raw:
         return frozenset()
-    record = json.loads(raw)
-    if record.get("shards") != shards:
-        return frozenset()
-    return frozenset(Move(m["start"], m["end"], m["from"], m["to"]) for m in record["moves"])
+    try:
+        record = json.loads(raw)
+        if record.get("shards") != shards:
+            return frozenset()
+        return frozenset(Move(m["start"], m["end"], m["from"], m["to"]) for m in record["moves"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return frozenset()  # our own record, damaged: forgetting it only means retrying moves
 
 
 async def _act(
