@@ -98,6 +98,8 @@ def test_from_assignment_on_stdin(
                      id="no-source-shards"),
         pytest.param(["--slots", "4", "--shards-from", "2", "--shards-to", "0"], None,
                      "--shards-to", id="no-target-shards"),
+        pytest.param(["--slots", "4", "--shards-from", "2", "--shards-to", str(1 << 21)], None,
+                     "--shards-to", id="absurd-target-shards"),
         pytest.param(["--slots", "4"], "[0, 0, 1]", "assigns 3 slots", id="wrong-length"),
         pytest.param(["--slots", "2"], "[0, -1]", "negative", id="negative-shard-id"),
         pytest.param(["--slots", "2"], "[0, 1.5]", "not an integer", id="fractional-shard-id"),

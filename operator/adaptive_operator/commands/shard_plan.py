@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+MAX_SHARDS = 1 << 20  # the planner keeps a count per shard: bound the memory a typo can take
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -42,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.slots < 1:
         raise UsageError(f"--slots must be at least 1, got {args.slots}")
-    if args.shards_to < 1:
-        raise UsageError(f"--shards-to must be at least 1, got {args.shards_to}")
+    if not 1 <= args.shards_to <= MAX_SHARDS:
+        raise UsageError(f"--shards-to must be between 1 and {MAX_SHARDS}, got {args.shards_to}")
     if args.from_assignment is not None:
         before = read_assignment(args.from_assignment, args.slots)
-    elif args.shards_from < 1:
-        raise UsageError(f"--shards-from must be at least 1, got {args.shards_from}")
+    elif not 1 <= args.shards_from <= MAX_SHARDS:
+        raise UsageError(
+            f"--shards-from must be between 1 and {MAX_SHARDS}, got {args.shards_from}"
+        )
     else:
         before = list(initial_assignment(args.shards_from, args.slots))
     json.dump(plan(before, args.shards_to).to_json(), sys.stdout)

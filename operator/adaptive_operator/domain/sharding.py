@@ -20,6 +20,7 @@ Ranges in moves are half-open: a move covers slots ``start <= slot < end``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -121,8 +122,8 @@ def minimum_moves(before: Sequence[int], shards_to: int) -> int:
     """The fewest slots any balanced plan to ``shards_to`` shards must move (see module doc)."""
     _check_shards_to(shards_to)
     quota = quotas(before, shards_to)
-    counts = shard_counts(before, max(shards_to, max(before) + 1))
-    return sum(max(0, count - (quota[s] if s < shards_to else 0)) for s, count in enumerate(counts))
+    counts = Counter(before)  # not a list: shard ids in an input file may be large
+    return sum(max(0, count - (quota[s] if s < shards_to else 0)) for s, count in counts.items())
 
 
 def plan(before: Sequence[int], shards_to: int) -> Plan:
