@@ -1,0 +1,285 @@
+"""kopf wiring for ShardSets: observe the owned objects, decide (pure), act, report.
+
+One periodic reconcile per ShardSet (a timer, so spec changes, Job completions and shard
+readiness are all picked up the same way and never handled concurrently for one object).
+Order of acting matters for a restart at any point: the routing table is written first (it is the
+record of ownership and of migrations started), then Jobs are created, and finished Jobs and
+empty shards are deleted last. Everything created is owned by the ShardSet, so deleting it lets
+the garbage collector remove the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import structlog
+from pydantic import ValidationError
+
+from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
+from adaptive_operator.api.shard_set import GROUP, PLURAL, VERSION, ShardSetSpec
+from adaptive_operator.domain import shard_manifests as manifests
+from adaptive_operator.domain.migration import RoutingState
+from adaptive_operator.domain.rebalancing import RebalancePolicy, rebalance, shard_loads
+from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, Target, decide
+from adaptive_operator.domain.shard_status import ConditionState, merge_conditions, status_for
+from adaptive_operator.domain.sharding import Move
+from adaptive_operator.routing import RoutingTable, build_table
+
+GIVEN_UP_ANNOTATION = "adaptive.dev/given-up-moves"
+TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
+REBALANCE_ANNOTATION = "adaptive.dev/rebalance"  # {"at": last check, "active": hysteresis}
+
+# Reads a PromQL instant vector (a list of {"metric": {...}, "value": [t, "v"]}). Set at startup
+# by the command that runs the operator, with the operator's Prometheus; None disables
+# load-aware rebalancing.
+read_vector: Callable[[str], list[dict[str, Any]]] | None = None
+log = structlog.get_logger("shardset")
+_cluster: ShardCluster | None = None
+
+
+def cluster() -> ShardCluster:
+    global _cluster
+    if _cluster is None:
+        _cluster = ShardCluster()
+    return _cluster
+
+
+def parse_time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5.0)
+async def reconcile_shard_set(
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    namespace = namespace or "default"
+    try:
+        shard_spec = ShardSetSpec.model_validate(dict(spec))
+    except ValidationError as err:
+        _report_refusal(patch, status, meta, "InvalidSpec", " ".join(str(err).split()))
+        return
+    objects = await asyncio.to_thread(
+        cluster().observe, namespace, name, manifests.routing_config_map_name(name)
+    )
+    try:
+        snapshot = _snapshot(shard_spec, objects, meta)
+        decision = decide(snapshot, now=time.time())
+    except ValueError as err:  # includes a malformed routing table: never act on it
+        _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err))
+        return
+    await _act(name, namespace, shard_spec, objects, snapshot, decision, body)
+    _record(patch, snapshot, decision, status, meta, shard_spec.shards)
+    await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body)
+    log.info(
+        "shardset.reconciled", name=name, namespace=namespace, shards=shard_spec.shards,
+        epoch=decision.routing.epoch, migrating=len(decision.routing.migrating),
+        pending=decision.pending_moves, started=len(decision.start_jobs),
+        created_shards=decision.create_shards, deleted_shards=decision.delete_shards,
+    )
+
+
+def _snapshot(
+    spec: ShardSetSpec, objects: ShardSetObjects, meta: Mapping[str, Any]
+) -> ShardSetSnapshot:
+    routing = target = None
+    if objects.routing_data is not None:
+        table = RoutingTable.from_config_map_data(objects.routing_data)
+        routing = RoutingState(table.epoch, tuple(table.owners.tolist()), table.migrating)
+        if TARGET_KEY in objects.routing_data:
+            target = Target.from_json(objects.routing_data[TARGET_KEY])
+    existing, ready = _shards(objects.stateful_sets)
+    jobs = [manifests.job_observation(job, parse_time) for job in objects.jobs]
+    return ShardSetSnapshot(
+        shards=spec.shards,
+        slots=spec.slots,
+        concurrency=spec.migration.concurrency,
+        backoff_limit=spec.migration.backoff_limit,
+        backoff_seconds=spec.migration.backoff_seconds,
+        routing=routing,
+        jobs=tuple(job for job in jobs if job is not None),
+        existing_shards=existing,
+        ready_shards=ready,
+        given_up=_given_up(meta, spec.shards),
+        target=target,
+    )
+
+
+def _shards(stateful_sets: list[dict[str, Any]]) -> tuple[frozenset[int], frozenset[int]]:
+    """The shards that have a StatefulSet, and those whose StatefulSet is ready."""
+    existing: set[int] = set()
+    ready: set[int] = set()
+    for obj in stateful_sets:
+        shard = manifests.shard_of(obj)
+        if shard is None:
+            continue
+        existing.add(shard)
+        if manifests.is_ready(obj):
+            ready.add(shard)
+    return frozenset(existing), frozenset(ready)
+
+
+def _given_up(meta: Mapping[str, Any], shards: int) -> frozenset[Move]:
+    """Moves that exhausted their retries, forgotten when the shard count changes."""
+    raw = (meta.get("annotations") or {}).get(GIVEN_UP_ANNOTATION)
+    if not raw:
+        return frozenset()
+    try:
+        record = json.loads(raw)
+        if record.get("shards") != shards:
+            return frozenset()
+        return frozenset(Move(m["start"], m["end"], m["from"], m["to"]) for m in record["moves"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return frozenset()  # our own record, damaged: forgetting it only means retrying moves
+
+
+async def _act(
+    name: str,
+    namespace: str,
+    spec: ShardSetSpec,
+    objects: ShardSetObjects,
+    snapshot: ShardSetSnapshot,
+    decision: Decision,
+    body: Any,
+) -> None:
+    api = cluster()
+    template = spec.template.model_dump(by_alias=True)
+    for shard in decision.create_shards:
+        for manifest in (manifests.headless_service(name, shard),
+                         manifests.stateful_set(name, shard, template)):
+            kopf.adopt(manifest, owner=body)
+            await asyncio.to_thread(api.create, namespace, manifest)
+    await _update_templates(name, namespace, template, objects)
+    if decision.routing != snapshot.routing or decision.target != snapshot.target:
+        await asyncio.to_thread(api.write_routing, namespace, _routing_manifest(name, namespace,
+                                                                                decision, body))
+    for move, attempt in decision.start_jobs:
+        job = manifests.migration_job(
+            name, namespace, spec.slots, spec.migration.job_template, move, attempt
+        )
+        kopf.adopt(job, owner=body)
+        await asyncio.to_thread(api.create, namespace, job)
+    for move, attempt in decision.delete_jobs:
+        job_name = manifests.job_name(name, move, attempt)
+        await asyncio.to_thread(api.delete, namespace, "Job", job_name)
+    for shard in decision.delete_shards:
+        for kind in ("StatefulSet", "Service"):
+            await asyncio.to_thread(api.delete, namespace, kind, manifests.shard_name(name, shard))
+    for message in decision.events:
+        kopf.info(body, reason="Resharding", message=message)
+
+
+async def _maybe_rebalance(
+    name: str,
+    namespace: str,
+    spec: ShardSetSpec,
+    decision: Decision,
+    meta: Mapping[str, Any],
+    patch: kopf.Patch,
+    body: kopf.Body,
+) -> None:
+    """Once per period, when nothing is moving: a new target from the per-shard load.
+
+    The next reconcile carries the target out with migration Jobs like any resize.
+    """
+    policy = spec.rebalance
+    if policy is None or read_vector is None or not decision.settled:
+        return
+    record = json.loads((meta.get("annotations") or {}).get(REBALANCE_ANNOTATION) or "{}")
+    now = time.time()
+    if now - float(record.get("at", 0)) < policy.period_seconds:
+        return
+    try:
+        series = await asyncio.to_thread(read_vector, policy.load_query)
+        loads = shard_loads(series, spec.shards)
+    except Exception as err:  # any failure to read the load: say so, move nothing
+        kopf.warn(body, reason="LoadQueryFailed", message=str(err))
+        patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": False})
+        return
+    rules = RebalancePolicy(
+        policy.imbalance_threshold, policy.hysteresis, policy.max_moves_per_period
+    )
+    outcome = rebalance(decision.routing.owners, loads, rules, bool(record.get("active")))
+    patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": outcome.active})
+    log.info("shardset.rebalance", name=name, namespace=namespace, loads=loads,
+             imbalance=outcome.imbalance, moved=outcome.plan.slots_moved, reason=outcome.reason)
+    if outcome.plan.moves:
+        retarget = replace(decision, target=Target(spec.shards, outcome.plan.after))
+        manifest = _routing_manifest(name, namespace, retarget, body)
+        await asyncio.to_thread(cluster().write_routing, namespace, manifest)
+        kopf.info(body, reason="Rebalancing", message=outcome.reason)
+
+
+async def _update_templates(
+    name: str, namespace: str, template: Mapping[str, Any], objects: ShardSetObjects
+) -> None:
+    """Shards whose StatefulSet was made from an older template get the current one."""
+    for obj in objects.stateful_sets:
+        shard = manifests.shard_of(obj)
+        if shard is not None and manifests.is_out_of_date(obj, template):
+            patch = manifests.template_update(name, shard, template)
+            await asyncio.to_thread(
+                cluster().patch_stateful_set, namespace, manifests.shard_name(name, shard), patch
+            )
+
+
+def _routing_manifest(name: str, namespace: str, decision: Decision, body: Any) -> dict[str, Any]:
+    owners = decision.routing.owners
+    shards = set(owners) | {s for m in decision.routing.migrating for s in (m.source, m.target)}
+    addresses = {s: manifests.shard_address(name, namespace, s) for s in shards}
+    table = build_table(owners, addresses, decision.routing.epoch, decision.routing.migrating)
+    data = table.to_config_map_data() | {TARGET_KEY: decision.target.to_json()}
+    manifest = manifests.routing_config_map(name, data)
+    kopf.adopt(manifest, owner=body)
+    return manifest
+
+
+def _record(
+    patch: Any,
+    snapshot: ShardSetSnapshot,
+    decision: Decision,
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    shards: int,
+) -> None:
+    """Status and the given-up annotation, written only when they changed."""
+    new_status = status_for(
+        snapshot, decision, status.get("conditions") or [], _now_iso(), meta.get("generation")
+    )
+    if any(status.get(key) != value for key, value in new_status.items()):
+        patch.status.update(new_status)
+    if decision.given_up != snapshot.given_up:
+        moves = [m.to_json() for m in sorted(decision.given_up, key=lambda m: (m.start, m.end))]
+        record = json.dumps({"shards": shards, "moves": moves}, separators=(",", ":"))
+        patch.metadata.annotations[GIVEN_UP_ANNOTATION] = record
+
+
+def _report_refusal(
+    patch: Any, status: Mapping[str, Any], meta: Mapping[str, Any], reason: str, message: str
+) -> None:
+    """Nothing was done: say why in the Ready condition (other conditions are kept as they are)."""
+    previous = status.get("conditions") or []
+    ready = merge_conditions(
+        previous, [ConditionState("Ready", "False", reason, message)], _now_iso(),
+        meta.get("generation"),
+    )
+    others = [c for c in previous if c.get("type") != "Ready"]
+    if [*ready, *others] != list(previous):
+        patch.status["conditions"] = [*ready, *others]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

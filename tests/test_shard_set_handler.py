@@ -1,0 +1,285 @@
+"""The handler's translation between cluster objects and the pure decision (no cluster needed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+
+from adaptive_operator.adapters.shard_cluster import ShardSetObjects
+from adaptive_operator.api.shard_set import ShardSetSpec
+from adaptive_operator.domain import shard_manifests as m
+from adaptive_operator.domain.migration import RoutingState
+from adaptive_operator.domain.resharding import decide
+from adaptive_operator.domain.sharding import Move, initial_assignment
+from adaptive_operator.handlers import shard_set as handler
+from adaptive_operator.routing import build_table
+
+SPEC = ShardSetSpec.model_validate({
+    "shards": 4, "slots": 12,
+    "template": {"template": {"spec": {"containers": [{"name": "c"}]}}},
+    "migration": {"jobTemplate": {"template": {"spec": {"containers": [{"name": "m"}]}}}},
+})
+BODY: dict[str, Any] = {
+    "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet",
+    "metadata": {"name": "cache", "namespace": "prod", "uid": "u-1"},
+}
+
+
+def ready_sts(shard: int) -> dict[str, Any]:
+    sts = m.stateful_set("cache", shard, {"replicas": 1, "template": {}})
+    sts["metadata"]["generation"] = 1
+    sts["status"] = {"readyReplicas": 1, "observedGeneration": 1}
+    return sts
+
+
+def objects(with_table: bool = True) -> ShardSetObjects:
+    addresses = {s: m.shard_address("cache", "prod", s) for s in range(4)}
+    move = Move(3, 4, 0, 3)
+    table = build_table(initial_assignment(3, 12), addresses, 6, [move])
+    failed = m.migration_job("cache", "prod", 12, {}, move, 1)
+    failed["status"] = {"conditions": [
+        {"type": "Failed", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    return ShardSetObjects(
+        stateful_sets=[ready_sts(s) for s in range(4)] + [{"metadata": {}}],
+        jobs=[failed, {"metadata": {"labels": {}}}],
+        routing_data=table.to_config_map_data() if with_table else None,
+    )
+
+
+def test_snapshot_reads_the_table_shards_and_jobs() -> None:
+    snapshot = handler._snapshot(SPEC, objects(), {})
+    assert snapshot.routing == RoutingState(6, initial_assignment(3, 12), (Move(3, 4, 0, 3),))
+    assert snapshot.existing_shards == snapshot.ready_shards == frozenset(range(4))
+    (job,) = snapshot.jobs
+    assert job.state == "failed"
+    assert job.finished_at == handler.parse_time("2026-01-01T00:00:00Z")
+    assert handler._snapshot(SPEC, objects(with_table=False), {}).routing is None
+
+
+def given_up_meta(shards: int) -> dict[str, Any]:
+    record = {"shards": shards, "moves": [{"start": 3, "end": 4, "from": 0, "to": 3}]}
+    return {"annotations": {handler.GIVEN_UP_ANNOTATION: json.dumps(record)}}
+
+
+def test_given_up_moves_are_forgotten_when_the_shard_count_changes() -> None:
+    assert handler._given_up(given_up_meta(4), 4) == {Move(3, 4, 0, 3)}
+    assert handler._given_up(given_up_meta(3), 4) == frozenset()
+    assert handler._given_up({}, 4) == frozenset()
+    damaged = {"annotations": {handler.GIVEN_UP_ANNOTATION: '{"shards": 4}'}}
+    assert handler._given_up(damaged, 4) == frozenset()
+
+
+def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
+    snapshot = handler._snapshot(SPEC, objects(), {"generation": 2})
+    decision = decide(snapshot, now=handler.parse_time("2026-01-01T00:00:05Z"))
+    patch = kopf.Patch()
+    handler._record(patch, snapshot, decision, {}, {"generation": 2}, 4)
+    assert patch["status"]["epoch"] == decision.routing.epoch
+    assert "metadata" not in patch  # nothing given up
+    unchanged = kopf.Patch()
+    handler._record(unchanged, snapshot, decision, dict(patch["status"]), {"generation": 2}, 4)
+    assert "status" not in unchanged
+
+
+def test_routing_manifest_is_owned_and_loadable() -> None:
+    snapshot = handler._snapshot(SPEC, objects(), {})
+    decision = decide(snapshot, now=0.0)
+    manifest = handler._routing_manifest("cache", "prod", decision, BODY)
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert manifest["data"]["epoch"] == str(decision.routing.epoch)
+
+
+def test_refusal_sets_ready_false_once() -> None:
+    patch = kopf.Patch()
+    handler._report_refusal(patch, {}, {"generation": 3}, "InvalidSpec", "bad")
+    (ready,) = patch["status"]["conditions"]
+    assert (ready["reason"], ready["observedGeneration"]) == ("InvalidSpec", 3)
+    again = kopf.Patch()
+    handler._report_refusal(again, dict(patch["status"]), {"generation": 3}, "InvalidSpec", "bad")
+    assert "status" not in again
+
+
+class InMemoryShardCluster:
+    """Stands in for the adapter (not for Kubernetes): objects as dicts, Jobs end when told."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.routing: dict[str, str] | None = None
+        self.fail_next_jobs = 0
+        self.patches: list[str] = []
+
+    def observe(self, namespace: str, name: str, config_map: str) -> ShardSetObjects:
+        return ShardSetObjects(
+            stateful_sets=[o for (kind, _), o in self.objects.items() if kind == "StatefulSet"],
+            jobs=[o for (kind, _), o in self.objects.items() if kind == "Job"],
+            routing_data=self.routing,
+        )
+
+    def write_routing(self, namespace: str, manifest: Any) -> None:
+        self.routing = dict(manifest["data"])
+
+    def create(self, namespace: str, manifest: Any) -> None:
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
+
+    def delete(self, namespace: str, kind: str, name: str) -> None:
+        self.objects.pop((kind, name), None)
+
+    def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None:
+        self.patches.append(name)
+        sts = self.objects[("StatefulSet", name)]
+        for op in json_patch:
+            *parents, key = op["path"].strip("/").replace("~1", "/").split("/", 2)[:3]
+            target = sts
+            for part in parents:
+                target = target[part]
+            target[key] = op["value"]
+
+    def settle(self) -> None:
+        """Shards become ready and running Jobs finish (the first `fail_next_jobs` fail)."""
+        for (kind, _), obj in self.objects.items():
+            if kind == "StatefulSet":
+                obj["status"] = {"readyReplicas": obj["spec"]["replicas"]}
+            elif kind == "Job" and "status" not in obj:
+                outcome = "Failed" if self.fail_next_jobs > 0 else "Complete"
+                self.fail_next_jobs -= outcome == "Failed"
+                obj["status"] = {"conditions": [{"type": outcome, "status": "True",
+                                                 "lastTransitionTime": "2020-01-01T00:00:00Z"}]}
+
+
+async def reconcile(
+    fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
+) -> None:
+    patch = kopf.Patch()
+    await handler.reconcile_shard_set(
+        spec=spec, meta=state["meta"], status=state["status"], name="cache", namespace="prod",
+        body=BODY, patch=patch,
+    )
+    state["status"] = {**state["status"], **patch.get("status", {})}
+    annotations = patch.get("metadata", {}).get("annotations", {})
+    state["meta"].setdefault("annotations", {}).update(annotations)
+
+
+def live_shards(fake: InMemoryShardCluster) -> set[int | None]:
+    return {m.shard_of(o) for (kind, _), o in fake.objects.items() if kind == "StatefulSet"}
+
+
+def was_retried(fake: InMemoryShardCluster) -> bool:
+    return any(o["metadata"]["name"].endswith("-a2") for o in fake.objects.values())
+
+
+async def drive(
+    fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
+) -> tuple[handler.RoutingTable, bool]:
+    """Reconcile until Ready, checking the published table after every step."""
+    retried = False
+    for _ in range(30):
+        await reconcile(fake, spec, state)
+        table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+        assert set(table.owners.tolist()) <= live_shards(fake)  # never a missing shard
+        retried |= was_retried(fake)
+        fake.settle()
+        if state["status"]["conditions"][0]["reason"] == "AllShardsReady":
+            break
+    return table, retried
+
+
+async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    monkeypatch.setattr(kopf, "info", lambda *args, **kwargs: None)
+    spec = SPEC.model_dump(by_alias=True)
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    fake.fail_next_jobs = 1
+    retried = []
+    for shards in (3, 4, 2):
+        table, step_retried = await drive(fake, spec | {"shards": shards}, state)
+        retried.append(step_retried)
+        assert state["status"]["shards"] == shards
+        assert state["status"]["migrationsInFlight"] == 0
+        counts = [table.owners.tolist().count(s) for s in range(shards)]
+        assert max(counts) - min(counts) <= 1
+        assert not any(kind == "Job" for kind, _ in fake.objects)
+    assert retried == [False, True, False]  # the first migration failed once and ran again
+
+
+async def test_invalid_spec_is_reported_not_acted_on(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await reconcile(fake, {"shards": 0}, state)
+    assert state["status"]["conditions"][0]["reason"] == "InvalidSpec"
+    assert fake.objects == {}
+
+
+async def test_slot_count_change_is_refused(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    spec = SPEC.model_dump(by_alias=True)
+    await reconcile(fake, spec, state)
+    await reconcile(fake, spec | {"slots": 24}, state)
+    ready = state["status"]["conditions"][0]
+    assert (ready["type"], ready["reason"]) == ("Ready", "RoutingTableMismatch")
+
+
+async def settle_at(
+    fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
+) -> None:
+    for _ in range(10):
+        await reconcile(fake, spec, state)
+        fake.settle()
+
+
+async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    monkeypatch.setattr(kopf, "info", lambda *args, **kwargs: None)
+    queries: list[str] = []
+
+    def read_vector(query: str) -> list[dict[str, Any]]:
+        queries.append(query)
+        return [{"metric": {"shard": "0"}, "value": [0, "3"]},
+                {"metric": {"shard": "1"}, "value": [0, "1"]}]
+
+    monkeypatch.setattr(handler, "read_vector", read_vector)
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await settle_at(fake, spec, state)
+    assert queries and queries[0] == "load"
+    table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+    counts = [table.owners.tolist().count(s) for s in range(2)]
+    assert counts[0] < counts[1]  # the hot shard gave slots away, through migration Jobs
+    record = json.loads(state["meta"]["annotations"][handler.REBALANCE_ANNOTATION])
+    assert set(record) == {"at", "active"}
+
+
+async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    warnings: list[str] = []
+    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: warnings.append(reason))
+    monkeypatch.setattr(handler, "read_vector", lambda query: [])
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await settle_at(fake, spec, state)
+    assert warnings == ["LoadQueryFailed"]  # once: the next try waits for the period
+    table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+    assert table.owners.tolist() == list(initial_assignment(2, 12))
+
+
+async def test_template_change_updates_existing_shards(monkeypatch: Any) -> None:
+    fake = InMemoryShardCluster()
+    monkeypatch.setattr(handler, "_cluster", fake)
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2}
+    state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
+    await reconcile(fake, spec, state)
+    await reconcile(fake, spec, state)
+    assert fake.patches == []
+    spec["template"] = spec["template"] | {"replicas": 3}
+    await reconcile(fake, spec, state)
+    assert sorted(fake.patches) == ["cache-0", "cache-1"]
+    assert fake.objects[("StatefulSet", "cache-0")]["spec"]["replicas"] == 3
+    await reconcile(fake, spec, state)
+    assert len(fake.patches) == 2  # up to date now: not patched again
