@@ -90,10 +90,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 FAILED = pytest.StashKey[bool]()
 
 
+def module_tag(module_name: str) -> str:
+    """A short tag per test module: its namespaces share the prefix `e2e-<tag>-`, so the
+    operator a module starts watches only that module's namespaces (`--namespace e2e-<tag>-*`)."""
+    base = module_name.rsplit(".", 1)[-1].removeprefix("test_")
+    return re.sub(r"[^a-z0-9]", "", base.lower())[:14]
+
+
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
-    ns = f"e2e-{name}-{uuid.uuid4().hex[:5]}"
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:30].strip("-")
+    ns = f"e2e-{module_tag(request.module.__name__)}-{name}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", ns)
     yield ns
     if request.node.stash.get(FAILED, False):

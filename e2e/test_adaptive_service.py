@@ -13,7 +13,7 @@ import pytest
 from adaptive_operator.demo.exporter import Exporter
 from operator_process import ROOT, OperatorProcess, free_port
 
-from conftest import Cluster
+from conftest import Cluster, module_tag
 from support import wait_until
 
 SYNC = 2  # seconds between syncs in these tests, so that they run quickly
@@ -60,7 +60,8 @@ def operator(local_cluster: Cluster) -> Iterator[OperatorProcess]:
     local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                           "crd/adaptiveservices.adaptive.dev")
-    process = OperatorProcess("adaptive-service").start()
+    process = OperatorProcess("adaptive-service",
+                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
     process.stop()
 
