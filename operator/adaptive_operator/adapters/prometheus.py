@@ -6,7 +6,9 @@ condition verbatim, so a user sees the PromQL error text or why the value was re
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import json
 import math
 import threading
 from dataclasses import dataclass
@@ -67,11 +69,17 @@ def _raw_query(url: str, query: str) -> list[dict[str, Any]]:
 
 
 def _error_text(err: PrometheusApiClientException) -> str:
+    """The API's own message (e.g. a PromQL parse error) out of the client's exception text,
+    which embeds the response body as a bytes literal: "HTTP Status Code 400 (b'{...}')"."""
     text = str(err)
-    marker = '"error":"'
-    if marker in text:  # the API's own message, e.g. a PromQL parse error
-        return text.split(marker, 1)[1].split('"', 1)[0]
-    return text
+    start, end = text.find("(b'"), text.rfind("')")
+    if start < 0 or end <= start:
+        return text
+    try:
+        body = json.loads(ast.literal_eval(text[start + 1:end + 1]))
+    except (ValueError, SyntaxError):
+        return text
+    return str(body.get("error", text)) if isinstance(body, dict) else text
 
 
 def to_total(query: str, result: list[dict[str, Any]]) -> Sample:
