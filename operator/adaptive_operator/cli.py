@@ -17,6 +17,7 @@ from adaptive_operator import __version__
 # Order is the order shown by --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "adaptive_operator.commands.version",
+    "adaptive_operator.commands.detect",
 )
 
 
