@@ -49,7 +49,7 @@ def scaled_sigmoid(y: float) -> float:
 
 
 def probation_rows(n_rows: int) -> int:
-    return min(int(math.floor(0.15 * n_rows)), 750)
+    return min(math.floor(0.15 * n_rows), 750)
 
 
 def score_file(

@@ -123,7 +123,8 @@ def test_eviction_respects_unavailable_cap_and_names_pods() -> None:
     plan = decide_healing(POLICY, observe(pods=SICK_PODS), [], NOW)
     assert plan.intent is not None and plan.intent.pods == ("web-a",)
     assert "2 unhealthy pod(s) (1 crash-looping, 1 not ready); evicting 1 (cap 1" in plan.message
-    wider = decide_healing(replace(POLICY, max_unavailable_pods=3), observe(pods=SICK_PODS), [], NOW)
+    wider = decide_healing(replace(POLICY, max_unavailable_pods=3), observe(pods=SICK_PODS), [],
+                           NOW)
     assert wider.intent is not None and wider.intent.pods == ("web-a", "web-b")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import nab  # noqa: E402
+import nab
 
 STANDARD = nab.PROFILES[0]
 N = 1000  # probation: 150 rows

@@ -5,8 +5,11 @@ the value against a trailing baseline (median and MAD of the rows *before* it), 
 z-score of the step from the previous row, a short-term mean shift and a short-term volatility
 ratio. The forest is trained on recent history and refit on a schedule; a row's score uses
 rows up to it only. A point is flagged when its score stands out from the scores the forest
-gave its own training rows, for `persistence_k` of the last `persistence_n` rows, and flags
-are followed by a cool-down so that one incident is one detection.
+gave its own training rows *and* comes close to (within `record_margin` of) or beats the
+highest score of the previous `record_rows` rows, for `persistence_k` of the last
+`persistence_n` rows; a flag is followed by a cool-down so that one incident is one detection.
+Judging a score against the score's own recent distribution makes the operating point work
+whatever the forest's absolute scale on a given series.
 
 Pure: no clock, no I/O; randomness only through the `random_state` parameter.
 """
@@ -22,6 +25,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 FloatArray = npt.NDArray[np.float64]
+Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]
 BoolArray = npt.NDArray[np.bool_]
 
 # 1.4826 * MAD estimates the standard deviation of normal data.
@@ -34,7 +38,7 @@ class DetectorSettings:
     """Knobs of the detector; the defaults are the product's operating point.
 
     `sensitivity` in (0, 1]: higher flags more. The flag threshold on the score is
-    `q + margin * (1 - sensitivity) * 2` above the training scores' upper quantile `q`.
+    `margin * (0.5 - sensitivity) * 2` away from the training scores' upper quantile `q`.
     The defaults were chosen globally on the NAB development corpus (never per file).
     """
 
@@ -42,19 +46,17 @@ class DetectorSettings:
     short_rows: int = 6
     train_rows: int = 2000
     min_train_rows: int = 100
-    refit_every: int = 250
-    n_estimators: int = 50
+    refit_every: int = 500
+    n_estimators: int = 30
     max_samples: int = 256
     sensitivity: float = 0.5
     train_quantile: float = 0.995
     margin: float = 0.05
     persistence_k: int = 1
     persistence_n: int = 1
-    cooldown_rows: int = 50
-    record_rows: int = 2000
-    record_margin: float = 0.0
-    score_z: float = 0.0
-    use_model_threshold: bool = True
+    cooldown_rows: int = 100
+    record_rows: int = 500
+    record_margin: float = -0.02
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -120,7 +122,9 @@ def metric_features(values: Sequence[float] | FloatArray, settings: DetectorSett
     return _compress(np.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0))
 
 
-def level_zscores(values: Sequence[float] | FloatArray, baseline_rows: int) -> tuple[FloatArray, FloatArray]:
+def level_zscores(
+    values: Sequence[float] | FloatArray, baseline_rows: int
+) -> tuple[FloatArray, FloatArray]:
     """Per row: the trailing baseline (median of earlier rows) and the robust z against it."""
     x = pd.Series(np.asarray(values, dtype=float))
     baseline, scale = _baseline(x, baseline_rows)
@@ -140,15 +144,18 @@ def _robust_scale(deviation: pd.Series, rows: int, level: pd.Series | None = Non
     mad = deviation.shift(1).rolling(rows, min_periods=2).median() * MAD_TO_SIGMA
     spread = deviation.shift(1).rolling(rows, min_periods=2).mean()
     floor = 1e-9 if level is None else 1e-6 * level.abs().shift(1).fillna(0.0) + 1e-9
-    return np.maximum(np.maximum(mad, 0.5 * spread), floor)
+    return pd.Series(np.maximum(np.maximum(mad, 0.5 * spread), floor))
 
 
 def _compress(z: FloatArray) -> FloatArray:
     # log-compress so a flat series' huge z-scores do not dominate the forest's splits.
-    return np.sign(z) * np.log1p(np.abs(z))
+    compressed: FloatArray = np.sign(z) * np.log1p(np.abs(z))
+    return compressed
 
 
-def feature_matrix(history: Mapping[str, Sequence[float]], settings: DetectorSettings) -> FloatArray:
+def feature_matrix(
+    history: Series, settings: DetectorSettings
+) -> FloatArray:
     names = sorted(history)
     lengths = {len(history[name]) for name in names}
     if len(lengths) != 1:
@@ -174,13 +181,14 @@ def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int)
     forest = _forest(settings, random_state, len(train)).fit(train)
     train_scores = -forest.score_samples(train)
     upper = float(np.quantile(train_scores, settings.train_quantile))
-    threshold = upper + settings.margin * (1.0 - settings.sensitivity) * 2.0
+    threshold = upper + settings.margin * (0.5 - settings.sensitivity) * 2.0
     return _Model(forest, min(threshold, 1.0))
 
 
 def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
     # sklearn's score_samples is minus the paper's anomaly score s in (0, 1].
-    return np.clip(-model.forest.score_samples(rows), 0.0, 1.0).astype(float)
+    scores: FloatArray = np.clip(-model.forest.score_samples(rows), 0.0, 1.0).astype(float)
+    return scores
 
 
 def apply_operating_point(
@@ -209,7 +217,7 @@ def detect_series(
 
 
 def detect_batch(
-    history: Mapping[str, Sequence[float]], settings: DetectorSettings, random_state: int
+    history: Series, settings: DetectorSettings, random_state: int
 ) -> BatchResult:
     """Score every row causally: refit every `refit_every` rows on the rows before the block,
     then score the block in one vectorised call (the model never saw the rows it scores)."""
@@ -218,25 +226,13 @@ def detect_batch(
     scores = np.zeros(n)
     exceeds = np.zeros(n, dtype=bool)
     for start in range(settings.min_train_rows, n, settings.refit_every):
-        model = _fit_model(features[max(0, start - settings.train_rows) : start], settings, random_state)
+        train = features[max(0, start - settings.train_rows) : start]
+        model = _fit_model(train, settings, random_state)
         block = features[start : start + settings.refit_every]
         scores[start : start + len(block)] = _raw_scores(model, block)
-        exceeds[start : start + len(block)] = (
-            scores[start : start + len(block)] >= model.threshold
-        ) | (not settings.use_model_threshold)
+        exceeds[start : start + len(block)] = scores[start : start + len(block)] >= model.threshold
     exceeds &= scores > record_levels(scores, settings)
-    if settings.score_z > 0:
-        exceeds &= score_zscores(scores, settings.train_rows) > settings.score_z
     return BatchResult(scores, apply_operating_point(exceeds, settings, settings.cooldown_rows + 1))
-
-
-def score_zscores(scores: FloatArray, rows: int) -> FloatArray:
-    """Robust z-score of each score against the scores of the rows before it."""
-    previous = pd.Series(scores).shift(1).rolling(rows, min_periods=10)
-    median = previous.median()
-    mad = (pd.Series(scores).shift(1) - median).abs().rolling(rows, min_periods=10).median()
-    z = (pd.Series(scores) - median) / np.maximum(mad * MAD_TO_SIGMA, 1e-3)
-    return z.fillna(0.0).to_numpy(dtype=float)
 
 
 def record_levels(scores: FloatArray, settings: DetectorSettings) -> FloatArray:
@@ -260,7 +256,7 @@ class AnomalyDetector:
     _model: _Model | None = field(default=None, init=False, repr=False)
     _metrics: tuple[str, ...] = field(default=(), init=False, repr=False)
 
-    def fit(self, history: Mapping[str, Sequence[float]]) -> AnomalyDetector:
+    def fit(self, history: Series) -> AnomalyDetector:
         features = feature_matrix(history, self.settings)[-self.settings.train_rows :]
         if len(features) < self.settings.min_train_rows:
             raise ValueError(
@@ -274,7 +270,7 @@ class AnomalyDetector:
     def fitted(self) -> bool:
         return self._model is not None
 
-    def score(self, window: Mapping[str, Sequence[float]]) -> AnomalyVerdict:
+    def score(self, window: Series) -> AnomalyVerdict:
         """Verdict for the last row of `window` (recent rows of every metric, oldest first).
 
         The window should span the baseline; persistence and cool-down look at its tail.
@@ -284,12 +280,13 @@ class AnomalyDetector:
         if tuple(sorted(window)) != self._metrics:
             raise ValueError(f"window metrics {sorted(window)} differ from {list(self._metrics)}")
         features = feature_matrix(window, self.settings)
-        tail = self.settings.persistence_n + self.settings.cooldown_rows
+        tail = self.settings.persistence_n + self.settings.cooldown_rows + self.settings.record_rows
         scores = _raw_scores(self._model, features[-tail:])
-        flags = apply_operating_point(scores >= self._model.threshold, self.settings, tail + 1)
+        exceeds = (scores >= self._model.threshold) & (scores > record_levels(scores, self.settings))
+        flags = apply_operating_point(exceeds, self.settings, tail + 1)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), self._contributions(window))
 
-    def _contributions(self, window: Mapping[str, Sequence[float]]) -> tuple[Contribution, ...]:
+    def _contributions(self, window: Series) -> tuple[Contribution, ...]:
         found = []
         for metric in self._metrics:
             values = np.asarray(window[metric], dtype=float)

@@ -187,8 +187,8 @@ def _choose(
         return _idle("Healthy", _health_summary(observation))
     candidates = _candidates(policy, observation, ledger, now)
     if not candidates:
-        return _idle("NoRemedy", f"anomaly without a known remedy ({_health_summary(observation)}); "
-                     "reporting only")
+        summary = _health_summary(observation)
+        return _idle("NoRemedy", f"anomaly without a known remedy ({summary}); reporting only")
     failed = _failed_in_incident(ledger, now, policy)
     untried = [plan for plan in candidates if plan.action not in failed]
     if not untried:
