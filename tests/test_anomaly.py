@@ -63,7 +63,7 @@ def test_spike_is_flagged_once_and_noise_is_not() -> None:
     assert not result.flags[: FAST.min_train_rows].any()
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=150))
 def test_scores_stay_in_unit_interval_for_any_series(values: list[float]) -> None:
     result = detect_series(values, FAST, random_state=0)
