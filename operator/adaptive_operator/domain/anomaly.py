@@ -282,7 +282,8 @@ class AnomalyDetector:
         features = feature_matrix(window, self.settings)
         tail = self.settings.persistence_n + self.settings.cooldown_rows + self.settings.record_rows
         scores = _raw_scores(self._model, features[-tail:])
-        exceeds = (scores >= self._model.threshold) & (scores > record_levels(scores, self.settings))
+        record = record_levels(scores, self.settings)
+        exceeds = (scores >= self._model.threshold) & (scores > record)
         flags = apply_operating_point(exceeds, self.settings, tail + 1)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), self._contributions(window))
 

@@ -312,19 +312,36 @@ def _failed_in_incident(
 def _apply_rails(
     policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
 ) -> HealingPlan:
-    same = [e for e in ledger if e.action is plan.action and now - e.at < policy.cooldown_seconds]
-    if same:
-        wait = policy.cooldown_seconds - (now - max(e.at for e in same))
-        return _idle("CooldownActive", f"{plan.action} is cooling down for another {wait:.0f}s "
-                     f"(cooldown {policy.cooldown_seconds:.0f}s); would have: {plan.message}")
-    acted = [e for e in ledger if e.outcome is not Outcome.DRY_RUN and now - e.at < HOUR]
-    if len(acted) >= policy.max_actions_per_hour:
-        return _idle("ActionRateLimited", f"{len(acted)} actions in the last hour (cap "
-                     f"{policy.max_actions_per_hour}); would have: {plan.message}")
+    blocked = _cooldown_block(policy, plan, ledger, now) or _rate_block(policy, plan, ledger, now)
+    if blocked is not None:
+        return blocked
     if policy.dry_run and plan.intent is not None:
         intent = replace(plan.intent, outcome=Outcome.DRY_RUN)
         return replace(plan, intent=intent, dry_run=True, message=f"DryRun: {plan.message}")
     return plan
+
+
+def _cooldown_block(
+    policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan | None:
+    # DryRun entries count here too, so a dry run reports once per cooldown, not every sync.
+    cooldown = policy.cooldown_seconds
+    times = [e.at for e in ledger if e.action is plan.action and now - e.at < cooldown]
+    if not times:
+        return None
+    wait = policy.cooldown_seconds - (now - max(times))
+    return _idle("CooldownActive", f"{plan.action} is cooling down for another {wait:.0f}s "
+                 f"(cooldown {policy.cooldown_seconds:.0f}s); would have: {plan.message}")
+
+
+def _rate_block(
+    policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan | None:
+    acted = sum(1 for e in ledger if e.outcome is not Outcome.DRY_RUN and now - e.at < HOUR)
+    if acted < policy.max_actions_per_hour:
+        return None
+    return _idle("ActionRateLimited", f"{acted} actions in the last hour (cap "
+                 f"{policy.max_actions_per_hour}); would have: {plan.message}")
 
 
 def _intent_id(action: Action, now: float) -> str:
