@@ -55,7 +55,8 @@ class DetectorSettings:
     persistence_k: int = 1
     persistence_n: int = 1
     cooldown_rows: int = 100
-    record_rows: int = 500
+    record_rows: int = 1000
+    min_deviation_z: float = 3.0
     record_margin: float = -0.02
 
     def __post_init__(self) -> None:
@@ -231,8 +232,21 @@ def detect_batch(
         block = features[start : start + settings.refit_every]
         scores[start : start + len(block)] = _raw_scores(model, block)
         exceeds[start : start + len(block)] = scores[start : start + len(block)] >= model.threshold
-    exceeds &= scores > record_levels(scores, settings)
+    exceeds &= (scores > record_levels(scores, settings)) & deviates(features, settings)
     return BatchResult(scores, apply_operating_point(exceeds, settings, settings.cooldown_rows + 1))
+
+
+def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
+    """Rows where some metric's level or step is at least `min_deviation_z` robust sigmas off.
+
+    A point where no metric moves is not an anomaly worth acting on, whatever the forest says
+    (a flat line scores the same everywhere).
+    """
+    level_and_step = np.concatenate(
+        [features[:, i :: FEATURES_PER_METRIC] for i in (0, 1)], axis=1
+    )
+    result: BoolArray = np.abs(level_and_step).max(axis=1) >= np.log1p(settings.min_deviation_z)
+    return result
 
 
 def record_levels(scores: FloatArray, settings: DetectorSettings) -> FloatArray:
@@ -284,6 +298,7 @@ class AnomalyDetector:
         scores = _raw_scores(self._model, features[-tail:])
         record = record_levels(scores, self.settings)
         exceeds = (scores >= self._model.threshold) & (scores > record)
+        exceeds &= deviates(features[-tail:], self.settings)
         flags = apply_operating_point(exceeds, self.settings, tail + 1)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), self._contributions(window))
 
