@@ -153,3 +153,16 @@ def test_explain_without_deviation() -> None:
     assert verdict.explain() == "score 0.30; no metric deviates from its baseline"
     assert verdict.contributions[0].direction == "flat"
     assert Contribution("cpu", 0.0, 1.0, -3.0).direction == "down"
+
+
+def test_flat_line_never_flags() -> None:
+    # The forest scores every row of a flat line alike; nothing deviates, so nothing counts.
+    result = detect_series(np.full(400, 5.0), FAST, random_state=0)
+    assert not result.flags.any()
+
+
+def test_step_change_is_flagged_near_its_start() -> None:
+    values = noisy(400)
+    values[320:] += 12.0
+    flags = detect_series(values, FAST, random_state=0).flags
+    assert flags[320:326].any()

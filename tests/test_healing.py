@@ -18,6 +18,7 @@ from adaptive_operator.domain.healing import (
     PodHealth,
     RolloutInfo,
     decide_healing,
+    detector_settings_from_spec,
     policy_from_spec,
     summarise,
 )
@@ -196,3 +197,9 @@ def test_ledger_summary_counts_outcomes() -> None:
     summary = summarise(ledger, NOW)
     assert (summary.total, summary.last_hour) == (2, 1)
     assert summary.by_outcome == {"Helped": 1, "DidNotHelp": 1}
+
+
+def test_detector_settings_follow_the_spec() -> None:
+    spec = HealingSpec.model_validate({"sensitivity": 0.8, "persistence": {"k": 3, "n": 5}})
+    detector = detector_settings_from_spec(spec)
+    assert (detector.sensitivity, detector.persistence_k, detector.persistence_n) == (0.8, 3, 5)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from adaptive_operator.api.healing import HealingMode, HealingSpec
-from adaptive_operator.domain.anomaly import AnomalyVerdict
+from adaptive_operator.domain.anomaly import AnomalyVerdict, DetectorSettings
 
 HOUR = 3600.0
 
@@ -372,4 +372,14 @@ def policy_from_spec(spec: HealingSpec) -> HealingPolicy:
         max_actions_per_hour=spec.max_actions_per_hour,
         max_unavailable_pods=spec.max_unavailable_pods,
         verify_seconds=float(spec.verify_seconds),
+    )
+
+
+def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
+    """The detector the operator runs for a service: product defaults, the user's knobs."""
+    return replace(
+        DetectorSettings(),
+        sensitivity=spec.sensitivity,
+        persistence_k=spec.persistence.k,
+        persistence_n=spec.persistence.n,
     )
