@@ -37,8 +37,10 @@ FEATURES_PER_METRIC = 4
 class DetectorSettings:
     """Knobs of the detector; the defaults are the product's operating point.
 
-    `sensitivity` in (0, 1]: higher flags more. The flag threshold on the score is
-    `margin * (0.5 - sensitivity) * 2` away from the training scores' upper quantile `q`.
+    `sensitivity` in (0, 1]: higher flags more. The score threshold is the training scores'
+    `train_quantile` plus `margin * (1 - 2 * sensitivity)` (0.5 leaves it at the quantile).
+    A flag also needs a metric whose level or step is `min_deviation_z` robust sigmas off.
+    Rows before `min_train_rows` score 0 and are never flagged.
     The defaults were chosen globally on the NAB development corpus (never per file).
     """
 
@@ -182,7 +184,7 @@ def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int)
     forest = _forest(settings, random_state, len(train)).fit(train)
     train_scores = -forest.score_samples(train)
     upper = float(np.quantile(train_scores, settings.train_quantile))
-    threshold = upper + settings.margin * (0.5 - settings.sensitivity) * 2.0
+    threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
     return _Model(forest, min(threshold, 1.0))
 
 
