@@ -44,7 +44,7 @@ class DetectorSettings:
     The defaults were chosen globally on the NAB development corpus (never per file).
     """
 
-    baseline_rows: int = 288
+    baseline_rows: int = 1000
     short_rows: int = 6
     train_rows: int = 2000
     min_train_rows: int = 100
@@ -58,7 +58,7 @@ class DetectorSettings:
     persistence_n: int = 1
     cooldown_rows: int = 100
     record_rows: int = 1000
-    min_deviation_z: float = 3.0
+    min_deviation_z: float = 4.0
     record_margin: float = -0.02
 
     def __post_init__(self) -> None:
