@@ -1,0 +1,313 @@
+"""Multivariate anomaly detection over a service's health metrics.
+
+An IsolationForest (scikit-learn) over causal features of each metric: the robust z-score of
+the value against a trailing baseline (median and MAD of the rows *before* it), the robust
+z-score of the step from the previous row, a short-term mean shift and a short-term volatility
+ratio. The forest is trained on recent history and refit on a schedule; a row's score uses
+rows up to it only. A point is flagged when its score stands out from the scores the forest
+gave its own training rows *and* comes close to (within `record_margin` of) or beats the
+highest score of the previous `record_rows` rows, for `persistence_k` of the last
+`persistence_n` rows; a flag is followed by a cool-down so that one incident is one detection.
+Judging a score against the score's own recent distribution makes the operating point work
+whatever the forest's absolute scale on a given series.
+
+Pure: no clock, no I/O; randomness only through the `random_state` parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+
+FloatArray = npt.NDArray[np.float64]
+Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]
+BoolArray = npt.NDArray[np.bool_]
+
+# 1.4826 * MAD estimates the standard deviation of normal data.
+MAD_TO_SIGMA = 1.4826
+FEATURES_PER_METRIC = 4
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Knobs of the detector; the defaults are the product's operating point.
+
+    `sensitivity` in (0, 1]: higher flags more. The score threshold is the training scores'
+    `train_quantile` plus `margin * (1 - 2 * sensitivity)` (0.5 leaves it at the quantile).
+    A flag also needs a metric whose level or step is `min_deviation_z` robust sigmas off.
+    Rows before `min_train_rows` score 0 and are never flagged.
+    The defaults were chosen globally on the NAB development corpus (never per file).
+    """
+
+    baseline_rows: int = 1000
+    short_rows: int = 6
+    train_rows: int = 2000
+    min_train_rows: int = 100
+    refit_every: int = 500
+    n_estimators: int = 30
+    max_samples: int = 256
+    sensitivity: float = 0.5
+    train_quantile: float = 0.995
+    margin: float = 0.05
+    persistence_k: int = 1
+    persistence_n: int = 1
+    cooldown_rows: int = 100
+    record_rows: int = 1000
+    min_deviation_z: float = 4.0
+    record_margin: float = -0.02
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.sensitivity <= 1.0:
+            raise ValueError(f"sensitivity must be in (0, 1], got {self.sensitivity}")
+        if not 1 <= self.persistence_k <= self.persistence_n:
+            raise ValueError(
+                f"persistence needs 1 <= k <= n, got k={self.persistence_k} n={self.persistence_n}"
+            )
+        if self.min_train_rows < 2 or self.refit_every < 1:
+            raise ValueError("min_train_rows must be >= 2 and refit_every >= 1")
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How far one metric is from its own baseline at the scored row."""
+
+    metric: str
+    value: float
+    baseline: float
+    z: float
+
+    @property
+    def direction(self) -> str:
+        return "up" if self.z > 0 else "down" if self.z < 0 else "flat"
+
+
+@dataclass(frozen=True)
+class AnomalyVerdict:
+    score: float
+    is_anomaly: bool
+    contributions: tuple[Contribution, ...] = ()
+
+    def explain(self, limit: int = 3) -> str:
+        """One line for an Event: the metrics that deviate most, with their numbers."""
+        top = [c for c in self.contributions if abs(c.z) >= 1.0][:limit]
+        if not top:
+            return f"score {self.score:.2f}; no metric deviates from its baseline"
+        parts = [
+            f"{c.metric} {c.direction} {c.value:.4g} vs baseline {c.baseline:.4g} (z={c.z:+.1f})"
+            for c in top
+        ]
+        return f"score {self.score:.2f}: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    scores: FloatArray
+    flags: BoolArray
+
+
+def metric_features(values: Sequence[float] | FloatArray, settings: DetectorSettings) -> FloatArray:
+    """Causal features of one metric, one row per input row (shape n x FEATURES_PER_METRIC)."""
+    x = pd.Series(np.asarray(values, dtype=float))
+    baseline, scale = _baseline(x, settings.baseline_rows)
+    step = x.diff()
+    step_scale = _robust_scale(step.abs(), settings.baseline_rows)
+    short = x.rolling(settings.short_rows, min_periods=1)
+    level_z = (x - baseline) / scale
+    step_z = step / step_scale
+    mean_z = (short.mean() - baseline) / scale
+    vol = np.log((short.std().fillna(0.0) + scale * 0.1) / (scale * 1.1))
+    stacked = np.column_stack([level_z, step_z, mean_z, vol]).astype(float)
+    return _compress(np.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0))
+
+
+def level_zscores(
+    values: Sequence[float] | FloatArray, baseline_rows: int
+) -> tuple[FloatArray, FloatArray]:
+    """Per row: the trailing baseline (median of earlier rows) and the robust z against it."""
+    x = pd.Series(np.asarray(values, dtype=float))
+    baseline, scale = _baseline(x, baseline_rows)
+    z = ((x - baseline) / scale).fillna(0.0).to_numpy(dtype=float)
+    return baseline.fillna(x).to_numpy(dtype=float), z
+
+
+def _baseline(x: pd.Series, rows: int) -> tuple[pd.Series, pd.Series]:
+    previous = x.shift(1).rolling(rows, min_periods=2)
+    median = previous.median()
+    deviation = (x.shift(1) - median).abs()
+    return median, _robust_scale(deviation, rows, x)
+
+
+def _robust_scale(deviation: pd.Series, rows: int, level: pd.Series | None = None) -> pd.Series:
+    """MAD-based scale of the rows before t, floored so a flat line does not divide by zero."""
+    mad = deviation.shift(1).rolling(rows, min_periods=2).median() * MAD_TO_SIGMA
+    spread = deviation.shift(1).rolling(rows, min_periods=2).mean()
+    floor = 1e-9 if level is None else 1e-6 * level.abs().shift(1).fillna(0.0) + 1e-9
+    return pd.Series(np.maximum(np.maximum(mad, 0.5 * spread), floor))
+
+
+def _compress(z: FloatArray) -> FloatArray:
+    # log-compress so a flat series' huge z-scores do not dominate the forest's splits.
+    compressed: FloatArray = np.sign(z) * np.log1p(np.abs(z))
+    return compressed
+
+
+def feature_matrix(
+    history: Series, settings: DetectorSettings
+) -> FloatArray:
+    names = sorted(history)
+    lengths = {len(history[name]) for name in names}
+    if len(lengths) != 1:
+        raise ValueError(f"all metrics need the same number of rows, got {sorted(lengths)}")
+    return np.hstack([metric_features(history[name], settings) for name in names])
+
+
+def _forest(settings: DetectorSettings, random_state: int, rows: int) -> IsolationForest:
+    return IsolationForest(
+        n_estimators=settings.n_estimators,
+        max_samples=min(settings.max_samples, rows),
+        random_state=random_state,
+    )
+
+
+@dataclass
+class _Model:
+    forest: IsolationForest
+    threshold: float
+
+
+def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int) -> _Model:
+    forest = _forest(settings, random_state, len(train)).fit(train)
+    train_scores = -forest.score_samples(train)
+    upper = float(np.quantile(train_scores, settings.train_quantile))
+    threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
+    return _Model(forest, min(threshold, 1.0))
+
+
+def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
+    # sklearn's score_samples is minus the paper's anomaly score s in (0, 1].
+    scores: FloatArray = np.clip(-model.forest.score_samples(rows), 0.0, 1.0).astype(float)
+    return scores
+
+
+def apply_operating_point(
+    exceeds: BoolArray, settings: DetectorSettings, quiet_before: int = 0
+) -> BoolArray:
+    """Persistence (k of the last n) then a cool-down after each flag.
+
+    `quiet_before` is how many rows have passed since the last flag before this stretch.
+    """
+    counts = np.convolve(exceeds.astype(int), np.ones(settings.persistence_n, dtype=int))
+    persistent = counts[: len(exceeds)] >= settings.persistence_k
+    flags = np.zeros(len(exceeds), dtype=bool)
+    last_flag = -quiet_before
+    for row in np.flatnonzero(persistent):
+        if row - last_flag > settings.cooldown_rows:
+            flags[row] = True
+            last_flag = int(row)
+    return flags
+
+
+def detect_series(
+    values: Sequence[float] | FloatArray, settings: DetectorSettings, random_state: int
+) -> BatchResult:
+    """Score a whole univariate series causally (the `detect` command and the benchmark)."""
+    return detect_batch({"value": values}, settings, random_state)
+
+
+def detect_batch(
+    history: Series, settings: DetectorSettings, random_state: int
+) -> BatchResult:
+    """Score every row causally: refit every `refit_every` rows on the rows before the block,
+    then score the block in one vectorised call (the model never saw the rows it scores)."""
+    features = feature_matrix(history, settings)
+    n = len(features)
+    scores = np.zeros(n)
+    exceeds = np.zeros(n, dtype=bool)
+    for start in range(settings.min_train_rows, n, settings.refit_every):
+        train = features[max(0, start - settings.train_rows) : start]
+        model = _fit_model(train, settings, random_state)
+        block = features[start : start + settings.refit_every]
+        scores[start : start + len(block)] = _raw_scores(model, block)
+        exceeds[start : start + len(block)] = scores[start : start + len(block)] >= model.threshold
+    exceeds &= (scores > record_levels(scores, settings)) & deviates(features, settings)
+    return BatchResult(scores, apply_operating_point(exceeds, settings, settings.cooldown_rows + 1))
+
+
+def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
+    """Rows where some metric's level or step is at least `min_deviation_z` robust sigmas off.
+
+    A point where no metric moves is not an anomaly worth acting on, whatever the forest says
+    (a flat line scores the same everywhere).
+    """
+    level_and_step = np.concatenate(
+        [features[:, i :: FEATURES_PER_METRIC] for i in (0, 1)], axis=1
+    )
+    result: BoolArray = np.abs(level_and_step).max(axis=1) >= np.log1p(settings.min_deviation_z)
+    return result
+
+
+def record_levels(scores: FloatArray, settings: DetectorSettings) -> FloatArray:
+    """Per row: the highest score of the `record_rows` rows before it, plus the margin.
+
+    A score must beat the recent record to count: the score's own causal distribution
+    decides what is unusual, whatever the forest's absolute scale on this series.
+    """
+    if settings.record_rows <= 0:
+        return np.zeros(len(scores))
+    previous = pd.Series(scores).shift(1).rolling(settings.record_rows, min_periods=1).max()
+    return previous.fillna(0.0).to_numpy(dtype=float) + settings.record_margin
+
+
+@dataclass
+class AnomalyDetector:
+    """The operator's detector: fit on recent history, then score the latest row of a window."""
+
+    settings: DetectorSettings = field(default_factory=DetectorSettings)
+    random_state: int = 0
+    _model: _Model | None = field(default=None, init=False, repr=False)
+    _metrics: tuple[str, ...] = field(default=(), init=False, repr=False)
+
+    def fit(self, history: Series) -> AnomalyDetector:
+        features = feature_matrix(history, self.settings)[-self.settings.train_rows :]
+        if len(features) < self.settings.min_train_rows:
+            raise ValueError(
+                f"need at least {self.settings.min_train_rows} rows to fit, got {len(features)}"
+            )
+        self._model = _fit_model(features, self.settings, self.random_state)
+        self._metrics = tuple(sorted(history))
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return self._model is not None
+
+    def score(self, window: Series) -> AnomalyVerdict:
+        """Verdict for the last row of `window` (recent rows of every metric, oldest first).
+
+        The window should span the baseline; persistence and cool-down look at its tail.
+        """
+        if self._model is None:
+            raise RuntimeError("fit the detector before scoring")
+        if tuple(sorted(window)) != self._metrics:
+            raise ValueError(f"window metrics {sorted(window)} differ from {list(self._metrics)}")
+        features = feature_matrix(window, self.settings)
+        tail = self.settings.persistence_n + self.settings.cooldown_rows + self.settings.record_rows
+        scores = _raw_scores(self._model, features[-tail:])
+        record = record_levels(scores, self.settings)
+        exceeds = (scores >= self._model.threshold) & (scores > record)
+        exceeds &= deviates(features[-tail:], self.settings)
+        flags = apply_operating_point(exceeds, self.settings, tail + 1)
+        return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), self._contributions(window))
+
+    def _contributions(self, window: Series) -> tuple[Contribution, ...]:
+        found = []
+        for metric in self._metrics:
+            values = np.asarray(window[metric], dtype=float)
+            baseline, z = level_zscores(values, self.settings.baseline_rows)
+            found.append(Contribution(metric, float(values[-1]), float(baseline[-1]), float(z[-1])))
+        return tuple(sorted(found, key=lambda c: -abs(c.z)))

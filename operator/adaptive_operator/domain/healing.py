@@ -1,0 +1,385 @@
+"""The healing decision: a pure function from policy, observation, ledger and `now` to a plan.
+
+Ladder of remedies, least drastic first for the symptom at hand:
+- an anomaly that starts within `rollback_window_seconds` after a rollout -> RollBack to the
+  previous revision (never to one that was itself rolled back for anomalies recently: no loops);
+- crash-looping or not-ready pods -> EvictPods (at most `max_unavailable_pods` at once);
+- eviction (or a rollback) that did not help -> RolloutRestart;
+- saturation (latency or CPU up while load is up) -> ScaleOut through the scaler, within max;
+- nothing left to try -> HealingExhausted.
+Every action is first written to the ledger as a Pending intent (the plan says what to record
+before acting); a Pending intent is verified after `verify_seconds`, never repeated, which is
+what makes the operator crash-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from adaptive_operator.api.healing import HealingMode, HealingSpec
+from adaptive_operator.domain.anomaly import AnomalyVerdict, DetectorSettings
+
+HOUR = 3600.0
+
+
+class Action(StrEnum):
+    NONE = "None"
+    ROLL_BACK = "RollBack"
+    EVICT_PODS = "EvictPods"
+    ROLLOUT_RESTART = "RolloutRestart"
+    SCALE_OUT = "ScaleOut"
+
+
+class Outcome(StrEnum):
+    PENDING = "Pending"  # recorded before acting, not yet verified
+    HELPED = "Helped"
+    DID_NOT_HELP = "DidNotHelp"
+    DRY_RUN = "DryRun"  # decided and reported, never carried out
+
+
+@dataclass(frozen=True)
+class HealingPolicy:
+    enabled: bool = False
+    dry_run: bool = False
+    rollback_window_seconds: float = 600.0
+    cooldown_seconds: float = 300.0
+    max_actions_per_hour: int = 4
+    max_unavailable_pods: int = 1
+    verify_seconds: float = 120.0
+    scale_out_step: int = 1
+    # A rollback loop or an escalation chain is looked for over this span of the ledger.
+    memory_seconds: float = HOUR
+
+
+@dataclass(frozen=True)
+class RolloutInfo:
+    current_revision: int
+    previous_revision: int | None
+    current_started_at: float
+
+
+@dataclass(frozen=True)
+class PodHealth:
+    name: str
+    ready: bool = True
+    crash_looping: bool = False
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.crash_looping or not self.ready
+
+
+@dataclass(frozen=True)
+class LoadSignals:
+    """Relative change over the recent window (0.5 = up 50 %)."""
+
+    load_change: float
+    latency_change: float
+    cpu_change: float
+    rising_threshold: float = 0.2
+
+    @property
+    def saturated(self) -> bool:
+        up = self.rising_threshold
+        return self.load_change > up and (self.latency_change > up or self.cpu_change > up)
+
+
+@dataclass(frozen=True)
+class Observation:
+    verdict: AnomalyVerdict | None
+    anomaly_started_at: float | None = None
+    rollout: RolloutInfo | None = None
+    pods: tuple[PodHealth, ...] = ()
+    load: LoadSignals | None = None
+    replicas: int = 1
+    max_replicas: int = 1
+    paused: bool = False
+    read_error: str | None = None  # set when any input could not be read
+
+    @property
+    def unhealthy_pods(self) -> tuple[PodHealth, ...]:
+        return tuple(pod for pod in self.pods if pod.unhealthy)
+
+    @property
+    def troubled(self) -> bool:
+        anomalous = self.verdict is not None and self.verdict.is_anomaly
+        return anomalous or bool(self.unhealthy_pods)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    action: Action
+    at: float
+    outcome: Outcome
+    target_revision: int | None = None
+    from_revision: int | None = None
+    pods: tuple[str, ...] = ()
+    replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class HealingPlan:
+    action: Action
+    reason: str
+    message: str
+    intent: LedgerEntry | None = None  # record this BEFORE acting
+    verified: LedgerEntry | None = None  # a Pending entry with its outcome now known
+    dry_run: bool = False
+    exhausted: bool = False
+
+    @property
+    def acts(self) -> bool:
+        return self.action is not Action.NONE and not self.dry_run
+
+
+def decide_healing(
+    policy: HealingPolicy, observation: Observation, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan:
+    """What to do now, and why. Pure: same inputs, same plan."""
+    gate = _gate(policy, observation)
+    if gate is not None:
+        return gate
+    pending = _pending(ledger)
+    verified = None
+    if pending is not None:
+        if now - pending.at < policy.verify_seconds:
+            left = policy.verify_seconds - (now - pending.at)
+            return _idle("VerifyingAction", f"{pending.action} {pending.id} is being verified "
+                         f"for another {left:.0f}s; not acting again")
+        verified = _verify(pending, observation)
+        ledger = [verified if entry.id == pending.id else entry for entry in ledger]
+    plan = _choose(policy, observation, ledger, now)
+    return replace(plan, verified=verified)
+
+
+def _gate(policy: HealingPolicy, observation: Observation) -> HealingPlan | None:
+    if not policy.enabled:
+        return _idle("HealingDisabled", "healing is not enabled for this service")
+    if observation.paused:
+        return _idle("HealingPaused", "the pause annotation is set; all healing actions stop")
+    if observation.read_error is not None:
+        return _idle("MetricsUnreadable", f"not acting on data that could not be read: "
+                     f"{observation.read_error}")
+    return None
+
+
+def _idle(reason: str, message: str, exhausted: bool = False) -> HealingPlan:
+    return HealingPlan(Action.NONE, reason, message, exhausted=exhausted)
+
+
+def _pending(ledger: Sequence[LedgerEntry]) -> LedgerEntry | None:
+    pending = [entry for entry in ledger if entry.outcome is Outcome.PENDING]
+    return max(pending, key=lambda entry: entry.at) if pending else None
+
+
+def _verify(entry: LedgerEntry, observation: Observation) -> LedgerEntry:
+    outcome = Outcome.DID_NOT_HELP if observation.troubled else Outcome.HELPED
+    return replace(entry, outcome=outcome)
+
+
+def _choose(
+    policy: HealingPolicy, observation: Observation, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan:
+    if not observation.troubled:
+        return _idle("Healthy", _health_summary(observation))
+    candidates = _candidates(policy, observation, ledger, now)
+    if not candidates:
+        summary = _health_summary(observation)
+        return _idle("NoRemedy", f"anomaly without a known remedy ({summary}); reporting only")
+    failed = _failed_in_incident(ledger, now, policy)
+    untried = [plan for plan in candidates if plan.action not in failed]
+    if not untried:
+        tried = ", ".join(sorted(failed))
+        return _idle("HealingExhausted", f"tried {tried} and the workload is still unhealthy "
+                     f"({_health_summary(observation)}); giving up", exhausted=True)
+    return _apply_rails(policy, untried[0], ledger, now)
+
+
+def _health_summary(observation: Observation) -> str:
+    parts = []
+    if observation.verdict is not None:
+        parts.append(observation.verdict.explain())
+    unhealthy = observation.unhealthy_pods
+    if unhealthy:
+        names = ", ".join(pod.name for pod in unhealthy)
+        parts.append(f"{len(unhealthy)} unhealthy pod(s): {names}")
+    return "; ".join(parts) or "no verdict yet"
+
+
+def _candidates(
+    policy: HealingPolicy, observation: Observation, ledger: Sequence[LedgerEntry], now: float
+) -> list[HealingPlan]:
+    found = [
+        _rollback(policy, observation, ledger, now),
+        _evict(policy, observation, now),
+        _restart(observation, ledger, now, policy),
+        _scale_out(policy, observation, now),
+    ]
+    return [plan for plan in found if plan is not None]
+
+
+def _rollback(
+    policy: HealingPolicy, observation: Observation, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan | None:
+    rollout = observation.rollout
+    if rollout is None or rollout.previous_revision is None or observation.verdict is None:
+        return None
+    started = observation.anomaly_started_at if observation.anomaly_started_at is not None else now
+    after = started - rollout.current_started_at
+    if not (observation.verdict.is_anomaly and 0 <= after <= policy.rollback_window_seconds):
+        return None
+    target = rollout.previous_revision
+    if _rolled_back_recently(target, ledger, now, policy):
+        return None
+    message = (f"anomaly began {after:.0f}s after revision {rollout.current_revision} rolled out "
+               f"(window {policy.rollback_window_seconds:.0f}s): {observation.verdict.explain()}; "
+               f"rolling back to revision {target}")
+    intent = LedgerEntry(_intent_id(Action.ROLL_BACK, now), Action.ROLL_BACK, now, Outcome.PENDING,
+                         target_revision=target, from_revision=rollout.current_revision)
+    return HealingPlan(Action.ROLL_BACK, "AnomalyAfterRollout", message, intent)
+
+
+def _rolled_back_recently(
+    revision: int, ledger: Sequence[LedgerEntry], now: float, policy: HealingPolicy
+) -> bool:
+    return any(
+        entry.action is Action.ROLL_BACK
+        and entry.from_revision == revision
+        and entry.outcome is not Outcome.DRY_RUN
+        and now - entry.at <= policy.memory_seconds
+        for entry in ledger
+    )
+
+
+def _evict(policy: HealingPolicy, observation: Observation, now: float) -> HealingPlan | None:
+    unhealthy = observation.unhealthy_pods
+    if not unhealthy:
+        return None
+    chosen = tuple(sorted(pod.name for pod in unhealthy))[: policy.max_unavailable_pods]
+    crash = sum(pod.crash_looping for pod in unhealthy)
+    message = (f"{len(unhealthy)} unhealthy pod(s) ({crash} crash-looping, "
+               f"{len(unhealthy) - crash} not ready); evicting {len(chosen)} "
+               f"(cap {policy.max_unavailable_pods} at once): {', '.join(chosen)}")
+    intent = LedgerEntry(_intent_id(Action.EVICT_PODS, now), Action.EVICT_PODS, now,
+                         Outcome.PENDING, pods=chosen)
+    return HealingPlan(Action.EVICT_PODS, "UnhealthyPods", message, intent)
+
+
+def _restart(
+    observation: Observation, ledger: Sequence[LedgerEntry], now: float, policy: HealingPolicy
+) -> HealingPlan | None:
+    # Only an escalation: a restart follows an eviction or a rollback that did not help.
+    failed = _failed_in_incident(ledger, now, policy)
+    if not failed & {Action.EVICT_PODS, Action.ROLL_BACK}:
+        return None
+    tried = ", ".join(sorted(failed))
+    message = (f"{tried} did not help ({_health_summary(observation)}); restarting the rollout")
+    intent = LedgerEntry(_intent_id(Action.ROLLOUT_RESTART, now), Action.ROLLOUT_RESTART, now,
+                         Outcome.PENDING)
+    return HealingPlan(Action.ROLLOUT_RESTART, "EscalatedToRestart", message, intent)
+
+
+def _scale_out(policy: HealingPolicy, observation: Observation, now: float) -> HealingPlan | None:
+    load = observation.load
+    if load is None or not load.saturated or observation.replicas >= observation.max_replicas:
+        return None
+    target = min(observation.replicas + policy.scale_out_step, observation.max_replicas)
+    message = (f"saturation: load {load.load_change:+.0%}, latency {load.latency_change:+.0%}, "
+               f"CPU {load.cpu_change:+.0%}; scaling out {observation.replicas} -> {target} "
+               f"(max {observation.max_replicas})")
+    intent = LedgerEntry(_intent_id(Action.SCALE_OUT, now), Action.SCALE_OUT, now,
+                         Outcome.PENDING, replicas=target)
+    return HealingPlan(Action.SCALE_OUT, "Saturation", message, intent)
+
+
+def _failed_in_incident(
+    ledger: Sequence[LedgerEntry], now: float, policy: HealingPolicy
+) -> set[Action]:
+    """Actions that did not help since the last one that did, within the memory span."""
+    recent = sorted((e for e in ledger if now - e.at <= policy.memory_seconds), key=lambda e: e.at)
+    failed: set[Action] = set()
+    for entry in recent:
+        if entry.outcome is Outcome.HELPED:
+            failed.clear()
+        elif entry.outcome is Outcome.DID_NOT_HELP:
+            failed.add(entry.action)
+    return failed
+
+
+def _apply_rails(
+    policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan:
+    blocked = _cooldown_block(policy, plan, ledger, now) or _rate_block(policy, plan, ledger, now)
+    if blocked is not None:
+        return blocked
+    if policy.dry_run and plan.intent is not None:
+        intent = replace(plan.intent, outcome=Outcome.DRY_RUN)
+        return replace(plan, intent=intent, dry_run=True, message=f"DryRun: {plan.message}")
+    return plan
+
+
+def _cooldown_block(
+    policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan | None:
+    # DryRun entries count here too, so a dry run reports once per cooldown, not every sync.
+    cooldown = policy.cooldown_seconds
+    times = [e.at for e in ledger if e.action is plan.action and now - e.at < cooldown]
+    if not times:
+        return None
+    wait = policy.cooldown_seconds - (now - max(times))
+    return _idle("CooldownActive", f"{plan.action} is cooling down for another {wait:.0f}s "
+                 f"(cooldown {policy.cooldown_seconds:.0f}s); would have: {plan.message}")
+
+
+def _rate_block(
+    policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
+) -> HealingPlan | None:
+    acted = sum(1 for e in ledger if e.outcome is not Outcome.DRY_RUN and now - e.at < HOUR)
+    if acted < policy.max_actions_per_hour:
+        return None
+    return _idle("ActionRateLimited", f"{acted} actions in the last hour (cap "
+                 f"{policy.max_actions_per_hour}); would have: {plan.message}")
+
+
+def _intent_id(action: Action, now: float) -> str:
+    return f"{action.value.lower()}-{int(now)}"
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    total: int
+    last_hour: int
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+def summarise(ledger: Sequence[LedgerEntry], now: float) -> LedgerSummary:
+    counts: dict[str, int] = {}
+    for entry in ledger:
+        counts[entry.outcome.value] = counts.get(entry.outcome.value, 0) + 1
+    last_hour = sum(1 for entry in ledger if now - entry.at < HOUR)
+    return LedgerSummary(len(ledger), last_hour, counts)
+
+
+def policy_from_spec(spec: HealingSpec) -> HealingPolicy:
+    return HealingPolicy(
+        enabled=spec.enabled,
+        dry_run=spec.mode is HealingMode.DRY_RUN,
+        rollback_window_seconds=float(spec.rollback_window_seconds),
+        cooldown_seconds=float(spec.cooldown_seconds),
+        max_actions_per_hour=spec.max_actions_per_hour,
+        max_unavailable_pods=spec.max_unavailable_pods,
+        verify_seconds=float(spec.verify_seconds),
+    )
+
+
+def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
+    """The detector the operator runs for a service: product defaults, the user's knobs."""
+    return replace(
+        DetectorSettings(),
+        sensitivity=spec.sensitivity,
+        persistence_k=spec.persistence.k,
+        persistence_n=spec.persistence.n,
+    )

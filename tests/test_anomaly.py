@@ -1,0 +1,168 @@
+"""The anomaly detector: causality, determinism, explanations, operating point."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adaptive_operator.domain.anomaly import (
+    AnomalyDetector,
+    AnomalyVerdict,
+    Contribution,
+    DetectorSettings,
+    apply_operating_point,
+    detect_batch,
+    detect_series,
+    metric_features,
+)
+
+FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
+
+
+def noisy(n: int, seed: int = 1, level: float = 10.0) -> np.ndarray:
+    return level + np.random.default_rng(seed).normal(0.0, 1.0, n)
+
+
+def with_spike(n: int = 400, at: int = 300, height: float = 15.0) -> np.ndarray:
+    values = noisy(n)
+    values[at] += height
+    return values
+
+
+def test_batch_is_causal_a_prefix_scores_the_same() -> None:
+    values = with_spike()
+    whole = detect_series(values, FAST, random_state=3)
+    prefix = detect_series(values[:250], FAST, random_state=3)
+    np.testing.assert_array_equal(whole.scores[:250], prefix.scores)
+    np.testing.assert_array_equal(whole.flags[:250], prefix.flags)
+
+
+def test_features_are_causal() -> None:
+    values = with_spike()
+    np.testing.assert_array_equal(metric_features(values, FAST)[:299],
+                                  metric_features(values[:299], FAST))
+
+
+def test_batch_is_deterministic_for_a_seed() -> None:
+    values = with_spike()
+    first = detect_series(values, FAST, random_state=7)
+    second = detect_series(values, FAST, random_state=7)
+    np.testing.assert_array_equal(first.scores, second.scores)
+
+
+def test_spike_is_flagged_once_and_noise_is_not() -> None:
+    result = detect_series(with_spike(), FAST, random_state=0)
+    assert result.flags[300]
+    assert result.flags.sum() <= 3
+    assert result.scores[300] > np.quantile(result.scores[100:300], 0.99)
+    assert ((result.scores >= 0.0) & (result.scores <= 1.0)).all()
+    assert not result.flags[: FAST.min_train_rows].any()
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=150))
+def test_scores_stay_in_unit_interval_for_any_series(values: list[float]) -> None:
+    result = detect_series(values, FAST, random_state=0)
+    assert len(result.scores) == len(values) == len(result.flags)
+    assert ((result.scores >= 0.0) & (result.scores <= 1.0)).all()
+
+
+@pytest.mark.parametrize(
+    ("exceeds", "k", "n", "cooldown", "expected"),
+    [
+        pytest.param([1, 0, 1, 1, 0], 1, 1, 0, [1, 0, 1, 1, 0], id="no-persistence-no-cooldown"),
+        pytest.param([1, 0, 1, 1, 0], 2, 3, 0, [0, 0, 1, 1, 1], id="two-of-three-needed"),
+        pytest.param([1, 1, 1, 0, 1, 1], 1, 1, 3, [1, 0, 0, 0, 1, 0],
+                     id="cooldown-merges-incident"),
+    ],
+)
+def test_operating_point(exceeds: list[int], k: int, n: int, cooldown: int,
+                         expected: list[int]) -> None:
+    config = replace(FAST, persistence_k=k, persistence_n=n, cooldown_rows=cooldown)
+    flags = apply_operating_point(np.array(exceeds, dtype=bool), config, cooldown + 1)
+    assert flags.astype(int).tolist() == expected
+
+
+def history(n: int = 300) -> dict[str, np.ndarray]:
+    return {"errorRatio": np.abs(noisy(n, 2, 0.0)) * 0.01, "latencyP99": noisy(n, 3, 0.2),
+            "cpu": noisy(n, 4, 2.0)}
+
+
+def test_detector_explains_which_metric_deviates_and_how() -> None:
+    detector = AnomalyDetector(FAST, random_state=0).fit(history())
+    window = history(320)
+    window["errorRatio"][-1] = 0.4
+    verdict = detector.score(window)
+    assert verdict.is_anomaly
+    top = verdict.contributions[0]
+    assert top.metric == "errorRatio" and top.direction == "up" and top.z > 10
+    assert top.value == pytest.approx(0.4)
+    assert "errorRatio up 0.4 vs baseline" in verdict.explain()
+
+
+def test_detector_calm_window_is_not_anomalous() -> None:
+    detector = AnomalyDetector(FAST, random_state=0).fit(history())
+    verdict = detector.score(history(320))
+    assert not verdict.is_anomaly and 0.0 <= verdict.score <= 1.0
+
+
+def test_detector_matches_batch_on_last_row() -> None:
+    # The operator's single-row path and the batch path are the same model and operating point.
+    values = with_spike(n=301)
+    detector = AnomalyDetector(replace(FAST, train_rows=300), random_state=0)
+    detector.fit({"value": values[:300]})
+    batch = detect_batch({"value": values}, replace(FAST, refit_every=1000, min_train_rows=300,
+                                                    train_rows=300), random_state=0)
+    verdict = detector.score({"value": values})
+    assert verdict.score == pytest.approx(batch.scores[-1])
+
+
+def test_detector_guards() -> None:
+    detector = AnomalyDetector(FAST)
+    with pytest.raises(RuntimeError, match="fit the detector"):
+        detector.score(history())
+    with pytest.raises(ValueError, match="at least 60 rows"):
+        detector.fit(history(10))
+    detector.fit(history())
+    assert detector.fitted
+    with pytest.raises(ValueError, match="differ"):
+        detector.score({"cpu": noisy(100)})
+    with pytest.raises(ValueError, match="same number of rows"):
+        detector.fit({"a": noisy(100), "b": noisy(90)})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param({"sensitivity": 0.0}, id="sensitivity-zero"),
+        pytest.param({"persistence_k": 3, "persistence_n": 2}, id="k-above-n"),
+        pytest.param({"min_train_rows": 1}, id="too-few-training-rows"),
+    ],
+)
+def test_settings_validation(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        DetectorSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_explain_without_deviation() -> None:
+    verdict = AnomalyVerdict(0.3, False, (Contribution("cpu", 1.0, 1.0, 0.0),))
+    assert verdict.explain() == "score 0.30; no metric deviates from its baseline"
+    assert verdict.contributions[0].direction == "flat"
+    assert Contribution("cpu", 0.0, 1.0, -3.0).direction == "down"
+
+
+def test_flat_line_never_flags() -> None:
+    # The forest scores every row of a flat line alike; nothing deviates, so nothing counts.
+    result = detect_series(np.full(400, 5.0), FAST, random_state=0)
+    assert not result.flags.any()
+
+
+def test_step_change_is_flagged_near_its_start() -> None:
+    values = noisy(400)
+    values[320:] += 12.0
+    flags = detect_series(values, FAST, random_state=0).flags
+    assert flags[320:326].any()

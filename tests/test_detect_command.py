@@ -1,0 +1,87 @@
+"""The `adaptive-operator detect` contract and its input errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adaptive_operator.cli import main
+
+
+def write_series(path: Path, values: list[float]) -> Path:
+    lines = ["timestamp,value"] + [f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00,{v}"
+                                   for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_out(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def series() -> list[float]:
+    values = 10 + np.random.default_rng(5).normal(0, 1, 700)
+    values[660] += 20
+    return [round(float(v), 3) for v in values]
+
+
+def test_output_contract(tmp_path: Path, series: list[float]) -> None:
+    out = tmp_path / "out.csv"
+    assert main(["detect", "--series", str(write_series(tmp_path / "in.csv", series)),
+                 "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == "timestamp,value,score,is_anomaly"
+    rows = read_out(out)
+    assert len(rows) == len(series)
+    assert [float(r["value"]) for r in rows] == series
+    assert all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
+    assert {r["is_anomaly"] for r in rows} <= {"0", "1"}
+    assert rows[660]["is_anomaly"] == "1"
+
+
+def test_deterministic_and_causal(tmp_path: Path, series: list[float]) -> None:
+    outputs = []
+    for name, values in [("a", series), ("b", series), ("c", series[:400])]:
+        out = tmp_path / f"{name}.csv"
+        main(["detect", "--series", str(write_series(tmp_path / f"{name}.in", values)),
+              "--out", str(out)])
+        outputs.append(out.read_text().splitlines())
+    assert outputs[0] == outputs[1]
+    assert outputs[0][:401] == outputs[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("time,value\n1,2\n", "in.csv:1: expected the header", id="wrong-header"),
+        pytest.param("", "in.csv:1: expected the header", id="empty-file"),
+        pytest.param("timestamp,value\n", "no data rows", id="header-only"),
+        pytest.param("timestamp,value\nt1,1\nt2,abc\n", "in.csv:3: value 'abc' is not a number",
+                     id="non-numeric-value-with-line-number"),
+        pytest.param("timestamp,value\nt1,1\nt2,1,3\n", "in.csv:3: expected 2 fields",
+                     id="extra-field"),
+        pytest.param("timestamp,value\nt1,nan\n", "in.csv:2: value 'nan' is not finite",
+                     id="nan-value"),
+        pytest.param("timestamp,value\n,1\n", "in.csv:2: empty timestamp", id="empty-timestamp"),
+    ],
+)
+def test_bad_input_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(text)
+    assert main(["detect", "--series", str(source), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("adaptive-operator detect: error: ")
+    assert message in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", "--series", str(tmp_path / "nope.csv"), "--out",
+                 str(tmp_path / "o.csv")]) == 2
+    assert "cannot read" in capsys.readouterr().err
