@@ -28,6 +28,9 @@ CACHE = Path(os.environ.get("ADAPTIVE_CACHE", Path.home() / ".cache" / "adaptive
 NAMESPACE = "adaptive-system"
 RELEASE = "ao"
 FULLNAME = "ao-adaptive-operator"
+# `helm template` assumes the Kubernetes version helm was built against, which a build without
+# version stamps reports as v1.20; the chart needs 1.25 or later.
+KUBE_VERSION = "1.30.0"
 
 Manifest = dict[str, Any]
 Triple = tuple[str, str, str]
@@ -72,7 +75,7 @@ def template(helm: Path, values: dict[str, Any] | None = None,
         json.dump(values or {}, handle)  # JSON is YAML, and needs no quoting rules
     try:
         return run_helm(helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE,
-                        "--values", handle.name)
+                        "--kube-version", KUBE_VERSION, "--values", handle.name)
     finally:
         os.unlink(handle.name)
 
