@@ -45,7 +45,8 @@ def helm_candidates() -> Iterator[Path]:
         yield Path(state) / "bin" / "helm"
     yield CACHE / "cluster" / "bin" / "helm"
     # e2e/cluster's build cache, before `e2e/cluster up` has linked it into a bin folder.
-    yield from sorted(CACHE.glob("bin/helm-*/helm"), key=lambda p: p.stat().st_mtime, reverse=True)
+    built = [p for p in CACHE.glob("bin/helm-*/helm") if not p.parent.name.endswith(".tmp")]
+    yield from sorted(built, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def find_helm() -> Path | None:
