@@ -17,6 +17,8 @@ from adaptive_operator import __version__
 # Order is the order shown by --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "adaptive_operator.commands.version",
+    "adaptive_operator.commands.crds",
+    "adaptive_operator.commands.replay",
 )
 
 

@@ -1,0 +1,58 @@
+"""`adaptive-operator crds`: write the CRDs generated from the models, or check them."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from pathlib import Path
+from typing import Any
+
+# crds/ at the repository root: operator/adaptive_operator/commands/crds.py is 4 levels down.
+DEFAULT_OUT = Path(__file__).resolve().parents[3] / "crds"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("crds", help="write the CRDs generated from the models")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory (default: crds/)")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the files differ"
+    )
+    parser.set_defaults(func=run)
+
+
+def drift(out: Path, rendered: dict[str, str]) -> list[str]:
+    """One summary line per file that is missing or differs from what the models generate."""
+    lines = []
+    for name, text in sorted(rendered.items()):
+        path = out / name
+        if not path.exists():
+            lines.append(f"{path}: missing")
+            continue
+        old = path.read_text(encoding="utf-8").splitlines()
+        diff = list(difflib.unified_diff(old, text.splitlines(), lineterm="", n=0))
+        changed = [d for d in diff[2:] if d[:1] in "+-"]
+        if changed:
+            lines.append(f"{path}: {len(changed)} line(s) differ, first: {changed[0]}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from adaptive_operator.api.crd import render_all
+    from adaptive_operator.cli import UsageError
+
+    rendered = render_all()
+    out: Path = args.out
+    if args.check:
+        problems = drift(out, rendered)
+        for line in problems:
+            print(line)
+        if problems:
+            print("run `adaptive-operator crds` to regenerate")
+        return 1 if problems else 0
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in sorted(rendered.items()):
+        (out / name).write_text(text, encoding="utf-8")
+        print(out / name)
+    return 0

@@ -1,0 +1,161 @@
+"""`adaptive-operator replay`: replay a load trace through the operator's scaling decisions.
+
+Input CSV `timestamp,value` (ISO 8601 or epoch seconds, evenly spaced; an empty value is an
+unavailable metric); output CSV `timestamp,value,desired_replicas`, one row per input row, with
+the timestamps and values echoed as read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adaptive_operator.domain.replay import ForecastAdvisor, NoForecast, ReplayConfig, replay
+
+HEADER = ["timestamp", "value"]
+# Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
+SPACING_TOLERANCE_SECONDS = 1e-3
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("replay", help="replay a load trace through the scaler")
+    parser.add_argument("--trace", type=Path, required=True, help="CSV timestamp,value")
+    parser.add_argument("--policy", choices=("hpa", "predictive"), required=True)
+    parser.add_argument("--target-per-replica", type=float, required=True, metavar="V")
+    parser.add_argument("--startup-seconds", type=float, required=True, metavar="S")
+    parser.add_argument("--min-replicas", type=int, default=1, metavar="N")
+    parser.add_argument("--max-replicas", type=int, default=10_000, metavar="N")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="CSV timestamp,value,desired_replicas"
+    )
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Trace:
+    timestamps: list[str]  # as read
+    raw_values: list[str]  # as read
+    values: list[float | None]
+    interval_seconds: float
+
+
+def _usage_error(message: str) -> Exception:
+    from adaptive_operator.cli import UsageError
+
+    return UsageError(message)
+
+
+def parse_time(text: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _usage_error(
+            f"{where}: timestamp {text!r} is neither ISO 8601 nor epoch seconds"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_value(text: str, where: str) -> float | None:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise _usage_error(f"{where}: value {text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise _usage_error(f"{where}: value {text!r} must be a finite number >= 0")
+    return value
+
+
+def _check_spacing(times: list[float], path: Path) -> float:
+    interval = times[1] - times[0]
+    if interval <= 0:
+        raise _usage_error(f"{path}:3: timestamps must increase")
+    for i in range(2, len(times)):
+        if abs(times[i] - times[i - 1] - interval) > SPACING_TOLERANCE_SECONDS:
+            raise _usage_error(
+                f"{path}:{i + 2}: uneven spacing: {times[i] - times[i - 1]:g} s after the previous "
+                f"row, expected {interval:g} s"
+            )
+    return interval
+
+
+def read_trace(path: Path) -> Trace:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except OSError as err:
+        raise _usage_error(f"cannot read trace {path}: {err.strerror or err}") from None
+    if not rows or [c.strip() for c in rows[0]] != HEADER:
+        raise _usage_error(f"{path}:1: header must be 'timestamp,value'")
+    timestamps, raw_values, values, times = [], [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        where = f"{path}:{line}"
+        if len(row) != 2:
+            raise _usage_error(f"{where}: expected 2 fields, got {len(row)}")
+        stamp, raw = row[0].strip(), row[1].strip()
+        times.append(parse_time(stamp, where))
+        values.append(parse_value(raw, where))
+        timestamps.append(stamp)
+        raw_values.append(raw)
+    if len(values) < 2:
+        raise _usage_error(f"{path}: need at least 2 rows, got {len(values)}")
+    return Trace(timestamps, raw_values, values, _check_spacing(times, path))
+
+
+def _advisor(policy: str) -> ForecastAdvisor | None:
+    if policy == "hpa":
+        return None
+    # Hook for the forecasting issue: return its advisor here.
+    print(
+        "adaptive-operator replay: predictive: no forecaster yet, using a no-op advisor "
+        "(same decisions as hpa)",
+        file=sys.stderr,
+    )
+    return NoForecast()
+
+
+def _config(args: argparse.Namespace, interval: float) -> ReplayConfig:
+    if not args.target_per_replica > 0 or not math.isfinite(args.target_per_replica):
+        raise _usage_error("--target-per-replica must be a number > 0")
+    if not args.startup_seconds >= 0 or not math.isfinite(args.startup_seconds):
+        raise _usage_error("--startup-seconds must be a number >= 0")
+    if not 1 <= args.min_replicas <= args.max_replicas:
+        raise _usage_error("need 1 <= --min-replicas <= --max-replicas")
+    return ReplayConfig(
+        target_per_replica=args.target_per_replica,
+        startup_seconds=args.startup_seconds,
+        interval_seconds=interval,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+    )
+
+
+def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["timestamp", "value", "desired_replicas"])
+            writer.writerows(zip(trace.timestamps, trace.raw_values, desired, strict=True))
+    except OSError as err:
+        raise _usage_error(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    config = _config(args, trace.interval_seconds)
+    result = replay(trace.values, config, _advisor(args.policy))
+    write_result(args.out, trace, result.desired_replicas)
+    return 0
