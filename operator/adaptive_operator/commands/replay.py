@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adaptive_operator.domain.replay import ForecastAdvisor, NoForecast, ReplayConfig, replay
+from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
 
 HEADER = ["timestamp", "value"]
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
@@ -118,13 +117,9 @@ def read_trace(path: Path) -> Trace:
 def _advisor(policy: str) -> ForecastAdvisor | None:
     if policy == "hpa":
         return None
-    # Hook for the forecasting issue: return its advisor here.
-    print(
-        "adaptive-operator replay: predictive: no forecaster yet, using a no-op advisor "
-        "(same decisions as hpa)",
-        file=sys.stderr,
-    )
-    return NoForecast()
+    from adaptive_operator.domain.predictive import PredictiveAdvisor
+
+    return PredictiveAdvisor()
 
 
 def _config(args: argparse.Namespace, interval: float) -> ReplayConfig:

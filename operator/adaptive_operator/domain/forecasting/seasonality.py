@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float64]
 
 MIN_PERIOD = 4
-ACF_THRESHOLD = 0.3
-PROMINENCE = 0.2
+ACF_THRESHOLD = 0.2
+PROMINENCE = 0.15
 MULTIPLE_BUMP = 0.03
 
 

@@ -1,0 +1,246 @@
+"""Replays of every trace in ../shared/data/load: reactive HPA vs predictive, plus forecast error
+per model and the operator's own cost. Prints a markdown table, writes
+benchmarks/results/load_traces.md and load_traces.png.
+
+Run from the repository root: PYTHONPATH=operator python benchmarks/load_traces.py
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adaptive_operator.commands.replay import read_trace
+from adaptive_operator.domain.forecasting.backtest import Plan, score_model
+from adaptive_operator.domain.forecasting.baseline import Resolution
+from adaptive_operator.domain.forecasting.engine import detect, level_clip
+from adaptive_operator.domain.forecasting.models import ModelKind
+from adaptive_operator.domain.predictive import PredictiveAdvisor
+from adaptive_operator.domain.replay import ReplayConfig, replay
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".." / "shared" / "data" / "load"
+RESULTS = ROOT / "benchmarks" / "results"
+STARTUP_SECONDS = 120.0
+# Target per replica: the trace's median load / 20, i.e. about 20 replicas at a typical moment
+# (fine enough that one replica is ~5% of the load, coarse enough to be a real deployment).
+REPLICAS_AT_MEDIAN = 20
+
+
+@dataclass
+class Outcome:
+    unserved: float
+    under_time: float
+    replica_hours: float
+    scale_changes: int
+    seconds: float
+    p95_ms: float
+
+
+class TimedAdvisor:
+    """Wraps the advisor to time each decision and keep its latest band for the plot."""
+
+    def __init__(self) -> None:
+        self.inner = PredictiveAdvisor()
+        self.times: list[float] = []
+        self.high: list[float] = []
+        self.floors: list[int | None] = []
+
+    def advise(self, history, interval, lookahead, target):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        floor = self.inner.advise(history, interval, lookahead, target)
+        self.times.append(time.perf_counter() - start)
+        band = self.inner.state.forecast
+        self.high.append(max(p.p_high for p in band) if band else math.nan)
+        self.floors.append(floor)
+        return floor
+
+
+def outcome(values, serving, desired, target, interval, seconds, times) -> Outcome:  # type: ignore[no-untyped-def]
+    demand = served = 0.0
+    under = 0
+    for v, pods in zip(values, serving, strict=True):
+        if v is None:
+            continue
+        demand += v
+        served += min(v, pods * target)
+        under += v > pods * target
+    known = sum(v is not None for v in values)
+    changes = sum(a != b for a, b in zip(desired, desired[1:], strict=False))
+    p95 = float(np.percentile(times, 95)) * 1e3 if times else math.nan
+    return Outcome(
+        unserved=1 - served / demand,
+        under_time=under / known,
+        replica_hours=sum(serving) * interval / 3600,
+        scale_changes=changes,
+        seconds=seconds,
+        p95_ms=p95,
+    )
+
+
+def run_policy(trace, config, predictive):  # type: ignore[no-untyped-def]
+    advisor = TimedAdvisor() if predictive else None
+    start = time.process_time()
+    result = replay(trace.values, config, advisor)
+    seconds = time.process_time() - start
+    times = advisor.times if advisor else []
+    out = outcome(trace.values, result.serving_pods, result.desired_replicas,
+                  config.target_per_replica, config.interval_seconds, seconds, times)
+    return out, result, advisor
+
+
+def model_errors(values: list[float | None], interval: float) -> dict[str, tuple[float, float]]:
+    """MASE and error relative to seasonal naive per model, rolling origin over the last days, at
+    the replay's look-ahead."""
+    y = np.array([np.nan if v is None else v for v in values])
+    periods = detect(y)
+    if not periods:
+        return {}
+    horizon = max(1, math.ceil(STARTUP_SECONDS / interval))
+    span = max(1, round(86400 / interval / 2))
+    plan = Plan(Resolution.for_periods(periods, 48), horizon, span, 8, level_clip(y))
+    out = {}
+    for kind in (ModelKind.SEASONAL_NAIVE, ModelKind.HOLT_WINTERS, ModelKind.MSTL):
+        score = score_model(y, kind, plan)
+        if score is not None:
+            out[kind.value] = (score.mase, score.relative)
+    return out
+
+
+def upsampled(values: list[float | None], factor: int) -> list[float | None]:
+    """A 5-minute trace linearly interpolated to 1-minute rows (for the 1-minute cost figures)."""
+    y = np.array([np.nan if v is None else v for v in values])
+    fine = np.interp(np.arange(len(y) * factor) / factor, np.arange(len(y)), y)
+    return [float(v) for v in fine]
+
+
+def cost_figures(values: list[float | None]) -> dict[str, float]:
+    """CPU per decision and per refit, and memory, for one service with 14 days of 1-minute
+    history (the Azure VM trace interpolated to 1 minute)."""
+    import tracemalloc
+
+    history = upsampled(values, 5)[: 14 * 1440 + 1]
+    advisor = PredictiveAdvisor()
+    tracemalloc.start()
+    start = time.process_time()
+    advisor.advise(history, 60.0, 135.0, 1.0)  # backfill: first refit incl. model choice
+    first = time.process_time() - start
+    memory = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    engine = advisor._engine
+    assert engine is not None and engine.resolution is not None
+    y = engine.history.values()
+    refits = []
+    for _ in range(5):
+        start = time.process_time()
+        engine._fit(y, engine.resolution)
+        refits.append(time.process_time() - start)
+    decisions = []
+    for i in range(1440):
+        history.append(history[-1440])
+        start = time.perf_counter()
+        advisor.advise(history, 60.0, 135.0, 1.0)
+        decisions.append(time.perf_counter() - start)
+    return {
+        "first fit with model choice (s)": first,
+        "refit (s, median of 5)": statistics.median(refits),
+        "decision p50 (ms)": float(np.percentile(decisions, 50)) * 1e3,
+        "decision p95 (ms)": float(np.percentile(decisions, 95)) * 1e3,
+        "memory per service (MiB)": memory / 2**20,
+    }
+
+
+def long_replay(values: list[float | None]) -> tuple[int, float, float]:
+    """A 90,000-row 1-minute replay (the Azure VM trace interpolated to 1 minute, repeated)."""
+    fine = upsampled(values, 5)
+    rows = (fine * 3)[:90_000]
+    target = statistics.median(v for v in rows if v is not None) / REPLICAS_AT_MEDIAN
+    config = ReplayConfig(target, STARTUP_SECONDS, 60.0)
+    start = time.process_time()
+    wall = time.perf_counter()
+    replay(rows, config, PredictiveAdvisor())
+    return len(rows), time.process_time() - start, time.perf_counter() - wall
+
+
+def plot(path: Path, name: str, trace, result_h, result_p, advisor, target) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = np.arange(len(trace.values)) * trace.interval_seconds / 86400
+    fig, ax = plt.subplots(figsize=(12, 4))
+    load = np.array([np.nan if v is None else v for v in trace.values]) / target
+    ax.plot(days, load, lw=0.6, color="black", label="load / target per replica")
+    band = np.array(advisor.high) / target
+    ax.plot(days[1:], band[:-1], lw=0.6, color="tab:orange",
+            label="forecast high quantile (made one row earlier)")
+    ax.step(days, result_h.serving_pods, lw=0.6, color="tab:blue", label="hpa ready pods")
+    ax.step(days, result_p.serving_pods, lw=0.6, color="tab:green", label="predictive ready pods")
+    ax.set_xlabel("days")
+    ax.set_ylabel("replicas")
+    ax.set_title(name)
+    ax.legend(loc="upper left", fontsize=7)
+    last = days[-1]
+    ax.set_xlim(max(0.0, last - 3), last)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    lines = ["# Load traces: reactive HPA vs predictive", "",
+             f"Start-up {STARTUP_SECONDS:g} s (the look-ahead); target per replica = median load / "
+             f"{REPLICAS_AT_MEDIAN}; HPA v2 defaults; min 1, max 10000 replicas. CPU seconds are "
+             "process time on the shared 2-core machine.", "",
+             "| trace | policy | unserved demand | time under-provisioned | replica-hours | "
+             "scale changes | replay CPU s | decision p95 ms |", "|---|---|---|---|---|---|---|---|"]
+    errors = ["", "## Forecast error at the look-ahead (rolling origin, 8 origins 12 h apart)", "",
+              "| trace | model | MASE | error / seasonal naive's |", "|---|---|---|---|"]
+    summary = ["", "## Against the targets", "",
+               "| trace | unserved: predictive / hpa | replica-hours: predictive / hpa | floor used |",
+               "|---|---|---|---|"]
+    for path in sorted(DATA.glob("*.csv")):
+        trace = read_trace(path)
+        target = statistics.median(v for v in trace.values if v is not None) / REPLICAS_AT_MEDIAN
+        config = ReplayConfig(target, STARTUP_SECONDS, trace.interval_seconds)
+        hpa, result_h, _ = run_policy(trace, config, False)
+        pred, result_p, advisor = run_policy(trace, config, True)
+        for policy, o in (("hpa", hpa), ("predictive", pred)):
+            lines.append(f"| {path.stem} | {policy} | {o.unserved:.4%} | {o.under_time:.2%} | "
+                         f"{o.replica_hours:,.1f} | {o.scale_changes} | {o.seconds:.1f} | "
+                         f"{o.p95_ms:.2f} |")
+        used = sum(f is not None for f in advisor.floors) / len(advisor.floors)
+        ratio_u = pred.unserved / hpa.unserved if hpa.unserved else math.nan
+        summary.append(f"| {path.stem} | {ratio_u:.2f} | "
+                       f"{pred.replica_hours / hpa.replica_hours:.3f} | {used:.0%} of rows |")
+        for model, (mase, rel) in model_errors(trace.values, trace.interval_seconds).items():
+            errors.append(f"| {path.stem} | {model} | {mase:.3f} | {rel:.3f} |")
+        plot(RESULTS / f"load_traces_{path.stem}.png", path.stem, trace, result_h, result_p,
+             advisor, target)
+        print(path.stem, "done", file=sys.stderr, flush=True)
+    azure = read_trace(DATA / "azure_vm_2019_total_cpu_5min.csv").values
+    costs = ["", "## Cost of the operator (one service, 14 days of 1-minute history)", "",
+             "| figure | value |", "|---|---|"]
+    costs += [f"| {k} | {v:.3f} |" for k, v in cost_figures(azure).items()]
+    rows, cpu, wall = long_replay(azure)
+    costs.append(f"| replay of {rows:,} 1-minute rows, predictive (CPU s / wall s) | "
+                 f"{cpu:.1f} / {wall:.1f} |")
+    text = "\n".join(lines + summary + errors + costs) + "\n"
+    text += ("\nmaxrss of the benchmark process: "
+             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "load_traces.md").write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
