@@ -7,6 +7,7 @@ Run from the repository root: PYTHONPATH=operator python benchmarks/load_traces.
 
 from __future__ import annotations
 
+import itertools
 import math
 import resource
 import statistics
@@ -73,7 +74,7 @@ def outcome(values, serving, desired, target, interval, seconds, times) -> Outco
         served += min(v, pods * target)
         under += v > pods * target
     known = sum(v is not None for v in values)
-    changes = sum(a != b for a, b in zip(desired, desired[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(desired))
     p95 = float(np.percentile(times, 95)) * 1e3 if times else math.nan
     return Outcome(
         unserved=1 - served / demand,
@@ -143,7 +144,7 @@ def cost_figures(values: list[float | None]) -> dict[str, float]:
         engine._fit(y, engine.resolution)
         refits.append(time.process_time() - start)
     decisions = []
-    for i in range(1440):
+    for _ in range(1440):
         history.append(history[-1440])
         start = time.perf_counter()
         advisor.advise(history, 60.0, 135.0, 1.0)
@@ -202,10 +203,12 @@ def main() -> int:
              "process time on the shared 2-core machine.", "",
              "| trace | policy | unserved demand | time under-provisioned | replica-hours | "
              "scale changes | replay CPU s | decision p95 ms |", "|---|---|---|---|---|---|---|---|"]
-    errors = ["", "## Forecast error at the look-ahead (rolling origin, 8 origins 12 h apart)", "",
+    errors = ["", "## Forecast error at the look-ahead (rolling origin, 8 origins 12 h apart)",
+              "",
               "| trace | model | MASE | error / seasonal naive's |", "|---|---|---|---|"]
     summary = ["", "## Against the targets", "",
-               "| trace | unserved: predictive / hpa | replica-hours: predictive / hpa | floor used |",
+               "| trace | unserved: predictive / hpa | replica-hours: predictive / hpa "
+               "| floor used |",
                "|---|---|---|---|"]
     for path in sorted(DATA.glob("*.csv")):
         trace = read_trace(path)

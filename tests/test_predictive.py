@@ -29,7 +29,9 @@ def run(values: list[float | None], settings: PredictiveSettings = FAST) -> tupl
     list[int | None], PredictiveAdvisor
 ]:
     advisor = PredictiveAdvisor(settings)
-    floors = [advisor.advise(values[: i + 1], INTERVAL, 2 * INTERVAL, 10.0) for i in range(len(values))]
+    floors = [
+        advisor.advise(values[: i + 1], INTERVAL, 2 * INTERVAL, 10.0) for i in range(len(values))
+    ]
     return floors, advisor
 
 

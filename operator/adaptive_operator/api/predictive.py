@@ -63,11 +63,11 @@ def status_from_state(state: PredictiveState) -> PredictiveStatus:
     """Status from the advisor's state (the advisor lives in the domain, status in the API)."""
     return PredictiveStatus(
         model=state.model,
-        backtestMase=state.backtest_mase,
+        backtest_mase=state.backtest_mase,
         reliable=state.reliable,
         reason=state.reason,
         forecast=[
-            ForecastPointStatus(offsetSeconds=p.offset_seconds, p50=p.p50, pHigh=p.p_high)
+            ForecastPointStatus(offset_seconds=p.offset_seconds, p50=p.p50, p_high=p.p_high)
             for p in state.forecast
         ],
     )

@@ -141,15 +141,12 @@ class PredictiveAdvisor:
         )
         relative, _ = engine.tracker.window.relative_error()
         floor = math.ceil(float(band.high.max()) / target)
-        common = {"model": engine.kind, "backtest_mase": mase, "forecast": forecast}
         if relative >= self.settings.max_relative_error:
             reason = f"forecast error {relative:.2f}x seasonal naive's: not better"
-            return PredictiveState(**common, reliable=False, reason=reason)  # type: ignore[arg-type]
+            return PredictiveState(engine.kind, mase, False, reason, forecast)
         down = floor if self.settings.scale_down_on_forecast else None
         reason = f"forecast error {relative:.2f}x seasonal naive's"
-        return PredictiveState(  # type: ignore[arg-type]
-            **common, reliable=True, reason=reason, floor_replicas=floor, scale_down_to=down
-        )
+        return PredictiveState(engine.kind, mase, True, reason, forecast, floor, down)
 
 
 def _as_float(value: float | None) -> float:

@@ -91,7 +91,9 @@ def score_model(y: FloatArray, kind: ModelKind, plan: Plan) -> Score | None:
         return None
     period = plan.resolution.fine_periods[0]
     runs = [_errors_at(y, o, kind, plan) for o in starts]
-    naive = np.concatenate([naive_errors(y, o, o + plan.span, period, plan.horizon) for o in starts])
+    naive = np.concatenate(
+        [naive_errors(y, o, o + plan.span, period, plan.horizon) for o in starts]
+    )
     best = min(range(len(ALPHAS)), key=lambda a: _mae(np.concatenate([r[a][:, -1] for r in runs])))
     errors = np.concatenate([r[best] for r in runs])
     mae = _mae(errors[:, -1])

@@ -134,7 +134,8 @@ def _is_step(x: FloatArray, split: int, shift: float, min_segment: int) -> bool:
     before, after = x[:split], x[split:]
     tail = x[-max(min_segment // 2, 4) :]
     gap = abs(float(np.median(after)) - float(np.median(before)))
-    return gap >= 0.7 * abs(shift) and abs(float(np.median(tail)) - float(np.median(after))) < 0.3 * gap
+    drift = abs(float(np.median(tail)) - float(np.median(after)))
+    return gap >= 0.7 * abs(shift) and drift < 0.3 * gap
 
 
 def clean(y: FloatArray, factor: int, period: int, outage_run: int) -> FloatArray | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float64]
 
 
-class ModelKind(str, Enum):
+class ModelKind(StrEnum):
     AUTO = "Auto"
     SEASONAL_NAIVE = "SeasonalNaive"
     HOLT_WINTERS = "HoltWinters"
@@ -33,7 +33,8 @@ class FittedModel(Protocol):
 
 
 class Forecaster(Protocol):
-    kind: ModelKind
+    @property
+    def kind(self) -> ModelKind: ...
 
     def fit(self, y: FloatArray, periods: tuple[int, ...]) -> FittedModel: ...
 

@@ -63,8 +63,8 @@ def _longer_period(acf: FloatArray, primary: int) -> int | None:
 def detect_periods(y: FloatArray) -> tuple[int, ...]:
     """Detected seasonal periods in points, shortest first; empty when there is none.
 
-    `y` must be finite. A period needs two full cycles of data to be trusted, and a longer one is
-    looked for among lags up to half the series (three cycles of it must fit for the neighbour test).
+    `y` must be finite. A period needs two full cycles of data to be trusted; a longer one is
+    looked for among lags up to half the series (its neighbour multiples must fit too).
     """
     n = len(y)
     if n < 4 * MIN_PERIOD or float(np.std(y)) == 0.0:
