@@ -202,7 +202,8 @@ def main() -> int:
              f"{REPLICAS_AT_MEDIAN}; HPA v2 defaults; min 1, max 10000 replicas. CPU seconds are "
              "process time on the shared 2-core machine.", "",
              "| trace | policy | unserved demand | time under-provisioned | replica-hours | "
-             "scale changes | replay CPU s | decision p95 ms |", "|---|---|---|---|---|---|---|---|"]
+             "scale changes | replay CPU s | decision p95 ms |",
+             "|---|---|---|---|---|---|---|---|"]
     errors = ["", "## Forecast error at the look-ahead (rolling origin, 8 origins 12 h apart)",
               "",
               "| trace | model | MASE | error / seasonal naive's |", "|---|---|---|---|"]
