@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "adaptive_operator.commands.version",
     "adaptive_operator.commands.crds",
     "adaptive_operator.commands.replay",
+    "adaptive_operator.commands.backtest",
 )
 
 

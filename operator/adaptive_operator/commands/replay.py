@@ -122,7 +122,8 @@ def _advisor(policy: str) -> ForecastAdvisor | None:
     return PredictiveAdvisor()
 
 
-def _config(args: argparse.Namespace, interval: float) -> ReplayConfig:
+def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
+    """The replay's settings from the command line (shared with `backtest`)."""
     if not args.target_per_replica > 0 or not math.isfinite(args.target_per_replica):
         raise _usage_error("--target-per-replica must be a number > 0")
     if not args.startup_seconds >= 0 or not math.isfinite(args.startup_seconds):
@@ -150,7 +151,7 @@ def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
-    config = _config(args, trace.interval_seconds)
+    config = replay_config(args, trace.interval_seconds)
     result = replay(trace.values, config, _advisor(args.policy))
     write_result(args.out, trace, result.desired_replicas)
     return 0

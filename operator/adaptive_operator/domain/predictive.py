@@ -155,3 +155,28 @@ def _as_float(value: float | None) -> float:
 
 def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+class RecordingAdvisor:
+    """A `PredictiveAdvisor` that keeps, per decision, the floor it gave and the forecast it made
+    for the next row (median and high quantile; NaN without a forecast), for reports and plots."""
+
+    def __init__(self, settings: PredictiveSettings | None = None) -> None:
+        self.inner = PredictiveAdvisor(settings)
+        self.floors: list[int | None] = []
+        self.p50: list[float] = []
+        self.high: list[float] = []
+
+    def advise(
+        self,
+        history: Sequence[float | None],
+        interval_seconds: float,
+        lookahead_seconds: float,
+        target_per_replica: float,
+    ) -> int | None:
+        floor = self.inner.advise(history, interval_seconds, lookahead_seconds, target_per_replica)
+        forecast = self.inner.state.forecast
+        self.floors.append(floor)
+        self.p50.append(forecast[0].p50 if forecast else math.nan)
+        self.high.append(forecast[0].p_high if forecast else math.nan)
+        return floor
