@@ -7,7 +7,6 @@ Run from the repository root: PYTHONPATH=operator python benchmarks/load_traces.
 
 from __future__ import annotations
 
-import itertools
 import math
 import resource
 import statistics
@@ -23,8 +22,13 @@ from adaptive_operator.domain.forecasting.backtest import Plan, score_model
 from adaptive_operator.domain.forecasting.baseline import Resolution
 from adaptive_operator.domain.forecasting.engine import detect, level_clip
 from adaptive_operator.domain.forecasting.models import ModelKind
-from adaptive_operator.domain.predictive import PredictiveAdvisor
+from adaptive_operator.domain.predictive import (
+    PredictiveAdvisor,
+    PredictiveSettings,
+    RecordingAdvisor,
+)
 from adaptive_operator.domain.replay import ReplayConfig, replay
+from adaptive_operator.domain.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".." / "shared" / "data" / "load"
@@ -37,53 +41,23 @@ REPLICAS_AT_MEDIAN = 20
 
 @dataclass
 class Outcome:
-    unserved: float
-    under_time: float
-    replica_hours: float
-    scale_changes: int
+    metrics: ReplayMetrics
     seconds: float
     p95_ms: float
 
 
-class TimedAdvisor:
-    """Wraps the advisor to time each decision and keep its latest band for the plot."""
+class TimedAdvisor(RecordingAdvisor):
+    """Times each decision of the recording advisor (its bands feed the plot)."""
 
     def __init__(self) -> None:
-        self.inner = PredictiveAdvisor()
+        super().__init__()
         self.times: list[float] = []
-        self.high: list[float] = []
-        self.floors: list[int | None] = []
 
     def advise(self, history, interval, lookahead, target):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
-        floor = self.inner.advise(history, interval, lookahead, target)
+        floor = super().advise(history, interval, lookahead, target)
         self.times.append(time.perf_counter() - start)
-        band = self.inner.state.forecast
-        self.high.append(max(p.p_high for p in band) if band else math.nan)
-        self.floors.append(floor)
         return floor
-
-
-def outcome(values, serving, desired, target, interval, seconds, times) -> Outcome:  # type: ignore[no-untyped-def]
-    demand = served = 0.0
-    under = 0
-    for v, pods in zip(values, serving, strict=True):
-        if v is None:
-            continue
-        demand += v
-        served += min(v, pods * target)
-        under += v > pods * target
-    known = sum(v is not None for v in values)
-    changes = sum(a != b for a, b in itertools.pairwise(desired))
-    p95 = float(np.percentile(times, 95)) * 1e3 if times else math.nan
-    return Outcome(
-        unserved=1 - served / demand,
-        under_time=under / known,
-        replica_hours=sum(serving) * interval / 3600,
-        scale_changes=changes,
-        seconds=seconds,
-        p95_ms=p95,
-    )
 
 
 def run_policy(trace, config, predictive):  # type: ignore[no-untyped-def]
@@ -92,9 +66,34 @@ def run_policy(trace, config, predictive):  # type: ignore[no-untyped-def]
     result = replay(trace.values, config, advisor)
     seconds = time.process_time() - start
     times = advisor.times if advisor else []
-    out = outcome(trace.values, result.serving_pods, result.desired_replicas,
-                  config.target_per_replica, config.interval_seconds, seconds, times)
-    return out, result, advisor
+    metrics = replay_metrics(trace.values, result.serving_pods, result.desired_replicas,
+                             config.target_per_replica, config.interval_seconds)
+    p95 = float(np.percentile(times, 95)) * 1e3 if times else math.nan
+    return Outcome(metrics, seconds, p95), result, advisor
+
+
+def after_warmup(trace, config, result_h, result_p, advisor) -> str:  # type: ignore[no-untyped-def]
+    """Unserved ratio over the rows after the advisor's first forecast: before it, no forecaster
+    can act, and both policies are the same HPA."""
+    first = next((i for i, f in enumerate(advisor.floors) if f is not None), None)
+    if first is None:
+        return "n/a"
+    tail = trace.values[first + 1 :]
+    h, p = (replay_metrics(tail, r.serving_pods[first + 1 :], r.desired_replicas[first + 1 :],
+                           config.target_per_replica, config.interval_seconds)
+            for r in (result_h, result_p))
+    return f"{p.unserved / h.unserved:.2f} (from row {first + 1})" if h.unserved else "n/a"
+
+
+def quantile_sweep(name, trace, config, hpa) -> list[str]:  # type: ignore[no-untyped-def]
+    rows = []
+    for q in (0.7, 0.9):
+        result = replay(trace.values, config, PredictiveAdvisor(PredictiveSettings(quantile=q)))
+        m = replay_metrics(trace.values, result.serving_pods, result.desired_replicas,
+                           config.target_per_replica, config.interval_seconds)
+        rows.append(f"| {name} | {q} | {m.unserved / hpa.unserved:.2f} | "
+                    f"{m.replica_hours / hpa.replica_hours:.3f} |")
+    return rows
 
 
 def model_errors(values: list[float | None], interval: float) -> dict[str, tuple[float, float]]:
@@ -208,9 +207,11 @@ def main() -> int:
               "",
               "| trace | model | MASE | error / seasonal naive's |", "|---|---|---|---|"]
     summary = ["", "## Against the targets", "",
-               "| trace | unserved: predictive / hpa | replica-hours: predictive / hpa "
-               "| floor used |",
-               "|---|---|---|---|"]
+               "| trace | unserved: predictive / hpa | same, rows after the first forecast "
+               "| replica-hours: predictive / hpa | floor used |",
+               "|---|---|---|---|---|"]
+    sweep = ["", "## The quantile (default 0.8): predictive / hpa at other quantiles", "",
+             "| trace | quantile | unserved | replica-hours |", "|---|---|---|---|"]
     for path in sorted(DATA.glob("*.csv")):
         trace = read_trace(path)
         target = statistics.median(v for v in trace.values if v is not None) / REPLICAS_AT_MEDIAN
@@ -218,13 +219,18 @@ def main() -> int:
         hpa, result_h, _ = run_policy(trace, config, False)
         pred, result_p, advisor = run_policy(trace, config, True)
         for policy, o in (("hpa", hpa), ("predictive", pred)):
-            lines.append(f"| {path.stem} | {policy} | {o.unserved:.4%} | {o.under_time:.2%} | "
-                         f"{o.replica_hours:,.1f} | {o.scale_changes} | {o.seconds:.1f} | "
+            m = o.metrics
+            lines.append(f"| {path.stem} | {policy} | {m.unserved:.4%} | {m.under_time:.2%} | "
+                         f"{m.replica_hours:,.1f} | {m.scale_changes} | {o.seconds:.1f} | "
                          f"{o.p95_ms:.2f} |")
         used = sum(f is not None for f in advisor.floors) / len(advisor.floors)
-        ratio_u = pred.unserved / hpa.unserved if hpa.unserved else math.nan
-        summary.append(f"| {path.stem} | {ratio_u:.2f} | "
-                       f"{pred.replica_hours / hpa.replica_hours:.3f} | {used:.0%} of rows |")
+        h, p = hpa.metrics, pred.metrics
+        ratio_u = p.unserved / h.unserved if h.unserved else math.nan
+        warm = after_warmup(trace, config, result_h, result_p, advisor)
+        summary.append(f"| {path.stem} | {ratio_u:.2f} | {warm} | "
+                       f"{p.replica_hours / h.replica_hours:.3f} | {used:.0%} of rows |")
+        if used > 0:
+            sweep += quantile_sweep(path.stem, trace, config, h)
         for model, (mase, rel) in model_errors(trace.values, trace.interval_seconds).items():
             errors.append(f"| {path.stem} | {model} | {mase:.3f} | {rel:.3f} |")
         plot(RESULTS / f"load_traces_{path.stem}.png", path.stem, trace, result_h, result_p,
@@ -237,7 +243,7 @@ def main() -> int:
     rows, cpu, wall = long_replay(azure)
     costs.append(f"| replay of {rows:,} 1-minute rows, predictive (CPU s / wall s) | "
                  f"{cpu:.1f} / {wall:.1f} |")
-    text = "\n".join(lines + summary + errors + costs) + "\n"
+    text = "\n".join(lines + summary + sweep + errors + costs) + "\n"
     text += ("\nmaxrss of the benchmark process: "
              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")
     print(text)

@@ -14,7 +14,7 @@ from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSet
 INTERVAL = 1800.0  # 30-minute rows keep the tests fast; the code is resolution-agnostic
 DAY = 48
 FAST = PredictiveSettings(
-    refit_seconds=86400 / 2, min_history_seconds=3 * 86400, error_window_seconds=86400
+    refit_seconds=86400 / 2, error_window_seconds=86400
 )
 
 
@@ -55,11 +55,36 @@ def test_seasonal_load_gets_a_floor_that_covers_the_coming_load(
     assert np.mean(covered) > 0.8
 
 
-def test_too_little_history_is_reactive_only() -> None:
-    floors, advisor = run(seasonal(2))
+def cycles(period: int, count: float, seed: int = 0) -> list[float | None]:
+    """`count` cycles of a `period`-row season (a sine plus a little noise)."""
+    t = np.arange(int(period * count))
+    rng = np.random.default_rng(seed)
+    y = 100 + 50 * np.sin(2 * np.pi * t / period) + rng.normal(0, 2, len(t))
+    return [float(v) for v in y]
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        pytest.param(cycles(40, 1.5), "too little history", id="fewer-rows-than-detection-needs"),
+        pytest.param(cycles(48, 2.6), "too little history: 2.", id="season-seen-only-twice"),
+    ],
+)
+def test_too_little_history_is_reactive_only(values: list[float | None], reason: str) -> None:
+    floors, advisor = run(values)
     assert floors == [None] * len(floors)
     assert not advisor.state.reliable
-    assert advisor.state.reason == "too little history"
+    assert advisor.state.reason.startswith(reason)
+
+
+def test_minimum_history_follows_the_detected_season_not_the_clock() -> None:
+    """A one-minute season in 1-second rows: trusted after three cycles, minutes not days."""
+    values = cycles(60, 8)
+    advisor = PredictiveAdvisor()
+    floors = [advisor.advise(values[: i + 1], 1.0, 2.0, 10.0) for i in range(len(values))]
+    first = next(i for i, f in enumerate(floors) if f is not None)
+    assert 3 * 60 <= first < 6 * 60
+    assert advisor.state.reliable
 
 
 def test_noise_is_not_trusted() -> None:
@@ -75,7 +100,7 @@ def test_guard_turns_off_when_the_forecast_loses_to_seasonal_naive(
 ) -> None:
     values, _, _ = seasonal_run
     strict = PredictiveSettings(
-        refit_seconds=FAST.refit_seconds, min_history_seconds=FAST.min_history_seconds,
+        refit_seconds=FAST.refit_seconds,
         max_relative_error=0.0,
     )
     floors, advisor = run(values, strict)
@@ -130,7 +155,7 @@ def test_scale_down_ceiling_only_when_asked(
     values, _, advisor = seasonal_run
     assert advisor.state.scale_down_to is None
     opted = PredictiveSettings(
-        refit_seconds=FAST.refit_seconds, min_history_seconds=FAST.min_history_seconds,
+        refit_seconds=FAST.refit_seconds,
         scale_down_on_forecast=True,
     )
     _, down = run(values, opted)

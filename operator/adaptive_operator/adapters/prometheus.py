@@ -30,7 +30,7 @@ class RangeSeries:
 def on_grid(samples: Sequence[Sequence[Any]], start: float, end: float, step: float) -> RangeSeries:
     """Place `[timestamp, "value"]` samples on the grid start, start + step, ... <= end; a
     missing or non-finite sample is None (Prometheus omits steps with no data)."""
-    count = int(math.floor((end - start) / step + 1e-9)) + 1
+    count = math.floor((end - start) / step + 1e-9) + 1
     values: list[float | None] = [None] * count
     for stamp, text in samples:
         index = round((float(stamp) - start) / step)

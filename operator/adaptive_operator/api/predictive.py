@@ -21,7 +21,7 @@ class PredictiveSpec(BaseModel):
         description="Forecasting model; Auto picks one per service by rolling-origin backtest.",
     )
     quantile: float = Field(
-        default=0.9, gt=0.5, lt=1.0,
+        default=0.8, gt=0.5, lt=1.0,
         description="Forecast quantile the replicas must serve over the look-ahead.",
     )
     look_ahead_seconds: int | None = Field(

@@ -31,10 +31,13 @@ class ForecastAdvisor(Protocol):
 @dataclass(frozen=True)
 class PredictiveSettings:
     model: ModelKind = ModelKind.AUTO
-    quantile: float = 0.9
+    quantile: float = 0.8
     history_seconds: float = 14 * DAY
     refit_seconds: float = DAY / 2
-    min_history_seconds: float = 3 * DAY
+    # The forecast is trusted only after this many cycles of the detected season (3 days of a
+    # daily one, 3 minutes of a minutely one); detection is first tried at `min_history_points`.
+    min_history_cycles: int = 3
+    min_history_points: int = 64
     rechoose_every_refits: int = 4
     scale_down_on_forecast: bool = False
     # The forecast must beat seasonal naive at the decision horizon by this factor to be used.
@@ -74,7 +77,8 @@ def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSet
         quantile=settings.quantile,
         window_rows=_rows(settings.history_seconds, interval),
         refit_rows=_rows(settings.refit_seconds, interval),
-        min_rows=_rows(settings.min_history_seconds, interval),
+        min_rows=settings.min_history_points,
+        min_cycles=settings.min_history_cycles,
         rechoose_every=settings.rechoose_every_refits,
         error_rows=_rows(settings.error_window_seconds, interval),
     )
@@ -142,10 +146,10 @@ class PredictiveAdvisor:
         relative, _ = engine.tracker.window.relative_error()
         floor = math.ceil(float(band.high.max()) / target)
         if relative >= self.settings.max_relative_error:
-            reason = f"forecast error {relative:.2f}x seasonal naive's: not better"
+            reason = f"forecast error {relative:.2f}x {engine.reference}'s: not better"
             return PredictiveState(engine.kind, mase, False, reason, forecast)
         down = floor if self.settings.scale_down_on_forecast else None
-        reason = f"forecast error {relative:.2f}x seasonal naive's"
+        reason = f"forecast error {relative:.2f}x {engine.reference}'s"
         return PredictiveState(engine.kind, mase, True, reason, forecast, floor, down)
 
 

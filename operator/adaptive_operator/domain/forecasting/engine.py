@@ -30,6 +30,9 @@ from adaptive_operator.domain.forecasting.tracker import ErrorWindow, Tracker
 FloatArray = NDArray[np.float64]
 
 DETECTION_POINTS = 2048
+# A re-detected period within this fraction of the current one is the same season: keeping the
+# current resolution avoids re-choosing the model because the ACF peak moved by a row.
+PERIOD_JITTER = 0.05
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,10 @@ class EngineSettings:
     quantile: float = 0.9
     window_rows: int = 20160
     refit_rows: int = 720
-    min_rows: int = 4320
+    # Detection is first tried at `min_rows`; a model is trusted only with `min_cycles` cycles of
+    # the detected primary period, so the warm-up follows the service's own seasonality.
+    min_rows: int = 64
+    min_cycles: int = 3
     rechoose_every: int = 4
     points_per_period: int = 48
     backtest_origins: int = 2
@@ -122,6 +128,9 @@ class ForecastEngine:
     base: FloatArray = field(default_factory=lambda: np.empty(0))
     base_start: int = 0
     fitted_at: int | None = None
+    due_at: int | None = None
+    reference: str = "seasonal naive"  # the baseline the guard holds the model to
+    reference_lag: int = 0
     refits: int = 0
     status: str = "too little history"
 
@@ -155,24 +164,46 @@ class ForecastEngine:
         return self.base_start <= first and last < self.base_start + len(self.base)
 
     def _naive_forecast(self, row: int) -> float:
-        if self.resolution is None:
+        if self.reference_lag <= 0:
             return math.nan
-        period = self.resolution.fine_periods[0]
-        return self.history.at(row - period * math.ceil(self.horizon / period))
+        return self.history.at(row - self.reference_lag)
 
     def _refit_due(self) -> bool:
-        if self.rows < self.settings.min_rows:
-            return False
-        return self.fitted_at is None or self.rows - self.fitted_at >= self.settings.refit_rows
+        due = self.settings.min_rows if self.due_at is None else self.due_at
+        return self.rows >= due
+
+    def _schedule(self, periods: tuple[int, ...]) -> None:
+        """When to refit next: every `refit_rows`, and at least twice per primary cycle; with no
+        season yet, once the history has grown by a quarter (cheap on a long flat history), or
+        as soon as the history holds `min_cycles` of a season that is detected but still short."""
+        rows, settings = self.rows, self.settings
+        if not periods:
+            step = min(settings.refit_rows, rows // 4)
+        elif rows < settings.min_cycles * periods[0]:
+            step = settings.min_cycles * periods[0] - rows
+        else:
+            step = self._refit_step(periods[0])
+        self.due_at = rows + max(1, step)
+
+    def _refit_step(self, period: int) -> int:
+        return max(1, min(self.settings.refit_rows, period // 2))
 
     def _refit(self) -> None:
         y = self.history.values()
         self.fitted_at = self.rows
         periods = detect(y)
+        self._schedule(periods)
         if not periods:
             self._drop_model("no seasonality detected in the history")
             return
-        resolution = Resolution.for_periods(periods, self.settings.points_per_period)
+        cycles = len(y) / periods[0]
+        if cycles < self.settings.min_cycles:
+            self._drop_model(
+                f"too little history: {cycles:.1f} of {self.settings.min_cycles} cycles of the "
+                f"{periods[0]}-row season"
+            )
+            return
+        resolution = self._stable(Resolution.for_periods(periods, self.settings.points_per_period))
         rechoose = self.kind is None or self.refits % self.settings.rechoose_every == 0
         self.refits += 1
         if rechoose or resolution != self.resolution:
@@ -181,6 +212,15 @@ class ForecastEngine:
             return
         self._fit(y, resolution)
 
+    def _stable(self, resolution: Resolution) -> Resolution:
+        current = self.resolution
+        if current is None or len(current.fine_periods) != len(resolution.fine_periods):
+            return resolution
+        pairs = zip(current.fine_periods, resolution.fine_periods, strict=True)
+        if all(abs(a - b) <= PERIOD_JITTER * a for a, b in pairs):
+            return current
+        return resolution
+
     def _drop_model(self, reason: str) -> None:
         self.kind, self.tracker, self.scores, self.resolution = None, None, (), None
         self.status = reason
@@ -188,7 +228,8 @@ class ForecastEngine:
     def _choose(self, y: FloatArray, resolution: Resolution) -> None:
         named = self.settings.model
         kinds = CANDIDATES if named is ModelKind.AUTO else (named,)
-        plan = Plan(resolution, self.horizon, self.settings.refit_rows,
+        span = self._refit_step(resolution.fine_periods[0])
+        plan = Plan(resolution, self.horizon, span,
                     self.settings.backtest_origins, level_clip(y))
         scores = rank(y, kinds, plan)
         if not scores:
@@ -196,16 +237,18 @@ class ForecastEngine:
             return
         self.scores = tuple(scores)
         self.kind = scores[0].kind
-        self.tracker = self._new_tracker(scores[0], level_clip(y))
+        self.tracker = self._new_tracker(scores[0], level_clip(y), resolution.fine_periods[0])
 
-    def _new_tracker(self, score: Score, clip: float) -> Tracker:
+    def _new_tracker(self, score: Score, clip: float, period: int) -> Tracker:
         window = ErrorWindow(self.settings.error_rows, self.horizon)
+        self.reference_lag = period * math.ceil(self.horizon / period)
         window.seed(score.errors, score.naive)
         return Tracker(self.horizon, score.alpha, clip, window)
 
     def _fit(self, y: FloatArray, resolution: Resolution) -> None:
         assert self.kind is not None and self.tracker is not None
-        steps = self.settings.refit_rows + self.horizon + 1
+        assert self.due_at is not None
+        steps = self.due_at - self.rows + self.horizon + 1  # the rows until the next refit
         base = baseline_path(y, self.kind, resolution, steps)
         if base is None:
             self._drop_model("no data in the history window")

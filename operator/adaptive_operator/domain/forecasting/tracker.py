@@ -52,6 +52,7 @@ class ErrorWindow:
     naive: FloatArray = field(init=False)
     count: int = 0
     _cached: tuple[int, float, FloatArray, FloatArray] | None = None
+    _cached_relative: tuple[int, float, int] | None = None
 
     def __post_init__(self) -> None:
         self.errors = np.full((self.size, self.horizon), np.nan)
@@ -72,9 +73,8 @@ class ErrorWindow:
 
         Recomputed once every 1/64 of the window: a quantile of a window barely moves per row,
         and sorting the window every row would dominate the cost of a decision."""
-        refresh = max(1, self.size // 64)
         cached = self._cached
-        if cached is not None and cached[1] == q and self.count - cached[0] < refresh:
+        if cached is not None and cached[1] == q and self.count - cached[0] < self._refresh():
             return cached[2], cached[3]
         mid, high = self._compute(q)
         self._cached = (self.count, q, mid, high)
@@ -88,8 +88,19 @@ class ErrorWindow:
         stacked = np.nan_to_num(stacked)
         return stacked[0], stacked[1]
 
+    def _refresh(self) -> int:
+        return max(1, self.size // 64)
+
     def relative_error(self) -> tuple[float, int]:
-        """MAE of the longest horizon over seasonal naive's MAE on the same rows, and the rows."""
+        """MAE of the longest horizon over seasonal naive's MAE on the same rows, and the rows;
+        refreshed, like the quantiles, once every 1/64 of the window."""
+        cached = self._cached_relative
+        if cached is None or self.count - cached[0] >= self._refresh():
+            cached = (self.count, *self._relative())
+            self._cached_relative = cached
+        return cached[1], cached[2]
+
+    def _relative(self) -> tuple[float, int]:
         model = self.errors[:, -1]
         both = np.isfinite(model) & np.isfinite(self.naive)
         scored = int(both.sum())
