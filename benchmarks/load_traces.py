@@ -195,6 +195,44 @@ def plot(path: Path, name: str, trace, result_h, result_p, advisor, target) -> N
     plt.close(fig)
 
 
+NOTES = """
+## Defaults changed in this round, and why (the same defaults for every trace)
+
+- **quantile 0.9 -> 0.8.** The floor serves the high quantile of the load at the look-ahead; the
+  reactive HPA proposal is still there underneath it, so the floor only has to catch the rise
+  that HPA sees one sync too late. On both seasonal traces 0.9 costs more than the 1.05x
+  replica-hour budget and 0.8 stays well inside it for nearly the same unserved demand (the sweep
+  table above re-runs 0.7 and 0.9 with everything else unchanged).
+- **Minimum history: 3 cycles of the detected primary season instead of a fixed 3 days.**
+  Detection is tried from 64 rows on (and again each time the history grows by a quarter), so a
+  daily season still waits 3 days while a season of a minute in 1-second data is trusted after
+  3 minutes. The guard (realised error below seasonal naive's) is unchanged. On the bursty
+  1-second trace no season is detected, so the policy stays reactive and equals hpa.
+- **Refit at least twice per primary cycle** (was every 12 h whatever the season), and the model's
+  backtest span follows the same interval; a re-detected period within 5% of the current one keeps
+  the current resolution, so the model is not re-chosen because the ACF peak moved by one row.
+- Tried and dropped: persistence (the last value) as a stricter guard baseline. At a 120 s
+  look-ahead on 5-minute rows persistence is about as good as any model (Google: model error
+  1.02x persistence's), so the guard switched the forecast off there and gave back all of the
+  gain (unserved 1.00x hpa); the band, not the point forecast, is what helps.
+
+## Reading the targets
+
+- Azure VM misses the 0.5x target (0.61x on the whole trace). The unserved demand of its first
+  day (rows 0-287) is the same for both policies: 2.78 of hpa's 4.93 basis points of demand.
+  Predictive's first forecast comes at row 125, but there is too little history that early to see
+  the rise around row 172 coming. From day 1 on hpa leaves 2.15 bp unserved and predictive 0.23 bp
+  (0.11x); those by-segment figures came from a separate script, not from this benchmark.
+- Baseline caveat: at a 5-minute interval the replay's HPA never scales down (the scale-down
+  stabilization window of 300 s is emptied at every 5-minute step and re-seeded with the current
+  replicas, `domain/scaling.py` `decide`), so hpa's replicas only ratchet up on these traces. The
+  replica-hour ratios above are against that baseline.
+
+Command (from the repository root, the worktree at /work/wt-forecast):
+`PYTHONPATH=operator /work/main/.venv/bin/python benchmarks/load_traces.py`
+"""
+
+
 def main() -> int:
     lines = ["# Load traces: reactive HPA vs predictive", "",
              f"Start-up {STARTUP_SECONDS:g} s (the look-ahead); target per replica = median load / "
@@ -246,6 +284,7 @@ def main() -> int:
     text = "\n".join(lines + summary + sweep + errors + costs) + "\n"
     text += ("\nmaxrss of the benchmark process: "
              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")
+    text += NOTES
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "load_traces.md").write_text(text, encoding="utf-8")
