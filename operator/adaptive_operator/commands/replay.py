@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adaptive_operator.domain.replay import ForecastAdvisor, NoForecast, ReplayConfig, replay
+from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
 
 HEADER = ["timestamp", "value"]
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
@@ -118,16 +117,13 @@ def read_trace(path: Path) -> Trace:
 def _advisor(policy: str) -> ForecastAdvisor | None:
     if policy == "hpa":
         return None
-    # Hook for the forecasting issue: return its advisor here.
-    print(
-        "adaptive-operator replay: predictive: no forecaster yet, using a no-op advisor "
-        "(same decisions as hpa)",
-        file=sys.stderr,
-    )
-    return NoForecast()
+    from adaptive_operator.domain.predictive import PredictiveAdvisor
+
+    return PredictiveAdvisor()
 
 
-def _config(args: argparse.Namespace, interval: float) -> ReplayConfig:
+def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
+    """The replay's settings from the command line (shared with `backtest`)."""
     if not args.target_per_replica > 0 or not math.isfinite(args.target_per_replica):
         raise _usage_error("--target-per-replica must be a number > 0")
     if not args.startup_seconds >= 0 or not math.isfinite(args.startup_seconds):
@@ -155,7 +151,7 @@ def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
-    config = _config(args, trace.interval_seconds)
+    config = replay_config(args, trace.interval_seconds)
     result = replay(trace.values, config, _advisor(args.policy))
     write_result(args.out, trace, result.desired_replicas)
     return 0

@@ -1,0 +1,73 @@
+"""The `predictive` block of an AdaptiveService spec, and what status reports about it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adaptive_operator.domain.forecasting.models import ModelKind
+from adaptive_operator.domain.predictive import PredictiveState
+
+DAY_SECONDS = 86400
+
+
+class PredictiveSpec(BaseModel):
+    """Forecast-driven scaling on top of the reactive HPA algorithm."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", use_enum_values=False)
+
+    enabled: bool = Field(default=False, description="Scale ahead of the forecast load.")
+    model: ModelKind = Field(
+        default=ModelKind.AUTO,
+        description="Forecasting model; Auto picks one per service by rolling-origin backtest.",
+    )
+    quantile: float = Field(
+        default=0.8, gt=0.5, lt=1.0,
+        description="Forecast quantile the replicas must serve over the look-ahead.",
+    )
+    look_ahead_seconds: int | None = Field(
+        default=None, alias="lookAheadSeconds", ge=1,
+        description="How far ahead to provision; learned from pod readiness when unset.",
+    )
+    history_seconds: int = Field(
+        default=14 * DAY_SECONDS, alias="historySeconds", ge=DAY_SECONDS,
+        description="History window fetched from Prometheus and used for fitting.",
+    )
+    scale_down_on_forecast: bool = Field(
+        default=False, alias="scaleDownOnForecast",
+        description="Allow scaling down when the forecast is confidently lower over the whole "
+        "look-ahead; off: the forecast only ever raises replicas.",
+    )
+
+
+class ForecastPointStatus(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    offset_seconds: float = Field(alias="offsetSeconds")
+    p50: float
+    p_high: float = Field(alias="pHigh")
+
+
+class PredictiveStatus(BaseModel):
+    """The forecaster's state for `kubectl get -o yaml`: model, backtest and the forecast."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    model: ModelKind | None = None
+    backtest_mase: float | None = Field(default=None, alias="backtestMase")
+    reliable: bool = False
+    reason: str = ""
+    forecast: list[ForecastPointStatus] = Field(default_factory=list)
+
+
+def status_from_state(state: PredictiveState) -> PredictiveStatus:
+    """Status from the advisor's state (the advisor lives in the domain, status in the API)."""
+    return PredictiveStatus(
+        model=state.model,
+        backtest_mase=state.backtest_mase,
+        reliable=state.reliable,
+        reason=state.reason,
+        forecast=[
+            ForecastPointStatus(offset_seconds=p.offset_seconds, p50=p.p50, p_high=p.p_high)
+            for p in state.forecast
+        ],
+    )

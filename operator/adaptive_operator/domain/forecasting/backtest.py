@@ -1,0 +1,116 @@
+"""Rolling-origin backtest: how each model would have done on this service's own recent past.
+
+Origins step back from the end of the history by one refit interval each. At every origin a
+model is fitted on the data before it and run forward exactly as the online tracker would run it
+(level correction included), scored at the decision horizon. MASE divides the mean absolute error
+by the in-sample mean absolute error of seasonal naive; `relative` divides it by seasonal naive's
+error on the same rows at the same horizon. The lowest error wins `Auto`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from adaptive_operator.domain.forecasting.baseline import Resolution, baseline_path
+from adaptive_operator.domain.forecasting.models import ModelKind
+from adaptive_operator.domain.forecasting.tracker import simulate
+
+FloatArray = NDArray[np.float64]
+
+ALPHAS = (0.2, 0.5, 0.8)
+CANDIDATES = (ModelKind.SEASONAL_NAIVE, ModelKind.HOLT_WINTERS, ModelKind.MSTL)
+
+
+@dataclass(frozen=True)
+class Score:
+    kind: ModelKind
+    alpha: float
+    mae: float
+    mase: float
+    relative: float
+    errors: FloatArray
+    naive: FloatArray
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where and how to backtest: horizon and span in fine rows."""
+
+    resolution: Resolution
+    horizon: int
+    span: int
+    origins: int
+    clip: float
+
+
+def naive_errors(y: FloatArray, first: int, last: int, period: int, horizon: int) -> FloatArray:
+    """Errors of seasonal naive forecasting row t + horizon from row t, for t in [first, last)."""
+    lag = period * math.ceil(horizon / period)
+    targets = np.arange(first, last) + horizon
+    return np.asarray(y[targets] - y[targets - lag], dtype=np.float64)
+
+
+def naive_scale(y: FloatArray, period: int) -> float:
+    """In-sample mean absolute error of the one-season naive forecast: the MASE denominator."""
+    diffs = np.abs(y[period:] - y[:-period])
+    finite = diffs[np.isfinite(diffs)]
+    return float(np.mean(finite)) if len(finite) else math.nan
+
+
+def origins(n: int, plan: Plan) -> list[int]:
+    """Origins, newest last, that leave two full primary cycles of training data before them."""
+    need = 2 * plan.resolution.fine_periods[0] + 10
+    found = [n - plan.horizon - k * plan.span for k in range(1, plan.origins + 1)]
+    return sorted(o for o in found if o >= need)
+
+
+def _mae(values: FloatArray) -> float:
+    finite = np.abs(values[np.isfinite(values)])
+    return float(np.mean(finite)) if len(finite) else math.inf
+
+
+def _errors_at(y: FloatArray, origin: int, kind: ModelKind, plan: Plan) -> list[FloatArray]:
+    """Per alpha in ALPHAS, the error matrix of this model run forward from `origin`."""
+    steps = plan.span + plan.horizon
+    base = baseline_path(y[:origin], kind, plan.resolution, steps)
+    actual = y[origin : origin + steps]
+    if base is None:
+        return [np.full((plan.span, plan.horizon), np.nan) for _ in ALPHAS]
+    return [simulate(actual, base, alpha, plan.clip, plan.horizon) for alpha in ALPHAS]
+
+
+def score_model(y: FloatArray, kind: ModelKind, plan: Plan) -> Score | None:
+    """The model's backtest at its best level-correction rate; None without a usable origin."""
+    starts = origins(len(y), plan)
+    if not starts:
+        return None
+    period = plan.resolution.fine_periods[0]
+    runs = [_errors_at(y, o, kind, plan) for o in starts]
+    naive = np.concatenate(
+        [naive_errors(y, o, o + plan.span, period, plan.horizon) for o in starts]
+    )
+    best = min(range(len(ALPHAS)), key=lambda a: _mae(np.concatenate([r[a][:, -1] for r in runs])))
+    errors = np.concatenate([r[best] for r in runs])
+    mae = _mae(errors[:, -1])
+    scale = naive_scale(y[: starts[0]], period)
+    naive_mae = _mae(naive)
+    return Score(
+        kind=kind,
+        alpha=ALPHAS[best],
+        mae=mae,
+        mase=mae / scale if scale > 0 else math.inf,
+        relative=mae / naive_mae if naive_mae > 0 else math.inf,
+        errors=errors,
+        naive=naive,
+    )
+
+
+def rank(y: FloatArray, kinds: Sequence[ModelKind], plan: Plan) -> list[Score]:
+    """Scores of the models that could be backtested, best (lowest error) first."""
+    scores = [s for s in (score_model(y, kind, plan) for kind in kinds) if s is not None]
+    return sorted(scores, key=lambda s: (s.mae, CANDIDATES.index(s.kind)))

@@ -1,0 +1,80 @@
+"""Seasonality detection from the autocorrelation function: periods are found, never assumed.
+
+A period is a local maximum of the (linearly detrended) sample ACF that is both high and
+prominent; a longer period (e.g. weekly over daily) is kept only when the ACF at that multiple of
+the primary period stands out above its neighbouring multiples, i.e. the long cycle adds something
+the short one does not explain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+MIN_PERIOD = 4
+ACF_THRESHOLD = 0.2
+PROMINENCE = 0.15
+MULTIPLE_BUMP = 0.03
+
+
+def autocorrelation(y: FloatArray, max_lag: int) -> FloatArray:
+    """Biased sample ACF for lags 0..max_lag, by FFT (O(n log n) for long histories)."""
+    n = len(y)
+    t = np.arange(n, dtype=np.float64)
+    x = y - np.polyval(np.polyfit(t, y, 1), t)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spectrum = np.fft.rfft(x, size)
+    acov = np.fft.irfft(spectrum * np.conj(spectrum), size)[: max_lag + 1]
+    if acov[0] <= 0:
+        return np.zeros(max_lag + 1)
+    return np.asarray(acov / acov[0], dtype=np.float64)
+
+
+def _peaks(acf: FloatArray, threshold: float) -> list[int]:
+    """Lags of local maxima that are high and rise clearly above the trough before them."""
+    found = []
+    for lag in range(MIN_PERIOD, len(acf) - 1):
+        if acf[lag] < threshold or not acf[lag - 1] < acf[lag] >= acf[lag + 1]:
+            continue
+        if acf[lag] - float(np.min(acf[1:lag])) >= PROMINENCE:
+            found.append(lag)
+    return found
+
+
+def _local_max_near(acf: FloatArray, lag: int, slack: int) -> int:
+    lo, hi = max(1, lag - slack), min(len(acf) - 1, lag + slack)
+    return lo + int(np.argmax(acf[lo : hi + 1]))
+
+
+def _longer_period(acf: FloatArray, primary: int) -> int | None:
+    """A multiple of the primary period whose ACF stands above both neighbouring multiples."""
+    slack = max(1, primary // 20)
+    for k in range(2, (len(acf) - 1) // primary):
+        lag = _local_max_near(acf, k * primary, slack)
+        before = acf[_local_max_near(acf, (k - 1) * primary, slack)]
+        after = acf[_local_max_near(acf, (k + 1) * primary, slack)]
+        if acf[lag] - max(before, after) >= MULTIPLE_BUMP and acf[lag] >= ACF_THRESHOLD:
+            return lag
+    return None
+
+
+def detect_periods(y: FloatArray) -> tuple[int, ...]:
+    """Detected seasonal periods in points, shortest first; empty when there is none.
+
+    `y` must be finite. A period needs two full cycles of data to be trusted; a longer one is
+    looked for among lags up to half the series (its neighbour multiples must fit too).
+    """
+    n = len(y)
+    if n < 4 * MIN_PERIOD or float(np.std(y)) == 0.0:
+        return ()
+    acf = autocorrelation(y, n // 2)
+    threshold = max(ACF_THRESHOLD, 3.0 / np.sqrt(n))
+    peaks = _peaks(acf, threshold)
+    if not peaks:
+        return ()
+    best = max(float(acf[p]) for p in peaks)
+    primary = next(p for p in peaks if acf[p] >= 0.6 * best)
+    longer = _longer_period(acf, primary)
+    return (primary,) if longer is None else (primary, longer)

@@ -1,0 +1,150 @@
+"""Online part of a forecast: the level correction between refits and the realised errors.
+
+Between refits the baseline is fixed; what moves is the level: an exponentially weighted mean of
+(actual - baseline) is added to every horizon. Each row also scores the forecasts made for it
+earlier (per horizon), and those realised errors give the quantiles (an empirical, conformal-style
+band) and feed the guard, next to the errors seasonal naive would have made.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def next_level(level: float, residual: float, alpha: float, clip: float) -> float:
+    """One step of the level correction; a missing row keeps the level, and a residual is clipped
+    to `clip` around the current level, so a spike moves it little while a real level shift still
+    pulls it over a few rows."""
+    if math.isnan(residual):
+        return level
+    step = min(max(residual - level, -clip), clip)
+    return level + alpha * step
+
+
+def simulate(
+    actual: FloatArray, base: FloatArray, alpha: float, clip: float, horizon: int
+) -> FloatArray:
+    """Errors (actual - forecast) of forecasts made after each of the first len - horizon rows,
+    for horizons 1..horizon; the same arithmetic as the online tracker, for the backtest."""
+    rows = len(actual) - horizon
+    levels = np.empty(rows)
+    level = 0.0
+    for t in range(rows):
+        level = next_level(level, float(actual[t] - base[t]), alpha, clip)
+        levels[t] = level
+    idx = np.arange(rows)[:, None] + np.arange(1, horizon + 1)[None, :]
+    return np.asarray(actual[idx] - base[idx] - levels[:, None], dtype=np.float64)
+
+
+@dataclass
+class ErrorWindow:
+    """Ring buffer of the last `size` rows of realised errors, one column per horizon."""
+
+    size: int
+    horizon: int
+    errors: FloatArray = field(init=False)
+    naive: FloatArray = field(init=False)
+    count: int = 0
+    _cached: tuple[int, float, FloatArray, FloatArray] | None = None
+    _cached_relative: tuple[int, float, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.errors = np.full((self.size, self.horizon), np.nan)
+        self.naive = np.full(self.size, np.nan)
+
+    def add(self, errors: FloatArray, naive_error: float) -> None:
+        slot = self.count % self.size
+        self.errors[slot] = errors
+        self.naive[slot] = naive_error
+        self.count += 1
+
+    def seed(self, errors: FloatArray, naive: FloatArray) -> None:
+        for row, naive_error in zip(errors[-self.size :], naive[-self.size :], strict=True):
+            self.add(row, float(naive_error))
+
+    def quantiles(self, q: float) -> tuple[FloatArray, FloatArray]:
+        """Median and q-quantile of the error per horizon (zeros while there is no error yet).
+
+        Recomputed once every 1/64 of the window: a quantile of a window barely moves per row,
+        and sorting the window every row would dominate the cost of a decision."""
+        cached = self._cached
+        if cached is not None and cached[1] == q and self.count - cached[0] < self._refresh():
+            return cached[2], cached[3]
+        mid, high = self._compute(q)
+        self._cached = (self.count, q, mid, high)
+        return mid, high
+
+    def _compute(self, q: float) -> tuple[FloatArray, FloatArray]:
+        if not np.isfinite(self.errors).any():
+            zeros = np.zeros(self.horizon)
+            return zeros, zeros
+        stacked = np.nanquantile(self.errors, [0.5, q], axis=0)
+        stacked = np.nan_to_num(stacked)
+        return stacked[0], stacked[1]
+
+    def _refresh(self) -> int:
+        return max(1, self.size // 64)
+
+    def relative_error(self) -> tuple[float, int]:
+        """MAE of the longest horizon over seasonal naive's MAE on the same rows, and the rows;
+        refreshed, like the quantiles, once every 1/64 of the window."""
+        cached = self._cached_relative
+        if cached is None or self.count - cached[0] >= self._refresh():
+            cached = (self.count, *self._relative())
+            self._cached_relative = cached
+        return cached[1], cached[2]
+
+    def _relative(self) -> tuple[float, int]:
+        model = self.errors[:, -1]
+        both = np.isfinite(model) & np.isfinite(self.naive)
+        scored = int(both.sum())
+        if scored == 0:
+            return math.inf, 0
+        naive_mae = float(np.mean(np.abs(self.naive[both])))
+        model_mae = float(np.mean(np.abs(model[both])))
+        if naive_mae == 0.0:
+            return (0.0 if model_mae == 0.0 else math.inf), scored
+        return model_mae / naive_mae, scored
+
+
+@dataclass
+class Tracker:
+    """Forecasts made at the last `horizon` rows, the running level, and the error window."""
+
+    horizon: int
+    alpha: float
+    clip: float
+    window: ErrorWindow
+    level: float = 0.0
+    pending: FloatArray = field(init=False)
+    made_at: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pending = np.full((self.horizon, self.horizon), np.nan)
+        self.made_at = np.full(self.horizon, -1, dtype=np.int64)
+
+    def observe(self, row: int, value: float, base: float, naive_forecast: float) -> None:
+        """Score what was forecast for `row`, then move the level."""
+        if not math.isnan(value):
+            steps = np.arange(1, self.horizon + 1)
+            slots = (row - steps) % self.horizon
+            made = self.pending[slots, steps - 1]
+            valid = self.made_at[slots] == row - steps
+            errors = np.where(valid, value - made, np.nan)
+            if valid.any():
+                self.window.add(errors, value - naive_forecast)
+        self.level = next_level(self.level, value - base, self.alpha, self.clip)
+
+    def predict(self, row: int, base_ahead: FloatArray) -> FloatArray:
+        """Point forecasts for rows row+1..row+horizon, remembered for scoring."""
+        point = np.asarray(base_ahead + self.level, dtype=np.float64)
+        slot = row % self.horizon
+        self.pending[slot] = point
+        self.made_at[slot] = row
+        return point

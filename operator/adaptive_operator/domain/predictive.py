@@ -1,0 +1,186 @@
+"""The predictive advisor: a replica floor from the load forecast, guarded by its realised error.
+
+The replay and the operator call `advise` once per row with the whole history so far (rows 0..i);
+the advisor reads only the rows it has not seen, so a call costs O(look-ahead) between refits. It
+returns the replicas needed for the chosen quantile of the load over the look-ahead, or None
+(reactive only) when the forecast is not trusted; `state` says which and why, for status.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from adaptive_operator.domain.forecasting import Band, EngineSettings, ForecastEngine, ModelKind
+
+DAY = 86400.0
+
+
+class ForecastAdvisor(Protocol):
+    def advise(
+        self,
+        history: Sequence[float | None],
+        interval_seconds: float,
+        lookahead_seconds: float,
+        target_per_replica: float,
+    ) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class PredictiveSettings:
+    model: ModelKind = ModelKind.AUTO
+    quantile: float = 0.8
+    history_seconds: float = 14 * DAY
+    refit_seconds: float = DAY / 2
+    # The forecast is trusted only after this many cycles of the detected season (3 days of a
+    # daily one, 3 minutes of a minutely one); detection is first tried at `min_history_points`.
+    min_history_cycles: int = 3
+    min_history_points: int = 64
+    rechoose_every_refits: int = 4
+    scale_down_on_forecast: bool = False
+    # The forecast must beat seasonal naive at the decision horizon by this factor to be used.
+    max_relative_error: float = 1.0
+    error_window_seconds: float = DAY
+
+
+@dataclass(frozen=True)
+class ForecastPoint:
+    offset_seconds: float
+    p50: float
+    p_high: float
+
+
+@dataclass(frozen=True)
+class PredictiveState:
+    """What status shows: the model, its backtest, whether it is trusted and why, the forecast."""
+
+    model: ModelKind | None = None
+    backtest_mase: float | None = None
+    reliable: bool = False
+    reason: str = "too little history"
+    forecast: tuple[ForecastPoint, ...] = ()
+    floor_replicas: int | None = None
+    # With scale-down on forecast: replicas the whole look-ahead needs at the high quantile, a
+    # ceiling the caller may scale down to. Always None when the setting is off.
+    scale_down_to: int | None = None
+
+
+def _rows(seconds: float, interval: float) -> int:
+    return max(1, math.ceil(seconds / interval))
+
+
+def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSettings:
+    return EngineSettings(
+        model=settings.model,
+        quantile=settings.quantile,
+        window_rows=_rows(settings.history_seconds, interval),
+        refit_rows=_rows(settings.refit_seconds, interval),
+        min_rows=settings.min_history_points,
+        min_cycles=settings.min_history_cycles,
+        rechoose_every=settings.rechoose_every_refits,
+        error_rows=_rows(settings.error_window_seconds, interval),
+    )
+
+
+class PredictiveAdvisor:
+    """Implements `ForecastAdvisor`; one instance per service (it keeps that service's history)."""
+
+    def __init__(self, settings: PredictiveSettings | None = None) -> None:
+        self.settings = settings or PredictiveSettings()
+        self.state = PredictiveState()
+        self._engine: ForecastEngine | None = None
+        self._key: tuple[float, int] | None = None
+        self._last: float | None = None
+
+    def advise(
+        self,
+        history: Sequence[float | None],
+        interval_seconds: float,
+        lookahead_seconds: float,
+        target_per_replica: float,
+    ) -> int | None:
+        engine = self._engine_for(history, interval_seconds, lookahead_seconds)
+        for value in history[engine.rows :]:
+            engine.observe(math.nan if value is None else float(value))
+        self._last = _as_float(history[-1]) if history else None
+        band = engine.forecast()
+        self.state = self._judge(engine, band, interval_seconds, target_per_replica)
+        return self.state.floor_replicas if self.state.reliable else None
+
+    def _engine_for(
+        self, history: Sequence[float | None], interval: float, lookahead: float
+    ) -> ForecastEngine:
+        """The running engine, or a fresh one when the history is not a continuation of what was
+        seen (a new trace, a restart) or the interval or look-ahead changed."""
+        key = (interval, _rows(lookahead, interval))
+        engine = self._engine
+        seen = engine.rows if engine is not None else 0
+        continued = (
+            engine is not None
+            and key == self._key
+            and len(history) >= seen
+            and (seen == 0 or _same(_as_float(history[seen - 1]), self._last_seen(engine)))
+        )
+        if not continued or engine is None:
+            engine = ForecastEngine(_engine_settings(self.settings, interval), key[1])
+            self._engine, self._key = engine, key
+        return engine
+
+    @staticmethod
+    def _last_seen(engine: ForecastEngine) -> float:
+        return engine.history.at(engine.rows - 1)
+
+    def _judge(
+        self, engine: ForecastEngine, band: Band | None, interval: float, target: float
+    ) -> PredictiveState:
+        best = engine.scores[0] if engine.scores else None
+        mase = best.mase if best is not None else None
+        if band is None or engine.tracker is None:
+            return PredictiveState(engine.kind, mase, False, engine.status)
+        forecast = tuple(
+            ForecastPoint((h + 1) * interval, float(band.p50[h]), float(band.high[h]))
+            for h in range(len(band.point))
+        )
+        relative, _ = engine.tracker.window.relative_error()
+        floor = math.ceil(float(band.high.max()) / target)
+        if relative >= self.settings.max_relative_error:
+            reason = f"forecast error {relative:.2f}x {engine.reference}'s: not better"
+            return PredictiveState(engine.kind, mase, False, reason, forecast)
+        down = floor if self.settings.scale_down_on_forecast else None
+        reason = f"forecast error {relative:.2f}x {engine.reference}'s"
+        return PredictiveState(engine.kind, mase, True, reason, forecast, floor, down)
+
+
+def _as_float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+class RecordingAdvisor:
+    """A `PredictiveAdvisor` that keeps, per decision, the floor it gave and the forecast it made
+    for the next row (median and high quantile; NaN without a forecast), for reports and plots."""
+
+    def __init__(self, settings: PredictiveSettings | None = None) -> None:
+        self.inner = PredictiveAdvisor(settings)
+        self.floors: list[int | None] = []
+        self.p50: list[float] = []
+        self.high: list[float] = []
+
+    def advise(
+        self,
+        history: Sequence[float | None],
+        interval_seconds: float,
+        lookahead_seconds: float,
+        target_per_replica: float,
+    ) -> int | None:
+        floor = self.inner.advise(history, interval_seconds, lookahead_seconds, target_per_replica)
+        forecast = self.inner.state.forecast
+        self.floors.append(floor)
+        self.p50.append(forecast[0].p50 if forecast else math.nan)
+        self.high.append(forecast[0].p_high if forecast else math.nan)
+        return floor
