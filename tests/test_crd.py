@@ -139,9 +139,10 @@ def test_printer_columns_and_status_subresource() -> None:
     assert "scale" not in version["subresources"]
 
 
-def test_committed_crds_match_the_models() -> None:
+@pytest.mark.parametrize("folder", ["crds", "charts/adaptive-operator/files/crds"])
+def test_committed_crds_match_the_models(folder: str) -> None:
     for name, text in render_all().items():
-        committed = REPO / "crds" / name
+        committed = REPO / folder / name
         assert committed.exists(), f"{committed} missing: run `adaptive-operator crds`"
         assert committed.read_text(encoding="utf-8") == text, (
             f"{committed} drifted from the models: run `adaptive-operator crds`"

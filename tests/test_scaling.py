@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from adaptive_operator.domain.scaling import (
     DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
     Recommendation,
     ScaleEvent,
     ScalingHistory,
@@ -382,3 +383,19 @@ def test_disabled_scale_up_is_reported_as_kept() -> None:
         True,
     )
     assert decision.message.startswith("kept 4 instead of 7 because")
+
+
+def test_rows_longer_than_the_window_still_scale_down() -> None:
+    # Five-minute rows and the default 300 s window: each decision's stored recommendation has
+    # aged out by the next one. That is not a new service, so the window is not re-seeded with
+    # the current size and the lower load is followed (upstream ignores aged-out entries too).
+    spec = ScalingSpec(1, 1000, DEFAULT_SCALE_UP, DEFAULT_SCALE_DOWN)
+    first = decide(spec, snapshot(10, 100.0), ScalingHistory(), NOW)
+    later = decide(spec, snapshot(first.desired_replicas, 40.0), first.history, NOW + 300)
+    assert first.desired_replicas == 10
+    assert later.desired_replicas == 4
+
+
+def test_a_new_service_does_not_scale_down_at_once() -> None:
+    spec = ScalingSpec(1, 1000, DEFAULT_SCALE_UP, DEFAULT_SCALE_DOWN)
+    assert decide(spec, snapshot(10, 40.0), ScalingHistory(), NOW).desired_replicas == 10

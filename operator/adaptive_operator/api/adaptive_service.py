@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from adaptive_operator.api.base import Condition, KubeModel, PrinterColumn, ResourceDefinition
+from adaptive_operator.api.healing import HealingSpec, HealingStatus
+from adaptive_operator.api.predictive import PredictiveSpec, PredictiveStatus
 
 KIND = "AdaptiveService"
 PLURAL = "adaptiveservices"
@@ -92,6 +94,10 @@ class AdaptiveServiceSpec(KubeModel):
     mode: Mode = "Active"
     prometheus: PrometheusRef | None = None
     sync_period_seconds: int = Field(default=15, ge=1, le=3600)
+    predictive: PredictiveSpec | None = Field(
+        default=None, description="Scale ahead of the forecast load (off when absent).")
+    healing: HealingSpec | None = Field(
+        default=None, description="Watch health metrics and heal the workload (off when absent).")
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> AdaptiveServiceSpec:
@@ -147,6 +153,8 @@ class AdaptiveServiceStatus(KubeModel):
     last_scale_time: datetime | None = None
     last_decision: LastDecision | None = None
     history: StabilizationHistory | None = None
+    forecast: PredictiveStatus | None = None
+    healing: HealingStatus | None = None
 
 
 RESOURCE = ResourceDefinition(

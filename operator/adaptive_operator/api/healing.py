@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from adaptive_operator.api.base import KubeModel
 
 DEFAULT_METRICS: dict[str, str] = {
     "errorRatio": (
@@ -19,16 +21,12 @@ DEFAULT_METRICS: dict[str, str] = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-
 class HealingMode(StrEnum):
     ACTIVE = "Active"
     DRY_RUN = "DryRun"
 
 
-class Persistence(_Model):
+class Persistence(KubeModel):
     """An anomaly counts when k of the last n scored points are anomalous."""
 
     k: int = Field(default=2, ge=1)
@@ -41,7 +39,7 @@ class Persistence(_Model):
         return self
 
 
-class HealingSpec(_Model):
+class HealingSpec(KubeModel):
     enabled: bool = False
     mode: HealingMode = HealingMode.ACTIVE
     metrics: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_METRICS))
@@ -54,21 +52,21 @@ class HealingSpec(_Model):
     verify_seconds: int = Field(default=120, ge=1, alias="verifySeconds")
 
 
-class ContributionStatus(_Model):
+class ContributionStatus(KubeModel):
     metric: str
     value: float
     baseline: float
     z: float
 
 
-class VerdictStatus(_Model):
+class VerdictStatus(KubeModel):
     score: float = Field(ge=0.0, le=1.0)
     is_anomaly: bool = Field(alias="isAnomaly")
     contributions: list[ContributionStatus] = Field(default_factory=list)
     time: str | None = None
 
 
-class ActionStatus(_Model):
+class ActionStatus(KubeModel):
     id: str
     action: str
     reason: str
@@ -77,13 +75,13 @@ class ActionStatus(_Model):
     time: str
 
 
-class LedgerSummaryStatus(_Model):
+class LedgerSummaryStatus(KubeModel):
     total: int = 0
     last_hour: int = Field(default=0, alias="lastHour")
     by_outcome: dict[str, int] = Field(default_factory=dict, alias="byOutcome")
 
 
-class HealingStatus(_Model):
+class HealingStatus(KubeModel):
     last_verdict: VerdictStatus | None = Field(default=None, alias="lastVerdict")
     last_action: ActionStatus | None = Field(default=None, alias="lastAction")
     ledger: LedgerSummaryStatus = Field(default_factory=LedgerSummaryStatus)

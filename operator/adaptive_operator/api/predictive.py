@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from adaptive_operator.api.base import KubeModel
 from adaptive_operator.domain.forecasting.models import ModelKind
 from adaptive_operator.domain.predictive import PredictiveState
 
 DAY_SECONDS = 86400
 
 
-class PredictiveSpec(BaseModel):
+class PredictiveSpec(KubeModel):
     """Forecast-driven scaling on top of the reactive HPA algorithm."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", use_enum_values=False)
 
     enabled: bool = Field(default=False, description="Scale ahead of the forecast load.")
     model: ModelKind = Field(
@@ -39,18 +39,16 @@ class PredictiveSpec(BaseModel):
     )
 
 
-class ForecastPointStatus(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+class ForecastPointStatus(KubeModel):
 
     offset_seconds: float = Field(alias="offsetSeconds")
     p50: float
     p_high: float = Field(alias="pHigh")
 
 
-class PredictiveStatus(BaseModel):
+class PredictiveStatus(KubeModel):
     """The forecaster's state for `kubectl get -o yaml`: model, backtest and the forecast."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     model: ModelKind | None = None
     backtest_mase: float | None = Field(default=None, alias="backtestMase")

@@ -7,13 +7,16 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-# crds/ at the repository root: operator/adaptive_operator/commands/crds.py is 4 levels down.
-DEFAULT_OUT = Path(__file__).resolve().parents[3] / "crds"
+# crds/ at the repository root (operator/adaptive_operator/commands/crds.py is 4 levels down),
+# and the Helm chart's copy, which its CRD template ships.
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_OUTS = (ROOT / "crds", ROOT / "charts" / "adaptive-operator" / "files" / "crds")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("crds", help="write the CRDs generated from the models")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory (default: crds/)")
+    parser.add_argument("--out", type=Path, action="append", default=None,
+                        help="directory (repeatable; default: crds/ and the chart's files/crds/)")
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the files differ"
     )
@@ -41,18 +44,19 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator.cli import UsageError
 
     rendered = render_all()
-    out: Path = args.out
+    outs: list[Path] = args.out or list(DEFAULT_OUTS)
     if args.check:
-        problems = drift(out, rendered)
+        problems = [line for out in outs for line in drift(out, rendered)]
         for line in problems:
             print(line)
         if problems:
             print("run `adaptive-operator crds` to regenerate")
         return 1 if problems else 0
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in sorted(rendered.items()):
-        (out / name).write_text(text, encoding="utf-8")
-        print(out / name)
+    for out in outs:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in sorted(rendered.items()):
+            (out / name).write_text(text, encoding="utf-8")
+            print(out / name)
     return 0

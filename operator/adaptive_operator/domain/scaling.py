@@ -274,6 +274,9 @@ def decide(
     floor_replicas: int | None = None,
 ) -> ScalingDecision:
     """The replicas the workload should have now, why, and the history to store."""
+    # Only a service that never decided before is new; a stored history whose entries all aged
+    # out of the window (rows longer than the window, a long metrics outage) is not.
+    fresh = not history.recommendations
     history = prune_history(spec, history, now)
     current = snapshot.current_replicas
     early = _before_metrics(spec, snapshot, history, now)
@@ -283,9 +286,9 @@ def decide(
     held = _metrics_hold(snapshot, proposal, history)
     if held is not None or proposal.recommended is None:
         return held or _hold(snapshot, "FailedGetMetrics", "no metrics", history)
-    if not history.recommendations and spec.scale_down.stabilization_window_seconds > 0:
-        # Upstream seeds a fresh window with the current size so that a (re)start never scales
-        # down at once; a stored history makes this a no-op after the first decision.
+    if fresh and spec.scale_down.stabilization_window_seconds > 0:
+        # Upstream seeds a new service's window with the current size so that a start never
+        # scales down at once; a stored history makes this a no-op after the first decision.
         history = replace(history, recommendations=(Recommendation(now, current),))
     recommended = proposal.recommended
     stabilized = stabilize(spec, current, recommended, history, now)
