@@ -72,6 +72,17 @@ def cluster() -> Cluster:
 
 
 @pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    """The product's CRDs, installed once per session (helm installs in tests skip them)."""
+    root = HERE.parent / "crds"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(root))
+    for path in sorted(root.glob("*.yaml")):
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                        f"crd/{path.stem}")
+    return cluster
+
+
+@pytest.fixture(scope="session")
 def local_cluster(cluster: Cluster) -> Cluster:
     """Tests that need to reach Prometheus' file discovery run on the local cluster only."""
     if not cluster.local:

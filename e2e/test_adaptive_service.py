@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.demo.exporter import Exporter
-from operator_process import ROOT, OperatorProcess, free_port
+from operator_process import OperatorProcess, free_port
 
 from conftest import Cluster, module_tag
 from support import wait_until
@@ -56,10 +56,7 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster) -> Iterator[OperatorProcess]:
-    local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/adaptiveservices.adaptive.dev")
+def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("adaptive-service",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process

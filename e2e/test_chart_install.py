@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from adaptive_operator.demo.exporter import Exporter
 from adaptive_operator.permissions import PERMISSIONS
+from operator_process import OperatorProcess
 
 from conftest import Cluster
+from support import wait_until
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "adaptive-operator"
 KWOK_TOLERATION = "tolerations[0].key=kwok.x-k8s.io/node,tolerations[0].operator=Exists"
@@ -46,11 +49,14 @@ def helm(cluster: Cluster, binary: str, *args: str) -> str:
 
 
 @pytest.fixture
-def release(cluster: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
+def release(crds: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
+    cluster = crds
     name = f"ao-{namespace[-5:]}"  # cluster-scoped RBAC names must not clash between tests
     binary = helm_binary()
+    # The session installed the CRDs already (Helm cannot adopt objects it did not create);
+    # the chart's CRD template is checked against the API server on its own below.
     helm(cluster, binary, "install", name, str(CHART), "--namespace", namespace,
-         "--set", KWOK_TOLERATION, "--wait", "--timeout", "180s")
+         "--set", KWOK_TOLERATION, "--set", "crds.install=false", "--wait", "--timeout", "180s")
     yield name, namespace
     helm(cluster, binary, "uninstall", name, "--namespace", namespace, "--wait")
 
@@ -85,3 +91,89 @@ def test_chart_installs_and_its_account_may_do_exactly_what_the_code_calls(
         answers = list(pool.map(lambda c: allowed(cluster, account, ns, *c[:3]), checks))
     wrong = [c[:3] for c, answer in zip(checks, answers, strict=True) if answer != c[3]]
     assert not wrong, f"RBAC differs from permissions.py for (verb, resource, group): {wrong}"
+
+
+def test_the_charts_crds_are_accepted_by_the_api_server(cluster: Cluster) -> None:
+    rendered = subprocess.run(
+        [helm_binary(), "template", "x", str(CHART), "--show-only", "templates/crds.yaml"],
+        capture_output=True, text=True, check=True).stdout
+    out = cluster.kubectl("apply", "--dry-run=server", "--server-side", "--force-conflicts",
+                          "-f", "-", stdin=rendered)
+    assert "adaptiveservices.adaptive.dev" in out
+
+
+def service_account_kubeconfig(cluster: Cluster, ns: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the chart's ServiceAccount (TokenRequest API)."""
+    token = cluster.kubectl("create", "token", account, "-n", ns, "--duration=1h").strip()
+    config = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json"))
+    server = config["clusters"][0]["cluster"]
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": server}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account,
+                                                "namespace": ns}}],
+    }))
+    return path
+
+
+SERVICE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: registry.example/web:1}]}
+---
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {name: web}
+spec:
+  scaleTargetRef: {name: web}
+  maxReplicas: 10
+  syncPeriodSeconds: 2
+  metrics: [{name: load, query: 'sum(e2e_load{exporter="NS"})', targetPerReplica: 10}]
+"""
+
+
+def scaled_events(cluster: Cluster, ns: str) -> int:
+    items = cluster.json("get", "events", "-n", ns)["items"]
+    assert isinstance(items, list)
+    return sum(int(e.get("count") or 1) for e in items if e.get("reason") == "Scaled")
+
+
+def test_operator_with_the_charts_account_scales_and_survives_losing_its_leader(
+        local_cluster: Cluster, release: tuple[str, str], tmp_path: Path) -> None:
+    name, ns = release
+    account = f"{name}-adaptive-operator"
+    kubeconfig = service_account_kubeconfig(local_cluster, ns, account, tmp_path / "sa.yaml")
+    env = {"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": ns}
+    watch = ("--namespace", ns)
+    first = OperatorProcess(f"ha-a-{ns[-5:]}", env=env, args=watch, lease_name="ha").start()
+    second = OperatorProcess(f"ha-b-{ns[-5:]}", env=env, args=watch, lease_name="ha")
+    second.start(wait_for="standby")
+    try:
+        with Exporter(ns, local_cluster.targets_dir) as load:
+            load.set("e2e_load", 25.0)
+            local_cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=SERVICE.replace("NS", ns))
+            wait_until(lambda: replicas(local_cluster, ns) == 3, 60, "the leader to scale to 3")
+            assert scaled_events(local_cluster, ns) == 1
+
+            first.kill()  # the leader dies without releasing the Lease
+            wait_until(lambda: second.role() == "leader", 30, "the standby to take over")
+            assert scaled_events(local_cluster, ns) == 1  # taking over repeats nothing
+            load.set("e2e_load", 55.0)
+            wait_until(lambda: replicas(local_cluster, ns) == 6, 60, "the new leader to scale")
+            assert scaled_events(local_cluster, ns) == 2
+    finally:
+        first.stop()
+        second.stop()
+
+
+def replicas(cluster: Cluster, ns: str) -> int:
+    spec = cluster.json("get", "deployment", "web", "-n", ns)["spec"]
+    assert isinstance(spec, dict)
+    return int(spec["replicas"])
