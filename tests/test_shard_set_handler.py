@@ -238,12 +238,12 @@ async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
     monkeypatch.setattr(kopf, "info", lambda *args, **kwargs: None)
     queries: list[str] = []
 
-    def read_vector(query: str) -> list[dict[str, Any]]:
+    async def read_load(query: str) -> list[dict[str, Any]]:
         queries.append(query)
         return [{"metric": {"shard": "0"}, "value": [0, "3"]},
                 {"metric": {"shard": "1"}, "value": [0, "1"]}]
 
-    monkeypatch.setattr(handler, "read_vector", read_vector)
+    monkeypatch.setattr(handler, "read_load", read_load)
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
@@ -260,7 +260,10 @@ async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
     monkeypatch.setattr(handler, "_cluster", fake)
     warnings: list[str] = []
     monkeypatch.setattr(kopf, "warn", lambda body, reason, message: warnings.append(reason))
-    monkeypatch.setattr(handler, "read_vector", lambda query: [])
+    async def no_series(query: str) -> list[dict[str, Any]]:
+        return []
+
+    monkeypatch.setattr(handler, "read_load", no_series)
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
