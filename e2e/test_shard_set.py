@@ -162,6 +162,7 @@ def settle(observer: Observer, shards: int) -> Sample:
         30, "status to report every shard ready")
     assert (status["shards"], status["migrationsInFlight"]) == (shards, 0)
     assert status["epoch"] == sample.table.epoch
+    assert "kopf" not in status, "kopf's bookkeeping belongs in annotations, not in status"
     return sample
 
 
