@@ -10,6 +10,7 @@ settled: the slots balanced over exactly the asked-for shards, all of them ready
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,6 +236,14 @@ def test_three_to_four_to_two_shards(local_cluster: Cluster, namespace: str,
         assert (env["SHARD_RANGE_START"], env["SHARD_RANGE_END"]) == (str(move.start),
                                                                        str(move.end))
         assert env["TARGET_ADDRESS"] == manifests.shard_address("cache", namespace, move.target)
+    messages = [e.message for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
+                if e.reason == "Resharding"]
+    assert any(m.startswith("migrated slots") for m in messages), messages
+    refused = subprocess.run(
+        ["kubectl", "--kubeconfig", local_cluster.kubeconfig, "patch", "shardset", "cache", "-n",
+         namespace, "--type", "merge", "-p", json.dumps({"spec": {"slots": 24}})],
+        capture_output=True, text=True)
+    assert refused.returncode != 0 and "slots cannot change" in refused.stderr
     listed = local_cluster.kubectl("get", "shardsets", "-n", namespace)
     assert listed.split("\n")[0].split() == ["NAME", "SHARDS", "READY", "MIGRATING", "EPOCH",
                                              "AGE"]

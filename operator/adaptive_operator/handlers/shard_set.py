@@ -184,7 +184,9 @@ async def _act(
         for kind in ("StatefulSet", "Service"):
             await asyncio.to_thread(api.delete, namespace, kind, manifests.shard_name(name, shard))
     for message in decision.events:
-        kopf.info(body, reason="Resharding", message=message)
+        # kopf.event, not kopf.info: the operator posts only warnings from kopf's own helpers
+        # (settings.posting.level), while these are decisions the user must see.
+        kopf.event(body, type="Normal", reason="Resharding", message=message)
 
 
 async def _maybe_rebalance(
@@ -224,7 +226,7 @@ async def _maybe_rebalance(
         retarget = replace(decision, target=Target(spec.shards, outcome.plan.after))
         manifest = _routing_manifest(name, namespace, retarget, body)
         await asyncio.to_thread(cluster().write_routing, namespace, manifest)
-        kopf.info(body, reason="Rebalancing", message=outcome.reason)
+        kopf.event(body, type="Normal", reason="Rebalancing", message=outcome.reason)
 
 
 async def _update_templates(
