@@ -95,3 +95,19 @@ def test_free_form_objects_have_no_additional_properties_keyword() -> None:
     defs = ShardSet.model_json_schema(by_alias=True)["$defs"]
     assert "additionalProperties" not in defs["ShardTemplate"]["properties"]["template"]
     assert "additionalProperties" not in defs["Migration"]["properties"]["jobTemplate"]
+
+
+def test_shard_set_is_registered_with_printer_columns() -> None:
+    from adaptive_operator.api.crd import RESOURCES, build_crd
+    from adaptive_operator.api.shard_set import RESOURCE
+
+    assert RESOURCE in RESOURCES
+    version = build_crd(RESOURCE)["spec"]["versions"][0]
+    assert [c["jsonPath"] for c in version["additionalPrinterColumns"]] == [
+        ".spec.shards", ".status.readyShards", ".status.migrationsInFlight", ".status.epoch",
+        ".metadata.creationTimestamp",
+    ]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["x-kubernetes-validations"] == CEL_RULES["spec"]
+    assert spec["properties"]["rebalance"]["x-kubernetes-validations"] == CEL_RULES[
+        "spec.rebalance"]

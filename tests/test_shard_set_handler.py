@@ -188,7 +188,10 @@ async def drive(
 async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
     fake = InMemoryShardCluster()
     monkeypatch.setattr(handler, "_cluster", fake)
-    monkeypatch.setattr(kopf, "info", lambda *args, **kwargs: None)
+    posted: list[tuple[str, str, str]] = []
+    # kopf.event, since kopf.info is filtered out by the operator's posting level (warnings).
+    monkeypatch.setattr(kopf, "event", lambda body, *, type, reason, message:
+                        posted.append((type, reason, message)))
     spec = SPEC.model_dump(by_alias=True)
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     fake.fail_next_jobs = 1
@@ -202,6 +205,10 @@ async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
         assert max(counts) - min(counts) <= 1
         assert not any(kind == "Job" for kind, _ in fake.objects)
     assert retried == [False, True, False]  # the first migration failed once and ran again
+    assert {(kind, reason) for kind, reason, _ in posted} == {("Normal", "Resharding")}
+    messages = [message for _, _, message in posted]
+    assert any(m.startswith("retrying slots") for m in messages)
+    assert any(m.startswith("migrated slots") for m in messages)
 
 
 async def test_invalid_spec_is_reported_not_acted_on(monkeypatch: Any) -> None:
@@ -235,15 +242,15 @@ async def settle_at(
 async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
     fake = InMemoryShardCluster()
     monkeypatch.setattr(handler, "_cluster", fake)
-    monkeypatch.setattr(kopf, "info", lambda *args, **kwargs: None)
+    monkeypatch.setattr(kopf, "event", lambda *args, **kwargs: None)
     queries: list[str] = []
 
-    def read_vector(query: str) -> list[dict[str, Any]]:
+    async def read_load(query: str) -> list[dict[str, Any]]:
         queries.append(query)
         return [{"metric": {"shard": "0"}, "value": [0, "3"]},
                 {"metric": {"shard": "1"}, "value": [0, "1"]}]
 
-    monkeypatch.setattr(handler, "read_vector", read_vector)
+    monkeypatch.setattr(handler, "read_load", read_load)
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
@@ -260,7 +267,10 @@ async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
     monkeypatch.setattr(handler, "_cluster", fake)
     warnings: list[str] = []
     monkeypatch.setattr(kopf, "warn", lambda body, reason, message: warnings.append(reason))
-    monkeypatch.setattr(handler, "read_vector", lambda query: [])
+    async def no_series(query: str) -> list[dict[str, Any]]:
+        return []
+
+    monkeypatch.setattr(handler, "read_load", no_series)
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)

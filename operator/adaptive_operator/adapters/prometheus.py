@@ -110,6 +110,22 @@ async def query_total(url: str, query: str) -> Sample:
     return to_total(query, result)
 
 
+def to_vector(query: str, result: list[Any]) -> list[dict[str, Any]]:
+    """An instant vector (one `{"metric", "value"}` per series): refuse a scalar or a matrix,
+    whose samples would be read as the wrong thing."""
+    for item in result:
+        if not isinstance(item, dict) or "metric" not in item or "value" not in item:
+            raise MetricError("NotAVector", f"the query {query!r} did not return an instant "
+                                            f"vector (got {str(item)[:80]})")
+    return result
+
+
+async def query_vector(url: str, query: str) -> list[dict[str, Any]]:
+    """Every series of an instant query, e.g. one per shard; empty when nothing matched."""
+    result = await asyncio.to_thread(_raw_query, url, query)
+    return to_vector(query, result)
+
+
 # --- range queries ------------------------------------------------------------------------
 
 

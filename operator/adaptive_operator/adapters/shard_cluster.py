@@ -8,7 +8,7 @@ a reconcile step may be repeated after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,19 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.domain.shard_manifests import ROLE_LABEL, SHARDSET_LABEL
+
+# Kind -> (API group class, method) for what a ShardSet owns; each takes (namespace, body) to
+# create and (name, namespace, ...) to delete.
+CREATORS: dict[str, tuple[str, str]] = {
+    "StatefulSet": ("apps", "create_namespaced_stateful_set"),
+    "Service": ("core", "create_namespaced_service"),
+    "Job": ("batch", "create_namespaced_job"),
+}
+DELETERS: dict[str, tuple[str, str]] = {
+    "StatefulSet": ("apps", "delete_namespaced_stateful_set"),
+    "Service": ("core", "delete_namespaced_service"),
+    "Job": ("batch", "delete_namespaced_job"),
+}
 
 
 @dataclass(frozen=True)
@@ -25,22 +38,52 @@ class ShardSetObjects:
     routing_data: dict[str, str] | None
 
 
+def shard_selector(name: str) -> str:
+    """Everything a ShardSet made carries its name in a label."""
+    return f"{SHARDSET_LABEL}={name}"
+
+
+def migration_selector(name: str) -> str:
+    return f"{shard_selector(name)},{ROLE_LABEL}=migration"
+
+
+def config_map_data(config_map: Any) -> dict[str, str]:
+    """A ConfigMap's data; a ConfigMap with none has an empty table (refused downstream)."""
+    return dict(config_map.data or {})
+
+
+def ignoring(status: int, call: Callable[[], Any]) -> None:
+    """Run `call`; an API error with `status` (409 on create, 404 on delete) is success."""
+    try:
+        call()
+    except ApiException as err:
+        if err.status != status:
+            raise
+
+
 class ShardCluster:
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self._api = api_client or client.ApiClient()
-        self._core = client.CoreV1Api(self._api)
-        self._apps = client.AppsV1Api(self._api)
-        self._batch = client.BatchV1Api(self._api)
+        self._groups: Mapping[str, Any] = {
+            "core": client.CoreV1Api(self._api),
+            "apps": client.AppsV1Api(self._api),
+            "batch": client.BatchV1Api(self._api),
+        }
+        self._core = self._groups["core"]
 
     def _plain(self, obj: Any) -> Any:
         return self._api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
 
+    def _method(self, table: Mapping[str, tuple[str, str]], kind: str) -> Callable[..., Any]:
+        group, method = table[kind]
+        found: Callable[..., Any] = getattr(self._groups[group], method)
+        return found
+
     def observe(self, namespace: str, name: str, config_map: str) -> ShardSetObjects:
-        selector = f"{SHARDSET_LABEL}={name}"
-        sets = self._apps.list_namespaced_stateful_set(namespace, label_selector=selector)
-        jobs = self._batch.list_namespaced_job(
-            namespace, label_selector=f"{selector},{ROLE_LABEL}=migration"
-        )
+        sets = self._groups["apps"].list_namespaced_stateful_set(
+            namespace, label_selector=shard_selector(name))
+        jobs = self._groups["batch"].list_namespaced_job(
+            namespace, label_selector=migration_selector(name))
         return ShardSetObjects(
             stateful_sets=[self._plain(item) for item in sets.items],
             jobs=[self._plain(item) for item in jobs.items],
@@ -54,7 +97,7 @@ class ShardCluster:
             if err.status == 404:
                 return None
             raise
-        return dict(found.data or {})
+        return config_map_data(found)
 
     def write_routing(self, namespace: str, manifest: Any) -> None:
         name = manifest["metadata"]["name"]
@@ -66,30 +109,14 @@ class ShardCluster:
             self._core.create_namespaced_config_map(namespace, manifest)
 
     def create(self, namespace: str, manifest: Any) -> None:
-        creators: dict[str, Callable[..., Any]] = {
-            "StatefulSet": self._apps.create_namespaced_stateful_set,
-            "Service": self._core.create_namespaced_service,
-            "Job": self._batch.create_namespaced_job,
-        }
-        try:
-            creators[manifest["kind"]](namespace, manifest)
-        except ApiException as err:
-            if err.status != 409:  # already there: an earlier step created it
-                raise
+        creator = self._method(CREATORS, manifest["kind"])
+        ignoring(409, lambda: creator(namespace, manifest))  # an earlier step created it
 
     def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None:
-        self._apps.patch_namespaced_stateful_set(
+        self._groups["apps"].patch_namespaced_stateful_set(
             name, namespace, json_patch, _content_type="application/json-patch+json"
         )
 
     def delete(self, namespace: str, kind: str, name: str) -> None:
-        deleters: dict[str, Callable[..., Any]] = {
-            "StatefulSet": self._apps.delete_namespaced_stateful_set,
-            "Service": self._core.delete_namespaced_service,
-            "Job": self._batch.delete_namespaced_job,
-        }
-        try:
-            deleters[kind](name, namespace, propagation_policy="Background")
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        deleter = self._method(DELETERS, kind)
+        ignoring(404, lambda: deleter(name, namespace, propagation_policy="Background"))

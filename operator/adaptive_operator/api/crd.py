@@ -13,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from adaptive_operator.api import adaptive_service
+from adaptive_operator.api import adaptive_service, shard_set
 from adaptive_operator.api.base import ResourceDefinition
 
 # The resources the operator serves; another resource registers here (one line per kind).
-RESOURCES: tuple[ResourceDefinition, ...] = (adaptive_service.RESOURCE,)
+RESOURCES: tuple[ResourceDefinition, ...] = (adaptive_service.RESOURCE, shard_set.RESOURCE)
 
 Schema = dict[str, Any]
 

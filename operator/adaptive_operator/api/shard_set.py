@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-GROUP = "adaptive.dev"
-VERSION = "v1alpha1"
+from adaptive_operator.api.base import Condition, KubeModel, PrinterColumn, ResourceDefinition
+
 KIND = "ShardSet"
 PLURAL = "shardsets"
-SINGULAR = "shardset"
 SHORT_NAMES = ("shs",)
 DEFAULT_SLOTS = 16384  # as in Redis Cluster
 
@@ -41,13 +39,6 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
     "spec.rebalance": [REBALANCE_HYSTERESIS_RULE],
 }
 
-PRINTER_COLUMNS: tuple[dict[str, str], ...] = (
-    {"name": "Shards", "type": "integer", "jsonPath": ".spec.shards"},
-    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyShards"},
-    {"name": "Migrating", "type": "integer", "jsonPath": ".status.migrationsInFlight"},
-    {"name": "Epoch", "type": "integer", "jsonPath": ".status.epoch"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-)
 
 def _free_form(schema: dict[str, Any]) -> None:
     """Any object goes: the API server keeps unknown fields (no `additionalProperties: true`,
@@ -60,19 +51,14 @@ def _free_form_items(schema: dict[str, Any]) -> None:
     schema["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
-def _config(x_validations: list[dict[str, str]] | None = None) -> ConfigDict:
-    """camelCase on the wire, unknown fields refused; CEL rules carried in the JSON schema."""
-    config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-    if x_validations:
-        config["json_schema_extra"] = cast(JsonDict, {"x-kubernetes-validations": x_validations})
-    return config
+def _with_rules(rules: list[dict[str, str]]) -> ConfigDict:
+    """The shared model config plus CEL rules carried in the JSON schema."""
+    return KubeModel.model_config | {
+        "json_schema_extra": cast(JsonDict, {"x-kubernetes-validations": rules})
+    }
 
 
-class _Model(BaseModel):
-    model_config = _config()
-
-
-class ShardTemplate(_Model):
+class ShardTemplate(KubeModel):
     """What each shard's StatefulSet looks like: a subset of the StatefulSet spec."""
 
     replicas: int = Field(1, ge=0, description="Pods per shard.")
@@ -86,7 +72,7 @@ class ShardTemplate(_Model):
     )
 
 
-class Migration(_Model):
+class Migration(KubeModel):
     """How slot ranges are moved: the user's Job, given SHARD_RANGE_START/END, SOURCE, TARGET."""
 
     job_template: dict[str, Any] = Field(
@@ -99,10 +85,10 @@ class Migration(_Model):
     )
 
 
-class Rebalance(_Model):
+class Rebalance(KubeModel):
     """Load-aware rebalancing: slots move from hot shards to cold ones."""
 
-    model_config = _config(x_validations=[REBALANCE_HYSTERESIS_RULE])
+    model_config = _with_rules([REBALANCE_HYSTERESIS_RULE])
 
     load_query: str = Field(
         min_length=1,
@@ -125,8 +111,8 @@ class Rebalance(_Model):
         return self
 
 
-class ShardSetSpec(_Model):
-    model_config = _config(x_validations=CEL_RULES["spec"])
+class ShardSetSpec(KubeModel):
+    model_config = _with_rules(CEL_RULES["spec"])
 
     shards: int = Field(ge=1, description="Number of shards.")
     slots: int = Field(DEFAULT_SLOTS, ge=1, le=1 << 20, description="Number of hash slots.")
@@ -141,18 +127,7 @@ class ShardSetSpec(_Model):
         return self
 
 
-class Condition(_Model):
-    """A condition as the Kubernetes API conventions describe it."""
-
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str = ""
-    last_transition_time: str
-    observed_generation: int | None = None
-
-
-class ShardSetStatus(_Model):
+class ShardSetStatus(KubeModel):
     shards: int = 0
     ready_shards: int = 0
     migrations_in_flight: int = 0
@@ -164,9 +139,28 @@ class ShardSetStatus(_Model):
     )
 
 
-class ShardSet(_Model):
+class ShardSet(KubeModel):
     api_version: Literal["adaptive.dev/v1alpha1"] = "adaptive.dev/v1alpha1"
     kind: Literal["ShardSet"] = "ShardSet"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ShardSetSpec
     status: ShardSetStatus | None = None
+
+
+RESOURCE = ResourceDefinition(
+    kind=KIND,
+    plural=PLURAL,
+    spec_model=ShardSetSpec,
+    status_model=ShardSetStatus,
+    short_names=SHORT_NAMES,
+    description="Runs a sharded stateful workload: a StatefulSet per shard, a hash-slot routing "
+    "table in a ConfigMap, and minimal-movement resharding carried out by migration Jobs.",
+    printer_columns=(
+        PrinterColumn("Shards", "integer", ".spec.shards", "Shards asked for."),
+        PrinterColumn("Ready", "integer", ".status.readyShards", "Shards whose pods are ready."),
+        PrinterColumn("Migrating", "integer", ".status.migrationsInFlight",
+                      "Migration Jobs running."),
+        PrinterColumn("Epoch", "integer", ".status.epoch", "Epoch of the routing table."),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+    ),
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,24 +22,24 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
+from adaptive_operator.adapters import prometheus
+from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
-from adaptive_operator.api.shard_set import GROUP, PLURAL, VERSION, ShardSetSpec
+from adaptive_operator.api.base import GROUP, VERSION
+from adaptive_operator.api.shard_set import PLURAL, ShardSetSpec
 from adaptive_operator.domain import shard_manifests as manifests
 from adaptive_operator.domain.migration import RoutingState
 from adaptive_operator.domain.rebalancing import RebalancePolicy, rebalance, shard_loads
 from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, Target, decide
 from adaptive_operator.domain.shard_status import ConditionState, merge_conditions, status_for
 from adaptive_operator.domain.sharding import Move
+from adaptive_operator.handlers import settings
 from adaptive_operator.routing import RoutingTable, build_table
 
 GIVEN_UP_ANNOTATION = "adaptive.dev/given-up-moves"
 TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
 REBALANCE_ANNOTATION = "adaptive.dev/rebalance"  # {"at": last check, "active": hysteresis}
 
-# Reads a PromQL instant vector (a list of {"metric": {...}, "value": [t, "v"]}). Set at startup
-# by the command that runs the operator, with the operator's Prometheus; None disables
-# load-aware rebalancing.
-read_vector: Callable[[str], list[dict[str, Any]]] | None = None
 log = structlog.get_logger("shardset")
 _cluster: ShardCluster | None = None
 
@@ -49,6 +49,11 @@ def cluster() -> ShardCluster:
     if _cluster is None:
         _cluster = ShardCluster()
     return _cluster
+
+
+async def read_load(query: str) -> list[dict[str, Any]]:
+    """Per-shard load: a PromQL instant vector from the operator-wide Prometheus."""
+    return await prometheus.query_vector(settings.current().prometheus_url, query)
 
 
 def parse_time(stamp: str) -> float:
@@ -179,7 +184,9 @@ async def _act(
         for kind in ("StatefulSet", "Service"):
             await asyncio.to_thread(api.delete, namespace, kind, manifests.shard_name(name, shard))
     for message in decision.events:
-        kopf.info(body, reason="Resharding", message=message)
+        # kopf.event, not kopf.info: the operator posts only warnings from kopf's own helpers
+        # (settings.posting.level), while these are decisions the user must see.
+        kopf.event(body, type="Normal", reason="Resharding", message=message)
 
 
 async def _maybe_rebalance(
@@ -196,16 +203,15 @@ async def _maybe_rebalance(
     The next reconcile carries the target out with migration Jobs like any resize.
     """
     policy = spec.rebalance
-    if policy is None or read_vector is None or not decision.settled:
+    if policy is None or not decision.settled:
         return
     record = json.loads((meta.get("annotations") or {}).get(REBALANCE_ANNOTATION) or "{}")
     now = time.time()
     if now - float(record.get("at", 0)) < policy.period_seconds:
         return
     try:
-        series = await asyncio.to_thread(read_vector, policy.load_query)
-        loads = shard_loads(series, spec.shards)
-    except Exception as err:  # any failure to read the load: say so, move nothing
+        loads = shard_loads(await read_load(policy.load_query), spec.shards)
+    except (MetricError, ValueError) as err:  # load not read, or not per shard: move nothing
         kopf.warn(body, reason="LoadQueryFailed", message=str(err))
         patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": False})
         return
@@ -220,7 +226,7 @@ async def _maybe_rebalance(
         retarget = replace(decision, target=Target(spec.shards, outcome.plan.after))
         manifest = _routing_manifest(name, namespace, retarget, body)
         await asyncio.to_thread(cluster().write_routing, namespace, manifest)
-        kopf.info(body, reason="Rebalancing", message=outcome.reason)
+        kopf.event(body, type="Normal", reason="Rebalancing", message=outcome.reason)
 
 
 async def _update_templates(
