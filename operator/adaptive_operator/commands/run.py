@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import threading
 from typing import Any
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     health.serve(args.health_port)
     if args.metrics_port:
         telemetry.serve(args.metrics_port)
-    stop_kopf, stop_renewing, lost = threading.Event(), threading.Event(), threading.Event()
+    stop_renewing, lost = threading.Event(), threading.Event()
     elector = None
     if args.leader_election == "true":
         elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
@@ -73,15 +74,16 @@ def run(args: argparse.Namespace) -> int:
 
         def step_down() -> None:
             lost.set()
-            stop_kopf.set()
+            # kopf's own graceful stop. (Its `stop_flag` is waited on in an executor thread,
+            # which would keep the process alive after a plain SIGTERM.)
+            os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=elector.keep_leading, daemon=True, name="lease",
                          args=(stop_renewing, step_down)).start()
     health.set_role("leader")
     watched = namespaces(args)
     try:
-        kopf.run(clusterwide=not watched, namespaces=watched, standalone=True,
-                 stop_flag=stop_kopf)
+        kopf.run(clusterwide=not watched, namespaces=watched, standalone=True)
     finally:
         stop_renewing.set()
         if elector is not None and not lost.is_set():
