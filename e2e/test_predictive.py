@@ -109,10 +109,13 @@ class ReplicaLog:
     done: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        api = client.AppsV1Api(config.new_client_from_config(config_file=self.kubeconfig))
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=self.kubeconfig)
+        api = client.AppsV1Api(api_client)
         while not self.done.is_set():
-            for event in watch.Watch().stream(api.list_namespaced_deployment, self.namespace,
-                                              timeout_seconds=5):
+            stream: Any = watch.Watch().stream  # type: ignore[no-untyped-call]
+            for event in stream(api.list_namespaced_deployment, self.namespace,
+                                timeout_seconds=5):
                 item: Any = event["object"]
                 seen = self.changes.setdefault(item.metadata.name, [])
                 if not seen or seen[-1][1] != item.spec.replicas:
@@ -219,6 +222,7 @@ def check_status_and_lead(cluster: Cluster, ns: str, operator: OperatorProcess, 
           f"reactive {leads['react']:+.1f} s (look-ahead {LOOK_AHEAD} s, sync {SYNC} s)")
     assert leads["ahead"] >= SYNC, leads
     assert leads["ahead"] > leads["react"], leads
-    scaled = [e["message"] for e in cluster.json("get", "events", "-n", ns)["items"]  # type: ignore[union-attr]
+    items: Any = cluster.json("get", "events", "-n", ns)["items"]
+    scaled = [e["message"] for e in items
               if e.get("reason") == "Scaled" and e["involvedObject"]["name"] == "ahead"]
     assert any("the forecast asks for at least" in m for m in scaled), scaled
