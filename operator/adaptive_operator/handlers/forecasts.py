@@ -5,9 +5,11 @@ start, or when the query, the sync period or the history window changes, the his
 backfilled from Prometheus range queries, so a restart loses nothing but the fitting time. Each
 sync then places the value it read on the history's grid and asks the advisor for a floor.
 
-Memory per service and metric: the ring of `historySeconds / syncPeriodSeconds` rows (8 bytes
-each) plus the advisor's own window (the engine's numpy history, up to 2x that, and its error
-window); see `benchmarks/results/forecast_memory.md` for the measured figure.
+Memory per service and metric (computed from the array sizes, not measured here): the ring of
+`historySeconds / syncPeriodSeconds` rows at 8 bytes, the engine's own numpy window (up to 2x
+that) and its error window (a day of rows x the look-ahead's rows). With the defaults (14 days)
+and a 15 s sync: 80,640 rows -> 0.65 + 1.3 + ~0.46 MB = ~2.4 MB, so ~2.4 GB for 1,000 services;
+with a 60 s sync, a quarter of that.
 """
 
 from __future__ import annotations
