@@ -133,6 +133,7 @@ def test_printer_columns_and_status_subresource() -> None:
         "Current",
         "Desired",
         "Mode",
+        "Forecast",
         "Age",
     ]
     assert version["subresources"] == {"status": {}}

@@ -191,7 +191,7 @@ def test_spec_block(block: dict[str, object], field: str, value: object) -> None
     [
         pytest.param({"quantile": 0.3}, id="quantile-below-median-refused"),
         pytest.param({"model": "Prophet"}, id="unknown-model-refused"),
-        pytest.param({"historySeconds": 60}, id="history-shorter-than-a-day-refused"),
+        pytest.param({"historySeconds": 59}, id="history-under-a-minute-refused"),
     ],
 )
 def test_spec_block_refuses(block: dict[str, object]) -> None:

@@ -60,6 +60,8 @@ class Scale:
 class PodCounts:
     ready: int
     unready: int
+    # Per Ready pod, seconds from creation to its Ready transition (learns the look-ahead).
+    startup_seconds: tuple[float, ...] = ()
 
 
 def load_config() -> None:
@@ -109,11 +111,25 @@ async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
     await asyncio.to_thread(_write_scale, namespace, target, replicas)
 
 
-def _pod_ready(pod: Any) -> bool:
+def _ready_condition(pod: Any) -> Any:
     for cond in (pod.status.conditions if pod.status else None) or []:
         if cond.type == "Ready":
-            return bool(cond.status == "True")
-    return False
+            return cond
+    return None
+
+
+def _pod_ready(pod: Any) -> bool:
+    cond = _ready_condition(pod)
+    return cond is not None and bool(cond.status == "True")
+
+
+def _startup_seconds(pod: Any) -> float | None:
+    """Seconds from a Ready pod's creation to its (last) Ready transition."""
+    cond = _ready_condition(pod)
+    created = pod.metadata.creation_timestamp if pod.metadata else None
+    if cond is None or cond.status != "True" or cond.last_transition_time is None or not created:
+        return None
+    return float((cond.last_transition_time - created).total_seconds())
 
 
 def _count_pods(namespace: str, selector: str) -> PodCounts:
@@ -121,7 +137,8 @@ def _count_pods(namespace: str, selector: str) -> PodCounts:
     live = [p for p in pods if not (p.metadata and p.metadata.deletion_timestamp)
             and (p.status and p.status.phase) not in ("Succeeded", "Failed")]
     ready = sum(1 for p in live if _pod_ready(p))
-    return PodCounts(ready=ready, unready=len(live) - ready)
+    startups = tuple(s for s in map(_startup_seconds, live) if s is not None)
+    return PodCounts(ready=ready, unready=len(live) - ready, startup_seconds=startups)
 
 
 async def count_pods(namespace: str, selector: str) -> PodCounts:

@@ -22,6 +22,18 @@ METRIC_VALUE = Gauge(
     "adaptive_metric_value", "The last value read for a scaling metric (workload total).",
     ["namespace", "name", "metric"])
 
+# Forecast of a metric at the end of the look-ahead, by quantile ("0.5" and the spec's high one):
+# `adaptive_forecast_value offset <look-ahead>` lines up with `adaptive_metric_value` on a chart.
+FORECAST = Gauge(
+    "adaptive_forecast_value", "Forecast of a scaling metric at the end of the look-ahead.",
+    ["namespace", "name", "metric", "quantile"])
+LOOKAHEAD = Gauge(
+    "adaptive_forecast_lookahead_seconds", "How far ahead the forecast provisions.",
+    ["namespace", "name"])
+FORECAST_FLOOR = Gauge(
+    "adaptive_forecast_floor_replicas", "Replicas the trusted forecast asks for (absent when "
+    "the service runs reactive only).", ["namespace", "name"])
+
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
     start_http_server(port, addr=address)

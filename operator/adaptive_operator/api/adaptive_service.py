@@ -171,6 +171,8 @@ RESOURCE = ResourceDefinition(
         PrinterColumn("Current", "integer", ".status.currentReplicas"),
         PrinterColumn("Desired", "integer", ".status.desiredReplicas"),
         PrinterColumn("Mode", "string", ".spec.mode"),
+        PrinterColumn("Forecast", "string", ".status.forecast.summary",
+                      "The forecasting model when it drives scaling, else Reactive."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
     ),
 )

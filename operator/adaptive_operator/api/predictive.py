@@ -9,6 +9,7 @@ from adaptive_operator.domain.forecasting.models import ModelKind
 from adaptive_operator.domain.predictive import PredictiveState
 
 DAY_SECONDS = 86400
+MIN_HISTORY_SECONDS = 60
 
 
 class PredictiveSpec(KubeModel):
@@ -28,9 +29,13 @@ class PredictiveSpec(KubeModel):
         default=None, alias="lookAheadSeconds", ge=1,
         description="How far ahead to provision; learned from pod readiness when unset.",
     )
+    # The model needs three cycles of the season it detects, not a day: a minute is the floor so
+    # that short seasons (and the accelerated e2e test) can be served; a day-long season simply
+    # stays reactive (ForecastReliable=False, too little history) until three days are kept.
     history_seconds: int = Field(
-        default=14 * DAY_SECONDS, alias="historySeconds", ge=DAY_SECONDS,
-        description="History window fetched from Prometheus and used for fitting.",
+        default=14 * DAY_SECONDS, alias="historySeconds", ge=MIN_HISTORY_SECONDS,
+        description="History window fetched from Prometheus and used for fitting (the forecast "
+        "needs three cycles of the detected season within it).",
     )
     scale_down_on_forecast: bool = Field(
         default=False, alias="scaleDownOnForecast",
@@ -55,6 +60,14 @@ class PredictiveStatus(KubeModel):
     reliable: bool = False
     reason: str = ""
     forecast: list[ForecastPointStatus] = Field(default_factory=list)
+    metric: str | None = Field(default=None, description="The metric this forecast is of.")
+    look_ahead_seconds: float | None = Field(default=None, alias="lookAheadSeconds")
+    look_ahead_source: str = Field(
+        default="", alias="lookAheadSource",
+        description="spec, learned from the pods' readiness, or the default.")
+    summary: str = Field(
+        default="", description="The model when the forecast is trusted, else Reactive "
+        "(the FORECAST column).")
 
 
 def status_from_state(state: PredictiveState) -> PredictiveStatus:

@@ -25,7 +25,7 @@ from adaptive_operator.domain.scaling_config import (
     spec_from_model,
 )
 from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
-from adaptive_operator.handlers import settings
+from adaptive_operator.handlers import forecast_report, forecasts, settings
 
 log = logs.get(__name__)
 MAX_BACKOFF_SECONDS = 300.0
@@ -35,17 +35,30 @@ MAX_BACKOFF_SECONDS = 300.0
 async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
+    uid = str(body.meta.get("uid", ""))
     failures = 0
-    while not stopped:
-        started = time.monotonic()
-        period, ok = await sync_once(namespace, name, body)
-        telemetry.RECONCILE_SECONDS.observe(time.monotonic() - started)
-        failures = 0 if ok else failures + 1
-        await stopped.wait(backoff(period, failures))
+    try:
+        while not stopped:
+            started = time.monotonic()
+            period, ok = await sync_once(namespace, name, body)
+            elapsed = time.monotonic() - started
+            telemetry.RECONCILE_SECONDS.observe(elapsed)
+            failures = 0 if ok else failures + 1
+            await stopped.wait(backoff(period, failures, elapsed))
+    finally:
+        forecasts.forget(uid)
+        spec = body.get("spec", {}) or {}
+        quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
+        forecast_report.unpublish(namespace, name,
+                                  [str(m.get("name")) for m in spec.get("metrics", [])], quantile)
 
 
-def backoff(period: float, failures: int) -> float:
-    """The normal period, doubled per consecutive failed sync, capped at five minutes."""
+def backoff(period: float, failures: int, elapsed: float = 0.0) -> float:
+    """The wait until the next sync: syncs start every period (the forecast's history is one row
+    per period, so a slow sync must not push every later row back); after failures the period
+    doubles per consecutive failure, capped at five minutes."""
+    if failures == 0:
+        return max(0.0, period - elapsed)
     return min(period * 2.0 ** min(failures, 10), max(period, MAX_BACKOFF_SECONDS))
 
 
@@ -58,15 +71,20 @@ async def sync_once(namespace: str, name: str, body: kopf.Body) -> tuple[float, 
         await write_conditions(namespace, name, body, [
             Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))])
         return 60.0, False
-    outcome, scale = await observe_and_decide(namespace, spec, body)
-    await act(namespace, name, body, spec, outcome, scale)
+    outcome, scale, forecast = await observe_and_decide(namespace, spec, body)
+    scaled_at = await act(namespace, name, body, spec, outcome, scale)
+    await write_status(namespace, name, body, spec, outcome, scale, scaled_at, forecast)
     ok = outcome.blocker is None and outcome.metric_problem is None
     return float(spec.sync_period_seconds), ok
 
 
+def prometheus_url(spec: AdaptiveServiceSpec) -> str:
+    return spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
+
+
 async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricReading, ...],
                                                          Problem | None]:
-    url = spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
+    url = prometheus_url(spec)
     readings, problem = [], None
     for metric in spec.metrics:
         try:
@@ -80,21 +98,27 @@ async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricR
     return tuple(readings), problem
 
 
+Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | None]
+
+
 async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
-                             body: kopf.Body) -> tuple[SyncOutcome, kube.Scale | None]:
+                             body: kopf.Body) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     hpa = await kube.conflicting_hpa(namespace, target)
     if hpa is not None:
-        return SyncOutcome(spec.mode, None, blocker=Problem(
-            "ConflictingAutoscaler", f"HorizontalPodAutoscaler {hpa} already scales "
-                                     f"{ref.kind} {ref.name}; this service does nothing")), None
+        blocker = Problem("ConflictingAutoscaler", f"HorizontalPodAutoscaler {hpa} already "
+                                                   f"scales {ref.kind} {ref.name}; this service "
+                                                   "does nothing")
+        return SyncOutcome(spec.mode, None, blocker=blocker), None, None
     try:
         scale = await kube.read_scale(namespace, target)
         pods = await kube.count_pods(namespace, scale.selector) if scale.selector else None
     except kube.TargetError as err:
-        return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None
+        return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem = await read_metrics(spec)
+    forecast = await forecast_for(str(body.meta.get("uid", "")), spec, readings,
+                                  pods.startup_seconds if pods else ())
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -104,10 +128,22 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
     status = body.get("status", {}) or {}
     stored = status.get("history")
     history = history_from_status(_stored_history(stored))
-    decision = scaling.decide(spec_from_model(spec), snapshot, history, time.time())
+    floor = forecast.floor if forecast else None
+    decision = scaling.decide(spec_from_model(spec), snapshot, history, time.time(), floor)
     all_failed = all(r.value is None for r in readings)
     return SyncOutcome(spec.mode, decision, metric_problem=problem,
-                       all_metrics_failed=all_failed, readings=readings), scale
+                       all_metrics_failed=all_failed, readings=readings), scale, forecast
+
+
+async def forecast_for(uid: str, spec: AdaptiveServiceSpec,
+                       readings: tuple[scaling.MetricReading, ...],
+                       startups: tuple[float, ...]) -> forecasts.ServiceForecast | None:
+    """The forecast's floor and state, or None when predictive scaling is off."""
+    if spec.predictive is None or not spec.predictive.enabled:
+        forecasts.forget(uid)
+        return None
+    return await forecasts.forecaster_for(uid).update(spec, prometheus_url(spec), readings,
+                                                      startups, time.time())
 
 
 def _stored_history(stored: Any) -> Any:
@@ -122,7 +158,8 @@ def _stored_history(stored: Any) -> Any:
 
 
 async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-              outcome: SyncOutcome, scale: kube.Scale | None) -> None:
+              outcome: SyncOutcome, scale: kube.Scale | None) -> float | None:
+    """Scale (or recommend) as decided; returns when the target was scaled, if it was."""
     decision = outcome.decision
     scaled_at: float | None = None
     if decision is not None and scale is not None:
@@ -147,7 +184,7 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
         telemetry.ERRORS.labels(namespace, name, problem.reason).inc()
         log.warning("sync problem", namespace=namespace, name=name, reason=problem.reason,
                     message=problem.message)
-    await write_status(namespace, name, body, spec, outcome, scale, scaled_at)
+    return scaled_at
 
 
 async def scale_target(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -180,8 +217,8 @@ def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
 
 
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                       outcome: SyncOutcome, scale: kube.Scale | None,
-                       scaled_at: float | None) -> None:
+                       outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
+                       forecast: forecasts.ServiceForecast | None) -> None:
     now = time.time()
     old = dict(body.get("status", {}) or {})
     new: dict[str, Any] = {"observedGeneration": body.meta.get("generation")}
@@ -202,10 +239,24 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     if scaled_at is not None:
         new["lastScaleTime"] = timestamp(scaled_at)
     generation = int(body.meta.get("generation") or 0)
-    new["conditions"] = merge_conditions(old.get("conditions") or [], sync_conditions(outcome),
-                                         now, generation)
+    conditions = sync_conditions(outcome) + forecast_conditions(old, forecast)
+    if forecast is not None:
+        new["forecast"] = forecast_report.forecast_status(forecast)
+        quantile = spec.predictive.quantile if spec.predictive else 0.8
+        forecast_report.publish(namespace, name, quantile, forecast)
+    elif old.get("forecast"):
+        new["forecast"] = None  # predictive was switched off: a merge patch deletes it
+    new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now, generation)
     if any(old.get(k) != v for k, v in new.items()):
         await kube.patch_status(PLURAL, namespace, name, new)
+
+
+def forecast_conditions(old: dict[str, Any],
+                        forecast: forecasts.ServiceForecast | None) -> list[Condition]:
+    if forecast is not None:
+        return [forecast_report.reliable_condition(forecast)]
+    had = any(c.get("type") == "ForecastReliable" for c in old.get("conditions") or [])
+    return [forecast_report.disabled_condition()] if had else []
 
 
 async def write_conditions(namespace: str, name: str, body: kopf.Body,

@@ -1,0 +1,99 @@
+"""What a sync's forecast shows: `status.forecast`, the ForecastReliable condition, the gauges."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from adaptive_operator.adapters import telemetry
+from adaptive_operator.api.predictive import status_from_state
+from adaptive_operator.domain.conditions import Condition
+from adaptive_operator.handlers.forecasts import MetricForecast, ServiceForecast
+
+# The guard's reasons (domain/predictive.py, forecasting/engine.py) by their opening words.
+REASONS = (
+    ("too little history", "TooLittleHistory"),
+    ("no seasonality", "NoSeasonality"),
+    ("history backfill failed", "HistoryUnavailable"),
+    ("no data", "HistoryUnavailable"),
+)
+
+
+def condition_reason(reason: str) -> str:
+    if reason.endswith("not better"):
+        return "NotBetterThanSeasonalNaive"
+    for opening, camel in REASONS:
+        if reason.startswith(opening):
+            return camel
+    return "ForecastUnreliable"
+
+
+def reliable_condition(forecast: ServiceForecast) -> Condition:
+    trusted = [m for m in forecast.metrics if m.state.reliable]
+    if trusted:
+        lead = forecast.lead if forecast.lead.state.reliable else trusted[0]
+        return Condition("ForecastReliable", "True", "ForecastBetterThanSeasonalNaive",
+                         f"metric {lead.metric}: {lead.state.model} forecast is used "
+                         f"({lead.state.reason})")
+    lead = forecast.lead
+    return Condition("ForecastReliable", "False", condition_reason(lead.state.reason),
+                     f"metric {lead.metric}: {lead.state.reason}; scaling is reactive only")
+
+
+def disabled_condition() -> Condition:
+    return Condition("ForecastReliable", "False", "PredictiveDisabled",
+                     "predictive scaling is not enabled; scaling is reactive only")
+
+
+def forecast_status(forecast: ServiceForecast) -> dict[str, Any]:
+    lead = forecast.lead
+    state = lead.state
+    model = status_from_state(state).model_copy(update={
+        "metric": lead.metric,
+        "look_ahead_seconds": forecast.look_ahead.seconds,
+        "look_ahead_source": forecast.look_ahead.source,
+        "summary": str(state.model) if state.reliable and state.model else "Reactive",
+        "backtest_mase": _rounded(state.backtest_mase),
+        "forecast": [p.model_copy(update={"p50": _rounded(p.p50), "p_high": _rounded(p.p_high)})
+                     for p in status_from_state(state).forecast],
+    })
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _rounded(value: float | None) -> float | None:
+    # Status is written only when it changes: noise in the 4th significant digit is no change.
+    return None if value is None else float(f"{value:.4g}")
+
+
+def publish(namespace: str, name: str, quantile: float, forecast: ServiceForecast) -> None:
+    """Gauges: the forecast at the end of the look-ahead (median and high quantile), the floor."""
+    telemetry.LOOKAHEAD.labels(namespace, name).set(forecast.look_ahead.seconds)
+    for metric in forecast.metrics:
+        _publish_metric(namespace, name, quantile, metric)
+    if forecast.floor is None:
+        _remove(telemetry.FORECAST_FLOOR, namespace, name)
+    else:
+        telemetry.FORECAST_FLOOR.labels(namespace, name).set(forecast.floor)
+
+
+def _publish_metric(namespace: str, name: str, quantile: float, metric: MetricForecast) -> None:
+    points = metric.state.forecast
+    for label, value in (("0.5", points[-1].p50 if points else None),
+                         (f"{quantile:g}", points[-1].p_high if points else None)):
+        if value is None:  # no forecast: a gap on the chart, not a stale line
+            _remove(telemetry.FORECAST, namespace, name, metric.metric, label)
+        else:
+            telemetry.FORECAST.labels(namespace, name, metric.metric, label).set(value)
+
+
+def unpublish(namespace: str, name: str, metrics: list[str], quantile: float) -> None:
+    _remove(telemetry.LOOKAHEAD, namespace, name)
+    _remove(telemetry.FORECAST_FLOOR, namespace, name)
+    for metric in metrics:
+        for label in ("0.5", f"{quantile:g}"):
+            _remove(telemetry.FORECAST, namespace, name, metric, label)
+
+
+def _remove(gauge: Any, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never set: nothing to remove
+        gauge.remove(*labels)

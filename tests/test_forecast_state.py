@@ -1,0 +1,166 @@
+"""The operator's per-service forecast state and what it reports (no cluster, no Prometheus)."""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import pytest
+from prometheus_client import REGISTRY
+
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows
+from adaptive_operator.domain.forecasting import ModelKind
+from adaptive_operator.domain.lookahead import LookAhead
+from adaptive_operator.domain.predictive import ForecastPoint, PredictiveState
+from adaptive_operator.domain.scaling import MetricReading
+from adaptive_operator.handlers import forecast_report, forecasts
+from adaptive_operator.handlers.forecasts import MetricForecast, combine
+
+PERIOD = 2
+
+
+def spec(**predictive: object) -> AdaptiveServiceSpec:
+    return AdaptiveServiceSpec.model_validate({
+        "scaleTargetRef": {"name": "web"}, "maxReplicas": 20, "syncPeriodSeconds": PERIOD,
+        "metrics": [{"name": "load", "query": "sum(x)", "targetPerReplica": 10}],
+        "predictive": {"enabled": True, "lookAheadSeconds": 6, "historySeconds": 120,
+                       **predictive},
+    })
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+
+
+def seasonal(i: int) -> float:
+    return 50 + 30 * math.sin(2 * math.pi * i / 15) + (i * 7919 % 7) / 2
+
+
+async def test_a_failed_backfill_leaves_the_service_reactive_and_says_why() -> None:
+    forecaster = forecasts.ServiceForecaster()
+    readings = (MetricReading("load", 40.0, 10),)
+    found = await forecaster.update(spec(), closed_port_url(), readings, (), 1000.0)
+    assert found.floor is None
+    assert found.lead.state.reason.startswith("history backfill failed")
+    condition = forecast_report.reliable_condition(found)
+    assert (condition.status, condition.reason) == ("False", "HistoryUnavailable")
+
+
+async def test_live_rows_drive_the_floor_once_the_forecast_is_trusted() -> None:
+    service = spec()
+    forecaster = forecasts.ServiceForecaster()
+    metric = forecaster.metrics.setdefault("load", forecasts.MetricForecaster())
+    # As if backfilled: the source matches the spec, so syncs only append.
+    metric.source = ("http://prom", "sum(x)", float(PERIOD), 120)
+    metric.history = MetricHistory(0.0, PERIOD, capacity_rows(120, PERIOD))
+    floors, states = [], []
+    for i in range(160):
+        reading = (MetricReading("load", seasonal(i), 10),)
+        found = await forecaster.update(service, "http://prom", reading, (), i * PERIOD)
+        floors.append(found.floor)
+        states.append(found.lead.state)
+    assert metric.history.kept == 60  # capped by historySeconds / period
+    assert states[0].reason == "too little history" and floors[0] is None
+    trusted = [f for f in floors if f is not None]
+    assert trusted and max(trusted) <= math.ceil(100 / 10) + 2
+    assert found.look_ahead == LookAhead(6.0, "spec")
+
+
+async def test_a_changed_quantile_restarts_the_advisor_on_the_kept_rows() -> None:
+    forecaster = forecasts.ServiceForecaster()
+    metric = forecaster.metrics.setdefault("load", forecasts.MetricForecaster())
+    metric.source = ("http://prom", "sum(x)", float(PERIOD), 120)
+    metric.history = MetricHistory(0.0, PERIOD, capacity_rows(120, PERIOD))
+    for i in range(80):
+        await forecaster.update(spec(), "http://prom", (MetricReading("load", seasonal(i), 10),),
+                                (), i * PERIOD)
+    first = metric.advisor
+    await forecaster.update(spec(quantile=0.95), "http://prom",
+                            (MetricReading("load", seasonal(80), 10),), (), 80 * PERIOD)
+    assert metric.advisor is not first and metric.base == metric.history.first_kept == 21
+
+
+def state(reliable: bool, floor: int | None = None, reason: str = "ok") -> PredictiveState:
+    points = (ForecastPoint(2.0, 41.23456, 47.0), ForecastPoint(4.0, 52.0, 58.98765))
+    return PredictiveState(ModelKind.HOLT_WINTERS, 0.7123456, reliable, reason, points, floor)
+
+
+AHEAD = LookAhead(4.0, "spec")
+
+
+def test_the_floor_is_the_largest_trusted_metric() -> None:
+    found = combine((MetricForecast("cpu", 4, state(True, 4)),
+                     MetricForecast("rps", 7, state(True, 7)),
+                     MetricForecast("mem", None, state(False))), AHEAD)
+    assert (found.floor, found.lead.metric, found.reliable) == (7, "rps", True)
+
+
+def test_without_a_trusted_metric_the_first_with_a_forecast_leads() -> None:
+    found = combine((MetricForecast("cpu", None, PredictiveState()),
+                     MetricForecast("rps", None, state(False, reason="forecast error 1.2x "
+                                                       "seasonal naive's: not better"))), AHEAD)
+    assert (found.floor, found.lead.metric, found.reliable) == (None, "rps", False)
+    condition = forecast_report.reliable_condition(found)
+    assert (condition.status, condition.reason) == ("False", "NotBetterThanSeasonalNaive")
+    assert "scaling is reactive only" in condition.message
+
+
+@pytest.mark.parametrize(
+    ("reason", "camel"),
+    [
+        pytest.param("too little history", "TooLittleHistory", id="no-rows-yet"),
+        pytest.param("too little history: 1.5 of 3 cycles of the 30-row season",
+                     "TooLittleHistory", id="cycles-missing"),
+        pytest.param("no seasonality detected in the history", "NoSeasonality", id="flat"),
+        pytest.param("history backfill failed: range query failed", "HistoryUnavailable",
+                     id="prometheus-down-at-start"),
+        pytest.param("too little history for a backtest", "TooLittleHistory", id="backtest"),
+        pytest.param("something new", "ForecastUnreliable", id="unknown-reason-still-camel"),
+    ],
+)
+def test_condition_reason(reason: str, camel: str) -> None:
+    assert forecast_report.condition_reason(reason) == camel
+
+
+def test_status_shows_model_look_ahead_and_rounded_forecast() -> None:
+    found = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
+    status = forecast_report.forecast_status(found)
+    assert status["summary"] == "HoltWinters" and status["metric"] == "rps"
+    assert status["backtestMase"] == 0.7123 and status["lookAheadSeconds"] == 4.0
+    assert status["forecast"][0] == {"offsetSeconds": 2.0, "p50": 41.23, "pHigh": 47.0}
+    condition = forecast_report.reliable_condition(found)
+    assert (condition.status, condition.reason) == ("True", "ForecastBetterThanSeasonalNaive")
+    untrusted = combine((MetricForecast("rps", None, state(False)),), AHEAD)
+    assert forecast_report.forecast_status(untrusted)["summary"] == "Reactive"
+
+
+def gauge(sample: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(sample, labels)
+
+
+def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
+    labels = {"namespace": "ns", "name": "web"}  # the service's labels
+    trusted = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
+    forecast_report.publish("ns", "web", 0.8, trusted)
+    assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.8") == 58.98765
+    assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.5") == 52.0
+    assert gauge("adaptive_forecast_floor_replicas", **labels) == 6
+    assert gauge("adaptive_forecast_lookahead_seconds", **labels) == 4.0
+    none = combine((MetricForecast("rps", None, PredictiveState()),), AHEAD)
+    forecast_report.publish("ns", "web", 0.8, none)
+    assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.8") is None
+    assert gauge("adaptive_forecast_floor_replicas", **labels) is None
+    forecast_report.unpublish("ns", "web", ["rps"], 0.8)
+    assert gauge("adaptive_forecast_lookahead_seconds", **labels) is None
+
+
+def test_forget_frees_the_service() -> None:
+    first = forecasts.forecaster_for("uid-1")
+    assert forecasts.forecaster_for("uid-1") is first
+    forecasts.forget("uid-1")
+    assert forecasts.forecaster_for("uid-1") is not first
+    forecasts.forget("uid-1")
+    assert forecast_report.disabled_condition().reason == "PredictiveDisabled"
