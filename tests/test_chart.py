@@ -118,7 +118,7 @@ def test_helm_lint_strict_passes(helm: Path) -> None:
 
 
 BASE_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
-              "PodDisruptionBudget"}
+              "PodDisruptionBudget", "CustomResourceDefinition"}
 
 
 @pytest.mark.parametrize(("values", "kinds"), [
@@ -345,9 +345,12 @@ TEST_CRD: Manifest = {
 
 @pytest.fixture
 def chart_with_crd(tmp_path: Path) -> Path:
-    """A copy of the chart with one CRD in files/crds, as `adaptive-operator crds` writes them."""
+    """A copy of the chart with one test CRD alone in files/crds, as `adaptive-operator crds`
+    writes them."""
     chart = tmp_path / "adaptive-operator"
     shutil.copytree(CHART, chart)
+    for generated in (chart / "files" / "crds").glob("*.yaml"):
+        generated.unlink()
     (chart / "files" / "crds" / "widgets.adaptive.dev.yaml").write_text(yaml.safe_dump(TEST_CRD))
     return chart
 
@@ -409,3 +412,8 @@ def test_every_value_is_in_the_schema() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["additionalProperties"] is False
     assert set(values) == set(schema["properties"])
+
+
+def test_chart_ships_the_generated_crds(helm: Path) -> None:
+    names = {m["metadata"]["name"] for m in by_kind(render(helm), "CustomResourceDefinition")}
+    assert names == {"adaptiveservices.adaptive.dev", "shardsets.adaptive.dev"}
