@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "adaptive_operator.commands.replay",
     "adaptive_operator.commands.shard_plan",
     "adaptive_operator.commands.detect",
+    "adaptive_operator.commands.demo",
     "adaptive_operator.commands.backtest",
 )
 
