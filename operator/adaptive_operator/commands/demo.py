@@ -24,9 +24,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--downsample", type=int, default=6,
                         help="average this many trace rows into one played row (default 6: "
                              "5-minute rows become 30-minute rows; 1 for the synthetic trace)")
-    parser.add_argument("--rows", type=int, default=300, help="rows to play (default 300)")
-    parser.add_argument("--row-seconds", type=float, default=1.0,
-                        help="wall-clock seconds per played row (default 1)")
+    parser.add_argument("--rows", type=int, default=240, help="rows to play (default 240)")
+    parser.add_argument("--row-seconds", type=float, default=2.0,
+                        help="wall-clock seconds per played row (default 2)")
     parser.add_argument("--picture", type=Path, default=ROOT / ".state" / "demo" / "demo.png")
     parser.set_defaults(func=run)
 
@@ -98,6 +98,6 @@ def run(args: argparse.Namespace) -> int:
         operator.wait(timeout=30)
     live.write_picture(result, args.picture)
     under = sum(1 for s in result.samples if s.load > s.ready * target)
-    live.say(f"[demo] rows under capacity: {under} of {len(result.samples)}; picture: "
+    live.say(f"[demo] rows with load above capacity: {under} of {len(result.samples)}; picture: "
              f"{args.picture}; operator log: {args.picture.parent / 'operator.log'}")
     return 0
