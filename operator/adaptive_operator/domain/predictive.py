@@ -11,21 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from adaptive_operator.domain.forecasting import Band, EngineSettings, ForecastEngine, ModelKind
 
 DAY = 86400.0
-
-
-class ForecastAdvisor(Protocol):
-    def advise(
-        self,
-        history: Sequence[float | None],
-        interval_seconds: float,
-        lookahead_seconds: float,
-        target_per_replica: float,
-    ) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +74,8 @@ def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSet
 
 
 class PredictiveAdvisor:
-    """Implements `ForecastAdvisor`; one instance per service (it keeps that service's history)."""
+    """Implements `domain.replay.ForecastAdvisor`; one instance per service (it keeps that
+    service's history)."""
 
     def __init__(self, settings: PredictiveSettings | None = None) -> None:
         self.settings = settings or PredictiveSettings()
