@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator import logs
     from adaptive_operator.adapters import health, kube, telemetry
     from adaptive_operator.adapters.leader import LeaderElector
-    from adaptive_operator.handlers import adaptive_service, settings  # noqa: F401 (registers)
+    from adaptive_operator.handlers import (  # noqa: F401 (registers)
+        adaptive_service,
+        healing,
+        settings,
+    )
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url))
