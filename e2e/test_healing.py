@@ -66,7 +66,7 @@ spec:
     metrics:
       errorRatio: 'sum(e2e_heal_error_ratio{{{where}}})'
       latency: 'sum(e2e_heal_latency{{{where}}})'
-    persistence: {{k: 2, n: 3}}
+    persistence: {{k: 2, "n": 3}}  # quoted: YAML 1.1 reads a bare n as false
     rollbackWindowSeconds: 300
     cooldownSeconds: 60
     verifySeconds: 16
