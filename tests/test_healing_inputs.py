@@ -1,5 +1,5 @@
 """What the healing daemon observes, turned into decide_healing's inputs; and a long
-of noisy, normal metrics run through the operator's own code path without a single action."""
+stretch of noisy, normal metrics run through the operator's own code path without a single action."""
 
 from __future__ import annotations
 
