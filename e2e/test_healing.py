@@ -6,13 +6,14 @@ KWOK runs no processes, so ill health is simulated honestly where the operator l
   the Deployment's pods running the bad image (read from the API server), plus a noisy latency;
 - pods: a crash loop is written to the pod's status through the API (KWOK leaves it there).
 One feeder serves every test from the module's start, so the history the detector needs
-(100 rows at a 2 s step) accumulates once, while the first test runs.
+(120 rows at a 2 s step) accumulates once, while the first test runs.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ from support import wait_until
 SYNC = 2  # seconds: the scrape interval, so every row of history is a fresh sample
 LEDGER = "adaptive.dev/healing-ledger"
 GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
-WARM_UP = 300  # seconds for the first 100 rows of history (min_train_rows) and the first fit
+WARM_UP = 360  # seconds for the first 120 rows of history (rows_to_fit) and the first fit
 ROLLBACK_DEADLINE = 120  # the issue's bound: a bad rollout is rolled back within 2 minutes
 
 DEPLOYMENT = """
@@ -66,14 +67,17 @@ spec:
     metrics:
       errorRatio: 'sum(e2e_heal_error_ratio{{{where}}})'
       latency: 'sum(e2e_heal_latency{{{where}}})'
-    persistence: {{k: 2, "n": 3}}  # quoted: YAML 1.1 reads a bare n as false
     rollbackWindowSeconds: 300
     cooldownSeconds: 60
     verifySeconds: 16
 """
+# persistence is left at its default (k=2 of n=3): on a shared cluster a CRD written by an
+# older build (its `n` key read by Go's YAML as `false`) prunes `n` and defaults `false`.
 
 
-FEED_NAME = f"e2e-{module_tag(__name__)}-feed"
+# A fresh exporter name per run: Prometheus keeps the series of earlier runs (a bad rollout
+# among them), and the operator's backfill would train on them.
+FEED_NAME = f"e2e-{module_tag(__name__)}-feed-{uuid.uuid4().hex[:6]}"
 
 
 class Feed:
@@ -84,7 +88,7 @@ class Feed:
         self.rng = np.random.default_rng(7)
         self.targets: dict[str, tuple[str, str]] = {}  # slot -> (namespace, deployment)
         self.stop = threading.Event()
-        config.load_kube_config(kubeconfig)
+        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
         self.core = client.CoreV1Api()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -92,10 +96,12 @@ class Feed:
         if slot not in self.targets:
             return 0.0
         ns, app = self.targets[slot]
-        pods = [p for p in self.core.list_namespaced_pod(ns, label_selector=f"app={app}").items
-                if not p.metadata.deletion_timestamp]
-        bad = sum(1 for p in pods if p.spec.containers[0].image == BAD)
-        return bad / len(pods) if pods else 0.0
+        found = self.core.list_namespaced_pod(ns, label_selector=f"app={app}",
+                                              _request_timeout=5).items
+        images = [p.spec.containers[0].image for p in found
+                  if p.metadata is not None and not p.metadata.deletion_timestamp
+                  and p.spec is not None]
+        return len([i for i in images if i == BAD]) / len(images) if images else 0.0
 
     def _run(self) -> None:
         while not self.stop.is_set():

@@ -1,5 +1,5 @@
-"""What the healing daemon observes, turned into decide_healing's inputs; and a long
-stretch of noisy, normal metrics run through the operator's own code path without a single action."""
+"""What the healing daemon observes, turned into decide_healing's inputs; and a long stretch
+of noisy, normal metrics run through the operator's own code path without a single action."""
 
 from __future__ import annotations
 
@@ -134,16 +134,33 @@ def test_with_entry_replaces_by_id() -> None:
     assert ledger_from_json(None) == [] == ledger_from_json("")
 
 
-def test_history_backfill_carries_gaps_and_drops_the_leading_ones() -> None:
+@pytest.mark.parametrize(("series", "expected"), [
+    pytest.param({"a": [None, 1.0, None, 3.0, 4.0], "b": [None, None, 2.0, 2.5, 5.0]},
+                 {"a": [3.0, 4.0], "b": [2.5, 5.0]}, id="steps-with-a-gap-are-dropped-not-filled"),
+    pytest.param({"a": [1.0, 1.0, 1.0, 2.0, 2.0], "b": [7.0, 7.0, 7.0, 8.0, 8.0]},
+                 {"a": [1.0, 2.0], "b": [7.0, 8.0]},
+                 id="a-sample-repeated-by-a-fine-grid-is-kept-once"),
+    pytest.param({"a": [1.0, 1.0, 3.0], "b": [7.0, 8.0, 8.0]},
+                 {"a": [1.0, 1.0, 3.0], "b": [7.0, 8.0, 8.0]},
+                 id="one-metric-still-while-another-moves-is-a-fresh-row"),
+    pytest.param({"a": [1.0, 2.0], "b": [7.0]}, {"a": [], "b": []},
+                 id="misaligned-answers-start-empty"),
+    pytest.param({"a": [None], "b": [1.0]}, {"a": [], "b": []}, id="no-complete-step"),
+])
+def test_history_backfill_keeps_only_complete_fresh_steps(
+        series: dict[str, list[float | None]], expected: dict[str, list[float]]) -> None:
+    history = MetricHistory(limit=10)
+    history.backfill(series)
+    assert history.rows == expected
+
+
+def test_history_is_bounded_and_restarts_when_the_metrics_change() -> None:
     history = MetricHistory(limit=3)
-    history.backfill({"a": [None, 1.0, None, 3.0, 4.0], "b": [None, None, 2.0, None, 5.0]})
-    assert history.rows == {"a": [1.0, 3.0, 4.0], "b": [2.0, 2.0, 5.0]}
+    history.backfill({"a": [1.0, 3.0, 4.0], "b": [2.0, 2.5, 5.0]})
     history.append({"a": 9.0, "b": 8.0})
     assert history.tail(2) == {"a": [4.0, 9.0], "b": [5.0, 8.0]} and len(history) == 3
     history.append({"c": 1.0})
     assert history.rows == {"c": [1.0]}
-    history.backfill({"a": [None], "b": [1.0]})
-    assert len(history) == 0
 
 
 SPIKE = AnomalyVerdict(0.9, True, (Contribution("errorRatio", 0.5, 0.01, 245.0),

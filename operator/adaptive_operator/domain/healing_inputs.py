@@ -153,14 +153,26 @@ class MetricHistory:
         return min((len(values) for values in self.rows.values()), default=0)
 
     def backfill(self, series: Mapping[str, Sequence[float | None]]) -> None:
-        """Start from range-query answers on one grid: gaps are carried forward, and the
-        rows before every metric has a value are dropped."""
-        filled = {name: _carry_forward(values) for name, values in series.items()}
-        first = max((_first_value(values) for values in filled.values()), default=0)
-        self.rows = {name: [float(v) for v in values[first:] if v is not None]
-                     for name, values in filled.items()}
-        if len({len(values) for values in self.rows.values()}) > 1:
-            self.rows = {name: [] for name in self.rows}
+        """Start from range-query answers on one grid, keeping only real, fresh samples.
+
+        A step where some metric has no value is dropped (never carried forward), and so is a
+        step identical in every metric to the previous kept one: a range query repeats the
+        latest sample at every step finer than the scrape, and such repeats would teach the
+        detector that a still line (step 0) is normal and any real step is rare.
+        """
+        names = list(series)
+        columns = [list(series[name]) for name in names]
+        if len({len(column) for column in columns}) > 1:
+            self.rows = {name: [] for name in names}
+            return
+        kept: list[tuple[float, ...]] = []
+        for step in zip(*columns, strict=True):
+            if any(value is None for value in step):
+                continue
+            row = tuple(float(value) for value in step if value is not None)
+            if not kept or row != kept[-1]:
+                kept.append(row)
+        self.rows = {name: [row[i] for row in kept] for i, name in enumerate(names)}
         self._trim()
 
     def append(self, row: Mapping[str, float]) -> None:
@@ -176,22 +188,6 @@ class MetricHistory:
     def _trim(self) -> None:
         for name, values in self.rows.items():
             self.rows[name] = values[-self.limit:]
-
-
-def _carry_forward(values: Sequence[float | None]) -> list[float | None]:
-    out: list[float | None] = []
-    last: float | None = None
-    for value in values:
-        last = value if value is not None else last
-        out.append(last)
-    return out
-
-
-def _first_value(values: Sequence[float | None]) -> int:
-    for index, value in enumerate(values):
-        if value is not None:
-            return index
-    return len(values)
 
 
 # --- the incident ------------------------------------------------------------------------

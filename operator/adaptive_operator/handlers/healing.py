@@ -143,7 +143,7 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
     """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
     rows = len(watcher.history)
     due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
-    if due and rows >= watcher.settings.min_train_rows:
+    if due and rows >= watcher.settings.rows_to_fit:
         watcher.detector.fit(watcher.history.rows)
         watcher.rows_since_fit = 0
     if not watcher.detector.fitted:
