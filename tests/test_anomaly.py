@@ -9,16 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adaptive_operator.api.healing import HealingSpec, Persistence
 from adaptive_operator.domain.anomaly import (
     AnomalyDetector,
     AnomalyVerdict,
     Contribution,
     DetectorSettings,
+    _fit_model,
     apply_operating_point,
+    beyond_training,
     detect_batch,
     detect_series,
     metric_features,
+    record_levels,
 )
+from adaptive_operator.domain.healing import detector_settings_from_spec
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
 
@@ -121,6 +126,74 @@ def test_detector_matches_batch_on_last_row() -> None:
     assert verdict.score == pytest.approx(batch.scores[-1])
 
 
+def test_detector_with_warm_up_matches_batch_on_last_row() -> None:
+    # Both paths leave the same first rows out of training.
+    warm = replace(FAST, warm_up_rows=20, train_rows=300)
+    values = with_spike(n=301)
+    detector = AnomalyDetector(warm, random_state=0).fit({"value": values[:300]})
+    batch = detect_batch({"value": values}, replace(warm, refit_every=1000, min_train_rows=280),
+                         random_state=0)
+    assert detector.score({"value": values}).score == pytest.approx(batch.scores[-1])
+    assert batch.scores[:300].max() == 0.0  # nothing scored before the first fit
+
+
+@pytest.mark.parametrize(("n", "expected"), [
+    pytest.param(1, [-0.02, 0.08, 0.28, 0.88], id="n-1-the-record-of-the-rows-before"),
+    pytest.param(2, [-0.02, -0.02, 0.08, 0.28], id="n-2-leaves-the-row-before-out"),
+    pytest.param(3, [-0.02, -0.02, -0.02, 0.08], id="n-3-leaves-the-two-rows-before-out"),
+])
+def test_record_leaves_the_persistence_window_out(n: int, expected: list[float]) -> None:
+    # Otherwise the first rows of an anomaly raise the bar its next rows must clear to persist.
+    config = replace(FAST, persistence_k=1, persistence_n=n)
+    levels = record_levels(np.array([0.1, 0.3, 0.9, 0.85]), config)
+    assert levels.tolist() == pytest.approx(expected)
+
+
+def live_history(seed: int, rows: int, repeats: float) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    errors, latency = 0.01 + rng.normal(0, 0.002, rows), 0.2 + rng.normal(0, 0.01, rows)
+    for i in range(1, rows):  # a scrape read twice repeats every metric's sample
+        if rng.random() < repeats:
+            errors[i], latency[i] = errors[i - 1], latency[i - 1]
+    return {"errorRatio": list(errors), "latency": list(latency)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_live_detector_flags_a_bad_rollout_soon_after_a_short_history(seed: int) -> None:
+    # The operator's settings on the shortest history it fits on (the e2e bad rollout).
+    config = detector_settings_from_spec(
+        HealingSpec(enabled=True, persistence=Persistence(k=2, n=3)))
+    history = live_history(seed, config.rows_to_fit + 60, repeats=0.0)
+    detector = AnomalyDetector(config, random_state=0).fit(history)
+    rng = np.random.default_rng(seed + 100)
+    flags = []
+    for share in (0.5, 1.0, 1.0, 1.0, 1.0):
+        history["errorRatio"].append(0.01 + 0.5 * share + rng.normal(0, 0.002))
+        history["latency"].append(0.2 + rng.normal(0, 0.01))
+        flags.append(detector.score(history).is_anomaly)
+    assert any(flags[:4]), flags
+
+
+@pytest.mark.parametrize(("on", "jump", "expected"), [
+    pytest.param(True, 15.0, True, id="a-level-past-every-training-row-counts"),
+    pytest.param(True, 0.0, False, id="a-normal-row-is-inside-the-envelope"),
+    pytest.param(False, 15.0, False, id="off-for-the-detect-contract"),
+])
+def test_beyond_training(on: bool, jump: float, expected: bool) -> None:
+    config = replace(FAST, beyond_training=on, min_train_rows=200)
+    values = noisy(301)
+    values[-1] = 10.0 + jump
+    features = metric_features(values, config)
+    model = _fit_model(features[20:300], config, random_state=0)  # past the warm-up
+    assert bool(beyond_training(model, features[-1:], config)[0]) is expected
+
+
+def test_live_detector_needs_its_warm_up_rows_too() -> None:
+    config = detector_settings_from_spec(HealingSpec(enabled=True))
+    with pytest.raises(ValueError, match="at least 120 rows to fit \\(20 of them warm-up\\)"):
+        AnomalyDetector(config).fit(live_history(0, 119, repeats=0.0))
+
+
 def test_detector_guards() -> None:
     detector = AnomalyDetector(FAST)
     with pytest.raises(RuntimeError, match="fit the detector"):
@@ -141,6 +214,7 @@ def test_detector_guards() -> None:
         pytest.param({"sensitivity": 0.0}, id="sensitivity-zero"),
         pytest.param({"persistence_k": 3, "persistence_n": 2}, id="k-above-n"),
         pytest.param({"min_train_rows": 1}, id="too-few-training-rows"),
+        pytest.param({"warm_up_rows": -1}, id="negative-warm-up"),
     ],
 )
 def test_settings_validation(bad: dict[str, float]) -> None:

@@ -166,6 +166,19 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
+# YAML 1.1 booleans that PyYAML writes bare but Go's YAML (kubectl, the API server) reads as
+# true/false: a property named `n` would silently become a property named `false`.
+_GO_YAML_BOOLS = frozenset({"y", "Y", "n", "N"})
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = '"' if data in _GO_YAML_BOOLS else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_PlainDumper.add_representer(str, _represent_str)
+
+
 def render_crd(resource: ResourceDefinition) -> str:
     body = yaml.dump(
         build_crd(resource), Dumper=_PlainDumper, sort_keys=False, width=100, allow_unicode=True

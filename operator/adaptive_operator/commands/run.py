@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator.adapters.leader import LeaderElector
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
+        healing,
         settings,
         shard_set,
     )

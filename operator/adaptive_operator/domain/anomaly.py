@@ -6,8 +6,9 @@ z-score of the step from the previous row, a short-term mean shift and a short-t
 ratio. The forest is trained on recent history and refit on a schedule; a row's score uses
 rows up to it only. A point is flagged when its score stands out from the scores the forest
 gave its own training rows *and* comes close to (within `record_margin` of) or beats the
-highest score of the previous `record_rows` rows, for `persistence_k` of the last
-`persistence_n` rows; a flag is followed by a cool-down so that one incident is one detection.
+highest score of the `record_rows` rows before the persistence window, for `persistence_k`
+of the last `persistence_n` rows; a flag is followed by a cool-down so that one incident is
+one detection.
 Judging a score against the score's own recent distribution makes the operating point work
 whatever the forest's absolute scale on a given series.
 
@@ -41,6 +42,17 @@ class DetectorSettings:
     `train_quantile` plus `margin * (1 - 2 * sensitivity)` (0.5 leaves it at the quantile).
     A flag also needs a metric whose level or step is `min_deviation_z` robust sigmas off.
     Rows before `min_train_rows` score 0 and are never flagged.
+    `warm_up_rows`: the first rows of a history (or of a scored window) are judged against a
+    baseline of only a handful of earlier rows, so their features are wild; they are left out
+    of training and their scores out of the record. 0 (the `detect` contract) keeps them; the
+    operator, which starts from a short backfilled history, sets it (a live service's first
+    rows would otherwise set a threshold and a record nothing later can beat).
+    `beyond_training`: a row whose level or step lies beyond every training row's (and beyond
+    `min_deviation_z`) counts as exceeding, whatever its score. An isolation forest cannot
+    rank such a row: its splits lie within the training range, so the row lands in the leaf
+    of the most extreme training row and scores about as high, often just under the training
+    quantile. Off for `detect` (the NAB contract); the operator, trained on short histories
+    where this happens most, turns it on.
     The defaults were chosen globally on the NAB development corpus (never per file).
     """
 
@@ -60,6 +72,8 @@ class DetectorSettings:
     record_rows: int = 1000
     min_deviation_z: float = 4.0
     record_margin: float = -0.02
+    warm_up_rows: int = 0
+    beyond_training: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -68,8 +82,16 @@ class DetectorSettings:
             raise ValueError(
                 f"persistence needs 1 <= k <= n, got k={self.persistence_k} n={self.persistence_n}"
             )
-        if self.min_train_rows < 2 or self.refit_every < 1:
-            raise ValueError("min_train_rows must be >= 2 and refit_every >= 1")
+        if self.min_train_rows < 2 or self.refit_every < 1 or self.warm_up_rows < 0:
+            raise ValueError(
+                "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"
+            )
+
+
+    @property
+    def rows_to_fit(self) -> int:
+        """History rows the live detector needs before its first fit."""
+        return self.min_train_rows + self.warm_up_rows
 
 
 @dataclass(frozen=True)
@@ -178,6 +200,20 @@ def _forest(settings: DetectorSettings, random_state: int, rows: int) -> Isolati
 class _Model:
     forest: IsolationForest
     threshold: float
+    envelope: FloatArray  # per level or step column: the largest |value| in training
+
+
+def _level_and_step(features: FloatArray) -> FloatArray:
+    return np.concatenate([features[:, i::FEATURES_PER_METRIC] for i in (0, 1)], axis=1)
+
+
+def beyond_training(model: _Model, rows: FloatArray, settings: DetectorSettings) -> BoolArray:
+    """Rows outside what the forest was trained on (only with `settings.beyond_training`)."""
+    if not settings.beyond_training:
+        return np.zeros(len(rows), dtype=bool)
+    outside: BoolArray = np.any(np.abs(_level_and_step(rows)) > model.envelope, axis=1)
+    result: BoolArray = outside & deviates(rows, settings)
+    return result
 
 
 def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int) -> _Model:
@@ -185,7 +221,8 @@ def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int)
     train_scores = -forest.score_samples(train)
     upper = float(np.quantile(train_scores, settings.train_quantile))
     threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
-    return _Model(forest, min(threshold, 1.0))
+    envelope = np.abs(_level_and_step(train)).max(axis=0)
+    return _Model(forest, min(threshold, 1.0), envelope)
 
 
 def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
@@ -228,13 +265,17 @@ def detect_batch(
     n = len(features)
     scores = np.zeros(n)
     exceeds = np.zeros(n, dtype=bool)
-    for start in range(settings.min_train_rows, n, settings.refit_every):
-        train = features[max(0, start - settings.train_rows) : start]
+    beyond = np.zeros(n, dtype=bool)
+    first = settings.min_train_rows + settings.warm_up_rows
+    for start in range(first, n, settings.refit_every):
+        train = features[max(settings.warm_up_rows, start - settings.train_rows) : start]
         model = _fit_model(train, settings, random_state)
         block = features[start : start + settings.refit_every]
         scores[start : start + len(block)] = _raw_scores(model, block)
         exceeds[start : start + len(block)] = scores[start : start + len(block)] >= model.threshold
+        beyond[start : start + len(block)] = beyond_training(model, block, settings)
     exceeds &= (scores > record_levels(scores, settings)) & deviates(features, settings)
+    exceeds |= beyond
     return BatchResult(scores, apply_operating_point(exceeds, settings, settings.cooldown_rows + 1))
 
 
@@ -244,22 +285,25 @@ def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
     A point where no metric moves is not an anomaly worth acting on, whatever the forest says
     (a flat line scores the same everywhere).
     """
-    level_and_step = np.concatenate(
-        [features[:, i :: FEATURES_PER_METRIC] for i in (0, 1)], axis=1
-    )
+    level_and_step = _level_and_step(features)
     result: BoolArray = np.abs(level_and_step).max(axis=1) >= np.log1p(settings.min_deviation_z)
     return result
 
 
 def record_levels(scores: FloatArray, settings: DetectorSettings) -> FloatArray:
-    """Per row: the highest score of the `record_rows` rows before it, plus the margin.
+    """Per row: the highest score of the `record_rows` rows before its persistence window,
+    plus the margin.
 
     A score must beat the recent record to count: the score's own causal distribution
-    decides what is unusual, whatever the forest's absolute scale on this series.
+    decides what is unusual, whatever the forest's absolute scale on this series. The rows
+    of the persistence window (the `persistence_n - 1` rows before t) are left out, so the
+    first rows of one anomaly do not raise the bar for the next ones it needs to persist
+    (with n = 1 the record is simply that of the rows before t).
     """
     if settings.record_rows <= 0:
         return np.zeros(len(scores))
-    previous = pd.Series(scores).shift(1).rolling(settings.record_rows, min_periods=1).max()
+    before = pd.Series(scores).shift(settings.persistence_n)
+    previous = before.rolling(settings.record_rows, min_periods=1).max()
     return previous.fillna(0.0).to_numpy(dtype=float) + settings.record_margin
 
 
@@ -273,10 +317,13 @@ class AnomalyDetector:
     _metrics: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def fit(self, history: Series) -> AnomalyDetector:
-        features = feature_matrix(history, self.settings)[-self.settings.train_rows :]
-        if len(features) < self.settings.min_train_rows:
+        s = self.settings
+        every = feature_matrix(history, s)
+        features = every[s.warm_up_rows :][-s.train_rows :]
+        if len(features) < s.min_train_rows:
             raise ValueError(
-                f"need at least {self.settings.min_train_rows} rows to fit, got {len(features)}"
+                f"need at least {s.rows_to_fit} rows to fit "
+                f"({s.warm_up_rows} of them warm-up), got {len(every)}"
             )
         self._model = _fit_model(features, self.settings, self.random_state)
         self._metrics = tuple(sorted(history))
@@ -298,9 +345,14 @@ class AnomalyDetector:
         features = feature_matrix(window, self.settings)
         tail = self.settings.persistence_n + self.settings.cooldown_rows + self.settings.record_rows
         scores = _raw_scores(self._model, features[-tail:])
+        # Like the batch's unscored first rows: the window's warm-up rows count for nothing.
+        warm = max(0, self.settings.warm_up_rows - (len(features) - len(scores)))
+        scores[:warm] = 0.0
         record = record_levels(scores, self.settings)
         exceeds = (scores >= self._model.threshold) & (scores > record)
         exceeds &= deviates(features[-tail:], self.settings)
+        exceeds |= beyond_training(self._model, features[-tail:], self.settings)
+        exceeds[:warm] = False
         flags = apply_operating_point(exceeds, self.settings, tail + 1)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), self._contributions(window))
 

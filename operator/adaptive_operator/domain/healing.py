@@ -375,10 +375,19 @@ def policy_from_spec(spec: HealingSpec) -> HealingPolicy:
     )
 
 
+# A live history starts short (a backfill); its first rows are judged against a baseline of a
+# few rows. 20 rows give the median and MAD a footing without delaying the first fit much.
+LIVE_WARM_UP_ROWS = 20
+
+
 def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
-    """The detector the operator runs for a service: product defaults, the user's knobs."""
+    """The detector the operator runs for a service: product defaults, the user's knobs, and
+    what a live service's short history needs: a warm-up (its first rows neither train the
+    forest nor set the record) and rows beyond the training range counting as exceeding."""
     return replace(
         DetectorSettings(),
+        warm_up_rows=LIVE_WARM_UP_ROWS,
+        beyond_training=True,
         sensitivity=spec.sensitivity,
         persistence_k=spec.persistence.k,
         persistence_n=spec.persistence.n,

@@ -1,0 +1,321 @@
+"""Healing on the real cluster: rollback of a bad rollout, eviction, no false alarms, DryRun,
+and crash safety (the operator SIGKILLed right after recording an action does not repeat it).
+
+KWOK runs no processes, so ill health is simulated honestly where the operator looks for it:
+- metrics: a feeder thread serves, per test slot, an error ratio that rises with the share of
+  the Deployment's pods running the bad image (read from the API server), plus a noisy latency;
+- pods: a crash loop is written to the pod's status through the API (KWOK leaves it there).
+One feeder serves every test from the module's start, so the history the detector needs
+(120 rows at a 2 s step) accumulates once, while the first test runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from kubernetes import client, config
+
+from adaptive_operator.demo.exporter import Exporter
+from operator_process import ROOT, OperatorProcess
+
+from conftest import Cluster, module_tag
+from support import wait_until
+
+SYNC = 2  # seconds: the scrape interval, so every row of history is a fresh sample
+LEDGER = "adaptive.dev/healing-ledger"
+GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
+WARM_UP = 360  # seconds for the first 120 rows of history (rows_to_fit) and the first fit
+ROLLBACK_DEADLINE = 120  # the issue's bound: a bad rollout is rolled back within 2 minutes
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
+      containers: [{{name: app, image: "{image}"}}]
+"""
+
+
+def service_yaml(name: str, slot: str, *, mode: str = "Active", replicas: int = 2) -> str:
+    where = f'exporter="{FEED_NAME}",slot="{slot}"'
+    return f"""
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  minReplicas: 1
+  maxReplicas: {replicas + 2}
+  mode: Paused
+  syncPeriodSeconds: {SYNC}
+  metrics: [{{name: load, query: 'sum(e2e_heal_latency{{{where}}})', targetPerReplica: 1}}]
+  healing:
+    enabled: true
+    mode: {mode}
+    metrics:
+      errorRatio: 'sum(e2e_heal_error_ratio{{{where}}})'
+      latency: 'sum(e2e_heal_latency{{{where}}})'
+    rollbackWindowSeconds: 300
+    cooldownSeconds: 60
+    verifySeconds: 16
+"""
+# persistence is left at its default (k=2 of n=3): on a shared cluster a CRD written by an
+# older build (its `n` key read by Go's YAML as `false`) prunes `n` and defaults `false`.
+
+
+# A fresh exporter name per run: Prometheus keeps the series of earlier runs (a bad rollout
+# among them), and the operator's backfill would train on them.
+FEED_NAME = f"e2e-{module_tag(__name__)}-feed-{uuid.uuid4().hex[:6]}"
+
+
+class Feed:
+    """Noisy, normal health metrics per slot; the error ratio follows the bad pods' share."""
+
+    def __init__(self, exporter: Exporter, kubeconfig: str) -> None:
+        self.exporter = exporter
+        self.rng = np.random.default_rng(7)
+        self.targets: dict[str, tuple[str, str]] = {}  # slot -> (namespace, deployment)
+        self.stop = threading.Event()
+        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
+        self.core = client.CoreV1Api()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def bad_share(self, slot: str) -> float:
+        if slot not in self.targets:
+            return 0.0
+        ns, app = self.targets[slot]
+        found = self.core.list_namespaced_pod(ns, label_selector=f"app={app}",
+                                              _request_timeout=5).items
+        images = [p.spec.containers[0].image for p in found
+                  if p.metadata is not None and not p.metadata.deletion_timestamp
+                  and p.spec is not None]
+        return len([i for i in images if i == BAD]) / len(images) if images else 0.0
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for slot in ("normal", "rollback", "dryrun", "killed", "evict"):
+                ratio = 0.01 + self.rng.normal(0, 0.002) + 0.5 * self.bad_share(slot)
+                latency = 0.2 + self.rng.normal(0, 0.01)
+                self.exporter.set("e2e_heal_error_ratio", max(ratio, 0.0), {"slot": slot})
+                self.exporter.set("e2e_heal_latency", max(latency, 0.0), {"slot": slot})
+            self.stop.wait(1.0)
+
+
+@pytest.fixture(scope="module")
+def feed(local_cluster: Cluster) -> Iterator[Feed]:
+    with Exporter(FEED_NAME, local_cluster.targets_dir) as exporter:
+        running = Feed(exporter, local_cluster.kubeconfig)
+        running.thread.start()
+        yield running
+        running.stop.set()
+
+
+@pytest.fixture(scope="module")
+def operator(local_cluster: Cluster, feed: Feed) -> Iterator[OperatorProcess]:
+    local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                          "crd/adaptiveservices.adaptive.dev")
+    process = OperatorProcess("healing", args=("--namespace", f"e2e-{module_tag(__name__)}-*",
+                                               "--leader-election", "false")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def services_deleted(local_cluster: Cluster, namespace: str,
+                     operator: OperatorProcess) -> Iterator[None]:
+    """Delete the test's AdaptiveService while the operator still watches the namespace: it
+    removes its finalizer then, which it does not do once the namespace is terminating."""
+    yield
+    local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", namespace,
+                          "--timeout=30s", check=False)
+
+
+def apply(cluster: Cluster, ns: str, text: str) -> None:
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=text)
+
+
+def deploy(cluster: Cluster, ns: str, name: str, replicas: int = 2) -> None:
+    apply(cluster, ns, DEPLOYMENT.format(name=name, replicas=replicas, image=GOOD))
+    wait_until(lambda: ready_pods(cluster, ns, name) == replicas, 60, f"{replicas} ready pods")
+
+
+def ready_pods(cluster: Cluster, ns: str, name: str) -> int:
+    return len([p for p in pods(cluster, ns, name)
+                if any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in p["status"].get("conditions", []))])
+
+
+def pods(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
+    items = cluster.json("get", "pods", "-n", ns, "-l", f"app={name}")["items"]
+    assert isinstance(items, list)
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def image(cluster: Cluster, ns: str, name: str) -> str:
+    spec: Any = cluster.json("get", "deployment", name, "-n", ns)["spec"]
+    return str(spec["template"]["spec"]["containers"][0]["image"])
+
+
+def service(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return dict(cluster.json("get", "adaptiveservice", name, "-n", ns))
+
+
+def ledger(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
+    text = service(cluster, ns, name)["metadata"].get("annotations", {}).get(LEDGER, "[]")
+    found: list[dict[str, Any]] = json.loads(text)
+    return found
+
+
+def healing_status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return dict((service(cluster, ns, name).get("status") or {}).get("healing") or {})
+
+
+def events(cluster: Cluster, ns: str, reason: str) -> list[str]:
+    items = cluster.json("get", "events", "-n", ns)["items"]
+    assert isinstance(items, list)
+    return [e["message"] for e in items if e.get("reason") == reason]
+
+
+def decisions(process: OperatorProcess, ns: str) -> int:
+    """Healing syncs of this namespace so far, from the operator's structured log."""
+    lines = process.log_path.read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if "healing decision" in line and ns in line)
+
+
+def start_service(cluster: Cluster, feed: Feed, ns: str, slot: str, mode: str = "Active",
+                  replicas: int = 2) -> None:
+    deploy(cluster, ns, slot, replicas)
+    feed.targets[slot] = (ns, slot)
+    apply(cluster, ns, service_yaml(slot, slot, mode=mode, replicas=replicas))
+
+
+def wait_fitted(cluster: Cluster, ns: str, name: str) -> None:
+    wait_until(lambda: healing_status(cluster, ns, name).get("lastVerdict"), WARM_UP,
+               "the detector's first verdict (history backfilled and fitted)", interval=2)
+
+
+def roll_out_bad_image(cluster: Cluster, ns: str, name: str) -> None:
+    cluster.kubectl("set", "image", "-n", ns, f"deployment/{name}", f"app={BAD}")
+    wait_until(lambda: image(cluster, ns, name) == BAD, 10, "the bad rollout to start")
+
+
+def test_normal_noisy_metrics_trigger_no_action(local_cluster: Cluster, namespace: str,
+                                                operator: OperatorProcess, feed: Feed) -> None:
+    start_service(local_cluster, feed, namespace, "normal")
+    wait_fitted(local_cluster, namespace, "normal")
+    scored = decisions(operator, namespace)
+    # The ledger below covers the whole stretch: the warm-up rows and these scored syncs.
+    wait_until(lambda: decisions(operator, namespace) >= scored + 30, 150,
+               "30 more scored syncs of noisy, normal metrics", interval=2)
+    assert ledger(local_cluster, namespace, "normal") == []
+    assert not healing_status(local_cluster, namespace, "normal")["lastVerdict"]["isAnomaly"]
+    assert ready_pods(local_cluster, namespace, "normal") == 2
+
+
+def test_bad_rollout_is_rolled_back_with_an_explanation(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
+    start_service(local_cluster, feed, namespace, "rollback")
+    wait_fitted(local_cluster, namespace, "rollback")
+    roll_out_bad_image(local_cluster, namespace, "rollback")
+
+    wait_until(lambda: image(local_cluster, namespace, "rollback") == GOOD, ROLLBACK_DEADLINE,
+               "the rollback to the good image")
+    why = wait_until(lambda: events(local_cluster, namespace, "AnomalyAfterRollout"), 30,
+                     "the rollback Event")
+    assert "errorRatio up" in why[0] and "rolling back to revision 1" in why[0]
+    wait_until(lambda: ready_pods(local_cluster, namespace, "rollback") == 2, 60, "2 pods")
+    entry = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "rollback")
+                                if e["outcome"] != "Pending"], 60, "the rollback verified")
+    assert [(e["action"], e["outcome"]) for e in entry] == [("RollBack", "Helped")]
+    status = healing_status(local_cluster, namespace, "rollback")
+    assert status["lastAction"]["action"] == "RollBack"
+
+
+def test_dry_run_reports_and_changes_nothing(local_cluster: Cluster, namespace: str,
+                                             operator: OperatorProcess, feed: Feed) -> None:
+    start_service(local_cluster, feed, namespace, "dryrun", mode="DryRun")
+    wait_fitted(local_cluster, namespace, "dryrun")
+    roll_out_bad_image(local_cluster, namespace, "dryrun")
+
+    said = wait_until(lambda: events(local_cluster, namespace, "HealingDryRun"), 120,
+                      "the DryRun report")
+    assert "rolling back to revision 1" in said[0]
+    seen = decisions(operator, namespace)
+    wait_until(lambda: decisions(operator, namespace) >= seen + 5, 60, "5 more syncs")
+    assert image(local_cluster, namespace, "dryrun") == BAD
+    assert [e["outcome"] for e in ledger(local_cluster, namespace, "dryrun")] == ["DryRun"]
+    assert not events(local_cluster, namespace, "AnomalyAfterRollout")
+
+
+def kill_when(check: Callable[[], bool], process: OperatorProcess) -> threading.Thread:
+    """SIGKILL the operator as soon as `check` holds (polled as fast as the API answers)."""
+    def watch() -> None:
+        wait_until(check, ROLLBACK_DEADLINE, "the recorded intent", interval=0.05)
+        process.kill()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_operator_killed_after_recording_does_not_repeat(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
+    start_service(local_cluster, feed, namespace, "killed")
+    wait_fitted(local_cluster, namespace, "killed")
+    watcher = kill_when(lambda: any(e["action"] == "RollBack" for e in
+                                    ledger(local_cluster, namespace, "killed")), operator)
+    roll_out_bad_image(local_cluster, namespace, "killed")
+    watcher.join(ROLLBACK_DEADLINE + 10)
+    assert operator.proc is not None and operator.proc.poll() is not None, "not killed"
+    operator.start()
+
+    verified = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "killed")
+                                   if e["action"] == "RollBack" and e["outcome"] != "Pending"],
+                          120, "the recorded rollback verified after the restart")
+    seen = decisions(operator, namespace)
+    wait_until(lambda: decisions(operator, namespace) >= seen + 5, 60, "5 more syncs")
+    rollbacks = [e for e in ledger(local_cluster, namespace, "killed") if e["action"] == "RollBack"]
+    assert len(rollbacks) == 1 == len(verified)
+    assert len(events(local_cluster, namespace, "AnomalyAfterRollout")) <= 1
+
+
+def crash_loop(cluster: Cluster, ns: str, pod: str) -> None:
+    patch = {"status": {
+        "conditions": [{"type": "Ready", "status": "False", "reason": "CrashLoopBackOff"}],
+        "containerStatuses": [{"name": "app", "image": GOOD, "imageID": "", "ready": False,
+                               "restartCount": 7,
+                               "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
+    cluster.kubectl("patch", "pod", pod, "-n", ns, "--subresource=status", "--type=merge",
+                    "-p", json.dumps(patch))
+
+
+def test_failing_pods_are_evicted_and_recover(local_cluster: Cluster, namespace: str,
+                                              operator: OperatorProcess, feed: Feed) -> None:
+    start_service(local_cluster, feed, namespace, "evict", replicas=3)
+    sick = sorted(p["metadata"]["name"] for p in pods(local_cluster, namespace, "evict"))[0]
+    crash_loop(local_cluster, namespace, sick)
+
+    why = wait_until(lambda: events(local_cluster, namespace, "UnhealthyPods"), 60,
+                     "the eviction Event")
+    assert sick in why[0] and "crash-looping" in why[0]
+    wait_until(lambda: sick not in [p["metadata"]["name"]
+                                    for p in pods(local_cluster, namespace, "evict")], 60,
+               "the sick pod evicted")
+    wait_until(lambda: ready_pods(local_cluster, namespace, "evict") == 3, 60,
+               "3 ready pods again (a replacement came up)")
+    entry = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "evict")
+                                if e["outcome"] != "Pending"], 60, "the eviction verified")
+    assert [(e["action"], e["outcome"], e["pods"]) for e in entry] == [
+        ("EvictPods", "Helped", [sick])]

@@ -1,0 +1,137 @@
+"""The workload as healing sees it and touches it: pods, ReplicaSets, rollbacks, evictions.
+
+Thin and blocking inside, awaited outside (`asyncio.to_thread`). Manifests come back as plain
+dicts (the API's JSON), so the pure code in `domain/healing_inputs.py` reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from adaptive_operator.adapters.kube import GROUP, VERSION
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+class WorkloadError(Exception):
+    """A read or write of the workload failed; `reason` is CamelCase, for an Event."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _plain(obj: Any) -> Any:
+    return client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+
+def _describe(err: ApiException) -> str:
+    return f"{err.status} {err.reason}"
+
+
+def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        found: Any = client.CustomObjectsApi().get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name)
+    except ApiException as err:
+        raise WorkloadError("FailedRead", f"cannot read {plural} {name}: {_describe(err)}") from err
+    return dict(found)
+
+
+async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any]:
+    """Fresh from the API server: the ledger must never come from a stale cached body."""
+    return await asyncio.to_thread(_read_service, plural, namespace, name)
+
+
+def _annotate(plural: str, namespace: str, name: str, key: str, value: str) -> None:
+    try:
+        client.CustomObjectsApi().patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": {key: value}}})
+    except ApiException as err:
+        raise WorkloadError("FailedRecord", f"cannot write the annotation {key} of {plural} "
+                                            f"{name}: {_describe(err)}") from err
+
+
+async def annotate(plural: str, namespace: str, name: str, key: str, value: str) -> None:
+    await asyncio.to_thread(_annotate, plural, namespace, name, key, value)
+
+
+def _deployment(namespace: str, name: str) -> dict[str, Any]:
+    try:
+        found = client.AppsV1Api().read_namespaced_deployment(name, namespace)
+    except ApiException as err:
+        raise WorkloadError("FailedRead", f"cannot read Deployment {name}: "
+                                          f"{_describe(err)}") from err
+    return dict(_plain(found))
+
+
+def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]],
+                                                                list[dict[str, Any]]]:
+    deployment = _deployment(namespace, name)
+    labels = deployment["spec"]["selector"].get("matchLabels") or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    try:
+        pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector)
+        sets = client.AppsV1Api().list_namespaced_replica_set(namespace, label_selector=selector)
+    except ApiException as err:
+        raise WorkloadError("FailedRead", f"cannot list the pods or ReplicaSets of Deployment "
+                                          f"{name}: {_describe(err)}") from err
+    uid = deployment["metadata"]["uid"]
+    owned = [rs for rs in _plain(sets)["items"]
+             if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
+    return list(_plain(pods)["items"]), owned
+
+
+async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]],
+                                                                     list[dict[str, Any]]]:
+    return await asyncio.to_thread(_pods_and_replica_sets, namespace, name)
+
+
+def _patch_template(namespace: str, name: str, patch: list[dict[str, Any]], what: str) -> None:
+    try:
+        client.AppsV1Api().patch_namespaced_deployment(name, namespace, patch)
+    except ApiException as err:
+        raise WorkloadError("FailedHealing", f"cannot {what} Deployment {name}: "
+                                             f"{_describe(err)}") from err
+
+
+async def roll_back(namespace: str, name: str, template: dict[str, Any]) -> None:
+    """`kubectl rollout undo`: the Deployment's template becomes the earlier revision's."""
+    patch = [{"op": "replace", "path": "/spec/template", "value": template}]
+    await asyncio.to_thread(_patch_template, namespace, name, patch, "roll back")
+
+
+async def restart(namespace: str, name: str, stamp: str) -> None:
+    """`kubectl rollout restart`: a changed template annotation rolls every pod."""
+    deployment = await asyncio.to_thread(_deployment, namespace, name)
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations")
+    patch: list[dict[str, Any]] = (
+        [{"op": "add", "path": "/spec/template/metadata/annotations", "value": {}}]
+        if annotations is None else [])
+    patch.append({"op": "add", "path": "/spec/template/metadata/annotations/"
+                  + RESTARTED_AT.replace("/", "~1"), "value": stamp})
+    await asyncio.to_thread(_patch_template, namespace, name, patch, "restart")
+
+
+def _evict(namespace: str, pod: str) -> str | None:
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
+    try:
+        client.CoreV1Api().create_namespaced_pod_eviction(pod, namespace, body)
+    except ApiException as err:
+        if err.status == 404:
+            return None  # already gone: what eviction wanted
+        if err.status == 429:
+            return f"{pod}: a PodDisruptionBudget does not allow evicting it now"
+        return f"{pod}: {_describe(err)}"
+    return None
+
+
+async def evict(namespace: str, pods: tuple[str, ...]) -> list[str]:
+    """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused."""
+    refused = [await asyncio.to_thread(_evict, namespace, pod) for pod in pods]
+    return [text for text in refused if text is not None]

@@ -1,0 +1,226 @@
+"""What the healing daemon observes, turned into the plain inputs of `decide_healing`.
+
+Pure translations (no I/O, no clock: `now` is a parameter): the ledger annotation's JSON, pod
+and ReplicaSet manifests (as dicts), the bounded in-memory history of health metrics, and the
+incident that keeps an anomaly open after the detector's one-shot flag.
+
+Why an incident: the detector flags the first row of an anomaly and then cools down, so that
+one incident is one detection. Healing needs to know whether the workload is *still* unhealthy
+(to verify an action), so the metrics that deviated at the flag are tracked against the
+baseline frozen at that moment until they come back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from adaptive_operator.domain.anomaly import AnomalyVerdict
+from adaptive_operator.domain.healing import Action, LedgerEntry, Outcome, PodHealth, RolloutInfo
+
+LEDGER_LIMIT = 50  # entries kept in the annotation: enough for every rail's look-back
+CRASH_RESTARTS = 5  # restarts after which a pod counts as crash-looping even while running
+REVISION = "deployment.kubernetes.io/revision"
+
+
+# --- the ledger annotation ----------------------------------------------------------------
+
+
+class LedgerError(ValueError):
+    """The ledger annotation cannot be read; healing must not act on it."""
+
+
+def ledger_from_json(text: str | None) -> list[LedgerEntry]:
+    if not text:
+        return []
+    try:
+        raw = json.loads(text)
+        return [_entry(item) for item in raw]
+    except (ValueError, TypeError, KeyError) as err:
+        raise LedgerError(f"the healing ledger annotation is damaged: {err}") from err
+
+
+def _entry(item: Mapping[str, Any]) -> LedgerEntry:
+    return LedgerEntry(
+        id=str(item["id"]), action=Action(item["action"]), at=float(item["at"]),
+        outcome=Outcome(item["outcome"]), target_revision=item.get("targetRevision"),
+        from_revision=item.get("fromRevision"), pods=tuple(item.get("pods", ())),
+        replicas=item.get("replicas"))
+
+
+def ledger_to_json(ledger: Sequence[LedgerEntry]) -> str:
+    kept = sorted(ledger, key=lambda e: e.at)[-LEDGER_LIMIT:]
+    return json.dumps([_item(entry) for entry in kept], separators=(",", ":"))
+
+
+def _item(entry: LedgerEntry) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": entry.id, "action": entry.action.value, "at": entry.at,
+                            "outcome": entry.outcome.value}
+    optional = {"targetRevision": entry.target_revision, "fromRevision": entry.from_revision,
+                "pods": list(entry.pods) or None, "replicas": entry.replicas}
+    item.update({key: value for key, value in optional.items() if value is not None})
+    return item
+
+
+def with_entry(ledger: Sequence[LedgerEntry], new: LedgerEntry) -> list[LedgerEntry]:
+    """The ledger with `new` added, or replacing the entry of the same id."""
+    return [entry for entry in ledger if entry.id != new.id] + [new]
+
+
+# --- pods and ReplicaSets -----------------------------------------------------------------
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class PodReport:
+    health: PodHealth
+    restarts: int
+
+
+def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodReport | None:
+    """Health of one pod; None for pods that are going away or have finished.
+
+    A pod younger than `grace_seconds` is not yet held to being ready (it is starting), but
+    a crash loop counts at any age.
+    """
+    meta, status = pod.get("metadata", {}), pod.get("status") or {}
+    if meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    containers = status.get("containerStatuses") or []
+    restarts = sum(int(c.get("restartCount", 0)) for c in containers)
+    waiting = {((c.get("state") or {}).get("waiting") or {}).get("reason") for c in containers}
+    crash = "CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS
+    created = parse_time(meta.get("creationTimestamp"))
+    young = created is not None and now - created < grace_seconds
+    ready = _ready(status) or (young and not crash)
+    return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash),
+                     restarts)
+
+
+def _ready(status: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in status.get("conditions") or [])
+
+
+def rollout_info(replica_sets: Sequence[Mapping[str, Any]]) -> RolloutInfo | None:
+    """The current and previous revisions of a Deployment from its ReplicaSets."""
+    revisions = []
+    for rs in replica_sets:
+        meta = rs.get("metadata", {})
+        text = (meta.get("annotations") or {}).get(REVISION)
+        if text is not None and text.isdigit():
+            revisions.append((int(text), parse_time(meta.get("creationTimestamp")) or 0.0))
+    if not revisions:
+        return None
+    revisions.sort()
+    current, started = revisions[-1]
+    previous = revisions[-2][0] if len(revisions) > 1 else None
+    return RolloutInfo(current, previous, started)
+
+
+def rollback_template(replica_sets: Sequence[Mapping[str, Any]],
+                      revision: int) -> dict[str, Any] | None:
+    """What `kubectl rollout undo` writes: the revision's pod template without the
+    pod-template-hash label (the Deployment controller adds its own)."""
+    for rs in replica_sets:
+        annotations = rs.get("metadata", {}).get("annotations") or {}
+        if annotations.get(REVISION) == str(revision):
+            template = json.loads(json.dumps(rs["spec"]["template"]))
+            (template.get("metadata", {}).get("labels") or {}).pop("pod-template-hash", None)
+            return dict(template)
+    return None
+
+
+# --- the history of health metrics ---------------------------------------------------------
+
+
+@dataclass
+class MetricHistory:
+    """Rows of every health metric, oldest first, at most `limit` rows (in memory only)."""
+
+    limit: int
+    rows: dict[str, list[float]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return min((len(values) for values in self.rows.values()), default=0)
+
+    def backfill(self, series: Mapping[str, Sequence[float | None]]) -> None:
+        """Start from range-query answers on one grid, keeping only real, fresh samples.
+
+        A step where some metric has no value is dropped (never carried forward), and so is a
+        step identical in every metric to the previous kept one: a range query repeats the
+        latest sample at every step finer than the scrape, and such repeats would teach the
+        detector that a still line (step 0) is normal and any real step is rare.
+        """
+        names = list(series)
+        columns = [list(series[name]) for name in names]
+        if len({len(column) for column in columns}) > 1:
+            self.rows = {name: [] for name in names}
+            return
+        kept: list[tuple[float, ...]] = []
+        for step in zip(*columns, strict=True):
+            if any(value is None for value in step):
+                continue
+            row = tuple(float(value) for value in step if value is not None)
+            if not kept or row != kept[-1]:
+                kept.append(row)
+        self.rows = {name: [row[i] for row in kept] for i, name in enumerate(names)}
+        self._trim()
+
+    def append(self, row: Mapping[str, float]) -> None:
+        if set(row) != set(self.rows):
+            self.rows = {name: [] for name in row}  # the metrics changed: start again
+        for name, value in row.items():
+            self.rows[name].append(value)
+        self._trim()
+
+    def tail(self, count: int) -> dict[str, list[float]]:
+        return {name: values[-count:] for name, values in self.rows.items()}
+
+    def _trim(self) -> None:
+        for name, values in self.rows.items():
+            self.rows[name] = values[-self.limit:]
+
+
+# --- the incident ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An anomaly since `started_at`: the deviating metrics with their baseline and scale
+    frozen at the flag."""
+
+    started_at: float
+    baselines: tuple[tuple[str, float, float], ...]
+
+
+def track_incident(incident: Incident | None, verdict: AnomalyVerdict, now: float,
+                   min_z: float) -> tuple[Incident | None, AnomalyVerdict]:
+    """Open an incident at a flag, keep it (and the verdict anomalous) while a metric that
+    deviated still deviates by `min_z` of its frozen scale, close it when all are back."""
+    if verdict.is_anomaly and incident is None:
+        return _open(verdict, now, min_z), verdict
+    if incident is None:
+        return None, verdict
+    latest = {c.metric: c.value for c in verdict.contributions}
+    still = any(abs(latest.get(metric, baseline) - baseline) / scale >= min_z
+                for metric, baseline, scale in incident.baselines)
+    if still or verdict.is_anomaly:
+        return incident, replace(verdict, is_anomaly=True)
+    return None, verdict
+
+
+def _open(verdict: AnomalyVerdict, now: float, min_z: float) -> Incident:
+    moved = [c for c in verdict.contributions if abs(c.z) >= min_z] or list(
+        verdict.contributions[:1])
+    baselines = tuple((c.metric, c.baseline, abs(c.value - c.baseline) / abs(c.z))
+                      for c in moved if c.z != 0)
+    return Incident(now, baselines)

@@ -1,0 +1,318 @@
+"""Healing: a second daemon per AdaptiveService (only with `spec.healing.enabled`).
+
+Each sync: observe (health metrics from Prometheus into a bounded in-memory history, backfilled
+by range queries when the daemon starts; the target's pods and ReplicaSets; the ledger of past
+actions in the `adaptive.dev/healing-ledger` annotation, read fresh from the API server), decide
+with the pure `decide_healing`, then act thinly: the intent is written to the ledger BEFORE the
+action is carried out, so an operator killed in between comes back, finds the Pending entry and
+verifies it instead of acting again. The pause annotation stops every action at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from adaptive_operator import logs
+from adaptive_operator.adapters import kube, workload
+from adaptive_operator.adapters.prometheus import (
+    MetricError,
+    PrometheusError,
+    query_range,
+    query_total,
+)
+from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.api.base import GROUP, VERSION
+from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.anomaly import AnomalyDetector, AnomalyVerdict, DetectorSettings
+from adaptive_operator.domain.conditions import timestamp
+from adaptive_operator.domain.healing import (
+    Action,
+    HealingPlan,
+    LedgerEntry,
+    Observation,
+    Outcome,
+    decide_healing,
+    detector_settings_from_spec,
+    policy_from_spec,
+    summarise,
+)
+from adaptive_operator.domain.healing_inputs import (
+    Incident,
+    LedgerError,
+    MetricHistory,
+    ledger_from_json,
+    ledger_to_json,
+    pod_report,
+    rollback_template,
+    rollout_info,
+    track_incident,
+    with_entry,
+)
+from adaptive_operator.handlers import settings
+
+log = logs.get(__name__)
+LEDGER = "adaptive.dev/healing-ledger"
+PAUSED = "adaptive.dev/healing-paused"
+RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
+POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
+
+
+def healing_enabled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool((spec.get("healing") or {}).get("enabled"))
+
+
+@dataclass
+class Watcher:
+    """What one service's daemon keeps between syncs (in memory, rebuilt on restart)."""
+
+    metrics: dict[str, str]
+    settings: DetectorSettings
+    history: MetricHistory
+    detector: AnomalyDetector
+    rows_since_fit: int = 0
+    incident: Incident | None = None
+    reported: set[str] = field(default_factory=set)
+
+    @property
+    def window_rows(self) -> int:
+        s = self.settings
+        return s.baseline_rows + s.persistence_n + s.cooldown_rows + s.record_rows
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, id="healing", when=healing_enabled,
+             cancellation_timeout=10.0)
+async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
+                         stopped: kopf.DaemonStopped, **_: Any) -> None:
+    assert namespace is not None  # the resource is namespaced
+    watcher: Watcher | None = None
+    while not stopped:
+        try:
+            spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec", {})))
+        except ValidationError:
+            await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
+            continue
+        healing = spec.healing or HealingSpec()
+        if watcher is None or watcher.metrics != healing.metrics:
+            watcher = await start_watcher(spec, healing)
+        await heal_once(namespace, name, body, spec, watcher)
+        await stopped.wait(float(spec.sync_period_seconds))
+
+
+def prometheus_url(spec: AdaptiveServiceSpec) -> str:
+    return spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
+
+
+async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watcher:
+    detector_settings = detector_settings_from_spec(healing)
+    limit = detector_settings.train_rows + detector_settings.baseline_rows + (
+        detector_settings.record_rows + detector_settings.cooldown_rows)
+    watcher = Watcher(dict(healing.metrics), detector_settings, MetricHistory(limit),
+                      AnomalyDetector(detector_settings, RANDOM_STATE))
+    step = float(spec.sync_period_seconds)
+    end = time.time()
+    start = end - step * (limit - 1)
+    url = prometheus_url(spec)
+    try:
+        series = {name: (await asyncio.to_thread(query_range, url, query, start, end, step)).values
+                  for name, query in healing.metrics.items()}
+    except PrometheusError as err:
+        log.warning("no healing history to backfill", error=str(err))
+        return watcher
+    watcher.history.backfill(series)
+    log.info("healing history backfilled", rows=len(watcher.history))
+    return watcher
+
+
+async def read_row(url: str, metrics: dict[str, str]) -> tuple[dict[str, float], str | None]:
+    row: dict[str, float] = {}
+    for name, query in metrics.items():
+        try:
+            row[name] = (await query_total(url, query)).value
+        except MetricError as err:
+            return row, f"metric {name}: {err.message}"
+    return row, None
+
+
+def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
+    """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
+    rows = len(watcher.history)
+    due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
+    if due and rows >= watcher.settings.rows_to_fit:
+        watcher.detector.fit(watcher.history.rows)
+        watcher.rows_since_fit = 0
+    if not watcher.detector.fitted:
+        return None
+    verdict = watcher.detector.score(watcher.history.tail(watcher.window_rows))
+    watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
+                                               watcher.settings.min_deviation_z)
+    return verdict
+
+
+async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
+                          now: float) -> tuple[AnomalyVerdict | None, str | None]:
+    row, error = await read_row(prometheus_url(spec), watcher.metrics)
+    if error is not None:
+        return None, error
+    watcher.history.append(row)
+    watcher.rows_since_fit += 1
+    return score(watcher, now), None
+
+
+async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
+                  annotations: dict[str, str], now: float) -> Observation:
+    verdict, error = await observe_metrics(watcher, spec, now)
+    ref = spec.scale_target_ref
+    pods: list[Any] = []
+    rollout = None
+    replicas = 0
+    try:
+        scale = await kube.read_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,
+                                                                ref.name))
+        replicas = scale.replicas
+        if ref.kind == "Deployment":
+            raw_pods, sets = await workload.pods_and_replica_sets(namespace, ref.name)
+            reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
+            pods = [report.health for report in reports if report is not None]
+            rollout = rollout_info(sets)
+    except (kube.TargetError, workload.WorkloadError) as err:
+        error = error or err.message
+    started = watcher.incident.started_at if watcher.incident else None
+    return Observation(verdict, started, rollout, tuple(pods), None, replicas,
+                       spec.max_replicas, annotations.get(PAUSED) == "true", error)
+
+
+async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                    watcher: Watcher) -> None:
+    healing = spec.healing or HealingSpec()
+    now = time.time()
+    try:
+        fresh = await workload.read_service(PLURAL, namespace, name)
+    except workload.WorkloadError as err:
+        log.warning("healing skipped", namespace=namespace, name=name, error=err.message)
+        return
+    annotations = dict(fresh.get("metadata", {}).get("annotations") or {})
+    observation = await observe(namespace, spec, watcher, annotations, now)
+    try:
+        ledger = ledger_from_json(annotations.get(LEDGER))
+    except LedgerError as err:
+        ledger = []
+        observation = Observation(observation.verdict, read_error=str(err))
+    plan = decide_healing(policy_from_spec(healing), observation, ledger, now)
+    log.info("healing decision", namespace=namespace, name=name, action=plan.action,
+             reason=plan.reason, message=plan.message, dry_run=plan.dry_run,
+             score=observation.verdict.score if observation.verdict else None)
+    ledger = await record(namespace, name, body, plan, ledger)
+    if plan.acts and plan.intent is not None:
+        await carry_out(namespace, body, spec, plan, plan.intent)
+    report(body, watcher, plan)
+    await write_status(namespace, name, fresh, observation.verdict, plan, ledger, now)
+
+
+async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
+                 ledger: list[LedgerEntry]) -> list[LedgerEntry]:
+    """The ledger with the plan's verification and intent, written before any action."""
+    changed = False
+    if plan.verified is not None:
+        ledger = with_entry(ledger, plan.verified)
+        helped = plan.verified.outcome is Outcome.HELPED
+        kopf.event(body, type="Normal" if helped else "Warning",
+                   reason="HealingVerified" if helped else "HealingDidNotHelp",
+                   message=f"{plan.verified.action} {plan.verified.id}: "
+                           f"{plan.verified.outcome}")
+        changed = True
+    if plan.intent is not None:
+        ledger = with_entry(ledger, plan.intent)
+        changed = True
+    if changed:
+        await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
+    return ledger
+
+
+async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                    plan: HealingPlan, intent: LedgerEntry) -> None:
+    target = spec.scale_target_ref.name
+    try:
+        problem = await _perform(namespace, spec, intent)
+    except (workload.WorkloadError, kube.TargetError) as err:
+        problem = err.message
+    if problem:
+        kopf.event(body, type="Warning", reason="HealingActionFailed",
+                   message=f"{intent.action} of {target} failed: {problem}; it will be "
+                           f"verified, not repeated ({plan.message})")
+        return
+    kopf.event(body, type="Normal", reason=plan.reason, message=f"{intent.action}: {plan.message}")
+
+
+async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
+    ref = spec.scale_target_ref
+    if intent.action is Action.ROLL_BACK:
+        _, sets = await workload.pods_and_replica_sets(namespace, ref.name)
+        template = rollback_template(sets, intent.target_revision or 0)
+        if template is None:
+            return f"revision {intent.target_revision} no longer exists"
+        await workload.roll_back(namespace, ref.name, template)
+    elif intent.action is Action.EVICT_PODS:
+        refused = await workload.evict(namespace, intent.pods)
+        return "; ".join(refused) or None
+    elif intent.action is Action.ROLLOUT_RESTART:
+        await workload.restart(namespace, ref.name, timestamp(intent.at))
+    elif intent.action is Action.SCALE_OUT and intent.replicas is not None:
+        target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
+        await kube.write_scale(namespace, target, min(intent.replicas, spec.max_replicas))
+    return None
+
+
+def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
+    """Events for what was only decided: a dry run, and giving up (once per incident)."""
+    if plan.dry_run and plan.intent is not None:
+        kopf.event(body, type="Normal", reason="HealingDryRun", message=plan.message)
+    if plan.exhausted and "exhausted" not in watcher.reported:
+        kopf.event(body, type="Warning", reason="HealingExhausted", message=plan.message)
+        watcher.reported.add("exhausted")
+    elif not plan.exhausted and plan.reason == "Healthy":
+        watcher.reported.discard("exhausted")
+
+
+def verdict_status(verdict: AnomalyVerdict, now: float) -> dict[str, Any]:
+    return {"score": round(verdict.score, 3), "isAnomaly": verdict.is_anomaly,
+            "time": timestamp(now),
+            "contributions": [{"metric": c.metric, "value": c.value, "baseline": c.baseline,
+                               "z": round(c.z, 2)} for c in verdict.contributions]}
+
+
+async def write_status(namespace: str, name: str, fresh: dict[str, Any],
+                       verdict: AnomalyVerdict | None, plan: HealingPlan,
+                       ledger: list[LedgerEntry], now: float) -> None:
+    old = dict((fresh.get("status") or {}).get("healing") or {})
+    new = dict(old)
+    if verdict is not None:
+        new["lastVerdict"] = verdict_status(verdict, now)
+    entry = plan.intent or plan.verified
+    if entry is not None:
+        previous = old.get("lastAction") or {}
+        same = previous.get("id") == entry.id
+        new["lastAction"] = {
+            "id": entry.id, "action": entry.action.value,
+            "reason": previous.get("reason", plan.reason) if same else plan.reason,
+            "message": previous.get("message", plan.message) if same else plan.message,
+            "outcome": entry.outcome.value, "time": timestamp(entry.at)}
+    summary = summarise(ledger, now)
+    new["ledger"] = {"total": summary.total, "lastHour": summary.last_hour,
+                     "byOutcome": summary.by_outcome}
+    if _differs(old, new):
+        await kube.patch_status(PLURAL, namespace, name, {"healing": new})
+
+
+def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Changed beyond the verdict's details: a status write per sync would be noise."""
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        verdict = status.get("lastVerdict") or {}
+        brief = (verdict.get("isAnomaly"), round(float(verdict.get("score", 0.0)), 2))
+        return {**status, "lastVerdict": brief}
+    return strip(old) != strip(new)

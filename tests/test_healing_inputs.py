@@ -1,0 +1,205 @@
+"""What the healing daemon observes, turned into decide_healing's inputs; and a long stretch
+of noisy, normal metrics run through the operator's own code path without a single action."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adaptive_operator.domain.anomaly import AnomalyDetector, AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing import (
+    Action,
+    HealingPolicy,
+    LedgerEntry,
+    Observation,
+    Outcome,
+    decide_healing,
+)
+from adaptive_operator.domain.healing_inputs import (
+    LEDGER_LIMIT,
+    LedgerError,
+    MetricHistory,
+    ledger_from_json,
+    ledger_to_json,
+    pod_report,
+    rollback_template,
+    rollout_info,
+    track_incident,
+    with_entry,
+)
+
+NOW = 1_800_000_000.0
+STAMP = "2027-01-15T08:00:00Z"  # = NOW
+
+
+def pod(name: str = "web-a", ready: bool = True, restarts: int = 0, waiting: str | None = None,
+        created: str = "2027-01-15T07:00:00Z", **meta: Any) -> dict[str, Any]:
+    state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+    return {"metadata": {"name": name, "creationTimestamp": created, **meta},
+            "status": {"phase": "Running",
+                       "conditions": [{"type": "Ready", "status": str(ready)}],
+                       "containerStatuses": [{"restartCount": restarts, "state": state}]}}
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [
+    pytest.param(pod(), (True, False, 0), id="running-and-ready-is-healthy"),
+    pytest.param(pod(ready=False), (False, False, 0), id="not-ready-for-an-hour"),
+    pytest.param(pod(ready=False, created="2027-01-15T07:59:55Z"), (True, False, 0),
+                 id="not-ready-while-starting-is-given-grace"),
+    pytest.param(pod(ready=False, restarts=7, waiting="CrashLoopBackOff",
+                     created="2027-01-15T07:59:55Z"), (False, True, 7),
+                 id="crash-loop-counts-at-any-age"),
+    pytest.param(pod(restarts=9), (True, True, 9), id="many-restarts-is-a-crash-loop"),
+])
+def test_pod_health(manifest: dict[str, Any], expected: tuple[bool, bool, int]) -> None:
+    report = pod_report(manifest, NOW, grace_seconds=15)
+    assert report is not None
+    assert (report.health.ready, report.health.crash_looping, report.restarts) == expected
+
+
+def test_terminating_and_finished_pods_are_left_out() -> None:
+    assert pod_report(pod(deletionTimestamp=STAMP), NOW, 15) is None
+    done = pod()
+    done["status"]["phase"] = "Succeeded"
+    assert pod_report(done, NOW, 15) is None
+
+
+def replica_set(revision: str, created: str, image: str = "app:1") -> dict[str, Any]:
+    return {"metadata": {"annotations": {"deployment.kubernetes.io/revision": revision},
+                         "creationTimestamp": created},
+            "spec": {"template": {"metadata": {"labels": {"app": "web",
+                                                          "pod-template-hash": "abc"}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}
+
+
+def test_rollout_is_the_newest_revision_and_the_one_before() -> None:
+    sets = [replica_set("2", "2027-01-15T07:58:00Z"), replica_set("1", "2027-01-15T07:00:00Z"),
+            replica_set("x", "2027-01-15T07:59:00Z")]
+    info = rollout_info(sets)
+    assert info is not None
+    assert (info.current_revision, info.previous_revision) == (2, 1)
+    assert info.current_started_at == NOW - 120
+    assert rollout_info(sets[1:2]) is not None and rollout_info([]) is None
+
+
+def test_rollback_template_drops_the_hash_label_like_kubectl() -> None:
+    sets = [replica_set("2", STAMP, "app:2"), replica_set("1", STAMP, "app:1")]
+    template = rollback_template(sets, 1)
+    assert template is not None
+    assert template["metadata"]["labels"] == {"app": "web"}
+    assert template["spec"]["containers"][0]["image"] == "app:1"
+    assert sets[1]["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] == "abc"
+    assert rollback_template(sets, 5) is None
+
+
+entries = st.builds(
+    LedgerEntry, id=st.text(min_size=1, max_size=8), action=st.sampled_from(list(Action)),
+    at=st.floats(0, 2e9), outcome=st.sampled_from(list(Outcome)),
+    target_revision=st.none() | st.integers(1, 99), from_revision=st.none() | st.integers(1, 99),
+    pods=st.lists(st.text(min_size=1, max_size=5), max_size=3).map(tuple),
+    replicas=st.none() | st.integers(1, 50))
+
+
+@given(st.lists(entries, max_size=LEDGER_LIMIT))
+def test_ledger_round_trips_through_the_annotation(ledger: list[LedgerEntry]) -> None:
+    assert ledger_from_json(ledger_to_json(ledger)) == sorted(ledger, key=lambda e: e.at)
+
+
+def test_ledger_is_bounded_to_the_newest_entries() -> None:
+    many = [LedgerEntry(f"e{i}", Action.EVICT_PODS, float(i), Outcome.HELPED) for i in range(80)]
+    kept = ledger_from_json(ledger_to_json(many))
+    assert len(kept) == LEDGER_LIMIT and kept[0].id == "e30"
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("{not json", id="not-json"),
+    pytest.param('[{"id": "a"}]', id="missing-fields"),
+    pytest.param('[{"id": "a", "action": "Reboot", "at": 1, "outcome": "Helped"}]',
+                 id="unknown-action"),
+])
+def test_a_damaged_ledger_is_refused(text: str) -> None:
+    with pytest.raises(LedgerError):
+        ledger_from_json(text)
+
+
+def test_with_entry_replaces_by_id() -> None:
+    pending = LedgerEntry("r-1", Action.ROLL_BACK, 1.0, Outcome.PENDING)
+    helped = LedgerEntry("r-1", Action.ROLL_BACK, 1.0, Outcome.HELPED)
+    assert with_entry([pending], helped) == [helped]
+    assert ledger_from_json(None) == [] == ledger_from_json("")
+
+
+@pytest.mark.parametrize(("series", "expected"), [
+    pytest.param({"a": [None, 1.0, None, 3.0, 4.0], "b": [None, None, 2.0, 2.5, 5.0]},
+                 {"a": [3.0, 4.0], "b": [2.5, 5.0]}, id="steps-with-a-gap-are-dropped-not-filled"),
+    pytest.param({"a": [1.0, 1.0, 1.0, 2.0, 2.0], "b": [7.0, 7.0, 7.0, 8.0, 8.0]},
+                 {"a": [1.0, 2.0], "b": [7.0, 8.0]},
+                 id="a-sample-repeated-by-a-fine-grid-is-kept-once"),
+    pytest.param({"a": [1.0, 1.0, 3.0], "b": [7.0, 8.0, 8.0]},
+                 {"a": [1.0, 1.0, 3.0], "b": [7.0, 8.0, 8.0]},
+                 id="one-metric-still-while-another-moves-is-a-fresh-row"),
+    pytest.param({"a": [1.0, 2.0], "b": [7.0]}, {"a": [], "b": []},
+                 id="misaligned-answers-start-empty"),
+    pytest.param({"a": [None], "b": [1.0]}, {"a": [], "b": []}, id="no-complete-step"),
+])
+def test_history_backfill_keeps_only_complete_fresh_steps(
+        series: dict[str, list[float | None]], expected: dict[str, list[float]]) -> None:
+    history = MetricHistory(limit=10)
+    history.backfill(series)
+    assert history.rows == expected
+
+
+def test_history_is_bounded_and_restarts_when_the_metrics_change() -> None:
+    history = MetricHistory(limit=3)
+    history.backfill({"a": [1.0, 3.0, 4.0], "b": [2.0, 2.5, 5.0]})
+    history.append({"a": 9.0, "b": 8.0})
+    assert history.tail(2) == {"a": [4.0, 9.0], "b": [5.0, 8.0]} and len(history) == 3
+    history.append({"c": 1.0})
+    assert history.rows == {"c": [1.0]}
+
+
+SPIKE = AnomalyVerdict(0.9, True, (Contribution("errorRatio", 0.5, 0.01, 245.0),
+                                   Contribution("latency", 0.2, 0.2, 0.3)))
+
+
+def calm(error_ratio: float) -> AnomalyVerdict:
+    z = (error_ratio - 0.01) / 0.002
+    return AnomalyVerdict(0.4, False, (Contribution("errorRatio", error_ratio, 0.3, z),))
+
+
+def test_incident_stays_open_while_the_metric_deviates_and_closes_after() -> None:
+    incident, verdict = track_incident(None, SPIKE, NOW, 4.0)
+    assert incident is not None and incident.started_at == NOW
+    assert incident.baselines == (("errorRatio", 0.01, pytest.approx(0.002)),)
+    incident, verdict = track_incident(incident, calm(0.45), NOW + 2, 4.0)
+    assert incident is not None and verdict.is_anomaly and incident.started_at == NOW
+    incident, verdict = track_incident(incident, calm(0.011), NOW + 4, 4.0)
+    assert incident is None and not verdict.is_anomaly
+    assert track_incident(None, calm(0.011), NOW, 4.0) == (None, calm(0.011))
+
+
+def test_a_long_stretch_of_noisy_normal_metrics_takes_no_action() -> None:
+    """The operator's path (history, detector, incident, decide) over 5 h at a 60 s step."""
+    rng = np.random.default_rng(3)
+    rows = 300
+    errors = 0.01 + rng.normal(0, 0.002, rows + 200)
+    latency = 0.2 + 0.02 * np.sin(np.arange(rows + 200) / 240) + rng.normal(0, 0.01, rows + 200)
+    history = MetricHistory(limit=4100)
+    history.backfill({"errorRatio": list(errors[:200]), "latency": list(latency[:200])})
+    detector = AnomalyDetector(random_state=0).fit(history.rows)
+    incident, ledger = None, []
+    for t in range(rows):
+        history.append({"errorRatio": errors[200 + t], "latency": latency[200 + t]})
+        if t % 100 == 0:
+            detector.fit(history.rows)
+        verdict = detector.score(history.tail(2101))
+        incident, verdict = track_incident(incident, verdict, NOW + 60 * t, 4.0)
+        plan = decide_healing(HealingPolicy(enabled=True), Observation(verdict), ledger,
+                              NOW + 60 * t)
+        assert plan.action is Action.NONE, (t, plan.message)
+    assert json.loads(ledger_to_json(ledger)) == []
