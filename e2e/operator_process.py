@@ -36,13 +36,19 @@ class OperatorProcess:
     """`adaptive-operator run` with its own ports and log file; stopped like a pod (SIGTERM)."""
 
     def __init__(self, name: str, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), lease_name: str | None = None) -> None:
+                 args: tuple[str, ...] = (), lease_name: str | None = None,
+                 measure_coverage: bool = True) -> None:
         self.lease_name = lease_name or f"e2e-{name}"
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{name}.log"
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.env = dict(os.environ, **(env or {}))
+        if not measure_coverage:
+            # Coverage tracing slows model fitting (statsmodels, scikit-learn) many times over,
+            # which would make timing-bound scenarios test the tracer, not the operator.
+            self.env.pop("COVERAGE_PROCESS_CONFIG", None)
+            self.env.pop("COVERAGE_PROCESS_START", None)
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -127,8 +127,9 @@ def operator(local_cluster: Cluster, feed: Feed) -> Iterator[OperatorProcess]:
     local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                           "crd/adaptiveservices.adaptive.dev")
-    process = OperatorProcess("healing", args=("--namespace", f"e2e-{module_tag(__name__)}-*",
-                                               "--leader-election", "false")).start()
+    process = OperatorProcess("healing", measure_coverage=False,
+                              args=("--namespace", f"e2e-{module_tag(__name__)}-*",
+                                    "--leader-election", "false")).start()
     yield process
     process.stop()
 

@@ -135,7 +135,7 @@ def operator(local_cluster: Cluster) -> Iterator[OperatorProcess]:
     local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                           "crd/adaptiveservices.adaptive.dev")
-    process = OperatorProcess("predictive",
+    process = OperatorProcess("predictive", measure_coverage=False,
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
     process.stop()
