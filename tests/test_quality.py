@@ -41,3 +41,9 @@ def test_domain_imports_no_io_library() -> None:
 @pytest.mark.parametrize("module", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
 def test_modules_stay_under_500_lines(module: Path) -> None:
     assert len(module.read_text().splitlines()) < MAX_MODULE_LINES
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    # pytest imports tests/ and e2e/ modules by basename: a clash stops the whole collection.
+    names = [p.name for folder in ("tests", "e2e") for p in (ROOT / folder).glob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
