@@ -162,7 +162,7 @@ def samples_in_prometheus(url: str, namespace: str) -> float:
     not os.environ.get("ADAPTIVE_E2E_FLAKY"),
     reason="flaky: on this clean pattern the forecast guard sometimes judges the chosen model "
            "(often seasonal naive itself) not better than seasonal naive, and the service stays "
-           "reactive (2 of 4 runs failed so); run with ADAPTIVE_E2E_FLAKY=1 until the guard "
+           "reactive (3 of 6 runs failed so); run with ADAPTIVE_E2E_FLAKY=1 until the guard "
            "is fixed")
 def test_scales_up_before_the_load_arrives(local_cluster: Cluster, namespace: str,
                                            operator: OperatorProcess) -> None:
