@@ -230,6 +230,11 @@ Command (from the repository root):
 """
 
 
+def short_name(stem: str) -> str:
+    """A plot's name: the trace's source, not its file name (data files are not ours to copy)."""
+    return "_".join(stem.split("_")[:2])
+
+
 def main() -> int:
     lines = ["# Load traces: reactive HPA vs predictive", "",
              f"Start-up {STARTUP_SECONDS:g} s (the look-ahead); target per replica = median load / "
@@ -268,7 +273,8 @@ def main() -> int:
             sweep += quantile_sweep(path.stem, trace, config, h)
         for model, (mase, rel) in model_errors(trace.values, trace.interval_seconds).items():
             errors.append(f"| {path.stem} | {model} | {mase:.3f} | {rel:.3f} |")
-        plot(RESULTS / f"load_traces_{path.stem}.png", path.stem, trace, result_h, result_p,
+        plot(RESULTS / f"load_traces_{short_name(path.stem)}.png", path.stem, trace, result_h,
+             result_p,
              advisor, target)
         print(path.stem, "done", file=sys.stderr, flush=True)
     azure = read_trace(DATA / "azure_vm_2019_total_cpu_5min.csv").values
