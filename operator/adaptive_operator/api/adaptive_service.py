@@ -13,7 +13,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from adaptive_operator.api.base import Condition, KubeModel, PrinterColumn, ResourceDefinition
+from adaptive_operator.api.base import (
+    AGE,
+    Condition,
+    KubeModel,
+    PrinterColumn,
+    ResourceDefinition,
+)
 from adaptive_operator.api.healing import HealingSpec, HealingStatus
 from adaptive_operator.api.predictive import PredictiveSpec, PredictiveStatus
 
@@ -29,23 +35,31 @@ CONDITION_TYPES: tuple[str, ...] = ("Ready", "MetricsAvailable", "ScalingActive"
 class ScaleTargetRef(KubeModel):
     """The workload to scale; it must have a /scale subresource."""
 
-    api_version: str = Field(default="apps/v1", min_length=1)
-    kind: str = Field(default="Deployment", min_length=1)
-    name: str = Field(min_length=1)
+    api_version: str = Field(default="apps/v1", min_length=1,
+                             description="API group/version of the workload.")
+    kind: str = Field(default="Deployment", min_length=1, description="Kind of the workload.")
+    name: str = Field(min_length=1, description="Name of the workload, in the service's "
+                      "namespace.")
 
 
 class MetricSpec(KubeModel):
     """A PromQL query for the workload's total and the share of it one replica should carry."""
 
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
-    query: str = Field(min_length=1, description="PromQL returning the workload's total load.")
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$",
+                      description="Name of the metric in status, Events, logs and /metrics.")
+    query: str = Field(min_length=1, description="PromQL returning the workload's total load "
+                       "as one series (wrap it in sum(...)).")
     target_per_replica: float = Field(gt=0, description="Load one replica should carry.")
 
 
 class ScalingPolicy(KubeModel):
-    type: Literal["Pods", "Percent"]
-    value: int = Field(ge=1)
-    period_seconds: int = Field(ge=1, le=1800)
+    """HPA v2 HPAScalingPolicy: how much the replicas may change within a period."""
+
+    type: Literal["Pods", "Percent"] = Field(
+        description="Pods: a number of pods; Percent: a percentage of the current replicas.")
+    value: int = Field(ge=1, description="Pods or percent allowed per period.")
+    period_seconds: int = Field(ge=1, le=1800,
+                                description="Window over which the change is counted.")
 
 
 class ScalingRules(KubeModel):
@@ -65,12 +79,17 @@ class ScalingRules(KubeModel):
 
 
 class Behavior(KubeModel):
-    scale_up: ScalingRules | None = None
-    scale_down: ScalingRules | None = None
+    """HPA v2 behavior: stabilization and rate limits per direction."""
+
+    scale_up: ScalingRules | None = Field(default=None, description="Rules for scaling up.")
+    scale_down: ScalingRules | None = Field(default=None, description="Rules for scaling down.")
 
 
 class PrometheusRef(KubeModel):
-    url: str = Field(min_length=1, pattern=r"^https?://", description="Overrides the default.")
+    """The Prometheus this service's queries go to."""
+
+    url: str = Field(min_length=1, pattern=r"^https?://",
+                     description="Prometheus base URL; overrides the operator's --prometheus-url.")
 
 
 class AdaptiveServiceSpec(KubeModel):
@@ -86,14 +105,24 @@ class AdaptiveServiceSpec(KubeModel):
     }
 
     scale_target_ref: ScaleTargetRef
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(ge=1)
-    metrics: list[MetricSpec] = Field(min_length=1)
-    behavior: Behavior | None = None
-    tolerance: float = Field(default=0.1, ge=0, lt=1)
-    mode: Mode = "Active"
-    prometheus: PrometheusRef | None = None
-    sync_period_seconds: int = Field(default=15, ge=1, le=3600)
+    min_replicas: int = Field(default=1, ge=1, description="Fewest replicas ever set.")
+    max_replicas: int = Field(ge=1, description="Most replicas ever set, forecast included.")
+    metrics: list[MetricSpec] = Field(
+        min_length=1, description="Load metrics; the one asking for most replicas wins.")
+    behavior: Behavior | None = Field(
+        default=None, description="Stabilization windows and rate policies (HPA v2 defaults "
+        "when absent).")
+    tolerance: float = Field(
+        default=0.1, ge=0, lt=1, description="No change while load / capacity is within "
+        "1 +- tolerance.")
+    mode: Mode = Field(
+        default="Active", description="Active scales; DryRun only reports what it would do "
+        "(status, Events); Paused observes and holds the replicas.")
+    prometheus: PrometheusRef | None = Field(
+        default=None, description="Per-service Prometheus (default: the operator's).")
+    sync_period_seconds: int = Field(
+        default=15, ge=1, le=3600, description="Seconds between syncs; also the step of the "
+        "forecast's history.")
     predictive: PredictiveSpec | None = Field(
         default=None, description="Scale ahead of the forecast load (off when absent).")
     healing: HealingSpec | None = Field(
@@ -110,51 +139,75 @@ class AdaptiveServiceSpec(KubeModel):
 
 
 class MetricValue(KubeModel):
-    name: str
-    value: float | None = None
-    target_per_replica: float
-    proposed_replicas: int | None = None
+    """One metric as read for a decision."""
+
+    name: str = Field(description="The metric's name from the spec.")
+    value: float | None = Field(default=None, description="The value read (null: unreadable).")
+    target_per_replica: float = Field(description="The spec's target per replica.")
+    proposed_replicas: int | None = Field(
+        default=None, description="Replicas this metric alone asked for.")
 
 
 class LastDecision(KubeModel):
-    time: datetime
-    replicas: int = Field(ge=0)
-    reason: str
-    message: str = ""
-    metrics: list[MetricValue] = Field(default_factory=list)
+    """The last decision that changed the replicas or the reason."""
+
+    time: datetime = Field(description="When it was decided.")
+    replicas: int = Field(ge=0, description="The desired replicas it gave.")
+    reason: str = Field(description="CamelCase reason: ScaleUp, ScaleDown, WithinTolerance, "
+                        "ScaleUpStabilized, a rate limit, FailedGetMetrics, ...")
+    message: str = Field(default="", description="Why, with the numbers.")
+    metrics: list[MetricValue] = Field(default_factory=list,
+                                       description="Each metric as read for it.")
 
 
 class RecommendationRecord(KubeModel):
-    time: datetime
-    replicas: int = Field(ge=0)
+    """A past recommendation, for the stabilization window."""
+
+    time: datetime = Field(description="When it was made.")
+    replicas: int = Field(ge=0, description="The replicas recommended.")
 
 
 class ScaleEventRecord(KubeModel):
-    time: datetime
-    change: int
+    """A past scale, for the rate policies."""
+
+    time: datetime = Field(description="When the workload was scaled.")
+    change: int = Field(description="Replicas added (negative: removed).")
 
 
 class StabilizationHistory(KubeModel):
     """Recommendations within the window and scale events within the policy periods (small)."""
 
-    recommendations: list[RecommendationRecord] = Field(default_factory=list)
-    scale_events: list[ScaleEventRecord] = Field(default_factory=list)
+    recommendations: list[RecommendationRecord] = Field(
+        default_factory=list, description="Recommendations within the stabilization window.")
+    scale_events: list[ScaleEventRecord] = Field(
+        default_factory=list, description="Scale events within the longest policy period.")
 
 
 class AdaptiveServiceStatus(KubeModel):
     # Keyed by type, as the API conventions say (server-side apply merges them by type).
     conditions: list[Condition] = Field(
         default_factory=list,
+        description="Ready (the summary), MetricsAvailable, ScalingActive, ScalingLimited and, "
+        "with predictive scaling, ForecastReliable.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    observed_generation: int | None = Field(default=None, ge=0)
-    current_replicas: int | None = Field(default=None, ge=0)
-    desired_replicas: int | None = Field(default=None, ge=0)
-    last_scale_time: datetime | None = None
-    last_decision: LastDecision | None = None
-    history: StabilizationHistory | None = None
-    forecast: PredictiveStatus | None = None
-    healing: HealingStatus | None = None
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The spec generation the status was written for.")
+    current_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas of the workload at the last sync.")
+    desired_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas the last sync decided on.")
+    last_scale_time: datetime | None = Field(
+        default=None, description="When the operator last scaled the workload.")
+    last_decision: LastDecision | None = Field(
+        default=None, description="The last decision and the numbers behind it.")
+    history: StabilizationHistory | None = Field(
+        default=None, description="What HPA keeps in memory, kept here to survive restarts.")
+    forecast: PredictiveStatus | None = Field(
+        default=None, description="The forecast, when predictive scaling is on.")
+    healing: HealingStatus | None = Field(
+        default=None, description="The detector's verdict and the healing ledger, when "
+        "healing is on.")
 
 
 RESOURCE = ResourceDefinition(
@@ -166,13 +219,15 @@ RESOURCE = ResourceDefinition(
     description="Scales a workload as HorizontalPodAutoscaler v2 would, from Prometheus queries.",
     printer_columns=(
         PrinterColumn("Target", "string", ".spec.scaleTargetRef.name", "The scaled workload."),
-        PrinterColumn("Min", "integer", ".spec.minReplicas"),
-        PrinterColumn("Max", "integer", ".spec.maxReplicas"),
-        PrinterColumn("Current", "integer", ".status.currentReplicas"),
-        PrinterColumn("Desired", "integer", ".status.desiredReplicas"),
-        PrinterColumn("Mode", "string", ".spec.mode"),
+        PrinterColumn("Min", "integer", ".spec.minReplicas", "Fewest replicas."),
+        PrinterColumn("Max", "integer", ".spec.maxReplicas", "Most replicas."),
+        PrinterColumn("Current", "integer", ".status.currentReplicas",
+                      "Replicas at the last sync."),
+        PrinterColumn("Desired", "integer", ".status.desiredReplicas",
+                      "Replicas the last sync decided on."),
+        PrinterColumn("Mode", "string", ".spec.mode", "Active, DryRun or Paused."),
         PrinterColumn("Forecast", "string", ".status.forecast.summary",
                       "The forecasting model when it drives scaling, else Reactive."),
-        PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", AGE),
     ),
 )

@@ -28,13 +28,17 @@ class Condition(KubeModel):
     """A condition as the Kubernetes API conventions describe it."""
 
     type: str = Field(min_length=1, description="Condition type, e.g. Ready or ScalingActive.")
-    status: ConditionStatus
+    status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
         min_length=1, pattern=r"^[A-Z][A-Za-z0-9]*$", description="CamelCase reason."
     )
     message: str = Field(default="", description="Human explanation, with the numbers.")
     last_transition_time: datetime = Field(description="When the status last changed.")
-    observed_generation: int | None = Field(default=None, ge=0)
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The spec generation the condition was set for.")
+
+
+AGE = "Time since the object was created."
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ class HealingMode(StrEnum):
 class Persistence(KubeModel):
     """An anomaly counts when k of the last n scored points are anomalous."""
 
-    k: int = Field(default=2, ge=1)
-    n: int = Field(default=3, ge=1)
+    k: int = Field(default=2, ge=1, description="Anomalous points needed (at most n).")
+    n: int = Field(default=3, ge=1, description="Points looked at.")
 
     @model_validator(mode="after")
     def _k_within_n(self) -> Persistence:
@@ -40,48 +40,85 @@ class Persistence(KubeModel):
 
 
 class HealingSpec(KubeModel):
-    enabled: bool = False
-    mode: HealingMode = HealingMode.ACTIVE
-    metrics: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_METRICS))
-    sensitivity: float = Field(default=0.5, gt=0.0, le=1.0)
-    persistence: Persistence = Field(default_factory=Persistence)
-    rollback_window_seconds: int = Field(default=600, ge=0, alias="rollbackWindowSeconds")
-    cooldown_seconds: int = Field(default=300, ge=0, alias="cooldownSeconds")
-    max_actions_per_hour: int = Field(default=4, ge=0, alias="maxActionsPerHour")
-    max_unavailable_pods: int = Field(default=1, ge=1, alias="maxUnavailablePods")
-    verify_seconds: int = Field(default=120, ge=1, alias="verifySeconds")
+    """Self-healing: an IsolationForest over health metrics, and remedies within rails."""
+
+    enabled: bool = Field(default=False, description="Watch and heal the workload.")
+    mode: HealingMode = Field(
+        default=HealingMode.ACTIVE,
+        description="Active acts; DryRun only reports what it would do (Events, status).")
+    metrics: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_METRICS),
+        description="Health metrics: name -> PromQL giving one number for the workload "
+        "(default: errorRatio, latencyP99, cpu, memory, restarts).")
+    sensitivity: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="Higher flags more points as anomalous; 0.5 is the detector's default "
+        "operating point.")
+    persistence: Persistence = Field(
+        default_factory=Persistence, description="How many anomalous points make an anomaly.")
+    rollback_window_seconds: int = Field(
+        default=600, ge=0, alias="rollbackWindowSeconds",
+        description="An anomaly starting this long after a rollout rolls it back.")
+    cooldown_seconds: int = Field(
+        default=300, ge=0, alias="cooldownSeconds",
+        description="No repeat of the same action within this time.")
+    max_actions_per_hour: int = Field(
+        default=4, ge=0, alias="maxActionsPerHour", description="Actions allowed per hour.")
+    max_unavailable_pods: int = Field(
+        default=1, ge=1, alias="maxUnavailablePods",
+        description="Pods evicted at once at most.")
+    verify_seconds: int = Field(
+        default=120, ge=1, alias="verifySeconds",
+        description="How long after an action its outcome (Helped, DidNotHelp) is judged.")
 
 
 class ContributionStatus(KubeModel):
-    metric: str
-    value: float
-    baseline: float
-    z: float
+    """How far one metric is from what the detector learned."""
+
+    metric: str = Field(description="The health metric's name.")
+    value: float = Field(description="Its latest value.")
+    baseline: float = Field(description="Its median over the training window.")
+    z: float = Field(description="Robust z-score of the value against the baseline.")
 
 
 class VerdictStatus(KubeModel):
-    score: float = Field(ge=0.0, le=1.0)
-    is_anomaly: bool = Field(alias="isAnomaly")
-    contributions: list[ContributionStatus] = Field(default_factory=list)
-    time: str | None = None
+    """The detector's last verdict."""
+
+    score: float = Field(ge=0.0, le=1.0, description="Anomaly score, 1 most anomalous.")
+    is_anomaly: bool = Field(alias="isAnomaly",
+                             description="Anomalous after the persistence rule.")
+    contributions: list[ContributionStatus] = Field(
+        default_factory=list, description="The metrics furthest from their baseline.")
+    time: str | None = Field(default=None, description="When it was scored.")
 
 
 class ActionStatus(KubeModel):
-    id: str
-    action: str
-    reason: str
-    message: str
-    outcome: str
-    time: str
+    """The last healing action, recorded before it was carried out."""
+
+    id: str = Field(description="Identifier of the intent in the ledger.")
+    action: str = Field(description="RollBack, EvictPods, RolloutRestart or ScaleOut.")
+    reason: str = Field(description="Why: AnomalyAfterRollout, UnhealthyPods, "
+                        "EscalatedToRestart or Saturation.")
+    message: str = Field(description="Explanation, with the numbers.")
+    outcome: str = Field(description="Pending, Helped, DidNotHelp or DryRun.")
+    time: str = Field(description="When it was decided.")
 
 
 class LedgerSummaryStatus(KubeModel):
-    total: int = 0
-    last_hour: int = Field(default=0, alias="lastHour")
-    by_outcome: dict[str, int] = Field(default_factory=dict, alias="byOutcome")
+    """Counts of the healing ledger (kept in an annotation)."""
+
+    total: int = Field(default=0, description="Actions recorded.")
+    last_hour: int = Field(default=0, alias="lastHour", description="Actions in the last hour.")
+    by_outcome: dict[str, int] = Field(default_factory=dict, alias="byOutcome",
+                                       description="Actions per outcome.")
 
 
 class HealingStatus(KubeModel):
-    last_verdict: VerdictStatus | None = Field(default=None, alias="lastVerdict")
-    last_action: ActionStatus | None = Field(default=None, alias="lastAction")
-    ledger: LedgerSummaryStatus = Field(default_factory=LedgerSummaryStatus)
+    """What self-healing saw and did."""
+
+    last_verdict: VerdictStatus | None = Field(
+        default=None, alias="lastVerdict", description="The detector's last verdict.")
+    last_action: ActionStatus | None = Field(
+        default=None, alias="lastAction", description="The last action and its outcome.")
+    ledger: LedgerSummaryStatus = Field(
+        default_factory=LedgerSummaryStatus, description="Counts of past actions.")

@@ -45,23 +45,31 @@ class PredictiveSpec(KubeModel):
 
 
 class ForecastPointStatus(KubeModel):
+    """The forecast load at one point of the look-ahead."""
 
-    offset_seconds: float = Field(alias="offsetSeconds")
-    p50: float
-    p_high: float = Field(alias="pHigh")
+    offset_seconds: float = Field(alias="offsetSeconds", description="Seconds after the sync.")
+    p50: float = Field(description="Median forecast.")
+    p_high: float = Field(alias="pHigh", description="Forecast at the spec's quantile.")
 
 
 class PredictiveStatus(KubeModel):
     """The forecaster's state for `kubectl get -o yaml`: model, backtest and the forecast."""
 
 
-    model: ModelKind | None = None
-    backtest_mase: float | None = Field(default=None, alias="backtestMase")
-    reliable: bool = False
-    reason: str = ""
-    forecast: list[ForecastPointStatus] = Field(default_factory=list)
+    model: ModelKind | None = Field(default=None, description="The model in use.")
+    backtest_mase: float | None = Field(
+        default=None, alias="backtestMase",
+        description="The model's backtest error relative to seasonal naive's in-sample error "
+        "(MASE; below 1 is better).")
+    reliable: bool = Field(
+        default=False, description="The forecast drives scaling (it beats seasonal naive).")
+    reason: str = Field(default="", description="Why it is, or is not, reliable.")
+    forecast: list[ForecastPointStatus] = Field(
+        default_factory=list, description="The forecast over the look-ahead, one point per "
+        "sync period.")
     metric: str | None = Field(default=None, description="The metric this forecast is of.")
-    look_ahead_seconds: float | None = Field(default=None, alias="lookAheadSeconds")
+    look_ahead_seconds: float | None = Field(
+        default=None, alias="lookAheadSeconds", description="How far ahead it provisions.")
     look_ahead_source: str = Field(
         default="", alias="lookAheadSource",
         description="spec, learned from the pods' readiness, or the default.")

@@ -12,7 +12,13 @@ from typing import Any, Literal, cast
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from adaptive_operator.api.base import Condition, KubeModel, PrinterColumn, ResourceDefinition
+from adaptive_operator.api.base import (
+    AGE,
+    Condition,
+    KubeModel,
+    PrinterColumn,
+    ResourceDefinition,
+)
 
 KIND = "ShardSet"
 PLURAL = "shardsets"
@@ -116,9 +122,10 @@ class ShardSetSpec(KubeModel):
 
     shards: int = Field(ge=1, description="Number of shards.")
     slots: int = Field(DEFAULT_SLOTS, ge=1, le=1 << 20, description="Number of hash slots.")
-    template: ShardTemplate
-    migration: Migration
-    rebalance: Rebalance | None = None
+    template: ShardTemplate = Field(description="Each shard's StatefulSet.")
+    migration: Migration = Field(description="How slot ranges are moved between shards.")
+    rebalance: Rebalance | None = Field(
+        default=None, description="Load-aware rebalancing (off when absent).")
 
     @model_validator(mode="after")
     def _shards_within_slots(self) -> ShardSetSpec:
@@ -128,13 +135,16 @@ class ShardSetSpec(KubeModel):
 
 
 class ShardSetStatus(KubeModel):
-    shards: int = 0
-    ready_shards: int = 0
-    migrations_in_flight: int = 0
-    epoch: int = 0
-    observed_generation: int | None = None
+    shards: int = Field(default=0, description="Shards in the published routing table.")
+    ready_shards: int = Field(default=0, description="Shards whose pods are all ready.")
+    migrations_in_flight: int = Field(default=0, description="Migration Jobs running.")
+    epoch: int = Field(default=0, description="Epoch of the routing table; it grows with "
+                       "every published change.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the status was written for.")
     conditions: list[Condition] = Field(
-        default_factory=list,
+        default_factory=list, description="Ready (the summary), Resharding (slots are moving) and "
+        "Degraded (a migration gave up).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 
@@ -161,6 +171,6 @@ RESOURCE = ResourceDefinition(
         PrinterColumn("Migrating", "integer", ".status.migrationsInFlight",
                       "Migration Jobs running."),
         PrinterColumn("Epoch", "integer", ".status.epoch", "Epoch of the routing table."),
-        PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", AGE),
     ),
 )

@@ -1,4 +1,5 @@
-"""`adaptive-operator crds`: write the CRDs generated from the models, or check them."""
+"""`adaptive-operator crds`: write the CRDs and the CRD reference generated from the models, or
+check them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from typing import Any
 # and the Helm chart's copy, which its CRD template ships.
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_OUTS = (ROOT / "crds", ROOT / "charts" / "adaptive-operator" / "files" / "crds")
+DEFAULT_REFERENCE = ROOT / "docs" / "crd-reference.md"
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("crds", help="write the CRDs generated from the models")
     parser.add_argument("--out", type=Path, action="append", default=None,
                         help="directory (repeatable; default: crds/ and the chart's files/crds/)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="the Markdown CRD reference (default: docs/crd-reference.md when "
+                             "--out is not given; with --out, only when given)")
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the files differ"
     )
@@ -39,20 +44,32 @@ def drift(out: Path, rendered: dict[str, str]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def targets(args: argparse.Namespace) -> list[tuple[Path, dict[str, str]]]:
+    """(directory, file name -> text) for everything the command writes or checks."""
     from adaptive_operator.api.crd import render_all
-    from adaptive_operator.cli import UsageError
+    from adaptive_operator.api.reference import render_reference
 
     rendered = render_all()
     outs: list[Path] = args.out or list(DEFAULT_OUTS)
+    found = [(out, rendered) for out in outs]
+    reference: Path | None = args.reference or (None if args.out else DEFAULT_REFERENCE)
+    if reference is not None:
+        found.append((reference.parent, {reference.name: render_reference()}))
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from adaptive_operator.cli import UsageError
+
+    found = targets(args)
     if args.check:
-        problems = [line for out in outs for line in drift(out, rendered)]
+        problems = [line for out, rendered in found for line in drift(out, rendered)]
         for line in problems:
             print(line)
         if problems:
             print("run `adaptive-operator crds` to regenerate")
         return 1 if problems else 0
-    for out in outs:
+    for out, rendered in found:
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} is not a directory")
         out.mkdir(parents=True, exist_ok=True)
