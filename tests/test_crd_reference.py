@@ -103,3 +103,7 @@ def test_crds_command_writes_and_checks_the_reference(
 def test_crds_check_by_default_covers_the_committed_reference(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crds", "--check"]) == 0, capsys.readouterr().out
+
+
+def test_an_object_without_rules_gets_no_rules_table() -> None:
+    assert reference._rules({"type": "object", "properties": {"a": {"type": "string"}}}) == []

@@ -176,3 +176,21 @@ def test_demo_needs_the_local_clusters_prometheus(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("PROMETHEUS_TARGETS_DIR", raising=False)
     assert main(["demo"]) == 2
     assert "PROMETHEUS_TARGETS_DIR and PROMETHEUS_URL must be set" in capsys.readouterr().err
+
+
+def test_wait_for_series_returns_once_prometheus_has_the_series(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from adaptive_operator.adapters import prometheus
+
+    answers = iter([prometheus.MetricError("EmptyResult", "no series"), None])
+
+    async def query_total(url: str, query: str) -> prometheus.Sample:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+        return prometheus.Sample(1.0)
+
+    monkeypatch.setattr(prometheus, "query_total", query_total)
+    monkeypatch.setattr(demo.time, "sleep", lambda seconds: None)
+    demo.wait_for_series("http://prometheus", timeout=60.0)
+    assert next(answers, "used up") == "used up"
