@@ -176,7 +176,7 @@ class MetricHistory:
             return
         kept: list[tuple[float, ...]] = []
         for step in zip(*columns, strict=True):
-            if any(value is None for value in step):
+            if any(value is None or not math.isfinite(value) for value in step):
                 continue
             row = tuple(float(value) for value in step if value is not None)
             if not kept or row != kept[-1]:
@@ -185,6 +185,9 @@ class MetricHistory:
         self._trim()
 
     def append(self, row: Mapping[str, float]) -> None:
+        """Add a row; one with a value that is not a finite number is left out whole."""
+        if not all(math.isfinite(value) for value in row.values()):
+            return
         if set(row) != set(self.rows):
             self.rows = {name: [] for name in row}  # the metrics changed: start again
         for name, value in row.items():

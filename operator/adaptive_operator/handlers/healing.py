@@ -125,12 +125,15 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     start = end - step * (limit - 1)
     url = prometheus_url(spec)
     try:
-        series = {name: (await asyncio.to_thread(query_range, url, query, start, end, step)).values
+        series = {name: await asyncio.to_thread(query_range, url, query, start, end, step)
                   for name, query in healing.metrics.items()}
     except PrometheusError as err:
         log.warning("no healing history to backfill", error=str(err))
         return watcher
-    watcher.history.backfill(series)
+    ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
+    if ignored:
+        log.warning("healing history samples ignored", ignored=ignored)
+    watcher.history.backfill({name: found.values for name, found in series.items()})
     log.info("healing history backfilled", rows=len(watcher.history))
     return watcher
 
@@ -299,6 +302,13 @@ def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
         watcher.reported.add("exhausted")
     elif not plan.exhausted and plan.reason == "Healthy":
         watcher.reported.discard("exhausted")
+    unreadable = f"unreadable:{plan.message}"
+    if plan.reason == "MetricsUnreadable" and unreadable not in watcher.reported:
+        # Once per distinct problem: what was ignored, and that nothing was done on it.
+        kopf.event(body, type="Warning", reason="HealingMetricsIgnored", message=plan.message)
+        watcher.reported.add(unreadable)
+    elif plan.reason != "MetricsUnreadable":
+        watcher.reported = {key for key in watcher.reported if not key.startswith("unreadable:")}
 
 
 def verdict_status(verdict: AnomalyVerdict, now: float) -> dict[str, Any]:
