@@ -175,7 +175,8 @@ class RangeSeries:
 def ignored_text(counts: Mapping[str, int]) -> str:
     if not counts:
         return ""
-    parts = [f"{n} {why} sample{'s' if n > 1 else ''}" for why, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    by_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{n} {why} sample{'s' if n > 1 else ''}" for why, n in by_count]
     return "ignored " + ", ".join(parts)
 
 

@@ -299,7 +299,8 @@ def decide(
     limited = apply_rate_and_bounds(spec, current, stabilized, history.scale_events, now)
     why = _describe_metrics(snapshot, proposal)
     if floor_replicas is not None and proposal.driver == floor_source:
-        why = f"{floor_source} asks for at least {recommended}" + (f"; metrics: {why}" if why else "")
+        metrics = f"; metrics: {why}" if why else ""
+        why = f"{floor_source} asks for at least {recommended}{metrics}"
     reason, message = _explain(current, recommended, stabilized, limited, why)
     return ScalingDecision(
         desired_replicas=limited.replicas,
