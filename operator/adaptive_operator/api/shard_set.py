@@ -51,6 +51,37 @@ def _free_form_items(schema: dict[str, Any]) -> None:
     schema["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
+def _open(properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object that keeps unknown fields; `properties` types the few the operator reads."""
+    node: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    if properties:
+        node["properties"] = properties
+    return node
+
+
+# The few fields of the free-form templates the operator itself reads or writes are typed, so
+# the API server refuses e.g. `metadata: 0` at `kubectl apply`, naming the field, instead of
+# the operator failing on it later; everything else stays free-form.
+POD_TEMPLATE_SKELETON = {
+    "metadata": _open({"labels": {"type": "object", "additionalProperties": {"type": "string"}}}),
+    "spec": _open(),
+}
+JOB_SPEC_SKELETON = {
+    "template": _open({"spec": _open({"containers": {"type": "array", "items": _open({
+        "env": {"type": "array", "items": _open()}})}})}),
+}
+
+
+def _pod_template(schema: dict[str, Any]) -> None:
+    _free_form(schema)
+    schema["properties"] = POD_TEMPLATE_SKELETON
+
+
+def _job_spec(schema: dict[str, Any]) -> None:
+    _free_form(schema)
+    schema["properties"] = JOB_SPEC_SKELETON
+
+
 def _with_rules(rules: list[dict[str, str]]) -> ConfigDict:
     """The shared model config plus CEL rules carried in the JSON schema."""
     return KubeModel.model_config | {
@@ -63,7 +94,7 @@ class ShardTemplate(KubeModel):
 
     replicas: int = Field(1, ge=0, description="Pods per shard.")
     template: dict[str, Any] = Field(
-        description="Pod template of each shard's StatefulSet.", json_schema_extra=_free_form
+        description="Pod template of each shard's StatefulSet.", json_schema_extra=_pod_template
     )
     volume_claim_templates: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -76,7 +107,7 @@ class Migration(KubeModel):
     """How slot ranges are moved: the user's Job, given SHARD_RANGE_START/END, SOURCE, TARGET."""
 
     job_template: dict[str, Any] = Field(
-        description="Job spec run once per moved range.", json_schema_extra=_free_form
+        description="Job spec run once per moved range.", json_schema_extra=_job_spec
     )
     concurrency: int = Field(1, ge=1, description="Migration Jobs running at most at once.")
     backoff_limit: int = Field(3, ge=0, description="Retries of a failed migration Job.")
