@@ -264,8 +264,15 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
     local_cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=3)
     )
+    # Its health metric (for healing) is +Inf: healing must not act on it, and say so.
+    healing = f"  healing: {{enabled: true, metrics: {{latency: '{query(namespace, 'inf')}'}}}}"
     local_cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", stdin=service(query=query(namespace, "nan"))
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=service(healing, query=query(namespace, "nan")),
     )
 
     def unreadable() -> dict[str, Any] | None:
@@ -277,6 +284,13 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
     assert "NaN; ignored, not acted on" in found["message"]
     # A NaN load is no reason to scale down: the 3 replicas stay.
     assert replicas(local_cluster, namespace, "web") == 3
+    said = wait_until(
+        lambda: events(local_cluster, namespace, "HealingMetricsIgnored"),
+        60,
+        "the healing Event on the +Inf health metric",
+    )
+    assert "not acting on data that could not be read" in said[0]
+    assert "metric latency" in said[0] and "+Inf; ignored" in said[0]
 
     hostile.set("e2e_hostile", 12.0, {"kind": "nan"})  # readable again: 12 / 10 -> 2
     wait_until(
@@ -285,3 +299,11 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
         "the service to scale on the readable load",
     )
     assert condition(local_cluster, namespace, "web", "MetricsAvailable")["status"] == "True"
+    assert len(events(local_cluster, namespace, "HealingMetricsIgnored")) == 1  # said once
+    local_cluster.kubectl("delete", "adaptiveservice", "web", "-n", namespace, "--timeout=30s")
+
+
+def events(cluster: Cluster, ns: str, reason: str) -> list[str]:
+    items = cluster.json("get", "events", "-n", ns)["items"]
+    assert isinstance(items, list)
+    return [e["message"] for e in items if e.get("reason") == reason]
