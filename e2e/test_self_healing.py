@@ -1,5 +1,6 @@
 """Healing on the real cluster: rollback of a bad rollout, eviction, no false alarms, DryRun,
-and crash safety (the operator SIGKILLed right after recording an action does not repeat it).
+crash safety (the operator SIGKILLed right after recording an action does not repeat it), and
+scale-out on saturation (latency up while load is up), carried out by the scaler.
 
 KWOK runs no processes, so ill health is simulated honestly where the operator looks for it:
 - metrics: a feeder thread serves, per test slot, an error ratio that rises with the share of
@@ -88,28 +89,45 @@ class Feed:
         self.rng = np.random.default_rng(7)
         self.targets: dict[str, tuple[str, str]] = {}  # slot -> (namespace, deployment)
         self.stop = threading.Event()
+        self.saturated: set[str] = set()  # slots whose load doubled
         config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
         self.core = client.CoreV1Api()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def bad_share(self, slot: str) -> float:
+    def live_pods(self, slot: str) -> list[Any]:
         if slot not in self.targets:
-            return 0.0
+            return []
         ns, app = self.targets[slot]
         found = self.core.list_namespaced_pod(ns, label_selector=f"app={app}",
                                               _request_timeout=5).items
-        images = [p.spec.containers[0].image for p in found
-                  if p.metadata is not None and not p.metadata.deletion_timestamp
-                  and p.spec is not None]
+        return [p for p in found if p.metadata is not None and not p.metadata.deletion_timestamp]
+
+    def bad_share(self, slot: str) -> float:
+        images = [p.spec.containers[0].image for p in self.live_pods(slot) if p.spec is not None]
         return len([i for i in images if i == BAD]) / len(images) if images else 0.0
+
+    def ready(self, slot: str) -> int:
+        return len([p for p in self.live_pods(slot) if p.status is not None
+                    and any(c.type == "Ready" and c.status == "True"
+                            for c in p.status.conditions or [])])
+
+    def load_and_latency(self, slot: str) -> tuple[float, float]:
+        """Load 10 (20 when saturated); latency 0.2, 0.6 while 20 falls on fewer than 3 pods:
+        the pods saturate, and a third one relieves them."""
+        load = (20.0 if slot in self.saturated else 10.0) + self.rng.normal(0, 0.3)
+        latency = 0.2 + self.rng.normal(0, 0.01)
+        if slot in self.saturated and self.ready(slot) < 3:
+            latency += 0.4
+        return load, latency
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            for slot in ("normal", "rollback", "dryrun", "killed", "evict"):
+            for slot in ("normal", "rollback", "dryrun", "killed", "evict", "saturate"):
                 ratio = 0.01 + self.rng.normal(0, 0.002) + 0.5 * self.bad_share(slot)
-                latency = 0.2 + self.rng.normal(0, 0.01)
+                load, latency = self.load_and_latency(slot)
                 self.exporter.set("e2e_heal_error_ratio", max(ratio, 0.0), {"slot": slot})
                 self.exporter.set("e2e_heal_latency", max(latency, 0.0), {"slot": slot})
+                self.exporter.set("e2e_heal_load", load, {"slot": slot})
             self.stop.wait(1.0)
 
 
@@ -320,3 +338,37 @@ def test_failing_pods_are_evicted_and_recover(local_cluster: Cluster, namespace:
                                 if e["outcome"] != "Pending"], 60, "the eviction verified")
     assert [(e["action"], e["outcome"], e["pods"]) for e in entry] == [
         ("EvictPods", "Helped", [sick])]
+
+
+def test_saturation_scales_out_through_the_scaler_with_an_explanation(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
+    # The scaler is Active here, but its own metric (load 10 -> 20 at 100 per replica) never
+    # asks for more than minReplicas 2: a third replica can only come from healing.
+    deploy(local_cluster, namespace, "saturate", 2)
+    feed.targets["saturate"] = (namespace, "saturate")
+    text = service_yaml("saturate", "saturate").replace("mode: Paused", "mode: Active")
+    text = text.replace("minReplicas: 1", "minReplicas: 2").replace(
+        "query: 'sum(e2e_heal_latency{", "query: 'sum(e2e_heal_load{").replace(
+        "targetPerReplica: 1}", "targetPerReplica: 100}")
+    apply(local_cluster, namespace, text)
+    wait_fitted(local_cluster, namespace, "saturate")
+    seen = decisions(operator, namespace)
+    # The load signal is read live (never backfilled): 15 syncs give it a baseline.
+    wait_until(lambda: decisions(operator, namespace) >= seen + 15, 90,
+               "15 syncs of load history", interval=2)
+    feed.saturated.add("saturate")
+
+    why = wait_until(lambda: events(local_cluster, namespace, "Saturation"), 120,
+                     "the saturation Event")
+    assert "ScaleOut: saturation: load +" in why[0] and "scaling out 2 -> 3 (max 4)" in why[0]
+    wait_until(lambda: ready_pods(local_cluster, namespace, "saturate") == 3, 60,
+               "the third pod, started by the scaler")
+    scaled = wait_until(lambda: events(local_cluster, namespace, "Scaled"), 30,
+                        "the scaler's Event")
+    assert "2 -> 3" in scaled[0] and "a healing scale-out (saturation) asks for at least 3" in (
+        scaled[0])
+    entry = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "saturate")
+                                if e["outcome"] != "Pending"], 90, "the scale-out verified")
+    assert [(e["action"], e["outcome"], e["replicas"]) for e in entry] == [
+        ("ScaleOut", "Helped", 3)]
+    assert not events(local_cluster, namespace, "HealingActionFailed")

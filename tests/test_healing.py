@@ -187,7 +187,7 @@ def test_policy_from_spec_maps_camel_case_fields() -> None:
 
 
 def test_spec_rejects_persistence_k_above_n() -> None:
-    with pytest.raises(ValueError, match="k \\(4\\) must be <= n \\(3\\)"):
+    with pytest.raises(ValueError, match=r"k must be less than or equal to n \(k=4, n=3\)"):
         HealingSpec.model_validate({"persistence": {"k": 4, "n": 3}})
 
 

@@ -12,8 +12,8 @@ import asyncio
 import json
 import math
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,24 +85,45 @@ def _error_text(err: PrometheusApiClientException) -> str:
     return str(body.get("error", text)) if isinstance(body, dict) else text
 
 
-def to_total(query: str, result: list[dict[str, Any]]) -> Sample:
-    """The one number a scaling metric must give: refuse what cannot be trusted."""
-    if not result:
+def to_total(query: str, result: Any) -> Sample:
+    """The one number a scaling metric must give: refuse what cannot be trusted (no series,
+    several, a scalar or a matrix, a value that is not a finite non-negative number)."""
+    series = to_vector(query, result)
+    if not series:
         raise MetricError("EmptyResult", f"the query {query!r} returned no series")
-    if len(result) > 1:
-        raise MetricError("TooManySeries", f"the query {query!r} returned {len(result)} series; "
+    if len(series) > 1:
+        raise MetricError("TooManySeries", f"the query {query!r} returned {len(series)} series; "
                                            "it must return one (wrap it in sum(...))")
-    raw = result[0].get("value", [None, None])[1]
+    sample = series[0]["value"]
+    raw = sample[1] if isinstance(sample, list | tuple) and len(sample) == 2 else sample
+    value, problem = read_number(raw)
+    if problem is not None:
+        raise MetricError("InvalidValue", f"the query {query!r} gave {_shown(raw)}: {problem}; "
+                                          "ignored, not acted on")
+    return Sample(value)
+
+
+def read_number(raw: Any) -> tuple[float, str | None]:
+    """A sample's value as Prometheus writes it (a string, e.g. "3.5", "NaN", "+Inf"), or
+    why it cannot be used: not a number, NaN, infinite, negative."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        return math.nan, f"non-numeric ({type(raw).__name__})"
     try:
         value = float(raw)
-    except (TypeError, ValueError) as err:
-        raise MetricError("InvalidValue",
-                          f"the query {query!r} gave {raw!r}, not a number") from err
-    if math.isnan(value) or math.isinf(value):
-        raise MetricError("InvalidValue", f"the query {query!r} gave {value}; ignored")
+    except ValueError:
+        return math.nan, "non-numeric"
+    if math.isnan(value):
+        return value, "NaN"
+    if math.isinf(value):
+        return value, "+Inf" if value > 0 else "-Inf"
     if value < 0:
-        raise MetricError("InvalidValue", f"the query {query!r} gave a negative load {value}")
-    return Sample(value)
+        return value, "negative"
+    return value, None
+
+
+def _shown(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 async def query_total(url: str, query: str) -> Sample:
@@ -110,9 +131,12 @@ async def query_total(url: str, query: str) -> Sample:
     return to_total(query, result)
 
 
-def to_vector(query: str, result: list[Any]) -> list[dict[str, Any]]:
+def to_vector(query: str, result: Any) -> list[dict[str, Any]]:
     """An instant vector (one `{"metric", "value"}` per series): refuse a scalar or a matrix,
     whose samples would be read as the wrong thing."""
+    if not isinstance(result, list):
+        raise MetricError("NotAVector", f"the query {query!r} did not return an instant "
+                                        f"vector (got {_shown(result)})")
     for item in result:
         if not isinstance(item, dict) or "metric" not in item or "value" not in item:
             raise MetricError("NotAVector", f"the query {query!r} did not return an instant "
@@ -136,34 +160,78 @@ class PrometheusError(Exception):
 @dataclass(frozen=True)
 class RangeSeries:
     """One series on the query's step grid: `values[i]` is at `start + i * step` (None = no
-    sample)."""
+    sample). `ignored` counts the samples left out, by why (NaN, +Inf, negative, ...)."""
 
     start: float
     step: float
     values: list[float | None]
+    ignored: dict[str, int] = field(default_factory=dict)
+
+    def ignored_text(self) -> str:
+        """What was left out, for a log line or a condition: "ignored 3 NaN samples"."""
+        return ignored_text(self.ignored)
 
 
-def on_grid(samples: Sequence[Sequence[Any]], start: float, end: float, step: float) -> RangeSeries:
-    """Place `[timestamp, "value"]` samples on the grid start, start + step, ... <= end; a
-    missing or non-finite sample is None (Prometheus omits steps with no data)."""
+def ignored_text(counts: Mapping[str, int]) -> str:
+    if not counts:
+        return ""
+    by_count = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    parts = [f"{n} {why} sample{'s' if n > 1 else ''}" for why, n in by_count]
+    return "ignored " + ", ".join(parts)
+
+
+def on_grid(samples: Sequence[Any], start: float, end: float, step: float) -> RangeSeries:
+    """Place `[timestamp, "value"]` samples on the grid start, start + step, ... <= end. A
+    sample that is not a finite non-negative number is left out and counted (Prometheus
+    omits steps with no data: both leave None)."""
     count = math.floor((end - start) / step + 1e-9) + 1
     values: list[float | None] = [None] * count
-    for stamp, text in samples:
-        index = round((float(stamp) - start) / step)
-        value = float(text)
-        if 0 <= index < count and math.isfinite(value):
+    ignored: dict[str, int] = {}
+    for sample in samples:
+        index, value, problem = _placed(sample, start, step, count)
+        if problem is not None:
+            ignored[problem] = ignored.get(problem, 0) + 1
+        elif index is not None:
             values[index] = value
-    return RangeSeries(start, step, values)
+    return RangeSeries(start, step, values, ignored)
 
 
-def single_series(result: Sequence[dict[str, Any]], query: str) -> Sequence[Sequence[Any]]:
+def _placed(sample: Any, start: float, step: float,
+            count: int) -> tuple[int | None, float, str | None]:
+    """A sample's grid row and value, or why it was left out."""
+    if not isinstance(sample, list | tuple) or len(sample) != 2:
+        return None, math.nan, "malformed"
+    stamp, value, problem = _stamp(sample[0]), *read_number(sample[1])
+    if stamp is None:
+        return None, value, "malformed"
+    index = round((stamp - start) / step)
+    return (index if 0 <= index < count else None), value, problem
+
+
+def _stamp(raw: Any) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        return None
+    try:
+        stamp = float(raw)
+    except ValueError:
+        return None
+    return stamp if math.isfinite(stamp) else None
+
+
+def single_series(result: Any, query: str) -> Sequence[Any]:
     """The samples of the one series a query must return for a load trace."""
+    if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+        raise PrometheusError(f"query {query!r} did not return a range vector "
+                              f"(got {_shown(result)})")
     if len(result) != 1:
         raise PrometheusError(
             f"query {query!r} returned {len(result)} series; it must return exactly one "
             "(aggregate it, e.g. sum(...))"
         )
-    samples: Sequence[Sequence[Any]] = result[0].get("values", [])
+    samples = result[0].get("values", [])
+    if not isinstance(samples, list):
+        raise PrometheusError(f"query {query!r} did not return a range vector "
+                              f"(values: {_shown(samples)})")
     return samples
 
 

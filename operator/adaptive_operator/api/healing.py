@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import cast
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import KubeModel
 
@@ -26,8 +28,19 @@ class HealingMode(StrEnum):
     DRY_RUN = "DryRun"
 
 
+PERSISTENCE_RULE = {
+    "rule": "!has(self.k) || !has(self.n) || self.k <= self.n",
+    "message": "persistence k must be less than or equal to n",
+}
+
+
 class Persistence(KubeModel):
     """An anomaly counts when k of the last n scored points are anomalous."""
+
+    # The API server refuses k > n too (CEL), so `kubectl apply` says so, not the operator.
+    model_config = KubeModel.model_config | ConfigDict(
+        json_schema_extra=cast(JsonDict, {"x-kubernetes-validations": [PERSISTENCE_RULE]})
+    )
 
     k: int = Field(default=2, ge=1, description="Anomalous points needed (at most n).")
     n: int = Field(default=3, ge=1, description="Points looked at.")
@@ -35,7 +48,7 @@ class Persistence(KubeModel):
     @model_validator(mode="after")
     def _k_within_n(self) -> Persistence:
         if self.k > self.n:
-            raise ValueError(f"persistence k ({self.k}) must be <= n ({self.n})")
+            raise ValueError(f"{PERSISTENCE_RULE['message']} (k={self.k}, n={self.n})")
         return self
 
 

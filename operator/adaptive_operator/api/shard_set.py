@@ -57,6 +57,69 @@ def _free_form_items(schema: dict[str, Any]) -> None:
     schema["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
+def _open(description: str, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object that keeps unknown fields; `properties` types the few the operator reads."""
+    node: dict[str, Any] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": description,
+    }
+    if properties:
+        node["properties"] = properties
+    return node
+
+
+# The few fields of the free-form templates the operator itself reads or writes are typed, so
+# the API server refuses e.g. `metadata: 0` at `kubectl apply`, naming the field, instead of
+# the operator failing on it later; everything else stays free-form.
+LABELS = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
+    "description": "Pod labels; the operator adds the shard's own.",
+}
+POD_TEMPLATE_SKELETON = {
+    "metadata": _open("Pod metadata.", {"labels": LABELS}),
+    "spec": _open("Pod spec, passed through as written."),
+}
+CONTAINER = _open(
+    "A container of the migration Job.",
+    {
+        "env": {
+            "type": "array",
+            "items": _open("An env var."),
+            "description": "Env vars; the operator adds SHARD_RANGE_START/END, SOURCE, TARGET.",
+        }
+    },
+)
+JOB_SPEC_SKELETON = {
+    "template": _open(
+        "The Job's pod template.",
+        {
+            "spec": _open(
+                "Pod spec.",
+                {
+                    "containers": {
+                        "type": "array",
+                        "items": CONTAINER,
+                        "description": "The Job's containers.",
+                    }
+                },
+            )
+        },
+    ),
+}
+
+
+def _pod_template(schema: dict[str, Any]) -> None:
+    _free_form(schema)
+    schema["properties"] = POD_TEMPLATE_SKELETON
+
+
+def _job_spec(schema: dict[str, Any]) -> None:
+    _free_form(schema)
+    schema["properties"] = JOB_SPEC_SKELETON
+
+
 def _with_rules(rules: list[dict[str, str]]) -> ConfigDict:
     """The shared model config plus CEL rules carried in the JSON schema."""
     return KubeModel.model_config | {
@@ -69,7 +132,7 @@ class ShardTemplate(KubeModel):
 
     replicas: int = Field(1, ge=0, description="Pods per shard.")
     template: dict[str, Any] = Field(
-        description="Pod template of each shard's StatefulSet.", json_schema_extra=_free_form
+        description="Pod template of each shard's StatefulSet.", json_schema_extra=_pod_template
     )
     volume_claim_templates: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -82,7 +145,7 @@ class Migration(KubeModel):
     """How slot ranges are moved: the user's Job, given SHARD_RANGE_START/END, SOURCE, TARGET."""
 
     job_template: dict[str, Any] = Field(
-        description="Job spec run once per moved range.", json_schema_extra=_free_form
+        description="Job spec run once per moved range.", json_schema_extra=_job_spec
     )
     concurrency: int = Field(1, ge=1, description="Migration Jobs running at most at once.")
     backoff_limit: int = Field(3, ge=0, description="Retries of a failed migration Job.")
@@ -125,7 +188,8 @@ class ShardSetSpec(KubeModel):
     template: ShardTemplate = Field(description="Each shard's StatefulSet.")
     migration: Migration = Field(description="How slot ranges are moved between shards.")
     rebalance: Rebalance | None = Field(
-        default=None, description="Load-aware rebalancing (off when absent).")
+        default=None, description="Load-aware rebalancing (off when absent)."
+    )
 
     @model_validator(mode="after")
     def _shards_within_slots(self) -> ShardSetSpec:
@@ -138,12 +202,15 @@ class ShardSetStatus(KubeModel):
     shards: int = Field(default=0, description="Shards in the published routing table.")
     ready_shards: int = Field(default=0, description="Shards whose pods are all ready.")
     migrations_in_flight: int = Field(default=0, description="Migration Jobs running.")
-    epoch: int = Field(default=0, description="Epoch of the routing table; it grows with "
-                       "every published change.")
+    epoch: int = Field(
+        default=0, description="Epoch of the routing table; it grows with every published change."
+    )
     observed_generation: int | None = Field(
-        default=None, description="The spec generation the status was written for.")
+        default=None, description="The spec generation the status was written for."
+    )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready (the summary), Resharding (slots are moving) and "
+        default_factory=list,
+        description="Ready (the summary), Resharding (slots are moving) and "
         "Degraded (a migration gave up).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
@@ -168,8 +235,9 @@ RESOURCE = ResourceDefinition(
     printer_columns=(
         PrinterColumn("Shards", "integer", ".spec.shards", "Shards asked for."),
         PrinterColumn("Ready", "integer", ".status.readyShards", "Shards whose pods are ready."),
-        PrinterColumn("Migrating", "integer", ".status.migrationsInFlight",
-                      "Migration Jobs running."),
+        PrinterColumn(
+            "Migrating", "integer", ".status.migrationsInFlight", "Migration Jobs running."
+        ),
         PrinterColumn("Epoch", "integer", ".status.epoch", "Epoch of the routing table."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", AGE),
     ),

@@ -70,7 +70,9 @@ class MetricHistory:
         return self.total - self.kept
 
     def append(self, value: float | None) -> None:
-        self._ring[self.total % self.capacity] = math.nan if value is None else float(value)
+        """The next row; a value that is not a finite number is a gap, never a load."""
+        usable = value is not None and math.isfinite(value)
+        self._ring[self.total % self.capacity] = float(value) if usable else math.nan  # type: ignore[arg-type]
         self.total += 1
 
     def row_at(self, now: float) -> int:

@@ -348,6 +348,22 @@ def _intent_id(action: Action, now: float) -> str:
     return f"{action.value.lower()}-{int(now)}"
 
 
+def scale_out_floor(policy: HealingPolicy, ledger: Sequence[LedgerEntry], now: float) -> int | None:
+    """The replicas the scaler keeps at least while a healing scale-out holds: healing scales
+    out *through* the scaler (so the scaler's max and behavior apply and it does not scale the
+    workload straight back), for the verification window and the cooldown after it."""
+    hold = policy.verify_seconds + policy.cooldown_seconds
+    held = [
+        entry.replicas
+        for entry in ledger
+        if entry.action is Action.SCALE_OUT
+        and entry.outcome is not Outcome.DRY_RUN
+        and entry.replicas is not None
+        and 0 <= now - entry.at < hold
+    ]
+    return max(held) if held else None
+
+
 @dataclass(frozen=True)
 class LedgerSummary:
     total: int

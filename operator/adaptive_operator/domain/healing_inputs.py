@@ -13,13 +13,22 @@ baseline frozen at that moment until they come back.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from adaptive_operator.domain.anomaly import AnomalyVerdict
-from adaptive_operator.domain.healing import Action, LedgerEntry, Outcome, PodHealth, RolloutInfo
+from adaptive_operator.domain.healing import (
+    Action,
+    LedgerEntry,
+    LoadSignals,
+    Outcome,
+    PodHealth,
+    RolloutInfo,
+)
 
 LEDGER_LIMIT = 50  # entries kept in the annotation: enough for every rail's look-back
 CRASH_RESTARTS = 5  # restarts after which a pod counts as crash-looping even while running
@@ -167,7 +176,7 @@ class MetricHistory:
             return
         kept: list[tuple[float, ...]] = []
         for step in zip(*columns, strict=True):
-            if any(value is None for value in step):
+            if any(value is None or not math.isfinite(value) for value in step):
                 continue
             row = tuple(float(value) for value in step if value is not None)
             if not kept or row != kept[-1]:
@@ -176,6 +185,9 @@ class MetricHistory:
         self._trim()
 
     def append(self, row: Mapping[str, float]) -> None:
+        """Add a row; one with a value that is not a finite number is left out whole."""
+        if not all(math.isfinite(value) for value in row.values()):
+            return
         if set(row) != set(self.rows):
             self.rows = {name: [] for name in row}  # the metrics changed: start again
         for name, value in row.items():
@@ -224,3 +236,48 @@ def _open(verdict: AnomalyVerdict, now: float, min_z: float) -> Incident:
     baselines = tuple((c.metric, c.baseline, abs(c.value - c.baseline) / abs(c.z))
                       for c in moved if c.z != 0)
     return Incident(now, baselines)
+
+
+# --- the load signal (saturation) ------------------------------------------------------------
+
+# Saturation compares the last few rows with the rows just before them: this many rows of
+# baseline (a minute at a 2 s sync, 7.5 at the default 15 s).
+LOAD_BASELINE_ROWS = 30
+LATENCY_WORDS = ("latency", "duration")
+CPU_WORDS = ("cpu",)
+
+
+def relative_change(values: Sequence[float], recent_rows: int,
+                    baseline_rows: int = LOAD_BASELINE_ROWS) -> float | None:
+    """(mean of the last `recent_rows`) / (median of the `baseline_rows` before) - 1, over the
+    finite values only; None without enough of them. From a zero baseline, any rise counts
+    as +100 %."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    if recent_rows < 1 or len(finite) < recent_rows + max(3, baseline_rows // 3):
+        return None
+    recent = sum(finite[-recent_rows:]) / recent_rows
+    baseline = statistics.median(finite[-recent_rows - baseline_rows:-recent_rows])
+    if baseline <= 0:
+        return 1.0 if recent > 0 else 0.0
+    change = recent / baseline - 1.0
+    return change if math.isfinite(change) else None
+
+
+def _largest_change(columns: Mapping[str, Sequence[float]], words: tuple[str, ...],
+                    recent_rows: int) -> float:
+    changes = [relative_change(values, recent_rows) for name, values in columns.items()
+               if any(word in name.lower() for word in words)]
+    return max((c for c in changes if c is not None), default=0.0)
+
+
+def load_signals(load: Mapping[str, Sequence[float]], health: Mapping[str, Sequence[float]],
+                 recent_rows: int) -> LoadSignals | None:
+    """Saturation inputs: the largest relative change of the scaling metrics (the load), and
+    of the health metrics named like latency (`latency`, `duration`) and CPU (`cpu`). None
+    when the load has too little history to compare."""
+    changes = [relative_change(values, recent_rows) for values in load.values()]
+    known = [c for c in changes if c is not None]
+    if not known:
+        return None
+    return LoadSignals(max(known), _largest_change(health, LATENCY_WORDS, recent_rows),
+                       _largest_change(health, CPU_WORDS, recent_rows))

@@ -68,10 +68,13 @@ def shard_loads(series: Sequence[Mapping[str, Any]], shards: int) -> list[float]
 
 def _sample(item: Mapping[str, Any]) -> tuple[int, float]:
     metric = item.get("metric") or {}
-    shard = _shard_number(metric.get("shard"))
+    shard = _shard_number(metric.get("shard")) if isinstance(metric, Mapping) else None
     if shard is None:
         raise ValueError(f"series {metric} has no shard label ending in a number")
-    value = float(item["value"][1])
+    try:
+        value = float(item["value"][1])
+    except (TypeError, ValueError, IndexError, KeyError) as err:
+        raise ValueError(f"shard {shard} has load {item.get('value')!r}, not a number") from err
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"shard {shard} has load {value}, expected a finite number >= 0")
     return shard, value

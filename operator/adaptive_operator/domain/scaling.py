@@ -141,7 +141,9 @@ class _Proposal:
     driver: str
 
 
-def _propose_all(spec: ScalingSpec, snapshot: ScalingSnapshot, floor: int | None) -> _Proposal:
+def _propose_all(
+    spec: ScalingSpec, snapshot: ScalingSnapshot, floor: int | None, floor_source: str
+) -> _Proposal:
     proposals = tuple(
         (m.name, propose_replicas(m, snapshot, spec.tolerance)) for m in snapshot.metrics
     )
@@ -155,7 +157,7 @@ def _propose_all(spec: ScalingSpec, snapshot: ScalingSnapshot, floor: int | None
         return _Proposal(proposals, errors, None, "")
     replicas, driver = max(valid, key=lambda pair: pair[0])
     if floor is not None and floor > replicas:
-        replicas, driver = floor, "the forecast"
+        replicas, driver = floor, floor_source
     return _Proposal(proposals, errors, replicas, driver)
 
 
@@ -272,8 +274,10 @@ def decide(
     history: ScalingHistory,
     now: float,
     floor_replicas: int | None = None,
+    floor_source: str = "the forecast",
 ) -> ScalingDecision:
-    """The replicas the workload should have now, why, and the history to store."""
+    """The replicas the workload should have now, why, and the history to store; a floor (from
+    the forecast, or from a healing scale-out) raises the metrics' proposal, never lowers it."""
     # Only a service that never decided before is new; a stored history whose entries all aged
     # out of the window (rows longer than the window, a long metrics outage) is not.
     fresh = not history.recommendations
@@ -282,7 +286,7 @@ def decide(
     early = _before_metrics(spec, snapshot, history, now)
     if early is not None:
         return early
-    proposal = _propose_all(spec, snapshot, floor_replicas)
+    proposal = _propose_all(spec, snapshot, floor_replicas, floor_source)
     held = _metrics_hold(snapshot, proposal, history)
     if held is not None or proposal.recommended is None:
         return held or _hold(snapshot, "FailedGetMetrics", "no metrics", history)
@@ -294,8 +298,9 @@ def decide(
     stabilized = stabilize(spec, current, recommended, history, now)
     limited = apply_rate_and_bounds(spec, current, stabilized, history.scale_events, now)
     why = _describe_metrics(snapshot, proposal)
-    if proposal.driver == "the forecast":
-        why = f"the forecast asks for at least {recommended}" + (f"; metrics: {why}" if why else "")
+    if floor_replicas is not None and proposal.driver == floor_source:
+        metrics = f"; metrics: {why}" if why else ""
+        why = f"{floor_source} asks for at least {recommended}{metrics}"
     reason, message = _explain(current, recommended, stabilized, limited, why)
     return ScalingDecision(
         desired_replicas=limited.replicas,

@@ -107,5 +107,12 @@ def default_spec(
     return ScalingSpec(min_replicas=min_replicas, max_replicas=max_replicas, tolerance=tolerance)
 
 
+# A replica count is an int32 in the API; a huge spike (load / target beyond float range)
+# proposes this many, which max_replicas then bounds, instead of overflowing.
+MAX_REPLICA_COUNT = 2**31 - 1
+
+
 def ceil_replicas(x: float) -> int:
+    if not x < MAX_REPLICA_COUNT:  # also inf (and nan, which callers never pass)
+        return MAX_REPLICA_COUNT
     return math.ceil(round(x, _CEIL_DIGITS))

@@ -19,6 +19,8 @@ from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.domain import scaling
 from adaptive_operator.domain.conditions import Condition, merge_conditions, timestamp
+from adaptive_operator.domain.healing import policy_from_spec, scale_out_floor
+from adaptive_operator.domain.healing_inputs import LedgerError, ledger_from_json
 from adaptive_operator.domain.scaling_config import (
     history_from_status,
     history_to_status,
@@ -26,6 +28,7 @@ from adaptive_operator.domain.scaling_config import (
 )
 from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
 from adaptive_operator.handlers import forecast_report, forecasts, settings
+from adaptive_operator.handlers.healing import LEDGER
 
 log = logs.get(__name__)
 MAX_BACKOFF_SECONDS = 300.0
@@ -128,8 +131,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
     status = body.get("status", {}) or {}
     stored = status.get("history")
     history = history_from_status(_stored_history(stored))
-    floor = forecast.floor if forecast else None
-    decision = scaling.decide(spec_from_model(spec), snapshot, history, time.time(), floor)
+    now = time.time()
+    floor, source = floor_for(spec, body, forecast, now)
+    decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, source)
     all_failed = all(r.value is None for r in readings)
     return SyncOutcome(spec.mode, decision, metric_problem=problem,
                        all_metrics_failed=all_failed, readings=readings), scale, forecast
@@ -144,6 +148,32 @@ async def forecast_for(uid: str, spec: AdaptiveServiceSpec,
         return None
     return await forecasts.forecaster_for(uid).update(spec, prometheus_url(spec), readings,
                                                       startups, time.time())
+
+
+HEALING_FLOOR = "a healing scale-out (saturation)"
+
+
+def floor_for(spec: AdaptiveServiceSpec, body: kopf.Body,
+              forecast: forecasts.ServiceForecast | None, now: float) -> tuple[int | None, str]:
+    """The higher of the forecast's floor and a healing scale-out's, and which one it is."""
+    floor = forecast.floor if forecast else None
+    healed = healing_floor(spec, body, now)
+    if healed is not None and (floor is None or healed > floor):
+        return healed, HEALING_FLOOR
+    return floor, "the forecast"
+
+
+def healing_floor(spec: AdaptiveServiceSpec, body: kopf.Body, now: float) -> int | None:
+    """A healing scale-out recorded in the ledger annotation holds the replicas up; a damaged
+    ledger holds nothing (the healing daemon reports it)."""
+    if spec.healing is None or not spec.healing.enabled:
+        return None
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    try:
+        ledger = ledger_from_json(annotations.get(LEDGER))
+    except LedgerError:
+        return None
+    return scale_out_floor(policy_from_spec(spec.healing), ledger, now)
 
 
 def _stored_history(stored: Any) -> Any:

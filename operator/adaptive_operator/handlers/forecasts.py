@@ -15,11 +15,12 @@ with a 60 s sync, a quarter of that.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
-from adaptive_operator.adapters.prometheus import PrometheusError, query_range
+from adaptive_operator.adapters.prometheus import PrometheusError, ignored_text, query_range
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows, chunk_ranges
@@ -39,9 +40,15 @@ async def backfill(url: str, query: str, step: float, capacity: int,
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each."""
     origin = now - (capacity - 1) * step
     values: list[float | None] = []
+    ignored: Counter[str] = Counter()
     for start, end in chunk_ranges(origin, now, step):
         series = await asyncio.to_thread(query_range, url, query, start, end, step)
         values.extend(series.values)
+        ignored.update(series.ignored)
+    if ignored:
+        # Left as gaps in the history (never read as load): said once, with the counts.
+        log.warning("forecast history samples ignored", query=query, ignored=dict(ignored),
+                    message=ignored_text(ignored))
     return MetricHistory.backfilled(origin, step, capacity, values)
 
 

@@ -35,6 +35,7 @@ from adaptive_operator.domain.healing import (
     Action,
     HealingPlan,
     LedgerEntry,
+    LoadSignals,
     Observation,
     Outcome,
     decide_healing,
@@ -43,11 +44,13 @@ from adaptive_operator.domain.healing import (
     summarise,
 )
 from adaptive_operator.domain.healing_inputs import (
+    LOAD_BASELINE_ROWS,
     Incident,
     LedgerError,
     MetricHistory,
     ledger_from_json,
     ledger_to_json,
+    load_signals,
     pod_report,
     rollback_template,
     rollout_info,
@@ -61,6 +64,7 @@ LEDGER = "adaptive.dev/healing-ledger"
 PAUSED = "adaptive.dev/healing-paused"
 RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
+LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
 
 
 def healing_enabled(spec: kopf.Spec, **_: Any) -> bool:
@@ -78,6 +82,8 @@ class Watcher:
     rows_since_fit: int = 0
     incident: Incident | None = None
     reported: set[str] = field(default_factory=set)
+    # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
+    load: MetricHistory = field(default_factory=lambda: MetricHistory(LOAD_ROWS))
 
     @property
     def window_rows(self) -> int:
@@ -119,12 +125,15 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     start = end - step * (limit - 1)
     url = prometheus_url(spec)
     try:
-        series = {name: (await asyncio.to_thread(query_range, url, query, start, end, step)).values
+        series = {name: await asyncio.to_thread(query_range, url, query, start, end, step)
                   for name, query in healing.metrics.items()}
     except PrometheusError as err:
         log.warning("no healing history to backfill", error=str(err))
         return watcher
-    watcher.history.backfill(series)
+    ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
+    if ignored:
+        log.warning("healing history samples ignored", ignored=ignored)
+    watcher.history.backfill({name: found.values for name, found in series.items()})
     log.info("healing history backfilled", rows=len(watcher.history))
     return watcher
 
@@ -161,7 +170,22 @@ async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
+    await observe_load(watcher, spec)
     return score(watcher, now), None
+
+
+async def observe_load(watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
+    """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
+    cannot be read is skipped (logged), so saturation is never judged on data not read."""
+    row, error = await read_row(prometheus_url(spec), {m.name: m.query for m in spec.metrics})
+    if error is not None:
+        log.warning("load row ignored for saturation", error=error)
+        return
+    watcher.load.append(row)
+
+
+def saturation(watcher: Watcher) -> LoadSignals | None:
+    return load_signals(watcher.load.rows, watcher.history.rows, watcher.settings.persistence_n)
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
@@ -183,7 +207,7 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
     except (kube.TargetError, workload.WorkloadError) as err:
         error = error or err.message
     started = watcher.incident.started_at if watcher.incident else None
-    return Observation(verdict, started, rollout, tuple(pods), None, replicas,
+    return Observation(verdict, started, rollout, tuple(pods), saturation(watcher), replicas,
                        spec.max_replicas, annotations.get(PAUSED) == "true", error)
 
 
@@ -262,9 +286,10 @@ async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntr
         return "; ".join(refused) or None
     elif intent.action is Action.ROLLOUT_RESTART:
         await workload.restart(namespace, ref.name, timestamp(intent.at))
-    elif intent.action is Action.SCALE_OUT and intent.replicas is not None:
-        target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-        await kube.write_scale(namespace, target, min(intent.replicas, spec.max_replicas))
+    elif intent.action is Action.SCALE_OUT and spec.mode != "Active":
+        # The scaler carries the scale-out (the ledger entry is its floor): it scales nothing
+        # in DryRun or Paused mode.
+        return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
     return None
 
 
@@ -277,6 +302,13 @@ def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
         watcher.reported.add("exhausted")
     elif not plan.exhausted and plan.reason == "Healthy":
         watcher.reported.discard("exhausted")
+    unreadable = f"unreadable:{plan.message}"
+    if plan.reason == "MetricsUnreadable" and unreadable not in watcher.reported:
+        # Once per distinct problem: what was ignored, and that nothing was done on it.
+        kopf.event(body, type="Warning", reason="HealingMetricsIgnored", message=plan.message)
+        watcher.reported.add(unreadable)
+    elif plan.reason != "MetricsUnreadable":
+        watcher.reported = {key for key in watcher.reported if not key.startswith("unreadable:")}
 
 
 def verdict_status(verdict: AnomalyVerdict, now: float) -> dict[str, Any]:
