@@ -141,6 +141,21 @@ class StabilizationHistory(KubeModel):
     scale_events: list[ScaleEventRecord] = Field(default_factory=list)
 
 
+class PendingScale(KubeModel):
+    replicas: int = Field(ge=0)
+    previous: int = Field(ge=0)
+    time: datetime
+
+
+class ScaleWrites(KubeModel):
+    """The operator's record of its writes to the target's replicas (recorded before each
+    write) and of other clients' overrides, so that it never fights another writer."""
+
+    applied_replicas: int | None = Field(default=None, ge=0)
+    pending: PendingScale | None = None
+    overridden_at: list[datetime] = Field(default_factory=list)
+
+
 class AdaptiveServiceStatus(KubeModel):
     # Keyed by type, as the API conventions say (server-side apply merges them by type).
     conditions: list[Condition] = Field(
@@ -153,6 +168,7 @@ class AdaptiveServiceStatus(KubeModel):
     last_scale_time: datetime | None = None
     last_decision: LastDecision | None = None
     history: StabilizationHistory | None = None
+    scale_writes: ScaleWrites | None = None
     forecast: PredictiveStatus | None = None
     healing: HealingStatus | None = None
 

@@ -81,7 +81,17 @@ class LedgerSummaryStatus(KubeModel):
     by_outcome: dict[str, int] = Field(default_factory=dict, alias="byOutcome")
 
 
+class PlanStatus(KubeModel):
+    """What healing decided at its last sync and why (e.g. MetricsUnreadable: not acting on data
+    that could not be read)."""
+
+    reason: str
+    message: str
+    time: str | None = None
+
+
 class HealingStatus(KubeModel):
+    state: PlanStatus | None = None
     last_verdict: VerdictStatus | None = Field(default=None, alias="lastVerdict")
     last_action: ActionStatus | None = Field(default=None, alias="lastAction")
     ledger: LedgerSummaryStatus = Field(default_factory=LedgerSummaryStatus)
