@@ -72,6 +72,8 @@ async def guarded_sync(namespace: str, name: str, body: kopf.Body,
                        writes: Writes) -> tuple[float, bool]:
     """A sync that the API server going away (a restart, a broken connection) fails, not ends:
     the daemon backs off and carries on, instead of kopf restarting it a minute later."""
+    if not leader.still_leading():  # a paused leader may have been replaced: do nothing
+        return float((body.get("spec") or {}).get("syncPeriodSeconds") or 15), True
     try:
         return await sync_once(namespace, name, body, writes)
     except kube.API_ERRORS as err:
