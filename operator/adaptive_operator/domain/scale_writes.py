@@ -8,8 +8,9 @@ The operator records each replica write before making it (`pending`) and what it
   GitOps tool, a second autoscaler) overrode it. The operator puts its own count back once, as
   HorizontalPodAutoscaler would; a second override within the window means a fight, and the
   operator stands aside (ScalingActive=False, ConflictingWriter) until the other writer has been
-  quiet for a whole window. So in any window the operator writes the target at most once more
-  than the other client lets it.
+  quiet for a whole window. Overrides are remembered for two windows, so the write that resumes
+  after a quiet window, if overridden again, is the only one: in a persistent fight the operator
+  writes the target at most once per window.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from adaptive_operator.api import adaptive_service as api
 
 OVERRIDES_FOR_CONFLICT = 2  # the second override within the window is a fight
 WINDOW_PERIODS = 15  # the window, in sync periods (30 s at a 2 s sync, 225 s at 15 s)
+MEMORY_WINDOWS = 2  # how long overrides count towards a fight, in windows
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def window_seconds(sync_period: float) -> float:
 def check_writes(record: WriteRecord, current: int, now: float, window: float) -> WriteCheck:
     """What the target's current count says about the last writes; the record brought up to date.
     Pure: the caller persists the record."""
-    overrides = tuple(t for t in record.overrides if now - t < window)
+    overrides = tuple(t for t in record.overrides if now - t < MEMORY_WINDOWS * window)
     pending = record.pending
     if pending is not None and current == pending.replicas:
         return _conflict(WriteRecord(current, None, overrides), now, window, completed=pending)
@@ -65,14 +67,15 @@ def check_writes(record: WriteRecord, current: int, now: float, window: float) -
 def _conflict(
     record: WriteRecord, now: float, window: float, completed: PendingWrite | None = None
 ) -> WriteCheck:
-    if len(record.overrides) < OVERRIDES_FOR_CONFLICT:
+    overrides = record.overrides
+    if len(overrides) < OVERRIDES_FOR_CONFLICT or now - overrides[-1] >= window:
         return WriteCheck(record, completed)
-    quiet_in = max(0.0, window - (now - record.overrides[-1]))
+    quiet_in = window - (now - overrides[-1])
     message = (
-        f"another client changed the replicas {len(record.overrides)} times in "
-        f"{window:.0f}s, last to {record.applied}; the operator stands aside so as not "
-        f"to fight it, until it has been quiet for {window:.0f}s (about {quiet_in:.0f}s "
-        f"from now)"
+        f"another client changed the replicas {len(overrides)} times in the last "
+        f"{MEMORY_WINDOWS * window:.0f}s, last to {record.applied}; the operator stands "
+        f"aside so as not to fight it, until it has been quiet for {window:.0f}s (about "
+        f"{quiet_in:.0f}s from now)"
     )
     return WriteCheck(record, completed, message)
 
