@@ -16,12 +16,12 @@ def test_names_are_parsed_and_unknown_ones_refused() -> None:
     assert failpoints.parse("") == frozenset()
     assert failpoints.parse(" scaling.after_write, healing.after_record ,") == {
         "scaling.after_write", "healing.after_record"}
-    with pytest.raises(ValueError, match="unknown failpoint.*nope.*known: healing.after_record"):
+    with pytest.raises(ValueError, match=r"unknown failpoint.*nope.*known: healing\.after"):
         failpoints.parse("nope")
 
 
 def test_unarmed_points_do_nothing() -> None:
-    assert failpoints.ARMED == frozenset()  # the test run sets none
+    assert not failpoints.ARMED  # the test run sets none
     failpoints.hit("scaling.after_write")  # still alive
 
 
