@@ -1,17 +1,9 @@
 """Faults on the real cluster: the operator keeps its promises when things go wrong.
 
-- the API server restarts (every watch breaks): the operator reconnects, carries on, and no scale
-  is lost or made twice;
-- Prometheus is slow (answers later than the operator's timeout): no scale-down and no healing
-  on the missing data, conditions say why, and both resume when it answers again;
-- another client fights over the replicas, or edits the resource and its status: the operator
-  stands aside after a bounded number of writes, says so, and never crashes;
-- the operator is SIGKILLed in the middle of a scale, a healing action and a shard migration, at
-  a failpoint (ADAPTIVE_FAILPOINTS) so the kill lands exactly between recording and acting:
-  on restart each is completed or abandoned, never repeated or half-applied;
-- the leader is frozen (SIGSTOP) past its lease while services scale: the standby takes over
-  and the old leader, thawed, acts never again.
-
+The API server restarts; Prometheus answers later than the operator's timeout; another client
+fights over the replicas or edits the resource; the operator is SIGKILLed between recording and
+carrying out a scale, a healing action and a shard migration (at failpoints, ADAPTIVE_FAILPOINTS,
+so the kill lands exactly there); the leader is frozen (SIGSTOP) past its lease under load.
 Double actions are counted where they cannot hide: a Deployment's metadata.generation grows by
 one per replica change, and each change has exactly one Scaled Event.
 """
@@ -126,8 +118,7 @@ def replicas(cluster: Cluster, ns: str, name: str) -> int:
     return int(deployment(cluster, ns, name)["spec"]["replicas"])
 
 
-def generation(cluster: Cluster, ns: str, name: str) -> int:
-    """One more per change of the Deployment's spec: here, per replica change."""
+def generation(cluster: Cluster, ns: str, name: str) -> int:  # +1 per replica change here
     return int(deployment(cluster, ns, name)["metadata"]["generation"])
 
 
@@ -154,6 +145,11 @@ def events(cluster: Cluster, ns: str, reason: str) -> list[str]:
 
 def syncs(process: OperatorProcess, ns: str) -> float:
     return process.counter("adaptive_decisions_total", namespace=ns)
+
+
+def more_syncs(process: OperatorProcess, ns: str, count: int = 3) -> None:
+    seen = syncs(process, ns)
+    wait_until(lambda: syncs(process, ns) >= seen + count, 60, f"{count} more syncs")
 
 
 def assert_each_change_once(cluster: Cluster, ns: str, name: str) -> None:
@@ -184,8 +180,7 @@ def test_api_server_restart_loses_and_repeats_nothing(
     local_cluster.kubectl("patch", "adaptiveservice", "web", "-n", namespace, "--type=merge",
                           "-p", '{"spec": {"maxReplicas": 5}}')
     wait_until(lambda: replicas(local_cluster, namespace, "web") == 5, 60, "max 5 applied")
-    seen = syncs(operator, namespace)
-    wait_until(lambda: syncs(operator, namespace) >= seen + 3, 60, "three more syncs")
+    more_syncs(operator, namespace)
     assert generation(local_cluster, namespace, "web") == 4  # 1 -> 3 -> 6 -> 5, once each
     assert_each_change_once(local_cluster, namespace, "web")
     assert condition(local_cluster, namespace, "web", "Ready")["observedGeneration"] == 2
@@ -291,8 +286,7 @@ def test_conflicting_writers_are_not_fought(local_cluster: Cluster, namespace: s
                           == "ConflictingWriter" and c, 60, "the operator to stand aside")
         assert cond["status"] == "False" and "another client changed the replicas" in (
             cond["message"])
-        seen = syncs(operator, namespace)
-        wait_until(lambda: syncs(operator, namespace) >= seen + 5, 60, "5 syncs of standing aside")
+        more_syncs(operator, namespace, 5)  # of standing aside
         # 3 -> 7 (the other client), at most one 7 -> 3 put back, then 3 -> 7 again: the other
         # client's count holds and the operator no longer writes.
         changes = generation(local_cluster, namespace, "fought") - before
@@ -381,8 +375,7 @@ def test_killed_between_scaling_and_recording_completes_once(
         said = wait_until(lambda: scaled(local_cluster, ns, "cut"), 60,
                           "the write found applied and recorded")
         assert "1 -> 3" in said[0] and "found applied" in said[0]
-        seen = syncs(restarted, ns)
-        wait_until(lambda: syncs(restarted, ns) >= seen + 3, 60, "three more syncs")
+        more_syncs(restarted, ns)
     assert generation(local_cluster, ns, "cut") == 2  # written once, never again
     assert_each_change_once(local_cluster, ns, "cut")
     record = status(local_cluster, ns, "cut")["scaleWrites"]
@@ -416,8 +409,7 @@ def test_killed_between_recording_and_healing_does_not_repeat(
         wait_until(lambda: [e for e in ledger(local_cluster, ns, "hurt")
                             if e["id"] == recorded[0]["id"] and e["outcome"] != "Pending"], 90,
                    "the recorded eviction verified, not repeated")
-        seen = syncs(restarted, ns)
-        wait_until(lambda: syncs(restarted, ns) >= seen + 3, 60, "three more syncs")
+        more_syncs(restarted, ns)
     evictions = [e for e in ledger(local_cluster, ns, "hurt") if e["action"] == "EvictPods"
                  and e["pods"] == [sick]]
     assert len(evictions) == 1, evictions
@@ -487,8 +479,7 @@ def test_frozen_leader_replaced_under_load_acts_never_again(
             finally:
                 os.kill(first.proc.pid, signal.SIGCONT)  # thawed, with stale state in memory
             first.proc.wait(timeout=60)  # it finds the lease lost and steps down
-            seen = syncs(second, ns)
-            wait_until(lambda: syncs(second, ns) >= seen + 2 * len(names), 60, "more syncs")
+            more_syncs(second, ns, 2 * len(names))
             for name, wanted in zip(names, AFTER, strict=True):
                 assert replicas(local_cluster, ns, name) == wanted
                 assert_each_change_once(local_cluster, ns, name)
