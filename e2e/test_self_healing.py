@@ -274,7 +274,7 @@ def test_operator_killed_after_recording_does_not_repeat(
     try:
         roll_out_bad_image(local_cluster, namespace, "killed")
         assert armed.proc is not None
-        armed.proc.wait(timeout=ROLLBACK_DEADLINE + 60)  # backfill, fit, then the anomaly
+        armed.proc.wait(timeout=WARM_UP)  # a fresh process: backfill, fit, then the anomaly
         assert armed.proc.returncode == -signal.SIGKILL
     finally:
         armed.stop()
