@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
+import socketserver
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -32,3 +36,48 @@ def prom_query(url: str, query: str) -> list[dict[str, object]]:
     assert body["status"] == "success", body
     result: list[dict[str, object]] = body["data"]["result"]
     return result
+
+
+class HoldingProxy:
+    """A TCP proxy in front of a server (Prometheus) that passes traffic through, or, with
+    `holding` set, holds every request unanswered for `hold` seconds and then drops it: a server
+    slower than its clients' timeouts. Held connections include those already open, so a client's
+    connection pool gets no answers either."""
+
+    def __init__(self, upstream_url: str, hold: float = 12.0) -> None:
+        parts = urllib.parse.urlsplit(upstream_url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.hold = hold
+        self.holding = threading.Event()
+        self.closing = threading.Event()
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                proxy.serve(self.request)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def serve(self, client: socket.socket) -> None:
+        if self.holding.is_set():
+            self.closing.wait(self.hold)
+            return
+        with socket.create_connection(self.upstream, timeout=10) as upstream:
+            while not self.closing.is_set():
+                readable, _, _ = select.select([client, upstream], [], [], 0.5)
+                if self.holding.is_set():
+                    self.closing.wait(self.hold)
+                    return
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is client else client).sendall(data)
+
+    def close(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()

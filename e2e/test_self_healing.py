@@ -13,9 +13,10 @@ One feeder serves every test from the module's start, so the history the detecto
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -279,25 +280,25 @@ def test_dry_run_reports_and_changes_nothing(local_cluster: Cluster, namespace: 
     assert not events(local_cluster, namespace, "AnomalyAfterRollout")
 
 
-def kill_when(check: Callable[[], bool], process: OperatorProcess) -> threading.Thread:
-    """SIGKILL the operator as soon as `check` holds (polled as fast as the API answers)."""
-    def watch() -> None:
-        wait_until(check, ROLLBACK_DEADLINE, "the recorded intent", interval=0.05)
-        process.kill()
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_operator_killed_after_recording_does_not_repeat(
         local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
     start_service(local_cluster, feed, namespace, "killed")
     wait_fitted(local_cluster, namespace, "killed")
-    watcher = kill_when(lambda: any(e["action"] == "RollBack" for e in
-                                    ledger(local_cluster, namespace, "killed")), operator)
-    roll_out_bad_image(local_cluster, namespace, "killed")
-    watcher.join(ROLLBACK_DEADLINE + 10)
-    assert operator.proc is not None and operator.proc.poll() is not None, "not killed"
+    # The kill lands exactly between recording the rollback and carrying it out: the failpoint
+    # makes the operator SIGKILL itself there (see adaptive_operator/failpoints.py).
+    operator.stop()
+    armed = OperatorProcess("healing-armed", measure_coverage=False, args=operator.args,
+                            env={"ADAPTIVE_FAILPOINTS": "healing.after_record"}).start()
+    try:
+        roll_out_bad_image(local_cluster, namespace, "killed")
+        assert armed.proc is not None
+        armed.proc.wait(timeout=WARM_UP)  # a fresh process: backfill, fit, then the anomaly
+        assert armed.proc.returncode == -signal.SIGKILL
+    finally:
+        armed.stop()
+    assert [(e["action"], e["outcome"]) for e in ledger(local_cluster, namespace, "killed")] == [
+        ("RollBack", "Pending")]
+    assert image(local_cluster, namespace, "killed") == BAD, "acted although killed before"
     operator.start()
 
     verified = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "killed")

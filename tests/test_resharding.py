@@ -89,6 +89,16 @@ def test_succeeded_job_moves_ownership_and_is_cleaned_up() -> None:
     assert any("migrated" in event for event in decision.events)
 
 
+def test_a_migration_marked_but_never_started_is_started_once() -> None:
+    """Killed between writing the table and creating the Job: the move is started, once."""
+    decision = decide(snapshot(4, in_flight(MOVE)), now=60.0)
+    assert decision.start_jobs == ((MOVE, 1),)
+    assert decision.routing.migrating == (MOVE,)
+    assert any("resuming slots 3..3" in event for event in decision.events)
+    running = (JobObservation(MOVE, 1, "running", None),)
+    assert decide(snapshot(4, in_flight(MOVE), jobs=running), now=70.0).start_jobs == ()
+
+
 @pytest.mark.parametrize(
     ("now", "start_jobs", "retry_in"),
     [

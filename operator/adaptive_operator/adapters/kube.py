@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -22,6 +23,11 @@ PLURALS = {
     "StatefulSet": "statefulsets",
     "ReplicaSet": "replicasets",
 }
+
+
+# What a call raises when the API server answers with an error or not at all (restarting,
+# a connection refused or cut): callers fail the sync and retry, never crash on it.
+API_ERRORS: tuple[type[Exception], ...] = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 
 class TargetError(Exception):

@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
+from adaptive_operator.adapters.kube import API_ERRORS
 from adaptive_operator.domain.leadership import LeaseAction, LeaseState, next_action
 
 log = logs.get(__name__)
@@ -34,6 +35,13 @@ class LeaderElector:
         self.retry = retry_seconds
         self.clock = clock or time.time
         self.api = client.CoordinationV1Api()
+        self.renewed: float | None = None  # when this replica last held the lease for sure
+
+    def renewed_recently(self) -> bool:
+        """Whether the lease was held within the renewal deadline: after a pause (a frozen VM, a
+        stopped process, a partition) a standby may have taken over, so the old leader must not
+        act before it has renewed again or stepped down."""
+        return self.renewed is not None and self.clock() - self.renewed < self.duration * 2 / 3
 
     def _read(self) -> client.V1Lease | None:
         try:
@@ -72,6 +80,7 @@ class LeaderElector:
                 body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name),
                                       spec=self._spec(now, 0))
                 self.api.create_namespaced_lease(self.namespace, body)
+                self.renewed = now
                 return True
             spec = lease.spec or client.V1LeaseSpec()
             if action is LeaseAction.RENEW:
@@ -80,9 +89,13 @@ class LeaderElector:
             else:
                 lease.spec = self._spec(now, (spec.lease_transitions or 0) + 1)
             self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            self.renewed = now
             return True
         except ApiException as err:
             log.info("lease attempt lost", lease=self.name, status=err.status)
+            return False
+        except API_ERRORS as err:  # the API server is away: not the leader until it answers
+            log.warning("lease attempt failed", lease=self.name, error=type(err).__name__)
             return False
 
     def wait_for_leadership(self, stop: threading.Event) -> bool:
@@ -113,3 +126,18 @@ class LeaderElector:
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease)
         except ApiException as err:
             log.warning("could not release the lease", lease=self.name, status=err.status)
+
+
+_current: LeaderElector | None = None
+
+
+def elect(elector: LeaderElector | None) -> None:
+    """The elector whose lease gates acting (None: no election, this process always acts)."""
+    global _current
+    _current = elector
+
+
+def still_leading() -> bool:
+    """May this process act now? Always without an election; with one, only while its lease
+    was renewed within the deadline (checked right before every write to a workload)."""
+    return _current is None or _current.renewed_recently()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
@@ -62,13 +63,23 @@ def _raw_query(url: str, query: str) -> list[dict[str, Any]]:
     except PrometheusApiClientException as err:
         raise MetricError("QueryFailed", f"Prometheus refused the query {query!r}: "
                                          f"{_error_text(err)}") from err
-    except requests.exceptions.Timeout as err:
-        raise MetricError("PrometheusTimeout", f"Prometheus at {url} did not answer within "
-                                               f"{DEFAULT_TIMEOUT_SECONDS:.0f}s") from err
     except requests.exceptions.RequestException as err:
-        raise MetricError("PrometheusUnreachable", f"cannot reach Prometheus at {url}: "
-                                                   f"{type(err).__name__}") from err
+        raise _transport_error(url, err) from err
     return result
+
+
+def _transport_error(url: str, err: requests.exceptions.RequestException) -> MetricError:
+    """Slow (connected, no answer in time) or away (no connection): with a retry configured,
+    requests reports a read timeout as a ConnectionError wrapping urllib3's MaxRetryError, so
+    the reason is looked for inside."""
+    inner = err.args[0] if err.args else None
+    reason = getattr(inner, "reason", None)
+    read_timeout = isinstance(reason, urllib3.exceptions.ReadTimeoutError)
+    if isinstance(err, requests.exceptions.ReadTimeout) or read_timeout:
+        return MetricError("PrometheusTimeout", f"Prometheus at {url} did not answer within "
+                                                f"{DEFAULT_TIMEOUT_SECONDS:.0f}s")
+    return MetricError("PrometheusUnreachable", f"cannot reach Prometheus at {url}: "
+                                                f"{type(err).__name__}")
 
 
 def _error_text(err: PrometheusApiClientException) -> str:

@@ -183,6 +183,26 @@ class StabilizationHistory(KubeModel):
         default_factory=list, description="Scale events within the longest policy period.")
 
 
+class PendingScale(KubeModel):
+    """A replica write recorded and not yet seen applied."""
+
+    replicas: int = Field(ge=0, description="Replicas being written.")
+    previous: int = Field(ge=0, description="Replicas before the write.")
+    time: datetime = Field(description="When the write was recorded.")
+
+
+class ScaleWrites(KubeModel):
+    """The operator's record of its writes to the target's replicas (recorded before each
+    write) and of other clients' overrides, so that it never fights another writer."""
+
+    applied_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas of the operator's last write seen applied.")
+    pending: PendingScale | None = Field(
+        default=None, description="A write recorded before it is made (crash safety).")
+    overridden_at: list[datetime] = Field(
+        default_factory=list, description="When other clients changed the replicas lately.")
+
+
 class AdaptiveServiceStatus(KubeModel):
     # Keyed by type, as the API conventions say (server-side apply merges them by type).
     conditions: list[Condition] = Field(
@@ -203,6 +223,9 @@ class AdaptiveServiceStatus(KubeModel):
         default=None, description="The last decision and the numbers behind it.")
     history: StabilizationHistory | None = Field(
         default=None, description="What HPA keeps in memory, kept here to survive restarts.")
+    scale_writes: ScaleWrites | None = Field(
+        default=None, description="The operator's own replica writes (recorded before each "
+        "write) and other clients' overrides, so it never fights another writer.")
     forecast: PredictiveStatus | None = Field(
         default=None, description="The forecast, when predictive scaling is on.")
     healing: HealingStatus | None = Field(

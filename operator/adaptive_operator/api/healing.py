@@ -126,9 +126,20 @@ class LedgerSummaryStatus(KubeModel):
                                        description="Actions per outcome.")
 
 
+class PlanStatus(KubeModel):
+    """What healing decided at its last sync and why (e.g. MetricsUnreadable: not acting on data
+    that could not be read)."""
+
+    reason: str = Field(description="CamelCase reason, e.g. MetricsUnreadable.")
+    message: str = Field(description="What was decided and why, for people.")
+    time: str | None = Field(default=None, description="When it was decided.")
+
+
 class HealingStatus(KubeModel):
     """What self-healing saw and did."""
 
+    state: PlanStatus | None = Field(
+        default=None, description="What healing decided at its last sync and why.")
     last_verdict: VerdictStatus | None = Field(
         default=None, alias="lastVerdict", description="The detector's last verdict.")
     last_action: ActionStatus | None = Field(

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from adaptive_operator import logs
-    from adaptive_operator.adapters import health, kube, telemetry
+    from adaptive_operator.adapters import health, kube, leader, telemetry
     from adaptive_operator.adapters.leader import LeaderElector
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     elector = None
     if args.leader_election == "true":
         elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
+        leader.elect(elector)
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 

@@ -123,6 +123,7 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
     step = _Step(routing, set(snapshot.given_up))
     for job in _latest_attempts(step, snapshot.jobs):
         _account_job(step, snapshot, job, now)
+    _resume_orphans(step, snapshot.jobs)
     target = _target(snapshot, step.routing)
     pending = _pending_moves(step, target)
     _start_moves(step, snapshot, pending)
@@ -186,6 +187,18 @@ def _retry_or_give_up(
     step.delete_jobs.append((job.move, job.attempt))
     step.start_jobs.append((job.move, job.attempt + 1))
     step.events.append(f"retrying slots {_describe(job.move)}, run {job.attempt + 1}")
+
+
+def _resume_orphans(step: _Step, jobs: Iterable[JobObservation]) -> None:
+    """A move the table marks as migrating but no Job runs: the operator stopped between writing
+    the table and creating the Job (the table is written first). Its Job never ran, so it is
+    started now; without this the migration would hang half-applied."""
+    running = {job.move for job in jobs}
+    for move in step.routing.migrating:
+        if move not in running:
+            step.start_jobs.append((move, 1))
+            step.events.append(f"resuming slots {_describe(move)}: marked as migrating, but no "
+                               "Job ran it")
 
 
 def _target(snapshot: ShardSetSnapshot, routing: RoutingState) -> Target:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adaptive_operator.domain.conditions import Condition
+from adaptive_operator.domain.scale_writes import WriteCheck
 from adaptive_operator.domain.scaling import MetricReading, ScalingDecision
 
 
@@ -22,6 +23,8 @@ class SyncOutcome:
     metric_problem: Problem | None = None  # the first metric that could not be read
     all_metrics_failed: bool = False
     readings: tuple[MetricReading, ...] = ()
+    conflict: Problem | None = None  # another client keeps changing the replicas: stand aside
+    writes: WriteCheck | None = None  # what the target said about the last replica writes
 
 
 def metrics_condition(outcome: SyncOutcome) -> Condition:
@@ -37,6 +40,9 @@ def metrics_condition(outcome: SyncOutcome) -> Condition:
 def active_condition(outcome: SyncOutcome) -> Condition:
     if outcome.blocker is not None:
         return Condition("ScalingActive", "False", outcome.blocker.reason, outcome.blocker.message)
+    if outcome.conflict is not None:
+        return Condition("ScalingActive", "False", outcome.conflict.reason,
+                         outcome.conflict.message)
     if outcome.mode == "Paused":
         return Condition("ScalingActive", "False", "Paused",
                          "mode is Paused: the operator observes and holds the replicas")

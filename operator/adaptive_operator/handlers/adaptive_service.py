@@ -7,17 +7,18 @@ when the object is deleted. Nothing is returned to kopf (it would store it in st
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from adaptive_operator import logs
-from adaptive_operator.adapters import kube, telemetry
+from adaptive_operator import failpoints, logs
+from adaptive_operator.adapters import kube, leader, telemetry
 from adaptive_operator.adapters.prometheus import MetricError, query_total
-from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
 from adaptive_operator.api.base import GROUP, VERSION
-from adaptive_operator.domain import scaling
+from adaptive_operator.domain import scale_writes, scaling
 from adaptive_operator.domain.conditions import Condition, merge_conditions, timestamp
 from adaptive_operator.domain.healing import policy_from_spec, scale_out_floor
 from adaptive_operator.domain.healing_inputs import LedgerError, ledger_from_json
@@ -26,6 +27,7 @@ from adaptive_operator.domain.scaling_config import (
     history_to_status,
     spec_from_model,
 )
+from adaptive_operator.domain.scaling_types import ScaleEvent
 from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
 from adaptive_operator.handlers import forecast_report, forecasts, settings
 from adaptive_operator.handlers.healing import LEDGER
@@ -40,10 +42,11 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
     assert namespace is not None  # the resource is namespaced
     uid = str(body.meta.get("uid", ""))
     failures = 0
+    writes: Writes = {}  # this process's own record of its writes: fresher than the watched body
     try:
         while not stopped:
             started = time.monotonic()
-            period, ok = await sync_once(namespace, name, body)
+            period, ok = await guarded_sync(namespace, name, body, writes)
             elapsed = time.monotonic() - started
             telemetry.RECONCILE_SECONDS.observe(elapsed)
             failures = 0 if ok else failures + 1
@@ -65,8 +68,29 @@ def backoff(period: float, failures: int, elapsed: float = 0.0) -> float:
     return min(period * 2.0 ** min(failures, 10), max(period, MAX_BACKOFF_SECONDS))
 
 
-async def sync_once(namespace: str, name: str, body: kopf.Body) -> tuple[float, bool]:
+Writes = dict[str, scale_writes.WriteRecord]
+
+
+async def guarded_sync(namespace: str, name: str, body: kopf.Body,
+                       writes: Writes) -> tuple[float, bool]:
+    """A sync that the API server going away (a restart, a broken connection) fails, not ends:
+    the daemon backs off and carries on, instead of kopf restarting it a minute later."""
+    if not leader.still_leading():  # a paused leader may have been replaced: do nothing
+        return float((body.get("spec") or {}).get("syncPeriodSeconds") or 15), True
+    try:
+        return await sync_once(namespace, name, body, writes)
+    except kube.API_ERRORS as err:
+        telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
+        log.warning("sync failed: the API server did not answer", namespace=namespace,
+                    name=name, error=f"{type(err).__name__}: {err}"[:300])
+        period = float((body.get("spec") or {}).get("syncPeriodSeconds") or 15)
+        return period, False
+
+
+async def sync_once(namespace: str, name: str, body: kopf.Body,
+                    writes: Writes | None = None) -> tuple[float, bool]:
     """One reconciliation; returns the period to wait and whether it fully succeeded."""
+    writes = {} if writes is None else writes
     try:
         spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec", {})))
     except ValidationError as err:
@@ -74,9 +98,10 @@ async def sync_once(namespace: str, name: str, body: kopf.Body) -> tuple[float, 
         await write_conditions(namespace, name, body, [
             Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))])
         return 60.0, False
-    outcome, scale, forecast = await observe_and_decide(namespace, spec, body)
-    scaled_at = await act(namespace, name, body, spec, outcome, scale)
-    await write_status(namespace, name, body, spec, outcome, scale, scaled_at, forecast)
+    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, writes)
+    scaled_at = await act(namespace, name, body, spec, outcome, scale, writes)
+    await write_status(namespace, name, body, spec, outcome, scale, scaled_at, forecast,
+                       writes.get("record"))
     ok = outcome.blocker is None and outcome.metric_problem is None
     return float(spec.sync_period_seconds), ok
 
@@ -104,8 +129,8 @@ async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricR
 Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | None]
 
 
-async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
-                             body: kopf.Body) -> Observed:
+async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: kopf.Body,
+                             writes: Writes | None = None) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     hpa = await kube.conflicting_hpa(namespace, target)
@@ -131,12 +156,40 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
     status = body.get("status", {}) or {}
     stored = status.get("history")
     history = history_from_status(_stored_history(stored))
+    check = check_own_writes(spec, status, scale.replicas, {} if writes is None else writes)
+    if check.completed is not None:  # made before a crash: it counts in the rate limits
+        done = check.completed
+        event = ScaleEvent(done.at, done.replicas - done.previous)
+        history = scaling.ScalingHistory(history.recommendations, (*history.scale_events, event))
     now = time.time()
     floor, source = floor_for(spec, body, forecast, now)
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, source)
     all_failed = all(r.value is None for r in readings)
-    return SyncOutcome(spec.mode, decision, metric_problem=problem,
-                       all_metrics_failed=all_failed, readings=readings), scale, forecast
+    conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
+    return SyncOutcome(spec.mode, decision, metric_problem=problem, all_metrics_failed=all_failed,
+                       readings=readings, conflict=conflict, writes=check), scale, forecast
+
+
+def check_own_writes(spec: AdaptiveServiceSpec, status: Any, current: int,
+                     writes: Writes) -> scale_writes.WriteCheck:
+    """The record of the operator's replica writes (this process's own, else the one in status,
+    after a restart or a leader change), checked against the target's current count."""
+    if spec.mode != "Active":  # nothing is written: nothing to tell apart
+        writes["record"] = scale_writes.WriteRecord()
+        return scale_writes.WriteCheck(writes["record"])
+    record = writes.get("record") or _stored_writes(status.get("scaleWrites"))
+    window = scale_writes.window_seconds(spec.sync_period_seconds)
+    check = scale_writes.check_writes(record, current, time.time(), window)
+    writes["record"] = check.record
+    return check
+
+
+def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
+    try:
+        return scale_writes.record_from_status(
+            ScaleWrites.model_validate(dict(stored)) if stored else None)
+    except ValidationError:
+        return scale_writes.WriteRecord()  # damaged: start again from what the target says
 
 
 async def forecast_for(uid: str, spec: AdaptiveServiceSpec,
@@ -188,10 +241,17 @@ def _stored_history(stored: Any) -> Any:
 
 
 async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-              outcome: SyncOutcome, scale: kube.Scale | None) -> float | None:
+              outcome: SyncOutcome, scale: kube.Scale | None,
+              writes: Writes | None = None) -> float | None:
     """Scale (or recommend) as decided; returns when the target was scaled, if it was."""
     decision = outcome.decision
     scaled_at: float | None = None
+    done = outcome.writes.completed if outcome.writes else None
+    if done is not None:
+        ref = spec.scale_target_ref
+        kopf.event(body, type="Normal", reason="Scaled",
+                   message=f"{ref.kind} {ref.name} {done.previous} -> {done.replicas}: made "
+                           "before the operator restarted, found applied and recorded now")
     if decision is not None and scale is not None:
         telemetry.DECISIONS.labels(namespace, name, decision.reason).inc()
         telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
@@ -202,14 +262,16 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
                  current=scale.replicas, desired=decision.desired_replicas,
                  reason=decision.reason, message=decision.message,
                  proposals=dict(decision.proposals))
-        if spec.mode == "Active" and decision.desired_replicas != scale.replicas:
-            scaled_at = await scale_target(namespace, name, body, spec, scale, decision)
+        if (spec.mode == "Active" and outcome.conflict is None
+                and decision.desired_replicas != scale.replicas and leader.still_leading()):
+            scaled_at = await scale_target(namespace, name, body, spec, scale, decision,
+                                           {} if writes is None else writes)
         elif spec.mode == "DryRun" and decision.desired_replicas != scale.replicas:
             kopf.event(body, type="Normal", reason="DryRunRecommendation",
                        message=f"would scale {scale.replicas} -> {decision.desired_replicas}: "
                                f"{decision.message}")
-    if outcome.blocker or outcome.metric_problem:
-        problem = outcome.blocker or outcome.metric_problem
+    if outcome.blocker or outcome.metric_problem or outcome.conflict:
+        problem = outcome.blocker or outcome.metric_problem or outcome.conflict
         assert problem is not None
         telemetry.ERRORS.labels(namespace, name, problem.reason).inc()
         log.warning("sync problem", namespace=namespace, name=name, reason=problem.reason,
@@ -218,14 +280,25 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
 
 
 async def scale_target(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                       scale: kube.Scale, decision: scaling.ScalingDecision) -> float | None:
+                       scale: kube.Scale, decision: scaling.ScalingDecision,
+                       writes: Writes) -> float | None:
+    """Record the write, make it, then say so: a crash in between leaves a record that the next
+    sync (of this process or the next) finds applied or not, so the write is never made twice."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
+    desired = decision.desired_replicas
+    record = scale_writes.with_pending(writes.get("record") or scale_writes.WriteRecord(),
+                                       desired, scale.replicas, time.time())
+    await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
+    writes["record"] = record
     try:
-        await kube.write_scale(namespace, target, decision.desired_replicas)
+        await kube.write_scale(namespace, target, desired)
     except kube.TargetError as err:
+        writes["record"] = replace(record, pending=None)
         kopf.event(body, type="Warning", reason=err.reason, message=err.message)
         return None
+    failpoints.hit("scaling.after_write")
+    writes["record"] = scale_writes.made(record, desired)
     direction = "up" if decision.desired_replicas > scale.replicas else "down"
     telemetry.SCALES.labels(namespace, name, direction).inc()
     kopf.event(body, type="Normal", reason="Scaled",
@@ -248,24 +321,17 @@ def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
 
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
-                       forecast: forecasts.ServiceForecast | None) -> None:
+                       forecast: forecasts.ServiceForecast | None,
+                       record: scale_writes.WriteRecord | None = None) -> None:
     now = time.time()
     old = dict(body.get("status", {}) or {})
     new: dict[str, Any] = {"observedGeneration": body.meta.get("generation")}
+    if record is not None:
+        new["scaleWrites"] = writes_status(record)
     if scale is not None:
         new["currentReplicas"] = scale.replicas
-    decision = outcome.decision
-    if decision is not None:
-        new["desiredReplicas"] = decision.desired_replicas
-        history = decision.history
-        if spec.mode != "Active":  # nothing was scaled: keep what was seen, not imagined events
-            stored = history_from_status(_stored_history(old.get("history")))
-            history = scaling.ScalingHistory(history.recommendations, stored.scale_events)
-        new["history"] = history_to_status(history).model_dump(by_alias=True, mode="json")
-        last = old.get("lastDecision") or {}
-        if (last.get("replicas"), last.get("reason")) != (decision.desired_replicas,
-                                                          decision.reason):
-            new["lastDecision"] = decision_status(decision, outcome, now)
+    if outcome.decision is not None:
+        new.update(decision_fields(old, spec, outcome.decision, outcome, now))
     if scaled_at is not None:
         new["lastScaleTime"] = timestamp(scaled_at)
     generation = int(body.meta.get("generation") or 0)
@@ -277,8 +343,38 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     elif old.get("forecast"):
         new["forecast"] = None  # predictive was switched off: a merge patch deletes it
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now, generation)
-    if any(old.get(k) != v for k, v in new.items()):
+    if any(_set_keys(old.get(k)) != _set_keys(v) for k, v in new.items()):
         await kube.patch_status(PLURAL, namespace, name, new)
+
+
+def decision_fields(old: dict[str, Any], spec: AdaptiveServiceSpec,
+                    decision: scaling.ScalingDecision, outcome: SyncOutcome,
+                    now: float) -> dict[str, Any]:
+    new: dict[str, Any] = {"desiredReplicas": decision.desired_replicas}
+    history = decision.history
+    if spec.mode != "Active":  # nothing was scaled: keep what was seen, not imagined events
+        stored = history_from_status(_stored_history(old.get("history")))
+        history = scaling.ScalingHistory(history.recommendations, stored.scale_events)
+    new["history"] = history_to_status(history).model_dump(by_alias=True, mode="json")
+    last = old.get("lastDecision") or {}
+    if (last.get("replicas"), last.get("reason")) != (decision.desired_replicas,
+                                                      decision.reason):
+        new["lastDecision"] = decision_status(decision, outcome, now)
+    return new
+
+
+def writes_status(record: scale_writes.WriteRecord) -> dict[str, Any]:
+    """The record for a merge patch: every key, None for those unset (which deletes them)."""
+    found: dict[str, Any] = scale_writes.record_to_status(record).model_dump(by_alias=True,
+                                                                            mode="json")
+    return found
+
+
+def _set_keys(value: Any) -> Any:
+    """A status value as stored: a merge patch's None keys are not kept."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None}
+    return value
 
 
 def forecast_conditions(old: dict[str, Any],

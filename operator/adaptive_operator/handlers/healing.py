@@ -18,8 +18,8 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from adaptive_operator import logs
-from adaptive_operator.adapters import kube, workload
+from adaptive_operator import failpoints, logs
+from adaptive_operator.adapters import kube, leader, workload
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
@@ -215,6 +215,8 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
                     watcher: Watcher) -> None:
     healing = spec.healing or HealingSpec()
     now = time.time()
+    if not leader.still_leading():  # a paused leader may have been replaced: act never
+        return
     try:
         fresh = await workload.read_service(PLURAL, namespace, name)
     except workload.WorkloadError as err:
@@ -233,6 +235,7 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
              score=observation.verdict.score if observation.verdict else None)
     ledger = await record(namespace, name, body, plan, ledger)
     if plan.acts and plan.intent is not None:
+        failpoints.hit("healing.after_record")
         await carry_out(namespace, body, spec, plan, plan.intent)
     report(body, watcher, plan)
     await write_status(namespace, name, fresh, observation.verdict, plan, ledger, now)
@@ -323,6 +326,7 @@ async def write_status(namespace: str, name: str, fresh: dict[str, Any],
                        ledger: list[LedgerEntry], now: float) -> None:
     old = dict((fresh.get("status") or {}).get("healing") or {})
     new = dict(old)
+    new["state"] = {"reason": plan.reason, "message": plan.message, "time": timestamp(now)}
     if verdict is not None:
         new["lastVerdict"] = verdict_status(verdict, now)
     entry = plan.intent or plan.verified
@@ -346,5 +350,6 @@ def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
     def strip(status: dict[str, Any]) -> dict[str, Any]:
         verdict = status.get("lastVerdict") or {}
         brief = (verdict.get("isAnomaly"), round(float(verdict.get("score", 0.0)), 2))
-        return {**status, "lastVerdict": brief}
+        state = (status.get("state") or {}).get("reason")  # its message counts down: noise
+        return {**status, "lastVerdict": brief, "state": state}
     return strip(old) != strip(new)

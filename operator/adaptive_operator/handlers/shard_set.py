@@ -22,7 +22,8 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from adaptive_operator.adapters import prometheus
+from adaptive_operator import failpoints
+from adaptive_operator.adapters import leader, prometheus
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
@@ -72,6 +73,8 @@ async def reconcile_shard_set(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
+    if not leader.still_leading():  # a paused leader may have been replaced: act never
+        return
     try:
         shard_spec = ShardSetSpec.model_validate(dict(spec))
     except ValidationError as err:
@@ -171,12 +174,7 @@ async def _act(
     if decision.routing != snapshot.routing or decision.target != snapshot.target:
         await asyncio.to_thread(api.write_routing, namespace, _routing_manifest(name, namespace,
                                                                                 decision, body))
-    for move, attempt in decision.start_jobs:
-        job = manifests.migration_job(
-            name, namespace, spec.slots, spec.migration.job_template, move, attempt
-        )
-        kopf.adopt(job, owner=body)
-        await asyncio.to_thread(api.create, namespace, job)
+    await _start_jobs(name, namespace, spec, decision, body)
     for move, attempt in decision.delete_jobs:
         job_name = manifests.job_name(name, move, attempt)
         await asyncio.to_thread(api.delete, namespace, "Job", job_name)
@@ -187,6 +185,20 @@ async def _act(
         # kopf.event, not kopf.info: the operator posts only warnings from kopf's own helpers
         # (settings.posting.level), while these are decisions the user must see.
         kopf.event(body, type="Normal", reason="Resharding", message=message)
+
+
+async def _start_jobs(
+    name: str, namespace: str, spec: ShardSetSpec, decision: Decision, body: Any
+) -> None:
+    """The migration Jobs, after the routing table that marks their moves has been written."""
+    if decision.start_jobs:
+        failpoints.hit("sharding.after_routing")
+    for move, attempt in decision.start_jobs:
+        job = manifests.migration_job(
+            name, namespace, spec.slots, spec.migration.job_template, move, attempt
+        )
+        kopf.adopt(job, owner=body)
+        await asyncio.to_thread(cluster().create, namespace, job)
 
 
 async def _maybe_rebalance(

@@ -1,0 +1,493 @@
+"""Faults on the real cluster: the operator keeps its promises when things go wrong.
+
+The API server restarts; Prometheus answers later than the operator's timeout; another client
+fights over the replicas or edits the resource; the operator is SIGKILLed between recording and
+carrying out a scale, a healing action and a shard migration (at failpoints, ADAPTIVE_FAILPOINTS,
+so the kill lands exactly there); the leader is frozen (SIGSTOP) past its lease under load.
+Double actions are counted where they cannot hide: a Deployment's metadata.generation grows by
+one per replica change, and each change has exactly one Scaled Event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from adaptive_operator.demo.exporter import Exporter
+from adaptive_operator.domain import shard_manifests as manifests
+from operator_process import ROOT, OperatorProcess
+from test_self_healing import crash_loop, ledger, pods
+from test_shard_set import Observer, settle, shard_set_manifest
+
+from conftest import FAILED, Cluster, dump_namespace, module_tag
+from support import HoldingProxy, wait_until
+
+SYNC = 2
+WATCHED = f"e2e-{module_tag(__name__)}-*"
+FAILPOINTS = "ADAPTIVE_FAILPOINTS"
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
+      containers: [{{name: app, image: "registry.example/app:1"}}]
+"""
+
+
+def service_yaml(name: str, ns: str, *, prometheus: str | None = None, healing: bool = False,
+                 max_replicas: int = 10) -> str:
+    where = f'exporter="{ns}"'
+    text = f"""
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  minReplicas: 1
+  maxReplicas: {max_replicas}
+  syncPeriodSeconds: {SYNC}
+  metrics: [{{name: load, query: 'sum(e2e_load{{{where},app="{name}"}})', targetPerReplica: 10}}]
+  behavior: {{scaleDown: {{stabilizationWindowSeconds: 0}}}}
+"""
+    if prometheus:
+        text += f"  prometheus: {{url: '{prometheus}'}}\n"
+    if healing:
+        text += f"""  healing:
+    enabled: true
+    metrics:
+      errorRatio: 'sum(e2e_errors{{{where}}})'
+      latency: 'sum(e2e_latency{{{where}}})'
+    verifySeconds: 6
+"""
+    return text
+
+
+@pytest.fixture(scope="module")
+def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+    process = OperatorProcess("faults", args=("--namespace", WATCHED,
+                                              "--leader-election", "false")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def load(local_cluster: Cluster, namespace: str) -> Iterator[Exporter]:
+    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+        exporter.set("e2e_errors", 0.01)
+        exporter.set("e2e_latency", 0.2)
+        yield exporter
+
+
+@pytest.fixture(scope="module")
+def api(local_cluster: Cluster) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=local_cluster.kubeconfig)
+    yield api_client
+    api_client.close()
+
+
+def apply(cluster: Cluster, ns: str, text: str) -> None:
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=text)
+
+
+def deploy(cluster: Cluster, ns: str, name: str, replicas: int = 1) -> None:
+    apply(cluster, ns, DEPLOYMENT.format(name=name, replicas=replicas))
+
+
+def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return dict(cluster.json("get", "deployment", name, "-n", ns))
+
+
+def replicas(cluster: Cluster, ns: str, name: str) -> int:
+    return int(deployment(cluster, ns, name)["spec"]["replicas"])
+
+
+def generation(cluster: Cluster, ns: str, name: str) -> int:  # +1 per replica change here
+    return int(deployment(cluster, ns, name)["metadata"]["generation"])
+
+
+def status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return dict(cluster.json("get", "adaptiveservice", name, "-n", ns).get("status") or {})
+
+
+def condition(cluster: Cluster, ns: str, name: str, kind: str) -> dict[str, Any]:
+    found = [c for c in status(cluster, ns, name).get("conditions", []) if c["type"] == kind]
+    return dict(found[0]) if found else {}
+
+
+def scaled(cluster: Cluster, ns: str, name: str) -> list[str]:
+    """The Scaled Events of one service, each repeat counted (the API folds duplicates)."""
+    items: Any = cluster.json("get", "events", "-n", ns)["items"]
+    return [e["message"] for e in items if e.get("reason") == "Scaled"
+            and e["involvedObject"]["name"] == name for _ in range(int(e.get("count") or 1))]
+
+
+def events(cluster: Cluster, ns: str, reason: str) -> list[str]:
+    items: Any = cluster.json("get", "events", "-n", ns)["items"]
+    return [e["message"] for e in items if e.get("reason") == reason]
+
+
+def syncs(process: OperatorProcess, ns: str) -> float:
+    return process.counter("adaptive_decisions_total", namespace=ns)
+
+
+def more_syncs(process: OperatorProcess, ns: str, count: int = 3) -> None:
+    seen = syncs(process, ns)
+    wait_until(lambda: syncs(process, ns) >= seen + count, 60, f"{count} more syncs")
+
+
+def assert_each_change_once(cluster: Cluster, ns: str, name: str) -> None:
+    """Every replica change made exactly once, and said exactly once."""
+    changes = generation(cluster, ns, name) - 1
+    said = scaled(cluster, ns, name)
+    assert len(said) == changes, f"{changes} replica changes but Scaled Events {said}"
+
+
+# --- the API server restarts ------------------------------------------------------------------
+
+
+def test_api_server_restart_loses_and_repeats_nothing(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        load: Exporter) -> None:
+    deploy(local_cluster, namespace, "web")
+    load.set("e2e_load", 25.0, {"app": "web"})
+    apply(local_cluster, namespace, service_yaml("web", namespace))
+    wait_until(lambda: replicas(local_cluster, namespace, "web") == 3, 60, "scale to 3")
+
+    subprocess.run([str(ROOT / "e2e" / "cluster"), "restart", "kube-apiserver"], check=True,
+                   timeout=300, stdout=subprocess.DEVNULL)
+    assert operator.proc is not None and operator.proc.poll() is None, "the operator died"
+    load.set("e2e_load", 55.0, {"app": "web"})  # a change seen only through new connections
+    wait_until(lambda: replicas(local_cluster, namespace, "web") == 6, 120,
+               "the operator to scale again after the restart")
+    # A spec change reaches the daemon only through a watch: this one was re-established.
+    local_cluster.kubectl("patch", "adaptiveservice", "web", "-n", namespace, "--type=merge",
+                          "-p", '{"spec": {"maxReplicas": 5}}')
+    wait_until(lambda: replicas(local_cluster, namespace, "web") == 5, 60, "max 5 applied")
+    more_syncs(operator, namespace)
+    assert generation(local_cluster, namespace, "web") == 4  # 1 -> 3 -> 6 -> 5, once each
+    assert_each_change_once(local_cluster, namespace, "web")
+    assert condition(local_cluster, namespace, "web", "Ready")["observedGeneration"] == 2
+
+
+# --- Prometheus slow ----------------------------------------------------------------------------
+
+
+def healing_syncs(process: OperatorProcess, ns: str, reason: str) -> int:
+    lines = process.log_path.read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if "healing decision" in line and ns in line
+               and reason in line)
+
+
+def test_slow_prometheus_holds_scaling_and_healing_until_it_answers(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        load: Exporter) -> None:
+    assert local_cluster.prometheus_url
+    proxy = HoldingProxy(local_cluster.prometheus_url)
+    try:
+        deploy(local_cluster, namespace, "slow", replicas=3)
+        deploy(local_cluster, namespace, "sick", replicas=3)
+        for name in ("slow", "sick"):
+            load.set("e2e_load", 29.0, {"app": name})
+        apply(local_cluster, namespace, service_yaml("slow", namespace, prometheus=proxy.url))
+        apply(local_cluster, namespace,
+              service_yaml("sick", namespace, prometheus=proxy.url, healing=True))
+        for name in ("slow", "sick"):
+            wait_until(lambda n=name: condition(local_cluster, namespace, n, "Ready").get(
+                "status") == "True", 60, f"{name} Ready through the proxy")
+        wait_until(lambda: len(pods(local_cluster, namespace, "sick")) == 3, 60, "3 pods")
+        wait_until(lambda: healing_syncs(operator, namespace, "Healthy"), 60, "healing syncs")
+
+        proxy.holding.set()  # from now on Prometheus answers later than the 5 s timeout
+        load.set("e2e_load", 0.0, {"app": "slow"})  # read as no load, this would scale to 1
+        cond = wait_until(lambda: (c := condition(local_cluster, namespace, "slow",
+                                                  "MetricsAvailable")).get("status") == "False"
+                          and c, 90, "MetricsAvailable=False")
+        assert cond["reason"] == "PrometheusTimeout", cond
+        state = wait_until(lambda: status(local_cluster, namespace, "sick").get(
+            "healing", {}).get("state", {}).get("reason") == "MetricsUnreadable"
+            and status(local_cluster, namespace, "sick")["healing"]["state"], 90,
+            "healing to say it does not act on unread metrics")
+        assert "could not be read" in state["message"]
+        sick = sorted(p["metadata"]["name"] for p in pods(local_cluster, namespace, "sick"))[0]
+        crash_loop(local_cluster, namespace, sick)  # plain to see in the API, yet not acted on
+        held = healing_syncs(operator, namespace, "MetricsUnreadable")
+        wait_until(lambda: healing_syncs(operator, namespace, "MetricsUnreadable") >= held + 2,
+                   90, "two healing syncs on unread metrics")
+        errors = operator.counter("adaptive_reconcile_errors_total", namespace=namespace)
+        wait_until(lambda: operator.counter("adaptive_reconcile_errors_total",
+                                            namespace=namespace) > errors, 90,
+                   "one more scaling sync on missing data")
+        assert replicas(local_cluster, namespace, "slow") == 3
+        assert sick in [p["metadata"]["name"] for p in pods(local_cluster, namespace, "sick")]
+        assert not events(local_cluster, namespace, "UnhealthyPods")
+
+        proxy.holding.clear()  # Prometheus answers again: the work held back is done
+        wait_until(lambda: replicas(local_cluster, namespace, "slow") == 1, 180,
+                   "the scale-down once the load can be read")
+        why = wait_until(lambda: events(local_cluster, namespace, "UnhealthyPods"), 120,
+                         "the crash-looping pod evicted")
+        assert sick in why[0]
+        assert condition(local_cluster, namespace, "slow", "MetricsAvailable")["status"] == "True"
+    finally:
+        local_cluster.kubectl("delete", "adaptiveservice", "--all", "-n", namespace,
+                              "--timeout=30s", check=False)
+        proxy.close()
+
+
+# --- conflicting writes -------------------------------------------------------------------------
+
+
+class Fighter:
+    """Another client that keeps setting the replicas to its own count (a GitOps loop)."""
+
+    def __init__(self, api: client.ApiClient, ns: str, name: str, replicas_: int) -> None:
+        self.apps = client.AppsV1Api(api)
+        self.ns, self.name, self.replicas = ns, name, replicas_
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.apps.patch_namespaced_deployment_scale(
+                self.name, self.ns, {"spec": {"replicas": self.replicas}})
+
+
+def test_conflicting_writers_are_not_fought(local_cluster: Cluster, namespace: str,
+                                            operator: OperatorProcess, load: Exporter,
+                                            api: client.ApiClient) -> None:
+    deploy(local_cluster, namespace, "fought")
+    load.set("e2e_load", 25.0, {"app": "fought"})
+    apply(local_cluster, namespace, service_yaml("fought", namespace))
+    wait_until(lambda: replicas(local_cluster, namespace, "fought") == 3, 60, "scale to 3")
+    before = generation(local_cluster, namespace, "fought")
+
+    fighter = Fighter(api, namespace, "fought", 7)
+    fighter.thread.start()
+    try:
+        cond = wait_until(lambda: (c := condition(local_cluster, namespace, "fought",
+                                                  "ScalingActive")).get("reason")
+                          == "ConflictingWriter" and c, 60, "the operator to stand aside")
+        assert cond["status"] == "False" and "another client changed the replicas" in (
+            cond["message"])
+        more_syncs(operator, namespace, 5)  # of standing aside
+        # 3 -> 7 (the other client), at most one 7 -> 3 put back, then 3 -> 7 again: the other
+        # client's count holds and the operator no longer writes.
+        changes = generation(local_cluster, namespace, "fought") - before
+        assert changes <= 3, f"{changes} replica changes: the operator fought"
+        assert replicas(local_cluster, namespace, "fought") == 7
+        assert operator.proc is not None and operator.proc.poll() is None
+    finally:
+        fighter.stop.set()
+        fighter.thread.join()
+
+    # Quiet for a window (15 syncs): the operator takes the replicas back, once.
+    wait_until(lambda: replicas(local_cluster, namespace, "fought") == 3, 120,
+               "the operator to resume once the other writer is quiet")
+    wait_until(lambda: condition(local_cluster, namespace, "fought", "ScalingActive").get(
+        "status") == "True", 30, "ScalingActive=True again")
+
+    # Another client edits the resource (spec and status): the newest spec wins, status heals.
+    local_cluster.kubectl("patch", "adaptiveservice", "fought", "-n", namespace, "--type=merge",
+                          "-p", '{"spec": {"maxReplicas": 2}}')
+    local_cluster.kubectl("patch", "adaptiveservice", "fought", "-n", namespace, "--type=merge",
+                          "--subresource=status", "-p", '{"status": {"desiredReplicas": 99}}')
+    wait_until(lambda: replicas(local_cluster, namespace, "fought") == 2, 60, "max 2 applied")
+    wait_until(lambda: status(local_cluster, namespace, "fought").get("desiredReplicas") == 2,
+               30, "status written again")
+    ready = condition(local_cluster, namespace, "fought", "Ready")
+    assert ready["observedGeneration"] == 2 and ready["status"] == "True", ready
+    assert operator.proc is not None and operator.proc.poll() is None
+
+
+# --- the operator killed in the middle of an action ---------------------------------------------
+
+
+@pytest.fixture
+def own_namespace(local_cluster: Cluster, crds: Cluster,
+                  request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace the module's operator does not watch, for operators of the test's own."""
+    ns = f"e2e-faultsx-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:5]}"
+    local_cluster.kubectl("create", "namespace", ns)
+    yield ns
+    if request.node.stash.get(FAILED, False):
+        dump_namespace(local_cluster, ns)
+    local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def private_operator(ns: str, name: str, **env: str) -> OperatorProcess:
+    return OperatorProcess(f"faults-{name}-{ns[-5:]}", env=env, args=(
+        "--namespace", ns, "--leader-election", "false"))
+
+
+@pytest.fixture
+def restarted(local_cluster: Cluster, own_namespace: str) -> Iterator[OperatorProcess]:
+    """The operator that comes back after the kill (the test starts it); it is stopped after
+    the test's resources are deleted, so that it removes their finalizers."""
+    process = private_operator(own_namespace, "back")
+    yield process
+    if process.proc is not None:
+        local_cluster.kubectl("delete", "adaptiveservices,shardsets", "--all", "-n",
+                              own_namespace, "--timeout=30s", check=False)
+    process.stop()
+
+
+def wait_killed(armed: OperatorProcess, point: str) -> None:
+    assert armed.proc is not None
+    armed.proc.wait(timeout=180)
+    assert armed.proc.returncode == -signal.SIGKILL
+    assert f"failpoint {point} hit" in armed.log_path.read_text(errors="replace")
+
+
+def test_killed_between_scaling_and_recording_completes_once(
+        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess) -> None:
+    ns = own_namespace
+    deploy(local_cluster, ns, "cut")
+    armed = private_operator(ns, "armed", **{FAILPOINTS: "scaling.after_write"}).start()
+    with Exporter(ns, local_cluster.targets_dir) as load:
+        load.set("e2e_load", 25.0, {"app": "cut"})
+        try:
+            apply(local_cluster, ns, service_yaml("cut", ns))
+            wait_killed(armed, "scaling.after_write")
+        finally:
+            armed.stop()
+        assert replicas(local_cluster, ns, "cut") == 3  # the write was made ...
+        assert scaled(local_cluster, ns, "cut") == []  # ... and not yet said
+        assert status(local_cluster, ns, "cut")["scaleWrites"]["pending"]["replicas"] == 3
+
+        restarted.start()
+        said = wait_until(lambda: scaled(local_cluster, ns, "cut"), 60,
+                          "the write found applied and recorded")
+        assert "1 -> 3" in said[0] and "found applied" in said[0]
+        more_syncs(restarted, ns)
+    assert generation(local_cluster, ns, "cut") == 2  # written once, never again
+    assert_each_change_once(local_cluster, ns, "cut")
+    record = status(local_cluster, ns, "cut")["scaleWrites"]
+    assert record["appliedReplicas"] == 3 and "pending" not in record
+    assert condition(local_cluster, ns, "cut", "ScalingActive")["status"] == "True"
+
+
+def test_killed_between_recording_and_healing_does_not_repeat(
+        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess) -> None:
+    ns = own_namespace
+    deploy(local_cluster, ns, "hurt", replicas=3)
+    wait_until(lambda: len(pods(local_cluster, ns, "hurt")) == 3, 60, "3 pods")
+    sick = sorted(p["metadata"]["name"] for p in pods(local_cluster, ns, "hurt"))[0]
+    armed = private_operator(ns, "armed", **{FAILPOINTS: "healing.after_record"}).start()
+    with Exporter(ns, local_cluster.targets_dir) as load:
+        load.set("e2e_load", 25.0, {"app": "hurt"})
+        load.set("e2e_errors", 0.01)
+        load.set("e2e_latency", 0.2)
+        try:
+            apply(local_cluster, ns, service_yaml("hurt", ns, healing=True))
+            crash_loop(local_cluster, ns, sick)
+            wait_killed(armed, "healing.after_record")
+        finally:
+            armed.stop()
+        recorded = ledger(local_cluster, ns, "hurt")
+        assert [(e["action"], e["outcome"]) for e in recorded] == [("EvictPods", "Pending")]
+        assert sick in [p["metadata"]["name"] for p in pods(local_cluster, ns, "hurt")], \
+            "the eviction was carried out although the process died before it"
+
+        restarted.start()
+        wait_until(lambda: [e for e in ledger(local_cluster, ns, "hurt")
+                            if e["id"] == recorded[0]["id"] and e["outcome"] != "Pending"], 90,
+                   "the recorded eviction verified, not repeated")
+        more_syncs(restarted, ns)
+    evictions = [e for e in ledger(local_cluster, ns, "hurt") if e["action"] == "EvictPods"
+                 and e["pods"] == [sick]]
+    assert len(evictions) == 1, evictions
+
+
+def test_killed_between_routing_and_migration_completes_once(
+        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
+        api: client.ApiClient) -> None:
+    ns = own_namespace
+    observer = Observer(api, ns, "cut")
+    armed = private_operator(ns, "armed", **{FAILPOINTS: "sharding.after_routing"}).start()
+    try:
+        apply(local_cluster, ns, shard_set_manifest("cut", 2))
+        settle(observer, 2)  # creating shards starts no migration: the failpoint is not hit
+        local_cluster.kubectl("patch", "shardset", "cut", "-n", ns, "--type", "merge",
+                              "-p", json.dumps({"spec": {"shards": 3}}))
+        wait_killed(armed, "sharding.after_routing")
+    finally:
+        armed.stop()
+    sample = wait_until(observer.sample, 10, "a consistent reading")
+    assert sample.table.migrating, "the routing table records the migrations started"
+    assert not sample.jobs, "no Job was created before the kill"
+
+    restarted.start()
+    settle(observer, 3)  # every reading on the way checked: no slot routed to a missing shard
+    attempts = [(j["metadata"]["name"], j["metadata"]["labels"][manifests.ATTEMPT_LABEL])
+                for j in observer.jobs_seen.values()]
+    assert len(attempts) == len(sample.table.migrating), attempts  # one Job per move, once
+    assert all(a == "1" for _, a in attempts), attempts
+
+
+# --- a leader frozen past its lease -------------------------------------------------------------
+
+
+AFTER = (4, 1, 2)  # from 2, 3, 4: each reachable in one step of the default policies
+
+
+def test_frozen_leader_replaced_under_load_acts_never_again(
+        local_cluster: Cluster, own_namespace: str) -> None:
+    ns = own_namespace
+    env = {"POD_NAMESPACE": ns}
+    first = OperatorProcess(f"frozen-a-{ns[-5:]}", env=env, args=("--namespace", ns),
+                            lease_name="ha").start()
+    second = OperatorProcess(f"frozen-b-{ns[-5:]}", env=env, args=("--namespace", ns),
+                             lease_name="ha")
+    second.start(wait_for="standby")
+    names = [f"svc{i}" for i in range(len(AFTER))]
+    try:
+        with Exporter(ns, local_cluster.targets_dir) as load:
+            for i, name in enumerate(names):
+                deploy(local_cluster, ns, name)
+                load.set("e2e_load", 15.0 + 10 * i, {"app": name})  # 2, 3, 4 replicas
+                apply(local_cluster, ns, service_yaml(name, ns))
+            for i, name in enumerate(names):
+                wait_until(lambda n=name, r=2 + i: replicas(local_cluster, ns, n) == r, 90,
+                           f"{name} to scale")
+
+            assert first.proc is not None
+            os.kill(first.proc.pid, signal.SIGSTOP)  # frozen: its lease runs out
+            try:
+                wait_until(lambda: second.role() == "leader", 60, "the standby to take over")
+                for name, wanted in zip(names, AFTER, strict=True):
+                    load.set("e2e_load", wanted * 10.0 - 5, {"app": name})
+                for name, wanted in zip(names, AFTER, strict=True):
+                    wait_until(lambda n=name, r=wanted: replicas(local_cluster, ns, n) == r, 90,
+                               f"the new leader to scale {name}")
+            finally:
+                os.kill(first.proc.pid, signal.SIGCONT)  # thawed, with stale state in memory
+            first.proc.wait(timeout=60)  # it finds the lease lost and steps down
+            more_syncs(second, ns, 2 * len(names))
+            for name, wanted in zip(names, AFTER, strict=True):
+                assert replicas(local_cluster, ns, name) == wanted
+                assert_each_change_once(local_cluster, ns, name)
+                assert generation(local_cluster, ns, name) == 3  # 1 -> a -> b
+            assert "ConflictingWriter" not in local_cluster.kubectl(
+                "get", "adaptiveservices", "-n", ns, "-o", "yaml")
+    finally:
+        first.stop()
+        local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
+                              check=False)
+        second.stop()
