@@ -13,6 +13,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from adaptive_operator.adapters.telemetry import API_REQUESTS
+
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
 
@@ -79,6 +81,7 @@ def _describe(err: ApiException) -> str:
 def _read_scale(namespace: str, target: TargetRef) -> Scale:
     group, version = target.group_version
     try:
+        API_REQUESTS.labels("get", "scale").inc()
         body: Any = client.CustomObjectsApi().get_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name)
     except ApiException as err:
@@ -99,6 +102,7 @@ async def read_scale(namespace: str, target: TargetRef) -> Scale:
 def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
     group, version = target.group_version
     try:
+        API_REQUESTS.labels("patch", "scale").inc()
         client.CustomObjectsApi().patch_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name,
             {"spec": {"replicas": replicas}})
@@ -133,6 +137,7 @@ def _startup_seconds(pod: Any) -> float | None:
 
 
 def _count_pods(namespace: str, selector: str) -> PodCounts:
+    API_REQUESTS.labels("list", "pods").inc()
     pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector).items
     live = [p for p in pods if not (p.metadata and p.metadata.deletion_timestamp)
             and (p.status and p.status.phase) not in ("Succeeded", "Failed")]
@@ -146,6 +151,7 @@ async def count_pods(namespace: str, selector: str) -> PodCounts:
 
 
 def _conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
+    API_REQUESTS.labels("list", "horizontalpodautoscalers").inc()
     hpas = client.AutoscalingV2Api().list_namespaced_horizontal_pod_autoscaler(namespace).items
     for hpa in hpas:
         ref = hpa.spec.scale_target_ref
@@ -160,6 +166,7 @@ async def conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
 
 
 def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    API_REQUESTS.labels("patch", "status").inc()
     client.CustomObjectsApi().patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, plural, name, {"status": status})
 

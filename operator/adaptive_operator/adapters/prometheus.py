@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,12 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
+
 DEFAULT_TIMEOUT_SECONDS = 5.0
+# Range queries (history backfills) in flight at once, across all services: 1,000 services
+# starting together must not stampede Prometheus with thousands of 11,000-point queries.
+RANGE_CONCURRENCY = 4
 
 
 class MetricError(Exception):
@@ -57,6 +63,7 @@ def client(url: str) -> PrometheusConnect:
 
 
 def _raw_query(url: str, query: str) -> list[dict[str, Any]]:
+    PROMETHEUS_QUERIES.labels("instant").inc()
     try:
         result: list[dict[str, Any]] = client(url).custom_query(query)
     except PrometheusApiClientException as err:
@@ -169,6 +176,7 @@ def single_series(result: Sequence[dict[str, Any]], query: str) -> Sequence[Sequ
 
 def query_range(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
     """Run a range query (epoch seconds, step in seconds) and return its one series."""
+    PROMETHEUS_QUERIES.labels("range").inc()
     try:
         result = client(url).custom_query_range(
             query,
@@ -179,6 +187,19 @@ def query_range(url: str, query: str, start: float, end: float, step: float) -> 
     except Exception as err:  # the client raises requests' and its own errors: report any
         raise PrometheusError(f"range query to {url} failed: {_first_line(err)}") from err
     return on_grid(single_series(result, query), start, end, step)
+
+
+_range_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+async def query_range_bounded(url: str, query: str, start: float, end: float,
+                              step: float) -> RangeSeries:
+    """`query_range` off the event loop, at most RANGE_CONCURRENCY at a time (per loop)."""
+    slots = _range_slots.setdefault(asyncio.get_running_loop(),
+                                    asyncio.Semaphore(RANGE_CONCURRENCY))
+    async with slots:
+        return await asyncio.to_thread(query_range, url, query, start, end, step)
 
 
 def _first_line(err: BaseException) -> str:

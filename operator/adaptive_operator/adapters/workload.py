@@ -13,6 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters.kube import GROUP, VERSION
+from adaptive_operator.adapters.telemetry import API_REQUESTS
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -36,6 +37,7 @@ def _describe(err: ApiException) -> str:
 
 def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any]:
     try:
+        API_REQUESTS.labels("get", "adaptiveservices").inc()
         found: Any = client.CustomObjectsApi().get_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name)
     except ApiException as err:
@@ -50,6 +52,7 @@ async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any]
 
 def _annotate(plural: str, namespace: str, name: str, key: str, value: str) -> None:
     try:
+        API_REQUESTS.labels("patch", "adaptiveservices").inc()
         client.CustomObjectsApi().patch_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": {key: value}}})
     except ApiException as err:
@@ -63,6 +66,7 @@ async def annotate(plural: str, namespace: str, name: str, key: str, value: str)
 
 def _deployment(namespace: str, name: str) -> dict[str, Any]:
     try:
+        API_REQUESTS.labels("get", "deployments").inc()
         found = client.AppsV1Api().read_namespaced_deployment(name, namespace)
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot read Deployment {name}: "
@@ -76,7 +80,9 @@ def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, An
     labels = deployment["spec"]["selector"].get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     try:
+        API_REQUESTS.labels("list", "pods").inc()
         pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector)
+        API_REQUESTS.labels("list", "replicasets").inc()
         sets = client.AppsV1Api().list_namespaced_replica_set(namespace, label_selector=selector)
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot list the pods or ReplicaSets of Deployment "
@@ -94,6 +100,7 @@ async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[st
 
 def _patch_template(namespace: str, name: str, patch: list[dict[str, Any]], what: str) -> None:
     try:
+        API_REQUESTS.labels("patch", "deployments").inc()
         client.AppsV1Api().patch_namespaced_deployment(name, namespace, patch)
     except ApiException as err:
         raise WorkloadError("FailedHealing", f"cannot {what} Deployment {name}: "
@@ -121,6 +128,7 @@ async def restart(namespace: str, name: str, stamp: str) -> None:
 def _evict(namespace: str, pod: str) -> str | None:
     body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
     try:
+        API_REQUESTS.labels("create", "evictions").inc()
         client.CoreV1Api().create_namespaced_pod_eviction(pod, namespace, body)
     except ApiException as err:
         if err.status == 404:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
-from adaptive_operator.adapters.prometheus import PrometheusError, query_range
+from adaptive_operator.adapters.prometheus import PrometheusError, query_range_bounded
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows, chunk_ranges
@@ -40,7 +40,7 @@ async def backfill(url: str, query: str, step: float, capacity: int,
     origin = now - (capacity - 1) * step
     values: list[float | None] = []
     for start, end in chunk_ranges(origin, now, step):
-        series = await asyncio.to_thread(query_range, url, query, start, end, step)
+        series = await query_range_bounded(url, query, start, end, step)
         values.extend(series.values)
     return MetricHistory.backfilled(origin, step, capacity, values)
 

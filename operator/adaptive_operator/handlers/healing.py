@@ -10,7 +10,6 @@ verifies it instead of acting again. The pause annotation stops every action at 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
-    query_range,
+    query_range_bounded,
     query_total,
 )
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
@@ -119,7 +118,7 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     start = end - step * (limit - 1)
     url = prometheus_url(spec)
     try:
-        series = {name: (await asyncio.to_thread(query_range, url, query, start, end, step)).values
+        series = {name: (await query_range_bounded(url, query, start, end, step)).values
                   for name, query in healing.metrics.items()}
     except PrometheusError as err:
         log.warning("no healing history to backfill", error=str(err))
