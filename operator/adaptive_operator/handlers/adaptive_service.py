@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from adaptive_operator import logs
 from adaptive_operator.adapters import kube, telemetry
-from adaptive_operator.adapters.prometheus import MetricError, query_total
+from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.domain import scaling
@@ -88,7 +89,7 @@ async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricR
     readings, problem = [], None
     for metric in spec.metrics:
         try:
-            sample = await query_total(url, metric.query)
+            sample = await read_total(url, metric.query, settings.answer_age(spec))
             readings.append(scaling.MetricReading(metric.name, sample.value,
                                                   metric.target_per_replica))
         except MetricError as err:

@@ -23,8 +23,8 @@ from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
     query_range_bounded,
-    query_total,
 )
+from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
@@ -128,11 +128,12 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     return watcher
 
 
-async def read_row(url: str, metrics: dict[str, str]) -> tuple[dict[str, float], str | None]:
+async def read_row(url: str, metrics: dict[str, str],
+                   max_age: float) -> tuple[dict[str, float], str | None]:
     row: dict[str, float] = {}
     for name, query in metrics.items():
         try:
-            row[name] = (await query_total(url, query)).value
+            row[name] = (await read_total(url, query, max_age)).value
         except MetricError as err:
             return row, f"metric {name}: {err.message}"
     return row, None
@@ -155,7 +156,8 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
 
 async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
                           now: float) -> tuple[AnomalyVerdict | None, str | None]:
-    row, error = await read_row(prometheus_url(spec), watcher.metrics)
+    row, error = await read_row(prometheus_url(spec), watcher.metrics,
+                                settings.answer_age(spec))
     if error is not None:
         return None, error
     watcher.history.append(row)

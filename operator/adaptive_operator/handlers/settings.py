@@ -8,6 +8,12 @@ from typing import Any
 
 import kopf
 
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+
+# A metric value may be this share of the service's sync period old when another service's
+# query already fetched it (Prometheus scrapes every 15-30 s in most clusters anyway).
+ANSWER_AGE_FRACTION = 1.0 / 3.0
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
@@ -24,6 +30,11 @@ def configure(settings: OperatorSettings) -> None:
 
 def current() -> OperatorSettings:
     return _current
+
+
+def answer_age(spec: AdaptiveServiceSpec) -> float:
+    """How old a shared Prometheus answer this service accepts."""
+    return float(spec.sync_period_seconds) * ANSWER_AGE_FRACTION
 
 
 @kopf.on.startup()
