@@ -52,8 +52,11 @@ class Prometheus:
             return [] if value is None else [{"metric": {}, "value": [0, str(value)]}]
         grouped = re.fullmatch(r'sum by \(service\) \(load\{service=~"([\w|]+)"\}\)', query)
         if grouped and not self.refuse_grouped:
-            return [{"metric": {"service": s}, "value": [0, str(LOAD[s])]}
-                    for s in grouped[1].split("|") if s in LOAD]
+            return [
+                {"metric": {"service": s}, "value": [0, str(LOAD[s])]}
+                for s in grouped[1].split("|")
+                if s in LOAD
+            ]
         raise MetricError("QueryFailed", f"Prometheus refused the query {query!r}: parse error")
 
 
@@ -77,11 +80,11 @@ async def test_services_known_to_the_group_share_one_query_per_period() -> None:
 
 
 async def test_reads_while_the_grouped_query_is_in_flight_wait_for_it() -> None:
-    prometheus = Prometheus()
-    batcher = QueryBatcher(prometheus, FakeClock())
+    prometheus, clock = Prometheus(), FakeClock()
+    batcher = QueryBatcher(prometheus, clock)
     await read_all(batcher, ["a", "b"])
     prometheus.queries.clear()
-    batcher._answers.clear()  # noqa: SLF001 (the answer aged)
+    clock.now += 10  # the answer aged
     prometheus.gate = threading.Event()
     first = asyncio.ensure_future(batcher.total(URL, query("a"), 5.0))
     await asyncio.sleep(0.05)
@@ -118,8 +121,9 @@ async def test_a_service_not_read_for_long_leaves_the_group() -> None:
 async def test_a_value_with_no_series_is_an_empty_result_as_alone() -> None:
     batcher = QueryBatcher(Prometheus(), FakeClock())
     with pytest.raises(MetricError) as err:
-        await asyncio.gather(batcher.total(URL, query("a"), 5.0),
-                             batcher.total(URL, query("zz"), 5.0))
+        await asyncio.gather(
+            batcher.total(URL, query("a"), 5.0), batcher.total(URL, query("zz"), 5.0)
+        )
     assert err.value.reason == "EmptyResult"
     assert query("zz") in err.value.message
 

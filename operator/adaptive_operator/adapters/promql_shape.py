@@ -22,20 +22,45 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 # Per-series functions of one argument whose output keeps the input's labels (minus __name__).
-FUNCTIONS = frozenset({
-    "rate", "irate", "increase", "delta", "idelta", "deriv", "resets", "changes",
-    "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
-    "last_over_time", "stddev_over_time", "stdvar_over_time", "present_over_time",
-    "abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt",
-})
+FUNCTIONS = frozenset(
+    {
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "idelta",
+        "deriv",
+        "resets",
+        "changes",
+        "avg_over_time",
+        "min_over_time",
+        "max_over_time",
+        "sum_over_time",
+        "count_over_time",
+        "last_over_time",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "present_over_time",
+        "abs",
+        "ceil",
+        "floor",
+        "exp",
+        "ln",
+        "log2",
+        "log10",
+        "sqrt",
+    }
+)
 _NAME = r"[A-Za-z_:][A-Za-z0-9_:]*"
 _SELECTOR = re.compile(
     rf"\s*(?P<name>{_NAME})?\s*\{{(?P<matchers>[^{{}}]*)\}}\s*"
-    r"(?:\[\s*(?P<range>[0-9]+[smhdwy](?:[0-9]+[smhdwy])*)\s*\])?\s*")
+    r"(?:\[\s*(?P<range>[0-9]+[smhdwy](?:[0-9]+[smhdwy])*)\s*\])?\s*"
+)
 _CALL = re.compile(rf"\s*(?P<func>{_NAME})\s*\((?P<arg>.*)\)\s*", re.DOTALL)
 _MATCHER = re.compile(
     r"\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"
-    r"(?P<text>\"(?P<dq>[^\"\\]*)\"|'(?P<sq>[^'\\]*)')\s*")
+    r"(?P<text>\"(?P<dq>[^\"\\]*)\"|'(?P<sq>[^'\\]*)')\s*"
+)
 # Values used as literal alternatives of a regex: `.` is the one metacharacter allowed (escaped).
 _PLAIN = re.compile(r"[A-Za-z0-9_.:/-]+")
 
@@ -67,10 +92,11 @@ class Shape:
 
     def grouped_query(self, members: Collection[tuple[str, ...]]) -> str:
         """One query whose series labelled with a member's values answer that member."""
-        alternatives = [sorted({member[i] for member in members})
-                        for i in range(len(self.labels))]
-        grouped = [Matcher(label, "=~", "|".join(_escape(v) for v in values))
-                   for label, values in zip(self.labels, alternatives, strict=True)]
+        alternatives = [sorted({member[i] for member in members}) for i in range(len(self.labels))]
+        grouped = [
+            Matcher(label, "=~", "|".join(_escape(v) for v in values))
+            for label, values in zip(self.labels, alternatives, strict=True)
+        ]
         matchers = ", ".join(m.text() for m in (*self.fixed, *grouped))
         inner = f"{self.name}{{{matchers}}}" + (f"[{self.range}]" if self.range else "")
         for function in reversed(self.functions):
@@ -142,11 +168,18 @@ def shape_of(query: str) -> Shape | None:
     matchers = _matchers(selector["matchers"])
     if matchers is None:
         return None
-    grouped = [m for m in matchers
-               if m.op == "=" and m.label != "__name__" and _PLAIN.fullmatch(m.value)]
+    grouped = [
+        m for m in matchers if m.op == "=" and m.label != "__name__" and _PLAIN.fullmatch(m.value)
+    ]
     labels = tuple(m.label for m in grouped)
     if not grouped or len(set(labels)) != len(labels):
         return None
     fixed = tuple(m for m in matchers if m not in grouped)
-    return Shape(functions, selector["name"] or "", fixed, labels,
-                 tuple(m.value for m in grouped), selector["range"])
+    return Shape(
+        functions,
+        selector["name"] or "",
+        fixed,
+        labels,
+        tuple(m.value for m in grouped),
+        selector["range"],
+    )

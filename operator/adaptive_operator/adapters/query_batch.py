@@ -45,8 +45,12 @@ EXACT: frozenset[tuple[str, ...]] = frozenset({()})
 class QueryBatcher:
     """Shares instant queries between reads; `enabled=False` runs every read's own query."""
 
-    def __init__(self, runner: Runner = _raw_query, clock: Callable[[], float] = time.monotonic,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self,
+        runner: Runner = _raw_query,
+        clock: Callable[[], float] = time.monotonic,
+        enabled: bool = True,
+    ) -> None:
         self.runner, self.clock, self.enabled = runner, clock, enabled
         self._members: dict[Key, dict[tuple[str, ...], float]] = {}
         self._answers: dict[Key, Answer] = {}
@@ -70,8 +74,7 @@ class QueryBatcher:
         shape = shape_of(query)
         if shape is not None:
             try:
-                return to_total(query, (await self._grouped(url, shape, max_age)).of(
-                    shape.values))
+                return to_total(query, (await self._grouped(url, shape, max_age)).of(shape.values))
             except MetricError as err:
                 if err.reason not in REFUSALS:
                     raise
@@ -88,22 +91,39 @@ class QueryBatcher:
         if fresh is not None and now - fresh.at <= max_age and shape.values not in fresh.members:
             # A newcomer while the group's answer is fresh: alone now, grouped from next time.
             alone = frozenset({shape.values})
-            return await self._shared(("alone", url, shape.key, shape.values), url, alone,
-                                      max_age, shape.grouped_query(alone), shape)
+            return await self._shared(
+                ("alone", url, shape.key, shape.values),
+                url,
+                alone,
+                max_age,
+                shape.grouped_query(alone),
+                shape,
+            )
         for member, seen in list(members.items()):
             if now - seen > FORGET_AFTER_SECONDS:
                 del members[member]
         everyone = frozenset(members)
-        return await self._shared(key, url, everyone, max_age, shape.grouped_query(everyone),
-                                  shape, wanted=shape.values)
+        return await self._shared(
+            key, url, everyone, max_age, shape.grouped_query(everyone), shape, wanted=shape.values
+        )
 
-    async def _shared(self, key: Key, url: str, members: frozenset[tuple[str, ...]],
-                      max_age: float, query: str, shape: Shape | None,
-                      wanted: tuple[str, ...] = ()) -> Answer:
+    async def _shared(
+        self,
+        key: Key,
+        url: str,
+        members: frozenset[tuple[str, ...]],
+        max_age: float,
+        query: str,
+        shape: Shape | None,
+        wanted: tuple[str, ...] = (),
+    ) -> Answer:
         """A fresh enough answer covering `wanted`: kept, in flight, or fetched now."""
         answer = self._answers.get(key)
-        if answer is not None and self.clock() - answer.at <= max_age and (
-                wanted in answer.members):
+        if (
+            answer is not None
+            and self.clock() - answer.at <= max_age
+            and (wanted in answer.members)
+        ):
             PROMETHEUS_READS.labels("shared").inc()
             return answer
         flight = self._inflight.get(key)
@@ -121,8 +141,14 @@ class QueryBatcher:
         task.add_done_callback(landed)
         return await asyncio.shield(task)
 
-    async def _fetch(self, key: Key, url: str, members: frozenset[tuple[str, ...]], query: str,
-                     shape: Shape | None) -> Answer:
+    async def _fetch(
+        self,
+        key: Key,
+        url: str,
+        members: frozenset[tuple[str, ...]],
+        query: str,
+        shape: Shape | None,
+    ) -> Answer:
         at = self.clock()
         result = await asyncio.to_thread(self.runner, url, query)
         rows: dict[tuple[str, ...], list[dict[str, Any]]] = {}
