@@ -7,6 +7,7 @@ call never stalls the other services' reconciliations.
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,21 @@ def load_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
+_shared_client: client.ApiClient | None = None
+_shared_lock = threading.Lock()
+
+
+def api_client() -> client.ApiClient:
+    """One client (one connection pool) for every call: a client per call meant a new TLS
+    connection, certificate loading and handshake for each request (most of the operator's
+    CPU with hundreds of services)."""
+    global _shared_client
+    with _shared_lock:
+        if _shared_client is None:
+            _shared_client = client.ApiClient()
+        return _shared_client
+
+
 def _describe(err: ApiException) -> str:
     return f"{err.status} {err.reason}"
 
@@ -82,7 +98,7 @@ def _read_scale(namespace: str, target: TargetRef) -> Scale:
     group, version = target.group_version
     try:
         API_REQUESTS.labels("get", "scale").inc()
-        body: Any = client.CustomObjectsApi().get_namespaced_custom_object_scale(
+        body: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name)
     except ApiException as err:
         if err.status == 404:
@@ -103,7 +119,7 @@ def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
     group, version = target.group_version
     try:
         API_REQUESTS.labels("patch", "scale").inc()
-        client.CustomObjectsApi().patch_namespaced_custom_object_scale(
+        client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name,
             {"spec": {"replicas": replicas}})
     except ApiException as err:
@@ -138,7 +154,8 @@ def _startup_seconds(pod: Any) -> float | None:
 
 def _count_pods(namespace: str, selector: str) -> PodCounts:
     API_REQUESTS.labels("list", "pods").inc()
-    pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector).items
+    core = client.CoreV1Api(api_client())
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     live = [p for p in pods if not (p.metadata and p.metadata.deletion_timestamp)
             and (p.status and p.status.phase) not in ("Succeeded", "Failed")]
     ready = sum(1 for p in live if _pod_ready(p))
@@ -152,7 +169,8 @@ async def count_pods(namespace: str, selector: str) -> PodCounts:
 
 def _conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
     API_REQUESTS.labels("list", "horizontalpodautoscalers").inc()
-    hpas = client.AutoscalingV2Api().list_namespaced_horizontal_pod_autoscaler(namespace).items
+    autoscaling = client.AutoscalingV2Api(api_client())
+    hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
     for hpa in hpas:
         ref = hpa.spec.scale_target_ref
         if ref.kind == target.kind and ref.name == target.name:
@@ -167,7 +185,7 @@ async def conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
 
 def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     API_REQUESTS.labels("patch", "status").inc()
-    client.CustomObjectsApi().patch_namespaced_custom_object_status(
+    client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, plural, name, {"status": status})
 
 

@@ -87,9 +87,9 @@ class QueryBatcher:
         self._sweep(now)
         members = self._members.setdefault(key, {})
         members[shape.values] = now
-        fresh = self._answers.get(key)
-        if fresh is not None and now - fresh.at <= max_age and shape.values not in fresh.members:
-            # A newcomer while the group's answer is fresh: alone now, grouped from next time.
+        if self._newcomer(key, shape.values, now, max_age):
+            # Alone now, grouped from the next grouped query on (so services arriving one by
+            # one do not re-run the grouped query each).
             alone = frozenset({shape.values})
             return await self._shared(
                 ("alone", url, shape.key, shape.values),
@@ -106,6 +106,15 @@ class QueryBatcher:
         return await self._shared(
             key, url, everyone, max_age, shape.grouped_query(everyone), shape, wanted=shape.values
         )
+
+    def _newcomer(self, key: Key, values: tuple[str, ...], now: float, max_age: float) -> bool:
+        """Not covered by the group's answer, which is fresh or on its way."""
+        fresh, flight = self._answers.get(key), self._inflight.get(key)
+        if fresh is not None and now - fresh.at > max_age:
+            fresh = None
+        if fresh is None and flight is None:
+            return False
+        return not ((fresh and values in fresh.members) or (flight and values in flight[0]))
 
     async def _shared(
         self,
@@ -157,7 +166,9 @@ class QueryBatcher:
             values = tuple(str(labels.get(label, "")) for label in shape.labels) if shape else ()
             rows.setdefault(values, []).append(row)
         answer = Answer(at, rows, members)
-        self._answers[key] = answer
+        kept = self._answers.get(key)
+        if kept is None or kept.at <= at:  # a slower, older query never replaces a newer answer
+            self._answers[key] = answer
         return answer
 
 

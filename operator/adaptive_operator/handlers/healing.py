@@ -148,7 +148,7 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
         watcher.rows_since_fit = 0
     if not watcher.detector.fitted:
         return None
-    verdict = watcher.detector.score(watcher.history.tail(watcher.window_rows))
+    verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))
     watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
                                                watcher.settings.min_deviation_z)
     return verdict
