@@ -31,6 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,11 +112,17 @@ spec:
 def create_objects(env: dict[str, str], namespace: str, services: list[str], feed: str,
                    args: argparse.Namespace) -> None:
     kubectl(env, "create", "namespace", namespace)
-    for start in range(0, len(services), 100):
-        chunk = services[start:start + 100]
-        kubectl(env, "apply", "-n", namespace, "-f", "-", stdin="".join(
+    chunks = [services[start:start + 50] for start in range(0, len(services), 50)]
+    done = [0]
+
+    def create(chunk: list[str]) -> None:
+        kubectl(env, "create", "-n", namespace, "-f", "-", stdin="".join(
             manifests(s, feed, args.sync, args.history_seconds) for s in chunk))
-        log(f"created {start + len(chunk)}/{len(services)} Deployments and AdaptiveServices")
+        done[0] += len(chunk)
+        log(f"created {done[0]}/{len(services)} Deployments and AdaptiveServices")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(create, chunks))
 
 
 class Feed:
@@ -173,7 +180,8 @@ def backfill_history(env: dict[str, str], feed: Feed, port: int, minutes: int,
 
 
 def wait_history(env: dict[str, str], feed: Feed, minutes: int) -> None:
-    query = f'count_over_time(bench_load{{svc="{feed.services[0]}"}}[{minutes + 5}m])'
+    query = (f'count_over_time(bench_load{{exporter="{feed.exporter.name}",'
+             f'svc="{feed.services[0]}"}}[{minutes + 5}m])')
     url = f"{env['PROMETHEUS_URL']}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ def load_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
+POOL_SIZE = 32
 _shared_client: client.ApiClient | None = None
 _shared_lock = threading.Lock()
 
@@ -86,7 +88,11 @@ def api_client() -> client.ApiClient:
     global _shared_client
     with _shared_lock:
         if _shared_client is None:
-            _shared_client = client.ApiClient()
+            configuration = client.Configuration.get_default_copy()
+            # As many pooled connections as threads calling (else each extra one is a new
+            # TLS connection, discarded after use).
+            configuration.connection_pool_maxsize = POOL_SIZE
+            _shared_client = client.ApiClient(configuration)
         return _shared_client
 
 
@@ -167,20 +173,32 @@ async def count_pods(namespace: str, selector: str) -> PodCounts:
     return await asyncio.to_thread(_count_pods, namespace, selector)
 
 
-def _conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
+HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name
+_hpa_lists: dict[str, tuple[float, HpaTargets]] = {}
+
+
+def _list_hpas(namespace: str) -> HpaTargets:
     API_REQUESTS.labels("list", "horizontalpodautoscalers").inc()
     autoscaling = client.AutoscalingV2Api(api_client())
     hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
-    for hpa in hpas:
-        ref = hpa.spec.scale_target_ref
-        if ref.kind == target.kind and ref.name == target.name:
-            return str(hpa.metadata.name if hpa.metadata else "")
+    return tuple((hpa.spec.scale_target_ref.kind, hpa.spec.scale_target_ref.name,
+                  str(hpa.metadata.name if hpa.metadata else "")) for hpa in hpas)
+
+
+async def conflicting_hpa(namespace: str, target: TargetRef, max_age: float = 0.0) -> str | None:
+    """The name of a HorizontalPodAutoscaler that already scales the target, if any.
+
+    One list per namespace serves every service there for `max_age` seconds (a namespace of
+    1,000 services would otherwise list its HPAs 1,000 times a period)."""
+    now = time.monotonic()
+    kept = _hpa_lists.get(namespace)
+    if kept is None or now - kept[0] > max_age:
+        kept = (now, await asyncio.to_thread(_list_hpas, namespace))
+        _hpa_lists[namespace] = kept
+    for kind, name, hpa in kept[1]:
+        if kind == target.kind and name == target.name:
+            return hpa
     return None
-
-
-async def conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
-    """The name of a HorizontalPodAutoscaler that already scales the target, if any."""
-    return await asyncio.to_thread(_conflicting_hpa, namespace, target)
 
 
 def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:

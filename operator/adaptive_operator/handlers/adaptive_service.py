@@ -106,7 +106,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
                              body: kopf.Body) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await kube.conflicting_hpa(namespace, target)
+    hpa = await kube.conflicting_hpa(namespace, target, settings.answer_age(spec))
     if hpa is not None:
         blocker = Problem("ConflictingAutoscaler", f"HorizontalPodAutoscaler {hpa} already "
                                                    f"scales {ref.kind} {ref.name}; this service "

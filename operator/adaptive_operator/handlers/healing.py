@@ -10,6 +10,7 @@ verifies it instead of acting again. The pause annotation stops every action at 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,7 +163,8 @@ async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
-    return score(watcher, now), None
+    # Fitting (every refit_every rows) is CPU work: off the event loop, like the forecasts.
+    return await asyncio.to_thread(score, watcher, now), None
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
