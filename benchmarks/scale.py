@@ -256,6 +256,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
                services: list[str], feed: Feed, proc: subprocess.Popen[bytes], port: int,
                log_path: Path) -> dict[str, object]:
+    # The code the operator runs: the checkout's commit when it started (+ when uncommitted).
+    commit = subprocess.run(
+        ["git", "-C", args.operator_source, "describe", "--always", "--dirty=+"],
+        capture_output=True, text=True, check=False).stdout.strip()
     decisions = DecisionLog(log_path)
     started = time.time()
     while len(decisions.seen("decision")) < len(services) or len(
@@ -288,9 +292,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
     }
     result.update(probe_latencies(args, env, namespace, services, feed, decisions))
     result["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    result["commit"] = subprocess.run(
-        ["git", "-C", args.operator_source, "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False).stdout.strip()
+    result["commit"] = commit
     return result
 
 

@@ -193,4 +193,32 @@ def report(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         lines.append("| " + " | ".join(cell(run, key) for key, _ in COLUMNS)
                      + f" | {run.get('when', '')}, {run.get('commit', '')} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + NOTES
+
+
+NOTES = """
+## How to read it
+
+- *Services decided every period*: the share of services with a decision in every sync period
+  of the measured window (at most one missed at the window's edges) and no gap between two of
+  its decisions over 1.5 periods, from the operator's JSON decision log (`decision` and
+  `healing decision` events). The gap columns are the p95 / max time between one service's
+  consecutive decisions: 15 s means it kept up.
+- *CPU s per period*: utime + stime of the operator process (all threads) over the window,
+  divided by the periods in it; "per 1,000 services" scales that linearly. One core gives 15
+  CPU s per 15 s period.
+- *Prometheus queries/s* and *API requests/s* are the operator's own counters
+  (`adaptive_prometheus_queries_total`, `adaptive_api_requests_total`); the whole-cluster
+  figure is the API server's `apiserver_request_total` (KWOK, controllers, kopf's watches too).
+- *Load step*: probe services' load goes from 7 to 45 (target 10 per replica); the time is
+  from that change in the exporter to the first decision asking for more than 1 replica. It
+  includes Prometheus' 2 s scrape, up to one sync period and the shared answer's age (at most
+  a third of a period).
+- *Bad rollout*: the probe Deployment's image changes and its error ratio jumps from 0.01 to
+  0.5 at the same moment; the time is to the first `RollBack` healing decision (DryRun). The
+  detector needs 2 of 3 anomalous rows (persistence), so at least two sync periods.
+- Each service's history (40 minutes, a row every 15 s) is written into Prometheus with
+  promtool before the operator starts, so the detectors fit at once; the forecaster's window is
+  `historySeconds: 86400` (the default 14 days costs more memory, see handlers/forecasts.py) and
+  finds no season in 40 minutes of noise, so the forecasts run but the decisions are reactive.
+"""
