@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
@@ -29,6 +30,7 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 # Range queries (history backfills) in flight at once, across all services: 1,000 services
 # starting together must not stampede Prometheus with thousands of 11,000-point queries.
 RANGE_CONCURRENCY = 4
+POOL_SIZE = 32  # the operator's worker threads (handlers.settings.WORKER_THREADS)
 
 
 class MetricError(Exception):
@@ -56,8 +58,11 @@ def client(url: str) -> PrometheusConnect:
         found = _clients.get(url)
         if found is None:
             # One quick retry only: the sync loop retries with backoff at its own level.
+            retry = Retry(total=1, backoff_factor=0.2)
             found = PrometheusConnect(url=url, disable_ssl=True, timeout=DEFAULT_TIMEOUT_SECONDS,
-                                      retry=Retry(total=1, backoff_factor=0.2))
+                                      retry=retry)
+            # As many pooled connections as worker threads (the default 10 discards the rest).
+            found._session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
             _clients[url] = found
         return found
 
