@@ -32,12 +32,10 @@ import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "operator"))
-
-from adaptive_operator.demo.exporter import Exporter  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from scale_measure import DecisionLog, ProcessMeter, counters, report  # noqa: E402
@@ -125,10 +123,44 @@ def create_objects(env: dict[str, str], namespace: str, services: list[str], fee
         list(pool.map(create, chunks))
 
 
+class TextExporter:
+    """Serves a text exposition rendered once per update: a 1,000-service feed (3,000 series)
+    rendered per scrape by prometheus_client missed the 2 s scrape timeout on the loaded
+    machine, and its series went stale."""
+
+    def __init__(self, name: str, targets_dir: Path) -> None:
+        self.name, self.targets_dir, self.payload = name, targets_dir, b""
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.payload
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        target = [{"targets": [f"127.0.0.1:{self.port}"], "labels": {"exporter": name}}]
+        tmp = targets_dir / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(target))
+        tmp.replace(targets_dir / f"{name}.json")
+
+    def stop(self) -> None:
+        (self.targets_dir / f"{self.name}.json").unlink(missing_ok=True)
+        self.server.shutdown()
+
+
 class Feed:
     """Every service's metrics, noisy around their base values; probes can be changed."""
 
-    def __init__(self, exporter: Exporter, services: list[str]) -> None:
+    def __init__(self, exporter: TextExporter, services: list[str]) -> None:
         self.exporter, self.services = exporter, services
         self.override: dict[tuple[str, str], float] = {}
         self.stop = threading.Event()
@@ -139,9 +171,12 @@ class Feed:
         return max(0.0, base + self.rng.gauss(0.0, NOISE[metric]))
 
     def publish(self) -> None:
-        for service in self.services:
-            for metric in BASE:
-                self.exporter.set(f"bench_{metric}", self.value(service, metric), {"svc": service})
+        lines = []
+        for metric in BASE:
+            lines.append(f"# TYPE bench_{metric} gauge")
+            lines += [f'bench_{metric}{{svc="{service}"}} {self.value(service, metric):.6g}'
+                      for service in self.services]
+        self.exporter.payload = ("\n".join(lines) + "\n").encode()
 
     def run(self) -> None:
         while not self.stop.wait(2.0):
@@ -223,7 +258,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     namespace = f"scale-{uuid.uuid4().hex[:6]}"
     services = names(args.services)
     feed_name = f"bench-{namespace}"
-    exporter = Exporter(feed_name, Path(env["PROMETHEUS_TARGETS_DIR"])).start()
+    exporter = TextExporter(feed_name, Path(env["PROMETHEUS_TARGETS_DIR"]))
     feed = Feed(exporter, services)
     backfill_history(env, feed, exporter.port, args.history_minutes, args.sync)
     feed.publish()
