@@ -309,7 +309,10 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
             log("not every service was decided within the warm-up limit; measuring anyway")
             break
     warmup = time.time() - started
-    log(f"every service decided after {warmup:.0f}s; measuring {args.periods} periods")
+    first = {"scaling_started": len(decisions.seen("decision")),
+             "healing_started": len(decisions.seen("healing decision"))}
+    log(f"after {warmup:.0f}s of warm-up, {first['scaling_started']} services have a scaling "
+        f"and {first['healing_started']} a healing decision; measuring {args.periods} periods")
     meter, before = ProcessMeter(proc.pid), counters(port, env)
     window_start = time.time()
     time.sleep(args.periods * args.sync)
@@ -321,7 +324,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         "batch": args.batch_queries if args.operator_source == str(ROOT / "operator") else
         f"({args.operator_source})",
         "periods": args.periods, "warmup_s": round(warmup, 1),
-        "history_seconds": args.history_seconds,
+        "history_seconds": args.history_seconds, **first,
         **decisions.coverage(services, window_start, window_end, args.sync),
         **usage, **rates(before, after, window_end - window_start),
     }

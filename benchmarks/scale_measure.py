@@ -151,12 +151,15 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
 
 COLUMNS = [
     ("services", "services"), ("batch", "batched queries"),
+    ("started", "services running when measured: scaling / healing"),
     ("scaling_kept_up_pct", "services decided every period: scaling (%)"),
     ("healing_kept_up_pct", "healing (%)"),
+    ("decisions_pct", "decisions made, % of one per service and period: scaling / healing"),
     ("scaling_gap_p95_s", "gap between a service's decisions p95 / max (s)"),
     ("cpu_per_period", "operator CPU s per 15 s period"),
     ("cpu_per_period_1000", "CPU s per period per 1,000 services"),
-    ("rss_mib_max", "RSS MiB"), ("prom_queries_per_s", "Prometheus queries/s"),
+    ("rss_mib_max", "RSS MiB"), ("prom_reads_per_s", "metric reads/s"),
+    ("prom_queries_per_s", "Prometheus queries/s"),
     ("api_requests_per_s", "API requests/s (operator logic)"),
     ("apiserver_requests_all_per_s", "API server requests/s (whole cluster)"),
     ("load1_mean", "load average (1 min), mean"),
@@ -171,6 +174,11 @@ def cell(run: dict[str, Any], key: str) -> str:
         return f"{run['cpu_s'] / periods:.2f}"
     if key == "cpu_per_period_1000":
         return f"{run['cpu_s'] / periods * 1000 / run['services']:.2f}"
+    if key == "decisions_pct":
+        return f"{run['scaling_decisions_pct']} / {run['healing_decisions_pct']}"
+    if key == "started":
+        return f"{run.get('scaling_started', run['services'])} / " \
+               f"{run.get('healing_started', run['services'])}"
     if key == "scaling_gap_p95_s":
         return (f"{run['scaling_gap_p95_s']} / {run['scaling_gap_max_s']} (healing "
                 f"{run['healing_gap_p95_s']} / {run['healing_gap_max_s']})")
@@ -207,9 +215,11 @@ NOTES = """
 - *CPU s per period*: utime + stime of the operator process (all threads) over the window,
   divided by the periods in it; "per 1,000 services" scales that linearly. One core gives 15
   CPU s per 15 s period.
-- *Prometheus queries/s* and *API requests/s* are the operator's own counters
-  (`adaptive_prometheus_queries_total`, `adaptive_api_requests_total`); the whole-cluster
-  figure is the API server's `apiserver_request_total` (KWOK, controllers, kopf's watches too).
+- *Metric reads/s* are the values the services asked for (`adaptive_prometheus_reads_total`);
+  *Prometheus queries/s* the HTTP queries that served them (`adaptive_prometheus_queries_total`)
+  and *API requests/s* the operator's own reads and writes (`adaptive_api_requests_total`);
+  the whole-cluster figure is the API server's `apiserver_request_total` (KWOK, controllers,
+  kopf's watches too).
 - *Load step*: probe services' load goes from 7 to 45 (target 10 per replica); the time is
   from that change in the exporter to the first decision asking for more than 1 replica. It
   includes Prometheus' 2 s scrape, up to one sync period and the shared answer's age (at most
