@@ -7,12 +7,16 @@ call never stalls the other services' reconciliations.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from adaptive_operator.adapters.telemetry import API_REQUESTS
 
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
@@ -78,6 +82,26 @@ def load_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
+POOL_SIZE = 32
+_shared_client: client.ApiClient | None = None
+_shared_lock = threading.Lock()
+
+
+def api_client() -> client.ApiClient:
+    """One client (one connection pool) for every call: a client per call meant a new TLS
+    connection, certificate loading and handshake for each request (most of the operator's
+    CPU with hundreds of services)."""
+    global _shared_client
+    with _shared_lock:
+        if _shared_client is None:
+            configuration = client.Configuration.get_default_copy()
+            # As many pooled connections as threads calling (else each extra one is a new
+            # TLS connection, discarded after use).
+            configuration.connection_pool_maxsize = POOL_SIZE
+            _shared_client = client.ApiClient(configuration)
+        return _shared_client
+
+
 def _describe(err: ApiException) -> str:
     return f"{err.status} {err.reason}"
 
@@ -85,7 +109,8 @@ def _describe(err: ApiException) -> str:
 def _read_scale(namespace: str, target: TargetRef) -> Scale:
     group, version = target.group_version
     try:
-        body: Any = client.CustomObjectsApi().get_namespaced_custom_object_scale(
+        API_REQUESTS.labels("get", "scale").inc()
+        body: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name)
     except ApiException as err:
         if err.status == 404:
@@ -105,7 +130,8 @@ async def read_scale(namespace: str, target: TargetRef) -> Scale:
 def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
     group, version = target.group_version
     try:
-        client.CustomObjectsApi().patch_namespaced_custom_object_scale(
+        API_REQUESTS.labels("patch", "scale").inc()
+        client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_scale(
             group, version, namespace, target.plural, target.name,
             {"spec": {"replicas": replicas}})
     except ApiException as err:
@@ -139,7 +165,9 @@ def _startup_seconds(pod: Any) -> float | None:
 
 
 def _count_pods(namespace: str, selector: str) -> PodCounts:
-    pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector).items
+    API_REQUESTS.labels("list", "pods").inc()
+    core = client.CoreV1Api(api_client())
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     live = [p for p in pods if not (p.metadata and p.metadata.deletion_timestamp)
             and (p.status and p.status.phase) not in ("Succeeded", "Failed")]
     ready = sum(1 for p in live if _pod_ready(p))
@@ -151,22 +179,37 @@ async def count_pods(namespace: str, selector: str) -> PodCounts:
     return await asyncio.to_thread(_count_pods, namespace, selector)
 
 
-def _conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
-    hpas = client.AutoscalingV2Api().list_namespaced_horizontal_pod_autoscaler(namespace).items
-    for hpa in hpas:
-        ref = hpa.spec.scale_target_ref
-        if ref.kind == target.kind and ref.name == target.name:
-            return str(hpa.metadata.name if hpa.metadata else "")
+HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name
+_hpa_lists: dict[str, tuple[float, HpaTargets]] = {}
+
+
+def _list_hpas(namespace: str) -> HpaTargets:
+    API_REQUESTS.labels("list", "horizontalpodautoscalers").inc()
+    autoscaling = client.AutoscalingV2Api(api_client())
+    hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+    return tuple((hpa.spec.scale_target_ref.kind, hpa.spec.scale_target_ref.name,
+                  str(hpa.metadata.name if hpa.metadata else "")) for hpa in hpas)
+
+
+async def conflicting_hpa(namespace: str, target: TargetRef, max_age: float = 0.0) -> str | None:
+    """The name of a HorizontalPodAutoscaler that already scales the target, if any.
+
+    One list per namespace serves every service there for `max_age` seconds (a namespace of
+    1,000 services would otherwise list its HPAs 1,000 times a period)."""
+    now = time.monotonic()
+    kept = _hpa_lists.get(namespace)
+    if kept is None or now - kept[0] > max_age:
+        kept = (now, await asyncio.to_thread(_list_hpas, namespace))
+        _hpa_lists[namespace] = kept
+    for kind, name, hpa in kept[1]:
+        if kind == target.kind and name == target.name:
+            return hpa
     return None
 
 
-async def conflicting_hpa(namespace: str, target: TargetRef) -> str | None:
-    """The name of a HorizontalPodAutoscaler that already scales the target, if any."""
-    return await asyncio.to_thread(_conflicting_hpa, namespace, target)
-
-
 def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    client.CustomObjectsApi().patch_namespaced_custom_object_status(
+    API_REQUESTS.labels("patch", "status").inc()
+    client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, plural, name, {"status": status})
 
 

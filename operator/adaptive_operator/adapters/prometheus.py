@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +22,16 @@ import requests
 import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
+
 DEFAULT_TIMEOUT_SECONDS = 5.0
+# Range queries (history backfills) in flight at once, across all services: 1,000 services
+# starting together must not stampede Prometheus with thousands of 11,000-point queries.
+RANGE_CONCURRENCY = 4
+POOL_SIZE = 32  # the operator's worker threads (handlers.settings.WORKER_THREADS)
 
 
 class MetricError(Exception):
@@ -51,13 +59,17 @@ def client(url: str) -> PrometheusConnect:
         found = _clients.get(url)
         if found is None:
             # One quick retry only: the sync loop retries with backoff at its own level.
+            retry = Retry(total=1, backoff_factor=0.2)
             found = PrometheusConnect(url=url, disable_ssl=True, timeout=DEFAULT_TIMEOUT_SECONDS,
-                                      retry=Retry(total=1, backoff_factor=0.2))
+                                      retry=retry)
+            # As many pooled connections as worker threads (the default 10 discards the rest).
+            found._session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
             _clients[url] = found
         return found
 
 
 def _raw_query(url: str, query: str) -> list[dict[str, Any]]:
+    PROMETHEUS_QUERIES.labels("instant").inc()
     try:
         result: list[dict[str, Any]] = client(url).custom_query(query)
     except PrometheusApiClientException as err:
@@ -248,6 +260,7 @@ def single_series(result: Any, query: str) -> Sequence[Any]:
 
 def query_range(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
     """Run a range query (epoch seconds, step in seconds) and return its one series."""
+    PROMETHEUS_QUERIES.labels("range").inc()
     try:
         result = client(url).custom_query_range(
             query,
@@ -258,6 +271,19 @@ def query_range(url: str, query: str, start: float, end: float, step: float) -> 
     except Exception as err:  # the client raises requests' and its own errors: report any
         raise PrometheusError(f"range query to {url} failed: {_first_line(err)}") from err
     return on_grid(single_series(result, query), start, end, step)
+
+
+_range_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+
+
+async def query_range_bounded(url: str, query: str, start: float, end: float,
+                              step: float) -> RangeSeries:
+    """`query_range` off the event loop, at most RANGE_CONCURRENCY at a time (per loop)."""
+    slots = _range_slots.setdefault(asyncio.get_running_loop(),
+                                    asyncio.Semaphore(RANGE_CONCURRENCY))
+    async with slots:
+        return await asyncio.to_thread(query_range, url, query, start, end, step)
 
 
 def _first_line(err: BaseException) -> str:

@@ -34,6 +34,21 @@ FORECAST_FLOOR = Gauge(
     "adaptive_forecast_floor_replicas", "Replicas the trusted forecast asks for (absent when "
     "the service runs reactive only).", ["namespace", "name"])
 
+# What the operator asks of the outside, for capacity planning ("how many queries per second
+# will 1,000 services cost my Prometheus / API server?").
+PROMETHEUS_QUERIES = Counter(
+    "adaptive_prometheus_queries_total", "HTTP queries sent to Prometheus, by kind "
+    "(instant, range).", ["kind"])
+PROMETHEUS_READS = Counter(
+    "adaptive_prometheus_reads_total", "Metric values read for services, by how they were "
+    "served: own (the service's own query), batch (one grouped query shared by services), "
+    "cache (an answer fetched moments before).", ["served"])
+API_REQUESTS = Counter(
+    "adaptive_api_requests_total", "Requests to the Kubernetes API server made by the "
+    "AdaptiveService adapters (kopf's own watches, patches and Events are not counted), by "
+    "verb and resource.",
+    ["verb", "resource"])
+
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
     start_http_server(port, addr=address)

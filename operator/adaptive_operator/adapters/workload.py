@@ -12,7 +12,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters.kube import GROUP, VERSION
+from adaptive_operator.adapters.kube import GROUP, VERSION, api_client
+from adaptive_operator.adapters.telemetry import API_REQUESTS
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -27,7 +28,7 @@ class WorkloadError(Exception):
 
 
 def _plain(obj: Any) -> Any:
-    return client.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return api_client().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
 
 
 def _describe(err: ApiException) -> str:
@@ -36,7 +37,8 @@ def _describe(err: ApiException) -> str:
 
 def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any]:
     try:
-        found: Any = client.CustomObjectsApi().get_namespaced_custom_object(
+        API_REQUESTS.labels("get", "adaptiveservices").inc()
+        found: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name)
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot read {plural} {name}: {_describe(err)}") from err
@@ -50,7 +52,8 @@ async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any]
 
 def _annotate(plural: str, namespace: str, name: str, key: str, value: str) -> None:
     try:
-        client.CustomObjectsApi().patch_namespaced_custom_object(
+        API_REQUESTS.labels("patch", "adaptiveservices").inc()
+        client.CustomObjectsApi(api_client()).patch_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": {key: value}}})
     except ApiException as err:
         raise WorkloadError("FailedRecord", f"cannot write the annotation {key} of {plural} "
@@ -63,7 +66,8 @@ async def annotate(plural: str, namespace: str, name: str, key: str, value: str)
 
 def _deployment(namespace: str, name: str) -> dict[str, Any]:
     try:
-        found = client.AppsV1Api().read_namespaced_deployment(name, namespace)
+        API_REQUESTS.labels("get", "deployments").inc()
+        found = client.AppsV1Api(api_client()).read_namespaced_deployment(name, namespace)
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot read Deployment {name}: "
                                           f"{_describe(err)}") from err
@@ -76,8 +80,12 @@ def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, An
     labels = deployment["spec"]["selector"].get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     try:
-        pods = client.CoreV1Api().list_namespaced_pod(namespace, label_selector=selector)
-        sets = client.AppsV1Api().list_namespaced_replica_set(namespace, label_selector=selector)
+        API_REQUESTS.labels("list", "pods").inc()
+        pods = client.CoreV1Api(api_client()).list_namespaced_pod(
+            namespace, label_selector=selector)
+        API_REQUESTS.labels("list", "replicasets").inc()
+        sets = client.AppsV1Api(api_client()).list_namespaced_replica_set(
+            namespace, label_selector=selector)
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot list the pods or ReplicaSets of Deployment "
                                           f"{name}: {_describe(err)}") from err
@@ -94,7 +102,8 @@ async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[st
 
 def _patch_template(namespace: str, name: str, patch: list[dict[str, Any]], what: str) -> None:
     try:
-        client.AppsV1Api().patch_namespaced_deployment(name, namespace, patch)
+        API_REQUESTS.labels("patch", "deployments").inc()
+        client.AppsV1Api(api_client()).patch_namespaced_deployment(name, namespace, patch)
     except ApiException as err:
         raise WorkloadError("FailedHealing", f"cannot {what} Deployment {name}: "
                                              f"{_describe(err)}") from err
@@ -121,7 +130,8 @@ async def restart(namespace: str, name: str, stamp: str) -> None:
 def _evict(namespace: str, pod: str) -> str | None:
     body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
     try:
-        client.CoreV1Api().create_namespaced_pod_eviction(pod, namespace, body)
+        API_REQUESTS.labels("create", "evictions").inc()
+        client.CoreV1Api(api_client()).create_namespaced_pod_eviction(pod, namespace, body)
     except ApiException as err:
         if err.status == 404:
             return None  # already gone: what eviction wanted

@@ -33,6 +33,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lease-namespace", default=env("POD_NAMESPACE", "default"),
                         help="namespace of the leader Lease (env POD_NAMESPACE)")
     parser.add_argument("--lease-name", default=env("LEASE_NAME", "adaptive-operator"))
+    parser.add_argument("--batch-queries", default=env("BATCH_QUERIES", "true"),
+                        choices=["true", "false"],
+                        help="share Prometheus queries between services: one answer per shape "
+                             "of query and a third of a sync period (env BATCH_QUERIES)")
     parser.set_defaults(func=run)
 
 
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from adaptive_operator import logs
-    from adaptive_operator.adapters import health, kube, leader, telemetry
+    from adaptive_operator.adapters import health, kube, leader, query_batch, telemetry
     from adaptive_operator.adapters.leader import LeaderElector
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url))
+    query_batch.configure(args.batch_queries == "true")
     kube.load_config()
     health.serve(args.health_port)
     if args.metrics_port:

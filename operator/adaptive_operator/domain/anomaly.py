@@ -25,12 +25,14 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from adaptive_operator.domain.anomaly_latest import MAD_TO_SIGMA, latest_features
+from adaptive_operator.domain.anomaly_latest import compress as _compress
+from adaptive_operator.domain.forest_scoring import FastForest
+
 FloatArray = npt.NDArray[np.float64]
 Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]
 BoolArray = npt.NDArray[np.bool_]
 
-# 1.4826 * MAD estimates the standard deviation of normal data.
-MAD_TO_SIGMA = 1.4826
 FEATURES_PER_METRIC = 4
 
 
@@ -172,12 +174,6 @@ def _robust_scale(deviation: pd.Series, rows: int, level: pd.Series | None = Non
     return pd.Series(np.maximum(np.maximum(mad, 0.5 * spread), floor))
 
 
-def _compress(z: FloatArray) -> FloatArray:
-    # log-compress so a flat series' huge z-scores do not dominate the forest's splits.
-    compressed: FloatArray = np.sign(z) * np.log1p(np.abs(z))
-    return compressed
-
-
 def feature_matrix(
     history: Series, settings: DetectorSettings
 ) -> FloatArray:
@@ -201,6 +197,7 @@ class _Model:
     forest: IsolationForest
     threshold: float
     envelope: FloatArray  # per level or step column: the largest |value| in training
+    fast: FastForest | None = None
 
 
 def _level_and_step(features: FloatArray) -> FloatArray:
@@ -222,12 +219,14 @@ def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int)
     upper = float(np.quantile(train_scores, settings.train_quantile))
     threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return _Model(forest, min(threshold, 1.0), envelope)
+    return _Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest))
 
 
 def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
-    # sklearn's score_samples is minus the paper's anomaly score s in (0, 1].
-    scores: FloatArray = np.clip(-model.forest.score_samples(rows), 0.0, 1.0).astype(float)
+    # sklearn's score_samples is minus the paper's anomaly score s in (0, 1]; the fast path
+    # gives the same numbers without its ~10 ms of overhead per call.
+    raw = model.fast.scores(rows) if model.fast else -model.forest.score_samples(rows)
+    scores: FloatArray = np.clip(raw, 0.0, 1.0).astype(float)
     return scores
 
 
@@ -315,6 +314,7 @@ class AnomalyDetector:
     random_state: int = 0
     _model: _Model | None = field(default=None, init=False, repr=False)
     _metrics: tuple[str, ...] = field(default=(), init=False, repr=False)
+    _rows: _ScoredRows | None = field(default=None, init=False, repr=False)
 
     def fit(self, history: Series) -> AnomalyDetector:
         s = self.settings
@@ -327,6 +327,7 @@ class AnomalyDetector:
             )
         self._model = _fit_model(features, self.settings, self.random_state)
         self._metrics = tuple(sorted(history))
+        self._rows = None  # rows scored by the previous model are scored again
         return self
 
     @property
@@ -342,19 +343,50 @@ class AnomalyDetector:
             raise RuntimeError("fit the detector before scoring")
         if tuple(sorted(window)) != self._metrics:
             raise ValueError(f"window metrics {sorted(window)} differ from {list(self._metrics)}")
+        self._rows = self._score_window(self._model, window)
+        return self._verdict(self._model, self._rows, self._contributions(window))
+
+    def score_latest(self, window: Series) -> AnomalyVerdict:
+        """`score(window)` for a window one row longer than at the previous call: only the new
+        row is computed, the earlier rows' scores are remembered (all are scored again after a
+        fit): 6.5 ms instead of 41 (benchmarks/scale_hotspots.py); the operator calls it once
+        per new row."""
+        if self._model is None:
+            raise RuntimeError("fit the detector before scoring")
+        if self._rows is None or tuple(sorted(window)) != self._metrics:
+            return self.score(window)
+        features, levels = latest_features(window, self.settings.baseline_rows,
+                                           self.settings.short_rows)
+        contributions = by_deviation([Contribution(*level) for level in levels])
+        model = self._model
+        self._rows.add(float(_raw_scores(model, features)[0]),
+                       bool(deviates(features, self.settings)[0]),
+                       bool(beyond_training(model, features, self.settings)[0]))
+        return self._verdict(model, self._rows, contributions)
+
+    def _score_window(self, model: _Model, window: Series) -> _ScoredRows:
         features = feature_matrix(window, self.settings)
-        tail = self.settings.persistence_n + self.settings.cooldown_rows + self.settings.record_rows
-        scores = _raw_scores(self._model, features[-tail:])
+        s = self.settings
+        tail = s.persistence_n + s.cooldown_rows + s.record_rows
+        scores = _raw_scores(model, features[-tail:])
         # Like the batch's unscored first rows: the window's warm-up rows count for nothing.
-        warm = max(0, self.settings.warm_up_rows - (len(features) - len(scores)))
+        warm = max(0, s.warm_up_rows - (len(features) - len(scores)))
         scores[:warm] = 0.0
+        moved = deviates(features[-tail:], s)
+        beyond = beyond_training(model, features[-tail:], s)
+        moved[:warm] = False
+        beyond[:warm] = False
+        return _ScoredRows(tail, list(scores), list(moved), list(beyond))
+
+    def _verdict(self, model: _Model, rows: _ScoredRows,
+                 contributions: tuple[Contribution, ...]) -> AnomalyVerdict:
+        scores = np.asarray(rows.scores, dtype=float)
         record = record_levels(scores, self.settings)
-        exceeds = (scores >= self._model.threshold) & (scores > record)
-        exceeds &= deviates(features[-tail:], self.settings)
-        exceeds |= beyond_training(self._model, features[-tail:], self.settings)
-        exceeds[:warm] = False
-        flags = apply_operating_point(exceeds, self.settings, tail + 1)
-        return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), self._contributions(window))
+        exceeds = (scores >= model.threshold) & (scores > record)
+        exceeds &= np.asarray(rows.deviates, dtype=bool)
+        exceeds |= np.asarray(rows.beyond, dtype=bool)
+        flags = apply_operating_point(exceeds, self.settings, rows.limit + 1)
+        return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), contributions)
 
     def _contributions(self, window: Series) -> tuple[Contribution, ...]:
         found = []
@@ -362,4 +394,23 @@ class AnomalyDetector:
             values = np.asarray(window[metric], dtype=float)
             baseline, z = level_zscores(values, self.settings.baseline_rows)
             found.append(Contribution(metric, float(values[-1]), float(baseline[-1]), float(z[-1])))
-        return tuple(sorted(found, key=lambda c: -abs(c.z)))
+        return by_deviation(found)
+
+
+def by_deviation(found: list[Contribution]) -> tuple[Contribution, ...]:
+    return tuple(sorted(found, key=lambda c: -abs(c.z)))
+
+
+@dataclass
+class _ScoredRows:
+    """Per row of the verdict's tail, what the score of later rows needs from it."""
+
+    limit: int
+    scores: list[float]
+    deviates: list[bool]
+    beyond: list[bool]
+
+    def add(self, score: float, moved: bool, beyond: bool) -> None:
+        self.scores = [*self.scores, score][-self.limit :]
+        self.deviates = [*self.deviates, moved][-self.limit :]
+        self.beyond = [*self.beyond, beyond][-self.limit :]

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
 from adaptive_operator.adapters import kube, leader, telemetry
-from adaptive_operator.adapters.prometheus import MetricError, query_total
+from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.domain import scale_writes, scaling
@@ -116,7 +117,7 @@ async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricR
     readings, problem = [], None
     for metric in spec.metrics:
         try:
-            sample = await query_total(url, metric.query)
+            sample = await read_total(url, metric.query, settings.answer_age(spec))
             readings.append(scaling.MetricReading(metric.name, sample.value,
                                                   metric.target_per_replica))
         except MetricError as err:
@@ -133,7 +134,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
                              writes: Writes | None = None) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await kube.conflicting_hpa(namespace, target)
+    hpa = await kube.conflicting_hpa(namespace, target, settings.answer_age(spec))
     if hpa is not None:
         blocker = Problem("ConflictingAutoscaler", f"HorizontalPodAutoscaler {hpa} already "
                                                    f"scales {ref.kind} {ref.name}; this service "

@@ -20,7 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
-from adaptive_operator.adapters.prometheus import PrometheusError, ignored_text, query_range
+from adaptive_operator.adapters.prometheus import (
+    PrometheusError,
+    ignored_text,
+    query_range_bounded,
+)
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows, chunk_ranges
@@ -42,7 +46,7 @@ async def backfill(url: str, query: str, step: float, capacity: int,
     values: list[float | None] = []
     ignored: Counter[str] = Counter()
     for start, end in chunk_ranges(origin, now, step):
-        series = await asyncio.to_thread(query_range, url, query, start, end, step)
+        series = await query_range_bounded(url, query, start, end, step)
         values.extend(series.values)
         ignored.update(series.ignored)
     if ignored:

@@ -23,9 +23,9 @@ from adaptive_operator.adapters import kube, leader, workload
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
-    query_range,
-    query_total,
+    query_range_bounded,
 )
+from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
@@ -125,7 +125,7 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     start = end - step * (limit - 1)
     url = prometheus_url(spec)
     try:
-        series = {name: await asyncio.to_thread(query_range, url, query, start, end, step)
+        series = {name: await query_range_bounded(url, query, start, end, step)
                   for name, query in healing.metrics.items()}
     except PrometheusError as err:
         log.warning("no healing history to backfill", error=str(err))
@@ -138,11 +138,12 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     return watcher
 
 
-async def read_row(url: str, metrics: dict[str, str]) -> tuple[dict[str, float], str | None]:
+async def read_row(url: str, metrics: dict[str, str],
+                   max_age: float) -> tuple[dict[str, float], str | None]:
     row: dict[str, float] = {}
     for name, query in metrics.items():
         try:
-            row[name] = (await query_total(url, query)).value
+            row[name] = (await read_total(url, query, max_age)).value
         except MetricError as err:
             return row, f"metric {name}: {err.message}"
     return row, None
@@ -157,7 +158,7 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
         watcher.rows_since_fit = 0
     if not watcher.detector.fitted:
         return None
-    verdict = watcher.detector.score(watcher.history.tail(watcher.window_rows))
+    verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))
     watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
                                                watcher.settings.min_deviation_z)
     return verdict
@@ -165,19 +166,22 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
 
 async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
                           now: float) -> tuple[AnomalyVerdict | None, str | None]:
-    row, error = await read_row(prometheus_url(spec), watcher.metrics)
+    row, error = await read_row(prometheus_url(spec), watcher.metrics,
+                                settings.answer_age(spec))
     if error is not None:
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
     await observe_load(watcher, spec)
-    return score(watcher, now), None
+    # Fitting (every refit_every rows) is CPU work: off the event loop, like the forecasts.
+    return await asyncio.to_thread(score, watcher, now), None
 
 
 async def observe_load(watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
     """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
     cannot be read is skipped (logged), so saturation is never judged on data not read."""
-    row, error = await read_row(prometheus_url(spec), {m.name: m.query for m in spec.metrics})
+    queries = {m.name: m.query for m in spec.metrics}
+    row, error = await read_row(prometheus_url(spec), queries, settings.answer_age(spec))
     if error is not None:
         log.warning("load row ignored for saturation", error=error)
         return

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
+
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+
+# A metric value may be this share of the service's sync period old when another service's
+# query already fetched it (Prometheus scrapes every 15-30 s in most clusters anyway).
+ANSWER_AGE_FRACTION = 1.0 / 3.0
+# Threads for blocking calls (API server, Prometheus, model fitting). Python's default (cores +
+# 4: 6 here) left hundreds of services queueing for a thread while calls waited on the network.
+WORKER_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,11 @@ def current() -> OperatorSettings:
     return _current
 
 
+def answer_age(spec: AdaptiveServiceSpec) -> float:
+    """How old a shared Prometheus answer this service accepts."""
+    return float(spec.sync_period_seconds) * ANSWER_AGE_FRACTION
+
+
 @kopf.on.startup()
 def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Progress and the last-handled spec live in annotations of our group, not in status.
@@ -38,3 +54,9 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 240
     settings.watching.client_timeout = 270
     settings.networking.request_timeout = 30
+
+
+@kopf.on.startup()
+async def widen_thread_pool(**_: Any) -> None:
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="adaptive"))

@@ -1,0 +1,406 @@
+"""Scale: N AdaptiveServices (predictive scaling and DryRun healing on) on one operator process.
+
+    .venv/bin/python benchmarks/scale.py --services 1000
+
+starts (or reuses) the private test cluster named by ADAPTIVE_CLUSTER_NAME (default `scale`),
+creates N Deployments (1 replica, on KWOK nodes) and N AdaptiveServices in a fresh namespace, an
+exporter serving every service's load, error ratio and latency, and 40 minutes of that history
+written into Prometheus (promtool blocks) so the anomaly detectors fit at once; then runs the
+operator (one process, `--namespace` the benchmark's) and measures over `--periods` sync periods:
+- whether it keeps up: the share of services with a scaling decision and a healing decision in
+  each period (from its JSON decision log) and the gaps between one service's decisions;
+- its CPU seconds per period (utime + stime from /proc, robust to the shared machine), peak RSS,
+  the load average, Prometheus queries/s and API requests/s (its own /metrics counters);
+- then a load step on a few probe services (time to the scale decision) and a bad rollout with
+  an error-ratio jump on others (time from the onset to the DryRun RollBack decision).
+Each run adds a row to benchmarks/results/scale.json and rewrites benchmarks/results/scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from scale_measure import DecisionLog, ProcessMeter, counters, report  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+BASE = {"load": 7.0, "errors": 0.01, "latency": 0.1}  # load: 1 replica at 10 per replica
+NOISE = {"load": 0.5, "errors": 0.002, "latency": 0.01}
+
+
+def log(message: str) -> None:
+    print(f"[scale {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cluster_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("KUBECONFIG"):
+        name = env.setdefault("ADAPTIVE_CLUSTER_NAME", "scale")
+        env.setdefault("ADAPTIVE_CLUSTER_STATE",
+                       str(Path.home() / ".cache" / "adaptive-operator" / f"cluster-{name}"))
+        out = subprocess.run([str(ROOT / "e2e" / "cluster"), "up"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line[len("export "):].partition("=")
+                env[key] = value.strip("'\"").replace("$PATH", env.get("PATH", ""))
+    return env
+
+
+def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    return subprocess.run(["kubectl", *args], env=env, input=stdin, capture_output=True,
+                          text=True, check=True, timeout=600).stdout
+
+
+def names(count: int) -> list[str]:
+    return [f"s{i:04d}" for i in range(count)]
+
+
+def manifests(name: str, feed: str, sync: int, history: int) -> str:
+    where = f'exporter="{feed}",svc="{name}"'
+    return f"""---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
+      containers: [{{name: app, image: "registry.example/app:1"}}]
+---
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  minReplicas: 1
+  maxReplicas: 5
+  syncPeriodSeconds: {sync}
+  metrics: [{{name: load, query: 'sum(bench_load{{{where}}})', targetPerReplica: 10}}]
+  predictive: {{enabled: true, historySeconds: {history}}}
+  healing:
+    enabled: true
+    mode: DryRun
+    metrics:
+      errorRatio: 'sum(bench_errors{{{where}}})'
+      latency: 'sum(bench_latency{{{where}}})'
+"""
+
+
+def create_objects(env: dict[str, str], namespace: str, services: list[str], feed: str,
+                   args: argparse.Namespace) -> None:
+    kubectl(env, "create", "namespace", namespace)
+    chunks = [services[start:start + 50] for start in range(0, len(services), 50)]
+    done = [0]
+
+    def create(chunk: list[str]) -> None:
+        kubectl(env, "create", "-n", namespace, "-f", "-", stdin="".join(
+            manifests(s, feed, args.sync, args.history_seconds) for s in chunk))
+        done[0] += len(chunk)
+        log(f"created {done[0]}/{len(services)} Deployments and AdaptiveServices")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(create, chunks))
+
+
+class TextExporter:
+    """Serves a text exposition rendered once per update: a 1,000-service feed (3,000 series)
+    rendered per scrape by prometheus_client missed the 2 s scrape timeout on the loaded
+    machine, and its series went stale."""
+
+    def __init__(self, name: str, targets_dir: Path) -> None:
+        self.name, self.targets_dir, self.payload = name, targets_dir, b""
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.payload
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        target = [{"targets": [f"127.0.0.1:{self.port}"], "labels": {"exporter": name}}]
+        tmp = targets_dir / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(target))
+        tmp.replace(targets_dir / f"{name}.json")
+
+    def stop(self) -> None:
+        (self.targets_dir / f"{self.name}.json").unlink(missing_ok=True)
+        self.server.shutdown()
+
+
+class Feed:
+    """Every service's metrics, noisy around their base values; probes can be changed."""
+
+    def __init__(self, exporter: TextExporter, services: list[str]) -> None:
+        self.exporter, self.services = exporter, services
+        self.override: dict[tuple[str, str], float] = {}
+        self.stop = threading.Event()
+        self.rng = random.Random(0)
+
+    def value(self, service: str, metric: str) -> float:
+        base = self.override.get((service, metric), BASE[metric])
+        return max(0.0, base + self.rng.gauss(0.0, NOISE[metric]))
+
+    def publish(self) -> None:
+        lines = []
+        for metric in BASE:
+            lines.append(f"# TYPE bench_{metric} gauge")
+            lines += [f'bench_{metric}{{svc="{service}"}} {self.value(service, metric):.6g}'
+                      for service in self.services]
+        self.exporter.payload = ("\n".join(lines) + "\n").encode()
+
+    def run(self) -> None:
+        while not self.stop.wait(2.0):
+            self.publish()
+
+
+def backfill_history(env: dict[str, str], feed: Feed, port: int, minutes: int,
+                     step: int) -> None:
+    """Minutes of past samples, labelled exactly as the scrape will label them (one series)."""
+    promtool = shutil.which("promtool")
+    state = env.get("ADAPTIVE_CLUSTER_STATE")
+    if promtool is None or not state or minutes <= 0:
+        log("no history backfill (promtool or a local cluster missing): detectors fit later")
+        return
+    now = int(time.time()) - 60
+    lines = []
+    for metric in BASE:
+        lines.append(f"# TYPE bench_{metric} gauge")
+        for service in feed.services:
+            labels = (f'exporter="{feed.exporter.name}",instance="127.0.0.1:{port}",'
+                      f'job="exporters",svc="{service}"')
+            lines += [f"bench_{metric}{{{labels}}} {feed.value(service, metric):.6g} {t}"
+                      for t in range(now - minutes * 60, now, step)]
+    lines.append("# EOF")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "history.om"
+        source.write_text("\n".join(lines) + "\n")
+        out = Path(tmp) / "blocks"
+        subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
+                        str(out)], check=True, capture_output=True)
+        data = Path(state) / "prometheus" / "data"
+        for block in out.iterdir():
+            shutil.move(str(block), str(data / block.name))
+    log(f"wrote {minutes} min of history ({len(lines):,} samples); Prometheus loads it "
+        "within a minute")
+
+
+def wait_history(env: dict[str, str], feed: Feed, minutes: int) -> None:
+    query = (f'count_over_time(bench_load{{exporter="{feed.exporter.name}",'
+             f'svc="{feed.services[0]}"}}[{minutes + 5}m])')
+    url = f"{env['PROMETHEUS_URL']}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            result = json.load(response)["data"]["result"]
+        if result and float(result[0]["value"][1]) >= minutes * 60 / 15 * 0.9:
+            log("Prometheus serves the backfilled history")
+            return
+        time.sleep(5)
+    log("Prometheus did not load the backfilled history within 3 minutes; going on")
+
+
+def start_operator(env: dict[str, str], namespace: str, batch: str, log_path: Path, source: Path,
+                   profile: tuple[float, float, Path] | None = None,
+                   ) -> tuple[subprocess.Popen[bytes], int]:
+    from socket import socket
+
+    with socket() as a, socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        metrics_port, health_port = a.getsockname()[1], b.getsockname()[1]
+    run_env = dict(env, PYTHONPATH=str(source))
+    launcher = ["-m", "adaptive_operator"]
+    if profile:
+        launcher = [str(ROOT / "benchmarks" / "profile_operator.py"), "--after",
+                    str(profile[0]), "--for", str(profile[1]), "--out", str(profile[2]), "--"]
+    proc = subprocess.Popen(
+        [sys.executable, *launcher, "run", "--log-format", "json",
+         "--namespace", namespace, "--metrics-port", str(metrics_port),
+         "--health-port", str(health_port), "--lease-name", f"scale-{namespace}",
+         "--lease-namespace", namespace, *(["--batch-queries", batch] if batch else [])],
+        env=run_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc, metrics_port
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    env = cluster_env()
+    kubectl(env, "apply", "-f", str(ROOT / "crds"))
+    namespace = f"scale-{uuid.uuid4().hex[:6]}"
+    services = names(args.services)
+    feed_name = f"bench-{namespace}"
+    exporter = TextExporter(feed_name, Path(env["PROMETHEUS_TARGETS_DIR"]))
+    feed = Feed(exporter, services)
+    backfill_history(env, feed, exporter.port, args.history_minutes, args.sync)
+    feed.publish()
+    threading.Thread(target=feed.run, daemon=True).start()
+    create_objects(env, namespace, services, feed_name, args)
+    if args.history_minutes > 0:
+        wait_history(env, feed, args.history_minutes)
+    log_path = ROOT / ".state" / "scale" / f"{namespace}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    profile = None
+    if args.profile:
+        profile = (args.profile_after, args.profile_for, log_path.with_suffix(".pstats"))
+    source = Path(args.operator_source).resolve()
+    # An older operator (--operator-source) may not know the flag: pass it only for this one.
+    batch = args.batch_queries if source == ROOT / "operator" else ""
+    proc, port = start_operator(env, namespace, batch, log_path, source, profile)
+    log(f"operator pid {proc.pid}, log {log_path}")
+    try:
+        return run_phases(args, env, namespace, services, feed, proc, port, log_path)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        feed.stop.set()
+        exporter.stop()
+        if not args.keep:
+            subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"],
+                           env=env, capture_output=True, check=False)
+
+
+def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
+               services: list[str], feed: Feed, proc: subprocess.Popen[bytes], port: int,
+               log_path: Path) -> dict[str, object]:
+    # The code the operator runs: the checkout's commit when it started (+ when uncommitted).
+    commit = subprocess.run(
+        ["git", "-C", args.operator_source, "describe", "--always", "--dirty=+"],
+        capture_output=True, text=True, check=False).stdout.strip()
+    decisions = DecisionLog(log_path)
+    started = time.time()
+    while len(decisions.seen("decision")) < len(services) or len(
+            decisions.seen("healing decision")) < len(services):
+        if proc.poll() is not None:
+            raise SystemExit(f"the operator exited: see {log_path}")
+        time.sleep(5)
+        decisions.read()
+        log(f"warm-up: {len(decisions.seen('decision'))} scaling and "
+            f"{len(decisions.seen('healing decision'))} healing decisions made so far")
+        if time.time() - started > args.warmup_limit:
+            log("not every service was decided within the warm-up limit; measuring anyway")
+            break
+    warmup = time.time() - started
+    first = {"scaling_started": len(decisions.seen("decision")),
+             "healing_started": len(decisions.seen("healing decision"))}
+    log(f"after {warmup:.0f}s of warm-up, {first['scaling_started']} services have a scaling "
+        f"and {first['healing_started']} a healing decision; measuring {args.periods} periods")
+    meter, before = ProcessMeter(proc.pid), counters(port, env)
+    window_start = time.time()
+    time.sleep(args.periods * args.sync)
+    window_end = time.time()
+    usage, after = meter.sample(), counters(port, env)
+    decisions.read()
+    result: dict[str, object] = {
+        "services": len(services), "sync": args.sync,
+        "batch": args.batch_queries if args.operator_source == str(ROOT / "operator") else
+        f"({args.operator_source})",
+        "periods": args.periods, "warmup_s": round(warmup, 1),
+        "history_seconds": args.history_seconds, **first,
+        **decisions.coverage(services, window_start, window_end, args.sync),
+        **usage, **rates(before, after, window_end - window_start),
+    }
+    result.update(probe_latencies(args, env, namespace, services, feed, decisions))
+    result["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    result["commit"] = commit
+    return result
+
+
+def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    return {f"{k}_per_s": round((after.get(k, 0.0) - before.get(k, 0.0)) / seconds, 2)
+            for k in after}
+
+
+def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: str,
+                    services: list[str], feed: Feed, decisions: DecisionLog) -> dict[str, object]:
+    """Load steps, then bad rollouts with an error-ratio jump, on a few probe services each."""
+    count = min(args.probes, max(1, len(services) // 2))
+    step_probes = services[-count:]
+    heal_probes = services[-2 * count:-count] if len(services) >= 2 * count else []
+    onset = time.time()
+    for service in step_probes:
+        feed.override[(service, "load")] = 45.0  # 5 replicas' worth at 10 each
+    for service in heal_probes:
+        kubectl(env, "-n", namespace, "set", "image", f"deployment/{service}",
+                "app=registry.example/app:2")
+        feed.override[(service, "errors")] = 0.5
+    log(f"load step on {step_probes}, bad rollout on {heal_probes}")
+    deadline = time.time() + args.probe_timeout
+    scale, heal = {}, {}
+    while time.time() < deadline and (len(scale) < len(step_probes) or
+                                      len(heal) < len(heal_probes)):
+        time.sleep(2)
+        decisions.read()
+        scale = decisions.first_after("decision", step_probes, onset,
+                                      lambda e: int(e.get("desired", 0)) > 1)
+        heal = decisions.first_after("healing decision", heal_probes, onset,
+                                     lambda e: e.get("action") == "RollBack")
+    return {"scale_latency_s": sorted(round(t - onset, 1) for t in scale.values()),
+            "scale_probes": len(step_probes),
+            "heal_latency_s": sorted(round(t - onset, 1) for t in heal.values()),
+            "heal_probes": len(heal_probes)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--sync", type=int, default=15, help="syncPeriodSeconds")
+    parser.add_argument("--periods", type=int, default=8, help="sync periods measured")
+    parser.add_argument("--batch-queries", default="true", choices=["true", "false"])
+    parser.add_argument("--history-seconds", type=int, default=86400,
+                        help="spec.predictive.historySeconds (the forecaster's window)")
+    parser.add_argument("--history-minutes", type=int, default=40,
+                        help="minutes of past metrics written into Prometheus before the start")
+    parser.add_argument("--probes", type=int, default=3, help="probe services per scenario")
+    parser.add_argument("--probe-timeout", type=float, default=240.0)
+    parser.add_argument("--warmup-limit", type=float, default=900.0)
+    parser.add_argument("--operator-source", default=str(ROOT / "operator"),
+                        help="the operator package's source folder, e.g. another checkout's "
+                             "operator/ to measure before a change")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the operator under cProfile (slower: figures not comparable)")
+    parser.add_argument("--profile-after", type=float, default=180.0)
+    parser.add_argument("--profile-for", type=float, default=60.0)
+    parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    args = parser.parse_args(argv)
+    result = measure(args)
+    log(json.dumps(result))
+    runs_path = RESULTS / "scale.json"
+    runs = json.loads(runs_path.read_text()) if runs_path.exists() else []
+    runs.append(result)
+    runs_path.write_text(json.dumps(runs, indent=1) + "\n")
+    (RESULTS / "scale.md").write_text(report(runs))
+    print(report(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""What benchmarks/scale.py measures: the operator's decision log, its process, its counters."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class DecisionLog:
+    """The operator's JSON log, read as it grows: when each service was decided."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.events: dict[str, list[tuple[str, float, dict[str, Any]]]] = {}
+
+    def read(self) -> None:
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict) or "name" not in entry or "timestamp" not in entry:
+                continue
+            at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+            self.events.setdefault(entry.get("event", ""), []).append((entry["name"], at, entry))
+
+    def seen(self, event: str) -> set[str]:
+        return {name for name, _, _ in self.events.get(event, [])}
+
+    def coverage(self, services: list[str], start: float, end: float,
+                 sync: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for event, key in (("decision", "scaling"), ("healing decision", "healing")):
+            times: dict[str, list[float]] = {}
+            for name, at, _ in self.events.get(event, []):
+                if start <= at < end:
+                    times.setdefault(name, []).append(at)
+            expected = (end - start) / sync
+            gaps = [b - a for ts in times.values() for a, b in itertools.pairwise(sorted(ts))]
+            # Kept up: decided in every period (at most one missed at the window's edges) and
+            # never waited more than half a period longer than asked.
+            kept = [s for s in services if len(times.get(s, [])) >= int(expected) - 1
+                    and _max_gap(times[s]) <= 1.5 * sync]
+            out[f"{key}_kept_up_pct"] = round(100 * len(kept) / len(services), 1)
+            made = sum(len(t) for t in times.values())
+            out[f"{key}_decisions_pct"] = round(100 * made / (expected * len(services)), 1)
+            out[f"{key}_gap_p50_s"] = round(_quantile(gaps, 0.5), 1)
+            out[f"{key}_gap_p95_s"] = round(_quantile(gaps, 0.95), 1)
+            out[f"{key}_gap_max_s"] = round(max(gaps, default=float("nan")), 1)
+        return out
+
+    def first_after(self, event: str, names: list[str], after: float,
+                    accept: Callable[[dict[str, Any]], bool]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for name, at, entry in self.events.get(event, []):
+            if name in names and at >= after and name not in found and accept(entry):
+                found[name] = at
+        return found
+
+
+def _max_gap(times: list[float]) -> float:
+    ordered = sorted(times)
+    return max((b - a for a, b in itertools.pairwise(ordered)), default=0.0)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class ProcessMeter:
+    """CPU seconds (utime + stime, all threads), peak RSS and the load average, sampled."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start_cpu, self.start = self.cpu(), time.time()
+        self.rss: list[float] = []
+        self.load: list[float] = []
+        self.stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def _sample(self) -> None:
+        while not self.stop.wait(3.0):
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.rss.append(int(line.split()[1]) / 1024)
+            self.load.append(float(Path("/proc/loadavg").read_text().split()[0]))
+
+    def sample(self) -> dict[str, float]:
+        self.stop.set()
+        cpu, wall = self.cpu() - self.start_cpu, time.time() - self.start
+        return {"cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
+                "cpu_cores": round(cpu / wall, 3),
+                "rss_mib_max": round(max(self.rss, default=float("nan"))),
+                "load1_mean": round(statistics.fmean(self.load), 2) if self.load else float("nan"),
+                "load1_max": round(max(self.load, default=float("nan")), 2)}
+
+
+def _metric_sums(text: str, names: dict[str, str]) -> dict[str, float]:
+    sums = dict.fromkeys(names.values(), 0.0)
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        for prefix, key in names.items():
+            if head.startswith(prefix) and head[len(prefix):len(prefix) + 1] in ("{", ""):
+                sums[key] += float(value)
+    return sums
+
+
+def counters(port: int, env: dict[str, str]) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        own = response.read().decode()
+    out = _metric_sums(own, {"adaptive_prometheus_queries_total": "prom_queries",
+                             "adaptive_prometheus_reads_total": "prom_reads",
+                             "adaptive_api_requests_total": "api_requests"})
+    apiserver = subprocess.run(["kubectl", "get", "--raw", "/metrics"], env=env,
+                               capture_output=True, text=True, check=False).stdout
+    out.update(_metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
+    query = 'sum(prometheus_http_requests_total{handler=~"/api/v1/query.*"})'
+    url = f"{env['PROMETHEUS_URL']}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        result = json.load(response)["data"]["result"]
+    out["prometheus_served_queries"] = float(result[0]["value"][1]) if result else 0.0
+    return out
+
+
+COLUMNS = [
+    ("services", "services"), ("batch", "batched queries"),
+    ("started", "services running when measured: scaling / healing"),
+    ("scaling_kept_up_pct", "services decided every period: scaling (%)"),
+    ("healing_kept_up_pct", "healing (%)"),
+    ("decisions_pct", "decisions made, % of one per service and period: scaling / healing"),
+    ("scaling_gap_p95_s", "gap between a service's decisions p95 / max (s)"),
+    ("cpu_per_period", "operator CPU s per 15 s period"),
+    ("cpu_per_period_1000", "CPU s per period per 1,000 services"),
+    ("rss_mib_max", "RSS MiB"), ("prom_reads_per_s", "metric reads/s"),
+    ("prom_queries_per_s", "Prometheus queries/s"),
+    ("api_requests_per_s", "API requests/s (operator logic)"),
+    ("apiserver_requests_all_per_s", "API server requests/s (whole cluster)"),
+    ("load1_mean", "load average (1 min), mean"),
+    ("scale_latency_s", "load step -> scale decision (s)"),
+    ("heal_latency_s", "bad rollout -> DryRun RollBack decision (s)"),
+]
+
+
+def cell(run: dict[str, Any], key: str) -> str:
+    periods = run["wall_s"] / run["sync"]
+    if key == "cpu_per_period":
+        return f"{run['cpu_s'] / periods:.2f}"
+    if key == "cpu_per_period_1000":
+        return f"{run['cpu_s'] / periods * 1000 / run['services']:.2f}"
+    if key == "decisions_pct":
+        return f"{run['scaling_decisions_pct']} / {run['healing_decisions_pct']}"
+    if key == "started":
+        return f"{run.get('scaling_started', run['services'])} / " \
+               f"{run.get('healing_started', run['services'])}"
+    if key == "scaling_gap_p95_s":
+        return (f"{run['scaling_gap_p95_s']} / {run['scaling_gap_max_s']} (healing "
+                f"{run['healing_gap_p95_s']} / {run['healing_gap_max_s']})")
+    value = run.get(key)
+    if isinstance(value, list):
+        return ", ".join(f"{v:g}" for v in value) + (
+            "" if len(value) == run.get(key.split("_")[0] + "_probes") else " (some never)")
+    return str(value)
+
+
+def report(runs: list[dict[str, Any]]) -> str:
+    lines = ["# Scale: AdaptiveServices on one operator process", "",
+             "`.venv/bin/python benchmarks/scale.py --services N [--batch-queries false]` on the "
+             "private test cluster (KWOK nodes), 15 s sync, predictive scaling and DryRun healing "
+             "on every service; one operator process. CPU is the operator process's utime + "
+             "stime over the measured window (the machine is shared: 2 cores, other engineers' "
+             "work running, hence the load average). Each row is one run.", "",
+             "| " + " | ".join(title for _, title in COLUMNS) + " | when, commit |",
+             "|" + "---|" * (len(COLUMNS) + 1)]
+    for run in runs:
+        lines.append("| " + " | ".join(cell(run, key) for key, _ in COLUMNS)
+                     + f" | {run.get('when', '')}, {run.get('commit', '')} |")
+    return "\n".join(lines) + "\n" + NOTES
+
+
+NOTES = """
+## How to read it
+
+- *Services decided every period*: the share of services with a decision in every sync period
+  of the measured window (at most one missed at the window's edges) and no gap between two of
+  its decisions over 1.5 periods, from the operator's JSON decision log (`decision` and
+  `healing decision` events). The gap columns are the p95 / max time between one service's
+  consecutive decisions: 15 s means it kept up.
+- *CPU s per period*: utime + stime of the operator process (all threads) over the window,
+  divided by the periods in it; "per 1,000 services" scales that linearly. One core gives 15
+  CPU s per 15 s period.
+- *Metric reads/s* are the values the services asked for (`adaptive_prometheus_reads_total`);
+  *Prometheus queries/s* the HTTP queries that served them (`adaptive_prometheus_queries_total`)
+  and *API requests/s* the operator's own reads and writes (`adaptive_api_requests_total`);
+  the whole-cluster figure is the API server's `apiserver_request_total` (KWOK, controllers,
+  kopf's watches too).
+- *Load step*: probe services' load goes from 7 to 45 (target 10 per replica); the time is
+  from that change in the exporter to the first decision asking for more than 1 replica. It
+  includes Prometheus' 2 s scrape, up to one sync period and the shared answer's age (at most
+  a third of a period).
+- *Bad rollout*: the probe Deployment's image changes and its error ratio jumps from 0.01 to
+  0.5 at the same moment; the time is to the first `RollBack` healing decision (DryRun). The
+  detector needs 2 of 3 anomalous rows (persistence), so at least two sync periods.
+- Each service's history (40 minutes, a row every 15 s) is written into Prometheus with
+  promtool before the operator starts, so the detectors fit at once; the forecaster's window is
+  `historySeconds: 86400` (the default 14 days costs more memory, see handlers/forecasts.py) and
+  finds no season in 40 minutes of noise, so the forecasts run but the decisions are reactive.
+"""

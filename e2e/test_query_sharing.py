@@ -1,0 +1,90 @@
+"""The grouped query gives each service what its own query gives, on the real Prometheus.
+
+Several series per service (two pods, two codes) and a few shapes of query: for each, every
+service's value read through the sharing batcher equals its own query's, and a service with no
+series is an empty result in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adaptive_operator.adapters.prometheus import MetricError, _raw_query, query_total
+from adaptive_operator.adapters.query_batch import QueryBatcher
+from adaptive_operator.demo.exporter import Exporter
+
+from conftest import Cluster
+from support import prom_query, wait_until
+
+SERVICES = ["api", "web.v2", "db-1"]
+SHAPES = [
+    'sum(e2e_share_load{{exporter="{feed}", svc="{svc}"}})',
+    'sum(e2e_share_load{{exporter="{feed}", svc="{svc}", code!="500"}})',
+    "sum(max_over_time(e2e_share_load{{exporter='{feed}',svc='{svc}',code='200'}}[1m]))",
+    'sum(abs(e2e_share_load{{exporter="{feed}", svc="{svc}"}}))',
+]
+
+
+@pytest.fixture(scope="module")
+def feed(local_cluster: Cluster) -> Iterator[str]:
+    name = f"e2e-share-{uuid.uuid4().hex[:6]}"
+    with Exporter(name, local_cluster.targets_dir) as exporter:
+        for i, svc in enumerate(SERVICES):
+            for pod in ("p0", "p1"):
+                for code in ("200", "500"):
+                    value = (i + 1) * 10 + (pod == "p1") * 3 + (code == "500") * 0.5
+                    exporter.set("e2e_share_load", value, {"svc": svc, "pod": pod, "code": code})
+        assert local_cluster.prometheus_url is not None
+        url = local_cluster.prometheus_url
+        wait_until(
+            lambda: len(prom_query(url, f'e2e_share_load{{exporter="{name}"}}')) == 12,
+            60,
+            "Prometheus to scrape the feed",
+        )
+        yield name
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_service_reads_what_its_own_query_gives(
+    local_cluster: Cluster, feed: str, shape: str
+) -> None:
+    url = local_cluster.prometheus_url
+    assert url is not None
+    queries = [shape.format(feed=feed, svc=svc) for svc in [*SERVICES, "absent"]]
+
+    sent: list[str] = []
+
+    def recording(where: str, query: str) -> list[dict[str, Any]]:
+        sent.append(query)
+        return _raw_query(where, query)
+
+    batcher = QueryBatcher(recording)
+
+    async def own(query: str) -> object:
+        try:
+            return (await query_total(url, query)).value
+        except MetricError as err:
+            return err.reason
+
+    async def shared(query: str, max_age: float) -> object:
+        try:
+            return (await batcher.total(url, query, max_age)).value
+        except MetricError as err:
+            return err.reason
+
+    async def read_all() -> tuple[list[object], list[object]]:
+        alone = [await own(q) for q in queries]
+        await asyncio.gather(*(shared(q, 30.0) for q in queries))  # the group forms
+        sent.clear()
+        return alone, list(await asyncio.gather(*(shared(q, 0.0) for q in queries)))
+
+    alone, together = asyncio.run(read_all())
+    assert alone[-1] == "EmptyResult"
+    assert all(isinstance(v, float) for v in alone[:-1])
+    assert together == alone
+    assert len(sent) == 1 and sent[0].startswith("sum by (")  # one grouped query served all

@@ -1,0 +1,186 @@
+"""Instant queries shared between services: one answer serves every service that asks within a
+short time, and queries that differ only in label values are answered by one grouped query
+(`promql_shape`).
+
+Each read says how old an answer it accepts (`max_age`, a fraction of its sync period). The first
+read of a shape after its answer has aged starts one grouped query for every service known to ask
+that shape; reads arriving while it is in flight wait for it; later reads within `max_age` take
+the answer as it is. A service new to a shape while a fresh answer exists runs its own query
+(so 1,000 services starting one after another do not re-run the grouped query 1,000 times) and
+joins the group from the next grouped query on. A grouped query Prometheus refuses is never the
+user's fault: the read falls back to its own query, so the condition shows the user's own text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from adaptive_operator.adapters.prometheus import MetricError, Sample, _raw_query, to_total
+from adaptive_operator.adapters.promql_shape import Shape, shape_of
+from adaptive_operator.adapters.telemetry import PROMETHEUS_READS
+
+Runner = Callable[[str, str], list[dict[str, Any]]]  # blocking: (url, query) -> result
+Key = tuple[object, ...]
+FORGET_AFTER_SECONDS = 600.0  # a member not read for this long leaves its group
+REFUSALS = ("QueryFailed", "NotAVector")  # the grouped query's own fault, not Prometheus being down
+
+
+@dataclass(frozen=True)
+class Answer:
+    at: float
+    rows: dict[tuple[str, ...], list[dict[str, Any]]]  # by the members' label values; () = all
+    members: frozenset[tuple[str, ...]]
+
+    def of(self, values: tuple[str, ...]) -> list[dict[str, Any]]:
+        return list(self.rows.get(values, []))
+
+
+EXACT: frozenset[tuple[str, ...]] = frozenset({()})
+
+
+class QueryBatcher:
+    """Shares instant queries between reads; `enabled=False` runs every read's own query."""
+
+    def __init__(
+        self,
+        runner: Runner = _raw_query,
+        clock: Callable[[], float] = time.monotonic,
+        enabled: bool = True,
+    ) -> None:
+        self.runner, self.clock, self.enabled = runner, clock, enabled
+        self._members: dict[Key, dict[tuple[str, ...], float]] = {}
+        self._answers: dict[Key, Answer] = {}
+        self._inflight: dict[Key, tuple[frozenset[tuple[str, ...]], asyncio.Future[Answer]]] = {}
+        self._swept = clock()
+
+    def _sweep(self, now: float) -> None:
+        """Drop answers nobody has asked for in a while (services come and go)."""
+        if now - self._swept < 60.0:
+            return
+        self._swept = now
+        for key, answer in list(self._answers.items()):
+            if now - answer.at > FORGET_AFTER_SECONDS:
+                del self._answers[key]
+
+    async def total(self, url: str, query: str, max_age: float) -> Sample:
+        """The query's one number, as `prometheus.query_total` gives it."""
+        if not self.enabled:
+            PROMETHEUS_READS.labels("query").inc()
+            return to_total(query, await asyncio.to_thread(self.runner, url, query))
+        shape = shape_of(query)
+        if shape is not None:
+            try:
+                return to_total(query, (await self._grouped(url, shape, max_age)).of(shape.values))
+            except MetricError as err:
+                if err.reason not in REFUSALS:
+                    raise
+        answer = await self._shared(("exact", url, query), url, EXACT, max_age, query, None)
+        return to_total(query, answer.of(()))
+
+    async def _grouped(self, url: str, shape: Shape, max_age: float) -> Answer:
+        key = ("grouped", url, shape.key)
+        now = self.clock()
+        self._sweep(now)
+        members = self._members.setdefault(key, {})
+        members[shape.values] = now
+        if self._newcomer(key, shape.values, now, max_age):
+            # Alone now, grouped from the next grouped query on (so services arriving one by
+            # one do not re-run the grouped query each).
+            alone = frozenset({shape.values})
+            return await self._shared(
+                ("alone", url, shape.key, shape.values),
+                url,
+                alone,
+                max_age,
+                shape.grouped_query(alone),
+                shape,
+            )
+        for member, seen in list(members.items()):
+            if now - seen > FORGET_AFTER_SECONDS:
+                del members[member]
+        everyone = frozenset(members)
+        return await self._shared(
+            key, url, everyone, max_age, shape.grouped_query(everyone), shape, wanted=shape.values
+        )
+
+    def _newcomer(self, key: Key, values: tuple[str, ...], now: float, max_age: float) -> bool:
+        """Not covered by the group's answer, which is fresh or on its way."""
+        fresh, flight = self._answers.get(key), self._inflight.get(key)
+        if fresh is not None and now - fresh.at > max_age:
+            fresh = None
+        if fresh is None and flight is None:
+            return False
+        return not ((fresh and values in fresh.members) or (flight and values in flight[0]))
+
+    async def _shared(
+        self,
+        key: Key,
+        url: str,
+        members: frozenset[tuple[str, ...]],
+        max_age: float,
+        query: str,
+        shape: Shape | None,
+        wanted: tuple[str, ...] = (),
+    ) -> Answer:
+        """A fresh enough answer covering `wanted`: kept, in flight, or fetched now."""
+        answer = self._answers.get(key)
+        if (
+            answer is not None
+            and self.clock() - answer.at <= max_age
+            and (wanted in answer.members)
+        ):
+            PROMETHEUS_READS.labels("shared").inc()
+            return answer
+        flight = self._inflight.get(key)
+        if flight is not None and wanted in flight[0]:
+            PROMETHEUS_READS.labels("shared").inc()
+            return await asyncio.shield(flight[1])
+        PROMETHEUS_READS.labels("batch" if len(members) > 1 else "query").inc()
+        task = asyncio.ensure_future(self._fetch(key, url, members, query, shape))
+        self._inflight[key] = (members, task)
+
+        def landed(done: asyncio.Future[Answer]) -> None:
+            if self._inflight.get(key, (None, None))[1] is done:
+                del self._inflight[key]
+
+        task.add_done_callback(landed)
+        return await asyncio.shield(task)
+
+    async def _fetch(
+        self,
+        key: Key,
+        url: str,
+        members: frozenset[tuple[str, ...]],
+        query: str,
+        shape: Shape | None,
+    ) -> Answer:
+        at = self.clock()
+        result = await asyncio.to_thread(self.runner, url, query)
+        rows: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in result:
+            labels = (row.get("metric") or {}) if isinstance(row, dict) else {}
+            values = tuple(str(labels.get(label, "")) for label in shape.labels) if shape else ()
+            rows.setdefault(values, []).append(row)
+        answer = Answer(at, rows, members)
+        kept = self._answers.get(key)
+        if kept is None or kept.at <= at:  # a slower, older query never replaces a newer answer
+            self._answers[key] = answer
+        return answer
+
+
+_batcher = QueryBatcher()
+
+
+def configure(enabled: bool) -> None:
+    """Sharing on or off for the whole operator (`adaptive-operator run --batch-queries`)."""
+    global _batcher
+    _batcher = QueryBatcher(enabled=enabled)
+
+
+async def read_total(url: str, query: str, max_age: float) -> Sample:
+    """One service's metric value, shared with the others where sound."""
+    return await _batcher.total(url, query, max_age)

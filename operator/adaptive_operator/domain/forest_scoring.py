@@ -1,0 +1,85 @@
+"""An IsolationForest's anomaly scores computed from its fitted trees with a few numpy steps.
+
+scikit-learn's `score_samples` costs ~10 ms per call whatever the number of rows (input
+validation, joblib dispatch, one `apply` per tree); the operator scores every service's window
+every sync, so with 1,000 services that overhead alone would be most of a core. Here every tree
+is padded into one table and all rows walk all trees at once, one level per step. The result is
+scikit-learn's own formula (the path length to the leaf plus the average path length of the
+leaf's samples, over the trees, normalised by c(max_samples)); a test checks it against
+`score_samples` on random data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.ensemble import IsolationForest
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+
+def average_path_length(n: float) -> float:
+    """c(n): the average path length of an unsuccessful search in a binary search tree."""
+    if n <= 1:
+        return 0.0
+    if n == 2:
+        return 1.0
+    return float(2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n)
+
+
+@dataclass(frozen=True)
+class FastForest:
+    left: IntArray  # (trees, nodes): child index, or the node itself at a leaf
+    right: IntArray
+    feature: IntArray
+    threshold: FloatArray
+    leaf_depth: FloatArray  # depth of the node + c(samples at the node) - 1, used at leaves
+    depth: int  # the deepest leaf
+    denominator: float
+
+    @classmethod
+    def of(cls, forest: IsolationForest) -> FastForest:
+        if getattr(forest, "_max_features", None) not in (None, forest.n_features_in_):
+            raise ValueError("only forests that see every feature in every tree are supported")
+        trees = [estimator.tree_ for estimator in forest.estimators_]
+        width = max(tree.node_count for tree in trees)
+        shape = (len(trees), width)
+        left, right = np.zeros(shape, dtype=np.intp), np.zeros(shape, dtype=np.intp)
+        feature, threshold = np.zeros(shape, dtype=np.intp), np.zeros(shape)
+        leaf_depth = np.zeros(shape)
+        deepest = 0
+        for i, tree in enumerate(trees):
+            count = tree.node_count
+            nodes = np.arange(count)
+            leaf = tree.children_left[:count] < 0
+            left[i, :count] = np.where(leaf, nodes, tree.children_left[:count])
+            right[i, :count] = np.where(leaf, nodes, tree.children_right[:count])
+            feature[i, :count] = np.where(leaf, 0, tree.feature[:count])
+            threshold[i, :count] = tree.threshold[:count]
+            depths = tree.compute_node_depths()
+            averages = [average_path_length(n) for n in tree.n_node_samples[:count]]
+            leaf_depth[i, :count] = depths + np.asarray(averages) - 1.0
+            deepest = max(deepest, int(tree.max_depth))
+        denominator = len(trees) * average_path_length(forest._max_samples)
+        return cls(left, right, feature, threshold, leaf_depth, deepest, denominator)
+
+    def scores(self, rows: FloatArray) -> FloatArray:
+        """The anomaly score s in (0, 1] of each row (minus `score_samples`)."""
+        # The trees compare float32 inputs (scikit-learn's tree dtype) with float64 thresholds.
+        x = np.asarray(rows, dtype=np.float32).astype(np.float64)
+        count, trees = len(x), len(self.left)
+        tree_index = np.broadcast_to(np.arange(trees), (count, trees))
+        row_index = np.broadcast_to(np.arange(count)[:, None], (count, trees))
+        node = np.zeros((count, trees), dtype=np.intp)
+        for _ in range(self.depth):
+            values = x[row_index, self.feature[tree_index, node]]
+            go_left = values <= self.threshold[tree_index, node]
+            node = np.where(go_left, self.left[tree_index, node], self.right[tree_index, node])
+        depths = self.leaf_depth[tree_index, node].sum(axis=1)
+        if self.denominator == 0:
+            return np.ones(count)
+        result: FloatArray = 2.0 ** (-depths / self.denominator)
+        return result
