@@ -128,8 +128,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec,
     status = body.get("status", {}) or {}
     stored = status.get("history")
     history = history_from_status(_stored_history(stored))
-    floor = forecast.floor if forecast else None
-    decision = scaling.decide(spec_from_model(spec), snapshot, history, time.time(), floor)
+    floor, ceiling = (forecast.floor, forecast.ceiling) if forecast else (None, None)
+    decision = scaling.decide(spec_from_model(spec), snapshot, history, time.time(), floor,
+                              ceiling)
     all_failed = all(r.value is None for r in readings)
     return SyncOutcome(spec.mode, decision, metric_problem=problem,
                        all_metrics_failed=all_failed, readings=readings), scale, forecast

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_operator.domain.forecasting.backtest import CANDIDATES, Plan, Score, rank
+from adaptive_operator.domain.forecasting.backtest import (
+    CANDIDATES,
+    Plan,
+    Score,
+    rank,
+    reference_for,
+)
 from adaptive_operator.domain.forecasting.baseline import Resolution, baseline_path
 from adaptive_operator.domain.forecasting.cleaning import (
     MAD_TO_SIGMA,
@@ -129,7 +135,7 @@ class ForecastEngine:
     base_start: int = 0
     fitted_at: int | None = None
     due_at: int | None = None
-    reference: str = "seasonal naive"  # the baseline the guard holds the model to
+    reference: str = "seasonal naive"  # the baseline the guard holds the model to (backtest.py)
     reference_lag: int = 0
     refits: int = 0
     status: str = "too little history"
@@ -145,8 +151,8 @@ class ForecastEngine:
         row = self.rows
         self.history.append(value)
         if self.tracker is not None and self._covers(row, row):
-            naive = self._naive_forecast(row)
-            self.tracker.observe(row, value, float(self.base[row - self.base_start]), naive)
+            reference = self._reference_forecast(row)
+            self.tracker.observe(row, value, float(self.base[row - self.base_start]), reference)
 
     def forecast(self) -> Band | None:
         """Refit if due, then the band for the next `horizon` rows (None without a model)."""
@@ -163,7 +169,7 @@ class ForecastEngine:
     def _covers(self, first: int, last: int) -> bool:
         return self.base_start <= first and last < self.base_start + len(self.base)
 
-    def _naive_forecast(self, row: int) -> float:
+    def _reference_forecast(self, row: int) -> float:
         if self.reference_lag <= 0:
             return math.nan
         return self.history.at(row - self.reference_lag)
@@ -236,13 +242,23 @@ class ForecastEngine:
             self._drop_model("too little history for a backtest")
             return
         self.scores = tuple(scores)
-        self.kind = scores[0].kind
         self.tracker = self._new_tracker(scores[0], level_clip(y), resolution.fine_periods[0])
+        self.kind = scores[0].kind
 
     def _new_tracker(self, score: Score, clip: float, period: int) -> Tracker:
-        window = ErrorWindow(self.settings.error_rows, self.horizon)
-        self.reference_lag = period * math.ceil(self.horizon / period)
-        window.seed(score.errors, score.naive)
+        """The chosen model's tracker. When the re-choice kept the model and its reference, the
+        realised errors so far are still that model's and stay in the window; otherwise the
+        window starts from the backtest's (a window re-seeded from the short backtest at every
+        re-choice made the guard's ratio noisy on a young service)."""
+        reference = reference_for(score.kind, period, self.horizon)
+        kept = (score.kind, reference.name, reference.lag) == (
+            self.kind, self.reference, self.reference_lag)
+        if self.tracker is not None and kept:
+            window = self.tracker.window
+        else:
+            window = ErrorWindow(self.settings.error_rows, self.horizon)
+            window.seed(score.errors, score.reference)
+        self.reference, self.reference_lag = reference.name, reference.lag
         return Tracker(self.horizon, score.alpha, clip, window)
 
     def _fit(self, y: FloatArray, resolution: Resolution) -> None:
