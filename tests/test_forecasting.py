@@ -28,7 +28,13 @@ from adaptive_operator.domain.forecasting.cleaning import (
     mark_outages,
     remove_level_shift,
 )
-from adaptive_operator.domain.forecasting.engine import History, detect, level_clip
+from adaptive_operator.domain.forecasting.engine import (
+    EngineSettings,
+    ForecastEngine,
+    History,
+    detect,
+    level_clip,
+)
 from adaptive_operator.domain.forecasting.seasonality import detect_periods
 from adaptive_operator.domain.forecasting.tracker import ErrorWindow
 
@@ -288,3 +294,34 @@ def test_a_young_window_follows_its_realised_errors() -> None:
 
 def test_an_empty_window_has_no_ratio() -> None:
     assert ErrorWindow(10, 2).relative_error() == (math.inf, 0)
+
+
+def engine_after(rows: int, model: ModelKind = ModelKind.AUTO) -> tuple[ForecastEngine, np.ndarray]:
+    y = series(5)
+    engine = ForecastEngine(EngineSettings(model=model, window_rows=400, refit_rows=24), 2)
+    for value in y[:rows]:
+        engine.observe(float(value))
+        engine.forecast()
+    return engine, y
+
+
+@pytest.mark.parametrize(
+    ("model", "sits_out"),
+    [
+        pytest.param(ModelKind.AUTO, True, id="auto-re-chooses-without-it"),
+        pytest.param(ModelKind.HOLT_WINTERS, False, id="a-named-model-stays-and-is-refused"),
+    ],
+)
+def test_a_model_losing_to_its_reference_sits_out_the_next_choice(
+    model: ModelKind, sits_out: bool
+) -> None:
+    engine, y = engine_after(4 * DAY, model)
+    chosen = engine.kind
+    assert chosen is not None and engine.tracker is not None
+    for _ in range(100):  # realised rows far worse than the reference
+        engine.tracker.window.add(np.array([40.0, 40.0]), 1.0)
+    for value in y[4 * DAY : 4 * DAY + DAY // 2 + 1]:  # past the next refit
+        engine.observe(float(value))
+        engine.forecast()
+    assert (engine.kind is not chosen) == sits_out
+    assert engine.kind is not None

@@ -78,6 +78,7 @@ def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSet
         min_cycles=settings.min_history_cycles,
         rechoose_every=settings.rechoose_every_refits,
         error_rows=_rows(settings.error_window_seconds, interval),
+        max_relative_error=settings.max_relative_error,
     )
 
 

@@ -1,9 +1,11 @@
 """The amortised forecasting loop for one service: observe a row, refit on a schedule, forecast.
 
 A refit (detect seasonality, clean, fit the model on coarse points, interpolate its path) runs
-every `refit_rows` rows; the model is re-chosen by backtest every `rechoose_every` refits. Between
-refits a row costs O(horizon): the tracker scores, moves the level and forecasts. Refits happen
-only at a row where a forecast is asked for, so a row-by-row run is exactly reproducible.
+every `refit_rows` rows; the model is re-chosen by backtest every `rechoose_every` refits, and
+at the next refit when its realised error reaches the guard's limit (it then sits that choice
+out). Between refits a row costs O(horizon): the tracker scores, moves the level and forecasts.
+Refits happen only at a row where a forecast is asked for, so a row-by-row run is exactly
+reproducible.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class EngineSettings:
     points_per_period: int = 48
     backtest_origins: int = 2
     error_rows: int = 1440
+    max_relative_error: float = 1.1  # the guard's limit (`PredictiveSettings`)
 
 
 @dataclass(frozen=True)
@@ -210,10 +213,11 @@ class ForecastEngine:
             )
             return
         resolution = self._stable(Resolution.for_periods(periods, self.settings.points_per_period))
+        losing = self._losing()
         rechoose = self.kind is None or self.refits % self.settings.rechoose_every == 0
         self.refits += 1
-        if rechoose or resolution != self.resolution:
-            self._choose(y, resolution)
+        if rechoose or losing is not None or resolution != self.resolution:
+            self._choose(y, resolution, losing)
         if self.kind is None:
             return
         self._fit(y, resolution)
@@ -231,9 +235,24 @@ class ForecastEngine:
         self.kind, self.tracker, self.scores, self.resolution = None, None, (), None
         self.status = reason
 
-    def _choose(self, y: FloatArray, resolution: Resolution) -> None:
+    def _losing(self) -> ModelKind | None:
+        """The automatically chosen model, when its realised error has reached the guard's
+        limit against its reference: the backtest preferred it on a few dozen rows, the
+        realised rows since say otherwise, so it sits out the next choice (the others, seasonal
+        naive among them, get their chance) instead of keeping the service reactive until the
+        next scheduled re-choice."""
+        tracker = self.tracker
+        if self.settings.model is not ModelKind.AUTO or tracker is None:
+            return None
+        relative, _ = tracker.window.relative_error()
+        return self.kind if relative >= self.settings.max_relative_error else None
+
+    def _choose(
+        self, y: FloatArray, resolution: Resolution, losing: ModelKind | None = None
+    ) -> None:
         named = self.settings.model
         kinds = CANDIDATES if named is ModelKind.AUTO else (named,)
+        kinds = tuple(k for k in kinds if k is not losing) or kinds
         span = self._refit_step(resolution.fine_periods[0])
         plan = Plan(resolution, self.horizon, span,
                     self.settings.backtest_origins, level_clip(y))
