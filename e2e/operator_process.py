@@ -65,7 +65,10 @@ class OperatorProcess:
         )
         wait_until(lambda: self.proc is not None and (self.proc.poll() is not None
                                                       or self.role() == wait_for),
-                   60, f"the operator to report {wait_for} on /healthz")
+                   # Generous: with the machine loaded (load average ~20 on 2 cores), merely
+                   # importing kopf, kubernetes and statsmodels took 28 s of wall time for 2 s of
+                   # CPU, and a start once missed a 60 s wait.
+                   180, f"the operator to report {wait_for} on /healthz")
         assert self.proc.poll() is None, f"the operator exited: see {self.log_path}"
         return self
 

@@ -251,8 +251,8 @@ class ForecastEngine:
         self, y: FloatArray, resolution: Resolution, losing: ModelKind | None = None
     ) -> None:
         named = self.settings.model
-        kinds = CANDIDATES if named is ModelKind.AUTO else (named,)
-        kinds = tuple(k for k in kinds if k is not losing) or kinds
+        offered: tuple[ModelKind, ...] = CANDIDATES if named is ModelKind.AUTO else (named,)
+        kinds = tuple(k for k in offered if k is not losing) or offered
         span = self._refit_step(resolution.fine_periods[0])
         plan = Plan(resolution, self.horizon, span,
                     self.settings.backtest_origins, level_clip(y))
