@@ -34,9 +34,8 @@ class PredictiveSettings:
     # see `forecasting.backtest.reference_for`). The 10% above 1 is a tolerance for the noise of
     # the estimate, not a licence to be worse: on a young service the window holds a few dozen
     # rows, and on a clean season a fitted model and seasonal naive are equally good, so their
-    # ratio wanders around 1 (in 40 simulated runs of the e2e pattern: median 0.84, 90th
-    # percentile 1.01, 99th 1.13; 12% of decisions at 1.0 or more, 1.8% at 1.1 or more); a
-    # strict 1.0 switched a sound forecast on and off with that noise.
+    # ratio wanders around 1 (on the e2e pattern, about one decision in eight at 1.0 or more);
+    # a strict 1.0 switched a sound forecast on and off with that noise.
     max_relative_error: float = 1.1
     error_window_seconds: float = DAY
 
