@@ -38,22 +38,37 @@ def main() -> int:
     found: dict[str, ReplayMetrics] = {}
     for name, advisor in policies.items():
         result = replay(trace.values, config, advisor)
-        found[name] = replay_metrics(trace.values, result.serving_pods, result.desired_replicas,
-                                     target, trace.interval_seconds)
+        found[name] = replay_metrics(
+            trace.values,
+            result.serving_pods,
+            result.desired_replicas,
+            target,
+            trace.interval_seconds,
+        )
     hpa = found["hpa"]
-    lines = [f"# scaleDownOnForecast on {path.stem}", "",
-             f"Start-up {STARTUP_SECONDS:g} s; target per replica = median load / "
-             f"{REPLICAS_AT_MEDIAN}; HPA v2 defaults.", "",
-             "| policy | unserved demand | time under-provisioned | replica-hours | "
-             "scale changes | unserved / hpa | replica-hours / hpa |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# scaleDownOnForecast on {path.stem}",
+        "",
+        f"Start-up {STARTUP_SECONDS:g} s; target per replica = median load / "
+        f"{REPLICAS_AT_MEDIAN}; HPA v2 defaults.",
+        "",
+        "| policy | unserved demand | time under-provisioned | replica-hours | "
+        "scale changes | unserved / hpa | replica-hours / hpa |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, m in found.items():
-        lines.append(f"| {name} | {m.unserved:.4%} | {m.under_time:.2%} | "
-                     f"{m.replica_hours:,.1f} | {m.scale_changes} | "
-                     f"{m.unserved / hpa.unserved:.2f} | "
-                     f"{m.replica_hours / hpa.replica_hours:.3f} |")
-    lines += ["", "Command (from the repository root):",
-              "`PYTHONPATH=operator .venv/bin/python benchmarks/scale_down_on_forecast.py`", ""]
+        lines.append(
+            f"| {name} | {m.unserved:.4%} | {m.under_time:.2%} | "
+            f"{m.replica_hours:,.1f} | {m.scale_changes} | "
+            f"{m.unserved / hpa.unserved:.2f} | "
+            f"{m.replica_hours / hpa.replica_hours:.3f} |"
+        )
+    lines += [
+        "",
+        "Command (from the repository root):",
+        "`PYTHONPATH=operator .venv/bin/python benchmarks/scale_down_on_forecast.py`",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     RESULTS.write_text(text, encoding="utf-8")
