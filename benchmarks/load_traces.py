@@ -206,15 +206,23 @@ NOTES = """
 - **Minimum history: 3 cycles of the detected primary season instead of a fixed 3 days.**
   Detection is tried from 64 rows on (and again each time the history grows by a quarter), so a
   daily season still waits 3 days while a season of a minute in 1-second data is trusted after
-  3 minutes. The guard (realised error below seasonal naive's) is unchanged. On the bursty
+  3 minutes. (The guard was unchanged in that round; see below.) On the bursty
   1-second trace no season is detected, so the policy stays reactive and equals hpa.
 - **Refit at least twice per primary cycle** (was every 12 h whatever the season), and the model's
   backtest span follows the same interval; a re-detected period within 5% of the current one keeps
   the current resolution, so the model is not re-chosen because the ACF peak moved by one row.
-- Tried and dropped: persistence (the last value) as a stricter guard baseline. At a 120 s
-  look-ahead on 5-minute rows persistence is about as good as any model (Google: model error
-  1.02x persistence's), so the guard switched the forecast off there and gave back all of the
-  gain (unserved 1.00x hpa); the band, not the point forecast, is what helps.
+- **The guard (this round).** A fitted model (Holt-Winters, MSTL) is held to seasonal naive as
+  before; seasonal naive itself, which cannot be better than itself, is held to persistence (the
+  last value) instead; the limit is 1.1x the reference's realised error (a tolerance for the
+  noise of the estimate on a young window, not 1.0); the error window follows its realised rows
+  (it used to refresh once per 1/64 of its capacity, i.e. keep the backtest's figure for
+  hundreds of rows at a short sync) and is kept when a re-choice keeps the model; a model whose
+  realised error reaches the limit sits out the next choice. Periods are placed on the peak of
+  the unbiased ACF (a young history found 29 rows for a 30-row season half the time).
+- Tried and dropped: persistence (the last value) as a stricter guard baseline for every model.
+  At a 120 s look-ahead on 5-minute rows persistence is about as good as any model (Google:
+  model error 1.02x persistence's), so the guard switched the forecast off there and gave back
+  all of the gain (unserved 1.00x hpa); the band, not the point forecast, is what helps.
 
 ## Reading the targets
 

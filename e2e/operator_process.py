@@ -63,9 +63,18 @@ class OperatorProcess:
              "--lease-name", self.lease_name, *self.args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
-        wait_until(lambda: self.proc is not None and (self.proc.poll() is not None
-                                                      or self.role() == wait_for),
-                   60, f"the operator to report {wait_for} on /healthz")
+        try:
+            wait_until(lambda: self.proc is not None and (self.proc.poll() is not None
+                                                          or self.role() == wait_for),
+                       # Generous: with the machine loaded (load average ~20 on 2 cores), merely
+                       # importing kopf, kubernetes and statsmodels took 28 s of wall time for
+                       # 2 s of CPU, and a start once missed a 60 s wait.
+                       180, f"the operator to report {wait_for} on /healthz")
+        except AssertionError:
+            # A process left running holds (or later takes) the test's Lease: every later run
+            # of the module would then wait as a standby and fail the same way.
+            self.stop()
+            raise
         assert self.proc.poll() is None, f"the operator exited: see {self.log_path}"
         return self
 

@@ -11,7 +11,6 @@ crossing (its lead is negative); the predictive one must come first.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -158,12 +157,6 @@ def samples_in_prometheus(url: str, namespace: str) -> float:
     return float(value[1])
 
 
-@pytest.mark.skipif(
-    not os.environ.get("ADAPTIVE_E2E_FLAKY"),
-    reason="flaky: on this clean pattern the forecast guard sometimes judges the chosen model "
-           "(often seasonal naive itself) not better than seasonal naive, and the service stays "
-           "reactive (3 of 6 runs failed so); run with ADAPTIVE_E2E_FLAKY=1 until the guard "
-           "is fixed")
 def test_scales_up_before_the_load_arrives(local_cluster: Cluster, namespace: str,
                                            operator: OperatorProcess) -> None:
     assert local_cluster.prometheus_url is not None

@@ -98,6 +98,27 @@ def test_the_floor_is_the_largest_trusted_metric() -> None:
     assert (found.floor, found.lead.metric, found.reliable) == (7, "rps", True)
 
 
+def down(reliable: bool, to: int | None) -> PredictiveState:
+    return PredictiveState(ModelKind.HOLT_WINTERS, 0.7, reliable, "ok", (), to, to)
+
+
+@pytest.mark.parametrize(
+    ("states", "ceiling"),
+    [
+        pytest.param((down(True, 4), down(True, 7)), 7, id="every-metric-allows-the-largest"),
+        pytest.param((down(True, 4), down(True, None)), None,
+                     id="a-metric-without-scale-down-keeps-its-say"),
+        pytest.param((down(True, 4), down(False, 2)), None, id="an-untrusted-metric-blocks-it"),
+        pytest.param((down(True, 3),), 3, id="one-metric"),
+    ],
+)
+def test_the_ceiling_needs_every_metric(states: tuple[PredictiveState, ...],
+                                        ceiling: int | None) -> None:
+    results = tuple(MetricForecast(f"m{i}", s.floor_replicas if s.reliable else None, s)
+                    for i, s in enumerate(states))
+    assert combine(results, AHEAD).ceiling == ceiling
+
+
 def test_without_a_trusted_metric_the_first_with_a_forecast_leads() -> None:
     found = combine((MetricForecast("cpu", None, PredictiveState()),
                      MetricForecast("rps", None, state(False, reason="forecast error 1.2x "
@@ -123,6 +144,25 @@ def test_without_a_trusted_metric_the_first_with_a_forecast_leads() -> None:
 )
 def test_condition_reason(reason: str, camel: str) -> None:
     assert forecast_report.condition_reason(reason) == camel
+
+
+@pytest.mark.parametrize(
+    ("reference", "reliable", "camel"),
+    [
+        pytest.param("seasonal naive", True, "ForecastBetterThanSeasonalNaive", id="fitted-used"),
+        pytest.param("persistence", True, "ForecastBetterThanPersistence",
+                     id="seasonal-naive-used-held-to-persistence"),
+        pytest.param("persistence", False, "NotBetterThanPersistence",
+                     id="seasonal-naive-refused-by-persistence"),
+        pytest.param("seasonal naive", False, "NotBetterThanSeasonalNaive", id="fitted-refused"),
+    ],
+)
+def test_condition_names_the_guard_reference(reference: str, reliable: bool, camel: str) -> None:
+    reason = f"forecast error 0.5x {reference}'s" + ("" if reliable else ": not better")
+    held = PredictiveState(ModelKind.SEASONAL_NAIVE, 0.5, reliable, reason,
+                           floor_replicas=3 if reliable else None, reference=reference)
+    found = combine((MetricForecast("rps", held.floor_replicas, held),), AHEAD)
+    assert forecast_report.reliable_condition(found).reason == camel
 
 
 def test_status_shows_model_look_ahead_and_rounded_forecast() -> None:

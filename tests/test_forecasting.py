@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptive_operator.domain.forecasting import ModelKind, forecaster
-from adaptive_operator.domain.forecasting.backtest import CANDIDATES, Plan, naive_scale, rank
+from adaptive_operator.domain.forecasting.backtest import (
+    CANDIDATES,
+    Plan,
+    Reference,
+    naive_scale,
+    rank,
+    reference_for,
+)
 from adaptive_operator.domain.forecasting.baseline import Resolution, baseline_path
 from adaptive_operator.domain.forecasting.cleaning import (
     aggregate,
@@ -21,8 +28,15 @@ from adaptive_operator.domain.forecasting.cleaning import (
     mark_outages,
     remove_level_shift,
 )
-from adaptive_operator.domain.forecasting.engine import History, detect, level_clip
+from adaptive_operator.domain.forecasting.engine import (
+    EngineSettings,
+    ForecastEngine,
+    History,
+    detect,
+    level_clip,
+)
 from adaptive_operator.domain.forecasting.seasonality import detect_periods
+from adaptive_operator.domain.forecasting.tracker import ErrorWindow
 
 DAY = 48  # points per day at 30-minute resolution
 
@@ -51,6 +65,48 @@ def test_detects_periods(y: np.ndarray, expected: tuple[int, ...]) -> None:
     assert len(found) == len(expected)
     for got, want in zip(found, expected, strict=True):
         assert abs(got - want) <= max(1, want // 20)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rows", [90, 100, 120])
+def test_a_young_history_finds_the_exact_period(seed: int, rows: int) -> None:
+    """Three to four cycles of a 30-row season: the biased ACF peaks at 29 about half the time
+    (its taper pulls peaks to shorter lags); the unbiased refinement finds 30."""
+    t = np.arange(rows)
+    y = 50 - 35 * np.cos(2 * np.pi * t / 30) + np.random.default_rng(seed).normal(0, 1.5, rows)
+    assert detect_periods(y) == (30,)
+
+
+@pytest.mark.parametrize(
+    ("kind", "period", "horizon", "expected"),
+    [
+        pytest.param(
+            ModelKind.HOLT_WINTERS,
+            30,
+            8,
+            Reference("seasonal naive", 30),
+            id="fitted-model-held-to-seasonal-naive",
+        ),
+        pytest.param(
+            ModelKind.MSTL,
+            30,
+            45,
+            Reference("seasonal naive", 60),
+            id="horizon-beyond-a-season-looks-two-seasons-back",
+        ),
+        pytest.param(
+            ModelKind.SEASONAL_NAIVE,
+            30,
+            8,
+            Reference("persistence", 8),
+            id="seasonal-naive-held-to-persistence-not-itself",
+        ),
+    ],
+)
+def test_the_guard_reference(
+    kind: ModelKind, period: int, horizon: int, expected: Reference
+) -> None:
+    assert reference_for(kind, period, horizon) == expected
 
 
 def test_detect_on_fine_rows_scales_periods_back() -> None:
@@ -197,3 +253,75 @@ def test_history_keeps_the_last_rows() -> None:
     assert h.at(2999) == 2999.0
     assert math.isnan(h.at(10))
     assert math.isnan(h.at(3000))
+
+
+# --- the guard's error window -------------------------------------------------------------------
+
+
+def window_with(model: float, reference: float, rows: int, size: int = 43_200) -> ErrorWindow:
+    window = ErrorWindow(size, 2)
+    for _ in range(rows):
+        window.add(np.array([model / 2, model]), reference)
+    return window
+
+
+@pytest.mark.parametrize(
+    ("model", "reference", "expected"),
+    [
+        pytest.param(1.0, 2.0, 0.5, id="half-the-reference-error"),
+        pytest.param(3.0, -2.0, 1.5, id="absolute-errors-compared"),
+        pytest.param(0.0, 0.0, 0.0, id="both-perfect"),
+        pytest.param(1.0, 0.0, math.inf, id="reference-perfect-model-not"),
+    ],
+)
+def test_relative_error_is_mae_over_the_reference_mae(
+    model: float, reference: float, expected: float
+) -> None:
+    assert window_with(model, reference, 10).relative_error() == (expected, 10)
+
+
+def test_a_young_window_follows_its_realised_errors() -> None:
+    """A day's window at a 2 s sync holds 43,200 rows; while it holds a few dozen, each new row
+    counts at once (it used to keep the seeded figure for 675 rows)."""
+    window = window_with(1.0, 1.0, 28)
+    assert window.relative_error()[0] == pytest.approx(1.0)
+    for _ in range(28):
+        window.add(np.array([2.5, 5.0]), 1.0)
+    assert window.relative_error()[0] == pytest.approx(3.0)
+    _, high = window.quantiles(0.9)
+    assert high[-1] == pytest.approx(5.0)
+
+
+def test_an_empty_window_has_no_ratio() -> None:
+    assert ErrorWindow(10, 2).relative_error() == (math.inf, 0)
+
+
+def engine_after(rows: int, model: ModelKind = ModelKind.AUTO) -> tuple[ForecastEngine, np.ndarray]:
+    y = series(5, seed=1)
+    engine = ForecastEngine(EngineSettings(model=model, window_rows=400, refit_rows=24), 2)
+    for value in y[:rows]:
+        engine.observe(float(value))
+        engine.forecast()
+    return engine, y
+
+
+@pytest.mark.parametrize(
+    ("model", "sits_out"),
+    [
+        pytest.param(ModelKind.AUTO, True, id="auto-re-chooses-without-it"),
+        pytest.param(ModelKind.HOLT_WINTERS, False, id="a-named-model-stays-and-is-refused"),
+    ],
+)
+def test_a_model_losing_to_its_reference_sits_out_the_next_choice(
+    model: ModelKind, sits_out: bool
+) -> None:
+    engine, y = engine_after(4 * DAY + 7, model)
+    chosen = engine.kind
+    assert chosen is not None and engine.tracker is not None
+    for _ in range(100):  # realised rows far worse than the reference
+        engine.tracker.window.add(np.array([40.0, 40.0]), 1.0)
+    for value in y[4 * DAY + 7 : 5 * DAY]:  # past the next refit
+        engine.observe(float(value))
+        engine.forecast()
+    assert (engine.kind is not chosen) == sits_out
+    assert engine.kind is not None

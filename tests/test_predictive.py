@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
 from adaptive_operator.api.predictive import PredictiveSpec, status_from_state
-from adaptive_operator.domain.forecasting import ModelKind
+from adaptive_operator.domain.forecasting import FORECASTERS, ModelKind
+from adaptive_operator.domain.forecasting.models import RepeatedCycle
 from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
+from adaptive_operator.domain.replay import ReplayConfig, replay
 
 INTERVAL = 1800.0  # 30-minute rows keep the tests fast; the code is resolution-agnostic
 DAY = 48
@@ -108,6 +111,56 @@ def test_guard_turns_off_when_the_forecast_loses_to_seasonal_naive(
     assert "not better" in advisor.state.reason
 
 
+@dataclass(frozen=True)
+class AntiPhase:
+    """A forecaster that repeats the last cycle half a season out of phase: a genuinely bad
+    forecast, registered in place of a real model."""
+
+    kind: ModelKind
+
+    def fit(self, y: np.ndarray, periods: tuple[int, ...]) -> RepeatedCycle:
+        period = periods[0]
+        return RepeatedCycle(np.roll(np.asarray(y[-period:], dtype=np.float64), period // 2))
+
+
+@pytest.mark.parametrize(
+    ("kind", "reference"),
+    [
+        pytest.param(ModelKind.HOLT_WINTERS, "seasonal naive", id="fitted-model-worse-than-naive"),
+        pytest.param(ModelKind.SEASONAL_NAIVE, "persistence",
+                     id="seasonal-naive-worse-than-persistence"),
+    ],
+)
+def test_guard_refuses_a_genuinely_bad_forecast(
+    kind: ModelKind, reference: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(FORECASTERS, kind, lambda: AntiPhase(kind))
+    floors, advisor = run(seasonal(7), replace(FAST, model=kind))
+    assert floors[-DAY:] == [None] * DAY
+    assert advisor.state.reference == reference
+    assert advisor.state.reason.endswith(f"{reference}'s: not better")
+
+
+def e2e_like(rows: int, seed: int) -> list[float | None]:
+    """The e2e's pattern on its sync grid: a 30-row season (60 s at 2 s), noise 1.5."""
+    t = np.arange(rows)
+    rng = np.random.default_rng(seed)
+    return [float(v) for v in 50 - 35 * np.cos(2 * np.pi * t / 30) + rng.normal(0, 1.5, rows)]
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_seasonal_naive_is_not_held_to_itself(seed: int) -> None:
+    """Seasonal naive (with its level correction) on a clean season differs from plain seasonal
+    naive only by noise; held to persistence instead, it is trusted, as it should be."""
+    settings = PredictiveSettings(model=ModelKind.SEASONAL_NAIVE, history_seconds=300)
+    advisor = PredictiveAdvisor(settings)
+    values = e2e_like(200, seed)
+    floors = [advisor.advise(values[: i + 1], 2.0, 16.0, 10.0) for i in range(len(values))]
+    assert all(f is not None for f in floors[-60:])
+    assert advisor.state.reference == "persistence"
+    assert advisor.state.reason.endswith("x persistence's")
+
+
 def test_prefix_gives_the_same_floors(
     seasonal_run: tuple[list[float | None], list[int | None], PredictiveAdvisor],
 ) -> None:
@@ -160,6 +213,21 @@ def test_scale_down_ceiling_only_when_asked(
     )
     _, down = run(values, opted)
     assert down.state.scale_down_to == down.state.floor_replicas
+
+
+def test_scale_down_on_forecast_lowers_replica_hours_in_the_replay(
+    seasonal_run: tuple[list[float | None], list[int | None], PredictiveAdvisor],
+) -> None:
+    """The same replay with the setting on: the forecast's ceiling brings replicas down after
+    each peak earlier than the metrics would; before the first trusted forecast nothing moves."""
+    values, floors, _ = seasonal_run
+    config = ReplayConfig(10.0, INTERVAL, INTERVAL)
+    off = replay(values, config, PredictiveAdvisor(FAST))
+    on = replay(values, config, PredictiveAdvisor(replace(FAST, scale_down_on_forecast=True)))
+    assert sum(on.desired_replicas) < sum(off.desired_replicas)
+    first = next(i for i, f in enumerate(floors) if f is not None)
+    assert on.desired_replicas[:first] == off.desired_replicas[:first]
+    assert on.desired_replicas != off.desired_replicas
 
 
 def test_status_reports_model_and_forecast(

@@ -145,9 +145,10 @@ def test_hpa_defaults_limit_the_scale_up_and_stabilize_the_scale_down() -> None:
 
 
 class RecordingAdvisor:
-    def __init__(self, floor: int | None) -> None:
+    def __init__(self, floor: int | None, down_to: int | None = None) -> None:
         self.seen: list[int] = []
         self.floor = floor
+        self.down_to = down_to
 
     def advise(
         self,
@@ -162,6 +163,9 @@ class RecordingAdvisor:
         assert (interval_seconds, lookahead_seconds, target_per_replica) == (60.0, 30.0, 10.0)
         return self.floor
 
+    def ceiling(self) -> int | None:
+        return self.down_to
+
 
 def test_advisor_sees_only_rows_up_to_now_and_sets_a_floor() -> None:
     advisor = RecordingAdvisor(floor=3)
@@ -169,6 +173,18 @@ def test_advisor_sees_only_rows_up_to_now_and_sets_a_floor() -> None:
     assert advisor.seen == [1, 2, 3]
     assert result.desired_replicas == (3, 3, 3)
     assert replay([10.0, 10.0], config(), NoForecast()) == replay([10.0, 10.0], config())
+
+
+def test_a_ceiling_scales_down_through_the_same_decision() -> None:
+    # 10 pods carrying 95 hold (within tolerance); an advisor whose forecast needs 6 over the
+    # look-ahead lowers them to 6 once the default 300 s scale-down window lets it. The load
+    # did not fall as forecast: 95 on 6 pods is a scale-up the metrics ask for, and a
+    # ceiling never cuts that.
+    result = replay([95.0] * 8, config(startup=30.0), RecordingAdvisor(floor=6, down_to=6))
+    assert result.desired_replicas[:7] == (10, 10, 10, 10, 10, 6, 10)
+    assert result.reasons[5] == "ScaleDown"
+    without = replay([95.0] * 8, config(startup=30.0), RecordingAdvisor(floor=6))
+    assert without.desired_replicas == (10,) * 8
 
 
 def test_prefix_view() -> None:
@@ -287,6 +303,11 @@ def test_command_input_errors(
             ],
             "--min-replicas",
             id="min-above-max",
+        ),
+        pytest.param(
+            ["--target-per-replica", "10", "--startup-seconds", "0", "--scale-down-on-forecast"],
+            "--scale-down-on-forecast needs --policy predictive",
+            id="scale-down-on-forecast-without-a-forecast",
         ),
     ],
 )

@@ -206,7 +206,9 @@ def test_saturation_flows_from_the_watcher_through_healing_to_the_scaler() -> No
     # 160 rps at 100 per replica asks for 2: the scaler alone would not scale out.
     snapshot = scaling.ScalingSnapshot(2, 2, 0, (scaling.MetricReading("rps", 160.0, 100.0),))
     history = scaling.ScalingHistory((), ())
-    decision = scaling.decide(spec_from_model(spec), snapshot, history, NOW + 2, floor, source)
+    decision = scaling.decide(
+        spec_from_model(spec), snapshot, history, NOW + 2, floor, floor_source=source
+    )
     assert decision.desired_replicas == 3
     assert decision.message.startswith(
         "scaled to 3 from 2 because a healing scale-out (saturation) asks for at least 3"

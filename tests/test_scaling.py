@@ -321,6 +321,9 @@ histories = st.builds(
 )
 
 
+bounds = st.one_of(st.none(), st.integers(0, 400))
+
+
 @st.composite
 def snapshots(draw: st.DrawFn) -> ScalingSnapshot:
     current = draw(st.integers(1, 250))
@@ -332,11 +335,15 @@ def snapshots(draw: st.DrawFn) -> ScalingSnapshot:
 
 
 @settings(max_examples=150, deadline=None)
-@given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)))
+@given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)), bounds)
 def test_desired_is_always_within_bounds(
-    spec: ScalingSpec, snap: ScalingSnapshot, history: ScalingHistory, floor: int | None
+    spec: ScalingSpec,
+    snap: ScalingSnapshot,
+    history: ScalingHistory,
+    floor: int | None,
+    ceiling: int | None,
 ) -> None:
-    decision = decide(spec, snap, history, NOW, floor)
+    decision = decide(spec, snap, history, NOW, floor, ceiling)
     if decision.able_to_scale:
         assert spec.min_replicas <= decision.desired_replicas <= spec.max_replicas
     else:
@@ -344,27 +351,35 @@ def test_desired_is_always_within_bounds(
 
 
 @settings(max_examples=150, deadline=None)
-@given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)))
+@given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)), bounds)
 def test_never_scales_down_while_a_metric_is_unreadable(
-    spec: ScalingSpec, snap: ScalingSnapshot, history: ScalingHistory, floor: int | None
+    spec: ScalingSpec,
+    snap: ScalingSnapshot,
+    history: ScalingHistory,
+    floor: int | None,
+    ceiling: int | None,
 ) -> None:
     broken = (*snap.metrics, reading(None, name="broken"))
     snap = ScalingSnapshot(snap.current_replicas, snap.ready_pods, snap.unready_pods, broken)
-    decision = decide(spec, snap, history, NOW, floor)
+    decision = decide(spec, snap, history, NOW, floor, ceiling)
     in_bounds = spec.min_replicas <= snap.current_replicas <= spec.max_replicas
     if in_bounds:
         assert decision.desired_replicas >= snap.current_replicas
 
 
 @settings(max_examples=150, deadline=None)
-@given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)))
+@given(specs(), snapshots(), histories, st.one_of(st.none(), st.integers(0, 400)), bounds)
 def test_never_exceeds_the_policy_limits(
-    spec: ScalingSpec, snap: ScalingSnapshot, history: ScalingHistory, floor: int | None
+    spec: ScalingSpec,
+    snap: ScalingSnapshot,
+    history: ScalingHistory,
+    floor: int | None,
+    ceiling: int | None,
 ) -> None:
     current = snap.current_replicas
     if not spec.min_replicas <= current <= spec.max_replicas:
         return
-    decision = decide(spec, snap, history, NOW, floor)
+    decision = decide(spec, snap, history, NOW, floor, ceiling)
     events = history.scale_events
     assert decision.desired_replicas <= max(
         scale_up_limit(spec.scale_up, current, events, NOW), current

@@ -31,6 +31,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--min-replicas", type=int, default=1, metavar="N")
     parser.add_argument("--max-replicas", type=int, default=10_000, metavar="N")
     parser.add_argument(
+        "--scale-down-on-forecast",
+        action="store_true",
+        help="predictive: also scale down when the forecast is lower over the whole look-ahead "
+        "(the spec's predictive.scaleDownOnForecast; off by default)",
+    )
+    parser.add_argument(
         "--out", type=Path, required=True, help="CSV timestamp,value,desired_replicas"
     )
     parser.set_defaults(func=run)
@@ -114,12 +120,14 @@ def read_trace(path: Path) -> Trace:
     return Trace(timestamps, raw_values, values, _check_spacing(times, path))
 
 
-def _advisor(policy: str) -> ForecastAdvisor | None:
+def _advisor(policy: str, scale_down_on_forecast: bool = False) -> ForecastAdvisor | None:
     if policy == "hpa":
+        if scale_down_on_forecast:
+            raise _usage_error("--scale-down-on-forecast needs --policy predictive")
         return None
-    from adaptive_operator.domain.predictive import PredictiveAdvisor
+    from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
 
-    return PredictiveAdvisor()
+    return PredictiveAdvisor(PredictiveSettings(scale_down_on_forecast=scale_down_on_forecast))
 
 
 def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
@@ -152,6 +160,7 @@ def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
 def run(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     config = replay_config(args, trace.interval_seconds)
-    result = replay(trace.values, config, _advisor(args.policy))
+    advisor = _advisor(args.policy, args.scale_down_on_forecast)
+    result = replay(trace.values, config, advisor)
     write_result(args.out, trace, result.desired_replicas)
     return 0

@@ -26,7 +26,8 @@ METRIC_NAME = "load"
 
 
 class ForecastAdvisor(Protocol):
-    """The predictive part: a replica floor from the history seen so far, or None."""
+    """The predictive part: a replica floor from the history seen so far, or None; and, after
+    that advice, the ceiling the service may scale down to on the forecast alone, or None."""
 
     def advise(
         self,
@@ -36,9 +37,11 @@ class ForecastAdvisor(Protocol):
         target_per_replica: float,
     ) -> int | None: ...
 
+    def ceiling(self) -> int | None: ...
+
 
 class NoForecast:
-    """The advisor used until a forecaster is plugged in: never sets a floor."""
+    """The advisor used until a forecaster is plugged in: never sets a floor or a ceiling."""
 
     def advise(
         self,
@@ -47,6 +50,9 @@ class NoForecast:
         lookahead_seconds: float,
         target_per_replica: float,
     ) -> int | None:
+        return None
+
+    def ceiling(self) -> int | None:
         return None
 
 
@@ -145,12 +151,13 @@ def replay(
             unready_pods=len(pool) - ready,
             metrics=(MetricReading(METRIC_NAME, value, config.target_per_replica, error),),
         )
-        floor = None
+        floor = ceiling = None
         if advisor is not None:
             floor = advisor.advise(
                 Prefix(values, i + 1), step, config.startup_seconds, config.target_per_replica
             )
-        decision = decide(spec, snapshot, history, now, floor)
+            ceiling = advisor.ceiling()
+        decision = decide(spec, snapshot, history, now, floor, ceiling)
         history = decision.history
         pool.resize(decision.desired_replicas, now, config.startup_seconds)
         desired.append(decision.desired_replicas)

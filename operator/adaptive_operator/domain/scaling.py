@@ -44,6 +44,7 @@ from adaptive_operator.domain.scaling_types import (
 __all__ = [
     "DEFAULT_SCALE_DOWN",
     "DEFAULT_SCALE_UP",
+    "ForecastBounds",
     "MetricReading",
     "PolicyType",
     "Recommendation",
@@ -66,6 +67,7 @@ __all__ = [
     "scale_down_limit",
     "scale_up_limit",
     "stabilize",
+    "with_forecast",
 ]
 
 # --- per-metric proposal (the replica calculator) -------------------------------------------
@@ -141,9 +143,34 @@ class _Proposal:
     driver: str
 
 
-def _propose_all(
-    spec: ScalingSpec, snapshot: ScalingSnapshot, floor: int | None, floor_source: str
-) -> _Proposal:
+FLOOR = "the forecast"
+CEILING = "the forecast's ceiling"
+
+
+@dataclass(frozen=True)
+class ForecastBounds:
+    """What a trusted forecast says about the replicas over the look-ahead: `floor` raises the
+    recommendation to it; `ceiling` (only with scale-down on forecast) lowers it to it."""
+
+    floor: int | None = None
+    ceiling: int | None = None
+    floor_source: str = FLOOR  # what the floor is for, in the explanation
+
+
+def with_forecast(reactive: int, current: int, bounds: ForecastBounds) -> tuple[int, str | None]:
+    """The recommendation once the forecast is applied, and which bound drove it (None: neither).
+
+    The floor wins when it is above the metrics' proposal. The ceiling lowers a proposal that does
+    not scale up: the forecast may scale down on its own, but a scale-up the metrics ask for now
+    (load already above capacity) is never cut by a forecast."""
+    if bounds.floor is not None and bounds.floor > reactive:
+        return bounds.floor, bounds.floor_source
+    if bounds.ceiling is not None and bounds.ceiling < reactive <= current:
+        return bounds.ceiling, CEILING
+    return reactive, None
+
+
+def _propose_all(spec: ScalingSpec, snapshot: ScalingSnapshot, bounds: ForecastBounds) -> _Proposal:
     proposals = tuple(
         (m.name, propose_replicas(m, snapshot, spec.tolerance)) for m in snapshot.metrics
     )
@@ -156,9 +183,8 @@ def _propose_all(
     if not valid:
         return _Proposal(proposals, errors, None, "")
     replicas, driver = max(valid, key=lambda pair: pair[0])
-    if floor is not None and floor > replicas:
-        replicas, driver = floor, floor_source
-    return _Proposal(proposals, errors, replicas, driver)
+    replicas, bound = with_forecast(replicas, snapshot.current_replicas, bounds)
+    return _Proposal(proposals, errors, replicas, bound or driver)
 
 
 def _hold(
@@ -240,6 +266,16 @@ def _explain(
     return "WithinTolerance", f"kept {desired} because {why}"
 
 
+def _bound_why(driver: str, floor_source: str, recommended: int, metrics: str) -> str:
+    if driver == floor_source:
+        why = f"{floor_source} asks for at least {recommended}"
+    elif driver == CEILING:
+        why = f"the forecast needs at most {recommended} over the look-ahead"
+    else:
+        return metrics
+    return why + (f"; metrics: {metrics}" if metrics else "")
+
+
 def _before_metrics(
     spec: ScalingSpec, snapshot: ScalingSnapshot, history: ScalingHistory, now: float
 ) -> ScalingDecision | None:
@@ -274,10 +310,14 @@ def decide(
     history: ScalingHistory,
     now: float,
     floor_replicas: int | None = None,
-    floor_source: str = "the forecast",
+    ceiling_replicas: int | None = None,
+    floor_source: str = FLOOR,
 ) -> ScalingDecision:
-    """The replicas the workload should have now, why, and the history to store; a floor (from
-    the forecast, or from a healing scale-out) raises the metrics' proposal, never lowers it."""
+    """The replicas the workload should have now, why, and the history to store.
+
+    The floor (from the forecast, or a healing scale-out: `floor_source`) and the forecast's
+    ceiling (`with_forecast`) replace the metrics' proposal before
+    stabilization, the behavior policies and min/max, which all still apply."""
     # Only a service that never decided before is new; a stored history whose entries all aged
     # out of the window (rows longer than the window, a long metrics outage) is not.
     fresh = not history.recommendations
@@ -286,7 +326,8 @@ def decide(
     early = _before_metrics(spec, snapshot, history, now)
     if early is not None:
         return early
-    proposal = _propose_all(spec, snapshot, floor_replicas, floor_source)
+    bounds = ForecastBounds(floor_replicas, ceiling_replicas, floor_source)
+    proposal = _propose_all(spec, snapshot, bounds)
     held = _metrics_hold(snapshot, proposal, history)
     if held is not None or proposal.recommended is None:
         return held or _hold(snapshot, "FailedGetMetrics", "no metrics", history)
@@ -297,10 +338,8 @@ def decide(
     recommended = proposal.recommended
     stabilized = stabilize(spec, current, recommended, history, now)
     limited = apply_rate_and_bounds(spec, current, stabilized, history.scale_events, now)
-    why = _describe_metrics(snapshot, proposal)
-    if floor_replicas is not None and proposal.driver == floor_source:
-        metrics = f"; metrics: {why}" if why else ""
-        why = f"{floor_source} asks for at least {recommended}{metrics}"
+    metrics = _describe_metrics(snapshot, proposal)
+    why = _bound_why(proposal.driver, floor_source, recommended, metrics)
     reason, message = _explain(current, recommended, stabilized, limited, why)
     return ScalingDecision(
         desired_replicas=limited.replicas,

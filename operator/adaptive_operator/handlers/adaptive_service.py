@@ -164,7 +164,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         history = scaling.ScalingHistory(history.recommendations, (*history.scale_events, event))
     now = time.time()
     floor, source = floor_for(spec, body, forecast, now)
-    decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, source)
+    ceiling = forecast.ceiling if forecast else None
+    decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,
+                              floor_source=source)
     all_failed = all(r.value is None for r in readings)
     conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
     return SyncOutcome(spec.mode, decision, metric_problem=problem, all_metrics_failed=all_failed,

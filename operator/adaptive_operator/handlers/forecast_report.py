@@ -19,9 +19,14 @@ REASONS = (
 )
 
 
-def condition_reason(reason: str) -> str:
+def _camel(reference: str) -> str:
+    """'seasonal naive' -> 'SeasonalNaive'; an unnamed reference is seasonal naive's."""
+    return "".join(word.capitalize() for word in (reference or "seasonal naive").split())
+
+
+def condition_reason(reason: str, reference: str = "") -> str:
     if reason.endswith("not better"):
-        return "NotBetterThanSeasonalNaive"
+        return f"NotBetterThan{_camel(reference)}"
     for opening, camel in REASONS:
         if reason.startswith(opening):
             return camel
@@ -32,11 +37,13 @@ def reliable_condition(forecast: ServiceForecast) -> Condition:
     trusted = [m for m in forecast.metrics if m.state.reliable]
     if trusted:
         lead = forecast.lead if forecast.lead.state.reliable else trusted[0]
-        return Condition("ForecastReliable", "True", "ForecastBetterThanSeasonalNaive",
+        return Condition("ForecastReliable", "True",
+                         f"ForecastBetterThan{_camel(lead.state.reference)}",
                          f"metric {lead.metric}: {lead.state.model} forecast is used "
                          f"({lead.state.reason})")
     lead = forecast.lead
-    return Condition("ForecastReliable", "False", condition_reason(lead.state.reason),
+    return Condition("ForecastReliable", "False",
+                     condition_reason(lead.state.reason, lead.state.reference),
                      f"metric {lead.metric}: {lead.state.reason}; scaling is reactive only")
 
 

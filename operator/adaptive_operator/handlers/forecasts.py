@@ -71,6 +71,12 @@ class MetricForecast:
     floor: int | None
     state: PredictiveState
 
+    @property
+    def ceiling(self) -> int | None:
+        """Replicas this metric's forecast lets the service scale down to (scale-down on
+        forecast, trusted forecast), else None."""
+        return self.state.scale_down_to if self.state.reliable else None
+
 
 @dataclass
 class MetricForecaster:
@@ -117,6 +123,7 @@ class ServiceForecast:
     lead: MetricForecast  # the metric shown in status: the one asking most, else the first
     look_ahead: LookAhead
     metrics: tuple[MetricForecast, ...]
+    ceiling: int | None = None
 
     @property
     def reliable(self) -> bool:
@@ -158,13 +165,17 @@ class ServiceForecaster:
 
 
 def combine(results: tuple[MetricForecast, ...], ahead: LookAhead) -> ServiceForecast:
-    """The floor is the largest any metric's trusted forecast asks for."""
+    """The floor is the largest any metric's trusted forecast asks for. The ceiling is the
+    largest of the metrics' ceilings, and only when every metric has one: a metric whose
+    forecast is not trusted (or which never scales down on it) keeps its reactive say."""
     floors = [r for r in results if r.floor is not None]
     if floors:
         lead = max(floors, key=lambda r: r.floor or 0)
     else:
         lead = next((r for r in results if r.state.forecast), results[0])
-    return ServiceForecast(lead.floor, lead, ahead, results)
+    ceilings = [r.ceiling for r in results]
+    ceiling = max(c for c in ceilings if c is not None) if None not in ceilings else None
+    return ServiceForecast(lead.floor, lead, ahead, results, ceiling)
 
 
 _services: dict[str, ServiceForecaster] = {}

@@ -5,6 +5,12 @@ model is fitted on the data before it and run forward exactly as the online trac
 (level correction included), scored at the decision horizon. MASE divides the mean absolute error
 by the in-sample mean absolute error of seasonal naive; `relative` divides it by seasonal naive's
 error on the same rows at the same horizon. The lowest error wins `Auto`.
+
+The guard (`tracker.ErrorWindow.relative_error`) holds the chosen model to a simpler baseline, its
+`Reference`: seasonal naive for a fitted model, and, for seasonal naive itself (which cannot be
+better than itself: with its level correction it only differs from it by noise), persistence, the
+last value carried forward, which is what reactive scaling assumes. Both are "the value `lag`
+rows before the target", so one arithmetic scores them.
 """
 
 from __future__ import annotations
@@ -27,14 +33,30 @@ CANDIDATES = (ModelKind.SEASONAL_NAIVE, ModelKind.HOLT_WINTERS, ModelKind.MSTL)
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The baseline the guard holds a model to: its name and how many rows back it looks."""
+
+    name: str
+    lag: int
+
+
+def reference_for(kind: ModelKind, period: int, horizon: int) -> Reference:
+    """Seasonal naive (the same phase, whole seasons back) for a fitted model; persistence (the
+    value `horizon` rows back) for seasonal naive itself."""
+    if kind is ModelKind.SEASONAL_NAIVE:
+        return Reference("persistence", horizon)
+    return Reference("seasonal naive", period * math.ceil(horizon / period))
+
+
+@dataclass(frozen=True)
 class Score:
     kind: ModelKind
     alpha: float
     mae: float
     mase: float
-    relative: float
+    relative: float  # MAE over seasonal naive's on the same rows (for every model)
     errors: FloatArray
-    naive: FloatArray
+    reference: FloatArray  # errors of the model's guard reference on the same rows
 
 
 @dataclass(frozen=True)
@@ -48,11 +70,17 @@ class Plan:
     clip: float
 
 
-def naive_errors(y: FloatArray, first: int, last: int, period: int, horizon: int) -> FloatArray:
-    """Errors of seasonal naive forecasting row t + horizon from row t, for t in [first, last)."""
-    lag = period * math.ceil(horizon / period)
+def lag_errors(y: FloatArray, first: int, last: int, lag: int, horizon: int) -> FloatArray:
+    """Errors of forecasting row t + horizon by the value `lag` rows before it, for t in
+    [first, last)."""
     targets = np.arange(first, last) + horizon
     return np.asarray(y[targets] - y[targets - lag], dtype=np.float64)
+
+
+def naive_errors(y: FloatArray, first: int, last: int, period: int, horizon: int) -> FloatArray:
+    """Errors of seasonal naive forecasting row t + horizon from row t, for t in [first, last)."""
+    lag = reference_for(ModelKind.HOLT_WINTERS, period, horizon).lag
+    return lag_errors(y, first, last, lag, horizon)
 
 
 def naive_scale(y: FloatArray, period: int) -> float:
@@ -94,6 +122,8 @@ def score_model(y: FloatArray, kind: ModelKind, plan: Plan) -> Score | None:
     naive = np.concatenate(
         [naive_errors(y, o, o + plan.span, period, plan.horizon) for o in starts]
     )
+    lag = reference_for(kind, period, plan.horizon).lag
+    reference = np.concatenate([lag_errors(y, o, o + plan.span, lag, plan.horizon) for o in starts])
     best = min(range(len(ALPHAS)), key=lambda a: _mae(np.concatenate([r[a][:, -1] for r in runs])))
     errors = np.concatenate([r[best] for r in runs])
     mae = _mae(errors[:, -1])
@@ -106,7 +136,7 @@ def score_model(y: FloatArray, kind: ModelKind, plan: Plan) -> Score | None:
         mase=mae / scale if scale > 0 else math.inf,
         relative=mae / naive_mae if naive_mae > 0 else math.inf,
         errors=errors,
-        naive=naive,
+        reference=reference,
     )
 
 

@@ -1,9 +1,11 @@
 """The amortised forecasting loop for one service: observe a row, refit on a schedule, forecast.
 
 A refit (detect seasonality, clean, fit the model on coarse points, interpolate its path) runs
-every `refit_rows` rows; the model is re-chosen by backtest every `rechoose_every` refits. Between
-refits a row costs O(horizon): the tracker scores, moves the level and forecasts. Refits happen
-only at a row where a forecast is asked for, so a row-by-row run is exactly reproducible.
+every `refit_rows` rows; the model is re-chosen by backtest every `rechoose_every` refits, and
+at the next refit when its realised error reaches the guard's limit (it then sits that choice
+out). Between refits a row costs O(horizon): the tracker scores, moves the level and forecasts.
+Refits happen only at a row where a forecast is asked for, so a row-by-row run is exactly
+reproducible.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_operator.domain.forecasting.backtest import CANDIDATES, Plan, Score, rank
+from adaptive_operator.domain.forecasting.backtest import (
+    CANDIDATES,
+    Plan,
+    Score,
+    rank,
+    reference_for,
+)
 from adaptive_operator.domain.forecasting.baseline import Resolution, baseline_path
 from adaptive_operator.domain.forecasting.cleaning import (
     MAD_TO_SIGMA,
@@ -49,6 +57,7 @@ class EngineSettings:
     points_per_period: int = 48
     backtest_origins: int = 2
     error_rows: int = 1440
+    max_relative_error: float = 1.1  # the guard's limit (`PredictiveSettings`)
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,7 @@ class ForecastEngine:
     base_start: int = 0
     fitted_at: int | None = None
     due_at: int | None = None
-    reference: str = "seasonal naive"  # the baseline the guard holds the model to
+    reference: str = "seasonal naive"  # the baseline the guard holds the model to (backtest.py)
     reference_lag: int = 0
     refits: int = 0
     status: str = "too little history"
@@ -145,8 +154,8 @@ class ForecastEngine:
         row = self.rows
         self.history.append(value)
         if self.tracker is not None and self._covers(row, row):
-            naive = self._naive_forecast(row)
-            self.tracker.observe(row, value, float(self.base[row - self.base_start]), naive)
+            reference = self._reference_forecast(row)
+            self.tracker.observe(row, value, float(self.base[row - self.base_start]), reference)
 
     def forecast(self) -> Band | None:
         """Refit if due, then the band for the next `horizon` rows (None without a model)."""
@@ -163,7 +172,7 @@ class ForecastEngine:
     def _covers(self, first: int, last: int) -> bool:
         return self.base_start <= first and last < self.base_start + len(self.base)
 
-    def _naive_forecast(self, row: int) -> float:
+    def _reference_forecast(self, row: int) -> float:
         if self.reference_lag <= 0:
             return math.nan
         return self.history.at(row - self.reference_lag)
@@ -204,10 +213,11 @@ class ForecastEngine:
             )
             return
         resolution = self._stable(Resolution.for_periods(periods, self.settings.points_per_period))
+        losing = self._losing()
         rechoose = self.kind is None or self.refits % self.settings.rechoose_every == 0
         self.refits += 1
-        if rechoose or resolution != self.resolution:
-            self._choose(y, resolution)
+        if rechoose or losing is not None or resolution != self.resolution:
+            self._choose(y, resolution, losing)
         if self.kind is None:
             return
         self._fit(y, resolution)
@@ -225,9 +235,24 @@ class ForecastEngine:
         self.kind, self.tracker, self.scores, self.resolution = None, None, (), None
         self.status = reason
 
-    def _choose(self, y: FloatArray, resolution: Resolution) -> None:
+    def _losing(self) -> ModelKind | None:
+        """The automatically chosen model, when its realised error has reached the guard's
+        limit against its reference: the backtest preferred it on a few dozen rows, the
+        realised rows since say otherwise, so it sits out the next choice (the others, seasonal
+        naive among them, get their chance) instead of keeping the service reactive until the
+        next scheduled re-choice."""
+        tracker = self.tracker
+        if self.settings.model is not ModelKind.AUTO or tracker is None:
+            return None
+        relative, _ = tracker.window.relative_error()
+        return self.kind if relative >= self.settings.max_relative_error else None
+
+    def _choose(
+        self, y: FloatArray, resolution: Resolution, losing: ModelKind | None = None
+    ) -> None:
         named = self.settings.model
-        kinds = CANDIDATES if named is ModelKind.AUTO else (named,)
+        offered: tuple[ModelKind, ...] = CANDIDATES if named is ModelKind.AUTO else (named,)
+        kinds = tuple(k for k in offered if k is not losing) or offered
         span = self._refit_step(resolution.fine_periods[0])
         plan = Plan(resolution, self.horizon, span,
                     self.settings.backtest_origins, level_clip(y))
@@ -236,13 +261,23 @@ class ForecastEngine:
             self._drop_model("too little history for a backtest")
             return
         self.scores = tuple(scores)
-        self.kind = scores[0].kind
         self.tracker = self._new_tracker(scores[0], level_clip(y), resolution.fine_periods[0])
+        self.kind = scores[0].kind
 
     def _new_tracker(self, score: Score, clip: float, period: int) -> Tracker:
-        window = ErrorWindow(self.settings.error_rows, self.horizon)
-        self.reference_lag = period * math.ceil(self.horizon / period)
-        window.seed(score.errors, score.naive)
+        """The chosen model's tracker. When the re-choice kept the model and its reference, the
+        realised errors so far are still that model's and stay in the window; otherwise the
+        window starts from the backtest's (a window re-seeded from the short backtest at every
+        re-choice made the guard's ratio noisy on a young service)."""
+        reference = reference_for(score.kind, period, self.horizon)
+        kept = (score.kind, reference.name, reference.lag) == (
+            self.kind, self.reference, self.reference_lag)
+        if self.tracker is not None and kept:
+            window = self.tracker.window
+        else:
+            window = ErrorWindow(self.settings.error_rows, self.horizon)
+            window.seed(score.errors, score.reference)
+        self.reference, self.reference_lag = reference.name, reference.lag
         return Tracker(self.horizon, score.alpha, clip, window)
 
     def _fit(self, y: FloatArray, resolution: Resolution) -> None:

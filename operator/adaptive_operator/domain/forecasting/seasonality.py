@@ -4,6 +4,12 @@ A period is a local maximum of the (linearly detrended) sample ACF that is both 
 prominent; a longer period (e.g. weekly over daily) is kept only when the ACF at that multiple of
 the primary period stands out above its neighbouring multiples, i.e. the long cycle adds something
 the short one does not explain.
+
+Peaks are found on the biased ACF (stable at long lags), but it tapers by (n - k) / n, which pulls
+a peak towards shorter lags: on a young history of three cycles of a 30-row season the peak lands
+on 29 as often as on 30, and a seasonal naive forecast one row out of phase is off by the load's
+slope every row. So each period found is then placed at the maximum of the unbiased ACF
+(autocovariance over n - k) near it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,14 @@ def _peaks(acf: FloatArray, threshold: float) -> list[int]:
     return found
 
 
+def _refined(acf: FloatArray, lag: int, n: int) -> int:
+    """The lag near `lag` where the unbiased ACF peaks (within 5% of it, at least one row)."""
+    slack = max(1, lag // 20)
+    lo, hi = max(1, lag - slack), min(len(acf) - 1, lag + slack)
+    lags = np.arange(lo, hi + 1)
+    return int(lags[np.argmax(acf[lo : hi + 1] * n / (n - lags))])
+
+
 def _local_max_near(acf: FloatArray, lag: int, slack: int) -> int:
     lo, hi = max(1, lag - slack), min(len(acf) - 1, lag + slack)
     return lo + int(np.argmax(acf[lo : hi + 1]))
@@ -77,4 +91,5 @@ def detect_periods(y: FloatArray) -> tuple[int, ...]:
     best = max(float(acf[p]) for p in peaks)
     primary = next(p for p in peaks if acf[p] >= 0.6 * best)
     longer = _longer_period(acf, primary)
-    return (primary,) if longer is None else (primary, longer)
+    found = (primary,) if longer is None else (primary, longer)
+    return tuple(_refined(acf, p, n) for p in found)

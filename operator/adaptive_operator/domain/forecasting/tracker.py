@@ -3,7 +3,8 @@
 Between refits the baseline is fixed; what moves is the level: an exponentially weighted mean of
 (actual - baseline) is added to every horizon. Each row also scores the forecasts made for it
 earlier (per horizon), and those realised errors give the quantiles (an empirical, conformal-style
-band) and feed the guard, next to the errors seasonal naive would have made.
+band) and feed the guard, next to the errors the guard's reference (seasonal naive, or persistence
+for seasonal naive itself: `backtest.Reference`) would have made.
 """
 
 from __future__ import annotations
@@ -49,30 +50,30 @@ class ErrorWindow:
     size: int
     horizon: int
     errors: FloatArray = field(init=False)
-    naive: FloatArray = field(init=False)
+    reference: FloatArray = field(init=False)
     count: int = 0
     _cached: tuple[int, float, FloatArray, FloatArray] | None = None
     _cached_relative: tuple[int, float, int] | None = None
 
     def __post_init__(self) -> None:
         self.errors = np.full((self.size, self.horizon), np.nan)
-        self.naive = np.full(self.size, np.nan)
+        self.reference = np.full(self.size, np.nan)
 
-    def add(self, errors: FloatArray, naive_error: float) -> None:
+    def add(self, errors: FloatArray, reference_error: float) -> None:
         slot = self.count % self.size
         self.errors[slot] = errors
-        self.naive[slot] = naive_error
+        self.reference[slot] = reference_error
         self.count += 1
 
-    def seed(self, errors: FloatArray, naive: FloatArray) -> None:
-        for row, naive_error in zip(errors[-self.size :], naive[-self.size :], strict=True):
-            self.add(row, float(naive_error))
+    def seed(self, errors: FloatArray, reference: FloatArray) -> None:
+        for row, error in zip(errors[-self.size :], reference[-self.size :], strict=True):
+            self.add(row, float(error))
 
     def quantiles(self, q: float) -> tuple[FloatArray, FloatArray]:
         """Median and q-quantile of the error per horizon (zeros while there is no error yet).
 
-        Recomputed once every 1/64 of the window: a quantile of a window barely moves per row,
-        and sorting the window every row would dominate the cost of a decision."""
+        Recomputed once every 1/64 of the rows the window holds: a quantile of a window barely
+        moves per row, and sorting the window every row would dominate the cost of a decision."""
         cached = self._cached
         if cached is not None and cached[1] == q and self.count - cached[0] < self._refresh():
             return cached[2], cached[3]
@@ -89,11 +90,14 @@ class ErrorWindow:
         return stacked[0], stacked[1]
 
     def _refresh(self) -> int:
-        return max(1, self.size // 64)
+        """Rows between recomputations: 1/64 of the rows held, not of the capacity, so a young
+        window (a day's capacity at a 2 s sync is 43,200 rows) follows its first realised errors
+        instead of keeping the backtest's figures for hundreds of rows."""
+        return max(1, min(self.count, self.size) // 64)
 
     def relative_error(self) -> tuple[float, int]:
-        """MAE of the longest horizon over seasonal naive's MAE on the same rows, and the rows;
-        refreshed, like the quantiles, once every 1/64 of the window."""
+        """MAE of the longest horizon over the reference's MAE on the same rows, and the rows;
+        refreshed, like the quantiles, once every 1/64 of the rows held."""
         cached = self._cached_relative
         if cached is None or self.count - cached[0] >= self._refresh():
             cached = (self.count, *self._relative())
@@ -102,15 +106,15 @@ class ErrorWindow:
 
     def _relative(self) -> tuple[float, int]:
         model = self.errors[:, -1]
-        both = np.isfinite(model) & np.isfinite(self.naive)
+        both = np.isfinite(model) & np.isfinite(self.reference)
         scored = int(both.sum())
         if scored == 0:
             return math.inf, 0
-        naive_mae = float(np.mean(np.abs(self.naive[both])))
+        reference_mae = float(np.mean(np.abs(self.reference[both])))
         model_mae = float(np.mean(np.abs(model[both])))
-        if naive_mae == 0.0:
+        if reference_mae == 0.0:
             return (0.0 if model_mae == 0.0 else math.inf), scored
-        return model_mae / naive_mae, scored
+        return model_mae / reference_mae, scored
 
 
 @dataclass
@@ -129,7 +133,7 @@ class Tracker:
         self.pending = np.full((self.horizon, self.horizon), np.nan)
         self.made_at = np.full(self.horizon, -1, dtype=np.int64)
 
-    def observe(self, row: int, value: float, base: float, naive_forecast: float) -> None:
+    def observe(self, row: int, value: float, base: float, reference_forecast: float) -> None:
         """Score what was forecast for `row`, then move the level."""
         if not math.isnan(value):
             steps = np.arange(1, self.horizon + 1)
@@ -138,7 +142,7 @@ class Tracker:
             valid = self.made_at[slots] == row - steps
             errors = np.where(valid, value - made, np.nan)
             if valid.any():
-                self.window.add(errors, value - naive_forecast)
+                self.window.add(errors, value - reference_forecast)
         self.level = next_level(self.level, value - base, self.alpha, self.clip)
 
     def predict(self, row: int, base_ahead: FloatArray) -> FloatArray:
