@@ -81,3 +81,16 @@ class HoldingProxy:
         self.closing.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def changes_chain(messages: list[str], first: int, last: int) -> bool:
+    """The Scaled Events ("Deployment web 1 -> 3: ...") make one chain from `first` to `last`
+    that takes every step once: nothing lost, nothing done twice."""
+    steps = [tuple(int(n) for n in m.split(":")[0].split()[-3::2]) for m in messages]
+    following = dict(steps)
+    current = first
+    for _ in steps:
+        if current not in following:
+            return False
+        current = following[current]
+    return len(following) == len(steps) and current == last
