@@ -41,8 +41,8 @@ PROMETHEUS_QUERIES = Counter(
     "(instant, range).", ["kind"])
 PROMETHEUS_READS = Counter(
     "adaptive_prometheus_reads_total", "Metric values read for services, by how they were "
-    "served: own (the service's own query), batch (one grouped query shared by services), "
-    "cache (an answer fetched moments before).", ["served"])
+    "served: query (the service's own query), batch (one grouped query shared by services), "
+    "shared (an answer fetched moments before).", ["served"])
 API_REQUESTS = Counter(
     "adaptive_api_requests_total", "Requests to the Kubernetes API server made by the "
     "AdaptiveService adapters (kopf's own watches, patches and Events are not counted), by "
