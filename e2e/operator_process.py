@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,12 +10,24 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 from support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / ".state" / "e2e-logs"
+# A service whose target does not exist: handled at once (TargetNotFound), acting on nothing.
+CANARY = """apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {name: canary}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: absent}
+  minReplicas: 1
+  maxReplicas: 2
+  mode: DryRun
+  metrics: [{name: load, query: 'vector(1)', targetPerReplica: 1}]
+"""
 
 
 def free_port() -> int:
@@ -76,7 +89,43 @@ class OperatorProcess:
             self.stop()
             raise
         assert self.proc.poll() is None, f"the operator exited: see {self.log_path}"
+        pattern = self._namespace_pattern()
+        if wait_for == "leader" and pattern is not None:
+            wait_until(lambda: self._handles_new_namespace(pattern.rstrip("*")), 180,
+                       f"the operator to handle a new namespace matching {pattern}")
         return self
+
+    def _namespace_pattern(self) -> str | None:
+        for flag, value in itertools.pairwise(self.args):
+            if flag == "--namespace" and value.endswith("*"):
+                return value
+        return None
+
+    def _handles_new_namespace(self, prefix: str) -> bool:
+        """Whether a namespace created now is handled. kopf lists the namespaces, then lists
+        them again to start its watch, and ignores what the second listing holds: a namespace
+        created between the two is never seen (until a restart). Tests create namespaces right
+        after the start, so they wait until the watch is up: a fresh namespace gets handled."""
+        ns = f"{prefix}canary-{uuid.uuid4().hex[:5]}"
+
+        def run(*args: str, stdin: str | None = None) -> str:
+            return subprocess.run(["kubectl", "--request-timeout=30s", *args], env=self.env,
+                                  input=stdin, capture_output=True, text=True, timeout=60,
+                                  check=True).stdout
+
+        run("create", "namespace", ns)
+        try:
+            run("apply", "-n", ns, "-f", "-", stdin=CANARY)
+            try:
+                wait_until(lambda: run("get", "adaptiveservice", "canary", "-n", ns, "-o",
+                                       "jsonpath={.status.observedGeneration}").strip(),
+                           20, f"the canary in {ns} handled")
+                return True
+            except AssertionError:
+                return False
+        finally:
+            run("delete", "adaptiveservice", "canary", "-n", ns, "--wait=false")
+            run("delete", "namespace", ns, "--wait=false")
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
