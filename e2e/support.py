@@ -94,3 +94,19 @@ def changes_chain(messages: list[str], first: int, last: int) -> bool:
             return False
         current = following[current]
     return len(following) == len(steps) and current == last
+
+
+# A Deployment of KWOK pods (they are ready at once and run nothing).
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
+      containers: [{{name: app, image: "registry.example/app:1"}}]
+"""

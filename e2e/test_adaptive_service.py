@@ -14,23 +14,10 @@ from adaptive_operator.demo.exporter import Exporter
 from operator_process import OperatorProcess, free_port
 
 from conftest import Cluster, module_tag
-from support import wait_until
+from support import DEPLOYMENT, wait_until
 
 SYNC = 2  # seconds between syncs in these tests, so that they run quickly
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "registry.example/app:1"}}]
-"""
 
 
 def service_yaml(name: str, query: str, *, mode: str = "Active", target: int = 10,

@@ -28,7 +28,7 @@ from adaptive_operator.demo.exporter import Exporter
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
-from support import wait_until
+from support import DEPLOYMENT, wait_until
 
 SYNC = 2
 
@@ -56,19 +56,6 @@ spec:
   migration: {{jobTemplate: {{template: {{spec: {{containers: []}}}}}}}}
 {extra}"""
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "registry.example/app:1"}}]
-"""
 
 
 def service(

@@ -29,25 +29,12 @@ from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest
 
 from conftest import FAILED, Cluster, dump_namespace, module_tag
-from support import HoldingProxy, changes_chain, wait_until
+from support import DEPLOYMENT, HoldingProxy, changes_chain, wait_until
 
 SYNC = 2
 WATCHED = f"e2e-{module_tag(__name__)}-*"
 FAILPOINTS = "ADAPTIVE_FAILPOINTS"
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "registry.example/app:1"}}]
-"""
 
 
 def service_yaml(name: str, ns: str, *, prometheus: str | None = None, healing: bool = False,
