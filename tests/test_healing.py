@@ -175,6 +175,21 @@ def test_rollback_loop_is_refused_after_the_rollback_itself() -> None:
     assert plan.action is not Action.ROLL_BACK
 
 
+def test_rollback_to_the_twin_of_a_revision_rolled_back_from_is_refused() -> None:
+    # 7 was rolled back; 6 is a restart of 7's template: rolling back to 6 would bring 7 back.
+    ledger = [entry(Action.ROLL_BACK, 900, Outcome.HELPED, from_revision=7, target_revision=5)]
+    rollout = RolloutInfo(current_revision=8, previous_revision=6, current_started_at=NOW - 300,
+                          previous_twins=(7,))
+    plan = decide_healing(POLICY, observe(rollout=rollout, anomaly_started_at=NOW - 200), ledger,
+                          NOW)
+    assert plan.action is not Action.ROLL_BACK
+    untwinned = RolloutInfo(current_revision=8, previous_revision=6, current_started_at=NOW - 300)
+    plan = decide_healing(POLICY, observe(rollout=untwinned, anomaly_started_at=NOW - 200),
+                          ledger, NOW)
+    assert plan.action is Action.ROLL_BACK and plan.intent is not None
+    assert plan.intent.target_revision == 6
+
+
 def test_policy_from_spec_maps_camel_case_fields() -> None:
     spec = HealingSpec.model_validate({"enabled": True, "mode": "DryRun", "cooldownSeconds": 60,
                                        "maxUnavailablePods": 2, "persistence": {"k": 2, "n": 4}})

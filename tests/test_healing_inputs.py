@@ -22,6 +22,7 @@ from adaptive_operator.domain.healing import (
 )
 from adaptive_operator.domain.healing_inputs import (
     LEDGER_LIMIT,
+    RESTARTED_AT,
     LedgerError,
     MetricHistory,
     ledger_from_json,
@@ -69,22 +70,40 @@ def test_terminating_and_finished_pods_are_left_out() -> None:
     assert pod_report(done, NOW, 15) is None
 
 
-def replica_set(revision: str, created: str, image: str = "app:1") -> dict[str, Any]:
+def replica_set(revision: str, created: str, image: str = "app:1",
+                restarted: str | None = None) -> dict[str, Any]:
+    stamp = {"annotations": {RESTARTED_AT: restarted}} if restarted else {}
     return {"metadata": {"annotations": {"deployment.kubernetes.io/revision": revision},
                          "creationTimestamp": created},
             "spec": {"template": {"metadata": {"labels": {"app": "web",
-                                                          "pod-template-hash": "abc"}},
+                                                          "pod-template-hash": revision},
+                                               **stamp},
                                   "spec": {"containers": [{"name": "app", "image": image}]}}}}
 
 
 def test_rollout_is_the_newest_revision_and_the_one_before() -> None:
-    sets = [replica_set("2", "2027-01-15T07:58:00Z"), replica_set("1", "2027-01-15T07:00:00Z"),
-            replica_set("x", "2027-01-15T07:59:00Z")]
+    sets = [replica_set("2", "2027-01-15T07:58:00Z", "app:2"),
+            replica_set("1", "2027-01-15T07:00:00Z"), replica_set("x", "2027-01-15T07:59:00Z")]
     info = rollout_info(sets)
     assert info is not None
     assert (info.current_revision, info.previous_revision) == (2, 1)
     assert info.current_started_at == NOW - 120
     assert rollout_info(sets[1:2]) is not None and rollout_info([]) is None
+
+
+def test_a_restart_twin_is_skipped_and_named_as_a_twin() -> None:
+    # 1 good; 2 bad; 3 = 2 restarted; 4 = 1 restarted (say, by hand); 5 = 2 restarted again.
+    sets = [replica_set("1", "2027-01-15T07:00:00Z"),
+            replica_set("2", "2027-01-15T07:10:00Z", "app:2"),
+            replica_set("3", "2027-01-15T07:20:00Z", "app:2", restarted="t3"),
+            replica_set("4", "2027-01-15T07:30:00Z", restarted="t4"),
+            replica_set("5", "2027-01-15T07:40:00Z", "app:2", restarted="t5")]
+    info = rollout_info(sets)
+    assert info is not None
+    assert (info.current_revision, info.previous_revision) == (5, 4)
+    assert info.previous_twins == (1,)
+    only_twins = rollout_info(sets[1:3])
+    assert only_twins is not None and only_twins.previous_revision is None
 
 
 def test_rollback_template_drops_the_hash_label_like_kubectl() -> None:
@@ -93,7 +112,7 @@ def test_rollback_template_drops_the_hash_label_like_kubectl() -> None:
     assert template is not None
     assert template["metadata"]["labels"] == {"app": "web"}
     assert template["spec"]["containers"][0]["image"] == "app:1"
-    assert sets[1]["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] == "abc"
+    assert sets[1]["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] == "1"
     assert rollback_template(sets, 5) is None
 
 

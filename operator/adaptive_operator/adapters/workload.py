@@ -14,8 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters.kube import GROUP, VERSION, api_client
 from adaptive_operator.adapters.telemetry import API_REQUESTS
-
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+from adaptive_operator.domain.healing_inputs import RESTARTED_AT
 
 
 class WorkloadError(Exception):

@@ -55,9 +55,15 @@ class HealingPolicy:
 
 @dataclass(frozen=True)
 class RolloutInfo:
+    """`previous_revision` is the newest earlier revision with a different pod template (a
+    rollout restart makes a revision that only re-stamps the template: rolling back to it
+    would bring back what is running). `previous_twins` are the other revisions with the
+    same template as `previous_revision`: a rollback away from any of them rules it out."""
+
     current_revision: int
     previous_revision: int | None
     current_started_at: float
+    previous_twins: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,7 +238,7 @@ def _rollback(
     if not (observation.verdict.is_anomaly and 0 <= after <= policy.rollback_window_seconds):
         return None
     target = rollout.previous_revision
-    if _rolled_back_recently(target, ledger, now, policy):
+    if _rolled_back_recently({target, *rollout.previous_twins}, ledger, now, policy):
         return None
     message = (f"anomaly began {after:.0f}s after revision {rollout.current_revision} rolled out "
                f"(window {policy.rollback_window_seconds:.0f}s): {observation.verdict.explain()}; "
@@ -243,11 +249,11 @@ def _rollback(
 
 
 def _rolled_back_recently(
-    revision: int, ledger: Sequence[LedgerEntry], now: float, policy: HealingPolicy
+    revisions: set[int], ledger: Sequence[LedgerEntry], now: float, policy: HealingPolicy
 ) -> bool:
     return any(
         entry.action is Action.ROLL_BACK
-        and entry.from_revision == revision
+        and entry.from_revision in revisions
         and entry.outcome is not Outcome.DRY_RUN
         and now - entry.at <= policy.memory_seconds
         for entry in ledger

@@ -33,6 +33,8 @@ from adaptive_operator.domain.healing import (
 LEDGER_LIMIT = 50  # entries kept in the annotation: enough for every rail's look-back
 CRASH_RESTARTS = 5  # restarts after which a pod counts as crash-looping even while running
 REVISION = "deployment.kubernetes.io/revision"
+# The template annotation `kubectl rollout restart` (and our RolloutRestart) stamps.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 # --- the ledger annotation ----------------------------------------------------------------
@@ -120,19 +122,39 @@ def _ready(status: Mapping[str, Any]) -> bool:
 
 
 def rollout_info(replica_sets: Sequence[Mapping[str, Any]]) -> RolloutInfo | None:
-    """The current and previous revisions of a Deployment from its ReplicaSets."""
+    """The current revision of a Deployment and the one a rollback would return to, from its
+    ReplicaSets: the newest earlier revision whose template differs from the current one."""
     revisions = []
     for rs in replica_sets:
         meta = rs.get("metadata", {})
         text = (meta.get("annotations") or {}).get(REVISION)
         if text is not None and text.isdigit():
-            revisions.append((int(text), parse_time(meta.get("creationTimestamp")) or 0.0))
+            revisions.append((int(text), parse_time(meta.get("creationTimestamp")) or 0.0,
+                              _template_key(rs)))
     if not revisions:
         return None
-    revisions.sort()
-    current, started = revisions[-1]
-    previous = revisions[-2][0] if len(revisions) > 1 else None
-    return RolloutInfo(current, previous, started)
+    revisions.sort(key=lambda item: item[0])
+    current, started, current_key = revisions[-1]
+    earlier = [(revision, key) for revision, _, key in revisions[:-1] if key != current_key]
+    if not earlier:
+        return RolloutInfo(current, None, started)
+    previous, previous_key = earlier[-1]
+    twins = tuple(revision for revision, _, key in revisions
+                  if key == previous_key and revision != previous)
+    return RolloutInfo(current, previous, started, twins)
+
+
+def _template_key(replica_set: Mapping[str, Any]) -> str:
+    """The pod template as a rollback compares it: without the controller's hash label and
+    without the restart stamp, which change the revision but not what runs."""
+    template = json.loads(json.dumps((replica_set.get("spec") or {}).get("template") or {}))
+    metadata = template.get("metadata") or {}
+    (metadata.get("labels") or {}).pop("pod-template-hash", None)
+    annotations = metadata.pop("annotations", None) or {}
+    annotations.pop(RESTARTED_AT, None)
+    if annotations:
+        metadata["annotations"] = annotations
+    return json.dumps(template, sort_keys=True)
 
 
 def rollback_template(replica_sets: Sequence[Mapping[str, Any]],
