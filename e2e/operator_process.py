@@ -102,10 +102,9 @@ class OperatorProcess:
         return None
 
     def _handles_new_namespace(self, prefix: str) -> bool:
-        """Whether a namespace created now is handled. kopf lists the namespaces, then lists
-        them again to start its watch, and ignores what the second listing holds: a namespace
-        created between the two is never seen (until a restart). Tests create namespaces right
-        after the start, so they wait until the watch is up: a fresh namespace gets handled."""
+        """Whether a service in a namespace created now is handled. Tests create namespaces
+        and services right after the start, so they wait until the operator's watch is up: a
+        fresh namespace's service gets a status."""
         ns = f"{prefix}canary-{uuid.uuid4().hex[:5]}"
 
         def run(*args: str, stdin: str | None = None) -> str:

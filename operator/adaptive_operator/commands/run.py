@@ -14,8 +14,10 @@ def register(subparsers: Any) -> None:
     env = os.environ.get
     parser = subparsers.add_parser("run", help="run the operator")
     parser.add_argument("--namespace", action="append", default=None, dest="namespaces",
-                        help="watch only this namespace (repeatable; env WATCH_NAMESPACES, "
-                             "comma-separated); default: all namespaces")
+                        help="serve only this namespace, or a pattern in kopf's syntax "
+                             "('team-*', '!*-pr-*'; a pattern watches cluster-wide and filters) "
+                             "(repeatable; env WATCH_NAMESPACES, comma-separated); "
+                             "default: all namespaces")
     parser.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", "http://127.0.0.1:9090"),
                         help="default Prometheus for services that name none (env PROMETHEUS_URL)")
     parser.add_argument("--metrics-port", type=int, default=int(env("METRICS_PORT", "8080")),
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator import logs
     from adaptive_operator.adapters import health, kube, leader, query_batch, telemetry
     from adaptive_operator.adapters.leader import LeaderElector
+    from adaptive_operator.domain.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
         healing,
@@ -65,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     )
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
-    settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url))
+    scope = watch_scope(namespaces(args))
+    settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url,
+                                                 namespace_patterns=scope.patterns))
     query_batch.configure(args.batch_queries == "true")
     kube.load_config()
     health.serve(args.health_port)
@@ -88,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         threading.Thread(target=elector.keep_leading, daemon=True, name="lease",
                          args=(stop_renewing, step_down)).start()
     health.set_role("leader")
-    watched = namespaces(args)
     try:
-        kopf.run(clusterwide=not watched, namespaces=watched, standalone=True)
+        kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
+                 standalone=True)
     finally:
         stop_renewing.set()
         if elector is not None and not lost.is_set():

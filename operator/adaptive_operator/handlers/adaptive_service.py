@@ -37,7 +37,7 @@ log = logs.get(__name__)
 MAX_BACKOFF_SECONDS = 300.0
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+@kopf.daemon(GROUP, VERSION, PLURAL, when=settings.served, cancellation_timeout=10.0)
 async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced

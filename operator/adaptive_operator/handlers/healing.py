@@ -67,8 +67,8 @@ POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be
 LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
 
 
-def healing_enabled(spec: kopf.Spec, **_: Any) -> bool:
-    return bool((spec.get("healing") or {}).get("enabled"))
+def healing_enabled(spec: kopf.Spec, namespace: str | None, **_: Any) -> bool:
+    return settings.served(namespace) and bool((spec.get("healing") or {}).get("enabled"))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.domain.namespaces import in_scope
 
 # A metric value may be this share of the service's sync period old when another service's
 # query already fetched it (Prometheus scrapes every 15-30 s in most clusters anyway).
@@ -23,6 +24,9 @@ WORKER_THREADS = 32
 @dataclass(frozen=True)
 class OperatorSettings:
     prometheus_url: str = "http://127.0.0.1:9090"
+    # Namespace patterns the handlers filter by (kopf then watches cluster-wide): see
+    # domain/namespaces.py for why kopf's own pattern support is not used.
+    namespace_patterns: tuple[str, ...] = ()
 
 
 _current = OperatorSettings()
@@ -35,6 +39,11 @@ def configure(settings: OperatorSettings) -> None:
 
 def current() -> OperatorSettings:
     return _current
+
+
+def served(namespace: str | None, **_: Any) -> bool:
+    """kopf `when=` filter of every handler: is this object's namespace one we serve?"""
+    return in_scope(namespace, _current.namespace_patterns)
 
 
 def answer_age(spec: AdaptiveServiceSpec) -> float:

@@ -61,7 +61,7 @@ def parse_time(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=5.0)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5.0, when=settings.served)
 async def reconcile_shard_set(
     spec: kopf.Spec,
     meta: kopf.Meta,
