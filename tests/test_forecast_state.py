@@ -189,11 +189,18 @@ def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
     assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.5") == 52.0
     assert gauge("adaptive_forecast_floor_replicas", **labels) == 6
     assert gauge("adaptive_forecast_lookahead_seconds", **labels) == 4.0
+    assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None  # scale-down off
+    lowering = combine((MetricForecast("rps", 6, down(True, 3)),), AHEAD)
+    forecast_report.publish("ns", "web", 0.8, lowering)
+    assert gauge("adaptive_forecast_ceiling_replicas", **labels) == 3
     none = combine((MetricForecast("rps", None, PredictiveState()),), AHEAD)
     forecast_report.publish("ns", "web", 0.8, none)
     assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.8") is None
     assert gauge("adaptive_forecast_floor_replicas", **labels) is None
+    assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None
+    forecast_report.publish("ns", "web", 0.8, lowering)
     forecast_report.unpublish("ns", "web", ["rps"], 0.8)
+    assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None
     assert gauge("adaptive_forecast_lookahead_seconds", **labels) is None
 
 

@@ -33,6 +33,9 @@ LOOKAHEAD = Gauge(
 FORECAST_FLOOR = Gauge(
     "adaptive_forecast_floor_replicas", "Replicas the trusted forecast asks for (absent when "
     "the service runs reactive only).", ["namespace", "name"])
+FORECAST_CEILING = Gauge(
+    "adaptive_forecast_ceiling_replicas", "Replicas the trusted forecast lets the service scale "
+    "down to (scaleDownOnForecast; absent when off or not trusted).", ["namespace", "name"])
 
 # What the operator asks of the outside, for capacity planning ("how many queries per second
 # will 1,000 services cost my Prometheus / API server?").

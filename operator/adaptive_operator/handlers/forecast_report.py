@@ -73,14 +73,17 @@ def _rounded(value: float | None) -> float | None:
 
 
 def publish(namespace: str, name: str, quantile: float, forecast: ServiceForecast) -> None:
-    """Gauges: the forecast at the end of the look-ahead (median and high quantile), the floor."""
+    """Gauges: the forecast at the end of the look-ahead (median and high quantile), the floor
+    and the ceiling."""
     telemetry.LOOKAHEAD.labels(namespace, name).set(forecast.look_ahead.seconds)
     for metric in forecast.metrics:
         _publish_metric(namespace, name, quantile, metric)
-    if forecast.floor is None:
-        _remove(telemetry.FORECAST_FLOOR, namespace, name)
-    else:
-        telemetry.FORECAST_FLOOR.labels(namespace, name).set(forecast.floor)
+    for gauge, value in ((telemetry.FORECAST_FLOOR, forecast.floor),
+                         (telemetry.FORECAST_CEILING, forecast.ceiling)):
+        if value is None:
+            _remove(gauge, namespace, name)
+        else:
+            gauge.labels(namespace, name).set(value)
 
 
 def _publish_metric(namespace: str, name: str, quantile: float, metric: MetricForecast) -> None:
@@ -96,6 +99,7 @@ def _publish_metric(namespace: str, name: str, quantile: float, metric: MetricFo
 def unpublish(namespace: str, name: str, metrics: list[str], quantile: float) -> None:
     _remove(telemetry.LOOKAHEAD, namespace, name)
     _remove(telemetry.FORECAST_FLOOR, namespace, name)
+    _remove(telemetry.FORECAST_CEILING, namespace, name)
     for metric in metrics:
         for label in ("0.5", f"{quantile:g}"):
             _remove(telemetry.FORECAST, namespace, name, metric, label)
