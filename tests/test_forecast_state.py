@@ -8,6 +8,7 @@ import socket
 import pytest
 from prometheus_client import REGISTRY
 
+from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows
 from adaptive_operator.domain.forecasting import ModelKind
@@ -47,6 +48,26 @@ async def test_a_failed_backfill_leaves_the_service_reactive_and_says_why() -> N
     assert found.lead.state.reason.startswith("history backfill failed")
     condition = forecast_report.reliable_condition(found)
     assert (condition.status, condition.reason) == ("False", "HistoryUnavailable")
+
+
+async def test_samples_a_backfill_ignored_are_named_in_the_condition(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def hostile(url: str, query: str, start: float, end: float,
+                      step: float) -> RangeSeries:
+        count = int((end - start) / step) + 1
+        return RangeSeries(start, step, [None, None, *[40.0] * (count - 2)],
+                           {"NaN": 1, "negative": 1})
+
+    monkeypatch.setattr(forecasts, "query_range_bounded", hostile)
+    forecaster = forecasts.ServiceForecaster()
+    found = await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),),
+                                    (), 1000.0)
+    assert found.metrics[0].ignored == "ignored 1 NaN sample, 1 negative sample"
+    condition = forecast_report.reliable_condition(found)
+    assert condition.message.endswith(
+        "; load's history ignored 1 NaN sample, 1 negative sample")
+    clean = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
+    assert "ignored" not in forecast_report.reliable_condition(clean).message
 
 
 async def test_live_rows_drive_the_floor_once_the_forecast_is_trusted() -> None:

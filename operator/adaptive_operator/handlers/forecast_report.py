@@ -40,11 +40,18 @@ def reliable_condition(forecast: ServiceForecast) -> Condition:
         return Condition("ForecastReliable", "True",
                          f"ForecastBetterThan{_camel(lead.state.reference)}",
                          f"metric {lead.metric}: {lead.state.model} forecast is used "
-                         f"({lead.state.reason})")
+                         f"({lead.state.reason}){_ignored(forecast)}")
     lead = forecast.lead
     return Condition("ForecastReliable", "False",
                      condition_reason(lead.state.reason, lead.state.reference),
-                     f"metric {lead.metric}: {lead.state.reason}; scaling is reactive only")
+                     f"metric {lead.metric}: {lead.state.reason}; scaling is reactive only"
+                     f"{_ignored(forecast)}")
+
+
+def _ignored(forecast: ServiceForecast) -> str:
+    """What the history backfills left out (as gaps), metric by metric."""
+    notes = [f"{m.metric}'s history {m.ignored}" for m in forecast.metrics if m.ignored]
+    return "; " + "; ".join(notes) if notes else ""
 
 
 def disabled_condition() -> Condition:

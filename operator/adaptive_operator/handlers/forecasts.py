@@ -40,8 +40,9 @@ log = logs.get(__name__)
 
 
 async def backfill(url: str, query: str, step: float, capacity: int,
-                   now: float) -> MetricHistory:
-    """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each."""
+                   now: float) -> tuple[MetricHistory, str]:
+    """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
+    and what was ignored in them ("" when nothing was)."""
     origin = now - (capacity - 1) * step
     values: list[float | None] = []
     ignored: Counter[str] = Counter()
@@ -53,7 +54,7 @@ async def backfill(url: str, query: str, step: float, capacity: int,
         # Left as gaps in the history (never read as load): said once, with the counts.
         log.warning("forecast history samples ignored", query=query, ignored=dict(ignored),
                     message=ignored_text(ignored))
-    return MetricHistory.backfilled(origin, step, capacity, values)
+    return MetricHistory.backfilled(origin, step, capacity, values), ignored_text(ignored)
 
 
 def advisor_settings(predictive: PredictiveSpec) -> PredictiveSettings:
@@ -70,6 +71,7 @@ class MetricForecast:
     metric: str
     floor: int | None
     state: PredictiveState
+    ignored: str = ""  # samples the backfill left out, e.g. "ignored 3 NaN samples"
 
     @property
     def ceiling(self) -> int | None:
@@ -87,6 +89,7 @@ class MetricForecaster:
     advisor: PredictiveAdvisor | None = None
     made_for: tuple[PredictiveSettings, float] | None = None  # settings, look-ahead
     base: int = 0
+    ignored: str = ""
 
     async def observe(self, url: str, query: str, period: float, predictive: PredictiveSpec,
                       reading: MetricReading, now: float) -> None:
@@ -97,7 +100,7 @@ class MetricForecaster:
             return
         self.source, self.history, self.advisor = source, None, None
         capacity = capacity_rows(predictive.history_seconds, period)
-        self.history = await backfill(url, query, period, capacity, now)
+        self.history, self.ignored = await backfill(url, query, period, capacity, now)
         log.info("forecast history backfilled", query=query, rows=self.history.kept,
                  step=period)
 
@@ -161,7 +164,7 @@ class ServiceForecaster:
                 reason=f"history backfill failed: {err}"))
         floor, state = await forecaster.advise(advisor_settings(predictive), ahead.seconds,
                                                metric.target_per_replica)
-        return MetricForecast(metric.name, floor, state)
+        return MetricForecast(metric.name, floor, state, forecaster.ignored)
 
 
 def combine(results: tuple[MetricForecast, ...], ahead: LookAhead) -> ServiceForecast:
