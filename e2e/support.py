@@ -108,5 +108,10 @@ spec:
     metadata: {{labels: {{app: {name}}}}}
     spec:
       tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "registry.example/app:1"}}]
+      containers: [{{name: app, image: "{image}"}}]
 """
+
+
+def deployment_yaml(name: str, replicas: int = 1, image: str = "registry.example/app:1") -> str:
+    """A Deployment whose pods KWOK's fake nodes run (any image: nothing is pulled)."""
+    return DEPLOYMENT.format(name=name, replicas=replicas, image=image)

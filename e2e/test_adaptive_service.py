@@ -14,7 +14,7 @@ from adaptive_operator.demo.exporter import Exporter
 from operator_process import OperatorProcess, free_port
 
 from conftest import Cluster, module_tag
-from support import DEPLOYMENT, wait_until
+from support import deployment_yaml, wait_until
 
 SYNC = 2  # seconds between syncs in these tests, so that they run quickly
 
@@ -87,7 +87,7 @@ def events(cluster: Cluster, ns: str, reason: str) -> list[str]:
 
 def deploy(cluster: Cluster, ns: str, name: str, replicas_: int = 1) -> None:
     cluster.kubectl("apply", "-n", ns, "-f", "-",
-                    stdin=DEPLOYMENT.format(name=name, replicas=replicas_))
+                    stdin=deployment_yaml(name, replicas_))
 
 
 def apply(cluster: Cluster, ns: str, text: str) -> None:

@@ -28,7 +28,7 @@ from adaptive_operator.demo.exporter import Exporter
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
-from support import DEPLOYMENT, wait_until
+from support import deployment_yaml, wait_until
 
 SYNC = 2
 
@@ -249,7 +249,7 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
 ) -> None:
     scraped(local_cluster, namespace)
     local_cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", stdin=DEPLOYMENT.format(name="web", replicas=3)
+        "apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 3)
     )
     # Its health metric (for healing) is +Inf: healing must not act on it, and say so.
     healing = f"  healing: {{enabled: true, metrics: {{latency: '{query(namespace, 'inf')}'}}}}"

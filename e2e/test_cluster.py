@@ -11,23 +11,9 @@ import pytest
 from adaptive_operator.demo.exporter import Exporter
 
 from conftest import Cluster, parse_exports
-from support import prom_query, wait_until
+from support import deployment_yaml, prom_query, wait_until
 
 HERE = Path(__file__).resolve().parent
-
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: web, image: "{image}"}}]
-"""
 
 JOB = """
 apiVersion: batch/v1
@@ -66,10 +52,10 @@ def test_fake_nodes_are_listed_and_ready(cluster: Cluster) -> None:
 
 
 def test_deployment_becomes_ready_rolls_out_and_undoes(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=DEPLOYMENT.format(image="nginx:1"))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 3, "nginx:1"))
     wait_until(lambda: ready_replicas(cluster, namespace, "web") == 3, 60, "3 ready pods")
 
-    cluster.kubectl("set", "image", "deployment/web", "web=nginx:2", "-n", namespace)
+    cluster.kubectl("set", "image", "deployment/web", "app=nginx:2", "-n", namespace)
     wait_until(lambda: rollout_done(cluster, namespace), 60, "the new image to roll out")
     cluster.kubectl("rollout", "undo", "deployment/web", "-n", namespace)
     wait_until(lambda: rollout_done(cluster, namespace), 60, "the undo to roll out")

@@ -29,7 +29,7 @@ from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest
 
 from conftest import FAILED, Cluster, dump_namespace, module_tag
-from support import DEPLOYMENT, HoldingProxy, changes_chain, wait_until
+from support import HoldingProxy, changes_chain, deployment_yaml, wait_until
 
 SYNC = 2
 WATCHED = f"e2e-{module_tag(__name__)}-*"
@@ -94,7 +94,7 @@ def apply(cluster: Cluster, ns: str, text: str) -> None:
 
 
 def deploy(cluster: Cluster, ns: str, name: str, replicas: int = 1) -> None:
-    apply(cluster, ns, DEPLOYMENT.format(name=name, replicas=replicas))
+    apply(cluster, ns, deployment_yaml(name, replicas))
 
 
 def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:

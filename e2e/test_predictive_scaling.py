@@ -25,7 +25,7 @@ from adaptive_operator.demo.exporter import Exporter
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
-from support import prom_query, wait_until
+from support import deployment_yaml, prom_query, wait_until
 
 SYNC = 2
 CYCLE = 60.0  # seconds per accelerated "day"
@@ -34,21 +34,6 @@ TARGET = 10  # load per replica
 LEVEL = 70.0  # the capacity of 7 replicas: the crossing measured
 LOOK_AHEAD = 16  # as if pods took 14 s to start (KWOK's are ready at once)
 HISTORY = 300  # five cycles: the model needs three of the season it detects
-
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "registry.example/app:1"}}]
-"""
-
 
 def service_yaml(name: str, query: str, predictive: bool) -> str:
     block = (f"\n  predictive: {{enabled: true, lookAheadSeconds: {LOOK_AHEAD}, "
@@ -169,7 +154,7 @@ def test_scales_up_before_the_load_arrives(local_cluster: Cluster, namespace: st
         try:
             for name in ("ahead", "react"):
                 local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                                      stdin=DEPLOYMENT.format(name=name))
+                                      stdin=deployment_yaml(name))
             # The services start after 1.5 cycles are in Prometheus: the operator backfills them.
             wait_until(lambda: samples_in_prometheus(local_cluster.prometheus_url or "",
                                                      namespace) >= 45, 150,

@@ -27,28 +27,13 @@ from adaptive_operator.demo.exporter import Exporter
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
-from support import wait_until
+from support import deployment_yaml, wait_until
 
 SYNC = 2  # seconds: the scrape interval, so every row of history is a fresh sample
 LEDGER = "adaptive.dev/healing-ledger"
 GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
 WARM_UP = 360  # seconds for the first 120 rows of history (rows_to_fit) and the first fit
 ROLLBACK_DEADLINE = 120  # the issue's bound: a bad rollout is rolled back within 2 minutes
-
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "{image}"}}]
-"""
-
 
 def service_yaml(name: str, slot: str, *, mode: str = "Active", replicas: int = 2) -> str:
     where = f'exporter="{FEED_NAME}",slot="{slot}"'
@@ -168,7 +153,7 @@ def apply(cluster: Cluster, ns: str, text: str) -> None:
 
 
 def deploy(cluster: Cluster, ns: str, name: str, replicas: int = 2) -> None:
-    apply(cluster, ns, DEPLOYMENT.format(name=name, replicas=replicas, image=GOOD))
+    apply(cluster, ns, deployment_yaml(name, replicas, GOOD))
     wait_until(lambda: ready_pods(cluster, ns, name) == replicas, 60, f"{replicas} ready pods")
 
 
