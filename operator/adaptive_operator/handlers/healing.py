@@ -19,7 +19,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import kube, leader, workload
+from adaptive_operator.adapters import cached_reads, kube, leader, workload
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
@@ -106,8 +106,12 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
         healing = spec.healing or HealingSpec()
         if watcher is None or watcher.metrics != healing.metrics:
             watcher = await start_watcher(spec, healing)
+        started = time.monotonic()
         await heal_once(namespace, name, body, spec, watcher)
-        await stopped.wait(float(spec.sync_period_seconds))
+        # Syncs start every period (the detector's history is one row per period): waiting a
+        # whole period after a sync made the period the sync's time longer.
+        elapsed = time.monotonic() - started
+        await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
 def prometheus_url(spec: AdaptiveServiceSpec) -> str:
@@ -200,11 +204,11 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
     rollout = None
     replicas = 0
     try:
-        scale = await kube.read_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,
-                                                                ref.name))
+        scale = await cached_reads.read_scale(namespace, kube.TargetRef(
+            ref.api_version, ref.kind, ref.name))
         replicas = scale.replicas
         if ref.kind == "Deployment":
-            raw_pods, sets = await workload.pods_and_replica_sets(namespace, ref.name)
+            raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
             reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
             pods = [report.health for report in reports if report is not None]
             rollout = rollout_info(sets)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from adaptive_operator.adapters.telemetry import TimedExecutor
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 
 # A metric value may be this share of the service's sync period old when another service's
@@ -59,4 +59,4 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.startup()
 async def widen_thread_pool(**_: Any) -> None:
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="adaptive"))
+        TimedExecutor(max_workers=WORKER_THREADS, thread_name_prefix="adaptive"))
