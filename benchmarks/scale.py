@@ -345,9 +345,13 @@ def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> 
 def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: str,
                     services: list[str], feed: Feed, decisions: DecisionLog) -> dict[str, object]:
     """Load steps, then bad rollouts with an error-ratio jump, on a few probe services each."""
-    count = min(args.probes, max(1, len(services) // 2))
-    step_probes = services[-count:]
-    heal_probes = services[-2 * count:-count] if len(services) >= 2 * count else []
+    # Probes among the services already running both daemons (at 1,000 the last ones created
+    # may not have started when the warm-up ends, and a probe not running measures nothing).
+    running = decisions.seen("decision") & decisions.seen("healing decision")
+    ready = [s for s in services if s in running] or services
+    count = min(args.probes, max(1, len(ready) // 2))
+    step_probes = ready[-count:]
+    heal_probes = ready[-2 * count:-count] if len(ready) >= 2 * count else []
     onset = time.time()
     for service in step_probes:
         feed.override[(service, "load")] = 45.0  # 5 replicas' worth at 10 each
