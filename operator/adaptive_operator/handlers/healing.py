@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -349,15 +350,29 @@ async def write_status(namespace: str, name: str, fresh: dict[str, Any],
     summary = summarise(ledger, now)
     new["ledger"] = {"total": summary.total, "lastHour": summary.last_hour,
                      "byOutcome": summary.by_outcome}
-    if _differs(old, new):
+    if differs(old, new, now):
         await kube.patch_status(PLURAL, namespace, name, {"healing": new})
 
 
-def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Changed beyond the verdict's details: a status write per sync would be noise."""
+VERDICT_REFRESH_SECONDS = 60.0
+
+
+def _age(verdict: dict[str, Any], now: float) -> float:
+    try:
+        written = datetime.strptime(str(verdict.get("time")), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return float("inf")
+    return now - written.replace(tzinfo=UTC).timestamp()
+
+
+def differs(old: dict[str, Any], new: dict[str, Any], now: float) -> bool:
+    """Changed beyond the verdict's numbers, or those a minute old: a status write per sync
+    (the score moves every sync) would be noise, and with 1,000 services, each write is an
+    API call and a watch event for kopf to process."""
     def strip(status: dict[str, Any]) -> dict[str, Any]:
         verdict = status.get("lastVerdict") or {}
-        brief = (verdict.get("isAnomaly"), round(float(verdict.get("score", 0.0)), 2))
         state = (status.get("state") or {}).get("reason")  # its message counts down: noise
-        return {**status, "lastVerdict": brief, "state": state}
-    return strip(old) != strip(new)
+        return {**status, "lastVerdict": verdict.get("isAnomaly"), "state": state}
+    if strip(old) != strip(new):
+        return True
+    return _age(old.get("lastVerdict") or {}, now) >= VERDICT_REFRESH_SECONDS
