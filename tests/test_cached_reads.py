@@ -151,3 +151,30 @@ async def test_with_the_caches_off_everything_is_read(monkeypatch: pytest.Monkey
     await cached_reads.count_pods("prod", kube.Scale(1, 1, "app=web", SELECTOR))
     assert await cached_reads.conflicting_hpa("prod", WEB) is None
     assert api == ["scale web", "pods app=web", "hpas prod"]
+
+
+async def test_our_own_write_is_read_from_the_api_server_until_the_cache_has_it(
+        stores: dict[str, Store], api: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[int] = []
+
+    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
+        written.append(replicas)
+
+    monkeypatch.setattr(kube, "write_scale", write_scale)
+    monkeypatch.setattr(cached_reads, "_expected", {})
+    await cached_reads.write_scale("prod", WEB, 5)
+    assert (await cached_reads.read_scale("prod", WEB)).replicas == 4  # the API server's
+    stores["deployments"].apply({"type": "MODIFIED", "object": {
+        **DEPLOYMENT, "spec": {"replicas": 5, "selector": SELECTOR}}})
+    assert (await cached_reads.read_scale("prod", WEB)).replicas == 5  # the cache caught up
+    assert written == [5] and api == ["scale web"]
+    assert cached_reads._expected == {}
+
+
+def test_an_expectation_not_met_in_time_is_someone_elses_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cached_reads, "_expected", {("prod", "web"): (5, 100.0)})
+    assert not cached_reads._as_expected("prod", DEPLOYMENT, 100.0 + 1)
+    assert cached_reads._as_expected("prod", DEPLOYMENT,
+                                     100.0 + cached_reads.EXPECT_SECONDS + 1)
+    assert cached_reads._expected == {}

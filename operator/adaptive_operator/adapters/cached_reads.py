@@ -7,6 +7,7 @@ a decision on data not read.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -26,12 +27,38 @@ def scale_of(deployment: Mapping[str, Any]) -> kube.Scale:
                       to_text(selector), selector)
 
 
+# Our own replica writes not yet seen in the cache (client-go's "expectations"): until the
+# watch brings them, the scale is read from the API server, so a cache a moment behind never
+# looks like another client undoing the write (ConflictingWriter) or asks for it twice.
+EXPECT_SECONDS = 60.0  # by then the watch has delivered it; a difference is someone else's
+_expected: dict[tuple[str, str], tuple[int, float]] = {}
+
+
+def _as_expected(namespace: str, deployment: Mapping[str, Any], now: float) -> bool:
+    key = (namespace, str((deployment.get("metadata") or {}).get("name", "")))
+    expected = _expected.get(key)
+    if expected is None:
+        return True
+    replicas, at = expected
+    if int((deployment.get("spec") or {}).get("replicas", 1)) == replicas or (
+            now - at > EXPECT_SECONDS):
+        del _expected[key]
+        return True
+    return False
+
+
 async def read_scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
     if target.kind == "Deployment" and target.group_version[0] == "apps":
         found = cluster_cache.current().deployment(namespace, target.name)
-        if found is not None:
+        if found is not None and _as_expected(namespace, found, time.monotonic()):
             return scale_of(found)
     return await kube.read_scale(namespace, target)
+
+
+async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
+    await kube.write_scale(namespace, target, replicas)
+    if cluster_cache.current().enabled:
+        _expected[(namespace, target.name)] = (replicas, time.monotonic())
 
 
 def _time(text: Any) -> datetime | None:

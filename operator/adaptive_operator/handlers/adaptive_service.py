@@ -295,7 +295,7 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
     writes["record"] = record
     try:
-        await kube.write_scale(namespace, target, desired)
+        await cached_reads.write_scale(namespace, target, desired)
     except kube.TargetError as err:
         writes["record"] = replace(record, pending=None)
         kopf.event(body, type="Warning", reason=err.reason, message=err.message)
