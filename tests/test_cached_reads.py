@@ -3,6 +3,7 @@ API server, with the same answer either way."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ def stores(monkeypatch: pytest.MonkeyPatch) -> dict[str, Store]:
     """The caches of namespace `prod`, listed with the objects above."""
     made: dict[str, Store] = {}
 
-    def starter(kind: str, namespace: str, store: Store) -> None:
+    def starter(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
         made[kind] = store
 
     cache = ClusterCache(enabled=True, starter=starter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,7 @@ def test_caches_start_once_per_namespace_and_answer_only_when_fresh() -> None:
     started: list[tuple[str, str]] = []
     stores: dict[tuple[str, str], Store] = {}
 
-    def starter(kind: str, namespace: str, store: Store) -> None:
+    def starter(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
         started.append((kind, namespace))
         stores[kind, namespace] = store
 
@@ -83,3 +84,22 @@ def test_each_kind_is_listed_by_its_own_api() -> None:
                      "replicasets": "list_namespaced_replica_set",
                      "pods": "list_namespaced_pod",
                      "horizontalpodautoscalers": "list_namespaced_horizontal_pod_autoscaler"}
+
+
+def test_a_namespace_no_service_reads_any_more_stops_being_watched() -> None:
+    now = [0.0]
+    stops: dict[str, threading.Event] = {}
+
+    def starter(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
+        stops[namespace] = stop
+
+    cache = ClusterCache(enabled=True, starter=starter, clock=lambda: now[0])
+    cache.namespace("gone")
+    cache.namespace("busy")
+    for _ in range(int(cluster_cache.IDLE_SECONDS / 60) + 2):
+        now[0] += 60.0
+        cache.namespace("busy")
+    assert stops["gone"].is_set() and not stops["busy"].is_set()
+    first = stops["gone"]
+    cache.namespace("gone")  # a service there again: watched again
+    assert stops["gone"] is not first and not stops["gone"].is_set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,40 +71,60 @@ def watcher(kind: str, namespace: str) -> Callable[[str], Iterator[Object]]:
     return watch_from
 
 
+IDLE_SECONDS = 600.0  # a namespace no service has read for this long stops being watched
+
+
 @dataclass
 class NamespaceCache:
+    used: float
     stores: dict[str, Store] = field(default_factory=lambda: {kind: Store() for kind in KINDS})
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def fresh(self, kind: str) -> Store | None:
         store = self.stores[kind]
         return store if store.fresh else None
 
 
-Starter = Callable[[str, str, Store], None]
+Starter = Callable[[str, str, Store, threading.Event], None]
 
 
-def start_informer(kind: str, namespace: str, store: Store) -> None:
+def start_informer(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
     Informer(f"{kind} in {namespace}", store, lister(kind, namespace),
-             watcher(kind, namespace)).start()
+             watcher(kind, namespace), stop).start()
 
 
 class ClusterCache:
-    """The namespaces' caches, started on first use."""
+    """The namespaces' caches, started on first use, stopped when no longer used."""
 
-    def __init__(self, enabled: bool = False, starter: Starter = start_informer) -> None:
-        self.enabled, self.starter = enabled, starter
+    def __init__(self, enabled: bool = False, starter: Starter = start_informer,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled, self.starter, self.clock = enabled, starter, clock
         self._namespaces: dict[str, NamespaceCache] = {}
         self._lock = threading.Lock()
+        self._swept = clock()
+
+    def _sweep(self, now: float) -> None:
+        """Stop watching namespaces without services (e.g. deleted ones) now and then."""
+        if now - self._swept < 60.0:
+            return
+        self._swept = now
+        for name, cache in list(self._namespaces.items()):
+            if now - cache.used > IDLE_SECONDS:
+                cache.stop.set()
+                del self._namespaces[name]
 
     def namespace(self, namespace: str) -> NamespaceCache | None:
         if not self.enabled:
             return None
+        now = self.clock()
         with self._lock:
+            self._sweep(now)
             found = self._namespaces.get(namespace)
             if found is None:
-                found = self._namespaces[namespace] = NamespaceCache()
+                found = self._namespaces[namespace] = NamespaceCache(now)
                 for kind in KINDS:
-                    self.starter(kind, namespace, found.stores[kind])
+                    self.starter(kind, namespace, found.stores[kind], found.stop)
+            found.used = now
         return found
 
     def _store(self, namespace: str, kind: str) -> Store | None:
