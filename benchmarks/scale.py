@@ -229,7 +229,8 @@ def wait_history(env: dict[str, str], feed: Feed, minutes: int) -> None:
     log("Prometheus did not load the backfilled history within 3 minutes; going on")
 
 
-def start_operator(env: dict[str, str], namespace: str, batch: str, log_path: Path, source: Path,
+def start_operator(env: dict[str, str], namespace: str, flags: list[str], log_path: Path,
+                   source: Path,
                    profile: tuple[float, float, Path] | None = None,
                    ) -> tuple[subprocess.Popen[bytes], int]:
     from socket import socket
@@ -247,7 +248,7 @@ def start_operator(env: dict[str, str], namespace: str, batch: str, log_path: Pa
         [sys.executable, *launcher, "run", "--log-format", "json",
          "--namespace", namespace, "--metrics-port", str(metrics_port),
          "--health-port", str(health_port), "--lease-name", f"scale-{namespace}",
-         "--lease-namespace", namespace, *(["--batch-queries", batch] if batch else [])],
+         "--lease-namespace", namespace, *flags],
         env=run_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
     return proc, metrics_port
 
@@ -272,9 +273,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     if args.profile:
         profile = (args.profile_after, args.profile_for, log_path.with_suffix(".pstats"))
     source = Path(args.operator_source).resolve()
-    # An older operator (--operator-source) may not know the flag: pass it only for this one.
-    batch = args.batch_queries if source == ROOT / "operator" else ""
-    proc, port = start_operator(env, namespace, batch, log_path, source, profile)
+    # An older operator (--operator-source) may not know the flags: pass them only to this one.
+    flags = (["--batch-queries", args.batch_queries, "--watch-cache", args.watch_cache]
+             if source == ROOT / "operator" else [])
+    proc, port = start_operator(env, namespace, flags, log_path, source, profile)
     log(f"operator pid {proc.pid}, log {log_path}")
     try:
         return run_phases(args, env, namespace, services, feed, proc, port, log_path)
@@ -323,6 +325,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         "services": len(services), "sync": args.sync,
         "batch": args.batch_queries if args.operator_source == str(ROOT / "operator") else
         f"({args.operator_source})",
+        "watch_cache": args.watch_cache if args.operator_source == str(ROOT / "operator") else "",
         "periods": args.periods, "warmup_s": round(warmup, 1),
         "history_seconds": args.history_seconds, **first,
         **decisions.coverage(services, window_start, window_end, args.sync),
@@ -342,9 +345,13 @@ def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> 
 def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: str,
                     services: list[str], feed: Feed, decisions: DecisionLog) -> dict[str, object]:
     """Load steps, then bad rollouts with an error-ratio jump, on a few probe services each."""
-    count = min(args.probes, max(1, len(services) // 2))
-    step_probes = services[-count:]
-    heal_probes = services[-2 * count:-count] if len(services) >= 2 * count else []
+    # Probes among the services already running both daemons (at 1,000 the last ones created
+    # may not have started when the warm-up ends, and a probe not running measures nothing).
+    running = decisions.seen("decision") & decisions.seen("healing decision")
+    ready = [s for s in services if s in running] or services
+    count = min(args.probes, max(1, len(ready) // 2))
+    step_probes = ready[-count:]
+    heal_probes = ready[-2 * count:-count] if len(ready) >= 2 * count else []
     onset = time.time()
     for service in step_probes:
         feed.override[(service, "load")] = 45.0  # 5 replicas' worth at 10 each
@@ -375,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", type=int, default=15, help="syncPeriodSeconds")
     parser.add_argument("--periods", type=int, default=8, help="sync periods measured")
     parser.add_argument("--batch-queries", default="true", choices=["true", "false"])
+    parser.add_argument("--watch-cache", default="true", choices=["true", "false"],
+                        help="the operator's --watch-cache (false: per-sync API reads)")
     parser.add_argument("--history-seconds", type=int, default=86400,
                         help="spec.predictive.historySeconds (the forecaster's window)")
     parser.add_argument("--history-minutes", type=int, default=40,

@@ -94,6 +94,7 @@ class ProcessMeter:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.start_cpu, self.start = self.cpu(), time.time()
+        self.start_wait = self.runqueue_wait()
         self.rss: list[float] = []
         self.load: list[float] = []
         self.stop = threading.Event()
@@ -102,6 +103,17 @@ class ProcessMeter:
     def cpu(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def runqueue_wait(self) -> float:
+        """Seconds the process's threads spent runnable but waiting for a core (schedstat's
+        second field): how much the shared machine starved it, apart from its own CPU use."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended meanwhile
+        return total / 1e9
 
     def _sample(self) -> None:
         while not self.stop.wait(3.0):
@@ -113,7 +125,9 @@ class ProcessMeter:
     def sample(self) -> dict[str, float]:
         self.stop.set()
         cpu, wall = self.cpu() - self.start_cpu, time.time() - self.start
+        waited = self.runqueue_wait() - self.start_wait
         return {"cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
+                "runqueue_wait_s": round(waited, 1),
                 "cpu_cores": round(cpu / wall, 3),
                 "rss_mib_max": round(max(self.rss, default=float("nan"))),
                 "load1_mean": round(statistics.fmean(self.load), 2) if self.load else float("nan"),
@@ -137,7 +151,12 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
         own = response.read().decode()
     out = _metric_sums(own, {"adaptive_prometheus_queries_total": "prom_queries",
                              "adaptive_prometheus_reads_total": "prom_reads",
-                             "adaptive_api_requests_total": "api_requests"})
+                             "adaptive_api_requests_total": "api_requests",
+                             "adaptive_reconcile_duration_seconds_sum": "sync_seconds",
+                             "adaptive_reconcile_duration_seconds_count": "syncs",
+                             "adaptive_worker_queue_seconds_sum": "worker_queue_seconds",
+                             "adaptive_worker_run_seconds_sum": "worker_run_seconds",
+                             "adaptive_worker_run_seconds_count": "worker_calls"})
     apiserver = subprocess.run(["kubectl", "get", "--raw", "/metrics"], env=env,
                                capture_output=True, text=True, check=False).stdout
     out.update(_metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
@@ -151,6 +170,7 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
 
 COLUMNS = [
     ("services", "services"), ("batch", "batched queries"),
+    ("watch_cache", "watch cache"),
     ("started", "services running when measured: scaling / healing"),
     ("scaling_kept_up_pct", "services decided every period: scaling (%)"),
     ("healing_kept_up_pct", "healing (%)"),
@@ -163,6 +183,8 @@ COLUMNS = [
     ("api_requests_per_s", "API requests/s (operator logic)"),
     ("apiserver_requests_all_per_s", "API server requests/s (whole cluster)"),
     ("load1_mean", "load average (1 min), mean"),
+    ("timing", "mean scaling sync / worker-thread queue / worker call (s); run-queue wait "
+               "CPU s per period"),
     ("scale_latency_s", "load step -> scale decision (s)"),
     ("heal_latency_s", "bad rollout -> DryRun RollBack decision (s)"),
 ]
@@ -176,6 +198,10 @@ def cell(run: dict[str, Any], key: str) -> str:
         return f"{run['cpu_s'] / periods * 1000 / run['services']:.2f}"
     if key == "decisions_pct":
         return f"{run['scaling_decisions_pct']} / {run['healing_decisions_pct']}"
+    if key == "watch_cache":  # runs before the caches existed read through the API
+        return str(run.get(key) or "false")
+    if key == "timing":
+        return timing(run, periods)
     if key == "started":
         return f"{run.get('scaling_started', run['services'])} / " \
                f"{run.get('healing_started', run['services'])}"
@@ -187,6 +213,21 @@ def cell(run: dict[str, Any], key: str) -> str:
         return ", ".join(f"{v:g}" for v in value) + (
             "" if len(value) == run.get(key.split("_")[0] + "_probes") else " (some never)")
     return str(value)
+
+
+def _ratio(run: dict[str, Any], top: str, bottom: str) -> str:
+    a, b = run.get(f"{top}_per_s"), run.get(f"{bottom}_per_s")
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def timing(run: dict[str, Any], periods: float) -> str:
+    """Where a sync's time goes (runs before these were measured show nothing)."""
+    if "runqueue_wait_s" not in run:
+        return ""
+    return (f"{_ratio(run, 'sync_seconds', 'syncs')} / "
+            f"{_ratio(run, 'worker_queue_seconds', 'worker_calls')} / "
+            f"{_ratio(run, 'worker_run_seconds', 'worker_calls')}; "
+            f"{run['runqueue_wait_s'] / periods:.2f}")
 
 
 def report(runs: list[dict[str, Any]]) -> str:
@@ -215,6 +256,12 @@ NOTES = """
 - *CPU s per period*: utime + stime of the operator process (all threads) over the window,
   divided by the periods in it; "per 1,000 services" scales that linearly. One core gives 15
   CPU s per 15 s period.
+- *Mean scaling sync* is the wall time of one scaling sync (observe, decide, act;
+  `adaptive_reconcile_duration_seconds`); the *worker-thread queue* is how long a blocking call
+  (API server, Prometheus, fitting) waited for one of the operator's worker threads and the
+  *worker call* how long it then ran (`adaptive_worker_*_seconds`); *run-queue wait* is the CPU
+  time the operator's threads were runnable but waited for a core (`/proc/<pid>/task/*/schedstat`):
+  the shared machine's share of the latency.
 - *Metric reads/s* are the values the services asked for (`adaptive_prometheus_reads_total`);
   *Prometheus queries/s* the HTTP queries that served them (`adaptive_prometheus_queries_total`)
   and *API requests/s* the operator's own reads and writes (`adaptive_api_requests_total`);

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,9 @@ class Scale:
     replicas: int  # desired, from spec
     status_replicas: int
     selector: str  # label selector of the target's pods
+    # The same selector as the API's JSON (known for a Deployment read from the cache), so
+    # the pods can be found in the cache too.
+    label_selector: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,42 +145,6 @@ def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
 
 async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
     await asyncio.to_thread(_write_scale, namespace, target, replicas)
-
-
-def _ready_condition(pod: Any) -> Any:
-    for cond in (pod.status.conditions if pod.status else None) or []:
-        if cond.type == "Ready":
-            return cond
-    return None
-
-
-def _pod_ready(pod: Any) -> bool:
-    cond = _ready_condition(pod)
-    return cond is not None and bool(cond.status == "True")
-
-
-def _startup_seconds(pod: Any) -> float | None:
-    """Seconds from a Ready pod's creation to its (last) Ready transition."""
-    cond = _ready_condition(pod)
-    created = pod.metadata.creation_timestamp if pod.metadata else None
-    if cond is None or cond.status != "True" or cond.last_transition_time is None or not created:
-        return None
-    return float((cond.last_transition_time - created).total_seconds())
-
-
-def _count_pods(namespace: str, selector: str) -> PodCounts:
-    API_REQUESTS.labels("list", "pods").inc()
-    core = client.CoreV1Api(api_client())
-    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-    live = [p for p in pods if not (p.metadata and p.metadata.deletion_timestamp)
-            and (p.status and p.status.phase) not in ("Succeeded", "Failed")]
-    ready = sum(1 for p in live if _pod_ready(p))
-    startups = tuple(s for s in map(_startup_seconds, live) if s is not None)
-    return PodCounts(ready=ready, unready=len(live) - ready, startup_seconds=startups)
-
-
-async def count_pods(namespace: str, selector: str) -> PodCounts:
-    return await asyncio.to_thread(_count_pods, namespace, selector)
 
 
 HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 DECISIONS = Counter(
@@ -51,6 +56,34 @@ API_REQUESTS = Counter(
     "AdaptiveService adapters (kopf's own watches, patches and Events are not counted), by "
     "verb and resource.",
     ["verb", "resource"])
+
+
+_WORKER_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WORKER_QUEUE_SECONDS = Histogram(
+    "adaptive_worker_queue_seconds", "Time a blocking call (API server, Prometheus, model "
+    "fitting) waited for a free worker thread.", buckets=_WORKER_BUCKETS)
+WORKER_RUN_SECONDS = Histogram(
+    "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread.",
+    buckets=_WORKER_BUCKETS)
+T = TypeVar("T")
+
+
+class TimedExecutor(ThreadPoolExecutor):
+    """The worker threads, timed: a long queue means too few threads, a long run a slow
+    server (or a starved process)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        queued = time.monotonic()
+
+        def timed() -> T:
+            started = time.monotonic()
+            WORKER_QUEUE_SECONDS.observe(started - queued)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                WORKER_RUN_SECONDS.observe(time.monotonic() - started)
+
+        return super().submit(timed)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -73,6 +73,19 @@ def _deployment(namespace: str, name: str) -> dict[str, Any]:
     return dict(_plain(found))
 
 
+def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods a label selector (query-parameter form) selects, as the API's JSON."""
+    API_REQUESTS.labels("list", "pods").inc()
+    pods = client.CoreV1Api(api_client()).list_namespaced_pod(namespace, label_selector=selector)
+    return list(_plain(pods)["items"])
+
+
+def owned_by(sets: list[dict[str, Any]], uid: str) -> list[dict[str, Any]]:
+    """The ReplicaSets a Deployment owns (a selector may also match someone else's)."""
+    return [rs for rs in sets
+            if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
+
+
 def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]],
                                                                 list[dict[str, Any]]]:
     deployment = _deployment(namespace, name)
@@ -88,9 +101,7 @@ def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, An
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot list the pods or ReplicaSets of Deployment "
                                           f"{name}: {_describe(err)}") from err
-    uid = deployment["metadata"]["uid"]
-    owned = [rs for rs in _plain(sets)["items"]
-             if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
+    owned = owned_by(_plain(sets)["items"], deployment["metadata"]["uid"])
     return list(_plain(pods)["items"]), owned
 
 

@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
                         choices=["true", "false"],
                         help="share Prometheus queries between services: one answer per shape "
                              "of query and a third of a sync period (env BATCH_QUERIES)")
+    parser.add_argument("--watch-cache", default=env("WATCH_CACHE", "true"),
+                        choices=["true", "false"],
+                        help="read the targets' Deployments, ReplicaSets, pods and "
+                             "HorizontalPodAutoscalers from watches instead of per-sync reads "
+                             "(env WATCH_CACHE)")
     parser.set_defaults(func=run)
 
 
@@ -57,7 +62,14 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from adaptive_operator import logs
-    from adaptive_operator.adapters import health, kube, leader, query_batch, telemetry
+    from adaptive_operator.adapters import (
+        cluster_cache,
+        health,
+        kube,
+        leader,
+        query_batch,
+        telemetry,
+    )
     from adaptive_operator.adapters.leader import LeaderElector
     from adaptive_operator.domain.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
@@ -72,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url,
                                                  namespace_patterns=scope.patterns))
     query_batch.configure(args.batch_queries == "true")
+    cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
     health.serve(args.health_port)
     if args.metrics_port:

@@ -14,7 +14,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import kube, leader, telemetry
+from adaptive_operator.adapters import cached_reads, kube, leader, telemetry
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
@@ -134,15 +134,15 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
                              writes: Writes | None = None) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await kube.conflicting_hpa(namespace, target, settings.answer_age(spec))
+    hpa = await cached_reads.conflicting_hpa(namespace, target, settings.answer_age(spec))
     if hpa is not None:
         blocker = Problem("ConflictingAutoscaler", f"HorizontalPodAutoscaler {hpa} already "
                                                    f"scales {ref.kind} {ref.name}; this service "
                                                    "does nothing")
         return SyncOutcome(spec.mode, None, blocker=blocker), None, None
     try:
-        scale = await kube.read_scale(namespace, target)
-        pods = await kube.count_pods(namespace, scale.selector) if scale.selector else None
+        scale = await cached_reads.read_scale(namespace, target)
+        pods = await cached_reads.count_pods(namespace, scale) if scale.selector else None
     except kube.TargetError as err:
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem = await read_metrics(spec)
@@ -295,7 +295,7 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
     writes["record"] = record
     try:
-        await kube.write_scale(namespace, target, desired)
+        await cached_reads.write_scale(namespace, target, desired)
     except kube.TargetError as err:
         writes["record"] = replace(record, pending=None)
         kopf.event(body, type="Warning", reason=err.reason, message=err.message)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import kube, leader, workload
+from adaptive_operator.adapters import cached_reads, kube, leader, workload
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
@@ -106,8 +107,12 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
         healing = spec.healing or HealingSpec()
         if watcher is None or watcher.metrics != healing.metrics:
             watcher = await start_watcher(spec, healing)
+        started = time.monotonic()
         await heal_once(namespace, name, body, spec, watcher)
-        await stopped.wait(float(spec.sync_period_seconds))
+        # Syncs start every period (the detector's history is one row per period): waiting a
+        # whole period after a sync made the period the sync's time longer.
+        elapsed = time.monotonic() - started
+        await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
 def prometheus_url(spec: AdaptiveServiceSpec) -> str:
@@ -200,11 +205,11 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
     rollout = None
     replicas = 0
     try:
-        scale = await kube.read_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,
-                                                                ref.name))
+        scale = await cached_reads.read_scale(namespace, kube.TargetRef(
+            ref.api_version, ref.kind, ref.name))
         replicas = scale.replicas
         if ref.kind == "Deployment":
-            raw_pods, sets = await workload.pods_and_replica_sets(namespace, ref.name)
+            raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
             reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
             pods = [report.health for report in reports if report is not None]
             rollout = rollout_info(sets)
@@ -345,15 +350,29 @@ async def write_status(namespace: str, name: str, fresh: dict[str, Any],
     summary = summarise(ledger, now)
     new["ledger"] = {"total": summary.total, "lastHour": summary.last_hour,
                      "byOutcome": summary.by_outcome}
-    if _differs(old, new):
+    if differs(old, new, now):
         await kube.patch_status(PLURAL, namespace, name, {"healing": new})
 
 
-def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Changed beyond the verdict's details: a status write per sync would be noise."""
+VERDICT_REFRESH_SECONDS = 60.0
+
+
+def _age(verdict: dict[str, Any], now: float) -> float:
+    try:
+        written = datetime.strptime(str(verdict.get("time")), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return float("inf")
+    return now - written.replace(tzinfo=UTC).timestamp()
+
+
+def differs(old: dict[str, Any], new: dict[str, Any], now: float) -> bool:
+    """Changed beyond the verdict's numbers, or those a minute old: a status write per sync
+    (the score moves every sync) would be noise, and with 1,000 services, each write is an
+    API call and a watch event for kopf to process."""
     def strip(status: dict[str, Any]) -> dict[str, Any]:
         verdict = status.get("lastVerdict") or {}
-        brief = (verdict.get("isAnomaly"), round(float(verdict.get("score", 0.0)), 2))
         state = (status.get("state") or {}).get("reason")  # its message counts down: noise
-        return {**status, "lastVerdict": brief, "state": state}
-    return strip(old) != strip(new)
+        return {**status, "lastVerdict": verdict.get("isAnomaly"), "state": state}
+    if strip(old) != strip(new):
+        return True
+    return _age(old.get("lastVerdict") or {}, now) >= VERDICT_REFRESH_SECONDS

@@ -1,0 +1,136 @@
+"""What a sync reads of its workload: from the watch-fed caches when they can answer, else from
+the API server (`kube`, `workload`), so the answer is the same either way and a cache that
+cannot answer (not listed yet, its watch broken, the object not seen yet) costs a read, never
+a decision on data not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from adaptive_operator.adapters import cluster_cache, kube, workload
+from adaptive_operator.domain.label_selector import to_text
+
+Object = dict[str, Any]
+TERMINAL = ("Succeeded", "Failed")
+
+
+def scale_of(deployment: Mapping[str, Any]) -> kube.Scale:
+    """A Deployment's /scale subresource, as the API server derives it."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    selector = dict(spec.get("selector") or {})
+    return kube.Scale(int(spec.get("replicas", 1)), int(status.get("replicas") or 0),
+                      to_text(selector), selector)
+
+
+# Our own replica writes not yet seen in the cache (client-go's "expectations"): until the
+# watch brings them, the scale is read from the API server, so a cache a moment behind never
+# looks like another client undoing the write (ConflictingWriter) or asks for it twice.
+EXPECT_SECONDS = 60.0  # by then the watch has delivered it; a difference is someone else's
+_expected: dict[tuple[str, str], tuple[int, float]] = {}
+
+
+def _as_expected(namespace: str, deployment: Mapping[str, Any], now: float) -> bool:
+    key = (namespace, str((deployment.get("metadata") or {}).get("name", "")))
+    expected = _expected.get(key)
+    if expected is None:
+        return True
+    replicas, at = expected
+    if int((deployment.get("spec") or {}).get("replicas", 1)) == replicas or (
+            now - at > EXPECT_SECONDS):
+        del _expected[key]
+        return True
+    return False
+
+
+async def read_scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
+    if target.kind == "Deployment" and target.group_version[0] == "apps":
+        found = cluster_cache.current().deployment(namespace, target.name)
+        if found is not None and _as_expected(namespace, found, time.monotonic()):
+            return scale_of(found)
+    return await kube.read_scale(namespace, target)
+
+
+async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
+    await kube.write_scale(namespace, target, replicas)
+    if cluster_cache.current().enabled:
+        _expected[(namespace, target.name)] = (replicas, time.monotonic())
+
+
+def _time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+def _ready_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+def _startup_seconds(pod: Mapping[str, Any]) -> float | None:
+    """Seconds from a Ready pod's creation to its (last) Ready transition."""
+    cond = _ready_condition(pod)
+    created = _time((pod.get("metadata") or {}).get("creationTimestamp"))
+    ready_at = _time(cond.get("lastTransitionTime")) if cond else None
+    if cond is None or cond.get("status") != "True" or ready_at is None or created is None:
+        return None
+    return (ready_at - created).total_seconds()
+
+
+def pod_counts(pods: Iterable[Mapping[str, Any]]) -> kube.PodCounts:
+    """Ready and not-ready pods among the live ones (not terminating, not finished)."""
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in TERMINAL]
+    ready = sum(1 for p in live if (_ready_condition(p) or {}).get("status") == "True")
+    startups = tuple(s for s in map(_startup_seconds, live) if s is not None)
+    return kube.PodCounts(ready=ready, unready=len(live) - ready, startup_seconds=startups)
+
+
+async def count_pods(namespace: str, scale: kube.Scale) -> kube.PodCounts:
+    pods = (cluster_cache.current().selected(namespace, "pods", scale.label_selector)
+            if scale.label_selector is not None else None)
+    if pods is None:
+        pods = await asyncio.to_thread(workload.list_pods, namespace, scale.selector)
+    return pod_counts(pods)
+
+
+async def conflicting_hpa(namespace: str, target: kube.TargetRef,
+                          max_age: float = 0.0) -> str | None:
+    """The name of a HorizontalPodAutoscaler that already scales the target, if any."""
+    hpas = cluster_cache.current().hpas(namespace)
+    if hpas is None:
+        return await kube.conflicting_hpa(namespace, target, max_age)
+    for hpa in hpas:
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if ref.get("kind") == target.kind and ref.get("name") == target.name:
+            return str((hpa.get("metadata") or {}).get("name", ""))
+    return None
+
+
+def _cached_workload(namespace: str, name: str) -> tuple[list[Object], list[Object]] | None:
+    cache = cluster_cache.current()
+    deployment = cache.deployment(namespace, name)
+    if deployment is None:
+        return None
+    selector = (deployment.get("spec") or {}).get("selector") or {}
+    pods = cache.selected(namespace, "pods", selector)
+    sets = cache.selected(namespace, "replicasets", selector)
+    if pods is None or sets is None:
+        return None
+    return pods, workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
+
+
+async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Object], list[Object]]:
+    """A Deployment's pods and its own ReplicaSets (cached when the caches can answer)."""
+    found = _cached_workload(namespace, name)
+    if found is not None:
+        return found
+    return await workload.pods_and_replica_sets(namespace, name)

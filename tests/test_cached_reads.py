@@ -1,0 +1,181 @@
+"""A sync's reads of its workload: from the watch-fed caches when they can answer, else from the
+API server, with the same answer either way."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from adaptive_operator.adapters import cached_reads, cluster_cache, kube, workload
+from adaptive_operator.adapters.cluster_cache import ClusterCache
+from adaptive_operator.adapters.informer import Store
+
+WEB = kube.TargetRef("apps/v1", "Deployment", "web")
+SELECTOR = {"matchLabels": {"app": "web"}}
+
+
+def meta(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "labels": {"app": "web"}, **extra}
+
+
+def ready_pod(name: str, created: str, ready_at: str, ready: str = "True",
+              **extra: Any) -> dict[str, Any]:
+    return {"metadata": meta(name, creationTimestamp=created, **extra),
+            "status": {"phase": "Running", "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": ready, "lastTransitionTime": ready_at}]}}
+
+
+DEPLOYMENT = {"metadata": {"name": "web", "uid": "u-web"},
+              "spec": {"replicas": 3, "selector": SELECTOR}, "status": {"replicas": 2}}
+PODS = [
+    ready_pod("web-a", "2026-01-01T00:00:00Z", "2026-01-01T00:00:12Z"),
+    ready_pod("web-b", "2026-01-01T00:00:00Z", "2026-01-01T00:00:03Z", ready="False"),
+    ready_pod("web-c", "2026-01-01T00:00:00Z", "", deletionTimestamp="2026-01-01T00:01:00Z"),
+    {"metadata": meta("web-d"), "status": {"phase": "Succeeded"}},
+    {"metadata": meta("web-e", creationTimestamp="not a time"), "status": {"phase": "Pending"}},
+]
+OWN = {"metadata": {"name": "web-1", "labels": {"app": "web"},
+                    "ownerReferences": [{"uid": "u-web"}]}}
+FOREIGN = {"metadata": {"name": "other-1", "labels": {"app": "web"},
+                        "ownerReferences": [{"uid": "u-other"}]}}
+HPA = {"metadata": {"name": "web-hpa"},
+       "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}}
+
+
+@pytest.fixture
+def stores(monkeypatch: pytest.MonkeyPatch) -> dict[str, Store]:
+    """The caches of namespace `prod`, listed with the objects above."""
+    made: dict[str, Store] = {}
+
+    def starter(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
+        made[kind] = store
+
+    cache = ClusterCache(enabled=True, starter=starter)
+    monkeypatch.setattr(cluster_cache, "_cache", cache)
+    cache.namespace("prod")
+    made["deployments"].replace([DEPLOYMENT], "1")
+    made["pods"].replace(PODS, "1")
+    made["replicasets"].replace([OWN, FOREIGN], "1")
+    made["horizontalpodautoscalers"].replace([HPA], "1")
+    return made
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The API server, as the direct reads see it; records what was asked."""
+    asked: list[str] = []
+
+    async def read_scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
+        asked.append(f"scale {target.name}")
+        return kube.Scale(4, 4, "app=web")
+
+    def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+        asked.append(f"pods {selector}")
+        return PODS[:1]
+
+    async def conflicting_hpa(namespace: str, target: kube.TargetRef,
+                              max_age: float = 0.0) -> str | None:
+        asked.append(f"hpas {namespace}")
+        return None
+
+    async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Any], list[Any]]:
+        asked.append(f"workload {name}")
+        return [], []
+
+    monkeypatch.setattr(kube, "read_scale", read_scale)
+    monkeypatch.setattr(workload, "list_pods", list_pods)
+    monkeypatch.setattr(kube, "conflicting_hpa", conflicting_hpa)
+    monkeypatch.setattr(workload, "pods_and_replica_sets", pods_and_replica_sets)
+    return asked
+
+
+async def test_a_deployments_scale_comes_from_the_cache(stores: dict[str, Store],
+                                                        api: list[str]) -> None:
+    scale = await cached_reads.read_scale("prod", WEB)
+    assert scale == kube.Scale(3, 2, "app=web", SELECTOR)
+    assert api == []
+
+
+async def test_pods_are_counted_from_the_cache(stores: dict[str, Store], api: list[str]) -> None:
+    counts = await cached_reads.count_pods("prod", await cached_reads.read_scale("prod", WEB))
+    # web-c is terminating and web-d finished: neither counts; web-b and web-e are not ready.
+    assert counts == kube.PodCounts(ready=1, unready=2, startup_seconds=(12.0,))
+    assert api == []
+
+
+async def test_the_conflict_check_reads_the_cached_autoscalers(stores: dict[str, Store],
+                                                               api: list[str]) -> None:
+    assert await cached_reads.conflicting_hpa("prod", WEB) == "web-hpa"
+    other = kube.TargetRef("apps/v1", "Deployment", "api")
+    assert await cached_reads.conflicting_hpa("prod", other) is None
+    assert api == []
+
+
+async def test_a_deployments_pods_and_own_replica_sets_come_from_the_cache(
+        stores: dict[str, Store], api: list[str]) -> None:
+    pods, sets = await cached_reads.pods_and_replica_sets("prod", "web")
+    assert len(pods) == len(PODS)
+    assert sets == [OWN]
+    assert api == []
+
+
+async def test_a_broken_watch_sends_every_read_to_the_api_server(stores: dict[str, Store],
+                                                                 api: list[str]) -> None:
+    for store in stores.values():
+        store.broken()
+    scale = await cached_reads.read_scale("prod", WEB)
+    counts = await cached_reads.count_pods("prod", scale)
+    await cached_reads.conflicting_hpa("prod", WEB)
+    await cached_reads.pods_and_replica_sets("prod", "web")
+    assert api == ["scale web", "pods app=web", "hpas prod", "workload web"]
+    assert counts.ready == 1
+
+
+async def test_what_the_cache_has_not_seen_is_read(stores: dict[str, Store],
+                                                   api: list[str]) -> None:
+    await cached_reads.read_scale("prod", kube.TargetRef("apps/v1", "Deployment", "new"))
+    await cached_reads.read_scale("prod", kube.TargetRef("apps/v1", "StatefulSet", "db"))
+    await cached_reads.pods_and_replica_sets("prod", "new")
+    stores["replicasets"].broken()
+    await cached_reads.pods_and_replica_sets("prod", "web")
+    assert api == ["scale new", "scale db", "workload new", "workload web"]
+
+
+async def test_with_the_caches_off_everything_is_read(monkeypatch: pytest.MonkeyPatch,
+                                                      api: list[str]) -> None:
+    cluster_cache.configure(False)
+    assert cluster_cache.current().namespace("prod") is None
+    await cached_reads.read_scale("prod", WEB)
+    await cached_reads.count_pods("prod", kube.Scale(1, 1, "app=web", SELECTOR))
+    assert await cached_reads.conflicting_hpa("prod", WEB) is None
+    assert api == ["scale web", "pods app=web", "hpas prod"]
+
+
+async def test_our_own_write_is_read_from_the_api_server_until_the_cache_has_it(
+        stores: dict[str, Store], api: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[int] = []
+
+    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
+        written.append(replicas)
+
+    monkeypatch.setattr(kube, "write_scale", write_scale)
+    monkeypatch.setattr(cached_reads, "_expected", {})
+    await cached_reads.write_scale("prod", WEB, 5)
+    assert (await cached_reads.read_scale("prod", WEB)).replicas == 4  # the API server's
+    stores["deployments"].apply({"type": "MODIFIED", "object": {
+        **DEPLOYMENT, "spec": {"replicas": 5, "selector": SELECTOR}}})
+    assert (await cached_reads.read_scale("prod", WEB)).replicas == 5  # the cache caught up
+    assert written == [5] and api == ["scale web"]
+    assert cached_reads._expected == {}
+
+
+def test_an_expectation_not_met_in_time_is_someone_elses_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cached_reads, "_expected", {("prod", "web"): (5, 100.0)})
+    assert not cached_reads._as_expected("prod", DEPLOYMENT, 100.0 + 1)
+    assert cached_reads._as_expected("prod", DEPLOYMENT,
+                                     100.0 + cached_reads.EXPECT_SECONDS + 1)
+    assert cached_reads._expected == {}

@@ -1,0 +1,38 @@
+"""The healing status is written when something a reader acts on changed, not every sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adaptive_operator.domain.conditions import timestamp
+from adaptive_operator.handlers.healing import VERDICT_REFRESH_SECONDS, differs
+
+NOW = 1_800_000_000.0
+
+
+def status(score: float = 0.5, anomaly: bool = False, reason: str = "Healthy",
+           written: float = NOW - 15, **extra: Any) -> dict[str, Any]:
+    return {"state": {"reason": reason, "message": f"score {score}", "time": timestamp(written)},
+            "lastVerdict": {"score": score, "isAnomaly": anomaly, "time": timestamp(written)},
+            "ledger": {"total": 0}, **extra}
+
+
+@pytest.mark.parametrize(("new", "written"), [
+    pytest.param(status(score=0.7, anomaly=True), True, id="the-verdict-turns-anomalous"),
+    pytest.param(status(reason="Persisting"), True, id="the-state-changes"),
+    pytest.param(status(ledger={"total": 1}), True, id="the-ledger-grows"),
+    pytest.param(status(score=0.53), False, id="only-the-score-moves"),
+])
+def test_what_changed_decides_the_write(new: dict[str, Any], written: bool) -> None:
+    assert differs(status(), new, NOW) is written
+
+
+def test_the_verdicts_numbers_are_refreshed_once_a_minute() -> None:
+    old = status(written=NOW - VERDICT_REFRESH_SECONDS)
+    assert differs(old, status(score=0.51), NOW)
+    assert differs({}, status(), NOW)  # never written
+    damaged = status()
+    damaged["lastVerdict"]["time"] = "yesterday"
+    assert differs(damaged, status(), NOW)
