@@ -192,6 +192,28 @@ def test_gaps_outages_and_spikes_do_not_break_the_floor() -> None:
     assert tail and max(tail) <= 20  # peak load ~160 at 10 per replica, plus the band
 
 
+def test_light_means_no_fit_and_a_continued_history() -> None:
+    values = seasonal(4)
+    advisor = PredictiveAdvisor(FAST)
+    assert not advisor.is_light(values[:1], INTERVAL, INTERVAL)  # no engine yet
+    light = []
+    for i in range(len(values)):
+        history = values[: i + 1]
+        before = advisor._engine.refits if advisor._engine is not None else 0
+        expected_light = advisor.is_light(history, INTERVAL, INTERVAL)
+        advisor.advise(history, INTERVAL, INTERVAL, 10.0)
+        engine = advisor._engine
+        assert engine is not None
+        if expected_light:  # a light call never fits
+            assert engine.refits == before
+        light.append(expected_light)
+    assert sum(light) > len(values) // 2 and not all(light)
+    other = [v + 1.0 for v in values]  # type: ignore[operator]
+    assert not advisor.is_light(other, INTERVAL, INTERVAL)  # not a continuation
+    assert not advisor.is_light(values, INTERVAL, 2 * INTERVAL)  # another look-ahead
+    assert not advisor.is_light(values + [1.0] * 3, INTERVAL, INTERVAL)  # too many new rows
+
+
 def test_a_new_trace_restarts_the_advisor() -> None:
     values = seasonal(4)
     advisor = PredictiveAdvisor(FAST)

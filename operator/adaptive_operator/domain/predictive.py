@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from adaptive_operator.domain.forecasting import Band, EngineSettings, ForecastEngine, ModelKind
 
 DAY = 86400.0
+# `advise` extending the running engine by at most this many rows, with no fit due, is light.
+LIGHT_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -119,18 +121,36 @@ class PredictiveAdvisor:
         """The running engine, or a fresh one when the history is not a continuation of what was
         seen (a new trace, a restart) or the interval or look-ahead changed."""
         key = (interval, _rows(lookahead, interval))
-        engine = self._engine
-        seen = engine.rows if engine is not None else 0
-        continued = (
-            engine is not None
-            and key == self._key
-            and len(history) >= seen
-            and (seen == 0 or _same(_as_float(history[seen - 1]), self._last_seen(engine)))
-        )
-        if not continued or engine is None:
+        engine = self._continued(history, key)
+        if engine is None:
             engine = ForecastEngine(_engine_settings(self.settings, interval), key[1])
             self._engine, self._key = engine, key
         return engine
+
+    def _continued(
+        self, history: Sequence[float | None], key: tuple[float, int]
+    ) -> ForecastEngine | None:
+        """The running engine if `history` continues what it saw, with the same key."""
+        engine = self._engine
+        if engine is None or key != self._key or len(history) < engine.rows:
+            return None
+        seen = engine.rows
+        if seen and not _same(_as_float(history[seen - 1]), self._last_seen(engine)):
+            return None
+        return engine
+
+    def is_light(
+        self, history: Sequence[float | None], interval_seconds: float, lookahead_seconds: float
+    ) -> bool:
+        """Whether `advise` on this history only extends the running engine by a few rows,
+        with no model fit due: well under a millisecond, cheaper run in place than handed to
+        a worker thread (where it would queue behind the API calls of a thousand services)."""
+        key = (interval_seconds, _rows(lookahead_seconds, interval_seconds))
+        engine = self._continued(history, key)
+        if engine is None:
+            return False
+        new_rows = len(history) - engine.rows
+        return new_rows <= LIGHT_ROWS and not engine.refit_due_after(new_rows)
 
     @staticmethod
     def _last_seen(engine: ForecastEngine) -> float:

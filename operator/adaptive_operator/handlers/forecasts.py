@@ -112,9 +112,12 @@ class MetricForecaster:
             self.advisor, self.made_for = PredictiveAdvisor(settings), (settings, ahead)
             self.base = self.history.first_kept
         advisor, view = self.advisor, self.history.view(self.base)
+        step = self.history.step
+        if advisor.is_light(view, step, ahead):
+            # A row or two onto a fitted model: in place (a worker thread would only add a wait).
+            return advisor.advise(view, step, ahead, target_per_replica), advisor.state
         # Fitting is CPU work (statsmodels): off the event loop, so other services keep syncing.
-        floor = await asyncio.to_thread(advisor.advise, view, self.history.step, ahead,
-                                        target_per_replica)
+        floor = await asyncio.to_thread(advisor.advise, view, step, ahead, target_per_replica)
         return floor, advisor.state
 
 

@@ -178,8 +178,12 @@ class ForecastEngine:
         return self.history.at(row - self.reference_lag)
 
     def _refit_due(self) -> bool:
+        return self.refit_due_after(0)
+
+    def refit_due_after(self, new_rows: int) -> bool:
+        """Whether a refit is due once `new_rows` more rows are observed."""
         due = self.settings.min_rows if self.due_at is None else self.due_at
-        return self.rows >= due
+        return self.rows + new_rows >= due
 
     def _schedule(self, periods: tuple[int, ...]) -> None:
         """When to refit next: every `refit_rows`, and at least twice per primary cycle; with no
