@@ -36,3 +36,27 @@ def test_the_verdicts_numbers_are_refreshed_once_a_minute() -> None:
     damaged = status()
     damaged["lastVerdict"]["time"] = "yesterday"
     assert differs(damaged, status(), NOW)
+
+
+async def test_an_api_error_fails_one_healing_sync_not_the_daemon(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3
+    from prometheus_client import REGISTRY
+
+    from adaptive_operator.handlers import healing
+
+    async def refused(*_: Any) -> None:
+        raise urllib3.exceptions.ProtocolError("connection refused")
+
+    labels = {"namespace": "ns", "name": "web", "reason": "ApiUnavailable"}
+    before = REGISTRY.get_sample_value("adaptive_reconcile_errors_total", labels) or 0.0
+    monkeypatch.setattr(healing, "heal_once", refused)
+    await healing.guarded_heal("ns", "web", None, None, None)  # type: ignore[arg-type]
+    assert REGISTRY.get_sample_value("adaptive_reconcile_errors_total", labels) == before + 1
+
+    async def broken(*_: Any) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(healing, "heal_once", broken)
+    with pytest.raises(KeyError):  # a bug is not an outage: kopf reports it
+        await healing.guarded_heal("ns", "web", None, None, None)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, workload
+from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workload
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
@@ -108,7 +108,7 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
         if watcher is None or watcher.metrics != healing.metrics:
             watcher = await start_watcher(spec, healing)
         started = time.monotonic()
-        await heal_once(namespace, name, body, spec, watcher)
+        await guarded_heal(namespace, name, body, spec, watcher)
         # Syncs start every period (the detector's history is one row per period): waiting a
         # whole period after a sync made the period the sync's time longer.
         elapsed = time.monotonic() - started
@@ -218,6 +218,18 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, tuple(pods), saturation(watcher), replicas,
                        spec.max_replicas, annotations.get(PAUSED) == "true", error)
+
+
+async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                       watcher: Watcher) -> None:
+    """A healing sync that the API server going away fails, not ends: the next period tries
+    again (kopf would restart the daemon, and its history backfill, only after a while)."""
+    try:
+        await heal_once(namespace, name, body, spec, watcher)
+    except kube.API_ERRORS as err:
+        telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
+        log.warning("healing sync failed: the API server did not answer", namespace=namespace,
+                    name=name, error=f"{type(err).__name__}: {err}"[:300])
 
 
 async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
