@@ -281,13 +281,23 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     try:
         return run_phases(args, env, namespace, services, feed, proc, port, log_path)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_operator(proc)
         feed.stop.set()
         exporter.stop()
         if not args.keep:
             subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"],
                            env=env, capture_output=True, check=False)
+
+
+def stop_operator(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after a minute: a measurement is never lost to a slow stop."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        log(f"operator pid {proc.pid} did not stop within 60 s of SIGTERM: killed")
+        proc.kill()
+        proc.wait()
 
 
 def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
