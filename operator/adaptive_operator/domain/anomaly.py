@@ -60,10 +60,10 @@ class DetectorSettings:
     where this happens most, turns it on.
     `season_repeats`, `season_slack_rows`, `season_min_z`: the season of the training rows
     is the lag of their autocorrelation's highest peak (at least `season_min_z` standard
-    errors, 1 / sqrt(rows) each, above zero: 0.1 over 2,000 rows) between 3 x `season_slack_rows` and the longest season
-    whose `season_repeats` previous cycles fit in the record; a row must then beat,
-    strictly, the scores of those cycles within `season_slack_rows` of its phase.
-    0 repeats turns it off.
+    errors, 1 / sqrt(rows) each, above zero: 0.1 over 2,000 rows) between
+    3 x `season_slack_rows` and the longest season whose `season_repeats` previous cycles fit
+    in the record; a row must then beat, strictly, the scores of those cycles within
+    `season_slack_rows` of its phase. 0 repeats turns it off.
     The defaults were chosen globally on the NAB development corpus (never per file).
     """
 
