@@ -6,11 +6,11 @@ z-score of the step from the previous row, a short-term mean shift and a short-t
 ratio. The forest is trained on recent history and refit on a schedule; a row's score uses
 rows up to it only. A point is flagged when its score stands out from the scores the forest
 gave its own training rows *and* comes close to (within `record_margin` of) or beats the
-highest score of the `record_rows` rows before the persistence window, for `persistence_k`
-of the last `persistence_n` rows, *and* beats the scores of the same phase of the series'
-previous cycles when the training rows have a season (`seasonality`: a daily job is not an
-incident, however high it scores); a flag is followed by a cool-down so that one incident is
-one detection.
+highest score of the normal rows among the `record_rows` rows before the persistence window
+(an incident already flagged does not count: `anomaly_flags`), for `persistence_k` of the last
+`persistence_n` rows, *and* beats the scores of the same phase of the series' previous cycles
+when the training rows have a season (`seasonality`: a daily job is not an incident, however
+high it scores); a flag is followed by a cool-down so that one incident is one detection.
 Judging a score against the score's own recent distribution makes the operating point work
 whatever the forest's absolute scale on a given series.
 
@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from adaptive_operator.domain.anomaly_flags import flag_incidents
 from adaptive_operator.domain.anomaly_latest import MAD_TO_SIGMA, latest_features
 from adaptive_operator.domain.anomaly_latest import compress as _compress
 from adaptive_operator.domain.forest_scoring import FastForest
@@ -269,24 +270,6 @@ def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
     return scores
 
 
-def apply_operating_point(
-    exceeds: BoolArray, settings: DetectorSettings, quiet_before: int = 0
-) -> BoolArray:
-    """Persistence (k of the last n) then a cool-down after each flag.
-
-    `quiet_before` is how many rows have passed since the last flag before this stretch.
-    """
-    counts = np.convolve(exceeds.astype(int), np.ones(settings.persistence_n, dtype=int))
-    persistent = counts[: len(exceeds)] >= settings.persistence_k
-    flags = np.zeros(len(exceeds), dtype=bool)
-    last_flag = -quiet_before
-    for row in np.flatnonzero(persistent):
-        if row - last_flag > settings.cooldown_rows:
-            flags[row] = True
-            last_flag = int(row)
-    return flags
-
-
 def detect_series(
     values: Sequence[float] | FloatArray, settings: DetectorSettings, random_state: int
 ) -> BatchResult:
@@ -302,7 +285,7 @@ def detect_batch(
     features = feature_matrix(history, settings)
     n = len(features)
     scores = np.zeros(n)
-    exceeds = np.zeros(n, dtype=bool)
+    above = np.zeros(n, dtype=bool)
     beyond = np.zeros(n, dtype=bool)
     seasons = np.zeros(n, dtype=np.intp)
     first = settings.min_train_rows + settings.warm_up_rows
@@ -312,13 +295,13 @@ def detect_batch(
         model = _fit_model(features[rows], settings, random_state, season)
         block = slice(start, start + settings.refit_every)
         scores[block] = _raw_scores(model, features[block])
-        exceeds[block] = scores[block] >= model.threshold
+        above[block] = scores[block] >= model.threshold
         beyond[block] = beyond_training(model, features[block], settings)
         seasons[block] = season
-    exceeds &= (scores > record_levels(scores, settings)) & deviates(features, settings)
-    exceeds |= beyond
-    exceeds &= ~repeats_season(scores, seasons, settings)
-    return BatchResult(scores, apply_operating_point(exceeds, settings, settings.cooldown_rows + 1))
+    regular = repeats_season(scores, seasons, settings)
+    gate = above & deviates(features, settings) & ~regular
+    flags = flag_incidents(scores, gate, beyond & ~regular, settings, settings.cooldown_rows + 1)
+    return BatchResult(scores, flags)
 
 
 def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
@@ -330,23 +313,6 @@ def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
     level_and_step = _level_and_step(features)
     result: BoolArray = np.abs(level_and_step).max(axis=1) >= np.log1p(settings.min_deviation_z)
     return result
-
-
-def record_levels(scores: FloatArray, settings: DetectorSettings) -> FloatArray:
-    """Per row: the highest score of the `record_rows` rows before its persistence window,
-    plus the margin.
-
-    A score must beat the recent record to count: the score's own causal distribution
-    decides what is unusual, whatever the forest's absolute scale on this series. The rows
-    of the persistence window (the `persistence_n - 1` rows before t) are left out, so the
-    first rows of one anomaly do not raise the bar for the next ones it needs to persist
-    (with n = 1 the record is simply that of the rows before t).
-    """
-    if settings.record_rows <= 0:
-        return np.zeros(len(scores))
-    before = pd.Series(scores).shift(settings.persistence_n)
-    previous = before.rolling(settings.record_rows, min_periods=1).max()
-    return previous.fillna(0.0).to_numpy(dtype=float) + settings.record_margin
 
 
 @dataclass
@@ -426,12 +392,10 @@ class AnomalyDetector:
     def _verdict(self, model: _Model, rows: _ScoredRows,
                  contributions: tuple[Contribution, ...]) -> AnomalyVerdict:
         scores = np.asarray(rows.scores, dtype=float)
-        record = record_levels(scores, self.settings)
-        exceeds = (scores >= model.threshold) & (scores > record)
-        exceeds &= np.asarray(rows.deviates, dtype=bool)
-        exceeds |= np.asarray(rows.beyond, dtype=bool)
-        exceeds &= ~repeats_season(scores, model.season, self.settings)
-        flags = apply_operating_point(exceeds, self.settings, rows.limit + 1)
+        regular = repeats_season(scores, model.season, self.settings)
+        gate = (scores >= model.threshold) & np.asarray(rows.deviates, dtype=bool) & ~regular
+        beyond = np.asarray(rows.beyond, dtype=bool) & ~regular
+        flags = flag_incidents(scores, gate, beyond, self.settings, rows.limit + 1)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), contributions)
 
     def _contributions(self, window: Series) -> tuple[Contribution, ...]:
