@@ -45,6 +45,15 @@ def test_autocorrelation_is_one_at_lag_zero_and_zero_for_a_flat_line() -> None:
     assert acf[40] > 0.5 > acf[20]
     assert not autocorrelation(np.full(50, 3.0)).any()
     assert len(autocorrelation([])) == 0
+    assert not autocorrelation([np.nan, np.inf]).any()
+
+
+def test_autocorrelation_takes_missing_and_huge_values() -> None:
+    values = periodic(400, 40) * 1e300
+    values[::7] = np.nan
+    values[3] = np.inf
+    acf = autocorrelation(values)
+    assert np.isfinite(acf).all() and acf[40] > 0.5
 
 
 @pytest.mark.parametrize(("values", "expected"), [

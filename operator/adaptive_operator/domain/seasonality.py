@@ -25,11 +25,17 @@ IntArray = npt.NDArray[np.intp]
 
 
 def autocorrelation(values: Sequence[float] | FloatArray) -> FloatArray:
-    """The sample autocorrelation at every lag 0..n-1 (1 at lag 0; zeros for a flat series)."""
+    """The sample autocorrelation at every lag 0..n-1 (1 at lag 0; zeros for a flat series).
+    Missing or infinite values count as the mean."""
     x = np.asarray(values, dtype=float)
-    x = np.nan_to_num(x - np.nanmean(x)) if len(x) else x
     n = len(x)
-    if n == 0 or not np.any(x):
+    finite = np.isfinite(x)
+    largest = float(np.abs(x[finite]).max()) if finite.any() else 0.0
+    if largest == 0.0:
+        return np.zeros(n)
+    x = np.where(finite, x / largest, 0.0)  # scaled first: huge values must not overflow
+    x = np.where(finite, x - x[finite].mean(), 0.0)
+    if not np.any(x):
         return np.zeros(n)
     size = 1 << int(np.ceil(np.log2(2 * n)))
     spectrum = np.fft.rfft(x, size)
