@@ -20,13 +20,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from adaptive_operator.domain.forecasting.seasonality import (
+    autocorrelation as forecast_autocorrelation,
+)
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 
 def autocorrelation(values: Sequence[float] | FloatArray) -> FloatArray:
-    """The sample autocorrelation at every lag 0..n-1 (1 at lag 0; zeros for a flat series).
-    Missing or infinite values count as the mean."""
+    """The (linearly detrended) sample autocorrelation at every lag 0..n-1, the forecaster's;
+    1 at lag 0, zeros for a flat series. Missing or infinite values count as the mean."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     finite = np.isfinite(x)
@@ -35,13 +39,7 @@ def autocorrelation(values: Sequence[float] | FloatArray) -> FloatArray:
         return np.zeros(n)
     x = np.where(finite, x / largest, 0.0)  # scaled first: huge values must not overflow
     x = np.where(finite, x - x[finite].mean(), 0.0)
-    if not np.any(x):
-        return np.zeros(n)
-    size = 1 << int(np.ceil(np.log2(2 * n)))
-    spectrum = np.fft.rfft(x, size)
-    covariance = np.fft.irfft(spectrum * np.conj(spectrum), size)[:n]
-    result: FloatArray = covariance / covariance[0]
-    return result
+    return forecast_autocorrelation(x, n - 1)
 
 
 def strongest_peak(
