@@ -22,7 +22,7 @@ from adaptive_operator.domain.seasonality import (
 )
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50,
-                        record_margin=-0.05)
+                        record_margin=-0.05, seasonal_differencing=False)  # the repeat rule alone
 SEASON = 60
 JOB = 30  # the phase of a job that runs once per season
 

@@ -3,7 +3,8 @@
 An IsolationForest (scikit-learn) over causal features of each metric: the robust z-score of
 the value against a trailing baseline (median and MAD of the rows *before* it), the robust
 z-score of the step from the previous row, a short-term mean shift and a short-term volatility
-ratio. The forest is trained on recent history and refit on a schedule; a row's score uses
+ratio; for a metric whose training rows show a period, of its change since one period earlier
+instead of its value (seasonal differencing). The forest is trained on recent history and refit on a schedule; a row's score uses
 rows up to it only. A point is flagged when its score stands out from the scores the forest
 gave its own training rows *and* comes close to (within `record_margin` of) or beats the
 highest score of the normal rows among the `record_rows` rows before the persistence window
@@ -28,8 +29,13 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from adaptive_operator.domain.anomaly_flags import flag_incidents
-from adaptive_operator.domain.anomaly_latest import MAD_TO_SIGMA, latest_features
+from adaptive_operator.domain.anomaly_latest import (
+    MAD_TO_SIGMA,
+    latest_features,
+    seasonal_difference,
+)
 from adaptive_operator.domain.anomaly_latest import compress as _compress
+from adaptive_operator.domain.forecasting.seasonality import detect_periods
 from adaptive_operator.domain.forest_scoring import FastForest
 from adaptive_operator.domain.seasonality import season_of, seasonal_levels
 
@@ -59,6 +65,11 @@ class DetectorSettings:
     of the most extreme training row and scores about as high, often just under the training
     quantile. Off for `detect` (the NAB contract); the operator, trained on short histories
     where this happens most, turns it on.
+    `seasonal_differencing`: look for each metric's period in the training rows (the
+    forecaster's autocorrelation); a metric that has one is judged by its change since one
+    period earlier, so a daily pattern repeating itself is flat and a day unlike the day before
+    stands out. On for `detect`; the operator turns it off (its training rows are hours of
+    syncs, too short for a daily period and long enough for chance ones).
     `season_repeats`, `season_slack_rows`, `season_min_z`: the season of the training rows
     is the lag of their autocorrelation's highest peak (at least `season_min_z` standard
     errors, 1 / sqrt(rows) each, above zero: 0.1 over 2,000 rows) between
@@ -89,6 +100,7 @@ class DetectorSettings:
     season_repeats: int = 3
     season_slack_rows: int = 10
     season_min_z: float = 4.5
+    seasonal_differencing: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -155,9 +167,14 @@ class BatchResult:
     flags: BoolArray
 
 
-def metric_features(values: Sequence[float] | FloatArray, settings: DetectorSettings) -> FloatArray:
-    """Causal features of one metric, one row per input row (shape n x FEATURES_PER_METRIC)."""
-    x = pd.Series(np.asarray(values, dtype=float))
+def metric_features(
+    values: Sequence[float] | FloatArray, settings: DetectorSettings, period: int = 0
+) -> FloatArray:
+    """Causal features of one metric, one row per input row (shape n x FEATURES_PER_METRIC).
+
+    With a `period` (0: none), of the change since one period earlier (seasonal differencing):
+    a daily pattern repeating itself is then flat, a day unlike the previous one is not."""
+    x = pd.Series(seasonal_difference(values, period))
     baseline, scale = _baseline(x, settings.baseline_rows)
     step = x.diff()
     step_scale = _robust_scale(step.abs(), settings.baseline_rows)
@@ -170,14 +187,31 @@ def metric_features(values: Sequence[float] | FloatArray, settings: DetectorSett
     return _compress(np.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0))
 
 
+def find_periods(history: Series, rows: slice, settings: DetectorSettings) -> dict[str, int]:
+    """Each metric's period (0: none) in the rows `rows` (`seasonal_differencing` on)."""
+    if not settings.seasonal_differencing:
+        return {}
+    found = {}
+    for name in sorted(history):
+        values = np.asarray(history[name], dtype=float)[rows]
+        periods = detect_periods(values[np.isfinite(values)])
+        found[name] = periods[0] if periods else 0
+    return found
+
+
 def level_zscores(
-    values: Sequence[float] | FloatArray, baseline_rows: int
+    values: Sequence[float] | FloatArray, baseline_rows: int, period: int = 0
 ) -> tuple[FloatArray, FloatArray]:
-    """Per row: the trailing baseline (median of earlier rows) and the robust z against it."""
-    x = pd.Series(np.asarray(values, dtype=float))
+    """Per row: the trailing baseline (median of earlier rows) and the robust z against it.
+
+    With a `period`, of the change since one period earlier: the baseline is then the value
+    one period earlier plus the usual change."""
+    raw = pd.Series(np.asarray(values, dtype=float))
+    x = pd.Series(seasonal_difference(raw.to_numpy(dtype=float), period))
     baseline, scale = _baseline(x, baseline_rows)
     z = ((x - baseline) / scale).fillna(0.0).to_numpy(dtype=float)
-    return baseline.fillna(x).to_numpy(dtype=float), z
+    expected = baseline + (raw.shift(period) if period > 0 else 0.0)
+    return expected.fillna(raw).to_numpy(dtype=float), z
 
 
 def _baseline(x: pd.Series, rows: int) -> tuple[pd.Series, pd.Series]:
@@ -196,13 +230,16 @@ def _robust_scale(deviation: pd.Series, rows: int, level: pd.Series | None = Non
 
 
 def feature_matrix(
-    history: Series, settings: DetectorSettings
+    history: Series, settings: DetectorSettings, periods: Mapping[str, int] | None = None
 ) -> FloatArray:
     names = sorted(history)
     lengths = {len(history[name]) for name in names}
     if len(lengths) != 1:
         raise ValueError(f"all metrics need the same number of rows, got {sorted(lengths)}")
-    return np.hstack([metric_features(history[name], settings) for name in names])
+    found = periods or {}
+    return np.hstack(
+        [metric_features(history[name], settings, found.get(name, 0)) for name in names]
+    )
 
 
 def _forest(settings: DetectorSettings, random_state: int, rows: int) -> IsolationForest:
@@ -220,6 +257,7 @@ class _Model:
     envelope: FloatArray  # per level or step column: the largest |value| in training
     fast: FastForest | None = None
     season: int = 0  # rows per cycle of the training rows, 0 if they have none
+    periods: dict[str, int] = field(default_factory=dict)  # differencing per metric, 0: none
 
 
 def _level_and_step(features: FloatArray) -> FloatArray:
@@ -236,13 +274,14 @@ def beyond_training(model: _Model, rows: FloatArray, settings: DetectorSettings)
 
 
 def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
-               season: int = 0) -> _Model:
+               season: int = 0, periods: Mapping[str, int] | None = None) -> _Model:
     forest = _forest(settings, random_state, len(train)).fit(train)
     train_scores = -forest.score_samples(train)
     upper = float(np.quantile(train_scores, settings.train_quantile))
     threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return _Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest), season)
+    return _Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest), season,
+                  dict(periods or {}))
 
 
 def training_season(history: Series, rows: slice, settings: DetectorSettings) -> int:
@@ -284,24 +323,42 @@ def detect_batch(
     then score the block in one vectorised call (the model never saw the rows it scores)."""
     features = feature_matrix(history, settings)
     n = len(features)
+    by_periods: dict[tuple[tuple[str, int], ...], FloatArray] = {(): features}
     scores = np.zeros(n)
     above = np.zeros(n, dtype=bool)
+    moved = np.zeros(n, dtype=bool)
     beyond = np.zeros(n, dtype=bool)
     seasons = np.zeros(n, dtype=np.intp)
     first = settings.min_train_rows + settings.warm_up_rows
     for start in range(first, n, settings.refit_every):
         rows = slice(max(settings.warm_up_rows, start - settings.train_rows), start)
         season = training_season(history, rows, settings)
-        model = _fit_model(features[rows], settings, random_state, season)
+        periods = find_periods(history, rows, settings)
+        features = _differenced(history, settings, periods, by_periods)
+        model = _fit_model(features[rows], settings, random_state, season, periods)
         block = slice(start, start + settings.refit_every)
         scores[block] = _raw_scores(model, features[block])
         above[block] = scores[block] >= model.threshold
         beyond[block] = beyond_training(model, features[block], settings)
+        moved[block] = deviates(features[block], settings)
         seasons[block] = season
     regular = repeats_season(scores, seasons, settings)
-    gate = above & deviates(features, settings) & ~regular
+    gate = above & moved & ~regular
     flags = flag_incidents(scores, gate, beyond & ~regular, settings, settings.cooldown_rows + 1)
     return BatchResult(scores, flags)
+
+
+def _differenced(
+    history: Series,
+    settings: DetectorSettings,
+    periods: Mapping[str, int],
+    cache: dict[tuple[tuple[str, int], ...], FloatArray],
+) -> FloatArray:
+    """The feature matrix with `periods`' seasonal differencing, computed once per periods."""
+    key = tuple(sorted(p for p in periods.items() if p[1]))
+    if key not in cache:
+        cache[key] = feature_matrix(history, settings, periods)
+    return cache[key]
 
 
 def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
@@ -336,7 +393,10 @@ class AnomalyDetector:
             )
         rows = slice(max(s.warm_up_rows, len(every) - s.train_rows), len(every))  # = features
         season = training_season(history, rows, s)
-        self._model = _fit_model(features, self.settings, self.random_state, season)
+        periods = find_periods(history, rows, s)
+        if any(periods.values()):
+            features = feature_matrix(history, s, periods)[rows]
+        self._model = _fit_model(features, self.settings, self.random_state, season, periods)
         self._metrics = tuple(sorted(history))
         self._rows = None  # rows scored by the previous model are scored again
         return self
@@ -367,7 +427,7 @@ class AnomalyDetector:
         if self._rows is None or tuple(sorted(window)) != self._metrics:
             return self.score(window)
         features, levels = latest_features(window, self.settings.baseline_rows,
-                                           self.settings.short_rows)
+                                           self.settings.short_rows, self._model.periods)
         contributions = by_deviation([Contribution(*level) for level in levels])
         model = self._model
         self._rows.add(float(_raw_scores(model, features)[0]),
@@ -376,7 +436,7 @@ class AnomalyDetector:
         return self._verdict(model, self._rows, contributions)
 
     def _score_window(self, model: _Model, window: Series) -> _ScoredRows:
-        features = feature_matrix(window, self.settings)
+        features = feature_matrix(window, self.settings, model.periods)
         s = self.settings
         tail = s.persistence_n + s.cooldown_rows + s.record_rows
         scores = _raw_scores(model, features[-tail:])
@@ -400,9 +460,11 @@ class AnomalyDetector:
 
     def _contributions(self, window: Series) -> tuple[Contribution, ...]:
         found = []
+        periods = self._model.periods if self._model else {}
         for metric in self._metrics:
             values = np.asarray(window[metric], dtype=float)
-            baseline, z = level_zscores(values, self.settings.baseline_rows)
+            baseline, z = level_zscores(values, self.settings.baseline_rows,
+                                        periods.get(metric, 0))
             found.append(Contribution(metric, float(values[-1]), float(baseline[-1]), float(z[-1])))
         return by_deviation(found)
 
