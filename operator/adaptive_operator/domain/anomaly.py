@@ -4,14 +4,15 @@ An IsolationForest (scikit-learn) over causal features of each metric: the robus
 the value against a trailing baseline (median and MAD of the rows *before* it), the robust
 z-score of the step from the previous row, a short-term mean shift and a short-term volatility
 ratio; for a metric whose training rows show a period, of its change since one period earlier
-instead of its value (seasonal differencing). The forest is trained on recent history and refit on a schedule; a row's score uses
-rows up to it only. A point is flagged when its score stands out from the scores the forest
-gave its own training rows *and* comes close to (within `record_margin` of) or beats the
-highest score of the normal rows among the `record_rows` rows before the persistence window
-(an incident already flagged does not count: `anomaly_flags`), for `persistence_k` of the last
-`persistence_n` rows, *and* beats the scores of the same phase of the series' previous cycles
-when the training rows have a season (`seasonality`: a daily job is not an incident, however
-high it scores); a flag is followed by a cool-down so that one incident is one detection.
+instead of its value (seasonal differencing). The forest is trained on recent history and
+refit on a schedule; a row's score uses rows up to it only. A point is flagged when its score
+stands out from the scores the forest gave its own training rows *and* comes close to (within
+`record_margin` of) or beats the highest score of the normal rows among the `record_rows` rows
+before the persistence window (an incident already flagged does not count: `anomaly_flags`),
+for `persistence_k` of the last `persistence_n` rows, *and* beats the scores of the same phase
+of the series' previous cycles when the training rows have a season (`seasonality`: a daily
+job is not an incident, however high it scores); a flag is followed by a cool-down so that
+one incident is one detection.
 Judging a score against the score's own recent distribution makes the operating point work
 whatever the forest's absolute scale on a given series.
 
