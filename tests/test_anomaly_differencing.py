@@ -22,7 +22,7 @@ from adaptive_operator.domain.anomaly_latest import latest_features, seasonal_di
 
 PERIOD = 24
 FAST = DetectorSettings(
-    season_repeats=0,
+    season_slack_rows=5,  # seasons from 15 rows: PERIOD is 24
     min_train_rows=120, refit_every=100, n_estimators=50, baseline_rows=100, train_rows=400,
     record_rows=200, cooldown_rows=20,
 )

@@ -36,9 +36,8 @@ from adaptive_operator.domain.anomaly_latest import (
     seasonal_difference,
 )
 from adaptive_operator.domain.anomaly_latest import compress as _compress
-from adaptive_operator.domain.forecasting.seasonality import detect_periods
 from adaptive_operator.domain.forest_scoring import FastForest
-from adaptive_operator.domain.seasonality import season_of, seasonal_levels
+from adaptive_operator.domain.seasonality import season_of, seasonal_levels, strongest_peak
 
 FloatArray = npt.NDArray[np.float64]
 Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]
@@ -66,11 +65,12 @@ class DetectorSettings:
     of the most extreme training row and scores about as high, often just under the training
     quantile. Off for `detect` (the NAB contract); the operator, trained on short histories
     where this happens most, turns it on.
-    `seasonal_differencing`: look for each metric's period in the training rows (the
-    forecaster's autocorrelation); a metric that has one is judged by its change since one
-    period earlier, so a daily pattern repeating itself is flat and a day unlike the day before
-    stands out. On for `detect`; the operator turns it off (its training rows are hours of
-    syncs, too short for a daily period and long enough for chance ones).
+    `seasonal_differencing`, `difference_min_acf`: a metric whose training rows have a season
+    (as below) with an autocorrelation of at least `difference_min_acf` there (a clear period,
+    not a chance one) is judged by its change since one period earlier, so a daily pattern
+    repeating itself is flat and a day unlike the day before stands out. On for `detect`; the
+    operator turns it off (its training rows are hours of syncs, too short for a daily period
+    and long enough for chance ones).
     `season_repeats`, `season_slack_rows`, `season_min_z`: the season of the training rows
     is the lag of their autocorrelation's highest peak (at least `season_min_z` standard
     errors, 1 / sqrt(rows) each, above zero: 0.1 over 2,000 rows) between
@@ -102,6 +102,7 @@ class DetectorSettings:
     season_slack_rows: int = 10
     season_min_z: float = 4.5
     seasonal_differencing: bool = True
+    difference_min_acf: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -189,14 +190,16 @@ def metric_features(
 
 
 def find_periods(history: Series, rows: slice, settings: DetectorSettings) -> dict[str, int]:
-    """Each metric's period (0: none) in the rows `rows` (`seasonal_differencing` on)."""
+    """Each metric's period in the rows `rows`: its season (as the repeat rule finds it) when
+    the autocorrelation there reaches `difference_min_acf`, else 0 (`seasonal_differencing`)."""
     if not settings.seasonal_differencing:
         return {}
+    shortest, longest = settings.season_bounds
     found = {}
     for name in sorted(history):
         values = np.asarray(history[name], dtype=float)[rows]
-        periods = detect_periods(values[np.isfinite(values)])
-        found[name] = periods[0] if periods else 0
+        lag, acf = strongest_peak(values, shortest, longest, settings.season_min_z)
+        found[name] = lag if acf >= settings.difference_min_acf else 0
     return found
 
 
