@@ -102,7 +102,7 @@ class DetectorSettings:
     season_slack_rows: int = 10
     season_min_z: float = 4.5
     seasonal_differencing: bool = True
-    difference_min_acf: float = 0.5
+    difference_min_acf: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
