@@ -16,13 +16,12 @@ from adaptive_operator.domain.anomaly import (
     Contribution,
     DetectorSettings,
     _fit_model,
-    apply_operating_point,
     beyond_training,
     detect_batch,
     detect_series,
     metric_features,
-    record_levels,
 )
+from adaptive_operator.domain.anomaly_flags import flag_incidents, record_level
 from adaptive_operator.domain.healing import detector_settings_from_spec
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
@@ -88,7 +87,9 @@ def test_scores_stay_in_unit_interval_for_any_series(values: list[float]) -> Non
 def test_operating_point(exceeds: list[int], k: int, n: int, cooldown: int,
                          expected: list[int]) -> None:
     config = replace(FAST, persistence_k=k, persistence_n=n, cooldown_rows=cooldown)
-    flags = apply_operating_point(np.array(exceeds, dtype=bool), config, cooldown + 1)
+    gate = np.array(exceeds, dtype=bool)  # equal scores: every gate row beats the record
+    flags = flag_incidents(np.ones(len(gate)), gate, np.zeros(len(gate), dtype=bool), config,
+                           cooldown + 1)
     assert flags.astype(int).tolist() == expected
 
 
@@ -145,8 +146,10 @@ def test_detector_with_warm_up_matches_batch_on_last_row() -> None:
 def test_record_leaves_the_persistence_window_out(n: int, expected: list[float]) -> None:
     # Otherwise the first rows of an anomaly raise the bar its next rows must clear to persist.
     config = replace(FAST, persistence_k=1, persistence_n=n)
-    levels = record_levels(np.array([0.1, 0.3, 0.9, 0.85]), config)
-    assert levels.tolist() == pytest.approx(expected)
+    scores = np.array([0.1, 0.3, 0.9, 0.85])
+    levels = [record_level(scores, row, config) for row in range(4)]
+    assert levels == pytest.approx(expected)
+    assert record_level(scores, 3, replace(config, record_rows=0)) == 0.0
 
 
 def live_history(seed: int, rows: int, repeats: float) -> dict[str, list[float]]:
@@ -240,3 +243,24 @@ def test_step_change_is_flagged_near_its_start() -> None:
     values[320:] += 12.0
     flags = detect_series(values, FAST, random_state=0).flags
     assert flags[320:326].any()
+
+
+def test_a_flagged_incident_does_not_raise_the_record_for_the_next() -> None:
+    # Row 1 is flagged; its cool-down (rows 1-3) leaves the record, so row 5 (0.8) beats the
+    # record of the normal rows (0.2) although the first incident scored higher.
+    scores = np.array([0.2, 0.95, 0.9, 0.9, 0.2, 0.8])
+    gate = np.array([False, True, False, False, False, True])
+    config = replace(FAST, cooldown_rows=2, record_margin=0.0)
+    none = np.zeros(6, dtype=bool)
+    assert flag_incidents(scores, gate, none, config, 3).tolist() == [
+        False, True, False, False, False, True]
+    # Without the flag (say it came during an earlier cool-down) row 1 stays in the record.
+    assert not flag_incidents(scores, gate, none, config, 0)[5]
+
+
+def test_a_row_beyond_training_needs_no_record() -> None:
+    scores = np.array([0.9, 0.1, 0.1])
+    beyond = np.array([False, False, True])
+    config = replace(FAST, cooldown_rows=0)
+    flags = flag_incidents(scores, np.zeros(3, dtype=bool), beyond, config, 1)
+    assert flags.tolist() == [False, False, True]

@@ -70,3 +70,26 @@ def test_corpus_threshold_sweep_uses_scores() -> None:
     assert nab.corpus_score([result], STANDARD, None) == 0.0
     best, threshold = nab.best_threshold([result], STANDARD)
     assert best > 95.0 and threshold <= 0.9
+
+
+def test_counts_flags_outside_windows_after_probation_and_missed_windows() -> None:
+    hit = nab.FileResult("realAWSCloudwatch/a.csv", [WINDOW], np.zeros(N), flags_at(100, 300, 550))
+    missed = nab.FileResult("artificialNoAnomaly/b.csv", [WINDOW, (800, 850)], np.zeros(N),
+                            flags_at(700))
+    assert nab.counts([hit, missed]) == (2, 2)  # 300 and 700 outside; row 100 is probation
+
+
+def test_scores_per_group_and_the_seed_table() -> None:
+    aws = nab.FileResult("realAWSCloudwatch/a.csv", [WINDOW], np.zeros(N), flags_at(500))
+    art = nab.FileResult("artificialWithAnomaly/b.csv", [WINDOW], np.zeros(N), flags_at())
+    assert (nab.group_of(aws.name), nab.group_of(art.name)) == nab.GROUPS
+    assert nab.own_score([aws, art], STANDARD, "realAWSCloudwatch") == 100.0
+    assert nab.own_score([aws, art], STANDARD, "artificial") == 0.0
+    assert nab.own_score([aws, art], STANDARD) == 50.0
+    art_hit = nab.FileResult(art.name, [WINDOW], np.zeros(N), flags_at(500))
+    lines = nab.seed_table({0: [aws, art], 1: [aws, art_hit]})
+    standard = next(line for line in lines if line.startswith("| standard"))
+    # all: 50 at seed 0, 100 at seed 1; AWS 100 both; artificial 0 then 100.
+    cells = standard.rstrip(" |").split(" | ")[1:7]
+    assert cells == ["50.0", "75.0", "100.0", "100.0", "0.0", "50.0"]
+    assert "Seed 1: 0 flags outside windows, 0 of 2 windows missed." in lines

@@ -3,12 +3,16 @@
 An IsolationForest (scikit-learn) over causal features of each metric: the robust z-score of
 the value against a trailing baseline (median and MAD of the rows *before* it), the robust
 z-score of the step from the previous row, a short-term mean shift and a short-term volatility
-ratio. The forest is trained on recent history and refit on a schedule; a row's score uses
-rows up to it only. A point is flagged when its score stands out from the scores the forest
-gave its own training rows *and* comes close to (within `record_margin` of) or beats the
-highest score of the `record_rows` rows before the persistence window, for `persistence_k`
-of the last `persistence_n` rows; a flag is followed by a cool-down so that one incident is
-one detection.
+ratio; for a metric whose training rows show a period, of its change since one period earlier
+instead of its value (seasonal differencing). The forest is trained on recent history and
+refit on a schedule; a row's score uses rows up to it only. A point is flagged when its score
+stands out from the scores the forest gave its own training rows *and* comes close to (within
+`record_margin` of) or beats the highest score of the normal rows among the `record_rows` rows
+before the persistence window (an incident already flagged does not count: `anomaly_flags`),
+for `persistence_k` of the last `persistence_n` rows, *and* beats the scores of the same phase
+of the series' previous cycles when the training rows have a season (`seasonality`: a daily
+job is not an incident, however high it scores); a flag is followed by a cool-down so that
+one incident is one detection.
 Judging a score against the score's own recent distribution makes the operating point work
 whatever the forest's absolute scale on a given series.
 
@@ -25,9 +29,15 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
-from adaptive_operator.domain.anomaly_latest import MAD_TO_SIGMA, latest_features
+from adaptive_operator.domain.anomaly_flags import flag_incidents
+from adaptive_operator.domain.anomaly_latest import (
+    MAD_TO_SIGMA,
+    latest_features,
+    seasonal_difference,
+)
 from adaptive_operator.domain.anomaly_latest import compress as _compress
 from adaptive_operator.domain.forest_scoring import FastForest
+from adaptive_operator.domain.seasonality import season_of, seasonal_levels, strongest_peak
 
 FloatArray = npt.NDArray[np.float64]
 Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]
@@ -55,6 +65,18 @@ class DetectorSettings:
     of the most extreme training row and scores about as high, often just under the training
     quantile. Off for `detect` (the NAB contract); the operator, trained on short histories
     where this happens most, turns it on.
+    `seasonal_differencing`, `difference_min_acf`: a metric whose training rows have a season
+    (as below) with an autocorrelation of at least `difference_min_acf` there (a clear period,
+    not a chance one) is judged by its change since one period earlier, so a daily pattern
+    repeating itself is flat and a day unlike the day before stands out. On for `detect`; the
+    operator turns it off (its training rows are hours of syncs, too short for a daily period
+    and long enough for chance ones).
+    `season_repeats`, `season_slack_rows`, `season_min_z`: the season of the training rows
+    is the lag of their autocorrelation's highest peak (at least `season_min_z` standard
+    errors, 1 / sqrt(rows) each, above zero: 0.1 over 2,000 rows) between
+    3 x `season_slack_rows` and the longest season whose `season_repeats` previous cycles fit
+    in the record; a row must then beat, strictly, the scores of those cycles within
+    `season_slack_rows` of its phase. 0 repeats turns it off.
     The defaults were chosen globally on the NAB development corpus (never per file).
     """
 
@@ -76,6 +98,11 @@ class DetectorSettings:
     record_margin: float = -0.02
     warm_up_rows: int = 0
     beyond_training: bool = False
+    season_repeats: int = 3
+    season_slack_rows: int = 10
+    season_min_z: float = 4.5
+    seasonal_differencing: bool = True
+    difference_min_acf: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -88,12 +115,20 @@ class DetectorSettings:
             raise ValueError(
                 "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"
             )
-
+        if self.season_repeats < 0 or self.season_slack_rows < 1:
+            raise ValueError("season_repeats must be >= 0 and season_slack_rows >= 1")
 
     @property
     def rows_to_fit(self) -> int:
         """History rows the live detector needs before its first fit."""
         return self.min_train_rows + self.warm_up_rows
+
+    @property
+    def season_bounds(self) -> tuple[int, int]:
+        """The shortest and longest season in rows the detector looks for."""
+        slack = self.season_slack_rows
+        longest = (self.record_rows - slack) // self.season_repeats if self.season_repeats else 0
+        return 3 * slack, longest
 
 
 @dataclass(frozen=True)
@@ -134,9 +169,14 @@ class BatchResult:
     flags: BoolArray
 
 
-def metric_features(values: Sequence[float] | FloatArray, settings: DetectorSettings) -> FloatArray:
-    """Causal features of one metric, one row per input row (shape n x FEATURES_PER_METRIC)."""
-    x = pd.Series(np.asarray(values, dtype=float))
+def metric_features(
+    values: Sequence[float] | FloatArray, settings: DetectorSettings, period: int = 0
+) -> FloatArray:
+    """Causal features of one metric, one row per input row (shape n x FEATURES_PER_METRIC).
+
+    With a `period` (0: none), of the change since one period earlier (seasonal differencing):
+    a daily pattern repeating itself is then flat, a day unlike the previous one is not."""
+    x = pd.Series(seasonal_difference(values, period))
     baseline, scale = _baseline(x, settings.baseline_rows)
     step = x.diff()
     step_scale = _robust_scale(step.abs(), settings.baseline_rows)
@@ -149,14 +189,33 @@ def metric_features(values: Sequence[float] | FloatArray, settings: DetectorSett
     return _compress(np.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0))
 
 
+def find_periods(history: Series, rows: slice, settings: DetectorSettings) -> dict[str, int]:
+    """Each metric's period in the rows `rows`: its season (as the repeat rule finds it) when
+    the autocorrelation there reaches `difference_min_acf`, else 0 (`seasonal_differencing`)."""
+    if not settings.seasonal_differencing:
+        return {}
+    shortest, longest = settings.season_bounds
+    found = {}
+    for name in sorted(history):
+        values = np.asarray(history[name], dtype=float)[rows]
+        lag, acf = strongest_peak(values, shortest, longest, settings.season_min_z)
+        found[name] = lag if acf >= settings.difference_min_acf else 0
+    return found
+
+
 def level_zscores(
-    values: Sequence[float] | FloatArray, baseline_rows: int
+    values: Sequence[float] | FloatArray, baseline_rows: int, period: int = 0
 ) -> tuple[FloatArray, FloatArray]:
-    """Per row: the trailing baseline (median of earlier rows) and the robust z against it."""
-    x = pd.Series(np.asarray(values, dtype=float))
+    """Per row: the trailing baseline (median of earlier rows) and the robust z against it.
+
+    With a `period`, of the change since one period earlier: the baseline is then the value
+    one period earlier plus the usual change."""
+    raw = pd.Series(np.asarray(values, dtype=float))
+    x = pd.Series(seasonal_difference(raw.to_numpy(dtype=float), period))
     baseline, scale = _baseline(x, baseline_rows)
     z = ((x - baseline) / scale).fillna(0.0).to_numpy(dtype=float)
-    return baseline.fillna(x).to_numpy(dtype=float), z
+    expected = baseline + (raw.shift(period) if period > 0 else 0.0)
+    return expected.fillna(raw).to_numpy(dtype=float), z
 
 
 def _baseline(x: pd.Series, rows: int) -> tuple[pd.Series, pd.Series]:
@@ -175,13 +234,16 @@ def _robust_scale(deviation: pd.Series, rows: int, level: pd.Series | None = Non
 
 
 def feature_matrix(
-    history: Series, settings: DetectorSettings
+    history: Series, settings: DetectorSettings, periods: Mapping[str, int] | None = None
 ) -> FloatArray:
     names = sorted(history)
     lengths = {len(history[name]) for name in names}
     if len(lengths) != 1:
         raise ValueError(f"all metrics need the same number of rows, got {sorted(lengths)}")
-    return np.hstack([metric_features(history[name], settings) for name in names])
+    found = periods or {}
+    return np.hstack(
+        [metric_features(history[name], settings, found.get(name, 0)) for name in names]
+    )
 
 
 def _forest(settings: DetectorSettings, random_state: int, rows: int) -> IsolationForest:
@@ -198,6 +260,8 @@ class _Model:
     threshold: float
     envelope: FloatArray  # per level or step column: the largest |value| in training
     fast: FastForest | None = None
+    season: int = 0  # rows per cycle of the training rows, 0 if they have none
+    periods: dict[str, int] = field(default_factory=dict)  # differencing per metric, 0: none
 
 
 def _level_and_step(features: FloatArray) -> FloatArray:
@@ -213,13 +277,32 @@ def beyond_training(model: _Model, rows: FloatArray, settings: DetectorSettings)
     return result
 
 
-def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int) -> _Model:
+def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
+               season: int = 0, periods: Mapping[str, int] | None = None) -> _Model:
     forest = _forest(settings, random_state, len(train)).fit(train)
     train_scores = -forest.score_samples(train)
     upper = float(np.quantile(train_scores, settings.train_quantile))
     threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return _Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest))
+    return _Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest), season,
+                  dict(periods or {}))
+
+
+def training_season(history: Series, rows: slice, settings: DetectorSettings) -> int:
+    """The season of the training rows `rows` of `history` (0: none, or seasons are off)."""
+    if not settings.season_repeats:
+        return 0
+    shortest, longest = settings.season_bounds
+    window = {name: np.asarray(values, dtype=float)[rows] for name, values in history.items()}
+    return season_of(window, shortest, longest, settings.season_min_z)
+
+
+def repeats_season(scores: FloatArray, seasons: npt.NDArray[np.intp] | int,
+                   settings: DetectorSettings) -> BoolArray:
+    """Rows whose score does not beat the same phase of the previous cycles: a regular event."""
+    levels = seasonal_levels(scores, seasons, settings.season_slack_rows, settings.season_repeats)
+    result: BoolArray = scores <= levels
+    return result
 
 
 def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
@@ -228,24 +311,6 @@ def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
     raw = model.fast.scores(rows) if model.fast else -model.forest.score_samples(rows)
     scores: FloatArray = np.clip(raw, 0.0, 1.0).astype(float)
     return scores
-
-
-def apply_operating_point(
-    exceeds: BoolArray, settings: DetectorSettings, quiet_before: int = 0
-) -> BoolArray:
-    """Persistence (k of the last n) then a cool-down after each flag.
-
-    `quiet_before` is how many rows have passed since the last flag before this stretch.
-    """
-    counts = np.convolve(exceeds.astype(int), np.ones(settings.persistence_n, dtype=int))
-    persistent = counts[: len(exceeds)] >= settings.persistence_k
-    flags = np.zeros(len(exceeds), dtype=bool)
-    last_flag = -quiet_before
-    for row in np.flatnonzero(persistent):
-        if row - last_flag > settings.cooldown_rows:
-            flags[row] = True
-            last_flag = int(row)
-    return flags
 
 
 def detect_series(
@@ -262,20 +327,42 @@ def detect_batch(
     then score the block in one vectorised call (the model never saw the rows it scores)."""
     features = feature_matrix(history, settings)
     n = len(features)
+    by_periods: dict[tuple[tuple[str, int], ...], FloatArray] = {(): features}
     scores = np.zeros(n)
-    exceeds = np.zeros(n, dtype=bool)
+    above = np.zeros(n, dtype=bool)
+    moved = np.zeros(n, dtype=bool)
     beyond = np.zeros(n, dtype=bool)
+    seasons = np.zeros(n, dtype=np.intp)
     first = settings.min_train_rows + settings.warm_up_rows
     for start in range(first, n, settings.refit_every):
-        train = features[max(settings.warm_up_rows, start - settings.train_rows) : start]
-        model = _fit_model(train, settings, random_state)
-        block = features[start : start + settings.refit_every]
-        scores[start : start + len(block)] = _raw_scores(model, block)
-        exceeds[start : start + len(block)] = scores[start : start + len(block)] >= model.threshold
-        beyond[start : start + len(block)] = beyond_training(model, block, settings)
-    exceeds &= (scores > record_levels(scores, settings)) & deviates(features, settings)
-    exceeds |= beyond
-    return BatchResult(scores, apply_operating_point(exceeds, settings, settings.cooldown_rows + 1))
+        rows = slice(max(settings.warm_up_rows, start - settings.train_rows), start)
+        season = training_season(history, rows, settings)
+        periods = find_periods(history, rows, settings)
+        features = _differenced(history, settings, periods, by_periods)
+        model = _fit_model(features[rows], settings, random_state, season, periods)
+        block = slice(start, start + settings.refit_every)
+        scores[block] = _raw_scores(model, features[block])
+        above[block] = scores[block] >= model.threshold
+        beyond[block] = beyond_training(model, features[block], settings)
+        moved[block] = deviates(features[block], settings)
+        seasons[block] = season
+    regular = repeats_season(scores, seasons, settings)
+    gate = above & moved & ~regular
+    flags = flag_incidents(scores, gate, beyond & ~regular, settings, settings.cooldown_rows + 1)
+    return BatchResult(scores, flags)
+
+
+def _differenced(
+    history: Series,
+    settings: DetectorSettings,
+    periods: Mapping[str, int],
+    cache: dict[tuple[tuple[str, int], ...], FloatArray],
+) -> FloatArray:
+    """The feature matrix with `periods`' seasonal differencing, computed once per periods."""
+    key = tuple(sorted(p for p in periods.items() if p[1]))
+    if key not in cache:
+        cache[key] = feature_matrix(history, settings, periods)
+    return cache[key]
 
 
 def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
@@ -287,23 +374,6 @@ def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
     level_and_step = _level_and_step(features)
     result: BoolArray = np.abs(level_and_step).max(axis=1) >= np.log1p(settings.min_deviation_z)
     return result
-
-
-def record_levels(scores: FloatArray, settings: DetectorSettings) -> FloatArray:
-    """Per row: the highest score of the `record_rows` rows before its persistence window,
-    plus the margin.
-
-    A score must beat the recent record to count: the score's own causal distribution
-    decides what is unusual, whatever the forest's absolute scale on this series. The rows
-    of the persistence window (the `persistence_n - 1` rows before t) are left out, so the
-    first rows of one anomaly do not raise the bar for the next ones it needs to persist
-    (with n = 1 the record is simply that of the rows before t).
-    """
-    if settings.record_rows <= 0:
-        return np.zeros(len(scores))
-    before = pd.Series(scores).shift(settings.persistence_n)
-    previous = before.rolling(settings.record_rows, min_periods=1).max()
-    return previous.fillna(0.0).to_numpy(dtype=float) + settings.record_margin
 
 
 @dataclass
@@ -325,7 +395,12 @@ class AnomalyDetector:
                 f"need at least {s.rows_to_fit} rows to fit "
                 f"({s.warm_up_rows} of them warm-up), got {len(every)}"
             )
-        self._model = _fit_model(features, self.settings, self.random_state)
+        rows = slice(max(s.warm_up_rows, len(every) - s.train_rows), len(every))  # = features
+        season = training_season(history, rows, s)
+        periods = find_periods(history, rows, s)
+        if any(periods.values()):
+            features = feature_matrix(history, s, periods)[rows]
+        self._model = _fit_model(features, self.settings, self.random_state, season, periods)
         self._metrics = tuple(sorted(history))
         self._rows = None  # rows scored by the previous model are scored again
         return self
@@ -356,7 +431,7 @@ class AnomalyDetector:
         if self._rows is None or tuple(sorted(window)) != self._metrics:
             return self.score(window)
         features, levels = latest_features(window, self.settings.baseline_rows,
-                                           self.settings.short_rows)
+                                           self.settings.short_rows, self._model.periods)
         contributions = by_deviation([Contribution(*level) for level in levels])
         model = self._model
         self._rows.add(float(_raw_scores(model, features)[0]),
@@ -365,7 +440,7 @@ class AnomalyDetector:
         return self._verdict(model, self._rows, contributions)
 
     def _score_window(self, model: _Model, window: Series) -> _ScoredRows:
-        features = feature_matrix(window, self.settings)
+        features = feature_matrix(window, self.settings, model.periods)
         s = self.settings
         tail = s.persistence_n + s.cooldown_rows + s.record_rows
         scores = _raw_scores(model, features[-tail:])
@@ -381,18 +456,19 @@ class AnomalyDetector:
     def _verdict(self, model: _Model, rows: _ScoredRows,
                  contributions: tuple[Contribution, ...]) -> AnomalyVerdict:
         scores = np.asarray(rows.scores, dtype=float)
-        record = record_levels(scores, self.settings)
-        exceeds = (scores >= model.threshold) & (scores > record)
-        exceeds &= np.asarray(rows.deviates, dtype=bool)
-        exceeds |= np.asarray(rows.beyond, dtype=bool)
-        flags = apply_operating_point(exceeds, self.settings, rows.limit + 1)
+        regular = repeats_season(scores, model.season, self.settings)
+        gate = (scores >= model.threshold) & np.asarray(rows.deviates, dtype=bool) & ~regular
+        beyond = np.asarray(rows.beyond, dtype=bool) & ~regular
+        flags = flag_incidents(scores, gate, beyond, self.settings, rows.limit + 1)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), contributions)
 
     def _contributions(self, window: Series) -> tuple[Contribution, ...]:
         found = []
+        periods = self._model.periods if self._model else {}
         for metric in self._metrics:
             values = np.asarray(window[metric], dtype=float)
-            baseline, z = level_zscores(values, self.settings.baseline_rows)
+            baseline, z = level_zscores(values, self.settings.baseline_rows,
+                                        periods.get(metric, 0))
             found.append(Contribution(metric, float(values[-1]), float(baseline[-1]), float(z[-1])))
         return by_deviation(found)
 

@@ -38,14 +38,25 @@ def _scale_at_end(deviation: FloatArray, rows: int, floor: float) -> float:
     return float(np.maximum(np.maximum(mad, 0.5 * spread), floor))
 
 
+def seasonal_difference(values: Sequence[float] | FloatArray, period: int) -> FloatArray:
+    """x[t] - x[t - period] (NaN for the first `period` rows); the values as they are for 0."""
+    x = np.asarray(values, dtype=float)
+    if period <= 0:
+        return x
+    changes = np.full(len(x), np.nan)
+    changes[period:] = x[period:] - x[:-period]
+    return changes
+
+
 def _one_metric(
-    values: Sequence[float] | FloatArray, baseline_rows: int, short_rows: int
+    values: Sequence[float] | FloatArray, baseline_rows: int, short_rows: int, period: int
 ) -> tuple[list[float], float, float]:
     """The newest row's [level_z, step_z, mean_z, vol] (uncompressed), baseline and level z."""
-    x = np.asarray(values, dtype=float)
     # Only the rows the newest row's features can reach: its baseline's window, and the
     # baselines of the rows in the window its scale is taken over.
-    x = x[-(2 * baseline_rows + 2) :]
+    reach = 2 * baseline_rows + 2
+    x = seasonal_difference(np.asarray(values, dtype=float)[-(reach + max(period, 0)) :], period)
+    x = x[-reach:]
     previous = np.concatenate([[np.nan], x[:-1]])
     medians = pd.Series(previous).rolling(baseline_rows, min_periods=2).median().to_numpy()
     baseline = float(medians[-1])
@@ -64,21 +75,30 @@ def _one_metric(
 
 
 def latest_features(
-    window: Mapping[str, Sequence[float] | FloatArray], baseline_rows: int, short_rows: int
+    window: Mapping[str, Sequence[float] | FloatArray],
+    baseline_rows: int,
+    short_rows: int,
+    periods: Mapping[str, int] | None = None,
 ) -> tuple[FloatArray, list[tuple[str, float, float, float]]]:
-    """The newest row of `anomaly.feature_matrix(window)` (1 x features) and, per metric, its
-    value, baseline and level z (what `anomaly.level_zscores` gives for the last row)."""
+    """The newest row of `anomaly.feature_matrix(window, periods)` (1 x features) and, per
+    metric, its value, baseline and level z (what `anomaly.level_zscores` gives for the last
+    row)."""
     row: list[float] = []
     levels = []
     for name in sorted(window):
-        features, baseline, z = _one_metric(window[name], baseline_rows, short_rows)
+        values = np.asarray(window[name], dtype=float)
+        period = (periods or {}).get(name, 0)
+        features, baseline, z = _one_metric(values, baseline_rows, short_rows, period)
         row += features
-        value = float(np.asarray(window[name], dtype=float)[-1])
+        value = float(values[-1])
+        # A seasonal metric's baseline is a change since one period earlier: what the value
+        # would be with the usual change is the value one period earlier plus it.
+        expected = baseline + (values[-1 - period] if 0 < period < len(values) else 0.0)
         levels.append(
             (
                 name,
                 value,
-                value if np.isnan(baseline) else baseline,
+                value if np.isnan(expected) else float(expected),
                 0.0 if np.isnan(z) else float(z),
             )
         )

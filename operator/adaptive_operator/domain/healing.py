@@ -405,11 +405,14 @@ LIVE_WARM_UP_ROWS = 20
 def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
     """The detector the operator runs for a service: product defaults, the user's knobs, and
     what a live service's short history needs: a warm-up (its first rows neither train the
-    forest nor set the record) and rows beyond the training range counting as exceeding."""
+    forest nor set the record) and rows beyond the training range counting as exceeding.
+    No seasonal differencing: the live training rows are hours of syncs, too short to show a
+    daily period and long enough for chance ones."""
     return replace(
         DetectorSettings(),
         warm_up_rows=LIVE_WARM_UP_ROWS,
         beyond_training=True,
+        seasonal_differencing=False,
         sensitivity=spec.sensitivity,
         persistence_k=spec.persistence.k,
         persistence_n=spec.persistence.n,

@@ -1,0 +1,85 @@
+"""The detector's operating point: which rows become flags, one row after the other.
+
+A row exceeds when it passes the detector's gate (its score is above the training quantile,
+some metric moves, it does not repeat the season) and its score beats the record: the highest
+score of the `record_rows` rows before its persistence window, plus `record_margin`. A flag
+needs `persistence_k` exceeding rows among the last `persistence_n` and comes at least
+`cooldown_rows` after the previous flag. The record is that of *normal* rows: the rows of an
+incident already flagged (the flag and its cool-down) are left out of it, so one incident does
+not raise the bar the next one must clear for a thousand rows. That makes a row's verdict
+depend on the flags before it, hence the loop; it visits only the rows that pass the gate (and
+the persistence window after them).
+
+Pure numpy; causal: a row's verdict uses the scores and flags of rows up to it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
+
+
+class OperatingPoint(Protocol):
+    @property
+    def record_rows(self) -> int: ...
+    @property
+    def record_margin(self) -> float: ...
+    @property
+    def persistence_k(self) -> int: ...
+    @property
+    def persistence_n(self) -> int: ...
+    @property
+    def cooldown_rows(self) -> int: ...
+
+
+def record_level(normal: FloatArray, row: int, point: OperatingPoint) -> float:
+    """The highest of `normal` over the `record_rows` rows before `row`'s persistence window
+    (the `persistence_n - 1` rows before it), plus the margin; 0 if record_rows is 0."""
+    if point.record_rows <= 0:
+        return 0.0
+    end = row - point.persistence_n + 1
+    start = max(0, end - point.record_rows)
+    highest = float(normal[start:end].max()) if end > start else 0.0
+    return highest + point.record_margin
+
+
+def _rows_to_visit(candidates: BoolArray, persistence_n: int) -> IntArray:
+    """The candidate rows and the `persistence_n - 1` rows after each, in order."""
+    rows = np.flatnonzero(candidates)
+    reach = (rows[:, None] + np.arange(persistence_n)[None, :]).ravel()
+    visited: IntArray = np.unique(reach[reach < len(candidates)])
+    return visited
+
+
+def flag_incidents(
+    scores: FloatArray,
+    gate: BoolArray,
+    beyond: BoolArray,
+    point: OperatingPoint,
+    quiet_before: int = 0,
+) -> BoolArray:
+    """Flags of the rows of `scores`: `gate` rows that beat the record of normal rows, and
+    `beyond` rows whatever their score, through persistence and cool-down.
+
+    `quiet_before` is how many rows have passed since the last flag before this stretch.
+    """
+    normal = np.asarray(scores, dtype=float).copy()
+    exceeds = np.zeros(len(normal), dtype=bool)
+    flags = np.zeros(len(normal), dtype=bool)
+    last_flag = -quiet_before
+    for row in map(int, _rows_to_visit(gate | beyond, point.persistence_n)):
+        exceeds[row] = bool(beyond[row]) or (
+            bool(gate[row]) and scores[row] > record_level(normal, row, point)
+        )
+        recent = int(exceeds[max(0, row - point.persistence_n + 1) : row + 1].sum())
+        if recent >= point.persistence_k and row - last_flag > point.cooldown_rows:
+            flags[row] = True
+            last_flag = row
+            normal[row : row + point.cooldown_rows + 1] = 0.0
+    return flags
