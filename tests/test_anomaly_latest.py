@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from adaptive_operator.domain.anomaly import AnomalyDetector, DetectorSettings, feature_matrix
+from adaptive_operator.domain.anomaly import (
+    AnomalyDetector,
+    AnomalyVerdict,
+    DetectorSettings,
+    feature_matrix,
+)
 from adaptive_operator.domain.anomaly_latest import latest_features
 from adaptive_operator.domain.forest_scoring import FastForest, average_path_length
 
@@ -87,11 +92,7 @@ def test_score_latest_gives_the_verdicts_of_score() -> None:
             continue
         window = {k: v[-window_rows:] for k, v in past.items()}
         a, b = full.score(window), live.score_latest(window)
-        assert b.score == pytest.approx(a.score, abs=1e-9)
-        assert [c.metric for c in b.contributions] == [c.metric for c in a.contributions]
-        assert [x for c in b.contributions for x in (c.baseline, c.z)] == pytest.approx(
-            [x for c in a.contributions for x in (c.baseline, c.z)]
-        )
+        assert_same_verdict(a, b)
         flags_full.append(a.is_anomaly)
         flags_live.append(b.is_anomaly)
     assert any(flags_full)  # the scenario has anomalies to agree on
@@ -101,3 +102,12 @@ def test_score_latest_gives_the_verdicts_of_score() -> None:
 def test_score_latest_needs_a_fitted_detector() -> None:
     with pytest.raises(RuntimeError):
         AnomalyDetector().score_latest(series(10))
+
+
+def assert_same_verdict(a: AnomalyVerdict, b: AnomalyVerdict) -> None:
+    """The live path's verdict equals the full path's: score, and what it names and by how much."""
+    assert b.score == pytest.approx(a.score, abs=1e-9)
+    assert [c.metric for c in b.contributions] == [c.metric for c in a.contributions]
+    assert [x for c in b.contributions for x in (c.baseline, c.z)] == pytest.approx(
+        [x for c in a.contributions for x in (c.baseline, c.z)]
+    )
