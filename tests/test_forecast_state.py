@@ -58,7 +58,7 @@ async def test_samples_a_backfill_ignored_are_named_in_the_condition(
         return RangeSeries(start, step, [None, None, *[40.0] * (count - 2)],
                            {"NaN": 1, "negative": 1})
 
-    monkeypatch.setattr(forecasts, "query_range_bounded", hostile)
+    monkeypatch.setattr(forecasts, "read_range", hostile)
     forecaster = forecasts.ServiceForecaster()
     found = await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),),
                                     (), 1000.0)

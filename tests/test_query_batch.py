@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters.promql_shape import Shape
 from adaptive_operator.adapters.query_batch import FORGET_AFTER_SECONDS, QueryBatcher
 
 LOAD = {"a": 3.0, "b": 5.0, "c": 7.0}
@@ -77,6 +78,26 @@ async def test_services_known_to_the_group_share_one_query_per_period() -> None:
     prometheus.queries.clear()
     assert await read_all(batcher, ["c", "a", "b"]) == [7.0, 3.0, 5.0]
     assert prometheus.queries == ['sum by (service) (load{service=~"a|b|c"})']
+
+
+async def test_the_grouped_query_is_built_once_per_answer_not_per_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building it is a pass over every member: once per read made a period's reads quadratic.
+    built: list[int] = []
+    original = Shape.grouped_query
+
+    def counted(self: Shape, members: Any) -> str:
+        built.append(len(members))
+        return original(self, members)
+
+    monkeypatch.setattr(Shape, "grouped_query", counted)
+    clock = FakeClock()
+    batcher = QueryBatcher(Prometheus(), clock)
+    await read_all(batcher, ["a", "b", "c"])
+    clock.now += 10
+    built.clear()
+    await read_all(batcher, ["c", "a", "b", "a", "b"])
+    assert built == [3]
 
 
 async def test_reads_while_the_grouped_query_is_in_flight_wait_for_it() -> None:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import math
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,9 +27,6 @@ from urllib3.util.retry import Retry
 from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
-# Range queries (history backfills) in flight at once, across all services: 1,000 services
-# starting together must not stampede Prometheus with thousands of 11,000-point queries.
-RANGE_CONCURRENCY = 4
 POOL_SIZE = 32  # the operator's worker threads (handlers.settings.WORKER_THREADS)
 
 
@@ -177,7 +173,12 @@ async def query_vector(url: str, query: str) -> list[dict[str, Any]]:
 
 
 class PrometheusError(Exception):
-    """The query could not be run or its answer cannot be used; the message says why."""
+    """The query could not be run or its answer cannot be used; the message says why.
+    `refused`: Prometheus answered with an error (the query's fault, not its being away)."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -258,32 +259,28 @@ def single_series(result: Any, query: str) -> Sequence[Any]:
     return samples
 
 
-def query_range(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
-    """Run a range query (epoch seconds, step in seconds) and return its one series."""
+def raw_range(url: str, query: str, start: float, end: float, step: float) -> Any:
+    """Prometheus' answer to a range query (epoch seconds, step in seconds), as parsed JSON.
+    A refusal (HTTP 4xx/5xx: a bad query, too many samples) raises with `refused` set; a
+    transport failure without."""
     PROMETHEUS_QUERIES.labels("range").inc()
     try:
-        result = client(url).custom_query_range(
+        return client(url).custom_query_range(
             query,
             start_time=datetime.fromtimestamp(start, UTC),
             end_time=datetime.fromtimestamp(end, UTC),
             step=f"{step:g}s",
         )
     except Exception as err:  # the client raises requests' and its own errors: report any
-        raise PrometheusError(f"range query to {url} failed: {_first_line(err)}") from err
-    return on_grid(single_series(result, query), start, end, step)
+        refused = isinstance(err, PrometheusApiClientException)
+        raise PrometheusError(f"range query to {url} failed: {_first_line(err)}",
+                              refused=refused) from err
 
 
-_range_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary())
-
-
-async def query_range_bounded(url: str, query: str, start: float, end: float,
-                              step: float) -> RangeSeries:
-    """`query_range` off the event loop, at most RANGE_CONCURRENCY at a time (per loop)."""
-    slots = _range_slots.setdefault(asyncio.get_running_loop(),
-                                    asyncio.Semaphore(RANGE_CONCURRENCY))
-    async with slots:
-        return await asyncio.to_thread(query_range, url, query, start, end, step)
+def query_range(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
+    """Run a range query and return its one series (blocking: the backtest command)."""
+    return on_grid(single_series(raw_range(url, query, start, end, step), query), start, end,
+                   step)
 
 
 def _first_line(err: BaseException) -> str:

@@ -58,13 +58,19 @@ class QueryBatcher:
         self._swept = clock()
 
     def _sweep(self, now: float) -> None:
-        """Drop answers nobody has asked for in a while (services come and go)."""
+        """Drop answers nobody has asked for in a while, and members that stopped asking
+        (services come and go); once a minute, not per read (a read must not cost a pass over
+        every member: that made a period's reads quadratic in the services)."""
         if now - self._swept < 60.0:
             return
         self._swept = now
         for key, answer in list(self._answers.items()):
             if now - answer.at > FORGET_AFTER_SECONDS:
                 del self._answers[key]
+        for members in self._members.values():
+            for member, seen in list(members.items()):
+                if now - seen > FORGET_AFTER_SECONDS:
+                    del members[member]
 
     async def total(self, url: str, query: str, max_age: float) -> Sample:
         """The query's one number, as `prometheus.query_total` gives it."""
@@ -78,7 +84,7 @@ class QueryBatcher:
             except MetricError as err:
                 if err.reason not in REFUSALS:
                     raise
-        answer = await self._shared(("exact", url, query), url, EXACT, max_age, query, None)
+        answer = await self._shared(("exact", url, query), url, lambda: EXACT, max_age, query)
         return to_total(query, answer.of(()))
 
     async def _grouped(self, url: str, shape: Shape, max_age: float) -> Answer:
@@ -92,19 +98,10 @@ class QueryBatcher:
             # one do not re-run the grouped query each).
             alone = frozenset({shape.values})
             return await self._shared(
-                ("alone", url, shape.key, shape.values),
-                url,
-                alone,
-                max_age,
-                shape.grouped_query(alone),
-                shape,
+                ("alone", url, shape.key, shape.values), url, lambda: alone, max_age, shape
             )
-        for member, seen in list(members.items()):
-            if now - seen > FORGET_AFTER_SECONDS:
-                del members[member]
-        everyone = frozenset(members)
         return await self._shared(
-            key, url, everyone, max_age, shape.grouped_query(everyone), shape, wanted=shape.values
+            key, url, lambda: frozenset(members), max_age, shape, wanted=shape.values
         )
 
     def _newcomer(self, key: Key, values: tuple[str, ...], now: float, max_age: float) -> bool:
@@ -120,13 +117,14 @@ class QueryBatcher:
         self,
         key: Key,
         url: str,
-        members: frozenset[tuple[str, ...]],
+        group: Callable[[], frozenset[tuple[str, ...]]],
         max_age: float,
-        query: str,
-        shape: Shape | None,
+        source: Shape | str,
         wanted: tuple[str, ...] = (),
     ) -> Answer:
-        """A fresh enough answer covering `wanted`: kept, in flight, or fetched now."""
+        """A fresh enough answer covering `wanted`: kept, in flight, or fetched now for the
+        members `group()` gives (built only then: it is a pass over every member), by the
+        grouped query of the `source` shape, or the `source` query as written."""
         answer = self._answers.get(key)
         if (
             answer is not None
@@ -139,6 +137,9 @@ class QueryBatcher:
         if flight is not None and wanted in flight[0]:
             PROMETHEUS_READS.labels("shared").inc()
             return await asyncio.shield(flight[1])
+        members = group()
+        shape = source if isinstance(source, Shape) else None
+        query = shape.grouped_query(members) if shape else str(source)
         PROMETHEUS_READS.labels("batch" if len(members) > 1 else "query").inc()
         task = asyncio.ensure_future(self._fetch(key, url, members, query, shape))
         self._inflight[key] = (members, task)

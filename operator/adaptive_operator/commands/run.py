@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-queries", default=env("BATCH_QUERIES", "true"),
                         choices=["true", "false"],
                         help="share Prometheus queries between services: one answer per shape "
-                             "of query and a third of a sync period (env BATCH_QUERIES)")
+                             "of query and a third of a sync period, and one range query per "
+                             "shape for the history backfills (env BATCH_QUERIES)")
     parser.add_argument("--watch-cache", default=env("WATCH_CACHE", "true"),
                         choices=["true", "false"],
                         help="read the targets' Deployments, ReplicaSets, pods and "
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         kube,
         leader,
         query_batch,
+        range_batch,
         telemetry,
     )
     from adaptive_operator.adapters.leader import LeaderElector
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url,
                                                  namespace_patterns=scope.patterns))
     query_batch.configure(args.batch_queries == "true")
+    range_batch.configure(args.batch_queries == "true")
     cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
     health.serve(args.health_port)

@@ -20,11 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
-from adaptive_operator.adapters.prometheus import (
-    PrometheusError,
-    ignored_text,
-    query_range_bounded,
-)
+from adaptive_operator.adapters.prometheus import PrometheusError, ignored_text
+from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows, chunk_ranges
@@ -43,11 +40,12 @@ async def backfill(url: str, query: str, step: float, capacity: int,
                    now: float) -> tuple[MetricHistory, str]:
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
     and what was ignored in them ("" when nothing was)."""
+    now = aligned(now, step)  # on the grid: services starting together share the queries
     origin = now - (capacity - 1) * step
     values: list[float | None] = []
     ignored: Counter[str] = Counter()
     for start, end in chunk_ranges(origin, now, step):
-        series = await query_range_bounded(url, query, start, end, step)
+        series = await read_range(url, query, start, end, step)
         values.extend(series.values)
         ignored.update(series.ignored)
     if ignored:

@@ -21,12 +21,9 @@ from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
 from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workload
-from adaptive_operator.adapters.prometheus import (
-    MetricError,
-    PrometheusError,
-    query_range_bounded,
-)
+from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
 from adaptive_operator.adapters.query_batch import read_total
+from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
@@ -126,15 +123,17 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     watcher = Watcher(dict(healing.metrics), detector_settings, MetricHistory(limit),
                       AnomalyDetector(detector_settings, RANDOM_STATE))
     step = float(spec.sync_period_seconds)
-    end = time.time()
+    end = aligned(time.time(), step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
     url = prometheus_url(spec)
+    names = list(healing.metrics)
     try:
-        series = {name: await query_range_bounded(url, query, start, end, step)
-                  for name, query in healing.metrics.items()}
+        answers = await asyncio.gather(*(read_range(url, healing.metrics[name], start, end, step)
+                                       for name in names))
     except PrometheusError as err:
         log.warning("no healing history to backfill", error=str(err))
         return watcher
+    series = dict(zip(names, answers, strict=True))
     ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
     if ignored:
         log.warning("healing history samples ignored", ignored=ignored)
