@@ -17,6 +17,8 @@ from adaptive_operator.domain.scaling import (
     ScalingRules,
 )
 from adaptive_operator.domain.scaling_config import (
+    CHECKPOINT_SECONDS,
+    checkpoint_due,
     history_from_status,
     history_to_status,
     spec_from_model,
@@ -85,3 +87,28 @@ def test_missing_or_naive_history() -> None:
     assert history_from_status(status.history).recommendations == (
         Recommendation(1_700_000_000.0, 3),
     )
+
+
+def recs(*pairs: tuple[float, int]) -> ScalingHistory:
+    return ScalingHistory(tuple(Recommendation(t, r) for t, r in pairs))
+
+
+def test_a_repeated_recommendation_waits_for_the_checkpoint() -> None:
+    written = recs((100.0, 5), (130.0, 3))
+    repeated = recs((100.0, 5), (145.0, 3))  # 3 again: only its time moved
+    assert not checkpoint_due(written, repeated, 130.0, 145.0)
+    assert not checkpoint_due(written, repeated, 130.0, 130.0 + CHECKPOINT_SECONDS - 1)
+    assert checkpoint_due(written, repeated, 130.0, 130.0 + CHECKPOINT_SECONDS)
+
+
+@pytest.mark.parametrize("new", [
+    recs((100.0, 5), (130.0, 3), (145.0, 4)),  # a new value
+    recs((145.0, 3)),  # 5 left the window: the limit a restarted operator must see
+    ScalingHistory(recs((100.0, 5), (145.0, 3)).recommendations, (ScaleEvent(145.0, -2),)),
+])
+def test_a_changed_limit_or_a_scale_event_is_written_at_once(new: ScalingHistory) -> None:
+    assert checkpoint_due(recs((100.0, 5), (130.0, 3)), new, 130.0, 145.0)
+
+
+def test_nothing_written_yet_is_due() -> None:
+    assert checkpoint_due(None, recs((100.0, 5)), 0.0, 100.0)

@@ -177,8 +177,12 @@ async def conflicting_hpa(namespace: str, target: TargetRef, max_age: float = 0.
 
 def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     API_REQUESTS.labels("patch", "status").inc()
-    client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, name, {"status": status})
+    # The answer is the whole object, unused: read raw, not parsed (parsing it was a tenth of
+    # the operator's CPU at 300 services).
+    response: Any = client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, name, {"status": status}, _preload_content=False)
+    response.read()
+    response.release_conn()
 
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -81,3 +81,23 @@ def history_from_status(status: api.StabilizationHistory | None) -> ScalingHisto
         ),
         scale_events=tuple(ScaleEvent(_seconds(e.time), e.change) for e in status.scale_events),
     )
+
+
+# A history whose recommended values are unchanged is written to status at most this often.
+# What a crash can lose is the newest time of the value recommended since: after a restart that
+# value leaves the stabilization window up to this much early (a fifth of the default 300 s).
+CHECKPOINT_SECONDS = 60.0
+
+
+def checkpoint_due(written: ScalingHistory | None, new: ScalingHistory, written_at: float,
+                   now: float) -> bool:
+    """Whether status must get `new`, given the history last written there at `written_at`:
+    a scale event, a value recommended or gone from the windows (the limits a restarted operator
+    must see), or a checkpoint `CHECKPOINT_SECONDS` old. A recommendation repeating a value only
+    moves that value's time (a history write per service and sync was an API call, and a watch
+    event for every replica of the operator to process, for nothing a decision reads)."""
+    if written is None or written.scale_events != new.scale_events:
+        return True
+    if {r.replicas for r in written.recommendations} != {r.replicas for r in new.recommendations}:
+        return True
+    return now - written_at >= CHECKPOINT_SECONDS

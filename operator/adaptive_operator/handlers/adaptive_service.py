@@ -7,7 +7,7 @@ when the object is deleted. Nothing is returned to kopf (it would store it in st
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -24,6 +24,7 @@ from adaptive_operator.domain.conditions import Condition, merge_conditions, tim
 from adaptive_operator.domain.healing import policy_from_spec, scale_out_floor
 from adaptive_operator.domain.healing_inputs import LedgerError, ledger_from_json
 from adaptive_operator.domain.scaling_config import (
+    checkpoint_due,
     history_from_status,
     history_to_status,
     spec_from_model,
@@ -43,11 +44,11 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
     assert namespace is not None  # the resource is namespaced
     uid = str(body.meta.get("uid", ""))
     failures = 0
-    writes: Writes = {}  # this process's own record of its writes: fresher than the watched body
+    memory = Memory()
     try:
         while not stopped:
             started = time.monotonic()
-            period, ok = await guarded_sync(namespace, name, body, writes)
+            period, ok = await guarded_sync(namespace, name, body, memory)
             elapsed = time.monotonic() - started
             telemetry.RECONCILE_SECONDS.observe(elapsed)
             failures = 0 if ok else failures + 1
@@ -69,17 +70,30 @@ def backoff(period: float, failures: int, elapsed: float = 0.0) -> float:
     return min(period * 2.0 ** min(failures, 10), max(period, MAX_BACKOFF_SECONDS))
 
 
-Writes = dict[str, scale_writes.WriteRecord]
+@dataclass
+class Memory:
+    """What one service's scaling daemon keeps between syncs, fresher than the watched body:
+    its replica writes, the stabilization history it last decided, and the one it last wrote
+    to status and when (the history is written only when it changes materially)."""
+
+    record: scale_writes.WriteRecord | None = None
+    history: scaling.ScalingHistory | None = None
+    written: tuple[scaling.ScalingHistory, float] | None = None
+
+    def forget(self) -> None:
+        """Another replica may lead now and write status: start again from status later."""
+        self.record = self.history = self.written = None
 
 
 async def guarded_sync(namespace: str, name: str, body: kopf.Body,
-                       writes: Writes) -> tuple[float, bool]:
+                       memory: Memory) -> tuple[float, bool]:
     """A sync that the API server going away (a restart, a broken connection) fails, not ends:
     the daemon backs off and carries on, instead of kopf restarting it a minute later."""
     if not leader.still_leading():  # a paused leader may have been replaced: do nothing
+        memory.forget()
         return float((body.get("spec") or {}).get("syncPeriodSeconds") or 15), True
     try:
-        return await sync_once(namespace, name, body, writes)
+        return await sync_once(namespace, name, body, memory)
     except kube.API_ERRORS as err:
         telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
         log.warning("sync failed: the API server did not answer", namespace=namespace,
@@ -89,9 +103,9 @@ async def guarded_sync(namespace: str, name: str, body: kopf.Body,
 
 
 async def sync_once(namespace: str, name: str, body: kopf.Body,
-                    writes: Writes | None = None) -> tuple[float, bool]:
+                    memory: Memory | None = None) -> tuple[float, bool]:
     """One reconciliation; returns the period to wait and whether it fully succeeded."""
-    writes = {} if writes is None else writes
+    memory = Memory() if memory is None else memory
     try:
         spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec", {})))
     except ValidationError as err:
@@ -99,10 +113,10 @@ async def sync_once(namespace: str, name: str, body: kopf.Body,
         await write_conditions(namespace, name, body, [
             Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))])
         return 60.0, False
-    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, writes)
-    scaled_at = await act(namespace, name, body, spec, outcome, scale, writes)
+    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, memory)
+    scaled_at = await act(namespace, name, body, spec, outcome, scale, memory)
     await write_status(namespace, name, body, spec, outcome, scale, scaled_at, forecast,
-                       writes.get("record"))
+                       memory)
     ok = outcome.blocker is None and outcome.metric_problem is None
     return float(spec.sync_period_seconds), ok
 
@@ -131,7 +145,7 @@ Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | Non
 
 
 async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: kopf.Body,
-                             writes: Writes | None = None) -> Observed:
+                             memory: Memory | None = None) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     hpa = await cached_reads.conflicting_hpa(namespace, target, settings.answer_age(spec))
@@ -155,9 +169,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         metrics=readings,
     )
     status = body.get("status", {}) or {}
-    stored = status.get("history")
-    history = history_from_status(_stored_history(stored))
-    check = check_own_writes(spec, status, scale.replicas, {} if writes is None else writes)
+    memory = Memory() if memory is None else memory
+    history = memory.history or history_from_status(_stored_history(status.get("history")))
+    check = check_own_writes(spec, status, scale.replicas, memory)
     if check.completed is not None:  # made before a crash: it counts in the rate limits
         done = check.completed
         event = ScaleEvent(done.at, done.replicas - done.previous)
@@ -167,6 +181,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     ceiling = forecast.ceiling if forecast else None
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,
                               floor_source=source)
+    memory.history = kept_history(spec, history, decision)
     all_failed = all(r.value is None for r in readings)
     conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
     return SyncOutcome(spec.mode, decision, metric_problem=problem, all_metrics_failed=all_failed,
@@ -174,16 +189,16 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
 
 
 def check_own_writes(spec: AdaptiveServiceSpec, status: Any, current: int,
-                     writes: Writes) -> scale_writes.WriteCheck:
+                     memory: Memory) -> scale_writes.WriteCheck:
     """The record of the operator's replica writes (this process's own, else the one in status,
     after a restart or a leader change), checked against the target's current count."""
     if spec.mode != "Active":  # nothing is written: nothing to tell apart
-        writes["record"] = scale_writes.WriteRecord()
-        return scale_writes.WriteCheck(writes["record"])
-    record = writes.get("record") or _stored_writes(status.get("scaleWrites"))
+        memory.record = scale_writes.WriteRecord()
+        return scale_writes.WriteCheck(memory.record)
+    record = memory.record or _stored_writes(status.get("scaleWrites"))
     window = scale_writes.window_seconds(spec.sync_period_seconds)
     check = scale_writes.check_writes(record, current, time.time(), window)
-    writes["record"] = check.record
+    memory.record = check.record
     return check
 
 
@@ -245,7 +260,7 @@ def _stored_history(stored: Any) -> Any:
 
 async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
               outcome: SyncOutcome, scale: kube.Scale | None,
-              writes: Writes | None = None) -> float | None:
+              memory: Memory | None = None) -> float | None:
     """Scale (or recommend) as decided; returns when the target was scaled, if it was."""
     decision = outcome.decision
     scaled_at: float | None = None
@@ -268,7 +283,7 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
         if (spec.mode == "Active" and outcome.conflict is None
                 and decision.desired_replicas != scale.replicas and leader.still_leading()):
             scaled_at = await scale_target(namespace, name, body, spec, scale, decision,
-                                           {} if writes is None else writes)
+                                           Memory() if memory is None else memory)
         elif spec.mode == "DryRun" and decision.desired_replicas != scale.replicas:
             kopf.event(body, type="Normal", reason="DryRunRecommendation",
                        message=f"would scale {scale.replicas} -> {decision.desired_replicas}: "
@@ -284,24 +299,24 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
 
 async def scale_target(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        scale: kube.Scale, decision: scaling.ScalingDecision,
-                       writes: Writes) -> float | None:
+                       memory: Memory) -> float | None:
     """Record the write, make it, then say so: a crash in between leaves a record that the next
     sync (of this process or the next) finds applied or not, so the write is never made twice."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     desired = decision.desired_replicas
-    record = scale_writes.with_pending(writes.get("record") or scale_writes.WriteRecord(),
+    record = scale_writes.with_pending(memory.record or scale_writes.WriteRecord(),
                                        desired, scale.replicas, time.time())
     await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
-    writes["record"] = record
+    memory.record = record
     try:
         await cached_reads.write_scale(namespace, target, desired)
     except kube.TargetError as err:
-        writes["record"] = replace(record, pending=None)
+        memory.record = replace(record, pending=None)
         kopf.event(body, type="Warning", reason=err.reason, message=err.message)
         return None
     failpoints.hit("scaling.after_write")
-    writes["record"] = scale_writes.made(record, desired)
+    memory.record = scale_writes.made(record, desired)
     direction = "up" if decision.desired_replicas > scale.replicas else "down"
     telemetry.SCALES.labels(namespace, name, direction).inc()
     kopf.event(body, type="Normal", reason="Scaled",
@@ -325,40 +340,68 @@ def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
                        forecast: forecasts.ServiceForecast | None,
-                       record: scale_writes.WriteRecord | None = None) -> None:
+                       memory: Memory | None = None) -> None:
     now = time.time()
+    memory = Memory() if memory is None else memory
     old = dict(body.get("status", {}) or {})
     new: dict[str, Any] = {"observedGeneration": body.meta.get("generation")}
-    if record is not None:
-        new["scaleWrites"] = writes_status(record)
+    if memory.record is not None:
+        new["scaleWrites"] = writes_status(memory.record)
     if scale is not None:
         new["currentReplicas"] = scale.replicas
     if outcome.decision is not None:
-        new.update(decision_fields(old, spec, outcome.decision, outcome, now))
+        new.update(decision_fields(old, outcome.decision, outcome, now))
     if scaled_at is not None:
         new["lastScaleTime"] = timestamp(scaled_at)
     generation = int(body.meta.get("generation") or 0)
     conditions = sync_conditions(outcome) + forecast_conditions(old, forecast)
+    new.update(forecast_fields(old, forecast))
     if forecast is not None:
-        new["forecast"] = forecast_report.forecast_status(forecast)
         quantile = spec.predictive.quantile if spec.predictive else 0.8
         forecast_report.publish(namespace, name, quantile, forecast)
-    elif old.get("forecast"):
-        new["forecast"] = None  # predictive was switched off: a merge patch deletes it
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now, generation)
-    if any(_set_keys(old.get(k)) != _set_keys(v) for k, v in new.items()):
+    changed = any(_set_keys(old.get(k)) != _set_keys(v) for k, v in new.items())
+    checkpoint = history_to_write(memory, outcome, changed, now)
+    if checkpoint is not None:
+        new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
+    if changed or checkpoint is not None:
         await kube.patch_status(PLURAL, namespace, name, new)
+    if checkpoint is not None:
+        memory.written = (checkpoint, now)
 
 
-def decision_fields(old: dict[str, Any], spec: AdaptiveServiceSpec,
-                    decision: scaling.ScalingDecision, outcome: SyncOutcome,
-                    now: float) -> dict[str, Any]:
+def forecast_fields(old: dict[str, Any],
+                    forecast: forecasts.ServiceForecast | None) -> dict[str, Any]:
+    if forecast is not None:
+        return {"forecast": forecast_report.forecast_status(forecast)}
+    # Predictive was switched off: a merge patch's None deletes what was shown.
+    return {"forecast": None} if old.get("forecast") else {}
+
+
+def history_to_write(memory: Memory, outcome: SyncOutcome, changed: bool,
+                     now: float) -> scaling.ScalingHistory | None:
+    """The decided history, when status is written anyway or a checkpoint is due."""
+    if outcome.decision is None or memory.history is None:
+        return None
+    written, written_at = memory.written or (None, 0.0)
+    if changed or checkpoint_due(written, memory.history, written_at, now):
+        return memory.history
+    return None
+
+
+def kept_history(spec: AdaptiveServiceSpec, before: scaling.ScalingHistory,
+                 decision: scaling.ScalingDecision) -> scaling.ScalingHistory:
+    """The stabilization history after a decision; when nothing is scaled (DryRun, Paused),
+    the scale events seen before, not the imagined one of the decision."""
+    if spec.mode == "Active":
+        return decision.history
+    return scaling.ScalingHistory(decision.history.recommendations, before.scale_events)
+
+
+def decision_fields(old: dict[str, Any], decision: scaling.ScalingDecision,
+                    outcome: SyncOutcome, now: float) -> dict[str, Any]:
+    """desiredReplicas, and lastDecision when the decision differs from the one shown."""
     new: dict[str, Any] = {"desiredReplicas": decision.desired_replicas}
-    history = decision.history
-    if spec.mode != "Active":  # nothing was scaled: keep what was seen, not imagined events
-        stored = history_from_status(_stored_history(old.get("history")))
-        history = scaling.ScalingHistory(history.recommendations, stored.scale_events)
-    new["history"] = history_to_status(history).model_dump(by_alias=True, mode="json")
     last = old.get("lastDecision") or {}
     if (last.get("replicas"), last.get("reason")) != (decision.desired_replicas,
                                                       decision.reason):

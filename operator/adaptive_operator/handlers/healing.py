@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,6 +82,7 @@ class Watcher:
     reported: set[str] = field(default_factory=set)
     # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
     load: MetricHistory = field(default_factory=lambda: MetricHistory(LOAD_ROWS))
+    status: dict[str, Any] | None = None  # status.healing as this process last wrote it
 
     @property
     def window_rows(self) -> int:
@@ -197,7 +198,8 @@ def saturation(watcher: Watcher) -> LoadSignals | None:
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
-                  annotations: dict[str, str], now: float) -> Observation:
+                  now: float) -> Observation:
+    """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
     verdict, error = await observe_metrics(watcher, spec, now)
     ref = spec.scale_target_ref
     pods: list[Any] = []
@@ -216,7 +218,7 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
         error = error or err.message
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, tuple(pods), saturation(watcher), replicas,
-                       spec.max_replicas, annotations.get(PAUSED) == "true", error)
+                       spec.max_replicas, False, error)
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -236,20 +238,21 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     healing = spec.healing or HealingSpec()
     now = time.time()
     if not leader.still_leading():  # a paused leader may have been replaced: act never
+        watcher.status = None
         return
-    try:
-        fresh = await workload.read_service(PLURAL, namespace, name)
-    except workload.WorkloadError as err:
-        log.warning("healing skipped", namespace=namespace, name=name, error=err.message)
-        return
-    annotations = dict(fresh.get("metadata", {}).get("annotations") or {})
-    observation = await observe(namespace, spec, watcher, annotations, now)
-    try:
-        ledger = ledger_from_json(annotations.get(LEDGER))
-    except LedgerError as err:
-        ledger = []
-        observation = Observation(observation.verdict, read_error=str(err))
-    plan = decide_healing(policy_from_spec(healing), observation, ledger, now)
+    annotations = dict(body.get("metadata", {}).get("annotations") or {})
+    observation = await observe(namespace, spec, watcher, now)
+    plan, ledger = decide(healing, observation, annotations, now)
+    if plan.verified is not None or plan.intent is not None:
+        # Whatever is written or done is decided on the ledger read fresh from the API server,
+        # never on the watched body, which may not show this process's last entry yet.
+        try:
+            fresh = await workload.read_service(PLURAL, namespace, name)
+        except workload.WorkloadError as err:
+            log.warning("healing skipped", namespace=namespace, name=name, error=err.message)
+            return
+        annotations = dict(fresh.get("metadata", {}).get("annotations") or {})
+        plan, ledger = decide(healing, observation, annotations, now)
     log.info("healing decision", namespace=namespace, name=name, action=plan.action,
              reason=plan.reason, message=plan.message, dry_run=plan.dry_run,
              score=observation.verdict.score if observation.verdict else None)
@@ -258,7 +261,19 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
         failpoints.hit("healing.after_record")
         await carry_out(namespace, body, spec, plan, plan.intent)
     report(body, watcher, plan)
-    await write_status(namespace, name, fresh, observation.verdict, plan, ledger, now)
+    await write_status(namespace, name, body, watcher, observation.verdict, plan, ledger, now)
+
+
+def decide(healing: HealingSpec, observation: Observation, annotations: dict[str, str],
+           now: float) -> tuple[HealingPlan, list[LedgerEntry]]:
+    """The plan on the ledger and pause of these annotations; a damaged ledger acts never."""
+    observation = replace(observation, paused=annotations.get(PAUSED) == "true")
+    try:
+        ledger = ledger_from_json(annotations.get(LEDGER))
+    except LedgerError as err:
+        ledger = []
+        observation = Observation(observation.verdict, read_error=str(err))
+    return decide_healing(policy_from_spec(healing), observation, ledger, now), ledger
 
 
 async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
@@ -341,10 +356,14 @@ def verdict_status(verdict: AnomalyVerdict, now: float) -> dict[str, Any]:
                                "z": round(c.z, 2)} for c in verdict.contributions]}
 
 
-async def write_status(namespace: str, name: str, fresh: dict[str, Any],
+async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watcher,
                        verdict: AnomalyVerdict | None, plan: HealingPlan,
                        ledger: list[LedgerEntry], now: float) -> None:
-    old = dict((fresh.get("status") or {}).get("healing") or {})
+    """status.healing, when it changed from what this process last wrote (the watched body
+    until then: it may not show the last write yet)."""
+    old = watcher.status
+    if old is None:
+        old = dict((body.get("status") or {}).get("healing") or {})
     new = dict(old)
     new["state"] = {"reason": plan.reason, "message": plan.message, "time": timestamp(now)}
     if verdict is not None:
@@ -363,6 +382,7 @@ async def write_status(namespace: str, name: str, fresh: dict[str, Any],
                      "byOutcome": summary.by_outcome}
     if differs(old, new, now):
         await kube.patch_status(PLURAL, namespace, name, {"healing": new})
+        watcher.status = new
 
 
 VERDICT_REFRESH_SECONDS = 60.0
