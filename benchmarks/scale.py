@@ -278,19 +278,24 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
              if source == ROOT / "operator" else [])
     proc, port = start_operator(env, namespace, flags, log_path, source, profile)
     log(f"operator pid {proc.pid}, log {log_path}")
+    stop_s: float | None = None
     try:
-        return run_phases(args, env, namespace, services, feed, proc, port, log_path)
+        result = run_phases(args, env, namespace, services, feed, proc, port, log_path)
     finally:
-        stop_operator(proc)
+        stop_s = stop_operator(proc)
         feed.stop.set()
         exporter.stop()
         if not args.keep:
             subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"],
                            env=env, capture_output=True, check=False)
+    result["stop_s"] = stop_s
+    return result
 
 
-def stop_operator(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after a minute: a measurement is never lost to a slow stop."""
+def stop_operator(proc: subprocess.Popen[bytes]) -> float | None:
+    """SIGTERM, then SIGKILL after a minute: a measurement is never lost to a slow stop.
+    Returns how long the graceful stop took (None: it had to be killed)."""
+    asked = time.monotonic()
     proc.terminate()
     try:
         proc.wait(timeout=60)
@@ -298,6 +303,10 @@ def stop_operator(proc: subprocess.Popen[bytes]) -> None:
         log(f"operator pid {proc.pid} did not stop within 60 s of SIGTERM: killed")
         proc.kill()
         proc.wait()
+        return None
+    stopped = round(time.monotonic() - asked, 1)
+    log(f"operator stopped {stopped} s after SIGTERM")
+    return stopped
 
 
 def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,

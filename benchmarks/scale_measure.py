@@ -187,6 +187,8 @@ COLUMNS = [
                "CPU s per period"),
     ("scale_latency_s", "load step -> scale decision (s)"),
     ("heal_latency_s", "bad rollout -> DryRun RollBack decision (s)"),
+    ("warmup_s", "start -> every service deciding (s)"),
+    ("stop_s", "SIGTERM -> stopped (s)"),
 ]
 
 
@@ -208,7 +210,15 @@ def cell(run: dict[str, Any], key: str) -> str:
     if key == "scaling_gap_p95_s":
         return (f"{run['scaling_gap_p95_s']} / {run['scaling_gap_max_s']} (healing "
                 f"{run['healing_gap_p95_s']} / {run['healing_gap_max_s']})")
-    value = run.get(key)
+    return plain(run, key)
+
+
+def plain(run: dict[str, Any], key: str) -> str:
+    if key not in run:  # a figure older runs did not measure
+        return ""
+    value = run[key]
+    if key == "stop_s" and value is None:
+        return "> 60 (killed)"
     if isinstance(value, list):
         return ", ".join(f"{v:g}" for v in value) + (
             "" if len(value) == run.get(key.split("_")[0] + "_probes") else " (some never)")

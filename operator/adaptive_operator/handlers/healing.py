@@ -154,11 +154,15 @@ async def read_row(url: str, metrics: dict[str, str],
     return row, None
 
 
+def refit_due(watcher: Watcher) -> bool:
+    """The detector is to be fitted now (on schedule, once enough rows are in)."""
+    due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
+    return due and len(watcher.history) >= watcher.settings.rows_to_fit
+
+
 def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
     """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
-    rows = len(watcher.history)
-    due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
-    if due and rows >= watcher.settings.rows_to_fit:
+    if refit_due(watcher):
         watcher.detector.fit(watcher.history.rows)
         watcher.rows_since_fit = 0
     if not watcher.detector.fitted:
@@ -178,8 +182,9 @@ async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
     watcher.history.append(row)
     watcher.rows_since_fit += 1
     await observe_load(watcher, spec)
-    # Fitting (every refit_every rows) is CPU work: off the event loop, like the forecasts.
-    return await asyncio.to_thread(score, watcher, now), None
+    if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
+        return await asyncio.to_thread(score, watcher, now), None
+    return score(watcher, now), None  # one row's verdict: a thread would only add a wait
 
 
 async def observe_load(watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
