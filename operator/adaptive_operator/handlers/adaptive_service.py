@@ -31,7 +31,7 @@ from adaptive_operator.domain.scaling_config import (
 )
 from adaptive_operator.domain.scaling_types import ScaleEvent
 from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
-from adaptive_operator.handlers import forecast_report, forecasts, settings
+from adaptive_operator.handlers import forecast_report, forecasts, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
 
 log = logs.get(__name__)
@@ -79,6 +79,7 @@ class Memory:
     record: scale_writes.WriteRecord | None = None
     history: scaling.ScalingHistory | None = None
     written: tuple[scaling.ScalingHistory, float] | None = None
+    spec: specs.Parsed | None = None  # the spec validated at a generation
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
@@ -107,7 +108,7 @@ async def sync_once(namespace: str, name: str, body: kopf.Body,
     """One reconciliation; returns the period to wait and whether it fully succeeded."""
     memory = Memory() if memory is None else memory
     try:
-        spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec", {})))
+        spec, memory.spec = specs.validated(body, memory.spec)
     except ValidationError as err:
         # The CRD schema refuses most of this; what slips through is reported, never acted on.
         await write_conditions(namespace, name, body, [

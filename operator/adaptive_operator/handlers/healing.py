@@ -55,7 +55,7 @@ from adaptive_operator.domain.healing_inputs import (
     track_incident,
     with_entry,
 )
-from adaptive_operator.handlers import settings
+from adaptive_operator.handlers import settings, specs
 
 log = logs.get(__name__)
 LEDGER = "adaptive.dev/healing-ledger"
@@ -96,9 +96,10 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
     watcher: Watcher | None = None
+    kept: specs.Parsed | None = None
     while not stopped:
         try:
-            spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec", {})))
+            spec, kept = specs.validated(body, kept)
         except ValidationError:
             await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
             continue
