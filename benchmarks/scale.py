@@ -299,10 +299,22 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         feed.stop.set()
         exporter.stop()
         if not args.keep:
-            subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"],
-                           env=env, capture_output=True, check=False)
+            remove_namespace(env, namespace)
     result["stop_s"] = stop_s
     return result
+
+
+def remove_namespace(env: dict[str, str], namespace: str) -> None:
+    """Delete the namespace; the operator is stopped, so the finalizers kopf put on the
+    services are taken off (else the namespace stays Terminating)."""
+    subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"],
+                   env=env, capture_output=True, check=False)
+    found = subprocess.run(["kubectl", "get", "adaptiveservices", "-n", namespace, "-o", "name"],
+                           env=env, capture_output=True, text=True, check=False).stdout.split()
+    for start in range(0, len(found), 100):
+        subprocess.run(["kubectl", "patch", "-n", namespace, "--type=merge", "-p",
+                        '{"metadata":{"finalizers":null}}', *found[start:start + 100]],
+                       env=env, capture_output=True, check=False)
 
 
 def stop_operator(proc: subprocess.Popen[bytes]) -> float | None:
