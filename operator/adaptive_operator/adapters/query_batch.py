@@ -27,6 +27,10 @@ Runner = Callable[[str, str], list[dict[str, Any]]]  # blocking: (url, query) ->
 Key = tuple[object, ...]
 FORGET_AFTER_SECONDS = 600.0  # a member not read for this long leaves its group
 REFUSALS = ("QueryFailed", "NotAVector")  # the grouped query's own fault, not Prometheus being down
+# The counters' children, looked up once: `labels()` takes the metric's lock on every call, and
+# a thousand services read several times a period.
+READ_SHARED, READ_BATCH, READ_ALONE = (PROMETHEUS_READS.labels(kind)
+                                       for kind in ("shared", "batch", "query"))
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class QueryBatcher:
     async def total(self, url: str, query: str, max_age: float) -> Sample:
         """The query's one number, as `prometheus.query_total` gives it."""
         if not self.enabled:
-            PROMETHEUS_READS.labels("query").inc()
+            READ_ALONE.inc()
             return to_total(query, await asyncio.to_thread(self.runner, url, query))
         shape = shape_of(query)
         if shape is not None:
@@ -131,16 +135,16 @@ class QueryBatcher:
             and self.clock() - answer.at <= max_age
             and (wanted in answer.members)
         ):
-            PROMETHEUS_READS.labels("shared").inc()
+            READ_SHARED.inc()
             return answer
         flight = self._inflight.get(key)
         if flight is not None and wanted in flight[0]:
-            PROMETHEUS_READS.labels("shared").inc()
+            READ_SHARED.inc()
             return await asyncio.shield(flight[1])
         members = group()
         shape = source if isinstance(source, Shape) else None
         query = shape.grouped_query(members) if shape else str(source)
-        PROMETHEUS_READS.labels("batch" if len(members) > 1 else "query").inc()
+        (READ_BATCH if len(members) > 1 else READ_ALONE).inc()
         task = asyncio.ensure_future(self._fetch(key, url, members, query, shape))
         self._inflight[key] = (members, task)
 
