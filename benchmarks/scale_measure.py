@@ -146,6 +146,18 @@ def _metric_sums(text: str, names: dict[str, str]) -> dict[str, float]:
     return sums
 
 
+def _by_label(text: str, name: str, key: str) -> dict[str, float]:
+    """One counter's series, keyed `key:<label values joined by />`: which requests they were."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            head, _, value = line.rpartition(" ")
+            labels = [part.partition("=")[2].strip('"') for part in
+                      head[len(name) + 1:-1].split(",")]
+            found[f"{key}:{'/'.join(labels)}"] = float(value)
+    return found
+
+
 def counters(port: int, env: dict[str, str]) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         own = response.read().decode()
@@ -157,6 +169,7 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
                              "adaptive_worker_queue_seconds_sum": "worker_queue_seconds",
                              "adaptive_worker_run_seconds_sum": "worker_run_seconds",
                              "adaptive_worker_run_seconds_count": "worker_calls"})
+    out.update(_by_label(own, "adaptive_api_requests_total", "api"))
     apiserver = subprocess.run(["kubectl", "get", "--raw", "/metrics"], env=env,
                                capture_output=True, text=True, check=False).stdout
     out.update(_metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
