@@ -1,4 +1,5 @@
-"""The grouped query gives each service what its own query gives, on the real Prometheus.
+"""The grouped query gives each service what its own query gives, on the real Prometheus:
+instant queries (each sync's reads) and range queries (the history backfills).
 
 Several series per service (two pods, two codes) and a few shapes of query: for each, every
 service's value read through the sharing batcher equals its own query's, and a service with no
@@ -8,14 +9,22 @@ series is an empty result in both.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters.prometheus import MetricError, _raw_query, query_total
+from adaptive_operator.adapters.prometheus import (
+    MetricError,
+    PrometheusError,
+    _raw_query,
+    query_total,
+    raw_range,
+)
 from adaptive_operator.adapters.query_batch import QueryBatcher
+from adaptive_operator.adapters.range_batch import RangeBatcher, aligned
 from adaptive_operator.demo.exporter import Exporter
 
 from conftest import Cluster
@@ -86,5 +95,35 @@ def test_each_service_reads_what_its_own_query_gives(
     alone, together = asyncio.run(read_all())
     assert alone[-1] == "EmptyResult"
     assert all(isinstance(v, float) for v in alone[:-1])
+    assert together == alone
+    assert len(sent) == 1 and sent[0].startswith("sum by (")  # one grouped query served all
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_service_backfills_what_its_own_range_query_gives(
+    local_cluster: Cluster, feed: str, shape: str
+) -> None:
+    url = local_cluster.prometheus_url
+    assert url is not None
+    queries = [shape.format(feed=feed, svc=svc) for svc in [*SERVICES, "absent"]]
+    end = aligned(time.time(), 2.0)
+    window = (end - 60.0, end, 2.0)
+    sent: list[str] = []
+
+    def recording(where: str, query: str, *span: float) -> Any:
+        sent.append(query)
+        return raw_range(where, query, *span)
+
+    async def read(batcher: RangeBatcher) -> list[object]:
+        async def one(query: str) -> object:
+            try:
+                return (await batcher.series(url, query, *window)).values
+            except PrometheusError as err:
+                return "no series" if "returned 0 series" in str(err) else str(err)
+        return list(await asyncio.gather(*(one(q) for q in queries)))
+
+    alone = asyncio.run(read(RangeBatcher(enabled=False)))
+    together = asyncio.run(read(RangeBatcher(recording, concurrency=1)))
+    assert alone[-1] == "no series" and all(isinstance(v, list) for v in alone[:-1])
     assert together == alone
     assert len(sent) == 1 and sent[0].startswith("sum by (")  # one grouped query served all
