@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
 
 from adaptive_operator.api.healing import HealingSpec  # noqa: E402
-from adaptive_operator.domain.anomaly import AnomalyDetector, feature_matrix  # noqa: E402
+from adaptive_operator.domain.anomaly import feature_matrix  # noqa: E402
+from adaptive_operator.domain.anomaly_live import AnomalyDetector  # noqa: E402
 from adaptive_operator.domain.healing import detector_settings_from_spec  # noqa: E402
 
 

@@ -4,12 +4,15 @@
 for the operator's 2,100-row window of two metrics); the live detector needs only the newest
 row each sync: the same numbers (a test compares them with the full computation), computed from
 one rolling median (the deviations the scale is taken over need the baseline of each earlier
-row) and plain medians and means of the trailing rows.
+row) and plain medians and means of the trailing rows. `LatestFeatures` goes further for a
+window that is the previous one plus a row: it remembers the earlier rows' deviations, so the
+newest row needs three plain medians and no rolling one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +55,15 @@ def _one_metric(
     values: Sequence[float] | FloatArray, baseline_rows: int, short_rows: int, period: int
 ) -> tuple[list[float], float, float]:
     """The newest row's [level_z, step_z, mean_z, vol] (uncompressed), baseline and level z."""
+    x, baseline, deviations = _deviations(values, baseline_rows, period)
+    return _newest(x, baseline, deviations, baseline_rows, short_rows)
+
+
+def _deviations(
+    values: Sequence[float] | FloatArray, baseline_rows: int, period: int
+) -> tuple[FloatArray, float, FloatArray]:
+    """The rows the newest row's features can reach (differenced with a `period`), the newest
+    row's baseline, and each such row's deviation |x[i-1] - baseline[i]| from its own."""
     # Only the rows the newest row's features can reach: its baseline's window, and the
     # baselines of the rows in the window its scale is taken over.
     reach = 2 * baseline_rows + 2
@@ -59,10 +71,17 @@ def _one_metric(
     x = x[-reach:]
     previous = np.concatenate([[np.nan], x[:-1]])
     medians = pd.Series(previous).rolling(baseline_rows, min_periods=2).median().to_numpy()
-    baseline = float(medians[-1])
+    return x, float(medians[-1]), np.abs(previous - medians)
+
+
+def _newest(
+    x: FloatArray, baseline: float, deviations: FloatArray, baseline_rows: int, short_rows: int
+) -> tuple[list[float], float, float]:
+    """The newest row's features from its baseline and the deviations of the rows up to it
+    (`x` and `deviations` may start anywhere before the newest row's reach)."""
     level_floor = 1e-6 * (abs(x[-2]) if len(x) > 1 else 0.0) + 1e-9
-    scale = _scale_at_end(np.abs(previous - medians), baseline_rows, level_floor)
-    steps = np.concatenate([[np.nan], np.diff(x)])
+    scale = _scale_at_end(deviations, baseline_rows, level_floor)
+    steps = np.concatenate([[np.nan], np.diff(x[-(baseline_rows + 2) :])])
     step_scale = _scale_at_end(np.abs(steps), baseline_rows, 1e-9)
     short = x[-short_rows:]
     short_mean = float(np.mean(short))
@@ -74,21 +93,32 @@ def _one_metric(
     return features, baseline, level_z
 
 
+Level = tuple[str, float, float, float]  # metric, value, baseline, level z
+_Found = tuple[str, FloatArray, int, list[float], float, float]
+
+
 def latest_features(
     window: Mapping[str, Sequence[float] | FloatArray],
     baseline_rows: int,
     short_rows: int,
     periods: Mapping[str, int] | None = None,
-) -> tuple[FloatArray, list[tuple[str, float, float, float]]]:
+) -> tuple[FloatArray, list[Level]]:
     """The newest row of `anomaly.feature_matrix(window, periods)` (1 x features) and, per
     metric, its value, baseline and level z (what `anomaly.level_zscores` gives for the last
     row)."""
-    row: list[float] = []
-    levels = []
+    found: list[_Found] = []
     for name in sorted(window):
         values = np.asarray(window[name], dtype=float)
         period = (periods or {}).get(name, 0)
-        features, baseline, z = _one_metric(values, baseline_rows, short_rows, period)
+        found.append((name, values, period,
+                      *_one_metric(values, baseline_rows, short_rows, period)))
+    return _assembled(found)
+
+
+def _assembled(found: list[_Found]) -> tuple[FloatArray, list[Level]]:
+    row: list[float] = []
+    levels = []
+    for name, values, period, features, baseline, z in found:
         row += features
         value = float(values[-1])
         # A seasonal metric's baseline is a change since one period earlier: what the value
@@ -104,3 +134,81 @@ def latest_features(
         )
     raw = np.asarray([row], dtype=float)
     return compress(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)), levels
+
+
+def _one_more(previous: FloatArray, values: FloatArray) -> bool:
+    """Whether `values` is `previous` plus one row, with its oldest row dropped or not."""
+    if len(values) == len(previous) + 1:
+        return bool(np.array_equal(values[:-1], previous))
+    return len(values) == len(previous) > 0 and bool(np.array_equal(values[:-1], previous[1:]))
+
+
+@dataclass
+class _Trail:
+    """One metric at the previous call: its window and, unless it was differenced, the
+    deviations of the window's newest `baseline_rows + 1` rows (None: not computed)."""
+
+    values: FloatArray
+    deviations: FloatArray | None = None
+
+
+@dataclass
+class LatestFeatures:
+    """`latest_features` of a window that is the previous call's plus one row, from what the
+    previous call left: a row's deviation from its own baseline does not change as rows are
+    added (while the rows of the baselines it needs are in the window), so the newest row
+    needs one new baseline, not a rolling median over 2 x `baseline_rows` rows. The same
+    numbers as `latest_features` (a test compares them); a metric with a seasonal period,
+    missing values, or a sliding window shorter than 2 x `baseline_rows` + 1 rows is
+    computed whole, as `latest_features` does."""
+
+    baseline_rows: int
+    short_rows: int
+    _trails: dict[str, _Trail] = field(default_factory=dict)
+
+    def restart(self, window: Mapping[str, FloatArray]) -> None:
+        """Remember `window` (the caller's copy, not changed afterwards), nothing computed."""
+        self._trails = {name: _Trail(values) for name, values in window.items()}
+
+    def continues(self, window: Mapping[str, FloatArray]) -> bool:
+        """Whether every metric of `window` is the previous window plus one row."""
+        if window.keys() != self._trails.keys():
+            return False
+        return all(_one_more(self._trails[name].values, window[name]) for name in window)
+
+    def advance(
+        self, window: Mapping[str, FloatArray], periods: Mapping[str, int]
+    ) -> tuple[FloatArray, list[Level]]:
+        """`latest_features(window, ..., periods)`; remembers `window` (not copied) for the
+        next call."""
+        found: list[_Found] = []
+        for name in sorted(window):
+            values, period = window[name], periods.get(name, 0)
+            if period:
+                features = _one_metric(values, self.baseline_rows, self.short_rows, period)
+                self._trails[name] = _Trail(values)
+            else:
+                baseline, self._trails[name] = self._extended(self._trails[name], values)
+                deviations = self._trails[name].deviations
+                assert deviations is not None
+                features = _newest(values, baseline, deviations, self.baseline_rows,
+                                   self.short_rows)
+            found.append((name, values, period, *features))
+        return _assembled(found)
+
+    def _extended(self, trail: _Trail, values: FloatArray) -> tuple[float, _Trail]:
+        """The newest row's baseline, and the trail with the newest row's deviation added."""
+        rows = self.baseline_rows
+        newest = len(values) - 1
+        before = values[max(0, newest - rows) : newest]
+        slid = len(values) == len(trail.values)  # the oldest row dropped: baselines move
+        if (trail.deviations is None or (slid and len(values) <= 2 * rows)
+                or not np.isfinite(before).all()):
+            _, baseline, deviations = _deviations(values, rows, 0)
+            return baseline, _Trail(values, deviations[-(rows + 1) :])
+        # np.median is pandas' rolling median for the same rows: the middle one, or the
+        # mean of the middle two (a test checks the two paths give identical numbers).
+        baseline = float(np.median(before)) if len(before) >= 2 else float("nan")
+        deviation = abs(float(values[newest - 1]) - baseline) if newest else float("nan")
+        deviations = np.append(trail.deviations, deviation)[-(rows + 1) :]
+        return baseline, _Trail(values, deviations)
