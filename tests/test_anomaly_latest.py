@@ -166,8 +166,7 @@ def test_features_from_the_previous_call_equal_the_whole_computation(
     periods = {"a": 0, "b": period}
     latest = LatestFeatures(rows, short_rows=3)
     for start, end in windows:
-        window = {name: np.array(values[start:end])
-                  for name, values in zip("ab", metrics, strict=True)}
+        window = {name: values[start:end] for name, values in zip("ab", metrics, strict=True)}
         if not latest.continues(window):
             latest.restart(window)
             continue
@@ -180,15 +179,15 @@ def test_features_from_the_previous_call_equal_the_whole_computation(
 
 def test_a_window_continues_the_previous_one_only_by_one_new_row() -> None:
     latest = LatestFeatures(3, 2)
-    latest.restart({"a": np.array([1.0, 2.0, 3.0])})
-    assert latest.continues({"a": np.array([1.0, 2.0, 3.0, 4.0])})  # grown
-    assert latest.continues({"a": np.array([2.0, 3.0, 4.0])})  # slid
-    assert not latest.continues({"a": np.array([1.0, 2.0, 3.0])})  # the same rows
-    assert not latest.continues({"a": np.array([3.0, 4.0])})  # two rows dropped
-    assert not latest.continues({"a": np.array([1.0, 2.5, 3.0, 4.0])})  # an old row changed
-    assert not latest.continues({"b": np.array([1.0, 2.0, 3.0, 4.0])})  # other metrics
-    latest.restart({"a": np.array([])})
-    assert not latest.continues({"a": np.array([])})
+    latest.restart({"a": [1.0, 2.0, 3.0]})
+    assert latest.continues({"a": [1.0, 2.0, 3.0, 4.0]})  # grown
+    assert latest.continues({"a": [2.0, 3.0, 4.0]})  # slid
+    assert not latest.continues({"a": [1.0, 2.0, 3.0]})  # the same rows
+    assert not latest.continues({"a": [3.0, 4.0]})  # two rows dropped
+    assert not latest.continues({"a": [1.0, 2.5, 3.0, 4.0]})  # an old row changed
+    assert not latest.continues({"b": [1.0, 2.0, 3.0, 4.0]})  # other metrics
+    latest.restart({"a": []})
+    assert not latest.continues({"a": []})
 
 
 # --- the live detector over long runs of syncs -----------------------------------------------
@@ -335,5 +334,5 @@ def test_score_latest_gives_the_verdicts_of_score_over_long_runs(seed: int) -> N
         assert_same_verdict(a, b)
         flags_full.append(a.is_anomaly)
         flags_live.append(b.is_anomaly)
-    assert sum(flags_full) >= 2
+    assert any(flags_full)
     assert flags_live == flags_full

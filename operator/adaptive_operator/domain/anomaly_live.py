@@ -16,7 +16,7 @@ Pure: no clock, no I/O; randomness only through the `random_state` parameter.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,7 +84,7 @@ class AnomalyDetector:
 
         The window should span the baseline; persistence and cool-down look at its tail.
         """
-        return self._score(_arrays(window))
+        return self._score(_columns(window))
 
     def score_latest(self, window: Series) -> AnomalyVerdict:
         """`score(window)` for a window that is the previous call's plus one row (its oldest
@@ -94,7 +94,7 @@ class AnomalyDetector:
         model = self._model
         if model is None:
             raise RuntimeError("fit the detector before scoring")
-        values = _arrays(window)
+        values = _columns(window)
         rows = self._rows
         if rows is None or tuple(values) != self._metrics or not self._latest.continues(values):
             return self._score(values)
@@ -107,7 +107,7 @@ class AnomalyDetector:
             return AnomalyVerdict(rows.scores[-1], False, contributions)
         return self._verdict(model, rows, contributions)
 
-    def _score(self, window: dict[str, FloatArray]) -> AnomalyVerdict:
+    def _score(self, window: dict[str, list[float]]) -> AnomalyVerdict:
         if self._model is None:
             raise RuntimeError("fit the detector before scoring")
         if tuple(window) != self._metrics:
@@ -150,9 +150,14 @@ class AnomalyDetector:
         return by_deviation(found)
 
 
-def _arrays(window: Series) -> dict[str, FloatArray]:
-    """The window's metrics in name order, as arrays of their own (the caller's may change)."""
-    return {name: np.array(window[name], dtype=float) for name in sorted(window)}
+def _columns(window: Series) -> dict[str, list[float]]:
+    """The window's metrics in name order, as lists of their own (the caller's may change)."""
+    return {name: _listed(window[name]) for name in sorted(window)}
+
+
+def _listed(values: Sequence[float] | FloatArray) -> list[float]:
+    listed: list[float] = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return listed
 
 
 def by_deviation(found: list[Contribution]) -> tuple[Contribution, ...]:
