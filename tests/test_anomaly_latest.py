@@ -27,7 +27,7 @@ from adaptive_operator.domain.anomaly import (
 )
 from adaptive_operator.domain.anomaly_flags import flag_incidents
 from adaptive_operator.domain.anomaly_latest import LatestFeatures, latest_features
-from adaptive_operator.domain.anomaly_live import AnomalyDetector, by_deviation
+from adaptive_operator.domain.anomaly_live import AnomalyDetector, _ScoredRows, by_deviation
 from adaptive_operator.domain.forest_scoring import FastForest, average_path_length
 from adaptive_operator.domain.healing import detector_settings_from_spec
 
@@ -188,6 +188,56 @@ def test_a_window_continues_the_previous_one_only_by_one_new_row() -> None:
     assert not latest.continues({"b": [1.0, 2.0, 3.0, 4.0]})  # other metrics
     latest.restart({"a": []})
     assert not latest.continues({"a": []})
+
+
+# --- a quiet tail: no verdict to compute -------------------------------------------------------
+
+
+@st.composite
+def tails(draw: st.DrawFn) -> tuple[DetectorSettings, float, int, list[float], list[bool],
+                                     list[bool]]:
+    """An operating point, a threshold, a season, and a tail's scores, moves and rows beyond
+    training (scores on the threshold included)."""
+    n = draw(st.integers(1, 4))
+    settings = DetectorSettings(
+        persistence_n=n, persistence_k=draw(st.integers(1, n)),
+        cooldown_rows=draw(st.integers(0, 5)), record_rows=draw(st.integers(0, 8)),
+        season_slack_rows=1, season_repeats=draw(st.integers(0, 2)))
+    size = draw(st.integers(1, 30))
+    scores = draw(st.lists(st.sampled_from([0.3, 0.5, 0.6, 0.7]), min_size=size, max_size=size))
+    flags = st.lists(st.booleans(), min_size=size, max_size=size)
+    return (settings, draw(st.sampled_from([0.5, 0.6])), draw(st.sampled_from([0, 3, 5])),
+            scores, draw(flags), draw(flags))
+
+
+@given(tails())
+def test_a_quiet_tail_is_never_flagged(
+    tail: tuple[DetectorSettings, float, int, list[float], list[bool], list[bool]],
+) -> None:
+    """When none of the last persistence_n rows can exceed, the whole verdict would not flag
+    the newest row: the live path's shortcut changes no verdict."""
+    settings, threshold, season, scores, moved, beyond = tail
+    rows = _ScoredRows.of(len(scores), scores, moved, beyond)
+    values = np.asarray(scores)
+    regular = repeats_season(values, season, settings)
+    gate = (values >= threshold) & np.asarray(moved) & ~regular
+    flags = flag_incidents(values, gate, np.asarray(beyond) & ~regular, settings,
+                           len(scores) + 1)
+    if rows.quiet(settings.persistence_n, threshold):
+        assert not flags[-1]
+
+
+def test_a_tail_is_quiet_without_a_row_that_can_exceed_among_the_last_n() -> None:
+    def quiet(scores: list[float], moved: list[bool], beyond: list[bool]) -> bool:
+        return _ScoredRows.of(5, scores, moved, beyond).quiet(3, threshold=0.5)
+
+    calm = [0.4, 0.4, 0.4, 0.4]
+    assert quiet(calm, [True] * 4, [False] * 4)
+    assert not quiet([0.4, 0.5, 0.4, 0.4], [True] * 4, [False] * 4)  # at the threshold
+    assert quiet([0.4, 0.5, 0.4, 0.4], [True, False, True, True], [False] * 4)  # not moving
+    assert quiet([0.9, 0.4, 0.4, 0.4], [True] * 4, [True, False, False, False])  # too old
+    assert not quiet(calm, [False] * 4, [False, True, False, False])  # beyond training
+    assert quiet([], [], [])
 
 
 # --- the live detector over long runs of syncs -----------------------------------------------
