@@ -4,8 +4,11 @@
     KUBECONFIG=... .venv/bin/python benchmarks/scale_hotspots.py --namespace NS --deployment D
 
 CPU milliseconds (process time, robust to the shared machine) per call of:
-- the live detector's verdict: the whole 2,103-row window scored (`AnomalyDetector.score`, what
-  every sync did) vs the newest row only (`score_latest`, what it does now);
+- the live detector's verdict with the operator's settings (`detector_settings_from_spec`), as
+  a sync does it (`handlers.healing.score`: a row appended to the `MetricHistory`, its
+  2,103-row tail, the verdict): the whole window scored (`AnomalyDetector.score`, what every
+  sync once did) vs the newest row only (`score_latest`), for 2 metrics and for the 5 of the
+  default `HealingSpec`;
 - the forest's scores of one row: scikit-learn's `score_samples` vs the trees walked in numpy;
 - one API read (the scale subresource): a new client per call (as before) vs one shared client.
 Results: benchmarks/results/scale_hotspots.md.
@@ -25,8 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
 
 from adaptive_operator.api.healing import HealingSpec  # noqa: E402
-from adaptive_operator.domain.anomaly import AnomalyDetector, feature_matrix  # noqa: E402
+from adaptive_operator.domain.anomaly import DetectorSettings, feature_matrix  # noqa: E402
+from adaptive_operator.domain.anomaly_live import AnomalyDetector  # noqa: E402
 from adaptive_operator.domain.healing import detector_settings_from_spec  # noqa: E402
+from adaptive_operator.domain.healing_inputs import MetricHistory  # noqa: E402
 
 
 def cpu_ms(call: Callable[[], object], repeat: int) -> float:
@@ -38,31 +43,47 @@ def cpu_ms(call: Callable[[], object], repeat: int) -> float:
 
 
 def detector_rows() -> list[str]:
-    settings = detector_settings_from_spec(HealingSpec(enabled=True, metrics={"e": "", "l": ""}))
-    rows = settings.baseline_rows + settings.persistence_n + settings.cooldown_rows + (
-        settings.record_rows)
+    rows = []
+    for metrics in (2, 5):
+        names = [f"m{i}" for i in range(metrics)]
+        settings = detector_settings_from_spec(HealingSpec(enabled=True,
+                                                           metrics=dict.fromkeys(names, "")))
+        window_rows = settings.baseline_rows + settings.persistence_n + (
+            settings.cooldown_rows + settings.record_rows)
+        full = syncing(settings, names, window_rows, whole=True)
+        live = syncing(settings, names, window_rows, whole=False)
+        rows.append(f"| live detector verdict, {window_rows}-row window of {metrics} metrics "
+                    f"(whole window vs newest row) | {cpu_ms(full, 20):.1f} | "
+                    f"{cpu_ms(live, 200):.2f} |")
+    settings = detector_settings_from_spec(HealingSpec())
     rng = np.random.default_rng(0)
-    history = {"e": list(0.01 + rng.normal(0, 0.002, rows + 200)),
-               "l": list(0.1 + rng.normal(0, 0.01, rows + 200))}
-    full = AnomalyDetector(settings, 0).fit({k: v[:600] for k, v in history.items()})
-    live = AnomalyDetector(settings, 0).fit({k: v[:600] for k, v in history.items()})
-    ends = iter(range(rows, rows + 200))
-
-    def latest() -> None:
-        end = next(ends)
-        live.score_latest({k: v[end - rows:end] for k, v in history.items()})
-
-    window = {k: v[-rows:] for k, v in history.items()}
-    model = full._model  # the fitted forest, to time its two scorers
+    history = {name: list(rng.normal(0, 1, 600)) for name in ("e", "l")}
+    model = AnomalyDetector(settings, 0).fit(history)._model  # to time its two scorers
     assert model is not None and model.fast is not None
-    one = feature_matrix(window, settings)[-1:]
-    return [
-        f"| live detector verdict, {rows}-row window of 2 metrics | "
-        f"{cpu_ms(lambda: full.score(window), 20):.1f} | {cpu_ms(latest, 100):.2f} |",
-        f"| forest scores of one row (30 trees) | "
-        f"{cpu_ms(lambda: model.forest.score_samples(one), 50):.2f} | "
-        f"{cpu_ms(lambda: model.fast.scores(one), 200):.3f} |",
-    ]
+    one = feature_matrix(history, settings)[-1:]
+    rows.append(f"| forest scores of one row (30 trees) | "
+                f"{cpu_ms(lambda: model.forest.score_samples(one), 50):.2f} | "
+                f"{cpu_ms(lambda: model.fast.scores(one), 200):.3f} |")
+    return rows
+
+
+def syncing(settings: DetectorSettings, names: list[str], window_rows: int,
+            whole: bool) -> Callable[[], object]:
+    """One sync's detector work per call (`handlers.healing.score` without the refits): a
+    new row of noise into a full history, its tail, the verdict (whole or newest row)."""
+    rng = np.random.default_rng(0)
+    limit = settings.train_rows + settings.baseline_rows + settings.record_rows + (
+        settings.cooldown_rows)
+    history = MetricHistory(limit)
+    history.backfill({name: list(rng.normal(1.0, 0.1, limit)) for name in names})
+    detector = AnomalyDetector(settings, 0).fit(history.rows)
+    verdict = detector.score if whole else detector.score_latest
+
+    def sync() -> object:
+        history.append({name: float(rng.normal(1.0, 0.1)) for name in names})
+        return verdict(history.tail(window_rows))
+
+    return sync
 
 
 def api_rows(namespace: str, deployment: str) -> list[str]:

@@ -11,17 +11,17 @@ from hypothesis import strategies as st
 
 from adaptive_operator.api.healing import HealingSpec, Persistence
 from adaptive_operator.domain.anomaly import (
-    AnomalyDetector,
     AnomalyVerdict,
     Contribution,
     DetectorSettings,
-    _fit_model,
     beyond_training,
     detect_batch,
     detect_series,
+    fit_model,
     metric_features,
 )
 from adaptive_operator.domain.anomaly_flags import flag_incidents, record_level
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing import detector_settings_from_spec
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
@@ -187,7 +187,7 @@ def test_beyond_training(on: bool, jump: float, expected: bool) -> None:
     values = noisy(301)
     values[-1] = 10.0 + jump
     features = metric_features(values, config)
-    model = _fit_model(features[20:300], config, random_state=0)  # past the warm-up
+    model = fit_model(features[20:300], config, random_state=0)  # past the warm-up
     assert bool(beyond_training(model, features[-1:], config)[0]) is expected
 
 

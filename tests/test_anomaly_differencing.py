@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from adaptive_operator.domain.anomaly import (
-    AnomalyDetector,
     DetectorSettings,
     detect_series,
     feature_matrix,
@@ -19,6 +18,7 @@ from adaptive_operator.domain.anomaly import (
     metric_features,
 )
 from adaptive_operator.domain.anomaly_latest import latest_features, seasonal_difference
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from test_anomaly_latest import assert_same_verdict
 
 PERIOD = 24

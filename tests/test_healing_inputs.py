@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.anomaly import AnomalyDetector, AnomalyVerdict, Contribution
+from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing import (
     Action,
     HealingPolicy,

@@ -26,7 +26,8 @@ from adaptive_operator.adapters.prometheus import (
     to_vector,
 )
 from adaptive_operator.domain import scaling
-from adaptive_operator.domain.anomaly import AnomalyDetector, DetectorSettings
+from adaptive_operator.domain.anomaly import DetectorSettings
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.forecast_history import MetricHistory
 from adaptive_operator.domain.healing_inputs import MetricHistory as HealthHistory
 from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain import scaling
-from adaptive_operator.domain.anomaly import AnomalyDetector, AnomalyVerdict, Contribution
+from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing import (
     Action,
     HealingPolicy,

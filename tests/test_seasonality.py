@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from adaptive_operator.domain.anomaly import (
-    AnomalyDetector,
     DetectorSettings,
     detect_series,
     repeats_season,
     training_season,
 )
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.seasonality import (
     autocorrelation,
     season_of,

@@ -30,11 +30,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 
 from adaptive_operator.domain.anomaly_flags import flag_incidents
-from adaptive_operator.domain.anomaly_latest import (
-    MAD_TO_SIGMA,
-    latest_features,
-    seasonal_difference,
-)
+from adaptive_operator.domain.anomaly_latest import MAD_TO_SIGMA, seasonal_difference
 from adaptive_operator.domain.anomaly_latest import compress as _compress
 from adaptive_operator.domain.forest_scoring import FastForest
 from adaptive_operator.domain.seasonality import season_of, seasonal_levels, strongest_peak
@@ -255,7 +251,7 @@ def _forest(settings: DetectorSettings, random_state: int, rows: int) -> Isolati
 
 
 @dataclass
-class _Model:
+class Model:
     forest: IsolationForest
     threshold: float
     envelope: FloatArray  # per level or step column: the largest |value| in training
@@ -268,7 +264,7 @@ def _level_and_step(features: FloatArray) -> FloatArray:
     return np.concatenate([features[:, i::FEATURES_PER_METRIC] for i in (0, 1)], axis=1)
 
 
-def beyond_training(model: _Model, rows: FloatArray, settings: DetectorSettings) -> BoolArray:
+def beyond_training(model: Model, rows: FloatArray, settings: DetectorSettings) -> BoolArray:
     """Rows outside what the forest was trained on (only with `settings.beyond_training`)."""
     if not settings.beyond_training:
         return np.zeros(len(rows), dtype=bool)
@@ -277,14 +273,14 @@ def beyond_training(model: _Model, rows: FloatArray, settings: DetectorSettings)
     return result
 
 
-def _fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
-               season: int = 0, periods: Mapping[str, int] | None = None) -> _Model:
+def fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
+               season: int = 0, periods: Mapping[str, int] | None = None) -> Model:
     forest = _forest(settings, random_state, len(train)).fit(train)
     train_scores = -forest.score_samples(train)
     upper = float(np.quantile(train_scores, settings.train_quantile))
     threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return _Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest), season,
+    return Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest), season,
                   dict(periods or {}))
 
 
@@ -305,7 +301,7 @@ def repeats_season(scores: FloatArray, seasons: npt.NDArray[np.intp] | int,
     return result
 
 
-def _raw_scores(model: _Model, rows: FloatArray) -> FloatArray:
+def raw_scores(model: Model, rows: FloatArray) -> FloatArray:
     # sklearn's score_samples is minus the paper's anomaly score s in (0, 1]; the fast path
     # gives the same numbers without its ~10 ms of overhead per call.
     raw = model.fast.scores(rows) if model.fast else -model.forest.score_samples(rows)
@@ -339,9 +335,9 @@ def detect_batch(
         season = training_season(history, rows, settings)
         periods = find_periods(history, rows, settings)
         features = _differenced(history, settings, periods, by_periods)
-        model = _fit_model(features[rows], settings, random_state, season, periods)
+        model = fit_model(features[rows], settings, random_state, season, periods)
         block = slice(start, start + settings.refit_every)
-        scores[block] = _raw_scores(model, features[block])
+        scores[block] = raw_scores(model, features[block])
         above[block] = scores[block] >= model.threshold
         beyond[block] = beyond_training(model, features[block], settings)
         moved[block] = deviates(features[block], settings)
@@ -374,119 +370,3 @@ def deviates(features: FloatArray, settings: DetectorSettings) -> BoolArray:
     level_and_step = _level_and_step(features)
     result: BoolArray = np.abs(level_and_step).max(axis=1) >= np.log1p(settings.min_deviation_z)
     return result
-
-
-@dataclass
-class AnomalyDetector:
-    """The operator's detector: fit on recent history, then score the latest row of a window."""
-
-    settings: DetectorSettings = field(default_factory=DetectorSettings)
-    random_state: int = 0
-    _model: _Model | None = field(default=None, init=False, repr=False)
-    _metrics: tuple[str, ...] = field(default=(), init=False, repr=False)
-    _rows: _ScoredRows | None = field(default=None, init=False, repr=False)
-
-    def fit(self, history: Series) -> AnomalyDetector:
-        s = self.settings
-        every = feature_matrix(history, s)
-        features = every[s.warm_up_rows :][-s.train_rows :]
-        if len(features) < s.min_train_rows:
-            raise ValueError(
-                f"need at least {s.rows_to_fit} rows to fit "
-                f"({s.warm_up_rows} of them warm-up), got {len(every)}"
-            )
-        rows = slice(max(s.warm_up_rows, len(every) - s.train_rows), len(every))  # = features
-        season = training_season(history, rows, s)
-        periods = find_periods(history, rows, s)
-        if any(periods.values()):
-            features = feature_matrix(history, s, periods)[rows]
-        self._model = _fit_model(features, self.settings, self.random_state, season, periods)
-        self._metrics = tuple(sorted(history))
-        self._rows = None  # rows scored by the previous model are scored again
-        return self
-
-    @property
-    def fitted(self) -> bool:
-        return self._model is not None
-
-    def score(self, window: Series) -> AnomalyVerdict:
-        """Verdict for the last row of `window` (recent rows of every metric, oldest first).
-
-        The window should span the baseline; persistence and cool-down look at its tail.
-        """
-        if self._model is None:
-            raise RuntimeError("fit the detector before scoring")
-        if tuple(sorted(window)) != self._metrics:
-            raise ValueError(f"window metrics {sorted(window)} differ from {list(self._metrics)}")
-        self._rows = self._score_window(self._model, window)
-        return self._verdict(self._model, self._rows, self._contributions(window))
-
-    def score_latest(self, window: Series) -> AnomalyVerdict:
-        """`score(window)` for a window one row longer than at the previous call: only the new
-        row is computed, the earlier rows' scores are remembered (all are scored again after a
-        fit): 6.5 ms instead of 41 (benchmarks/scale_hotspots.py); the operator calls it once
-        per new row."""
-        if self._model is None:
-            raise RuntimeError("fit the detector before scoring")
-        if self._rows is None or tuple(sorted(window)) != self._metrics:
-            return self.score(window)
-        features, levels = latest_features(window, self.settings.baseline_rows,
-                                           self.settings.short_rows, self._model.periods)
-        contributions = by_deviation([Contribution(*level) for level in levels])
-        model = self._model
-        self._rows.add(float(_raw_scores(model, features)[0]),
-                       bool(deviates(features, self.settings)[0]),
-                       bool(beyond_training(model, features, self.settings)[0]))
-        return self._verdict(model, self._rows, contributions)
-
-    def _score_window(self, model: _Model, window: Series) -> _ScoredRows:
-        features = feature_matrix(window, self.settings, model.periods)
-        s = self.settings
-        tail = s.persistence_n + s.cooldown_rows + s.record_rows
-        scores = _raw_scores(model, features[-tail:])
-        # Like the batch's unscored first rows: the window's warm-up rows count for nothing.
-        warm = max(0, s.warm_up_rows - (len(features) - len(scores)))
-        scores[:warm] = 0.0
-        moved = deviates(features[-tail:], s)
-        beyond = beyond_training(model, features[-tail:], s)
-        moved[:warm] = False
-        beyond[:warm] = False
-        return _ScoredRows(tail, list(scores), list(moved), list(beyond))
-
-    def _verdict(self, model: _Model, rows: _ScoredRows,
-                 contributions: tuple[Contribution, ...]) -> AnomalyVerdict:
-        scores = np.asarray(rows.scores, dtype=float)
-        regular = repeats_season(scores, model.season, self.settings)
-        gate = (scores >= model.threshold) & np.asarray(rows.deviates, dtype=bool) & ~regular
-        beyond = np.asarray(rows.beyond, dtype=bool) & ~regular
-        flags = flag_incidents(scores, gate, beyond, self.settings, rows.limit + 1)
-        return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), contributions)
-
-    def _contributions(self, window: Series) -> tuple[Contribution, ...]:
-        found = []
-        periods = self._model.periods if self._model else {}
-        for metric in self._metrics:
-            values = np.asarray(window[metric], dtype=float)
-            baseline, z = level_zscores(values, self.settings.baseline_rows,
-                                        periods.get(metric, 0))
-            found.append(Contribution(metric, float(values[-1]), float(baseline[-1]), float(z[-1])))
-        return by_deviation(found)
-
-
-def by_deviation(found: list[Contribution]) -> tuple[Contribution, ...]:
-    return tuple(sorted(found, key=lambda c: -abs(c.z)))
-
-
-@dataclass
-class _ScoredRows:
-    """Per row of the verdict's tail, what the score of later rows needs from it."""
-
-    limit: int
-    scores: list[float]
-    deviates: list[bool]
-    beyond: list[bool]
-
-    def add(self, score: float, moved: bool, beyond: bool) -> None:
-        self.scores = [*self.scores, score][-self.limit :]
-        self.deviates = [*self.deviates, moved][-self.limit :]
-        self.beyond = [*self.beyond, beyond][-self.limit :]

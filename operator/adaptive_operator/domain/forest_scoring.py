@@ -32,11 +32,13 @@ def average_path_length(n: float) -> float:
 
 @dataclass(frozen=True)
 class FastForest:
-    left: IntArray  # (trees, nodes): child index, or the node itself at a leaf
+    # Every tree's nodes one after the other: node i of tree t is t * width + i.
+    left: IntArray  # child (its flat index), or the node itself at a leaf
     right: IntArray
     feature: IntArray
     threshold: FloatArray
     leaf_depth: FloatArray  # depth of the node + c(samples at the node) - 1, used at leaves
+    roots: IntArray  # each tree's first node
     depth: int  # the deepest leaf
     denominator: float
 
@@ -55,8 +57,8 @@ class FastForest:
             count = tree.node_count
             nodes = np.arange(count)
             leaf = tree.children_left[:count] < 0
-            left[i, :count] = np.where(leaf, nodes, tree.children_left[:count])
-            right[i, :count] = np.where(leaf, nodes, tree.children_right[:count])
+            left[i, :count] = np.where(leaf, nodes, tree.children_left[:count]) + i * width
+            right[i, :count] = np.where(leaf, nodes, tree.children_right[:count]) + i * width
             feature[i, :count] = np.where(leaf, 0, tree.feature[:count])
             threshold[i, :count] = tree.threshold[:count]
             depths = tree.compute_node_depths()
@@ -64,21 +66,23 @@ class FastForest:
             leaf_depth[i, :count] = depths + np.asarray(averages) - 1.0
             deepest = max(deepest, int(tree.max_depth))
         denominator = len(trees) * average_path_length(forest._max_samples)
-        return cls(left, right, feature, threshold, leaf_depth, deepest, denominator)
+        roots = np.arange(len(trees), dtype=np.intp) * width
+        return cls(left.ravel(), right.ravel(), feature.ravel(), threshold.ravel(),
+                   leaf_depth.ravel(), roots, deepest, denominator)
 
     def scores(self, rows: FloatArray) -> FloatArray:
         """The anomaly score s in (0, 1] of each row (minus `score_samples`)."""
         # The trees compare float32 inputs (scikit-learn's tree dtype) with float64 thresholds.
         x = np.asarray(rows, dtype=np.float32).astype(np.float64)
-        count, trees = len(x), len(self.left)
-        tree_index = np.broadcast_to(np.arange(trees), (count, trees))
-        row_index = np.broadcast_to(np.arange(count)[:, None], (count, trees))
-        node = np.zeros((count, trees), dtype=np.intp)
+        count = len(x)
+        # Row r's value of feature f is flat[r * features + f]: one flat lookup per step.
+        flat = x.ravel()
+        offsets = (np.arange(count, dtype=np.intp) * x.shape[1])[:, None]
+        node = np.broadcast_to(self.roots, (count, len(self.roots)))
         for _ in range(self.depth):
-            values = x[row_index, self.feature[tree_index, node]]
-            go_left = values <= self.threshold[tree_index, node]
-            node = np.where(go_left, self.left[tree_index, node], self.right[tree_index, node])
-        depths = self.leaf_depth[tree_index, node].sum(axis=1)
+            go_left = flat[offsets + self.feature[node]] <= self.threshold[node]
+            node = np.where(go_left, self.left[node], self.right[node])
+        depths = self.leaf_depth[node].sum(axis=1)
         if self.denominator == 0:
             return np.ones(count)
         result: FloatArray = 2.0 ** (-depths / self.denominator)

@@ -220,8 +220,8 @@ class MetricHistory:
         return {name: values[-count:] for name, values in self.rows.items()}
 
     def _trim(self) -> None:
-        for name, values in self.rows.items():
-            self.rows[name] = values[-self.limit:]
+        for values in self.rows.values():
+            del values[: -self.limit]
 
 
 # --- the incident ------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.anomaly import AnomalyDetector, AnomalyVerdict, DetectorSettings
+from adaptive_operator.domain.anomaly import AnomalyVerdict, DetectorSettings
+from adaptive_operator.domain.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.conditions import timestamp
 from adaptive_operator.domain.healing import (
     Action,
