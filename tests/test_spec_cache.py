@@ -31,7 +31,7 @@ def test_a_new_generation_is_parsed_again() -> None:
 
 
 def test_without_a_generation_every_call_parses() -> None:
-    first, kept = specs.validated(body(None), None)
+    _, kept = specs.validated(body(None), None)
     assert kept is None
     assert specs.validated(body(None, maxReplicas=9), kept)[0].max_replicas == 9
 
