@@ -311,10 +311,14 @@ def remove_namespace(env: dict[str, str], namespace: str) -> None:
                    env=env, capture_output=True, check=False)
     found = subprocess.run(["kubectl", "get", "adaptiveservices", "-n", namespace, "-o", "name"],
                            env=env, capture_output=True, text=True, check=False).stdout.split()
-    for start in range(0, len(found), 100):
+
+    def release(batch: list[str]) -> None:
         subprocess.run(["kubectl", "patch", "-n", namespace, "--type=merge", "-p",
-                        '{"metadata":{"finalizers":null}}', *found[start:start + 100]],
+                        '{"metadata":{"finalizers":null}}', *batch],
                        env=env, capture_output=True, check=False)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(release, [found[i:i + 50] for i in range(0, len(found), 50)]))
 
 
 def stop_operator(proc: subprocess.Popen[bytes]) -> float | None:

@@ -115,3 +115,15 @@ async def test_status_is_compared_with_what_this_process_wrote_last(
     # The body does not show that write yet; the same state again is no change.
     await sync(monkeypatch, Observation(CALM), {"metadata": {}}, kept)
     assert len(api.statuses) == 1
+
+
+async def test_the_live_score_is_a_gauge_every_sync_and_gone_with_the_service(
+        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"namespace": "ns", "name": "web"}
+    await sync(monkeypatch, Observation(ANOMALY), {"metadata": {}})
+    assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) == ANOMALY.score
+    healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")
+    assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) is None
+    healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")  # twice: no error

@@ -86,7 +86,7 @@ def load_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
-POOL_SIZE = 32
+POOL_SIZE = 64
 _shared_client: client.ApiClient | None = None
 _shared_lock = threading.Lock()
 

@@ -27,7 +27,7 @@ from urllib3.util.retry import Retry
 from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
-POOL_SIZE = 32  # the operator's worker threads (handlers.settings.WORKER_THREADS)
+POOL_SIZE = 64  # the operator's worker threads (handlers.settings.WORKER_THREADS)
 
 
 class MetricError(Exception):

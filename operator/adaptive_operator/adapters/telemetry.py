@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +42,9 @@ FORECAST_FLOOR = Gauge(
 FORECAST_CEILING = Gauge(
     "adaptive_forecast_ceiling_replicas", "Replicas the trusted forecast lets the service scale "
     "down to (scaleDownOnForecast; absent when off or not trusted).", ["namespace", "name"])
+ANOMALY_SCORE = Gauge(
+    "adaptive_anomaly_score", "The healing detector's score of the service's latest row (0-1, "
+    "higher is more anomalous); absent before its first verdict.", ["namespace", "name"])
 
 # What the operator asks of the outside, for capacity planning ("how many queries per second
 # will 1,000 services cost my Prometheus / API server?").
@@ -84,6 +88,12 @@ class TimedExecutor(ThreadPoolExecutor):
                 WORKER_RUN_SECONDS.observe(time.monotonic() - started)
 
         return super().submit(timed)
+
+
+def forget(gauge: Gauge, *labels: str) -> None:
+    """Remove one series of a labelled gauge (a service gone); nothing if it was never set."""
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from adaptive_operator.adapters import telemetry
@@ -88,7 +87,7 @@ def publish(namespace: str, name: str, quantile: float, forecast: ServiceForecas
     for gauge, value in ((telemetry.FORECAST_FLOOR, forecast.floor),
                          (telemetry.FORECAST_CEILING, forecast.ceiling)):
         if value is None:
-            _remove(gauge, namespace, name)
+            telemetry.forget(gauge, namespace, name)
         else:
             gauge.labels(namespace, name).set(value)
 
@@ -98,20 +97,16 @@ def _publish_metric(namespace: str, name: str, quantile: float, metric: MetricFo
     for label, value in (("0.5", points[-1].p50 if points else None),
                          (f"{quantile:g}", points[-1].p_high if points else None)):
         if value is None:  # no forecast: a gap on the chart, not a stale line
-            _remove(telemetry.FORECAST, namespace, name, metric.metric, label)
+            telemetry.forget(telemetry.FORECAST, namespace, name, metric.metric, label)
         else:
             telemetry.FORECAST.labels(namespace, name, metric.metric, label).set(value)
 
 
 def unpublish(namespace: str, name: str, metrics: list[str], quantile: float) -> None:
-    _remove(telemetry.LOOKAHEAD, namespace, name)
-    _remove(telemetry.FORECAST_FLOOR, namespace, name)
-    _remove(telemetry.FORECAST_CEILING, namespace, name)
+    telemetry.forget(telemetry.LOOKAHEAD, namespace, name)
+    telemetry.forget(telemetry.FORECAST_FLOOR, namespace, name)
+    telemetry.forget(telemetry.FORECAST_CEILING, namespace, name)
     for metric in metrics:
         for label in ("0.5", f"{quantile:g}"):
-            _remove(telemetry.FORECAST, namespace, name, metric, label)
+            telemetry.forget(telemetry.FORECAST, namespace, name, metric, label)
 
-
-def _remove(gauge: Any, *labels: str) -> None:
-    with contextlib.suppress(KeyError):  # never set: nothing to remove
-        gauge.remove(*labels)

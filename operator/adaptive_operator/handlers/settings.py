@@ -18,8 +18,10 @@ from adaptive_operator.domain.namespaces import in_scope
 # query already fetched it (Prometheus scrapes every 15-30 s in most clusters anyway).
 ANSWER_AGE_FRACTION = 1.0 / 3.0
 # Threads for blocking calls (API server, Prometheus, model fitting). Python's default (cores +
-# 4: 6 here) left hundreds of services queueing for a thread while calls waited on the network.
-WORKER_THREADS = 32
+# 4: 6 here) left hundreds of services queueing for a thread while calls waited on the network;
+# 32 still queued status writes for seconds at 1,000 services on a busy API server (a waiting
+# thread costs memory, not CPU).
+WORKER_THREADS = 64
 
 
 @dataclass(frozen=True)
