@@ -58,13 +58,18 @@ def feed(local_cluster: Cluster) -> Iterator[str]:
         yield name
 
 
+def every_service(cluster: Cluster, feed: str, shape: str) -> tuple[str, list[str]]:
+    """Prometheus' URL and the shape's query for each service, and one with no series."""
+    assert cluster.prometheus_url is not None
+    return cluster.prometheus_url, [shape.format(feed=feed, svc=svc)
+                                    for svc in [*SERVICES, "absent"]]
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_each_service_reads_what_its_own_query_gives(
     local_cluster: Cluster, feed: str, shape: str
 ) -> None:
-    url = local_cluster.prometheus_url
-    assert url is not None
-    queries = [shape.format(feed=feed, svc=svc) for svc in [*SERVICES, "absent"]]
+    url, queries = every_service(local_cluster, feed, shape)
 
     sent: list[str] = []
 
@@ -103,9 +108,7 @@ def test_each_service_reads_what_its_own_query_gives(
 def test_each_service_backfills_what_its_own_range_query_gives(
     local_cluster: Cluster, feed: str, shape: str
 ) -> None:
-    url = local_cluster.prometheus_url
-    assert url is not None
-    queries = [shape.format(feed=feed, svc=svc) for svc in [*SERVICES, "absent"]]
+    url, queries = every_service(local_cluster, feed, shape)
     end = aligned(time.time(), 2.0)
     window = (end - 60.0, end, 2.0)
     sent: list[str] = []
