@@ -104,13 +104,24 @@ def test_each_service_reads_what_its_own_query_gives(
     assert len(sent) == 1 and sent[0].startswith("sum by (")  # one grouped query served all
 
 
+def scraped_window(url: str, query: str) -> tuple[float, float, float]:
+    """A minute up to a step on the grid that already holds a scrape of the feed (a feed
+    scraped moments ago may have no sample at or before the newest grid step yet)."""
+
+    def window() -> tuple[float, float, float] | None:
+        end = aligned(time.time(), 2.0)
+        found = (end - 60.0, end, 2.0)
+        return found if raw_range(url, query, *found) else None
+
+    return wait_until(window, 30, f"a range query of {query!r} to find the feed")
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_each_service_backfills_what_its_own_range_query_gives(
     local_cluster: Cluster, feed: str, shape: str
 ) -> None:
     url, queries = every_service(local_cluster, feed, shape)
-    end = aligned(time.time(), 2.0)
-    window = (end - 60.0, end, 2.0)
+    window = scraped_window(url, queries[0])
     sent: list[str] = []
 
     def recording(where: str, query: str, *span: float) -> Any:
