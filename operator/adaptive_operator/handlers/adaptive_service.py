@@ -146,7 +146,7 @@ Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | Non
 
 
 async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: kopf.Body,
-                             memory: Memory | None = None) -> Observed:
+                             memory: Memory) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     hpa = await cached_reads.conflicting_hpa(namespace, target, settings.answer_age(spec))
@@ -170,7 +170,6 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         metrics=readings,
     )
     status = body.get("status", {}) or {}
-    memory = Memory() if memory is None else memory
     history = memory.history or history_from_status(_stored_history(status.get("history")))
     check = check_own_writes(spec, status, scale.replicas, memory)
     if check.completed is not None:  # made before a crash: it counts in the rate limits
@@ -261,7 +260,7 @@ def _stored_history(stored: Any) -> Any:
 
 async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
               outcome: SyncOutcome, scale: kube.Scale | None,
-              memory: Memory | None = None) -> float | None:
+              memory: Memory) -> float | None:
     """Scale (or recommend) as decided; returns when the target was scaled, if it was."""
     decision = outcome.decision
     scaled_at: float | None = None
@@ -284,7 +283,7 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
         if (spec.mode == "Active" and outcome.conflict is None
                 and decision.desired_replicas != scale.replicas and leader.still_leading()):
             scaled_at = await scale_target(namespace, name, body, spec, scale, decision,
-                                           Memory() if memory is None else memory)
+                                           memory)
         elif spec.mode == "DryRun" and decision.desired_replicas != scale.replicas:
             kopf.event(body, type="Normal", reason="DryRunRecommendation",
                        message=f"would scale {scale.replicas} -> {decision.desired_replicas}: "
@@ -341,9 +340,8 @@ def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
                        forecast: forecasts.ServiceForecast | None,
-                       memory: Memory | None = None) -> None:
+                       memory: Memory) -> None:
     now = time.time()
-    memory = Memory() if memory is None else memory
     old = dict(body.get("status", {}) or {})
     new: dict[str, Any] = {"observedGeneration": body.meta.get("generation")}
     if memory.record is not None:
