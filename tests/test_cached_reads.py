@@ -17,7 +17,8 @@ SELECTOR = {"matchLabels": {"app": "web"}}
 
 
 def meta(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "labels": {"app": "web"}, **extra}
+    return {"name": name, "labels": {"app": "web"}, "ownerReferences": [{"uid": "rs-web"}],
+            **extra}
 
 
 def ready_pod(name: str, created: str, ready_at: str, ready: str = "True",
@@ -37,7 +38,10 @@ PODS = [
     {"metadata": meta("web-d"), "status": {"phase": "Succeeded"}},
     {"metadata": meta("web-e", creationTimestamp="not a time"), "status": {"phase": "Pending"}},
 ]
-OWN = {"metadata": {"name": "web-1", "labels": {"app": "web"},
+# Selected by the labels, owned by another controller: never judged, evicted or restarted.
+STRAY = {"metadata": {"name": "stray", "labels": {"app": "web"},
+                      "ownerReferences": [{"uid": "rs-other"}]}, "status": {"phase": "Succeeded"}}
+OWN = {"metadata": {"name": "web-1", "labels": {"app": "web"}, "uid": "rs-web",
                     "ownerReferences": [{"uid": "u-web"}]}}
 FOREIGN = {"metadata": {"name": "other-1", "labels": {"app": "web"},
                         "ownerReferences": [{"uid": "u-other"}]}}
@@ -57,7 +61,7 @@ def stores(monkeypatch: pytest.MonkeyPatch) -> dict[str, Store]:
     monkeypatch.setattr(cluster_cache, "_cache", cache)
     cache.namespace("prod")
     made["deployments"].replace([DEPLOYMENT], "1")
-    made["pods"].replace(PODS, "1")
+    made["pods"].replace([*PODS, STRAY], "1")
     made["replicasets"].replace([OWN, FOREIGN], "1")
     made["horizontalpodautoscalers"].replace([HPA], "1")
     return made
@@ -117,7 +121,8 @@ async def test_the_conflict_check_reads_the_cached_autoscalers(stores: dict[str,
 async def test_a_deployments_pods_and_own_replica_sets_come_from_the_cache(
         stores: dict[str, Store], api: list[str]) -> None:
     pods, sets = await cached_reads.pods_and_replica_sets("prod", "web")
-    assert len(pods) == len(PODS)
+    names = sorted(pod["metadata"]["name"] for pod in pods)
+    assert names == sorted(pod["metadata"]["name"] for pod in PODS)  # not the stray pod
     assert sets == [OWN]
     assert api == []
 

@@ -69,8 +69,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> ApiServer:
 
 def watcher() -> healing.Watcher:
     settings = detector_settings_from_spec(spec().healing)  # type: ignore[arg-type]
-    return healing.Watcher({"errorRatio": "q"}, settings, MetricHistory(10),
-                           AnomalyDetector(settings))
+    return healing.Watcher({"errorRatio": "q"}, {"errorRatio": "errors"}, settings,
+                           MetricHistory(10), AnomalyDetector(settings))
 
 
 async def sync(monkeypatch: pytest.MonkeyPatch, seen: Observation,

@@ -74,14 +74,21 @@ def test_relative_change_of_the_recent_rows(values: list[float], expected: float
     assert found == (None if expected is None else pytest.approx(expected))
 
 
-def test_latency_and_cpu_are_found_by_name_and_the_largest_load_change_wins() -> None:
+ROLES = {"latency": "latency", "cpu": "cpu"}
+
+
+def test_latency_and_cpu_are_found_by_role_and_the_largest_load_change_wins() -> None:
     health = {
-        "latencyP99": [*FLAT, 18, 18, 18],
-        "cpu_seconds": [*FLAT, 13, 13, 13],
+        "p99": [*FLAT, 18, 18, 18],
+        "busy": [*FLAT, 13, 13, 13],
         "errorRatio": [*FLAT, 50, 50, 50],
+        # Named like latency, but its role says otherwise: never read as latency.
+        "latency_budget_left": [*FLAT, 40, 40, 40],
     }
     load = {"rps": [*FLAT, 12, 12, 12], "queue": [*FLAT, 16, 16, 16]}
-    signals = load_signals(load, health, recent_rows=3)
+    roles = {"p99": "latency", "busy": "cpu", "errorRatio": "errors",
+             "latency_budget_left": "other"}
+    signals = load_signals(load, health, 3, roles)
     assert signals is not None
     assert (signals.load_change, signals.latency_change, signals.cpu_change) == (
         pytest.approx(0.6),
@@ -102,13 +109,13 @@ def test_latency_and_cpu_are_found_by_name_and_the_largest_load_change_wins() ->
 def test_saturation_needs_load_and_latency_up_together(
     load: list[float], health: list[float], saturated: bool
 ) -> None:
-    signals = load_signals({"rps": load}, {"latency": health}, recent_rows=3)
+    signals = load_signals({"rps": load}, {"latency": health}, 3, ROLES)
     assert signals is not None and signals.saturated is saturated
 
 
 def test_no_load_history_gives_no_signal() -> None:
-    assert load_signals({}, {"latency": [*FLAT, 20, 20, 20]}, 3) is None
-    assert load_signals({"rps": [1.0, 2.0]}, {"latency": [*FLAT]}, 3) is None
+    assert load_signals({}, {"latency": [*FLAT, 20, 20, 20]}, 3, ROLES) is None
+    assert load_signals({"rps": [1.0, 2.0]}, {"latency": [*FLAT]}, 3, ROLES) is None
 
 
 @given(
@@ -119,7 +126,7 @@ def test_no_load_history_gives_no_signal() -> None:
 def test_load_signals_are_finite_whatever_the_rows(
     load: list[float], latency: list[float], recent: int
 ) -> None:
-    signals = load_signals({"rps": load}, {"latency": latency, "cpu": latency}, recent)
+    signals = load_signals({"rps": load}, {"latency": latency, "cpu": latency}, recent, ROLES)
     if signals is not None:
         assert all(
             math.isfinite(v)
@@ -181,7 +188,8 @@ def healing_watcher(spec: AdaptiveServiceSpec, load: list[float], latency: list[
     assert spec.healing is not None
     settings = detector_settings_from_spec(spec.healing)
     watcher = Watcher(
-        {"latencyP99": "q"}, settings, MetricHistory(500), AnomalyDetector(settings, 0)
+        {"latencyP99": "q"}, {"latencyP99": "latency"}, settings, MetricHistory(500),
+        AnomalyDetector(settings, 0),
     )
     for lat in latency:
         watcher.history.append({"latencyP99": lat})

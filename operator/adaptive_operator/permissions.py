@@ -45,6 +45,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     # Healing: unhealthy pods are deleted (or evicted, which respects PodDisruptionBudgets).
     Permission(CORE, "pods", (*READ, "delete")),
     Permission(CORE, "pods/eviction", ("create",)),
+    # Credentials of a service's Prometheus: the Secret `spec.prometheus.auth` names.
+    Permission(CORE, "secrets", ("get",)),
     # A ShardSet's headless Services and the routing table published as a ConfigMap.
     Permission(CORE, "services", (*READ, "create", "update", "patch", "delete")),
     Permission(CORE, "configmaps", (*READ, "create", "update", "patch", "delete")),

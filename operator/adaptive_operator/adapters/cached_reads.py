@@ -125,7 +125,8 @@ def _cached_workload(namespace: str, name: str) -> tuple[list[Object], list[Obje
     sets = cache.selected(namespace, "replicasets", selector)
     if pods is None or sets is None:
         return None
-    return pods, workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
+    owned = workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
+    return workload.pods_of(pods, owned), owned
 
 
 async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Object], list[Object]]:

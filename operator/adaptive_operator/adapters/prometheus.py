@@ -1,33 +1,29 @@
-"""Prometheus queries through prometheus-api-client: instant ones off the event loop, for the
-operator, and range queries (blocking) for history and the backtest command.
+"""Prometheus queries (`prometheus_http` carries them): instant ones off the event loop, for
+the operator, and range queries (blocking) for history and the backtest command.
 
 Every failure becomes a `MetricError` whose reason (CamelCase) and message go into a status
-condition verbatim, so a user sees the PromQL error text or why the value was refused.
+condition verbatim, so a user sees Prometheus' short refusal or why the value was refused.
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import json
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import requests
-import urllib3
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
+from adaptive_operator.adapters.prometheus_http import (
+    Endpoint,
+    HttpError,
+    endpoint_of,
+    post_form,
+)
 from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
 
-DEFAULT_TIMEOUT_SECONDS = 5.0
-POOL_SIZE = 64  # the operator's worker threads (handlers.settings.WORKER_THREADS)
+DEFAULT_TIMEOUT_SECONDS = 5.0  # an instant query's overall deadline
+RANGE_TIMEOUT_SECONDS = 30.0  # a range query's (a history backfill reads days)
+Target = Endpoint | str  # a bare URL is an endpoint without credentials
 
 
 class MetricError(Exception):
@@ -45,63 +41,20 @@ class Sample:
     ignored: str | None = None  # what was dropped from the answer, said to the user
 
 
-_clients: dict[str, PrometheusConnect] = {}
-_clients_lock = threading.Lock()
-
-
-def client(url: str) -> PrometheusConnect:
-    """One HTTP session per Prometheus, reused across services (connection pooling)."""
-    with _clients_lock:
-        found = _clients.get(url)
-        if found is None:
-            # One quick retry only: the sync loop retries with backoff at its own level.
-            retry = Retry(total=1, backoff_factor=0.2)
-            found = PrometheusConnect(url=url, disable_ssl=True, timeout=DEFAULT_TIMEOUT_SECONDS,
-                                      retry=retry)
-            # As many pooled connections as worker threads (the default 10 discards the rest).
-            found._session.mount(url, HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
-            _clients[url] = found
-        return found
-
-
-def _raw_query(url: str, query: str) -> list[dict[str, Any]]:
+def _raw_query(target: Target, query: str) -> list[dict[str, Any]]:
     PROMETHEUS_QUERIES.labels("instant").inc()
     try:
-        result: list[dict[str, Any]] = client(url).custom_query(query)
-    except PrometheusApiClientException as err:
-        raise MetricError("QueryFailed", f"Prometheus refused the query {query!r}: "
-                                         f"{_error_text(err)}") from err
-    except requests.exceptions.RequestException as err:
-        raise _transport_error(url, err) from err
-    return result
-
-
-def _transport_error(url: str, err: requests.exceptions.RequestException) -> MetricError:
-    """Slow (connected, no answer in time) or away (no connection): with a retry configured,
-    requests reports a read timeout as a ConnectionError wrapping urllib3's MaxRetryError, so
-    the reason is looked for inside."""
-    inner = err.args[0] if err.args else None
-    reason = getattr(inner, "reason", None)
-    read_timeout = isinstance(reason, urllib3.exceptions.ReadTimeoutError)
-    if isinstance(err, requests.exceptions.ReadTimeout) or read_timeout:
-        return MetricError("PrometheusTimeout", f"Prometheus at {url} did not answer within "
-                                                f"{DEFAULT_TIMEOUT_SECONDS:.0f}s")
-    return MetricError("PrometheusUnreachable", f"cannot reach Prometheus at {url}: "
-                                                f"{type(err).__name__}")
-
-
-def _error_text(err: PrometheusApiClientException) -> str:
-    """The API's own message (e.g. a PromQL parse error) out of the client's exception text,
-    which embeds the response body as a bytes literal: "HTTP Status Code 400 (b'{...}')"."""
-    text = str(err)
-    start, end = text.find("(b'"), text.rfind("')")
-    if start < 0 or end <= start:
-        return text
-    try:
-        body = json.loads(ast.literal_eval(text[start + 1:end + 1]))
-    except (ValueError, SyntaxError):
-        return text
-    return str(body.get("error", text)) if isinstance(body, dict) else text
+        data = post_form(endpoint_of(target), "/api/v1/query", {"query": query},
+                         DEFAULT_TIMEOUT_SECONDS)
+    except HttpError as err:
+        if err.reason == "QueryFailed":
+            raise MetricError("QueryFailed", f"Prometheus refused the query {query!r}: "
+                                             f"{err.message}") from err
+        raise MetricError(err.reason, err.message) from err
+    result = data.get("result") if isinstance(data, dict) else None
+    if result is None:
+        raise MetricError("InvalidAnswer", f"the answer to {query!r} has no result")
+    return result  # type: ignore[no-any-return]
 
 
 def to_total(query: str, result: Any) -> Sample:
@@ -145,8 +98,8 @@ def _shown(raw: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-async def query_total(url: str, query: str) -> Sample:
-    result = await asyncio.to_thread(_raw_query, url, query)
+async def query_total(target: Target, query: str) -> Sample:
+    result = await asyncio.to_thread(_raw_query, target, query)
     return to_total(query, result)
 
 
@@ -163,9 +116,9 @@ def to_vector(query: str, result: Any) -> list[dict[str, Any]]:
     return result
 
 
-async def query_vector(url: str, query: str) -> list[dict[str, Any]]:
+async def query_vector(target: Target, query: str) -> list[dict[str, Any]]:
     """Every series of an instant query, e.g. one per shard; empty when nothing matched."""
-    result = await asyncio.to_thread(_raw_query, url, query)
+    result = await asyncio.to_thread(_raw_query, target, query)
     return to_vector(query, result)
 
 
@@ -259,30 +212,25 @@ def single_series(result: Any, query: str) -> Sequence[Any]:
     return samples
 
 
-def raw_range(url: str, query: str, start: float, end: float, step: float) -> Any:
+def raw_range(target: Target, query: str, start: float, end: float, step: float) -> Any:
     """Prometheus' answer to a range query (epoch seconds, step in seconds), as parsed JSON.
-    A refusal (HTTP 4xx/5xx: a bad query, too many samples) raises with `refused` set; a
+    A refusal (HTTP 400/422: a bad query, too many samples) raises with `refused` set; a
     transport failure without."""
     PROMETHEUS_QUERIES.labels("range").inc()
+    endpoint = endpoint_of(target)
+    form = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}s"}
     try:
-        return client(url).custom_query_range(
-            query,
-            start_time=datetime.fromtimestamp(start, UTC),
-            end_time=datetime.fromtimestamp(end, UTC),
-            step=f"{step:g}s",
-        )
-    except Exception as err:  # the client raises requests' and its own errors: report any
-        refused = isinstance(err, PrometheusApiClientException)
-        raise PrometheusError(f"range query to {url} failed: {_first_line(err)}",
-                              refused=refused) from err
+        data = post_form(endpoint, "/api/v1/query_range", form, RANGE_TIMEOUT_SECONDS)
+    except HttpError as err:
+        raise PrometheusError(f"range query to {endpoint} failed: {err.message}",
+                              refused=err.refused) from err
+    if not isinstance(data, dict) or "result" not in data:
+        raise PrometheusError(f"range query to {endpoint} failed: the answer has no result")
+    return data["result"]
 
 
-def query_range(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
+def query_range(target: Target, query: str, start: float, end: float,
+                step: float) -> RangeSeries:
     """Run a range query and return its one series (blocking: the backtest command)."""
-    return on_grid(single_series(raw_range(url, query, start, end, step), query), start, end,
+    return on_grid(single_series(raw_range(target, query, start, end, step), query), start, end,
                    step)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_operator.adapters.prometheus import MetricError, Sample, _raw_query, to_total
+from adaptive_operator.adapters.prometheus import MetricError, Sample, Target, _raw_query, to_total
 from adaptive_operator.adapters.promql_shape import Shape, shape_of
 from adaptive_operator.adapters.telemetry import PROMETHEUS_READS
 
-Runner = Callable[[str, str], list[dict[str, Any]]]  # blocking: (url, query) -> result
+Runner = Callable[[Target, str], list[dict[str, Any]]]  # blocking: (url, query) -> result
 Key = tuple[object, ...]
 FORGET_AFTER_SECONDS = 600.0  # a member not read for this long leaves its group
 REFUSALS = ("QueryFailed", "NotAVector")  # the grouped query's own fault, not Prometheus being down
@@ -76,7 +76,7 @@ class QueryBatcher:
                 if now - seen > FORGET_AFTER_SECONDS:
                     del members[member]
 
-    async def total(self, url: str, query: str, max_age: float) -> Sample:
+    async def total(self, url: Target, query: str, max_age: float) -> Sample:
         """The query's one number, as `prometheus.query_total` gives it."""
         if not self.enabled:
             READ_ALONE.inc()
@@ -91,7 +91,7 @@ class QueryBatcher:
         answer = await self._shared(("exact", url, query), url, lambda: EXACT, max_age, query)
         return to_total(query, answer.of(()))
 
-    async def _grouped(self, url: str, shape: Shape, max_age: float) -> Answer:
+    async def _grouped(self, url: Target, shape: Shape, max_age: float) -> Answer:
         key = ("grouped", url, shape.key)
         now = self.clock()
         self._sweep(now)
@@ -120,7 +120,7 @@ class QueryBatcher:
     async def _shared(
         self,
         key: Key,
-        url: str,
+        url: Target,
         group: Callable[[], frozenset[tuple[str, ...]]],
         max_age: float,
         source: Shape | str,
@@ -158,7 +158,7 @@ class QueryBatcher:
     async def _fetch(
         self,
         key: Key,
-        url: str,
+        url: Target,
         members: frozenset[tuple[str, ...]],
         query: str,
         shape: Shape | None,
@@ -186,6 +186,6 @@ def configure(enabled: bool) -> None:
     _batcher = QueryBatcher(enabled=enabled)
 
 
-async def read_total(url: str, query: str, max_age: float) -> Sample:
+async def read_total(url: Target, query: str, max_age: float) -> Sample:
     """One service's metric value, shared with the others where sound."""
     return await _batcher.total(url, query, max_age)

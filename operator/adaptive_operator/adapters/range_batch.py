@@ -28,6 +28,7 @@ from typing import Any
 from adaptive_operator.adapters.prometheus import (
     PrometheusError,
     RangeSeries,
+    Target,
     on_grid,
     raw_range,
     single_series,
@@ -41,7 +42,7 @@ RANGE_CONCURRENCY = 4
 # 50 million by default).
 GROUP_LIMIT = 50
 
-Runner = Callable[[str, str, float, float, float], Any]  # blocking: parsed JSON answer
+Runner = Callable[[Target, str, float, float, float], Any]  # blocking: parsed JSON answer
 Key = tuple[object, ...]
 Rows = dict[tuple[str, ...], list[Any]]  # series by the members' label values
 
@@ -53,7 +54,7 @@ def aligned(now: float, step: float) -> float:
 
 @dataclass
 class _Group:
-    url: str
+    url: Target
     query: str  # the first member's own query, run when it stays alone
     shape: Shape | None
     window: tuple[float, float, float]
@@ -81,7 +82,7 @@ class RangeBatcher:
         return self._slots.setdefault(asyncio.get_running_loop(),
                                       asyncio.Semaphore(self.concurrency))
 
-    async def series(self, url: str, query: str, start: float, end: float,
+    async def series(self, url: Target, query: str, start: float, end: float,
                      step: float) -> RangeSeries:
         """The query's one series on the grid start..end (as `prometheus.query_range`)."""
         shape = shape_of(query) if self.enabled else None
@@ -91,7 +92,7 @@ class RangeBatcher:
             rows = await self._shared(url, query, shape, (start, end, step))
         return on_grid(single_series(rows, query), start, end, step)
 
-    async def _shared(self, url: str, query: str, shape: Shape | None,
+    async def _shared(self, url: Target, query: str, shape: Shape | None,
                       window: tuple[float, float, float]) -> list[Any]:
         values = shape.values if shape else ()
         group = self._join(url, query, shape, window, values)
@@ -104,7 +105,7 @@ class RangeBatcher:
             return await self._own(url, query, *window)  # the user's own text, own error
         return answer.get(values, [])
 
-    def _join(self, url: str, query: str, shape: Shape | None,
+    def _join(self, url: Target, query: str, shape: Shape | None,
               window: tuple[float, float, float], values: tuple[str, ...]) -> _Group:
         """The open group this read belongs to (a new one if none, or it is full)."""
         key: Key = (url, shape.key if shape else query, *window)
@@ -127,7 +128,7 @@ class RangeBatcher:
             return {next(iter(group.members)): result} if len(group.members) == 1 else {}
         return _by_member(result, group.shape)
 
-    async def _own(self, url: str, query: str, start: float, end: float,
+    async def _own(self, url: Target, query: str, start: float, end: float,
                    step: float) -> list[Any]:
         async with self._slot():
             result: list[Any] = await asyncio.to_thread(self.runner, url, query, start, end,
@@ -157,7 +158,7 @@ def configure(enabled: bool) -> None:
     _batcher = RangeBatcher(enabled=enabled)
 
 
-async def read_range(url: str, query: str, start: float, end: float,
+async def read_range(url: Target, query: str, start: float, end: float,
                      step: float) -> RangeSeries:
     """One service's history of a query, shared with the others where sound."""
     return await _batcher.series(url, query, start, end, step)

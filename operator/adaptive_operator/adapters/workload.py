@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from adaptive_operator.adapters.kube import GROUP, VERSION, api_client
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.healing_inputs import RESTARTED_AT
+from adaptive_operator.domain.label_selector import to_text
 
 
 class WorkloadError(Exception):
@@ -80,17 +81,35 @@ def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
     return list(_plain(pods)["items"])
 
 
-def owned_by(sets: list[dict[str, Any]], uid: str) -> list[dict[str, Any]]:
-    """The ReplicaSets a Deployment owns (a selector may also match someone else's)."""
-    return [rs for rs in sets
-            if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
+def owned_by(objects: list[dict[str, Any]], *uids: str) -> list[dict[str, Any]]:
+    """The objects owned (ownerReferences) by one of `uids`: a selector may also match someone
+    else's ReplicaSets and pods."""
+    wanted = set(uids)
+    return [item for item in objects
+            if any(ref.get("uid") in wanted
+                   for ref in item["metadata"].get("ownerReferences") or [])]
+
+
+def pods_of(pods: list[dict[str, Any]], sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods of the Deployment whose own ReplicaSets are `sets` (pod -> ReplicaSet ->
+    Deployment, by UID): only these may be judged, evicted or restarted."""
+    return owned_by(pods, *(str(rs["metadata"].get("uid", "")) for rs in sets))
+
+
+def selector_text(deployment: dict[str, Any]) -> str:
+    """The Deployment's whole selector (matchLabels and matchExpressions) as a query parameter;
+    never empty, which would select every pod of the namespace."""
+    text = to_text(deployment["spec"].get("selector") or {})
+    if not text:
+        name = deployment["metadata"].get("name")
+        raise WorkloadError("FailedRead", f"Deployment {name} has an empty selector")
+    return text
 
 
 def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]],
                                                                 list[dict[str, Any]]]:
     deployment = _deployment(namespace, name)
-    labels = deployment["spec"]["selector"].get("matchLabels") or {}
-    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    selector = selector_text(deployment)
     try:
         API_REQUESTS.labels("list", "pods").inc()
         pods = client.CoreV1Api(api_client()).list_namespaced_pod(
@@ -102,7 +121,7 @@ def _pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, An
         raise WorkloadError("FailedRead", f"cannot list the pods or ReplicaSets of Deployment "
                                           f"{name}: {_describe(err)}") from err
     owned = owned_by(_plain(sets)["items"], deployment["metadata"]["uid"])
-    return list(_plain(pods)["items"]), owned
+    return pods_of(_plain(pods)["items"], owned), owned
 
 
 async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]],
@@ -151,7 +170,14 @@ def _evict(namespace: str, pod: str) -> str | None:
     return None
 
 
-async def evict(namespace: str, pods: tuple[str, ...]) -> list[str]:
-    """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused."""
-    refused = [await asyncio.to_thread(_evict, namespace, pod) for pod in pods]
-    return [text for text in refused if text is not None]
+async def evict(namespace: str, deployment: str, pods: tuple[str, ...]) -> list[str]:
+    """Evict through the Eviction API (PodDisruptionBudgets hold) those of `pods` that the
+    Deployment owns now (read fresh: a name may have been reused); returns what was refused."""
+    owned, _ = await pods_and_replica_sets(namespace, deployment)
+    ours = {str(pod["metadata"].get("name")) for pod in owned}
+    refused = [f"{pod}: not a pod of Deployment {deployment}; left alone"
+               for pod in pods if pod not in ours]
+    for pod in (pod for pod in pods if pod in ours):
+        problem = await asyncio.to_thread(_evict, namespace, pod)
+        refused.extend([problem] if problem else [])
+    return refused

@@ -22,6 +22,7 @@ from adaptive_operator.api.base import (
 )
 from adaptive_operator.api.healing import HealingSpec, HealingStatus
 from adaptive_operator.api.predictive import PredictiveSpec, PredictiveStatus
+from adaptive_operator.api.prometheus_ref import PrometheusRef
 
 KIND = "AdaptiveService"
 PLURAL = "adaptiveservices"
@@ -83,13 +84,6 @@ class Behavior(KubeModel):
 
     scale_up: ScalingRules | None = Field(default=None, description="Rules for scaling up.")
     scale_down: ScalingRules | None = Field(default=None, description="Rules for scaling down.")
-
-
-class PrometheusRef(KubeModel):
-    """The Prometheus this service's queries go to."""
-
-    url: str = Field(min_length=1, pattern=r"^https?://",
-                     description="Prometheus base URL; overrides the operator's --prometheus-url.")
 
 
 class AdaptiveServiceSpec(KubeModel):

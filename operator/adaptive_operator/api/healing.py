@@ -10,16 +10,38 @@ from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import KubeModel
 
+# Scoped to the target: its namespace and its own pods ({{pods}}: a regex of their names).
+_OWN = 'namespace="{{namespace}}",pod=~"{{pods}}"'
 DEFAULT_METRICS: dict[str, str] = {
     "errorRatio": (
-        'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))'
+        f'sum(rate(http_requests_total{{{_OWN},code=~"5.."}}[5m])) / '
+        f"sum(rate(http_requests_total{{{_OWN}}}[5m]))"
     ),
     "latencyP99": (
-        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))"
+        "histogram_quantile(0.99, sum by (le) "
+        f"(rate(http_request_duration_seconds_bucket{{{_OWN}}}[5m])))"
     ),
-    "cpu": "sum(rate(container_cpu_usage_seconds_total[5m]))",
-    "memory": "sum(container_memory_working_set_bytes)",
-    "restarts": "sum(increase(kube_pod_container_status_restarts_total[5m]))",
+    "cpu": f'sum(rate(container_cpu_usage_seconds_total{{{_OWN},container!=""}}[5m]))',
+    "memory": f'sum(container_memory_working_set_bytes{{{_OWN},container!=""}})',
+    "restarts": f"sum(increase(kube_pod_container_status_restarts_total{{{_OWN}}}[5m]))",
+}
+
+
+class MetricRole(StrEnum):
+    """What a health metric measures; saturation reads the `latency` and `cpu` ones."""
+
+    ERRORS = "errors"
+    LATENCY = "latency"
+    CPU = "cpu"
+    MEMORY = "memory"
+    RESTARTS = "restarts"
+    OTHER = "other"
+
+
+# The role of a metric named like a default one, when `roles` does not say (exact names only).
+DEFAULT_ROLES: dict[str, MetricRole] = {
+    "errorRatio": MetricRole.ERRORS, "latencyP99": MetricRole.LATENCY, "cpu": MetricRole.CPU,
+    "memory": MetricRole.MEMORY, "restarts": MetricRole.RESTARTS,
 }
 
 
@@ -32,6 +54,11 @@ PERSISTENCE_RULE = {
     "rule": "!has(self.k) || !has(self.n) || self.k <= self.n",
     "message": "persistence k must be less than or equal to n",
 }
+
+
+ROLES_RULE = {"rule": "!has(self.roles) || !has(self.metrics) || "
+                      "self.roles.all(k, k in self.metrics)",
+              "message": "every key of roles must name one of the metrics"}
 
 
 class Persistence(KubeModel):
@@ -55,6 +82,9 @@ class Persistence(KubeModel):
 class HealingSpec(KubeModel):
     """Self-healing: an IsolationForest over health metrics, and remedies within rails."""
 
+    model_config = KubeModel.model_config | ConfigDict(json_schema_extra=cast(JsonDict, {
+        "x-kubernetes-validations": [ROLES_RULE]}))
+
     enabled: bool = Field(default=False, description="Watch and heal the workload.")
     mode: HealingMode = Field(
         default=HealingMode.ACTIVE,
@@ -62,7 +92,15 @@ class HealingSpec(KubeModel):
     metrics: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_METRICS),
         description="Health metrics: name -> PromQL giving one number for the workload "
-        "(default: errorRatio, latencyP99, cpu, memory, restarts).")
+        "(default: errorRatio, latencyP99, cpu, memory, restarts, each scoped to the "
+        "target's namespace and pods). Placeholders: {{namespace}}, {{name}} (the target) and "
+        "{{pods}} (a regex of the target's pod names, for pod=~\"{{pods}}\").")
+    roles: dict[str, MetricRole] = Field(
+        default_factory=dict,
+        description="What each health metric measures (errors, latency, cpu, memory, restarts, "
+        "other): saturation reads latency and cpu. A metric named like a default one "
+        "(errorRatio, latencyP99, cpu, memory, restarts) takes its role unless given here; any "
+        "other has none.")
     sensitivity: float = Field(
         default=0.5, gt=0.0, le=1.0,
         description="Higher flags more points as anomalous; 0.5 is the detector's default "
@@ -83,6 +121,16 @@ class HealingSpec(KubeModel):
     verify_seconds: int = Field(
         default=120, ge=1, alias="verifySeconds",
         description="How long after an action its outcome (Helped, DidNotHelp) is judged.")
+
+    @model_validator(mode="after")
+    def _roles_name_metrics(self) -> HealingSpec:
+        unknown = sorted(set(self.roles) - set(self.metrics))
+        if unknown:
+            raise ValueError(f"{ROLES_RULE['message']} ({unknown[0]} is not)")
+        return self
+
+    def role_of(self, metric: str) -> MetricRole | None:
+        return self.roles.get(metric) or DEFAULT_ROLES.get(metric)
 
 
 class ContributionStatus(KubeModel):

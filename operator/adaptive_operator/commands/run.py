@@ -20,6 +20,27 @@ def register(subparsers: Any) -> None:
                              "default: all namespaces")
     parser.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", "http://127.0.0.1:9090"),
                         help="default Prometheus for services that name none (env PROMETHEUS_URL)")
+    parser.add_argument("--prometheus-allowed-url", action="append", default=None,
+                        dest="allowed_urls",
+                        help="a Prometheus endpoint services may name in spec.prometheus.url, "
+                             "besides --prometheus-url (that URL or below its path; '*' allows "
+                             "any) (repeatable; env PROMETHEUS_ALLOWED_URLS, comma-separated)")
+    parser.add_argument("--prometheus-credentials-dir",
+                        default=env("PROMETHEUS_CREDENTIALS_DIR") or None,
+                        help="a mounted Secret with the credentials of --prometheus-url: files "
+                             "token (bearer), username and password (basic), ca.crt, and "
+                             "header-<Name> (a header, e.g. header-X-Scope-OrgID) "
+                             "(env PROMETHEUS_CREDENTIALS_DIR)")
+    parser.add_argument("--prometheus-insecure-skip-verify",
+                        default=env("PROMETHEUS_INSECURE_SKIP_VERIFY", "false"),
+                        choices=["true", "false"],
+                        help="do not verify the TLS certificate of --prometheus-url "
+                             "(env PROMETHEUS_INSECURE_SKIP_VERIFY)")
+    parser.add_argument("--query-scope", default=env("QUERY_SCOPE", "none"),
+                        choices=["none", "namespace"],
+                        help="namespace: add namespace=\"<the service's namespace>\" to every "
+                             "selector of every query, refusing what cannot be scoped; none: "
+                             "queries read what they name (env QUERY_SCOPE)")
     parser.add_argument("--metrics-port", type=int, default=int(env("METRICS_PORT", "8080")),
                         help="port of /metrics (env METRICS_PORT; 0 turns it off)")
     parser.add_argument("--health-port", type=int, default=int(env("HEALTH_PORT", "8081")),
@@ -55,6 +76,11 @@ def namespaces(args: argparse.Namespace) -> list[str]:
     return [ns.strip() for ns in listed.split(",") if ns.strip()]
 
 
+def allowed_urls(args: argparse.Namespace) -> tuple[str, ...]:
+    listed = args.allowed_urls or os.environ.get("PROMETHEUS_ALLOWED_URLS", "").split(",")
+    return tuple(url.strip() for url in listed if url.strip())
+
+
 def identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -68,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         health,
         kube,
         leader,
+        prometheus_access,
         query_batch,
         range_batch,
         telemetry,
@@ -85,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     scope = watch_scope(namespaces(args))
     settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url,
                                                  namespace_patterns=scope.patterns))
+    prometheus_access.configure(prometheus_access.AccessSettings(
+        url=args.prometheus_url, allowed=allowed_urls(args),
+        credentials_dir=args.prometheus_credentials_dir,
+        insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
+        scope=args.query_scope))
     query_batch.configure(args.batch_queries == "true")
     range_batch.configure(args.batch_queries == "true")
     cluster_cache.configure(args.watch_cache == "true")

@@ -265,8 +265,6 @@ def _open(verdict: AnomalyVerdict, now: float, min_z: float) -> Incident:
 # Saturation compares the last few rows with the rows just before them: this many rows of
 # baseline (a minute at a 2 s sync, 7.5 at the default 15 s).
 LOAD_BASELINE_ROWS = 30
-LATENCY_WORDS = ("latency", "duration")
-CPU_WORDS = ("cpu",)
 
 
 def relative_change(values: Sequence[float], recent_rows: int,
@@ -285,21 +283,21 @@ def relative_change(values: Sequence[float], recent_rows: int,
     return change if math.isfinite(change) else None
 
 
-def _largest_change(columns: Mapping[str, Sequence[float]], words: tuple[str, ...],
-                    recent_rows: int) -> float:
+def _largest_change(columns: Mapping[str, Sequence[float]], roles: Mapping[str, str],
+                    role: str, recent_rows: int) -> float:
     changes = [relative_change(values, recent_rows) for name, values in columns.items()
-               if any(word in name.lower() for word in words)]
+               if roles.get(name) == role]
     return max((c for c in changes if c is not None), default=0.0)
 
 
 def load_signals(load: Mapping[str, Sequence[float]], health: Mapping[str, Sequence[float]],
-                 recent_rows: int) -> LoadSignals | None:
+                 recent_rows: int, roles: Mapping[str, str]) -> LoadSignals | None:
     """Saturation inputs: the largest relative change of the scaling metrics (the load), and
-    of the health metrics named like latency (`latency`, `duration`) and CPU (`cpu`). None
+    of the health metrics whose role (`roles`, by metric name) is `latency` and `cpu`. None
     when the load has too little history to compare."""
     changes = [relative_change(values, recent_rows) for values in load.values()]
     known = [c for c in changes if c is not None]
     if not known:
         return None
-    return LoadSignals(max(known), _largest_change(health, LATENCY_WORDS, recent_rows),
-                       _largest_change(health, CPU_WORDS, recent_rows))
+    return LoadSignals(max(known), _largest_change(health, roles, "latency", recent_rows),
+                       _largest_change(health, roles, "cpu", recent_rows))

@@ -14,8 +14,8 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, telemetry
-from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters import cached_reads, kube, leader, prometheus_access, telemetry
+from adaptive_operator.adapters.prometheus import MetricError, Target
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
 from adaptive_operator.api.base import GROUP, VERSION
@@ -122,24 +122,28 @@ async def sync_once(namespace: str, name: str, body: kopf.Body,
     return float(spec.sync_period_seconds), ok
 
 
-def prometheus_url(spec: AdaptiveServiceSpec) -> str:
-    return spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
+Sent = tuple[Target, AdaptiveServiceSpec]  # the endpoint, and the spec with its queries as sent
 
 
-async def read_metrics(spec: AdaptiveServiceSpec) -> tuple[tuple[scaling.MetricReading, ...],
-                                                         Problem | None]:
-    url = prometheus_url(spec)
+async def read_metrics(namespace: str, spec: AdaptiveServiceSpec) -> tuple[
+        tuple[scaling.MetricReading, ...], Problem | None, Sent | None]:
+    try:
+        source = await prometheus_access.source_for(namespace, spec)
+        sent = source.scaling_spec(spec)
+    except MetricError as err:  # not allowed, no credentials, a query that cannot be sent
+        return tuple(scaling.MetricReading(m.name, None, m.target_per_replica, err.message)
+                     for m in spec.metrics), Problem(err.reason, err.message), None
     readings, problem = [], None
-    for metric in spec.metrics:
+    for metric in sent.metrics:
         try:
-            sample = await read_total(url, metric.query, settings.answer_age(spec))
+            sample = await read_total(source.endpoint, metric.query, settings.answer_age(spec))
             readings.append(scaling.MetricReading(metric.name, sample.value,
                                                   metric.target_per_replica))
         except MetricError as err:
             problem = problem or Problem(err.reason, f"metric {metric.name}: {err.message}")
             readings.append(scaling.MetricReading(metric.name, None, metric.target_per_replica,
                                                   err.message))
-    return tuple(readings), problem
+    return tuple(readings), problem, (source.endpoint, sent)
 
 
 Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | None]
@@ -160,9 +164,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         pods = await cached_reads.count_pods(namespace, scale) if scale.selector else None
     except kube.TargetError as err:
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
-    readings, problem = await read_metrics(spec)
+    readings, problem, sent = await read_metrics(namespace, spec)
     forecast = await forecast_for(str(body.meta.get("uid", "")), spec, readings,
-                                  pods.startup_seconds if pods else ())
+                                  pods.startup_seconds if pods else (), sent)
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -212,12 +216,17 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
 
 async def forecast_for(uid: str, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
-                       startups: tuple[float, ...]) -> forecasts.ServiceForecast | None:
-    """The forecast's floor and state, or None when predictive scaling is off."""
+                       startups: tuple[float, ...],
+                       sent: Sent | None) -> forecasts.ServiceForecast | None:
+    """The forecast's floor and state, or None when predictive scaling is off (or no query
+    can be sent: nothing is read unscoped or unallowed, history included)."""
     if spec.predictive is None or not spec.predictive.enabled:
         forecasts.forget(uid)
         return None
-    return await forecasts.forecaster_for(uid).update(spec, prometheus_url(spec), readings,
+    if sent is None:
+        return None
+    endpoint, sent_spec = sent
+    return await forecasts.forecaster_for(uid).update(sent_spec, endpoint, readings,
                                                       startups, time.time())
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
-from adaptive_operator.adapters.prometheus import PrometheusError, ignored_text
+from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignored_text
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
@@ -36,7 +36,7 @@ from adaptive_operator.domain.scaling import MetricReading
 log = logs.get(__name__)
 
 
-async def backfill(url: str, query: str, step: float, capacity: int,
+async def backfill(url: Target, query: str, step: float, capacity: int,
                    now: float) -> tuple[MetricHistory, str]:
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
     and what was ignored in them ("" when nothing was)."""
@@ -82,14 +82,14 @@ class MetricForecast:
 class MetricForecaster:
     """One metric's history and advisor; rebuilt when what they were made for changes."""
 
-    source: tuple[str, str, float, int] | None = None  # url, query, period, history seconds
+    source: tuple[Target, str, float, int] | None = None  # url, query, period, history seconds
     history: MetricHistory | None = None
     advisor: PredictiveAdvisor | None = None
     made_for: tuple[PredictiveSettings, float] | None = None  # settings, look-ahead
     base: int = 0
     ignored: str = ""
 
-    async def observe(self, url: str, query: str, period: float, predictive: PredictiveSpec,
+    async def observe(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
                       reading: MetricReading, now: float) -> None:
         """Backfill when needed (else append the reading); raises PrometheusError."""
         source = (url, query, period, predictive.history_seconds)
@@ -139,7 +139,7 @@ class ServiceForecaster:
     metrics: dict[str, MetricForecaster] = field(default_factory=dict)
     look_ahead: float | None = None
 
-    async def update(self, spec: AdaptiveServiceSpec, url: str,
+    async def update(self, spec: AdaptiveServiceSpec, url: Target,
                      readings: Sequence[MetricReading], startups: Sequence[float],
                      now: float) -> ServiceForecast:
         predictive = spec.predictive
@@ -154,7 +154,7 @@ class ServiceForecaster:
             results.append(await self._one(metric, reading, url, period, predictive, ahead, now))
         return combine(tuple(results), ahead)
 
-    async def _one(self, metric: MetricSpec, reading: MetricReading, url: str, period: float,
+    async def _one(self, metric: MetricSpec, reading: MetricReading, url: Target, period: float,
                    predictive: PredictiveSpec, ahead: LookAhead, now: float) -> MetricForecast:
         forecaster = self.metrics.setdefault(metric.name, MetricForecaster())
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +21,15 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workload
-from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
+from adaptive_operator.adapters import (
+    cached_reads,
+    kube,
+    leader,
+    prometheus_access,
+    telemetry,
+    workload,
+)
+from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
@@ -75,6 +83,7 @@ class Watcher:
     """What one service's daemon keeps between syncs (in memory, rebuilt on restart)."""
 
     metrics: dict[str, str]
+    roles: dict[str, str]  # metric -> role (saturation reads latency and cpu)
     settings: DetectorSettings
     history: MetricHistory
     detector: AnomalyDetector
@@ -113,8 +122,9 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
             await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
             continue
         healing = spec.healing or HealingSpec()
-        if watcher is None or watcher.metrics != healing.metrics:
-            watcher = await start_watcher(spec, healing)
+        if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
+                                                                   roles_of(healing)):
+            watcher = await start_watcher(namespace, spec, healing)
         started = time.monotonic()
         await guarded_heal(namespace, name, body, spec, watcher)
         # Syncs start every period (the detector's history is one row per period): waiting a
@@ -123,24 +133,46 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
         await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
-def prometheus_url(spec: AdaptiveServiceSpec) -> str:
-    return spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
+def roles_of(healing: HealingSpec) -> dict[str, str]:
+    return {name: str(role) for name in healing.metrics
+            if (role := healing.role_of(name)) is not None}
 
 
-async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watcher:
+async def health_queries(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
+                         pods: Sequence[str] | None) -> tuple[Target, dict[str, str]]:
+    """The endpoint and the health queries as sent: placeholders filled in with the target's
+    namespace, name and pods, scoped when the operator scopes queries."""
+    source = await prometheus_access.source_for(namespace, spec, pods)
+    return source.endpoint, {name: source.query(query) for name, query in metrics.items()}
+
+
+async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...] | None:
+    """The target's own pods ({{pods}}); None for a kind whose pods are not looked up."""
+    if spec.scale_target_ref.kind != "Deployment":
+        return None
+    raw_pods, _ = await cached_reads.pods_and_replica_sets(namespace, spec.scale_target_ref.name)
+    return tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
+
+
+async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
+                        healing: HealingSpec) -> Watcher:
     detector_settings = detector_settings_from_spec(healing)
     limit = detector_settings.train_rows + detector_settings.baseline_rows + (
         detector_settings.record_rows + detector_settings.cooldown_rows)
-    watcher = Watcher(dict(healing.metrics), detector_settings, MetricHistory(limit),
-                      AnomalyDetector(detector_settings, RANDOM_STATE))
+    watcher = Watcher(dict(healing.metrics), roles_of(healing), detector_settings,
+                      MetricHistory(limit), AnomalyDetector(detector_settings, RANDOM_STATE))
     step = float(spec.sync_period_seconds)
     end = aligned(time.time(), step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
-    url = prometheus_url(spec)
     names = list(healing.metrics)
     try:
-        answers = await asyncio.gather(*(read_range(url, healing.metrics[name], start, end, step)
+        url, queries = await health_queries(namespace, spec, healing.metrics,
+                                            await pod_names(namespace, spec))
+        answers = await asyncio.gather(*(read_range(url, queries[name], start, end, step)
                                        for name in names))
+    except (MetricError, workload.WorkloadError) as err:
+        log.warning("no healing history to backfill", error=err.message)
+        return watcher
     except PrometheusError as err:
         log.warning("no healing history to backfill", error=str(err))
         return watcher
@@ -153,7 +185,7 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     return watcher
 
 
-async def read_row(url: str, metrics: dict[str, str],
+async def read_row(url: Target, metrics: dict[str, str],
                    max_age: float) -> tuple[dict[str, float], str | None]:
     row: dict[str, float] = {}
     for name, query in metrics.items():
@@ -183,25 +215,34 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
     return verdict
 
 
-async def observe_metrics(watcher: Watcher, spec: AdaptiveServiceSpec,
-                          now: float) -> tuple[AnomalyVerdict | None, str | None]:
-    row, error = await read_row(prometheus_url(spec), watcher.metrics,
-                                settings.answer_age(spec))
+async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
+                          now: float, pods: Sequence[str] | None,
+                          ) -> tuple[AnomalyVerdict | None, str | None]:
+    try:
+        url, queries = await health_queries(namespace, spec, watcher.metrics, pods)
+    except MetricError as err:
+        return None, f"health metrics: {err.message}"
+    row, error = await read_row(url, queries, settings.answer_age(spec))
     if error is not None:
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
-    await observe_load(watcher, spec)
+    await observe_load(namespace, watcher, spec)
     if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
         return await asyncio.to_thread(score, watcher, now), None
     return score(watcher, now), None  # one row's verdict: a thread would only add a wait
 
 
-async def observe_load(watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
+async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
     """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
     cannot be read is skipped (logged), so saturation is never judged on data not read."""
-    queries = {m.name: m.query for m in spec.metrics}
-    row, error = await read_row(prometheus_url(spec), queries, settings.answer_age(spec))
+    try:
+        source = await prometheus_access.source_for(namespace, spec)
+        queries = {m.name: m.query for m in source.scaling_spec(spec).metrics}
+    except MetricError as err:
+        log.warning("load row ignored for saturation", error=err.message)
+        return
+    row, error = await read_row(source.endpoint, queries, settings.answer_age(spec))
     if error is not None:
         log.warning("load row ignored for saturation", error=error)
         return
@@ -209,28 +250,30 @@ async def observe_load(watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
 
 
 def saturation(watcher: Watcher) -> LoadSignals | None:
-    return load_signals(watcher.load.rows, watcher.history.rows, watcher.settings.persistence_n)
+    return load_signals(watcher.load.rows, watcher.history.rows, watcher.settings.persistence_n,
+                        watcher.roles)
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
                   now: float) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
-    verdict, error = await observe_metrics(watcher, spec, now)
     ref = spec.scale_target_ref
     pods: list[Any] = []
-    rollout = None
-    replicas = 0
+    rollout, replicas, names, unread = None, 0, None, None
     try:
         scale = await cached_reads.read_scale(namespace, kube.TargetRef(
             ref.api_version, ref.kind, ref.name))
         replicas = scale.replicas
         if ref.kind == "Deployment":
             raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
+            names = tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
             reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
             pods = [report.health for report in reports if report is not None]
             rollout = rollout_info(sets)
     except (kube.TargetError, workload.WorkloadError) as err:
-        error = error or err.message
+        unread = err.message
+    verdict, error = await observe_metrics(namespace, watcher, spec, now, names)
+    error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, tuple(pods), saturation(watcher), replicas,
                        spec.max_replicas, False, error)
@@ -337,7 +380,7 @@ async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntr
             return f"revision {intent.target_revision} no longer exists"
         await workload.roll_back(namespace, ref.name, template)
     elif intent.action is Action.EVICT_PODS:
-        refused = await workload.evict(namespace, intent.pods)
+        refused = await workload.evict(namespace, ref.name, intent.pods)
         return "; ".join(refused) or None
     elif intent.action is Action.ROLLOUT_RESTART:
         await workload.restart(namespace, ref.name, timestamp(intent.at))

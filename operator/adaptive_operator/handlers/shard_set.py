@@ -23,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints
-from adaptive_operator.adapters import leader, prometheus
+from adaptive_operator.adapters import leader, prometheus, prometheus_access
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
@@ -54,7 +54,8 @@ def cluster() -> ShardCluster:
 
 async def read_load(query: str) -> list[dict[str, Any]]:
     """Per-shard load: a PromQL instant vector from the operator-wide Prometheus."""
-    return await prometheus.query_vector(settings.current().prometheus_url, query)
+    endpoint = await asyncio.to_thread(prometheus_access.operator_endpoint)
+    return await prometheus.query_vector(endpoint, query)
 
 
 def parse_time(stamp: str) -> float:
@@ -222,7 +223,8 @@ async def _maybe_rebalance(
     if now - float(record.get("at", 0)) < policy.period_seconds:
         return
     try:
-        loads = shard_loads(await read_load(policy.load_query), spec.shards)
+        query = prometheus_access.operator_query(namespace, name, policy.load_query)
+        loads = shard_loads(await read_load(query), spec.shards)
     except (MetricError, ValueError) as err:  # load not read, or not per shard: move nothing
         kopf.warn(body, reason="LoadQueryFailed", message=str(err))
         patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": False})

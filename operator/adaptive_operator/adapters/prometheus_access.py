@@ -1,0 +1,243 @@
+"""Which Prometheus a service may query, with which credentials, and what its queries become.
+
+Operator-side, set once by `adaptive-operator run`: the operator-wide URL and its credentials
+(files of a mounted Secret), the allowlist of endpoints a service's `spec.prometheus.url` may
+name (by default only the operator-wide one), and the query scope (`namespace`: every selector
+of a tenant's query gets `namespace="<its namespace>"`). A service's credentials are keys of a
+Secret in its own namespace. Credentials go into request headers only: never into a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from adaptive_operator.adapters.kube import api_client
+from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters.prometheus_http import Endpoint, basic_header, redact
+from adaptive_operator.adapters.promql_scope import ScopeError, scoped
+from adaptive_operator.adapters.telemetry import API_REQUESTS
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.api.prometheus_ref import PrometheusRef
+from adaptive_operator.domain.query_template import TargetValues, TemplateError, render
+
+Scope = Literal["none", "namespace"]
+SECRET_TTL_SECONDS = 30.0  # a rotated Secret is read again within this time
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    url: str = "http://127.0.0.1:9090"
+    allowed: tuple[str, ...] = ()  # spec URLs allowed besides `url`; "*" allows any
+    credentials_dir: str | None = None  # token, username, password, ca.crt, header-<Name>
+    insecure_skip_verify: bool = False
+    scope: Scope = "none"
+
+
+_settings = AccessSettings()
+
+
+def configure(settings: AccessSettings) -> None:
+    global _settings
+    _settings = settings
+    _secrets.clear()
+
+
+def current() -> AccessSettings:
+    return _settings
+
+
+# --- the allowlist ----------------------------------------------------------------------------
+
+
+def _parts(url: str) -> tuple[str, str, int | None, str] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    return parts.scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def allowed(url: str, settings: AccessSettings) -> bool:
+    """The URL is the operator-wide one or under an allowlisted endpoint (same scheme, host
+    and port, and the entry's path or below it)."""
+    if ANY in settings.allowed:
+        return True
+    wanted = _parts(url)
+    for entry in (settings.url, *settings.allowed):
+        have = _parts(entry)
+        if wanted is None or have is None or wanted[:3] != have[:3]:
+            continue
+        if wanted[3] == have[3] or wanted[3].startswith(have[3] + "/"):
+            return True
+    return False
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+
+def _clean(value: str, where: str, multiline: bool = False) -> str:
+    """A credential as sent: without the trailing newline files and Secrets often carry, and
+    refused when it holds control characters (it would end the header)."""
+    value = value.strip()
+    if not multiline and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise MetricError("CredentialsInvalid", f"{where} holds control characters")
+    return value
+
+
+def _read_file(folder: Path, name: str) -> str | None:
+    path = folder / name
+    return path.read_text() if path.is_file() else None
+
+
+def operator_endpoint(settings: AccessSettings | None = None) -> Endpoint:
+    """The operator-wide Prometheus, with the credentials of its mounted folder, read at each
+    call (a rotated Secret volume is picked up)."""
+    settings = settings or _settings
+    if settings.credentials_dir is None:
+        return Endpoint(settings.url, insecure_skip_verify=settings.insecure_skip_verify)
+    folder = Path(settings.credentials_dir)
+    try:
+        values = {name: _read_file(folder, name) for name in ("token", "username", "password",
+                                                            "ca.crt")}
+        headers = [(path.name.removeprefix("header-"), path.read_text())
+                   for path in sorted(folder.glob("header-*")) if path.is_file()]
+    except OSError as err:
+        raise MetricError("CredentialsUnavailable", f"cannot read the operator's Prometheus "
+                                                    f"credentials: {type(err).__name__}") from err
+    return Endpoint(settings.url, _headers(values, headers, "the operator's credentials file"),
+                    values["ca.crt"], settings.insecure_skip_verify)
+
+
+def _headers(values: dict[str, str | None], extra: Sequence[tuple[str, str]],
+             where: str) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    token, user, password = values.get("token"), values.get("username"), values.get("password")
+    if token is not None:
+        found.append(("Authorization", f"Bearer {_clean(token, where)}"))
+    if user is not None and password is not None:
+        found.append(basic_header(_clean(user, where), _clean(password, where)))
+    found.extend((name, _clean(value, where)) for name, value in extra)
+    return tuple(found)
+
+
+_secrets: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+_secrets_lock = threading.Lock()
+
+
+def _secret(namespace: str, name: str) -> dict[str, str]:
+    """A Secret's data, decoded; cached for SECRET_TTL_SECONDS."""
+    now = time.monotonic()
+    with _secrets_lock:
+        kept = _secrets.get((namespace, name))
+    if kept is not None and now - kept[0] < SECRET_TTL_SECONDS:
+        return kept[1]
+    try:
+        API_REQUESTS.labels("get", "secrets").inc()
+        found = client.CoreV1Api(api_client()).read_namespaced_secret(name, namespace)
+    except ApiException as err:
+        raise MetricError("CredentialsUnavailable", f"cannot read the Secret {name}: "
+                                                    f"{err.status} {err.reason}") from err
+    try:
+        data = {key: base64.b64decode(value).decode() for key, value in (found.data or {}).items()}
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MetricError("CredentialsInvalid", f"the Secret {name} holds a value that is not "
+                                                "UTF-8 text") from err
+    with _secrets_lock:
+        _secrets[(namespace, name)] = (now, data)
+    return data
+
+
+def _service_endpoint(namespace: str, ref: PrometheusRef) -> Endpoint:
+    auth = ref.auth
+    if auth is None:
+        return Endpoint(ref.url, insecure_skip_verify=ref.insecure_skip_verify)
+    name = auth.secret_ref.name
+    data = _secret(namespace, name)
+
+    def key(wanted: str | None) -> str | None:
+        if wanted is None:
+            return None
+        if wanted not in data:
+            raise MetricError("CredentialsUnavailable", f"the Secret {name} has no key {wanted}")
+        return data[wanted]
+
+    values = {"token": key(auth.bearer_token_key), "username": key(auth.username_key),
+              "password": key(auth.password_key)}
+    extra = [(header, key(wanted) or "") for header, wanted in sorted(auth.headers.items())]
+    ca = key(auth.ca_key)
+    return Endpoint(ref.url, _headers(values, extra, f"the Secret {name}"),
+                    _clean(ca, name, multiline=True) if ca is not None else None,
+                    ref.insecure_skip_verify)
+
+
+def endpoint_for(namespace: str, ref: PrometheusRef | None) -> Endpoint:
+    """The endpoint a service's queries go to (blocking: it may read a Secret)."""
+    if ref is None:
+        return operator_endpoint()
+    if not allowed(ref.url, _settings):
+        raise MetricError("PrometheusNotAllowed", f"{redact(ref.url)} is not on the operator's "
+                                                  "allowlist of Prometheus endpoints "
+                                                  "(--prometheus-allowed-url)")
+    return _service_endpoint(namespace, ref)
+
+
+# --- what a service's queries become ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a service's queries go, and how its query texts are filled in and scoped."""
+
+    endpoint: Endpoint
+    values: TargetValues
+    scope: Scope = "none"
+
+    def query(self, text: str) -> str:
+        try:
+            filled = render(text, self.values)
+        except TemplateError as err:
+            raise MetricError("InvalidQueryTemplate", str(err)) from err
+        if self.scope == "none":
+            return filled
+        try:
+            return scoped(filled, self.values.namespace)
+        except ScopeError as err:
+            raise MetricError("QueryNotScoped", f"{err} (the operator scopes every query to "
+                                                "the service's namespace)") from err
+
+    def scaling_spec(self, spec: AdaptiveServiceSpec) -> AdaptiveServiceSpec:
+        """The spec with its scaling queries as they are sent (the first that cannot be filled
+        in or scoped raises, naming its metric)."""
+        metrics = []
+        for metric in spec.metrics:
+            try:
+                metrics.append(metric.model_copy(update={"query": self.query(metric.query)}))
+            except MetricError as err:
+                raise MetricError(err.reason, f"metric {metric.name}: {err.message}") from err
+        return spec.model_copy(update={"metrics": metrics})
+
+
+async def source_for(namespace: str, spec: AdaptiveServiceSpec,
+                     pods: Sequence[str] | None = None) -> Source:
+    endpoint = await asyncio.to_thread(endpoint_for, namespace, spec.prometheus)
+    values = TargetValues(namespace, spec.scale_target_ref.name, pods)
+    return Source(endpoint, values, _settings.scope)
+
+
+def operator_query(namespace: str, name: str, query: str) -> str:
+    """A ShardSet's load query as sent to the operator-wide Prometheus (filled in, scoped)."""
+    return Source(Endpoint(_settings.url), TargetValues(namespace, name), _settings.scope).query(
+        query)

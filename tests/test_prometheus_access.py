@@ -1,0 +1,118 @@
+"""Which Prometheus a service may reach and with which credentials: the operator's allowlist,
+credentials from a Secret of the service's namespace or the operator's mounted files, and none
+of them in a message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from adaptive_operator.adapters import prometheus_access
+from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters.prometheus_access import AccessSettings, allowed
+from adaptive_operator.api.prometheus_ref import PrometheusRef
+
+OPERATOR = AccessSettings(url="http://prometheus.monitoring:9090")
+
+
+@pytest.fixture(autouse=True)
+def restored() -> Iterator[None]:
+    yield
+    prometheus_access.configure(AccessSettings())
+
+
+@pytest.mark.parametrize(("url", "settings", "ok"), [
+    pytest.param("http://prometheus.monitoring:9090", OPERATOR, True, id="the-operator-url"),
+    pytest.param("http://PROMETHEUS.monitoring:9090/", OPERATOR, True, id="case-and-slash"),
+    pytest.param("http://evil.example:9090", OPERATOR, False, id="another-host"),
+    pytest.param("http://prometheus.monitoring:9091", OPERATOR, False, id="another-port"),
+    pytest.param("https://prometheus.monitoring:9090", OPERATOR, False, id="another-scheme"),
+    pytest.param("http://169.254.169.254/latest", OPERATOR, False, id="metadata-service"),
+    pytest.param("https://thanos:443/tenant-a", AccessSettings(allowed=("https://thanos/tenant-a",)),
+                 True, id="default-port-filled-in"),
+    pytest.param("https://thanos/tenant-a/api", AccessSettings(allowed=("https://thanos/tenant-a",)),
+                 True, id="below-the-path"),
+    pytest.param("https://thanos/tenant-ab", AccessSettings(allowed=("https://thanos/tenant-a",)),
+                 False, id="path-prefix-is-not-below"),
+    pytest.param("http://anything:1", AccessSettings(allowed=("*",)), True, id="star-allows-any"),
+])
+def test_the_allowlist(url: str, settings: AccessSettings, ok: bool) -> None:
+    assert allowed(url, settings) is ok
+
+
+def test_a_url_off_the_allowlist_is_refused_with_its_reason() -> None:
+    prometheus_access.configure(OPERATOR)
+    with pytest.raises(MetricError) as caught:
+        prometheus_access.endpoint_for("team-a", PrometheusRef(url="http://evil.example:9090"))
+    assert caught.value.reason == "PrometheusNotAllowed"
+    assert "http://evil.example:9090" in caught.value.message
+
+
+@pytest.mark.parametrize("url", ["http://u:p@prom:9090", "ftp://prom", "http://prom?x=1"])
+def test_a_spec_url_carries_no_credentials_or_query(url: str) -> None:
+    with pytest.raises(ValidationError):
+        PrometheusRef(url=url)
+
+
+@pytest.mark.parametrize("auth", [
+    {"secretRef": {"name": "c"}, "usernameKey": "u"},
+    {"secretRef": {"name": "c"}, "bearerTokenKey": "t", "usernameKey": "u", "passwordKey": "p"},
+    {"secretRef": {"name": "c"}, "headers": {"Host": "h"}},
+    {"secretRef": {"name": "Not_A_Name"}},
+])
+def test_inconsistent_credentials_are_refused(auth: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        PrometheusRef.model_validate({"url": "http://p", "auth": auth})
+
+
+def test_credentials_come_from_the_services_own_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def secret(namespace: str, name: str) -> dict[str, str]:
+        asked.append((namespace, name))
+        return {"token": "t0ken\n", "org": "team-a"}
+
+    monkeypatch.setattr(prometheus_access, "_secret", secret)
+    prometheus_access.configure(AccessSettings(url="http://p", allowed=("https://thanos",)))
+    ref = PrometheusRef.model_validate({"url": "https://thanos", "auth": {
+        "secretRef": {"name": "creds"}, "bearerTokenKey": "token",
+        "headers": {"X-Scope-OrgID": "org"}}})
+    endpoint = prometheus_access.endpoint_for("team-a", ref)
+    assert asked == [("team-a", "creds")]
+    assert dict(endpoint.headers) == {"Authorization": "Bearer t0ken", "X-Scope-OrgID": "team-a"}
+    assert "t0ken" not in repr(endpoint) and "t0ken" not in str(endpoint)
+    missing = PrometheusRef.model_validate({"url": "https://thanos", "auth": {
+        "secretRef": {"name": "creds"}, "bearerTokenKey": "nope"}})
+    with pytest.raises(MetricError, match="has no key nope") as caught:
+        prometheus_access.endpoint_for("team-a", missing)
+    assert caught.value.reason == "CredentialsUnavailable"
+
+
+def test_a_credential_that_would_end_its_header_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prometheus_access, "_secret",
+                        lambda namespace, name: {"token": "a\r\nX-Evil: 1"})
+    prometheus_access.configure(AccessSettings(url="http://p"))
+    ref = PrometheusRef.model_validate({"url": "http://p", "auth": {
+        "secretRef": {"name": "creds"}, "bearerTokenKey": "token"}})
+    with pytest.raises(MetricError) as caught:
+        prometheus_access.endpoint_for("team-a", ref)
+    assert caught.value.reason == "CredentialsInvalid"
+    assert "X-Evil" not in caught.value.message
+
+
+def test_the_operator_wide_credentials_are_read_from_files(tmp_path: Path) -> None:
+    (tmp_path / "username").write_text("op\n")
+    (tmp_path / "password").write_text("pw")
+    (tmp_path / "header-X-Scope-OrgID").write_text("platform\n")
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = AccessSettings(url="https://p", credentials_dir=str(tmp_path))
+    endpoint = prometheus_access.operator_endpoint(settings)
+    headers = dict(endpoint.headers)
+    assert headers["Authorization"] == "Basic b3A6cHc="  # op:pw
+    assert headers["X-Scope-OrgID"] == "platform"
+    assert endpoint.ca_pem is not None and endpoint.ca_pem.startswith("-----BEGIN")
+    assert prometheus_access.operator_endpoint(AccessSettings(url="https://p")).headers == ()
