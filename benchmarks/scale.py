@@ -116,6 +116,7 @@ spec:
     metrics:
       errorRatio: 'sum(bench_errors{{{where}}})'
       latency: 'sum(bench_latency{{{where}}})'
+    roles: {{latency: latency}}
 """
 
 

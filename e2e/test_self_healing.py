@@ -54,6 +54,7 @@ spec:
     metrics:
       errorRatio: 'sum(e2e_heal_error_ratio{{{where}}})'
       latency: 'sum(e2e_heal_latency{{{where}}})'
+    roles: {{latency: latency}}
     rollbackWindowSeconds: 300
     cooldownSeconds: 60
     verifySeconds: 16

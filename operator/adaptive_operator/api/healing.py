@@ -21,8 +21,9 @@ DEFAULT_METRICS: dict[str, str] = {
         "histogram_quantile(0.99, sum by (le) "
         f"(rate(http_request_duration_seconds_bucket{{{_OWN}}}[5m])))"
     ),
-    "cpu": f'sum(rate(container_cpu_usage_seconds_total{{{_OWN},container!=""}}[5m]))',
-    "memory": f'sum(container_memory_working_set_bytes{{{_OWN},container!=""}})',
+    # Per container, not summed: a scale-out or a rollout's surge is not an anomaly.
+    "cpu": f'avg(rate(container_cpu_usage_seconds_total{{{_OWN},container!=""}}[5m]))',
+    "memory": f'avg(container_memory_working_set_bytes{{{_OWN},container!=""}})',
     "restarts": f"sum(increase(kube_pod_container_status_restarts_total{{{_OWN}}}[5m]))",
 }
 

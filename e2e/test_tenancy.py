@@ -1,0 +1,290 @@
+"""One operator, several tenants, on the real cluster and the real Prometheus.
+
+- Healing with the default health metrics judges its own workload only: a bad rollout in one
+  namespace is rolled back, and a service in another namespace, rolled out at the same time,
+  is left alone (its metrics are its namespace's and its pods', not the cluster's sums).
+- A Prometheus behind a bearer token and a tenant header is read with the credentials of a
+  Secret in the service's namespace, which appear in no status, Event or log line.
+- A `spec.prometheus.url` off the operator's allowlist is refused with its reason, unasked.
+
+KWOK runs no processes: a feeder thread serves, for every pod of the two Deployments (read from
+the API server), the series the default health metrics read, labelled with the pod's namespace
+and name as Kubernetes service discovery labels them; pods running the bad image answer 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from kubernetes import client, config
+
+from adaptive_operator.demo.exporter import Exporter
+from operator_process import OperatorProcess
+
+from conftest import Cluster, module_tag
+from support import deployment_yaml, wait_until
+
+SYNC = 2
+GOOD, GOOD_TOO, BAD = "registry.example/app:1", "registry.example/app:1b", "registry.example/app:2"
+TOKEN, ORG = f"t-{uuid.uuid4().hex}", "team-a"
+TAG = module_tag(__name__)
+FEED = f"e2e-{TAG}-feed-{uuid.uuid4().hex[:6]}"
+WARM_UP = 420  # seconds for 120 rows of history at 2 s and the first fit, on a loaded machine
+
+
+class TokenProxy:
+    """A reverse proxy to Prometheus that answers 401 unless both credentials are sent."""
+
+    def __init__(self, upstream: str) -> None:
+        self.asked: list[dict[str, str]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.asked.append(dict(self.headers))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if (self.headers.get("Authorization") != f"Bearer {TOKEN}"
+                        or self.headers.get("X-Scope-OrgID") != ORG):
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                forwarded = urllib.request.Request(upstream + self.path, data=body, headers={
+                    "Content-Type": self.headers.get("Content-Type", "")})
+                with urllib.request.urlopen(forwarded, timeout=10) as answer:
+                    data = answer.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Feed:
+    """Per pod: request counters (5xx for pods on the bad image), a latency histogram, CPU,
+    memory and restarts, as cAdvisor, kube-state-metrics and the app would expose them."""
+
+    def __init__(self, exporter: Exporter, kubeconfig: str) -> None:
+        self.exporter, self.rng = exporter, np.random.default_rng(11)
+        self.targets: list[str] = []  # namespaces whose Deployment `web` is fed
+        self.totals: dict[tuple[str, str, str], float] = {}
+        self.stop = threading.Event()
+        config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
+        self.core = client.CoreV1Api()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _add(self, metric: str, labels: dict[str, str], amount: float) -> None:
+        key = (metric, *sorted(labels.items()))
+        self.totals[key] = self.totals.get(key, 0.0) + max(amount, 0.0)  # type: ignore[index]
+        self.exporter.set(metric, self.totals[key], labels)  # type: ignore[index]
+
+    def _pod(self, ns: str, pod: Any) -> None:
+        own = {"namespace": ns, "pod": pod.metadata.name}
+        bad = pod.spec.containers[0].image == BAD
+        self._add("http_requests_total", {**own, "code": "200"}, 20 + self.rng.normal(0, 1))
+        self._add("http_requests_total", {**own, "code": "500"},
+                  (30.0 if bad else 0.2) + self.rng.normal(0, 0.05))
+        for le, share in (("0.1", 0.9), ("0.5", 0.99), ("+Inf", 1.0)):
+            self._add("http_request_duration_seconds_bucket", {**own, "le": le},
+                      20 * share + self.rng.normal(0, 0.1))
+        container = {**own, "container": "app"}
+        self._add("container_cpu_usage_seconds_total", container, 0.3 + self.rng.normal(0, 0.02))
+        self.exporter.set("container_memory_working_set_bytes", 2e8 + self.rng.normal(0, 1e6),
+                          container)
+        self.exporter.set("kube_pod_container_status_restarts_total", 0.0,
+                          {**own, "container": "app"})
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for ns in list(self.targets):
+                pods = self.core.list_namespaced_pod(ns, label_selector="app=web",
+                                                     _request_timeout=5).items
+                for pod in pods:
+                    if pod.metadata is not None and not pod.metadata.deletion_timestamp:
+                        self._pod(ns, pod)
+            self.exporter.set("e2e_tenancy_load", 10.0)
+            self.stop.wait(1.0)
+
+
+@pytest.fixture(scope="module")
+def feed(local_cluster: Cluster) -> Iterator[Feed]:
+    with Exporter(FEED, local_cluster.targets_dir) as exporter:
+        running = Feed(exporter, local_cluster.kubeconfig)
+        running.thread.start()
+        yield running
+        running.stop.set()
+
+
+@pytest.fixture(scope="module")
+def proxy(local_cluster: Cluster) -> Iterator[TokenProxy]:
+    assert local_cluster.prometheus_url is not None
+    running = TokenProxy(local_cluster.prometheus_url)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def operator(local_cluster: Cluster, crds: Cluster, feed: Feed,
+             proxy: TokenProxy) -> Iterator[OperatorProcess]:
+    process = OperatorProcess("tenancy", measure_coverage=False, args=(
+        "--namespace", f"e2e-{TAG}-*", "--leader-election", "false",
+        "--prometheus-allowed-url", proxy.url)).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def other_namespace(local_cluster: Cluster) -> Iterator[str]:
+    ns = f"e2e-{TAG}-other-{uuid.uuid4().hex[:5]}"
+    local_cluster.kubectl("create", "namespace", ns)
+    yield ns
+    local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
+                          check=False)
+    local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def service_yaml(extra: str, healing: bool = False) -> str:
+    text = f"""
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {{name: web}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 1
+  maxReplicas: 4
+  mode: Paused
+  syncPeriodSeconds: {SYNC}
+  metrics: [{{name: load, query: 'sum(e2e_tenancy_load{{exporter="{FEED}"}})',
+              targetPerReplica: 5}}]
+{extra}"""
+    # Healing with its defaults: no metrics given, so errorRatio, latencyP99, cpu, memory and
+    # restarts, each scoped by the operator to the target's namespace and pods.
+    return text + "  healing: {enabled: true, rollbackWindowSeconds: 300, verifySeconds: 16}\n" \
+        if healing else text
+
+
+def apply(cluster: Cluster, ns: str, text: str) -> None:
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=text)
+
+
+def status(cluster: Cluster, ns: str) -> dict[str, Any]:
+    return dict(cluster.json("get", "adaptiveservice", "web", "-n", ns).get("status") or {})
+
+
+def condition(cluster: Cluster, ns: str, kind: str) -> dict[str, Any]:
+    found = [c for c in status(cluster, ns).get("conditions", []) if c["type"] == kind]
+    return dict(found[0]) if found else {}
+
+
+def image(cluster: Cluster, ns: str) -> str:
+    spec: Any = cluster.json("get", "deployment", "web", "-n", ns)["spec"]
+    return str(spec["template"]["spec"]["containers"][0]["image"])
+
+
+def ledger(cluster: Cluster, ns: str) -> str:
+    meta: Any = cluster.json("get", "adaptiveservice", "web", "-n", ns)["metadata"]
+    return str((meta.get("annotations") or {}).get("adaptive.dev/healing-ledger", "[]"))
+
+
+def events_text(cluster: Cluster, ns: str) -> str:
+    return cluster.kubectl("get", "events", "-n", ns, "-o", "json")
+
+
+def secret_yaml() -> str:
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+    return f"""
+apiVersion: v1
+kind: Secret
+metadata: {{name: prom-creds}}
+data: {{token: {b64(TOKEN)}, org: {b64(ORG)}}}
+"""
+
+
+def test_credentials_from_a_secret_reach_a_prometheus_behind_a_token(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        proxy: TokenProxy) -> None:
+    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 1))
+    apply(local_cluster, namespace, secret_yaml())
+    apply(local_cluster, namespace, service_yaml(f"""  prometheus:
+    url: {proxy.url}
+    auth:
+      secretRef: {{name: prom-creds}}
+      bearerTokenKey: token
+      headers: {{X-Scope-OrgID: org}}
+"""))
+    read = wait_until(lambda: condition(local_cluster, namespace, "MetricsAvailable")
+                      .get("status") == "True" or None, 90, "the metric read through the proxy")
+    assert read
+    assert status(local_cluster, namespace)["lastDecision"]["metrics"][0]["value"] == 10.0
+    assert any(h.get("Authorization") == f"Bearer {TOKEN}" for h in proxy.asked)
+    for text in (str(status(local_cluster, namespace)), events_text(local_cluster, namespace),
+                 operator.log_path.read_text(errors="replace")):
+        assert TOKEN not in text
+
+
+def test_a_url_off_the_allowlist_is_refused_unasked(
+        local_cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    elsewhere = TokenProxy("http://127.0.0.1:9")  # listens, but is on no allowlist
+    try:
+        local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                              stdin=deployment_yaml("web", 1))
+        apply(local_cluster, namespace, service_yaml(f"  prometheus: {{url: '{elsewhere.url}'}}\n"))
+        refused = wait_until(lambda: condition(local_cluster, namespace, "MetricsAvailable")
+                             .get("reason") == "PrometheusNotAllowed" or None, 90,
+                             "the URL refused")
+        assert refused
+        message = condition(local_cluster, namespace, "MetricsAvailable")["message"]
+        assert elsewhere.url in message and "allowlist" in message
+        assert elsewhere.asked == []
+    finally:
+        elsewhere.close()
+
+
+def deploy(cluster: Cluster, feed: Feed, ns: str) -> None:
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 2, GOOD))
+    feed.targets.append(ns)
+
+
+def test_errors_in_one_namespace_do_not_roll_back_another(
+        local_cluster: Cluster, namespace: str, other_namespace: str,
+        operator: OperatorProcess, feed: Feed) -> None:
+    for ns in (namespace, other_namespace):
+        deploy(local_cluster, feed, ns)
+        apply(local_cluster, ns, service_yaml("", healing=True))
+    for ns in (namespace, other_namespace):
+        wait_until(lambda ns=ns: (status(local_cluster, ns).get("healing") or {})
+                   .get("lastVerdict"), WARM_UP, f"the detector fitted in {ns}", interval=2)
+    # Both roll out; only the first namespace's new image answers errors.
+    local_cluster.kubectl("set", "image", "-n", other_namespace, "deployment/web",
+                          f"app={GOOD_TOO}")
+    local_cluster.kubectl("set", "image", "-n", namespace, "deployment/web", f"app={BAD}")
+    wait_until(lambda: image(local_cluster, namespace) == GOOD, 180,
+               "the bad rollout rolled back")
+    # The other service kept scoring its own, calm metrics meanwhile, and acted on nothing.
+    scored = operator.log_path.read_text(errors="replace").count(other_namespace)
+    wait_until(lambda: operator.log_path.read_text(errors="replace").count(other_namespace)
+               > scored + 20, 120, "more syncs of the other service", interval=2)
+    assert image(local_cluster, other_namespace) == GOOD_TOO
+    assert ledger(local_cluster, other_namespace) == "[]"
+    verdict = status(local_cluster, other_namespace)["healing"]["lastVerdict"]
+    assert not verdict["isAnomaly"]
