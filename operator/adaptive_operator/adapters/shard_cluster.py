@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.domain.shard_manifests import ROLE_LABEL, SHARDSET_LABEL
+from adaptive_operator.domain.sharding.manifests import ROLE_LABEL, SHARDSET_LABEL
 
 # Kind -> (API group class, method) for what a ShardSet owns; each takes (namespace, body) to
 # create and (name, namespace, ...) to delete.
