@@ -14,7 +14,7 @@ from adaptive_operator.adapters.prometheus_access import Source
 from adaptive_operator.adapters.prometheus_http import Endpoint
 from adaptive_operator.adapters.promql_scope import ScopeError, scoped
 from adaptive_operator.api.healing import DEFAULT_METRICS
-from adaptive_operator.domain.query_template import (
+from adaptive_operator.domain.common.query_template import (
     TargetValues,
     TemplateError,
     pods_regex,
@@ -60,7 +60,7 @@ def test_a_value_cannot_end_the_string_it_goes_into() -> None:
 @pytest.mark.parametrize(("query", "values", "message"), [
     pytest.param("up{x=\"{{nmespace}}\"}", TEAM_A, "unknown placeholder {{nmespace}}",
                  id="typo-is-refused"),
-    pytest.param("up{pod=~\"{{pods}}\"}", TargetValues("a", "web"), "health metrics of a Deployment",
+    pytest.param("up{pod=~\"{{pods}}\"}", TargetValues("a", "web"), "of a Deployment only",
                  id="pods-in-a-scaling-metric"),
     pytest.param("up{pod=~\"{{pods}}\"}", TargetValues("a", "web", ()), "no pods",
                  id="no-pods-never-an-empty-regex"),

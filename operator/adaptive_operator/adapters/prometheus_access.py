@@ -29,7 +29,7 @@ from adaptive_operator.adapters.promql_scope import ScopeError, scoped
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.prometheus_ref import PrometheusRef
-from adaptive_operator.domain.query_template import TargetValues, TemplateError, render
+from adaptive_operator.domain.common.query_template import TargetValues, TemplateError, render
 
 Scope = Literal["none", "namespace"]
 SECRET_TTL_SECONDS = 30.0  # a rotated Secret is read again within this time
