@@ -61,6 +61,7 @@ def test_a_spec_url_carries_no_credentials_or_query(url: str) -> None:
     {"secretRef": {"name": "c"}, "usernameKey": "u"},
     {"secretRef": {"name": "c"}, "bearerTokenKey": "t", "usernameKey": "u", "passwordKey": "p"},
     {"secretRef": {"name": "c"}, "headers": {"Host": "h"}},
+    {"secretRef": {"name": "c"}, "headers": {"X-A\r\nB": "h"}},
     {"secretRef": {"name": "Not_A_Name"}},
 ])
 def test_inconsistent_credentials_are_refused(auth: dict[str, object]) -> None:

@@ -6,6 +6,7 @@ namespace (as KEDA's TriggerAuthentication does), read by the operator when it q
 
 from __future__ import annotations
 
+import re
 from typing import cast
 
 from pydantic import ConfigDict, Field, model_validator
@@ -19,6 +20,9 @@ RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfe
                               "connection", "authorization"})
 BASIC_RULE = {"rule": "has(self.usernameKey) == has(self.passwordKey)",
               "message": "usernameKey and passwordKey go together"}
+HEADER_NAME = r"^[A-Za-z0-9-]{1,64}$"
+HEADER_RULE = {"rule": f"!has(self.headers) || self.headers.all(k, k.matches('{HEADER_NAME}'))",
+               "message": "a header name is 1-64 letters, digits or dashes"}
 ONE_AUTH_RULE = {"rule": "!(has(self.bearerTokenKey) && has(self.usernameKey))",
                  "message": "use bearerTokenKey or basic auth (usernameKey/passwordKey), not both"}
 
@@ -40,7 +44,7 @@ class PrometheusAuth(KubeModel):
     """Credentials for the service's Prometheus, from a Secret in the service's namespace."""
 
     model_config = KubeModel.model_config | ConfigDict(json_schema_extra=cast(
-        JsonDict, {"x-kubernetes-validations": [BASIC_RULE, ONE_AUTH_RULE]}))
+        JsonDict, {"x-kubernetes-validations": [BASIC_RULE, ONE_AUTH_RULE, HEADER_RULE]}))
 
     secret_ref: SecretRef = Field(description="The Secret the keys below are read from.")
     bearer_token_key: str | None = _key("a bearer token (sent as Authorization: Bearer)")
@@ -50,7 +54,6 @@ class PrometheusAuth(KubeModel):
                               "against (instead of the system's CAs)")
     headers: dict[str, str] = Field(
         default_factory=dict, max_length=16,
-        json_schema_extra={"propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"}},
         description="Extra headers: header name -> key of the Secret holding its value, e.g. "
                     "X-Scope-OrgID for Thanos, Cortex or Mimir tenancy.")
 
@@ -61,6 +64,8 @@ class PrometheusAuth(KubeModel):
         if self.bearer_token_key is not None and self.username_key is not None:
             raise ValueError(ONE_AUTH_RULE["message"])
         for header in self.headers:
+            if not re.fullmatch(HEADER_NAME, header):
+                raise ValueError(f"{HEADER_RULE['message']} ({header[:64]!r} is not)")
             if header.lower() in RESERVED_HEADERS:
                 raise ValueError(f"the header {header} cannot be set here")
         return self
