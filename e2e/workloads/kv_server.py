@@ -129,7 +129,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         length = int(self.headers.get("Content-Length") or -1)
         if not 0 <= length <= MAX_VALUE_BYTES:
-            self.reply(411 if length < 0 else 413, b"a Content-Length up to 1 MiB is needed\n")
+            # The body is not read, so the connection cannot carry another request.
+            self.reply(411 if length < 0 else 413, b"a Content-Length up to 1 MiB is needed\n",
+                       headers={"Connection": "close"})
             return
         value = self.rfile.read(length)
         key = self.key()
