@@ -48,13 +48,13 @@ RESULTS = REPO / "benchmarks" / "results"
 STANDARD = nab.PROFILES[0]
 FloatArray = npt.NDArray[np.float64]
 
-# The forest's set-up (each needs the forests fitted again): the product's current one, the
-# seasonal-differencing cut-off lower and higher, and more trees.
+# The forest's set-up (each needs the forests fitted again): the product's current one, more
+# trees, and the seasonal-differencing cut-off lower and higher. `--choices N` keeps the first N.
 SCORE_CHOICES: tuple[dict[str, Any], ...] = (
     {},
+    {"n_estimators": 100},
     {"difference_min_acf": 0.5},
     {"difference_min_acf": 0.9},
-    {"n_estimators": 100},
 )
 # The operating point (applied to the scores without a refit).
 JUDGE_GRID: dict[str, tuple[Any, ...]] = {
@@ -108,14 +108,14 @@ def load_corpus(data: Path, quick: bool) -> list[File]:
     return files
 
 
-def candidates() -> list[tuple[int, dict[str, Any]]]:
-    """Every (forest set-up, operating point); the product's current defaults come first, so
-    that a tie keeps them."""
+def candidates(set_ups: int = len(SCORE_CHOICES)) -> list[tuple[int, dict[str, Any]]]:
+    """Every (forest set-up, operating point) of the first `set_ups` set-ups; the product's
+    current defaults come first, so that a tie keeps them."""
     judged = [dict(zip(JUDGE_GRID, combo, strict=True))
               for combo in itertools.product(*JUDGE_GRID.values())]
     current = DetectorSettings()
     judged.sort(key=lambda knobs: any(getattr(current, k) != v for k, v in knobs.items()))
-    return [(i, knobs) for i in range(len(SCORE_CHOICES)) for knobs in judged]
+    return [(i, knobs) for i in range(set_ups) for knobs in judged]
 
 
 def settings_of(score_choice: int, knobs: dict[str, Any]) -> DetectorSettings:
@@ -143,6 +143,10 @@ class Table:
     outside: npt.NDArray[np.int_]
     windows: npt.NDArray[np.int_]  # per file
 
+    @property
+    def set_ups(self) -> int:
+        return len(self.raw) // len(candidates(1))
+
 
 def outside_flags(flags: npt.NDArray[np.bool_], windows: Sequence[tuple[int, int]]) -> int:
     inside = np.zeros(len(flags), dtype=bool)
@@ -152,12 +156,13 @@ def outside_flags(flags: npt.NDArray[np.bool_], windows: Sequence[tuple[int, int
     return int((flags & ~inside).sum())
 
 
-def build_table(files: Sequence[File], seeds: Sequence[int], cache: Path | None) -> Table:
-    found = candidates()
+def build_table(files: Sequence[File], seeds: Sequence[int], cache: Path | None,
+                set_ups: int) -> Table:
+    found = candidates(set_ups)
     raw = np.zeros((len(found), len(seeds), len(files)))
     outside = np.zeros(raw.shape, dtype=int)
     for s, seed in enumerate(seeds):
-        for choice in range(len(SCORE_CHOICES)):
+        for choice in range(set_ups):
             batches = scored(files, choice, seed, cache)
             for c, (score_choice, knobs) in enumerate(found):
                 if score_choice != choice:
@@ -220,7 +225,7 @@ def throughput(files: Sequence[File], settings: DetectorSettings) -> tuple[float
 
 
 def describe(index: int) -> str:
-    score_choice, knobs = candidates()[index]
+    score_choice, knobs = candidates()[index]  # the set-ups' order is the same for any number
     parts = [f"{k}={v}" for k, v in {**SCORE_CHOICES[score_choice], **knobs}.items()]
     return ", ".join(parts)
 
@@ -246,9 +251,9 @@ def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tup
         f"Command: `{command}`",
         "",
         f"NAB standard score at the detector's own flags; each cell: mean over forest seeds "
-        f"({seeds_text}), then each seed. {len(candidates())} candidates "
-        f"({len(SCORE_CHOICES)} forest set-ups x "
-        f"{len(candidates()) // len(SCORE_CHOICES)} operating points).",
+        f"({seeds_text}), then each seed. {len(table.raw)} candidates "
+        f"({table.set_ups} forest set-ups: {SCORE_CHOICES[: table.set_ups]} x "
+        f"{len(candidates(1))} operating points: {JUDGE_GRID}).",
         "",
         "| held-out group | files | windows | development folds | held out | "
         "flags outside windows (held out) | picked on the training folds |",
@@ -278,7 +283,7 @@ def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tup
         "",
     ]
     data = {
-        "command": command, "seeds": list(seeds), "candidates": len(candidates()),
+        "command": command, "seeds": list(seeds), "candidates": len(table.raw),
         "folds": [{"group": f.group, "picked": describe(f.chosen),
                    "development": f.development.tolist(),
                    "held_out": [None if np.isnan(v) else v for v in f.held_out.tolist()],
@@ -296,17 +301,19 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="forest seeds, comma-separated")
     parser.add_argument("--quick", action="store_true", help="two files a group (exploring)")
     parser.add_argument("--cache", type=Path, help="directory keeping the forests' scores")
+    parser.add_argument("--set-ups", type=int, default=len(SCORE_CHOICES),
+                        help="try the first N forest set-ups of SCORE_CHOICES only")
     parser.add_argument("--out", type=Path, default=RESULTS / "nab_cv")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     files = load_corpus(args.data, args.quick)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    table = build_table(files, seeds, args.cache)
+    table = build_table(files, seeds, args.cache, args.set_ups)
     folds_final = pick(table, np.ones(len(files), dtype=bool))
     speed = throughput(files, settings_of(*candidates()[folds_final]))
     command = "PYTHONPATH=operator nice -n 10 .venv/bin/python benchmarks/nab_cv.py " + \
-        f"--seeds {args.seeds}" + (" --quick" if args.quick else "")
+        f"--seeds {args.seeds} --set-ups {args.set_ups}" + (" --quick" if args.quick else "")
     text, data = report(files, seeds, table, speed, command)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
