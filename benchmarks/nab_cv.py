@@ -35,7 +35,7 @@ import pandas as pd
 
 import nab
 import nab_stress
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     DetectorSettings,
     ScoredBatch,
     detect_series,
@@ -256,22 +256,25 @@ def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tup
         f"{len(candidates(1))} operating points: {JUDGE_GRID}).",
         "",
         "| held-out group | files | windows | development folds | held out | "
-        "flags outside windows (held out) | picked on the training folds |",
-        "|---|---|---|---|---|---|---|",
+        "flags outside windows (held out) | picked on the training folds | product defaults |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    names = np.array(groups)
     for fold in folds:
         test = [f for f in files if f.group == fold.group]
         lines.append(
             f"| {fold.group} | {len(test)} | {sum(len(f.windows) for f in test)} | "
             f"{_cells(fold.development)} | {_cells(fold.held_out)} | "
-            f"{' / '.join(map(str, fold.false_positives))} | {describe(fold.chosen)} |")
+            f"{' / '.join(map(str, fold.false_positives))} | {describe(fold.chosen)} | "
+            f"{_cells(pooled(table, names == fold.group)[0])} |")
     lines += [
         "",
         f"**Held out, pooled over every fold: {_cells(overall)}** (spread over seeds "
         f"{overall.max() - overall.min():.1f} points).",
         f"Picked on all groups (the product's defaults): {describe(final)}; on all the "
         f"development data it scores {_cells(final_scores)} (a development figure, not a "
-        "held-out one).",
+        "held-out one). The product's defaults as they stand (candidate 0, no choice per fold) "
+        f"score {_cells(pooled(table, everything)[0])} on all of it.",
         "",
         f"Throughput of `detect` at the product's defaults (seed 0, {speed[2]:,} NAB rows): "
         f"{speed[0]:,.0f} rows/s wall, {speed[1]:,.0f} rows per CPU second (shared 2-core "

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import nab
 import nab_cv
 import nab_stress
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     OPERATING_POINT_KNOBS,
     DetectorSettings,
     detect_batch,
