@@ -161,6 +161,15 @@ def build_images() -> list[tuple[str, Path]]:
     return images
 
 
+def cached_images() -> list[tuple[str, Path]]:
+    """The images already built (none is built: a running cluster picks up new ones fast)."""
+    if not IMAGES_BUILD.exists():
+        return []
+    result = subprocess.run([str(IMAGES_BUILD), "--list"], stdout=subprocess.PIPE, text=True)
+    rows = [line.split() for line in result.stdout.splitlines()]
+    return [(row[1], Path(row[2])) for row in rows if len(row) == 4 and row[3] == "cached"]
+
+
 def link_bin_dir() -> Path:
     """One folder with every binary, for PATH."""
     bindir = STATE / "bin"

@@ -76,29 +76,32 @@ def restore_sysctls(state: State) -> None:
             log(f"cannot restore {name}={value}: {error}")
 
 
-def isolation_rules() -> list[list[str]]:
-    """Nothing is forwarded between the pod bridge and any other interface."""
+def isolation_rules(api_port: int) -> list[list[str]]:
+    """Nothing is forwarded between the pod bridge and any other interface, and the API server
+    (on every address, for the pods) answers only this host and its pods."""
     comment = ["-m", "comment", "--comment", ISOLATION, "-j", "DROP"]
     return [["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, *comment],
-            ["FORWARD", "-o", BRIDGE, "!", "-i", BRIDGE, *comment]]
+            ["FORWARD", "-o", BRIDGE, "!", "-i", BRIDGE, *comment],
+            ["INPUT", "!", "-i", "lo", "!", "-s", POD_CIDR, "-p", "tcp", "--dport",
+             str(api_port), *comment]]
 
 
-def bridge_up(state: State) -> None:
+def bridge_up(state: State, api_port: int) -> None:
     """The pods' bridge with the host's address on it, which the control plane binds to."""
     save_sysctls(state)
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
         run("ip", "link", "add", BRIDGE, "type", "bridge")
     run("ip", "addr", "replace", f"{GATEWAY}/24", "dev", BRIDGE)
     run("ip", "link", "set", BRIDGE, "up")
-    for rule in isolation_rules():
+    for rule in isolation_rules(api_port):
         if run("iptables", "-w", "-C", *rule, check=False).returncode != 0:
             run("iptables", "-w", "-I", *rule)
     # Pod to Service to pod on the same bridge is routed through the host.
     sysctl_path("net.ipv4.ip_forward").write_text("1")
 
 
-def bridge_down() -> None:
-    for rule in isolation_rules():
+def bridge_down(api_port: int) -> None:
+    for rule in isolation_rules(api_port):
         while run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
             run("iptables", "-w", "-D", *rule)
     ports = Path(f"/sys/class/net/{BRIDGE}/brif")

@@ -62,6 +62,10 @@ def check_host() -> None:
             raise SystemExit(f"[cluster] the real node needs {exe} (scripts/setup installs it)")
     if not Path("/usr/lib/cni/bridge").exists():
         raise SystemExit("[cluster] the real node needs containernetworking-plugins")
+    if Path(f"/sys/class/net/{host.BRIDGE}").exists():
+        raise SystemExit(f"[cluster] a real node already runs on this machine (the bridge "
+                         f"{host.BRIDGE} exists): one machine runs one; ADAPTIVE_REAL_NODE=0 "
+                         "starts a cluster without it (or `down` the other one)")
     if len(str(SOCKET)) > 100:
         raise SystemExit(f"[cluster] {SOCKET} is too long for a unix socket: shorten the state dir")
 
@@ -278,10 +282,8 @@ def remove_containers() -> int:
     return len(containers)
 
 
-def start_containerd(node: dict[str, object]) -> None:
-    start_process(node, "containerd")
-    wait_for(lambda: run("ctr", "--address", str(SOCKET), "version",
-                         check=False).returncode == 0, 60, "containerd")
+def containerd_ready() -> bool:
+    return run("ctr", "--address", str(SOCKET), "version", check=False).returncode == 0
 
 
 def forget_cri_records() -> None:
@@ -322,25 +324,27 @@ def start_process(node: dict[str, object], name: str) -> None:
 
 def start(state: State, images: list[tuple[str, Path]],
           write: Callable[[State], None]) -> None:
-    """Bring the node up after the control plane; WRITE saves the state after each step, so
-    that `down` can clean up after a failed `up`."""
+    """Bring the node up after the control plane; WRITE saves the state after each process
+    started, so that `down` can clean up after a failed `up`."""
     node = section(state, "node")
     write_configs()
-    start_containerd(node)
-    write(state)
+
+    def launch(name: str) -> None:
+        start_process(node, name)
+        write(state)
+
+    launch("containerd")
+    wait_for(containerd_ready, 60, "containerd")
     if remove_containers():  # left by a node that crashed: containerd's CRI still knows them
         stop_pid(processes(state)["containerd"], "containerd")
         forget_cri_records()
-        start_containerd(node)
-        write(state)
+        launch("containerd")
+        wait_for(containerd_ready, 60, "containerd")
     import_images(images)
-    write(state)
-    start_process(node, "kubelet")
-    write(state)
+    launch("kubelet")
     wait_for(lambda: node_info().get("ready") == "True", 120, f"node {NODE_NAME} to be Ready")
-    start_process(node, "kube-proxy")
-    start_process(node, "coredns")
-    write(state)
+    launch("kube-proxy")
+    launch("coredns")
     kubectl("apply", "-f", "-", stdin=DNS_OBJECTS)
     wait_for(dns_ready, 60, "CoreDNS to be ready")
     info = node_info()
@@ -379,7 +383,7 @@ def stop(state: State) -> None:
     host.sweep_iptables(f'name: "{CNI_NETWORK}"')
     for root in (STATE, CONTAINERD_ROOT):
         host.unmount_under(root)
-    host.bridge_down()
+    host.bridge_down(int(str(state.get("apiserver_port", 0))))
     host.restore_sysctls(state)
 
 
