@@ -35,6 +35,8 @@ GROUPS: dict[str, dict[str, list[str]]] = {
     "kwok": {"packages": ["sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok/cmd/kwokctl"]},
     "helm": {"packages": ["helm.sh/helm/v3/cmd/helm"]},
     "coredns": {"packages": ["github.com/coredns/coredns"]},
+    # Not part of the cluster: lints .github/workflows in tests/test_workflows.py.
+    "actionlint": {"packages": ["github.com/rhysd/actionlint/cmd/actionlint"]},
 }
 BINARY_NAMES = {"go.etcd.io/etcd/server/v3": "etcd"}
 HELM_VERSION = "v3.22.0"  # must match e2e/build/helm/go.mod

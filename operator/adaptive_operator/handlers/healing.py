@@ -27,14 +27,14 @@ from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.common.conditions import timestamp
+from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import (
     LOAD_BASELINE_ROWS,
+    HealthHistory,
     Incident,
     LedgerError,
-    MetricHistory,
     ledger_from_json,
     ledger_to_json,
     load_signals,
@@ -76,13 +76,13 @@ class Watcher:
 
     metrics: dict[str, str]
     settings: DetectorSettings
-    history: MetricHistory
+    history: HealthHistory
     detector: AnomalyDetector
     rows_since_fit: int = 0
     incident: Incident | None = None
     reported: set[str] = field(default_factory=set)
     # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
-    load: MetricHistory = field(default_factory=lambda: MetricHistory(LOAD_ROWS))
+    load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
     status: dict[str, Any] | None = None  # status.healing as this process last wrote it
 
     @property
@@ -131,7 +131,7 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     detector_settings = detector_settings_from_spec(healing)
     limit = detector_settings.train_rows + detector_settings.baseline_rows + (
         detector_settings.record_rows + detector_settings.cooldown_rows)
-    watcher = Watcher(dict(healing.metrics), detector_settings, MetricHistory(limit),
+    watcher = Watcher(dict(healing.metrics), detector_settings, HealthHistory(limit),
                       AnomalyDetector(detector_settings, RANDOM_STATE))
     step = float(spec.sync_period_seconds)
     end = aligned(time.time(), step)  # on the grid: services starting together share queries
@@ -276,7 +276,9 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     ledger = await record(namespace, name, body, plan, ledger)
     if plan.acts and plan.intent is not None:
         failpoints.hit("healing.after_record")
-        await carry_out(namespace, body, spec, plan, plan.intent)
+        if await carry_out(namespace, body, spec, plan, plan.intent):
+            ledger = with_entry(ledger, replace(plan.intent, outcome=Outcome.BLOCKED))
+            await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     report(body, watcher, plan)
     await write_status(namespace, name, body, watcher, observation.verdict, plan, ledger, now)
 
@@ -314,18 +316,31 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
 
 
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    plan: HealingPlan, intent: LedgerEntry) -> None:
+                    plan: HealingPlan, intent: LedgerEntry) -> bool:
+    """Carry out the intent; True when PodDisruptionBudgets refused all of it (Blocked)."""
     target = spec.scale_target_ref.name
+    blocked = False
     try:
-        problem = await _perform(namespace, spec, intent)
+        if intent.action is Action.EVICT_PODS:
+            refusals = await workload.evict(namespace, intent.pods)
+            problem = "; ".join(r.message for r in refusals) or None
+            blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
+        else:
+            problem = await _perform(namespace, spec, intent)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
-    if problem:
+    if blocked:
+        kopf.event(body, type="Warning", reason="HealingActionFailed",
+                   message=f"{intent.action} of {target} held back: {problem}; tried again "
+                           f"after the cooldown ({plan.message})")
+    elif problem:
         kopf.event(body, type="Warning", reason="HealingActionFailed",
                    message=f"{intent.action} of {target} failed: {problem}; it will be "
                            f"verified, not repeated ({plan.message})")
-        return
-    kopf.event(body, type="Normal", reason=plan.reason, message=f"{intent.action}: {plan.message}")
+    else:
+        kopf.event(body, type="Normal", reason=plan.reason,
+                   message=f"{intent.action}: {plan.message}")
+    return blocked
 
 
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
@@ -336,9 +351,6 @@ async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntr
         if template is None:
             return f"revision {intent.target_revision} no longer exists"
         await workload.roll_back(namespace, ref.name, template)
-    elif intent.action is Action.EVICT_PODS:
-        refused = await workload.evict(namespace, intent.pods)
-        return "; ".join(refused) or None
     elif intent.action is Action.ROLLOUT_RESTART:
         await workload.restart(namespace, ref.name, timestamp(intent.at))
     elif intent.action is Action.SCALE_OUT and spec.mode != "Active":
