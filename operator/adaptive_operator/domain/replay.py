@@ -89,6 +89,12 @@ class ReplayConfig:
     interval_seconds: float
     min_replicas: int = 1
     max_replicas: int = 10_000
+    # How far ahead the advisor provisions; None: the start-up time (the pods' own delay).
+    lookahead_seconds: float | None = None
+
+    @property
+    def lookahead(self) -> float:
+        return self.startup_seconds if self.lookahead_seconds is None else self.lookahead_seconds
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,7 @@ def replay(
         floor = ceiling = None
         if advisor is not None:
             floor = advisor.advise(
-                Prefix(values, i + 1), step, config.startup_seconds, config.target_per_replica
+                Prefix(values, i + 1), step, config.lookahead, config.target_per_replica
             )
             ceiling = advisor.ceiling()
         decision = decide(spec, snapshot, history, now, floor, ceiling)
