@@ -35,7 +35,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from adaptive_operator.domain.replay import (
+from adaptive_operator.domain.scaling.algorithm import (
+    MetricReading,
+    ScalingHistory,
+    ScalingSnapshot,
+    decide,
+    default_spec,
+)
+from adaptive_operator.domain.scaling.operating_point import ScheduledAdvisor
+from adaptive_operator.domain.scaling.replay import (
     METRIC_NAME,
     PodPool,
     ReplayConfig,
@@ -43,31 +51,9 @@ from adaptive_operator.domain.replay import (
     initial_replicas,
     replay,
 )
-from adaptive_operator.domain.scaling import (
-    MetricReading,
-    ScalingHistory,
-    ScalingSnapshot,
-    decide,
-    default_spec,
-)
 
 DAY = 86400.0
 Values = Sequence[float | None]
-
-
-class ScheduledAdvisor:
-    """A `ForecastAdvisor` that hands out floors (and ceilings) computed beforehand, row by row: a
-    floor may depend only on rows 0..i (the caller guarantees it), never on the decisions."""
-
-    def __init__(self, floors: Sequence[int | None], ceilings: Sequence[int | None] = ()) -> None:
-        self._floors, self._ceilings, self._row = floors, ceilings, -1
-
-    def advise(self, history: Values, interval: float, lookahead: float, target: float) -> int | None:
-        self._row = len(history) - 1
-        return self._floors[self._row]
-
-    def ceiling(self) -> int | None:
-        return self._ceilings[self._row] if self._ceilings else None
 
 
 def hpa(values: Values, config: ReplayConfig) -> ReplayResult:

@@ -120,21 +120,30 @@ def pooled(table: Table, rows: list[dict[str, object]], family: str,
 
 
 def runs(traces: list[Trace], saved: Path | None) -> Table:
-    """Every candidate on every trace; with --runs FILE, read from FILE when it exists (to
-    rework the report without the replays) and written to it otherwise."""
-    if saved is not None and saved.exists():
-        return pickle.loads(saved.read_bytes())  # type: ignore[no-any-return]
-    table = {t.name: run_trace(t) for t in traces}
-    if saved is not None:
-        saved.write_bytes(pickle.dumps(table))
+    """Every candidate on every trace; with --runs DIR, each trace's figures are read from
+    DIR/<trace>.pickle when there (to rework the report without the replays, or to run the
+    traces in several processes) and written there otherwise."""
+    table = {}
+    for trace in traces:
+        path = None if saved is None else saved / f"{trace.name}.pickle"
+        if path is not None and path.exists():
+            table[trace.name] = pickle.loads(path.read_bytes())
+            continue
+        table[trace.name] = run_trace(trace)
+        if path is not None:
+            path.write_bytes(pickle.dumps(table[trace.name]))
     return table
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=Path, help="cache of the replays' figures (a pickle)")
+    parser.add_argument("--runs", type=Path, help="folder caching each trace's figures")
+    parser.add_argument("--only", help="run only this trace (and stop before the report)")
     args = parser.parse_args()
     traces = all_traces()
+    if args.only:
+        runs([t for t in traces if t.name == args.only], args.runs)
+        return 0
     table = runs(traces, args.runs)
     names = [t.name for t in traces]
     folds = {"leave one trace out": leave_one_trace_out(table, names),

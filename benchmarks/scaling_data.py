@@ -8,6 +8,7 @@ the sums over its rows, so any set of segments can be scored by adding them up.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import statistics
@@ -44,7 +45,7 @@ class Trace:
     def segments(self) -> list[range]:
         n = len(self.values)
         edges = [round(k * n / SEGMENTS) for k in range(SEGMENTS + 1)]
-        return [range(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+        return [range(a, b) for a, b in itertools.pairwise(edges)]
 
 
 def real_traces() -> list[Trace]:

@@ -114,12 +114,12 @@ def write(table: Table, traces: list[Trace], folds: dict[str, list[dict[str, obj
         f"Command: `{COMMAND}`", ""]
     for scheme, rows in folds.items():
         lines += [f"## {scheme}: seasonal real traces ({', '.join(sorted(real))})", ""]
-        lines += _pool_table(table, rows, real) + [""]
+        lines += [*_pool_table(table, rows, real), ""]
         lines += [f"## {scheme}: every seasonal trace, synthetic stress cases included", ""]
-        lines += _pool_table(table, rows, every) + [""]
+        lines += [*_pool_table(table, rows, every), ""]
         lines += [f"## {scheme}: bursty trace ({', '.join(sorted(bursty))})", ""]
-        lines += _pool_table(table, rows, bursty) + [""]
-    lines += ["## Leave one trace out, per trace", ""] + _per_trace(folds["leave one trace out"])
+        lines += [*_pool_table(table, rows, bursty), ""]
+    lines += ["## Leave one trace out, per trace", "", *_per_trace(folds["leave one trace out"])]
     points = curve(table, real)
     plot(points, results / "scaling_cost_curve.png",
          f"Whole traces {', '.join(sorted(real))}: unserved demand vs replica-hours, against HPA")

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 import peers
+from adaptive_operator.domain.scaling.operating_point import ScheduledAdvisor, candidate_floors
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
+from adaptive_operator.domain.scaling.replay import Prefix, ReplayConfig, ReplayResult, replay
 from scaling_data import STARTUP_SECONDS, Trace
 
-from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.replay import Prefix, ReplayConfig, ReplayResult, replay
-
 QUANTILES = (0.6, 0.7, 0.8, 0.9, 0.95)
-GUARDS = (1.1, 1.3)
+GUARDS = (1.1,)  # 1.3 too was planned; dropped for the machine's time (see the results)
 LOOKAHEAD_FACTORS = (1.0, 3.0)
 HEADROOMS = (-0.1, -0.05, 0.05, 0.1, 0.2, 0.3)
 DEFAULT_OURS = "q=0.8 guard=1.1 ahead=1x down=off"
@@ -73,17 +74,14 @@ def config_for(trace: Trace) -> ReplayConfig:
 def _floors_by_quantile(trace: Trace, guard: float, factor: float) -> dict[float, list[int | None]]:
     """One engine run; per quantile, the floor a trusted forecast gives at each row."""
     advisor = PredictiveAdvisor(PredictiveSettings(max_relative_error=guard))
-    target, step = trace.target, trace.interval
     floors: dict[float, list[int | None]] = {q: [] for q in QUANTILES}
     for i in range(len(trace.values)):
-        advisor.advise(Prefix(trace.values, i + 1), step, STARTUP_SECONDS * factor, target)
-        band, engine = advisor.band, advisor.engine
-        for q in QUANTILES:
-            floor = None
-            if band is not None and engine is not None and engine.tracker is not None:
-                high = engine.tracker.window.quantiles(q)[1]
-                if advisor.state.reliable:
-                    floor = math.ceil(float(np.maximum(band.point + high, 0.0).max()) / target)
+        advisor.advise(Prefix(trace.values, i + 1), trace.interval, STARTUP_SECONDS * factor,
+                       trace.target)
+        assert advisor.engine is not None
+        found = candidate_floors(advisor.engine, advisor.band, advisor.state.reliable,
+                                 trace.target, QUANTILES)
+        for q, floor in found.items():
             floors[q].append(floor)
     return floors
 
@@ -100,7 +98,7 @@ def run_ours(trace: Trace) -> dict[str, ReplayResult]:
             floors = _floors_by_quantile(trace, guard, factor)
             for q, f in floors.items():
                 for down in (False, True):
-                    advisor = peers.ScheduledAdvisor(f, f if down else ())
+                    advisor = ScheduledAdvisor(f, f if down else ())
                     out[ours_label(q, guard, factor, down)] = replay(
                         trace.values, config, advisor)
     return out
@@ -116,8 +114,7 @@ def peer_runs() -> dict[str, tuple[str, Callable[[Trace, ReplayConfig], ReplayRe
     for h in HEADROOMS:
         runs[f"headroom h={h:g}"] = ("headroom", _headroom(h))
     phpa = {"lr6": peers.PhpaSettings(6), "lr12": peers.PhpaSettings(12),
-            "lr24": peers.PhpaSettings(24), "hw": peers.PhpaSettings(None, True),
-            "hw+lr12": peers.PhpaSettings(12, True)}
+            "lr24": peers.PhpaSettings(24), "hw+lr12": peers.PhpaSettings(12, True)}
     for name, settings in phpa.items():
         runs[f"phpa {name}"] = ("phpa", _floored(peers.phpa_floors, settings))
     for estimator in ("fft", "maxValue"):

@@ -14,16 +14,16 @@ from hypothesis.extra.numpy import arrays
 
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.forecasting.tracker import _nanquantiles, next_level, simulate
-from adaptive_operator.domain.lookahead import look_ahead
-from adaptive_operator.domain.operating_point import (
+from adaptive_operator.domain.scaling.lookahead import look_ahead
+from adaptive_operator.domain.scaling.operating_point import (
     CANDIDATE_QUANTILES,
     OperatingPoint,
     PointFigures,
-    cheapest_within,
     candidate_floors,
+    cheapest_within,
 )
-from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.replay import Prefix, ReplayConfig, replay
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
+from adaptive_operator.domain.scaling.replay import Prefix, ReplayConfig, replay
 
 INTERVAL = 1800.0
 DAY = 48
@@ -44,7 +44,7 @@ def floors_of(values: list[float | None], settings: PredictiveSettings) -> list[
 
 
 def test_one_engine_gives_each_quantile_the_floor_of_a_service_configured_with_it() -> None:
-    values = seasonal(6)
+    values = seasonal(5)
     advisor = PredictiveAdvisor(FAST)
     recorded: dict[float, list[int | None]] = {q: [] for q in CANDIDATE_QUANTILES}
     for i in range(len(values)):
@@ -85,16 +85,14 @@ def run(values: list[float | None], settings: PredictiveSettings) -> tuple[list[
 
 
 def test_an_objective_moves_the_point_on_the_service_own_rows() -> None:
-    values = seasonal(9, seed=3)
+    values = seasonal(7, seed=3)
     base, _ = run(values, FAST)
     loose = replace(FAST, max_unserved_percent=100.0, objective_window_seconds=2 * 86400)
     cheap, reason = run(values, loose)
     assert "objective: quantile 0.6, scale-down on" in reason
     assert sum(cheap) < sum(base)
-    again, _ = run(values, loose)
-    assert again == cheap  # deterministic
-    prefix, _ = run(values[: 7 * DAY], loose)
-    assert prefix == cheap[: 7 * DAY]  # causal
+    prefix, _ = run(values[: 6 * DAY], loose)
+    assert prefix == cheap[: 6 * DAY]  # causal and deterministic
 
 
 def test_without_an_objective_nothing_is_recorded() -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
 
 HEADER = ["timestamp", "value"]
 DEFAULT_QUANTILE = 0.8  # the spec's default (api.predictive)
@@ -144,7 +144,7 @@ def _advisor(args: argparse.Namespace) -> ForecastAdvisor | None:
         if _predictive_flags(args):
             raise _usage_error(f"{_predictive_flags(args)[0]} needs --policy predictive")
         return None
-    from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
+    from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
 
     if not 0.5 < args.quantile < 1.0:
         raise _usage_error("--quantile must be a number between 0.5 and 1 (exclusive)")

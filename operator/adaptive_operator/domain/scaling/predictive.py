@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from adaptive_operator.domain.forecasting import Band, EngineSettings, ForecastEngine, ModelKind
-from adaptive_operator.domain.operating_point import Objective, OperatingPoint
-from adaptive_operator.domain.replay import ReplayConfig
+from adaptive_operator.domain.scaling.operating_point import Objective, OperatingPoint
+from adaptive_operator.domain.scaling.replay import ReplayConfig
 
 DAY = 86400.0
 # `advise` extending the running engine by at most this many rows, with no fit due, is light.
@@ -93,7 +93,7 @@ def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSet
 
 
 class PredictiveAdvisor:
-    """Implements `domain.replay.ForecastAdvisor`; one instance per service (it keeps that
+    """Implements `domain.scaling.replay.ForecastAdvisor`; one instance per service (it keeps that
     service's history)."""
 
     def __init__(self, settings: PredictiveSettings | None = None) -> None:

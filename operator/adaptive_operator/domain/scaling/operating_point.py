@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptive_operator.domain.forecasting import Band, ForecastEngine
-from adaptive_operator.domain.replay import ReplayConfig, replay
-from adaptive_operator.domain.replay_metrics import replay_metrics
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay_metrics import replay_metrics
 
 CANDIDATE_QUANTILES = (0.6, 0.7, 0.8, 0.9, 0.95)
 
