@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -159,5 +158,4 @@ def seasonal_names(traces: list[Trace], real_only: bool) -> set[str]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     raise SystemExit(main())

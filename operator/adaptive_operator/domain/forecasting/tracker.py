@@ -136,6 +136,10 @@ class ErrorWindow:
         return model_mae / reference_mae, scored
 
 
+# Up to this horizon, a row's errors are computed element by element (`Tracker._errors`).
+SCALAR_HORIZON = 8
+
+
 @dataclass
 class Tracker:
     """Forecasts made at the last `horizon` rows, the running level, and the error window."""
@@ -156,14 +160,30 @@ class Tracker:
     def observe(self, row: int, value: float, base: float, reference_forecast: float) -> None:
         """Score what was forecast for `row`, then move the level."""
         if not math.isnan(value):
+            errors = self._errors(row, value)
+            if errors is not None:
+                self.window.add(errors, value - reference_forecast)
+        self.level = next_level(self.level, value - base, self.alpha, self.clip)
+
+    def _errors(self, row: int, value: float) -> FloatArray | None:
+        """value - the forecast made k rows earlier for this row, per horizon k (NaN where none
+        was made); None when no forecast was made for it."""
+        if self.horizon > SCALAR_HORIZON:
             steps = self._steps
             slots = (row - steps) % self.horizon
             made = self.pending[slots, steps - 1]
             valid = self.made_at[slots] == row - steps
-            errors = np.where(valid, value - made, np.nan)
-            if valid.any():
-                self.window.add(errors, value - reference_forecast)
-        self.level = next_level(self.level, value - base, self.alpha, self.clip)
+            return np.where(valid, value - made, np.nan) if valid.any() else None
+        # A short horizon (the common case) element by element: the same subtractions, without
+        # the fixed cost of five numpy calls per row.
+        errors = np.full(self.horizon, np.nan)
+        found = False
+        for k in range(1, self.horizon + 1):
+            slot = (row - k) % self.horizon
+            if self.made_at[slot] == row - k:
+                errors[k - 1] = value - self.pending[slot, k - 1]
+                found = True
+        return errors if found else None
 
     def predict(self, row: int, base_ahead: FloatArray) -> FloatArray:
         """Point forecasts for rows row+1..row+horizon, remembered for scoring."""

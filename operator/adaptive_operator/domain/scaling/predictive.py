@@ -205,9 +205,11 @@ class PredictiveAdvisor:
         mase = best.mase if best is not None else None
         if band is None or engine.tracker is None:
             return PredictiveState(engine.kind, mase, False, engine.status)
+        # Whole arrays to floats at once (`tolist`): cheaper per row than indexing numpy.
         forecast = tuple(
-            ForecastPoint((h + 1) * interval, float(band.p50[h]), float(band.high[h]))
-            for h in range(len(band.point))
+            ForecastPoint((h + 1) * interval, p50, high)
+            for h, (p50, high) in enumerate(zip(band.p50.tolist(), band.high.tolist(),
+                                                strict=True))
         )
         relative, _ = engine.tracker.window.relative_error()
         floor = math.ceil(float(band.high.max()) / target)
