@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 import peers
+from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.scaling.operating_point import ScheduledAdvisor, candidate_floors
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.scaling.replay import Prefix, ReplayConfig, ReplayResult, replay
+from adaptive_operator.domain.scaling.replay import ReplayConfig, ReplayResult, replay
 from scaling_data import STARTUP_SECONDS, Trace
 
 QUANTILES = (0.6, 0.7, 0.8, 0.9, 0.95)
@@ -76,8 +77,8 @@ def _floors_by_quantile(trace: Trace, guard: float, factor: float) -> dict[float
     advisor = PredictiveAdvisor(PredictiveSettings(max_relative_error=guard))
     floors: dict[float, list[int | None]] = {q: [] for q in QUANTILES}
     for i in range(len(trace.values)):
-        advisor.advise(Prefix(trace.values, i + 1), trace.interval, STARTUP_SECONDS * factor,
-                       trace.target)
+        seen = RowsView.prefix(trace.values, i + 1)
+        advisor.advise(seen, trace.interval, STARTUP_SECONDS * factor, trace.target)
         assert advisor.engine is not None
         found = candidate_floors(advisor.engine, advisor.band, advisor.state.reliable,
                                  trace.target, QUANTILES)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from adaptive_operator.api.predictive import PredictiveSpec
+from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.forecasting.tracker import _nanquantiles, next_level, simulate
 from adaptive_operator.domain.scaling.lookahead import look_ahead
 from adaptive_operator.domain.scaling.operating_point import (
@@ -23,7 +24,7 @@ from adaptive_operator.domain.scaling.operating_point import (
     cheapest_within,
 )
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.scaling.replay import Prefix, ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 
 INTERVAL = 1800.0
 DAY = 48
@@ -39,7 +40,7 @@ def seasonal(days: int, seed: int = 0) -> list[float | None]:
 
 def floors_of(values: list[float | None], settings: PredictiveSettings) -> list[int | None]:
     advisor = PredictiveAdvisor(settings)
-    return [advisor.advise(Prefix(values, i + 1), INTERVAL, INTERVAL, 10.0)
+    return [advisor.advise(RowsView.prefix(values, i + 1), INTERVAL, INTERVAL, 10.0)
             for i in range(len(values))]
 
 
@@ -48,7 +49,7 @@ def test_one_engine_gives_each_quantile_the_floor_of_a_service_configured_with_i
     advisor = PredictiveAdvisor(FAST)
     recorded: dict[float, list[int | None]] = {q: [] for q in CANDIDATE_QUANTILES}
     for i in range(len(values)):
-        advisor.advise(Prefix(values, i + 1), INTERVAL, INTERVAL, 10.0)
+        advisor.advise(RowsView.prefix(values, i + 1), INTERVAL, INTERVAL, 10.0)
         assert advisor.engine is not None
         found = candidate_floors(advisor.engine, advisor.band, advisor.state.reliable, 10.0,
                                  CANDIDATE_QUANTILES)
