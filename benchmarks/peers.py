@@ -35,21 +35,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from adaptive_operator.domain.scaling.algorithm import (
-    MetricReading,
-    ScalingHistory,
-    ScalingSnapshot,
-    decide,
-    default_spec,
-)
+from adaptive_operator.domain.scaling.algorithm import ScalingHistory, decide, default_spec
 from adaptive_operator.domain.scaling.operating_point import ScheduledAdvisor
 from adaptive_operator.domain.scaling.replay import (
-    METRIC_NAME,
     PodPool,
     ReplayConfig,
     ReplayResult,
     initial_replicas,
     replay,
+    snapshot_at,
 )
 
 DAY = 86400.0
@@ -277,15 +271,7 @@ def _keda_replicas(spec, pool, history, now, value, config):  # type: ignore[no-
     """The HPA's decision (the HPA leaves a workload at zero alone)."""
     if len(pool) == 0:
         return 0, history
-    ready = pool.ready_at(now)
-    error = None if value is not None else "metric unavailable"
-    snapshot = ScalingSnapshot(
-        current_replicas=len(pool),
-        ready_pods=ready,
-        unready_pods=len(pool) - ready,
-        metrics=(MetricReading(METRIC_NAME, value, config.target_per_replica, error),),
-    )
-    decision = decide(spec, snapshot, history, now)
+    decision = decide(spec, snapshot_at(pool, now, value, config), history, now)
     return decision.desired_replicas, decision.history
 
 
