@@ -15,6 +15,7 @@ Run from the repository root (about 10-20 CPU minutes; results in benchmarks/res
 from __future__ import annotations
 
 import argparse
+import math
 import pickle
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -47,8 +48,7 @@ def total(table: Table, label: str, keys: Iterable[Key]) -> Figures:
 
 def score(table: Table, label: str, keys: list[Key]) -> Score:
     mine, base = total(table, label, keys), total(table, "hpa", keys)
-    ratio = mine.unserved / base.unserved if base.unserved > 0 else float("nan")
-    return Score(ratio, mine.replica_hours / base.replica_hours, mine.under_time,
+    return Score(_ratio(mine.unserved, base.unserved), mine.replica_hours / base.replica_hours, mine.under_time,
                  mine.unserved / mine.demand if mine.demand else 0.0)
 
 
@@ -112,10 +112,17 @@ def pooled(table: Table, rows: list[dict[str, object]], family: str,
         mine = mine + total(table, str(row["picked"]), keys)  # type: ignore[arg-type]
         base = base + total(table, "hpa", keys)  # type: ignore[arg-type]
         dev.append(row["development"])  # type: ignore[arg-type]
-    held = Score(mine.unserved / base.unserved, mine.replica_hours / base.replica_hours,
+    if not dev:
+        nothing = Score(math.nan, math.nan, math.nan, math.nan)
+        return nothing, nothing
+    held = Score(_ratio(mine.unserved, base.unserved), mine.replica_hours / base.replica_hours,
                  mine.under_time, mine.unserved / mine.demand)
     mean = {k: sum(d[k] for d in dev) / len(dev) for k in dev[0]}
     return Score(**mean), held
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.nan
 
 
 def runs(traces: list[Trace], saved: Path | None) -> Table:

@@ -22,6 +22,10 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "n/a" if x != x else f"{x:.{digits}f}"
 
 
+def _pct(x: float, digits: int) -> str:
+    return "n/a" if x != x else f"{x:.{digits}%}"
+
+
 def _pool_table(table: Table, rows: list[dict[str, object]], traces: set[str]) -> list[str]:
     out = ["| scaler | picked on the training folds (most often) | development: unserved / "
            "replica-h vs HPA | **held-out: unserved vs HPA** | **held-out: replica-h vs HPA** "
@@ -31,9 +35,10 @@ def _pool_table(table: Table, rows: list[dict[str, object]], traces: set[str]) -
         dev, held = pooled(table, rows, family, traces)
         picks = Counter(str(r["picked"]) for r in rows
                         if r["family"] == family and r["held_out"] in traces)
-        out.append(f"| {NAMES[family]} | {picks.most_common(1)[0][0]} | {_fmt(dev.unserved)} / "
+        picked = picks.most_common(1)[0][0] if picks else "n/a"
+        out.append(f"| {NAMES[family]} | {picked} | {_fmt(dev.unserved)} / "
                    f"{_fmt(dev.cost, 3)} | **{_fmt(held.unserved)}** | **{_fmt(held.cost, 3)}** | "
-                   f"{held.under_time:.1%} | {held.unserved_share:.3%} |")
+                   f"{_pct(held.under_time, 1)} | {_pct(held.unserved_share, 3)} |")
     return out
 
 
@@ -120,9 +125,11 @@ def write(table: Table, traces: list[Trace], folds: dict[str, list[dict[str, obj
         lines += [f"## {scheme}: bursty trace ({', '.join(sorted(bursty))})", ""]
         lines += [*_pool_table(table, rows, bursty), ""]
     lines += ["## Leave one trace out, per trace", "", *_per_trace(folds["leave one trace out"])]
-    points = curve(table, real)
+    pictured = real or every  # the real seasonal traces; the synthetic ones when run alone
+    points = curve(table, pictured)
     plot(points, results / "scaling_cost_curve.png",
-         f"Whole traces {', '.join(sorted(real))}: unserved demand vs replica-hours, against HPA")
+         f"Whole traces {', '.join(sorted(pictured))}: unserved demand vs replica-hours, "
+         "against HPA")
     lines += ["", "## The cost curve", "",
               "![cost curve](scaling_cost_curve.png)", "",
               f"Whole seasonal real traces (every candidate, no selection: a picture of the "
