@@ -48,7 +48,8 @@ def total(table: Table, label: str, keys: Iterable[Key]) -> Figures:
 
 def score(table: Table, label: str, keys: list[Key]) -> Score:
     mine, base = total(table, label, keys), total(table, "hpa", keys)
-    return Score(_ratio(mine.unserved, base.unserved), mine.replica_hours / base.replica_hours, mine.under_time,
+    return Score(_ratio(mine.unserved, base.unserved),
+                 _ratio(mine.replica_hours, base.replica_hours), mine.under_time,
                  mine.unserved / mine.demand if mine.demand else 0.0)
 
 
