@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from adaptive_operator.domain.coupled_advisor import CoupledAdvisor, OwnAdvisor, UpstreamTrace
@@ -20,27 +19,10 @@ from adaptive_operator.domain.coupling import (
 )
 from adaptive_operator.domain.replay import ReplayConfig, replay
 
+from coupling_traces import bursty, follower
+
 FAST = CouplingSettings(max_lag_rows=6, min_rows=40, window_rows=400, refit_rows=50,
                         min_scored=10, error_rows=100)
-
-
-def bursty(rows: int, seed: int) -> list[float | None]:
-    """A load with bursts no season predicts: a random walk plus square pulses."""
-    rng = np.random.default_rng(seed)
-    walk = 100 + np.cumsum(rng.normal(0, 2, rows))
-    pulses = np.where((np.arange(rows) // 17) % 5 == 0, 60.0, 0.0)
-    return [float(v) for v in np.maximum(walk + pulses, 1.0)]
-
-
-def follower(up: list[float | None], ratio: float, lag: int, noise: float,
-             seed: int) -> list[float | None]:
-    rng = np.random.default_rng(seed)
-    out: list[float | None] = []
-    for t in range(len(up)):
-        source = up[max(0, t - lag)]
-        assert source is not None
-        out.append(ratio * source * (1 + rng.normal(0, noise)))
-    return out
 
 
 def test_the_fit_finds_ratio_and_lag_of_a_noisy_follower() -> None:
@@ -132,7 +114,7 @@ def test_a_chain_passes_the_forecast_down() -> None:
     config = ReplayConfig(30.0, startup_seconds=180.0, interval_seconds=60.0)
     result = replay(c, config, c_advisor)
     assert b_advisor.coupled.state.trusted and c_advisor.coupled.state.trusted
-    assert len(b_advisor.median_path()) == 3  # b's coupled path, read by c
+    assert len(b_advisor.median_path()) == 4  # b's coupled path (start-up + a row), read by c
     assert len(result.desired_replicas) == 300
 
 

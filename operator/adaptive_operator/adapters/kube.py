@@ -187,3 +187,20 @@ def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     await asyncio.to_thread(_patch_status, plural, namespace, name, status)
+
+
+def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    API_REQUESTS.labels("get", plural).inc()
+    try:
+        found: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
+async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One of our own objects (an upstream of a coupled service), or None when it is absent."""
+    return await asyncio.to_thread(_read_service, plural, namespace, name)

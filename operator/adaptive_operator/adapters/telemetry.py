@@ -45,6 +45,12 @@ FORECAST_CEILING = Gauge(
 ANOMALY_SCORE = Gauge(
     "adaptive_anomaly_score", "The healing detector's score of the service's latest row (0-1, "
     "higher is more anomalous); absent before its first verdict.", ["namespace", "name"])
+COUPLING_TRUSTED = Gauge(
+    "adaptive_coupling_trusted", "1 while the coupled forecast from the upstreams is trusted, "
+    "0 while it is ignored (absent when not coupled).", ["namespace", "name"])
+COUPLING_FLOOR = Gauge(
+    "adaptive_coupling_floor_replicas", "Replicas the trusted coupled forecast asks for.",
+    ["namespace", "name"])
 
 # What the operator asks of the outside, for capacity planning ("how many queries per second
 # will 1,000 services cost my Prometheus / API server?").

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from adaptive_operator.api.base import KubeModel
+from adaptive_operator.api.predictive import ForecastPointStatus
 
 MAX_UPSTREAMS = 4
 # A Kubernetes object name (DNS-1123 subdomain) and a metric name as the spec's metrics have.
@@ -45,5 +46,8 @@ class CouplingStatus(KubeModel):
                                          "coupled forecast over the own forecast's.")
     floor_replicas: int | None = Field(default=None, description="Replicas the trusted coupled "
                                        "forecast asks for.")
+    forecast: list[ForecastPointStatus] = Field(
+        default_factory=list, description="The coupled forecast over the look-ahead (a "
+        "downstream of this service reads it while trusted).")
     summary: str = Field(default="", description="Upstreams and Trusted, Untrusted or Refused "
                          "(the COUPLING column).")

@@ -37,6 +37,11 @@ def register(subparsers: Any) -> None:
         "(the spec's predictive.scaleDownOnForecast; off by default)",
     )
     parser.add_argument(
+        "--coupled", type=Path, action="append", default=[], metavar="UPSTREAM.csv",
+        help="an upstream's trace (same rows): its load, read row by row, and its own forecast "
+        "forecast this one's (coupled scaling); repeat for several upstreams",
+    )
+    parser.add_argument(
         "--out", type=Path, required=True, help="CSV timestamp,value,desired_replicas"
     )
     parser.set_defaults(func=run)
@@ -125,9 +130,35 @@ def _advisor(policy: str, scale_down_on_forecast: bool = False) -> ForecastAdvis
         if scale_down_on_forecast:
             raise _usage_error("--scale-down-on-forecast needs --policy predictive")
         return None
-    from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
+    from adaptive_operator.domain.coupled_advisor import OwnAdvisor
+    from adaptive_operator.domain.predictive import PredictiveSettings
 
-    return PredictiveAdvisor(PredictiveSettings(scale_down_on_forecast=scale_down_on_forecast))
+    return OwnAdvisor(PredictiveSettings(scale_down_on_forecast=scale_down_on_forecast))
+
+
+def upstream_traces(paths: list[Path], trace: Trace) -> list[Trace]:
+    """The --coupled traces, each on the downstream's rows (same start, spacing and count)."""
+    found = []
+    for path in paths:
+        upstream = read_trace(path)
+        same_start = parse_time(upstream.timestamps[0], str(path)) == parse_time(
+            trace.timestamps[0], "trace")
+        if (not same_start or len(upstream.values) != len(trace.values)
+                or abs(upstream.interval_seconds - trace.interval_seconds)
+                > SPACING_TOLERANCE_SECONDS):
+            raise _usage_error(f"{path}: an upstream trace must have the rows of --trace (same "
+                               "first timestamp, spacing and number of rows)")
+        found.append(upstream)
+    return found
+
+
+def coupled_advisor(own: ForecastAdvisor | None, upstreams: list[Trace],
+                    target: float) -> ForecastAdvisor:
+    from adaptive_operator.domain.coupled_advisor import CoupledAdvisor, OwnAdvisor, UpstreamTrace
+
+    assert own is None or isinstance(own, OwnAdvisor)
+    sources = [UpstreamTrace(u.values, OwnAdvisor(), target) for u in upstreams]
+    return CoupledAdvisor(own, sources)
 
 
 def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
@@ -161,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     config = replay_config(args, trace.interval_seconds)
     advisor = _advisor(args.policy, args.scale_down_on_forecast)
+    if args.coupled:
+        upstreams = upstream_traces(args.coupled, trace)
+        advisor = coupled_advisor(advisor, upstreams, config.target_per_replica)
     result = replay(trace.values, config, advisor)
     write_result(args.out, trace, result.desired_replicas)
     return 0

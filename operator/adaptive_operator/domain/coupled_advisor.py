@@ -73,10 +73,14 @@ class CoupledAdvisor:
             own_floor = self.own.advise(history, interval_seconds, lookahead_seconds,
                                         target_per_replica)
         own_path = self.own.median_path() if self.own is not None else ()
-        horizon = max(1, math.ceil(lookahead_seconds / interval_seconds))
+        # The replay passes the start-up as the look-ahead, but a pod asked for at the end of
+        # row i serves from the row after it is ready: one row more, as the operator's own
+        # look-ahead (start-up + one period, `domain.lookahead`) has.
+        horizon = max(1, math.ceil(lookahead_seconds / interval_seconds)) + 1
         inputs = [u.at(len(history), interval_seconds, lookahead_seconds)
                   for u in self.upstreams]
-        own_median = own_path[horizon - 1] if len(own_path) >= horizon else None
+        # The own forecast beyond its last point is that point (it provisions no further).
+        own_median = own_path[min(horizon, len(own_path)) - 1] if own_path else None
         coupled = self.coupled.advise(history, inputs, own_median, horizon, target_per_replica)
         self.floors.append(coupled)
         floors = [f for f in (own_floor, coupled) if f is not None]

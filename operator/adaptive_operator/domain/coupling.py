@@ -168,6 +168,8 @@ class CoupledForecaster:
         self.state = CouplingState()
         self.relation: Relation | None = None
         self._fitted_at = -1
+        self._fitted_usable = 0
+        self._usable = 0
         self._seen = 0
         # Row -> (coupled median, the own forecast's median or persistence) made for it.
         self._pending: dict[int, tuple[float, float]] = {}
@@ -191,6 +193,8 @@ class CoupledForecaster:
         return self.state.floor_replicas if self.state.trusted else None
 
     def _score(self, downstream: Sequence[float | None], last: int) -> None:
+        # Rows with a value, for the fits: a backfill may start with a long gap.
+        self._usable += sum(downstream[row] is not None for row in range(self._seen, last + 1))
         for row in range(max(self._seen, last - self.settings.error_rows), last + 1):
             made = self._pending.pop(row, None)
             value = downstream[row]
@@ -203,9 +207,13 @@ class CoupledForecaster:
     def _refit(self, downstream: Sequence[float | None], upstreams: Sequence[UpstreamInput],
                last: int) -> None:
         settings = self.settings
-        due = self.relation is None or last - self._fitted_at >= settings.refit_rows
-        if not due or last + 1 < settings.min_rows:
+        # While young the history doubles fast and a fit on few rows may pick a wrong lag:
+        # refit whenever the rows with a value doubled, then every `refit_rows`.
+        young = self._usable >= 2 * self._fitted_usable
+        due = self.relation is None or young or last - self._fitted_at >= settings.refit_rows
+        if not due or self._usable < settings.min_rows:
             return
+        self._fitted_usable = self._usable
         start = max(0, last + 1 - settings.window_rows)
         window = [u.history[start: last + 1] for u in upstreams]
         self.relation = fit_relation(downstream[start: last + 1], window, settings.max_lag_rows)

@@ -132,3 +132,38 @@ class HistoryView(Sequence[float | None]):
 def capacity_rows(history_seconds: float, step: float) -> int:
     """Rows that cover `history_seconds` at `step` (the advisor's own window is the same)."""
     return max(1, math.ceil(history_seconds / step))
+
+
+class AlignedView(Sequence[float | None]):
+    """Rows of a `MetricHistory` numbered as another history's rows (`shift` rows apart on the
+    same grid), `length` long; a row not kept (or not yet read) is None, a gap."""
+
+    def __init__(self, history: MetricHistory, shift: int, length: int) -> None:
+        self._history = history
+        self._shift = shift
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> float | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[float | None]: ...
+
+    def __getitem__(self, index: int | slice) -> float | Sequence[float | None] | None:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("row beyond the history")
+        row = index + self._shift
+        kept = self._history.first_kept <= row < self._history.total
+        return self._history.value(row) if kept else None
+
+
+def grid_shift(history: MetricHistory, other: MetricHistory) -> int:
+    """Rows from `history`'s numbering to `other`'s, for the same time (same step)."""
+    return round((history.origin - other.origin) / history.step)

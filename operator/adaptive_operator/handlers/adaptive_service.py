@@ -31,6 +31,7 @@ from adaptive_operator.domain.scaling_config import (
 )
 from adaptive_operator.domain.scaling_types import ScaleEvent
 from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
+from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecast_report, forecasts, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
 
@@ -55,6 +56,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
             await stopped.wait(backoff(period, failures, elapsed))
     finally:
         forecasts.forget(uid)
+        coupling.forget(uid)
         spec = body.get("spec", {}) or {}
         quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
         forecast_report.unpublish(namespace, name,
@@ -80,6 +82,7 @@ class Memory:
     history: scaling.ScalingHistory | None = None
     written: tuple[scaling.ScalingHistory, float] | None = None
     spec: specs.Parsed | None = None  # the spec validated at a generation
+    coupled: coupling.Coupled | None = None  # the last sync's coupled forecast
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
@@ -178,6 +181,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         history = scaling.ScalingHistory(history.recommendations, (*history.scale_events, event))
     now = time.time()
     floor, source = floor_for(spec, body, forecast, now)
+    memory.coupled = await coupling.coupled_for(namespace, str(body.meta.get("name")),
+                                                str(body.meta.get("uid", "")), spec, forecast, now)
+    floor, source = coupling.raised(floor, source, memory.coupled)
     ceiling = forecast.ceiling if forecast else None
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,
                               floor_source=source)
@@ -353,8 +359,11 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     if scaled_at is not None:
         new["lastScaleTime"] = timestamp(scaled_at)
     generation = int(body.meta.get("generation") or 0)
-    conditions = sync_conditions(outcome) + forecast_conditions(old, forecast)
+    conditions = (sync_conditions(outcome) + forecast_conditions(old, forecast)
+                  + coupling.conditions(old, memory.coupled))
     new.update(forecast_fields(old, forecast))
+    new.update(coupling.status_fields(old, memory.coupled))
+    coupling.report(namespace, name, body, memory.coupled)
     if forecast is not None:
         quantile = spec.predictive.quantile if spec.predictive else 0.8
         forecast_report.publish(namespace, name, quantile, forecast)
