@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.leader_election == "true":
         elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
         leader.elect(elector)
+        kube.fence_writes(leader.still_leading)
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 
