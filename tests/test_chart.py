@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adaptive_operator.permissions import PERMISSIONS, Permission
+from adaptive_operator.permissions import PERMISSIONS, Permission, scale_target
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "adaptive-operator"
@@ -313,6 +313,15 @@ def test_cluster_role_grants_exactly_what_the_code_calls(defaults: list[Manifest
 def test_cluster_role_does_not_depend_on_values(helm: Path, defaults: list[Manifest]) -> None:
     namespaced = render(helm, {"watch": {"namespaces": ["a"]}, "replicas": 1})
     assert one(namespaced, "ClusterRole")["rules"] == one(defaults, "ClusterRole")["rules"]
+
+
+def test_more_scale_targets_grant_exactly_their_scale(helm: Path) -> None:
+    targets = [{"apiGroup": "argoproj.io", "resource": "rollouts"},
+               {"apiGroup": "e2e.adaptive.dev", "resource": "widgets"}]
+    rules = one(render(helm, {"rbac": {"create": True, "scaleTargets": targets}}),
+                "ClusterRole")["rules"]
+    extra = [scale_target(t["apiGroup"], t["resource"]) for t in targets]
+    assert rbac_gaps(rules, (*PERMISSIONS, *extra)) == (set(), set())
 
 
 def test_binding_gives_the_role_to_the_operator_service_account(defaults: list[Manifest]) -> None:

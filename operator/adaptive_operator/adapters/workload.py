@@ -12,7 +12,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters.kube import GROUP, VERSION, api_client
+from adaptive_operator.adapters import discovery
+from adaptive_operator.adapters.kube import GROUP, VERSION, api_client, request
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.healing_inputs import RESTARTED_AT
 
@@ -155,3 +156,33 @@ async def evict(namespace: str, pods: tuple[str, ...]) -> list[str]:
     """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused."""
     refused = [await asyncio.to_thread(_evict, namespace, pod) for pod in pods]
     return [text for text in refused if text is not None]
+
+
+async def pods_of(namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods of any target, through the selector its /scale publishes (none: no pods)."""
+    if not selector:
+        return []
+    try:
+        return await asyncio.to_thread(list_pods, namespace, selector)
+    except ApiException as err:
+        raise WorkloadError("FailedRead", f"cannot list the pods of selector {selector}: "
+                                          f"{_describe(err)}") from err
+
+
+def _restart_template(namespace: str, api_version: str, kind: str, name: str,
+                      stamp: str) -> None:
+    resource = discovery.resolve(api_version, kind)
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    try:
+        API_REQUESTS.labels("patch", resource.plural).inc()
+        request(resource.path(namespace, name), "PATCH", patch)
+    except ApiException as err:
+        raise WorkloadError("FailedHealing", f"cannot restart {kind} {name}: "
+                                             f"{_describe(err)}") from err
+
+
+async def restart_template(namespace: str, api_version: str, kind: str, name: str,
+                           stamp: str) -> None:
+    """A rolling restart of a kind with a pod template (a StatefulSet): as `kubectl rollout
+    restart`, a changed template annotation."""
+    await asyncio.to_thread(_restart_template, namespace, api_version, kind, name, stamp)

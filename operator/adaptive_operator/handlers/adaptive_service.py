@@ -23,6 +23,8 @@ from adaptive_operator.domain import scale_writes, scaling
 from adaptive_operator.domain.conditions import Condition, merge_conditions, timestamp
 from adaptive_operator.domain.healing import policy_from_spec, scale_out_floor
 from adaptive_operator.domain.healing_inputs import LedgerError, ledger_from_json
+from adaptive_operator.domain.healing_targets import CONDITION as LIMITED
+from adaptive_operator.domain.healing_targets import limited_condition, remedies
 from adaptive_operator.domain.scaling_config import (
     checkpoint_due,
     history_from_status,
@@ -360,7 +362,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
         new["lastScaleTime"] = timestamp(scaled_at)
     generation = int(body.meta.get("generation") or 0)
     conditions = (sync_conditions(outcome) + forecast_conditions(old, forecast)
-                  + coupling.conditions(old, memory.coupled))
+                  + coupling.conditions(old, memory.coupled) + healing_conditions(spec, old))
     new.update(forecast_fields(old, forecast))
     new.update(coupling.status_fields(old, memory.coupled))
     coupling.report(namespace, name, body, memory.coupled)
@@ -437,6 +439,15 @@ def forecast_conditions(old: dict[str, Any],
         return [forecast_report.reliable_condition(forecast)]
     had = any(c.get("type") == "ForecastReliable" for c in old.get("conditions") or [])
     return [forecast_report.disabled_condition()] if had else []
+
+
+def healing_conditions(spec: AdaptiveServiceSpec, old: dict[str, Any]) -> list[Condition]:
+    """HealingLimited while healing is on: what it can and cannot do to this kind."""
+    if spec.healing is not None and spec.healing.enabled:
+        ref = spec.scale_target_ref
+        return [limited_condition(remedies(ref.api_version, ref.kind))]
+    had = any(c.get("type") == LIMITED for c in old.get("conditions") or [])
+    return [Condition(LIMITED, "False", "HealingDisabled", "healing is off")] if had else []
 
 
 async def write_conditions(namespace: str, name: str, body: kopf.Body,

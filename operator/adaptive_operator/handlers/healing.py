@@ -56,6 +56,7 @@ from adaptive_operator.domain.healing_inputs import (
     track_incident,
     with_entry,
 )
+from adaptive_operator.domain.healing_targets import remedies
 from adaptive_operator.handlers import settings, specs
 
 log = logs.get(__name__)
@@ -226,9 +227,11 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
         replicas = scale.replicas
         if ref.kind == "Deployment":
             raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
-            reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
-            pods = [report.health for report in reports if report is not None]
             rollout = rollout_info(sets)
+        else:  # any other kind: its pods through the /scale selector, no rollout to judge
+            raw_pods = await workload.pods_of(namespace, scale.selector)
+        reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
+        pods = [report.health for report in reports if report is not None]
     except (kube.TargetError, workload.WorkloadError) as err:
         error = error or err.message
     started = watcher.incident.started_at if watcher.incident else None
@@ -330,7 +333,12 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
 
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
     ref = spec.scale_target_ref
-    if intent.action is Action.ROLL_BACK:
+    if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
+        return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
+    if intent.action is Action.ROLLOUT_RESTART and ref.kind != "Deployment":
+        await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name,
+                                        timestamp(intent.at))
+    elif intent.action is Action.ROLL_BACK:
         _, sets = await workload.pods_and_replica_sets(namespace, ref.name)
         template = rollback_template(sets, intent.target_revision or 0)
         if template is None:
