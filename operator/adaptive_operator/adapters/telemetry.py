@@ -24,6 +24,9 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 DESIRED = Gauge(
     "adaptive_desired_replicas", "Replicas the last decision asked for.", ["namespace", "name"])
+READY = Gauge(
+    "adaptive_ready_replicas", "Ready pods of the target at the last sync (capacity = ready x "
+    "target per replica).", ["namespace", "name"])
 METRIC_VALUE = Gauge(
     "adaptive_metric_value", "The last value read for a scaling metric (workload total).",
     ["namespace", "name", "metric"])

@@ -193,7 +193,8 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     all_failed = all(r.value is None for r in readings)
     conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
     return SyncOutcome(spec.mode, decision, metric_problem=problem, all_metrics_failed=all_failed,
-                       readings=readings, conflict=conflict, writes=check), scale, forecast
+                       readings=readings, conflict=conflict, writes=check,
+                       ready_pods=snapshot.ready_pods), scale, forecast
 
 
 def check_own_writes(spec: AdaptiveServiceSpec, status: Any, current: int,
@@ -281,6 +282,8 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
     if decision is not None and scale is not None:
         telemetry.DECISIONS.labels(namespace, name, decision.reason).inc()
         telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
+        if outcome.ready_pods is not None:
+            telemetry.READY.labels(namespace, name).set(outcome.ready_pods)
         for reading in outcome.readings:
             if reading.value is not None:
                 telemetry.METRIC_VALUE.labels(namespace, name, reading.name).set(reading.value)
