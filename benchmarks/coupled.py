@@ -29,9 +29,18 @@ from pathlib import Path
 import numpy as np
 
 from adaptive_operator.commands.replay import read_trace
-from adaptive_operator.domain.coupled_advisor import CoupledAdvisor, OwnAdvisor, UpstreamTrace
-from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, ReplayResult, replay
-from adaptive_operator.domain.replay_metrics import ReplayMetrics, replay_metrics
+from adaptive_operator.domain.scaling.coupled_advisor import (
+    CoupledAdvisor,
+    OwnAdvisor,
+    UpstreamTrace,
+)
+from adaptive_operator.domain.scaling.replay import (
+    ForecastAdvisor,
+    ReplayConfig,
+    ReplayResult,
+    replay,
+)
+from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 # ADAPTIVE_DATA points elsewhere (a worktree sits beside the checkout, not in it).

@@ -9,13 +9,13 @@ import pytest
 
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.forecast_history import (
+from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.forecast_history import (
     AlignedView,
     MetricHistory,
     capacity_rows,
     grid_shift,
 )
-from adaptive_operator.domain.scaling import MetricReading
 from adaptive_operator.handlers import coupled, forecasts
 
 from coupling_traces import bursty, follower

@@ -6,8 +6,12 @@ import math
 
 import pytest
 
-from adaptive_operator.domain.coupled_advisor import CoupledAdvisor, OwnAdvisor, UpstreamTrace
-from adaptive_operator.domain.coupling import (
+from adaptive_operator.domain.scaling.coupled_advisor import (
+    CoupledAdvisor,
+    OwnAdvisor,
+    UpstreamTrace,
+)
+from adaptive_operator.domain.scaling.coupling import (
     CoupledForecaster,
     CouplingSettings,
     Relation,
@@ -17,7 +21,7 @@ from adaptive_operator.domain.coupling import (
     predict,
     upstream_value,
 )
-from adaptive_operator.domain.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 
 from coupling_traces import bursty, follower
 

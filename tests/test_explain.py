@@ -48,7 +48,7 @@ BODY: dict[str, Any] = {
 class Prometheus(BaseHTTPRequestHandler):
     queries: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:
         params = parse_qs(urlparse(self.path).query)
         query, start = params["query"][0], float(params["start"][0])
         Prometheus.queries.append(query)

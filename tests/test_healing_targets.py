@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.healing import Action, LedgerEntry, Outcome
-from adaptive_operator.domain.healing_targets import limited_condition, remedies
+from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
+from adaptive_operator.domain.healing.targets import limited_condition, remedies
 from adaptive_operator.handlers import adaptive_service, healing
 
 

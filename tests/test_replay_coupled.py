@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 
 from adaptive_operator.cli import main
-from adaptive_operator.domain.coupled_advisor import CoupledAdvisor, OwnAdvisor, UpstreamTrace
-from adaptive_operator.domain.replay import ReplayConfig, replay
-from adaptive_operator.domain.replay_metrics import replay_metrics
+from adaptive_operator.domain.scaling.coupled_advisor import (
+    CoupledAdvisor,
+    OwnAdvisor,
+    UpstreamTrace,
+)
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay_metrics import replay_metrics
 
 from coupling_traces import bursty, follower
 

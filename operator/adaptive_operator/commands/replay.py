@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
 
 HEADER = ["timestamp", "value"]
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
@@ -130,8 +130,8 @@ def _advisor(policy: str, scale_down_on_forecast: bool = False) -> ForecastAdvis
         if scale_down_on_forecast:
             raise _usage_error("--scale-down-on-forecast needs --policy predictive")
         return None
-    from adaptive_operator.domain.coupled_advisor import OwnAdvisor
-    from adaptive_operator.domain.predictive import PredictiveSettings
+    from adaptive_operator.domain.scaling.coupled_advisor import OwnAdvisor
+    from adaptive_operator.domain.scaling.predictive import PredictiveSettings
 
     return OwnAdvisor(PredictiveSettings(scale_down_on_forecast=scale_down_on_forecast))
 
@@ -154,7 +154,11 @@ def upstream_traces(paths: list[Path], trace: Trace) -> list[Trace]:
 
 def coupled_advisor(own: ForecastAdvisor | None, upstreams: list[Trace],
                     target: float) -> ForecastAdvisor:
-    from adaptive_operator.domain.coupled_advisor import CoupledAdvisor, OwnAdvisor, UpstreamTrace
+    from adaptive_operator.domain.scaling.coupled_advisor import (
+        CoupledAdvisor,
+        OwnAdvisor,
+        UpstreamTrace,
+    )
 
     assert own is None or isinstance(own, OwnAdvisor)
     sources = [UpstreamTrace(u.values, OwnAdvisor(), target) for u in upstreams]

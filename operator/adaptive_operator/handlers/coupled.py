@@ -21,15 +21,15 @@ from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
 from adaptive_operator.api.predictive import ForecastPointStatus
-from adaptive_operator.domain.conditions import Condition
-from adaptive_operator.domain.coupling import (
+from adaptive_operator.domain.common.conditions import Condition
+from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.coupling import (
     CoupledForecaster,
     CouplingState,
     UpstreamInput,
     find_cycle,
 )
-from adaptive_operator.domain.forecast_history import AlignedView, grid_shift
-from adaptive_operator.domain.scaling import MetricReading
+from adaptive_operator.domain.scaling.forecast_history import AlignedView, grid_shift
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecast, forecaster_for
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adaptive_operator.domain.conditions import Condition
+from adaptive_operator.domain.common.conditions import Condition
 
 CONDITION = "HealingLimited"
 ALL = ("RollBack", "EvictPods", "RolloutRestart", "ScaleOut")

@@ -12,9 +12,13 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
-from adaptive_operator.domain.coupling import CoupledForecaster, CouplingSettings, UpstreamInput
-from adaptive_operator.domain.predictive import PredictiveAdvisor
-from adaptive_operator.domain.replay import Prefix
+from adaptive_operator.domain.scaling.coupling import (
+    CoupledForecaster,
+    CouplingSettings,
+    UpstreamInput,
+)
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor
+from adaptive_operator.domain.scaling.replay import Prefix
 
 
 class PathAdvisor(Protocol):
