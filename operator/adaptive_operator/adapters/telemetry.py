@@ -27,6 +27,9 @@ DESIRED = Gauge(
 READY = Gauge(
     "adaptive_ready_replicas", "Ready pods of the target at the last sync (capacity = ready x "
     "target per replica).", ["namespace", "name"])
+METRIC_TARGET = Gauge(
+    "adaptive_metric_target_per_replica", "The load one replica should carry, per scaling "
+    "metric (capacity = ready replicas x this).", ["namespace", "name", "metric"])
 METRIC_VALUE = Gauge(
     "adaptive_metric_value", "The last value read for a scaling metric (workload total).",
     ["namespace", "name", "metric"])
@@ -53,6 +56,31 @@ COUPLING_TRUSTED = Gauge(
     "0 while it is ignored (absent when not coupled).", ["namespace", "name"])
 COUPLING_FLOOR = Gauge(
     "adaptive_coupling_floor_replicas", "Replicas the trusted coupled forecast asks for.",
+    ["namespace", "name"])
+FORECAST_RELIABLE = Gauge(
+    "adaptive_forecast_reliable", "1 while the forecast drives scaling, 0 while it is not "
+    "trusted (the service runs reactive only); absent without predictive scaling.",
+    ["namespace", "name"])
+METRICS_AVAILABLE = Gauge(
+    "adaptive_metrics_available", "1 when every scaling metric was read at the last sync, "
+    "else 0.", ["namespace", "name"])
+LEADER = Gauge(
+    "adaptive_leader", "1 while this operator process leads (acts), 0 while it stands by.")
+HEALING_DECISIONS = Counter(
+    "adaptive_healing_decisions_total", "Healing syncs by what was decided (Healthy, "
+    "UnhealthyPods, HealingExhausted, ActionRateLimited, ...).", ["namespace", "name", "reason"])
+HEALING_ACTIONS = Counter(
+    "adaptive_healing_actions_total", "Healing actions recorded, by action and outcome "
+    "(Pending when decided, Helped or DidNotHelp when verified, DryRun).",
+    ["namespace", "name", "action", "outcome"])
+SHARD_SLOTS = Gauge(
+    "adaptive_shard_slots", "Hash slots a shard owns in the routing table.",
+    ["namespace", "name", "shard"])
+SHARD_MIGRATING = Gauge(
+    "adaptive_shard_migrations_in_progress", "Slot moves marked migrating in the routing "
+    "table.", ["namespace", "name"])
+SHARD_EPOCH = Gauge(
+    "adaptive_shard_routing_epoch", "The routing table's epoch (it moves when slots move).",
     ["namespace", "name"])
 
 # What the operator asks of the outside, for capacity planning ("how many queries per second

@@ -285,7 +285,11 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
         telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
         if outcome.ready_pods is not None:
             telemetry.READY.labels(namespace, name).set(outcome.ready_pods)
+        telemetry.METRICS_AVAILABLE.labels(namespace, name).set(
+            0 if outcome.metric_problem else 1)
         for reading in outcome.readings:
+            telemetry.METRIC_TARGET.labels(namespace, name, reading.name).set(
+                reading.target_per_replica)
             if reading.value is not None:
                 telemetry.METRIC_VALUE.labels(namespace, name, reading.name).set(reading.value)
         log.info("decision", namespace=namespace, name=name, mode=spec.mode,

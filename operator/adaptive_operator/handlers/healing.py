@@ -276,6 +276,7 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     log.info("healing decision", namespace=namespace, name=name, action=plan.action,
              reason=plan.reason, message=plan.message, dry_run=plan.dry_run,
              score=observation.verdict.score if observation.verdict else None)
+    telemetry.HEALING_DECISIONS.labels(namespace, name, plan.reason).inc()
     ledger = await record(namespace, name, body, plan, ledger)
     if plan.acts and plan.intent is not None:
         failpoints.hit("healing.after_record")
@@ -300,6 +301,10 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                  ledger: list[LedgerEntry]) -> list[LedgerEntry]:
     """The ledger with the plan's verification and intent, written before any action."""
     changed = False
+    for entry in (plan.verified, plan.intent):
+        if entry is not None:
+            telemetry.HEALING_ACTIONS.labels(namespace, name, entry.action.value,
+                                             entry.outcome.value).inc()
     if plan.verified is not None:
         ledger = with_entry(ledger, plan.verified)
         helped = plan.verified.outcome is Outcome.HELPED
