@@ -126,6 +126,9 @@ class HistoryView(Sequence[float | None]):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("row beyond the history")
+        return self._row(index)
+
+    def _row(self, index: int) -> float | None:
         return self._history.value(self._base + index)
 
 
@@ -134,32 +137,19 @@ def capacity_rows(history_seconds: float, step: float) -> int:
     return max(1, math.ceil(history_seconds / step))
 
 
-class AlignedView(Sequence[float | None]):
+class AlignedView(HistoryView):
     """Rows of a `MetricHistory` numbered as another history's rows (`shift` rows apart on the
     same grid), `length` long; a row not kept (or not yet read) is None, a gap."""
 
     def __init__(self, history: MetricHistory, shift: int, length: int) -> None:
-        self._history = history
-        self._shift = shift
+        super().__init__(history, shift)
         self._length = length
 
     def __len__(self) -> int:
         return self._length
 
-    @overload
-    def __getitem__(self, index: int) -> float | None: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[float | None]: ...
-
-    def __getitem__(self, index: int | slice) -> float | Sequence[float | None] | None:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._length))]
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError("row beyond the history")
-        row = index + self._shift
+    def _row(self, index: int) -> float | None:
+        row = self._base + index
         kept = self._history.first_kept <= row < self._history.total
         return self._history.value(row) if kept else None
 
