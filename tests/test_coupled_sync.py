@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
@@ -161,3 +162,22 @@ def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
         view[5]
     own = AlignedView(down, 0, down.total)
     assert list(own) == [None, 2.0, 3.0, 4.0, 5.0]  # row 0 fell out of the ring: a gap
+
+
+def test_a_changed_verdict_is_an_event_and_the_gauges_follow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[tuple[str, str]] = []
+    monkeypatch.setattr(coupled.kopf, "event",
+                        lambda body, type, reason, message: events.append((type, reason)))
+    spec = AdaptiveServiceSpec.model_validate(spec_of("api", ["frontend"]))
+    cycle = coupled.refused(spec, "CouplingCycle", "a cycle")
+    shown = {"status": {"conditions": [{"type": "CouplingTrusted", "status": "False",
+                                        "reason": "CouplingCycle"}]}}
+    coupled.report("ns", "api", {"status": {}}, cycle)  # type: ignore[arg-type]
+    coupled.report("ns", "api", shown, cycle)  # type: ignore[arg-type]
+    assert events == [("Warning", "CouplingCycle")]
+    metrics = "adaptive_coupling_trusted", "adaptive_coupling_floor_replicas"
+    labels = {"namespace": "ns", "name": "api"}
+    assert REGISTRY.get_sample_value(metrics[0], labels) == 0
+    coupled.report("ns", "api", shown, None)  # type: ignore[arg-type]
+    assert REGISTRY.get_sample_value(metrics[0], labels) is None
