@@ -42,6 +42,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("apps", "deployments", (*READ, "patch")),
     Permission("apps", "statefulsets", (*READ, "create", "update", "patch", "delete")),
     Permission("apps", "replicasets", READ),
+    Permission("apps", "controllerrevisions", READ),  # a StatefulSet's earlier templates
     Permission("apps", "deployments/scale", SCALE),
     Permission("apps", "statefulsets/scale", SCALE),
     # Healing: unhealthy pods are deleted (or evicted, which respects PodDisruptionBudgets).

@@ -228,6 +228,9 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
         if ref.kind == "Deployment":
             raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
             rollout = rollout_info(sets)
+        elif ref.kind == "StatefulSet":
+            raw_pods, sets = await workload.statefulset_pods_and_revisions(namespace, ref.name)
+            rollout = rollout_info(sets)
         else:  # any other kind: its pods through the /scale selector, no rollout to judge
             raw_pods = await workload.pods_of(namespace, scale.selector)
         reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
@@ -344,11 +347,7 @@ async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntr
         await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name,
                                         timestamp(intent.at))
     elif intent.action is Action.ROLL_BACK:
-        _, sets = await workload.pods_and_replica_sets(namespace, ref.name)
-        template = rollback_template(sets, intent.target_revision or 0)
-        if template is None:
-            return f"revision {intent.target_revision} no longer exists"
-        await workload.roll_back(namespace, ref.name, template)
+        return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0)
     elif intent.action is Action.EVICT_PODS:
         refused = await workload.evict(namespace, intent.pods)
         return "; ".join(refused) or None
@@ -358,6 +357,23 @@ async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntr
         # The scaler carries the scale-out (the ledger entry is its floor): it scales nothing
         # in DryRun or Paused mode.
         return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
+    return None
+
+
+async def _roll_back(namespace: str, kind: str, name: str, revision: int) -> str | None:
+    """`kubectl rollout undo --to-revision`: a Deployment from its ReplicaSets, a StatefulSet
+    from its ControllerRevisions."""
+    if kind == "StatefulSet":
+        _, sets = await workload.statefulset_pods_and_revisions(namespace, name)
+    else:
+        _, sets = await workload.pods_and_replica_sets(namespace, name)
+    template = rollback_template(sets, revision)
+    if template is None:
+        return f"revision {revision} no longer exists"
+    if kind == "StatefulSet":
+        await workload.roll_back_statefulset(namespace, name, template)
+    else:
+        await workload.roll_back(namespace, name, template)
     return None
 
 
