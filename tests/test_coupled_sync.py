@@ -12,8 +12,8 @@ from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Samp
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import (
-    AlignedView,
     MetricHistory,
+    aligned_view,
     capacity_rows,
     grid_shift,
 )
@@ -155,12 +155,12 @@ def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
     up = MetricHistory.backfilled(14.0, PERIOD, capacity_rows(HISTORY, PERIOD), [7.0, 8.0])
     shift = grid_shift(down, up)
     assert shift == -2  # down's row 2 (t = 14) is up's row 0
-    view = AlignedView(up, shift, down.total)
+    view = aligned_view(up, shift, down.total)
     assert list(view) == [None, None, 7.0, 8.0, None]
     assert view[-3] == 7.0 and view[1:3] == [None, 7.0]
     with pytest.raises(IndexError):
         view[5]
-    own = AlignedView(down, 0, down.total)
+    own = aligned_view(down, 0, down.total)
     assert list(own) == [None, 2.0, 3.0, 4.0, 5.0]  # row 0 fell out of the ring: a gap
 
 

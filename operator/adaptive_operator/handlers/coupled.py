@@ -29,7 +29,7 @@ from adaptive_operator.domain.scaling.coupling import (
     UpstreamInput,
     find_cycle,
 )
-from adaptive_operator.domain.scaling.forecast_history import AlignedView, grid_shift
+from adaptive_operator.domain.scaling.forecast_history import aligned_view, grid_shift
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecast, forecaster_for
 
@@ -188,7 +188,7 @@ async def coupled_for(namespace: str, name: str, uid: str, spec: AdaptiveService
             up = await upstream_history(memory, spec, coupling.service, body, coupling.metric,
                                         now)
             assert up.history is not None
-            view = AlignedView(up.history, grid_shift(own.history, up.history),
+            view = aligned_view(up.history, grid_shift(own.history, up.history),
                                own.history.total)
             path = upstream_path(body, coupling.metric, float(spec.sync_period_seconds))
             inputs.append(UpstreamInput(view, path))
@@ -209,7 +209,7 @@ async def advise(memory: CouplingMemory, spec: AdaptiveServiceSpec, own: MetricF
     points = lead.state.forecast if lead is not None and lead.state.reliable else ()
     own_median = points[min(horizon, len(points)) - 1].p50 if points else None
     target = spec.metrics[0].target_per_replica
-    down = AlignedView(own.history, 0, own.history.total)
+    down = aligned_view(own.history, 0, own.history.total)
     floor = await asyncio.to_thread(memory.forecaster.advise, down, inputs, own_median,
                                     horizon, target)
     return reported(spec, memory.forecaster.state, floor, period)

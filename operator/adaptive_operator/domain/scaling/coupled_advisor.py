@@ -12,13 +12,13 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.scaling.coupling import (
     CoupledForecaster,
     CouplingSettings,
     UpstreamInput,
 )
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor
-from adaptive_operator.domain.scaling.replay import Prefix
 
 
 class PathAdvisor(Protocol):
@@ -54,10 +54,11 @@ class UpstreamTrace:
     def at(self, rows: int, interval: float, lookahead: float) -> UpstreamInput:
         if rows > len(self.values):
             raise ValueError("the upstream trace is shorter than the downstream's")
+        seen = RowsView.prefix(self.values, rows)
         if rows != self._rows:
-            self.advisor.advise(Prefix(self.values, rows), interval, lookahead, self.target)
+            self.advisor.advise(seen, interval, lookahead, self.target)
             self._rows, self._path = rows, self.advisor.median_path()
-        return UpstreamInput(Prefix(self.values, rows), self._path)
+        return UpstreamInput(seen, self._path)
 
 
 class CoupledAdvisor:

@@ -16,10 +16,11 @@ oldest kept row whenever a new advisor is started).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import overload
+from collections.abc import Iterable
 
 import numpy as np
+
+from adaptive_operator.domain.common.views import RowsView
 
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 11_000
@@ -96,40 +97,12 @@ class MetricHistory:
         found = float(self._ring[row % self.capacity])
         return None if math.isnan(found) else found
 
-    def view(self, base: int) -> HistoryView:
-        return HistoryView(self, base)
+    def view(self, base: int) -> RowsView:
+        """Rows base.. numbered from 0; rows that fell out of the ring raise IndexError."""
+        return RowsView(self.value, base, lambda: self.total)
 
     def nbytes(self) -> int:
         return int(self._ring.nbytes)
-
-
-class HistoryView(Sequence[float | None]):
-    """Rows base.. of a `MetricHistory`, numbered from 0, without copying."""
-
-    def __init__(self, history: MetricHistory, base: int) -> None:
-        self._history = history
-        self._base = base
-
-    def __len__(self) -> int:
-        return self._history.total - self._base
-
-    @overload
-    def __getitem__(self, index: int) -> float | None: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[float | None]: ...
-
-    def __getitem__(self, index: int | slice) -> float | Sequence[float | None] | None:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("row beyond the history")
-        return self._row(index)
-
-    def _row(self, index: int) -> float | None:
-        return self._history.value(self._base + index)
 
 
 def capacity_rows(history_seconds: float, step: float) -> int:
@@ -137,21 +110,15 @@ def capacity_rows(history_seconds: float, step: float) -> int:
     return max(1, math.ceil(history_seconds / step))
 
 
-class AlignedView(HistoryView):
-    """Rows of a `MetricHistory` numbered as another history's rows (`shift` rows apart on the
-    same grid), `length` long; a row not kept (or not yet read) is None, a gap."""
+def aligned_view(history: MetricHistory, shift: int, length: int) -> RowsView:
+    """Rows of `history` numbered as another history's rows (`shift` rows apart on the same
+    grid), `length` long; a row not kept (or not yet read) is None, a gap."""
 
-    def __init__(self, history: MetricHistory, shift: int, length: int) -> None:
-        super().__init__(history, shift)
-        self._length = length
+    def row(index: int) -> float | None:
+        kept = history.first_kept <= index < history.total
+        return history.value(index) if kept else None
 
-    def __len__(self) -> int:
-        return self._length
-
-    def _row(self, index: int) -> float | None:
-        row = self._base + index
-        kept = self._history.first_kept <= row < self._history.total
-        return self._history.value(row) if kept else None
+    return RowsView(row, shift, lambda: shift + length)
 
 
 def grid_shift(history: MetricHistory, other: MetricHistory) -> int:
