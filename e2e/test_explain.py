@@ -99,7 +99,7 @@ def test_explain_works_with_only_get(local_cluster: Cluster, namespace: str,
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in (f"AdaptiveService {namespace}/web -> Deployment web", "Last decision",
-                 "ScaleUp -> 3 replicas", "input load: value 27.0", "predictive scaling is off",
+                 "-> 3 replicas", "input load: value 27 at 10 per replica", "predictive scaling is off",
                  "Healing: off", "Ready=True", "* load"):
         assert text in out, (text, out)
     denied = subprocess.run(
