@@ -99,8 +99,8 @@ def test_explain_works_with_only_get(local_cluster: Cluster, namespace: str,
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in (f"AdaptiveService {namespace}/web -> Deployment web", "Last decision",
-                 "-> 3 replicas", "input load: value 27 at 10 per replica", "predictive scaling is off",
-                 "Healing: off", "Ready=True", "* load"):
+                 "-> 3 replicas", "input load: value 27 at 10 per replica",
+                 "predictive scaling is off", "Healing: off", "Ready=True", "* load"):
         assert text in out, (text, out)
     denied = subprocess.run(
         [sys.executable, "-m", "adaptive_operator", "explain", "default/web", "--kubeconfig",
