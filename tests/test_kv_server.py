@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from script_loader import load_workload
+from script_loader import Program, load_workload
 
 kv = load_workload("kv_server")
 
@@ -144,3 +144,12 @@ def test_main_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
         kv.main(["--port", "eighty"])
     assert exit_info.value.code == 2
     assert "invalid int value" in capsys.readouterr().err
+
+
+def test_the_program_stops_on_sigterm_and_restarts_with_its_data(tmp_path: Path) -> None:
+    with Program("kv_server", "--port", "0", "--data-dir", str(tmp_path)) as program:
+        assert call(f"{program.url}/keys/kept", "PUT", b"value")[0] == 204
+        assert program.stop() == 0
+    with Program("kv_server", "--port", "0", "--data-dir", str(tmp_path)) as again:
+        assert call(f"{again.url}/keys/kept")[1] == b"value"
+        assert again.stop() == 0

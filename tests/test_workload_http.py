@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from script_loader import load_workload
+from script_loader import Program, load_workload
 
 http = load_workload("workload_http")
 
@@ -145,3 +145,12 @@ def test_bad_settings_are_refused(argv: list[str], env: dict[str, str], message:
         http.parse_args(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_program_serves_until_sigterm() -> None:
+    argv = ("--port", "0", "--startup-seconds", "3600", "--error-ratio", "1")
+    with Program("workload_http", *argv) as program:
+        assert status(f"{program.url}/ready") == 503  # still starting
+        assert status(f"{program.url}/") == 500
+        assert 'http_requests_total{code="500"} 1' in metric_lines(program.url)
+        assert program.stop() == 0
