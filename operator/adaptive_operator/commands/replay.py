@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
     )
     add_operating_point(parser)
     parser.add_argument(
+        "--coupled", type=Path, action="append", default=[], metavar="UPSTREAM.csv",
+        help="an upstream's trace (same rows): its load, read row by row, and its own forecast "
+        "forecast this one's (coupled scaling); repeat for several upstreams",
+    )
+    parser.add_argument(
         "--out", type=Path, required=True, help="CSV timestamp,value,desired_replicas"
     )
     parser.set_defaults(func=run)
@@ -137,14 +142,15 @@ def _advisor(args: argparse.Namespace) -> ForecastAdvisor | None:
         if _predictive_flags(args):
             raise _usage_error(f"{_predictive_flags(args)[0]} needs --policy predictive")
         return None
-    from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
+    from adaptive_operator.domain.scaling.coupled_advisor import OwnAdvisor
+    from adaptive_operator.domain.scaling.predictive import PredictiveSettings
 
     if not 0.5 < args.quantile < 1.0:
         raise _usage_error("--quantile must be a number between 0.5 and 1 (exclusive)")
     objective = args.max_unserved_percent
     if objective is not None and not 0.0 <= objective <= 100.0:
         raise _usage_error("--max-unserved-percent must be a number from 0 to 100")
-    return PredictiveAdvisor(PredictiveSettings(
+    return OwnAdvisor(PredictiveSettings(
         quantile=args.quantile, scale_down_on_forecast=args.scale_down_on_forecast,
         max_unserved_percent=objective))
 
@@ -158,6 +164,36 @@ def _predictive_flags(args: argparse.Namespace) -> list[str]:
         "--max-unserved-percent": args.max_unserved_percent is not None,
     }
     return [flag for flag, on in given.items() if on]
+
+
+
+def upstream_traces(paths: list[Path], trace: Trace) -> list[Trace]:
+    """The --coupled traces, each on the downstream's rows (same start, spacing and count)."""
+    found = []
+    for path in paths:
+        upstream = read_trace(path)
+        same_start = parse_time(upstream.timestamps[0], str(path)) == parse_time(
+            trace.timestamps[0], "trace")
+        if (not same_start or len(upstream.values) != len(trace.values)
+                or abs(upstream.interval_seconds - trace.interval_seconds)
+                > SPACING_TOLERANCE_SECONDS):
+            raise _usage_error(f"{path}: an upstream trace must have the rows of --trace (same "
+                               "first timestamp, spacing and number of rows)")
+        found.append(upstream)
+    return found
+
+
+def coupled_advisor(own: ForecastAdvisor | None, upstreams: list[Trace],
+                    target: float) -> ForecastAdvisor:
+    from adaptive_operator.domain.scaling.coupled_advisor import (
+        CoupledAdvisor,
+        OwnAdvisor,
+        UpstreamTrace,
+    )
+
+    assert own is None or isinstance(own, OwnAdvisor)
+    sources = [UpstreamTrace(u.values, OwnAdvisor(), target) for u in upstreams]
+    return CoupledAdvisor(own, sources)
 
 
 def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
@@ -195,6 +231,9 @@ def run(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     config = replay_config(args, trace.interval_seconds)
     advisor = _advisor(args)
+    if args.coupled:
+        upstreams = upstream_traces(args.coupled, trace)
+        advisor = coupled_advisor(advisor, upstreams, config.target_per_replica)
     result = replay(trace.values, config, advisor)
     write_result(args.out, trace, result.desired_replicas)
     return 0
