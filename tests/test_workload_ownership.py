@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters.workload import WorkloadError, owned_by, pods_of, selector_text
+from adaptive_operator.adapters.workload import WorkloadError, owned_by, owned_pods, selector_text
 
 
 def deployment(selector: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +29,8 @@ def test_an_empty_selector_selects_nothing_rather_than_everything() -> None:
         selector_text(deployment({}))
 
 
-def test_only_pods_of_the_deployments_own_replica_sets_count() -> None:
+def test_only_owned_pods_the_deployments_own_replica_sets_count() -> None:
     sets = owned_by([owned("web-1", "d-web", "rs-1"), owned("other-1", "d-other", "rs-2")],
                     "d-web")
     pods = [owned("web-1-a", "rs-1"), owned("other-1-a", "rs-2"), owned("bare", "")]
-    assert [p["metadata"]["name"] for p in pods_of(pods, sets)] == ["web-1-a"]
+    assert [p["metadata"]["name"] for p in owned_pods(pods, sets)] == ["web-1-a"]

@@ -126,7 +126,7 @@ def _cached_workload(namespace: str, name: str) -> tuple[list[Object], list[Obje
     if pods is None or sets is None:
         return None
     owned = workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
-    return workload.pods_of(pods, owned), owned
+    return workload.owned_pods(pods, owned), owned
 
 
 async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Object], list[Object]]:
