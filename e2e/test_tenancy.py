@@ -57,8 +57,9 @@ class TokenProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                forwarded = urllib.request.Request(upstream + self.path, data=body, headers={
-                    "Content-Type": self.headers.get("Content-Type", "")})
+                forwarded = urllib.request.Request(upstream + self.path, data=body or None,
+                                                   headers={"Content-Type": self.headers.get(
+                                                       "Content-Type", "")})
                 with urllib.request.urlopen(forwarded, timeout=10) as answer:
                     data = answer.read()
                 self.send_response(200)
@@ -66,6 +67,8 @@ class TokenProxy:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST
 
             def log_message(self, *_: object) -> None:
                 pass

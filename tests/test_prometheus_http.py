@@ -36,6 +36,8 @@ class Server:
                 outer.seen.append(dict(self.headers))
                 reply(self)
 
+            do_GET = do_POST
+
             def log_message(self, *_: object) -> None:
                 pass
 

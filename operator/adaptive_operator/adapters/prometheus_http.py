@@ -22,13 +22,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
 POOL_SIZE = 64  # the operator's worker threads (handlers.settings.WORKER_THREADS)
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a day of 50 grouped series at 15 s is ~10 MiB
 REASON_CHARS = 200  # a refusal's own words are cut to this
+GET_LIMIT = 4000  # characters of form sent in a URL; longer queries (many pods) are POSTed
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ atexit.register(_io.close)
 
 
 def post_form(endpoint: Endpoint, path: str, form: dict[str, str], deadline: float) -> Any:
-    """POST a form to the API (long queries do not fit a URL) and return the answer's `data`."""
+    """Send a form to the API (POSTed when too long for a URL) and return the answer's `data`."""
     tls = _tls(endpoint.ca_pem, endpoint.insecure_skip_verify)
     return _io.run(_post(endpoint, path, form, deadline, tls), deadline)
 
@@ -148,8 +149,12 @@ async def _post(endpoint: Endpoint, path: str, form: dict[str, str], deadline: f
     url, headers = _split_userinfo(endpoint)
     where = redact(endpoint.url)
     try:
-        async with _io.session().post(
-                url.rstrip("/") + path, data=form, headers=headers, ssl=tls, allow_redirects=False,
+        # GET while the query fits a URL comfortably (what most proxies expect), else POST.
+        small = len(urlencode(form)) <= GET_LIMIT
+        async with _io.session().request(
+                "GET" if small else "POST", url.rstrip("/") + path,
+                params=form if small else None, data=None if small else form, headers=headers,
+                ssl=tls, allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=deadline)) as response:
             body = await _capped(response, where)
             status, phrase = response.status, response.reason or ""
