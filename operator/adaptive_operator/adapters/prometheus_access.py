@@ -237,6 +237,14 @@ async def source_for(namespace: str, spec: AdaptiveServiceSpec,
     return Source(endpoint, values, _settings.scope)
 
 
+async def health_queries(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
+                         pods: Sequence[str] | None) -> tuple[Endpoint, dict[str, str]]:
+    """The endpoint and the health queries as sent: placeholders filled in with the target's
+    namespace, name and pods, scoped when the operator scopes queries."""
+    source = await source_for(namespace, spec, pods)
+    return source.endpoint, {name: source.query(query) for name, query in metrics.items()}
+
+
 def operator_query(namespace: str, name: str, query: str) -> str:
     """A ShardSet's load query as sent to the operator-wide Prometheus (filled in, scoped)."""
     return Source(Endpoint(_settings.url), TargetValues(namespace, name), _settings.scope).query(

@@ -133,6 +133,11 @@ class HealingSpec(KubeModel):
     def role_of(self, metric: str) -> MetricRole | None:
         return self.roles.get(metric) or DEFAULT_ROLES.get(metric)
 
+    def roles_by_name(self) -> dict[str, str]:
+        """Each metric's role, for the metrics that have one."""
+        return {name: str(role) for name in self.metrics
+                if (role := self.role_of(name)) is not None}
+
 
 class ContributionStatus(KubeModel):
     """How far one metric is from what the detector learned."""

@@ -21,15 +21,9 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import (
-    cached_reads,
-    kube,
-    leader,
-    prometheus_access,
-    telemetry,
-    workload,
-)
+from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
+from adaptive_operator.adapters.prometheus_access import health_queries, source_for
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
@@ -124,7 +118,7 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
             continue
         healing = spec.healing or HealingSpec()
         if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
-                                                                   roles_of(healing)):
+                                                                   healing.roles_by_name()):
             watcher = await start_watcher(namespace, spec, healing)
         started = time.monotonic()
         await guarded_heal(namespace, name, body, spec, watcher)
@@ -132,19 +126,6 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
         # whole period after a sync made the period the sync's time longer.
         elapsed = time.monotonic() - started
         await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
-
-
-def roles_of(healing: HealingSpec) -> dict[str, str]:
-    return {name: str(role) for name in healing.metrics
-            if (role := healing.role_of(name)) is not None}
-
-
-async def health_queries(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
-                         pods: Sequence[str] | None) -> tuple[Target, dict[str, str]]:
-    """The endpoint and the health queries as sent: placeholders filled in with the target's
-    namespace, name and pods, scoped when the operator scopes queries."""
-    source = await prometheus_access.source_for(namespace, spec, pods)
-    return source.endpoint, {name: source.query(query) for name, query in metrics.items()}
 
 
 async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...] | None:
@@ -160,7 +141,7 @@ async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
     detector_settings = detector_settings_from_spec(healing)
     limit = detector_settings.train_rows + detector_settings.baseline_rows + (
         detector_settings.record_rows + detector_settings.cooldown_rows)
-    watcher = Watcher(dict(healing.metrics), roles_of(healing), detector_settings,
+    watcher = Watcher(dict(healing.metrics), healing.roles_by_name(), detector_settings,
                       HealthHistory(limit), AnomalyDetector(detector_settings, RANDOM_STATE))
     step = float(spec.sync_period_seconds)
     end = aligned(time.time(), step)  # on the grid: services starting together share queries
@@ -238,7 +219,7 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
     """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
     cannot be read is skipped (logged), so saturation is never judged on data not read."""
     try:
-        source = await prometheus_access.source_for(namespace, spec)
+        source = await source_for(namespace, spec)
         queries = {m.name: m.query for m in source.scaling_spec(spec).metrics}
     except MetricError as err:
         log.warning("load row ignored for saturation", error=err.message)
