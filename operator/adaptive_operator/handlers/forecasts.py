@@ -1,6 +1,6 @@
 """The operator's forecasting state: per service (by uid), per metric, a history and an advisor.
 
-Kept in memory only (status is no place for fast-changing history, see ARCHITECTURE.md): after a
+Kept in memory only (status is no place for fast-changing history; docs/architecture.md): after a
 start, or when the query, the sync period or the history window changes, the history is
 backfilled from Prometheus range queries, so a restart loses nothing but the fitting time. Each
 sync then places the value it read on the history's grid and asks the advisor for a floor.
