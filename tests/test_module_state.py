@@ -22,7 +22,6 @@ KNOWN = {
     "adaptive_operator.adapters.prometheus._clients",
     "adaptive_operator.adapters.query_batch._batcher",
     "adaptive_operator.adapters.range_batch._batcher",
-    "adaptive_operator.handlers.forecasts._services",
     "adaptive_operator.handlers.settings._current",
     "adaptive_operator.handlers.shard_set._cluster",
 }

@@ -49,7 +49,6 @@ MAX_BACKOFF_SECONDS = 300.0
 async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
-    uid = str(body.meta.get("uid", ""))
     failures = 0
     memory = Memory()
     try:
@@ -61,7 +60,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
             failures = 0 if ok else failures + 1
             await stopped.wait(backoff(period, failures, elapsed))
     finally:
-        forecasts.forget(uid)
+        memory.drop_forecast()
         spec = body.get("spec", {}) or {}
         quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
         forecast_report.unpublish(namespace, name,
@@ -87,10 +86,22 @@ class Memory:
     history: scaling.ScalingHistory | None = None
     written: tuple[scaling.ScalingHistory, float] | None = None
     spec: specs.Parsed | None = None  # the spec validated at a generation
+    # The service's forecast history and advisors: this daemon's alone, dropped with it.
+    forecaster: forecasts.ServiceForecaster | None = None
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
         self.record = self.history = self.written = None
+
+    def forecasting(self) -> forecasts.ServiceForecaster:
+        """The service's forecaster, made on first use."""
+        if self.forecaster is None:
+            self.forecaster = forecasts.ServiceForecaster()
+        return self.forecaster
+
+    def drop_forecast(self) -> None:
+        """Predictive was switched off, or the service is gone: free its history."""
+        self.forecaster = None
 
 
 async def guarded_sync(namespace: str, name: str, body: kopf.Body,
@@ -168,8 +179,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     except kube.TargetError as err:
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem = await read_metrics(spec)
-    forecast = await forecast_for(str(body.meta.get("uid", "")), spec, readings,
-                                  pods.startup_seconds if pods else ())
+    forecast = await forecast_for(memory, spec, readings, pods.startup_seconds if pods else ())
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -217,15 +227,15 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
         return scale_writes.WriteRecord()  # damaged: start again from what the target says
 
 
-async def forecast_for(uid: str, spec: AdaptiveServiceSpec,
+async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
                        startups: tuple[float, ...]) -> forecasts.ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off."""
     if spec.predictive is None or not spec.predictive.enabled:
-        forecasts.forget(uid)
+        memory.drop_forecast()
         return None
-    return await forecasts.forecaster_for(uid).update(spec, prometheus_url(spec), readings,
-                                                      startups, time.time())
+    return await memory.forecasting().update(spec, prometheus_url(spec), readings, startups,
+                                             time.time())
 
 
 HEALING_FLOOR = "a healing scale-out (saturation)"
