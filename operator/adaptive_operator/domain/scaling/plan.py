@@ -37,24 +37,31 @@ def plan_actions(mode: str, target: str, outcome: SyncOutcome, current: int | No
                  leading: bool) -> Actions:
     """Scale in Active mode when nothing stands in the way, recommend in DryRun; `target` is
     the workload as a person reads it ("Deployment web")."""
-    events = []
-    done = outcome.writes.completed if outcome.writes else None
-    if done is not None:
-        events.append(Event("Normal", "Scaled",
-                            f"{target} {done.previous} -> {done.replicas}: made before the "
-                            "operator restarted, found applied and recorded now"))
+    events, problem = _announced(target, outcome), _problem(outcome)
     decision = outcome.decision
-    moves = decision is not None and current is not None and decision.desired_replicas != current
-    scale_to = None
-    if decision is not None and moves:
-        if mode == "Active" and outcome.conflict is None and leading:
-            scale_to = decision.desired_replicas
-        elif mode == "DryRun":
-            events.append(Event("Normal", "DryRunRecommendation",
-                                f"would scale {current} -> {decision.desired_replicas}: "
-                                f"{decision.message}"))
-    problem = outcome.blocker or outcome.metric_problem or outcome.conflict
-    return Actions(scale_to, tuple(events), problem)
+    if decision is None or current is None or decision.desired_replicas == current:
+        return Actions(None, events, problem)
+    if mode == "Active":
+        free = outcome.conflict is None and leading
+        return Actions(decision.desired_replicas if free else None, events, problem)
+    if mode == "DryRun":
+        events += (Event("Normal", "DryRunRecommendation",
+                         f"would scale {current} -> {decision.desired_replicas}: "
+                         f"{decision.message}"),)
+    return Actions(None, events, problem)
+
+
+def _announced(target: str, outcome: SyncOutcome) -> tuple[Event, ...]:
+    """A write found made but never recorded (the operator restarted in between)."""
+    done = outcome.writes.completed if outcome.writes else None
+    if done is None:
+        return ()
+    return (Event("Normal", "Scaled", f"{target} {done.previous} -> {done.replicas}: made "
+                  "before the operator restarted, found applied and recorded now"),)
+
+
+def _problem(outcome: SyncOutcome) -> Problem | None:
+    return outcome.blocker or outcome.metric_problem or outcome.conflict
 
 
 def status_update(old: Mapping[str, Any], generation: Any, outcome: SyncOutcome,
