@@ -202,7 +202,8 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     now = time.time()
     floor, source = floor_for(spec, body, forecast, now)
     memory.coupled = await coupling.coupled_for(namespace, str(body.meta.get("name")),
-                                                str(body.meta.get("uid", "")), spec, forecast, now)
+                                                str(body.meta.get("uid", "")), spec, forecast, now,
+                                                memory.forecaster)
     floor, source = coupling.raised(floor, source, memory.coupled)
     ceiling = forecast.ceiling if forecast else None
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,
