@@ -37,23 +37,20 @@ def blackhole_metric() -> int:
     return 4000 + int(hashlib.sha256(str(STATE).encode()).hexdigest()[:6], 16) % 4000
 
 
-def add_blackholes(state: State) -> None:
-    added = []
+def add_blackholes() -> None:
     for cidr in KWOK_POD_CIDRS:
         family = "-6" if ":" in cidr else "-4"
         result = run("ip", family, "route", "add", "blackhole", cidr, "metric",
                      str(blackhole_metric()), check=False)
-        if result.returncode == 0:
-            added.append(cidr)
-        elif "File exists" not in result.stdout:
+        if result.returncode != 0 and "File exists" not in result.stdout:
             log(f"cannot route {cidr} nowhere: {result.stdout.strip()}")
-    state["blackholes"] = added
 
 
-def remove_blackholes(state: State) -> None:
-    for cidr in state.get("blackholes") or []:
-        family = "-6" if ":" in str(cidr) else "-4"
-        run("ip", family, "route", "del", "blackhole", str(cidr), "metric",
+def remove_blackholes() -> None:
+    """Every route of ours (by its metric), whatever the state file says."""
+    for cidr in KWOK_POD_CIDRS:
+        family = "-6" if ":" in cidr else "-4"
+        run("ip", family, "route", "del", "blackhole", cidr, "metric",
             str(blackhole_metric()), check=False)
 
 
@@ -100,10 +97,8 @@ def bridge_up(state: State, api_port: int) -> None:
     sysctl_path("net.ipv4.ip_forward").write_text("1")
 
 
-def bridge_down(api_port: int) -> None:
-    for rule in isolation_rules(api_port):
-        while run("iptables", "-w", "-C", *rule, check=False).returncode == 0:
-            run("iptables", "-w", "-D", *rule)
+def bridge_down() -> None:
+    """The bridge and its veths (the isolation rules go with sweep_iptables(ISOLATION))."""
     ports = Path(f"/sys/class/net/{BRIDGE}/brif")
     for port in sorted(ports.iterdir()) if ports.exists() else []:
         run("ip", "link", "del", port.name, check=False)
@@ -187,14 +182,14 @@ def leftover_chains(chains: list[str], rules: list[list[str]]) -> set[str]:
     return drop
 
 
-def sweep_iptables(marker: str) -> None:
-    """Remove the rules that carry MARKER (our CNI network's portmap rules), then the chains
-    that kube-proxy, the kubelet and portmap leave behind when killed."""
+def sweep_iptables(*markers: str) -> None:
+    """Remove the rules that carry one of MARKERS (ours, our CNI network's portmap rules), then
+    the chains that kube-proxy, the kubelet and portmap leave behind when killed."""
     for binary in IPTABLES:
         for table in ("filter", "nat", "mangle"):
             chains, rules = iptables_rules(binary, table)
             for rule in rules:
-                if marker in " ".join(rule):
+                if any(marker in " ".join(rule) for marker in markers):
                     run(binary, "-w", "-t", table, "-D", *rule, check=False)
             chains, rules = iptables_rules(binary, table)
             drop = leftover_chains(chains, rules)

@@ -380,10 +380,10 @@ def stop(state: State) -> None:
         stop_pid(running["containerd"], "containerd")
         forget_cri_records()
     run(str(tool("kube-proxy")), "--cleanup", check=False)
-    host.sweep_iptables(f'name: "{CNI_NETWORK}"')
+    host.sweep_iptables(host.ISOLATION, f'name: "{CNI_NETWORK}"')
     for root in (STATE, CONTAINERD_ROOT):
         host.unmount_under(root)
-    host.bridge_down(int(str(state.get("apiserver_port", 0))))
+    host.bridge_down()
     host.restore_sysctls(state)
 
 

@@ -27,6 +27,7 @@ class Permission:
 
 
 READ = ("get", "list", "watch")
+SCALE = ("get", "patch", "update")  # what the scaler does to a target's /scale
 
 PERMISSIONS: tuple[Permission, ...] = (
     # Our own resources: handlers read them, kopf patches its bookkeeping annotations and
@@ -35,13 +36,15 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("adaptive.dev", "adaptiveservices/status", ("get", "patch", "update")),
     Permission("adaptive.dev", "shardsets", (*READ, "patch", "update")),
     Permission("adaptive.dev", "shardsets/status", ("get", "patch", "update")),
-    # Workloads: Deployments are rolled back and restarted by patching; a ShardSet owns one
-    # StatefulSet per shard; ReplicaSets are read to find the previous revision of a rollout.
+    # Workloads: Deployments are rolled back and restarted by patching (StatefulSets restarted);
+    # a ShardSet owns one StatefulSet per shard; ReplicaSets are read to find the previous
+    # revision of a rollout.
     Permission("apps", "deployments", (*READ, "patch")),
-    Permission("apps", "statefulsets", (*READ, "create", "update", "delete")),
+    Permission("apps", "statefulsets", (*READ, "create", "update", "patch", "delete")),
     Permission("apps", "replicasets", READ),
-    Permission("apps", "deployments/scale", ("get", "patch", "update")),
-    Permission("apps", "statefulsets/scale", ("get", "patch", "update")),
+    Permission("apps", "controllerrevisions", READ),  # a StatefulSet's earlier templates
+    Permission("apps", "deployments/scale", SCALE),
+    Permission("apps", "statefulsets/scale", SCALE),
     # Healing: unhealthy pods are deleted (or evicted, which respects PodDisruptionBudgets).
     Permission(CORE, "pods", (*READ, "delete")),
     Permission(CORE, "pods/eviction", ("create",)),
@@ -64,3 +67,8 @@ PERMISSIONS: tuple[Permission, ...] = (
     # kopf peering, so that only one replica handles events at a time.
     Permission("kopf.dev", "clusterkopfpeerings", (*READ, "patch")),
 )
+
+
+def scale_target(api_group: str, resource: str) -> Permission:
+    """What the chart's `rbac.scaleTargets` entry grants for one more kind to scale."""
+    return Permission(api_group, f"{resource}/scale", SCALE)

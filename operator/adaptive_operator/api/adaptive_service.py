@@ -9,9 +9,10 @@ registered model declares.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import (
     AGE,
@@ -20,6 +21,7 @@ from adaptive_operator.api.base import (
     PrinterColumn,
     ResourceDefinition,
 )
+from adaptive_operator.api.coupling import MAX_UPSTREAMS, CouplingSpec, CouplingStatus
 from adaptive_operator.api.healing import HealingSpec, HealingStatus
 from adaptive_operator.api.predictive import PredictiveSpec, PredictiveStatus
 
@@ -92,17 +94,23 @@ class PrometheusRef(KubeModel):
                      description="Prometheus base URL; overrides the operator's --prometheus-url.")
 
 
+COUPLING_RULE: dict[str, str] = {
+    "rule": "!has(self.coupling) || size(self.coupling) == 0 || "
+            "(has(self.predictive) && has(self.predictive.enabled) && self.predictive.enabled)",
+    "message": "coupling is a forecast: it needs predictive.enabled",
+}
+
+
 class AdaptiveServiceSpec(KubeModel):
-    model_config = KubeModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.minReplicas <= self.maxReplicas",
-                    "message": "minReplicas must be less than or equal to maxReplicas",
-                }
-            ]
-        }
-    }
+    model_config = KubeModel.model_config | ConfigDict(json_schema_extra=cast(JsonDict, {
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.minReplicas <= self.maxReplicas",
+                "message": "minReplicas must be less than or equal to maxReplicas",
+            },
+            COUPLING_RULE,
+        ]
+    }))
 
     scale_target_ref: ScaleTargetRef
     min_replicas: int = Field(default=1, ge=1, description="Fewest replicas ever set.")
@@ -127,11 +135,26 @@ class AdaptiveServiceSpec(KubeModel):
         default=None, description="Scale ahead of the forecast load (off when absent).")
     healing: HealingSpec | None = Field(
         default=None, description="Watch health metrics and heal the workload (off when absent).")
+    coupling: list[CouplingSpec] | None = Field(
+        default=None, max_length=MAX_UPSTREAMS,
+        description="Upstream services whose load this one follows: their readings and "
+        "forecasts forecast this service's first metric (needs predictive.enabled).",
+        json_schema_extra={"x-kubernetes-list-type": "map",
+                           "x-kubernetes-list-map-keys": ["service"]})
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> AdaptiveServiceSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must be less than or equal to maxReplicas")
+        return self
+
+    @model_validator(mode="after")
+    def _coupling_needs_forecast(self) -> AdaptiveServiceSpec:
+        if self.coupling and not (self.predictive and self.predictive.enabled):
+            raise ValueError(COUPLING_RULE["message"])
+        services = [c.service for c in self.coupling or []]
+        if len(set(services)) != len(services):
+            raise ValueError("coupling names a service twice")
         return self
 
 
@@ -231,6 +254,8 @@ class AdaptiveServiceStatus(KubeModel):
     healing: HealingStatus | None = Field(
         default=None, description="The detector's verdict and the healing ledger, when "
         "healing is on.")
+    coupling: CouplingStatus | None = Field(
+        default=None, description="The coupled forecast from the upstreams, when coupled.")
 
 
 RESOURCE = ResourceDefinition(
@@ -251,6 +276,8 @@ RESOURCE = ResourceDefinition(
         PrinterColumn("Mode", "string", ".spec.mode", "Active, DryRun or Paused."),
         PrinterColumn("Forecast", "string", ".status.forecast.summary",
                       "The forecasting model when it drives scaling, else Reactive."),
+        PrinterColumn("Coupling", "string", ".status.coupling.summary",
+                      "Upstreams and whether their coupled forecast is trusted."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", AGE),
     ),
 )

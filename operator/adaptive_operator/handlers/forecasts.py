@@ -65,6 +65,8 @@ def advisor_settings(predictive: PredictiveSpec) -> PredictiveSettings:
         quantile=predictive.quantile,
         history_seconds=float(predictive.history_seconds),
         scale_down_on_forecast=predictive.scale_down_on_forecast,
+        max_unserved_percent=(
+            predictive.objective.max_unserved_percent if predictive.objective else None),
     )
 
 
@@ -149,7 +151,8 @@ class ServiceForecaster:
         predictive = spec.predictive
         assert predictive is not None
         period = float(spec.sync_period_seconds)
-        ahead = look_ahead(predictive.look_ahead_seconds, startups, period, self.look_ahead)
+        ahead = look_ahead(predictive.look_ahead_seconds, startups, period, self.look_ahead,
+                           predictive.look_ahead_factor)
         self.look_ahead = ahead.seconds
         names = {m.name for m in spec.metrics}
         self.metrics = {k: v for k, v in self.metrics.items() if k in names}
