@@ -17,6 +17,7 @@ import kopf
 
 from adaptive_operator.adapters import kube, telemetry
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
+from adaptive_operator.adapters.prometheus_access import source_for
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
@@ -156,8 +157,15 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
                            body: Any, metric: str, now: float) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
-    url, query = upstream_query(body, metric) or ("", "")
+    _, written = upstream_query(body, metric) or ("", "")
     forecaster = memory.upstreams.setdefault(service, MetricForecaster())
+    try:  # through the allowlist, the upstream's credentials and the query scope
+        upstream = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
+        source = await source_for(str((body.get("metadata") or {}).get("namespace", "")),
+                                  upstream)
+        url, query = source.endpoint, source.query(written)
+    except (MetricError, ValueError):
+        return forecaster  # nothing read: nothing learned
     try:
         value = (await read_total(url, query, settings.answer_age(spec))).value
     except MetricError:
