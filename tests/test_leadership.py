@@ -4,29 +4,119 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain.leadership import LeaseAction, LeaseState, next_action
+from adaptive_operator.domain.common.leadership import (
+    LeaseAction,
+    LeaseState,
+    Observation,
+    next_action,
+    observe,
+)
 
 ME = "pod-a"
 
 
-@pytest.mark.parametrize(("lease", "now", "expected"), [
+def _seen(holder: str | None, since: float, version: str = "7") -> Observation:
+    return Observation(LeaseState(holder, version, 15), since)
+
+
+@pytest.mark.parametrize(("seen", "now", "expected"), [
     pytest.param(None, 100.0, LeaseAction.CREATE, id="no-lease-yet-creates-it"),
-    pytest.param(LeaseState(ME, 90.0, 15), 100.0, LeaseAction.RENEW, id="holder-renews"),
-    pytest.param(LeaseState(ME, 10.0, 15), 100.0, LeaseAction.RENEW,
+    pytest.param(_seen(ME, 90.0), 100.0, LeaseAction.RENEW, id="holder-renews"),
+    pytest.param(_seen(ME, 10.0), 100.0, LeaseAction.RENEW,
                  id="holder-renews-even-after-a-pause"),
-    pytest.param(LeaseState("pod-b", 90.0, 15), 100.0, LeaseAction.WAIT,
+    pytest.param(_seen("pod-b", 90.0), 100.0, LeaseAction.WAIT,
                  id="fresh-lease-of-another-waits"),
-    pytest.param(LeaseState("pod-b", 85.0, 15), 100.0, LeaseAction.WAIT,
+    pytest.param(_seen("pod-b", 85.0), 100.0, LeaseAction.WAIT,
                  id="exactly-at-expiry-still-waits"),
-    pytest.param(LeaseState("pod-b", 84.9, 15), 100.0, LeaseAction.TAKE_OVER,
-                 id="expired-lease-is-taken-over"),
-    pytest.param(LeaseState("", 99.0, 15), 100.0, LeaseAction.TAKE_OVER,
+    pytest.param(_seen("pod-b", 84.9), 100.0, LeaseAction.TAKE_OVER,
+                 id="record-unchanged-for-a-duration-is-taken-over"),
+    pytest.param(_seen("", 99.0), 100.0, LeaseAction.TAKE_OVER,
                  id="released-lease-is-taken-at-once"),
-    pytest.param(LeaseState("pod-b", None, 15), 100.0, LeaseAction.TAKE_OVER,
-                 id="never-renewed-lease-is-free"),
 ])
-def test_next_action(lease: LeaseState | None, now: float, expected: LeaseAction) -> None:
-    assert next_action(lease, ME, now) is expected
+def test_next_action(seen: Observation | None, now: float, expected: LeaseAction) -> None:
+    assert next_action(seen, ME, now) is expected
+
+
+def test_expiry_is_judged_by_our_clock_not_the_holders_renew_time() -> None:
+    """A holder whose clock runs an hour behind keeps the lease while it renews (the record
+    changes), and loses it a duration after the record stops changing, on our clock."""
+    seen = None
+    for step, now in enumerate((1000.0, 1010.0, 1020.0)):  # renewed every 10 s
+        seen = observe(seen, LeaseState("pod-b", str(step), 15), now)
+        assert next_action(seen, ME, now) is LeaseAction.WAIT
+    frozen = LeaseState("pod-b", "2", 15)
+    assert next_action(observe(seen, frozen, 1035.0), ME, 1035.0) is LeaseAction.WAIT
+    seen = observe(seen, frozen, 1035.1)
+    assert seen is not None and seen.since == 1020.0
+    assert next_action(seen, ME, 1035.1) is LeaseAction.TAKE_OVER
+    assert observe(seen, None, 1040.0) is None
+
+
+class _Leases:
+    """A Lease API answering with one lease whose renewTime is an hour in the past."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        from kubernetes import client
+
+        self.lease = client.V1Lease(
+            metadata=client.V1ObjectMeta(name="lease", resource_version="1"),
+            spec=client.V1LeaseSpec(holder_identity="pod-b", lease_duration_seconds=15,
+                                    renew_time=datetime.fromtimestamp(1000.0 - 3600, tz=UTC)))
+        self.replaced = 0
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> object:
+        return self.lease
+
+    def replace_namespaced_lease(self, name: str, namespace: str, body: object) -> object:
+        self.replaced += 1
+        return body
+
+
+def test_a_skewed_holder_clock_does_not_hand_us_a_held_lease() -> None:
+    from adaptive_operator.adapters import leader
+
+    clock = [1000.0]
+    leases = _Leases()
+    elector = leader.LeaderElector.__new__(leader.LeaderElector)
+    elector.namespace, elector.name, elector.identity = "ns", "lease", ME
+    elector.duration, elector.retry, elector.clock = 15, 2.0, lambda: clock[0]
+    elector.renewed, elector.seen = None, None
+    elector.api = leases  # type: ignore[assignment]
+    assert elector.try_acquire() is False  # its renewTime is an hour old on our clock
+    clock[0] = 1010.0
+    assert elector.try_acquire() is False
+    clock[0] = 1016.0  # unchanged for more than a duration since we first saw it
+    assert elector.try_acquire() is True
+    assert leases.replaced == 1 and leases.lease.spec.holder_identity == ME
+
+
+def test_writes_are_fenced_by_leadership() -> None:
+    """A deposed leader's write is refused before it is sent; reads still go through."""
+    import urllib3
+    from kubernetes import client
+
+    from adaptive_operator.adapters import kube
+
+    leading = [False]
+    kube.fence_writes(lambda: leading[0])
+    try:
+        configuration = client.Configuration()
+        configuration.host = "http://127.0.0.1:9"  # nothing listens: a sent request fails
+        configuration.retries = 0
+        api = client.CoreV1Api(kube.FencedApiClient(configuration))
+        with pytest.raises(kube.NotLeading):
+            api.create_namespaced_config_map("ns", {"metadata": {"name": "x"}})
+        with pytest.raises(kube.NotLeading):
+            api.delete_namespaced_service("x", "ns")
+        with pytest.raises(urllib3.exceptions.HTTPError):  # sent, not fenced
+            api.read_namespaced_service("x", "ns")
+        leading[0] = True
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            api.delete_namespaced_service("x", "ns")
+    finally:
+        kube.fence_writes(lambda: True)
 
 
 class _Lease:
@@ -48,7 +138,7 @@ def test_an_unreachable_api_server_is_a_lost_attempt_not_a_crash() -> None:
     elector = leader.LeaderElector.__new__(leader.LeaderElector)
     elector.namespace, elector.name, elector.identity = "ns", "lease", ME
     elector.duration, elector.retry, elector.clock = 15, 2.0, lambda: clock[0]
-    elector.renewed = 995.0
+    elector.renewed, elector.seen = 995.0, None
     elector.api = _Lease(urllib3.exceptions.MaxRetryError(None, "/", "refused"))  # type: ignore[assignment]
     assert elector.try_acquire() is False
     assert elector.renewed_recently()

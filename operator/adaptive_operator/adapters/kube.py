@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,37 @@ def load_config() -> None:
 POOL_SIZE = 64
 _shared_client: client.ApiClient | None = None
 _shared_lock = threading.Lock()
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class NotLeading(ApiException):
+    """A write refused before it was sent: this replica no longer holds the lease for sure."""
+
+    def __init__(self) -> None:
+        super().__init__(status=0, reason="NotLeading: this replica is not the leader")
+
+
+def _always() -> bool:
+    return True
+
+
+_may_write: Callable[[], bool] = _always
+
+
+def fence_writes(may_write: Callable[[], bool]) -> None:
+    """Every later write through a `FencedApiClient` first asks `may_write` (the leadership)."""
+    global _may_write
+    _may_write = may_write
+
+
+class FencedApiClient(client.ApiClient):
+    """An ApiClient that refuses to send a write while `may_write` says no: a paused and
+    deposed leader must not undo what the new one did."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() not in READS and not _may_write():
+            raise NotLeading()
+        return super().call_api(method, url, *args, **kwargs)
 
 
 def api_client() -> client.ApiClient:
@@ -102,7 +133,7 @@ def api_client() -> client.ApiClient:
             # As many pooled connections as threads calling (else each extra one is a new
             # TLS connection, discarded after use).
             configuration.connection_pool_maxsize = POOL_SIZE
-            _shared_client = client.ApiClient(configuration)
+            _shared_client = FencedApiClient(configuration)
         return _shared_client
 
 

@@ -1,7 +1,10 @@
 """Leader election on a coordination.k8s.io Lease, so that several replicas run one active operator.
 
 Writes use the Lease's resourceVersion: when two replicas race for a free lease, the API server
-accepts one write and refuses the other (409), so there is never more than one leader.
+accepts one write and refuses the other (409), so there is never more than one leader. Expiry is
+judged by our own clock from when we first saw the lease's current record, never by comparing the
+holder's renewTime with our clock. Every write to the cluster is fenced by `still_leading`
+(`kube.fence_writes`), so a deposed leader's late writes are refused before they are sent.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.kube import API_ERRORS
-from adaptive_operator.domain.leadership import LeaseAction, LeaseState, next_action
+from adaptive_operator.domain.common.leadership import (
+    LeaseAction,
+    LeaseState,
+    Observation,
+    next_action,
+    observe,
+)
 
 log = logs.get(__name__)
 
@@ -36,6 +45,7 @@ class LeaderElector:
         self.clock = clock or time.time
         self.api = client.CoordinationV1Api()
         self.renewed: float | None = None  # when this replica last held the lease for sure
+        self.seen: Observation | None = None  # the lease's record and when we first saw it
 
     def renewed_recently(self) -> bool:
         """Whether the lease was held within the renewal deadline: after a pause (a frozen VM, a
@@ -57,10 +67,10 @@ class LeaderElector:
         if lease is None:
             return None
         spec = lease.spec
+        version = lease.metadata.resource_version if lease.metadata else None
         if spec is None:
-            return LeaseState(None, None, 15.0)
-        renewed = spec.renew_time.timestamp() if spec.renew_time else None
-        return LeaseState(spec.holder_identity, renewed, float(spec.lease_duration_seconds or 15))
+            return LeaseState(None, version, 15.0)
+        return LeaseState(spec.holder_identity, version, float(spec.lease_duration_seconds or 15))
 
     def _spec(self, now: float, transitions: int) -> client.V1LeaseSpec:
         return client.V1LeaseSpec(
@@ -73,7 +83,8 @@ class LeaderElector:
         now = self.clock()
         try:
             lease = self._read()
-            action = next_action(self._state(lease), self.identity, now)
+            self.seen = observe(self.seen, self._state(lease), now)
+            action = next_action(self.seen, self.identity, now)
             if action is LeaseAction.WAIT:
                 return False
             if action is LeaseAction.CREATE or lease is None:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         telemetry,
     )
     from adaptive_operator.adapters.leader import LeaderElector
-    from adaptive_operator.domain.namespaces import watch_scope
+    from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
         healing,
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.leader_election == "true":
         elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
         leader.elect(elector)
+        kube.fence_writes(leader.still_leading)
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator.cli import UsageError
-    from adaptive_operator.domain.sharding import initial_assignment, plan
+    from adaptive_operator.domain.sharding.slots import initial_assignment, plan
 
     if args.slots < 1:
         raise UsageError(f"--slots must be at least 1, got {args.slots}")
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 def read_assignment(source: str, slots: int) -> list[int]:
     """A JSON list of non-negative shard ids, one per slot."""
     from adaptive_operator.cli import UsageError
-    from adaptive_operator.domain.sharding import validate_assignment
+    from adaptive_operator.domain.sharding.slots import validate_assignment
 
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
