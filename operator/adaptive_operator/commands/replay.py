@@ -11,10 +11,10 @@ import argparse
 import csv
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adaptive_operator.domain.common import times
 from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
 
 HEADER = ["timestamp", "value"]
@@ -58,18 +58,11 @@ def _usage_error(message: str) -> Exception:
 
 def parse_time(text: str, where: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
+        return times.parse_time(text)
     except ValueError:
         raise _usage_error(
             f"{where}: timestamp {text!r} is neither ISO 8601 nor epoch seconds"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def parse_value(text: str, where: str) -> float | None:
