@@ -35,7 +35,7 @@ def helm(cluster: Cluster, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(crds: Cluster) -> Iterator[Cluster]:
+def installed(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = crds
     # The session applied the CRDs with kubectl; these marks let Helm adopt them as a user's
     # install would own them (the chart keeps CRDs on uninstall).
@@ -44,8 +44,12 @@ def installed(crds: Cluster) -> Iterator[Cluster]:
                         f"meta.helm.sh/release-name={RELEASE}",
                         f"meta.helm.sh/release-namespace={SYSTEM}")
         cluster.kubectl("label", "--overwrite", f"crd/{crd}", "app.kubernetes.io/managed-by=Helm")
+    # Default values, but for where the pods go: the local cluster's real node is tainted so
+    # that the suite's fake pods stay on KWOK (`Cluster.placement`; nothing on kind).
+    placement = tmp_path_factory.mktemp("chart") / "placement.json"
+    placement.write_text(json.dumps(cluster.placement))
     helm(cluster, "install", RELEASE, str(CHART), "--namespace", SYSTEM, "--create-namespace",
-         "--wait", "--timeout", "300s")
+         "--values", str(placement), "--wait", "--timeout", "300s")
     yield cluster
     helm(cluster, "uninstall", RELEASE, "--namespace", SYSTEM, "--wait")
     cluster.kubectl("delete", "namespace", SYSTEM, "--wait=false", check=False)

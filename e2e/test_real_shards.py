@@ -91,8 +91,8 @@ class Shards:
         for shard, address in table.addresses().items():
             for key in self.keys(address):
                 placed.setdefault(key, []).append(shard)
-        assert sorted(placed) == sorted(KEYS), (
-            f"lost {sorted(set(KEYS) - set(placed))[:5]}, strays {sorted(set(placed) - set(KEYS))[:5]}")
+        lost, strays = set(KEYS) - set(placed), set(placed) - set(KEYS)
+        assert not lost and not strays, f"lost {sorted(lost)[:5]}, strays {sorted(strays)[:5]}"
         twice = [k for k, where in placed.items() if len(where) > 1]
         assert not twice, f"keys on more than one shard: {twice[:5]}"
         wrong = [k for k, (shard,) in placed.items() if table.shard_for(k) != shard]
