@@ -117,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
                          args=(stop_renewing, step_down)).start()
     health.set_role("leader")
     try:
+        # Our own identity: kopf's default asks the passwd database for the user, which has
+        # no entry for the image's numeric non-root uid (every real pod crashed on it).
         kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
-                 standalone=True)
+                 standalone=True, identity=identity())
     finally:
         stop_renewing.set()
         if elector is not None and not lost.is_set():
