@@ -61,6 +61,11 @@ def namespaces(args: argparse.Namespace) -> list[str]:
     return [ns.strip() for ns in listed.split(",") if ns.strip()]
 
 
+def kopf_identity() -> Any:
+    """kopf's identity type (a NewType of str) is not exported; a plain str is what it holds."""
+    return identity()
+
+
 def identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         # Our own identity: kopf's default asks the passwd database for the user, which has
         # no entry for the image's numeric non-root uid (every real pod crashed on it).
         kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
-                 standalone=True, identity=identity())
+                 standalone=True, identity=kopf_identity())
     finally:
         stop_renewing.set()
         if elector is not None and not lost.is_set():
