@@ -45,8 +45,9 @@ def health_queries(namespace: str) -> dict[str, str]:
     scope = f'namespace="{namespace}",app="web"'
     window = "[10s]"
     return {
-        "errorRatio": (f'sum(rate(http_requests_total{{{scope},code=~"5.."}}{window})) / '
-                       f"sum(rate(http_requests_total{{{scope}}}{window}))"),
+        # A healthy workload has never answered 500, so that series does not exist yet.
+        "errorRatio": (f'(sum(rate(http_requests_total{{{scope},code=~"5.."}}{window})) '
+                       f"or vector(0)) / sum(rate(http_requests_total{{{scope}}}{window}))"),
         "latency": (f"histogram_quantile(0.9, sum by (le) "
                     f"(rate(http_request_duration_seconds_bucket{{{scope}}}{window})))"),
     }
@@ -132,7 +133,7 @@ def test_pods_that_never_turn_ready_are_evicted_when_the_budget_allows_then_rest
     cluster = crds
     # The budget wants one healthy pod and there is none: it refuses evicting the unhealthy one.
     apply(cluster, namespace, pdb(1, "IfHealthyBudget"),
-          http_deployment(cluster, "web", replicas=1, startup_seconds=100_000))
+          http_deployment(cluster, "web", replicas=1, startup_seconds=100_000, self_load=4))
     first = wait_until(lambda: live_pod_names(cluster, namespace), 60, "the first pod")
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service(namespace, cooldown=10))
     held = wait_until(lambda: events(cluster, namespace, "HealingActionFailed"), 120,
