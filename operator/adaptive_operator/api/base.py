@@ -12,6 +12,11 @@ from pydantic.alias_generators import to_camel
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
 
+# Bounds on what a tenant may write (one object must not hurt the others): the CRDs carry them,
+# the models enforce them, and the commands that share a contract with a field use the same.
+MAX_REPLICAS = 100_000
+MAX_LOOK_AHEAD_SECONDS = 86_400
+
 
 class KubeModel(BaseModel):
     """camelCase in YAML, snake_case in Python; unknown fields refused (the API server prunes)."""

@@ -24,6 +24,7 @@ KIND = "ShardSet"
 PLURAL = "shardsets"
 SHORT_NAMES = ("shs",)
 DEFAULT_SLOTS = 16384  # as in Redis Cluster
+MAX_SLOTS = 1 << 20  # the routing table keeps one owner per slot
 
 # CEL rules for rules that span fields (x-kubernetes-validations), keyed by the schema object
 # they sit on. The pydantic validators below enforce the same rules for Python callers.
@@ -184,7 +185,7 @@ class ShardSetSpec(KubeModel):
     model_config = _with_rules(CEL_RULES["spec"])
 
     shards: int = Field(ge=1, description="Number of shards.")
-    slots: int = Field(DEFAULT_SLOTS, ge=1, le=1 << 20, description="Number of hash slots.")
+    slots: int = Field(DEFAULT_SLOTS, ge=1, le=MAX_SLOTS, description="Number of hash slots.")
     template: ShardTemplate = Field(description="Each shard's StatefulSet.")
     migration: Migration = Field(description="How slot ranges are moved between shards.")
     rebalance: Rebalance | None = Field(

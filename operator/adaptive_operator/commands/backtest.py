@@ -132,10 +132,13 @@ def _footer(advisor: RecordingAdvisor) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator.commands.replay import replay_config
+    from adaptive_operator.commands.series_file import writable
     from adaptive_operator.domain.predictive import RecordingAdvisor
     from adaptive_operator.domain.replay import replay
     from adaptive_operator.domain.replay_metrics import replay_metrics
 
+    if args.plot is not None:
+        writable(args.plot)
     trace = load(args)
     config = replay_config(args, trace.interval_seconds)
     advisor = RecordingAdvisor()

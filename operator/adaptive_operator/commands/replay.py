@@ -11,13 +11,12 @@ import argparse
 import csv
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adaptive_operator.api.base import MAX_LOOK_AHEAD_SECONDS, MAX_REPLICAS
 from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
 
-HEADER = ["timestamp", "value"]
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
 SPACING_TOLERANCE_SECONDS = 1e-3
 
@@ -57,19 +56,9 @@ def _usage_error(message: str) -> Exception:
 
 
 def parse_time(text: str, where: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _usage_error(
-            f"{where}: timestamp {text!r} is neither ISO 8601 nor epoch seconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    from adaptive_operator.commands.series_file import parse_time as parse
+
+    return parse(text, where)
 
 
 def parse_value(text: str, where: str) -> float | None:
@@ -98,15 +87,10 @@ def _check_spacing(times: list[float], path: Path) -> float:
 
 
 def read_trace(path: Path) -> Trace:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as err:
-        raise _usage_error(f"cannot read trace {path}: {err.strerror or err}") from None
-    if not rows or [c.strip() for c in rows[0]] != HEADER:
-        raise _usage_error(f"{path}:1: header must be 'timestamp,value'")
+    from adaptive_operator.commands.series_file import data_rows
+
     timestamps, raw_values, values, times = [], [], [], []
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in data_rows(path):
         where = f"{path}:{line}"
         if len(row) != 2:
             raise _usage_error(f"{where}: expected 2 fields, got {len(row)}")
@@ -136,8 +120,12 @@ def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
         raise _usage_error("--target-per-replica must be a number > 0")
     if not args.startup_seconds >= 0 or not math.isfinite(args.startup_seconds):
         raise _usage_error("--startup-seconds must be a number >= 0")
-    if not 1 <= args.min_replicas <= args.max_replicas:
-        raise _usage_error("need 1 <= --min-replicas <= --max-replicas")
+    if not 1 <= args.min_replicas <= args.max_replicas <= MAX_REPLICAS:
+        raise _usage_error(f"need 1 <= --min-replicas <= --max-replicas <= {MAX_REPLICAS}")
+    if args.startup_seconds > MAX_LOOK_AHEAD_SECONDS or args.startup_seconds / interval > (
+            MAX_LOOK_AHEAD_SECONDS):
+        raise _usage_error(f"--startup-seconds must be at most {MAX_LOOK_AHEAD_SECONDS} s and "
+                           f"{MAX_LOOK_AHEAD_SECONDS} rows of the trace")
     return ReplayConfig(
         target_per_replica=args.target_per_replica,
         startup_seconds=args.startup_seconds,
@@ -158,6 +146,9 @@ def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adaptive_operator.commands.series_file import writable
+
+    writable(args.out)
     trace = read_trace(args.trace)
     config = replay_config(args, trace.interval_seconds)
     advisor = _advisor(args.policy, args.scale_down_on_forecast)
