@@ -22,13 +22,13 @@ from adaptive_operator.domain.forecasting.backtest import Plan, score_model
 from adaptive_operator.domain.forecasting.baseline import Resolution
 from adaptive_operator.domain.forecasting.engine import detect, level_clip
 from adaptive_operator.domain.forecasting.models import ModelKind
-from adaptive_operator.domain.predictive import (
+from adaptive_operator.domain.scaling.predictive import (
     PredictiveAdvisor,
     PredictiveSettings,
     RecordingAdvisor,
 )
-from adaptive_operator.domain.replay import ReplayConfig, replay
-from adaptive_operator.domain.replay_metrics import ReplayMetrics, replay_metrics
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".." / "shared" / "data" / "load"

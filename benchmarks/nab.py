@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from adaptive_operator.domain.anomaly import DetectorSettings
+    from adaptive_operator.domain.healing.anomaly import DetectorSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "anomaly"
@@ -139,7 +139,7 @@ def run_detector(
     this process's CPU time (the latter hardly moves with the load of a shared machine)."""
     import pandas as pd
 
-    from adaptive_operator.domain.anomaly import DetectorSettings, detect_series
+    from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
 
     spans = json.loads((data / "windows.json").read_text())
     results = []

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from adaptive_operator.cli import main
-from adaptive_operator.domain.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replay_speed.md"
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from adaptive_operator.commands.replay import read_trace
-from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
-from adaptive_operator.domain.replay_metrics import ReplayMetrics, replay_metrics
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
+from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT / ".." / "shared" / "data" / "load" / "google_cluster_2019_avg_cpu_5min.csv"

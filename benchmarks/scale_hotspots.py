@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
 
 from adaptive_operator.api.healing import HealingSpec  # noqa: E402
-from adaptive_operator.domain.anomaly import DetectorSettings, feature_matrix  # noqa: E402
-from adaptive_operator.domain.anomaly_live import AnomalyDetector  # noqa: E402
-from adaptive_operator.domain.healing import detector_settings_from_spec  # noqa: E402
-from adaptive_operator.domain.healing_inputs import MetricHistory  # noqa: E402
+from adaptive_operator.domain.healing.anomaly import DetectorSettings, feature_matrix  # noqa: E402
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector  # noqa: E402
+from adaptive_operator.domain.healing.inputs import MetricHistory  # noqa: E402
+from adaptive_operator.domain.healing.ladder import detector_settings_from_spec  # noqa: E402
 
 
 def cpu_ms(call: Callable[[], object], repeat: int) -> float:

@@ -20,8 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_operator.domain.rebalancing import RebalancePolicy, imbalance, rebalance
-from adaptive_operator.domain.sharding import initial_assignment, minimum_moves, plan, shard_counts
+from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, imbalance, rebalance
+from adaptive_operator.domain.sharding.slots import (
+    initial_assignment,
+    minimum_moves,
+    plan,
+    shard_counts,
+)
 from adaptive_operator.routing import build_table
 
 SLOTS = 16384

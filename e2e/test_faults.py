@@ -23,7 +23,7 @@ import pytest
 from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
-from adaptive_operator.domain import shard_manifests as manifests
+from adaptive_operator.domain.sharding import manifests
 from operator_process import ROOT, OperatorProcess
 from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest

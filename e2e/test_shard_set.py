@@ -20,8 +20,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import routing
-from adaptive_operator.domain import shard_manifests as manifests
-from adaptive_operator.domain.sharding import Move
+from adaptive_operator.domain.sharding import manifests
+from adaptive_operator.domain.sharding.slots import Move
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag

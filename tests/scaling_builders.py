@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adaptive_operator.domain.scaling import (
+from adaptive_operator.domain.scaling.algorithm import (
     MetricReading,
     Recommendation,
     ScaleEvent,

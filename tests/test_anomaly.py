@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptive_operator.api.healing import HealingSpec, Persistence
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     AnomalyVerdict,
     Contribution,
     DetectorSettings,
@@ -20,9 +20,9 @@ from adaptive_operator.domain.anomaly import (
     fit_model,
     metric_features,
 )
-from adaptive_operator.domain.anomaly_flags import flag_incidents, record_level
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing import detector_settings_from_spec
+from adaptive_operator.domain.healing.anomaly_flags import flag_incidents, record_level
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
 

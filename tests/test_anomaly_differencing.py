@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     DetectorSettings,
     detect_series,
     feature_matrix,
@@ -17,8 +17,8 @@ from adaptive_operator.domain.anomaly import (
     level_zscores,
     metric_features,
 )
-from adaptive_operator.domain.anomaly_latest import latest_features, seasonal_difference
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.anomaly_latest import latest_features, seasonal_difference
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from test_anomaly_latest import assert_same_verdict
 
 PERIOD = 24

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest
 
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     AnomalyVerdict,
     Contribution,
     DetectorSettings,
@@ -25,11 +25,11 @@ from adaptive_operator.domain.anomaly import (
     raw_scores,
     repeats_season,
 )
-from adaptive_operator.domain.anomaly_flags import flag_incidents
-from adaptive_operator.domain.anomaly_latest import LatestFeatures, latest_features
-from adaptive_operator.domain.anomaly_live import AnomalyDetector, _ScoredRows, by_deviation
-from adaptive_operator.domain.forest_scoring import FastForest, average_path_length
-from adaptive_operator.domain.healing import detector_settings_from_spec
+from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
+from adaptive_operator.domain.healing.anomaly_latest import LatestFeatures, latest_features
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector, _ScoredRows, by_deviation
+from adaptive_operator.domain.healing.forest_scoring import FastForest, average_path_length
+from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 
 def series(rows: int, seed: int = 0) -> dict[str, list[float]]:

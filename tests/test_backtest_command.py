@@ -12,8 +12,8 @@ from adaptive_operator.adapters.prometheus import PrometheusError, on_grid, sing
 from adaptive_operator.cli import main
 from adaptive_operator.commands.backtest import parse_step
 from adaptive_operator.commands.replay import read_trace
-from adaptive_operator.domain.replay import ReplayConfig, replay
-from adaptive_operator.domain.replay_metrics import replay_metrics
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay_metrics import replay_metrics
 
 INTERVAL = 1800  # 30-minute rows: a week of daily season in 336 rows keeps the test fast
 TARGET = 10.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain.scaling import (
+from adaptive_operator.domain.scaling.algorithm import (
     DEFAULT_SCALE_UP,
     ForecastBounds,
     ScalingHistory,

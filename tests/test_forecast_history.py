@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.forecast_history import (
+from adaptive_operator.domain.scaling.forecast_history import (
     MAX_POINTS_PER_QUERY,
     MetricHistory,
     capacity_rows,
     chunk_ranges,
 )
-from adaptive_operator.domain.lookahead import DEFAULT_STARTUP_SECONDS, look_ahead
-from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
+from adaptive_operator.domain.scaling.lookahead import DEFAULT_STARTUP_SECONDS, look_ahead
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
 
 # --- chunking ---------------------------------------------------------------------------------
 

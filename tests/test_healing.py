@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from adaptive_operator.api.healing import HealingMode, HealingSpec
-from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
-from adaptive_operator.domain.healing import (
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing.ladder import (
     Action,
     HealingPolicy,
     LedgerEntry,

@@ -11,17 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing import (
-    Action,
-    HealingPolicy,
-    LedgerEntry,
-    Observation,
-    Outcome,
-    decide_healing,
-)
-from adaptive_operator.domain.healing_inputs import (
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.inputs import (
     LEDGER_LIMIT,
     RESTARTED_AT,
     LedgerError,
@@ -33,6 +25,14 @@ from adaptive_operator.domain.healing_inputs import (
     rollout_info,
     track_incident,
     with_entry,
+)
+from adaptive_operator.domain.healing.ladder import (
+    Action,
+    HealingPolicy,
+    LedgerEntry,
+    Observation,
+    Outcome,
+    decide_healing,
 )
 
 NOW = 1_800_000_000.0

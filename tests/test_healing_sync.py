@@ -14,10 +14,14 @@ from typing import Any
 import pytest
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing import Observation, RolloutInfo, detector_settings_from_spec
-from adaptive_operator.domain.healing_inputs import MetricHistory, ledger_from_json
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.inputs import MetricHistory, ledger_from_json
+from adaptive_operator.domain.healing.ladder import (
+    Observation,
+    RolloutInfo,
+    detector_settings_from_spec,
+)
 from adaptive_operator.handlers import healing
 
 NOW = 1_800_000_000.0

@@ -25,14 +25,14 @@ from adaptive_operator.adapters.prometheus import (
     to_total,
     to_vector,
 )
-from adaptive_operator.domain import scaling
-from adaptive_operator.domain.anomaly import DetectorSettings
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.forecast_history import MetricHistory
-from adaptive_operator.domain.healing_inputs import MetricHistory as HealthHistory
-from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.rebalancing import shard_loads
-from adaptive_operator.domain.scaling_types import default_spec
+from adaptive_operator.domain.healing.anomaly import DetectorSettings
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.inputs import MetricHistory as HealthHistory
+from adaptive_operator.domain.scaling import algorithm as scaling
+from adaptive_operator.domain.scaling.forecast_history import MetricHistory
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
+from adaptive_operator.domain.scaling.records import default_spec
+from adaptive_operator.domain.sharding.rebalancing import shard_loads
 
 QUERY = "sum(rate(requests_total[1m]))"
 HOSTILE_FLOATS = st.floats(allow_nan=True, allow_infinity=True)

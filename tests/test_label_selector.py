@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.domain.label_selector import matches, to_text
+from adaptive_operator.domain.common.label_selector import matches, to_text
 
 WEB = {"app": "web", "tier": "front"}
 

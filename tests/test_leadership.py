@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain.leadership import (
+from adaptive_operator.domain.common.leadership import (
     LeaseAction,
     LeaseState,
     Observation,

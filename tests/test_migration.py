@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.migration import (
+from adaptive_operator.domain.sharding.migration import (
     RoutingState,
     backoff_seconds,
     begin_migration,
@@ -16,7 +16,7 @@ from adaptive_operator.domain.migration import (
     next_migrations,
     removable_shards,
 )
-from adaptive_operator.domain.sharding import Move, initial_assignment, plan
+from adaptive_operator.domain.sharding.slots import Move, initial_assignment, plan
 
 
 def three_to_two() -> tuple[RoutingState, tuple[Move, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain.namespaces import (
+from adaptive_operator.domain.common.namespaces import (
     WatchScope,
     in_scope,
     is_pattern,

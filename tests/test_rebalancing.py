@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.rebalancing import (
+from adaptive_operator.domain.sharding.rebalancing import (
     RebalancePolicy,
     imbalance,
     rebalance,
     shard_loads,
 )
-from adaptive_operator.domain.sharding import apply_moves, initial_assignment, shard_counts
+from adaptive_operator.domain.sharding.slots import apply_moves, initial_assignment, shard_counts
 
 
 def predicted_loads(

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptive_operator.cli import main
-from adaptive_operator.domain.replay import (
+from adaptive_operator.domain.scaling.replay import (
     NoForecast,
     PodPool,
     Prefix,

@@ -8,16 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.migration import RoutingState
-from adaptive_operator.domain.resharding import (
+from adaptive_operator.domain.sharding.migration import RoutingState
+from adaptive_operator.domain.sharding.resharding import (
     Decision,
     JobObservation,
     ShardSetSnapshot,
     Target,
     decide,
 )
-from adaptive_operator.domain.shard_status import merge_conditions, status_for
-from adaptive_operator.domain.sharding import Move, initial_assignment, is_balanced, minimum_moves
+from adaptive_operator.domain.sharding.slots import (
+    Move,
+    initial_assignment,
+    is_balanced,
+    minimum_moves,
+)
+from adaptive_operator.domain.sharding.status import merge_conditions, status_for
 
 SLOTS = 12
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.sharding import Move, initial_assignment, plan
+from adaptive_operator.domain.sharding.slots import Move, initial_assignment, plan
 from adaptive_operator.routing import (
     RoutingTable,
     RoutingTableError,

@@ -13,10 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain import scaling
-from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing import (
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.inputs import (
+    LOAD_BASELINE_ROWS,
+    MetricHistory,
+    ledger_to_json,
+    load_signals,
+    relative_change,
+)
+from adaptive_operator.domain.healing.ladder import (
     Action,
     HealingPolicy,
     LedgerEntry,
@@ -27,14 +33,8 @@ from adaptive_operator.domain.healing import (
     policy_from_spec,
     scale_out_floor,
 )
-from adaptive_operator.domain.healing_inputs import (
-    LOAD_BASELINE_ROWS,
-    MetricHistory,
-    ledger_to_json,
-    load_signals,
-    relative_change,
-)
-from adaptive_operator.domain.scaling_config import spec_from_model
+from adaptive_operator.domain.scaling import algorithm as scaling
+from adaptive_operator.domain.scaling.config import spec_from_model
 from adaptive_operator.handlers import adaptive_service, healing
 from adaptive_operator.handlers.healing import LEDGER, Watcher
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain import scale_writes as sw
-from adaptive_operator.domain.scaling import ScalingDecision, ScalingHistory
-from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
+from adaptive_operator.domain.scaling import writes as sw
+from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
+from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
 
 WINDOW = 30.0
 

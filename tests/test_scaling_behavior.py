@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.scaling import (
+from adaptive_operator.domain.scaling.algorithm import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
     Recommendation,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, AdaptiveServiceStatus
-from adaptive_operator.domain.scaling import (
+from adaptive_operator.domain.scaling.algorithm import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
     Recommendation,
@@ -16,7 +16,7 @@ from adaptive_operator.domain.scaling import (
     ScalingPolicy,
     ScalingRules,
 )
-from adaptive_operator.domain.scaling_config import (
+from adaptive_operator.domain.scaling.config import (
     CHECKPOINT_SECONDS,
     checkpoint_due,
     history_from_status,

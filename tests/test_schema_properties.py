@@ -24,23 +24,23 @@ from adaptive_operator.api.shard_set import (
     SPEC_SHARDS_WITHIN_SLOTS_RULE,
     ShardSetSpec,
 )
-from adaptive_operator.domain import resharding, scaling
-from adaptive_operator.domain import shard_manifests as manifests
-from adaptive_operator.domain.anomaly import AnomalyVerdict, Contribution
-from adaptive_operator.domain.healing import (
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing.ladder import (
     LoadSignals,
     Observation,
     decide_healing,
     detector_settings_from_spec,
     policy_from_spec,
 )
-from adaptive_operator.domain.lookahead import look_ahead
-from adaptive_operator.domain.migration import RoutingState
-from adaptive_operator.domain.predictive import PredictiveAdvisor
-from adaptive_operator.domain.rebalancing import RebalancePolicy, rebalance
-from adaptive_operator.domain.scaling_config import spec_from_model
-from adaptive_operator.domain.shard_status import conditions_for
-from adaptive_operator.domain.sharding import initial_assignment
+from adaptive_operator.domain.scaling import algorithm as scaling
+from adaptive_operator.domain.scaling.config import spec_from_model
+from adaptive_operator.domain.scaling.lookahead import look_ahead
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor
+from adaptive_operator.domain.sharding import manifests, resharding
+from adaptive_operator.domain.sharding.migration import RoutingState
+from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, rebalance
+from adaptive_operator.domain.sharding.slots import initial_assignment
+from adaptive_operator.domain.sharding.status import conditions_for
 from adaptive_operator.handlers.forecasts import advisor_settings
 from crd_strategies import admitted, cel_rules, spec_schema
 

@@ -7,14 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     DetectorSettings,
     detect_series,
     repeats_season,
     training_season,
 )
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.seasonality import (
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.seasonality import (
     autocorrelation,
     season_of,
     seasonal_levels,

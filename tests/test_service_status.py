@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain.conditions import Condition, merge_conditions, timestamp
-from adaptive_operator.domain.scaling import ScalingDecision, ScalingHistory
-from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
+from adaptive_operator.domain.common.conditions import Condition, merge_conditions, timestamp
+from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
+from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
 
 
 def decision(replicas: int = 3, *, limited: bool = False, able: bool = True,

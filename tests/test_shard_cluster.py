@@ -9,8 +9,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters import shard_cluster as adapter
-from adaptive_operator.domain import shard_manifests as m
-from adaptive_operator.domain.sharding import Move
+from adaptive_operator.domain.sharding import manifests as m
+from adaptive_operator.domain.sharding.slots import Move
 
 GROUPS = {"core": client.CoreV1Api, "apps": client.AppsV1Api, "batch": client.BatchV1Api}
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.domain import shard_manifests as m
-from adaptive_operator.domain.resharding import JobObservation
-from adaptive_operator.domain.sharding import Move
+from adaptive_operator.domain.sharding import manifests as m
+from adaptive_operator.domain.sharding.resharding import JobObservation
+from adaptive_operator.domain.sharding.slots import Move
 
 TEMPLATE = {
     "replicas": 2,

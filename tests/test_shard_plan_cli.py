@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.cli import main
-from adaptive_operator.domain.sharding import initial_assignment, is_balanced, minimum_moves
+from adaptive_operator.domain.sharding.slots import initial_assignment, is_balanced, minimum_moves
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

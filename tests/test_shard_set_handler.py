@@ -9,10 +9,10 @@ import kopf
 
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.api.shard_set import ShardSetSpec
-from adaptive_operator.domain import shard_manifests as m
-from adaptive_operator.domain.migration import RoutingState
-from adaptive_operator.domain.resharding import decide
-from adaptive_operator.domain.sharding import Move, initial_assignment
+from adaptive_operator.domain.sharding import manifests as m
+from adaptive_operator.domain.sharding.migration import RoutingState
+from adaptive_operator.domain.sharding.resharding import decide
+from adaptive_operator.domain.sharding.slots import Move, initial_assignment
 from adaptive_operator.handlers import shard_set as handler
 from adaptive_operator.routing import build_table
 

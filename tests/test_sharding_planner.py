@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_operator.domain.sharding import (
+from adaptive_operator.domain.sharding.slots import (
     Move,
     apply_moves,
     group_moves,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from adaptive_operator.domain.sharding import Move, ranges_of
+from adaptive_operator.domain.sharding.slots import Move, ranges_of
 
 HASH_NAME = "crc16-xmodem"
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from adaptive_operator.adapters import cluster_cache, kube, workload
-from adaptive_operator.domain.label_selector import to_text
+from adaptive_operator.domain.common.label_selector import to_text
 
 Object = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")

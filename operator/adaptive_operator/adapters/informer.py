@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from adaptive_operator import logs
-from adaptive_operator.domain.label_selector import matches
+from adaptive_operator.domain.common.label_selector import matches
 
 log = logs.get(__name__)
 WATCH_SECONDS = 60  # the server ends each watch after this; the next starts where it ended

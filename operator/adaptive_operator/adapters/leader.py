@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.kube import API_ERRORS
-from adaptive_operator.domain.leadership import (
+from adaptive_operator.domain.common.leadership import (
     LeaseAction,
     LeaseState,
     Observation,

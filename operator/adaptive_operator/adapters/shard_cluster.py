@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters.kube import FencedApiClient
-from adaptive_operator.domain.shard_manifests import ROLE_LABEL, SHARDSET_LABEL
+from adaptive_operator.domain.sharding.manifests import ROLE_LABEL, SHARDSET_LABEL
 
 # Kind -> (API group class, method) for what a ShardSet owns; each takes (namespace, body) to
 # create and (name, namespace, ...) to delete.

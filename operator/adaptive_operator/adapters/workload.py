@@ -1,7 +1,7 @@
 """The workload as healing sees it and touches it: pods, ReplicaSets, rollbacks, evictions.
 
 Thin and blocking inside, awaited outside (`asyncio.to_thread`). Manifests come back as plain
-dicts (the API's JSON), so the pure code in `domain/healing_inputs.py` reads them.
+dicts (the API's JSON), so the pure code in `domain/healing/inputs.py` reads them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters.kube import GROUP, VERSION, api_client
 from adaptive_operator.adapters.telemetry import API_REQUESTS
-from adaptive_operator.domain.healing_inputs import RESTARTED_AT
+from adaptive_operator.domain.healing.inputs import RESTARTED_AT
 
 
 class WorkloadError(Exception):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
 from adaptive_operator.api.base import KubeModel
-from adaptive_operator.domain.forecasting.models import ModelKind
-from adaptive_operator.domain.predictive import PredictiveState
 
 DAY_SECONDS = 86400
 MIN_HISTORY_SECONDS = 60
+
+
+class ModelKind(StrEnum):
+    AUTO = "Auto"
+    SEASONAL_NAIVE = "SeasonalNaive"
+    HOLT_WINTERS = "HoltWinters"
+    MSTL = "MSTL"
 
 
 class PredictiveSpec(KubeModel):
@@ -76,17 +83,3 @@ class PredictiveStatus(KubeModel):
     summary: str = Field(
         default="", description="The model when the forecast is trusted, else Reactive "
         "(the FORECAST column).")
-
-
-def status_from_state(state: PredictiveState) -> PredictiveStatus:
-    """Status from the advisor's state (the advisor lives in the domain, status in the API)."""
-    return PredictiveStatus(
-        model=state.model,
-        backtest_mase=state.backtest_mase,
-        reliable=state.reliable,
-        reason=state.reason,
-        forecast=[
-            ForecastPointStatus(offset_seconds=p.offset_seconds, p50=p.p50, p_high=p.p_high)
-            for p in state.forecast
-        ],
-    )

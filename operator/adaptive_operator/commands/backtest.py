@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adaptive_operator.domain.predictive import RecordingAdvisor
-    from adaptive_operator.domain.replay import ReplayResult
-    from adaptive_operator.domain.replay_metrics import ReplayMetrics
+    from adaptive_operator.domain.scaling.predictive import RecordingAdvisor
+    from adaptive_operator.domain.scaling.replay import ReplayResult
+    from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics
 
 STEP_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -133,9 +133,9 @@ def _footer(advisor: RecordingAdvisor) -> str:
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator.commands.replay import replay_config
     from adaptive_operator.commands.series_file import writable
-    from adaptive_operator.domain.predictive import RecordingAdvisor
-    from adaptive_operator.domain.replay import replay
-    from adaptive_operator.domain.replay_metrics import replay_metrics
+    from adaptive_operator.domain.scaling.predictive import RecordingAdvisor
+    from adaptive_operator.domain.scaling.replay import replay
+    from adaptive_operator.domain.scaling.replay_metrics import replay_metrics
 
     if args.plot is not None:
         writable(args.plot)

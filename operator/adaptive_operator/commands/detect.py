@@ -2,7 +2,7 @@
 
 Input CSV `timestamp,value`; output CSV `timestamp,value,score,is_anomaly`, one row per input
 row, `score` in [0, 1], `is_anomaly` at the product's default operating point. It runs the
-operator's own detector (`domain.anomaly`, univariate); row t uses rows up to t only, and the
+operator's own detector (`healing.anomaly`, univariate); row t uses rows up to t only, and the
 forest is seeded, so the output is deterministic.
 """
 
@@ -75,7 +75,7 @@ def write_scores(path: Path, stamps: list[str], values: list[float], scores: Any
 
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator.commands.series_file import writable
-    from adaptive_operator.domain.anomaly import DetectorSettings, detect_series
+    from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
 
     out = writable(args.out)
     stamps, values = read_series(args.series)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_SECONDS, MAX_REPLICAS
-from adaptive_operator.domain.replay import ForecastAdvisor, ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
 
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
 SPACING_TOLERANCE_SECONDS = 1e-3
@@ -109,7 +109,7 @@ def _advisor(policy: str, scale_down_on_forecast: bool = False) -> ForecastAdvis
         if scale_down_on_forecast:
             raise _usage_error("--scale-down-on-forecast needs --policy predictive")
         return None
-    from adaptive_operator.domain.predictive import PredictiveAdvisor, PredictiveSettings
+    from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
 
     return PredictiveAdvisor(PredictiveSettings(scale_down_on_forecast=scale_down_on_forecast))
 

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         telemetry,
     )
     from adaptive_operator.adapters.leader import LeaderElector
-    from adaptive_operator.domain.namespaces import watch_scope
+    from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
         healing,

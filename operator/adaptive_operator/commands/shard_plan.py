@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator.cli import UsageError
-    from adaptive_operator.domain.sharding import initial_assignment, plan
+    from adaptive_operator.domain.sharding.slots import initial_assignment, plan
 
     if not 1 <= args.slots <= MAX_SLOTS:
         raise UsageError(f"--slots must be between 1 and {MAX_SLOTS} (the ShardSet's bound), "
@@ -100,7 +100,7 @@ def _read_text(source: str) -> str:
 def read_assignment(source: str, slots: int) -> list[int]:
     """A JSON list of non-negative shard ids, one per slot."""
     from adaptive_operator.cli import UsageError
-    from adaptive_operator.domain.sharding import validate_assignment
+    from adaptive_operator.domain.sharding.slots import validate_assignment
 
     text = _read_text(source)
     try:

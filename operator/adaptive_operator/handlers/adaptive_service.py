@@ -19,18 +19,19 @@ from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
 from adaptive_operator.api.base import GROUP, VERSION
-from adaptive_operator.domain import scale_writes, scaling
-from adaptive_operator.domain.conditions import Condition, merge_conditions, timestamp
-from adaptive_operator.domain.healing import policy_from_spec, scale_out_floor
-from adaptive_operator.domain.healing_inputs import LedgerError, ledger_from_json
-from adaptive_operator.domain.scaling_config import (
+from adaptive_operator.domain.common.conditions import Condition, merge_conditions, timestamp
+from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
+from adaptive_operator.domain.healing.ladder import policy_from_spec, scale_out_floor
+from adaptive_operator.domain.scaling import algorithm as scaling
+from adaptive_operator.domain.scaling import writes as scale_writes
+from adaptive_operator.domain.scaling.config import (
     checkpoint_due,
     history_from_status,
     history_to_status,
     spec_from_model,
 )
-from adaptive_operator.domain.scaling_types import ScaleEvent
-from adaptive_operator.domain.service_status import Problem, SyncOutcome, sync_conditions
+from adaptive_operator.domain.scaling.records import ScaleEvent
+from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
 from adaptive_operator.handlers import forecast_report, forecasts, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from adaptive_operator.adapters import telemetry
-from adaptive_operator.api.predictive import status_from_state
-from adaptive_operator.domain.conditions import Condition
+from adaptive_operator.api.predictive import ForecastPointStatus, PredictiveStatus
+from adaptive_operator.domain.common.conditions import Condition
+from adaptive_operator.domain.scaling.predictive import PredictiveState
 from adaptive_operator.handlers.forecasts import MetricForecast, ServiceForecast
 
-# The guard's reasons (domain/predictive.py, forecasting/engine.py) by their opening words.
+# The guard's reasons (domain/scaling/predictive.py, forecasting/engine.py) by their opening words.
 REASONS = (
     ("too little history", "TooLittleHistory"),
     ("no seasonality", "NoSeasonality"),
@@ -110,3 +111,16 @@ def unpublish(namespace: str, name: str, metrics: list[str], quantile: float) ->
         for label in ("0.5", f"{quantile:g}"):
             telemetry.forget(telemetry.FORECAST, namespace, name, metric, label)
 
+
+def status_from_state(state: PredictiveState) -> PredictiveStatus:
+    """Status from the advisor's state (the advisor lives in the domain, status in the API)."""
+    return PredictiveStatus(
+        model=state.model,
+        backtest_mase=state.backtest_mase,
+        reliable=state.reliable,
+        reason=state.reason,
+        forecast=[
+            ForecastPointStatus(offset_seconds=p.offset_seconds, p50=p.p50, p_high=p.p_high)
+            for p in state.forecast
+        ],
+    )

@@ -24,14 +24,18 @@ from adaptive_operator.adapters.prometheus import PrometheusError, ignored_text
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
-from adaptive_operator.domain.forecast_history import MetricHistory, capacity_rows, chunk_ranges
-from adaptive_operator.domain.lookahead import LookAhead, look_ahead
-from adaptive_operator.domain.predictive import (
+from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.forecast_history import (
+    MetricHistory,
+    capacity_rows,
+    chunk_ranges,
+)
+from adaptive_operator.domain.scaling.lookahead import LookAhead, look_ahead
+from adaptive_operator.domain.scaling.predictive import (
     PredictiveAdvisor,
     PredictiveSettings,
     PredictiveState,
 )
-from adaptive_operator.domain.scaling import MetricReading
 
 log = logs.get(__name__)
 

@@ -27,22 +27,10 @@ from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.anomaly import AnomalyVerdict, DetectorSettings
-from adaptive_operator.domain.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.conditions import timestamp
-from adaptive_operator.domain.healing import (
-    Action,
-    HealingPlan,
-    LedgerEntry,
-    LoadSignals,
-    Observation,
-    Outcome,
-    decide_healing,
-    detector_settings_from_spec,
-    policy_from_spec,
-    summarise,
-)
-from adaptive_operator.domain.healing_inputs import (
+from adaptive_operator.domain.common.conditions import timestamp
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.inputs import (
     LOAD_BASELINE_ROWS,
     Incident,
     LedgerError,
@@ -55,6 +43,18 @@ from adaptive_operator.domain.healing_inputs import (
     rollout_info,
     track_incident,
     with_entry,
+)
+from adaptive_operator.domain.healing.ladder import (
+    Action,
+    HealingPlan,
+    LedgerEntry,
+    LoadSignals,
+    Observation,
+    Outcome,
+    decide_healing,
+    detector_settings_from_spec,
+    policy_from_spec,
+    summarise,
 )
 from adaptive_operator.handlers import settings, specs
 

@@ -12,7 +12,7 @@ import kopf
 
 from adaptive_operator.adapters.telemetry import TimedExecutor
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.namespaces import in_scope
+from adaptive_operator.domain.common.namespaces import in_scope
 
 # A metric value may be this share of the service's sync period old when another service's
 # query already fetched it (Prometheus scrapes every 15-30 s in most clusters anyway).
@@ -28,7 +28,7 @@ WORKER_THREADS = 64
 class OperatorSettings:
     prometheus_url: str = "http://127.0.0.1:9090"
     # Namespace patterns the handlers filter by (kopf then watches cluster-wide): see
-    # domain/namespaces.py for why kopf's own pattern support is not used.
+    # domain/common/namespaces.py for why kopf's own pattern support is not used.
     namespace_patterns: tuple[str, ...] = ()
 
 

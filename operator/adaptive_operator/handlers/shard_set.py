@@ -28,12 +28,12 @@ from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.shard_set import PLURAL, ShardSetSpec
-from adaptive_operator.domain import shard_manifests as manifests
-from adaptive_operator.domain.migration import RoutingState
-from adaptive_operator.domain.rebalancing import RebalancePolicy, rebalance, shard_loads
-from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot, Target, decide
-from adaptive_operator.domain.shard_status import ConditionState, merge_conditions, status_for
-from adaptive_operator.domain.sharding import Move
+from adaptive_operator.domain.sharding import manifests
+from adaptive_operator.domain.sharding.migration import RoutingState
+from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, rebalance, shard_loads
+from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot, Target, decide
+from adaptive_operator.domain.sharding.slots import Move
+from adaptive_operator.domain.sharding.status import ConditionState, merge_conditions, status_for
 from adaptive_operator.handlers import settings
 from adaptive_operator.routing import RoutingTable, build_table
 

@@ -10,20 +10,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+# The spec's enum: the API owns its values (they are the CRD's), the registry below maps them.
+from adaptive_operator.api.predictive import ModelKind as ModelKind
+
 FloatArray = NDArray[np.float64]
 
-
-class ModelKind(StrEnum):
-    AUTO = "Auto"
-    SEASONAL_NAIVE = "SeasonalNaive"
-    HOLT_WINTERS = "HoltWinters"
-    MSTL = "MSTL"
 
 
 class FittedModel(Protocol):

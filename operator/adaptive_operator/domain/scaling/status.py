@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adaptive_operator.domain.conditions import Condition
-from adaptive_operator.domain.scale_writes import WriteCheck
-from adaptive_operator.domain.scaling import MetricReading, ScalingDecision
+from adaptive_operator.domain.common.conditions import Condition
+from adaptive_operator.domain.scaling.algorithm import MetricReading, ScalingDecision
+from adaptive_operator.domain.scaling.writes import WriteCheck
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from adaptive_operator.domain.sharding import Move, apply_moves
+from adaptive_operator.domain.sharding.slots import Move, apply_moves
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from adaptive_operator.api import adaptive_service as api
-from adaptive_operator.domain.scaling import (
+from adaptive_operator.domain.scaling.algorithm import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
     Recommendation,

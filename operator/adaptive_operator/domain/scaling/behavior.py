@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from adaptive_operator.domain.scaling_types import (
+from adaptive_operator.domain.scaling.records import (
     Recommendation,
     ScaleEvent,
     ScalingHistory,

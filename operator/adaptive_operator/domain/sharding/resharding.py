@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adaptive_operator.domain.migration import (
+from adaptive_operator.domain.sharding.migration import (
     RoutingState,
     backoff_seconds,
     begin_migration,
@@ -25,7 +25,7 @@ from adaptive_operator.domain.migration import (
     fail_migration,
     is_removable,
 )
-from adaptive_operator.domain.sharding import (
+from adaptive_operator.domain.sharding.slots import (
     Move,
     apply_moves,
     group_moves,

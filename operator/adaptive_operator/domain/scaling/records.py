@@ -1,6 +1,6 @@
 """The records of the scaling domain: spec, snapshot, history and decision (plain, frozen data).
 
-`adaptive_operator.domain.scaling` re-exports all of them: import from there.
+`adaptive_operator.domain.scaling.algorithm` re-exports all of them: import from there.
 """
 
 from __future__ import annotations

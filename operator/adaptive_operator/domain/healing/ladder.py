@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from adaptive_operator.api.healing import HealingMode, HealingSpec
-from adaptive_operator.domain.anomaly import AnomalyVerdict, DetectorSettings
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
 
 HOUR = 3600.0
 

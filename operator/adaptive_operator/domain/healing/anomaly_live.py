@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptive_operator.domain.anomaly import (
+from adaptive_operator.domain.healing.anomaly import (
     AnomalyVerdict,
     Contribution,
     DetectorSettings,
@@ -38,8 +38,8 @@ from adaptive_operator.domain.anomaly import (
     repeats_season,
     training_season,
 )
-from adaptive_operator.domain.anomaly_flags import flag_incidents
-from adaptive_operator.domain.anomaly_latest import LatestFeatures
+from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
+from adaptive_operator.domain.healing.anomaly_latest import LatestFeatures
 
 
 @dataclass

@@ -20,8 +20,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from adaptive_operator.domain.resharding import JobObservation, JobState
-from adaptive_operator.domain.sharding import Move
+from adaptive_operator.domain.sharding.resharding import JobObservation, JobState
+from adaptive_operator.domain.sharding.slots import Move
 
 SHARDSET_LABEL = "adaptive.dev/shardset"
 SHARD_LABEL = "adaptive.dev/shard"

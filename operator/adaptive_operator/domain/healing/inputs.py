@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from adaptive_operator.domain.anomaly import AnomalyVerdict
-from adaptive_operator.domain.healing import (
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
+from adaptive_operator.domain.healing.ladder import (
     Action,
     LedgerEntry,
     LoadSignals,

@@ -85,7 +85,7 @@ def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSet
 
 
 class PredictiveAdvisor:
-    """Implements `domain.replay.ForecastAdvisor`; one instance per service (it keeps that
+    """Implements `domain.scaling.replay.ForecastAdvisor`; one instance per service (it keeps that
     service's history)."""
 
     def __init__(self, settings: PredictiveSettings | None = None) -> None:

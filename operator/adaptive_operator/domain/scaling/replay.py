@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, overload
 
-from adaptive_operator.domain.scaling import (
+from adaptive_operator.domain.scaling.algorithm import (
     MetricReading,
     ScalingHistory,
     ScalingSnapshot,
@@ -132,7 +132,7 @@ def replay(
     config: ReplayConfig,
     advisor: ForecastAdvisor | None = None,
 ) -> ReplayResult:
-    """Run `domain.scaling.decide` once per row, as the operator would with HPA's defaults."""
+    """Run `scaling.algorithm.decide` once per row, as the operator would with HPA's defaults."""
     spec = default_spec(config.min_replicas, config.max_replicas)
     step = config.interval_seconds
     pool = PodPool(initial_replicas(values, config))

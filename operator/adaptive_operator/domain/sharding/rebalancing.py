@@ -17,7 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_operator.domain.sharding import Plan, group_moves, shard_counts, validate_assignment
+from adaptive_operator.domain.sharding.slots import (
+    Plan,
+    group_moves,
+    shard_counts,
+    validate_assignment,
+)
 
 
 @dataclass(frozen=True)

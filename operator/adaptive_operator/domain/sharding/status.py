@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_operator.domain.resharding import Decision, ShardSetSnapshot
-from adaptive_operator.domain.sharding import Move
+from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot
+from adaptive_operator.domain.sharding.slots import Move
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from adaptive_operator.domain.scaling_behavior import (
+from adaptive_operator.domain.scaling.behavior import (
     Limited,
     apply_rate_and_bounds,
     compact_recommendations,
@@ -23,7 +23,7 @@ from adaptive_operator.domain.scaling_behavior import (
     scale_up_limit,
     stabilize,
 )
-from adaptive_operator.domain.scaling_types import (
+from adaptive_operator.domain.scaling.records import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
     MetricReading,

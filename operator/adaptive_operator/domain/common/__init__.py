@@ -1,0 +1,1 @@
+"""What every capability shares: status conditions, label selectors, namespaces, leadership."""

@@ -1,0 +1,1 @@
+"""Sharding: hash slots, the resize and rebalancing planner, migrations, manifests and status."""
