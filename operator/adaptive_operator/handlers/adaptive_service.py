@@ -18,7 +18,7 @@ from adaptive_operator.adapters import cached_reads, kube, leader, telemetry
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
-from adaptive_operator.api.base import GROUP, VERSION
+from adaptive_operator.api.base import GROUP, VERSION, truncated
 from adaptive_operator.domain.common.conditions import Condition, merge_conditions, timestamp
 from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
 from adaptive_operator.domain.healing.ladder import policy_from_spec, scale_out_floor
@@ -335,7 +335,7 @@ def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
         for r in outcome.readings
     ]
     return {"time": timestamp(now), "replicas": decision.desired_replicas,
-            "reason": decision.reason, "message": decision.message, "metrics": metrics}
+            "reason": decision.reason, "message": truncated(decision.message), "metrics": metrics}
 
 
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from adaptive_operator.api.base import truncated
+
 Status = Literal["True", "False", "Unknown"]
 
 
@@ -42,7 +44,7 @@ def merge_conditions(
             "type": update.type,
             "status": update.status,
             "reason": update.reason,
-            "message": update.message,
+            "message": truncated(update.message),
             "lastTransitionTime": timestamp(now) if changed or previous is None
             else previous.get("lastTransitionTime", timestamp(now)),
             "observedGeneration": generation,

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_operator.api.base import truncated
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot
 from adaptive_operator.domain.sharding.slots import Move
 
@@ -72,7 +73,7 @@ def merge_conditions(
                 "type": cond.type,
                 "status": cond.status,
                 "reason": cond.reason,
-                "message": cond.message,
+                "message": truncated(cond.message),
                 "lastTransitionTime": since,
                 "observedGeneration": generation,
             }
