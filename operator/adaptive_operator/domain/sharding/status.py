@@ -10,6 +10,8 @@ from adaptive_operator.api.base import truncated
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot
 from adaptive_operator.domain.sharding.slots import Move
 
+STRANDED_ANNOTATION = "adaptive.dev/given-up-moves"
+
 
 @dataclass(frozen=True)
 class ConditionState:
@@ -26,18 +28,20 @@ def conditions_for(snapshot: ShardSetSnapshot, decision: Decision) -> list[Condi
     not_ready = sorted(wanted - snapshot.ready_shards)
     moving = len(routing.migrating) + decision.pending_moves > 0
     degraded = ConditionState("Degraded", "False", "MigrationsSucceeding", "")
-    if decision.given_up:
-        ranges = ", ".join(f"{m.start}..{m.end - 1}" for m in sorted(decision.given_up, key=_key))
+    if decision.stranded:
+        ranges = ", ".join(f"{m.start}..{m.end - 1} (kept by shard {m.source}, partly copied to "
+                           f"shard {m.target})" for m in sorted(decision.stranded, key=_key))
         degraded = ConditionState(
-            "Degraded", "True", "MigrationFailed", f"migration gave up on slots {ranges}"
-        )
+            "Degraded", "True", "MigrationFailed",
+            f"migration gave up on slots {ranges}: keys on the target shards are stranded; "
+            f"clean them, then remove the annotation {STRANDED_ANNOTATION}")
     resharding = ConditionState(
         "Resharding",
         "True" if moving else "False",
         "MovingSlots" if moving else "Balanced",
         f"{len(routing.migrating)} migrations running, {decision.pending_moves} waiting",
     )
-    ready = _ready(not_ready, moving, decision.given_up != frozenset())
+    ready = _ready(not_ready, moving, decision.stranded != frozenset())
     return [ready, resharding, degraded]
 
 
