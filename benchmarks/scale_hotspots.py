@@ -5,7 +5,7 @@
 
 CPU milliseconds (process time, robust to the shared machine) per call of:
 - the live detector's verdict with the operator's settings (`detector_settings_from_spec`), as
-  a sync does it (`handlers.healing.score`: a row appended to the `MetricHistory`, its
+  a sync does it (`handlers.healing.score`: a row appended to the `HealthHistory`, its
   2,103-row tail, the verdict): the whole window scored (`AnomalyDetector.score`, what every
   sync once did) vs the newest row only (`score_latest`), for 2 metrics and for the 5 of the
   default `HealingSpec`;
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 from adaptive_operator.api.healing import HealingSpec  # noqa: E402
 from adaptive_operator.domain.healing.anomaly import DetectorSettings, feature_matrix  # noqa: E402
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector  # noqa: E402
-from adaptive_operator.domain.healing.inputs import MetricHistory  # noqa: E402
+from adaptive_operator.domain.healing.inputs import HealthHistory  # noqa: E402
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def syncing(settings: DetectorSettings, names: list[str], window_rows: int,
     rng = np.random.default_rng(0)
     limit = settings.train_rows + settings.baseline_rows + settings.record_rows + (
         settings.cooldown_rows)
-    history = MetricHistory(limit)
+    history = HealthHistory(limit)
     history.backfill({name: list(rng.normal(1.0, 0.1, limit)) for name in names})
     detector = AnomalyDetector(settings, 0).fit(history.rows)
     verdict = detector.score if whole else detector.score_latest

@@ -124,13 +124,16 @@ def test_a_message_is_truncated_and_says_so() -> None:
 
 def test_a_huge_message_is_cut_in_every_condition() -> None:
     """A 1 MB query quoted in a condition must not be repeated whole in status."""
-    from adaptive_operator.domain.common.conditions import Condition, merge_conditions
-    from adaptive_operator.domain.sharding.status import ConditionState
-    from adaptive_operator.domain.sharding.status import merge_conditions as merge_shard
+    from adaptive_operator.domain.common.conditions import (
+        Condition,
+        merge_conditions,
+        replace_conditions,
+    )
 
     huge = "sum(rate(x[1m])) " * 60_000
-    merged = merge_conditions([], [Condition("Ready", "False", "BadQuery", huge)], 0.0, 1)
-    shard = merge_shard([], [ConditionState("Ready", "False", "BadQuery", huge)], "now", 1)
+    condition = Condition("Ready", "False", "BadQuery", huge)
+    merged = merge_conditions([], [condition], 0.0, 1)
+    shard = replace_conditions([], [condition], 0.0, 1)
     assert all(len(c["message"]) <= MESSAGE_LENGTH for c in [*merged, *shard])
 
 

@@ -16,8 +16,8 @@ from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import (
     LEDGER_LIMIT,
     RESTARTED_AT,
+    HealthHistory,
     LedgerError,
-    MetricHistory,
     ledger_from_json,
     ledger_to_json,
     pod_report,
@@ -169,13 +169,13 @@ def test_with_entry_replaces_by_id() -> None:
 ])
 def test_history_backfill_keeps_only_complete_fresh_steps(
         series: dict[str, list[float | None]], expected: dict[str, list[float]]) -> None:
-    history = MetricHistory(limit=10)
+    history = HealthHistory(limit=10)
     history.backfill(series)
     assert history.rows == expected
 
 
 def test_history_is_bounded_and_restarts_when_the_metrics_change() -> None:
-    history = MetricHistory(limit=3)
+    history = HealthHistory(limit=3)
     history.backfill({"a": [1.0, 3.0, 4.0], "b": [2.0, 2.5, 5.0]})
     history.append({"a": 9.0, "b": 8.0})
     assert history.tail(2) == {"a": [4.0, 9.0], "b": [5.0, 8.0]} and len(history) == 3
@@ -209,7 +209,7 @@ def test_a_long_stretch_of_noisy_normal_metrics_takes_no_action() -> None:
     rows = 300
     errors = 0.01 + rng.normal(0, 0.002, rows + 200)
     latency = 0.2 + 0.02 * np.sin(np.arange(rows + 200) / 240) + rng.normal(0, 0.01, rows + 200)
-    history = MetricHistory(limit=4100)
+    history = HealthHistory(limit=4100)
     history.backfill({"errorRatio": list(errors[:200]), "latency": list(latency[:200])})
     detector = AnomalyDetector(random_state=0).fit(history.rows)
     incident, ledger = None, []

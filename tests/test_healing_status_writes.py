@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.domain.common.conditions import timestamp
+from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.handlers.healing import VERDICT_REFRESH_SECONDS, differs
 
 NOW = 1_800_000_000.0

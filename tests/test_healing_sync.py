@@ -16,7 +16,7 @@ import pytest
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing.inputs import MetricHistory, ledger_from_json
+from adaptive_operator.domain.healing.inputs import HealthHistory, ledger_from_json
 from adaptive_operator.domain.healing.ladder import (
     Observation,
     RolloutInfo,
@@ -73,7 +73,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> ApiServer:
 
 def watcher() -> healing.Watcher:
     settings = detector_settings_from_spec(spec().healing)  # type: ignore[arg-type]
-    return healing.Watcher({"errorRatio": "q"}, settings, MetricHistory(10),
+    return healing.Watcher({"errorRatio": "q"}, settings, HealthHistory(10),
                            AnomalyDetector(settings))
 
 

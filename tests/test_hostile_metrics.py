@@ -27,7 +27,7 @@ from adaptive_operator.adapters.prometheus import (
 )
 from adaptive_operator.domain.healing.anomaly import DetectorSettings
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing.inputs import MetricHistory as HealthHistory
+from adaptive_operator.domain.healing.inputs import HealthHistory
 from adaptive_operator.domain.scaling import algorithm as scaling
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings

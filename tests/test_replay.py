@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptive_operator.cli import main
+from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.scaling.replay import (
     NoForecast,
     PodPool,
-    Prefix,
     ReplayConfig,
     initial_replicas,
     replay,
@@ -188,7 +188,7 @@ def test_a_ceiling_scales_down_through_the_same_decision() -> None:
 
 
 def test_prefix_view() -> None:
-    view = Prefix([1.0, None, 3.0, 4.0], 3)
+    view = RowsView.prefix([1.0, None, 3.0, 4.0], 3)
     assert (len(view), view[-1], view[1], list(view[0:5])) == (3, 3.0, None, [1.0, None, 3.0])
     with pytest.raises(IndexError):
         view[3]

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adaptive_operator.domain.common.conditions import replace_conditions
+from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.resharding import (
     Decision,
@@ -22,7 +24,7 @@ from adaptive_operator.domain.sharding.slots import (
     is_balanced,
     minimum_moves,
 )
-from adaptive_operator.domain.sharding.status import merge_conditions, status_for
+from adaptive_operator.domain.sharding.status import status_for
 
 SLOTS = 12
 
@@ -286,15 +288,15 @@ def test_failed_runs_are_retried_until_the_resize_completes() -> None:
 def test_status_reports_progress_and_keeps_transition_times() -> None:
     state = snapshot(4, started(3))
     decision = decide(state, now=0.0)
-    status = status_for(state, decision, [], "2026-01-01T00:00:00Z", 3)
+    status = status_for(state, decision, [], parse_time("2026-01-01T00:00:00Z"), 3)
     assert status["migrationsInFlight"] == 1
     assert status["epoch"] == 6
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["reason"] == "Resharding"
     assert conditions["Resharding"]["status"] == "True"
-    again = merge_conditions(status["conditions"], [], "later", 3)
+    again = replace_conditions(status["conditions"], [], parse_time("2026-01-01T00:00:09Z"), 3)
     assert again == []
-    later = status_for(state, decision, status["conditions"], "2026-01-02T00:00:00Z", 4)
+    later = status_for(state, decision, status["conditions"], parse_time("2026-01-02T00:00:00Z"), 4)
     assert all(c["lastTransitionTime"] == "2026-01-01T00:00:00Z" for c in later["conditions"])
 
 
@@ -308,7 +310,7 @@ def test_status_reports_progress_and_keeps_transition_times() -> None:
 )
 def test_ready_condition_reasons(changes: dict[str, object], reason: str) -> None:
     state = replace(snapshot(4, started(3)), **changes)  # type: ignore[arg-type]
-    status = status_for(state, decide(state, 0.0), [], "t", 1)
+    status = status_for(state, decide(state, 0.0), [], 0.0, 1)
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["reason"] == reason
     assert (conditions["Degraded"]["status"] == "True") is ("given_up" in changes)

@@ -17,7 +17,7 @@ from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contributio
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import (
     LOAD_BASELINE_ROWS,
-    MetricHistory,
+    HealthHistory,
     ledger_to_json,
     load_signals,
     relative_change,
@@ -181,7 +181,7 @@ def healing_watcher(spec: AdaptiveServiceSpec, load: list[float], latency: list[
     assert spec.healing is not None
     settings = detector_settings_from_spec(spec.healing)
     watcher = Watcher(
-        {"latencyP99": "q"}, settings, MetricHistory(500), AnomalyDetector(settings, 0)
+        {"latencyP99": "q"}, settings, HealthHistory(500), AnomalyDetector(settings, 0)
     )
     for lat in latency:
         watcher.history.append({"latencyP99": lat})

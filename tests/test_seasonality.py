@@ -7,6 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from adaptive_operator.domain.forecasting.seasonality import (
+    finite_autocorrelation,
+    season_of,
+    seasonal_levels,
+    strongest_peak,
+)
 from adaptive_operator.domain.healing.anomaly import (
     DetectorSettings,
     detect_series,
@@ -14,12 +20,6 @@ from adaptive_operator.domain.healing.anomaly import (
     training_season,
 )
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
-from adaptive_operator.domain.healing.seasonality import (
-    autocorrelation,
-    season_of,
-    seasonal_levels,
-    strongest_peak,
-)
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50,
                         record_margin=-0.05, seasonal_differencing=False)  # the repeat rule alone
@@ -40,19 +40,19 @@ def with_jobs(seed: int, rows: int = 1500) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_autocorrelation_is_one_at_lag_zero_and_zero_for_a_flat_line() -> None:
-    acf = autocorrelation(periodic(400, 40))
+    acf = finite_autocorrelation(periodic(400, 40))
     assert acf[0] == pytest.approx(1.0)
     assert acf[40] > 0.5 > acf[20]
-    assert not autocorrelation(np.full(50, 3.0)).any()
-    assert len(autocorrelation([])) == 0
-    assert not autocorrelation([np.nan, np.inf]).any()
+    assert not finite_autocorrelation(np.full(50, 3.0)).any()
+    assert len(finite_autocorrelation([])) == 0
+    assert not finite_autocorrelation([np.nan, np.inf]).any()
 
 
 def test_autocorrelation_takes_missing_and_huge_values() -> None:
     values = periodic(400, 40) * 1e300
     values[::7] = np.nan
     values[3] = np.inf
-    acf = autocorrelation(values)
+    acf = finite_autocorrelation(values)
     assert np.isfinite(acf).all() and acf[40] > 0.5
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.domain.common.conditions import Condition, merge_conditions, timestamp
+from adaptive_operator.domain.common.conditions import Condition, merge_conditions
+from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
 

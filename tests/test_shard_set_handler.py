@@ -9,6 +9,7 @@ import kopf
 
 from adaptive_operator.adapters.shard_cluster import RoutingConflict, ShardSetObjects
 from adaptive_operator.api.shard_set import ShardSetSpec
+from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.sharding import manifests as m
 from adaptive_operator.domain.sharding import records
 from adaptive_operator.domain.sharding.migration import RoutingState
@@ -55,7 +56,7 @@ def test_snapshot_reads_the_table_shards_and_jobs() -> None:
     assert snapshot.existing_shards == snapshot.ready_shards == frozenset(range(4))
     (job,) = snapshot.jobs
     assert job.state == "failed"
-    assert job.finished_at == handler.parse_time("2026-01-01T00:00:00Z")
+    assert job.finished_at == parse_time("2026-01-01T00:00:00Z")
     assert handler._snapshot(SPEC, objects(with_table=False), {}).routing is None
 
 
@@ -80,7 +81,7 @@ def test_given_up_moves_are_forgotten_when_the_shard_count_changes_but_stay_repo
 
 def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
     snapshot = handler._snapshot(SPEC, objects(), {"generation": 2})
-    decision = decide(snapshot, now=handler.parse_time("2026-01-01T00:00:05Z"))
+    decision = decide(snapshot, now=parse_time("2026-01-01T00:00:05Z"))
     patch = kopf.Patch()
     handler._record(patch, snapshot, decision, {}, {"generation": 2}, 4)
     assert patch["status"]["epoch"] == decision.routing.epoch

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adaptive_operator.domain.common import times
+
 HEADER = ["timestamp", "value"]
 # The calendar datetime can represent (years 1 to 9999), as epoch seconds.
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
@@ -65,24 +67,13 @@ def _numbered(path: Path, reader: Iterator[list[str]]) -> Iterator[tuple[int, li
 def parse_time(text: str, where: str) -> float:
     """Epoch seconds or ISO 8601 (UTC when no zone is given), finite and within the calendar."""
     try:
-        seconds = float(text)
-    except ValueError:
-        seconds = _iso_seconds(text, where)
+        seconds = times.parse_time(text.strip())
+    except (ValueError, OverflowError):
+        raise usage_error(
+            f"{where}: timestamp {text!r} is neither ISO 8601 nor epoch seconds") from None
     if not math.isfinite(seconds) or not EARLIEST <= seconds <= LATEST:
         raise usage_error(f"{where}: timestamp {text!r} is not a time between years 1 and 9999")
     return seconds
-
-
-def _iso_seconds(text: str, where: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    except (ValueError, OverflowError):
-        raise usage_error(
-            f"{where}: timestamp {text!r} is neither ISO 8601 nor epoch seconds"
-        ) from None
 
 
 def check_increasing(times: list[float], lines: list[int], path: Path) -> None:

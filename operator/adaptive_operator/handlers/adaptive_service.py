@@ -19,7 +19,8 @@ from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
 from adaptive_operator.api.base import GROUP, VERSION, truncated
-from adaptive_operator.domain.common.conditions import Condition, merge_conditions, timestamp
+from adaptive_operator.domain.common.conditions import Condition, merge_conditions
+from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
 from adaptive_operator.domain.healing.ladder import policy_from_spec, scale_out_floor
 from adaptive_operator.domain.scaling import algorithm as scaling

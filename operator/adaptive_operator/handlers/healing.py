@@ -27,14 +27,14 @@ from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION, truncated
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.common.conditions import timestamp
+from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import (
     LOAD_BASELINE_ROWS,
+    HealthHistory,
     Incident,
     LedgerError,
-    MetricHistory,
     ledger_from_json,
     ledger_to_json,
     load_signals,
@@ -76,13 +76,13 @@ class Watcher:
 
     metrics: dict[str, str]
     settings: DetectorSettings
-    history: MetricHistory
+    history: HealthHistory
     detector: AnomalyDetector
     rows_since_fit: int = 0
     incident: Incident | None = None
     reported: set[str] = field(default_factory=set)
     # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
-    load: MetricHistory = field(default_factory=lambda: MetricHistory(LOAD_ROWS))
+    load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
     status: dict[str, Any] | None = None  # status.healing as this process last wrote it
 
     @property
@@ -131,7 +131,7 @@ async def start_watcher(spec: AdaptiveServiceSpec, healing: HealingSpec) -> Watc
     detector_settings = detector_settings_from_spec(healing)
     limit = detector_settings.train_rows + detector_settings.baseline_rows + (
         detector_settings.record_rows + detector_settings.cooldown_rows)
-    watcher = Watcher(dict(healing.metrics), detector_settings, MetricHistory(limit),
+    watcher = Watcher(dict(healing.metrics), detector_settings, HealthHistory(limit),
                       AnomalyDetector(detector_settings, RANDOM_STATE))
     step = float(spec.sync_period_seconds)
     end = aligned(time.time(), step)  # on the grid: services starting together share queries

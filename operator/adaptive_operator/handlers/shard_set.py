@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -28,11 +27,13 @@ from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.shard_set import PLURAL, ShardSetSpec
+from adaptive_operator.domain.common.conditions import Condition, replace_conditions
+from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.sharding import manifests, records
 from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, rebalance, shard_loads
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot, Target, decide
-from adaptive_operator.domain.sharding.status import ConditionState, merge_conditions, status_for
+from adaptive_operator.domain.sharding.status import status_for
 from adaptive_operator.handlers import settings
 from adaptive_operator.routing import RoutingTable, build_table
 
@@ -53,10 +54,6 @@ def cluster() -> ShardCluster:
 async def read_load(query: str) -> list[dict[str, Any]]:
     """Per-shard load: a PromQL instant vector from the operator-wide Prometheus."""
     return await prometheus.query_vector(settings.current().prometheus_url, query)
-
-
-def parse_time(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=5.0, when=settings.served)
@@ -269,7 +266,7 @@ def _record(
 ) -> None:
     """Status and the given-up annotation, written only when they changed."""
     new_status = status_for(
-        snapshot, decision, status.get("conditions") or [], _now_iso(), meta.get("generation")
+        snapshot, decision, status.get("conditions") or [], time.time(), meta.get("generation")
     )
     if any(status.get(key) != value for key, value in new_status.items()):
         patch.status.update(new_status)
@@ -290,14 +287,10 @@ def _report_refusal(
 ) -> None:
     """Nothing was done: say why in the Ready condition (other conditions are kept as they are)."""
     previous = status.get("conditions") or []
-    ready = merge_conditions(
-        previous, [ConditionState("Ready", "False", reason, message)], _now_iso(),
+    ready = replace_conditions(
+        previous, [Condition("Ready", "False", reason, message)], time.time(),
         meta.get("generation"),
     )
     others = [c for c in previous if c.get("type") != "Ready"]
     if [*ready, *others] != list(previous):
         patch.status["conditions"] = [*ready, *others]
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

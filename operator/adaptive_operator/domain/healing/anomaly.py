@@ -29,11 +29,15 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from adaptive_operator.domain.forecasting.seasonality import (
+    season_of,
+    seasonal_levels,
+    strongest_peak,
+)
 from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
 from adaptive_operator.domain.healing.anomaly_latest import MAD_TO_SIGMA, seasonal_difference
 from adaptive_operator.domain.healing.anomaly_latest import compress as _compress
 from adaptive_operator.domain.healing.forest_scoring import FastForest
-from adaptive_operator.domain.healing.seasonality import season_of, seasonal_levels, strongest_peak
 
 FloatArray = npt.NDArray[np.float64]
 Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]

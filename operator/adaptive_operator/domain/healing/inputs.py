@@ -17,9 +17,9 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
+from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.ladder import (
     Action,
@@ -84,10 +84,10 @@ def with_entry(ledger: Sequence[LedgerEntry], new: LedgerEntry) -> list[LedgerEn
 # --- pods and ReplicaSets -----------------------------------------------------------------
 
 
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def created_at(meta: Mapping[str, Any]) -> float | None:
+    """When an object was created, None when the manifest does not say."""
+    text = meta.get("creationTimestamp")
+    return parse_time(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
     waiting = {((c.get("state") or {}).get("waiting") or {}).get("reason") for c in containers}
     crash = "CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS
-    created = parse_time(meta.get("creationTimestamp"))
+    created = created_at(meta)
     young = created is not None and now - created < grace_seconds
     ready = _ready(status) or (young and not crash)
     return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash),
@@ -129,7 +129,7 @@ def rollout_info(replica_sets: Sequence[Mapping[str, Any]]) -> RolloutInfo | Non
         meta = rs.get("metadata", {})
         text = (meta.get("annotations") or {}).get(REVISION)
         if text is not None and text.isdigit():
-            revisions.append((int(text), parse_time(meta.get("creationTimestamp")) or 0.0,
+            revisions.append((int(text), created_at(meta) or 0.0,
                               _template_key(rs)))
     if not revisions:
         return None
@@ -174,7 +174,7 @@ def rollback_template(replica_sets: Sequence[Mapping[str, Any]],
 
 
 @dataclass
-class MetricHistory:
+class HealthHistory:
     """Rows of every health metric, oldest first, at most `limit` rows (in memory only)."""
 
     limit: int

@@ -16,10 +16,11 @@ oldest kept row whenever a new advisor is started).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import overload
+from collections.abc import Iterable
 
 import numpy as np
+
+from adaptive_operator.domain.common.views import RowsView
 
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 11_000
@@ -103,37 +104,12 @@ class MetricHistory:
         found = float(self._ring[row % self.capacity])
         return None if math.isnan(found) else found
 
-    def view(self, base: int) -> HistoryView:
-        return HistoryView(self, base)
+    def view(self, base: int) -> RowsView:
+        """Rows base.. numbered from 0; rows that fell out of the ring raise IndexError."""
+        return RowsView(self.value, base, lambda: self.total)
 
     def nbytes(self) -> int:
         return int(self._ring.nbytes)
-
-
-class HistoryView(Sequence[float | None]):
-    """Rows base.. of a `MetricHistory`, numbered from 0, without copying."""
-
-    def __init__(self, history: MetricHistory, base: int) -> None:
-        self._history = history
-        self._base = base
-
-    def __len__(self) -> int:
-        return self._history.total - self._base
-
-    @overload
-    def __getitem__(self, index: int) -> float | None: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[float | None]: ...
-
-    def __getitem__(self, index: int | slice) -> float | Sequence[float | None] | None:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("row beyond the history")
-        return self._history.value(self._base + index)
 
 
 def capacity_rows(history_seconds: float, step: float) -> int:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, overload
+from typing import Protocol
 
+from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.scaling.algorithm import (
     MetricReading,
     ScalingHistory,
@@ -54,32 +55,6 @@ class NoForecast:
 
     def ceiling(self) -> int | None:
         return None
-
-
-class Prefix(Sequence[float | None]):
-    """Rows 0..n-1 of a trace, without copying: an advisor cannot see the future."""
-
-    def __init__(self, values: Sequence[float | None], length: int) -> None:
-        self._values = values
-        self._length = length
-
-    def __len__(self) -> int:
-        return self._length
-
-    @overload
-    def __getitem__(self, index: int) -> float | None: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[float | None]: ...
-
-    def __getitem__(self, index: int | slice) -> float | Sequence[float | None] | None:
-        if isinstance(index, slice):
-            return [self._values[i] for i in range(*index.indices(self._length))]
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError("index beyond the rows seen so far")
-        return self._values[index]
 
 
 @dataclass(frozen=True)
@@ -153,9 +128,8 @@ def replay(
         )
         floor = ceiling = None
         if advisor is not None:
-            floor = advisor.advise(
-                Prefix(values, i + 1), step, config.startup_seconds, config.target_per_replica
-            )
+            seen = RowsView.prefix(values, i + 1)
+            floor = advisor.advise(seen, step, config.startup_seconds, config.target_per_replica)
             ceiling = advisor.ceiling()
         decision = decide(spec, snapshot, history, now, floor, ceiling)
         history = decision.history
