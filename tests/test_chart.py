@@ -311,6 +311,7 @@ def test_cluster_role_grants_exactly_what_the_code_calls(defaults: list[Manifest
 
 
 def test_cluster_role_does_not_depend_on_values(helm: Path, defaults: list[Manifest]) -> None:
+    """Only a namespaced install (rbac.namespaced) moves rules to Roles (test_chart_rbac)."""
     namespaced = render(helm, {"watch": {"namespaces": ["a"]}, "replicas": 1})
     assert one(namespaced, "ClusterRole")["rules"] == one(defaults, "ClusterRole")["rules"]
 

@@ -20,7 +20,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workload
+from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workers, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.adapters.range_batch import aligned, read_range
@@ -95,6 +95,7 @@ class Watcher:
              cancellation_timeout=10.0)
 async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
+    workers.TENANT.set(namespace or "")  # its blocking calls queue with its namespace's
     assert namespace is not None  # the resource is namespaced
     try:
         await heal_every_period(namespace, name, body, stopped)

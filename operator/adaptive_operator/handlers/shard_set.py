@@ -22,7 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints
-from adaptive_operator.adapters import leader, prometheus
+from adaptive_operator.adapters import leader, prometheus, workers
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
@@ -68,6 +68,7 @@ async def reconcile_shard_set(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
+    workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
     if not leader.still_leading():  # a paused leader may have been replaced: act never
         return
     try:
