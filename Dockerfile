@@ -11,12 +11,17 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Only what the wheel is built from, so that other changes do not invalidate this layer.
-COPY pyproject.toml README.md ./
-COPY operator ./operator
+# The dependencies first, in a layer that only pyproject.toml invalidates: a change to the sources
+# rebuilds the small layer below, not the minutes of downloading and installing these.
+COPY pyproject.toml ./
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/*.whl
+ && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+ && /opt/venv/bin/pip install -r /tmp/requirements.txt
+# Only what the wheel is built from, so that other changes do not invalidate this layer.
+COPY README.md ./
+COPY operator ./operator
+RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install --no-deps /wheels/*.whl
 
 FROM ${PYTHON_IMAGE}
 COPY --from=builder /opt/venv /opt/venv

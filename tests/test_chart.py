@@ -167,6 +167,26 @@ def test_operator_arguments_follow_values(
     assert not [arg for arg in args for prefix in absent if arg.startswith(prefix)], args
 
 
+@pytest.mark.parametrize("values", [
+    pytest.param({}, id="defaults"),
+    pytest.param({"watch": {"namespaces": ["team-a", "team-b"]}}, id="namespaced"),
+])
+def test_the_operator_accepts_the_rendered_command(
+        helm: Path, values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rendered args go through the real parser: a flag it refuses crash-loops every install."""
+    from adaptive_operator.cli import build_parser
+    from adaptive_operator.commands.run import namespaces
+
+    monkeypatch.setenv("WATCH_NAMESPACES", "stale-value")
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert entrypoint, "the Dockerfile names no exec-form ENTRYPOINT"
+    program, *subcommand = json.loads(entrypoint.group(1))
+    assert program == "adaptive-operator"
+    args = build_parser().parse_args([*subcommand, *container(render(helm, values))["args"]])
+    assert args.command == "run"
+    assert namespaces(args) == values.get("watch", {}).get("namespaces", [])
+
+
 def test_environment_carries_prometheus_url_and_peering(helm: Path) -> None:
     manifests = render(helm, {"prometheus": {"url": "http://prom.example:9090"},
                               "extraEnv": [{"name": "TZ", "value": "UTC"}]})

@@ -18,3 +18,11 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exit_info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_run_refuses_a_namespace_together_with_all_namespaces(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--all-namespaces", "--namespace", "team-a"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -96,6 +96,17 @@ CASES = [
                  [entry(Action.EVICT_PODS, 900, Outcome.DID_NOT_HELP),
                   entry(Action.EVICT_PODS, 600, Outcome.HELPED)],
                  Action.EVICT_PODS, "UnhealthyPods", id="a-success-starts-a-new-incident"),
+    pytest.param(POLICY, observe(verdict=CALM, pods=SICK_PODS),
+                 [entry(Action.EVICT_PODS, 100, Outcome.BLOCKED, pods=("web-a",))],
+                 Action.NONE, "CooldownActive", id="eviction-a-budget-refused-waits-its-cooldown"),
+    pytest.param(POLICY, observe(verdict=CALM, pods=SICK_PODS),
+                 [entry(Action.EVICT_PODS, 400, Outcome.BLOCKED, pods=("web-a",))],
+                 Action.EVICT_PODS, "UnhealthyPods",
+                 id="eviction-a-budget-refused-is-tried-again-not-escalated"),
+    pytest.param(replace(POLICY, max_actions_per_hour=1), observe(verdict=CALM, pods=SICK_PODS),
+                 [entry(Action.EVICT_PODS, 400, Outcome.BLOCKED, pods=("web-a",))],
+                 Action.EVICT_PODS, "UnhealthyPods",
+                 id="refused-evictions-do-not-count-towards-the-hourly-cap"),
 ]
 
 

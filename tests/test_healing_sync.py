@@ -13,12 +13,16 @@ from typing import Any
 
 import pytest
 
+from adaptive_operator.adapters import workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.api.healing import HealingMode
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import HealthHistory, ledger_from_json
 from adaptive_operator.domain.healing.ladder import (
+    Action,
     Observation,
+    PodHealth,
     RolloutInfo,
     detector_settings_from_spec,
 )
@@ -78,12 +82,14 @@ def watcher() -> healing.Watcher:
 
 
 async def sync(monkeypatch: pytest.MonkeyPatch, seen: Observation,
-               body: dict[str, Any], kept: healing.Watcher | None = None) -> None:
+               body: dict[str, Any], kept: healing.Watcher | None = None,
+               service: AdaptiveServiceSpec | None = None) -> None:
     async def observe(*_: Any) -> Observation:
         return seen
 
     monkeypatch.setattr(healing, "observe", observe)
-    await healing.heal_once("ns", "web", body, spec(), kept or watcher())  # type: ignore[arg-type]
+    await healing.heal_once("ns", "web", body, service or spec(),  # type: ignore[arg-type]
+                            kept or watcher())
 
 
 async def test_a_healthy_sync_reads_nothing_fresh_and_writes_no_ledger(
@@ -131,3 +137,22 @@ async def test_the_live_score_is_a_gauge_every_sync_and_gone_with_the_service(
     healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")
     assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) is None
     healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")  # twice: no error
+
+
+@pytest.mark.parametrize(("by_budget", "outcome"), [
+    pytest.param(True, "Blocked", id="a-budget-said-no-so-it-is-tried-again-later"),
+    pytest.param(False, "Pending", id="another-refusal-is-verified-not-repeated"),
+])
+async def test_an_eviction_refused_by_a_budget_is_recorded_as_blocked(
+        monkeypatch: pytest.MonkeyPatch, api: ApiServer, by_budget: bool, outcome: str) -> None:
+    async def evict(namespace: str, pods: tuple[str, ...]) -> list[workload.Refusal]:
+        return [workload.Refusal(f"{pod}: refused", by_budget) for pod in pods]
+
+    monkeypatch.setattr(healing.workload, "evict", evict)
+    active = AdaptiveServiceSpec.model_validate({
+        **spec().model_dump(by_alias=True, exclude_none=True),
+        "healing": {"enabled": True, "mode": HealingMode.ACTIVE}})
+    seen = Observation(CALM, pods=(PodHealth("web-a", ready=False),), replicas=2, max_replicas=5)
+    await sync(monkeypatch, seen, {"metadata": {}}, service=active)
+    (entry,) = ledger_from_json(api.annotations[healing.LEDGER])
+    assert (entry.action, entry.outcome, entry.pods) == (Action.EVICT_PODS, outcome, ("web-a",))

@@ -1,6 +1,6 @@
-"""The image recipe cannot be built on our machines (no Docker daemon); these tests hold it to
-what the chart and the package expect: the entry point, the user, the files it is built from,
-and a publishing workflow that runs on version tags."""
+"""The image recipe, held to what the chart and the package expect: the entry point, the user,
+the files it is built from, and a publishing workflow that runs on version tags. (It is built for
+real, with podman, by `e2e/images/build` for the test cluster's node.)"""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ dicts (the API's JSON), so the pure code in `domain/healing/inputs.py` reads the
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -137,7 +138,15 @@ async def restart(namespace: str, name: str, stamp: str) -> None:
     await asyncio.to_thread(_patch_template, namespace, name, patch, "restart")
 
 
-def _evict(namespace: str, pod: str) -> str | None:
+@dataclass(frozen=True)
+class Refusal:
+    """A pod the Eviction API did not evict, and whether a PodDisruptionBudget said no."""
+
+    message: str
+    by_budget: bool
+
+
+def _evict(namespace: str, pod: str) -> Refusal | None:
     body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
     try:
         API_REQUESTS.labels("create", "evictions").inc()
@@ -146,12 +155,12 @@ def _evict(namespace: str, pod: str) -> str | None:
         if err.status == 404:
             return None  # already gone: what eviction wanted
         if err.status == 429:
-            return f"{pod}: a PodDisruptionBudget does not allow evicting it now"
-        return f"{pod}: {_describe(err)}"
+            return Refusal(f"{pod}: a PodDisruptionBudget does not allow evicting it now", True)
+        return Refusal(f"{pod}: {_describe(err)}", False)
     return None
 
 
-async def evict(namespace: str, pods: tuple[str, ...]) -> list[str]:
+async def evict(namespace: str, pods: tuple[str, ...]) -> list[Refusal]:
     """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused."""
     refused = [await asyncio.to_thread(_evict, namespace, pod) for pod in pods]
-    return [text for text in refused if text is not None]
+    return [refusal for refusal in refused if refusal is not None]

@@ -13,11 +13,15 @@ from typing import Any
 def register(subparsers: Any) -> None:
     env = os.environ.get
     parser = subparsers.add_parser("run", help="run the operator")
-    parser.add_argument("--namespace", action="append", default=None, dest="namespaces",
-                        help="serve only this namespace, or a pattern in kopf's syntax "
-                             "('team-*', '!*-pr-*'; a pattern watches cluster-wide and filters) "
-                             "(repeatable; env WATCH_NAMESPACES, comma-separated); "
-                             "default: all namespaces")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", action="append", default=None, dest="namespaces",
+                       help="serve only this namespace, or a pattern in kopf's syntax "
+                            "('team-*', '!*-pr-*'; a pattern watches cluster-wide and filters) "
+                            "(repeatable; env WATCH_NAMESPACES, comma-separated); "
+                            "default: all namespaces")
+    # The chart says so explicitly, so that an empty WATCH_NAMESPACES cannot be misread.
+    scope.add_argument("--all-namespaces", action="store_true",
+                       help="serve every namespace, whatever WATCH_NAMESPACES says")
     parser.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", "http://127.0.0.1:9090"),
                         help="default Prometheus for services that name none (env PROMETHEUS_URL)")
     parser.add_argument("--metrics-port", type=int, default=int(env("METRICS_PORT", "8080")),
@@ -49,6 +53,8 @@ def register(subparsers: Any) -> None:
 
 
 def namespaces(args: argparse.Namespace) -> list[str]:
+    if args.all_namespaces:
+        return []
     if args.namespaces:
         return list(args.namespaces)
     listed = os.environ.get("WATCH_NAMESPACES", "")

@@ -277,7 +277,9 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     ledger = await record(namespace, name, body, plan, ledger)
     if plan.acts and plan.intent is not None:
         failpoints.hit("healing.after_record")
-        await carry_out(namespace, body, spec, plan, plan.intent)
+        if await carry_out(namespace, body, spec, plan, plan.intent):
+            ledger = with_entry(ledger, replace(plan.intent, outcome=Outcome.BLOCKED))
+            await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     report(body, watcher, plan)
     await write_status(namespace, name, body, watcher, observation.verdict, plan, ledger, now)
 
@@ -315,18 +317,31 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
 
 
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    plan: HealingPlan, intent: LedgerEntry) -> None:
+                    plan: HealingPlan, intent: LedgerEntry) -> bool:
+    """Carry out the intent; True when PodDisruptionBudgets refused all of it (Blocked)."""
     target = spec.scale_target_ref.name
+    blocked = False
     try:
-        problem = await _perform(namespace, spec, intent)
+        if intent.action is Action.EVICT_PODS:
+            refusals = await workload.evict(namespace, intent.pods)
+            problem = "; ".join(r.message for r in refusals) or None
+            blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
+        else:
+            problem = await _perform(namespace, spec, intent)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
-    if problem:
+    if blocked:
+        kopf.event(body, type="Warning", reason="HealingActionFailed",
+                   message=f"{intent.action} of {target} held back: {problem}; tried again "
+                           f"after the cooldown ({plan.message})")
+    elif problem:
         kopf.event(body, type="Warning", reason="HealingActionFailed",
                    message=f"{intent.action} of {target} failed: {problem}; it will be "
                            f"verified, not repeated ({plan.message})")
-        return
-    kopf.event(body, type="Normal", reason=plan.reason, message=f"{intent.action}: {plan.message}")
+    else:
+        kopf.event(body, type="Normal", reason=plan.reason,
+                   message=f"{intent.action}: {plan.message}")
+    return blocked
 
 
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
@@ -337,9 +352,6 @@ async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntr
         if template is None:
             return f"revision {intent.target_revision} no longer exists"
         await workload.roll_back(namespace, ref.name, template)
-    elif intent.action is Action.EVICT_PODS:
-        refused = await workload.evict(namespace, intent.pods)
-        return "; ".join(refused) or None
     elif intent.action is Action.ROLLOUT_RESTART:
         await workload.restart(namespace, ref.name, timestamp(intent.at))
     elif intent.action is Action.SCALE_OUT and spec.mode != "Active":

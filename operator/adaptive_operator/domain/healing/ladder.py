@@ -37,6 +37,9 @@ class Outcome(StrEnum):
     HELPED = "Helped"
     DID_NOT_HELP = "DidNotHelp"
     DRY_RUN = "DryRun"  # decided and reported, never carried out
+    # Refused by a PodDisruptionBudget: never carried out, so it says nothing about the remedy;
+    # the same action is tried again once its cooldown has passed.
+    BLOCKED = "Blocked"
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,8 @@ def _cooldown_block(
 def _rate_block(
     policy: HealingPolicy, plan: HealingPlan, ledger: Sequence[LedgerEntry], now: float
 ) -> HealingPlan | None:
-    acted = sum(1 for e in ledger if e.outcome is not Outcome.DRY_RUN and now - e.at < HOUR)
+    acted = sum(1 for e in ledger if e.outcome not in (Outcome.DRY_RUN, Outcome.BLOCKED)
+                and now - e.at < HOUR)
     if acted < policy.max_actions_per_hour:
         return None
     return _idle("ActionRateLimited", f"{acted} actions in the last hour (cap "

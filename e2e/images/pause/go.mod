@@ -1,0 +1,3 @@
+module adaptive.dev/pause
+
+go 1.22

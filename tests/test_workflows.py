@@ -1,0 +1,73 @@
+"""The GitHub workflows: actionlint passes, and the kind job runs what users' CI needs.
+
+actionlint is built from its Go module by `e2e/cluster build` (pinned in e2e/build/actionlint).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+CACHE = Path(os.environ.get("ADAPTIVE_CACHE", Path.home() / ".cache" / "adaptive-operator"))
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> Path:
+    built = [p for p in CACHE.glob("bin/actionlint-*/actionlint")
+             if not p.parent.name.endswith(".tmp")]
+    if not built:
+        reason = "actionlint not built yet (`e2e/cluster build` makes it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return max(built, key=lambda p: p.stat().st_mtime)
+
+
+def workflow(name: str) -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    return data
+
+
+def run_lines(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def test_actionlint_passes_on_every_workflow(actionlint: Path) -> None:
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.y*ml"))
+    # shellcheck is not installed here; actionlint's own checks still run.
+    result = subprocess.run([str(actionlint), "-shellcheck=", "-pyflakes=", *files],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_kind_job_loads_both_images_it_builds() -> None:
+    script = run_lines(workflow("e2e.yaml")["jobs"]["e2e"])
+    for image in ("localhost/adaptive-operator:dev", "localhost/adaptive-workload:dev"):
+        assert f"docker build -t {image}" in script
+        assert image in script.split("kind load docker-image", 1)[1]
+
+
+def test_the_kind_job_pins_the_kind_release_that_built_the_node_image() -> None:
+    steps = workflow("e2e.yaml")["jobs"]["e2e"]["steps"]
+    kind = next(s for s in steps if s.get("uses", "").startswith("helm/kind-action"))
+    assert kind["with"]["config"] == "kind-config.yaml"
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    images = {node["image"] for node in config["nodes"]}
+    assert len(images) == 1
+    (image,) = images
+    # kind supports a node image only with the release that built it, pinned by digest.
+    assert image.startswith("kindest/node:v1.36.") and "@sha256:" in image
+    assert kind["with"]["version"] == "v0.33.0"
+
+
+def test_lint_types_and_import_contracts_run_on_every_push() -> None:
+    script = run_lines(workflow("e2e.yaml")["jobs"]["checks"])
+    for command in ("ruff check", "mypy", "lint-imports"):
+        assert command in script
