@@ -103,16 +103,24 @@ def test_absurd_replay_sizes_are_refused(
     assert code == 2 and message in err
 
 
-def test_a_look_ahead_of_too_many_rows_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("command", "interval", "startup", "message"), [
+    pytest.param("replay", 0.001, "86400", "rows of the trace", id="a-day-of-millisecond-rows"),
+    pytest.param("replay", 0.01, "0.5", "errors (at most", id="a-day-of-errors-per-row"),
+    pytest.param("backtest", 1, "3600", "errors (at most", id="backtest-too"),
+])
+def test_a_forecast_too_large_to_keep_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, interval: float,
+    startup: str, message: str,
 ) -> None:
-    """A millisecond trace and a day's start-up would forecast 86 million rows at every row."""
+    """The forecaster keeps a day of errors per look-ahead row: 86 million rows a day at 1 ms,
+    or an hour ahead at 1 s, would take gigabytes."""
     source = tmp_path / "in.csv"
-    source.write_text("timestamp,value\n" + "".join(f"{i / 1000},{i}\n" for i in range(5)))
-    argv = ["replay", "--trace", str(source), "--policy", "predictive", "--target-per-replica",
-            "1", "--startup-seconds", "86400", "--out", str(tmp_path / "o.csv")]
+    source.write_text("timestamp,value\n" + "".join(f"{i * interval},{i}\n" for i in range(5)))
+    argv = [*_argv(command, source, tmp_path / "o.csv"), "--startup-seconds", startup]
+    if command == "replay":
+        argv[argv.index("hpa")] = "predictive"
     code, err = _run(capsys, argv)
-    assert code == 2 and "rows of the trace" in err
+    assert code == 2 and message in err
 
 
 @pytest.mark.parametrize(("argv", "stdin", "message"), [

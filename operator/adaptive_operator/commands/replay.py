@@ -17,6 +17,8 @@ from typing import Any
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_SECONDS, MAX_REPLICAS
 from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
 
+DAY_SECONDS = 86_400
+MAX_FORECAST_CELLS = 64 << 20
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
 SPACING_TOLERANCE_SECONDS = 1e-3
 
@@ -135,6 +137,18 @@ def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
     )
 
 
+def check_forecast_size(config: ReplayConfig) -> None:
+    """The forecaster keeps a day of realised errors per look-ahead row: refuse a trace and a
+    start-up that would make that table larger than MAX_FORECAST_CELLS (512 MB)."""
+    rows_a_day = math.ceil(DAY_SECONDS / config.interval_seconds)
+    ahead = max(1, math.ceil(config.startup_seconds / config.interval_seconds))
+    if rows_a_day * ahead > MAX_FORECAST_CELLS:
+        raise _usage_error(
+            f"a forecast over {ahead} rows of {config.interval_seconds:g} s keeps "
+            f"{rows_a_day * ahead:,} errors (at most {MAX_FORECAST_CELLS:,}): use a longer "
+            "interval or a shorter --startup-seconds")
+
+
 def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
     try:
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -151,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     writable(args.out)
     trace = read_trace(args.trace)
     config = replay_config(args, trace.interval_seconds)
+    if args.policy == "predictive":
+        check_forecast_size(config)
     advisor = _advisor(args.policy, args.scale_down_on_forecast)
     result = replay(trace.values, config, advisor)
     write_result(args.out, trace, result.desired_replicas)
