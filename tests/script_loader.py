@@ -43,6 +43,14 @@ class Program:
         port = banner.split(" on :", 1)[1].split()[0].rstrip(",")
         self.url = f"http://127.0.0.1:{port}"
 
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process.poll() is None:  # a failed test must not leave the server behind
+            self.process.kill()
+            self.process.wait(timeout=30)
+
     def stop(self) -> int:
         """SIGTERM, as the kubelet sends: the exit code."""
         self.process.send_signal(signal.SIGTERM)

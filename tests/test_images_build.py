@@ -145,3 +145,14 @@ def test_the_workload_image_copies_every_program() -> None:
                     if line.startswith("COPY "))
     assert copied == programs
     assert "USER 65532:65532" in containerfile
+
+
+def test_the_kind_workflow_builds_the_workload_image_with_its_base_argument() -> None:
+    # Users' CI (kind, Docker) builds the same Containerfile on a registry base.
+    containerfile = (ROOT / "e2e/workloads/Containerfile").read_text()
+    declared = {line.split()[1].split("=")[0] for line in containerfile.splitlines()
+                if line.startswith("ARG ")}
+    workflow = (ROOT / ".github/workflows/e2e.yaml").read_text()
+    assert "-f e2e/workloads/Containerfile e2e/workloads" in workflow
+    assert "--build-arg BASE_IMAGE=" in workflow
+    assert declared == {"BASE_IMAGE"}

@@ -147,9 +147,9 @@ def test_main_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_program_stops_on_sigterm_and_restarts_with_its_data(tmp_path: Path) -> None:
-    program = Program("kv_server", "--port", "0", "--data-dir", str(tmp_path))
-    assert call(f"{program.url}/keys/kept", "PUT", b"value")[0] == 204
-    assert program.stop() == 0
-    again = Program("kv_server", "--port", "0", "--data-dir", str(tmp_path))
-    assert call(f"{again.url}/keys/kept")[1] == b"value"
-    assert again.stop() == 0
+    with Program("kv_server", "--port", "0", "--data-dir", str(tmp_path)) as program:
+        assert call(f"{program.url}/keys/kept", "PUT", b"value")[0] == 204
+        assert program.stop() == 0
+    with Program("kv_server", "--port", "0", "--data-dir", str(tmp_path)) as again:
+        assert call(f"{again.url}/keys/kept")[1] == b"value"
+        assert again.stop() == 0

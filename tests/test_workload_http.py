@@ -148,9 +148,9 @@ def test_bad_settings_are_refused(argv: list[str], env: dict[str, str], message:
 
 
 def test_the_program_serves_until_sigterm() -> None:
-    program = Program("workload_http", "--port", "0", "--startup-seconds", "3600",
-                      "--error-ratio", "1")
-    assert status(f"{program.url}/ready") == 503  # still starting
-    assert status(f"{program.url}/") == 500
-    assert 'http_requests_total{code="500"} 1' in metric_lines(program.url)
-    assert program.stop() == 0
+    argv = ("--port", "0", "--startup-seconds", "3600", "--error-ratio", "1")
+    with Program("workload_http", *argv) as program:
+        assert status(f"{program.url}/ready") == 503  # still starting
+        assert status(f"{program.url}/") == 500
+        assert 'http_requests_total{code="500"} 1' in metric_lines(program.url)
+        assert program.stop() == 0

@@ -139,9 +139,10 @@ class Handler(BaseHTTPRequestHandler):
         code = self.state.begin()
         try:
             time.sleep(self.state.settings.latency_ms / 1000)
-            self.reply(code, "ok\n" if code == 200 else "injected error\n")
         finally:
+            # Counted before the answer goes out: a scrape right after it sees the request.
             self.state.end(code, time.monotonic() - started)
+        self.reply(code, "ok\n" if code == 200 else "injected error\n")
 
     def reply(self, code: int, text: str, content_type: str = "text/plain") -> None:
         data = text.encode()

@@ -77,7 +77,9 @@ class DetectorSettings:
     3 x `season_slack_rows` and the longest season whose `season_repeats` previous cycles fit
     in the record; a row must then beat, strictly, the scores of those cycles within
     `season_slack_rows` of its phase. 0 repeats turns it off.
-    The defaults were chosen globally on the NAB development corpus (never per file).
+    The operating point's defaults (`train_quantile`, `record_margin`, `min_deviation_z`,
+    `cooldown_rows`) are what leave-one-group-out cross-validation picks on all its groups
+    (benchmarks/nab_cv.py); the others were chosen on the NAB development corpus (never per file).
     """
 
     baseline_rows: int = 1000
@@ -88,14 +90,14 @@ class DetectorSettings:
     n_estimators: int = 30
     max_samples: int = 256
     sensitivity: float = 0.5
-    train_quantile: float = 0.995
+    train_quantile: float = 0.99
     margin: float = 0.05
     persistence_k: int = 1
     persistence_n: int = 1
     cooldown_rows: int = 100
     record_rows: int = 1000
     min_deviation_z: float = 4.0
-    record_margin: float = -0.02
+    record_margin: float = -0.04
     warm_up_rows: int = 0
     beyond_training: bool = False
     season_repeats: int = 3
@@ -262,6 +264,7 @@ class Model:
     fast: FastForest | None = None
     season: int = 0  # rows per cycle of the training rows, 0 if they have none
     periods: dict[str, int] = field(default_factory=dict)  # differencing per metric, 0: none
+    train_scores: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
 def _level_and_step(features: FloatArray) -> FloatArray:
@@ -281,11 +284,16 @@ def fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
                season: int = 0, periods: Mapping[str, int] | None = None) -> Model:
     forest = _forest(settings, random_state, len(train)).fit(train)
     train_scores = -forest.score_samples(train)
-    upper = float(np.quantile(train_scores, settings.train_quantile))
-    threshold = upper + settings.margin * (1.0 - 2.0 * settings.sensitivity)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return Model(forest, min(threshold, 1.0), envelope, FastForest.of(forest), season,
-                  dict(periods or {}))
+    return Model(forest, threshold_of(train_scores, settings), envelope, FastForest.of(forest),
+                 season, dict(periods or {}), train_scores)
+
+
+def threshold_of(train_scores: FloatArray, settings: DetectorSettings) -> float:
+    """The score a row must reach: the training scores' `train_quantile`, moved by the
+    sensitivity (0.5 leaves it there), at most 1."""
+    upper = float(np.quantile(train_scores, settings.train_quantile))
+    return min(upper + settings.margin * (1.0 - 2.0 * settings.sensitivity), 1.0)
 
 
 def training_season(history: Series, rows: slice, settings: DetectorSettings) -> int:
@@ -323,32 +331,66 @@ def detect_series(
 def detect_batch(
     history: Series, settings: DetectorSettings, random_state: int
 ) -> BatchResult:
-    """Score every row causally: refit every `refit_every` rows on the rows before the block,
-    then score the block in one vectorised call (the model never saw the rows it scores)."""
+    """Score every row causally and flag it at the operating point of `settings`."""
+    return judge(score_batch(history, settings, random_state), settings)
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What the forests say of every row, before any operating point is applied; the
+    operating point's knobs (`OPERATING_POINT_KNOBS`) can then be varied without a refit."""
+
+    scores: FloatArray
+    deviation: FloatArray  # per row, the largest |compressed level or step z| of any metric
+    outside: BoolArray  # per row, level or step beyond every training row's
+    seasons: npt.NDArray[np.intp]
+    blocks: tuple[tuple[int, FloatArray], ...]  # (first row, training scores) per fit
+
+
+# The settings `judge` reads: changing only these leaves a `ScoredBatch` valid.
+OPERATING_POINT_KNOBS = (
+    "sensitivity", "train_quantile", "margin", "persistence_k", "persistence_n",
+    "cooldown_rows", "record_margin", "min_deviation_z", "beyond_training",
+)
+
+
+def score_batch(history: Series, settings: DetectorSettings, random_state: int) -> ScoredBatch:
+    """Refit every `refit_every` rows on the rows before the block, then score the block in
+    one vectorised call (the model never saw the rows it scores)."""
     features = feature_matrix(history, settings)
     n = len(features)
     by_periods: dict[tuple[tuple[str, int], ...], FloatArray] = {(): features}
-    scores = np.zeros(n)
-    above = np.zeros(n, dtype=bool)
-    moved = np.zeros(n, dtype=bool)
-    beyond = np.zeros(n, dtype=bool)
+    scores, deviation = np.zeros(n), np.zeros(n)
+    outside = np.zeros(n, dtype=bool)
     seasons = np.zeros(n, dtype=np.intp)
+    blocks = []
     first = settings.min_train_rows + settings.warm_up_rows
     for start in range(first, n, settings.refit_every):
         rows = slice(max(settings.warm_up_rows, start - settings.train_rows), start)
-        season = training_season(history, rows, settings)
         periods = find_periods(history, rows, settings)
         features = _differenced(history, settings, periods, by_periods)
-        model = fit_model(features[rows], settings, random_state, season, periods)
+        model = fit_model(features[rows], settings, random_state)
         block = slice(start, start + settings.refit_every)
         scores[block] = raw_scores(model, features[block])
-        above[block] = scores[block] >= model.threshold
-        beyond[block] = beyond_training(model, features[block], settings)
-        moved[block] = deviates(features[block], settings)
-        seasons[block] = season
-    regular = repeats_season(scores, seasons, settings)
-    gate = above & moved & ~regular
-    flags = flag_incidents(scores, gate, beyond & ~regular, settings, settings.cooldown_rows + 1)
+        deviation[block] = np.abs(_level_and_step(features[block])).max(axis=1)
+        outside[block] = np.any(np.abs(_level_and_step(features[block])) > model.envelope, axis=1)
+        seasons[block] = training_season(history, rows, settings)
+        blocks.append((start, model.train_scores))
+    return ScoredBatch(scores, deviation, outside, seasons, tuple(blocks))
+
+
+def judge(scored: ScoredBatch, settings: DetectorSettings) -> BatchResult:
+    """The flags of a scored batch at the operating point of `settings` (see `flag_incidents`)."""
+    scores = scored.scores
+    above = np.zeros(len(scores), dtype=bool)
+    for start, train_scores in scored.blocks:
+        block = slice(start, start + settings.refit_every)
+        above[block] = scores[block] >= threshold_of(train_scores, settings)
+    moved = scored.deviation >= np.log1p(settings.min_deviation_z)
+    beyond = scored.outside & moved if settings.beyond_training else np.zeros_like(moved)
+    regular = repeats_season(scores, scored.seasons, settings)
+    flags = flag_incidents(scores, above & moved & ~regular, beyond & ~regular, settings,
+                           settings.cooldown_rows + 1)
     return BatchResult(scores, flags)
 
 
