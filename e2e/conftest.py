@@ -20,6 +20,14 @@ import pytest
 HERE = Path(__file__).resolve().parent
 DUMPS = HERE.parent / ".state" / "e2e-dumps"
 
+# Pods run on the local cluster's real node (containerd) only when they ask for it: the node is
+# tainted, so the suite's other pods stay on KWOK nodes, whose images need not exist. A real pod
+# carries this toleration and this node selector (and local images: imagePullPolicy Never).
+REAL_NODE_LABEL = "adaptive.dev/real-node"
+REAL_NODE_TOLERATION = {"key": REAL_NODE_LABEL, "operator": "Equal", "value": "true",
+                        "effect": "NoSchedule"}
+REAL_NODE_SELECTOR = {REAL_NODE_LABEL: "true"}
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -27,6 +35,7 @@ class Cluster:
     prometheus_url: str | None
     targets_dir: Path | None  # where exporters register with Prometheus (local cluster only)
     local: bool
+    started_here: bool = False  # this session's own local cluster: it may take it down
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         result = subprocess.run(
@@ -51,6 +60,11 @@ def parse_exports(text: str) -> dict[str, str]:
     return exports
 
 
+def local_cluster_running() -> bool:
+    status = subprocess.run([str(HERE / "cluster"), "status"], capture_output=True, text=True)
+    return status.returncode == 0
+
+
 def start_local_cluster() -> dict[str, str]:
     result = subprocess.run([str(HERE / "cluster"), "up"], stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
@@ -66,9 +80,13 @@ def cluster() -> Cluster:
     if os.environ.get("KUBECONFIG") and not os.environ.get("PROMETHEUS_TARGETS_DIR"):
         prom = os.environ.get("PROMETHEUS_URL")
         return Cluster(os.environ["KUBECONFIG"], prom, None, local=False)
+    # CI starts its own cluster before the suite and says so.
+    disposable = os.environ.get("ADAPTIVE_E2E_CLUSTER_DISPOSABLE") == "1"
+    was_running = local_cluster_running()
     exports = start_local_cluster()
     return Cluster(exports["KUBECONFIG"], exports["PROMETHEUS_URL"],
-                   Path(exports["PROMETHEUS_TARGETS_DIR"]), local=True)
+                   Path(exports["PROMETHEUS_TARGETS_DIR"]), local=True,
+                   started_here=disposable or not was_running)
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +98,27 @@ def crds(cluster: Cluster) -> Cluster:
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                         f"crd/{path.stem}")
     return cluster
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> str:
+    """The name of the node that runs real containers (tests of real pods need one)."""
+    items = cluster.json("get", "nodes", "-l", f"{REAL_NODE_LABEL}=true")["items"]
+    assert isinstance(items, list)
+    if not items:
+        pytest.skip("no real node in this cluster (started with ADAPTIVE_REAL_NODE=0?)")
+    return str(items[0]["metadata"]["name"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "last: runs after every other test (it may take the session's cluster down)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `last` (e.g. one that takes the session's cluster down) run after all
+    others."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from adaptive_operator.demo.exporter import Exporter
 
-from conftest import Cluster, parse_exports
+from conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, Cluster, parse_exports
 from support import deployment_yaml, prom_query, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -104,9 +107,10 @@ def our_processes(marker: str) -> list[str]:
 @pytest.mark.skipif(bool(os.environ.get("KUBECONFIG_EXTERNAL")), reason="local cluster only")
 def test_up_is_idempotent_and_down_leaves_no_process(local_cluster: Cluster,
                                                       tmp_path: Path) -> None:
-    # A second, throw-away cluster: the session's cluster stays up for the other tests.
+    # A second, throw-away cluster: the session's cluster stays up for the other tests. KWOK
+    # nodes only: one machine runs one real node.
     env = dict(os.environ, ADAPTIVE_CLUSTER_STATE=str(tmp_path / "state"),
-               ADAPTIVE_CLUSTER_NAME="lifecycle")
+               ADAPTIVE_CLUSTER_NAME="lifecycle", ADAPTIVE_REAL_NODE="0")
     script = str(HERE / "cluster")
     first = parse_exports(subprocess.run([script, "up"], env=env, capture_output=True,
                                          text=True, check=True).stdout)
@@ -116,7 +120,177 @@ def test_up_is_idempotent_and_down_leaves_no_process(local_cluster: Cluster,
     status = subprocess.run([script, "status"], env=env, capture_output=True, text=True)
     assert status.returncode == 0 and "kube-apiserver" in status.stdout
     assert our_processes(str(tmp_path))  # it did start processes of its own
+    routes = blackholes()
 
     subprocess.run([script, "down"], env=env, capture_output=True, text=True, check=True)
     assert our_processes(str(tmp_path)) == []
     assert not (tmp_path / "state").exists()
+    assert len(blackholes()) < len(routes)  # its own route to nowhere went with it
+
+
+def blackholes() -> list[str]:
+    return run("ip", "route", "show", "type", "blackhole").splitlines()
+
+
+def run(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+# The real node: containerd, kubelet, kube-proxy and CoreDNS on this machine.
+BASE_IMAGE = "localhost/adaptive-debian:bookworm"  # Debian's python3, built by e2e/images/build
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+KWOK_POD_NETWORK = ipaddress.ip_network("10.0.0.0/16")
+KWOK_NODE_NETWORK = ipaddress.ip_network("10.1.0.0/16")
+SERVE = ["python3", "-m", "http.server", "8080"]
+
+
+def real_pod(name: str, command: list[str], **container: object) -> dict[str, object]:
+    """A pod for the real node: it tolerates the node's taint, selects it, uses a local image."""
+    spec = {"name": name, "image": BASE_IMAGE, "imagePullPolicy": "Never", "command": command,
+            **container}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION],
+                     "terminationGracePeriodSeconds": 1, "restartPolicy": "Never",
+                     "containers": [spec]}}
+
+
+def web_pod(name: str = "web", **container: object) -> dict[str, object]:
+    probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
+    return real_pod(name, SERVE, readinessProbe=probe, **container)
+
+
+def apply(cluster: Cluster, ns: str, *objects: dict[str, object]) -> None:
+    cluster.kubectl("apply", "-n", ns, "-f", "-",
+                    stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+
+def pod_ready(cluster: Cluster, ns: str, name: str) -> dict[str, object] | None:
+    pod = cluster.json("get", "pod", name, "-n", ns)
+    status = pod["status"]
+    assert isinstance(status, dict)
+    ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+    return pod if ready and ready[0]["status"] == "True" else None
+
+
+def ready_real_pod(cluster: Cluster, ns: str, node: str, name: str = "web") -> str:
+    """Wait for the pod to be Ready; its IP, checked to be on the real node's bridge (a fake
+    KWOK IP is never connected to: it is not on this machine)."""
+    pod = wait_until(lambda: pod_ready(cluster, ns, name), 120, f"pod {name} to be Ready")
+    assert pod["spec"]["nodeName"] == node  # type: ignore[index]
+    ip = str(pod["status"]["podIP"])  # type: ignore[index]
+    assert ipaddress.ip_address(ip) in POD_NETWORK, ip
+    return ip
+
+
+@pytest.mark.cluster
+def test_the_real_node_runs_containerd_beside_kwok_nodes(cluster: Cluster, real_node: str) -> None:
+    nodes = {n["metadata"]["name"]: n for n in cluster.json("get", "nodes")["items"]}  # type: ignore[union-attr]
+    real = nodes.pop(real_node)
+    conditions = {c["type"]: c["status"] for c in real["status"]["conditions"]}
+    assert conditions["Ready"] == "True"
+    assert real["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert real["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.3"
+    assert REAL_NODE_TOLERATION["key"] in {t["key"] for t in real["spec"].get("taints", [])}
+    kwok = [n for n in nodes.values()
+            if n["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"]
+    assert kwok, "the KWOK nodes are still there"
+
+
+@pytest.mark.cluster
+def test_a_real_pod_goes_ready_and_serves_the_host(cluster: Cluster, real_node: str,
+                                                    namespace: str) -> None:
+    apply(cluster, namespace, web_pod())
+    ip = ready_real_pod(cluster, namespace, real_node)
+    with urllib.request.urlopen(f"http://{ip}:8080/", timeout=10) as response:
+        assert response.status == 200
+    # The API server reaches the kubelet: exec and logs.
+    assert cluster.kubectl("exec", "-n", namespace, "web", "--", "python3", "-c",
+                           "print(6 * 7)").strip() == "42"
+    assert "GET / HTTP/1.1" in cluster.kubectl("logs", "-n", namespace, "web")
+
+
+CLIENT = """
+import socket, sys, urllib.request
+print(socket.gethostbyname("kubernetes.default.svc.cluster.local"))
+with urllib.request.urlopen(f"http://web.{sys.argv[1]}.svc.cluster.local/", timeout=20) as r:
+    print(r.status)
+"""
+
+
+@pytest.mark.cluster
+def test_a_pod_finds_another_by_its_service_name(cluster: Cluster, real_node: str,
+                                                 namespace: str) -> None:
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"},
+                        "ports": [{"port": 80, "targetPort": 8080}]}}
+    apply(cluster, namespace, web_pod(), service)
+    ready_real_pod(cluster, namespace, real_node)
+    apply(cluster, namespace, real_pod("client", ["python3", "-c", CLIENT, namespace]))
+
+    def finished() -> str | None:
+        phase = cluster.json("get", "pod", "client", "-n", namespace)["status"]["phase"]  # type: ignore[index]
+        return str(phase) if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_until(finished, 120, "the client pod to finish")
+    lines = cluster.kubectl("logs", "-n", namespace, "client").split()
+    assert phase == "Succeeded", lines
+    assert lines == ["10.96.0.1", "200"]  # DNS, then kube-proxy's Service to the pod
+
+
+@pytest.mark.cluster
+def test_kwok_pods_get_fake_ips_that_this_machine_routes_nowhere(local_cluster: Cluster,
+                                                                 namespace: str) -> None:
+    local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                          stdin=deployment_yaml("fake", 1, "registry.example/app:1"))
+
+    def pod_ip() -> str | None:
+        pods = local_cluster.json("get", "pods", "-n", namespace)["items"]
+        assert isinstance(pods, list)
+        return pods[0]["status"].get("podIP") if pods else None
+
+    ip = ipaddress.ip_address(wait_until(pod_ip, 60, "the fake pod's IP"))
+    assert ip in KWOK_POD_NETWORK
+    node = local_cluster.json("get", "pods", "-n", namespace)["items"][0]["spec"]["nodeName"]  # type: ignore[index]
+    addresses = local_cluster.json("get", "node", str(node))["status"]["addresses"]  # type: ignore[index]
+    assert {ipaddress.ip_address(a["address"]) in KWOK_NODE_NETWORK
+            for a in addresses if a["type"] == "InternalIP"} == {True}  # type: ignore[index]
+    for network in (KWOK_POD_NETWORK, KWOK_NODE_NETWORK):
+        assert any(line.startswith(f"blackhole {network}") for line in blackholes()), network
+
+
+def leftovers(state: Path) -> dict[str, list[str]]:
+    """What the real node leaves on the host while it runs, found independently of e2e/cluster:
+    if `down` forgot any, the lists after it are not empty."""
+    links = run("ip", "-o", "link", "show").splitlines()
+    rules = run("iptables-save").splitlines() + run("ip6tables-save").splitlines()
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    return {
+        "pod bridge and veths": [line for line in links if "adaptive0" in line],
+        "mounts": [line for line in mounts if f" {state}/" in line],
+        "iptables": [line for line in rules
+                     if "KUBE-" in line or "CNI-DN-" in line or "adaptive" in line],
+        "processes": our_processes(str(state)),
+        "pod cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")],
+    }
+
+
+@pytest.mark.cluster
+@pytest.mark.last
+def test_down_leaves_nothing_behind(local_cluster: Cluster, real_node: str,
+                                    namespace: str) -> None:
+    """Takes the session's cluster down: only when this session started it, and last."""
+    if not local_cluster.started_here:
+        pytest.skip("the cluster was running before this session: others may be using it")
+    state = Path(local_cluster.kubeconfig).parent
+    # A pod with a host port: CNI's portmap adds its own rules too.
+    apply(local_cluster, namespace, web_pod(ports=[{"containerPort": 8080, "hostPort": 18080,
+                                                    "hostIP": "10.244.0.1"}]))
+    ready_real_pod(local_cluster, namespace, real_node)
+    before, routes = leftovers(state), blackholes()
+    assert all(before.values()), before
+
+    env = dict(os.environ, ADAPTIVE_CLUSTER_STATE=str(state))
+    subprocess.run([str(HERE / "cluster"), "down"], env=env, capture_output=True, check=True)
+    assert leftovers(state) == {name: [] for name in before}
+    assert len(blackholes()) < len(routes)
+    assert not state.exists()

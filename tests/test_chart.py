@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adaptive_operator.permissions import PERMISSIONS, Permission
+from adaptive_operator.permissions import PERMISSIONS, Permission, scale_target
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "adaptive-operator"
@@ -127,13 +127,17 @@ def test_helm_lint_strict_passes(helm: Path) -> None:
 
 # The chart ships the CRDs `adaptive-operator crds` writes to files/crds.
 BASE_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
-              "PodDisruptionBudget", "CustomResourceDefinition"}
+              "PodDisruptionBudget", "CustomResourceDefinition", "ConfigMap"}
 
 
 @pytest.mark.parametrize(("values", "kinds"), [
     pytest.param({}, BASE_KINDS, id="defaults-give-ha-operator-with-rbac-and-pdb"),
     pytest.param({"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
                  BASE_KINDS | {"ServiceMonitor"}, id="service-monitor-on-for-prometheus-operator"),
+    pytest.param({"prometheusRule": {"enabled": True}}, BASE_KINDS | {"PrometheusRule"},
+                 id="alerts-on-for-prometheus-operator"),
+    pytest.param({"grafanaDashboard": {"enabled": False}}, BASE_KINDS - {"ConfigMap"},
+                 id="dashboard-switched-off"),
     pytest.param({"replicas": 1}, BASE_KINDS - {"PodDisruptionBudget"},
                  id="single-replica-has-no-pdb-that-would-block-drains"),
     pytest.param({"podDisruptionBudget": {"enabled": False}}, BASE_KINDS - {"PodDisruptionBudget"},
@@ -342,6 +346,30 @@ def test_cluster_role_does_not_depend_on_values(helm: Path, defaults: list[Manif
     """Only a namespaced install (rbac.namespaced) moves rules to Roles (test_chart_rbac)."""
     namespaced = render(helm, {"watch": {"namespaces": ["a"]}, "replicas": 1})
     assert operator_role(namespaced)["rules"] == operator_role(defaults)["rules"]
+
+
+def test_more_scale_targets_grant_exactly_their_scale(helm: Path) -> None:
+    targets = [{"apiGroup": "argoproj.io", "resource": "rollouts"},
+               {"apiGroup": "e2e.adaptive.dev", "resource": "widgets"}]
+    rules = operator_role(render(helm, {"rbac": {"create": True, "scaleTargets": targets}}))[
+        "rules"]
+    extra = [scale_target(t["apiGroup"], t["resource"]) for t in targets]
+    assert rbac_gaps(rules, (*PERMISSIONS, *extra)) == (set(), set())
+
+
+def test_the_dashboard_ships_for_grafanas_sidecar(defaults: list[Manifest]) -> None:
+    config_map = one(defaults, "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads(config_map["data"]["adaptive-operator.json"])
+    assert shipped == json.loads((CHART / "files" / "dashboard.json").read_text(encoding="utf-8"))
+
+
+def test_the_alerts_ship_as_a_prometheus_rule(helm: Path) -> None:
+    rule = one(render(helm, {"prometheusRule": {"enabled": True, "labels": {"release": "p"}}}),
+               "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "p"
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text(encoding="utf-8"))
+    assert rule["spec"] == alerts
 
 
 def test_binding_gives_the_role_to_the_operator_service_account(defaults: list[Manifest]) -> None:

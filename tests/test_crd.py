@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from adaptive_operator.api.adaptive_service import (
     CONDITION_TYPES,
+    COUPLING_RULE,
     RESOURCE,
     AdaptiveServiceSpec,
     AdaptiveServiceStatus,
@@ -134,6 +135,7 @@ def test_printer_columns_and_status_subresource() -> None:
         "Desired",
         "Mode",
         "Forecast",
+        "Coupling",
         "Age",
     ]
     assert version["subresources"] == {"status": {}}
@@ -177,6 +179,7 @@ _TYPE_CHECKS: dict[str, Any] = {
     "integer": lambda node, v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda node, v: isinstance(v, int | float) and not isinstance(v, bool),
     "string": lambda node, v: isinstance(v, str) and _string_ok(node, v),
+    "boolean": lambda node, v: isinstance(v, bool),
 }
 
 
@@ -220,6 +223,10 @@ def _object_ok(node: Schema, value: dict[str, Any]) -> bool:
     if not all(validate(props[k], v) for k, v in value.items() if k in props):
         return False
     for rule in node.get("x-kubernetes-validations", []):
+        if rule["rule"] == COUPLING_RULE["rule"]:
+            if value.get("coupling") and not (value.get("predictive") or {}).get("enabled"):
+                return False
+            continue
         simple = re.fullmatch(r"self\.(\w+) <= self\.(\w+)", rule["rule"])
         if simple is None:  # other rules are checked on the real API server (e2e)
             continue
@@ -257,6 +264,24 @@ def bad(path: str, value: Any) -> dict[str, Any]:
     return obj
 
 
+UPSTREAM = {"service": "frontend", "metric": "rps"}
+
+
+def coupled(upstreams: list[dict[str, str]]) -> dict[str, Any]:
+    return {**GOOD, "predictive": {"enabled": True}, "coupling": upstreams}
+
+
+def test_a_coupled_service_with_a_forecast_is_accepted() -> None:
+    assert validate(spec_schema(), coupled([UPSTREAM]))
+    spec = AdaptiveServiceSpec.model_validate(coupled([UPSTREAM]))
+    assert spec.coupling is not None and spec.coupling[0].service == "frontend"
+
+
+def test_pydantic_refuses_an_upstream_named_twice() -> None:
+    with pytest.raises(ValidationError, match="twice"):
+        AdaptiveServiceSpec.model_validate(coupled([UPSTREAM, UPSTREAM]))
+
+
 @pytest.mark.parametrize(
     "obj",
     [
@@ -278,6 +303,12 @@ def bad(path: str, value: Any) -> dict[str, Any]:
         pytest.param(bad("prometheus", {"url": "prometheus:9090"}), id="url-without-scheme"),
         pytest.param(bad("syncPeriodSeconds", 0), id="zero-sync-period"),
         pytest.param({k: v for k, v in GOOD.items() if k != "maxReplicas"}, id="missing-max"),
+        pytest.param(bad("coupling", [UPSTREAM]), id="coupling-without-predictive"),
+        pytest.param(coupled([{"service": "Front_End", "metric": "rps"}]),
+                     id="coupling-service-not-a-name"),
+        pytest.param(coupled([{"service": "a", "metric": "x" * 64}]), id="coupling-metric-long"),
+        pytest.param(coupled([{"service": f"s{i}", "metric": "rps"} for i in range(5)]),
+                     id="coupling-five-upstreams"),
     ],
 )
 def test_schema_and_pydantic_refuse_the_same_objects(obj: dict[str, Any]) -> None:

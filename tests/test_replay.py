@@ -309,6 +309,17 @@ def test_command_input_errors(
             "--scale-down-on-forecast needs --policy predictive",
             id="scale-down-on-forecast-without-a-forecast",
         ),
+        pytest.param(
+            ["--target-per-replica", "10", "--startup-seconds", "0", "--quantile", "0.9"],
+            "--quantile needs --policy predictive",
+            id="quantile-without-a-forecast",
+        ),
+        pytest.param(
+            ["--target-per-replica", "10", "--startup-seconds", "0",
+             "--max-unserved-percent", "1"],
+            "--max-unserved-percent needs --policy predictive",
+            id="objective-without-a-forecast",
+        ),
     ],
 )
 def test_command_argument_errors(
@@ -329,6 +340,35 @@ def test_command_argument_errors(
     )
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--quantile", "1"], "--quantile must be", id="quantile-one"),
+        pytest.param(["--quantile", "nan"], "--quantile must be", id="quantile-nan"),
+        pytest.param(["--look-ahead-factor", "0.5"], "--look-ahead-factor", id="factor-below-1"),
+        pytest.param(["--max-unserved-percent", "101"], "--max-unserved-percent",
+                     id="objective-above-100"),
+    ],
+)
+def test_operating_point_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    trace = write_trace(tmp_path / "t.csv", [(0, 1), (60, 1)])
+    code = main(["replay", "--trace", str(trace), "--policy", "predictive",
+                 "--target-per-replica", "10", "--startup-seconds", "0", *args,
+                 "--out", str(tmp_path / "o.csv")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_operating_point_flags_at_their_defaults_change_nothing(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path / "t.csv", [(i * 60, 10 + i % 7) for i in range(40)])
+    plain = run(tmp_path, trace, policy="predictive")
+    explicit = run(tmp_path, trace, "--quantile", "0.8", "--look-ahead-factor", "1",
+                   policy="predictive")
+    assert explicit == plain
 
 
 def test_command_missing_trace_and_unwritable_out(

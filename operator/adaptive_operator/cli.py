@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "adaptive_operator.commands.detect",
     "adaptive_operator.commands.demo",
     "adaptive_operator.commands.backtest",
+    "adaptive_operator.commands.explain",
 )
 
 

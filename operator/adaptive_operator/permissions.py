@@ -27,6 +27,7 @@ class Permission:
 
 
 READ = ("get", "list", "watch")
+SCALE = ("get", "patch")  # what the scaler does to a target's /scale
 Triple = tuple[str, str, str]  # (API group, resource, verb)
 
 # Every Kubernetes client method the operator's code calls, and what it needs. A test scans the
@@ -51,6 +52,7 @@ CALLS: dict[str, tuple[Triple, ...]] = {
     "patch_namespaced_deployment": (("apps", "deployments", "patch"),),
     "list_namespaced_deployment": (("apps", "deployments", "list"),
                                    ("apps", "deployments", "watch")),
+    "list_namespaced_controller_revision": (("apps", "controllerrevisions", "list"),),
     "list_namespaced_replica_set": (("apps", "replicasets", "list"),
                                     ("apps", "replicasets", "watch")),
     "list_namespaced_pod": ((CORE, "pods", "list"), (CORE, "pods", "watch")),
@@ -107,3 +109,8 @@ PERMISSIONS: tuple[Permission, ...] = _grouped(
 
 # Cluster-scoped resources: granted by a ClusterRole even in a namespaced install.
 CLUSTER_SCOPED = frozenset({"customresourcedefinitions", "namespaces"})
+
+
+def scale_target(api_group: str, resource: str) -> Permission:
+    """What the chart's `rbac.scaleTargets` entry grants for one more kind to scale."""
+    return Permission(api_group, f"{resource}/scale", SCALE)

@@ -71,9 +71,18 @@ in a namespaced install, to the ClusterRole otherwise; cluster rules always to t
 - apiGroups: ["apps"]
   resources: ["replicasets"]
   verbs: ["list", "watch"]
+# A StatefulSet's earlier templates, for a rollback.
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["list"]
 - apiGroups: ["apps"]
   resources: ["deployments/scale", "statefulsets/scale"]
   verbs: ["get", "patch"]
+{{- range .Values.rbac.scaleTargets }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ printf "%s/scale" .resource | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
 # Healing reads pods and evicts them (evictions respect PodDisruptionBudgets).
 - apiGroups: [""]
   resources: ["pods"]

@@ -7,6 +7,7 @@ call never stalls the other services' reconciliations.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,18 +18,11 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from adaptive_operator.adapters import discovery
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
-
-# Kinds with a /scale subresource that we know the plural of without discovery.
-PLURALS = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "ReplicaSet": "replicasets",
-}
-
 
 # What a call raises when the API server answers with an error or not at all (restarting,
 # a connection refused or cut): callers fail the sync and retry, never crash on it.
@@ -55,9 +49,6 @@ class TargetRef:
         group, _, version = self.api_version.rpartition("/")
         return group, version
 
-    @property
-    def plural(self) -> str:
-        return PLURALS.get(self.kind, self.kind.lower() + "s")
 
 
 @dataclass(frozen=True)
@@ -141,12 +132,40 @@ def _describe(err: ApiException) -> str:
     return f"{err.status} {err.reason}"
 
 
+def _resource(target: TargetRef) -> discovery.Resource:
+    """The target's resource by API discovery; a kind without /scale cannot be scaled."""
+    try:
+        resource = discovery.resolve(target.api_version, target.kind)
+    except discovery.DiscoveryError as err:
+        raise TargetError(err.reason, err.message) from err
+    if not resource.scalable:
+        raise TargetError("NotScalable", f"{target.kind} ({target.api_version}) has no /scale "
+                                         "subresource: it cannot be scaled")
+    return resource
+
+
+def request(path: str, method: str, body: Any = None) -> Any:
+    """A call by path (any group, the core one included) with the client's credentials; the
+    answer's JSON. Raises ApiException on an error status, as the typed calls do."""
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/merge-patch+json"
+    shared = api_client()
+    params = shared.param_serialize(method=method, resource_path=path, header_params=headers,
+                                    body=body, auth_settings=["BearerToken"])
+    response = shared.call_api(*params)
+    response.read()  # type: ignore[no-untyped-call]
+    text = (response.data or b"").decode("utf-8")
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=text, data=None)
+    return json.loads(text) if text else None
+
+
 def _read_scale(namespace: str, target: TargetRef) -> Scale:
-    group, version = target.group_version
+    resource = _resource(target)
     try:
         API_REQUESTS.labels("get", "scale").inc()
-        body: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object_scale(
-            group, version, namespace, target.plural, target.name)
+        body: Any = request(resource.path(namespace, target.name, "scale"), "GET")
     except ApiException as err:
         if err.status == 404:
             raise TargetError("TargetNotFound", f"{target.kind} {namespace}/{target.name} "
@@ -163,12 +182,11 @@ async def read_scale(namespace: str, target: TargetRef) -> Scale:
 
 
 def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
-    group, version = target.group_version
+    resource = _resource(target)
     try:
         API_REQUESTS.labels("patch", "scale").inc()
-        client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_scale(
-            group, version, namespace, target.plural, target.name,
-            {"spec": {"replicas": replicas}})
+        request(resource.path(namespace, target.name, "scale"), "PATCH",
+              {"spec": {"replicas": replicas}})
     except ApiException as err:
         raise TargetError("FailedUpdateScale", f"cannot scale {target.kind} {target.name}: "
                                                f"{_describe(err)}") from err
@@ -218,3 +236,20 @@ def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]
 
 async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     await asyncio.to_thread(_patch_status, plural, namespace, name, status)
+
+
+def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    API_REQUESTS.labels("get", plural).inc()
+    try:
+        found: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
+async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One of our own objects (an upstream of a coupled service), or None when it is absent."""
+    return await asyncio.to_thread(_read_service, plural, namespace, name)

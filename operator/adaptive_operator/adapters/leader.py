@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.kube import API_ERRORS
+from adaptive_operator.adapters.telemetry import LEADER
 from adaptive_operator.domain.common.leadership import (
     LeaseAction,
     LeaseState,
@@ -113,6 +114,7 @@ class LeaderElector:
         while not stop.is_set():
             if self.try_acquire():
                 log.info("became the leader", lease=self.name, identity=self.identity)
+                LEADER.set(1)
                 return True
             stop.wait(self.retry)
         return False
@@ -125,6 +127,7 @@ class LeaderElector:
                 last_ok = self.clock()
             elif self.clock() - last_ok > self.duration * 2 / 3:
                 log.error("lost the leadership", lease=self.name, identity=self.identity)
+                LEADER.set(0)
                 on_lost()
                 return
 
@@ -146,6 +149,7 @@ def elect(elector: LeaderElector | None) -> None:
     """The elector whose lease gates acting (None: no election, this process always acts)."""
     global _current
     _current = elector
+    LEADER.set(1 if elector is None else 0)  # with an election: not until it is won
 
 
 def still_leading() -> bool:

@@ -21,6 +21,12 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 DESIRED = Gauge(
     "adaptive_desired_replicas", "Replicas the last decision asked for.", ["namespace", "name"])
+READY = Gauge(
+    "adaptive_ready_replicas", "Ready pods of the target at the last sync (capacity = ready x "
+    "target per replica).", ["namespace", "name"])
+METRIC_TARGET = Gauge(
+    "adaptive_metric_target_per_replica", "The load one replica should carry, per scaling "
+    "metric (capacity = ready replicas x this).", ["namespace", "name", "metric"])
 METRIC_VALUE = Gauge(
     "adaptive_metric_value", "The last value read for a scaling metric (workload total).",
     ["namespace", "name", "metric"])
@@ -42,6 +48,37 @@ FORECAST_CEILING = Gauge(
 ANOMALY_SCORE = Gauge(
     "adaptive_anomaly_score", "The healing detector's score of the service's latest row (0-1, "
     "higher is more anomalous); absent before its first verdict.", ["namespace", "name"])
+COUPLING_TRUSTED = Gauge(
+    "adaptive_coupling_trusted", "1 while the coupled forecast from the upstreams is trusted, "
+    "0 while it is ignored (absent when not coupled).", ["namespace", "name"])
+COUPLING_FLOOR = Gauge(
+    "adaptive_coupling_floor_replicas", "Replicas the trusted coupled forecast asks for.",
+    ["namespace", "name"])
+FORECAST_RELIABLE = Gauge(
+    "adaptive_forecast_reliable", "1 while the forecast drives scaling, 0 while it is not "
+    "trusted (the service runs reactive only); absent without predictive scaling.",
+    ["namespace", "name"])
+METRICS_AVAILABLE = Gauge(
+    "adaptive_metrics_available", "1 when every scaling metric was read at the last sync, "
+    "else 0.", ["namespace", "name"])
+LEADER = Gauge(
+    "adaptive_leader", "1 while this operator process leads (acts), 0 while it stands by.")
+HEALING_DECISIONS = Counter(
+    "adaptive_healing_decisions_total", "Healing syncs by what was decided (Healthy, "
+    "UnhealthyPods, HealingExhausted, ActionRateLimited, ...).", ["namespace", "name", "reason"])
+HEALING_ACTIONS = Counter(
+    "adaptive_healing_actions_total", "Healing actions recorded, by action and outcome "
+    "(Pending when decided, Helped or DidNotHelp when verified, DryRun).",
+    ["namespace", "name", "action", "outcome"])
+SHARD_SLOTS = Gauge(
+    "adaptive_shard_slots", "Hash slots a shard owns in the routing table.",
+    ["namespace", "name", "shard"])
+SHARD_MIGRATING = Gauge(
+    "adaptive_shard_migrations_in_progress", "Slot moves marked migrating in the routing "
+    "table.", ["namespace", "name"])
+SHARD_EPOCH = Gauge(
+    "adaptive_shard_routing_epoch", "The routing table's epoch (it moves when slots move).",
+    ["namespace", "name"])
 
 # What the operator asks of the outside, for capacity planning ("how many queries per second
 # will 1,000 services cost my Prometheus / API server?").

@@ -13,9 +13,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters.kube import GROUP, VERSION, api_client
+from adaptive_operator.adapters import discovery
+from adaptive_operator.adapters.kube import GROUP, VERSION, api_client, request
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.healing.inputs import RESTARTED_AT
+from adaptive_operator.domain.healing.targets import revisions_as_replica_sets
 
 
 class WorkloadError(Exception):
@@ -164,3 +166,74 @@ async def evict(namespace: str, pods: tuple[str, ...]) -> list[Refusal]:
     """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused."""
     refused = [await asyncio.to_thread(_evict, namespace, pod) for pod in pods]
     return [refusal for refusal in refused if refusal is not None]
+
+
+async def pods_of(namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods of any target, through the selector its /scale publishes (none: no pods)."""
+    if not selector:
+        return []
+    try:
+        return await asyncio.to_thread(list_pods, namespace, selector)
+    except ApiException as err:
+        raise WorkloadError("FailedRead", f"cannot list the pods of selector {selector}: "
+                                          f"{_describe(err)}") from err
+
+
+def _restart_template(namespace: str, api_version: str, kind: str, name: str,
+                      stamp: str) -> None:
+    resource = discovery.resolve(api_version, kind)
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    try:
+        API_REQUESTS.labels("patch", resource.plural).inc()
+        request(resource.path(namespace, name), "PATCH", patch)
+    except ApiException as err:
+        raise WorkloadError("FailedHealing", f"cannot restart {kind} {name}: "
+                                             f"{_describe(err)}") from err
+
+
+async def restart_template(namespace: str, api_version: str, kind: str, name: str,
+                           stamp: str) -> None:
+    """A rolling restart of a kind with a pod template (a StatefulSet): as `kubectl rollout
+    restart`, a changed template annotation."""
+    await asyncio.to_thread(_restart_template, namespace, api_version, kind, name, stamp)
+
+
+def _statefulset_pods_and_revisions(namespace: str, name: str) -> tuple[list[dict[str, Any]],
+                                                                         list[dict[str, Any]]]:
+    apps = client.AppsV1Api(api_client())
+    try:
+        API_REQUESTS.labels("get", "statefulsets").inc()
+        found = dict(_plain(apps.read_namespaced_stateful_set(name, namespace)))
+        labels = found["spec"]["selector"].get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = list_pods(namespace, selector)
+        API_REQUESTS.labels("list", "controllerrevisions").inc()
+        revisions = _plain(apps.list_namespaced_controller_revision(
+            namespace, label_selector=selector))["items"]
+    except ApiException as err:
+        raise WorkloadError("FailedRead", f"cannot read StatefulSet {name}, its pods or its "
+                                          f"revisions: {_describe(err)}") from err
+    return pods, revisions_as_replica_sets(revisions, found["metadata"]["uid"])
+
+
+async def statefulset_pods_and_revisions(namespace: str, name: str) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]]]:
+    """A StatefulSet's pods, and its ControllerRevisions shaped as a Deployment's ReplicaSets
+    (so the same rollout reading and rollback template serve both)."""
+    return await asyncio.to_thread(_statefulset_pods_and_revisions, namespace, name)
+
+
+def _patch_statefulset(namespace: str, name: str, patch: list[dict[str, Any]]) -> None:
+    try:
+        API_REQUESTS.labels("patch", "statefulsets").inc()
+        client.AppsV1Api(api_client()).patch_namespaced_stateful_set(name, namespace, patch)
+    except ApiException as err:
+        raise WorkloadError("FailedHealing", f"cannot roll back StatefulSet {name}: "
+                                             f"{_describe(err)}") from err
+
+
+async def roll_back_statefulset(namespace: str, name: str, template: dict[str, Any]) -> None:
+    """The StatefulSet's template becomes the earlier revision's (its controller then rolls the
+    pods back, one by one, as for any template change)."""
+    patch = [{"op": "replace", "path": "/spec/template", "value": template}]
+    await asyncio.to_thread(_patch_statefulset, namespace, name, patch)

@@ -32,6 +32,7 @@ from adaptive_operator.api.base import (
     PrinterColumn,
     ResourceDefinition,
 )
+from adaptive_operator.api.coupling import MAX_UPSTREAMS, CouplingSpec, CouplingStatus
 from adaptive_operator.api.healing import HealingSpec, HealingStatus
 from adaptive_operator.api.predictive import PredictiveSpec, PredictiveStatus
 
@@ -116,6 +117,11 @@ LOOK_AHEAD_ROWS_RULE: dict[str, str] = {
             f"self.predictive.lookAheadSeconds <= self.syncPeriodSeconds * {MAX_LOOK_AHEAD_ROWS}",
     "message": f"predictive.lookAheadSeconds must be at most {MAX_LOOK_AHEAD_ROWS} sync periods",
 }
+COUPLING_RULE: dict[str, str] = {
+    "rule": "!has(self.coupling) || size(self.coupling) == 0 || "
+            "(has(self.predictive) && has(self.predictive.enabled) && self.predictive.enabled)",
+    "message": "coupling is a forecast: it needs predictive.enabled",
+}
 
 
 class AdaptiveServiceSpec(KubeModel):
@@ -126,6 +132,7 @@ class AdaptiveServiceSpec(KubeModel):
                 "message": "minReplicas must be less than or equal to maxReplicas",
             },
             LOOK_AHEAD_ROWS_RULE,
+            COUPLING_RULE,
         ]
     }))
 
@@ -155,6 +162,12 @@ class AdaptiveServiceSpec(KubeModel):
         default=None, description="Scale ahead of the forecast load (off when absent).")
     healing: HealingSpec | None = Field(
         default=None, description="Watch health metrics and heal the workload (off when absent).")
+    coupling: list[CouplingSpec] | None = Field(
+        default=None, max_length=MAX_UPSTREAMS,
+        description="Upstream services whose load this one follows: their readings and "
+        "forecasts forecast this service's first metric (needs predictive.enabled).",
+        json_schema_extra={"x-kubernetes-list-type": "map",
+                           "x-kubernetes-list-map-keys": ["service"]})
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> AdaptiveServiceSpec:
@@ -167,6 +180,15 @@ class AdaptiveServiceSpec(KubeModel):
         ahead = self.predictive.look_ahead_seconds if self.predictive else None
         if ahead is not None and ahead > self.sync_period_seconds * MAX_LOOK_AHEAD_ROWS:
             raise ValueError(LOOK_AHEAD_ROWS_RULE["message"])
+        return self
+
+    @model_validator(mode="after")
+    def _coupling_needs_forecast(self) -> AdaptiveServiceSpec:
+        if self.coupling and not (self.predictive and self.predictive.enabled):
+            raise ValueError(COUPLING_RULE["message"])
+        services = [c.service for c in self.coupling or []]
+        if len(set(services)) != len(services):
+            raise ValueError("coupling names a service twice")
         return self
 
 
@@ -267,6 +289,8 @@ class AdaptiveServiceStatus(KubeModel):
     healing: HealingStatus | None = Field(
         default=None, description="The detector's verdict and the healing ledger, when "
         "healing is on.")
+    coupling: CouplingStatus | None = Field(
+        default=None, description="The coupled forecast from the upstreams, when coupled.")
 
 
 RESOURCE = ResourceDefinition(
@@ -287,6 +311,8 @@ RESOURCE = ResourceDefinition(
         PrinterColumn("Mode", "string", ".spec.mode", "Active, DryRun or Paused."),
         PrinterColumn("Forecast", "string", ".status.forecast.summary",
                       "The forecasting model when it drives scaling, else Reactive."),
+        PrinterColumn("Coupling", "string", ".status.coupling.summary",
+                      "Upstreams and whether their coupled forecast is trusted."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", AGE),
     ),
 )

@@ -19,6 +19,21 @@ class ModelKind(StrEnum):
     MSTL = "MSTL"
 
 
+class ObjectiveSpec(KubeModel):
+    """What the service asks of its operating point: the least replicas that keep the unserved
+    demand within a bound."""
+
+    max_unserved_percent: float = Field(
+        alias="maxUnservedPercent", ge=0.0, le=100.0,
+        description="Unserved demand (load above what the ready pods carry), in percent of the "
+        "demand, the service accepts. Once a day the operator replays its own last three days "
+        "through its decision code at each quantile (0.6 to 0.95, and the spec's) with and "
+        "without scale-down on the forecast, and keeps the cheapest point within this bound "
+        "(the one serving the most when none is); until then it runs at the spec's quantile "
+        "and scaleDownOnForecast.",
+    )
+
+
 class PredictiveSpec(KubeModel):
     """Forecast-driven scaling on top of the reactive HPA algorithm."""
 
@@ -36,6 +51,12 @@ class PredictiveSpec(KubeModel):
         default=None, alias="lookAheadSeconds", ge=1, le=MAX_LOOK_AHEAD_SECONDS,
         description="How far ahead to provision; learned from pod readiness when unset.",
     )
+    look_ahead_factor: float = Field(
+        default=1.0, alias="lookAheadFactor", ge=1.0, le=10.0,
+        description="How far ahead to add pods, as a multiple of the learned start-up time "
+        "(plus one sync period); above 1 covers pods that start slower than their median. "
+        "Ignored when lookAheadSeconds is set.",
+    )
     # The model needs three cycles of the season it detects, not a day: a minute is the floor so
     # that short seasons (and the accelerated e2e test) can be served; a day-long season simply
     # stays reactive (ForecastReliable=False, too little history) until three days are kept.
@@ -50,6 +71,11 @@ class PredictiveSpec(KubeModel):
         default=False, alias="scaleDownOnForecast",
         description="Allow scaling down when the forecast is confidently lower over the whole "
         "look-ahead; off: the forecast only ever raises replicas.",
+    )
+    objective: ObjectiveSpec | None = Field(
+        default=None,
+        description="Choose the quantile and scale-down on forecast per service from its own "
+        "history: the cheapest point that meets the objective.",
     )
 
 

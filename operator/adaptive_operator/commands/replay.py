@@ -19,6 +19,7 @@ from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfi
 
 DAY_SECONDS = 86_400
 MAX_FORECAST_CELLS = 64 << 20
+DEFAULT_QUANTILE = 0.8  # the spec's default (api.predictive)
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
 SPACING_TOLERANCE_SECONDS = 1e-3
 
@@ -37,10 +38,33 @@ def register(subparsers: Any) -> None:
         help="predictive: also scale down when the forecast is lower over the whole look-ahead "
         "(the spec's predictive.scaleDownOnForecast; off by default)",
     )
+    add_operating_point(parser)
+    parser.add_argument(
+        "--coupled", type=Path, action="append", default=[], metavar="UPSTREAM.csv",
+        help="an upstream's trace (same rows): its load, read row by row, and its own forecast "
+        "forecast this one's (coupled scaling); repeat for several upstreams",
+    )
     parser.add_argument(
         "--out", type=Path, required=True, help="CSV timestamp,value,desired_replicas"
     )
     parser.set_defaults(func=run)
+
+
+def add_operating_point(parser: Any) -> None:
+    """The predictive operating point (the spec's quantile, lookAheadFactor and objective)."""
+    parser.add_argument(
+        "--quantile", type=float, default=DEFAULT_QUANTILE, metavar="Q",
+        help="predictive: the forecast quantile the replicas serve (0.5 < Q < 1; default 0.8)",
+    )
+    parser.add_argument(
+        "--look-ahead-factor", type=float, default=1.0, metavar="F",
+        help="predictive: provision F x the start-up ahead (1 <= F <= 10; default 1)",
+    )
+    parser.add_argument(
+        "--max-unserved-percent", type=float, default=None, metavar="X",
+        help="predictive: the objective; the quantile and scale-down are picked once a day as "
+        "the cheapest point that kept unserved demand <= X%% over the last three days",
+    )
 
 
 @dataclass(frozen=True)
@@ -106,14 +130,63 @@ def read_trace(path: Path) -> Trace:
     return Trace(timestamps, raw_values, values, _check_spacing(times, path))
 
 
-def _advisor(policy: str, scale_down_on_forecast: bool = False) -> ForecastAdvisor | None:
-    if policy == "hpa":
-        if scale_down_on_forecast:
-            raise _usage_error("--scale-down-on-forecast needs --policy predictive")
+def _advisor(args: argparse.Namespace) -> ForecastAdvisor | None:
+    if args.policy == "hpa":
+        if _predictive_flags(args):
+            raise _usage_error(f"{_predictive_flags(args)[0]} needs --policy predictive")
         return None
-    from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
+    from adaptive_operator.domain.scaling.coupled_advisor import OwnAdvisor
+    from adaptive_operator.domain.scaling.predictive import PredictiveSettings
 
-    return PredictiveAdvisor(PredictiveSettings(scale_down_on_forecast=scale_down_on_forecast))
+    if not 0.5 < args.quantile < 1.0:
+        raise _usage_error("--quantile must be a number between 0.5 and 1 (exclusive)")
+    objective = args.max_unserved_percent
+    if objective is not None and not 0.0 <= objective <= 100.0:
+        raise _usage_error("--max-unserved-percent must be a number from 0 to 100")
+    return OwnAdvisor(PredictiveSettings(
+        quantile=args.quantile, scale_down_on_forecast=args.scale_down_on_forecast,
+        max_unserved_percent=objective))
+
+
+def _predictive_flags(args: argparse.Namespace) -> list[str]:
+    """The predictive-only flags given with their non-default values."""
+    given = {
+        "--scale-down-on-forecast": args.scale_down_on_forecast,
+        "--quantile": args.quantile != DEFAULT_QUANTILE,
+        "--look-ahead-factor": args.look_ahead_factor != 1.0,
+        "--max-unserved-percent": args.max_unserved_percent is not None,
+    }
+    return [flag for flag, on in given.items() if on]
+
+
+
+def upstream_traces(paths: list[Path], trace: Trace) -> list[Trace]:
+    """The --coupled traces, each on the downstream's rows (same start, spacing and count)."""
+    found = []
+    for path in paths:
+        upstream = read_trace(path)
+        same_start = parse_time(upstream.timestamps[0], str(path)) == parse_time(
+            trace.timestamps[0], "trace")
+        if (not same_start or len(upstream.values) != len(trace.values)
+                or abs(upstream.interval_seconds - trace.interval_seconds)
+                > SPACING_TOLERANCE_SECONDS):
+            raise _usage_error(f"{path}: an upstream trace must have the rows of --trace (same "
+                               "first timestamp, spacing and number of rows)")
+        found.append(upstream)
+    return found
+
+
+def coupled_advisor(own: ForecastAdvisor | None, upstreams: list[Trace],
+                    target: float) -> ForecastAdvisor:
+    from adaptive_operator.domain.scaling.coupled_advisor import (
+        CoupledAdvisor,
+        OwnAdvisor,
+        UpstreamTrace,
+    )
+
+    assert own is None or isinstance(own, OwnAdvisor)
+    sources = [UpstreamTrace(u.values, OwnAdvisor(), target) for u in upstreams]
+    return CoupledAdvisor(own, sources)
 
 
 def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
@@ -128,12 +201,16 @@ def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
             MAX_LOOK_AHEAD_SECONDS):
         raise _usage_error(f"--startup-seconds must be at most {MAX_LOOK_AHEAD_SECONDS} s and "
                            f"{MAX_LOOK_AHEAD_SECONDS} rows of the trace")
+    factor = getattr(args, "look_ahead_factor", 1.0)
+    if not 1.0 <= factor <= 10.0:
+        raise _usage_error("--look-ahead-factor must be a number from 1 to 10")
     return ReplayConfig(
         target_per_replica=args.target_per_replica,
         startup_seconds=args.startup_seconds,
         interval_seconds=interval,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
+        lookahead_seconds=None if factor == 1.0 else factor * args.startup_seconds,
     )
 
 
@@ -167,7 +244,10 @@ def run(args: argparse.Namespace) -> int:
     config = replay_config(args, trace.interval_seconds)
     if args.policy == "predictive":
         check_forecast_size(config)
-    advisor = _advisor(args.policy, args.scale_down_on_forecast)
+    advisor = _advisor(args)
+    if args.coupled:
+        upstreams = upstream_traces(args.coupled, trace)
+        advisor = coupled_advisor(advisor, upstreams, config.target_per_replica)
     result = replay(trace.values, config, advisor)
     write_result(args.out, trace, result.desired_replicas)
     return 0

@@ -23,6 +23,8 @@ from adaptive_operator.domain.common.conditions import Condition, merge_conditio
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
 from adaptive_operator.domain.healing.ladder import policy_from_spec, scale_out_floor
+from adaptive_operator.domain.healing.targets import CONDITION as LIMITED
+from adaptive_operator.domain.healing.targets import limited_condition, remedies
 from adaptive_operator.domain.scaling import algorithm as scaling
 from adaptive_operator.domain.scaling import writes as scale_writes
 from adaptive_operator.domain.scaling.config import (
@@ -33,6 +35,7 @@ from adaptive_operator.domain.scaling.config import (
 )
 from adaptive_operator.domain.scaling.records import ScaleEvent
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
+from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecast_report, forecasts, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
 
@@ -58,6 +61,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
             await stopped.wait(backoff(period, failures, elapsed))
     finally:
         forecasts.forget(uid)
+        coupling.forget(uid)
         spec = body.get("spec", {}) or {}
         quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
         forecast_report.unpublish(namespace, name,
@@ -83,6 +87,7 @@ class Memory:
     history: scaling.ScalingHistory | None = None
     written: tuple[scaling.ScalingHistory, float] | None = None
     spec: specs.Parsed | None = None  # the spec validated at a generation
+    coupled: coupling.Coupled | None = None  # the last sync's coupled forecast
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
@@ -181,6 +186,9 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         history = scaling.ScalingHistory(history.recommendations, (*history.scale_events, event))
     now = time.time()
     floor, source = floor_for(spec, body, forecast, now)
+    memory.coupled = await coupling.coupled_for(namespace, str(body.meta.get("name")),
+                                                str(body.meta.get("uid", "")), spec, forecast, now)
+    floor, source = coupling.raised(floor, source, memory.coupled)
     ceiling = forecast.ceiling if forecast else None
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,
                               floor_source=source)
@@ -188,7 +196,8 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     all_failed = all(r.value is None for r in readings)
     conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
     return SyncOutcome(spec.mode, decision, metric_problem=problem, all_metrics_failed=all_failed,
-                       readings=readings, conflict=conflict, writes=check), scale, forecast
+                       readings=readings, conflict=conflict, writes=check,
+                       ready_pods=snapshot.ready_pods), scale, forecast
 
 
 def check_own_writes(spec: AdaptiveServiceSpec, status: Any, current: int,
@@ -276,7 +285,13 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
     if decision is not None and scale is not None:
         telemetry.DECISIONS.labels(namespace, name, decision.reason).inc()
         telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
+        if outcome.ready_pods is not None:
+            telemetry.READY.labels(namespace, name).set(outcome.ready_pods)
+        telemetry.METRICS_AVAILABLE.labels(namespace, name).set(
+            0 if outcome.metric_problem else 1)
         for reading in outcome.readings:
+            telemetry.METRIC_TARGET.labels(namespace, name, reading.name).set(
+                reading.target_per_replica)
             if reading.value is not None:
                 telemetry.METRIC_VALUE.labels(namespace, name, reading.name).set(reading.value)
         log.info("decision", namespace=namespace, name=name, mode=spec.mode,
@@ -356,8 +371,11 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     if scaled_at is not None:
         new["lastScaleTime"] = timestamp(scaled_at)
     generation = int(body.meta.get("generation") or 0)
-    conditions = sync_conditions(outcome) + forecast_conditions(old, forecast)
+    conditions = (sync_conditions(outcome) + forecast_conditions(old, forecast)
+                  + coupling.conditions(old, memory.coupled) + healing_conditions(spec, old))
     new.update(forecast_fields(old, forecast))
+    new.update(coupling.status_fields(old, memory.coupled))
+    coupling.report(namespace, name, body, memory.coupled)
     if forecast is not None:
         quantile = spec.predictive.quantile if spec.predictive else 0.8
         forecast_report.publish(namespace, name, quantile, forecast)
@@ -431,6 +449,15 @@ def forecast_conditions(old: dict[str, Any],
         return [forecast_report.reliable_condition(forecast)]
     had = any(c.get("type") == "ForecastReliable" for c in old.get("conditions") or [])
     return [forecast_report.disabled_condition()] if had else []
+
+
+def healing_conditions(spec: AdaptiveServiceSpec, old: dict[str, Any]) -> list[Condition]:
+    """HealingLimited while healing is on: what it can and cannot do to this kind."""
+    if spec.healing is not None and spec.healing.enabled:
+        ref = spec.scale_target_ref
+        return [limited_condition(remedies(ref.api_version, ref.kind))]
+    had = any(c.get("type") == LIMITED for c in old.get("conditions") or [])
+    return [Condition(LIMITED, "False", "HealingDisabled", "healing is off")] if had else []
 
 
 async def write_conditions(namespace: str, name: str, body: kopf.Body,

@@ -83,6 +83,7 @@ def publish(namespace: str, name: str, quantile: float, forecast: ServiceForecas
     """Gauges: the forecast at the end of the look-ahead (median and high quantile), the floor
     and the ceiling."""
     telemetry.LOOKAHEAD.labels(namespace, name).set(forecast.look_ahead.seconds)
+    telemetry.FORECAST_RELIABLE.labels(namespace, name).set(1 if forecast.reliable else 0)
     for metric in forecast.metrics:
         _publish_metric(namespace, name, quantile, metric)
     for gauge, value in ((telemetry.FORECAST_FLOOR, forecast.floor),
@@ -105,6 +106,7 @@ def _publish_metric(namespace: str, name: str, quantile: float, metric: MetricFo
 
 def unpublish(namespace: str, name: str, metrics: list[str], quantile: float) -> None:
     telemetry.forget(telemetry.LOOKAHEAD, namespace, name)
+    telemetry.forget(telemetry.FORECAST_RELIABLE, namespace, name)
     telemetry.forget(telemetry.FORECAST_FLOOR, namespace, name)
     telemetry.forget(telemetry.FORECAST_CEILING, namespace, name)
     for metric in metrics:

@@ -73,6 +73,8 @@ def advisor_settings(predictive: PredictiveSpec, period: float) -> PredictiveSet
         history_seconds=min(float(predictive.history_seconds), MAX_HISTORY_ROWS * period),
         scale_down_on_forecast=predictive.scale_down_on_forecast,
         error_window_seconds=min(defaults.error_window_seconds, MAX_ERROR_ROWS * period),
+        max_unserved_percent=(
+            predictive.objective.max_unserved_percent if predictive.objective else None),
     )
 
 
@@ -158,7 +160,8 @@ class ServiceForecaster:
         assert predictive is not None
         period = float(spec.sync_period_seconds)
         ahead = within_rows(look_ahead(predictive.look_ahead_seconds, startups, period,
-                                       self.look_ahead), period, MAX_LOOK_AHEAD_ROWS)
+                                       self.look_ahead, predictive.look_ahead_factor),
+                            period, MAX_LOOK_AHEAD_ROWS)
         self.look_ahead = ahead.seconds
         names = {m.name for m in spec.metrics}
         self.metrics = {k: v for k, v in self.metrics.items() if k in names}

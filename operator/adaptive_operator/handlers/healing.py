@@ -56,6 +56,7 @@ from adaptive_operator.domain.healing.ladder import (
     policy_from_spec,
     summarise,
 )
+from adaptive_operator.domain.healing.targets import remedies
 from adaptive_operator.handlers import settings, specs
 
 log = logs.get(__name__)
@@ -227,9 +228,14 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
         replicas = scale.replicas
         if ref.kind == "Deployment":
             raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
-            reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
-            pods = [report.health for report in reports if report is not None]
             rollout = rollout_info(sets)
+        elif ref.kind == "StatefulSet":
+            raw_pods, sets = await workload.statefulset_pods_and_revisions(namespace, ref.name)
+            rollout = rollout_info(sets)
+        else:  # any other kind: its pods through the /scale selector, no rollout to judge
+            raw_pods = await workload.pods_of(namespace, scale.selector)
+        reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
+        pods = [report.health for report in reports if report is not None]
     except (kube.TargetError, workload.WorkloadError) as err:
         error = error or err.message
     started = watcher.incident.started_at if watcher.incident else None
@@ -274,6 +280,7 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     log.info("healing decision", namespace=namespace, name=name, action=plan.action,
              reason=plan.reason, message=plan.message, dry_run=plan.dry_run,
              score=observation.verdict.score if observation.verdict else None)
+    telemetry.HEALING_DECISIONS.labels(namespace, name, plan.reason).inc()
     ledger = await record(namespace, name, body, plan, ledger)
     if plan.acts and plan.intent is not None:
         failpoints.hit("healing.after_record")
@@ -300,6 +307,10 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                  ledger: list[LedgerEntry]) -> list[LedgerEntry]:
     """The ledger with the plan's verification and intent, written before any action."""
     changed = False
+    for entry in (plan.verified, plan.intent):
+        if entry is not None:
+            telemetry.HEALING_ACTIONS.labels(namespace, name, entry.action.value,
+                                             entry.outcome.value).inc()
     if plan.verified is not None:
         ledger = with_entry(ledger, plan.verified)
         helped = plan.verified.outcome is Outcome.HELPED
@@ -346,18 +357,36 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
 
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
     ref = spec.scale_target_ref
-    if intent.action is Action.ROLL_BACK:
-        _, sets = await workload.pods_and_replica_sets(namespace, ref.name)
-        template = rollback_template(sets, intent.target_revision or 0)
-        if template is None:
-            return f"revision {intent.target_revision} no longer exists"
-        await workload.roll_back(namespace, ref.name, template)
+    if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
+        return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
+    if intent.action is Action.ROLLOUT_RESTART and ref.kind != "Deployment":
+        await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name,
+                                        timestamp(intent.at))
+    elif intent.action is Action.ROLL_BACK:
+        return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0)
     elif intent.action is Action.ROLLOUT_RESTART:
         await workload.restart(namespace, ref.name, timestamp(intent.at))
     elif intent.action is Action.SCALE_OUT and spec.mode != "Active":
         # The scaler carries the scale-out (the ledger entry is its floor): it scales nothing
         # in DryRun or Paused mode.
         return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
+    return None
+
+
+async def _roll_back(namespace: str, kind: str, name: str, revision: int) -> str | None:
+    """`kubectl rollout undo --to-revision`: a Deployment from its ReplicaSets, a StatefulSet
+    from its ControllerRevisions."""
+    if kind == "StatefulSet":
+        _, sets = await workload.statefulset_pods_and_revisions(namespace, name)
+    else:
+        _, sets = await workload.pods_and_replica_sets(namespace, name)
+    template = rollback_template(sets, revision)
+    if template is None:
+        return f"revision {revision} no longer exists"
+    if kind == "StatefulSet":
+        await workload.roll_back_statefulset(namespace, name, template)
+    else:
+        await workload.roll_back(namespace, name, template)
     return None
 
 

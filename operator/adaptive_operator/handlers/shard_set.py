@@ -22,7 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints
-from adaptive_operator.adapters import leader, prometheus, workers
+from adaptive_operator.adapters import leader, prometheus, telemetry, workers
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
@@ -87,6 +87,7 @@ async def reconcile_shard_set(
         return
     version = await _act(name, namespace, shard_spec, objects, snapshot, decision, body)
     _record(patch, snapshot, decision, status, meta, shard_spec.shards)
+    _publish(namespace, name, decision, shard_spec.shards)
     await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body, version)
     log.info(
         "shardset.reconciled", name=name, namespace=namespace, shards=shard_spec.shards,
@@ -94,6 +95,15 @@ async def reconcile_shard_set(
         pending=decision.pending_moves, started=len(decision.start_jobs),
         created_shards=decision.create_shards, deleted_shards=decision.delete_shards,
     )
+
+
+def _publish(namespace: str, name: str, decision: Decision, shards: int) -> None:
+    """Slot balance and migrations, for the dashboard and the migration-stuck alert."""
+    routing = decision.routing
+    telemetry.SHARD_EPOCH.labels(namespace, name).set(routing.epoch)
+    telemetry.SHARD_MIGRATING.labels(namespace, name).set(len(routing.migrating))
+    for shard in range(shards):
+        telemetry.SHARD_SLOTS.labels(namespace, name, str(shard)).set(routing.owned_by(shard))
 
 
 def _snapshot(

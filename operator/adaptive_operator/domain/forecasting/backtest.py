@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_operator.domain.forecasting.baseline import Resolution, baseline_path
+from adaptive_operator.domain.forecasting.baseline import Resolution, fitting_series, path_from
 from adaptive_operator.domain.forecasting.models import ModelKind
 from adaptive_operator.domain.forecasting.tracker import simulate
 
@@ -102,23 +102,34 @@ def _mae(values: FloatArray) -> float:
     return float(np.mean(finite)) if len(finite) else math.inf
 
 
-def _errors_at(y: FloatArray, origin: int, kind: ModelKind, plan: Plan) -> list[FloatArray]:
+# The fitting series at each origin, computed once for every model of a ranking.
+Cleaned = dict[int, FloatArray | None]
+
+
+def _errors_at(
+    y: FloatArray, origin: int, kind: ModelKind, plan: Plan, cleaned: Cleaned
+) -> list[FloatArray]:
     """Per alpha in ALPHAS, the error matrix of this model run forward from `origin`."""
     steps = plan.span + plan.horizon
-    base = baseline_path(y[:origin], kind, plan.resolution, steps)
+    if origin not in cleaned:
+        cleaned[origin] = fitting_series(y[:origin], plan.resolution)
+    base = path_from(origin, cleaned[origin], kind, plan.resolution, steps)
     actual = y[origin : origin + steps]
     if base is None:
         return [np.full((plan.span, plan.horizon), np.nan) for _ in ALPHAS]
     return [simulate(actual, base, alpha, plan.clip, plan.horizon) for alpha in ALPHAS]
 
 
-def score_model(y: FloatArray, kind: ModelKind, plan: Plan) -> Score | None:
+def score_model(
+    y: FloatArray, kind: ModelKind, plan: Plan, cleaned: Cleaned | None = None
+) -> Score | None:
     """The model's backtest at its best level-correction rate; None without a usable origin."""
     starts = origins(len(y), plan)
     if not starts:
         return None
     period = plan.resolution.fine_periods[0]
-    runs = [_errors_at(y, o, kind, plan) for o in starts]
+    cleaned = {} if cleaned is None else cleaned
+    runs = [_errors_at(y, o, kind, plan, cleaned) for o in starts]
     naive = np.concatenate(
         [naive_errors(y, o, o + plan.span, period, plan.horizon) for o in starts]
     )
@@ -142,5 +153,6 @@ def score_model(y: FloatArray, kind: ModelKind, plan: Plan) -> Score | None:
 
 def rank(y: FloatArray, kinds: Sequence[ModelKind], plan: Plan) -> list[Score]:
     """Scores of the models that could be backtested, best (lowest error) first."""
-    scores = [s for s in (score_model(y, kind, plan) for kind in kinds) if s is not None]
+    cleaned: Cleaned = {}
+    scores = [s for s in (score_model(y, k, plan, cleaned) for k in kinds) if s is not None]
     return sorted(scores, key=lambda s: (s.mae, CANDIDATES.index(s.kind)))

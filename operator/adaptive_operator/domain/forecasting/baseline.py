@@ -40,18 +40,30 @@ def outage_run(resolution: Resolution) -> int:
     return max(3, period // 48)
 
 
+def fitting_series(y: FloatArray, resolution: Resolution) -> FloatArray | None:
+    """The cleaned series at the fitting resolution (None when `y` has no data): the same for
+    every model fitted on `y`, so a backtest cleans each origin once."""
+    primary = resolution.periods[0] if resolution.periods else 1
+    return clean(y, resolution.factor, primary, outage_run(resolution))
+
+
 def baseline_path(
     y: FloatArray, kind: ModelKind, resolution: Resolution, steps: int
 ) -> FloatArray | None:
     """Point forecasts for the `steps` fine rows after `y`, or None when `y` has no data."""
-    factor = resolution.factor
-    primary = resolution.periods[0] if resolution.periods else 1
-    coarse = clean(y, factor, primary, outage_run(resolution))
+    return path_from(len(y), fitting_series(y, resolution), kind, resolution, steps)
+
+
+def path_from(
+    n: int, coarse: FloatArray | None, kind: ModelKind, resolution: Resolution, steps: int
+) -> FloatArray | None:
+    """`baseline_path` for `n` fine rows whose fitting series is `coarse` (left unchanged)."""
     if coarse is None:
         return None
-    fitted = forecaster(kind).fit(coarse, resolution.periods)
+    factor = resolution.factor
+    fitted = forecaster(kind).fit(coarse.copy(), resolution.periods)
     future = fitted.path(math.ceil(steps / factor) + 2)
-    n, m = len(y), len(coarse)
+    m = len(coarse)
     half = (factor - 1) / 2.0
     past_centres = n - m * factor + np.arange(m) * factor + half
     future_centres = n + np.arange(len(future)) * factor + half

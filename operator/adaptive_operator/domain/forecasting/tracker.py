@@ -36,11 +36,29 @@ def simulate(
     rows = len(actual) - horizon
     levels = np.empty(rows)
     level = 0.0
-    for t in range(rows):
-        level = next_level(level, float(actual[t] - base[t]), alpha, clip)
+    # `next_level` inlined over plain floats: the backtest runs it for every row of every origin,
+    # model and rate, and the per-call and numpy-scalar overhead was most of its cost.
+    for t, residual in enumerate((actual[:rows] - base[:rows]).tolist()):
+        if residual == residual:  # not NaN: a missing row keeps the level
+            level = level + alpha * min(max(residual - level, -clip), clip)
         levels[t] = level
     idx = np.arange(rows)[:, None] + np.arange(1, horizon + 1)[None, :]
     return np.asarray(actual[idx] - base[idx] - levels[:, None], dtype=np.float64)
+
+
+def _nanquantiles(errors: FloatArray, qs: tuple[float, float]) -> FloatArray:
+    """`np.nanquantile(errors, qs, axis=0)`, value for value, without its per-column
+    `apply_along_axis`: a window without NaN in one call, else column by column on the known
+    values (a quantile does not depend on the order of its values)."""
+    missing = np.isnan(errors)
+    if not missing.any():
+        return np.asarray(np.quantile(errors, qs, axis=0), dtype=np.float64)
+    out = np.full((len(qs), errors.shape[1]), np.nan)
+    for column in range(errors.shape[1]):
+        known = errors[~missing[:, column], column]
+        if len(known):
+            out[:, column] = np.quantile(known, qs)
+    return out
 
 
 @dataclass
@@ -52,7 +70,9 @@ class ErrorWindow:
     errors: FloatArray = field(init=False)
     reference: FloatArray = field(init=False)
     count: int = 0
-    _cached: tuple[int, float, FloatArray, FloatArray] | None = None
+    # Per quantile: the row count when computed, median and quantile (several quantiles may be
+    # asked of one window, e.g. by a benchmark sweeping the operating point; each keeps its own).
+    _cached: dict[float, tuple[int, FloatArray, FloatArray]] = field(default_factory=dict)
     _cached_relative: tuple[int, float, int] | None = None
 
     def __post_init__(self) -> None:
@@ -74,19 +94,18 @@ class ErrorWindow:
 
         Recomputed once every 1/64 of the rows the window holds: a quantile of a window barely
         moves per row, and sorting the window every row would dominate the cost of a decision."""
-        cached = self._cached
-        if cached is not None and cached[1] == q and self.count - cached[0] < self._refresh():
-            return cached[2], cached[3]
+        cached = self._cached.get(q)
+        if cached is not None and self.count - cached[0] < self._refresh():
+            return cached[1], cached[2]
         mid, high = self._compute(q)
-        self._cached = (self.count, q, mid, high)
+        self._cached[q] = (self.count, mid, high)
         return mid, high
 
     def _compute(self, q: float) -> tuple[FloatArray, FloatArray]:
         if not np.isfinite(self.errors).any():
             zeros = np.zeros(self.horizon)
             return zeros, zeros
-        stacked = np.nanquantile(self.errors, [0.5, q], axis=0)
-        stacked = np.nan_to_num(stacked)
+        stacked = np.nan_to_num(_nanquantiles(self.errors, (0.5, q)))
         return stacked[0], stacked[1]
 
     def _refresh(self) -> int:
@@ -117,6 +136,10 @@ class ErrorWindow:
         return model_mae / reference_mae, scored
 
 
+# Up to this horizon, a row's errors are computed element by element (`Tracker._errors`).
+SCALAR_HORIZON = 8
+
+
 @dataclass
 class Tracker:
     """Forecasts made at the last `horizon` rows, the running level, and the error window."""
@@ -132,18 +155,35 @@ class Tracker:
     def __post_init__(self) -> None:
         self.pending = np.full((self.horizon, self.horizon), np.nan)
         self.made_at = np.full(self.horizon, -1, dtype=np.int64)
+        self._steps = np.arange(1, self.horizon + 1)  # built once: observe runs every row
 
     def observe(self, row: int, value: float, base: float, reference_forecast: float) -> None:
         """Score what was forecast for `row`, then move the level."""
         if not math.isnan(value):
-            steps = np.arange(1, self.horizon + 1)
+            errors = self._errors(row, value)
+            if errors is not None:
+                self.window.add(errors, value - reference_forecast)
+        self.level = next_level(self.level, value - base, self.alpha, self.clip)
+
+    def _errors(self, row: int, value: float) -> FloatArray | None:
+        """value - the forecast made k rows earlier for this row, per horizon k (NaN where none
+        was made); None when no forecast was made for it."""
+        if self.horizon > SCALAR_HORIZON:
+            steps = self._steps
             slots = (row - steps) % self.horizon
             made = self.pending[slots, steps - 1]
             valid = self.made_at[slots] == row - steps
-            errors = np.where(valid, value - made, np.nan)
-            if valid.any():
-                self.window.add(errors, value - reference_forecast)
-        self.level = next_level(self.level, value - base, self.alpha, self.clip)
+            return np.where(valid, value - made, np.nan) if valid.any() else None
+        # A short horizon (the common case) element by element: the same subtractions, without
+        # the fixed cost of five numpy calls per row.
+        errors = np.full(self.horizon, np.nan)
+        found = False
+        for k in range(1, self.horizon + 1):
+            slot = (row - k) % self.horizon
+            if self.made_at[slot] == row - k:
+                errors[k - 1] = value - self.pending[slot, k - 1]
+                found = True
+        return errors if found else None
 
     def predict(self, row: int, base_ahead: FloatArray) -> FloatArray:
         """Point forecasts for rows row+1..row+horizon, remembered for scoring."""

@@ -115,3 +115,19 @@ class MetricHistory:
 def capacity_rows(history_seconds: float, step: float) -> int:
     """Rows that cover `history_seconds` at `step` (the advisor's own window is the same)."""
     return max(1, math.ceil(history_seconds / step))
+
+
+def aligned_view(history: MetricHistory, shift: int, length: int) -> RowsView:
+    """Rows of `history` numbered as another history's rows (`shift` rows apart on the same
+    grid), `length` long; a row not kept (or not yet read) is None, a gap."""
+
+    def row(index: int) -> float | None:
+        kept = history.first_kept <= index < history.total
+        return history.value(index) if kept else None
+
+    return RowsView(row, shift, lambda: shift + length)
+
+
+def grid_shift(history: MetricHistory, other: MetricHistory) -> int:
+    """Rows from `history`'s numbering to `other`'s, for the same time (same step)."""
+    return round((history.origin - other.origin) / history.step)

@@ -37,9 +37,10 @@ def whole_periods(seconds: float, period: float) -> float:
 
 def look_ahead(
     configured: float | None, samples: Sequence[float], period: float,
-    previous: float | None = None,
+    previous: float | None = None, factor: float = 1.0,
 ) -> LookAhead:
-    """The look-ahead for this sync: the spec's value, else learned start-up + one period.
+    """The look-ahead for this sync: the spec's value, else `factor` x the learned start-up +
+    one period (the spec's lookAheadFactor: a margin for pods slower than their median).
 
     A learned value keeps `previous` unless it moved by more than a period and by more than a
     quarter: restarting the forecaster costs a refit, so one slow pod must not cause one.
@@ -48,8 +49,9 @@ def look_ahead(
         return LookAhead(float(configured), "spec")
     learned = startup_seconds(samples)
     if learned is None:
-        return LookAhead(whole_periods(DEFAULT_STARTUP_SECONDS, period) + period, "default")
-    seconds = whole_periods(learned, period) + period
+        return LookAhead(whole_periods(factor * DEFAULT_STARTUP_SECONDS, period) + period,
+                         "default")
+    seconds = whole_periods(factor * learned, period) + period
     if previous is not None and abs(seconds - previous) <= max(period, 0.25 * previous):
         seconds = previous
     return LookAhead(seconds, f"learned from {len(samples)} pods")

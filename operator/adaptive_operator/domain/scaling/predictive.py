@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adaptive_operator.domain.forecasting import Band, EngineSettings, ForecastEngine, ModelKind
+from adaptive_operator.domain.scaling.operating_point import Objective, OperatingPoint
+from adaptive_operator.domain.scaling.replay import ReplayConfig
 
 DAY = 86400.0
 # `advise` extending the running engine by at most this many rows, with no fit due, is light.
@@ -40,6 +42,12 @@ class PredictiveSettings:
     # a strict 1.0 switched a sound forecast on and off with that noise.
     max_relative_error: float = 1.1
     error_window_seconds: float = DAY
+    # The objective (`operating_point`): unserved demand at most this percent of the demand at
+    # least cost, the quantile and scale-down chosen on the service's own last rows; None: the
+    # quantile and scale-down above, as set.
+    max_unserved_percent: float | None = None
+    objective_window_seconds: float = 3 * DAY
+    objective_every_seconds: float = DAY
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,11 @@ class PredictiveAdvisor:
     def __init__(self, settings: PredictiveSettings | None = None) -> None:
         self.settings = settings or PredictiveSettings()
         self.state = PredictiveState()
+        self.band: Band | None = None  # the last forecast, for reports
         self._engine: ForecastEngine | None = None
         self._key: tuple[float, int] | None = None
         self._last: float | None = None
+        self._objective: Objective | None = None
 
     def advise(
         self,
@@ -106,9 +116,31 @@ class PredictiveAdvisor:
         for value in history[engine.rows :]:
             engine.observe(math.nan if value is None else float(value))
         self._last = _as_float(history[-1]) if history else None
-        band = engine.forecast()
+        band = self.band = engine.forecast()
         self.state = self._judge(engine, band, interval_seconds, target_per_replica)
+        if self._objective is not None:
+            config = ReplayConfig(target_per_replica, lookahead_seconds, interval_seconds)
+            self.state = self._at_point(self._objective, engine, band, history, config)
         return self.state.floor_replicas if self.state.reliable else None
+
+    def _at_point(self, objective: Objective, engine: ForecastEngine, band: Band | None,
+                  history: Sequence[float | None], config: ReplayConfig) -> PredictiveState:
+        """The state at the objective's operating point (the floor of its quantile, and the
+        ceiling when its point scales down on the forecast)."""
+        state = self.state
+        floor = objective.observe(engine, band, state.reliable, history[-1], config)
+        if not state.reliable:
+            return state
+        point = objective.point
+        reason = f"{state.reason}; objective: quantile {point.quantile:g}, scale-down " + (
+            "on" if point.scale_down else "off")
+        down = floor if point.scale_down else None
+        return replace(state, floor_replicas=floor, scale_down_to=down, reason=reason)
+
+    @property
+    def engine(self) -> ForecastEngine | None:
+        """The running forecast engine (None before the first call)."""
+        return self._engine
 
     def ceiling(self) -> int | None:
         """With scale-down on forecast, the replicas the last trusted forecast needs over the
@@ -125,7 +157,17 @@ class PredictiveAdvisor:
         if engine is None:
             engine = ForecastEngine(_engine_settings(self.settings, interval), key[1])
             self._engine, self._key = engine, key
+            self._objective = self._new_objective(interval)
         return engine
+
+    def _new_objective(self, interval: float) -> Objective | None:
+        settings = self.settings
+        if settings.max_unserved_percent is None:
+            return None
+        start = OperatingPoint(settings.quantile, settings.scale_down_on_forecast)
+        return Objective(settings.max_unserved_percent,
+                         _rows(settings.objective_window_seconds, interval),
+                         _rows(settings.objective_every_seconds, interval), start)
 
     def _continued(
         self, history: Sequence[float | None], key: tuple[float, int]
@@ -163,9 +205,11 @@ class PredictiveAdvisor:
         mase = best.mase if best is not None else None
         if band is None or engine.tracker is None:
             return PredictiveState(engine.kind, mase, False, engine.status)
+        # Whole arrays to floats at once (`tolist`): cheaper per row than indexing numpy.
         forecast = tuple(
-            ForecastPoint((h + 1) * interval, float(band.p50[h]), float(band.high[h]))
-            for h in range(len(band.point))
+            ForecastPoint((h + 1) * interval, p50, high)
+            for h, (p50, high) in enumerate(zip(band.p50.tolist(), band.high.tolist(),
+                                                strict=True))
         )
         relative, _ = engine.tracker.window.relative_error()
         floor = math.ceil(float(band.high.max()) / target)

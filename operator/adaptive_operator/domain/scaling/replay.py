@@ -64,6 +64,12 @@ class ReplayConfig:
     interval_seconds: float
     min_replicas: int = 1
     max_replicas: int = 10_000
+    # How far ahead the advisor provisions; None: the start-up time (the pods' own delay).
+    lookahead_seconds: float | None = None
+
+    @property
+    def lookahead(self) -> float:
+        return self.startup_seconds if self.lookahead_seconds is None else self.lookahead_seconds
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,20 @@ def initial_replicas(values: Sequence[float | None], config: ReplayConfig) -> in
     return min(max(wanted, config.min_replicas), config.max_replicas)
 
 
+def snapshot_at(
+    pool: PodPool, now: float, value: float | None, config: ReplayConfig
+) -> ScalingSnapshot:
+    """What the decision sees at `now`: the pods, the ready ones, and the row's load."""
+    ready = pool.ready_at(now)
+    error = None if value is not None else "metric unavailable"
+    return ScalingSnapshot(
+        current_replicas=len(pool),
+        ready_pods=ready,
+        unready_pods=len(pool) - ready,
+        metrics=(MetricReading(METRIC_NAME, value, config.target_per_replica, error),),
+    )
+
+
 def replay(
     values: Sequence[float | None],
     config: ReplayConfig,
@@ -118,18 +138,11 @@ def replay(
     for i, value in enumerate(values):
         serving.append(pool.ready_at(i * step + step / 2))
         now = (i + 1) * step
-        ready = pool.ready_at(now)
-        error = None if value is not None else "metric unavailable"
-        snapshot = ScalingSnapshot(
-            current_replicas=len(pool),
-            ready_pods=ready,
-            unready_pods=len(pool) - ready,
-            metrics=(MetricReading(METRIC_NAME, value, config.target_per_replica, error),),
-        )
+        snapshot = snapshot_at(pool, now, value, config)
         floor = ceiling = None
         if advisor is not None:
             seen = RowsView.prefix(values, i + 1)
-            floor = advisor.advise(seen, step, config.startup_seconds, config.target_per_replica)
+            floor = advisor.advise(seen, step, config.lookahead, config.target_per_replica)
             ceiling = advisor.ceiling()
         decision = decide(spec, snapshot, history, now, floor, ceiling)
         history = decision.history

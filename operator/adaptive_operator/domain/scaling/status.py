@@ -25,6 +25,7 @@ class SyncOutcome:
     readings: tuple[MetricReading, ...] = ()
     conflict: Problem | None = None  # another client keeps changing the replicas: stand aside
     writes: WriteCheck | None = None  # what the target said about the last replica writes
+    ready_pods: int | None = None  # the target's Ready pods as observed (for /metrics)
 
 
 def metrics_condition(outcome: SyncOutcome) -> Condition:

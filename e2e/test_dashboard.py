@@ -1,0 +1,126 @@
+"""The Grafana dashboard's PromQL on the real cluster: while a service (predictive, healing in
+DryRun) and a ShardSet run, with the operator's /metrics scraped by the test Prometheus, every
+panel's main query returns data and every other query is accepted by Prometheus."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adaptive_operator.demo.exporter import Exporter
+from operator_process import ROOT, OperatorProcess
+
+from conftest import Cluster, module_tag
+from support import deployment_yaml, prom_query, wait_until
+
+SYNC = 2
+CYCLE = 20.0  # seconds per accelerated "day": the forecast needs three of them
+DASHBOARD = ROOT / "charts" / "adaptive-operator" / "files" / "dashboard.json"
+
+
+def service_yaml(name: str, where: str) -> str:
+    return f"""
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  maxReplicas: 12
+  syncPeriodSeconds: {SYNC}
+  metrics: [{{name: load, query: 'sum(e2e_dash_load{{{where}}})', targetPerReplica: 10}}]
+  predictive: {{enabled: true, lookAheadSeconds: 4, historySeconds: 120}}
+  healing:
+    enabled: true
+    mode: DryRun
+    metrics:
+      errorRatio: 'sum(e2e_dash_errors{{{where}}})'
+      latency: 'sum(e2e_dash_latency{{{where}}})'
+"""
+
+
+SHARD_SET = {
+    "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet", "metadata": {"name": "kv"},
+    "spec": {"shards": 2, "slots": 8, "template": {"replicas": 1, "template": {"spec": {
+        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists",
+                         "effect": "NoSchedule"}],
+        "containers": [{"name": "kv", "image": "registry.example/kv:1"}]}}},
+        "migration": {"jobTemplate": {"template": {"spec": {"containers": [
+            {"name": "migrate", "image": "registry.example/migrate:1"}]}}}}},
+}
+
+
+@pytest.fixture(scope="module")
+def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+    process = OperatorProcess("dashboard",
+                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
+    # Prometheus scrapes the operator as it scrapes the exporters (file discovery, 2 s).
+    assert local_cluster.targets_dir is not None
+    target = local_cluster.targets_dir / "operator-dashboard.json"
+    target.write_text(json.dumps([{"targets": [f"127.0.0.1:{process.metrics_port}"],
+                                   "labels": {"job": "adaptive-operator"}}]))
+    yield process
+    target.unlink(missing_ok=True)
+    process.stop()
+
+
+class Feed:
+    """A daily-like load and steady health metrics, played until stopped."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.wait(1.0):
+            t = time.monotonic() - start
+            self.exporter.set("e2e_dash_load", 50 + 30 * math.sin(2 * math.pi * t / CYCLE))
+            self.exporter.set("e2e_dash_errors", 0.01 + 0.002 * math.sin(t))
+            self.exporter.set("e2e_dash_latency", 0.2 + 0.01 * math.cos(t))
+
+
+@pytest.fixture
+def feed(local_cluster: Cluster, namespace: str) -> Iterator[Feed]:
+    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+        running = Feed(exporter)
+        running.thread.start()
+        yield running
+        running.stop.set()
+
+
+def panels() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]
+    return found
+
+
+def concrete(expr: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        expr = expr.replace(f"${{{name}}}", value).replace(f"${name}", value)
+    return expr
+
+
+def test_every_panel_returns_data(local_cluster: Cluster, namespace: str,
+                                  operator: OperatorProcess, feed: Feed) -> None:
+    url = local_cluster.prometheus_url or ""
+    where = f'exporter="{namespace}"'
+    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
+    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service_yaml("web", where))
+    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(SHARD_SET))
+    lookahead = wait_until(lambda: prom_query(url, 'adaptive_forecast_lookahead_seconds'
+                                              f'{{namespace="{namespace}",name="web"}}'), 90,
+                           "the look-ahead gauge scraped")
+    values = {"namespace": namespace, "service": "web", "shardset": "kv",
+              "lookahead": str(round(float(lookahead[0]["value"][1]))),  # type: ignore[index]
+              "__rate_interval": "1m"}
+    for panel in panels():
+        main, *others = [concrete(t["expr"], values) for t in panel["targets"]]
+        wait_until(lambda q=main: prom_query(url, q), 300, f"data for {panel['title']!r}")
+        for query in others:
+            prom_query(url, query)  # accepted (asserts status success); may be empty

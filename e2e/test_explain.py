@@ -1,0 +1,108 @@
+"""`adaptive-operator explain` as a user who may only `get` AdaptiveServices: a ServiceAccount
+token with one Role on the real API server, and the test Prometheus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adaptive_operator.demo.exporter import Exporter
+from operator_process import ROOT, OperatorProcess
+
+from conftest import Cluster, module_tag
+from support import deployment_yaml, wait_until
+
+VIEWER = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: adaptiveservice-getter}
+rules: [{apiGroups: [adaptive.dev], resources: [adaptiveservices], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer-gets-adaptiveservices}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: adaptiveservice-getter}
+subjects: [{kind: ServiceAccount, name: viewer}]
+"""
+
+
+def service_yaml(query: str) -> str:
+    return f"""
+apiVersion: adaptive.dev/v1alpha1
+kind: AdaptiveService
+metadata: {{name: web}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  maxReplicas: 10
+  syncPeriodSeconds: 2
+  metrics: [{{name: load, query: '{query}', targetPerReplica: 10}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+    process = OperatorProcess("explain",
+                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
+    yield process
+    process.stop()
+
+
+def viewer_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:
+    """A kubeconfig holding only the viewer's token (the admin's server and CA)."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=VIEWER)
+    token = cluster.kubectl("create", "token", "viewer", "-n", namespace).strip()
+    admin = cluster.json("config", "view", "--raw", "--minify")
+    entry = admin["clusters"][0]  # type: ignore[index]
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "clusters": [entry],
+        "users": [{"name": "viewer", "user": {"token": token}}],
+        "contexts": [{"name": "viewer", "context": {"cluster": entry["name"], "user": "viewer",
+                                                    "namespace": namespace}}],
+        "current-context": "viewer"}))
+    return path
+
+
+def can_i(kubeconfig: Path, verb: str, namespace: str) -> str:
+    result = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "auth", "can-i", verb,
+                             "adaptiveservices.adaptive.dev", "-n", namespace],
+                            capture_output=True, text=True, timeout=60, check=False)
+    return result.stdout.strip()
+
+
+def test_explain_works_with_only_get(local_cluster: Cluster, namespace: str,
+                                     operator: OperatorProcess, tmp_path: Path) -> None:
+    with Exporter(namespace, local_cluster.targets_dir) as load:
+        load.set("e2e_load", 27.0)
+        local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
+        local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                              stdin=service_yaml(f'sum(e2e_load{{exporter="{namespace}"}})'))
+        wait_until(lambda: (local_cluster.json("get", "adaptiveservice", "web", "-n", namespace)
+                            .get("status") or {}).get("lastDecision"), 60, "a decision")
+        viewer = viewer_kubeconfig(local_cluster, namespace, tmp_path / "viewer.json")
+        assert can_i(viewer, "get", namespace) == "yes"
+        assert can_i(viewer, "list", namespace) == "no"
+        assert can_i(viewer, "get", "default") == "no"
+        result = subprocess.run(
+            [sys.executable, "-m", "adaptive_operator", "explain", f"{namespace}/web",
+             "--kubeconfig", str(viewer), "--prometheus-url", local_cluster.prometheus_url or "",
+             "--rows", "20"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+            check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in (f"AdaptiveService {namespace}/web -> Deployment web", "Last decision",
+                 "-> 3 replicas", "input load: value 27 at 10 per replica",
+                 "predictive scaling is off", "Healing: off", "Ready=True", "* load"):
+        assert text in out, (text, out)
+    denied = subprocess.run(
+        [sys.executable, "-m", "adaptive_operator", "explain", "default/web", "--kubeconfig",
+         str(viewer)], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert denied.returncode == 2 and "403" in denied.stderr

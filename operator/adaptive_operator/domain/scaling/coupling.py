@@ -1,0 +1,260 @@
+"""Coupled scaling: the downstream's load forecast from its upstreams' loads.
+
+A downstream service (an API behind a frontend) receives about `ratio` requests for each request
+to its upstream, `lag` rows later. The relation is learned from the services' shared history by a
+robust regression (statsmodels RLM with Huber's norm, so an incident on one side does not bend
+it), the lag chosen among the candidates by the fit's robust scale. The upstream's known rows and
+its forecast then give an extra forecast of the downstream's load over the look-ahead.
+
+The extra forecast is held to the same kind of guard as the downstream's own: it is scored, row
+by row, at the decision horizon against what the downstream's own forecast (persistence, when it
+has none) said for the same row, and it is used only while its realised error is lower. It only
+ever raises a floor: the decision never goes below what the downstream's own metrics ask for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import statsmodels.api as sm
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class CouplingSettings:
+    max_lag_rows: int = 12  # candidate lags 0..max_lag_rows
+    min_rows: int = 48  # shared rows before the first fit
+    window_rows: int = 2016  # the fit reads the last rows only (a week of 5-minute rows)
+    refit_rows: int = 144
+    min_scored: int = 12  # realised errors before the guard may trust the relation
+    error_rows: int = 288
+    quantile: float = 0.8
+
+
+@dataclass(frozen=True)
+class Relation:
+    """downstream[t] ~ intercept + sum(ratios[i] * upstream_i[t - lags[i]])."""
+
+    ratios: tuple[float, ...]
+    lags: tuple[int, ...]
+    intercept: float
+    scale: float  # the fit's robust residual scale
+
+    def describe(self, names: Sequence[str]) -> str:
+        parts = [f"{r:.3g} x {n} ({lag} rows later)"
+                 for r, n, lag in zip(self.ratios, names, self.lags, strict=True)]
+        return " + ".join(parts) + f" + {self.intercept:.3g}"
+
+
+@dataclass(frozen=True)
+class UpstreamInput:
+    """One upstream's rows, aligned with the downstream's (row k is the same time), and its
+    median forecast for the rows after the last one (empty: none, persistence is used)."""
+
+    history: Sequence[float | None]
+    forecast: Sequence[float] = ()
+
+
+@dataclass(frozen=True)
+class CouplingState:
+    """What status shows: whether the coupled forecast is trusted and why, the relation, the
+    forecast over the look-ahead and the floor it asks for."""
+
+    trusted: bool = False
+    reason: str = "no relation fitted: too little shared history, or an upstream that never moved"
+    relation: Relation | None = None
+    relative_error: float | None = None  # coupled MAE / the own forecast's MAE, same rows
+    forecast: tuple[float, ...] = ()
+    floor_replicas: int | None = None
+
+
+def _column(values: Sequence[float | None], start: int, stop: int) -> FloatArray:
+    return np.array([math.nan if v is None else float(v) for v in values[start:stop]],
+                    dtype=np.float64)
+
+
+def _rlm(y: FloatArray, columns: Sequence[FloatArray]) -> tuple[FloatArray, float] | None:
+    """Huber-robust least squares of y on the columns plus a constant; None on too few rows."""
+    x = np.column_stack([np.ones(len(y)), *columns])
+    rows = np.isfinite(y) & np.isfinite(x).all(axis=1)
+    if rows.sum() < x.shape[1] + 8 or (np.ptp(x[rows][:, 1:], axis=0) == 0).any():
+        return None  # too few rows, or an upstream that never moved: nothing to learn
+    fit = sm.RLM(y[rows], x[rows], M=sm.robust.norms.HuberT()).fit()
+    return np.asarray(fit.params, dtype=np.float64), float(fit.scale)
+
+
+def _lagged(ups: Sequence[FloatArray], lags: Sequence[int], max_lag: int) -> list[FloatArray]:
+    n = len(ups[0])
+    return [u[max_lag - lag: n - lag] for u, lag in zip(ups, lags, strict=True)]
+
+
+def _best_lag(down: FloatArray, ups: Sequence[FloatArray], lags: list[int], which: int,
+              max_lag: int) -> int | None:
+    """The lag of upstream `which` whose joint fit (the others at their lags) leaves the
+    smallest robust scale."""
+    scores: list[tuple[float, int]] = []
+    for lag in range(max_lag + 1):
+        trial = [*lags[:which], lag, *lags[which + 1:]]
+        fit = _rlm(down[max_lag:], _lagged(ups, trial, max_lag))
+        if fit is not None:
+            scores.append((fit[1], lag))
+    return min(scores)[1] if scores else None
+
+
+def fit_relation(downstream: Sequence[float | None],
+                 upstreams: Sequence[Sequence[float | None]], max_lag: int) -> Relation | None:
+    """The lags by coordinate descent (each upstream's in turn, the others held: for one
+    upstream a single pass), then the ratios jointly (fan-in); None when the rows are too few."""
+    n = len(downstream)
+    if not upstreams or n <= max_lag + 8 or any(len(u) != n for u in upstreams):
+        return None
+    down = _column(downstream, 0, n)
+    ups = [_column(u, 0, n) for u in upstreams]
+    lags = [0] * len(ups)
+    for _ in range(1 if len(ups) == 1 else 2):
+        for which in range(len(ups)):
+            lag = _best_lag(down, ups, lags, which, max_lag)
+            if lag is None:
+                return None
+            lags[which] = lag
+    fit = _rlm(down[max_lag:], _lagged(ups, lags, max_lag))
+    if fit is None:
+        return None
+    params, scale = fit
+    return Relation(tuple(float(r) for r in params[1:]), tuple(lags), float(params[0]), scale)
+
+
+def _last_finite(values: Sequence[float | None], row: int) -> float:
+    for k in range(row, max(-1, row - 64), -1):
+        value = values[k]
+        if value is not None and math.isfinite(value):
+            return float(value)
+    return math.nan
+
+
+def upstream_value(upstream: UpstreamInput, row: int, last: int) -> float:
+    """The upstream at `row`: read when it is past, forecast (or the last reading) when not."""
+    if row <= last:
+        value = upstream.history[row] if row >= 0 else None
+        return math.nan if value is None else float(value)
+    ahead = row - last - 1
+    if ahead < len(upstream.forecast):
+        return float(upstream.forecast[ahead])
+    return _last_finite(upstream.history, last)
+
+
+def predict(relation: Relation, upstreams: Sequence[UpstreamInput], last: int,
+            horizon: int) -> FloatArray:
+    """The downstream's median for rows last+1..last+horizon."""
+    out = np.full(horizon, relation.intercept)
+    for ratio, lag, upstream in zip(relation.ratios, relation.lags, upstreams, strict=True):
+        out += ratio * np.array([upstream_value(upstream, last + h - lag, last)
+                                 for h in range(1, horizon + 1)])
+    return out
+
+
+class CoupledForecaster:
+    """One downstream's coupled forecast, fed once per row with the whole history so far (it
+    reads only the rows it has not seen); keeps the relation and the realised errors."""
+
+    def __init__(self, settings: CouplingSettings | None = None) -> None:
+        self.settings = settings or CouplingSettings()
+        self.state = CouplingState()
+        self.relation: Relation | None = None
+        self._fitted_at = -1
+        self._fitted_usable = 0
+        self._usable = 0
+        self._seen = 0
+        # Row -> (coupled median, the own forecast's median or persistence) made for it.
+        self._pending: dict[int, tuple[float, float]] = {}
+        size = self.settings.error_rows
+        self._errors: deque[tuple[float, float, float]] = deque(maxlen=size)
+
+    def advise(self, downstream: Sequence[float | None], upstreams: Sequence[UpstreamInput],
+               own_median: float | None, horizon: int, target_per_replica: float) -> int | None:
+        """The floor the trusted coupled forecast asks for, or None. `own_median` is the
+        downstream's own forecast for the decision horizon (None: it has none)."""
+        last = len(downstream) - 1
+        self._score(downstream, last)
+        self._refit(downstream, upstreams, last)
+        if self.relation is None:
+            self.state = CouplingState()
+            return None
+        point = predict(self.relation, upstreams, last, horizon)
+        reference = own_median if own_median is not None else _last_finite(downstream, last)
+        self._pending[last + horizon] = (float(point[-1]), reference)
+        self.state = self._judge(point, target_per_replica)
+        return self.state.floor_replicas if self.state.trusted else None
+
+    def _score(self, downstream: Sequence[float | None], last: int) -> None:
+        # Rows with a value, for the fits: a backfill may start with a long gap.
+        self._usable += sum(downstream[row] is not None for row in range(self._seen, last + 1))
+        for row in range(max(self._seen, last - self.settings.error_rows), last + 1):
+            made = self._pending.pop(row, None)
+            value = downstream[row]
+            if made is not None and value is not None and all(map(math.isfinite, made)):
+                self._errors.append((value - made[0], abs(value - made[0]), abs(value - made[1])))
+        self._seen = last + 1
+        for stale in [r for r in self._pending if r <= last]:
+            del self._pending[stale]
+
+    def _refit(self, downstream: Sequence[float | None], upstreams: Sequence[UpstreamInput],
+               last: int) -> None:
+        settings = self.settings
+        # While young the history doubles fast and a fit on few rows may pick a wrong lag:
+        # refit whenever the rows with a value doubled, then every `refit_rows`.
+        young = self._usable >= 2 * self._fitted_usable
+        due = self.relation is None or young or last - self._fitted_at >= settings.refit_rows
+        if not due or self._usable < settings.min_rows:
+            return
+        self._fitted_usable = self._usable
+        start = max(0, last + 1 - settings.window_rows)
+        window = [u.history[start: last + 1] for u in upstreams]
+        self.relation = fit_relation(downstream[start: last + 1], window, settings.max_lag_rows)
+        self._fitted_at = last
+
+    def _judge(self, point: FloatArray, target: float) -> CouplingState:
+        relation = self.relation
+        forecast = tuple(float(p) for p in point)
+        if len(self._errors) < self.settings.min_scored:
+            reason = f"{len(self._errors)} of {self.settings.min_scored} rows scored so far"
+            return CouplingState(False, reason, relation, None, forecast)
+        signed, coupled, own = (np.array(c) for c in zip(*self._errors, strict=True))
+        own_mae, coupled_mae = float(own.mean()), float(coupled.mean())
+        relative = coupled_mae / own_mae if own_mae > 0 else (0.0 if coupled_mae == 0 else math.inf)
+        if relative >= 1.0:
+            reason = f"coupled error {relative:.2f}x the own forecast's: not better"
+            return CouplingState(False, reason, relation, relative, forecast)
+        high = point + max(0.0, float(np.quantile(signed, self.settings.quantile)))
+        floor = max(0, math.ceil(float(high.max()) / target - 1e-9))
+        reason = f"coupled error {relative:.2f}x the own forecast's"
+        return CouplingState(True, reason, relation, relative, forecast, floor)
+
+
+def find_cycle(edges: Mapping[str, Sequence[str]], start: str) -> tuple[str, ...] | None:
+    """A cycle of couplings reachable from `start` (as the names along it, first repeated at the
+    end), or None; `edges` maps a service to its upstreams."""
+    path: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> tuple[str, ...] | None:
+        if name in path:
+            return (*path[path.index(name):], name)
+        if name in done:
+            return None
+        path.append(name)
+        for upstream in edges.get(name, ()):
+            found = visit(upstream)
+            if found is not None:
+                return found
+        path.pop()
+        done.add(name)
+        return None
+
+    return visit(start)

@@ -1,0 +1,183 @@
+"""Coupled scaling in the operator: the upstreams read, the graph checked, status and Events
+(no cluster, no Prometheus: the two reads are replaced by a small in-memory namespace)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.forecast_history import (
+    MetricHistory,
+    aligned_view,
+    capacity_rows,
+    grid_shift,
+)
+from adaptive_operator.handlers import coupled, forecasts
+
+from coupling_traces import bursty, follower
+
+PERIOD = 2.0
+HISTORY = 600
+
+
+def spec_of(name: str, upstreams: list[str], metric: str = "rps") -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"name": name}, "maxReplicas": 50, "syncPeriodSeconds": int(PERIOD),
+        "metrics": [{"name": metric, "query": f"sum(rate({name}[1m]))", "targetPerReplica": 10}],
+        "predictive": {"enabled": True, "lookAheadSeconds": 4, "historySeconds": HISTORY},
+    }
+    if upstreams:
+        spec["coupling"] = [{"service": u, "metric": "rps"} for u in upstreams]
+    return spec
+
+
+def body(name: str, upstreams: list[str], status: dict[str, Any] | None = None) -> Any:
+    return {"metadata": {"name": name}, "spec": spec_of(name, upstreams),
+            "status": status or {}}
+
+
+class Namespace:
+    """AdaptiveServices by name, and each service's query answering from a trace."""
+
+    def __init__(self, bodies: dict[str, Any], loads: dict[str, list[float | None]]) -> None:
+        self.bodies = bodies
+        self.loads = loads
+        self.row = 0
+
+    async def read_service(self, plural: str, namespace: str, name: str) -> Any:
+        return self.bodies.get(name)
+
+    async def read_total(self, url: str, query: str, max_age: float) -> Sample:
+        value = self.loads[query][self.row]
+        if value is None:
+            raise MetricError("NoData", "no data")
+        return Sample(value)
+
+    async def read_range(self, url: str, query: str, start: float, end: float,
+                         step: float) -> RangeSeries:
+        count = int((end - start) / step) + 1
+        return RangeSeries(start, step, [None] * count, {})
+
+
+@pytest.fixture
+def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
+    up = bursty(400, 31)
+    space = Namespace({"frontend": body("frontend", [])},
+                      {"sum(rate(frontend[1m]))": up,
+                       "sum(rate(api[1m]))": follower(up, 3.0, 3, 0.02, 32)})
+    monkeypatch.setattr(coupled.kube, "read_service", space.read_service)
+    monkeypatch.setattr(coupled, "read_total", space.read_total)
+    monkeypatch.setattr(forecasts, "read_range", space.read_range)
+    monkeypatch.setattr(coupled.kopf, "event", lambda *_, **__: None)
+    return space
+
+
+async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
+               row: int) -> coupled.Coupled | None:
+    space.row = row
+    own = space.loads["sum(rate(api[1m]))"][row]
+    forecast = await forecasts.forecaster_for(uid).update(
+        spec, "http://prom", (MetricReading("rps", own, 10),), (), row * PERIOD)
+    return await coupled.coupled_for("ns", "api", uid, spec, forecast, row * PERIOD)
+
+
+async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
+    spec = AdaptiveServiceSpec.model_validate(spec_of("api", ["frontend"]))
+    found = [await sync(namespace, "u1", spec, row) for row in range(300)]
+    last = found[-1]
+    assert last is not None and last.status.trusted
+    assert last.condition.reason == "CoupledBetterThanOwnForecast"
+    relation = last.status.upstreams[0]
+    assert relation.lag_seconds == 3 * PERIOD and relation.ratio == pytest.approx(3.0, rel=0.05)
+    assert last.status.summary == "frontend: Trusted" and last.floor is not None
+    assert coupled.raised(1, "the forecast", last) == (last.floor, last.source)
+    assert coupled.raised(1000, "the forecast", last) == (1000, "the forecast")
+    fields = coupled.status_fields({}, last)["coupling"]
+    assert fields["trusted"] is True and len(fields["forecast"]) == 2  # 4 s ahead
+    assert not found[10] or not found[10].status.trusted  # young: not yet
+    coupled.forget("u1")
+    forecasts.forget("u1")
+
+
+@pytest.mark.parametrize(("bodies", "reason"), [
+    pytest.param({"frontend": body("frontend", ["api"])}, "CouplingCycle", id="cycle"),
+    pytest.param({}, "UpstreamNotFound", id="missing"),
+    pytest.param({"frontend": {**body("frontend", []), "spec": spec_of("frontend", [], "cpu")}},
+                 "UpstreamMetricNotFound", id="no-such-metric"),
+])
+async def test_a_coupling_that_cannot_hold_is_refused_with_a_reason(
+        namespace: Namespace, bodies: dict[str, Any], reason: str) -> None:
+    namespace.bodies = bodies
+    spec = AdaptiveServiceSpec.model_validate(spec_of("api", ["frontend"]))
+    found = await sync(namespace, "u2", spec, 0)
+    assert found is not None and found.floor is None
+    assert (found.condition.status, found.condition.reason) == ("False", reason)
+    assert found.status.summary == "Refused"
+    if reason == "CouplingCycle":
+        assert "api -> frontend -> api" in found.condition.message
+
+
+async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() -> None:
+    spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
+    assert await coupled.coupled_for("ns", "api", "u3", spec, None, 0.0) is None
+    old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
+    assert coupled.status_fields(old, None) == {"coupling": None}
+    assert coupled.status_fields({}, None) == {}
+    assert [c.reason for c in coupled.conditions(old, None)] == ["NotCoupled"]
+    assert coupled.conditions({}, None) == []
+
+
+def test_the_upstream_forecast_is_read_from_its_status_on_this_grid() -> None:
+    points = [{"offsetSeconds": 2, "p50": 10}, {"offsetSeconds": 4, "p50": 12},
+              {"offsetSeconds": 8, "p50": 20}]
+    trusted_own = {"forecast": {"reliable": True, "metric": "rps", "forecast": points}}
+    assert coupled.upstream_path(body("f", [], trusted_own), "rps", 2.0) == (10.0, 12.0)
+    untrusted = {"forecast": {"reliable": False, "metric": "rps", "forecast": points}}
+    assert coupled.upstream_path(body("f", [], untrusted), "rps", 2.0) == ()
+    chained = {"coupling": {"trusted": True, "forecast": [{"offsetSeconds": 2, "p50": 7}]}}
+    assert coupled.upstream_path(body("f", [], chained), "rps", 2.0) == (7.0,)
+    hostile = [{"offsetSeconds": "x"}, {"offsetSeconds": 2, "p50": -1}, "junk",
+               {"offsetSeconds": 2, "p50": float("nan")}, {"offsetSeconds": 3.1, "p50": 1}]
+    assert coupled.on_grid(hostile, 2.0) == ()
+
+
+def test_an_upstream_with_a_damaged_spec_has_no_query() -> None:
+    assert coupled.upstream_query({"spec": {"maxReplicas": "many"}}, "rps") is None
+
+
+def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
+    down = MetricHistory.backfilled(10.0, PERIOD, 4, [1.0, 2.0, 3.0, 4.0, 5.0])  # keeps 2..5
+    up = MetricHistory.backfilled(14.0, PERIOD, capacity_rows(HISTORY, PERIOD), [7.0, 8.0])
+    shift = grid_shift(down, up)
+    assert shift == -2  # down's row 2 (t = 14) is up's row 0
+    view = aligned_view(up, shift, down.total)
+    assert list(view) == [None, None, 7.0, 8.0, None]
+    assert view[-3] == 7.0 and view[1:3] == [None, 7.0]
+    with pytest.raises(IndexError):
+        view[5]
+    own = aligned_view(down, 0, down.total)
+    assert list(own) == [None, 2.0, 3.0, 4.0, 5.0]  # row 0 fell out of the ring: a gap
+
+
+def test_a_changed_verdict_is_an_event_and_the_gauges_follow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[tuple[str, str]] = []
+    monkeypatch.setattr(coupled.kopf, "event",
+                        lambda body, type, reason, message: events.append((type, reason)))
+    spec = AdaptiveServiceSpec.model_validate(spec_of("api", ["frontend"]))
+    cycle = coupled.refused(spec, "CouplingCycle", "a cycle")
+    shown = {"status": {"conditions": [{"type": "CouplingTrusted", "status": "False",
+                                        "reason": "CouplingCycle"}]}}
+    coupled.report("ns", "api", {"status": {}}, cycle)  # type: ignore[arg-type]
+    coupled.report("ns", "api", shown, cycle)  # type: ignore[arg-type]
+    assert events == [("Warning", "CouplingCycle")]
+    metrics = "adaptive_coupling_trusted", "adaptive_coupling_floor_replicas"
+    labels = {"namespace": "ns", "name": "api"}
+    assert REGISTRY.get_sample_value(metrics[0], labels) == 0
+    coupled.report("ns", "api", shown, None)  # type: ignore[arg-type]
+    assert REGISTRY.get_sample_value(metrics[0], labels) is None
