@@ -48,6 +48,7 @@ class Namespace:
         self.bodies = bodies
         self.loads = loads
         self.row = 0
+        self.forecasters: dict[str, forecasts.ServiceForecaster] = {}  # each service's own
 
     async def read_service(self, plural: str, namespace: str, name: str) -> Any:
         return self.bodies.get(name)
@@ -81,9 +82,10 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
                row: int) -> coupled.Coupled | None:
     space.row = row
     own = space.loads["sum(rate(api[1m]))"][row]
-    forecast = await forecasts.forecaster_for(uid).update(
+    forecaster = space.forecasters.setdefault(uid, forecasts.ServiceForecaster())
+    forecast = await forecaster.update(
         spec, "http://prom", (MetricReading("rps", own, 10),), (), row * PERIOD)
-    return await coupled.coupled_for("ns", "api", uid, spec, forecast, row * PERIOD)
+    return await coupled.coupled_for("ns", "api", uid, spec, forecast, row * PERIOD, forecaster)
 
 
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
@@ -101,7 +103,7 @@ async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Na
     assert fields["trusted"] is True and len(fields["forecast"]) == 2  # 4 s ahead
     assert not found[10] or not found[10].status.trusted  # young: not yet
     coupled.forget("u1")
-    forecasts.forget("u1")
+    namespace.forecasters.pop("u1")
 
 
 @pytest.mark.parametrize(("bodies", "reason"), [
@@ -124,7 +126,7 @@ async def test_a_coupling_that_cannot_hold_is_refused_with_a_reason(
 
 async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() -> None:
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
-    assert await coupled.coupled_for("ns", "api", "u3", spec, None, 0.0) is None
+    assert await coupled.coupled_for("ns", "api", "u3", spec, None, 0.0, None) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
     assert coupled.status_fields(old, None) == {"coupling": None}
     assert coupled.status_fields({}, None) == {}

@@ -15,7 +15,7 @@ from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import ForecastPoint, PredictiveState
-from adaptive_operator.handlers import forecast_report, forecasts
+from adaptive_operator.handlers import adaptive_service, forecast_report, forecasts
 from adaptive_operator.handlers.forecasts import MetricForecast, combine
 
 PERIOD = 2
@@ -226,9 +226,10 @@ def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
 
 
 def test_forget_frees_the_service() -> None:
-    first = forecasts.forecaster_for("uid-1")
-    assert forecasts.forecaster_for("uid-1") is first
-    forecasts.forget("uid-1")
-    assert forecasts.forecaster_for("uid-1") is not first
-    forecasts.forget("uid-1")
+    memory = adaptive_service.Memory()
+    first = memory.forecasting()
+    assert memory.forecasting() is first
+    memory.drop_forecast()
+    assert memory.forecasting() is not first
+    memory.drop_forecast()
     assert forecast_report.disabled_condition().reason == "PredictiveDisabled"

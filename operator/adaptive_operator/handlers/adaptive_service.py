@@ -18,9 +18,8 @@ from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, wo
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
-from adaptive_operator.api.base import GROUP, VERSION, truncated
+from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.domain.common.conditions import Condition, merge_conditions
-from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
 from adaptive_operator.domain.healing.ladder import policy_from_spec, scale_out_floor
 from adaptive_operator.domain.healing.targets import CONDITION as LIMITED
@@ -28,10 +27,16 @@ from adaptive_operator.domain.healing.targets import limited_condition, remedies
 from adaptive_operator.domain.scaling import algorithm as scaling
 from adaptive_operator.domain.scaling import writes as scale_writes
 from adaptive_operator.domain.scaling.config import (
-    checkpoint_due,
     history_from_status,
     history_to_status,
     spec_from_model,
+)
+from adaptive_operator.domain.scaling.plan import (
+    history_to_write,
+    kept_history,
+    plan_actions,
+    status_changed,
+    status_update,
 )
 from adaptive_operator.domain.scaling.records import ScaleEvent
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
@@ -60,7 +65,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
             failures = 0 if ok else failures + 1
             await stopped.wait(backoff(period, failures, elapsed))
     finally:
-        forecasts.forget(uid)
+        memory.drop_forecast()
         coupling.forget(uid)
         spec = body.get("spec", {}) or {}
         quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
@@ -87,11 +92,23 @@ class Memory:
     history: scaling.ScalingHistory | None = None
     written: tuple[scaling.ScalingHistory, float] | None = None
     spec: specs.Parsed | None = None  # the spec validated at a generation
+    # The service's forecast history and advisors: this daemon's alone, dropped with it.
+    forecaster: forecasts.ServiceForecaster | None = None
     coupled: coupling.Coupled | None = None  # the last sync's coupled forecast
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
         self.record = self.history = self.written = None
+
+    def forecasting(self) -> forecasts.ServiceForecaster:
+        """The service's forecaster, made on first use."""
+        if self.forecaster is None:
+            self.forecaster = forecasts.ServiceForecaster()
+        return self.forecaster
+
+    def drop_forecast(self) -> None:
+        """Predictive was switched off, or the service is gone: free its history."""
+        self.forecaster = None
 
 
 async def guarded_sync(namespace: str, name: str, body: kopf.Body,
@@ -169,8 +186,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     except kube.TargetError as err:
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem = await read_metrics(spec)
-    forecast = await forecast_for(str(body.meta.get("uid", "")), spec, readings,
-                                  pods.startup_seconds if pods else ())
+    forecast = await forecast_for(memory, spec, readings, pods.startup_seconds if pods else ())
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -187,12 +203,13 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     now = time.time()
     floor, source = floor_for(spec, body, forecast, now)
     memory.coupled = await coupling.coupled_for(namespace, str(body.meta.get("name")),
-                                                str(body.meta.get("uid", "")), spec, forecast, now)
+                                                str(body.meta.get("uid", "")), spec, forecast, now,
+                                                memory.forecaster)
     floor, source = coupling.raised(floor, source, memory.coupled)
     ceiling = forecast.ceiling if forecast else None
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,
                               floor_source=source)
-    memory.history = kept_history(spec, history, decision)
+    memory.history = kept_history(spec.mode, history, decision)
     all_failed = all(r.value is None for r in readings)
     conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
     return SyncOutcome(spec.mode, decision, metric_problem=problem, all_metrics_failed=all_failed,
@@ -222,15 +239,15 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
         return scale_writes.WriteRecord()  # damaged: start again from what the target says
 
 
-async def forecast_for(uid: str, spec: AdaptiveServiceSpec,
+async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
                        startups: tuple[float, ...]) -> forecasts.ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off."""
     if spec.predictive is None or not spec.predictive.enabled:
-        forecasts.forget(uid)
+        memory.drop_forecast()
         return None
-    return await forecasts.forecaster_for(uid).update(spec, prometheus_url(spec), readings,
-                                                      startups, time.time())
+    return await memory.forecasting().update(spec, prometheus_url(spec), readings, startups,
+                                             time.time())
 
 
 HEALING_FLOOR = "a healing scale-out (saturation)"
@@ -273,46 +290,43 @@ def _stored_history(stored: Any) -> Any:
 async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
               outcome: SyncOutcome, scale: kube.Scale | None,
               memory: Memory) -> float | None:
-    """Scale (or recommend) as decided; returns when the target was scaled, if it was."""
-    decision = outcome.decision
-    scaled_at: float | None = None
-    done = outcome.writes.completed if outcome.writes else None
-    if done is not None:
-        ref = spec.scale_target_ref
-        kopf.event(body, type="Normal", reason="Scaled",
-                   message=f"{ref.kind} {ref.name} {done.previous} -> {done.replicas}: made "
-                           "before the operator restarted, found applied and recorded now")
-    if decision is not None and scale is not None:
-        telemetry.DECISIONS.labels(namespace, name, decision.reason).inc()
-        telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
-        if outcome.ready_pods is not None:
-            telemetry.READY.labels(namespace, name).set(outcome.ready_pods)
-        telemetry.METRICS_AVAILABLE.labels(namespace, name).set(
-            0 if outcome.metric_problem else 1)
-        for reading in outcome.readings:
-            telemetry.METRIC_TARGET.labels(namespace, name, reading.name).set(
-                reading.target_per_replica)
-            if reading.value is not None:
-                telemetry.METRIC_VALUE.labels(namespace, name, reading.name).set(reading.value)
-        log.info("decision", namespace=namespace, name=name, mode=spec.mode,
-                 current=scale.replicas, desired=decision.desired_replicas,
-                 reason=decision.reason, message=decision.message,
-                 proposals=dict(decision.proposals))
-        if (spec.mode == "Active" and outcome.conflict is None
-                and decision.desired_replicas != scale.replicas and leader.still_leading()):
-            scaled_at = await scale_target(namespace, name, body, spec, scale, decision,
-                                           memory)
-        elif spec.mode == "DryRun" and decision.desired_replicas != scale.replicas:
-            kopf.event(body, type="Normal", reason="DryRunRecommendation",
-                       message=f"would scale {scale.replicas} -> {decision.desired_replicas}: "
-                               f"{decision.message}")
-    if outcome.blocker or outcome.metric_problem or outcome.conflict:
-        problem = outcome.blocker or outcome.metric_problem or outcome.conflict
-        assert problem is not None
-        telemetry.ERRORS.labels(namespace, name, problem.reason).inc()
-        log.warning("sync problem", namespace=namespace, name=name, reason=problem.reason,
-                    message=problem.message)
+    """Scale (or recommend) as planned; returns when the target was scaled, if it was."""
+    ref = spec.scale_target_ref
+    actions = plan_actions(spec.mode, f"{ref.kind} {ref.name}", outcome,
+                           scale.replicas if scale else None, leader.still_leading())
+    for event in actions.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    if outcome.decision is not None and scale is not None:
+        report_decision(namespace, name, spec.mode, outcome, scale.replicas)
+    scaled_at = None
+    if actions.scale_to is not None and scale is not None and outcome.decision is not None:
+        scaled_at = await scale_target(namespace, name, body, spec, scale, outcome.decision,
+                                       memory)
+    if actions.problem is not None:
+        telemetry.ERRORS.labels(namespace, name, actions.problem.reason).inc()
+        log.warning("sync problem", namespace=namespace, name=name,
+                    reason=actions.problem.reason, message=actions.problem.message)
     return scaled_at
+
+
+def report_decision(namespace: str, name: str, mode: str, outcome: SyncOutcome,
+                    current: int) -> None:
+    """The decision's gauges and its log line, with the numbers behind it."""
+    decision = outcome.decision
+    assert decision is not None
+    telemetry.DECISIONS.labels(namespace, name, decision.reason).inc()
+    telemetry.DESIRED.labels(namespace, name).set(decision.desired_replicas)
+    if outcome.ready_pods is not None:
+        telemetry.READY.labels(namespace, name).set(outcome.ready_pods)
+    telemetry.METRICS_AVAILABLE.labels(namespace, name).set(0 if outcome.metric_problem else 1)
+    for reading in outcome.readings:
+        telemetry.METRIC_TARGET.labels(namespace, name, reading.name).set(
+            reading.target_per_replica)
+        if reading.value is not None:
+            telemetry.METRIC_VALUE.labels(namespace, name, reading.name).set(reading.value)
+    log.info("decision", namespace=namespace, name=name, mode=mode, current=current,
+             desired=decision.desired_replicas, reason=decision.reason,
+             message=decision.message, proposals=dict(decision.proposals))
 
 
 async def scale_target(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -343,33 +357,15 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     return time.time()
 
 
-def decision_status(decision: scaling.ScalingDecision, outcome: SyncOutcome,
-                    now: float) -> dict[str, Any]:
-    proposals = dict(decision.proposals)
-    metrics = [
-        {"name": r.name, "value": r.value, "targetPerReplica": r.target_per_replica,
-         "proposedReplicas": proposals.get(r.name)}
-        for r in outcome.readings
-    ]
-    return {"time": timestamp(now), "replicas": decision.desired_replicas,
-            "reason": decision.reason, "message": truncated(decision.message), "metrics": metrics}
-
-
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
                        forecast: forecasts.ServiceForecast | None,
                        memory: Memory) -> None:
     now = time.time()
     old = dict(body.get("status", {}) or {})
-    new: dict[str, Any] = {"observedGeneration": body.meta.get("generation")}
-    if memory.record is not None:
-        new["scaleWrites"] = writes_status(memory.record)
-    if scale is not None:
-        new["currentReplicas"] = scale.replicas
-    if outcome.decision is not None:
-        new.update(decision_fields(old, outcome.decision, outcome, now))
-    if scaled_at is not None:
-        new["lastScaleTime"] = timestamp(scaled_at)
+    writes = writes_status(memory.record) if memory.record is not None else None
+    new = status_update(old, body.meta.get("generation"), outcome,
+                        scale.replicas if scale else None, writes, scaled_at, now)
     generation = int(body.meta.get("generation") or 0)
     conditions = (sync_conditions(outcome) + forecast_conditions(old, forecast)
                   + coupling.conditions(old, memory.coupled) + healing_conditions(spec, old))
@@ -380,8 +376,8 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
         quantile = spec.predictive.quantile if spec.predictive else 0.8
         forecast_report.publish(namespace, name, quantile, forecast)
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now, generation)
-    changed = any(_set_keys(old.get(k)) != _set_keys(v) for k, v in new.items())
-    checkpoint = history_to_write(memory, outcome, changed, now)
+    changed = status_changed(old, new)
+    checkpoint = history_to_write(memory.history, outcome, memory.written, changed, now)
     if checkpoint is not None:
         new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
     if changed or checkpoint is not None:
@@ -398,49 +394,11 @@ def forecast_fields(old: dict[str, Any],
     return {"forecast": None} if old.get("forecast") else {}
 
 
-def history_to_write(memory: Memory, outcome: SyncOutcome, changed: bool,
-                     now: float) -> scaling.ScalingHistory | None:
-    """The decided history, when status is written anyway or a checkpoint is due."""
-    if outcome.decision is None or memory.history is None:
-        return None
-    written, written_at = memory.written or (None, 0.0)
-    if changed or checkpoint_due(written, memory.history, written_at, now):
-        return memory.history
-    return None
-
-
-def kept_history(spec: AdaptiveServiceSpec, before: scaling.ScalingHistory,
-                 decision: scaling.ScalingDecision) -> scaling.ScalingHistory:
-    """The stabilization history after a decision; when nothing is scaled (DryRun, Paused),
-    the scale events seen before, not the imagined one of the decision."""
-    if spec.mode == "Active":
-        return decision.history
-    return scaling.ScalingHistory(decision.history.recommendations, before.scale_events)
-
-
-def decision_fields(old: dict[str, Any], decision: scaling.ScalingDecision,
-                    outcome: SyncOutcome, now: float) -> dict[str, Any]:
-    """desiredReplicas, and lastDecision when the decision differs from the one shown."""
-    new: dict[str, Any] = {"desiredReplicas": decision.desired_replicas}
-    last = old.get("lastDecision") or {}
-    if (last.get("replicas"), last.get("reason")) != (decision.desired_replicas,
-                                                      decision.reason):
-        new["lastDecision"] = decision_status(decision, outcome, now)
-    return new
-
-
 def writes_status(record: scale_writes.WriteRecord) -> dict[str, Any]:
     """The record for a merge patch: every key, None for those unset (which deletes them)."""
     found: dict[str, Any] = scale_writes.record_to_status(record).model_dump(by_alias=True,
                                                                             mode="json")
     return found
-
-
-def _set_keys(value: Any) -> Any:
-    """A status value as stored: a merge patch's None keys are not kept."""
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if v is not None}
-    return value
 
 
 def forecast_conditions(old: dict[str, Any],

@@ -31,7 +31,11 @@ from adaptive_operator.domain.scaling.coupling import (
 )
 from adaptive_operator.domain.scaling.forecast_history import aligned_view, grid_shift
 from adaptive_operator.handlers import settings
-from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecast, forecaster_for
+from adaptive_operator.handlers.forecasts import (
+    MetricForecaster,
+    ServiceForecast,
+    ServiceForecaster,
+)
 
 CONDITION = "CouplingTrusted"
 MAX_WALK = 32  # objects read to look for a cycle
@@ -166,8 +170,10 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
 
 
 async def coupled_for(namespace: str, name: str, uid: str, spec: AdaptiveServiceSpec,
-                      forecast: ServiceForecast | None, now: float) -> Coupled | None:
-    """The coupled forecast's floor and what status says about it; None when not coupled."""
+                      forecast: ServiceForecast | None, now: float,
+                      forecaster: ServiceForecaster | None) -> Coupled | None:
+    """The coupled forecast's floor and what status says about it; None when not coupled.
+    `forecaster` is the service's own (its scaling daemon keeps it)."""
     if not spec.coupling or forecast is None:
         forget(uid)
         return None
@@ -176,7 +182,7 @@ async def coupled_for(namespace: str, name: str, uid: str, spec: AdaptiveService
     if problem is not None:
         forget(uid)
         return refused(spec, *problem)
-    own = forecaster_for(uid).metrics.get(spec.metrics[0].name)
+    own = forecaster.metrics.get(spec.metrics[0].name) if forecaster else None
     if own is None or own.history is None:
         return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s "
                        "history could not be read; coupling waits for it")

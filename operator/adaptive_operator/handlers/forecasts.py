@@ -1,6 +1,6 @@
-"""The operator's forecasting state: per service (by uid), per metric, a history and an advisor.
+"""A service's forecasting state (in its scaling daemon's memory): per metric, history and advisor.
 
-Kept in memory only (status is no place for fast-changing history, see ARCHITECTURE.md): after a
+Kept in memory only (status is no place for fast-changing history; docs/architecture.md): after a
 start, or when the query, the sync period or the history window changes, the history is
 backfilled from Prometheus range queries, so a restart loses nothing but the fitting time. Each
 sync then places the value it read on the history's grid and asks the advisor for a floor.
@@ -196,15 +196,3 @@ def combine(results: tuple[MetricForecast, ...], ahead: LookAhead) -> ServiceFor
     ceilings = [r.ceiling for r in results]
     ceiling = max(c for c in ceilings if c is not None) if None not in ceilings else None
     return ServiceForecast(lead.floor, lead, ahead, results, ceiling)
-
-
-_services: dict[str, ServiceForecaster] = {}
-
-
-def forecaster_for(uid: str) -> ServiceForecaster:
-    return _services.setdefault(uid, ServiceForecaster())
-
-
-def forget(uid: str) -> None:
-    """The service is gone (or predictive was switched off): free its history."""
-    _services.pop(uid, None)

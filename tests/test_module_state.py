@@ -1,0 +1,54 @@
+"""Process state stays out of modules: no new module-level mutable singleton may appear.
+
+The runtime built in `commands/run.py` is where process state belongs; this list only shrinks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# Left to move into the runtime (issue 16); remove a line when its singleton goes.
+KNOWN = {
+    "adaptive_operator.adapters.cached_reads._expected",
+    "adaptive_operator.adapters.cluster_cache._cache",
+    "adaptive_operator.adapters.discovery._shared",  # landed alongside this test
+    "adaptive_operator.adapters.kube._hpa_lists",
+    "adaptive_operator.adapters.kube._may_write",
+    "adaptive_operator.adapters.kube._shared_client",
+    "adaptive_operator.adapters.leader._current",
+    "adaptive_operator.adapters.prometheus._clients",
+    "adaptive_operator.adapters.query_batch._batcher",
+    "adaptive_operator.adapters.range_batch._batcher",
+    "adaptive_operator.handlers.coupled._memory",  # landed alongside this test
+    "adaptive_operator.handlers.settings._current",
+    "adaptive_operator.handlers.shard_set._cluster",
+}
+
+
+def _module_state() -> Any:
+    spec = importlib.util.spec_from_file_location("module_state",
+                                                  ROOT / "benchmarks" / "module_state.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_new_module_level_singleton() -> None:
+    found = set(_module_state().package_state(ROOT / "operator" / "adaptive_operator"))
+    assert found - KNOWN == set()
+
+
+def test_the_count_sees_a_singleton(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "mod.py").write_text(
+        "CONSTANT = {'a': 1}\n_cache: dict[str, int] = {}\n_client = None\n"
+        "def get():\n    global _client\n    _client = object()\n    return _client\n"
+        "LIMIT = 3\nlog = logs.get(__name__)\n")
+    assert _module_state().package_state(package) == ["pkg.mod._cache", "pkg.mod._client"]
