@@ -8,7 +8,6 @@ condition verbatim, so a user sees the PromQL error text or why the value was re
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import math
 import threading
@@ -24,6 +23,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.telemetry import PROMETHEUS_QUERIES
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -146,7 +146,7 @@ def _shown(raw: Any) -> str:
 
 
 async def query_total(url: str, query: str) -> Sample:
-    result = await asyncio.to_thread(_raw_query, url, query)
+    result = await workers.on_prometheus(_raw_query, url, query)
     return to_total(query, result)
 
 
@@ -165,7 +165,7 @@ def to_vector(query: str, result: Any) -> list[dict[str, Any]]:
 
 async def query_vector(url: str, query: str) -> list[dict[str, Any]]:
     """Every series of an instant query, e.g. one per shard; empty when nothing matched."""
-    result = await asyncio.to_thread(_raw_query, url, query)
+    result = await workers.on_prometheus(_raw_query, url, query)
     return to_vector(query, result)
 
 
