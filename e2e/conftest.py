@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,46 @@ class Cluster:
     def json(self, *args: str) -> dict[str, object]:
         data: dict[str, object] = json.loads(self.kubectl(*args, "-o", "json"))
         return data
+
+    # What differs between the local cluster and kind, for tests of real pods, sits below.
+    @property
+    def placement(self) -> dict[str, Any]:
+        """Pod spec fields that put a real pod where containers run: on the local cluster the
+        tainted real node; on kind, any node."""
+        if not self.local:
+            return {}
+        return {"nodeSelector": dict(REAL_NODE_SELECTOR),
+                "tolerations": [dict(REAL_NODE_TOLERATION)]}
+
+    def pod_url(self, pod: dict[str, Any], port: int) -> str:
+        """A URL of a real pod's port from where the tests run: its address on the local
+        cluster's bridge, else a `kubectl port-forward` kept until the session ends."""
+        if self.local:
+            return f"http://{pod['status']['podIP']}:{port}"
+        meta = pod["metadata"]
+        return _port_forward(self.kubeconfig, meta["namespace"], meta["name"], port)
+
+
+_FORWARDS: dict[tuple[str, str, int], tuple[subprocess.Popen[str], str]] = {}
+
+
+def _port_forward(kubeconfig: str, namespace: str, pod: str, port: int) -> str:
+    key = (namespace, pod, port)
+    if key not in _FORWARDS or _FORWARDS[key][0].poll() is not None:
+        process = subprocess.Popen(
+            ["kubectl", "--kubeconfig", kubeconfig, "port-forward", "-n", namespace,
+             f"pod/{pod}", f":{port}"], stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "Forwarding from 127.0.0.1:NNNN -> PORT"
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, f"kubectl port-forward said: {line!r}"
+        _FORWARDS[key] = (process, f"http://127.0.0.1:{match.group(1)}")
+    return _FORWARDS[key][1]
+
+
+def pytest_sessionfinish() -> None:
+    for process, _ in _FORWARDS.values():
+        process.terminate()
 
 
 def parse_exports(text: str) -> dict[str, str]:

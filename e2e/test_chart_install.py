@@ -31,6 +31,12 @@ DENIED = [
     ("update", "customresourcedefinitions", "apiextensions.k8s.io"),
     ("delete", "adaptiveservices", "adaptive.dev"),
     ("create", "pods", ""),
+    # Granted once, never used by the code: healing evicts pods, the routing ConfigMap is
+    # replaced, kopf runs standalone (no peering).
+    ("delete", "pods", ""),
+    ("patch", "configmaps", ""),
+    ("delete", "configmaps", ""),
+    ("patch", "clusterkopfpeerings", "kopf.dev"),
 ]
 
 

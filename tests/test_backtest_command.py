@@ -82,7 +82,7 @@ def test_plot_is_a_png(output: tuple[str, Path]) -> None:
         pytest.param(["--prometheus-url", "http://127.0.0.1:1", "--query", "up", "--start", "0",
                       "--end", "3600", "--step", "1m"], "range query to http://127.0.0.1:1",
                      id="prometheus-unreachable"),
-        pytest.param(["--trace", "/nonexistent/load.csv"], "cannot read trace",
+        pytest.param(["--trace", "/nonexistent/load.csv"], "cannot read",
                      id="missing-trace-file"),
     ],
 )

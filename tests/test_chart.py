@@ -98,6 +98,14 @@ def one(manifests: Iterable[Manifest], kind: str) -> Manifest:
     return found[0]
 
 
+def operator_role(manifests: Iterable[Manifest]) -> Manifest:
+    """The operator's own ClusterRole (not the users' aggregated view and edit roles)."""
+    roles = [m for m in by_kind(manifests, "ClusterRole")
+             if not m["metadata"]["name"].endswith(("-view", "-edit"))]
+    assert len(roles) == 1, f"expected one operator ClusterRole, got {len(roles)}"
+    return roles[0]
+
+
 def container(manifests: Iterable[Manifest]) -> Manifest:
     pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["containers"]] == ["operator"]
@@ -328,22 +336,23 @@ def test_rbac_gaps_refuse_wildcards() -> None:
 
 
 def test_cluster_role_grants_exactly_what_the_code_calls(defaults: list[Manifest]) -> None:
-    role = one(defaults, "ClusterRole")
+    role = operator_role(defaults)
     missing, extra = rbac_gaps(role["rules"], PERMISSIONS)
     assert not missing, f"the code calls these, the chart does not grant them: {sorted(missing)}"
     assert not extra, f"the chart grants these, permissions.py does not list them: {sorted(extra)}"
 
 
 def test_cluster_role_does_not_depend_on_values(helm: Path, defaults: list[Manifest]) -> None:
+    """Only a namespaced install (rbac.namespaced) moves rules to Roles (test_chart_rbac)."""
     namespaced = render(helm, {"watch": {"namespaces": ["a"]}, "replicas": 1})
-    assert one(namespaced, "ClusterRole")["rules"] == one(defaults, "ClusterRole")["rules"]
+    assert operator_role(namespaced)["rules"] == operator_role(defaults)["rules"]
 
 
 def test_more_scale_targets_grant_exactly_their_scale(helm: Path) -> None:
     targets = [{"apiGroup": "argoproj.io", "resource": "rollouts"},
                {"apiGroup": "e2e.adaptive.dev", "resource": "widgets"}]
-    rules = one(render(helm, {"rbac": {"create": True, "scaleTargets": targets}}),
-                "ClusterRole")["rules"]
+    rules = operator_role(render(helm, {"rbac": {"create": True, "scaleTargets": targets}}))[
+        "rules"]
     extra = [scale_target(t["apiGroup"], t["resource"]) for t in targets]
     assert rbac_gaps(rules, (*PERMISSIONS, *extra)) == (set(), set())
 
@@ -366,7 +375,7 @@ def test_the_alerts_ship_as_a_prometheus_rule(helm: Path) -> None:
 def test_binding_gives_the_role_to_the_operator_service_account(defaults: list[Manifest]) -> None:
     binding = one(defaults, "ClusterRoleBinding")
     account = one(defaults, "ServiceAccount")
-    assert binding["roleRef"]["name"] == one(defaults, "ClusterRole")["metadata"]["name"]
+    assert binding["roleRef"]["name"] == operator_role(defaults)["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
                                     "namespace": NAMESPACE}]
 

@@ -227,7 +227,10 @@ def _object_ok(node: Schema, value: dict[str, Any]) -> bool:
             if value.get("coupling") and not (value.get("predictive") or {}).get("enabled"):
                 return False
             continue
-        left, right = re.fullmatch(r"self\.(\w+) <= self\.(\w+)", rule["rule"]).groups()  # type: ignore[union-attr]
+        simple = re.fullmatch(r"self\.(\w+) <= self\.(\w+)", rule["rule"])
+        if simple is None:  # other rules are checked on the real API server (e2e)
+            continue
+        left, right = simple.groups()
         defaults = {k: p.get("default") for k, p in props.items()}
         if {**defaults, **value}[left] > {**defaults, **value}[right]:
             return False

@@ -26,6 +26,7 @@ KNOWN = {
     "adaptive_operator.adapters.prometheus_access._settings",
     "adaptive_operator.adapters.query_batch._batcher",
     "adaptive_operator.adapters.range_batch._batcher",
+    "adaptive_operator.adapters.workers._prometheus",  # landed alongside this test (bounds)
     "adaptive_operator.handlers.coupled._memory",  # landed alongside this test
     "adaptive_operator.handlers.settings._current",
     "adaptive_operator.handlers.shard_set._cluster",

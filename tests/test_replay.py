@@ -229,8 +229,8 @@ def test_predictive_on_too_short_a_history_is_reactive(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param("time,value\n0,1\n60,1\n", "t.csv:1: header", id="bad-header"),
-        pytest.param("", "t.csv:1: header", id="empty-file"),
+        pytest.param("time,value\n0,1\n60,1\n", "t.csv:1: expected the header", id="bad-header"),
+        pytest.param("", "t.csv:1: expected the header", id="empty-file"),
         pytest.param("timestamp,value\n0,1\n", "need at least 2 rows", id="one-row"),
         pytest.param("timestamp,value\n0,1\n60,abc\n", "t.csv:3: value 'abc'", id="non-numeric"),
         pytest.param("timestamp,value\n0,1\n60,-4\n", "t.csv:3: value '-4'", id="negative"),
@@ -388,7 +388,7 @@ def test_command_missing_trace_and_unwritable_out(
         )
         == 2
     )
-    assert "cannot read trace" in capsys.readouterr().err
+    assert "cannot read" in capsys.readouterr().err
     trace = write_trace(tmp_path / "t.csv", [(0, 1), (60, 1)])
     assert (
         main(

@@ -222,7 +222,7 @@ def test_any_admitted_adaptive_service_is_handled(
     if spec.predictive is not None:
         period = float(spec.sync_period_seconds)
         ahead = look_ahead(spec.predictive.look_ahead_seconds, (), period)
-        advisor = PredictiveAdvisor(advisor_settings(spec.predictive))
+        advisor = PredictiveAdvisor(advisor_settings(spec.predictive, period))
         floor = advisor.advise(
             [1.0, 2.0, None, 3.0], period, ahead.seconds, spec.metrics[0].target_per_replica
         )

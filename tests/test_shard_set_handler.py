@@ -7,10 +7,11 @@ from typing import Any
 
 import kopf
 
-from adaptive_operator.adapters.shard_cluster import ShardSetObjects
+from adaptive_operator.adapters.shard_cluster import RoutingConflict, ShardSetObjects
 from adaptive_operator.api.shard_set import ShardSetSpec
 from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.sharding import manifests as m
+from adaptive_operator.domain.sharding import records
 from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.resharding import decide
 from adaptive_operator.domain.sharding.slots import Move, initial_assignment
@@ -61,15 +62,21 @@ def test_snapshot_reads_the_table_shards_and_jobs() -> None:
 
 def given_up_meta(shards: int) -> dict[str, Any]:
     record = {"shards": shards, "moves": [{"start": 3, "end": 4, "from": 0, "to": 3}]}
-    return {"annotations": {handler.GIVEN_UP_ANNOTATION: json.dumps(record)}}
+    return {"annotations": {records.GIVEN_UP_ANNOTATION: json.dumps(record)}}
 
 
-def test_given_up_moves_are_forgotten_when_the_shard_count_changes() -> None:
-    assert handler._given_up(given_up_meta(4), 4) == {Move(3, 4, 0, 3)}
-    assert handler._given_up(given_up_meta(3), 4) == frozenset()
-    assert handler._given_up({}, 4) == frozenset()
-    damaged = {"annotations": {handler.GIVEN_UP_ANNOTATION: '{"shards": 4}'}}
-    assert handler._given_up(damaged, 4) == frozenset()
+def _given_up(meta: dict[str, Any], shards: int) -> records.GivenUp:
+    return records.given_up_from(meta.get("annotations", {}).get(records.GIVEN_UP_ANNOTATION),
+                                 shards)
+
+
+def test_given_up_moves_are_forgotten_when_the_shard_count_changes_but_stay_reported() -> None:
+    assert _given_up(given_up_meta(4), 4).moves == {Move(3, 4, 0, 3)}
+    assert _given_up(given_up_meta(3), 4).moves == frozenset()
+    assert _given_up(given_up_meta(3), 4).stranded == {Move(3, 4, 0, 3)}
+    assert _given_up({}, 4) == records.GivenUp(frozenset(), frozenset())
+    damaged = {"annotations": {records.GIVEN_UP_ANNOTATION: '{"shards": 4}'}}
+    assert _given_up(damaged, 4).moves == frozenset()
 
 
 def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
@@ -78,10 +85,13 @@ def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
     patch = kopf.Patch()
     handler._record(patch, snapshot, decision, {}, {"generation": 2}, 4)
     assert patch["status"]["epoch"] == decision.routing.epoch
-    assert "metadata" not in patch  # nothing given up
+    written = dict(patch["metadata"]["annotations"])
+    assert records.GIVEN_UP_ANNOTATION not in written  # nothing given up
+    assert records.attempts_from(written[records.ATTEMPTS_ANNOTATION]) == decision.attempts
     unchanged = kopf.Patch()
-    handler._record(unchanged, snapshot, decision, dict(patch["status"]), {"generation": 2}, 4)
-    assert "status" not in unchanged
+    handler._record(unchanged, snapshot, decision, dict(patch["status"]),
+                    {"generation": 2, "annotations": written}, 4)
+    assert "status" not in unchanged and "metadata" not in unchanged
 
 
 def test_routing_manifest_is_owned_and_loadable() -> None:
@@ -110,22 +120,37 @@ class InMemoryShardCluster:
         self.routing: dict[str, str] | None = None
         self.fail_next_jobs = 0
         self.patches: list[str] = []
+        self.version = 0  # the routing ConfigMap's resourceVersion
 
     def observe(self, namespace: str, name: str, config_map: str) -> ShardSetObjects:
         return ShardSetObjects(
             stateful_sets=[o for (kind, _), o in self.objects.items() if kind == "StatefulSet"],
             jobs=[o for (kind, _), o in self.objects.items() if kind == "Job"],
             routing_data=self.routing,
+            routing_version=str(self.version) if self.routing is not None else None,
         )
 
-    def write_routing(self, namespace: str, manifest: Any) -> None:
+    def write_routing(self, namespace: str, manifest: Any, version: str | None) -> str:
+        current = str(self.version) if self.routing is not None else None
+        if version != current:
+            raise RoutingConflict(f"{version} != {current}")
         self.routing = dict(manifest["data"])
+        self.version += 1
+        return str(self.version)
 
     def create(self, namespace: str, manifest: Any) -> None:
         self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
 
     def delete(self, namespace: str, kind: str, name: str) -> None:
         self.objects.pop((kind, name), None)
+
+    def delete_owned(self, namespace: str, kind: str, name: str, owner_uid: str) -> bool:
+        found = self.objects.get((kind, name), {})
+        refs = found.get("metadata", {}).get("ownerReferences") or []
+        if all(ref["uid"] != owner_uid for ref in refs):
+            return False
+        self.delete(namespace, kind, name)
+        return True
 
     def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None:
         self.patches.append(name)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adaptive_operator.adapters.telemetry import (
-    WORKER_QUEUE_SECONDS,
-    WORKER_RUN_SECONDS,
-    TimedExecutor,
-)
+from adaptive_operator.adapters.telemetry import WORKER_QUEUE_SECONDS, WORKER_RUN_SECONDS
+from adaptive_operator.adapters.workers import FairExecutor
 
 
 def observed(histogram: object) -> float:
@@ -21,7 +18,7 @@ def observed(histogram: object) -> float:
 
 def test_every_call_is_timed_even_one_that_fails() -> None:
     queued, ran = observed(WORKER_QUEUE_SECONDS), observed(WORKER_RUN_SECONDS)
-    with TimedExecutor(max_workers=1) as pool:
+    with FairExecutor(1, "timed") as pool:
         assert pool.submit(pow, 2, exp=5).result() == 32
         with pytest.raises(ZeroDivisionError):
             pool.submit(divmod, 1, 0).result()

@@ -27,48 +27,90 @@ class Permission:
 
 
 READ = ("get", "list", "watch")
-SCALE = ("get", "patch", "update")  # what the scaler does to a target's /scale
+SCALE = ("get", "patch")  # what the scaler does to a target's /scale
+Triple = tuple[str, str, str]  # (API group, resource, verb)
 
-PERMISSIONS: tuple[Permission, ...] = (
-    # Our own resources: handlers read them, kopf patches its bookkeeping annotations and
-    # finalizers, and status is written through the status subresource.
-    Permission("adaptive.dev", "adaptiveservices", (*READ, "patch", "update")),
-    Permission("adaptive.dev", "adaptiveservices/status", ("get", "patch", "update")),
-    Permission("adaptive.dev", "shardsets", (*READ, "patch", "update")),
-    Permission("adaptive.dev", "shardsets/status", ("get", "patch", "update")),
-    # Workloads: Deployments are rolled back and restarted by patching (StatefulSets restarted);
-    # a ShardSet owns one StatefulSet per shard; ReplicaSets are read to find the previous
-    # revision of a rollout.
-    Permission("apps", "deployments", (*READ, "patch")),
-    Permission("apps", "statefulsets", (*READ, "create", "update", "patch", "delete")),
-    Permission("apps", "replicasets", READ),
-    Permission("apps", "controllerrevisions", READ),  # a StatefulSet's earlier templates
-    Permission("apps", "deployments/scale", SCALE),
-    Permission("apps", "statefulsets/scale", SCALE),
-    # Healing: unhealthy pods are deleted (or evicted, which respects PodDisruptionBudgets).
-    Permission(CORE, "pods", (*READ, "delete")),
-    Permission(CORE, "pods/eviction", ("create",)),
+# Every Kubernetes client method the operator's code calls, and what it needs. A test scans the
+# code for client calls: a call missing here fails it, and CODE must be exactly what the called
+# methods need. The informer lists and then watches what it lists.
+CALLS: dict[str, tuple[Triple, ...]] = {
+    "create_namespaced_config_map": ((CORE, "configmaps", "create"),),
+    "read_namespaced_config_map": ((CORE, "configmaps", "get"),),
+    "replace_namespaced_config_map": ((CORE, "configmaps", "update"),),
+    "create_namespaced_service": ((CORE, "services", "create"),),
+    "read_namespaced_service": ((CORE, "services", "get"),),
+    "delete_namespaced_service": ((CORE, "services", "delete"),),
+    "create_namespaced_stateful_set": (("apps", "statefulsets", "create"),),
+    "read_namespaced_stateful_set": (("apps", "statefulsets", "get"),),
+    "list_namespaced_stateful_set": (("apps", "statefulsets", "list"),),
+    "patch_namespaced_stateful_set": (("apps", "statefulsets", "patch"),),
+    "delete_namespaced_stateful_set": (("apps", "statefulsets", "delete"),),
+    "create_namespaced_job": (("batch", "jobs", "create"),),
+    "list_namespaced_job": (("batch", "jobs", "list"),),
+    "delete_namespaced_job": (("batch", "jobs", "delete"),),
+    "read_namespaced_deployment": (("apps", "deployments", "get"),),
+    "patch_namespaced_deployment": (("apps", "deployments", "patch"),),
+    "list_namespaced_deployment": (("apps", "deployments", "list"),
+                                   ("apps", "deployments", "watch")),
+    "list_namespaced_controller_revision": (("apps", "controllerrevisions", "list"),),
+    "list_namespaced_replica_set": (("apps", "replicasets", "list"),
+                                    ("apps", "replicasets", "watch")),
+    "list_namespaced_pod": ((CORE, "pods", "list"), (CORE, "pods", "watch")),
+    "list_namespaced_horizontal_pod_autoscaler": (
+        ("autoscaling", "horizontalpodautoscalers", "list"),
+        ("autoscaling", "horizontalpodautoscalers", "watch")),
+    "create_namespaced_pod_eviction": ((CORE, "pods/eviction", "create"),),
     # Credentials of a service's Prometheus: the Secret `spec.prometheus.auth` names.
-    Permission(CORE, "secrets", ("get",)),
-    # A ShardSet's headless Services and the routing table published as a ConfigMap.
-    Permission(CORE, "services", (*READ, "create", "update", "patch", "delete")),
-    Permission(CORE, "configmaps", (*READ, "create", "update", "patch", "delete")),
-    # Events explain every action: kopf posts through the core API, our code through
-    # events.k8s.io.
-    Permission(CORE, "events", ("create", "patch")),
-    Permission("events.k8s.io", "events", ("create", "patch")),
-    # Slot migrations of a ShardSet run as Jobs.
-    Permission("batch", "jobs", (*READ, "create", "delete")),
-    # An AdaptiveService refuses to fight an HPA that targets the same workload.
-    Permission("autoscaling", "horizontalpodautoscalers", READ),
-    # Leader election: several replicas, one active.
-    Permission("coordination.k8s.io", "leases", (*READ, "create", "update")),
-    # kopf itself: it discovers the CRDs it serves and the namespaces it watches.
+    "read_namespaced_secret": ((CORE, "secrets", "get"),),
+    "create_namespaced_lease": (("coordination.k8s.io", "leases", "create"),),
+    "read_namespaced_lease": (("coordination.k8s.io", "leases", "get"),),
+    "replace_namespaced_lease": (("coordination.k8s.io", "leases", "update"),),
+    # Custom objects: the AdaptiveService itself (the healing ledger annotation, status), and
+    # the scale subresource of the kinds a service may target.
+    "get_namespaced_custom_object": (("adaptive.dev", "adaptiveservices", "get"),),
+    "patch_namespaced_custom_object": (("adaptive.dev", "adaptiveservices", "patch"),),
+    "patch_namespaced_custom_object_status": (
+        ("adaptive.dev", "adaptiveservices/status", "patch"),),
+    "get_namespaced_custom_object_scale": (("apps", "deployments/scale", "get"),
+                                           ("apps", "statefulsets/scale", "get")),
+    "patch_namespaced_custom_object_scale": (("apps", "deployments/scale", "patch"),
+                                             ("apps", "statefulsets/scale", "patch")),
+}
+
+
+def _grouped(triples: set[Triple]) -> tuple[Permission, ...]:
+    order = ("get", "list", "watch", "create", "update", "patch", "delete")
+    keys = sorted({(group, resource) for group, resource, _ in triples})
+    return tuple(
+        Permission(group, resource, tuple(v for v in order if (group, resource, v) in triples))
+        for group, resource in keys)
+
+
+# What our own code calls (derived from CALLS).
+CODE: tuple[Permission, ...] = _grouped({t for needs in CALLS.values() for t in needs})
+
+# What kopf itself calls: it lists and watches the resources it serves and patches their
+# bookkeeping annotations, finalizers and status, posts Events through the core API, and
+# discovers CRDs and namespaces. The operator runs kopf standalone (leader election is ours),
+# so kopf's peering objects are never used.
+FRAMEWORK: tuple[Permission, ...] = (
+    Permission("adaptive.dev", "adaptiveservices", ("list", "watch", "patch")),
+    Permission("adaptive.dev", "shardsets", ("list", "watch", "patch")),
+    Permission("adaptive.dev", "adaptiveservices/status", ("patch",)),
+    Permission("adaptive.dev", "shardsets/status", ("patch",)),
+    # Objects a ShardSet creates carry an owner reference with blockOwnerDeletion, which
+    # needs `update` on the owner's finalizers where OwnerReferencesPermissionEnforcement runs.
+    Permission("adaptive.dev", "shardsets/finalizers", ("update",)),
+    Permission(CORE, "events", ("create",)),
     Permission("apiextensions.k8s.io", "customresourcedefinitions", READ),
     Permission(CORE, "namespaces", ("list", "watch")),
-    # kopf peering, so that only one replica handles events at a time.
-    Permission("kopf.dev", "clusterkopfpeerings", (*READ, "patch")),
 )
+
+PERMISSIONS: tuple[Permission, ...] = _grouped(
+    {(p.api_group, p.resource, verb) for p in (*CODE, *FRAMEWORK) for verb in p.verbs})
+
+# Cluster-scoped resources: granted by a ClusterRole even in a namespaced install.
+CLUSTER_SCOPED = frozenset({"customresourcedefinitions", "namespaces"})
 
 
 def scale_target(api_group: str, resource: str) -> Permission:

@@ -37,10 +37,113 @@ app.kubernetes.io/part-of: adaptive-operator
 {{- end }}
 {{- end }}
 
-{{- define "adaptive-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
-{{- end }}
-
 {{- define "adaptive-operator.peering" -}}
 {{- default (include "adaptive-operator.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{/*
+RBAC rules: exactly what the code and kopf call (operator/adaptive_operator/permissions.py;
+tests/test_chart.py fails when they differ). Namespaced rules go to a Role per watched namespace
+in a namespaced install, to the ClusterRole otherwise; cluster rules always to the ClusterRole.
+*/}}
+{{- define "adaptive-operator.namespacedRules" -}}
+# Our own resources: kopf lists, watches and patches them; the healing ledger is an annotation.
+- apiGroups: ["adaptive.dev"]
+  resources: ["adaptiveservices"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["adaptive.dev"]
+  resources: ["shardsets"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["adaptive.dev"]
+  resources: ["adaptiveservices/status", "shardsets/status"]
+  verbs: ["patch"]
+# What a ShardSet creates blocks its owner's deletion (OwnerReferencesPermissionEnforcement).
+- apiGroups: ["adaptive.dev"]
+  resources: ["shardsets/finalizers"]
+  verbs: ["update"]
+# Workloads: rollback and restart patch Deployments; a ShardSet owns its StatefulSets.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "watch"]
+# A StatefulSet's earlier templates, for a rollback.
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["list"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  verbs: ["get", "patch"]
+{{- range .Values.rbac.scaleTargets }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ printf "%s/scale" .resource | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
+# Healing reads pods and evicts them (evictions respect PodDisruptionBudgets).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
+# Credentials of a service's Prometheus: the Secret its spec names, in its own namespace.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# A ShardSet's Services and routing table.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "update"]
+# Events that explain every action (kopf posts them through the core API).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# Slot migrations.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "create", "delete"]
+# An AdaptiveService does not fight an HPA on the same workload.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch"]
+# Leader election.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end }}
+
+{{- define "adaptive-operator.clusterRules" -}}
+# kopf discovers the CRDs it serves and the namespaces it watches.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/* Namespaces that get a Role in a namespaced install: the watched ones and the release's. */}}
+{{- define "adaptive-operator.roleNamespaces" -}}
+{{- $all := append (.Values.watch.namespaces | default list) .Release.Namespace -}}
+{{- join "," (uniq $all) -}}
+{{- end }}
+
+{{- define "adaptive-operator.namespaced" -}}
+{{- if and .Values.rbac.namespaced (gt (len .Values.watch.namespaces) 0) -}}true{{- end -}}
+{{- end }}
+
+{{/* The image, pinned by digest when one is given (the tag is then ignored). */}}
+{{- define "adaptive-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end -}}
 {{- end }}

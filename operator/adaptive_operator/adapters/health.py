@@ -1,15 +1,28 @@
 """/healthz for liveness and readiness probes, served from the first moment of the process.
 
 Standby replicas (waiting for the leader's Lease) are healthy too: only a stuck process is not.
+Registered checks say what is stuck (the event loop has not beaten, every worker thread hangs):
+then /healthz answers 503 with the reasons, and the liveness probe restarts the process.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STATE: dict[str, str] = {"role": "starting"}
+CHECKS: dict[str, Callable[[], str | None]] = {}  # name -> a reason when unhealthy
+
+
+def watch(name: str, check: Callable[[], str | None]) -> None:
+    CHECKS[name] = check
+
+
+def problems() -> dict[str, str]:
+    found = {name: check() for name, check in list(CHECKS.items())}
+    return {name: reason for name, reason in found.items() if reason}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -17,8 +30,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/healthz":
             self.send_error(404)
             return
-        body = json.dumps(STATE).encode()
-        self.send_response(200)
+        failing = problems()
+        body = json.dumps({**STATE, **({"stuck": failing} if failing else {})}).encode()
+        self.send_response(503 if failing else 200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

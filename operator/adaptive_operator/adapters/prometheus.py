@@ -7,12 +7,12 @@ condition verbatim, so a user sees Prometheus' short refusal or why the value wa
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.prometheus_http import (
     Endpoint,
     HttpError,
@@ -99,7 +99,7 @@ def _shown(raw: Any) -> str:
 
 
 async def query_total(target: Target, query: str) -> Sample:
-    result = await asyncio.to_thread(_raw_query, target, query)
+    result = await workers.on_prometheus(_raw_query, target, query)
     return to_total(query, result)
 
 
@@ -118,7 +118,7 @@ def to_vector(query: str, result: Any) -> list[dict[str, Any]]:
 
 async def query_vector(target: Target, query: str) -> list[dict[str, Any]]:
     """Every series of an instant query, e.g. one per shard; empty when nothing matched."""
-    result = await asyncio.to_thread(_raw_query, target, query)
+    result = await workers.on_prometheus(_raw_query, target, query)
     return to_vector(query, result)
 
 

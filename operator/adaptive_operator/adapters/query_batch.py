@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.prometheus import MetricError, Sample, Target, _raw_query, to_total
 from adaptive_operator.adapters.promql_shape import Shape, shape_of
 from adaptive_operator.adapters.telemetry import PROMETHEUS_READS
@@ -80,7 +81,7 @@ class QueryBatcher:
         """The query's one number, as `prometheus.query_total` gives it."""
         if not self.enabled:
             READ_ALONE.inc()
-            return to_total(query, await asyncio.to_thread(self.runner, url, query))
+            return to_total(query, await workers.on_prometheus(self.runner, url, query))
         shape = shape_of(query)
         if shape is not None:
             try:
@@ -164,7 +165,7 @@ class QueryBatcher:
         shape: Shape | None,
     ) -> Answer:
         at = self.clock()
-        result = await asyncio.to_thread(self.runner, url, query)
+        result = await workers.on_prometheus(self.runner, url, query)
         rows: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in result:
             labels = (row.get("metric") or {}) if isinstance(row, dict) else {}

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.prometheus import (
     PrometheusError,
     RangeSeries,
@@ -123,7 +124,7 @@ class RangeBatcher:
             if self._open.get(key) is group:
                 del self._open[key]  # closed: reads from now on form the next group
             text = group.text()
-            result = await asyncio.to_thread(self.runner, group.url, text, *group.window)
+            result = await workers.on_prometheus(self.runner, group.url, text, *group.window)
         if text == group.query:
             return {next(iter(group.members)): result} if len(group.members) == 1 else {}
         return _by_member(result, group.shape)
@@ -131,7 +132,7 @@ class RangeBatcher:
     async def _own(self, url: Target, query: str, start: float, end: float,
                    step: float) -> list[Any]:
         async with self._slot():
-            result: list[Any] = await asyncio.to_thread(self.runner, url, query, start, end,
+            result: list[Any] = await workers.on_prometheus(self.runner, url, query, start, end,
                                                          step)
         return result
 

@@ -25,6 +25,10 @@ CREATORS: dict[str, tuple[str, str]] = {
     "Service": ("core", "create_namespaced_service"),
     "Job": ("batch", "create_namespaced_job"),
 }
+READERS: dict[str, tuple[str, str]] = {
+    "StatefulSet": ("apps", "read_namespaced_stateful_set"),
+    "Service": ("core", "read_namespaced_service"),
+}
 DELETERS: dict[str, tuple[str, str]] = {
     "StatefulSet": ("apps", "delete_namespaced_stateful_set"),
     "Service": ("core", "delete_namespaced_service"),
@@ -32,11 +36,17 @@ DELETERS: dict[str, tuple[str, str]] = {
 }
 
 
+class RoutingConflict(Exception):
+    """The routing ConfigMap changed since it was read: another writer (a new leader) moved on,
+    so this write, made from an older table, must not land."""
+
+
 @dataclass(frozen=True)
 class ShardSetObjects:
     stateful_sets: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
     routing_data: dict[str, str] | None
+    routing_version: str | None = None  # the ConfigMap's resourceVersion as read
 
 
 def shard_selector(name: str) -> str:
@@ -85,29 +95,41 @@ class ShardCluster:
             namespace, label_selector=shard_selector(name))
         jobs = self._groups["batch"].list_namespaced_job(
             namespace, label_selector=migration_selector(name))
+        data, version = self._routing(namespace, config_map)
         return ShardSetObjects(
             stateful_sets=[self._plain(item) for item in sets.items],
             jobs=[self._plain(item) for item in jobs.items],
-            routing_data=self._routing_data(namespace, config_map),
+            routing_data=data,
+            routing_version=version,
         )
 
-    def _routing_data(self, namespace: str, config_map: str) -> dict[str, str] | None:
+    def _routing(self, namespace: str, config_map: str) -> tuple[dict[str, str] | None,
+                                                                 str | None]:
         try:
             found = self._core.read_namespaced_config_map(config_map, namespace)
         except ApiException as err:
             if err.status == 404:
-                return None
+                return None, None
             raise
-        return config_map_data(found)
+        return config_map_data(found), found.metadata.resource_version
 
-    def write_routing(self, namespace: str, manifest: Any) -> None:
+    def write_routing(self, namespace: str, manifest: Any, version: str | None) -> str:
+        """Write the table only over the version it was made from (create it when it was
+        absent); returns the new version. A deposed leader's table, made from an older read,
+        is refused (RoutingConflict), so the epoch never goes backwards."""
         name = manifest["metadata"]["name"]
+        body = {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": version}}
         try:
-            self._core.replace_namespaced_config_map(name, namespace, manifest)
+            if version is None:
+                written = self._core.create_namespaced_config_map(namespace, manifest)
+            else:
+                written = self._core.replace_namespaced_config_map(name, namespace, body)
         except ApiException as err:
-            if err.status != 404:
-                raise
-            self._core.create_namespaced_config_map(namespace, manifest)
+            if err.status in (404, 409):
+                raise RoutingConflict(f"routing ConfigMap {name} changed since it was read "
+                                      f"({err.status} {err.reason})") from None
+            raise
+        return str(written.metadata.resource_version)
 
     def create(self, namespace: str, manifest: Any) -> None:
         creator = self._method(CREATORS, manifest["kind"])
@@ -121,3 +143,22 @@ class ShardCluster:
     def delete(self, namespace: str, kind: str, name: str) -> None:
         deleter = self._method(DELETERS, kind)
         ignoring(404, lambda: deleter(name, namespace, propagation_policy="Background"))
+
+    def delete_owned(self, namespace: str, kind: str, name: str, owner_uid: str) -> bool:
+        """Delete the object only if `owner_uid` owns it (a Service of the same name made by
+        someone else is left alone), and only that very object (uid precondition)."""
+        try:
+            found = self._method(READERS, kind)(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        owners = found.metadata.owner_references or []
+        if all(ref.uid != owner_uid for ref in owners):
+            return False
+        options = client.V1DeleteOptions(
+            propagation_policy="Background",
+            preconditions=client.V1Preconditions(uid=found.metadata.uid))
+        deleter = self._method(DELETERS, kind)
+        ignoring(404, lambda: deleter(name, namespace, body=options))
+        return True

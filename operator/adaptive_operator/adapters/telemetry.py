@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -107,24 +104,6 @@ WORKER_RUN_SECONDS = Histogram(
     "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread.",
     buckets=_WORKER_BUCKETS)
 T = TypeVar("T")
-
-
-class TimedExecutor(ThreadPoolExecutor):
-    """The worker threads, timed: a long queue means too few threads, a long run a slow
-    server (or a starved process)."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        queued = time.monotonic()
-
-        def timed() -> T:
-            started = time.monotonic()
-            WORKER_QUEUE_SECONDS.observe(started - queued)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                WORKER_RUN_SECONDS.observe(time.monotonic() - started)
-
-        return super().submit(timed)
 
 
 def forget(gauge: Gauge, *labels: str) -> None:

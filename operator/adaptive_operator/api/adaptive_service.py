@@ -16,6 +16,16 @@ from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import (
     AGE,
+    API_VERSION,
+    CAMEL_CASE,
+    DNS_SUBDOMAIN,
+    MAX_CONDITIONS,
+    MAX_LOOK_AHEAD_ROWS,
+    MAX_METRICS,
+    MAX_QUERY_LENGTH,
+    MAX_REPLICAS,
+    NAME_LENGTH,
+    SUBDOMAIN_LENGTH,
     Condition,
     KubeModel,
     PrinterColumn,
@@ -38,21 +48,26 @@ CONDITION_TYPES: tuple[str, ...] = ("Ready", "MetricsAvailable", "ScalingActive"
 class ScaleTargetRef(KubeModel):
     """The workload to scale; it must have a /scale subresource."""
 
-    api_version: str = Field(default="apps/v1", min_length=1,
-                             description="API group/version of the workload.")
-    kind: str = Field(default="Deployment", min_length=1, description="Kind of the workload.")
-    name: str = Field(min_length=1, description="Name of the workload, in the service's "
+    api_version: str = Field(default="apps/v1", min_length=1, max_length=SUBDOMAIN_LENGTH + 64,
+                             pattern=API_VERSION, description="API group/version of the workload.")
+    kind: str = Field(default="Deployment", min_length=1, max_length=NAME_LENGTH,
+                      pattern=CAMEL_CASE, description="Kind of the workload.")
+    name: str = Field(min_length=1, max_length=SUBDOMAIN_LENGTH, pattern=DNS_SUBDOMAIN,
+                      description="Name of the workload, in the service's "
                       "namespace.")
 
 
 class MetricSpec(KubeModel):
     """A PromQL query for the workload's total and the share of it one replica should carry."""
 
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$",
+    name: str = Field(min_length=1, max_length=NAME_LENGTH,
+                      pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$",
                       description="Name of the metric in status, Events, logs and /metrics.")
-    query: str = Field(min_length=1, description="PromQL returning the workload's total load "
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH,
+                       description="PromQL returning the workload's total load "
                        "as one series (wrap it in sum(...)).")
-    target_per_replica: float = Field(gt=0, description="Load one replica should carry.")
+    target_per_replica: float = Field(gt=0, le=1e15, description="Load one replica should "
+                                      "carry.")
 
 
 class ScalingPolicy(KubeModel):
@@ -60,7 +75,7 @@ class ScalingPolicy(KubeModel):
 
     type: Literal["Pods", "Percent"] = Field(
         description="Pods: a number of pods; Percent: a percentage of the current replicas.")
-    value: int = Field(ge=1, description="Pods or percent allowed per period.")
+    value: int = Field(ge=1, le=MAX_REPLICAS, description="Pods or percent allowed per period.")
     period_seconds: int = Field(ge=1, le=1800,
                                 description="Window over which the change is counted.")
 
@@ -77,6 +92,7 @@ class ScalingRules(KubeModel):
     policies: list[ScalingPolicy] | None = Field(
         default=None,
         min_length=1,
+        max_length=8,
         description="Default: up max(4 pods, 100%) per 15 s; down 100% per 15 s.",
     )
 
@@ -88,6 +104,12 @@ class Behavior(KubeModel):
     scale_down: ScalingRules | None = Field(default=None, description="Rules for scaling down.")
 
 
+# The forecast keeps buffers per look-ahead row: the look-ahead over the period bounds them.
+LOOK_AHEAD_ROWS_RULE: dict[str, str] = {
+    "rule": "!has(self.predictive) || !has(self.predictive.lookAheadSeconds) || "
+            f"self.predictive.lookAheadSeconds <= self.syncPeriodSeconds * {MAX_LOOK_AHEAD_ROWS}",
+    "message": f"predictive.lookAheadSeconds must be at most {MAX_LOOK_AHEAD_ROWS} sync periods",
+}
 COUPLING_RULE: dict[str, str] = {
     "rule": "!has(self.coupling) || size(self.coupling) == 0 || "
             "(has(self.predictive) && has(self.predictive.enabled) && self.predictive.enabled)",
@@ -102,15 +124,19 @@ class AdaptiveServiceSpec(KubeModel):
                 "rule": "self.minReplicas <= self.maxReplicas",
                 "message": "minReplicas must be less than or equal to maxReplicas",
             },
+            LOOK_AHEAD_ROWS_RULE,
             COUPLING_RULE,
         ]
     }))
 
     scale_target_ref: ScaleTargetRef
-    min_replicas: int = Field(default=1, ge=1, description="Fewest replicas ever set.")
-    max_replicas: int = Field(ge=1, description="Most replicas ever set, forecast included.")
+    min_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS,
+                              description="Fewest replicas ever set.")
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS,
+                              description="Most replicas ever set, forecast included.")
     metrics: list[MetricSpec] = Field(
-        min_length=1, description="Load metrics; the one asking for most replicas wins.")
+        min_length=1, max_length=MAX_METRICS,
+        description="Load metrics; the one asking for most replicas wins.")
     behavior: Behavior | None = Field(
         default=None, description="Stabilization windows and rate policies (HPA v2 defaults "
         "when absent).")
@@ -140,6 +166,13 @@ class AdaptiveServiceSpec(KubeModel):
     def _min_not_above_max(self) -> AdaptiveServiceSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must be less than or equal to maxReplicas")
+        return self
+
+    @model_validator(mode="after")
+    def _forecast_rows_bounded(self) -> AdaptiveServiceSpec:
+        ahead = self.predictive.look_ahead_seconds if self.predictive else None
+        if ahead is not None and ahead > self.sync_period_seconds * MAX_LOOK_AHEAD_ROWS:
+            raise ValueError(LOOK_AHEAD_ROWS_RULE["message"])
         return self
 
     @model_validator(mode="after")
@@ -224,6 +257,7 @@ class AdaptiveServiceStatus(KubeModel):
     # Keyed by type, as the API conventions say (server-side apply merges them by type).
     conditions: list[Condition] = Field(
         default_factory=list,
+        max_length=MAX_CONDITIONS,
         description="Ready (the summary), MetricsAvailable, ScalingActive, ScalingLimited and, "
         "with predictive scaling, ForecastReliable.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

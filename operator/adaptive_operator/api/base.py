@@ -12,6 +12,36 @@ from pydantic.alias_generators import to_camel
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
 
+# Bounds on what a tenant may write (one object must not hurt the others): the CRDs carry them,
+# the models enforce them, and the commands that share a contract with a field use the same.
+MAX_REPLICAS = 100_000
+MAX_LOOK_AHEAD_SECONDS = 86_400
+# A forecast keeps, per look-ahead row, a day of errors and one forecast per row: bounded so
+# that one object's spec cannot make the operator allocate gigabytes.
+MAX_LOOK_AHEAD_ROWS = 360
+MAX_HISTORY_ROWS = 100_000
+MAX_HISTORY_SECONDS = 90 * 86_400
+MAX_PERIOD_SECONDS = 86_400  # cooldowns, windows, periods
+MAX_QUERY_LENGTH = 4096  # a PromQL query; status and Events quote it
+MAX_URL_LENGTH = 2048
+MAX_METRICS = 16
+NAME_LENGTH = 63  # a DNS-1123 label, a metric name, a condition type or reason
+SUBDOMAIN_LENGTH = 253  # a DNS-1123 subdomain: an object name
+MESSAGE_LENGTH = 1024  # what status keeps of one message (the rest is cut, marked)
+MAX_CONDITIONS = 16
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CAMEL_CASE = r"^[A-Z][A-Za-z0-9]*$"
+API_VERSION = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$"
+
+
+def truncated(message: str, limit: int = MESSAGE_LENGTH) -> str:
+    """A message cut to `limit` characters, marked as cut: a 1 MB query quoted in every
+    condition must not push status past the object size limit."""
+    if len(message) <= limit:
+        return message
+    keep = limit - 40  # room for the marker
+    return message[:keep] + f"... ({len(message) - keep} characters cut)"
+
 
 class KubeModel(BaseModel):
     """camelCase in YAML, snake_case in Python; unknown fields refused (the API server prunes)."""
@@ -27,12 +57,14 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(KubeModel):
     """A condition as the Kubernetes API conventions describe it."""
 
-    type: str = Field(min_length=1, description="Condition type, e.g. Ready or ScalingActive.")
+    type: str = Field(min_length=1, max_length=NAME_LENGTH,
+                      description="Condition type, e.g. Ready or ScalingActive.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
-        min_length=1, pattern=r"^[A-Z][A-Za-z0-9]*$", description="CamelCase reason."
-    )
-    message: str = Field(default="", description="Human explanation, with the numbers.")
+        min_length=1, max_length=NAME_LENGTH * 2, pattern=CAMEL_CASE,
+        description="CamelCase reason.")
+    message: str = Field(default="", max_length=MESSAGE_LENGTH,
+                         description="Human explanation, with the numbers.")
     last_transition_time: datetime = Field(description="When the status last changed.")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The spec generation the condition was set for.")

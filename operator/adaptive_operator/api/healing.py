@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import cast
+from typing import Annotated, Any, cast
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
-from adaptive_operator.api.base import KubeModel
+from adaptive_operator.api.base import (
+    MAX_METRICS,
+    MAX_PERIOD_SECONDS,
+    MAX_QUERY_LENGTH,
+    MAX_REPLICAS,
+    NAME_LENGTH,
+    KubeModel,
+)
 
 # Scoped to the target: its namespace and its own pods ({{pods}}: a regex of their names).
 _OWN = 'namespace="{{namespace}}",pod=~"{{pods}}"'
@@ -70,14 +77,30 @@ class Persistence(KubeModel):
         json_schema_extra=cast(JsonDict, {"x-kubernetes-validations": [PERSISTENCE_RULE]})
     )
 
-    k: int = Field(default=2, ge=1, description="Anomalous points needed (at most n).")
-    n: int = Field(default=3, ge=1, description="Points looked at.")
+    k: int = Field(default=2, ge=1, le=100, description="Anomalous points needed (at most n).")
+    n: int = Field(default=3, ge=1, le=100, description="Points looked at.")
 
     @model_validator(mode="after")
     def _k_within_n(self) -> Persistence:
         if self.k > self.n:
             raise ValueError(f"{PERSISTENCE_RULE['message']} (k={self.k}, n={self.n})")
         return self
+
+
+METRIC_NAMES_RULE = {
+    "rule": f"self.all(k, size(k) >= 1 && size(k) <= {NAME_LENGTH})",
+    "message": f"health metric names must be 1 to {NAME_LENGTH} characters",
+}
+
+
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH)]
+Query = Annotated[str, StringConstraints(max_length=MAX_QUERY_LENGTH)]
+
+
+def _bounded_names(schema: dict[str, Any]) -> None:
+    """Map keys are bounded by CEL: a structural schema has no `propertyNames`."""
+    schema.pop("propertyNames", None)
+    schema["x-kubernetes-validations"] = [METRIC_NAMES_RULE]
 
 
 class HealingSpec(KubeModel):
@@ -90,8 +113,10 @@ class HealingSpec(KubeModel):
     mode: HealingMode = Field(
         default=HealingMode.ACTIVE,
         description="Active acts; DryRun only reports what it would do (Events, status).")
-    metrics: dict[str, str] = Field(
+    metrics: dict[MetricName, Query] = Field(
         default_factory=lambda: dict(DEFAULT_METRICS),
+        max_length=MAX_METRICS,
+        json_schema_extra=_bounded_names,
         description="Health metrics: name -> PromQL giving one number for the workload "
         "(default: errorRatio, latencyP99, cpu, memory, restarts, each scoped to the "
         "target's namespace and pods). Placeholders: {{namespace}}, {{name}} (the target) and "
@@ -109,18 +134,18 @@ class HealingSpec(KubeModel):
     persistence: Persistence = Field(
         default_factory=Persistence, description="How many anomalous points make an anomaly.")
     rollback_window_seconds: int = Field(
-        default=600, ge=0, alias="rollbackWindowSeconds",
+        default=600, ge=0, le=MAX_PERIOD_SECONDS, alias="rollbackWindowSeconds",
         description="An anomaly starting this long after a rollout rolls it back.")
     cooldown_seconds: int = Field(
-        default=300, ge=0, alias="cooldownSeconds",
+        default=300, ge=0, le=MAX_PERIOD_SECONDS, alias="cooldownSeconds",
         description="No repeat of the same action within this time.")
     max_actions_per_hour: int = Field(
-        default=4, ge=0, alias="maxActionsPerHour", description="Actions allowed per hour.")
+        default=4, ge=0, le=60, alias="maxActionsPerHour", description="Actions allowed per hour.")
     max_unavailable_pods: int = Field(
-        default=1, ge=1, alias="maxUnavailablePods",
+        default=1, ge=1, le=MAX_REPLICAS, alias="maxUnavailablePods",
         description="Pods evicted at once at most.")
     verify_seconds: int = Field(
-        default=120, ge=1, alias="verifySeconds",
+        default=120, ge=1, le=MAX_PERIOD_SECONDS, alias="verifySeconds",
         description="How long after an action its outcome (Helped, DidNotHelp) is judged.")
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from adaptive_operator.api.base import KubeModel
+from adaptive_operator.api.base import MAX_HISTORY_SECONDS, MAX_LOOK_AHEAD_SECONDS, KubeModel
 
 DAY_SECONDS = 86400
 MIN_HISTORY_SECONDS = 60
@@ -48,7 +48,7 @@ class PredictiveSpec(KubeModel):
         description="Forecast quantile the replicas must serve over the look-ahead.",
     )
     look_ahead_seconds: int | None = Field(
-        default=None, alias="lookAheadSeconds", ge=1,
+        default=None, alias="lookAheadSeconds", ge=1, le=MAX_LOOK_AHEAD_SECONDS,
         description="How far ahead to provision; learned from pod readiness when unset.",
     )
     look_ahead_factor: float = Field(
@@ -62,8 +62,10 @@ class PredictiveSpec(KubeModel):
     # stays reactive (ForecastReliable=False, too little history) until three days are kept.
     history_seconds: int = Field(
         default=14 * DAY_SECONDS, alias="historySeconds", ge=MIN_HISTORY_SECONDS,
+        le=MAX_HISTORY_SECONDS,
         description="History window fetched from Prometheus and used for fitting (the forecast "
-        "needs three cycles of the detected season within it).",
+        "needs three cycles of the detected season within it); at most 100,000 sync periods of "
+        "it are kept.",
     )
     scale_down_on_forecast: bool = Field(
         default=False, alias="scaleDownOnForecast",

@@ -14,6 +14,10 @@ from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import (
     AGE,
+    MAX_CONDITIONS,
+    MAX_PERIOD_SECONDS,
+    MAX_QUERY_LENGTH,
+    NAME_LENGTH,
     Condition,
     KubeModel,
     PrinterColumn,
@@ -24,6 +28,10 @@ KIND = "ShardSet"
 PLURAL = "shardsets"
 SHORT_NAMES = ("shs",)
 DEFAULT_SLOTS = 16384  # as in Redis Cluster
+MAX_SLOTS = 1 << 20  # the routing table keeps one owner per slot
+MAX_SHARDS = 1024  # each shard is a StatefulSet and a Service
+MAX_SHARD_REPLICAS = 1000
+MAX_CONCURRENCY = 64  # migration Jobs at once
 
 # CEL rules for rules that span fields (x-kubernetes-validations), keyed by the schema object
 # they sit on. The pydantic validators below enforce the same rules for Python callers.
@@ -74,7 +82,8 @@ def _open(description: str, properties: dict[str, Any] | None = None) -> dict[st
 # the operator failing on it later; everything else stays free-form.
 LABELS = {
     "type": "object",
-    "additionalProperties": {"type": "string"},
+    "maxProperties": 64,
+    "additionalProperties": {"type": "string", "maxLength": NAME_LENGTH},
     "description": "Pod labels; the operator adds the shard's own.",
 }
 POD_TEMPLATE_SKELETON = {
@@ -86,6 +95,7 @@ CONTAINER = _open(
     {
         "env": {
             "type": "array",
+            "maxItems": 256,
             "items": _open("An env var."),
             "description": "Env vars; the operator adds SHARD_RANGE_START/END, SOURCE, TARGET.",
         }
@@ -100,6 +110,7 @@ JOB_SPEC_SKELETON = {
                 {
                     "containers": {
                         "type": "array",
+                        "maxItems": 16,
                         "items": CONTAINER,
                         "description": "The Job's containers.",
                     }
@@ -130,12 +141,13 @@ def _with_rules(rules: list[dict[str, str]]) -> ConfigDict:
 class ShardTemplate(KubeModel):
     """What each shard's StatefulSet looks like: a subset of the StatefulSet spec."""
 
-    replicas: int = Field(1, ge=0, description="Pods per shard.")
+    replicas: int = Field(1, ge=0, le=MAX_SHARD_REPLICAS, description="Pods per shard.")
     template: dict[str, Any] = Field(
         description="Pod template of each shard's StatefulSet.", json_schema_extra=_pod_template
     )
     volume_claim_templates: list[dict[str, Any]] = Field(
         default_factory=list,
+        max_length=16,
         description="Volume claim templates of each shard's StatefulSet.",
         json_schema_extra=_free_form_items,
     )
@@ -147,10 +159,11 @@ class Migration(KubeModel):
     job_template: dict[str, Any] = Field(
         description="Job spec run once per moved range.", json_schema_extra=_job_spec
     )
-    concurrency: int = Field(1, ge=1, description="Migration Jobs running at most at once.")
-    backoff_limit: int = Field(3, ge=0, description="Retries of a failed migration Job.")
+    concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY,
+                             description="Migration Jobs running at most at once.")
+    backoff_limit: int = Field(3, ge=0, le=100, description="Retries of a failed migration Job.")
     backoff_seconds: float = Field(
-        10.0, gt=0, description="Delay before the first retry; it doubles at each retry."
+        10.0, gt=0, le=3600, description="Delay before the first retry; it doubles at each retry."
     )
 
 
@@ -161,17 +174,21 @@ class Rebalance(KubeModel):
 
     load_query: str = Field(
         min_length=1,
+        max_length=MAX_QUERY_LENGTH,
         description="PromQL giving each shard's load: one series per shard, labelled `shard` "
         "with the shard number (or a name ending in it, such as the StatefulSet's).",
     )
     imbalance_threshold: float = Field(
-        0.2, ge=0, description="Rebalance when the hottest shard exceeds the mean load by this."
+        0.2, ge=0, le=100,
+        description="Rebalance when the hottest shard exceeds the mean load by this."
     )
     hysteresis: float = Field(
-        0.05, ge=0, description="Once rebalancing, continue down to threshold minus this."
+        0.05, ge=0, le=100, description="Once rebalancing, continue down to threshold minus this."
     )
-    max_moves_per_period: int = Field(1024, ge=0, description="Slots moved per period at most.")
-    period_seconds: int = Field(300, ge=1, description="How often the load is checked.")
+    max_moves_per_period: int = Field(1024, ge=0, le=MAX_SLOTS,
+                                      description="Slots moved per period at most.")
+    period_seconds: int = Field(300, ge=1, le=MAX_PERIOD_SECONDS,
+                                description="How often the load is checked.")
 
     @model_validator(mode="after")
     def _hysteresis_below_threshold(self) -> Rebalance:
@@ -183,8 +200,8 @@ class Rebalance(KubeModel):
 class ShardSetSpec(KubeModel):
     model_config = _with_rules(CEL_RULES["spec"])
 
-    shards: int = Field(ge=1, description="Number of shards.")
-    slots: int = Field(DEFAULT_SLOTS, ge=1, le=1 << 20, description="Number of hash slots.")
+    shards: int = Field(ge=1, le=MAX_SHARDS, description="Number of shards.")
+    slots: int = Field(DEFAULT_SLOTS, ge=1, le=MAX_SLOTS, description="Number of hash slots.")
     template: ShardTemplate = Field(description="Each shard's StatefulSet.")
     migration: Migration = Field(description="How slot ranges are moved between shards.")
     rebalance: Rebalance | None = Field(
@@ -210,6 +227,7 @@ class ShardSetStatus(KubeModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
+        max_length=MAX_CONDITIONS,
         description="Ready (the summary), Resharding (slots are moving) and "
         "Degraded (a migration gave up).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},

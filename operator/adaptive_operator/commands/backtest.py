@@ -131,13 +131,17 @@ def _footer(advisor: RecordingAdvisor) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adaptive_operator.commands.replay import replay_config
+    from adaptive_operator.commands.replay import check_forecast_size, replay_config
+    from adaptive_operator.commands.series_file import writable
     from adaptive_operator.domain.scaling.predictive import RecordingAdvisor
     from adaptive_operator.domain.scaling.replay import replay
     from adaptive_operator.domain.scaling.replay_metrics import replay_metrics
 
+    if args.plot is not None:
+        writable(args.plot)
     trace = load(args)
     config = replay_config(args, trace.interval_seconds)
+    check_forecast_size(config)
     advisor = RecordingAdvisor()
     results = {"hpa": replay(trace.values, config, None),
                "predictive": replay(trace.values, config, advisor)}

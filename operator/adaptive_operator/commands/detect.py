@@ -25,52 +25,60 @@ def register(subparsers: Any) -> None:
 
 
 def read_series(path: Path) -> tuple[list[str], list[float]]:
-    from adaptive_operator.cli import UsageError
+    from adaptive_operator.commands.series_file import check_increasing, data_rows, usage_error
 
-    try:
-        with path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from err
-    if not rows or [cell.strip() for cell in rows[0]] != ["timestamp", "value"]:
-        raise UsageError(f"{path}:1: expected the header 'timestamp,value'")
     stamps: list[str] = []
     values: list[float] = []
-    for number, row in enumerate(rows[1:], start=2):
-        stamp, value = _parse_row(path, number, row)
+    times: list[float] = []
+    lines: list[int] = []
+    for number, row in data_rows(path):
+        stamp, when, value = _parse_row(path, number, row)
         stamps.append(stamp)
+        times.append(when)
         values.append(value)
+        lines.append(number)
     if not values:
-        raise UsageError(f"{path}: no data rows after the header")
+        raise usage_error(f"{path}: no data rows after the header")
+    check_increasing(times, lines, path)
     return stamps, values
 
 
-def _parse_row(path: Path, number: int, row: list[str]) -> tuple[str, float]:
-    from adaptive_operator.cli import UsageError
+def _parse_row(path: Path, number: int, row: list[str]) -> tuple[str, float, float]:
+    from adaptive_operator.commands.series_file import parse_time, usage_error
 
     if len(row) != 2:
-        raise UsageError(f"{path}:{number}: expected 2 fields (timestamp,value), got {len(row)}")
+        raise usage_error(f"{path}:{number}: expected 2 fields (timestamp,value), got {len(row)}")
     try:
         value = float(row[1])
     except ValueError:
-        raise UsageError(f"{path}:{number}: value {row[1]!r} is not a number") from None
+        raise usage_error(f"{path}:{number}: value {row[1]!r} is not a number") from None
     if not math.isfinite(value):
-        raise UsageError(f"{path}:{number}: value {row[1]!r} is not finite")
+        raise usage_error(f"{path}:{number}: value {row[1]!r} is not finite")
     if not row[0].strip():
-        raise UsageError(f"{path}:{number}: empty timestamp")
-    return row[0], value
+        raise usage_error(f"{path}:{number}: empty timestamp")
+    return row[0], parse_time(row[0], f"{path}:{number}"), value
+
+
+def write_scores(path: Path, stamps: list[str], values: list[float], scores: Any,
+                 flags: Any) -> None:
+    from adaptive_operator.commands.series_file import usage_error
+
+    try:
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["timestamp", "value", "score", "is_anomaly"])
+            for stamp, value, score, flag in zip(stamps, values, scores, flags, strict=True):
+                writer.writerow([stamp, repr(value), f"{score:.6f}", int(flag)])
+    except OSError as err:
+        raise usage_error(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
+    from adaptive_operator.commands.series_file import writable
     from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
 
+    out = writable(args.out)
     stamps, values = read_series(args.series)
     result = detect_series(values, DetectorSettings(), random_state=RANDOM_STATE)
-    with args.out.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["timestamp", "value", "score", "is_anomaly"])
-        for stamp, value, score, flag in zip(
-            stamps, values, result.scores, result.flags, strict=True
-        ):
-            writer.writerow([stamp, repr(value), f"{score:.6f}", int(flag)])
+    write_scores(out, stamps, values, result.scores, result.flags)
     return 0

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptive_operator.domain.common import times
+from adaptive_operator.api.base import MAX_LOOK_AHEAD_SECONDS, MAX_REPLICAS
 from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
 
-HEADER = ["timestamp", "value"]
+DAY_SECONDS = 86_400
+MAX_FORECAST_CELLS = 64 << 20
 DEFAULT_QUANTILE = 0.8  # the spec's default (api.predictive)
 # Timestamps in a CSV are rounded; spacing within a millisecond counts as even.
 SPACING_TOLERANCE_SECONDS = 1e-3
@@ -81,12 +82,9 @@ def _usage_error(message: str) -> Exception:
 
 
 def parse_time(text: str, where: str) -> float:
-    try:
-        return times.parse_time(text)
-    except ValueError:
-        raise _usage_error(
-            f"{where}: timestamp {text!r} is neither ISO 8601 nor epoch seconds"
-        ) from None
+    from adaptive_operator.commands.series_file import parse_time as parse
+
+    return parse(text, where)
 
 
 def parse_value(text: str, where: str) -> float | None:
@@ -115,15 +113,10 @@ def _check_spacing(times: list[float], path: Path) -> float:
 
 
 def read_trace(path: Path) -> Trace:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as err:
-        raise _usage_error(f"cannot read trace {path}: {err.strerror or err}") from None
-    if not rows or [c.strip() for c in rows[0]] != HEADER:
-        raise _usage_error(f"{path}:1: header must be 'timestamp,value'")
+    from adaptive_operator.commands.series_file import data_rows
+
     timestamps, raw_values, values, times = [], [], [], []
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in data_rows(path):
         where = f"{path}:{line}"
         if len(row) != 2:
             raise _usage_error(f"{where}: expected 2 fields, got {len(row)}")
@@ -202,8 +195,12 @@ def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
         raise _usage_error("--target-per-replica must be a number > 0")
     if not args.startup_seconds >= 0 or not math.isfinite(args.startup_seconds):
         raise _usage_error("--startup-seconds must be a number >= 0")
-    if not 1 <= args.min_replicas <= args.max_replicas:
-        raise _usage_error("need 1 <= --min-replicas <= --max-replicas")
+    if not 1 <= args.min_replicas <= args.max_replicas <= MAX_REPLICAS:
+        raise _usage_error(f"need 1 <= --min-replicas <= --max-replicas <= {MAX_REPLICAS}")
+    if args.startup_seconds > MAX_LOOK_AHEAD_SECONDS or args.startup_seconds / interval > (
+            MAX_LOOK_AHEAD_SECONDS):
+        raise _usage_error(f"--startup-seconds must be at most {MAX_LOOK_AHEAD_SECONDS} s and "
+                           f"{MAX_LOOK_AHEAD_SECONDS} rows of the trace")
     factor = getattr(args, "look_ahead_factor", 1.0)
     if not 1.0 <= factor <= 10.0:
         raise _usage_error("--look-ahead-factor must be a number from 1 to 10")
@@ -217,6 +214,18 @@ def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
     )
 
 
+def check_forecast_size(config: ReplayConfig) -> None:
+    """The forecaster keeps a day of realised errors per look-ahead row: refuse a trace and a
+    start-up that would make that table larger than MAX_FORECAST_CELLS (512 MB)."""
+    rows_a_day = math.ceil(DAY_SECONDS / config.interval_seconds)
+    ahead = max(1, math.ceil(config.startup_seconds / config.interval_seconds))
+    if rows_a_day * ahead > MAX_FORECAST_CELLS:
+        raise _usage_error(
+            f"a forecast over {ahead} rows of {config.interval_seconds:g} s keeps "
+            f"{rows_a_day * ahead:,} errors (at most {MAX_FORECAST_CELLS:,}): use a longer "
+            "interval or a shorter --startup-seconds")
+
+
 def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
     try:
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -228,8 +237,13 @@ def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adaptive_operator.commands.series_file import writable
+
+    writable(args.out)
     trace = read_trace(args.trace)
     config = replay_config(args, trace.interval_seconds)
+    if args.policy == "predictive":
+        check_forecast_size(config)
     advisor = _advisor(args)
     if args.coupled:
         upstreams = upstream_traces(args.coupled, trace)

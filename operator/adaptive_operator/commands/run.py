@@ -87,6 +87,11 @@ def allowed_urls(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(url.strip() for url in listed if url.strip())
 
 
+def kopf_identity() -> Any:
+    """kopf's identity type (a NewType of str) is not exported; a plain str is what it holds."""
+    return identity()
+
+
 def identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -149,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
                          args=(stop_renewing, step_down)).start()
     health.set_role("leader")
     try:
+        # Our own identity: kopf's default asks the passwd database for the user, which has
+        # no entry for the image's numeric non-root uid (every real pod crashed on it).
         kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
-                 standalone=True)
+                 standalone=True, identity=kopf_identity())
     finally:
         stop_renewing.set()
         if elector is not None and not lost.is_set():

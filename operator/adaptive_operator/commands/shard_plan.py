@@ -14,7 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MAX_SHARDS = 1 << 20  # the planner keeps a count per shard: bound the memory a typo can take
+from adaptive_operator.api.shard_set import MAX_SLOTS
+
+# The planner keeps a count per shard and a list per slot: the ShardSet CRD's bound on slots
+# bounds the memory a typo can take (a shard needs at least one slot, so it bounds shards too).
+MAX_SHARDS = MAX_SLOTS
+# The largest assignment file a valid --slots can need (a long shard id and ", " per slot).
+MAX_ASSIGNMENT_BYTES = MAX_SLOTS * 16
 
 
 def register(subparsers: Any) -> None:
@@ -42,21 +48,53 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator.cli import UsageError
     from adaptive_operator.domain.sharding.slots import initial_assignment, plan
 
-    if args.slots < 1:
-        raise UsageError(f"--slots must be at least 1, got {args.slots}")
-    if not 1 <= args.shards_to <= MAX_SHARDS:
-        raise UsageError(f"--shards-to must be between 1 and {MAX_SHARDS}, got {args.shards_to}")
+    if not 1 <= args.slots <= MAX_SLOTS:
+        raise UsageError(f"--slots must be between 1 and {MAX_SLOTS} (the ShardSet's bound), "
+                         f"got {args.slots}")
+    _check_shards("--shards-to", args.shards_to, args.slots)
     if args.from_assignment is not None:
         before = read_assignment(args.from_assignment, args.slots)
-    elif not 1 <= args.shards_from <= MAX_SHARDS:
-        raise UsageError(
-            f"--shards-from must be between 1 and {MAX_SHARDS}, got {args.shards_from}"
-        )
     else:
+        _check_shards("--shards-from", args.shards_from, args.slots)
         before = list(initial_assignment(args.shards_from, args.slots))
     json.dump(plan(before, args.shards_to).to_json(), sys.stdout)
     sys.stdout.write("\n")
     return 0
+
+
+def _check_shards(flag: str, shards: int, slots: int) -> None:
+    from adaptive_operator.cli import UsageError
+
+    if not 1 <= shards <= MAX_SHARDS:
+        raise UsageError(f"{flag} must be between 1 and {MAX_SHARDS}, got {shards}")
+    if shards > slots:
+        raise UsageError(f"{flag} {shards} is more shards than --slots {slots}: every shard "
+                         "needs at least one slot")
+
+
+def _stdin_bytes(limit: int) -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)  # absent when stdin was replaced by text
+    return stream.read(limit) if stream is not None else sys.stdin.read(limit).encode()
+
+
+def _read_text(source: str) -> str:
+    """The file's text, refusing more bytes than any valid assignment needs and non-UTF-8."""
+    from adaptive_operator.cli import UsageError
+
+    try:
+        if source == "-":
+            data = _stdin_bytes(MAX_ASSIGNMENT_BYTES + 1)
+        else:
+            with Path(source).open("rb") as handle:
+                data = handle.read(MAX_ASSIGNMENT_BYTES + 1)
+    except OSError as err:
+        raise UsageError(f"cannot read {source}: {err.strerror}") from err
+    if len(data) > MAX_ASSIGNMENT_BYTES:
+        raise UsageError(f"{source} is larger than {MAX_ASSIGNMENT_BYTES} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{source} is not UTF-8 text ({err.reason})") from None
 
 
 def read_assignment(source: str, slots: int) -> list[int]:
@@ -64,14 +102,11 @@ def read_assignment(source: str, slots: int) -> list[int]:
     from adaptive_operator.cli import UsageError
     from adaptive_operator.domain.sharding.slots import validate_assignment
 
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as err:
-        raise UsageError(f"cannot read {source}: {err.strerror}") from err
+    text = _read_text(source)
     try:
         assignment = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{source} is not JSON: {err}") from err
+    except (ValueError, RecursionError) as err:  # also too deep a nesting or too long a number
+        raise UsageError(f"{source} is not JSON: {err}") from None
     if not isinstance(assignment, list):
         kind = type(assignment).__name__
         raise UsageError(f"{source}: expected a JSON list of shard ids, got a {kind}")

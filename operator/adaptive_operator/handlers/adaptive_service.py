@@ -14,7 +14,14 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, prometheus_access, telemetry
+from adaptive_operator.adapters import (
+    cached_reads,
+    kube,
+    leader,
+    prometheus_access,
+    telemetry,
+    workers,
+)
 from adaptive_operator.adapters.prometheus import MetricError, Target
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
@@ -52,6 +59,7 @@ MAX_BACKOFF_SECONDS = 300.0
 async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
+    workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
     uid = str(body.meta.get("uid", ""))
     failures = 0
     memory = Memory()

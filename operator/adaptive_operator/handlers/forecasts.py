@@ -23,6 +23,7 @@ from adaptive_operator import logs
 from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignored_text
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
+from adaptive_operator.api.base import MAX_HISTORY_ROWS, MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import (
@@ -30,7 +31,7 @@ from adaptive_operator.domain.scaling.forecast_history import (
     capacity_rows,
     chunk_ranges,
 )
-from adaptive_operator.domain.scaling.lookahead import LookAhead, look_ahead
+from adaptive_operator.domain.scaling.lookahead import LookAhead, look_ahead, within_rows
 from adaptive_operator.domain.scaling.predictive import (
     PredictiveAdvisor,
     PredictiveSettings,
@@ -59,12 +60,19 @@ async def backfill(url: Target, query: str, step: float, capacity: int,
     return MetricHistory.backfilled(origin, step, capacity, values), ignored_text(ignored)
 
 
-def advisor_settings(predictive: PredictiveSpec) -> PredictiveSettings:
+MAX_ERROR_ROWS = 5760
+
+
+def advisor_settings(predictive: PredictiveSpec, period: float) -> PredictiveSettings:
+    """The advisor's settings; its error window keeps at most MAX_ERROR_ROWS rows (a day at the
+    default 15 s sync), as it holds one error per look-ahead row for each."""
+    defaults = PredictiveSettings()
     return PredictiveSettings(
         model=predictive.model,
         quantile=predictive.quantile,
-        history_seconds=float(predictive.history_seconds),
+        history_seconds=min(float(predictive.history_seconds), MAX_HISTORY_ROWS * period),
         scale_down_on_forecast=predictive.scale_down_on_forecast,
+        error_window_seconds=min(defaults.error_window_seconds, MAX_ERROR_ROWS * period),
         max_unserved_percent=(
             predictive.objective.max_unserved_percent if predictive.objective else None),
     )
@@ -103,7 +111,7 @@ class MetricForecaster:
             self.history.record(now, reading.value)
             return
         self.source, self.history, self.advisor = source, None, None
-        capacity = capacity_rows(predictive.history_seconds, period)
+        capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
         self.history, self.ignored = await backfill(url, query, period, capacity, now)
         log.info("forecast history backfilled", query=query, rows=self.history.kept,
                  step=period)
@@ -151,8 +159,9 @@ class ServiceForecaster:
         predictive = spec.predictive
         assert predictive is not None
         period = float(spec.sync_period_seconds)
-        ahead = look_ahead(predictive.look_ahead_seconds, startups, period, self.look_ahead,
-                           predictive.look_ahead_factor)
+        ahead = within_rows(look_ahead(predictive.look_ahead_seconds, startups, period,
+                                       self.look_ahead, predictive.look_ahead_factor),
+                            period, MAX_LOOK_AHEAD_ROWS)
         self.look_ahead = ahead.seconds
         names = {m.name for m in spec.metrics}
         self.metrics = {k: v for k, v in self.metrics.items() if k in names}
@@ -170,7 +179,7 @@ class ServiceForecaster:
             # Tried again next sync; until then this metric runs reactive only.
             return MetricForecast(metric.name, None, PredictiveState(
                 reason=f"history backfill failed: {err}"))
-        floor, state = await forecaster.advise(advisor_settings(predictive), ahead.seconds,
+        floor, state = await forecaster.advise(advisor_settings(predictive, period), ahead.seconds,
                                                metric.target_per_replica)
         return MetricForecast(metric.name, floor, state, forecaster.ignored)
 

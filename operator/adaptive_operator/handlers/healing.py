@@ -21,13 +21,13 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workload
+from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workers, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
 from adaptive_operator.adapters.prometheus_access import health_queries, source_for
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
-from adaptive_operator.api.base import GROUP, VERSION
+from adaptive_operator.api.base import GROUP, VERSION, truncated
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
@@ -99,6 +99,7 @@ class Watcher:
              cancellation_timeout=10.0)
 async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, **_: Any) -> None:
+    workers.TENANT.set(namespace or "")  # its blocking calls queue with its namespace's
     assert namespace is not None  # the resource is namespaced
     try:
         await heal_every_period(namespace, name, body, stopped)
@@ -449,17 +450,19 @@ async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watc
     if old is None:
         old = dict((body.get("status") or {}).get("healing") or {})
     new = dict(old)
-    new["state"] = {"reason": plan.reason, "message": plan.message, "time": timestamp(now)}
+    new["state"] = {"reason": plan.reason, "message": truncated(plan.message),
+                    "time": timestamp(now)}
     if verdict is not None:
         new["lastVerdict"] = verdict_status(verdict, now)
     entry = plan.intent or plan.verified
     if entry is not None:
         previous = old.get("lastAction") or {}
         same = previous.get("id") == entry.id
+        message = truncated(plan.message)
         new["lastAction"] = {
             "id": entry.id, "action": entry.action.value,
             "reason": previous.get("reason", plan.reason) if same else plan.reason,
-            "message": previous.get("message", plan.message) if same else plan.message,
+            "message": previous.get("message", message) if same else message,
             "outcome": entry.outcome.value, "time": timestamp(entry.at)}
     summary = summarise(ledger, now)
     new["ledger"] = {"total": summary.total, "lastHour": summary.last_hour,

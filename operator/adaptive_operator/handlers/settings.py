@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any, cast
 
 import kopf
 
-from adaptive_operator.adapters.telemetry import TimedExecutor
+from adaptive_operator.adapters import health, workers
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.common.namespaces import in_scope
 
@@ -22,6 +23,8 @@ ANSWER_AGE_FRACTION = 1.0 / 3.0
 # 32 still queued status writes for seconds at 1,000 services on a busy API server (a waiting
 # thread costs memory, not CPU).
 WORKER_THREADS = 64
+# The loop or a pool silent this long fails /healthz (a model fit takes seconds, not this).
+STUCK_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,19 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.startup()
-async def widen_thread_pool(**_: Any) -> None:
-    asyncio.get_running_loop().set_default_executor(
-        TimedExecutor(max_workers=WORKER_THREADS, thread_name_prefix="adaptive"))
+async def fair_thread_pool(memo: kopf.Memo, **_: Any) -> None:
+    """Worker threads shared fairly between namespaces, and heartbeats of the loop and the
+    pools for /healthz (a stuck liveness probe restarts the process)."""
+    pool = workers.FairExecutor(WORKER_THREADS, "adaptive")
+    asyncio.get_running_loop().set_default_executor(pool)
+    heartbeat = workers.LoopHeartbeat()
+    memo["heartbeat"] = asyncio.create_task(heartbeat.run())  # kept, or it may be collected
+    health.watch("eventLoop", lambda: "no beat" if heartbeat.stuck(STUCK_SECONDS) else None)
+    for name, executor in (("workers", pool), ("prometheusWorkers", workers.prometheus_pool())):
+        health.watch(name, functools.partial(_pool_check, executor))
+
+
+def _pool_check(executor: workers.FairExecutor) -> str | None:
+    if executor.stuck(STUCK_SECONDS):
+        return f"calls waited {executor.oldest_wait():.0f} s and none finished"
+    return None

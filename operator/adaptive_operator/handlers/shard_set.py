@@ -22,23 +22,21 @@ import structlog
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints
-from adaptive_operator.adapters import leader, prometheus, prometheus_access, telemetry
+from adaptive_operator.adapters import leader, prometheus, prometheus_access, telemetry, workers
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.shard_set import PLURAL, ShardSetSpec
 from adaptive_operator.domain.common.conditions import Condition, replace_conditions
 from adaptive_operator.domain.common.times import parse_time
-from adaptive_operator.domain.sharding import manifests
+from adaptive_operator.domain.sharding import manifests, records
 from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, rebalance, shard_loads
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot, Target, decide
-from adaptive_operator.domain.sharding.slots import Move
 from adaptive_operator.domain.sharding.status import status_for
 from adaptive_operator.handlers import settings
 from adaptive_operator.routing import RoutingTable, build_table
 
-GIVEN_UP_ANNOTATION = "adaptive.dev/given-up-moves"
 TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
 REBALANCE_ANNOTATION = "adaptive.dev/rebalance"  # {"at": last check, "active": hysteresis}
 
@@ -71,6 +69,7 @@ async def reconcile_shard_set(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
+    workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
     if not leader.still_leading():  # a paused leader may have been replaced: act never
         return
     try:
@@ -87,10 +86,10 @@ async def reconcile_shard_set(
     except ValueError as err:  # includes a malformed routing table: never act on it
         _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err))
         return
-    await _act(name, namespace, shard_spec, objects, snapshot, decision, body)
+    version = await _act(name, namespace, shard_spec, objects, snapshot, decision, body)
     _record(patch, snapshot, decision, status, meta, shard_spec.shards)
     _publish(namespace, name, decision, shard_spec.shards)
-    await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body)
+    await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body, version)
     log.info(
         "shardset.reconciled", name=name, namespace=namespace, shards=shard_spec.shards,
         epoch=decision.routing.epoch, migrating=len(decision.routing.migrating),
@@ -119,6 +118,8 @@ def _snapshot(
             target = Target.from_json(objects.routing_data[TARGET_KEY])
     existing, ready = _shards(objects.stateful_sets)
     jobs = [manifests.job_observation(job, parse_time) for job in objects.jobs]
+    annotations = meta.get("annotations") or {}
+    given_up = records.given_up_from(annotations.get(records.GIVEN_UP_ANNOTATION), spec.shards)
     return ShardSetSnapshot(
         shards=spec.shards,
         slots=spec.slots,
@@ -129,7 +130,9 @@ def _snapshot(
         jobs=tuple(job for job in jobs if job is not None),
         existing_shards=existing,
         ready_shards=ready,
-        given_up=_given_up(meta, spec.shards),
+        given_up=given_up.moves,
+        stranded=given_up.stranded,
+        recorded=records.attempts_from(annotations.get(records.ATTEMPTS_ANNOTATION)),
         target=target,
     )
 
@@ -148,20 +151,6 @@ def _shards(stateful_sets: list[dict[str, Any]]) -> tuple[frozenset[int], frozen
     return frozenset(existing), frozenset(ready)
 
 
-def _given_up(meta: Mapping[str, Any], shards: int) -> frozenset[Move]:
-    """Moves that exhausted their retries, forgotten when the shard count changes."""
-    raw = (meta.get("annotations") or {}).get(GIVEN_UP_ANNOTATION)
-    if not raw:
-        return frozenset()
-    try:
-        record = json.loads(raw)
-        if record.get("shards") != shards:
-            return frozenset()
-        return frozenset(Move(m["start"], m["end"], m["from"], m["to"]) for m in record["moves"])
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return frozenset()  # our own record, damaged: forgetting it only means retrying moves
-
-
 async def _act(
     name: str,
     namespace: str,
@@ -170,7 +159,8 @@ async def _act(
     snapshot: ShardSetSnapshot,
     decision: Decision,
     body: Any,
-) -> None:
+) -> str | None:
+    """Carry the decision out; returns the routing ConfigMap's version after it."""
     api = cluster()
     template = spec.template.model_dump(by_alias=True)
     for shard in decision.create_shards:
@@ -179,20 +169,24 @@ async def _act(
             kopf.adopt(manifest, owner=body)
             await asyncio.to_thread(api.create, namespace, manifest)
     await _update_templates(name, namespace, template, objects)
+    version = objects.routing_version
     if decision.routing != snapshot.routing or decision.target != snapshot.target:
-        await asyncio.to_thread(api.write_routing, namespace, _routing_manifest(name, namespace,
-                                                                                decision, body))
+        version = await asyncio.to_thread(
+            api.write_routing, namespace, _routing_manifest(name, namespace, decision, body),
+            version)
     await _start_jobs(name, namespace, spec, decision, body)
     for move, attempt in decision.delete_jobs:
         job_name = manifests.job_name(name, move, attempt)
         await asyncio.to_thread(api.delete, namespace, "Job", job_name)
     for shard in decision.delete_shards:
         for kind in ("StatefulSet", "Service"):
-            await asyncio.to_thread(api.delete, namespace, kind, manifests.shard_name(name, shard))
+            await asyncio.to_thread(api.delete_owned, namespace, kind,
+                                    manifests.shard_name(name, shard), body["metadata"]["uid"])
     for message in decision.events:
         # kopf.event, not kopf.info: the operator posts only warnings from kopf's own helpers
         # (settings.posting.level), while these are decisions the user must see.
         kopf.event(body, type="Normal", reason="Resharding", message=message)
+    return version
 
 
 async def _start_jobs(
@@ -217,6 +211,7 @@ async def _maybe_rebalance(
     meta: Mapping[str, Any],
     patch: kopf.Patch,
     body: kopf.Body,
+    version: str | None,
 ) -> None:
     """Once per period, when nothing is moving: a new target from the per-shard load.
 
@@ -246,7 +241,7 @@ async def _maybe_rebalance(
     if outcome.plan.moves:
         retarget = replace(decision, target=Target(spec.shards, outcome.plan.after))
         manifest = _routing_manifest(name, namespace, retarget, body)
-        await asyncio.to_thread(cluster().write_routing, namespace, manifest)
+        await asyncio.to_thread(cluster().write_routing, namespace, manifest, version)
         kopf.event(body, type="Normal", reason="Rebalancing", message=outcome.reason)
 
 
@@ -288,10 +283,16 @@ def _record(
     )
     if any(status.get(key) != value for key, value in new_status.items()):
         patch.status.update(new_status)
-    if decision.given_up != snapshot.given_up:
-        moves = [m.to_json() for m in sorted(decision.given_up, key=lambda m: (m.start, m.end))]
-        record = json.dumps({"shards": shards, "moves": moves}, separators=(",", ":"))
-        patch.metadata.annotations[GIVEN_UP_ANNOTATION] = record
+    annotations = meta.get("annotations") or {}
+    for key, record, empty in (
+        (records.GIVEN_UP_ANNOTATION,
+         records.given_up_record(shards, decision.given_up, decision.stranded),
+         not decision.stranded),
+        (records.ATTEMPTS_ANNOTATION, records.attempts_record(decision.attempts),
+         not decision.attempts),
+    ):
+        if annotations.get(key, record if empty else None) != record:
+            patch.metadata.annotations[key] = record
 
 
 def _report_refusal(

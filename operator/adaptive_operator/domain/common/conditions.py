@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from adaptive_operator.api.base import truncated
 from adaptive_operator.domain.common.times import timestamp
 
 Status = Literal["True", "False", "Unknown"]
@@ -58,7 +59,7 @@ def _after(
         "type": update.type,
         "status": update.status,
         "reason": update.reason,
-        "message": update.message,
+        "message": truncated(update.message),
         "lastTransitionTime": since,
         "observedGeneration": generation,
     }

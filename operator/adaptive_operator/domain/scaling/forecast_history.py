@@ -41,6 +41,9 @@ def chunk_ranges(
     return ranges
 
 
+FIRST_ROWS = 1024
+
+
 class MetricHistory:
     """The last `capacity` rows of one metric on the grid `origin + k * step`."""
 
@@ -50,7 +53,8 @@ class MetricHistory:
         self.origin = origin
         self.step = step
         self.capacity = capacity
-        self._ring = np.full(capacity, np.nan)
+        # Grown as rows arrive, never allocated up front by the spec's history length.
+        self._ring = np.full(min(capacity, FIRST_ROWS), np.nan)
         self.total = 0  # rows ever recorded; row k is at origin + k * step
 
     @classmethod
@@ -73,6 +77,9 @@ class MetricHistory:
     def append(self, value: float | None) -> None:
         """The next row; a value that is not a finite number is a gap, never a load."""
         usable = value is not None and math.isfinite(value)
+        if self.total == len(self._ring) < self.capacity:
+            grown = min(2 * len(self._ring), self.capacity) - len(self._ring)
+            self._ring = np.concatenate([self._ring, np.full(grown, np.nan)])
         self._ring[self.total % self.capacity] = float(value) if usable else math.nan  # type: ignore[arg-type]
         self.total += 1
 

@@ -55,3 +55,12 @@ def look_ahead(
     if previous is not None and abs(seconds - previous) <= max(period, 0.25 * previous):
         seconds = previous
     return LookAhead(seconds, f"learned from {len(samples)} pods")
+
+
+def within_rows(ahead: LookAhead, period: float, rows: int) -> LookAhead:
+    """At most `rows` sync periods: the forecast keeps buffers per look-ahead row, and one pod
+    that took a day to become Ready must not make them gigabytes."""
+    limit = rows * period
+    if ahead.seconds <= limit:
+        return ahead
+    return LookAhead(limit, f"{ahead.source}, capped at {rows} sync periods")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_operator.api.base import truncated
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
 from adaptive_operator.domain.scaling.config import checkpoint_due
@@ -89,7 +90,8 @@ def decision_status(decision: ScalingDecision, outcome: SyncOutcome,
         for r in outcome.readings
     ]
     return {"time": timestamp(now), "replicas": decision.desired_replicas,
-            "reason": decision.reason, "message": decision.message, "metrics": metrics}
+            "reason": decision.reason, "message": truncated(decision.message),
+            "metrics": metrics}
 
 
 def decision_fields(old: Mapping[str, Any], decision: ScalingDecision,

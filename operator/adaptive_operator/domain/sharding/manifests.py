@@ -45,9 +45,14 @@ def routing_config_map_name(name: str) -> str:
 
 
 def job_name(name: str, move: Move, attempt: int) -> str:
-    # Job names end up in a pod label (job-name), so they must stay within 63 characters.
+    """Job names end up in a pod label (job-name), so they stay within 63 characters; a name cut
+    to fit carries a digest of the whole ShardSet name, so two long names sharing a prefix never
+    give two ShardSets' Jobs the same name."""
     suffix = f"-m{move.start}-{move.end}-{move.source}-{move.target}-a{attempt}"
-    return name[: 63 - len(suffix)].rstrip("-") + suffix
+    if len(name) + len(suffix) <= 63:
+        return name + suffix
+    digest = "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name[: 63 - len(suffix) - len(digest)].rstrip("-") + digest + suffix
 
 
 def shard_labels(name: str, shard: int) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Deciding one reconcile step of a ShardSet: which shards, which migration Jobs, which table.
 
 The routing table (published in a ConfigMap) is the durable record of who owns what and what is
-being migrated, and the migration Jobs themselves record their attempts, so an operator that
-restarts reads both back and continues where it stopped.
+being migrated. The migration Jobs record their attempts, and so does the ShardSet (`attempts`,
+kept in an annotation): a finished Job may vanish (ttlSecondsAfterFinished) before it is seen,
+and its move must then go on from its last attempt, never from the first again.
 
 The assignment being pursued (the *target*) is recorded next to the table. A resize sets it once,
 to the minimal plan from the owners as they will be when the running migrations complete; later
@@ -84,6 +85,10 @@ class ShardSetSnapshot:
     ready_shards: frozenset[int] = frozenset()
     given_up: frozenset[Move] = frozenset()
     target: Target | None = None  # as recorded; replaced when it was made for another count
+    recorded: tuple[JobObservation, ...] = ()  # the last run of each move, as last recorded
+    # Given-up moves whose target may hold partly copied keys: kept, whatever the shard count,
+    # until the user says they are cleaned (removes the record).
+    stranded: frozenset[Move] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class Decision:
     events: tuple[str, ...] = ()
     pending_moves: int = 0
     settled: bool = False  # the owners are the target and nothing is migrating
+    attempts: tuple[JobObservation, ...] = ()  # the last run of each migrating move, to record
+    stranded: frozenset[Move] = frozenset()
 
 
 @dataclass
@@ -121,12 +128,14 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
             f"the routing table has {len(routing.owners)} slots, the spec {snapshot.slots}"
         )
     step = _Step(routing, set(snapshot.given_up))
-    for job in _latest_attempts(step, snapshot.jobs):
+    latest = _latest_attempts(step, snapshot.jobs)
+    for job in latest:
         _account_job(step, snapshot, job, now)
-    _resume_orphans(step, snapshot.jobs)
+    _resume_orphans(step, snapshot, now)
     target = _target(snapshot, step.routing)
     pending = _pending_moves(step, target)
     _start_moves(step, snapshot, pending)
+    _warn_stranded(step, snapshot.stranded | step.given_up)
     needed = _needed_shards(step.routing, snapshot.shards)
     removable = snapshot.existing_shards - needed
     return Decision(
@@ -141,7 +150,20 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
         events=tuple(step.events),
         pending_moves=sum(1 for move in pending if move not in step.routing.migrating),
         settled=step.routing.owners == target.owners and not step.routing.migrating,
+        attempts=_attempts(step, latest, snapshot.recorded),
+        stranded=snapshot.stranded | step.given_up,
     )
+
+
+def _attempts(step: _Step, latest: Iterable[JobObservation],
+              recorded: Iterable[JobObservation]) -> tuple[JobObservation, ...]:
+    """The last run of each move still migrating: started now, else seen, else as recorded."""
+    runs = {job.move: job for job in recorded}
+    runs.update({job.move: job for job in latest})
+    runs.update({move: JobObservation(move, attempt, "running") for move, attempt in
+                 step.start_jobs})
+    return tuple(sorted((runs[m] for m in step.routing.migrating if m in runs),
+                        key=lambda j: (j.move.start, j.move.end)))
 
 
 def _latest_attempts(step: _Step, jobs: Iterable[JobObservation]) -> list[JobObservation]:
@@ -189,16 +211,32 @@ def _retry_or_give_up(
     step.events.append(f"retrying slots {_describe(job.move)}, run {job.attempt + 1}")
 
 
-def _resume_orphans(step: _Step, jobs: Iterable[JobObservation]) -> None:
-    """A move the table marks as migrating but no Job runs: the operator stopped between writing
-    the table and creating the Job (the table is written first). Its Job never ran, so it is
-    started now; without this the migration would hang half-applied."""
-    running = {job.move for job in jobs}
+def _resume_orphans(step: _Step, snapshot: ShardSetSnapshot, now: float) -> None:
+    """A move the table marks as migrating but no Job runs. Without a record of a run, the
+    operator stopped between writing the table and creating the Job (the table is written
+    first): its first run starts now. With one, the Job finished and vanished: a failure is
+    retried or given up as if seen, and a run whose end was not seen is run again as the next
+    attempt (a migration Job must be safe to repeat), so that backoffLimit still holds."""
+    seen = {job.move for job in snapshot.jobs}
+    recorded = {job.move: job for job in snapshot.recorded}
     for move in step.routing.migrating:
-        if move not in running:
+        if move in seen:
+            continue
+        last = recorded.get(move)
+        if last is None:
             step.start_jobs.append((move, 1))
             step.events.append(f"resuming slots {_describe(move)}: marked as migrating, but no "
                                "Job ran it")
+        elif last.state == "failed" or last.attempt > snapshot.backoff_limit:
+            _retry_or_give_up(step, snapshot, last, now)
+        else:
+            _rerun_vanished(step, last)
+
+
+def _rerun_vanished(step: _Step, last: JobObservation) -> None:
+    step.start_jobs.append((last.move, last.attempt + 1))
+    step.events.append(f"rerunning slots {_describe(last.move)}, run {last.attempt + 1}: the Job "
+                       f"of run {last.attempt} vanished before its end was seen")
 
 
 def _target(snapshot: ShardSetSnapshot, routing: RoutingState) -> Target:
@@ -234,6 +272,17 @@ def _start_moves(step: _Step, snapshot: ShardSetSnapshot, pending: Iterable[Move
             step.routing = begin_migration(step.routing, move)
             step.start_jobs.append((move, 1))
             step.events.append(f"migrating slots {_describe(move)}")
+
+
+def _warn_stranded(step: _Step, stranded: frozenset[Move]) -> None:
+    """A range going (back) to a shard that still holds stranded keys of it is said, not done
+    silently: those keys may be stale."""
+    for move, attempt in step.start_jobs:
+        for old in stranded:
+            if attempt == 1 and old.target == move.target and _overlaps_any(move, [old]):
+                step.events.append(f"slots {_describe(move)}: shard {move.target} still holds "
+                                   f"stranded keys of slots {old.start}..{old.end - 1} from a "
+                                   "given-up move")
 
 
 def _overlaps_any(move: Move, others: Iterable[Move]) -> bool:

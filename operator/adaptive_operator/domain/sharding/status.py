@@ -9,6 +9,8 @@ from adaptive_operator.domain.common.conditions import Condition, replace_condit
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot
 from adaptive_operator.domain.sharding.slots import Move
 
+STRANDED_ANNOTATION = "adaptive.dev/given-up-moves"
+
 
 def conditions_for(snapshot: ShardSetSnapshot, decision: Decision) -> list[Condition]:
     """Ready (the summary), Resharding and Degraded."""
@@ -17,18 +19,20 @@ def conditions_for(snapshot: ShardSetSnapshot, decision: Decision) -> list[Condi
     not_ready = sorted(wanted - snapshot.ready_shards)
     moving = len(routing.migrating) + decision.pending_moves > 0
     degraded = Condition("Degraded", "False", "MigrationsSucceeding", "")
-    if decision.given_up:
-        ranges = ", ".join(f"{m.start}..{m.end - 1}" for m in sorted(decision.given_up, key=_key))
+    if decision.stranded:
+        ranges = ", ".join(f"{m.start}..{m.end - 1} (kept by shard {m.source}, partly copied to "
+                           f"shard {m.target})" for m in sorted(decision.stranded, key=_key))
         degraded = Condition(
-            "Degraded", "True", "MigrationFailed", f"migration gave up on slots {ranges}"
-        )
+            "Degraded", "True", "MigrationFailed",
+            f"migration gave up on slots {ranges}: keys on the target shards are stranded; "
+            f"clean them, then remove the annotation {STRANDED_ANNOTATION}")
     resharding = Condition(
         "Resharding",
         "True" if moving else "False",
         "MovingSlots" if moving else "Balanced",
         f"{len(routing.migrating)} migrations running, {decision.pending_moves} waiting",
     )
-    ready = _ready(not_ready, moving, decision.given_up != frozenset())
+    ready = _ready(not_ready, moving, decision.stranded != frozenset())
     return [ready, resharding, degraded]
 
 

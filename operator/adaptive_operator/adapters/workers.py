@@ -1,0 +1,156 @@
+"""Worker threads shared fairly, so that one object cannot hold them all, and their heartbeats.
+
+Blocking calls (the API server, Prometheus, model fitting) run in worker threads. Each call is
+queued under the namespace it works for (`TENANT`, a context variable the handlers set; it
+travels with `asyncio.to_thread`), and a free thread takes the queues in turn, one call each: a
+namespace with a thousand slow calls queued delays another namespace's next call by at most one
+call per thread, not by its whole backlog. Prometheus has a pool of its own, so a slow Prometheus
+fills only those threads.
+
+Each pool records when it last finished a call; `stuck` says when calls have waited longer than
+a limit while none finished (every thread hung), which fails /healthz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from adaptive_operator.adapters.telemetry import WORKER_QUEUE_SECONDS, WORKER_RUN_SECONDS
+
+T = TypeVar("T")
+TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("adaptive_tenant", default="")
+PROMETHEUS_THREADS = 16
+
+
+def _tenant_of(fn: Callable[..., Any]) -> str:
+    """The tenant of a call handed over by `asyncio.to_thread` (its context rides along as
+    `partial(context.run, ...)`), else of the submitting thread."""
+    runner = getattr(fn, "func", None)
+    context = getattr(runner, "__self__", None)
+    if isinstance(context, contextvars.Context):
+        return context.get(TENANT, "")
+    return TENANT.get()
+
+
+class _Call:
+    def __init__(self, future: Future[Any], call: Callable[[], Any], queued: float) -> None:
+        self.future, self.call, self.queued = future, call, queued
+
+
+class FairExecutor(ThreadPoolExecutor):
+    """A thread pool with one FIFO queue per tenant, served round-robin. (A ThreadPoolExecutor
+    only because asyncio's default executor must be one; it runs its own threads.)"""
+
+    def __init__(self, workers: int, name: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # no super(): own threads
+        self._clock = clock
+        self._queues: OrderedDict[str, deque[_Call]] = OrderedDict()
+        self._ready = threading.Condition()
+        self._closed = False
+        self.finished_at = clock()  # the heartbeat: when a call last finished
+        self._workers = [threading.Thread(target=self._work, daemon=True, name=f"{name}-{i}")
+                         for i in range(workers)]
+        for thread in self._workers:
+            thread.start()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        call = _Call(future, functools.partial(fn, *args, **kwargs), self._clock())
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("cannot schedule new calls after shutdown")
+            self._queues.setdefault(_tenant_of(fn), deque()).append(call)
+            self._ready.notify()
+        return future
+
+    def _next(self) -> _Call | None:
+        with self._ready:
+            while not self._queues and not self._closed:
+                self._ready.wait()
+            if not self._queues:
+                return None
+            tenant, queue = self._queues.popitem(last=False)
+            call = queue.popleft()
+            if queue:  # to the back of the line: the next call goes to another tenant
+                self._queues[tenant] = queue
+            return call
+
+    def _work(self) -> None:
+        while (call := self._next()) is not None:
+            if not call.future.set_running_or_notify_cancel():
+                continue
+            started = self._clock()
+            WORKER_QUEUE_SECONDS.observe(started - call.queued)
+            try:
+                call.future.set_result(call.call())
+            except BaseException as err:
+                call.future.set_exception(err)
+            finally:
+                self.finished_at = self._clock()
+                WORKER_RUN_SECONDS.observe(self.finished_at - started)
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest queued call has waited (0 with none queued)."""
+        with self._ready:
+            oldest = min((q[0].queued for q in self._queues.values()), default=None)
+        return 0.0 if oldest is None else self._clock() - oldest
+
+    def stuck(self, limit: float) -> bool:
+        """Calls waited over `limit` seconds and none finished for as long."""
+        return self.oldest_wait() > limit and self._clock() - self.finished_at > limit
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._ready:
+            self._closed = True
+            if cancel_futures:
+                for queue in self._queues.values():
+                    for call in queue:
+                        call.future.cancel()
+                self._queues.clear()
+            self._ready.notify_all()
+        if wait:
+            for thread in self._workers:
+                thread.join()
+
+
+class LoopHeartbeat:
+    """Beats on the event loop every `period` seconds; `stuck` when it has not for `limit`."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.beat = clock()
+
+    async def run(self, period: float = 1.0) -> None:
+        while True:
+            self.beat = self._clock()
+            await asyncio.sleep(period)
+
+    def stuck(self, limit: float) -> bool:
+        return self._clock() - self.beat > limit
+
+
+_prometheus: FairExecutor | None = None
+_prometheus_lock = threading.Lock()
+
+
+def prometheus_pool() -> FairExecutor:
+    global _prometheus
+    with _prometheus_lock:
+        if _prometheus is None:
+            _prometheus = FairExecutor(PROMETHEUS_THREADS, "prometheus")
+        return _prometheus
+
+
+async def on_prometheus(fn: Callable[..., T], /, *args: Any) -> T:
+    """`asyncio.to_thread`, on Prometheus's own threads (the tenant rides along)."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(prometheus_pool(), call)
