@@ -121,8 +121,8 @@ class HealingSpec(KubeModel):
         "(default: errorRatio, latencyP99, cpu, memory, restarts, each scoped to the "
         "target's namespace and pods). Placeholders: {{namespace}}, {{name}} (the target) and "
         "{{pods}} (a regex of the target's pod names, for pod=~\"{{pods}}\").")
-    roles: dict[str, MetricRole] = Field(
-        default_factory=dict,
+    roles: dict[MetricName, MetricRole] = Field(
+        default_factory=dict, max_length=MAX_METRICS, json_schema_extra=_bounded_names,
         description="What each health metric measures (errors, latency, cpu, memory, restarts, "
         "other): saturation reads latency and cpu. A metric named like a default one "
         "(errorRatio, latencyP99, cpu, memory, restarts) takes its role unless given here; any "

@@ -7,7 +7,7 @@ namespace (as KEDA's TriggerAuthentication does), read by the operator when it q
 from __future__ import annotations
 
 import re
-from typing import cast
+from typing import Annotated, cast
 
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
@@ -52,7 +52,7 @@ class PrometheusAuth(KubeModel):
     password_key: str | None = _key("the basic-auth password")
     ca_key: str | None = _key("a PEM CA bundle that the server's certificate is verified "
                               "against (instead of the system's CAs)")
-    headers: dict[str, str] = Field(
+    headers: dict[str, Annotated[str, Field(max_length=253, pattern=SECRET_KEY)]] = Field(
         default_factory=dict, max_length=16,
         description="Extra headers: header name -> key of the Secret holding its value, e.g. "
                     "X-Scope-OrgID for Thanos, Cortex or Mimir tenancy.")
