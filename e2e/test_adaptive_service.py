@@ -42,10 +42,16 @@ spec:
 """
 
 
+# The private Prometheus of the outage test: its port is chosen before the operator starts, so
+# that the operator's allowlist of Prometheus endpoints can name it.
+PRIVATE_PROMETHEUS = f"http://127.0.0.1:{free_port()}"
+
+
 @pytest.fixture(scope="module")
 def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("adaptive-service",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
+                              args=("--namespace", f"e2e-{module_tag(__name__)}-*",
+                                    "--prometheus-allowed-url", PRIVATE_PROMETHEUS)).start()
     yield process
     process.stop()
 
@@ -196,7 +202,7 @@ def test_conflicting_hpa_makes_it_stand_aside(local_cluster: Cluster, namespace:
 
 
 def start_private_prometheus(tmp: Path, exporter_port: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+    port = int(PRIVATE_PROMETHEUS.rsplit(":", 1)[1])
     config = tmp / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s}\n"
