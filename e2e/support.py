@@ -44,7 +44,7 @@ class HoldingProxy:
     slower than its clients' timeouts. Held connections include those already open, so a client's
     connection pool gets no answers either."""
 
-    def __init__(self, upstream_url: str, hold: float = 12.0) -> None:
+    def __init__(self, upstream_url: str, hold: float = 12.0, port: int = 0) -> None:
         parts = urllib.parse.urlsplit(upstream_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.hold = hold
@@ -56,7 +56,7 @@ class HoldingProxy:
             def handle(self) -> None:
                 proxy.serve(self.request)
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

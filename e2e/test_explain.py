@@ -85,8 +85,10 @@ def test_explain_works_with_only_get(local_cluster: Cluster, namespace: str,
         local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
         local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
                               stdin=service_yaml(f'sum(e2e_load{{exporter="{namespace}"}})'))
+        # The first sync may come before Prometheus's first scrape of the load (EmptyResult).
         wait_until(lambda: (local_cluster.json("get", "adaptiveservice", "web", "-n", namespace)
-                            .get("status") or {}).get("lastDecision"), 60, "a decision")
+                            .get("status") or {}).get("desiredReplicas") == 3, 60,
+                   "a decision on the load (3 replicas)")
         viewer = viewer_kubeconfig(local_cluster, namespace, tmp_path / "viewer.json")
         assert can_i(viewer, "get", namespace) == "yes"
         assert can_i(viewer, "list", namespace) == "no"

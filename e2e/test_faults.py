@@ -24,7 +24,7 @@ from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
 from adaptive_operator.domain.sharding import manifests
-from operator_process import ROOT, OperatorProcess
+from operator_process import ROOT, OperatorProcess, free_port
 from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest
 
@@ -65,10 +65,16 @@ spec:
     return text
 
 
+# The slow-Prometheus proxy's address, fixed before the operator starts so that its allowlist of
+# Prometheus endpoints can name it.
+PROXY = f"http://127.0.0.1:{free_port()}"
+
+
 @pytest.fixture(scope="module")
 def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("faults", args=("--namespace", WATCHED,
-                                              "--leader-election", "false")).start()
+                                              "--leader-election", "false",
+                                              "--prometheus-allowed-url", PROXY)).start()
     yield process
     process.stop()
 
@@ -188,7 +194,7 @@ def test_slow_prometheus_holds_scaling_and_healing_until_it_answers(
         local_cluster: Cluster, namespace: str, operator: OperatorProcess,
         load: Exporter) -> None:
     assert local_cluster.prometheus_url
-    proxy = HoldingProxy(local_cluster.prometheus_url)
+    proxy = HoldingProxy(local_cluster.prometheus_url, port=int(PROXY.rsplit(":", 1)[1]))
     try:
         deploy(local_cluster, namespace, "slow", replicas=3)
         deploy(local_cluster, namespace, "sick", replicas=3)
