@@ -191,28 +191,8 @@ def replicas(cluster: Cluster, ns: str) -> int:
     return int(spec["replicas"])
 
 
-WATCHED_SERVICE = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
-      containers: [{name: web, image: registry.example/web:1}]
----
-apiVersion: adaptive.dev/v1alpha1
-kind: AdaptiveService
-metadata: {name: web}
-spec:
-  scaleTargetRef: {name: web}
-  maxReplicas: 10
-  syncPeriodSeconds: 2
-  metrics: [{name: load, query: 'sum(vector(25))', targetPerReplica: 10}]
-"""
+# The same service, on a load that needs no exporter (25 / 10 per replica: 3 replicas).
+WATCHED_SERVICE = SERVICE.replace('sum(e2e_load{exporter="NS"})', "sum(vector(25))")
 
 
 def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_another(
