@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_operator.demo.exporter import Exporter
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -116,18 +115,11 @@ def rollouts(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Cluster
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, widgets: Cluster,
-             rollouts: Cluster) -> Iterator[OperatorProcess]:
+def operator(widgets: Cluster, rollouts: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("targets",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def load(local_cluster: Cluster, namespace: str) -> Iterator[Exporter]:
-    with Exporter(namespace, local_cluster.targets_dir) as exporter:
-        yield exporter
 
 
 # Healing rolls back and restarts only the kinds whose revisions it knows; for any other kind it
@@ -148,22 +140,19 @@ def conditions(cluster: Cluster, ns: str, name: str) -> dict[str, dict[str, str]
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))
-def test_a_target_found_by_discovery_is_scaled(local_cluster: Cluster, namespace: str,
-                                               operator: OperatorProcess, load: Exporter,
-                                               kind: str) -> None:
-    name = kind.lower()
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                          stdin=TARGETS[kind].format(name=name))
-    load.set("e2e_load", 27.0)  # 27 / 10 per replica -> 3 replicas
-    query = f'sum(e2e_load{{exporter="{namespace}"}})'
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                          stdin=service_yaml(name, API_VERSIONS[kind], kind, query))
-    wait_until(lambda: replicas(local_cluster, namespace, kind, name) == 3, 60,
+def test_a_target_found_by_discovery_is_scaled(crds: Cluster, namespace: str,
+                                               operator: OperatorProcess, kind: str) -> None:
+    cluster, name = crds, kind.lower()
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=TARGETS[kind].format(name=name))
+    query = "sum(vector(27))"  # a load of 27 at 10 per replica: 3 replicas (on any cluster)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                    stdin=service_yaml(name, API_VERSIONS[kind], kind, query))
+    wait_until(lambda: replicas(cluster, namespace, kind, name) == 3, 60,
                f"the {kind} scaled to 3")
-    scaled = local_cluster.json("get", "events", "-n", namespace)["items"]
+    scaled = cluster.json("get", "events", "-n", namespace)["items"]
     assert any(e.get("reason") == "Scaled" and f"{kind} {name} 1 -> 3" in e["message"]
                for e in scaled)
-    limited = wait_until(lambda: conditions(local_cluster, namespace, name).get("HealingLimited"),
+    limited = wait_until(lambda: conditions(cluster, namespace, name).get("HealingLimited"),
                          30, "the HealingLimited condition")
     assert (limited["status"], limited["reason"]) == LIMITED[kind], limited
     if kind in ("Rollout", "Widget", "ReplicationController"):
@@ -171,10 +160,10 @@ def test_a_target_found_by_discovery_is_scaled(local_cluster: Cluster, namespace
 
 
 def test_a_kind_the_api_server_does_not_serve_is_reported(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                          stdin=service_yaml("ghost", "apps/v1", "Gadget", "sum(x)"))
-    ready = wait_until(lambda: conditions(local_cluster, namespace, "ghost").get("Ready"), 60,
+        crds: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    crds.kubectl("apply", "-n", namespace, "-f", "-",
+                 stdin=service_yaml("ghost", "apps/v1", "Gadget", "sum(x)"))
+    ready = wait_until(lambda: conditions(crds, namespace, "ghost").get("Ready"), 60,
                        "the Ready condition")
     assert ready["status"] == "False" and ready["reason"] == "UnknownKind"
     assert "serves no kind Gadget in apps/v1" in ready["message"]
