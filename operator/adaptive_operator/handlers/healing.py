@@ -11,7 +11,6 @@ verifies it instead of acting again. The pause annotation stops every action at 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workers, workload
+from adaptive_operator.adapters import cached_reads, kube, telemetry, workers, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
 from adaptive_operator.adapters.prometheus_access import health_queries, source_for
 from adaptive_operator.adapters.query_batch import read_total
@@ -59,7 +58,7 @@ from adaptive_operator.domain.healing.ladder import (
     summarise,
 )
 from adaptive_operator.domain.healing.targets import remedies
-from adaptive_operator.handlers import settings, specs
+from adaptive_operator.handlers import runtime, settings, specs
 
 log = logs.get(__name__)
 LEDGER = "adaptive.dev/healing-ledger"
@@ -69,8 +68,8 @@ POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be
 LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
 
 
-def healing_enabled(spec: kopf.Spec, namespace: str | None, **_: Any) -> bool:
-    return settings.served(namespace) and bool((spec.get("healing") or {}).get("enabled"))
+def healing_enabled(spec: kopf.Spec, namespace: str | None, memo: Any, **_: Any) -> bool:
+    return settings.served(namespace, memo) and bool((spec.get("healing") or {}).get("enabled"))
 
 
 @dataclass
@@ -98,18 +97,21 @@ class Watcher:
 @kopf.daemon(GROUP, VERSION, PLURAL, id="healing", when=healing_enabled,
              cancellation_timeout=10.0)
 async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
-                         stopped: kopf.DaemonStopped, **_: Any) -> None:
+                         stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     workers.TENANT.set(namespace or "")  # its blocking calls queue with its namespace's
     assert namespace is not None  # the resource is namespaced
     try:
-        await heal_every_period(namespace, name, body, stopped)
+        await heal_every_period(namespace, name, body, stopped, memo)
     finally:  # deleted, or healing switched off: no score left behind
         telemetry.forget(telemetry.ANOMALY_SCORE, namespace, name)
 
 
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
-                            stopped: kopf.DaemonStopped) -> None:
+                            stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
+    rt = runtime.of(memo)
+    # The watcher lives in the object's own memo, so kopf drops it with the object.
     watcher: Watcher | None = None
+    memo.healing = None
     kept: specs.Parsed | None = None
     while not stopped:
         try:
@@ -120,12 +122,12 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
         healing = spec.healing or HealingSpec()
         if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
                                                                    healing.roles_by_name()):
-            watcher = await start_watcher(namespace, spec, healing)
-        started = time.monotonic()
-        await guarded_heal(namespace, name, body, spec, watcher)
+            watcher = memo.healing = await start_watcher(namespace, spec, healing, rt.clock.now())
+        started = rt.clock.monotonic()
+        await guarded_heal(namespace, name, body, spec, watcher, rt)
         # Syncs start every period (the detector's history is one row per period): waiting a
         # whole period after a sync made the period the sync's time longer.
-        elapsed = time.monotonic() - started
+        elapsed = rt.clock.monotonic() - started
         await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
@@ -138,14 +140,14 @@ async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...
 
 
 async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
-                        healing: HealingSpec) -> Watcher:
+                        healing: HealingSpec, now: float) -> Watcher:
     detector_settings = detector_settings_from_spec(healing)
     limit = detector_settings.train_rows + detector_settings.baseline_rows + (
         detector_settings.record_rows + detector_settings.cooldown_rows)
     watcher = Watcher(dict(healing.metrics), healing.roles_by_name(), detector_settings,
                       HealthHistory(limit), AnomalyDetector(detector_settings, RANDOM_STATE))
     step = float(spec.sync_period_seconds)
-    end = aligned(time.time(), step)  # on the grid: services starting together share queries
+    end = aligned(now, step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
     names = list(healing.metrics)
     try:
@@ -268,11 +270,11 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                       watcher: Watcher) -> None:
+                       watcher: Watcher, rt: runtime.Runtime) -> None:
     """A healing sync that the API server going away fails, not ends: the next period tries
     again (kopf would restart the daemon, and its history backfill, only after a while)."""
     try:
-        await heal_once(namespace, name, body, spec, watcher)
+        await heal_once(namespace, name, body, spec, watcher, rt)
     except kube.API_ERRORS as err:
         telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
         log.warning("healing sync failed: the API server did not answer", namespace=namespace,
@@ -280,10 +282,10 @@ async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
 
 
 async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    watcher: Watcher) -> None:
+                    watcher: Watcher, rt: runtime.Runtime) -> None:
     healing = spec.healing or HealingSpec()
-    now = time.time()
-    if not leader.still_leading():  # a paused leader may have been replaced: act never
+    now = rt.clock.now()
+    if not rt.may_act():  # a paused leader may have been replaced: act never
         watcher.status = None
         return
     annotations = dict(body.get("metadata", {}).get("annotations") or {})
