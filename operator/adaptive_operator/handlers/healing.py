@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,27 +29,20 @@ from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION, truncated
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.common.times import timestamp
-from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
-from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import (
-    LOAD_BASELINE_ROWS,
-    HealthHistory,
-    Incident,
     LedgerError,
     ledger_from_json,
     ledger_to_json,
-    load_signals,
     pod_report,
     rollback_template,
     rollout_info,
-    track_incident,
     with_entry,
 )
 from adaptive_operator.domain.healing.ladder import (
     Action,
     HealingPlan,
     LedgerEntry,
-    LoadSignals,
     Observation,
     Outcome,
     decide_healing,
@@ -58,40 +51,23 @@ from adaptive_operator.domain.healing.ladder import (
     summarise,
 )
 from adaptive_operator.domain.healing.targets import remedies
+from adaptive_operator.domain.healing.watch import (
+    Watcher,
+    new_watcher,
+    refit_due,
+    saturation,
+    score,
+)
 from adaptive_operator.handlers import runtime, settings, specs
 
 log = logs.get(__name__)
 LEDGER = "adaptive.dev/healing-ledger"
 PAUSED = "adaptive.dev/healing-paused"
-RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
-LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
 
 
 def healing_enabled(spec: kopf.Spec, namespace: str | None, memo: Any, **_: Any) -> bool:
     return settings.served(namespace, memo) and bool((spec.get("healing") or {}).get("enabled"))
-
-
-@dataclass
-class Watcher:
-    """What one service's daemon keeps between syncs (in memory, rebuilt on restart)."""
-
-    metrics: dict[str, str]
-    roles: dict[str, str]  # metric -> role (saturation reads latency and cpu)
-    settings: DetectorSettings
-    history: HealthHistory
-    detector: AnomalyDetector
-    rows_since_fit: int = 0
-    incident: Incident | None = None
-    reported: set[str] = field(default_factory=set)
-    # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
-    load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
-    status: dict[str, Any] | None = None  # status.healing as this process last wrote it
-
-    @property
-    def window_rows(self) -> int:
-        s = self.settings
-        return s.baseline_rows + s.persistence_n + s.cooldown_rows + s.record_rows
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="healing", when=healing_enabled,
@@ -141,11 +117,9 @@ async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...
 
 async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
                         healing: HealingSpec, now: float) -> Watcher:
-    detector_settings = detector_settings_from_spec(healing)
-    limit = detector_settings.train_rows + detector_settings.baseline_rows + (
-        detector_settings.record_rows + detector_settings.cooldown_rows)
-    watcher = Watcher(dict(healing.metrics), healing.roles_by_name(), detector_settings,
-                      HealthHistory(limit), AnomalyDetector(detector_settings, RANDOM_STATE))
+    watcher = new_watcher(dict(healing.metrics), healing.roles_by_name(),
+                          detector_settings_from_spec(healing))
+    limit = watcher.history.limit
     step = float(spec.sync_period_seconds)
     end = aligned(now, step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
@@ -181,25 +155,6 @@ async def read_row(url: Target, metrics: dict[str, str],
     return row, None
 
 
-def refit_due(watcher: Watcher) -> bool:
-    """The detector is to be fitted now (on schedule, once enough rows are in)."""
-    due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
-    return due and len(watcher.history) >= watcher.settings.rows_to_fit
-
-
-def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
-    """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
-    if refit_due(watcher):
-        watcher.detector.fit(watcher.history.rows)
-        watcher.rows_since_fit = 0
-    if not watcher.detector.fitted:
-        return None
-    verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))
-    watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
-                                               watcher.settings.min_deviation_z)
-    return verdict
-
-
 async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
                           now: float, pods: Sequence[str] | None,
                           ) -> tuple[AnomalyVerdict | None, str | None]:
@@ -232,11 +187,6 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
         log.warning("load row ignored for saturation", error=error)
         return
     watcher.load.append(row)
-
-
-def saturation(watcher: Watcher) -> LoadSignals | None:
-    return load_signals(watcher.load.rows, watcher.history.rows, watcher.settings.persistence_n,
-                        watcher.roles)
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
