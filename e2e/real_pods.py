@@ -45,13 +45,18 @@ def pod_template(cluster: Cluster, app: str, containers: list[Manifest],
     }
 
 
+def http_args(version: str = "v1", error_ratio: float = 0.0, latency_ms: float = 5.0,
+              startup_seconds: float = 0.0, self_load: float = 0.0) -> list[str]:
+    return [f"--error-ratio={error_ratio}", f"--latency-ms={latency_ms}",
+            f"--startup-seconds={startup_seconds}", f"--self-load={self_load}",
+            f"--version-label={version}"]
+
+
 def http_deployment(cluster: Cluster, name: str, *, replicas: int = 1, version: str = "v1",
                     error_ratio: float = 0.0, latency_ms: float = 5.0,
                     startup_seconds: float = 0.0, self_load: float = 0.0) -> Manifest:
     """workload-http with its health set by arguments; `version` names the rollout."""
-    args = [f"--error-ratio={error_ratio}", f"--latency-ms={latency_ms}",
-            f"--startup-seconds={startup_seconds}", f"--self-load={self_load}",
-            f"--version-label={version}"]
+    args = http_args(version, error_ratio, latency_ms, startup_seconds, self_load)
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": {"app": name}},
@@ -94,3 +99,21 @@ def scraped(cluster: Cluster, namespace: str, app: str, count: int = 1) -> None:
     query = f'count(up{{namespace="{namespace}",app="{app}"}} == 1)'
     wait_until(lambda: (r := prom_query(url, query)) and float(r[0]["value"][1]) >= count,  # type: ignore[index]
                120, f"Prometheus to scrape {count} pods of {namespace}/{app}", interval=1.0)
+
+
+LEDGER = "adaptive.dev/healing-ledger"
+
+
+def ledger(cluster: Cluster, namespace: str, name: str) -> list[Manifest]:
+    """The healing ledger of an AdaptiveService (its annotation)."""
+    found: Any = cluster.json("get", "adaptiveservice", name, "-n", namespace)
+    annotations = found["metadata"].get("annotations") or {}
+    entries: list[Manifest] = json.loads(annotations.get(LEDGER, "[]"))
+    return entries
+
+
+def events(cluster: Cluster, namespace: str, reason: str) -> list[str]:
+    """The messages of the namespace's Events with this reason."""
+    items = cluster.json("get", "events", "-n", namespace)["items"]
+    assert isinstance(items, list)
+    return [e["message"] for e in items if e.get("reason") == reason]

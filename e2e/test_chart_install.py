@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,14 +70,17 @@ def release(crds: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
     helm(cluster, binary, "uninstall", name, "--namespace", namespace, "--wait")
 
 
-def allowed(cluster: Cluster, account: str, ns: str, verb: str, resource: str, group: str) -> bool:
+def allowed(cluster: Cluster, account: str, ns: str, verb: str, resource: str, group: str,
+            home: str | None = None) -> bool:
     """Ask the authorizer itself: a SubjectAccessReview needs no discovery, so it also answers
-    for resources whose CRD is not installed (kopf's peering)."""
+    for resources whose CRD is not installed (kopf's peering). `home`: the account's namespace
+    when it is not `ns`."""
     name, _, sub = resource.partition("/")
+    home = home or ns
     review = {
         "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-        "spec": {"user": f"system:serviceaccount:{ns}:{account}",
-                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}",
+        "spec": {"user": f"system:serviceaccount:{home}:{account}",
+                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{home}",
                             "system:authenticated"],
                  "resourceAttributes": {"namespace": ns, "verb": verb, "group": group,
                                         "resource": name, "subresource": sub}},
@@ -185,3 +189,48 @@ def replicas(cluster: Cluster, ns: str) -> int:
     spec = cluster.json("get", "deployment", "web", "-n", ns)["spec"]
     assert isinstance(spec, dict)
     return int(spec["replicas"])
+
+
+# The same service, on a load that needs no exporter (25 / 10 per replica: 3 replicas).
+WATCHED_SERVICE = SERVICE.replace('sum(e2e_load{exporter="NS"})', "sum(vector(25))")
+
+
+def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_another(
+        crds: Cluster, namespace: str, tmp_path: Path) -> None:
+    """Installed by Helm with Roles per watched namespace (rbac.namespaced): the operator, as the
+    chart's ServiceAccount and with the chart's own --namespace arguments, scales in the watched
+    namespace, and neither may nor does touch another."""
+    cluster, binary = crds, helm_binary()
+    watched, other = f"{namespace}-w", f"{namespace}-o"
+    for ns in (watched, other):
+        cluster.kubectl("create", "namespace", ns)
+    name = f"ns-{namespace[-5:]}"
+    helm(cluster, binary, "install", name, str(CHART), "--namespace", namespace,
+         "--set", KWOK_TOLERATION, "--set", "crds.install=false", "--set", "rbac.namespaced=true",
+         "--set", f"watch.namespaces={{{watched}}}", "--wait", "--timeout", "180s")
+    account = f"{name}-adaptive-operator"
+    deployment: Any = cluster.json("get", "deployment", account, "-n", namespace)
+    args = tuple(a for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+                 if a.startswith("--namespace"))
+    assert args == (f"--namespace={watched}",)
+    # Its rights: the Role in the watched namespace, nothing in the other.
+    assert allowed(cluster, account, watched, "patch", "deployments/scale", "apps", namespace)
+    assert not allowed(cluster, account, other, "patch", "deployments/scale", "apps", namespace)
+    kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "sa.yaml")
+    process = OperatorProcess(f"namespaced-{namespace[-5:]}", args=args, lease_name=name,
+                              env={"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": namespace})
+    try:
+        process.start()
+        for ns in (other, watched):  # the other first: it has had longer to be reconciled
+            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=WATCHED_SERVICE)
+        wait_until(lambda: replicas(cluster, watched) == 3, 60, "the watched namespace scaled")
+        status: Any = cluster.json("get", "adaptiveservice", "web", "-n", watched)["status"]
+        assert status["desiredReplicas"] == 3
+        assert replicas(cluster, other) == 1
+        assert not cluster.json("get", "adaptiveservice", "web", "-n", other).get("status")
+        cluster.kubectl("delete", "adaptiveservice", "web", "-n", watched, "--timeout=30s")
+    finally:
+        process.stop()
+        helm(cluster, binary, "uninstall", name, "--namespace", namespace, "--wait")
+        for ns in (watched, other):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 
 from operator_process import OperatorProcess
-from real_pods import apply, http_deployment, ready_pods, scraped, wait_ready
+from real_pods import apply, events, http_deployment, ledger, ready_pods, scraped, wait_ready
 
 from conftest import Cluster, module_tag
 from support import wait_until
 
 SYNC = 2
-LEDGER = "adaptive.dev/healing-ledger"
 ROLLBACK_DEADLINE = 120  # seconds from the bad rollout to the rollback
 WARM_UP = 420  # seconds for the detector's first fit (120 rows of history at a 2 s step)
 
@@ -73,18 +72,6 @@ def status(cluster: Cluster, namespace: str) -> dict[str, Any]:
     return dict(cluster.json("get", "adaptiveservice", "web", "-n", namespace))
 
 
-def ledger(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
-    annotations = status(cluster, namespace)["metadata"].get("annotations", {})
-    found: list[dict[str, Any]] = json.loads(annotations.get(LEDGER, "[]"))
-    return found
-
-
-def events(cluster: Cluster, namespace: str, reason: str) -> list[str]:
-    items = cluster.json("get", "events", "-n", namespace)["items"]
-    assert isinstance(items, list)
-    return [e["message"] for e in items if e.get("reason") == reason]
-
-
 def version(cluster: Cluster, namespace: str) -> str:
     spec: Any = cluster.json("get", "deployment", "web", "-n", namespace)["spec"]
     return str(spec["template"]["metadata"]["labels"]["version"])
@@ -104,7 +91,7 @@ def test_a_bad_rollout_that_really_fails_is_rolled_back(
     apply(cluster, namespace, http_deployment(cluster, "web", replicas=2, self_load=8,
                                               version="v2", error_ratio=0.5))
     rolled_back = wait_until(
-        lambda: [e for e in ledger(cluster, namespace) if e["action"] == "RollBack"],
+        lambda: [e for e in ledger(cluster, namespace, "web") if e["action"] == "RollBack"],
         ROLLBACK_DEADLINE, "the operator to roll the bad version back", interval=2.0)
     assert rolled_back[0]["outcome"] in ("Pending", "Helped")
     assert version(cluster, namespace) == "v1"
@@ -149,7 +136,7 @@ def test_pods_that_never_turn_ready_are_evicted_when_the_budget_allows_then_rest
 
     # Its replacement never turns ready either: eviction did not help, so the rollout restarts.
     restarted = wait_until(
-        lambda: [e for e in ledger(cluster, namespace) if e["action"] == "RolloutRestart"],
+        lambda: [e for e in ledger(cluster, namespace, "web") if e["action"] == "RolloutRestart"],
         180, "the rollout restart that follows an eviction that did not help", interval=2.0)
     assert restarted
     template: Any = cluster.json("get", "deployment", "web", "-n", namespace)["spec"]["template"]

@@ -150,3 +150,37 @@ def test_a_long_history_is_not_allocated_up_front() -> None:
     assert [history.value(r) for r in (4000, 5500, 6999)] == [4000.0, 5500.0, 6999.0]
     with pytest.raises(IndexError):
         history.value(3999)
+
+
+def unbounded_lists(node: Schema, path: str) -> Iterator[str]:
+    """Lists without maxItems and maps without maxProperties, anywhere under `node`."""
+    return (problem for problem in unbounded(node, path)
+            if problem.endswith(("list without maxItems", "map without maxProperties")))
+
+
+@pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.kind)
+def test_every_list_in_status_is_bounded(resource: Any) -> None:
+    status = object_schema(resource)["properties"]["status"]
+    assert list(unbounded_lists(status, "status")) == []
+
+
+def test_the_scaling_history_in_status_keeps_only_the_newest_records() -> None:
+    """An hour's stabilization window at a 1 s sync: status keeps the newest records only."""
+    from adaptive_operator.api.base import MAX_HISTORY_RECORDS, MAX_OVERRIDES
+    from adaptive_operator.domain.scaling.algorithm import (
+        Recommendation,
+        ScaleEvent,
+        ScalingHistory,
+    )
+    from adaptive_operator.domain.scaling.config import history_to_status
+    from adaptive_operator.domain.scaling.writes import WriteRecord, record_to_status
+
+    history = ScalingHistory(tuple(Recommendation(float(t), t % 7) for t in range(3600)),
+                             tuple(ScaleEvent(float(t), 1) for t in range(1800)))
+    written = history_to_status(history)
+    assert len(written.recommendations) == len(written.scale_events) == MAX_HISTORY_RECORDS
+    assert written.recommendations[-1].time.timestamp() == 3599.0
+    assert written.scale_events[-1].time.timestamp() == 1799.0
+    overrides = record_to_status(WriteRecord(overrides=tuple(float(t) for t in range(500))))
+    assert len(overrides.overridden_at) == MAX_OVERRIDES
+    assert overrides.overridden_at[-1].timestamp() == 499.0

@@ -120,6 +120,28 @@ def test_self_load_sends_requests_until_stopped(service: tuple[str, object]) -> 
     assert not thread.is_alive()
 
 
+def test_each_request_is_forwarded_ratio_times_after_the_delay() -> None:
+    """A downstream whose load is three times the upstream's, a little later."""
+    down = http.State(settings())
+    down_server = http.serve(down, 0, "127.0.0.1")
+    forward = http.Forwarder(f"http://127.0.0.1:{down_server.server_address[1]}/", 3, 1.0)
+    up_server = http.serve(http.State(settings(), forward), 0, "127.0.0.1")
+    stop = threading.Event()
+    for target in (down_server.serve_forever, up_server.serve_forever):
+        threading.Thread(target=target, args=(0.05,), daemon=True).start()
+    threading.Thread(target=forward.run, args=(stop,), daemon=True).start()
+    try:
+        for _ in range(2):
+            assert status(f"http://127.0.0.1:{up_server.server_address[1]}/") == 200
+        assert len(forward.due) == 2 and not down.codes  # held for the delay
+        wait_for(lambda: sum(down.codes.values()) == 6, "three forwards per request")
+    finally:
+        stop.set()
+        for server in (up_server, down_server):
+            server.shutdown()
+            server.server_close()
+
+
 def test_options_come_from_flags_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKLOAD_ERROR_RATIO", "0.3")
     monkeypatch.setenv("WORKLOAD_STARTUP_SECONDS", "12")

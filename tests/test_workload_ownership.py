@@ -1,5 +1,6 @@
 """Healing touches only its own pods: the Deployment's whole selector (matchExpressions too)
-finds them, and ownership (pod -> ReplicaSet -> Deployment, by UID) decides."""
+finds them, and ownership (pod -> ReplicaSet -> Deployment, pod -> StatefulSet, by UID)
+decides."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adaptive_operator.adapters import workload
 from adaptive_operator.adapters.workload import WorkloadError, owned_by, owned_pods, selector_text
 
 
@@ -34,3 +36,56 @@ def test_only_owned_pods_the_deployments_own_replica_sets_count() -> None:
                     "d-web")
     pods = [owned("web-1-a", "rs-1"), owned("other-1-a", "rs-2"), owned("bare", "")]
     assert [p["metadata"]["name"] for p in owned_pods(pods, sets)] == ["web-1-a"]
+
+
+class FakeApps:
+    """The StatefulSet `web` (uid s-web) and one ControllerRevision of it."""
+
+    def __init__(self, *_: Any) -> None:
+        pass
+
+    def read_namespaced_stateful_set(self, name: str, namespace: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "uid": "s-web"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}, "matchExpressions": [
+                    {"key": "track", "operator": "In", "values": ["stable"]}]}}}
+
+    def list_namespaced_controller_revision(self, namespace: str,
+                                            label_selector: str) -> dict[str, Any]:
+        return {"items": [{"metadata": {"ownerReferences": [{"uid": "s-web"}]}, "revision": 1,
+                           "data": {"spec": {"template": {"metadata": {}}}}}]}
+
+
+def test_a_statefulsets_pods_are_those_it_owns_found_by_its_whole_selector(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+        asked.append(selector)
+        # The selector also matches a bare pod and another StatefulSet's pod.
+        return [owned("web-0", "s-web"), owned("impostor-0", "s-other"), owned("bare", "")]
+
+    monkeypatch.setattr(workload.client, "AppsV1Api", FakeApps)
+    monkeypatch.setattr(workload, "list_pods", list_pods)
+    pods, revisions = workload._statefulset_pods_and_revisions("ns", "web")
+    assert asked == ["app=web,track in (stable)"]
+    assert [p["metadata"]["name"] for p in pods] == ["web-0"]
+    assert len(revisions) == 1
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
+async def test_a_pod_its_owner_does_not_own_is_not_evicted(
+        monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    evicted: list[str] = []
+
+    async def pods_and_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]], list[Any]]:
+        return [owned("web-0", "owner")], []
+
+    def evict_one(namespace: str, pod: str) -> None:
+        evicted.append(pod)
+
+    monkeypatch.setattr(workload, "statefulset_pods_and_revisions", pods_and_sets)
+    monkeypatch.setattr(workload, "pods_and_replica_sets", pods_and_sets)
+    monkeypatch.setattr(workload, "_evict", evict_one)
+    refused = await workload.evict("ns", ("web-0", "impostor-0"), (kind, "web"))
+    assert evicted == ["web-0"]
+    assert [r.message for r in refused] == [f"impostor-0: not a pod of {kind} web; left alone"]

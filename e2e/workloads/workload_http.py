@@ -8,6 +8,9 @@ requests); ``/metrics`` is Prometheus text; ``/ready`` answers 503 until the sta
 passed, or while readiness is failed; ``/healthz`` always 200; ``POST /admin/ready`` with body
 ``fail`` or ``ok`` fails or restores readiness. ``--self-load RPS`` sends the service that many
 requests per second itself, so that its metrics move without an outside client.
+``--forward URL --forward-ratio N --forward-delay-seconds D`` sends N requests to URL, D seconds
+after each request to ``/`` (as a queue consumer behind a frontend would): a downstream service
+whose load follows this one's, a little later.
 
 Every option can also come from the environment, as ``WORKLOAD_`` and the option in capitals
 (``WORKLOAD_ERROR_RATIO=0.5``); a flag wins. Standard library only: it runs in a small image.
@@ -23,6 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,11 +42,37 @@ class Settings:
     version: str
 
 
+class Forwarder:
+    """Each request served sends `ratio` requests to `url`, `delay` seconds later."""
+
+    def __init__(self, url: str, ratio: int, delay: float) -> None:
+        self.url, self.ratio, self.delay = url, ratio, delay
+        self.due: deque[float] = deque()  # in order: the delay is the same for every request
+        self.ready = threading.Condition()
+
+    def schedule(self) -> None:
+        with self.ready:
+            self.due.append(time.monotonic() + self.delay)
+            self.ready.notify()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self.ready:
+                wait = self.due[0] - time.monotonic() if self.due else 0.5
+                if not self.due or wait > 0:
+                    self.ready.wait(min(wait, 0.5))
+                    continue
+                self.due.popleft()
+            for _ in range(self.ratio):
+                threading.Thread(target=_get, args=(self.url,), daemon=True).start()
+
+
 @dataclass
 class State:
     """Counters and switches shared by the handler threads (one lock guards them all)."""
 
     settings: Settings
+    forward: Forwarder | None = None
     started: float = field(default_factory=time.monotonic)
     ready_failed: bool = False
     requests: int = 0
@@ -142,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             # Counted before the answer goes out: a scrape right after it sees the request.
             self.state.end(code, time.monotonic() - started)
+        if self.state.forward is not None:
+            self.state.forward.schedule()
         self.reply(code, "ok\n" if code == 200 else "injected error\n")
 
     def reply(self, code: int, text: str, content_type: str = "text/plain") -> None:
@@ -213,6 +245,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         metavar="RPS", help="requests per second the service sends itself")
     parser.add_argument("--version-label", default=_env("version-label", "v1"),
                         help="reported in workload_info")
+    parser.add_argument("--forward", default=_env("forward", ""), metavar="URL",
+                        help="a downstream URL that each request to / is forwarded to")
+    parser.add_argument("--forward-ratio", type=int, default=_env("forward-ratio", "1"),
+                        metavar="N", help="requests sent to --forward per request served")
+    parser.add_argument("--forward-delay-seconds", type=_non_negative,
+                        default=_env("forward-delay-seconds", "0"),
+                        help="how long after a request its forwards are sent")
     # argparse converts string defaults with `type` too: values from the environment are checked.
     args = parser.parse_args(argv)
     return args
@@ -222,8 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(args.error_ratio, args.latency_ms, args.startup_seconds,
                         args.version_label)
-    server = serve(State(settings), args.port)
+    forward = (Forwarder(args.forward, args.forward_ratio, args.forward_delay_seconds)
+               if args.forward else None)
+    server = serve(State(settings, forward), args.port)
     stop = threading.Event()
+    if forward is not None:
+        threading.Thread(target=forward.run, args=(stop,), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     if args.self_load > 0:
         url = f"http://127.0.0.1:{server.server_address[1]}/"

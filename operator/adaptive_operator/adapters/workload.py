@@ -99,13 +99,13 @@ def owned_pods(pods: list[dict[str, Any]], sets: list[dict[str, Any]]) -> list[d
     return owned_by(pods, *(str(rs["metadata"].get("uid", "")) for rs in sets))
 
 
-def selector_text(deployment: dict[str, Any]) -> str:
-    """The Deployment's whole selector (matchLabels and matchExpressions) as a query parameter;
+def selector_text(workload: dict[str, Any], kind: str = "Deployment") -> str:
+    """The workload's whole selector (matchLabels and matchExpressions) as a query parameter;
     never empty, which would select every pod of the namespace."""
-    text = to_text(deployment["spec"].get("selector") or {})
+    text = to_text(workload["spec"].get("selector") or {})
     if not text:
-        name = deployment["metadata"].get("name")
-        raise WorkloadError("FailedRead", f"Deployment {name} has an empty selector")
+        name = workload["metadata"].get("name")
+        raise WorkloadError("FailedRead", f"{kind} {name} has an empty selector")
     return text
 
 
@@ -181,15 +181,29 @@ def _evict(namespace: str, pod: str) -> Refusal | None:
     return None
 
 
+# The kinds whose pods' ownership is checked (pod -> ReplicaSet -> Deployment, pod ->
+# StatefulSet, by UID) before any of them is evicted.
+OWNING_KINDS = ("Deployment", "StatefulSet")
+
+
+async def _owned_pod_names(namespace: str, kind: str, name: str) -> set[str]:
+    if kind == "StatefulSet":
+        owned, _ = await statefulset_pods_and_revisions(namespace, name)
+    else:
+        owned, _ = await pods_and_replica_sets(namespace, name)
+    return {str(pod["metadata"].get("name")) for pod in owned}
+
+
 async def evict(namespace: str, pods: tuple[str, ...],
-                deployment: str | None = None) -> list[Refusal]:
+                owner: tuple[str, str] | None = None) -> list[Refusal]:
     """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused.
-    With a Deployment, only the pods it owns now (read fresh: a name may have been reused)."""
+    With an owner (kind, name) of OWNING_KINDS, only the pods it owns now (read fresh: a name
+    may have been reused, and a selector may match someone else's pods)."""
     refused: list[Refusal] = []
-    if deployment is not None:
-        owned, _ = await pods_and_replica_sets(namespace, deployment)
-        ours = {str(pod["metadata"].get("name")) for pod in owned}
-        refused = [Refusal(f"{pod}: not a pod of Deployment {deployment}; left alone", False)
+    if owner is not None:
+        kind, name = owner
+        ours = await _owned_pod_names(namespace, kind, name)
+        refused = [Refusal(f"{pod}: not a pod of {kind} {name}; left alone", False)
                    for pod in pods if pod not in ours]
         pods = tuple(pod for pod in pods if pod in ours)
     for pod in pods:
@@ -234,8 +248,7 @@ def _statefulset_pods_and_revisions(namespace: str, name: str) -> tuple[list[dic
     try:
         API_REQUESTS.labels("get", "statefulsets").inc()
         found = dict(_plain(apps.read_namespaced_stateful_set(name, namespace)))
-        labels = found["spec"]["selector"].get("matchLabels") or {}
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        selector = selector_text(found, "StatefulSet")
         pods = list_pods(namespace, selector)
         API_REQUESTS.labels("list", "controllerrevisions").inc()
         revisions = _plain(apps.list_namespaced_controller_revision(
@@ -243,7 +256,9 @@ def _statefulset_pods_and_revisions(namespace: str, name: str) -> tuple[list[dic
     except ApiException as err:
         raise WorkloadError("FailedRead", f"cannot read StatefulSet {name}, its pods or its "
                                           f"revisions: {_describe(err)}") from err
-    return pods, revisions_as_replica_sets(revisions, found["metadata"]["uid"])
+    # Only the pods it owns (pod -> StatefulSet, by UID): its selector may match others'.
+    uid = found["metadata"]["uid"]
+    return owned_by(pods, uid), revisions_as_replica_sets(revisions, uid)
 
 
 async def statefulset_pods_and_revisions(namespace: str, name: str) -> tuple[

@@ -20,8 +20,10 @@ from adaptive_operator.api.base import (
     CAMEL_CASE,
     DNS_SUBDOMAIN,
     MAX_CONDITIONS,
+    MAX_HISTORY_RECORDS,
     MAX_LOOK_AHEAD_ROWS,
     MAX_METRICS,
+    MAX_OVERRIDES,
     MAX_QUERY_LENGTH,
     MAX_REPLICAS,
     NAME_LENGTH,
@@ -206,7 +208,7 @@ class LastDecision(KubeModel):
     reason: str = Field(description="CamelCase reason: ScaleUp, ScaleDown, WithinTolerance, "
                         "ScaleUpStabilized, a rate limit, FailedGetMetrics, ...")
     message: str = Field(default="", description="Why, with the numbers.")
-    metrics: list[MetricValue] = Field(default_factory=list,
+    metrics: list[MetricValue] = Field(default_factory=list, max_length=MAX_METRICS,
                                        description="Each metric as read for it.")
 
 
@@ -228,9 +230,11 @@ class StabilizationHistory(KubeModel):
     """Recommendations within the window and scale events within the policy periods (small)."""
 
     recommendations: list[RecommendationRecord] = Field(
-        default_factory=list, description="Recommendations within the stabilization window.")
+        default_factory=list, max_length=MAX_HISTORY_RECORDS,
+        description="Recommendations within the stabilization window.")
     scale_events: list[ScaleEventRecord] = Field(
-        default_factory=list, description="Scale events within the longest policy period.")
+        default_factory=list, max_length=MAX_HISTORY_RECORDS,
+        description="Scale events within the longest policy period.")
 
 
 class PendingScale(KubeModel):
@@ -250,7 +254,8 @@ class ScaleWrites(KubeModel):
     pending: PendingScale | None = Field(
         default=None, description="A write recorded before it is made (crash safety).")
     overridden_at: list[datetime] = Field(
-        default_factory=list, description="When other clients changed the replicas lately.")
+        default_factory=list, max_length=MAX_OVERRIDES,
+        description="When other clients changed the replicas lately.")
 
 
 class AdaptiveServiceStatus(KubeModel):

@@ -29,6 +29,11 @@ NAME_LENGTH = 63  # a DNS-1123 label, a metric name, a condition type or reason
 SUBDOMAIN_LENGTH = 253  # a DNS-1123 subdomain: an object name
 MESSAGE_LENGTH = 1024  # what status keeps of one message (the rest is cut, marked)
 MAX_CONDITIONS = 16
+# What status keeps of the scaling history: the newest records (a 1 s sync with an hour's
+# stabilization window would otherwise keep 3,600 of them in every object).
+MAX_HISTORY_RECORDS = 512
+MAX_OVERRIDES = 64  # override times kept: a conflict needs only the last few
+MAX_OUTCOMES = 8  # the healing ledger's outcome kinds counted in status
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 CAMEL_CASE = r"^[A-Z][A-Za-z0-9]*$"
 API_VERSION = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from adaptive_operator.api.base import KubeModel
+from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS, KubeModel
 from adaptive_operator.api.predictive import ForecastPointStatus
 
 MAX_UPSTREAMS = 4
@@ -38,7 +38,7 @@ class CouplingStatus(KubeModel):
     trusted: bool = Field(default=False, description="The coupled forecast raises the replicas "
                           "(its realised error is below the own forecast's).")
     reason: str = Field(default="", description="Why it is, or is not, trusted.")
-    upstreams: list[UpstreamRelation] = Field(default_factory=list,
+    upstreams: list[UpstreamRelation] = Field(default_factory=list, max_length=MAX_UPSTREAMS,
                                               description="The fitted relation per upstream.")
     intercept: float | None = Field(default=None, description="Load here not explained by "
                                     "the upstreams.")
@@ -47,7 +47,8 @@ class CouplingStatus(KubeModel):
     floor_replicas: int | None = Field(default=None, description="Replicas the trusted coupled "
                                        "forecast asks for.")
     forecast: list[ForecastPointStatus] = Field(
-        default_factory=list, description="The coupled forecast over the look-ahead (a "
+        default_factory=list, max_length=MAX_LOOK_AHEAD_ROWS,
+        description="The coupled forecast over the look-ahead (a "
         "downstream of this service reads it while trusted).")
     summary: str = Field(default="", description="Upstreams and Trusted, Untrusted or Refused "
                          "(the COUPLING column).")

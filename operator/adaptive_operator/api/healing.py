@@ -10,6 +10,7 @@ from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import (
     MAX_METRICS,
+    MAX_OUTCOMES,
     MAX_PERIOD_SECONDS,
     MAX_QUERY_LENGTH,
     MAX_REPLICAS,
@@ -180,7 +181,8 @@ class VerdictStatus(KubeModel):
     is_anomaly: bool = Field(alias="isAnomaly",
                              description="Anomalous after the persistence rule.")
     contributions: list[ContributionStatus] = Field(
-        default_factory=list, description="The metrics furthest from their baseline.")
+        default_factory=list, max_length=MAX_METRICS,
+        description="The metrics furthest from their baseline.")
     time: str | None = Field(default=None, description="When it was scored.")
 
 
@@ -202,6 +204,7 @@ class LedgerSummaryStatus(KubeModel):
     total: int = Field(default=0, description="Actions recorded.")
     last_hour: int = Field(default=0, alias="lastHour", description="Actions in the last hour.")
     by_outcome: dict[str, int] = Field(default_factory=dict, alias="byOutcome",
+                                       max_length=MAX_OUTCOMES,
                                        description="Actions per outcome.")
 
 

@@ -6,7 +6,12 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from adaptive_operator.api.base import MAX_HISTORY_SECONDS, MAX_LOOK_AHEAD_SECONDS, KubeModel
+from adaptive_operator.api.base import (
+    MAX_HISTORY_SECONDS,
+    MAX_LOOK_AHEAD_ROWS,
+    MAX_LOOK_AHEAD_SECONDS,
+    KubeModel,
+)
 
 DAY_SECONDS = 86400
 MIN_HISTORY_SECONDS = 60
@@ -100,7 +105,8 @@ class PredictiveStatus(KubeModel):
         default=False, description="The forecast drives scaling (it beats seasonal naive).")
     reason: str = Field(default="", description="Why it is, or is not, reliable.")
     forecast: list[ForecastPointStatus] = Field(
-        default_factory=list, description="The forecast over the look-ahead, one point per "
+        default_factory=list, max_length=MAX_LOOK_AHEAD_ROWS,
+        description="The forecast over the look-ahead, one point per "
         "sync period.")
     metric: str | None = Field(default=None, description="The metric this forecast is of.")
     look_ahead_seconds: float | None = Field(

@@ -20,6 +20,7 @@ from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
 from adaptive_operator.adapters.prometheus_access import source_for
 from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
 from adaptive_operator.api.predictive import ForecastPointStatus
 from adaptive_operator.domain.common.conditions import Condition
@@ -241,7 +242,7 @@ def reported(spec: AdaptiveServiceSpec, state: CouplingState, floor: int | None,
         relative_error=_rounded(state.relative_error), floor_replicas=floor,
         forecast=[ForecastPointStatus(offset_seconds=(h + 1) * period, p50=_rounded(p) or 0.0,
                                       p_high=_rounded(p) or 0.0)
-                  for h, p in enumerate(state.forecast)],
+                  for h, p in enumerate(state.forecast[:MAX_LOOK_AHEAD_ROWS])],
         summary=f"{names}: {'Trusted' if state.trusted else 'Untrusted'}")
     if state.trusted:
         condition = Condition(CONDITION, "True", "CoupledBetterThanOwnForecast",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adaptive_operator.adapters import telemetry
+from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import ForecastPointStatus, PredictiveStatus
 from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.scaling.predictive import PredictiveState
@@ -123,6 +124,6 @@ def status_from_state(state: PredictiveState) -> PredictiveStatus:
         reason=state.reason,
         forecast=[
             ForecastPointStatus(offset_seconds=p.offset_seconds, p50=p.p50, p_high=p.p_high)
-            for p in state.forecast
+            for p in state.forecast[:MAX_LOOK_AHEAD_ROWS]
         ],
     )

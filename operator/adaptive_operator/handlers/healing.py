@@ -311,8 +311,8 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
     try:
         if intent.action is Action.EVICT_PODS:
             ref = spec.scale_target_ref
-            refusals = await workload.evict(
-                namespace, intent.pods, ref.name if ref.kind == "Deployment" else None)
+            owner = (ref.kind, ref.name) if ref.kind in workload.OWNING_KINDS else None
+            refusals = await workload.evict(namespace, intent.pods, owner)
             problem = "; ".join(r.message for r in refusals) or None
             blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
         else:

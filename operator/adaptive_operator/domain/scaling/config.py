@@ -7,8 +7,10 @@ those fields empty so that a later change of default reaches existing objects.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from adaptive_operator.api import adaptive_service as api
+from adaptive_operator.api.base import MAX_HISTORY_RECORDS
 from adaptive_operator.domain.scaling.algorithm import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
@@ -19,6 +21,8 @@ from adaptive_operator.domain.scaling.algorithm import (
     ScalingRules,
     ScalingSpec,
 )
+
+_T = TypeVar("_T", Recommendation, ScaleEvent)
 
 
 def rules_from_model(model: api.ScalingRules | None, default: ScalingRules) -> ScalingRules:
@@ -58,15 +62,21 @@ def _seconds(moment: datetime) -> float:
     return moment.timestamp()
 
 
+def _newest(records: tuple[_T, ...]) -> list[_T]:
+    """The newest MAX_HISTORY_RECORDS records: status must stay small (an older one dropped
+    only makes a later decision forget it, never fail)."""
+    return sorted(records, key=lambda r: r.time)[-MAX_HISTORY_RECORDS:]
+
+
 def history_to_status(history: ScalingHistory) -> api.StabilizationHistory:
     return api.StabilizationHistory(
         recommendations=[
             api.RecommendationRecord(time=_moment(r.time), replicas=r.replicas)
-            for r in history.recommendations
+            for r in _newest(history.recommendations)
         ],
         scale_events=[
             api.ScaleEventRecord(time=_moment(e.time), change=e.change)
-            for e in history.scale_events
+            for e in _newest(history.scale_events)
         ],
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_operator.api.base import truncated
+from adaptive_operator.api.base import MAX_METRICS, truncated
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
 from adaptive_operator.domain.scaling.config import checkpoint_due
@@ -87,7 +87,7 @@ def decision_status(decision: ScalingDecision, outcome: SyncOutcome,
     metrics = [
         {"name": r.name, "value": r.value, "targetPerReplica": r.target_per_replica,
          "proposedReplicas": proposals.get(r.name)}
-        for r in outcome.readings
+        for r in outcome.readings[:MAX_METRICS]
     ]
     return {"time": timestamp(now), "replicas": decision.desired_replicas,
             "reason": decision.reason, "message": truncated(decision.message),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from adaptive_operator.api import adaptive_service as api
+from adaptive_operator.api.base import MAX_OVERRIDES
 
 OVERRIDES_FOR_CONFLICT = 2  # the second override within the window is a fight
 WINDOW_PERIODS = 15  # the window, in sync periods (30 s at a 2 s sync, 225 s at 15 s)
@@ -105,7 +106,7 @@ def record_to_status(record: WriteRecord) -> api.ScaleWrites:
         )
         if pending
         else None,
-        overridden_at=[_moment(t) for t in record.overrides],
+        overridden_at=[_moment(t) for t in sorted(record.overrides)[-MAX_OVERRIDES:]],
     )
 
 

@@ -1,0 +1,82 @@
+"""The documentation's bars: every relative link resolves; the README names every dependency."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = sorted(
+    [
+        ROOT / "README.md",
+        ROOT / "charts/adaptive-operator/README.md",
+        *(ROOT / "docs").glob("*.md"),
+        *(ROOT / "benchmarks/results").glob("*.md"),
+    ]
+)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+
+
+def prose(text: str) -> str:
+    """The text without code blocks and code spans, where brackets are not links."""
+    return CODE_SPAN.sub("code", FENCE.sub("", text))
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, no punctuation, -N on repeats."""
+    seen: dict[str, int] = {}
+    for line in FENCE.sub("", text).splitlines():
+        heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+            count = seen.get(slug, 0)
+            seen[slug] = count + 1
+            if count:
+                seen[f"{slug}-{count}"] = 1
+    return set(seen)
+
+
+def broken_links(page: Path) -> list[str]:
+    broken = []
+    for target in LINK.findall(prose(page.read_text())):
+        if re.match(r"[a-z][a-z+.-]*:", target):  # http:, https:, mailto:
+            continue
+        path, _, fragment = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists():
+            broken.append(f"{target}: no such file")
+            continue
+        if fragment and resolved.suffix == ".md" and fragment not in anchors(resolved.read_text()):
+            broken.append(f"{target}: no such heading")
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    assert broken_links(page) == []
+
+
+def test_a_broken_link_is_found(tmp_path: Path) -> None:
+    (tmp_path / "there.md").write_text("# A `code` heading, twice\n\n# A code heading, twice\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](there.md#a-code-heading-twice-1) [web](https://example.com) `[not](a-link.md)`\n"
+        "[gone](missing.md) [no heading](there.md#nowhere) [self](#here)\n\n## Here\n"
+    )
+    assert broken_links(page) == ["missing.md: no such file", "there.md#nowhere: no such heading"]
+
+
+def dependency_names() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return [re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0] for spec in specs]
+
+
+def test_the_readme_says_why_each_dependency_is_there() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Dependencies\n", 1)[1].split("\n## ", 1)[0].lower()
+    missing = [name for name in dependency_names() if name.lower() not in section]
+    assert missing == [], f"dependencies the README's Dependencies section omits: {missing}"
