@@ -5,7 +5,7 @@
 
 CPU milliseconds (process time, robust to the shared machine) per call of:
 - the live detector's verdict with the operator's settings (`detector_settings_from_spec`), as
-  a sync does it (`handlers.healing.score`: a row appended to the `HealthHistory`, its
+  a sync does it (`domain.healing.watch.score`: a row appended to the `HealthHistory`, its
   2,103-row tail, the verdict): the whole window scored (`AnomalyDetector.score`, what every
   sync once did) vs the newest row only (`score_latest`), for 2 metrics and for the 5 of the
   default `HealingSpec`;
@@ -69,7 +69,7 @@ def detector_rows() -> list[str]:
 
 def syncing(settings: DetectorSettings, names: list[str], window_rows: int,
             whole: bool) -> Callable[[], object]:
-    """One sync's detector work per call (`handlers.healing.score` without the refits): a
+    """One sync's detector work per call (`domain.healing.watch.score` without the refits): a
     new row of noise into a full history, its tail, the verdict (whole or newest row)."""
     rng = np.random.default_rng(0)
     limit = settings.train_rows + settings.baseline_rows + settings.record_rows + (

@@ -317,7 +317,7 @@ def incidents(rows: int, seed: int, flat: bool = True) -> dict[str, list[float]]
 def syncs(settings: DetectorSettings, history: dict[str, list[float]], window_rows: int,
           seed: int) -> list[tuple[dict[str, list[float]] | None, dict[str, list[float]]]]:
     """What the operator does: each sync, a new row (`history` rows refitting every
-    `refit_every` rows, as `handlers.healing.score`), then the window's verdict; now and then
+    `refit_every` rows, as `domain.healing.watch.score`), then the window's verdict; now and then
     a window that is not the previous one plus a row (a row skipped, the same window again, a
     changed old value). Each item: the history to fit on first (or None), the window."""
     rng = np.random.default_rng(seed)

@@ -49,6 +49,7 @@ class Namespace:
         self.loads = loads
         self.row = 0
         self.forecasters: dict[str, forecasts.ServiceForecaster] = {}  # each service's own
+        self.couplings: dict[str, coupled.CouplingMemory] = {}  # each service's own
 
     async def read_service(self, plural: str, namespace: str, name: str) -> Any:
         return self.bodies.get(name)
@@ -85,7 +86,9 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
     forecaster = space.forecasters.setdefault(uid, forecasts.ServiceForecaster())
     forecast = await forecaster.update(
         spec, "http://prom", (MetricReading("rps", own, 10),), (), row * PERIOD)
-    return await coupled.coupled_for("ns", "api", uid, spec, forecast, row * PERIOD, forecaster)
+    memory = space.couplings.setdefault(uid, coupled.CouplingMemory())
+    return await coupled.coupled_for("ns", "api", memory, spec, forecast, row * PERIOD,
+                                     forecaster)
 
 
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
@@ -102,7 +105,7 @@ async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Na
     fields = coupled.status_fields({}, last)["coupling"]
     assert fields["trusted"] is True and len(fields["forecast"]) == 2  # 4 s ahead
     assert not found[10] or not found[10].status.trusted  # young: not yet
-    coupled.forget("u1")
+    namespace.couplings.pop("u1")
     namespace.forecasters.pop("u1")
 
 
@@ -126,7 +129,8 @@ async def test_a_coupling_that_cannot_hold_is_refused_with_a_reason(
 
 async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() -> None:
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
-    assert await coupled.coupled_for("ns", "api", "u3", spec, None, 0.0, None) is None
+    memory = coupled.CouplingMemory()
+    assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
     assert coupled.status_fields(old, None) == {"coupling": None}
     assert coupled.status_fields({}, None) == {}

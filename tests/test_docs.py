@@ -5,6 +5,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
+
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.api.shard_set import ShardSetSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(
@@ -18,6 +22,8 @@ PAGES = sorted(
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+SPECS = {"AdaptiveService": AdaptiveServiceSpec, "ShardSet": ShardSetSpec}
 
 
 def prose(text: str) -> str:
@@ -80,3 +86,25 @@ def test_the_readme_says_why_each_dependency_is_there() -> None:
     section = readme.split("\n## Dependencies\n", 1)[1].split("\n## ", 1)[0].lower()
     missing = [name for name in dependency_names() if name.lower() not in section]
     assert missing == [], f"dependencies the README's Dependencies section omits: {missing}"
+
+
+def manifests() -> list[tuple[str, dict[str, object]]]:
+    """The examples, and every resource the README shows in a YAML block."""
+    texts = [(path.name, path.read_text()) for path in sorted((ROOT / "examples").glob("*.yaml"))]
+    readme = (ROOT / "README.md").read_text()
+    texts += [("README.md", block) for block in YAML_BLOCK.findall(readme)]
+    found = [(where, doc) for where, text in texts for doc in yaml.safe_load_all(text)]
+    return [(where, doc) for where, doc in found if doc and doc.get("kind") in SPECS]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [doc for _, doc in manifests()],
+    ids=[f"{where}-{doc['kind']}" for where, doc in manifests()],
+)
+def test_the_shown_resources_are_valid(manifest: dict[str, object]) -> None:
+    SPECS[str(manifest["kind"])].model_validate(manifest["spec"])
+
+
+def test_the_readme_shows_both_resources() -> None:
+    assert {doc["kind"] for where, doc in manifests() if where == "README.md"} == set(SPECS)

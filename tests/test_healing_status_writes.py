@@ -51,7 +51,7 @@ async def test_an_api_error_fails_one_healing_sync_not_the_daemon(
     labels = {"namespace": "ns", "name": "web", "reason": "ApiUnavailable"}
     before = REGISTRY.get_sample_value("adaptive_reconcile_errors_total", labels) or 0.0
     monkeypatch.setattr(healing, "heal_once", refused)
-    await healing.guarded_heal("ns", "web", None, None, None)  # type: ignore[arg-type]
+    await healing.guarded_heal("ns", "web", None, None, None, None)  # type: ignore[arg-type]
     assert REGISTRY.get_sample_value("adaptive_reconcile_errors_total", labels) == before + 1
 
     async def broken(*_: Any) -> None:
@@ -59,4 +59,4 @@ async def test_an_api_error_fails_one_healing_sync_not_the_daemon(
 
     monkeypatch.setattr(healing, "heal_once", broken)
     with pytest.raises(KeyError):  # a bug is not an outage: kopf reports it
-        await healing.guarded_heal("ns", "web", None, None, None)  # type: ignore[arg-type]
+        await healing.guarded_heal("ns", "web", None, None, None, None)  # type: ignore[arg-type]

@@ -27,6 +27,9 @@ from adaptive_operator.domain.healing.ladder import (
     detector_settings_from_spec,
 )
 from adaptive_operator.handlers import healing
+from adaptive_operator.handlers.runtime import Runtime
+
+from fakes import FixedClock, NoShards
 
 NOW = 1_800_000_000.0
 ANOMALY = AnomalyVerdict(0.9, True, (Contribution("errorRatio", 0.3, 0.01, 24.0),))
@@ -71,7 +74,6 @@ def api(monkeypatch: pytest.MonkeyPatch) -> ApiServer:
     monkeypatch.setattr(healing.workload, "annotate", server.annotate)
     monkeypatch.setattr(healing.kube, "patch_status", server.patch_status)
     monkeypatch.setattr(healing.kopf, "event", lambda *_, **__: None)
-    monkeypatch.setattr(healing.time, "time", lambda: NOW)
     return server
 
 
@@ -88,8 +90,9 @@ async def sync(monkeypatch: pytest.MonkeyPatch, seen: Observation,
         return seen
 
     monkeypatch.setattr(healing, "observe", observe)
+    rt = Runtime(shards=NoShards(), clock=FixedClock(NOW))
     await healing.heal_once("ns", "web", body, service or spec(),  # type: ignore[arg-type]
-                            kept or watcher())
+                            kept or watcher(), rt)
 
 
 async def test_a_healthy_sync_reads_nothing_fresh_and_writes_no_ledger(

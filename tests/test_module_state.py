@@ -19,7 +19,6 @@ KNOWN = {
     "adaptive_operator.adapters.kube._hpa_lists",
     "adaptive_operator.adapters.kube._may_write",
     "adaptive_operator.adapters.kube._shared_client",
-    "adaptive_operator.adapters.leader._current",
     # The operator-wide Prometheus access and the Secrets' short cache (tenancy, landed
     # alongside this test: to move into the runtime with the rest).
     "adaptive_operator.adapters.prometheus_access._secrets",
@@ -27,9 +26,6 @@ KNOWN = {
     "adaptive_operator.adapters.query_batch._batcher",
     "adaptive_operator.adapters.range_batch._batcher",
     "adaptive_operator.adapters.workers._prometheus",  # landed alongside this test (bounds)
-    "adaptive_operator.handlers.coupled._memory",  # landed alongside this test
-    "adaptive_operator.handlers.settings._current",
-    "adaptive_operator.handlers.shard_set._cluster",
 }
 
 

@@ -16,6 +16,7 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.resharding import decide
 from adaptive_operator.domain.sharding.slots import Move, initial_assignment
 from adaptive_operator.handlers import shard_set as handler
+from adaptive_operator.handlers.runtime import LoadReader, Runtime
 from adaptive_operator.routing import build_table
 
 SPEC = ShardSetSpec.model_validate({
@@ -23,6 +24,7 @@ SPEC = ShardSetSpec.model_validate({
     "template": {"template": {"spec": {"containers": [{"name": "c"}]}}},
     "migration": {"jobTemplate": {"template": {"spec": {"containers": [{"name": "m"}]}}}},
 })
+NOW = parse_time("2026-01-01T00:00:05Z")
 BODY: dict[str, Any] = {
     "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet",
     "metadata": {"name": "cache", "namespace": "prod", "uid": "u-1"},
@@ -83,14 +85,14 @@ def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
     snapshot = handler._snapshot(SPEC, objects(), {"generation": 2})
     decision = decide(snapshot, now=parse_time("2026-01-01T00:00:05Z"))
     patch = kopf.Patch()
-    handler._record(patch, snapshot, decision, {}, {"generation": 2}, 4)
+    handler._record(patch, snapshot, decision, {}, {"generation": 2}, 4, NOW)
     assert patch["status"]["epoch"] == decision.routing.epoch
     written = dict(patch["metadata"]["annotations"])
     assert records.GIVEN_UP_ANNOTATION not in written  # nothing given up
     assert records.attempts_from(written[records.ATTEMPTS_ANNOTATION]) == decision.attempts
     unchanged = kopf.Patch()
     handler._record(unchanged, snapshot, decision, dict(patch["status"]),
-                    {"generation": 2, "annotations": written}, 4)
+                    {"generation": 2, "annotations": written}, 4, NOW)
     assert "status" not in unchanged and "metadata" not in unchanged
 
 
@@ -104,18 +106,20 @@ def test_routing_manifest_is_owned_and_loadable() -> None:
 
 def test_refusal_sets_ready_false_once() -> None:
     patch = kopf.Patch()
-    handler._report_refusal(patch, {}, {"generation": 3}, "InvalidSpec", "bad")
+    handler._report_refusal(patch, {}, {"generation": 3}, "InvalidSpec", "bad", NOW)
     (ready,) = patch["status"]["conditions"]
     assert (ready["reason"], ready["observedGeneration"]) == ("InvalidSpec", 3)
     again = kopf.Patch()
-    handler._report_refusal(again, dict(patch["status"]), {"generation": 3}, "InvalidSpec", "bad")
+    handler._report_refusal(again, dict(patch["status"]), {"generation": 3}, "InvalidSpec", "bad",
+                            NOW)
     assert "status" not in again
 
 
 class InMemoryShardCluster:
     """Stands in for the adapter (not for Kubernetes): objects as dicts, Jobs end when told."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_load: LoadReader | None = None) -> None:
+        self.read_load = read_load
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.routing: dict[str, str] | None = None
         self.fail_next_jobs = 0
@@ -178,9 +182,12 @@ async def reconcile(
     fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
 ) -> None:
     patch = kopf.Patch()
+    rt = Runtime(shards=fake)
+    if fake.read_load is not None:
+        rt = Runtime(shards=fake, read_load=fake.read_load)
     await handler.reconcile_shard_set(
         spec=spec, meta=state["meta"], status=state["status"], name="cache", namespace="prod",
-        body=BODY, patch=patch,
+        body=BODY, patch=patch, memo=kopf.Memo(runtime=rt),
     )
     state["status"] = {**state["status"], **patch.get("status", {})}
     annotations = patch.get("metadata", {}).get("annotations", {})
@@ -213,7 +220,6 @@ async def drive(
 
 async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(handler, "_cluster", fake)
     posted: list[tuple[str, str, str]] = []
     # kopf.event, since kopf.info is filtered out by the operator's posting level (warnings).
     monkeypatch.setattr(kopf, "event", lambda body, *, type, reason, message:
@@ -237,18 +243,16 @@ async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
     assert any(m.startswith("migrated slots") for m in messages)
 
 
-async def test_invalid_spec_is_reported_not_acted_on(monkeypatch: Any) -> None:
+async def test_invalid_spec_is_reported_not_acted_on() -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(handler, "_cluster", fake)
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await reconcile(fake, {"shards": 0}, state)
     assert state["status"]["conditions"][0]["reason"] == "InvalidSpec"
     assert fake.objects == {}
 
 
-async def test_slot_count_change_is_refused(monkeypatch: Any) -> None:
+async def test_slot_count_change_is_refused() -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(handler, "_cluster", fake)
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     spec = SPEC.model_dump(by_alias=True)
     await reconcile(fake, spec, state)
@@ -267,7 +271,6 @@ async def settle_at(
 
 async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(handler, "_cluster", fake)
     monkeypatch.setattr(kopf, "event", lambda *args, **kwargs: None)
     queries: list[str] = []
 
@@ -276,7 +279,7 @@ async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
         return [{"metric": {"shard": "0"}, "value": [0, "3"]},
                 {"metric": {"shard": "1"}, "value": [0, "1"]}]
 
-    monkeypatch.setattr(handler, "read_load", read_load)
+    fake.read_load = read_load
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
@@ -290,13 +293,12 @@ async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
 
 async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(handler, "_cluster", fake)
     warnings: list[str] = []
     monkeypatch.setattr(kopf, "warn", lambda body, reason, message: warnings.append(reason))
     async def no_series(query: str) -> list[dict[str, Any]]:
         return []
 
-    monkeypatch.setattr(handler, "read_load", no_series)
+    fake.read_load = no_series
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
@@ -305,9 +307,8 @@ async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
     assert table.owners.tolist() == list(initial_assignment(2, 12))
 
 
-async def test_template_change_updates_existing_shards(monkeypatch: Any) -> None:
+async def test_template_change_updates_existing_shards() -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(handler, "_cluster", fake)
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await reconcile(fake, spec, state)

@@ -3,7 +3,7 @@
 Writes use the Lease's resourceVersion: when two replicas race for a free lease, the API server
 accepts one write and refuses the other (409), so there is never more than one leader. Expiry is
 judged by our own clock from when we first saw the lease's current record, never by comparing the
-holder's renewTime with our clock. Every write to the cluster is fenced by `still_leading`
+holder's renewTime with our clock. Every write to the cluster is fenced by `may_act`
 (`kube.fence_writes`), so a deposed leader's late writes are refused before they are sent.
 """
 
@@ -142,17 +142,10 @@ class LeaderElector:
             log.warning("could not release the lease", lease=self.name, status=err.status)
 
 
-_current: LeaderElector | None = None
-
-
-def elect(elector: LeaderElector | None) -> None:
-    """The elector whose lease gates acting (None: no election, this process always acts)."""
-    global _current
-    _current = elector
-    LEADER.set(1 if elector is None else 0)  # with an election: not until it is won
-
-
-def still_leading() -> bool:
+def may_act(elector: LeaderElector | None) -> Callable[[], bool]:
     """May this process act now? Always without an election; with one, only while its lease
     was renewed within the deadline (checked right before every write to a workload)."""
-    return _current is None or _current.renewed_recently()
+    LEADER.set(1 if elector is None else 0)  # with an election: not until it is won
+    if elector is None:
+        return lambda: True
+    return elector.renewed_recently

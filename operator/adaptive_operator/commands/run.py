@@ -111,18 +111,18 @@ def run(args: argparse.Namespace) -> int:
         telemetry,
     )
     from adaptive_operator.adapters.leader import LeaderElector
+    from adaptive_operator.adapters.shard_cluster import ShardCluster
     from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
         healing,
+        runtime,
         settings,
         shard_set,
     )
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     scope = watch_scope(namespaces(args))
-    settings.configure(settings.OperatorSettings(prometheus_url=args.prometheus_url,
-                                                 namespace_patterns=scope.patterns))
     prometheus_access.configure(prometheus_access.AccessSettings(
         url=args.prometheus_url, allowed=allowed_urls(args),
         credentials_dir=args.prometheus_credentials_dir,
@@ -139,8 +139,13 @@ def run(args: argparse.Namespace) -> int:
     elector = None
     if args.leader_election == "true":
         elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
-        leader.elect(elector)
-        kube.fence_writes(leader.still_leading)
+    may_act = leader.may_act(elector)
+    # Built once: every handler finds it in kopf's memo.
+    memo = kopf.Memo(runtime=runtime.Runtime(
+        shards=ShardCluster(), may_act=may_act,
+        settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
+    if elector is not None:
+        kube.fence_writes(may_act)
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         # Our own identity: kopf's default asks the passwd database for the user, which has
         # no entry for the image's numeric non-root uid (every real pod crashed on it).
         kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
-                 standalone=True, identity=kopf_identity())
+                 standalone=True, identity=kopf_identity(), memo=memo)
     finally:
         stop_renewing.set()
         if elector is not None and not lost.is_set():

@@ -6,8 +6,7 @@ when the object is deleted. Nothing is returned to kopf (it would store it in st
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -17,7 +16,6 @@ from adaptive_operator import failpoints, logs
 from adaptive_operator.adapters import (
     cached_reads,
     kube,
-    leader,
     prometheus_access,
     telemetry,
     workers,
@@ -48,7 +46,7 @@ from adaptive_operator.domain.scaling.plan import (
 from adaptive_operator.domain.scaling.records import ScaleEvent
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_conditions
 from adaptive_operator.handlers import coupled as coupling
-from adaptive_operator.handlers import forecast_report, forecasts, settings, specs
+from adaptive_operator.handlers import forecast_report, forecasts, runtime, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
 
 log = logs.get(__name__)
@@ -57,23 +55,24 @@ MAX_BACKOFF_SECONDS = 300.0
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=settings.served, cancellation_timeout=10.0)
 async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
-                         stopped: kopf.DaemonStopped, **_: Any) -> None:
+                         stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
     workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
-    uid = str(body.meta.get("uid", ""))
+    rt = runtime.of(memo)
     failures = 0
-    memory = Memory()
+    # In the object's own memo, so kopf drops it with the object; each daemon starts afresh.
+    memory = memo.scaling = Memory()
     try:
         while not stopped:
-            started = time.monotonic()
-            period, ok = await guarded_sync(namespace, name, body, memory)
-            elapsed = time.monotonic() - started
+            started = rt.clock.monotonic()
+            period, ok = await guarded_sync(namespace, name, body, memory, rt)
+            elapsed = rt.clock.monotonic() - started
             telemetry.RECONCILE_SECONDS.observe(elapsed)
             failures = 0 if ok else failures + 1
             await stopped.wait(backoff(period, failures, elapsed))
     finally:
         memory.drop_forecast()
-        coupling.forget(uid)
+        memory.coupling.forget()
         spec = body.get("spec", {}) or {}
         quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
         forecast_report.unpublish(namespace, name,
@@ -102,6 +101,7 @@ class Memory:
     # The service's forecast history and advisors: this daemon's alone, dropped with it.
     forecaster: forecasts.ServiceForecaster | None = None
     coupled: coupling.Coupled | None = None  # the last sync's coupled forecast
+    coupling: coupling.CouplingMemory = field(default_factory=coupling.CouplingMemory)
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
@@ -118,15 +118,15 @@ class Memory:
         self.forecaster = None
 
 
-async def guarded_sync(namespace: str, name: str, body: kopf.Body,
-                       memory: Memory) -> tuple[float, bool]:
+async def guarded_sync(namespace: str, name: str, body: kopf.Body, memory: Memory,
+                       rt: runtime.Runtime) -> tuple[float, bool]:
     """A sync that the API server going away (a restart, a broken connection) fails, not ends:
     the daemon backs off and carries on, instead of kopf restarting it a minute later."""
-    if not leader.still_leading():  # a paused leader may have been replaced: do nothing
+    if not rt.may_act():  # a paused leader may have been replaced: do nothing
         memory.forget()
         return float((body.get("spec") or {}).get("syncPeriodSeconds") or 15), True
     try:
-        return await sync_once(namespace, name, body, memory)
+        return await sync_once(namespace, name, body, memory, rt)
     except kube.API_ERRORS as err:
         telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
         log.warning("sync failed: the API server did not answer", namespace=namespace,
@@ -135,21 +135,21 @@ async def guarded_sync(namespace: str, name: str, body: kopf.Body,
         return period, False
 
 
-async def sync_once(namespace: str, name: str, body: kopf.Body,
-                    memory: Memory | None = None) -> tuple[float, bool]:
+async def sync_once(namespace: str, name: str, body: kopf.Body, memory: Memory,
+                    rt: runtime.Runtime) -> tuple[float, bool]:
     """One reconciliation; returns the period to wait and whether it fully succeeded."""
-    memory = Memory() if memory is None else memory
+    clock = rt.clock
     try:
         spec, memory.spec = specs.validated(body, memory.spec)
     except ValidationError as err:
         # The CRD schema refuses most of this; what slips through is reported, never acted on.
         await write_conditions(namespace, name, body, [
-            Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))])
+            Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))], clock)
         return 60.0, False
-    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, memory)
-    scaled_at = await act(namespace, name, body, spec, outcome, scale, memory)
+    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, memory, clock)
+    scaled_at = await act(namespace, name, body, spec, outcome, scale, memory, rt)
     await write_status(namespace, name, body, spec, outcome, scale, scaled_at, forecast,
-                       memory)
+                       memory, clock)
     ok = outcome.blocker is None and outcome.metric_problem is None
     return float(spec.sync_period_seconds), ok
 
@@ -182,7 +182,7 @@ Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | Non
 
 
 async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: kopf.Body,
-                             memory: Memory) -> Observed:
+                             memory: Memory, clock: runtime.Clock) -> Observed:
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     hpa = await cached_reads.conflicting_hpa(namespace, target, settings.answer_age(spec))
@@ -198,7 +198,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem, sent = await read_metrics(namespace, spec)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds if pods else (),
-                                  sent)
+                                  sent, clock.now())
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -207,15 +207,15 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     )
     status = body.get("status", {}) or {}
     history = memory.history or history_from_status(_stored_history(status.get("history")))
-    check = check_own_writes(spec, status, scale.replicas, memory)
+    check = check_own_writes(spec, status, scale.replicas, memory, clock.now())
     if check.completed is not None:  # made before a crash: it counts in the rate limits
         done = check.completed
         event = ScaleEvent(done.at, done.replicas - done.previous)
         history = scaling.ScalingHistory(history.recommendations, (*history.scale_events, event))
-    now = time.time()
+    now = clock.now()
     floor, source = floor_for(spec, body, forecast, now)
     memory.coupled = await coupling.coupled_for(namespace, str(body.meta.get("name")),
-                                                str(body.meta.get("uid", "")), spec, forecast, now,
+                                                memory.coupling, spec, forecast, now,
                                                 memory.forecaster)
     floor, source = coupling.raised(floor, source, memory.coupled)
     ceiling = forecast.ceiling if forecast else None
@@ -230,7 +230,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
 
 
 def check_own_writes(spec: AdaptiveServiceSpec, status: Any, current: int,
-                     memory: Memory) -> scale_writes.WriteCheck:
+                     memory: Memory, now: float) -> scale_writes.WriteCheck:
     """The record of the operator's replica writes (this process's own, else the one in status,
     after a restart or a leader change), checked against the target's current count."""
     if spec.mode != "Active":  # nothing is written: nothing to tell apart
@@ -238,7 +238,7 @@ def check_own_writes(spec: AdaptiveServiceSpec, status: Any, current: int,
         return scale_writes.WriteCheck(memory.record)
     record = memory.record or _stored_writes(status.get("scaleWrites"))
     window = scale_writes.window_seconds(spec.sync_period_seconds)
-    check = scale_writes.check_writes(record, current, time.time(), window)
+    check = scale_writes.check_writes(record, current, now, window)
     memory.record = check.record
     return check
 
@@ -253,8 +253,8 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
 
 async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
-                       startups: tuple[float, ...],
-                       sent: Sent | None) -> forecasts.ServiceForecast | None:
+                       startups: tuple[float, ...], sent: Sent | None,
+                       now: float) -> forecasts.ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off (or no query
     can be sent: nothing is read unscoped or unallowed, history included)."""
     if spec.predictive is None or not spec.predictive.enabled:
@@ -263,8 +263,7 @@ async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
     if sent is None:
         return None
     endpoint, sent_spec = sent
-    return await memory.forecasting().update(sent_spec, endpoint, readings, startups,
-                                             time.time())
+    return await memory.forecasting().update(sent_spec, endpoint, readings, startups, now)
 
 
 HEALING_FLOOR = "a healing scale-out (saturation)"
@@ -306,11 +305,11 @@ def _stored_history(stored: Any) -> Any:
 
 async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
               outcome: SyncOutcome, scale: kube.Scale | None,
-              memory: Memory) -> float | None:
+              memory: Memory, rt: runtime.Runtime) -> float | None:
     """Scale (or recommend) as planned; returns when the target was scaled, if it was."""
     ref = spec.scale_target_ref
     actions = plan_actions(spec.mode, f"{ref.kind} {ref.name}", outcome,
-                           scale.replicas if scale else None, leader.still_leading())
+                           scale.replicas if scale else None, rt.may_act())
     for event in actions.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     if outcome.decision is not None and scale is not None:
@@ -318,7 +317,7 @@ async def act(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceS
     scaled_at = None
     if actions.scale_to is not None and scale is not None and outcome.decision is not None:
         scaled_at = await scale_target(namespace, name, body, spec, scale, outcome.decision,
-                                       memory)
+                                       memory, rt.clock)
     if actions.problem is not None:
         telemetry.ERRORS.labels(namespace, name, actions.problem.reason).inc()
         log.warning("sync problem", namespace=namespace, name=name,
@@ -348,14 +347,14 @@ def report_decision(namespace: str, name: str, mode: str, outcome: SyncOutcome,
 
 async def scale_target(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        scale: kube.Scale, decision: scaling.ScalingDecision,
-                       memory: Memory) -> float | None:
+                       memory: Memory, clock: runtime.Clock) -> float | None:
     """Record the write, make it, then say so: a crash in between leaves a record that the next
     sync (of this process or the next) finds applied or not, so the write is never made twice."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     desired = decision.desired_replicas
     record = scale_writes.with_pending(memory.record or scale_writes.WriteRecord(),
-                                       desired, scale.replicas, time.time())
+                                       desired, scale.replicas, clock.now())
     await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
     memory.record = record
     try:
@@ -371,14 +370,14 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     kopf.event(body, type="Normal", reason="Scaled",
                message=f"{ref.kind} {ref.name} {scale.replicas} -> "
                        f"{decision.desired_replicas}: {decision.message}")
-    return time.time()
+    return clock.now()
 
 
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
                        forecast: forecasts.ServiceForecast | None,
-                       memory: Memory) -> None:
-    now = time.time()
+                       memory: Memory, clock: runtime.Clock) -> None:
+    now = clock.now()
     old = dict(body.get("status", {}) or {})
     writes = writes_status(memory.record) if memory.record is not None else None
     new = status_update(old, body.meta.get("generation"), outcome,
@@ -436,10 +435,10 @@ def healing_conditions(spec: AdaptiveServiceSpec, old: dict[str, Any]) -> list[C
 
 
 async def write_conditions(namespace: str, name: str, body: kopf.Body,
-                           conditions: list[Condition]) -> None:
+                           conditions: list[Condition], clock: runtime.Clock) -> None:
     old = dict(body.get("status", {}) or {})
     generation = int(body.meta.get("generation") or 0)
-    merged = merge_conditions(old.get("conditions") or [], conditions, time.time(), generation)
+    merged = merge_conditions(old.get("conditions") or [], conditions, clock.now(), generation)
     if merged != old.get("conditions"):
         await kube.patch_status(PLURAL, namespace, name, {"conditions": merged,
                                                           "observedGeneration": generation})

@@ -58,12 +58,10 @@ class CouplingMemory:
     made_for: tuple[int, tuple[str, ...], float] | None = None
     upstreams: dict[str, MetricForecaster] = field(default_factory=dict)
 
-
-_memory: dict[str, CouplingMemory] = {}
-
-
-def forget(uid: str) -> None:
-    _memory.pop(uid, None)
+    def forget(self) -> None:
+        """Not coupled (any longer): the learned relation and the upstreams' histories go."""
+        if self.made_for is not None or self.upstreams:
+            self.forecaster, self.made_for, self.upstreams = CoupledForecaster(), None, {}
 
 
 def refused(spec: AdaptiveServiceSpec, reason: str, message: str) -> Coupled:
@@ -91,16 +89,15 @@ async def read_graph(namespace: str, name: str,
     return bodies, edges
 
 
-def upstream_query(body: Any, metric: str) -> tuple[str, str] | None:
-    """The upstream's Prometheus URL and the query of its metric, or None without that metric."""
+def upstream_query(body: Any, metric: str) -> str | None:
+    """The query of the upstream's metric, or None without that metric."""
     try:
         spec = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
     except ValueError:
         return None
     for candidate in spec.metrics:
         if candidate.name == metric:
-            url = spec.prometheus.url if spec.prometheus else settings.current().prometheus_url
-            return url, candidate.query
+            return candidate.query
     return None
 
 
@@ -158,7 +155,7 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
                            body: Any, metric: str, now: float) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
-    _, written = upstream_query(body, metric) or ("", "")
+    written = upstream_query(body, metric) or ""
     forecaster = memory.upstreams.setdefault(service, MetricForecaster())
     try:  # through the allowlist, the upstream's credentials and the query scope
         upstream = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
@@ -178,24 +175,23 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
     return forecaster
 
 
-async def coupled_for(namespace: str, name: str, uid: str, spec: AdaptiveServiceSpec,
-                      forecast: ServiceForecast | None, now: float,
+async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
+                      spec: AdaptiveServiceSpec, forecast: ServiceForecast | None, now: float,
                       forecaster: ServiceForecaster | None) -> Coupled | None:
     """The coupled forecast's floor and what status says about it; None when not coupled.
-    `forecaster` is the service's own (its scaling daemon keeps it)."""
+    `memory` and `forecaster` are the service's own (its scaling daemon keeps them)."""
     if not spec.coupling or forecast is None:
-        forget(uid)
+        memory.forget()
         return None
     bodies, edges = await read_graph(namespace, name, spec)
     problem = graph_problem(name, spec, bodies, edges)
     if problem is not None:
-        forget(uid)
+        memory.forget()
         return refused(spec, *problem)
     own = forecaster.metrics.get(spec.metrics[0].name) if forecaster else None
     if own is None or own.history is None:
         return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s "
                        "history could not be read; coupling waits for it")
-    memory = _memory.setdefault(uid, CouplingMemory())
     inputs = []
     try:
         for coupling in spec.coupling:

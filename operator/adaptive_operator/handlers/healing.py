@@ -11,9 +11,8 @@ verifies it instead of acting again. The pause annotation stops every action at 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, leader, telemetry, workers, workload
+from adaptive_operator.adapters import cached_reads, kube, telemetry, workers, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
 from adaptive_operator.adapters.prometheus_access import health_queries, source_for
 from adaptive_operator.adapters.query_batch import read_total
@@ -30,27 +29,20 @@ from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION, truncated
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.common.times import timestamp
-from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
-from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import (
-    LOAD_BASELINE_ROWS,
-    HealthHistory,
-    Incident,
     LedgerError,
     ledger_from_json,
     ledger_to_json,
-    load_signals,
     pod_report,
     rollback_template,
     rollout_info,
-    track_incident,
     with_entry,
 )
 from adaptive_operator.domain.healing.ladder import (
     Action,
     HealingPlan,
     LedgerEntry,
-    LoadSignals,
     Observation,
     Outcome,
     decide_healing,
@@ -59,57 +51,43 @@ from adaptive_operator.domain.healing.ladder import (
     summarise,
 )
 from adaptive_operator.domain.healing.targets import remedies
-from adaptive_operator.handlers import settings, specs
+from adaptive_operator.domain.healing.watch import (
+    Watcher,
+    new_watcher,
+    refit_due,
+    saturation,
+    score,
+)
+from adaptive_operator.handlers import runtime, settings, specs
 
 log = logs.get(__name__)
 LEDGER = "adaptive.dev/healing-ledger"
 PAUSED = "adaptive.dev/healing-paused"
-RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
-LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
 
 
-def healing_enabled(spec: kopf.Spec, namespace: str | None, **_: Any) -> bool:
-    return settings.served(namespace) and bool((spec.get("healing") or {}).get("enabled"))
-
-
-@dataclass
-class Watcher:
-    """What one service's daemon keeps between syncs (in memory, rebuilt on restart)."""
-
-    metrics: dict[str, str]
-    roles: dict[str, str]  # metric -> role (saturation reads latency and cpu)
-    settings: DetectorSettings
-    history: HealthHistory
-    detector: AnomalyDetector
-    rows_since_fit: int = 0
-    incident: Incident | None = None
-    reported: set[str] = field(default_factory=set)
-    # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
-    load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
-    status: dict[str, Any] | None = None  # status.healing as this process last wrote it
-
-    @property
-    def window_rows(self) -> int:
-        s = self.settings
-        return s.baseline_rows + s.persistence_n + s.cooldown_rows + s.record_rows
+def healing_enabled(spec: kopf.Spec, namespace: str | None, memo: Any, **_: Any) -> bool:
+    return settings.served(namespace, memo) and bool((spec.get("healing") or {}).get("enabled"))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="healing", when=healing_enabled,
              cancellation_timeout=10.0)
 async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
-                         stopped: kopf.DaemonStopped, **_: Any) -> None:
+                         stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     workers.TENANT.set(namespace or "")  # its blocking calls queue with its namespace's
     assert namespace is not None  # the resource is namespaced
     try:
-        await heal_every_period(namespace, name, body, stopped)
+        await heal_every_period(namespace, name, body, stopped, memo)
     finally:  # deleted, or healing switched off: no score left behind
         telemetry.forget(telemetry.ANOMALY_SCORE, namespace, name)
 
 
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
-                            stopped: kopf.DaemonStopped) -> None:
+                            stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
+    rt = runtime.of(memo)
+    # The watcher lives in the object's own memo, so kopf drops it with the object.
     watcher: Watcher | None = None
+    memo.healing = None
     kept: specs.Parsed | None = None
     while not stopped:
         try:
@@ -120,12 +98,12 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
         healing = spec.healing or HealingSpec()
         if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
                                                                    healing.roles_by_name()):
-            watcher = await start_watcher(namespace, spec, healing)
-        started = time.monotonic()
-        await guarded_heal(namespace, name, body, spec, watcher)
+            watcher = memo.healing = await start_watcher(namespace, spec, healing, rt.clock.now())
+        started = rt.clock.monotonic()
+        await guarded_heal(namespace, name, body, spec, watcher, rt)
         # Syncs start every period (the detector's history is one row per period): waiting a
         # whole period after a sync made the period the sync's time longer.
-        elapsed = time.monotonic() - started
+        elapsed = rt.clock.monotonic() - started
         await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
@@ -138,14 +116,12 @@ async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...
 
 
 async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
-                        healing: HealingSpec) -> Watcher:
-    detector_settings = detector_settings_from_spec(healing)
-    limit = detector_settings.train_rows + detector_settings.baseline_rows + (
-        detector_settings.record_rows + detector_settings.cooldown_rows)
-    watcher = Watcher(dict(healing.metrics), healing.roles_by_name(), detector_settings,
-                      HealthHistory(limit), AnomalyDetector(detector_settings, RANDOM_STATE))
+                        healing: HealingSpec, now: float) -> Watcher:
+    watcher = new_watcher(dict(healing.metrics), healing.roles_by_name(),
+                          detector_settings_from_spec(healing))
+    limit = watcher.history.limit
     step = float(spec.sync_period_seconds)
-    end = aligned(time.time(), step)  # on the grid: services starting together share queries
+    end = aligned(now, step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
     names = list(healing.metrics)
     try:
@@ -177,25 +153,6 @@ async def read_row(url: Target, metrics: dict[str, str],
         except MetricError as err:
             return row, f"metric {name}: {err.message}"
     return row, None
-
-
-def refit_due(watcher: Watcher) -> bool:
-    """The detector is to be fitted now (on schedule, once enough rows are in)."""
-    due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
-    return due and len(watcher.history) >= watcher.settings.rows_to_fit
-
-
-def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
-    """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
-    if refit_due(watcher):
-        watcher.detector.fit(watcher.history.rows)
-        watcher.rows_since_fit = 0
-    if not watcher.detector.fitted:
-        return None
-    verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))
-    watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
-                                               watcher.settings.min_deviation_z)
-    return verdict
 
 
 async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
@@ -232,11 +189,6 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
     watcher.load.append(row)
 
 
-def saturation(watcher: Watcher) -> LoadSignals | None:
-    return load_signals(watcher.load.rows, watcher.history.rows, watcher.settings.persistence_n,
-                        watcher.roles)
-
-
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
                   now: float) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
@@ -268,11 +220,11 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                       watcher: Watcher) -> None:
+                       watcher: Watcher, rt: runtime.Runtime) -> None:
     """A healing sync that the API server going away fails, not ends: the next period tries
     again (kopf would restart the daemon, and its history backfill, only after a while)."""
     try:
-        await heal_once(namespace, name, body, spec, watcher)
+        await heal_once(namespace, name, body, spec, watcher, rt)
     except kube.API_ERRORS as err:
         telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
         log.warning("healing sync failed: the API server did not answer", namespace=namespace,
@@ -280,10 +232,10 @@ async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
 
 
 async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    watcher: Watcher) -> None:
+                    watcher: Watcher, rt: runtime.Runtime) -> None:
     healing = spec.healing or HealingSpec()
-    now = time.time()
-    if not leader.still_leading():  # a paused leader may have been replaced: act never
+    now = rt.clock.now()
+    if not rt.may_act():  # a paused leader may have been replaced: act never
         watcher.status = None
         return
     annotations = dict(body.get("metadata", {}).get("annotations") or {})

@@ -1,4 +1,4 @@
-"""Operator-wide settings, set once by `adaptive-operator run` before kopf starts."""
+"""Operator-wide kopf settings, the namespace filter and the worker threads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
@@ -14,6 +13,7 @@ import kopf
 from adaptive_operator.adapters import health, workers
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.common.namespaces import in_scope
+from adaptive_operator.handlers import runtime
 
 # A metric value may be this share of the service's sync period old when another service's
 # query already fetched it (Prometheus scrapes every 15-30 s in most clusters anyway).
@@ -27,29 +27,9 @@ WORKER_THREADS = 64
 STUCK_SECONDS = 120.0
 
 
-@dataclass(frozen=True)
-class OperatorSettings:
-    prometheus_url: str = "http://127.0.0.1:9090"
-    # Namespace patterns the handlers filter by (kopf then watches cluster-wide): see
-    # domain/common/namespaces.py for why kopf's own pattern support is not used.
-    namespace_patterns: tuple[str, ...] = ()
-
-
-_current = OperatorSettings()
-
-
-def configure(settings: OperatorSettings) -> None:
-    global _current
-    _current = settings
-
-
-def current() -> OperatorSettings:
-    return _current
-
-
-def served(namespace: str | None, **_: Any) -> bool:
+def served(namespace: str | None, memo: Any, **_: Any) -> bool:
     """kopf `when=` filter of every handler: is this object's namespace one we serve?"""
-    return in_scope(namespace, _current.namespace_patterns)
+    return in_scope(namespace, runtime.of(memo).settings.namespace_patterns)
 
 
 def answer_age(spec: AdaptiveServiceSpec) -> float:

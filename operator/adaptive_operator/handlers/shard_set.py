@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -22,9 +21,9 @@ import structlog
 from pydantic import ValidationError
 
 from adaptive_operator import failpoints
-from adaptive_operator.adapters import leader, prometheus, prometheus_access, telemetry, workers
+from adaptive_operator.adapters import prometheus_access, telemetry, workers
 from adaptive_operator.adapters.prometheus import MetricError
-from adaptive_operator.adapters.shard_cluster import ShardCluster, ShardSetObjects
+from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.shard_set import PLURAL, ShardSetSpec
 from adaptive_operator.domain.common.conditions import Condition, replace_conditions
@@ -34,27 +33,14 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, rebalance, shard_loads
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot, Target, decide
 from adaptive_operator.domain.sharding.status import status_for
-from adaptive_operator.handlers import settings
+from adaptive_operator.handlers import runtime, settings
+from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.routing import RoutingTable, build_table
 
 TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
 REBALANCE_ANNOTATION = "adaptive.dev/rebalance"  # {"at": last check, "active": hysteresis}
 
 log = structlog.get_logger("shardset")
-_cluster: ShardCluster | None = None
-
-
-def cluster() -> ShardCluster:
-    global _cluster
-    if _cluster is None:
-        _cluster = ShardCluster()
-    return _cluster
-
-
-async def read_load(query: str) -> list[dict[str, Any]]:
-    """Per-shard load: a PromQL instant vector from the operator-wide Prometheus."""
-    endpoint = await asyncio.to_thread(prometheus_access.operator_endpoint)
-    return await prometheus.query_vector(endpoint, query)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=5.0, when=settings.served)
@@ -66,30 +52,33 @@ async def reconcile_shard_set(
     namespace: str | None,
     body: kopf.Body,
     patch: kopf.Patch,
+    memo: kopf.Memo,
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
     workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
-    if not leader.still_leading():  # a paused leader may have been replaced: act never
+    rt = runtime.of(memo)
+    if not rt.may_act():  # a paused leader may have been replaced: act never
         return
     try:
         shard_spec = ShardSetSpec.model_validate(dict(spec))
     except ValidationError as err:
-        _report_refusal(patch, status, meta, "InvalidSpec", " ".join(str(err).split()))
+        _report_refusal(patch, status, meta, "InvalidSpec", " ".join(str(err).split()),
+                        rt.clock.now())
         return
     objects = await asyncio.to_thread(
-        cluster().observe, namespace, name, manifests.routing_config_map_name(name)
+        rt.shards.observe, namespace, name, manifests.routing_config_map_name(name)
     )
     try:
         snapshot = _snapshot(shard_spec, objects, meta)
-        decision = decide(snapshot, now=time.time())
+        decision = decide(snapshot, now=rt.clock.now())
     except ValueError as err:  # includes a malformed routing table: never act on it
-        _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err))
+        _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err), rt.clock.now())
         return
-    version = await _act(name, namespace, shard_spec, objects, snapshot, decision, body)
-    _record(patch, snapshot, decision, status, meta, shard_spec.shards)
+    version = await _act(rt, name, namespace, shard_spec, objects, snapshot, decision, body)
+    _record(patch, snapshot, decision, status, meta, shard_spec.shards, rt.clock.now())
     _publish(namespace, name, decision, shard_spec.shards)
-    await _maybe_rebalance(name, namespace, shard_spec, decision, meta, patch, body, version)
+    await _maybe_rebalance(rt, name, namespace, shard_spec, decision, meta, patch, body, version)
     log.info(
         "shardset.reconciled", name=name, namespace=namespace, shards=shard_spec.shards,
         epoch=decision.routing.epoch, migrating=len(decision.routing.migrating),
@@ -152,6 +141,7 @@ def _shards(stateful_sets: list[dict[str, Any]]) -> tuple[frozenset[int], frozen
 
 
 async def _act(
+    rt: Runtime,
     name: str,
     namespace: str,
     spec: ShardSetSpec,
@@ -161,20 +151,20 @@ async def _act(
     body: Any,
 ) -> str | None:
     """Carry the decision out; returns the routing ConfigMap's version after it."""
-    api = cluster()
+    api = rt.shards
     template = spec.template.model_dump(by_alias=True)
     for shard in decision.create_shards:
         for manifest in (manifests.headless_service(name, shard),
                          manifests.stateful_set(name, shard, template)):
             kopf.adopt(manifest, owner=body)
             await asyncio.to_thread(api.create, namespace, manifest)
-    await _update_templates(name, namespace, template, objects)
+    await _update_templates(rt, name, namespace, template, objects)
     version = objects.routing_version
     if decision.routing != snapshot.routing or decision.target != snapshot.target:
         version = await asyncio.to_thread(
             api.write_routing, namespace, _routing_manifest(name, namespace, decision, body),
             version)
-    await _start_jobs(name, namespace, spec, decision, body)
+    await _start_jobs(rt, name, namespace, spec, decision, body)
     for move, attempt in decision.delete_jobs:
         job_name = manifests.job_name(name, move, attempt)
         await asyncio.to_thread(api.delete, namespace, "Job", job_name)
@@ -190,7 +180,7 @@ async def _act(
 
 
 async def _start_jobs(
-    name: str, namespace: str, spec: ShardSetSpec, decision: Decision, body: Any
+    rt: Runtime, name: str, namespace: str, spec: ShardSetSpec, decision: Decision, body: Any
 ) -> None:
     """The migration Jobs, after the routing table that marks their moves has been written."""
     if decision.start_jobs:
@@ -200,10 +190,11 @@ async def _start_jobs(
             name, namespace, spec.slots, spec.migration.job_template, move, attempt
         )
         kopf.adopt(job, owner=body)
-        await asyncio.to_thread(cluster().create, namespace, job)
+        await asyncio.to_thread(rt.shards.create, namespace, job)
 
 
 async def _maybe_rebalance(
+    rt: Runtime,
     name: str,
     namespace: str,
     spec: ShardSetSpec,
@@ -221,12 +212,12 @@ async def _maybe_rebalance(
     if policy is None or not decision.settled:
         return
     record = json.loads((meta.get("annotations") or {}).get(REBALANCE_ANNOTATION) or "{}")
-    now = time.time()
+    now = rt.clock.now()
     if now - float(record.get("at", 0)) < policy.period_seconds:
         return
     try:
         query = prometheus_access.operator_query(namespace, name, policy.load_query)
-        loads = shard_loads(await read_load(query), spec.shards)
+        loads = shard_loads(await rt.read_load(query), spec.shards)
     except (MetricError, ValueError) as err:  # load not read, or not per shard: move nothing
         kopf.warn(body, reason="LoadQueryFailed", message=str(err))
         patch.meta.annotations[REBALANCE_ANNOTATION] = json.dumps({"at": now, "active": False})
@@ -241,12 +232,13 @@ async def _maybe_rebalance(
     if outcome.plan.moves:
         retarget = replace(decision, target=Target(spec.shards, outcome.plan.after))
         manifest = _routing_manifest(name, namespace, retarget, body)
-        await asyncio.to_thread(cluster().write_routing, namespace, manifest, version)
+        await asyncio.to_thread(rt.shards.write_routing, namespace, manifest, version)
         kopf.event(body, type="Normal", reason="Rebalancing", message=outcome.reason)
 
 
 async def _update_templates(
-    name: str, namespace: str, template: Mapping[str, Any], objects: ShardSetObjects
+    rt: Runtime, name: str, namespace: str, template: Mapping[str, Any],
+    objects: ShardSetObjects,
 ) -> None:
     """Shards whose StatefulSet was made from an older template get the current one."""
     for obj in objects.stateful_sets:
@@ -254,7 +246,7 @@ async def _update_templates(
         if shard is not None and manifests.is_out_of_date(obj, template):
             patch = manifests.template_update(name, shard, template)
             await asyncio.to_thread(
-                cluster().patch_stateful_set, namespace, manifests.shard_name(name, shard), patch
+                rt.shards.patch_stateful_set, namespace, manifests.shard_name(name, shard), patch
             )
 
 
@@ -276,10 +268,11 @@ def _record(
     status: Mapping[str, Any],
     meta: Mapping[str, Any],
     shards: int,
+    now: float,
 ) -> None:
     """Status and the given-up annotation, written only when they changed."""
     new_status = status_for(
-        snapshot, decision, status.get("conditions") or [], time.time(), meta.get("generation")
+        snapshot, decision, status.get("conditions") or [], now, meta.get("generation")
     )
     if any(status.get(key) != value for key, value in new_status.items()):
         patch.status.update(new_status)
@@ -296,12 +289,13 @@ def _record(
 
 
 def _report_refusal(
-    patch: Any, status: Mapping[str, Any], meta: Mapping[str, Any], reason: str, message: str
+    patch: Any, status: Mapping[str, Any], meta: Mapping[str, Any], reason: str, message: str,
+    now: float,
 ) -> None:
     """Nothing was done: say why in the Ready condition (other conditions are kept as they are)."""
     previous = status.get("conditions") or []
     ready = replace_conditions(
-        previous, [Condition("Ready", "False", reason, message)], time.time(),
+        previous, [Condition("Ready", "False", reason, message)], now,
         meta.get("generation"),
     )
     others = [c for c in previous if c.get("type") != "Ready"]

@@ -1,0 +1,79 @@
+"""What one service's healing daemon keeps between syncs, and the detector's verdict on it.
+
+In memory only (rebuilt, and backfilled from Prometheus, when the daemon starts): the health
+history, the fitted detector, the incident being tracked and which Events were already posted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.inputs import (
+    LOAD_BASELINE_ROWS,
+    HealthHistory,
+    Incident,
+    load_signals,
+    track_incident,
+)
+from adaptive_operator.domain.healing.ladder import LoadSignals
+
+RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
+LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
+
+
+@dataclass
+class Watcher:
+    """What one service's daemon keeps between syncs (in memory, rebuilt on restart)."""
+
+    metrics: dict[str, str]
+    roles: dict[str, str]  # metric -> role (saturation reads latency and cpu)
+    settings: DetectorSettings
+    history: HealthHistory
+    detector: AnomalyDetector
+    rows_since_fit: int = 0
+    incident: Incident | None = None
+    reported: set[str] = field(default_factory=set)
+    # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
+    load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
+    status: dict[str, Any] | None = None  # status.healing as this process last wrote it
+
+    @property
+    def window_rows(self) -> int:
+        s = self.settings
+        return s.baseline_rows + s.persistence_n + s.cooldown_rows + s.record_rows
+
+
+def new_watcher(metrics: dict[str, str], roles: dict[str, str],
+                settings: DetectorSettings) -> Watcher:
+    """An empty watcher whose history holds what fitting and one verdict need."""
+    limit = settings.train_rows + settings.baseline_rows + (
+        settings.record_rows + settings.cooldown_rows)
+    return Watcher(metrics, roles, settings, HealthHistory(limit),
+                   AnomalyDetector(settings, RANDOM_STATE))
+
+
+def refit_due(watcher: Watcher) -> bool:
+    """The detector is to be fitted now (on schedule, once enough rows are in)."""
+    due = not watcher.detector.fitted or watcher.rows_since_fit >= watcher.settings.refit_every
+    return due and len(watcher.history) >= watcher.settings.rows_to_fit
+
+
+def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
+    """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
+    if refit_due(watcher):
+        watcher.detector.fit(watcher.history.rows)
+        watcher.rows_since_fit = 0
+    if not watcher.detector.fitted:
+        return None
+    verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))
+    watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
+                                               watcher.settings.min_deviation_z)
+    return verdict
+
+
+def saturation(watcher: Watcher) -> LoadSignals | None:
+    return load_signals(watcher.load.rows, watcher.history.rows, watcher.settings.persistence_n,
+                        watcher.roles)

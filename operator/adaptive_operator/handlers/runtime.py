@@ -1,0 +1,89 @@
+"""The operator's process-wide state and its ports, built once by `adaptive-operator run`.
+
+kopf hands it to every handler in its memo (`memo.runtime`); a test builds one from fakes instead
+of patching module functions. What belongs to one object (a service's scaling memory, its
+healing watcher) lives in that object's own memo, a copy kopf makes per object and drops with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from adaptive_operator.adapters import prometheus, prometheus_access
+from adaptive_operator.adapters.shard_cluster import ShardSetObjects
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock seconds: what is written to status, ledgers and records."""
+
+    def monotonic(self) -> float:
+        """Seconds for measuring durations (never goes back)."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class ShardStore(Protocol):
+    """The ShardSet's owned objects (adapters.shard_cluster.ShardCluster; blocking calls)."""
+
+    def observe(self, namespace: str, name: str, config_map: str) -> ShardSetObjects: ...
+
+    def write_routing(self, namespace: str, manifest: Any, version: str | None) -> str: ...
+
+    def create(self, namespace: str, manifest: Any) -> None: ...
+
+    def delete(self, namespace: str, kind: str, name: str) -> None: ...
+
+    def delete_owned(self, namespace: str, kind: str, name: str, owner_uid: str) -> bool: ...
+
+    def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None: ...
+
+
+LoadReader = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+async def read_load(query: str) -> list[dict[str, Any]]:
+    """Per-shard load: a PromQL instant vector from the operator-wide Prometheus."""
+    endpoint = await asyncio.to_thread(prometheus_access.operator_endpoint)
+    return await prometheus.query_vector(endpoint, query)
+
+
+def always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    # Namespace patterns the handlers filter by (kopf then watches cluster-wide): see
+    # domain/common/namespaces.py for why kopf's own pattern support is not used.
+    namespace_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    shards: ShardStore
+    settings: OperatorSettings = OperatorSettings()
+    clock: Clock = field(default_factory=SystemClock)
+    # May this process act now? Without an election always; with one, only while its lease was
+    # renewed within the deadline (a paused leader may have been replaced).
+    may_act: Callable[[], bool] = always
+    read_load: LoadReader = read_load
+
+
+def of(memo: Any) -> Runtime:
+    """The runtime in kopf's memo (the operator's, or an object's copy of it)."""
+    found = memo.get("runtime") if memo is not None else None
+    if not isinstance(found, Runtime):
+        raise RuntimeError("no runtime in kopf's memo: start the operator with "
+                           "`adaptive-operator run`")
+    return found
