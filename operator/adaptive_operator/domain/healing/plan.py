@@ -72,22 +72,31 @@ def reported_events(plan: HealingPlan, reported: set[str]) -> tuple[list[Event],
     """Events for what was only decided (a dry run; giving up and unreadable metrics once per
     incident or problem), and what has been reported after them."""
     events: list[Event] = []
-    reported = set(reported)
     if plan.dry_run and plan.intent is not None:
         events.append(Event("Normal", "HealingDryRun", plan.message))
-    if plan.exhausted and "exhausted" not in reported:
-        events.append(Event("Warning", "HealingExhausted", plan.message))
-        reported.add("exhausted")
-    elif not plan.exhausted and plan.reason == "Healthy":
-        reported.discard("exhausted")
-    unreadable = f"unreadable:{plan.message}"
-    if plan.reason == "MetricsUnreadable" and unreadable not in reported:
-        # Once per distinct problem: what was ignored, and that nothing was done on it.
-        events.append(Event("Warning", "HealingMetricsIgnored", plan.message))
-        reported.add(unreadable)
-    elif plan.reason != "MetricsUnreadable":
-        reported = {key for key in reported if not key.startswith("unreadable:")}
+    for once in (_exhausted, _unreadable):
+        event, reported = once(plan, reported)
+        events.extend([event] if event is not None else [])
     return events, reported
+
+
+def _exhausted(plan: HealingPlan, reported: set[str]) -> tuple[Event | None, set[str]]:
+    """Giving up, said once per incident (a healthy sync ends the incident)."""
+    if plan.exhausted and "exhausted" not in reported:
+        return Event("Warning", "HealingExhausted", plan.message), reported | {"exhausted"}
+    if not plan.exhausted and plan.reason == "Healthy":
+        return None, reported - {"exhausted"}
+    return None, reported
+
+
+def _unreadable(plan: HealingPlan, reported: set[str]) -> tuple[Event | None, set[str]]:
+    """Once per distinct problem: what was ignored, and that nothing was done on it."""
+    unreadable = f"unreadable:{plan.message}"
+    if plan.reason != "MetricsUnreadable":
+        return None, {key for key in reported if not key.startswith("unreadable:")}
+    if unreadable not in reported:
+        return Event("Warning", "HealingMetricsIgnored", plan.message), reported | {unreadable}
+    return None, reported
 
 
 def verdict_status(verdict: AnomalyVerdict, now: float) -> dict[str, Any]:
