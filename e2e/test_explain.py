@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from adaptive_operator.demo.exporter import Exporter
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -49,7 +48,7 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("explain",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
@@ -78,26 +77,24 @@ def can_i(kubeconfig: Path, verb: str, namespace: str) -> str:
     return result.stdout.strip()
 
 
-def test_explain_works_with_only_get(local_cluster: Cluster, namespace: str,
+def test_explain_works_with_only_get(crds: Cluster, namespace: str,
                                      operator: OperatorProcess, tmp_path: Path) -> None:
-    with Exporter(namespace, local_cluster.targets_dir) as load:
-        load.set("e2e_load", 27.0)
-        local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
-        local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                              stdin=service_yaml(f'sum(e2e_load{{exporter="{namespace}"}})'))
-        # The first sync may come before Prometheus's first scrape of the load (EmptyResult).
-        wait_until(lambda: (local_cluster.json("get", "adaptiveservice", "web", "-n", namespace)
-                            .get("status") or {}).get("desiredReplicas") == 3, 60,
-                   "a decision on the load (3 replicas)")
-        viewer = viewer_kubeconfig(local_cluster, namespace, tmp_path / "viewer.json")
-        assert can_i(viewer, "get", namespace) == "yes"
-        assert can_i(viewer, "list", namespace) == "no"
-        assert can_i(viewer, "get", "default") == "no"
-        result = subprocess.run(
-            [sys.executable, "-m", "adaptive_operator", "explain", f"{namespace}/web",
-             "--kubeconfig", str(viewer), "--prometheus-url", local_cluster.prometheus_url or "",
-             "--rows", "20"], capture_output=True, text=True, timeout=120, cwd=ROOT,
-            check=False)
+    cluster = crds
+    assert cluster.prometheus_url, "explain reads the cluster's Prometheus"
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
+    # A constant load of 27 (any cluster's Prometheus answers it): 3 replicas.
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service_yaml("sum(vector(27))"))
+    wait_until(lambda: (cluster.json("get", "adaptiveservice", "web", "-n", namespace)
+                        .get("status") or {}).get("desiredReplicas") == 3, 60,
+               "a decision on the load (3 replicas)")
+    viewer = viewer_kubeconfig(cluster, namespace, tmp_path / "viewer.json")
+    assert can_i(viewer, "get", namespace) == "yes"
+    assert can_i(viewer, "list", namespace) == "no"
+    assert can_i(viewer, "get", "default") == "no"
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptive_operator", "explain", f"{namespace}/web",
+         "--kubeconfig", str(viewer), "--prometheus-url", cluster.prometheus_url,
+         "--rows", "20"], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in (f"AdaptiveService {namespace}/web -> Deployment web", "Last decision",
