@@ -29,17 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from adaptive_operator.commands.replay import read_trace
+from adaptive_operator.domain.scaling.advisor import ForecastAdvisor
 from adaptive_operator.domain.scaling.coupled_advisor import (
     CoupledAdvisor,
     OwnAdvisor,
     UpstreamTrace,
 )
-from adaptive_operator.domain.scaling.replay import (
-    ForecastAdvisor,
-    ReplayConfig,
-    ReplayResult,
-    replay,
-)
+from adaptive_operator.domain.scaling.replay import ReplayConfig, ReplayResult, replay
 from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from adaptive_operator.commands.replay import read_trace
+from adaptive_operator.domain.scaling.advisor import ForecastAdvisor
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
-from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent

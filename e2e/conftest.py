@@ -158,8 +158,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `last` (e.g. one that takes the session's cluster down) run after all
-    others."""
+    others. Under pytest-xdist (`--dist loadgroup`) every e2e test goes to one worker, in this
+    order, beside the unit tests on the others: one cluster, started once, in one process."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")

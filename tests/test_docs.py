@@ -1,14 +1,17 @@
-"""The documentation's bars: every relative link resolves; the README names every dependency."""
+"""The documentation's bars: links resolve, and the README names every dependency and flag."""
 
+import argparse
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.shard_set import ShardSetSpec
+from adaptive_operator.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(
@@ -23,7 +26,10 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
-SPECS = {"AdaptiveService": AdaptiveServiceSpec, "ShardSet": ShardSetSpec}
+SPECS: dict[str, type[BaseModel]] = {
+    "AdaptiveService": AdaptiveServiceSpec,
+    "ShardSet": ShardSetSpec,
+}
 
 
 def prose(text: str) -> str:
@@ -108,3 +114,19 @@ def test_the_shown_resources_are_valid(manifest: dict[str, object]) -> None:
 
 def test_the_readme_shows_both_resources() -> None:
     assert {doc["kind"] for where, doc in manifests() if where == "README.md"} == set(SPECS)
+
+
+def run_flags() -> list[str]:
+    """Every option of `adaptive-operator run`, from its parser."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run = subparsers.choices["run"]
+    flags = [flag for action in run._actions for flag in action.option_strings]
+    return [flag for flag in flags if flag.startswith("--") and flag != "--help"]
+
+
+def test_the_readme_lists_every_run_flag() -> None:
+    readme = (ROOT / "README.md").read_text()
+    operations = readme.split("\n## Operations\n", 1)[1].split("\n## ", 1)[0]
+    missing = [flag for flag in run_flags() if f"`{flag}" not in operations]
+    assert missing == [], f"flags of `run` the README's Operations section omits: {missing}"

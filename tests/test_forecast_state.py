@@ -12,11 +12,11 @@ from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.forecasting import ModelKind
 from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.forecast import MetricForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import ForecastPoint, PredictiveState
 from adaptive_operator.handlers import adaptive_service, forecast_report, forecasts
-from adaptive_operator.handlers.forecasts import MetricForecast, combine
 
 PERIOD = 2
 

@@ -99,7 +99,7 @@ def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
 def test_routing_manifest_is_owned_and_loadable() -> None:
     snapshot = handler._snapshot(SPEC, objects(), {})
     decision = decide(snapshot, now=0.0)
-    manifest = handler._routing_manifest("cache", "prod", decision, BODY)
+    manifest = handler.routing_manifest("cache", "prod", decision, BODY)
     assert manifest["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     assert manifest["data"]["epoch"] == str(decision.routing.epoch)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_SECONDS, MAX_REPLICAS
-from adaptive_operator.domain.scaling.replay import ForecastAdvisor, ReplayConfig, replay
+from adaptive_operator.domain.scaling.advisor import ForecastAdvisor
+from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 
 DAY_SECONDS = 86_400
 MAX_FORECAST_CELLS = 64 << 20

@@ -36,6 +36,7 @@ from adaptive_operator.domain.scaling.config import (
     history_to_status,
     spec_from_model,
 )
+from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.plan import (
     history_to_write,
     kept_history,
@@ -178,7 +179,7 @@ async def read_metrics(namespace: str, spec: AdaptiveServiceSpec) -> tuple[
     return tuple(readings), problem, (source.endpoint, sent)
 
 
-Observed = tuple[SyncOutcome, kube.Scale | None, forecasts.ServiceForecast | None]
+Observed = tuple[SyncOutcome, kube.Scale | None, ServiceForecast | None]
 
 
 async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: kopf.Body,
@@ -254,7 +255,7 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
 async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
                        startups: tuple[float, ...], sent: Sent | None,
-                       now: float) -> forecasts.ServiceForecast | None:
+                       now: float) -> ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off (or no query
     can be sent: nothing is read unscoped or unallowed, history included)."""
     if spec.predictive is None or not spec.predictive.enabled:
@@ -270,7 +271,7 @@ HEALING_FLOOR = "a healing scale-out (saturation)"
 
 
 def floor_for(spec: AdaptiveServiceSpec, body: kopf.Body,
-              forecast: forecasts.ServiceForecast | None, now: float) -> tuple[int | None, str]:
+              forecast: ServiceForecast | None, now: float) -> tuple[int | None, str]:
     """The higher of the forecast's floor and a healing scale-out's, and which one it is."""
     floor = forecast.floor if forecast else None
     healed = healing_floor(spec, body, now)
@@ -375,7 +376,7 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
 
 async def write_status(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                        outcome: SyncOutcome, scale: kube.Scale | None, scaled_at: float | None,
-                       forecast: forecasts.ServiceForecast | None,
+                       forecast: ServiceForecast | None,
                        memory: Memory, clock: runtime.Clock) -> None:
     now = clock.now()
     old = dict(body.get("status", {}) or {})
@@ -403,7 +404,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
 
 
 def forecast_fields(old: dict[str, Any],
-                    forecast: forecasts.ServiceForecast | None) -> dict[str, Any]:
+                    forecast: ServiceForecast | None) -> dict[str, Any]:
     if forecast is not None:
         return {"forecast": forecast_report.forecast_status(forecast)}
     # Predictive was switched off: a merge patch's None deletes what was shown.
@@ -418,7 +419,7 @@ def writes_status(record: scale_writes.WriteRecord) -> dict[str, Any]:
 
 
 def forecast_conditions(old: dict[str, Any],
-                        forecast: forecasts.ServiceForecast | None) -> list[Condition]:
+                        forecast: ServiceForecast | None) -> list[Condition]:
     if forecast is not None:
         return [forecast_report.reliable_condition(forecast)]
     had = any(c.get("type") == "ForecastReliable" for c in old.get("conditions") or [])

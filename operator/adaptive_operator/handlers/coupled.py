@@ -31,13 +31,10 @@ from adaptive_operator.domain.scaling.coupling import (
     UpstreamInput,
     find_cycle,
 )
+from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.forecast_history import aligned_view, grid_shift
 from adaptive_operator.handlers import settings
-from adaptive_operator.handlers.forecasts import (
-    MetricForecaster,
-    ServiceForecast,
-    ServiceForecaster,
-)
+from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
 
 CONDITION = "CouplingTrusted"
 MAX_WALK = 32  # objects read to look for a cycle

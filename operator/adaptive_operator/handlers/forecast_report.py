@@ -8,8 +8,8 @@ from adaptive_operator.adapters import telemetry
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import ForecastPointStatus, PredictiveStatus
 from adaptive_operator.domain.common.conditions import Condition
+from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast
 from adaptive_operator.domain.scaling.predictive import PredictiveState
-from adaptive_operator.handlers.forecasts import MetricForecast, ServiceForecast
 
 # The guard's reasons (domain/scaling/predictive.py, forecasting/engine.py) by their opening words.
 REASONS = (

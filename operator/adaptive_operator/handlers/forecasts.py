@@ -26,6 +26,7 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSp
 from adaptive_operator.api.base import MAX_HISTORY_ROWS, MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import (
     MetricHistory,
     capacity_rows,
@@ -78,20 +79,6 @@ def advisor_settings(predictive: PredictiveSpec, period: float) -> PredictiveSet
     )
 
 
-@dataclass(frozen=True)
-class MetricForecast:
-    metric: str
-    floor: int | None
-    state: PredictiveState
-    ignored: str = ""  # samples the backfill left out, e.g. "ignored 3 NaN samples"
-
-    @property
-    def ceiling(self) -> int | None:
-        """Replicas this metric's forecast lets the service scale down to (scale-down on
-        forecast, trusted forecast), else None."""
-        return self.state.scale_down_to if self.state.reliable else None
-
-
 @dataclass
 class MetricForecaster:
     """One metric's history and advisor; rebuilt when what they were made for changes."""
@@ -133,21 +120,6 @@ class MetricForecaster:
         return floor, advisor.state
 
 
-@dataclass(frozen=True)
-class ServiceForecast:
-    """What one sync's forecasting gives the decision and the status."""
-
-    floor: int | None
-    lead: MetricForecast  # the metric shown in status: the one asking most, else the first
-    look_ahead: LookAhead
-    metrics: tuple[MetricForecast, ...]
-    ceiling: int | None = None
-
-    @property
-    def reliable(self) -> bool:
-        return any(m.state.reliable for m in self.metrics)
-
-
 @dataclass
 class ServiceForecaster:
     metrics: dict[str, MetricForecaster] = field(default_factory=dict)
@@ -182,17 +154,3 @@ class ServiceForecaster:
         floor, state = await forecaster.advise(advisor_settings(predictive, period), ahead.seconds,
                                                metric.target_per_replica)
         return MetricForecast(metric.name, floor, state, forecaster.ignored)
-
-
-def combine(results: tuple[MetricForecast, ...], ahead: LookAhead) -> ServiceForecast:
-    """The floor is the largest any metric's trusted forecast asks for. The ceiling is the
-    largest of the metrics' ceilings, and only when every metric has one: a metric whose
-    forecast is not trusted (or which never scales down on it) keeps its reactive say."""
-    floors = [r for r in results if r.floor is not None]
-    if floors:
-        lead = max(floors, key=lambda r: r.floor or 0)
-    else:
-        lead = next((r for r in results if r.state.forecast), results[0])
-    ceilings = [r.ceiling for r in results]
-    ceiling = max(c for c in ceilings if c is not None) if None not in ceilings else None
-    return ServiceForecast(lead.floor, lead, ahead, results, ceiling)

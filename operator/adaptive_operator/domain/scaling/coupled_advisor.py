@@ -10,24 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
 
 from adaptive_operator.domain.common.views import RowsView
+from adaptive_operator.domain.scaling.advisor import PathAdvisor
 from adaptive_operator.domain.scaling.coupling import (
     CoupledForecaster,
     CouplingSettings,
     UpstreamInput,
 )
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor
-
-
-class PathAdvisor(Protocol):
-    def advise(self, history: Sequence[float | None], interval_seconds: float,
-               lookahead_seconds: float, target_per_replica: float) -> int | None: ...
-
-    def ceiling(self) -> int | None: ...
-
-    def median_path(self) -> tuple[float, ...]: ...
 
 
 class OwnAdvisor(PredictiveAdvisor):

@@ -12,17 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_operator.api.base import MAX_METRICS, truncated
+from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
 from adaptive_operator.domain.scaling.config import checkpoint_due
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

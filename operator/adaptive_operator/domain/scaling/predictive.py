@@ -93,7 +93,7 @@ def _engine_settings(settings: PredictiveSettings, interval: float) -> EngineSet
 
 
 class PredictiveAdvisor:
-    """Implements `domain.scaling.replay.ForecastAdvisor`; one instance per service (it keeps that
+    """Implements `domain.scaling.advisor.ForecastAdvisor`; one instance per service (it keeps that
     service's history)."""
 
     def __init__(self, settings: PredictiveSettings | None = None) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from adaptive_operator.domain.common.views import RowsView
+from adaptive_operator.domain.scaling.advisor import ForecastAdvisor
 from adaptive_operator.domain.scaling.algorithm import (
     MetricReading,
     ScalingHistory,
@@ -24,21 +24,6 @@ from adaptive_operator.domain.scaling.algorithm import (
 )
 
 METRIC_NAME = "load"
-
-
-class ForecastAdvisor(Protocol):
-    """The predictive part: a replica floor from the history seen so far, or None; and, after
-    that advice, the ceiling the service may scale down to on the forecast alone, or None."""
-
-    def advise(
-        self,
-        history: Sequence[float | None],
-        interval_seconds: float,
-        lookahead_seconds: float,
-        target_per_replica: float,
-    ) -> int | None: ...
-
-    def ceiling(self) -> int | None: ...
 
 
 class NoForecast:

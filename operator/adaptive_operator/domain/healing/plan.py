@@ -1,0 +1,155 @@
+"""What one healing sync writes and says, from its observation: pure functions, no I/O.
+
+The handler observes (health rows into the watcher, pods, rollout, load), then `decide` reads the
+ledger and the pause from the annotations and asks the ladder; the handler writes the ledger
+before acting, carries the action out, and writes `healing_status` when it changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from adaptive_operator.api.base import truncated
+from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.common.events import Event
+from adaptive_operator.domain.common.times import timestamp
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
+from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
+from adaptive_operator.domain.healing.ladder import (
+    HealingPlan,
+    LedgerEntry,
+    Observation,
+    Outcome,
+    decide_healing,
+    policy_from_spec,
+    summarise,
+)
+
+LEDGER = "adaptive.dev/healing-ledger"
+PAUSED = "adaptive.dev/healing-paused"
+# The verdict's numbers in status are refreshed this often when nothing else changed (the
+# live score is the `adaptive_anomaly_score` gauge): with 1,000 services, a status write is an
+# API call and a watch event for kopf, and they were most of the API server's load.
+VERDICT_REFRESH_SECONDS = 300.0
+
+
+def decide(healing: HealingSpec, observation: Observation, annotations: dict[str, str],
+           now: float) -> tuple[HealingPlan, list[LedgerEntry]]:
+    """The plan on the ledger and pause of these annotations; a damaged ledger acts never."""
+    observation = replace(observation, paused=annotations.get(PAUSED) == "true")
+    try:
+        ledger = ledger_from_json(annotations.get(LEDGER))
+    except LedgerError as err:
+        ledger = []
+        observation = Observation(observation.verdict, read_error=str(err))
+    return decide_healing(policy_from_spec(healing), observation, ledger, now), ledger
+
+
+def verified_event(entry: LedgerEntry) -> Event:
+    helped = entry.outcome is Outcome.HELPED
+    return Event("Normal" if helped else "Warning",
+                 "HealingVerified" if helped else "HealingDidNotHelp",
+                 f"{entry.action} {entry.id}: {entry.outcome}")
+
+
+def action_event(plan: HealingPlan, intent: LedgerEntry, target: str, problem: str | None,
+                 blocked: bool) -> Event:
+    """What became of the action: held back by a budget, failed, or done."""
+    if blocked:
+        return Event("Warning", "HealingActionFailed",
+                     f"{intent.action} of {target} held back: {problem}; tried again "
+                     f"after the cooldown ({plan.message})")
+    if problem:
+        return Event("Warning", "HealingActionFailed",
+                     f"{intent.action} of {target} failed: {problem}; it will be "
+                     f"verified, not repeated ({plan.message})")
+    return Event("Normal", plan.reason, f"{intent.action}: {plan.message}")
+
+
+def reported_events(plan: HealingPlan, reported: set[str]) -> tuple[list[Event], set[str]]:
+    """Events for what was only decided (a dry run; giving up and unreadable metrics once per
+    incident or problem), and what has been reported after them."""
+    events: list[Event] = []
+    if plan.dry_run and plan.intent is not None:
+        events.append(Event("Normal", "HealingDryRun", plan.message))
+    for once in (_exhausted, _unreadable):
+        event, reported = once(plan, reported)
+        events.extend([event] if event is not None else [])
+    return events, reported
+
+
+def _exhausted(plan: HealingPlan, reported: set[str]) -> tuple[Event | None, set[str]]:
+    """Giving up, said once per incident (a healthy sync ends the incident)."""
+    if plan.exhausted and "exhausted" not in reported:
+        return Event("Warning", "HealingExhausted", plan.message), reported | {"exhausted"}
+    if not plan.exhausted and plan.reason == "Healthy":
+        return None, reported - {"exhausted"}
+    return None, reported
+
+
+def _unreadable(plan: HealingPlan, reported: set[str]) -> tuple[Event | None, set[str]]:
+    """Once per distinct problem: what was ignored, and that nothing was done on it."""
+    unreadable = f"unreadable:{plan.message}"
+    if plan.reason != "MetricsUnreadable":
+        return None, {key for key in reported if not key.startswith("unreadable:")}
+    if unreadable not in reported:
+        return Event("Warning", "HealingMetricsIgnored", plan.message), reported | {unreadable}
+    return None, reported
+
+
+def verdict_status(verdict: AnomalyVerdict, now: float) -> dict[str, Any]:
+    return {"score": round(verdict.score, 3), "isAnomaly": verdict.is_anomaly,
+            "time": timestamp(now),
+            "contributions": [{"metric": c.metric, "value": c.value, "baseline": c.baseline,
+                               "z": round(c.z, 2)} for c in verdict.contributions]}
+
+
+def last_action(old: dict[str, Any], plan: HealingPlan, entry: LedgerEntry) -> dict[str, Any]:
+    """The action shown in status; the reason and message stay those it was taken for."""
+    previous = old.get("lastAction") or {}
+    same = previous.get("id") == entry.id
+    message = truncated(plan.message)
+    return {"id": entry.id, "action": entry.action.value,
+            "reason": previous.get("reason", plan.reason) if same else plan.reason,
+            "message": previous.get("message", message) if same else message,
+            "outcome": entry.outcome.value, "time": timestamp(entry.at)}
+
+
+def healing_status(old: dict[str, Any], verdict: AnomalyVerdict | None, plan: HealingPlan,
+                   ledger: list[LedgerEntry], now: float) -> dict[str, Any]:
+    """status.healing after this sync, from the one last written."""
+    new = dict(old)
+    new["state"] = {"reason": plan.reason, "message": truncated(plan.message),
+                    "time": timestamp(now)}
+    if verdict is not None:
+        new["lastVerdict"] = verdict_status(verdict, now)
+    entry = plan.intent or plan.verified
+    if entry is not None:
+        new["lastAction"] = last_action(old, plan, entry)
+    summary = summarise(ledger, now)
+    new["ledger"] = {"total": summary.total, "lastHour": summary.last_hour,
+                     "byOutcome": summary.by_outcome}
+    return new
+
+
+def _age(verdict: dict[str, Any], now: float) -> float:
+    try:
+        written = datetime.strptime(str(verdict.get("time")), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return float("inf")
+    return now - written.replace(tzinfo=UTC).timestamp()
+
+
+def differs(old: dict[str, Any], new: dict[str, Any], now: float) -> bool:
+    """Changed beyond the verdict's numbers, or those five minutes old: a status write per sync
+    (the score moves every sync) would be noise, and with 1,000 services, each write is an
+    API call and a watch event for kopf to process."""
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        verdict = status.get("lastVerdict") or {}
+        state = (status.get("state") or {}).get("reason")  # its message counts down: noise
+        return {**status, "lastVerdict": verdict.get("isAnomaly"), "state": state}
+    if strip(old) != strip(new):
+        return True
+    return _age(old.get("lastVerdict") or {}, now) >= VERDICT_REFRESH_SECONDS

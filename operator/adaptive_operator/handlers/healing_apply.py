@@ -1,0 +1,141 @@
+"""Applying a healing plan: the ledger first, then the action, then Events and status.
+
+The intent is written to the ledger BEFORE the action is carried out, so an operator killed in
+between comes back, finds the Pending entry and verifies it instead of acting again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import kopf
+
+from adaptive_operator.adapters import kube, telemetry, workload
+from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.domain.common.events import Event
+from adaptive_operator.domain.common.times import timestamp
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
+from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template, with_entry
+from adaptive_operator.domain.healing.ladder import Action, HealingPlan, LedgerEntry
+from adaptive_operator.domain.healing.plan import (
+    LEDGER,
+    action_event,
+    differs,
+    healing_status,
+    reported_events,
+    verified_event,
+)
+from adaptive_operator.domain.healing.targets import remedies
+from adaptive_operator.domain.healing.watch import Watcher
+
+
+def post(body: kopf.Body, events: Iterable[Event]) -> None:
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
+                 ledger: list[LedgerEntry]) -> list[LedgerEntry]:
+    """The ledger with the plan's verification and intent, written before any action."""
+    entries = [entry for entry in (plan.verified, plan.intent) if entry is not None]
+    for entry in entries:
+        telemetry.HEALING_ACTIONS.labels(namespace, name, entry.action.value,
+                                         entry.outcome.value).inc()
+        ledger = with_entry(ledger, entry)
+    if plan.verified is not None:
+        post(body, [verified_event(plan.verified)])
+    if entries:
+        await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
+    return ledger
+
+
+async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                    plan: HealingPlan, intent: LedgerEntry) -> bool:
+    """Carry out the intent; True when PodDisruptionBudgets refused all of it (Blocked)."""
+    blocked = False
+    try:
+        if intent.action is Action.EVICT_PODS:
+            problem, blocked = await _evict(namespace, spec, intent)
+        else:
+            problem = await _perform(namespace, spec, intent)
+    except (workload.WorkloadError, kube.TargetError) as err:
+        problem = err.message
+    post(body, [action_event(plan, intent, spec.scale_target_ref.name, problem, blocked)])
+    return blocked
+
+
+async def _evict(namespace: str, spec: AdaptiveServiceSpec,
+                 intent: LedgerEntry) -> tuple[str | None, bool]:
+    """What the evictions ran into, and whether PodDisruptionBudgets refused every one."""
+    ref = spec.scale_target_ref
+    owner = (ref.kind, ref.name) if ref.kind in workload.OWNING_KINDS else None
+    refusals = await workload.evict(namespace, intent.pods, owner)
+    problem = "; ".join(r.message for r in refusals) or None
+    return problem, len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
+
+
+async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
+    ref = spec.scale_target_ref
+    if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
+        return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
+    if intent.action is Action.ROLL_BACK:
+        return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0)
+    if intent.action is Action.ROLLOUT_RESTART:
+        await _restart(namespace, spec, timestamp(intent.at))
+    elif intent.action is Action.SCALE_OUT:
+        return _scale_out_problem(spec)
+    return None
+
+
+def _scale_out_problem(spec: AdaptiveServiceSpec) -> str | None:
+    """The scaler carries the scale-out (the ledger entry is its floor): it scales nothing in
+    DryRun or Paused mode."""
+    if spec.mode == "Active":
+        return None
+    return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
+
+
+async def _restart(namespace: str, spec: AdaptiveServiceSpec, at: str) -> None:
+    """`kubectl rollout restart`: a Deployment's own way, any other kind's pod template."""
+    ref = spec.scale_target_ref
+    if ref.kind == "Deployment":
+        await workload.restart(namespace, ref.name, at)
+    else:
+        await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name, at)
+
+
+async def _roll_back(namespace: str, kind: str, name: str, revision: int) -> str | None:
+    """`kubectl rollout undo --to-revision`: a Deployment from its ReplicaSets, a StatefulSet
+    from its ControllerRevisions."""
+    if kind == "StatefulSet":
+        _, sets = await workload.statefulset_pods_and_revisions(namespace, name)
+    else:
+        _, sets = await workload.pods_and_replica_sets(namespace, name)
+    template = rollback_template(sets, revision)
+    if template is None:
+        return f"revision {revision} no longer exists"
+    if kind == "StatefulSet":
+        await workload.roll_back_statefulset(namespace, name, template)
+    else:
+        await workload.roll_back(namespace, name, template)
+    return None
+
+
+def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
+    """Events for what was only decided: a dry run, and giving up (once per incident)."""
+    events, watcher.reported = reported_events(plan, watcher.reported)
+    post(body, events)
+
+
+async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watcher,
+                       verdict: AnomalyVerdict | None, plan: HealingPlan,
+                       ledger: list[LedgerEntry], now: float) -> None:
+    """status.healing, when it changed from what this process last wrote (the watched body
+    until then: it may not show the last write yet)."""
+    old = watcher.status
+    if old is None:
+        old = dict((body.get("status") or {}).get("healing") or {})
+    new = healing_status(old, verdict, plan, ledger, now)
+    if differs(old, new, now):
+        await kube.patch_status(PLURAL, namespace, name, {"healing": new})
+        watcher.status = new

@@ -1,0 +1,172 @@
+"""Observing for healing: the health rows into the watcher, the target's pods and rollout.
+
+Everything the ladder reads but the ledger and the pause (`domain.healing.plan.decide` reads
+those from the annotations). Reads only: nothing here writes to the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from adaptive_operator import logs
+from adaptive_operator.adapters import cached_reads, kube, workload
+from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, RangeSeries, Target
+from adaptive_operator.adapters.prometheus_access import health_queries, source_for
+from adaptive_operator.adapters.query_batch import read_total
+from adaptive_operator.adapters.range_batch import aligned, read_range
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTargetRef
+from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
+from adaptive_operator.domain.healing.inputs import pod_report, rollout_info
+from adaptive_operator.domain.healing.ladder import (
+    Observation,
+    RolloutInfo,
+    detector_settings_from_spec,
+)
+from adaptive_operator.domain.healing.watch import (
+    Watcher,
+    new_watcher,
+    refit_due,
+    saturation,
+    score,
+)
+from adaptive_operator.handlers import settings
+
+log = logs.get(__name__)
+POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
+
+
+async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...] | None:
+    """The target's own pods ({{pods}}); None for a kind whose pods are not looked up."""
+    if spec.scale_target_ref.kind != "Deployment":
+        return None
+    raw_pods, _ = await cached_reads.pods_and_replica_sets(namespace, spec.scale_target_ref.name)
+    return tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
+
+
+async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
+                        healing: HealingSpec, now: float) -> Watcher:
+    watcher = new_watcher(dict(healing.metrics), healing.roles_by_name(),
+                          detector_settings_from_spec(healing))
+    limit = watcher.history.limit
+    step = float(spec.sync_period_seconds)
+    end = aligned(now, step)  # on the grid: services starting together share queries
+    start = end - step * (limit - 1)
+    try:
+        series = await read_history(namespace, spec, healing.metrics, start, end, step)
+    except (MetricError, workload.WorkloadError, PrometheusError) as err:
+        log.warning("no healing history to backfill", error=_reason(err))
+        return watcher
+    ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
+    if ignored:
+        log.warning("healing history samples ignored", ignored=ignored)
+    watcher.history.backfill({name: found.values for name, found in series.items()})
+    log.info("healing history backfilled", rows=len(watcher.history))
+    return watcher
+
+
+def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
+    return str(err) if isinstance(err, PrometheusError) else err.message
+
+
+async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
+                       start: float, end: float, step: float) -> dict[str, RangeSeries]:
+    """Each health metric's range of rows, by name."""
+    names = list(metrics)
+    url, queries = await health_queries(namespace, spec, metrics,
+                                        await pod_names(namespace, spec))
+    answers = await asyncio.gather(*(read_range(url, queries[name], start, end, step)
+                                   for name in names))
+    return dict(zip(names, answers, strict=True))
+
+
+async def read_row(url: Target, metrics: dict[str, str],
+                   max_age: float) -> tuple[dict[str, float], str | None]:
+    row: dict[str, float] = {}
+    for name, query in metrics.items():
+        try:
+            row[name] = (await read_total(url, query, max_age)).value
+        except MetricError as err:
+            return row, f"metric {name}: {err.message}"
+    return row, None
+
+
+async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
+                          now: float, pods: Sequence[str] | None,
+                          ) -> tuple[AnomalyVerdict | None, str | None]:
+    try:
+        url, queries = await health_queries(namespace, spec, watcher.metrics, pods)
+    except MetricError as err:
+        return None, f"health metrics: {err.message}"
+    row, error = await read_row(url, queries, settings.answer_age(spec))
+    if error is not None:
+        return None, error
+    watcher.history.append(row)
+    watcher.rows_since_fit += 1
+    await observe_load(namespace, watcher, spec)
+    if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
+        return await asyncio.to_thread(score, watcher, now), None
+    return score(watcher, now), None  # one row's verdict: a thread would only add a wait
+
+
+async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
+    """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
+    cannot be read is skipped (logged), so saturation is never judged on data not read."""
+    try:
+        source = await source_for(namespace, spec)
+        queries = {m.name: m.query for m in source.scaling_spec(spec).metrics}
+    except MetricError as err:
+        log.warning("load row ignored for saturation", error=err.message)
+        return
+    row, error = await read_row(source.endpoint, queries, settings.answer_age(spec))
+    if error is not None:
+        log.warning("load row ignored for saturation", error=error)
+        return
+    watcher.load.append(row)
+
+
+Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None]
+Pods = tuple[list[Any], RolloutInfo | None, tuple[str, ...] | None]
+
+
+async def _pods(namespace: str, ref: ScaleTargetRef, scale: kube.Scale) -> Pods:
+    """The target's pods, its rollout (Deployments and StatefulSets) and pod names ({{pods}},
+    Deployments only)."""
+    if ref.kind == "Deployment":
+        raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
+        names = tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
+        return raw_pods, rollout_info(sets), names
+    if ref.kind == "StatefulSet":
+        raw_pods, sets = await workload.statefulset_pods_and_revisions(namespace, ref.name)
+        return raw_pods, rollout_info(sets), None
+    # Any other kind: its pods through the /scale selector, no rollout to judge.
+    return await workload.pods_of(namespace, scale.selector), None, None
+
+
+async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float) -> Workload:
+    """The replicas, the rollout, the pods' health, the pod names and what could not be read."""
+    ref, replicas = spec.scale_target_ref, 0
+    try:
+        scale = await cached_reads.read_scale(namespace, kube.TargetRef(
+            ref.api_version, ref.kind, ref.name))
+        replicas = scale.replicas
+        raw_pods, rollout, names = await _pods(namespace, ref, scale)
+    except (kube.TargetError, workload.WorkloadError) as err:
+        return replicas, None, (), None, err.message
+    reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
+    pods = tuple(report.health for report in reports if report is not None)
+    return replicas, rollout, pods, names, None
+
+
+async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
+                  now: float) -> Observation:
+    """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
+    replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
+    verdict, error = await observe_metrics(namespace, watcher, spec, now, names)
+    error = error or unread
+    started = watcher.incident.started_at if watcher.incident else None
+    return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,
+                       spec.max_replicas, False, error)
+
