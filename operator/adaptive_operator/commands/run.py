@@ -128,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
         scope=args.query_scope))
-    query_batch.configure(args.batch_queries == "true")
     range_batch.configure(args.batch_queries == "true")
     cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
@@ -143,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     # Built once: every handler finds it in kopf's memo.
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(), may_act=may_act,
+        totals=query_batch.QueryBatcher(enabled=args.batch_queries == "true"),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
         kube.fence_writes(may_act)
