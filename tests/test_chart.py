@@ -174,21 +174,29 @@ def test_operator_arguments_follow_values(
 @pytest.mark.parametrize("values", [
     pytest.param({}, id="defaults"),
     pytest.param({"watch": {"namespaces": ["team-a", "team-b"]}}, id="namespaced"),
+    pytest.param({"peering": {"name": "team-a-operator"}}, id="own-peering"),
 ])
 def test_the_operator_accepts_the_rendered_command(
         helm: Path, values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rendered args go through the real parser: a flag it refuses crash-loops every install."""
+    """The rendered args and environment go through the real parser: a flag it refuses
+    crash-loops every install, and an environment variable it does not read does nothing."""
     from adaptive_operator.cli import build_parser
     from adaptive_operator.commands.run import namespaces
 
     monkeypatch.setenv("WATCH_NAMESPACES", "stale-value")
+    rendered = container(render(helm, values))
+    for variable in rendered["env"]:
+        if "value" in variable:
+            monkeypatch.setenv(variable["name"], variable["value"])
     entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M)
     assert entrypoint, "the Dockerfile names no exec-form ENTRYPOINT"
     program, *subcommand = json.loads(entrypoint.group(1))
     assert program == "adaptive-operator"
-    args = build_parser().parse_args([*subcommand, *container(render(helm, values))["args"]])
+    args = build_parser().parse_args([*subcommand, *rendered["args"]])
     assert args.command == "run"
     assert namespaces(args) == values.get("watch", {}).get("namespaces", [])
+    # Two releases in one namespace must not share one Lease (one would never lead).
+    assert args.lease_name == values.get("peering", {}).get("name", FULLNAME)
 
 
 def test_environment_carries_prometheus_url_and_peering(helm: Path) -> None:
@@ -196,7 +204,7 @@ def test_environment_carries_prometheus_url_and_peering(helm: Path) -> None:
                               "extraEnv": [{"name": "TZ", "value": "UTC"}]})
     env = {e["name"]: e.get("value") for e in container(manifests)["env"]}
     assert env["PROMETHEUS_URL"] == "http://prom.example:9090"
-    assert env["ADAPTIVE_PEERING"] == FULLNAME
+    assert env["LEASE_NAME"] == FULLNAME
     assert env["TZ"] == "UTC"
     assert {"POD_NAME", "POD_NAMESPACE"} <= env.keys()
 
