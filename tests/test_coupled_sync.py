@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
+from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import (
@@ -54,7 +55,7 @@ class Namespace:
     async def read_service(self, plural: str, namespace: str, name: str) -> Any:
         return self.bodies.get(name)
 
-    async def read_total(self, url: str, query: str, max_age: float) -> Sample:
+    async def total(self, url: str, query: str, max_age: float) -> Sample:
         value = self.loads[query][self.row]
         if value is None:
             raise MetricError("NoData", "no data")
@@ -73,7 +74,6 @@ def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
                       {"sum(rate(frontend[1m]))": up,
                        "sum(rate(api[1m]))": follower(up, 3.0, 3, 0.02, 32)})
     monkeypatch.setattr(coupled.kube, "read_service", space.read_service)
-    monkeypatch.setattr(coupled, "read_total", space.read_total)
     monkeypatch.setattr(forecasts, "read_range", space.read_range)
     monkeypatch.setattr(coupled.kopf, "event", lambda *_, **__: None)
     return space
@@ -88,7 +88,7 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
         spec, "http://prom", (MetricReading("rps", own, 10),), (), row * PERIOD)
     memory = space.couplings.setdefault(uid, coupled.CouplingMemory())
     return await coupled.coupled_for("ns", "api", memory, spec, forecast, row * PERIOD,
-                                     forecaster)
+                                     forecaster, space)
 
 
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
@@ -130,7 +130,8 @@ async def test_a_coupling_that_cannot_hold_is_refused_with_a_reason(
 async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() -> None:
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
     memory = coupled.CouplingMemory()
-    assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None) is None
+    assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None,
+                                     QueryBatcher()) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
     assert coupled.status_fields(old, None) == {"coupling": None}
     assert coupled.status_fields({}, None) == {}

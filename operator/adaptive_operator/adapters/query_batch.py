@@ -177,16 +177,3 @@ class QueryBatcher:
             self._answers[key] = answer
         return answer
 
-
-_batcher = QueryBatcher()
-
-
-def configure(enabled: bool) -> None:
-    """Sharing on or off for the whole operator (`adaptive-operator run --batch-queries`)."""
-    global _batcher
-    _batcher = QueryBatcher(enabled=enabled)
-
-
-async def read_total(url: Target, query: str, max_age: float) -> Sample:
-    """One service's metric value, shared with the others where sound."""
-    return await _batcher.total(url, query, max_age)

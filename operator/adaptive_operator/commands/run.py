@@ -7,7 +7,10 @@ import os
 import signal
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adaptive_operator.adapters.leader import LeaderElector
 
 
 def register(subparsers: Any) -> None:
@@ -96,6 +99,15 @@ def identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def elector_for(args: argparse.Namespace) -> LeaderElector | None:
+    """The Lease elector with --leader-election, else None (this process always acts)."""
+    from adaptive_operator.adapters.leader import LeaderElector
+
+    if args.leader_election != "true":
+        return None
+    return LeaderElector(args.lease_namespace, args.lease_name, identity())
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -110,7 +122,6 @@ def run(args: argparse.Namespace) -> int:
         range_batch,
         telemetry,
     )
-    from adaptive_operator.adapters.leader import LeaderElector
     from adaptive_operator.adapters.shard_cluster import ShardCluster
     from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
@@ -128,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
         scope=args.query_scope))
-    query_batch.configure(args.batch_queries == "true")
     range_batch.configure(args.batch_queries == "true")
     cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
@@ -136,13 +146,12 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         telemetry.serve(args.metrics_port)
     stop_renewing, lost = threading.Event(), threading.Event()
-    elector = None
-    if args.leader_election == "true":
-        elector = LeaderElector(args.lease_namespace, args.lease_name, identity())
+    elector = elector_for(args)
     may_act = leader.may_act(elector)
     # Built once: every handler finds it in kopf's memo.
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(), may_act=may_act,
+        totals=query_batch.QueryBatcher(enabled=args.batch_queries == "true"),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
         kube.fence_writes(may_act)

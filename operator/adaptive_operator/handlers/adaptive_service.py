@@ -21,7 +21,6 @@ from adaptive_operator.adapters import (
     workers,
 )
 from adaptive_operator.adapters.prometheus import MetricError, Target
-from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec, ScaleWrites
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.domain.common.conditions import Condition, merge_conditions
@@ -147,7 +146,7 @@ async def sync_once(namespace: str, name: str, body: kopf.Body, memory: Memory,
         await write_conditions(namespace, name, body, [
             Condition("Ready", "False", "InvalidSpec", str(err).replace("\n", " "))], clock)
         return 60.0, False
-    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, memory, clock)
+    outcome, scale, forecast = await observe_and_decide(namespace, spec, body, memory, rt)
     scaled_at = await act(namespace, name, body, spec, outcome, scale, memory, rt)
     await write_status(namespace, name, body, spec, outcome, scale, scaled_at, forecast,
                        memory, clock)
@@ -158,7 +157,7 @@ async def sync_once(namespace: str, name: str, body: kopf.Body, memory: Memory,
 Sent = tuple[Target, AdaptiveServiceSpec]  # the endpoint, and the spec with its queries as sent
 
 
-async def read_metrics(namespace: str, spec: AdaptiveServiceSpec) -> tuple[
+async def read_metrics(namespace: str, spec: AdaptiveServiceSpec, totals: runtime.Totals) -> tuple[
         tuple[scaling.MetricReading, ...], Problem | None, Sent | None]:
     try:
         source = await prometheus_access.source_for(namespace, spec)
@@ -169,7 +168,7 @@ async def read_metrics(namespace: str, spec: AdaptiveServiceSpec) -> tuple[
     readings, problem = [], None
     for metric in sent.metrics:
         try:
-            sample = await read_total(source.endpoint, metric.query, settings.answer_age(spec))
+            sample = await totals.total(source.endpoint, metric.query, settings.answer_age(spec))
             readings.append(scaling.MetricReading(metric.name, sample.value,
                                                   metric.target_per_replica))
         except MetricError as err:
@@ -183,7 +182,8 @@ Observed = tuple[SyncOutcome, kube.Scale | None, ServiceForecast | None]
 
 
 async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: kopf.Body,
-                             memory: Memory, clock: runtime.Clock) -> Observed:
+                             memory: Memory, rt: runtime.Runtime) -> Observed:
+    clock = rt.clock
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
     hpa = await cached_reads.conflicting_hpa(namespace, target, settings.answer_age(spec))
@@ -197,7 +197,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         pods = await cached_reads.count_pods(namespace, scale) if scale.selector else None
     except kube.TargetError as err:
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
-    readings, problem, sent = await read_metrics(namespace, spec)
+    readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds if pods else (),
                                   sent, clock.now())
     snapshot = scaling.ScalingSnapshot(
@@ -217,7 +217,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
     floor, source = floor_for(spec, body, forecast, now)
     memory.coupled = await coupling.coupled_for(namespace, str(body.meta.get("name")),
                                                 memory.coupling, spec, forecast, now,
-                                                memory.forecaster)
+                                                memory.forecaster, rt.totals)
     floor, source = coupling.raised(floor, source, memory.coupled)
     ceiling = forecast.ceiling if forecast else None
     decision = scaling.decide(spec_from_model(spec), snapshot, history, now, floor, ceiling,

@@ -18,7 +18,6 @@ import kopf
 from adaptive_operator.adapters import kube, telemetry
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
 from adaptive_operator.adapters.prometheus_access import source_for
-from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
@@ -35,6 +34,7 @@ from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.forecast_history import aligned_view, grid_shift
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
+from adaptive_operator.handlers.runtime import Totals
 
 CONDITION = "CouplingTrusted"
 MAX_WALK = 32  # objects read to look for a cycle
@@ -149,7 +149,8 @@ def graph_problem(name: str, spec: AdaptiveServiceSpec, bodies: dict[str, Any],
 
 
 async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, service: str,
-                           body: Any, metric: str, now: float) -> MetricForecaster:
+                           body: Any, metric: str, now: float,
+                           totals: Totals) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
     written = upstream_query(body, metric) or ""
@@ -162,7 +163,7 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
     except (MetricError, ValueError):
         return forecaster  # nothing read: nothing learned
     try:
-        value = (await read_total(url, query, settings.answer_age(spec))).value
+        value = (await totals.total(url, query, settings.answer_age(spec))).value
     except MetricError:
         value = None  # a gap in the history, never a load
     assert spec.predictive is not None
@@ -174,7 +175,7 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
 
 async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                       spec: AdaptiveServiceSpec, forecast: ServiceForecast | None, now: float,
-                      forecaster: ServiceForecaster | None) -> Coupled | None:
+                      forecaster: ServiceForecaster | None, totals: Totals) -> Coupled | None:
     """The coupled forecast's floor and what status says about it; None when not coupled.
     `memory` and `forecaster` are the service's own (its scaling daemon keeps them)."""
     if not spec.coupling or forecast is None:
@@ -194,7 +195,7 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
         for coupling in spec.coupling:
             body = bodies[coupling.service]
             up = await upstream_history(memory, spec, coupling.service, body, coupling.metric,
-                                        now)
+                                        now, totals)
             assert up.history is not None
             view = aligned_view(up.history, grid_shift(own.history, up.history),
                                own.history.total)

@@ -104,7 +104,7 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     if not rt.may_act():  # a paused leader may have been replaced: act never
         watcher.status = None
         return
-    observation = await observe(namespace, spec, watcher, now)
+    observation = await observe(namespace, spec, watcher, now, rt.totals)
     if observation.verdict is not None:
         telemetry.ANOMALY_SCORE.labels(namespace, name).set(observation.verdict.score)
     planned = await plan(namespace, name, body, spec, observation, now)

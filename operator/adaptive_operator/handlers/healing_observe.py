@@ -14,7 +14,6 @@ from adaptive_operator import logs
 from adaptive_operator.adapters import cached_reads, kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, RangeSeries, Target
 from adaptive_operator.adapters.prometheus_access import health_queries, source_for
-from adaptive_operator.adapters.query_batch import read_total
 from adaptive_operator.adapters.range_batch import aligned, read_range
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTargetRef
 from adaptive_operator.api.healing import HealingSpec
@@ -33,6 +32,7 @@ from adaptive_operator.domain.healing.watch import (
     score,
 )
 from adaptive_operator.handlers import settings
+from adaptive_operator.handlers.runtime import Totals
 
 log = logs.get(__name__)
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
@@ -82,36 +82,37 @@ async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[
     return dict(zip(names, answers, strict=True))
 
 
-async def read_row(url: Target, metrics: dict[str, str],
+async def read_row(totals: Totals, url: Target, metrics: dict[str, str],
                    max_age: float) -> tuple[dict[str, float], str | None]:
     row: dict[str, float] = {}
     for name, query in metrics.items():
         try:
-            row[name] = (await read_total(url, query, max_age)).value
+            row[name] = (await totals.total(url, query, max_age)).value
         except MetricError as err:
             return row, f"metric {name}: {err.message}"
     return row, None
 
 
 async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
-                          now: float, pods: Sequence[str] | None,
+                          now: float, pods: Sequence[str] | None, totals: Totals,
                           ) -> tuple[AnomalyVerdict | None, str | None]:
     try:
         url, queries = await health_queries(namespace, spec, watcher.metrics, pods)
     except MetricError as err:
         return None, f"health metrics: {err.message}"
-    row, error = await read_row(url, queries, settings.answer_age(spec))
+    row, error = await read_row(totals, url, queries, settings.answer_age(spec))
     if error is not None:
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
-    await observe_load(namespace, watcher, spec)
+    await observe_load(namespace, watcher, spec, totals)
     if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
         return await asyncio.to_thread(score, watcher, now), None
     return score(watcher, now), None  # one row's verdict: a thread would only add a wait
 
 
-async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec) -> None:
+async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
+                       totals: Totals) -> None:
     """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
     cannot be read is skipped (logged), so saturation is never judged on data not read."""
     try:
@@ -120,7 +121,7 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
     except MetricError as err:
         log.warning("load row ignored for saturation", error=err.message)
         return
-    row, error = await read_row(source.endpoint, queries, settings.answer_age(spec))
+    row, error = await read_row(totals, source.endpoint, queries, settings.answer_age(spec))
     if error is not None:
         log.warning("load row ignored for saturation", error=error)
         return
@@ -161,10 +162,10 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
-                  now: float) -> Observation:
+                  now: float, totals: Totals) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
     replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
-    verdict, error = await observe_metrics(namespace, watcher, spec, now, names)
+    verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adaptive_operator.adapters import prometheus, prometheus_access
+from adaptive_operator.adapters.prometheus import Sample, Target
+from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 
 
@@ -49,6 +51,13 @@ class ShardStore(Protocol):
     def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None: ...
 
 
+class Totals(Protocol):
+    """A metric's value now (adapters.query_batch.QueryBatcher shares one query between the
+    services that send it)."""
+
+    async def total(self, url: Target, query: str, max_age: float) -> Sample: ...
+
+
 LoadReader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
@@ -78,6 +87,7 @@ class Runtime:
     # renewed within the deadline (a paused leader may have been replaced).
     may_act: Callable[[], bool] = always
     read_load: LoadReader = read_load
+    totals: Totals = field(default_factory=QueryBatcher)
 
 
 def of(memo: Any) -> Runtime:
