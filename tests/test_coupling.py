@@ -149,3 +149,31 @@ def test_an_upstream_trace_shorter_than_the_downstream_is_refused() -> None:
 def test_cycles_are_found(edges: dict[str, list[str]], start: str,
                           cycle: tuple[str, ...] | None) -> None:
     assert find_cycle(edges, start) == cycle
+
+
+def step_load(rows: int, at: int, low: float, high: float) -> list[float | None]:
+    """A flat load that steps up once (a release, a campaign), as a load generator makes it."""
+    return [high if t >= at else low for t in range(rows)]
+
+
+def test_a_step_load_is_fitted_at_its_true_lag() -> None:
+    # Only the rows right after the step tell the lags apart; a robust scale discounts exactly
+    # those rows as outliers, so it must not be what picks the lag.
+    for rows, lag in ((60, 2), (200, 4), (200, 8)):
+        up = step_load(rows, rows - 30, 100.0, 400.0)
+        relation = fit_relation(follower(up, 3.0, lag, 0.0, 22), [up], max_lag=12)
+        assert relation is not None and relation.lags == (lag,)
+        assert relation.ratios[0] == pytest.approx(3.0, rel=0.01)
+
+
+def test_a_negative_ratio_is_never_trusted() -> None:
+    # A downstream that falls when the upstream rises follows it tightly, but more upstream load
+    # never means less downstream load: such a relation must not set a floor.
+    up = bursty(300, 23)
+    down: list[float | None] = [900.0 - 2.0 * (up[max(0, t - 3)] or 0.0) for t in range(300)]
+    forecaster, floors = run_forecaster(down, up, horizon=2)
+    relation = forecaster.state.relation
+    assert relation is not None and relation.ratios[0] < 0
+    assert not forecaster.state.trusted
+    assert "not positive" in forecaster.state.reason
+    assert floors[-50:] == [None] * 50

@@ -79,14 +79,23 @@ def _column(values: Sequence[float | None], start: int, stop: int) -> FloatArray
                     dtype=np.float64)
 
 
-def _rlm(y: FloatArray, columns: Sequence[FloatArray]) -> tuple[FloatArray, float] | None:
+@dataclass(frozen=True)
+class _Fit:
+    params: FloatArray
+    scale: float  # robust: discounts the rows that fit worst
+    mean_abs_error: float  # every row counts, the few that tell lags apart among them
+
+
+def _rlm(y: FloatArray, columns: Sequence[FloatArray]) -> _Fit | None:
     """Huber-robust least squares of y on the columns plus a constant; None on too few rows."""
     x = np.column_stack([np.ones(len(y)), *columns])
     rows = np.isfinite(y) & np.isfinite(x).all(axis=1)
     if rows.sum() < x.shape[1] + 8 or (np.ptp(x[rows][:, 1:], axis=0) == 0).any():
         return None  # too few rows, or an upstream that never moved: nothing to learn
     fit = sm.RLM(y[rows], x[rows], M=sm.robust.norms.HuberT()).fit()
-    return np.asarray(fit.params, dtype=np.float64), float(fit.scale)
+    residuals = np.asarray(fit.resid, dtype=np.float64)
+    return _Fit(np.asarray(fit.params, dtype=np.float64), float(fit.scale),
+                float(np.abs(residuals).mean()))
 
 
 def _lagged(ups: Sequence[FloatArray], lags: Sequence[int], max_lag: int) -> list[FloatArray]:
@@ -97,13 +106,14 @@ def _lagged(ups: Sequence[FloatArray], lags: Sequence[int], max_lag: int) -> lis
 def _best_lag(down: FloatArray, ups: Sequence[FloatArray], lags: list[int], which: int,
               max_lag: int) -> int | None:
     """The lag of upstream `which` whose joint fit (the others at their lags) leaves the
-    smallest robust scale."""
+    smallest mean absolute error. Not the robust scale: on a step load only the rows just after
+    the step tell the lags apart, and a robust scale discounts exactly those rows."""
     scores: list[tuple[float, int]] = []
     for lag in range(max_lag + 1):
         trial = [*lags[:which], lag, *lags[which + 1:]]
         fit = _rlm(down[max_lag:], _lagged(ups, trial, max_lag))
         if fit is not None:
-            scores.append((fit[1], lag))
+            scores.append((fit.mean_abs_error, lag))
     return min(scores)[1] if scores else None
 
 
@@ -126,8 +136,8 @@ def fit_relation(downstream: Sequence[float | None],
     fit = _rlm(down[max_lag:], _lagged(ups, lags, max_lag))
     if fit is None:
         return None
-    params, scale = fit
-    return Relation(tuple(float(r) for r in params[1:]), tuple(lags), float(params[0]), scale)
+    params = fit.params
+    return Relation(tuple(float(r) for r in params[1:]), tuple(lags), float(params[0]), fit.scale)
 
 
 def _last_finite(values: Sequence[float | None], row: int) -> float:
@@ -228,6 +238,10 @@ class CoupledForecaster:
         signed, coupled, own = (np.array(c) for c in zip(*self._errors, strict=True))
         own_mae, coupled_mae = float(own.mean()), float(coupled.mean())
         relative = coupled_mae / own_mae if own_mae > 0 else (0.0 if coupled_mae == 0 else math.inf)
+        if relation is not None and min(relation.ratios) <= 0:
+            reason = ("learned ratio is not positive: more upstream load never means less here, "
+                      "so the relation is not trusted")
+            return CouplingState(False, reason, relation, relative, forecast)
         if relative >= 1.0:
             reason = f"coupled error {relative:.2f}x the own forecast's: not better"
             return CouplingState(False, reason, relation, relative, forecast)
