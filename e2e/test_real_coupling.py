@@ -1,0 +1,141 @@
+"""Coupled scaling on real pods: `loadgen` calls `frontend`, and `frontend` calls `api` three
+times for each request, six seconds later (as a queue consumer behind a frontend would). After a
+load step at `frontend`, `api` scales in the same sync as `frontend`, from frontend's reading and
+the relation it learned, instead of three syncs later when its own traffic arrives.
+
+`api-solo` is the control: an AdaptiveService on api's own metric without the coupling (it scales
+an idle Deployment of its own). It shows what api would do on its own metric alone: if it were as
+early as the coupled api, the set-up would prove nothing, and the test says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from operator_process import OperatorProcess
+from real_pods import PORT, Manifest, apply, http_deployment, scraped, wait_ready
+
+from conftest import Cluster, module_tag
+from support import wait_until
+
+SYNC = 2  # seconds, the scrape interval
+LOAD_RPS = 3.0  # what one loadgen pod sends, swinging 30 % either side over WAVE seconds
+WAVE = 40
+RATIO = 3  # requests to api per request to frontend
+DELAY = 6  # seconds between a request to frontend and its requests to api
+STEP_TO = 4  # loadgen pods after the step (from 1)
+FRONTEND_TARGET = 3.0  # requests per second per replica: 1-2 replicas before, 3-6 after
+API_TARGET = RATIO * FRONTEND_TARGET
+STEPPED = 3  # replicas that only the stepped load asks for
+
+
+@pytest.fixture(scope="module")
+def operator(crds: Cluster) -> Iterator[OperatorProcess]:
+    process = OperatorProcess("real-coupling",
+                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
+    yield process
+    process.stop()
+
+
+def forwarding(deployment: Manifest, url: str, ratio: int, delay: float) -> Manifest:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["args"] += [f"--forward={url}", f"--forward-ratio={ratio}",
+                          f"--forward-delay-seconds={delay}"]
+    return deployment
+
+
+def service_of(name: str) -> Manifest:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": PORT, "targetPort": PORT}]}}
+
+
+def workloads(cluster: Cluster, namespace: str) -> list[Manifest]:
+    def url(name: str) -> str:
+        return f"http://{name}.{namespace}.svc.cluster.local:{PORT}/"
+
+    loadgen = http_deployment(cluster, "loadgen", self_load=LOAD_RPS)
+    loadgen["spec"]["template"]["spec"]["containers"][0]["args"].append(
+        f"--self-load-wave-seconds={WAVE}")
+    return [forwarding(loadgen, url("frontend"), 1, 0),
+            forwarding(http_deployment(cluster, "frontend"), url("api"), RATIO, DELAY),
+            http_deployment(cluster, "api"), http_deployment(cluster, "api-solo"),
+            service_of("frontend"), service_of("api")]
+
+
+def adaptive_service(namespace: str, name: str, app: str, target: float,
+                     coupling: list[dict[str, str]] | None = None) -> Manifest:
+    load = f'sum(rate(http_requests_total{{namespace="{namespace}",app="{app}"}}[10s]))'
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "minReplicas": 1, "maxReplicas": 6, "mode": "Active", "syncPeriodSeconds": SYNC,
+        "metrics": [{"name": "requests", "query": load, "targetPerReplica": target}],
+        "predictive": {"enabled": True, "historySeconds": 600},
+    }
+    if coupling:
+        spec["coupling"] = coupling
+    return {"apiVersion": "adaptive.dev/v1alpha1", "kind": "AdaptiveService",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def coupling_trusted(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
+    status: Any = cluster.json("get", "adaptiveservice", "api", "-n", namespace).get("status", {})
+    for condition in status.get("conditions", []):
+        if condition["type"] == "CouplingTrusted" and condition["status"] == "True":
+            return status  # type: ignore[no-any-return]
+    return None
+
+
+def first_decisions(log: str, namespace: str, since: float, at_least: int) -> dict[str, float]:
+    """When each service of the namespace first decided on `at_least` replicas after `since`."""
+    found: dict[str, float] = {}
+    for line in log.splitlines():
+        if '"decision"' not in line:
+            continue
+        entry = json.loads(line)
+        if entry.get("event") != "decision" or entry.get("namespace") != namespace:
+            continue
+        when = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+        if when >= since and entry["desired"] >= at_least:
+            found.setdefault(entry["name"], when)
+    return found
+
+
+def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
+        crds: Cluster, real_node: str, namespace: str, operator: OperatorProcess) -> None:
+    cluster = crds
+    apply(cluster, namespace, *workloads(cluster, namespace))
+    for app in ("loadgen", "frontend", "api"):
+        wait_ready(cluster, namespace, app, 1)
+        scraped(cluster, namespace, app)
+    apply(cluster, namespace,
+          adaptive_service(namespace, "frontend", "frontend", FRONTEND_TARGET),
+          adaptive_service(namespace, "api", "api", API_TARGET,
+                           [{"service": "frontend", "metric": "requests"}]),
+          adaptive_service(namespace, "api-solo", "api", API_TARGET))
+
+    status = wait_until(lambda: coupling_trusted(cluster, namespace), 300,
+                        "api to trust its coupled forecast from frontend", interval=2.0)
+    relation = status["coupling"]["upstreams"][0]
+    # Learned from the real traffic: about 3 requests to api per request to frontend.
+    assert 2.0 <= float(relation["ratio"]) <= 4.0, relation
+
+    stepped_at = datetime.now().timestamp()
+    cluster.kubectl("scale", "deployment", "loadgen", "-n", namespace, f"--replicas={STEP_TO}")
+
+    def decided() -> dict[str, float] | None:
+        found = first_decisions(operator.log_path.read_text(), namespace, stepped_at, STEPPED)
+        return found if len(found) == 3 else None
+
+    when = wait_until(decided, 120, f"all three services to decide on >= {STEPPED} replicas")
+    coupled_syncs = (when["api"] - when["frontend"]) / SYNC
+    solo_syncs = (when["api-solo"] - when["frontend"]) / SYNC
+    print(f"syncs after frontend: api (coupled) {coupled_syncs:.1f}, "
+          f"api-solo (its own metric) {solo_syncs:.1f}")
+    assert solo_syncs >= 2, "the control reacted as early as the coupled api: the set-up is moot"
+    assert coupled_syncs <= 1, f"api decided {coupled_syncs:.1f} syncs after frontend"
+    wait_ready(cluster, namespace, "api", STEPPED, timeout=120)
