@@ -120,6 +120,15 @@ def test_self_load_sends_requests_until_stopped(service: tuple[str, object]) -> 
     assert not thread.is_alive()
 
 
+def test_the_self_load_wave_swings_thirty_percent_around_the_rate() -> None:
+    assert http.wave_rate(10.0, 0.0, 123.0) == 10.0
+    assert http.wave_rate(10.0, 40.0, 10.0) == pytest.approx(13.0)
+    assert http.wave_rate(10.0, 40.0, 30.0) == pytest.approx(7.0)
+    assert http.wave_rate(10.0, 40.0, 40.0) == pytest.approx(10.0)
+    args = http.parse_args(["--self-load=2", "--self-load-wave-seconds=40"])
+    assert args.self_load_wave_seconds == 40.0
+
+
 def test_each_request_is_forwarded_ratio_times_after_the_delay() -> None:
     """A downstream whose load is three times the upstream's, a little later."""
     down = http.State(settings())

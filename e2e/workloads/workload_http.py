@@ -7,7 +7,8 @@ Paths: ``/`` does the work (waits the latency, then answers 200, or 500 for the 
 requests); ``/metrics`` is Prometheus text; ``/ready`` answers 503 until the start-up delay has
 passed, or while readiness is failed; ``/healthz`` always 200; ``POST /admin/ready`` with body
 ``fail`` or ``ok`` fails or restores readiness. ``--self-load RPS`` sends the service that many
-requests per second itself, so that its metrics move without an outside client.
+requests per second itself, so that its metrics move without an outside client
+(``--self-load-wave-seconds S`` swings that rate 30 % either side over S seconds).
 ``--forward URL --forward-ratio N --forward-delay-seconds D`` sends N requests to URL, D seconds
 after each request to ``/`` (as a queue consumer behind a frontend would): a downstream service
 whose load follows this one's, a little later.
@@ -195,13 +196,20 @@ def serve(state: State, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer
     return server
 
 
-def self_load(url: str, rps: float, stop: threading.Event) -> None:
+def wave_rate(rps: float, wave_seconds: float, elapsed: float) -> float:
+    """``rps`` flat, or swinging 30 % either side of it over ``wave_seconds`` (a load that moves,
+    so a downstream's relation to it can be learned)."""
+    if wave_seconds <= 0:
+        return rps
+    return rps * (1.0 + 0.3 * math.sin(2 * math.pi * elapsed / wave_seconds))
+
+
+def self_load(url: str, rps: float, stop: threading.Event, wave_seconds: float = 0.0) -> None:
     """Request ``url`` at ``rps`` per second until ``stop`` (errors are the point: ignored)."""
-    interval = 1.0 / rps
-    next_at = time.monotonic()
+    started = next_at = time.monotonic()
     while not stop.is_set():
         threading.Thread(target=_get, args=(url,), daemon=True).start()
-        next_at += interval
+        next_at += 1.0 / wave_rate(rps, wave_seconds, next_at - started)
         stop.wait(max(0.0, next_at - time.monotonic()))
 
 
@@ -243,6 +251,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=_env("startup-seconds", "0"), help="not ready for this long")
     parser.add_argument("--self-load", type=_non_negative, default=_env("self-load", "0"),
                         metavar="RPS", help="requests per second the service sends itself")
+    parser.add_argument("--self-load-wave-seconds", type=_non_negative,
+                        default=_env("self-load-wave-seconds", "0"), metavar="S",
+                        help="swing the self-load 30%% either side of RPS over S seconds")
     parser.add_argument("--version-label", default=_env("version-label", "v1"),
                         help="reported in workload_info")
     parser.add_argument("--forward", default=_env("forward", ""), metavar="URL",
@@ -270,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     if args.self_load > 0:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        threading.Thread(target=self_load, args=(url, args.self_load, stop), daemon=True).start()
+        threading.Thread(target=self_load, args=(url, args.self_load, stop,
+                                                 args.self_load_wave_seconds),
+                         daemon=True).start()
     print(f"workload-http {args.version_label} on :{server.server_address[1]} "
           f"error_ratio={args.error_ratio} latency_ms={args.latency_ms} "
           f"startup_seconds={args.startup_seconds} self_load={args.self_load}", flush=True)
