@@ -120,6 +120,16 @@ def test_a_never_ready_pod_is_evicted_and_one_it_does_not_own_is_left(
     assert events(cluster, namespace, "UnhealthyPods")
     evicted = [e for e in ledger(cluster, namespace, "cache") if e["action"] == "EvictPods"]
     assert evicted and all(e.get("pods") == ["cache-0"] for e in evicted), evicted
+    # The re-created cache-0 (same name) never turns ready either: once out of its start-up
+    # grace the eviction is judged not to have helped, and healing escalates rather than evict
+    # the same pod again every cooldown.
+    restarted = wait_until(lambda: [e for e in ledger(cluster, namespace, "cache")
+                                    if e["action"] == "RolloutRestart"], 180,
+                           "the escalation to a rollout restart", interval=2.0)
+    assert restarted
+    judged = [e["outcome"] for e in ledger(cluster, namespace, "cache")
+              if e["action"] == "EvictPods"]
+    assert judged and "Helped" not in judged, judged
     # Never-ready too, but not the StatefulSet's: never judged, never evicted.
     assert pod_uids(cluster, namespace, "app=cache")["cache-impostor"] == first["cache-impostor"]
     cluster.kubectl("delete", "adaptiveservices", "--all", "-n", namespace, "--timeout=30s")

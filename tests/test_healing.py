@@ -175,6 +175,27 @@ def test_failed_verification_escalates_in_the_same_plan() -> None:
     assert "EvictPods did not help" in plan.message
 
 
+def test_an_eviction_is_judged_only_once_its_replacement_has_proved_itself() -> None:
+    # A StatefulSet's evicted pod comes back under the same name; while it starts it is given
+    # grace, which must not count as the eviction having helped.
+    evicted = entry(Action.EVICT_PODS, 300, Outcome.PENDING, pods=("db-0",))
+    back = PodHealth("db-0", ready=True, starting=True)
+    waiting = decide_healing(POLICY, observe(verdict=CALM, pods=(back,)), [evicted], NOW)
+    assert (waiting.action, waiting.reason, waiting.verified) == (
+        Action.NONE, "VerifyingAction", None)
+    assert "db-0" in waiting.message
+    # Out of its grace and still not ready: the eviction did not help, and healing escalates.
+    still_sick = PodHealth("db-0", ready=False)
+    plan = decide_healing(POLICY, observe(verdict=CALM, pods=(still_sick,)), [evicted],
+                          NOW + 30)
+    assert plan.verified is not None and plan.verified.outcome is Outcome.DID_NOT_HELP
+    assert plan.action is Action.ROLLOUT_RESTART
+    # Ready for real: it helped.
+    healed = decide_healing(POLICY, observe(verdict=CALM, pods=(PodHealth("db-0"),)), [evicted],
+                            NOW + 30)
+    assert healed.verified is not None and healed.verified.outcome is Outcome.HELPED
+
+
 def test_rollback_loop_is_refused_after_the_rollback_itself() -> None:
     # Revision 7 was rolled back to 6; now 6 misbehaves right after it came back: do not
     # roll back to 7 again.

@@ -64,6 +64,15 @@ def test_pod_health(manifest: dict[str, Any], expected: tuple[bool, bool, int]) 
     assert (report.health.ready, report.health.crash_looping, report.restarts) == expected
 
 
+def test_only_a_young_pod_not_yet_ready_is_starting() -> None:
+    young = "2027-01-15T07:59:55Z"
+    assert pod_report(pod(ready=False, created=young), NOW, 15).health.starting  # type: ignore[union-attr]
+    assert not pod_report(pod(created=young), NOW, 15).health.starting  # type: ignore[union-attr]
+    assert not pod_report(pod(ready=False), NOW, 15).health.starting  # type: ignore[union-attr]
+    crashing = pod(ready=False, restarts=7, waiting="CrashLoopBackOff", created=young)
+    assert not pod_report(crashing, NOW, 15).health.starting  # type: ignore[union-attr]
+
+
 def test_terminating_and_finished_pods_are_left_out() -> None:
     assert pod_report(pod(deletionTimestamp=STAMP), NOW, 15) is None
     done = pod()

@@ -111,9 +111,10 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
     crash = "CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS
     created = created_at(meta)
     young = created is not None and now - created < grace_seconds
-    ready = _ready(status) or (young and not crash)
-    return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash),
-                     restarts)
+    starting = young and not crash and not _ready(status)
+    ready = _ready(status) or starting
+    return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash,
+                               starting=starting), restarts)
 
 
 def _ready(status: Mapping[str, Any]) -> bool:

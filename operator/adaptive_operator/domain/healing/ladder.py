@@ -74,6 +74,9 @@ class PodHealth:
     name: str
     ready: bool = True
     crash_looping: bool = False
+    # Within its start-up grace and not ready yet: not held against the workload, but not proof
+    # that an action helped either (a StatefulSet's evicted pod comes back under its own name).
+    starting: bool = False
 
     @property
     def unhealthy(self) -> bool:
@@ -116,6 +119,10 @@ class Observation:
         anomalous = self.verdict is not None and self.verdict.is_anomaly
         return anomalous or bool(self.unhealthy_pods)
 
+    @property
+    def starting_pods(self) -> tuple[PodHealth, ...]:
+        return tuple(pod for pod in self.pods if pod.starting)
+
 
 @dataclass(frozen=True)
 class LedgerEntry:
@@ -154,10 +161,9 @@ def decide_healing(
     pending = _pending(ledger)
     verified = None
     if pending is not None:
-        if now - pending.at < policy.verify_seconds:
-            left = policy.verify_seconds - (now - pending.at)
-            return _idle("VerifyingAction", f"{pending.action} {pending.id} is being verified "
-                         f"for another {left:.0f}s; not acting again")
+        waiting = _still_verifying(policy, pending, observation, now)
+        if waiting is not None:
+            return waiting
         verified = _verify(pending, observation)
         ledger = [verified if entry.id == pending.id else entry for entry in ledger]
     plan = _choose(policy, observation, ledger, now)
@@ -182,6 +188,23 @@ def _idle(reason: str, message: str, exhausted: bool = False) -> HealingPlan:
 def _pending(ledger: Sequence[LedgerEntry]) -> LedgerEntry | None:
     pending = [entry for entry in ledger if entry.outcome is Outcome.PENDING]
     return max(pending, key=lambda entry: entry.at) if pending else None
+
+
+def _still_verifying(policy: HealingPolicy, pending: LedgerEntry, observation: Observation,
+                     now: float) -> HealingPlan | None:
+    """Why the pending action cannot be judged yet: its verify time has not passed, or pods
+    are still starting (their start-up grace ends in time, so this wait is bounded)."""
+    if now - pending.at < policy.verify_seconds:
+        left = policy.verify_seconds - (now - pending.at)
+        return _idle("VerifyingAction", f"{pending.action} {pending.id} is being verified "
+                     f"for another {left:.0f}s; not acting again")
+    starting = observation.starting_pods
+    if starting and not observation.troubled:
+        names = ", ".join(pod.name for pod in starting)
+        return _idle("VerifyingAction", f"{pending.action} {pending.id} is verified once "
+                     f"{len(starting)} starting pod(s) are ready or out of their start-up "
+                     f"grace: {names}; not acting again")
+    return None
 
 
 def _verify(entry: LedgerEntry, observation: Observation) -> LedgerEntry:
