@@ -7,7 +7,8 @@ KWOK runs no processes, so ill health is simulated honestly where the operator l
   the Deployment's pods running the bad image (read from the API server), plus a noisy latency;
 - pods: a crash loop is written to the pod's status through the API (KWOK leaves it there).
 One feeder serves every test from the module's start, so the history the detector needs
-(120 rows at a 2 s step) accumulates once, while the first test runs.
+(60 rows at a 2 s step: 20 of warm-up, and the spec's minTrainingRows of 40) accumulates
+once, while the first test runs.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from support import deployment_yaml, wait_until
 SYNC = 2  # seconds: the scrape interval, so every row of history is a fresh sample
 LEDGER = "adaptive.dev/healing-ledger"
 GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
-WARM_UP = 360  # seconds for the first 120 rows of history (rows_to_fit) and the first fit
+TRAINING_ROWS = 40  # the spec's minTrainingRows: 60 rows (2 min) to the first fit, not 120
+WARM_UP = 360  # seconds for the first 60 rows of history (rows_to_fit) and the first fit
 ROLLBACK_DEADLINE = 120  # the issue's bound: a bad rollout is rolled back within 2 minutes
 
 def service_yaml(name: str, slot: str, *, mode: str = "Active", replicas: int = 2) -> str:
@@ -58,6 +60,7 @@ spec:
     rollbackWindowSeconds: 300
     cooldownSeconds: 60
     verifySeconds: 16
+    minTrainingRows: {TRAINING_ROWS}
 """
 # persistence is left at its default (k=2 of n=3): on a shared cluster a CRD written by an
 # older build (its `n` key read by Go's YAML as `false`) prunes `n` and defaults `false`.

@@ -37,7 +37,8 @@ GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
 TOKEN, ORG = f"t-{uuid.uuid4().hex}", "team-a"
 TAG = module_tag(__name__)
 FEED = f"e2e-{TAG}-feed-{uuid.uuid4().hex[:6]}"
-WARM_UP = 420  # seconds for 120 rows of history at 2 s and the first fit, on a loaded machine
+TRAINING_ROWS = 40  # the spec's minTrainingRows: 60 rows (2 min) to the first fit, not 120
+WARM_UP = 420  # seconds for 60 rows of history at 2 s and the first fit, on a loaded machine
 
 
 class TokenProxy:
@@ -181,8 +182,9 @@ spec:
 {extra}"""
     # Healing with its defaults: no metrics given, so errorRatio, latencyP99, cpu, memory and
     # restarts, each scoped by the operator to the target's namespace and pods.
-    return text + "  healing: {enabled: true, rollbackWindowSeconds: 300, verifySeconds: 16}\n" \
-        if healing else text
+    block = ("  healing: {enabled: true, rollbackWindowSeconds: 300, verifySeconds: 16, "
+             f"minTrainingRows: {TRAINING_ROWS}}}\n")
+    return text + block if healing else text
 
 
 def apply(cluster: Cluster, ns: str, text: str) -> None:
