@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.demo.exporter import Exporter
+from history_seed import Series, exporter_labels, seed
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -21,8 +22,7 @@ from support import deployment_yaml, prom_query, wait_until
 
 SYNC = 2
 CYCLE = 20.0  # seconds per accelerated "day": the forecast needs three of them
-# The anomaly panels need the detector's first fit: minTrainingRows 40 (in the spec) makes it
-# 60 rows (2 min at SYNC) instead of 120, about the forecast's own 64 rows.
+SEEDED_ROWS = 150
 DASHBOARD = ROOT / "charts" / "adaptive-operator" / "files" / "dashboard.json"
 
 
@@ -43,7 +43,6 @@ spec:
     metrics:
       errorRatio: 'sum(e2e_dash_errors{{{where}}})'
       latency: 'sum(e2e_dash_latency{{{where}}})'
-    minTrainingRows: 40
 """
 
 
@@ -80,19 +79,32 @@ class Feed:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    @staticmethod
+    def values(t: float) -> dict[str, float]:
+        return {"e2e_dash_load": 50 + 30 * math.sin(2 * math.pi * t / CYCLE),
+                "e2e_dash_errors": 0.01 + 0.002 * math.sin(t),
+                "e2e_dash_latency": 0.2 + 0.01 * math.cos(t)}
+
+    def past(self) -> list[Series]:
+        """The rows before the start: the detector's 120 (at SYNC) and some to spare."""
+        rows = [self.values(-SYNC * k) for k in range(SEEDED_ROWS, 0, -1)]
+        labels = exporter_labels(self.exporter.name, self.exporter.port)
+        return [Series(metric, labels, [row[metric] for row in rows]) for metric in rows[0]]
+
     def run(self) -> None:
         start = time.monotonic()
         while not self.stop.wait(1.0):
-            t = time.monotonic() - start
-            self.exporter.set("e2e_dash_load", 50 + 30 * math.sin(2 * math.pi * t / CYCLE))
-            self.exporter.set("e2e_dash_errors", 0.01 + 0.002 * math.sin(t))
-            self.exporter.set("e2e_dash_latency", 0.2 + 0.01 * math.cos(t))
+            for metric, value in self.values(time.monotonic() - start).items():
+                self.exporter.set(metric, value)
 
 
 @pytest.fixture
 def feed(local_cluster: Cluster, namespace: str) -> Iterator[Feed]:
     with Exporter(namespace, local_cluster.targets_dir) as exporter:
         running = Feed(exporter)
+        # As if the service had run a while: the anomaly score panel needs a fitted detector.
+        assert local_cluster.targets_dir and local_cluster.prometheus_url
+        seed(local_cluster.targets_dir, local_cluster.prometheus_url, running.past(), SYNC)
         running.thread.start()
         yield running
         running.stop.set()

@@ -6,9 +6,10 @@ KWOK runs no processes, so ill health is simulated honestly where the operator l
 - metrics: a feeder thread serves, per test slot, an error ratio that rises with the share of
   the Deployment's pods running the bad image (read from the API server), plus a noisy latency;
 - pods: a crash loop is written to the pod's status through the API (KWOK leaves it there).
-One feeder serves every test from the module's start, so the history the detector needs
-(60 rows at a 2 s step: 20 of warm-up, and the spec's minTrainingRows of 40) accumulates
-once, while the first test runs.
+One feeder serves every test from the module's start. The history the detector needs (120 rows
+at a 2 s step) is seeded into Prometheus first, from the same noise model (e2e/history_seed.py):
+the services are applied to workloads that have been running for five minutes, and the
+operator's backfill reads those rows, instead of the first test waiting for them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
+from history_seed import Series, exporter_labels, seed
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -33,8 +35,9 @@ from support import deployment_yaml, wait_until
 SYNC = 2  # seconds: the scrape interval, so every row of history is a fresh sample
 LEDGER = "adaptive.dev/healing-ledger"
 GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
-TRAINING_ROWS = 40  # the spec's minTrainingRows: 60 rows (2 min) to the first fit, not 120
-WARM_UP = 360  # seconds for the first 60 rows of history (rows_to_fit) and the first fit
+WARM_UP = 360  # seconds, at most, to the first verdict (the seeded history backfilled, a fit)
+SEEDED_ROWS = 150  # past rows per metric: the detector's 120 (rows_to_fit) and some to spare
+SLOTS = ("normal", "rollback", "dryrun", "killed", "evict", "saturate")
 ROLLBACK_DEADLINE = 120  # the issue's bound: a bad rollout is rolled back within 2 minutes
 
 def service_yaml(name: str, slot: str, *, mode: str = "Active", replicas: int = 2) -> str:
@@ -60,7 +63,6 @@ spec:
     rollbackWindowSeconds: 300
     cooldownSeconds: 60
     verifySeconds: 16
-    minTrainingRows: {TRAINING_ROWS}
 """
 # persistence is left at its default (k=2 of n=3): on a shared cluster a CRD written by an
 # older build (its `n` key read by Go's YAML as `false`) prunes `n` and defaults `false`.
@@ -110,14 +112,24 @@ class Feed:
             latency += 0.4
         return load, latency
 
+    def sample(self, slot: str) -> dict[str, float]:
+        ratio = 0.01 + self.rng.normal(0, 0.002) + 0.5 * self.bad_share(slot)
+        load, latency = self.load_and_latency(slot)
+        return {"e2e_heal_error_ratio": max(ratio, 0.0), "e2e_heal_latency": max(latency, 0.0),
+                "e2e_heal_load": load}
+
+    def past(self) -> list[Series]:
+        """SEEDED_ROWS normal samples per slot and metric (no pods yet: none is bad)."""
+        rows = {slot: [self.sample(slot) for _ in range(SEEDED_ROWS)] for slot in SLOTS}
+        return [Series(metric, exporter_labels(self.exporter.name, self.exporter.port, slot=slot),
+                       [row[metric] for row in rows[slot]])
+                for slot in SLOTS for metric in rows[slot][0]]
+
     def _run(self) -> None:
         while not self.stop.is_set():
-            for slot in ("normal", "rollback", "dryrun", "killed", "evict", "saturate"):
-                ratio = 0.01 + self.rng.normal(0, 0.002) + 0.5 * self.bad_share(slot)
-                load, latency = self.load_and_latency(slot)
-                self.exporter.set("e2e_heal_error_ratio", max(ratio, 0.0), {"slot": slot})
-                self.exporter.set("e2e_heal_latency", max(latency, 0.0), {"slot": slot})
-                self.exporter.set("e2e_heal_load", load, {"slot": slot})
+            for slot in SLOTS:
+                for metric, value in self.sample(slot).items():
+                    self.exporter.set(metric, value, {"slot": slot})
             self.stop.wait(1.0)
 
 
@@ -125,6 +137,8 @@ class Feed:
 def feed(local_cluster: Cluster) -> Iterator[Feed]:
     with Exporter(FEED_NAME, local_cluster.targets_dir) as exporter:
         running = Feed(exporter, local_cluster.kubeconfig)
+        assert local_cluster.targets_dir and local_cluster.prometheus_url
+        seed(local_cluster.targets_dir, local_cluster.prometheus_url, running.past(), SYNC)
         running.thread.start()
         yield running
         running.stop.set()

@@ -10,6 +10,8 @@
 KWOK runs no processes: a feeder thread serves, for every pod of the two Deployments (read from
 the API server), the series the default health metrics read, labelled with the pod's namespace
 and name as Kubernetes service discovery labels them; pods running the bad image answer 5xx.
+Their first five minutes are seeded into Prometheus (e2e/history_seed.py) before the services
+are applied, so the detectors backfill them instead of the test waiting for them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
+from history_seed import Series, exporter_labels, seed
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -37,8 +40,9 @@ GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
 TOKEN, ORG = f"t-{uuid.uuid4().hex}", "team-a"
 TAG = module_tag(__name__)
 FEED = f"e2e-{TAG}-feed-{uuid.uuid4().hex[:6]}"
-TRAINING_ROWS = 40  # the spec's minTrainingRows: 60 rows (2 min) to the first fit, not 120
-WARM_UP = 420  # seconds for 60 rows of history at 2 s and the first fit, on a loaded machine
+WARM_UP = 420  # seconds, at most, to the first verdict (the seeded history backfilled, a fit)
+SEEDED_ROWS = 150  # past rows per series: the detector's 120 (rows_to_fit) and some to spare
+Values = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (metric, labels) -> value
 
 
 class TokenProxy:
@@ -90,32 +94,47 @@ class Feed:
     def __init__(self, exporter: Exporter, kubeconfig: str) -> None:
         self.exporter, self.rng = exporter, np.random.default_rng(11)
         self.targets: list[str] = []  # namespaces whose Deployment `web` is fed
-        self.totals: dict[tuple[str, str, str], float] = {}
+        self.totals: Values = {}
         self.stop = threading.Event()
         config.load_kube_config(kubeconfig)  # type: ignore[no-untyped-call]
         self.core = client.CoreV1Api()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _add(self, metric: str, labels: dict[str, str], amount: float) -> None:
-        key = (metric, *sorted(labels.items()))
-        self.totals[key] = self.totals.get(key, 0.0) + max(amount, 0.0)  # type: ignore[index]
-        self.exporter.set(metric, self.totals[key], labels)  # type: ignore[index]
+    def _add(self, values: Values, metric: str, labels: dict[str, str], amount: float) -> None:
+        key = (metric, tuple(sorted(labels.items())))
+        self.totals[key] = values[key] = self.totals.get(key, 0.0) + max(amount, 0.0)
 
-    def _pod(self, ns: str, pod: Any) -> None:
-        own = {"namespace": ns, "pod": pod.metadata.name}
-        bad = pod.spec.containers[0].image == BAD
-        self._add("http_requests_total", {**own, "code": "200"}, 20 + self.rng.normal(0, 1))
-        self._add("http_requests_total", {**own, "code": "500"},
+    def _pod(self, ns: str, name: str, bad: bool) -> Values:
+        """The pod's series after one more second: counters grow, gauges are drawn anew."""
+        own, values = {"namespace": ns, "pod": name}, {}
+        self._add(values, "http_requests_total", {**own, "code": "200"},
+                  20 + self.rng.normal(0, 1))
+        self._add(values, "http_requests_total", {**own, "code": "500"},
                   (30.0 if bad else 0.2) + self.rng.normal(0, 0.05))
         for le, share in (("0.1", 0.9), ("0.5", 0.99), ("+Inf", 1.0)):
-            self._add("http_request_duration_seconds_bucket", {**own, "le": le},
+            self._add(values, "http_request_duration_seconds_bucket", {**own, "le": le},
                       20 * share + self.rng.normal(0, 0.1))
         container = {**own, "container": "app"}
-        self._add("container_cpu_usage_seconds_total", container, 0.3 + self.rng.normal(0, 0.02))
-        self.exporter.set("container_memory_working_set_bytes", 2e8 + self.rng.normal(0, 1e6),
-                          container)
-        self.exporter.set("kube_pod_container_status_restarts_total", 0.0,
-                          {**own, "container": "app"})
+        self._add(values, "container_cpu_usage_seconds_total", container,
+                  0.3 + self.rng.normal(0, 0.02))
+        labels = tuple(sorted(container.items()))
+        values[("container_memory_working_set_bytes", labels)] = 2e8 + self.rng.normal(0, 1e6)
+        values[("kube_pod_container_status_restarts_total", labels)] = 0.0
+        return values
+
+    def past(self, ns: str, pods: list[str]) -> list[Series]:
+        """SEEDED_ROWS rows of the pods' series at SYNC apart (the feed adds a second's worth
+        about once a second), ending where the live feed goes on: counters do not reset."""
+        rows: list[Values] = []
+        for _ in range(SEEDED_ROWS):
+            row: Values = {}
+            for _ in range(SYNC):
+                for pod in pods:
+                    row.update(self._pod(ns, pod, bad=False))
+            rows.append(row)
+        port = self.exporter.port
+        return [Series(metric, exporter_labels(FEED, port, **dict(labels)),
+                       [row[(metric, labels)] for row in rows]) for metric, labels in rows[0]]
 
     def _run(self) -> None:
         while not self.stop.is_set():
@@ -124,7 +143,10 @@ class Feed:
                                                      _request_timeout=5).items
                 for pod in pods:
                     if pod.metadata is not None and not pod.metadata.deletion_timestamp:
-                        self._pod(ns, pod)
+                        bad = pod.spec.containers[0].image == BAD
+                        for (metric, labels), value in self._pod(
+                                ns, pod.metadata.name, bad).items():
+                            self.exporter.set(metric, value, dict(labels))
             self.exporter.set("e2e_tenancy_load", 10.0)
             self.stop.wait(1.0)
 
@@ -182,9 +204,8 @@ spec:
 {extra}"""
     # Healing with its defaults: no metrics given, so errorRatio, latencyP99, cpu, memory and
     # restarts, each scoped by the operator to the target's namespace and pods.
-    block = ("  healing: {enabled: true, rollbackWindowSeconds: 300, verifySeconds: 16, "
-             f"minTrainingRows: {TRAINING_ROWS}}}\n")
-    return text + block if healing else text
+    return text + "  healing: {enabled: true, rollbackWindowSeconds: 300, verifySeconds: 16}\n" \
+        if healing else text
 
 
 def apply(cluster: Cluster, ns: str, text: str) -> None:
@@ -265,16 +286,28 @@ def test_a_url_off_the_allowlist_is_refused_unasked(
         elsewhere.close()
 
 
-def deploy(cluster: Cluster, feed: Feed, ns: str) -> None:
+def deploy(cluster: Cluster, feed: Feed, ns: str) -> list[Series]:
+    """The Deployment, and its pods' past: as if they had served for SEEDED_ROWS syncs."""
     cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 2, GOOD))
+
+    def pods() -> list[str] | None:
+        items: Any = cluster.json("get", "pods", "-n", ns, "-l", "app=web")["items"]
+        names = [p["metadata"]["name"] for p in items]
+        return names if len(names) == 2 else None
+
+    past = feed.past(ns, wait_until(pods, 60, f"the 2 pods of {ns}/web"))
     feed.targets.append(ns)
+    return past
 
 
 def test_errors_in_one_namespace_do_not_roll_back_another(
         local_cluster: Cluster, namespace: str, other_namespace: str,
         operator: OperatorProcess, feed: Feed) -> None:
+    past = [series for ns in (namespace, other_namespace)
+            for series in deploy(local_cluster, feed, ns)]
+    assert local_cluster.targets_dir and local_cluster.prometheus_url
+    seed(local_cluster.targets_dir, local_cluster.prometheus_url, past, SYNC)
     for ns in (namespace, other_namespace):
-        deploy(local_cluster, feed, ns)
         apply(local_cluster, ns, service_yaml("", healing=True))
     for ns in (namespace, other_namespace):
         wait_until(lambda ns=ns: (status(local_cluster, ns).get("healing") or {})
