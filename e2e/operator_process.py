@@ -11,6 +11,8 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from support import wait_until
@@ -154,3 +156,14 @@ class OperatorProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+@contextmanager
+def watching(name: str, prefix: str) -> Iterator[OperatorProcess]:
+    """An operator (coverage measured) watching the namespaces `<prefix>*`, e.g. a module's
+    `e2e-<tag>-`: started and ready on entry, stopped (SIGTERM) on exit, even after a failure."""
+    process = OperatorProcess(name, args=("--namespace", f"{prefix}*")).start()
+    try:
+        yield process
+    finally:
+        process.stop()

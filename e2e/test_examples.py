@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, watching
 
 from conftest import Cluster, module_tag
 from support import wait_until
@@ -43,10 +43,8 @@ def test_every_service_example_is_checked_here() -> None:
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("examples",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("examples", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 def workload(kind: str, name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from operator_process import ROOT, OperatorProcess
+from operator_process import ROOT, OperatorProcess, watching
 
 from conftest import Cluster, module_tag
 from support import deployment_yaml, wait_until
@@ -49,10 +49,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("explain",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("explain", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 def viewer_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:

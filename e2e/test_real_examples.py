@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, watching
 
 from conftest import Cluster, module_tag
 from support import wait_until
@@ -21,10 +21,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shardset.yaml"
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster, real_node: str) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("real-examples",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("real-examples", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 def placed(cluster: Cluster, shards: int) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from support import wait_until
 
 SYNC = 2
 ROLLBACK_DEADLINE = 120  # seconds from the bad rollout to the rollback
-WARM_UP = 420  # seconds for the detector's first fit (120 rows of history at a 2 s step)
+TRAINING_ROWS = 40  # the spec's minTrainingRows: 60 rows (2 min) to the first fit, not 120
+WARM_UP = 420  # seconds for the detector's first fit (60 rows of history at a 2 s step)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def service(namespace: str, *, cooldown: int = 60) -> str:
             "metrics": [{"name": "load", "query": load, "targetPerReplica": 100}],
             "healing": {"enabled": True, "mode": "Active", "metrics": health_queries(namespace),
                         "rollbackWindowSeconds": 300, "cooldownSeconds": cooldown,
-                        "verifySeconds": 16},
+                        "verifySeconds": 16, "minTrainingRows": TRAINING_ROWS},
         },
     })
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, watching
 from real_pods import apply, http_deployment, scraped, wait_ready
 
 from conftest import Cluster, module_tag
@@ -24,10 +24,8 @@ TARGET = 2.0  # requests per second one `web` replica serves
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("real-scaling",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("real-scaling", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 def service(namespace: str) -> str:

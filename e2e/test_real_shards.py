@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator import routing
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, watching
 from real_pods import PORT, container, pod_template
 
 from conftest import Cluster, module_tag
@@ -31,10 +31,8 @@ STEP_TIMEOUT = 240
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("real-shards",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("real-shards", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 def shard_set(cluster: Cluster, shards: int, migrate_args: list[str]) -> dict[str, Any]:

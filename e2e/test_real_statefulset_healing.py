@@ -33,7 +33,8 @@ from conftest import Cluster, module_tag
 from support import wait_until
 
 SYNC = 2
-WARM_UP = 480  # seconds for the detector's first fit (120 rows of history at a 2 s step)
+TRAINING_ROWS = 40  # the spec's minTrainingRows: 60 rows (2 min) to the first fit, not 120
+WARM_UP = 480  # seconds for the detector's first fit (60 rows of history at a 2 s step)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,7 @@ def service(namespace: str, name: str, *, cooldown: int) -> str:
             "metrics": [{"name": "load", "query": requests, "targetPerReplica": 100}],
             "healing": {"enabled": True, "mode": "Active", "cooldownSeconds": cooldown,
                         "rollbackWindowSeconds": 300, "verifySeconds": 16,
+                        "minTrainingRows": TRAINING_ROWS,
                         "metrics": {"errorRatio": f"{errors} / {requests}"}},
         },
     })

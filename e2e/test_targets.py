@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, watching
 
 from conftest import Cluster, module_tag
 from support import wait_until
@@ -116,10 +116,8 @@ def rollouts(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Cluster
 
 @pytest.fixture(scope="module")
 def operator(widgets: Cluster, rollouts: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("targets",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("targets", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 # Healing rolls back and restarts only the kinds whose revisions it knows; for any other kind it

@@ -161,11 +161,13 @@ def live_history(seed: int, rows: int, repeats: float) -> dict[str, list[float]]
     return {"errorRatio": list(errors), "latency": list(latency)}
 
 
+@pytest.mark.parametrize("rows", [100, 40])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_live_detector_flags_a_bad_rollout_soon_after_a_short_history(seed: int) -> None:
-    # The operator's settings on the shortest history it fits on (the e2e bad rollout).
-    config = detector_settings_from_spec(
-        HealingSpec(enabled=True, persistence=Persistence(k=2, n=3)))
+def test_live_detector_flags_a_bad_rollout_soon_after_a_short_history(seed: int,
+                                                                      rows: int) -> None:
+    # The operator's settings on the shortest history it fits on (40 training rows: the e2e's).
+    config = detector_settings_from_spec(HealingSpec(
+        enabled=True, persistence=Persistence(k=2, n=3), minTrainingRows=rows))
     history = live_history(seed, config.rows_to_fit + 60, repeats=0.0)
     detector = AnomalyDetector(config, random_state=0).fit(history)
     rng = np.random.default_rng(seed + 100)
@@ -191,10 +193,28 @@ def test_beyond_training(on: bool, jump: float, expected: bool) -> None:
     assert bool(beyond_training(model, features[-1:], config)[0]) is expected
 
 
-def test_live_detector_needs_its_warm_up_rows_too() -> None:
-    config = detector_settings_from_spec(HealingSpec(enabled=True))
-    with pytest.raises(ValueError, match="at least 120 rows to fit \\(20 of them warm-up\\)"):
-        AnomalyDetector(config).fit(live_history(0, 119, repeats=0.0))
+@pytest.mark.parametrize(("spec", "rows"), [
+    pytest.param({}, 120, id="the-default-100-training-rows"),
+    pytest.param({"minTrainingRows": 40}, 60, id="fewer-training-rows-from-the-spec"),
+])
+def test_live_detector_needs_its_warm_up_rows_too(spec: dict[str, int], rows: int) -> None:
+    config = detector_settings_from_spec(HealingSpec(enabled=True, **spec))
+    assert config.rows_to_fit == rows
+    with pytest.raises(ValueError, match=f"at least {rows} rows to fit \\(20 of them warm-up\\)"):
+        AnomalyDetector(config).fit(live_history(0, rows - 1, repeats=0.0))
+    AnomalyDetector(config).fit(live_history(0, rows, repeats=0.0))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_live_detector_on_few_training_rows_keeps_quiet_on_normal_rows(seed: int) -> None:
+    config = detector_settings_from_spec(HealingSpec(
+        enabled=True, persistence=Persistence(k=2, n=3), minTrainingRows=40))
+    history = live_history(seed, config.rows_to_fit + 120, repeats=0.0)
+    detector = AnomalyDetector(config, random_state=0).fit(
+        {name: values[: config.rows_to_fit] for name, values in history.items()})
+    flags = [detector.score({name: values[:end] for name, values in history.items()}).is_anomaly
+             for end in range(config.rows_to_fit + 1, len(history["errorRatio"]) + 1)]
+    assert not any(flags), flags
 
 
 def test_detector_guards() -> None:

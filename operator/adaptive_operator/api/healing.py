@@ -36,6 +36,13 @@ DEFAULT_METRICS: dict[str, str] = {
 }
 
 
+# The detector's first fit: the product's default training rows, and the bounds a spec may set
+# (30 give the 0.99 quantile of the training scores a footing; 2,000 is its training window).
+DEFAULT_MIN_TRAINING_ROWS = 100
+MIN_TRAINING_ROWS = 30
+MAX_TRAINING_ROWS = 2000
+
+
 class MetricRole(StrEnum):
     """What a health metric measures; saturation reads the `latency` and `cpu` ones."""
 
@@ -148,6 +155,11 @@ class HealingSpec(KubeModel):
     verify_seconds: int = Field(
         default=120, ge=1, le=MAX_PERIOD_SECONDS, alias="verifySeconds",
         description="How long after an action its outcome (Helped, DidNotHelp) is judged.")
+    min_training_rows: int = Field(
+        default=DEFAULT_MIN_TRAINING_ROWS, ge=MIN_TRAINING_ROWS, le=MAX_TRAINING_ROWS,
+        alias="minTrainingRows",
+        description="History rows (one per sync) the detector trains on before its first "
+        "verdict, after a warm-up of 20: fewer start sooner on a coarser threshold.")
 
     @model_validator(mode="after")
     def _roles_name_metrics(self) -> HealingSpec:

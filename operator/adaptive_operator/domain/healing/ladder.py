@@ -450,6 +450,7 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
         warm_up_rows=LIVE_WARM_UP_ROWS,
         beyond_training=True,
         seasonal_differencing=False,
+        min_train_rows=spec.min_training_rows,
         sensitivity=spec.sensitivity,
         persistence_k=spec.persistence.k,
         persistence_n=spec.persistence.n,
