@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, watching
 from real_pods import PORT, Manifest, apply, http_deployment, scraped, wait_ready
 
 from conftest import Cluster, module_tag
@@ -41,10 +41,8 @@ STEPPED = 3  # replicas that only the stepped load asks for
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster) -> Iterator[OperatorProcess]:
-    process = OperatorProcess("real-coupling",
-                              args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    yield process
-    process.stop()
+    with watching("real-coupling", f"e2e-{module_tag(__name__)}-") as process:
+        yield process
 
 
 def forwarding(deployment: Manifest, url: str, ratio: int, delay: float) -> Manifest:

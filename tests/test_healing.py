@@ -8,6 +8,7 @@ import pytest
 
 from adaptive_operator.api.healing import HealingMode, HealingSpec
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
+from adaptive_operator.domain.healing.inputs import ledger_from_json, ledger_to_json
 from adaptive_operator.domain.healing.ladder import (
     Action,
     HealingPolicy,
@@ -194,6 +195,35 @@ def test_an_eviction_is_judged_only_once_its_replacement_has_proved_itself() -> 
     healed = decide_healing(POLICY, observe(verdict=CALM, pods=(PodHealth("db-0"),)), [evicted],
                             NOW + 30)
     assert healed.verified is not None and healed.verified.outcome is Outcome.HELPED
+
+
+def test_an_eviction_is_judged_by_pod_uid_not_name() -> None:
+    # A StatefulSet's pod is evicted as db-0 (uid-1). At verification a healthy db-0 is seen:
+    # if it is still uid-1 (the eviction never took, or it is still terminating) the eviction
+    # did not help, and healing escalates instead of evicting db-0 again every cooldown.
+    sick = PodHealth("db-0", ready=False, uid="uid-1")
+    plan = decide_healing(POLICY, observe(verdict=CALM, pods=(sick,)), [], NOW - 300)
+    assert plan.intent is not None and plan.intent.pod_uids == ("uid-1",)
+    same = PodHealth("db-0", uid="uid-1")
+    kept = decide_healing(POLICY, observe(verdict=CALM, pods=(same,),
+                                          present_uids=frozenset({"uid-1"})),
+                          [plan.intent], NOW)
+    assert kept.verified is not None and kept.verified.outcome is Outcome.DID_NOT_HELP
+    # Only terminating (not in the pods judged, still listed): not replaced either.
+    gone = decide_healing(POLICY, observe(verdict=CALM, present_uids=frozenset({"uid-1"})),
+                          [plan.intent], NOW)
+    assert gone.verified is not None and gone.verified.outcome is Outcome.DID_NOT_HELP
+    # Re-created under the same name with another UID and healthy: it helped.
+    new = PodHealth("db-0", uid="uid-2")
+    healed = decide_healing(POLICY, observe(verdict=CALM, pods=(new,),
+                                            present_uids=frozenset({"uid-2"})),
+                            [plan.intent], NOW)
+    assert healed.verified is not None and healed.verified.outcome is Outcome.HELPED
+
+
+def test_the_evicted_uids_survive_the_ledger_annotation() -> None:
+    evicted = entry(Action.EVICT_PODS, 300, Outcome.PENDING, pods=("db-0",), pod_uids=("u1",))
+    assert ledger_from_json(ledger_to_json([evicted])) == [evicted]
 
 
 def test_rollback_loop_is_refused_after_the_rollback_itself() -> None:

@@ -60,7 +60,7 @@ def test_a_value_cannot_end_the_string_it_goes_into() -> None:
 @pytest.mark.parametrize(("query", "values", "message"), [
     pytest.param("up{x=\"{{nmespace}}\"}", TEAM_A, "unknown placeholder {{nmespace}}",
                  id="typo-is-refused"),
-    pytest.param("up{pod=~\"{{pods}}\"}", TargetValues("a", "web"), "of a Deployment only",
+    pytest.param("up{pod=~\"{{pods}}\"}", TargetValues("a", "web"), "health metrics only",
                  id="pods-in-a-scaling-metric"),
     pytest.param("up{pod=~\"{{pods}}\"}", TargetValues("a", "web", ()), "no pods",
                  id="no-pods-never-an-empty-regex"),

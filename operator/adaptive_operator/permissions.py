@@ -56,6 +56,7 @@ CALLS: dict[str, tuple[Triple, ...]] = {
     "list_namespaced_replica_set": (("apps", "replicasets", "list"),
                                     ("apps", "replicasets", "watch")),
     "list_namespaced_pod": ((CORE, "pods", "list"), (CORE, "pods", "watch")),
+    "read_namespaced_pod": ((CORE, "pods", "get"),),
     "list_namespaced_horizontal_pod_autoscaler": (
         ("autoscaling", "horizontalpodautoscalers", "list"),
         ("autoscaling", "horizontalpodautoscalers", "watch")),

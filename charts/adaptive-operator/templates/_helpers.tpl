@@ -83,10 +83,13 @@ in a namespaced install, to the ClusterRole otherwise; cluster rules always to t
   resources: [{{ printf "%s/scale" .resource | quote }}]
   verbs: ["get", "patch"]
 {{- end }}
-# Healing reads pods and evicts them (evictions respect PodDisruptionBudgets).
+# Healing reads pods and evicts them (evictions respect PodDisruptionBudgets). A pod of a kind
+# other than Deployment or StatefulSet is read fresh, and its owners (a Rollout's ReplicaSets,
+# a custom resource) must be readable for its ownership to be established: without `get` on
+# them, those pods are never evicted.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]

@@ -18,6 +18,7 @@ from adaptive_operator.adapters.kube import GROUP, VERSION, api_client, request
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.common.label_selector import to_text
 from adaptive_operator.domain.healing.inputs import RESTARTED_AT
+from adaptive_operator.domain.healing.ownership import owned_by_target
 from adaptive_operator.domain.healing.targets import revisions_as_replica_sets
 
 
@@ -192,6 +193,55 @@ async def _owned_pod_names(namespace: str, kind: str, name: str) -> set[str]:
     else:
         owned, _ = await pods_and_replica_sets(namespace, name)
     return {str(pod["metadata"].get("name")) for pod in owned}
+
+
+def _read_object(namespace: str, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+    try:
+        resource = discovery.resolve(api_version, kind)
+        API_REQUESTS.labels("get", resource.plural).inc()
+        found = request(resource.path(namespace, name), "GET")
+    except (ApiException, discovery.DiscoveryError):
+        return None
+    return dict(found) if isinstance(found, dict) else None
+
+
+def _read_pod(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        API_REQUESTS.labels("get", "pods").inc()
+        return dict(_plain(client.CoreV1Api(api_client()).read_namespaced_pod(name, namespace)))
+    except ApiException:
+        return None
+
+
+def _owned_by_target(namespace: str, target: tuple[str, str, str],
+                     pods: tuple[str, ...]) -> set[str]:
+    """Those of `pods` that a chain of ownerReferences leads to the target (api_version, kind,
+    name) from, each read fresh; none when the target cannot be read."""
+    api_version, kind, name = target
+    found = _read_object(namespace, api_version, kind, name)
+    uid = str(((found or {}).get("metadata") or {}).get("uid", ""))
+
+    def read(owner_version: str, owner_kind: str, owner_name: str) -> dict[str, Any] | None:
+        return _read_object(namespace, owner_version, owner_kind, owner_name)
+
+    return {pod for pod in pods
+            if (manifest := _read_pod(namespace, pod)) is not None
+            and owned_by_target(manifest, uid, read)}
+
+
+async def evict_owned(namespace: str, pods: tuple[str, ...],
+                      target: tuple[str, str, str]) -> list[Refusal]:
+    """Evict only the pods the target (api_version, kind, name) is shown to own, for a kind
+    outside OWNING_KINDS; a pod whose ownership cannot be established is left alone."""
+    ours = await asyncio.to_thread(_owned_by_target, namespace, target, pods)
+    _, kind, name = target
+    refused = [Refusal(f"{pod}: not shown to be owned by {kind} {name} (its ownerReferences "
+                       f"do not lead to it, or cannot be read); left alone", False)
+               for pod in pods if pod not in ours]
+    for pod in (pod for pod in pods if pod in ours):
+        refusal = await asyncio.to_thread(_evict, namespace, pod)
+        refused.extend([refusal] if refusal is not None else [])
+    return refused
 
 
 async def evict(namespace: str, pods: tuple[str, ...],

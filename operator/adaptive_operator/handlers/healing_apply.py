@@ -68,8 +68,11 @@ async def _evict(namespace: str, spec: AdaptiveServiceSpec,
                  intent: LedgerEntry) -> tuple[str | None, bool]:
     """What the evictions ran into, and whether PodDisruptionBudgets refused every one."""
     ref = spec.scale_target_ref
-    owner = (ref.kind, ref.name) if ref.kind in workload.OWNING_KINDS else None
-    refusals = await workload.evict(namespace, intent.pods, owner)
+    if ref.kind in workload.OWNING_KINDS:
+        refusals = await workload.evict(namespace, intent.pods, (ref.kind, ref.name))
+    else:  # any other kind: its ownerReferences chain must lead to the target
+        refusals = await workload.evict_owned(namespace, intent.pods,
+                                              (ref.api_version, ref.kind, ref.name))
     problem = "; ".join(r.message for r in refusals) or None
     return problem, len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
 

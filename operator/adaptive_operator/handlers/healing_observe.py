@@ -39,11 +39,16 @@ POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be
 
 
 async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...] | None:
-    """The target's own pods ({{pods}}); None for a kind whose pods are not looked up."""
-    if spec.scale_target_ref.kind != "Deployment":
+    """The target's own pods ({{pods}}), of any kind; None when they cannot be read."""
+    ref = spec.scale_target_ref
+    try:
+        scale = await cached_reads.read_scale(namespace, kube.TargetRef(
+            ref.api_version, ref.kind, ref.name))
+        _, _, names = await _pods(namespace, ref, scale)
+    except kube.TargetError as err:
+        log.warning("the target's pods cannot be read for {{pods}}", error=err.message)
         return None
-    raw_pods, _ = await cached_reads.pods_and_replica_sets(namespace, spec.scale_target_ref.name)
-    return tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
+    return names
 
 
 def start_watcher(healing: HealingSpec) -> Watcher:
@@ -137,26 +142,32 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
     watcher.load.append(row)
 
 
-Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None]
-Pods = tuple[list[Any], RolloutInfo | None, tuple[str, ...] | None]
+Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None,
+                 frozenset[str]]
+Pods = tuple[list[Any], RolloutInfo | None, tuple[str, ...]]
 
 
 async def _pods(namespace: str, ref: ScaleTargetRef, scale: kube.Scale) -> Pods:
     """The target's pods, its rollout (Deployments and StatefulSets) and pod names ({{pods}},
-    Deployments only)."""
+    every kind)."""
     if ref.kind == "Deployment":
         raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
-        names = tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
-        return raw_pods, rollout_info(sets), names
+        return raw_pods, rollout_info(sets), _names(raw_pods)
     if ref.kind == "StatefulSet":
         raw_pods, sets = await workload.statefulset_pods_and_revisions(namespace, ref.name)
-        return raw_pods, rollout_info(sets), None
+        return raw_pods, rollout_info(sets), _names(raw_pods)
     # Any other kind: its pods through the /scale selector, no rollout to judge.
-    return await workload.pods_of(namespace, scale.selector), None, None
+    raw_pods = await workload.pods_of(namespace, scale.selector)
+    return raw_pods, None, _names(raw_pods)
+
+
+def _names(raw_pods: list[Any]) -> tuple[str, ...]:
+    return tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
 
 
 async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float) -> Workload:
-    """The replicas, the rollout, the pods' health, the pod names and what could not be read."""
+    """The replicas, the rollout, the pods' health, the pod names, what could not be read and
+    every listed pod's UID (terminating ones too)."""
     ref, replicas = spec.scale_target_ref, 0
     try:
         scale = await cached_reads.read_scale(namespace, kube.TargetRef(
@@ -164,19 +175,20 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
         replicas = scale.replicas
         raw_pods, rollout, names = await _pods(namespace, ref, scale)
     except (kube.TargetError, workload.WorkloadError) as err:
-        return replicas, None, (), None, err.message
+        return replicas, None, (), None, err.message, frozenset()
     reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
     pods = tuple(report.health for report in reports if report is not None)
-    return replicas, rollout, pods, names, None
+    uids = frozenset(str(pod["metadata"].get("uid", "")) for pod in raw_pods) - {""}
+    return replicas, rollout, pods, names, None, uids
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
                   now: float, totals: Totals) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
-    replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
+    replicas, rollout, pods, names, unread, uids = await observe_workload(namespace, spec, now)
     verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,
-                       spec.max_replicas, False, error)
+                       spec.max_replicas, False, error, uids)
 

@@ -26,7 +26,7 @@ class TemplateError(ValueError):
 class TargetValues:
     namespace: str
     name: str
-    pods: Sequence[str] | None = None  # None: not known here (scaling, or not a Deployment)
+    pods: Sequence[str] | None = None  # None: not known here (scaling, or pods not readable)
 
 
 def _string(value: str) -> str:
@@ -57,7 +57,8 @@ def render(query: str, values: TargetValues) -> str:
     check(query)
     used = set(placeholders(query))
     if "pods" in used and values.pods is None:
-        raise TemplateError("{{pods}} is known to the health metrics of a Deployment only")
+        raise TemplateError("{{pods}} is known to the health metrics only, once the target's "
+                            "pods can be read")
     if "pods" in used and not values.pods:
         # An empty regex would match series without the label: every pod of the cluster.
         raise TemplateError("{{pods}}: the target has no pods yet")

@@ -59,7 +59,7 @@ def _entry(item: Mapping[str, Any]) -> LedgerEntry:
         id=str(item["id"]), action=Action(item["action"]), at=float(item["at"]),
         outcome=Outcome(item["outcome"]), target_revision=item.get("targetRevision"),
         from_revision=item.get("fromRevision"), pods=tuple(item.get("pods", ())),
-        replicas=item.get("replicas"))
+        replicas=item.get("replicas"), pod_uids=tuple(item.get("podUids", ())))
 
 
 def ledger_to_json(ledger: Sequence[LedgerEntry]) -> str:
@@ -71,7 +71,8 @@ def _item(entry: LedgerEntry) -> dict[str, Any]:
     item: dict[str, Any] = {"id": entry.id, "action": entry.action.value, "at": entry.at,
                             "outcome": entry.outcome.value}
     optional = {"targetRevision": entry.target_revision, "fromRevision": entry.from_revision,
-                "pods": list(entry.pods) or None, "replicas": entry.replicas}
+                "pods": list(entry.pods) or None, "replicas": entry.replicas,
+                "podUids": list(entry.pod_uids) or None}
     item.update({key: value for key, value in optional.items() if value is not None})
     return item
 
@@ -114,7 +115,7 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
     starting = young and not crash and not _ready(status)
     ready = _ready(status) or starting
     return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash,
-                               starting=starting), restarts)
+                               starting=starting, uid=str(meta.get("uid", ""))), restarts)
 
 
 def _ready(status: Mapping[str, Any]) -> bool:

@@ -77,6 +77,7 @@ class PodHealth:
     # Within its start-up grace and not ready yet: not held against the workload, but not proof
     # that an action helped either (a StatefulSet's evicted pod comes back under its own name).
     starting: bool = False
+    uid: str = ""  # which pod: a StatefulSet's replacement has the evicted pod's name
 
     @property
     def unhealthy(self) -> bool:
@@ -109,6 +110,9 @@ class Observation:
     max_replicas: int = 1
     paused: bool = False
     read_error: str | None = None  # set when any input could not be read
+    # Every listed pod's UID, those terminating included: an evicted pod still among them
+    # has not been replaced, whatever its name's health says.
+    present_uids: frozenset[str] = frozenset()
 
     @property
     def unhealthy_pods(self) -> tuple[PodHealth, ...]:
@@ -134,6 +138,7 @@ class LedgerEntry:
     from_revision: int | None = None
     pods: tuple[str, ...] = ()
     replicas: int | None = None
+    pod_uids: tuple[str, ...] = ()  # the evicted pods' UIDs, as they were when decided
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,11 @@ def _still_verifying(policy: HealingPolicy, pending: LedgerEntry, observation: O
 
 
 def _verify(entry: LedgerEntry, observation: Observation) -> LedgerEntry:
-    outcome = Outcome.DID_NOT_HELP if observation.troubled else Outcome.HELPED
+    """Helped: the workload is well and no evicted pod is still there. A pod is the one evicted
+    by its UID, not its name (a StatefulSet re-creates a pod under the same name)."""
+    kept = entry.action is Action.EVICT_PODS and bool(
+        set(entry.pod_uids) & observation.present_uids)
+    outcome = Outcome.DID_NOT_HELP if observation.troubled or kept else Outcome.HELPED
     return replace(entry, outcome=outcome)
 
 
@@ -291,12 +300,13 @@ def _evict(policy: HealingPolicy, observation: Observation, now: float) -> Heali
     if not unhealthy:
         return None
     chosen = tuple(sorted(pod.name for pod in unhealthy))[: policy.max_unavailable_pods]
+    uids = tuple(pod.uid for pod in unhealthy if pod.name in chosen and pod.uid)
     crash = sum(pod.crash_looping for pod in unhealthy)
     message = (f"{len(unhealthy)} unhealthy pod(s) ({crash} crash-looping, "
                f"{len(unhealthy) - crash} not ready); evicting {len(chosen)} "
                f"(cap {policy.max_unavailable_pods} at once): {', '.join(chosen)}")
     intent = LedgerEntry(_intent_id(Action.EVICT_PODS, now), Action.EVICT_PODS, now,
-                         Outcome.PENDING, pods=chosen)
+                         Outcome.PENDING, pods=chosen, pod_uids=uids)
     return HealingPlan(Action.EVICT_PODS, "UnhealthyPods", message, intent)
 
 

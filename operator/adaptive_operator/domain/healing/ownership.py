@@ -1,0 +1,37 @@
+"""Whether a pod belongs to the scale target, by its ownerReferences chain up to the target's
+UID: pod -> ReplicaSet -> Rollout, pod -> ReplicationController, pod -> custom resource
+directly or through what it made. Pure: the owners are read by the function given.
+
+What cannot be established is not guessed: an owner that cannot be read, a chain that ends or
+runs too long, all say "not shown to be the target's", and the pod is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+MAX_DEPTH = 4  # pod -> ReplicaSet -> Rollout is 2; an operator's own layers add a few
+# (api_version, kind, name) -> the owner's manifest, None when it cannot be read.
+Reader = Callable[[str, str, str], Mapping[str, Any] | None]
+
+
+def owned_by_target(pod: Mapping[str, Any], target_uid: str, read: Reader) -> bool:
+    """True when a chain of ownerReferences leads from `pod` to the object of `target_uid`."""
+    return bool(target_uid) and _leads(pod, target_uid, read, MAX_DEPTH)
+
+
+def _leads(item: Mapping[str, Any], target_uid: str, read: Reader, depth: int) -> bool:
+    refs = (item.get("metadata") or {}).get("ownerReferences") or []
+    if any(ref.get("uid") == target_uid for ref in refs):
+        return True
+    if depth <= 1:
+        return False
+    for ref in refs:
+        owner = read(str(ref.get("apiVersion", "")), str(ref.get("kind", "")),
+                     str(ref.get("name", "")))
+        # The owner read must be the one referenced (a name may have been reused).
+        if owner is not None and (owner.get("metadata") or {}).get("uid") == ref.get("uid") \
+                and _leads(owner, target_uid, read, depth - 1):
+            return True
+    return False

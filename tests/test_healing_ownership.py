@@ -1,0 +1,100 @@
+"""A pod is evicted only when its ownerReferences chain leads to the scale target's UID, for
+every kind: pod -> ReplicaSet -> Rollout, pod -> ReplicationController, pod -> custom resource
+directly or through what it made. What cannot be established is not guessed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from adaptive_operator.adapters import workload
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
+from adaptive_operator.domain.healing.ownership import MAX_DEPTH, owned_by_target
+from adaptive_operator.handlers import healing_apply
+
+
+def obj(uid: str, *owners: tuple[str, str, str, str]) -> dict[str, Any]:
+    refs = [{"apiVersion": v, "kind": k, "name": n, "uid": u} for v, k, n, u in owners]
+    return {"metadata": {"uid": uid, "ownerReferences": refs}}
+
+
+class Objects:
+    """A namespace's objects by (apiVersion, kind, name); a missing one cannot be read."""
+
+    def __init__(self, **found: dict[str, Any]) -> None:
+        self.found = found
+        self.reads: list[str] = []
+
+    def __call__(self, api_version: str, kind: str, name: str) -> Mapping[str, Any] | None:
+        self.reads.append(f"{kind}/{name}")
+        return self.found.get(f"{kind}/{name}")
+
+
+ROLLOUT = ("argoproj.io/v1alpha1", "Rollout", "web", "ro-web")
+RS = ("apps/v1", "ReplicaSet", "web-1", "rs-1")
+
+
+def test_a_rollouts_pod_is_owned_through_its_replica_set() -> None:
+    objects = Objects(**{"ReplicaSet/web-1": obj("rs-1", ROLLOUT)})
+    assert owned_by_target(obj("p", RS), "ro-web", objects)
+
+
+def test_a_pod_owned_directly_by_an_rc_or_a_custom_resource() -> None:
+    assert owned_by_target(obj("p", ("v1", "ReplicationController", "web", "rc-web")),
+                           "rc-web", Objects())
+
+
+def test_a_pod_the_selector_matches_but_the_target_does_not_own_is_not_its() -> None:
+    other = ("argoproj.io/v1alpha1", "Rollout", "other", "ro-other")
+    objects = Objects(**{"ReplicaSet/web-1": obj("rs-1", other)})
+    assert not owned_by_target(obj("p", RS), "ro-web", objects)
+    assert not owned_by_target(obj("bare"), "ro-web", objects)
+
+
+def test_what_cannot_be_read_or_is_a_reused_name_is_not_guessed() -> None:
+    assert not owned_by_target(obj("p", RS), "ro-web", Objects())  # owner unreadable
+    reused = Objects(**{"ReplicaSet/web-1": obj("rs-NEW", ROLLOUT)})  # not the one referenced
+    assert not owned_by_target(obj("p", RS), "ro-web", reused)
+    assert not owned_by_target(obj("p", ROLLOUT), "", Objects())  # target uid unknown
+
+
+def test_the_chain_is_bounded() -> None:
+    chain: dict[str, dict[str, Any]] = {}
+    for level in range(MAX_DEPTH + 2):
+        chain[f"Layer/l{level}"] = obj(f"u{level}", ("x/v1", "Layer", f"l{level + 1}",
+                                                     f"u{level + 1}"))
+    objects = Objects(**chain)
+    pod = obj("p", ("x/v1", "Layer", "l0", "u0"))
+    assert owned_by_target(pod, f"u{MAX_DEPTH - 1}", objects)
+    assert not owned_by_target(pod, f"u{MAX_DEPTH + 1}", objects)
+    assert len(objects.reads) <= 2 * MAX_DEPTH
+
+
+async def test_healing_evicts_only_the_pods_a_rollout_owns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster = Objects(**{"Rollout/web": obj("ro-web"), "ReplicaSet/web-1": obj("rs-1", ROLLOUT),
+                         "Pod/web-1-a": obj("pa", RS), "Pod/impostor": obj("pb")})
+    evicted: list[str] = []
+
+    def read(namespace: str, api_version: str, kind: str, name: str) -> Mapping[str, Any] | None:
+        return cluster(api_version, kind, name)
+
+    def evict(namespace: str, pod: str) -> None:
+        evicted.append(pod)
+
+    monkeypatch.setattr(workload, "_read_object", read)
+    monkeypatch.setattr(workload, "_read_pod", lambda ns, pod: cluster("v1", "Pod", pod))
+    monkeypatch.setattr(workload, "_evict", evict)
+    spec = AdaptiveServiceSpec.model_validate({
+        "scaleTargetRef": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                           "name": "web"},
+        "maxReplicas": 5, "metrics": [{"name": "load", "query": "sum(x)",
+                                       "targetPerReplica": 10}]})
+    intent = LedgerEntry("evictpods-1", Action.EVICT_PODS, 1.0, Outcome.PENDING,
+                         pods=("impostor", "web-1-a"))
+    problem, blocked = await healing_apply._evict("ns", spec, intent)
+    assert evicted == ["web-1-a"] and not blocked
+    assert problem is not None and "impostor: not shown to be owned by Rollout web" in problem
