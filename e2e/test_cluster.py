@@ -209,11 +209,24 @@ def test_a_real_pod_goes_ready_and_serves_the_host(cluster: Cluster, real_node: 
     assert "GET / HTTP/1.1" in cluster.kubectl("logs", "-n", namespace, "web")
 
 
+# CoreDNS and kube-proxy take up a new Service within moments, not at once: the client polls
+# until a deadline (as wait_until does), and prints only what it finally found.
 CLIENT = """
-import socket, sys, urllib.request
-print(socket.gethostbyname("kubernetes.default.svc.cluster.local"))
-with urllib.request.urlopen(f"http://web.{sys.argv[1]}.svc.cluster.local/", timeout=20) as r:
-    print(r.status)
+import socket, sys, time, urllib.request
+deadline = time.monotonic() + 60
+while True:
+    try:
+        address = socket.gethostbyname("kubernetes.default.svc.cluster.local")
+        url = f"http://web.{sys.argv[1]}.svc.cluster.local/"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            status = r.status
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.5)
+print(address)
+print(status)
 """
 
 
