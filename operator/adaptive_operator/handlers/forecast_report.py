@@ -17,7 +17,6 @@ REASONS = (
     ("no seasonality", "NoSeasonality"),
     ("history backfill failed", "HistoryUnavailable"),
     ("no data", "HistoryUnavailable"),
-    ("forecast warming up", "WarmingUp"),
 )
 
 
