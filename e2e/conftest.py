@@ -156,6 +156,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "last: runs after every other test (it may take the session's cluster down)")
 
 
+# First: pytest-xdist's own hook (on each worker) reads the mark to name the test's group, and
+# a plain conftest hook runs after it, too late (the e2e tests then went to both workers, and one
+# module's operator ran twice, on both).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `last` (e.g. one that takes the session's cluster down) run after all
     others. Under pytest-xdist (`--dist loadgroup`) every e2e test goes to one worker, in this
@@ -164,6 +168,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Refuses to run e2e tests that pytest-xdist would spread over its workers: they share one
+    cluster, and two copies of a module's operator fight over its services."""
+    if node.config.getoption("dist") != "loadgroup":
+        return
+    loose = [i for i in ids if i.startswith("e2e/") and not i.endswith("@e2e")]
+    if loose:
+        pytest.exit(f"pytest-xdist did not group {len(loose)} e2e tests (first: {loose[0]}): use "
+                    "the pytest and pytest-xdist versions pyproject.toml allows", returncode=4)
 
 
 @pytest.fixture(scope="session")
