@@ -133,8 +133,7 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
     watcher.load.append(row)
 
 
-Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None,
-                 frozenset[str]]
+Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None]
 Pods = tuple[list[Any], RolloutInfo | None, tuple[str, ...]]
 
 
@@ -157,8 +156,8 @@ def _names(raw_pods: list[Any]) -> tuple[str, ...]:
 
 
 async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float) -> Workload:
-    """The replicas, the rollout, the pods' health, the pod names, what could not be read and
-    every listed pod's UID (terminating ones too)."""
+    """The replicas, the rollout, the pods' health (terminating pods left out: they count as
+    not yet replaced), the pod names and what could not be read."""
     ref, replicas = spec.scale_target_ref, 0
     try:
         scale = await cached_reads.read_scale(namespace, kube.TargetRef(
@@ -166,20 +165,19 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
         replicas = scale.replicas
         raw_pods, rollout, names = await _pods(namespace, ref, scale)
     except (kube.TargetError, workload.WorkloadError) as err:
-        return replicas, None, (), None, err.message, frozenset()
+        return replicas, None, (), None, err.message
     reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
     pods = tuple(report.health for report in reports if report is not None)
-    uids = frozenset(str(pod["metadata"].get("uid", "")) for pod in raw_pods) - {""}
-    return replicas, rollout, pods, names, None, uids
+    return replicas, rollout, pods, names, None
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
                   now: float, totals: Totals) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
-    replicas, rollout, pods, names, unread, uids = await observe_workload(namespace, spec, now)
+    replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
     verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,
-                       spec.max_replicas, False, error, uids)
+                       spec.max_replicas, False, error)
 
