@@ -135,7 +135,8 @@ class LedgerEntry:
     from_revision: int | None = None
     pods: tuple[str, ...] = ()
     replicas: int | None = None
-    pod_uids: tuple[str, ...] = ()  # the evicted pods' UIDs, as they were when decided
+    # The evicted pods' UIDs as they were when decided, one a pod of `pods` ("" unknown).
+    pod_uids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,8 @@ def _evict(policy: HealingPolicy, observation: Observation, now: float) -> Heali
     if not unhealthy:
         return None
     chosen = tuple(sorted(pod.name for pod in unhealthy))[: policy.max_unavailable_pods]
-    uids = tuple(pod.uid for pod in unhealthy if pod.name in chosen and pod.uid)
+    by_name = {pod.name: pod.uid for pod in unhealthy}
+    uids = tuple(by_name[name] for name in chosen)  # one a pod, "" when not known
     crash = sum(pod.crash_looping for pod in unhealthy)
     message = (f"{len(unhealthy)} unhealthy pod(s) ({crash} crash-looping, "
                f"{len(unhealthy) - crash} not ready); evicting {len(chosen)} "
