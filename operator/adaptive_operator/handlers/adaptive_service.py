@@ -48,6 +48,7 @@ from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_c
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecast_report, forecasts, runtime, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
+from adaptive_operator.handlers.warmup import WarmUps
 
 log = logs.get(__name__)
 MAX_BACKOFF_SECONDS = 300.0
@@ -107,14 +108,16 @@ class Memory:
         """Another replica may lead now and write status: start again from status later."""
         self.record = self.history = self.written = None
 
-    def forecasting(self) -> forecasts.ServiceForecaster:
+    def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
         """The service's forecaster, made on first use."""
         if self.forecaster is None:
-            self.forecaster = forecasts.ServiceForecaster()
+            self.forecaster = forecasts.ServiceForecaster(warmups)
         return self.forecaster
 
     def drop_forecast(self) -> None:
         """Predictive was switched off, or the service is gone: free its history."""
+        if self.forecaster is not None:
+            self.forecaster.stop()
         self.forecaster = None
 
 
@@ -199,7 +202,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds if pods else (),
-                                  sent, clock.now())
+                                  sent, clock.now(), rt.warmups)
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -255,7 +258,7 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
 async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
                        startups: tuple[float, ...], sent: Sent | None,
-                       now: float) -> ServiceForecast | None:
+                       now: float, warmups: WarmUps) -> ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off (or no query
     can be sent: nothing is read unscoped or unallowed, history included)."""
     if spec.predictive is None or not spec.predictive.enabled:
@@ -264,7 +267,7 @@ async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
     if sent is None:
         return None
     endpoint, sent_spec = sent
-    return await memory.forecasting().update(sent_spec, endpoint, readings, startups, now)
+    return await memory.forecasting(warmups).update(sent_spec, endpoint, readings, startups, now)
 
 
 HEALING_FLOOR = "a healing scale-out (saturation)"
