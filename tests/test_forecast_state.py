@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -100,30 +101,52 @@ async def test_a_service_decides_reactively_while_its_forecast_warms_up(
     assert metric.advisor is fitted  # the first fit made in the background is used
 
 
-async def test_one_warm_up_runs_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    running, most = 0, 0
-    release = asyncio.Event()
+async def test_services_starting_together_backfill_together(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held back one at a time, backfills could not be grouped into one query (range_batch)."""
+    arrived = 0
+    everyone = asyncio.Event()
 
-    async def slow(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        await release.wait()
-        running -= 1
+    async def gathering(url: str, query: str, start: float, end: float,
+                        step: float) -> RangeSeries:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 3:
+            everyone.set()
+        await everyone.wait()  # returns only once all three are out at the same time
         return RangeSeries(start, step, [40.0] * (int((end - start) / step) + 1), {})
 
-    monkeypatch.setattr(forecasts, "read_range", slow)
+    monkeypatch.setattr(forecasts, "read_range", gathering)
     warmups = WarmUps()
     services = [forecasts.ServiceForecaster(warmups) for _ in range(3)]
     for forecaster in services:
         await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (),
                                 240.0)
-    for _ in range(5):
-        await asyncio.sleep(0)  # let every queued warm-up try its turn
-    assert running == 1
-    release.set()
-    await asyncio.gather(*(forecaster.settled() for forecaster in services))
-    assert most == 1
+    await asyncio.wait_for(asyncio.gather(*(f.settled() for f in services)), 10)
+    assert all(f.metrics["load"].advisor is not None for f in services)
+
+
+async def test_one_fit_runs_at_a_time() -> None:
+    warmups = WarmUps()
+    entered, go = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def first() -> str:
+        calls.append("first")
+        entered.set()
+        go.wait(10)
+        return "first"
+
+    def second() -> str:
+        calls.append("second")
+        return "second"
+
+    one = asyncio.create_task(warmups.fit(first))
+    two = asyncio.create_task(warmups.fit(second))
+    assert await asyncio.to_thread(entered.wait, 10)
+    assert calls == ["first"]  # the second waits at the gate, not on a thread
+    go.set()
+    assert await asyncio.gather(one, two) == ["first", "second"]
 
 
 async def test_a_stopped_forecaster_drops_its_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:

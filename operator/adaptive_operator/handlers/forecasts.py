@@ -15,6 +15,7 @@ with a 60 s sync, a quarter of that.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ class MetricForecaster:
         return f"history backfill failed: {failed}" if failed else WARMING_UP
 
     async def warm_up(self, url: Target, query: str, period: float, capacity: int, now: float,
-                      fit: FitFor) -> None:
+                      fit: FitFor, fits: WarmUps) -> None:
         """Backfill, place the readings taken meanwhile, and make the first fit."""
         try:
             history, ignored = await backfill(url, query, period, capacity, now)
@@ -147,9 +148,9 @@ class MetricForecaster:
         self.history, self.ignored = history, ignored
         self.advisor, self.made_for = PredictiveAdvisor(fit.settings), (fit.settings, fit.ahead)
         self.base = history.first_kept
-        # Fitting is CPU work (statsmodels): off the event loop, so other services keep syncing.
-        await asyncio.to_thread(self.advisor.advise, history.view(self.base), period, fit.ahead,
-                                fit.target_per_replica)
+        # Fitting is CPU work (statsmodels): off the event loop, one at a time.
+        await fits.fit(functools.partial(self.advisor.advise, history.view(self.base), period,
+                                         fit.ahead, fit.target_per_replica))
 
     async def follow(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
                      reading: MetricReading, now: float) -> None:
@@ -228,7 +229,7 @@ class ServiceForecaster:
         waiting = forecaster.observe(
             (url, metric.query, period, predictive.history_seconds), reading, now,
             lambda: self.warmups.start(lambda: forecaster.warm_up(
-                url, metric.query, period, capacity, now, fit)))
+                url, metric.query, period, capacity, now, fit, self.warmups)))
         if waiting is not None:  # until then this metric runs reactive only
             return MetricForecast(metric.name, None, PredictiveState(reason=waiting))
         floor, state = await forecaster.advise(settings, ahead.seconds, metric.target_per_replica)
