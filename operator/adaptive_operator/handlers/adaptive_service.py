@@ -39,6 +39,7 @@ from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.plan import (
     history_to_write,
     kept_history,
+    merged,
     plan_actions,
     status_changed,
     status_update,
@@ -103,10 +104,26 @@ class Memory:
     forecaster: forecasts.ServiceForecaster | None = None
     coupled: coupling.Coupled | None = None  # the last sync's coupled forecast
     coupling: coupling.CouplingMemory = field(default_factory=coupling.CouplingMemory)
+    # The status as this process last wrote it: the watched body lags behind its own patches,
+    # and compared with the body a status already written would be written again.
+    status: dict[str, Any] | None = None
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
-        self.record = self.history = self.written = None
+        self.record = self.history = self.written = self.status = None
+
+    def shown(self, body: kopf.Body) -> dict[str, Any]:
+        """Status as it stands: this process's last write, else the watched body's."""
+        if self.status is not None:
+            return self.status
+        return dict(body.get("status", {}) or {})
+
+    async def patch_status(self, namespace: str, name: str, body: kopf.Body,
+                           patch: dict[str, Any]) -> None:
+        """Write status and remember what it holds now."""
+        before = self.shown(body)
+        await kube.patch_status(PLURAL, namespace, name, patch)
+        self.status = merged(before, patch)
 
     def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
         """The service's forecaster, made on first use."""
@@ -359,7 +376,7 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     desired = decision.desired_replicas
     record = scale_writes.with_pending(memory.record or scale_writes.WriteRecord(),
                                        desired, scale.replicas, clock.now())
-    await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
+    await memory.patch_status(namespace, name, body, {"scaleWrites": writes_status(record)})
     memory.record = record
     try:
         await cached_reads.write_scale(namespace, target, desired)
@@ -382,7 +399,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
                        forecast: ServiceForecast | None,
                        memory: Memory, clock: runtime.Clock) -> None:
     now = clock.now()
-    old = dict(body.get("status", {}) or {})
+    old = memory.shown(body)
     writes = writes_status(memory.record) if memory.record is not None else None
     new = status_update(old, body.meta.get("generation"), outcome,
                         scale.replicas if scale else None, writes, scaled_at, now)
@@ -401,7 +418,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     if checkpoint is not None:
         new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
     if changed or checkpoint is not None:
-        await kube.patch_status(PLURAL, namespace, name, new)
+        await memory.patch_status(namespace, name, body, new)
     if checkpoint is not None:
         memory.written = (checkpoint, now)
 
