@@ -39,6 +39,7 @@ from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.plan import (
     history_to_write,
     kept_history,
+    merged,
     plan_actions,
     status_changed,
     status_update,
@@ -48,6 +49,7 @@ from adaptive_operator.domain.scaling.status import Problem, SyncOutcome, sync_c
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecast_report, forecasts, runtime, settings, specs
 from adaptive_operator.handlers.healing import LEDGER
+from adaptive_operator.handlers.warmup import WarmUps
 
 log = logs.get(__name__)
 MAX_BACKOFF_SECONDS = 300.0
@@ -102,19 +104,37 @@ class Memory:
     forecaster: forecasts.ServiceForecaster | None = None
     coupled: coupling.Coupled | None = None  # the last sync's coupled forecast
     coupling: coupling.CouplingMemory = field(default_factory=coupling.CouplingMemory)
+    # The status as this process last wrote it: the watched body lags behind its own patches,
+    # and compared with the body a status already written would be written again.
+    status: dict[str, Any] | None = None
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
-        self.record = self.history = self.written = None
+        self.record = self.history = self.written = self.status = None
 
-    def forecasting(self) -> forecasts.ServiceForecaster:
+    def shown(self, body: kopf.Body) -> dict[str, Any]:
+        """Status as it stands: this process's last write, else the watched body's."""
+        if self.status is not None:
+            return self.status
+        return dict(body.get("status", {}) or {})
+
+    async def patch_status(self, namespace: str, name: str, body: kopf.Body,
+                           patch: dict[str, Any]) -> None:
+        """Write status and remember what it holds now."""
+        before = self.shown(body)
+        await kube.patch_status(PLURAL, namespace, name, patch)
+        self.status = merged(before, patch)
+
+    def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
         """The service's forecaster, made on first use."""
         if self.forecaster is None:
-            self.forecaster = forecasts.ServiceForecaster()
+            self.forecaster = forecasts.ServiceForecaster(warmups)
         return self.forecaster
 
     def drop_forecast(self) -> None:
         """Predictive was switched off, or the service is gone: free its history."""
+        if self.forecaster is not None:
+            self.forecaster.stop()
         self.forecaster = None
 
 
@@ -199,7 +219,7 @@ async def observe_and_decide(namespace: str, spec: AdaptiveServiceSpec, body: ko
         return SyncOutcome(spec.mode, None, blocker=Problem(err.reason, err.message)), None, None
     readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds if pods else (),
-                                  sent, clock.now())
+                                  sent, clock.now(), rt.warmups)
     snapshot = scaling.ScalingSnapshot(
         current_replicas=scale.replicas,
         ready_pods=pods.ready if pods else scale.status_replicas,
@@ -255,7 +275,7 @@ def _stored_writes(stored: Any) -> scale_writes.WriteRecord:
 async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[scaling.MetricReading, ...],
                        startups: tuple[float, ...], sent: Sent | None,
-                       now: float) -> ServiceForecast | None:
+                       now: float, warmups: WarmUps) -> ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off (or no query
     can be sent: nothing is read unscoped or unallowed, history included)."""
     if spec.predictive is None or not spec.predictive.enabled:
@@ -264,7 +284,7 @@ async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
     if sent is None:
         return None
     endpoint, sent_spec = sent
-    return await memory.forecasting().update(sent_spec, endpoint, readings, startups, now)
+    return await memory.forecasting(warmups).update(sent_spec, endpoint, readings, startups, now)
 
 
 HEALING_FLOOR = "a healing scale-out (saturation)"
@@ -356,7 +376,7 @@ async def scale_target(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     desired = decision.desired_replicas
     record = scale_writes.with_pending(memory.record or scale_writes.WriteRecord(),
                                        desired, scale.replicas, clock.now())
-    await kube.patch_status(PLURAL, namespace, name, {"scaleWrites": writes_status(record)})
+    await memory.patch_status(namespace, name, body, {"scaleWrites": writes_status(record)})
     memory.record = record
     try:
         await cached_reads.write_scale(namespace, target, desired)
@@ -379,7 +399,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
                        forecast: ServiceForecast | None,
                        memory: Memory, clock: runtime.Clock) -> None:
     now = clock.now()
-    old = dict(body.get("status", {}) or {})
+    old = memory.shown(body)
     writes = writes_status(memory.record) if memory.record is not None else None
     new = status_update(old, body.meta.get("generation"), outcome,
                         scale.replicas if scale else None, writes, scaled_at, now)
@@ -398,7 +418,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     if checkpoint is not None:
         new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
     if changed or checkpoint is not None:
-        await kube.patch_status(PLURAL, namespace, name, new)
+        await memory.patch_status(namespace, name, body, new)
     if checkpoint is not None:
         memory.written = (checkpoint, now)
 

@@ -168,7 +168,7 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
         value = None  # a gap in the history, never a load
     assert spec.predictive is not None
     reading = MetricReading(metric, value, 1.0)
-    await forecaster.observe(url, query, float(spec.sync_period_seconds), spec.predictive,
+    await forecaster.follow(url, query, float(spec.sync_period_seconds), spec.predictive,
                              reading, now)
     return forecaster
 
@@ -189,7 +189,8 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
     own = forecaster.metrics.get(spec.metrics[0].name) if forecaster else None
     if own is None or own.history is None:
         return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s "
-                       "history could not be read; coupling waits for it")
+                       "history is not there yet (warming up) or could not be read; coupling "
+                       "waits for it")
     inputs = []
     try:
         for coupling in spec.coupling:

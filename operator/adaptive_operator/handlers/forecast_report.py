@@ -17,6 +17,7 @@ REASONS = (
     ("no seasonality", "NoSeasonality"),
     ("history backfill failed", "HistoryUnavailable"),
     ("no data", "HistoryUnavailable"),
+    ("forecast warming up", "WarmingUp"),
 )
 
 

@@ -51,10 +51,17 @@ async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...
     return names
 
 
-async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
-                        healing: HealingSpec, now: float) -> Watcher:
-    watcher = new_watcher(dict(healing.metrics), healing.roles_by_name(),
-                          detector_settings_from_spec(healing))
+def start_watcher(healing: HealingSpec) -> Watcher:
+    """An empty watcher: its history is backfilled in the background (`backfill_watcher`),
+    while the syncs already append their rows (and the ladder acts on what it has)."""
+    return new_watcher(dict(healing.metrics), healing.roles_by_name(),
+                       detector_settings_from_spec(healing))
+
+
+async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
+                           watcher: Watcher, now: float) -> None:
+    """The history before `now` read by range queries, the rows the syncs appended meanwhile
+    kept after it."""
     limit = watcher.history.limit
     step = float(spec.sync_period_seconds)
     end = aligned(now, step)  # on the grid: services starting together share queries
@@ -63,13 +70,15 @@ async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
         series = await read_history(namespace, spec, healing.metrics, start, end, step)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
-        return watcher
+        return
     ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
     if ignored:
         log.warning("healing history samples ignored", ignored=ignored)
+    live = watcher.history.rows
     watcher.history.backfill({name: found.values for name, found in series.items()})
+    for index in range(min((len(values) for values in live.values()), default=0)):
+        watcher.history.append({name: values[index] for name, values in live.items()})
     log.info("healing history backfilled", rows=len(watcher.history))
-    return watcher
 
 
 def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
