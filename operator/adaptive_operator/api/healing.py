@@ -9,12 +9,14 @@ from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import (
+    MAX_CONDITIONS,
     MAX_METRICS,
     MAX_OUTCOMES,
     MAX_PERIOD_SECONDS,
     MAX_QUERY_LENGTH,
     MAX_REPLICAS,
     NAME_LENGTH,
+    Condition,
     KubeModel,
 )
 
@@ -238,5 +240,11 @@ class HealingStatus(KubeModel):
         default=None, alias="lastVerdict", description="The detector's last verdict.")
     last_action: ActionStatus | None = Field(
         default=None, alias="lastAction", description="The last action and its outcome.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS,
+        description="PodsNotOwned: True when the last eviction left pods alone because they "
+        "are not shown to be the target's (named, a few of them).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     ledger: LedgerSummaryStatus = Field(
         default_factory=LedgerSummaryStatus, description="Counts of past actions.")
