@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from adaptive_operator.api.base import truncated
+from adaptive_operator.api.base import STATUS_NAME_LENGTH, truncated
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.common.conditions import Condition, merge_conditions
 from adaptive_operator.domain.common.events import Event
@@ -111,9 +111,9 @@ def last_action(old: dict[str, Any], plan: HealingPlan, entry: LedgerEntry) -> d
     """The action shown in status; the reason and message stay those it was taken for."""
     previous = old.get("lastAction") or {}
     same = previous.get("id") == entry.id
-    message = truncated(plan.message)
+    message, reason = truncated(plan.message), truncated(plan.reason, STATUS_NAME_LENGTH)
     return {"id": entry.id, "action": entry.action.value,
-            "reason": previous.get("reason", plan.reason) if same else plan.reason,
+            "reason": previous.get("reason", reason) if same else reason,
             "message": previous.get("message", message) if same else message,
             "outcome": entry.outcome.value, "time": timestamp(entry.at)}
 
@@ -144,7 +144,8 @@ def healing_status(old: dict[str, Any], verdict: AnomalyVerdict | None, plan: He
     new = dict(old)
     if ownership is not None:
         new["conditions"] = merge_conditions(old.get("conditions") or [], [ownership], now, None)
-    new["state"] = {"reason": plan.reason, "message": truncated(plan.message),
+    new["state"] = {"reason": truncated(plan.reason, STATUS_NAME_LENGTH),
+                    "message": truncated(plan.message),
                     "time": timestamp(now)}
     if verdict is not None:
         new["lastVerdict"] = verdict_status(verdict, now)
