@@ -1,5 +1,5 @@
 """Coupled scaling in the operator: the upstreams' objects and metric histories for the domain's
-`CoupledForecaster`, and what status, Events and /metrics say about it.
+`CoupledForecaster`, and its gauges (what status and Events say: domain/scaling/coupled_status).
 
 The upstreams are read as objects (their spec names the metric's query; their status holds the
 forecast they made: the coupled one while trusted, else their own while trusted), their metric's
@@ -13,20 +13,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
 from adaptive_operator.adapters import kube, telemetry
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
 from adaptive_operator.adapters.prometheus_access import source_for
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
-from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
-from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
-from adaptive_operator.api.predictive import ForecastPointStatus
-from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.coupled_status import Coupled, refused, reported
 from adaptive_operator.domain.scaling.coupling import (
     CoupledForecaster,
-    CouplingState,
     UpstreamInput,
     find_cycle,
 )
@@ -36,17 +30,8 @@ from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
 from adaptive_operator.handlers.runtime import Totals
 
-CONDITION = "CouplingTrusted"
 MAX_WALK = 32  # objects read to look for a cycle
 MAX_PATH = 1000  # forecast points read from an upstream's status
-
-
-@dataclass(frozen=True)
-class Coupled:
-    floor: int | None
-    source: str  # for the decision's message
-    status: CouplingStatus
-    condition: Condition
 
 
 @dataclass
@@ -59,13 +44,6 @@ class CouplingMemory:
         """Not coupled (any longer): the learned relation and the upstreams' histories go."""
         if self.made_for is not None or self.upstreams:
             self.forecaster, self.made_for, self.upstreams = CoupledForecaster(), None, {}
-
-
-def refused(spec: AdaptiveServiceSpec, reason: str, message: str) -> Coupled:
-    status = CouplingStatus(reason=message, summary="Refused",
-                            upstreams=[UpstreamRelation(service=c.service, metric=c.metric)
-                                       for c in spec.coupling or []])
-    return Coupled(None, "", status, Condition(CONDITION, "False", reason, message))
 
 
 async def read_graph(namespace: str, name: str,
@@ -224,63 +202,8 @@ async def advise(memory: CouplingMemory, spec: AdaptiveServiceSpec, own: MetricF
     return reported(spec, memory.forecaster.state, floor, period)
 
 
-def reported(spec: AdaptiveServiceSpec, state: CouplingState, floor: int | None,
-             period: float) -> Coupled:
-    couplings = spec.coupling or []
-    relation = state.relation
-    upstreams = [UpstreamRelation(
-        service=c.service, metric=c.metric,
-        ratio=_rounded(relation.ratios[i]) if relation else None,
-        lag_seconds=relation.lags[i] * period if relation else None)
-        for i, c in enumerate(couplings)]
-    names = ",".join(c.service for c in couplings)
-    status = CouplingStatus(
-        trusted=state.trusted, reason=state.reason, upstreams=upstreams,
-        intercept=_rounded(relation.intercept) if relation else None,
-        relative_error=_rounded(state.relative_error), floor_replicas=floor,
-        forecast=[ForecastPointStatus(offset_seconds=(h + 1) * period, p50=_rounded(p) or 0.0,
-                                      p_high=_rounded(p) or 0.0)
-                  for h, p in enumerate(state.forecast[:MAX_LOOK_AHEAD_ROWS])],
-        summary=f"{names}: {'Trusted' if state.trusted else 'Untrusted'}")
-    if state.trusted:
-        condition = Condition(CONDITION, "True", "CoupledBetterThanOwnForecast",
-                              f"the forecast from {names} is used ({state.reason})")
-    else:
-        reason = "NotBetterThanOwnForecast" if "not better" in state.reason else \
-            "TooLittleSharedHistory"
-        condition = Condition(CONDITION, "False", reason, f"the forecast from {names} is "
-                              f"ignored: {state.reason}")
-    return Coupled(floor, f"the coupled forecast from {names}", status, condition)
-
-
-def _rounded(value: float | None) -> float | None:
-    # Status is written only when it changes: noise in the 4th significant digit is no change.
-    return None if value is None or not math.isfinite(value) else float(f"{value:.4g}")
-
-
-def raised(floor: int | None, source: str, coupled: Coupled | None) -> tuple[int | None, str]:
-    """The decision's floor: the coupled one when it is higher."""
-    if coupled is None or coupled.floor is None or (floor is not None and floor >= coupled.floor):
-        return floor, source
-    return coupled.floor, coupled.source
-
-
-def status_fields(old: dict[str, Any], coupled: Coupled | None) -> dict[str, Any]:
-    if coupled is not None:
-        return {"coupling": coupled.status.model_dump(by_alias=True, mode="json",
-                                                      exclude_none=True)}
-    return {"coupling": None} if old.get("coupling") else {}  # uncoupled: remove what was shown
-
-
-def conditions(old: dict[str, Any], coupled: Coupled | None) -> list[Condition]:
-    if coupled is not None:
-        return [coupled.condition]
-    had = any(c.get("type") == CONDITION for c in old.get("conditions") or [])
-    return [Condition(CONDITION, "False", "NotCoupled", "no coupling in the spec")] if had else []
-
-
-def report(namespace: str, name: str, body: kopf.Body, coupled: Coupled | None) -> None:
-    """An Event when the coupling's verdict changes, and the gauges."""
+def report(namespace: str, name: str, coupled: Coupled | None) -> None:
+    """The coupling's gauges."""
     if coupled is None:
         telemetry.forget(telemetry.COUPLING_TRUSTED, namespace, name)
         telemetry.forget(telemetry.COUPLING_FLOOR, namespace, name)
@@ -290,10 +213,3 @@ def report(namespace: str, name: str, body: kopf.Body, coupled: Coupled | None) 
         telemetry.forget(telemetry.COUPLING_FLOOR, namespace, name)
     else:
         telemetry.COUPLING_FLOOR.labels(namespace, name).set(coupled.floor)
-    old: Any = next((c for c in (body.get("status") or {}).get("conditions") or []
-                if c.get("type") == CONDITION), {})
-    new = coupled.condition
-    if (old.get("status"), old.get("reason")) != (new.status, new.reason):
-        kind = "Warning" if new.reason in ("CouplingCycle", "UpstreamNotFound",
-                                           "UpstreamMetricNotFound") else "Normal"
-        kopf.event(body, type=kind, reason=new.reason, message=new.message)
