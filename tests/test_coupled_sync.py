@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.scaling import coupled_status
+from adaptive_operator.domain.scaling import coupled_status, upstreams
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import (
     MetricHistory,
@@ -143,18 +143,18 @@ def test_the_upstream_forecast_is_read_from_its_status_on_this_grid() -> None:
     points = [{"offsetSeconds": 2, "p50": 10}, {"offsetSeconds": 4, "p50": 12},
               {"offsetSeconds": 8, "p50": 20}]
     trusted_own = {"forecast": {"reliable": True, "metric": "rps", "forecast": points}}
-    assert coupled.upstream_path(body("f", [], trusted_own), "rps", 2.0) == (10.0, 12.0)
+    assert upstreams.upstream_path(body("f", [], trusted_own), "rps", 2.0) == (10.0, 12.0)
     untrusted = {"forecast": {"reliable": False, "metric": "rps", "forecast": points}}
-    assert coupled.upstream_path(body("f", [], untrusted), "rps", 2.0) == ()
+    assert upstreams.upstream_path(body("f", [], untrusted), "rps", 2.0) == ()
     chained = {"coupling": {"trusted": True, "forecast": [{"offsetSeconds": 2, "p50": 7}]}}
-    assert coupled.upstream_path(body("f", [], chained), "rps", 2.0) == (7.0,)
+    assert upstreams.upstream_path(body("f", [], chained), "rps", 2.0) == (7.0,)
     hostile = [{"offsetSeconds": "x"}, {"offsetSeconds": 2, "p50": -1}, "junk",
                {"offsetSeconds": 2, "p50": float("nan")}, {"offsetSeconds": 3.1, "p50": 1}]
-    assert coupled.on_grid(hostile, 2.0) == ()
+    assert upstreams.on_grid(hostile, 2.0) == ()
 
 
 def test_an_upstream_with_a_damaged_spec_has_no_query() -> None:
-    assert coupled.upstream_query({"spec": {"maxReplicas": "many"}}, "rps") is None
+    assert upstreams.upstream_query({"spec": {"maxReplicas": "many"}}, "rps") is None
 
 
 def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
