@@ -171,8 +171,12 @@ def test_scales_up_before_the_load_arrives(local_cluster: Cluster, namespace: st
 
 def check_status_and_lead(cluster: Cluster, ns: str, operator: OperatorProcess, player: Player,
                           replicas: ReplicaLog) -> None:
-    untrusted = wait_until(lambda: condition(status(cluster, ns, "ahead"), "ForecastReliable"),
-                           60, "ForecastReliable on the predictive service")
+    # Its first syncs say the forecast is warming up (backfill and first fit in the background).
+    def warmed() -> dict[str, Any] | None:
+        found = condition(status(cluster, ns, "ahead"), "ForecastReliable")
+        return found if found and found["reason"] != "WarmingUp" else None
+
+    untrusted = wait_until(warmed, 60, "ForecastReliable on the predictive service, warmed up")
     # Created with 1.5 cycles in Prometheus (the rest of the window backfills as gaps): the
     # guard keeps it reactive and says why (the engine calls a mostly empty window seasonless).
     assert untrusted["status"] == "False", untrusted

@@ -141,7 +141,8 @@ def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
     coupled_syncs = (when["api"] - when["frontend"]) / SYNC
     solo_syncs = (when["api-solo"] - when["frontend"]) / SYNC
     print(f"syncs after frontend: api (coupled) {coupled_syncs:.1f}, "
-          f"api-solo (its own metric) {solo_syncs:.1f}")
+          f"api-solo (its own metric) {solo_syncs:.1f}; learned ratio {relation['ratio']}, "
+          f"intercept {status['coupling'].get('intercept')}")
     assert solo_syncs >= 2, "the control reacted as early as the coupled api: the set-up is moot"
     # Coupling buys at least two syncs over the same metric uncoupled...
     assert solo_syncs - coupled_syncs >= 2, (coupled_syncs, solo_syncs)

@@ -86,6 +86,7 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
     forecaster = space.forecasters.setdefault(uid, forecasts.ServiceForecaster())
     forecast = await forecaster.update(
         spec, "http://prom", (MetricReading("rps", own, 10),), (), row * PERIOD)
+    await forecaster.settled()  # its warm-up (backfill, first fit) ends before the next sync
     memory = space.couplings.setdefault(uid, coupled.CouplingMemory())
     return await coupled.coupled_for("ns", "api", memory, spec, forecast, row * PERIOD,
                                      forecaster, space)

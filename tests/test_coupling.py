@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from adaptive_operator.domain.scaling.coupled_advisor import (
@@ -177,3 +178,17 @@ def test_a_negative_ratio_is_never_trusted() -> None:
     assert not forecaster.state.trusted
     assert "not positive" in forecaster.state.reason
     assert floors[-50:] == [None] * 50
+
+
+def test_noisy_upstream_readings_do_not_dilute_the_ratio() -> None:
+    # A load wave as small as the readings' noise (as a rate over a short window reads it): a
+    # least-squares fit of the downstream on such readings halves the ratio, and the coupled
+    # forecast then undershoots exactly when the upstream steps up.
+    rng = np.random.default_rng(31)
+    wave = 30 * (1 + 0.2 * np.sin(2 * np.pi * np.arange(400) / 20))
+    up: list[float | None] = [float(v) for v in wave * (1 + rng.normal(0, 0.12, 400))]
+    down: list[float | None] = [float(3 * wave[max(0, t - 3)] * (1 + rng.normal(0, 0.12)))
+                                for t in range(400)]
+    relation = fit_relation(down, [up], max_lag=6)
+    assert relation is not None and relation.lags == (3,)
+    assert relation.ratios[0] == pytest.approx(3.0, rel=0.05)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
+import threading
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -18,6 +21,7 @@ from adaptive_operator.domain.scaling.forecast_history import MetricHistory, cap
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import ForecastPoint, PredictiveState
 from adaptive_operator.handlers import forecast_report, forecasts, scaling_observe
+from adaptive_operator.handlers.warmup import WarmUps
 
 PERIOD = 2
 
@@ -44,11 +48,124 @@ def seasonal(i: int) -> float:
 async def test_a_failed_backfill_leaves_the_service_reactive_and_says_why() -> None:
     forecaster = forecasts.ServiceForecaster()
     readings = (MetricReading("load", 40.0, 10),)
-    found = await forecaster.update(spec(), closed_port_url(), readings, (), 1000.0)
+    url = closed_port_url()
+    found = await forecaster.update(spec(), url, readings, (), 1000.0)
+    assert found.lead.state.reason.startswith("forecast warming up")
+    await forecaster.settled()
+    found = await forecaster.update(spec(), url, readings, (), 1002.0)
     assert found.floor is None
     assert found.lead.state.reason.startswith("history backfill failed")
     condition = forecast_status.reliable_condition(found)
     assert (condition.status, condition.reason) == ("False", "HistoryUnavailable")
+    # ... and tried again: the next sync warms up anew.
+    found = await forecaster.update(spec(), url, readings, (), 1004.0)
+    assert found.lead.state.reason.startswith("forecast warming up")
+    await forecaster.settled()
+
+
+def seasonal_range(calls: list[tuple[float, float]]) -> Any:
+    async def answer(url: str, query: str, start: float, end: float,
+                     step: float) -> RangeSeries:
+        calls.append((start, end))
+        count = int((end - start) / step) + 1
+        first = round(start / step)
+        return RangeSeries(start, step, [seasonal(first + k) for k in range(count)], {})
+    return answer
+
+
+async def test_a_service_decides_reactively_while_its_forecast_warms_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[float, float]] = []
+    monkeypatch.setattr(forecasts, "read_range", seasonal_range(calls))
+    forecaster = forecasts.ServiceForecaster()
+    service = spec()
+    first = await forecaster.update(service, "http://prom", (MetricReading("load", 1.0, 10),),
+                                    (), 240.0)
+    # The first sync does not wait for the backfill or the fit: it says it is warming up.
+    assert calls == [] and first.floor is None
+    condition = forecast_status.reliable_condition(first)
+    assert (condition.reason, condition.status) == ("WarmingUp", "False")
+    assert "forecast warming up" in condition.message and "reactive only" in condition.message
+    assert forecast_status.forecast_status(first)["summary"] == "Reactive"
+    # A second sync while it still warms neither starts another backfill nor waits.
+    await forecaster.update(service, "http://prom", (MetricReading("load", 77.0, 10),), (),
+                            242.0)
+    await forecaster.settled()
+    assert len(calls) == 1
+    metric = forecaster.metrics["load"]
+    fitted = metric.advisor
+    assert metric.history is not None and fitted is not None  # fitted in the background
+    assert metric.history.value(metric.history.row_at(242.0)) == 77.0  # kept while warming
+    found = await forecaster.update(service, "http://prom", (MetricReading("load", 60.0, 10),),
+                                    (), 244.0)
+    assert found.lead.state.reason == "too little history"  # the advisor's own word now
+    assert metric.advisor is fitted  # the first fit made in the background is used
+
+
+async def test_services_starting_together_backfill_together(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held back one at a time, backfills could not be grouped into one query (range_batch)."""
+    arrived = 0
+    everyone = asyncio.Event()
+
+    async def gathering(url: str, query: str, start: float, end: float,
+                        step: float) -> RangeSeries:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 3:
+            everyone.set()
+        await everyone.wait()  # returns only once all three are out at the same time
+        return RangeSeries(start, step, [40.0] * (int((end - start) / step) + 1), {})
+
+    monkeypatch.setattr(forecasts, "read_range", gathering)
+    warmups = WarmUps()
+    services = [forecasts.ServiceForecaster(warmups) for _ in range(3)]
+    for forecaster in services:
+        await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (),
+                                240.0)
+    await asyncio.wait_for(asyncio.gather(*(f.settled() for f in services)), 10)
+    assert all(f.metrics["load"].advisor is not None for f in services)
+
+
+async def test_one_fit_runs_at_a_time() -> None:
+    warmups = WarmUps()
+    entered, go = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def first() -> str:
+        calls.append("first")
+        entered.set()
+        go.wait(10)
+        return "first"
+
+    def second() -> str:
+        calls.append("second")
+        return "second"
+
+    one = asyncio.create_task(warmups.fit(first))
+    two = asyncio.create_task(warmups.fit(second))
+    assert await asyncio.to_thread(entered.wait, 10)
+    assert calls == ["first"]  # the second waits at the gate, not on a thread
+    go.set()
+    assert await asyncio.gather(one, two) == ["first", "second"]
+
+
+async def test_a_stopped_forecaster_drops_its_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    never = asyncio.Event()
+
+    async def stuck(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(forecasts, "read_range", stuck)
+    memory = scaling_observe.Memory()
+    forecaster = memory.forecasting(WarmUps())
+    await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (), 240.0)
+    task = forecaster.metrics["load"].warming
+    assert task is not None
+    memory.drop_forecast()
+    await forecaster.settled()
+    assert task.cancelled()
 
 
 async def test_samples_a_backfill_ignored_are_named_in_the_condition(
@@ -61,8 +178,10 @@ async def test_samples_a_backfill_ignored_are_named_in_the_condition(
 
     monkeypatch.setattr(forecasts, "read_range", hostile)
     forecaster = forecasts.ServiceForecaster()
+    await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (), 1000.0)
+    await forecaster.settled()
     found = await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),),
-                                    (), 1000.0)
+                                    (), 1002.0)
     assert found.metrics[0].ignored == "ignored 1 NaN sample, 1 negative sample"
     condition = forecast_status.reliable_condition(found)
     assert condition.message.endswith(
@@ -228,9 +347,10 @@ def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
 
 def test_forget_frees_the_service() -> None:
     memory = scaling_observe.Memory()
-    first = memory.forecasting()
-    assert memory.forecasting() is first
+    warmups = WarmUps()
+    first = memory.forecasting(warmups)
+    assert memory.forecasting(warmups) is first
     memory.drop_forecast()
-    assert memory.forecasting() is not first
+    assert memory.forecasting(warmups) is not first
     memory.drop_forecast()
     assert forecast_status.disabled_condition().reason == "PredictiveDisabled"

@@ -34,10 +34,13 @@ ROLLOUT = RolloutInfo(current_revision=7, previous_revision=6, current_started_a
 SICK_PODS = (PodHealth("web-a", ready=False), PodHealth("web-b", crash_looping=True, ready=False),
              PodHealth("web-c"))
 SATURATED = LoadSignals(load_change=0.6, latency_change=0.8, cpu_change=0.1)
+WELL_PODS = (PodHealth("web-a", uid="ua"), PodHealth("web-b", uid="ub"),
+             PodHealth("web-c", uid="uc"))
 
 
 def observe(**changes: object) -> Observation:
-    base = Observation(verdict=ANOMALY, anomaly_started_at=NOW - 30, replicas=3, max_replicas=5)
+    base = Observation(verdict=ANOMALY, anomaly_started_at=NOW - 30, replicas=3, max_replicas=5,
+                       pods=WELL_PODS)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -181,43 +184,59 @@ def test_an_eviction_is_judged_only_once_its_replacement_has_proved_itself() -> 
     # grace, which must not count as the eviction having helped.
     evicted = entry(Action.EVICT_PODS, 300, Outcome.PENDING, pods=("db-0",))
     back = PodHealth("db-0", ready=True, starting=True)
-    waiting = decide_healing(POLICY, observe(verdict=CALM, pods=(back,)), [evicted], NOW)
+    waiting = decide_healing(POLICY, observe(verdict=CALM, replicas=1, pods=(back,)), [evicted],
+                             NOW)
     assert (waiting.action, waiting.reason, waiting.verified) == (
         Action.NONE, "VerifyingAction", None)
     assert "db-0" in waiting.message
     # Out of its grace and still not ready: the eviction did not help, and healing escalates.
     still_sick = PodHealth("db-0", ready=False)
-    plan = decide_healing(POLICY, observe(verdict=CALM, pods=(still_sick,)), [evicted],
+    plan = decide_healing(POLICY, observe(verdict=CALM, replicas=1, pods=(still_sick,)), [evicted],
                           NOW + 30)
     assert plan.verified is not None and plan.verified.outcome is Outcome.DID_NOT_HELP
     assert plan.action is Action.ROLLOUT_RESTART
     # Ready for real: it helped.
-    healed = decide_healing(POLICY, observe(verdict=CALM, pods=(PodHealth("db-0"),)), [evicted],
-                            NOW + 30)
+    healed = decide_healing(POLICY, observe(verdict=CALM, replicas=1, pods=(PodHealth("db-0"),)),
+                            [evicted], NOW + 30)
     assert healed.verified is not None and healed.verified.outcome is Outcome.HELPED
 
 
 def test_an_eviction_is_judged_by_pod_uid_not_name() -> None:
     # A StatefulSet's pod is evicted as db-0 (uid-1). At verification a healthy db-0 is seen:
-    # if it is still uid-1 (the eviction never took, or it is still terminating) the eviction
-    # did not help, and healing escalates instead of evicting db-0 again every cooldown.
+    # if it is still uid-1 (the eviction never took) the eviction did not help, and healing
+    # escalates instead of evicting db-0 again every cooldown.
     sick = PodHealth("db-0", ready=False, uid="uid-1")
-    plan = decide_healing(POLICY, observe(verdict=CALM, pods=(sick,)), [], NOW - 300)
+    plan = decide_healing(POLICY, observe(verdict=CALM, pods=(sick,), replicas=1), [], NOW - 300)
     assert plan.intent is not None and plan.intent.pod_uids == ("uid-1",)
     same = PodHealth("db-0", uid="uid-1")
-    kept = decide_healing(POLICY, observe(verdict=CALM, pods=(same,),
-                                          present_uids=frozenset({"uid-1"})),
+    kept = decide_healing(POLICY, observe(verdict=CALM, pods=(same,), replicas=1),
                           [plan.intent], NOW)
     assert kept.verified is not None and kept.verified.outcome is Outcome.DID_NOT_HELP
-    # Only terminating (not in the pods judged, still listed): not replaced either.
-    gone = decide_healing(POLICY, observe(verdict=CALM, present_uids=frozenset({"uid-1"})),
-                          [plan.intent], NOW)
-    assert gone.verified is not None and gone.verified.outcome is Outcome.DID_NOT_HELP
     # Re-created under the same name with another UID and healthy: it helped.
     new = PodHealth("db-0", uid="uid-2")
-    healed = decide_healing(POLICY, observe(verdict=CALM, pods=(new,),
-                                            present_uids=frozenset({"uid-2"})),
+    healed = decide_healing(POLICY, observe(verdict=CALM, pods=(new,), replicas=1),
                             [plan.intent], NOW)
+    assert healed.verified is not None and healed.verified.outcome is Outcome.HELPED
+
+
+@pytest.mark.parametrize("left", [
+    pytest.param((PodHealth("db-0", uid="u0"),), id="one-of-two-missing"),
+    pytest.param((), id="every-pod-missing")])
+def test_an_evicted_pod_not_yet_re_created_is_still_being_verified(
+        left: tuple[PodHealth, ...]) -> None:
+    # db-1 (uid-1) of a 2-replica StatefulSet was evicted; it is gone (or only terminating,
+    # which the observation leaves out) and not re-created yet: the eviction cannot be judged,
+    # and it is certainly not "Helped".
+    evicted = entry(Action.EVICT_PODS, 300, Outcome.PENDING, pods=("db-1",), pod_uids=("uid-1",))
+    plan = decide_healing(POLICY, observe(verdict=CALM, pods=left, replicas=2), [evicted], NOW)
+    assert (plan.action, plan.reason, plan.verified) == (Action.NONE, "VerifyingAction", None)
+    assert f"{2 - len(left)} missing pod(s) of 2" in plan.message
+    # Missing while the workload is troubled: judged at once (trouble is never held back).
+    sick = decide_healing(POLICY, observe(pods=left, replicas=2), [evicted], NOW)
+    assert sick.verified is not None and sick.verified.outcome is Outcome.DID_NOT_HELP
+    # Back under its name with a new UID, ready: now it helped.
+    back = (PodHealth("db-0", uid="u0"), PodHealth("db-1", uid="uid-2"))
+    healed = decide_healing(POLICY, observe(verdict=CALM, pods=back, replicas=2), [evicted], NOW)
     assert healed.verified is not None and healed.verified.outcome is Outcome.HELPED
 
 

@@ -82,8 +82,8 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
     def read(namespace: str, api_version: str, kind: str, name: str) -> Mapping[str, Any] | None:
         return cluster(api_version, kind, name)
 
-    def evict(namespace: str, pod: str) -> None:
-        evicted.append(pod)
+    def evict(namespace: str, pod: str, uid: str = "") -> None:
+        evicted.append(f"{pod}/{uid}")
 
     monkeypatch.setattr(workload, "_read_object", read)
     monkeypatch.setattr(workload, "_read_pod", lambda ns, pod: cluster("v1", "Pod", pod))
@@ -94,7 +94,7 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
         "maxReplicas": 5, "metrics": [{"name": "load", "query": "sum(x)",
                                        "targetPerReplica": 10}]})
     intent = LedgerEntry("evictpods-1", Action.EVICT_PODS, 1.0, Outcome.PENDING,
-                         pods=("impostor", "web-1-a"))
+                         pods=("impostor", "web-1-a"), pod_uids=("pb", "pa"))
     problem, blocked = await healing_apply._evict("ns", spec, intent)
-    assert evicted == ["web-1-a"] and not blocked
+    assert evicted == ["web-1-a/pa"] and not blocked  # with the UID decided on
     assert problem is not None and "impostor: not shown to be owned by Rollout web" in problem

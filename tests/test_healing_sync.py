@@ -148,8 +148,8 @@ async def test_the_live_score_is_a_gauge_every_sync_and_gone_with_the_service(
 ])
 async def test_an_eviction_refused_by_a_budget_is_recorded_as_blocked(
         monkeypatch: pytest.MonkeyPatch, api: ApiServer, by_budget: bool, outcome: str) -> None:
-    async def evict(namespace: str, pods: tuple[str, ...],
-                    owner: tuple[str, str] | None = None) -> list[workload.Refusal]:
+    async def evict(namespace: str, pods: tuple[str, ...], owner: tuple[str, str] | None = None,
+                    uids: object = None) -> list[workload.Refusal]:
         return [workload.Refusal(f"{pod}: refused", by_budget) for pod in pods]
 
     monkeypatch.setattr(healing.workload, "evict", evict)

@@ -80,7 +80,7 @@ async def test_a_pod_its_owner_does_not_own_is_not_evicted(
     async def pods_and_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]], list[Any]]:
         return [owned("web-0", "owner")], []
 
-    def evict_one(namespace: str, pod: str) -> None:
+    def evict_one(namespace: str, pod: str, uid: str = "") -> None:
         evicted.append(pod)
 
     monkeypatch.setattr(workload, "statefulset_pods_and_revisions", pods_and_sets)
@@ -89,3 +89,44 @@ async def test_a_pod_its_owner_does_not_own_is_not_evicted(
     refused = await workload.evict("ns", ("web-0", "impostor-0"), (kind, "web"))
     assert evicted == ["web-0"]
     assert [r.message for r in refused] == [f"impostor-0: not a pod of {kind} web; left alone"]
+
+
+class FakeCore:
+    """Records the Eviction bodies sent, as JSON; answers with `status` (0: evicted)."""
+
+    sent: list[dict[str, Any]] = []
+    status = 0
+
+    def __init__(self, *_: Any) -> None:
+        pass
+
+    def create_namespaced_pod_eviction(self, name: str, namespace: str, body: Any) -> None:
+        FakeCore.sent.append(workload._plain(body))
+        if FakeCore.status:
+            raise workload.ApiException(status=FakeCore.status, reason="Conflict")
+
+
+async def test_an_eviction_holds_only_while_the_pod_is_the_one_decided_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeCore.sent, FakeCore.status = [], 0
+
+    async def pods_and_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]], list[Any]]:
+        return [owned("db-0", "s-web"), owned("db-1", "s-web")], []
+
+    monkeypatch.setattr(workload, "statefulset_pods_and_revisions", pods_and_sets)
+    monkeypatch.setattr(workload.client, "CoreV1Api", FakeCore)
+    refused = await workload.evict("ns", ("db-0", "db-1"), ("StatefulSet", "db"),
+                                   {"db-0": "uid-0", "db-1": ""})
+    assert refused == []
+    assert FakeCore.sent[0] == {
+        "apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": "db-0", "namespace": "ns"},
+        "deleteOptions": {"preconditions": {"uid": "uid-0"}}}
+    # A UID not known (a ledger from before UIDs were recorded): no precondition to send.
+    assert FakeCore.sent[1]["deleteOptions"] == {}
+    # The API server refuses a precondition that no longer holds (409): reported, not retried.
+    FakeCore.status = 409
+    refused = await workload.evict("ns", ("db-0",), ("StatefulSet", "db"), {"db-0": "uid-0"})
+    assert [r.message for r in refused] == [
+        "db-0: no longer the pod decided on (UID uid-0): re-created since; left alone"]
+    assert not refused[0].by_budget

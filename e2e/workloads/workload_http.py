@@ -20,6 +20,7 @@ Every option can also come from the environment, as ``WORKLOAD_`` and the option
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -183,7 +184,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        # A client that gave up waiting (its timeout) has nothing left to read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: a request log line per scrape and probe would drown the pod's log."""

@@ -7,6 +7,7 @@ dicts (the API's JSON), so the pure code in `domain/healing/inputs.py` reads the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,8 +169,19 @@ class Refusal:
     by_budget: bool
 
 
-def _evict(namespace: str, pod: str) -> Refusal | None:
-    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
+def eviction_body(namespace: str, pod: str, uid: str) -> Any:
+    """A policy/v1 Eviction of `pod`, only while it is still the pod of `uid` (when known): a
+    StatefulSet re-creates a pod under the same name, and a stale decision must not evict the
+    new one."""
+    preconditions = client.V1Preconditions(uid=uid) if uid else None
+    return client.V1Eviction(
+        api_version="policy/v1", kind="Eviction",
+        metadata=client.V1ObjectMeta(name=pod, namespace=namespace),
+        delete_options=client.V1DeleteOptions(preconditions=preconditions))
+
+
+def _evict(namespace: str, pod: str, uid: str = "") -> Refusal | None:
+    body = eviction_body(namespace, pod, uid)
     try:
         API_REQUESTS.labels("create", "evictions").inc()
         client.CoreV1Api(api_client()).create_namespaced_pod_eviction(pod, namespace, body)
@@ -178,6 +190,9 @@ def _evict(namespace: str, pod: str) -> Refusal | None:
             return None  # already gone: what eviction wanted
         if err.status == 429:
             return Refusal(f"{pod}: a PodDisruptionBudget does not allow evicting it now", True)
+        if err.status == 409 and uid:
+            return Refusal(f"{pod}: no longer the pod decided on (UID {uid}): re-created "
+                           f"since; left alone", False)
         return Refusal(f"{pod}: {_describe(err)}", False)
     return None
 
@@ -229,26 +244,34 @@ def _owned_by_target(namespace: str, target: tuple[str, str, str],
             and owned_by_target(manifest, uid, read)}
 
 
-async def evict_owned(namespace: str, pods: tuple[str, ...],
-                      target: tuple[str, str, str]) -> list[Refusal]:
+async def evict_owned(namespace: str, pods: tuple[str, ...], target: tuple[str, str, str],
+                      uids: Mapping[str, str] | None = None) -> list[Refusal]:
     """Evict only the pods the target (api_version, kind, name) is shown to own, for a kind
-    outside OWNING_KINDS; a pod whose ownership cannot be established is left alone."""
+    outside OWNING_KINDS; a pod whose ownership cannot be established is left alone. `uids`
+    (by pod name): each eviction holds only while the pod is still that one."""
     ours = await asyncio.to_thread(_owned_by_target, namespace, target, pods)
     _, kind, name = target
     refused = [Refusal(f"{pod}: not shown to be owned by {kind} {name} (its ownerReferences "
                        f"do not lead to it, or cannot be read); left alone", False)
                for pod in pods if pod not in ours]
-    for pod in (pod for pod in pods if pod in ours):
-        refusal = await asyncio.to_thread(_evict, namespace, pod)
+    return refused + await _evict_each(namespace, tuple(pod for pod in pods if pod in ours), uids)
+
+
+async def _evict_each(namespace: str, pods: tuple[str, ...],
+                      uids: Mapping[str, str] | None) -> list[Refusal]:
+    refused: list[Refusal] = []
+    for pod in pods:
+        refusal = await asyncio.to_thread(_evict, namespace, pod, (uids or {}).get(pod, ""))
         refused.extend([refusal] if refusal is not None else [])
     return refused
 
 
-async def evict(namespace: str, pods: tuple[str, ...],
-                owner: tuple[str, str] | None = None) -> list[Refusal]:
+async def evict(namespace: str, pods: tuple[str, ...], owner: tuple[str, str] | None = None,
+                uids: Mapping[str, str] | None = None) -> list[Refusal]:
     """Evict through the Eviction API (PodDisruptionBudgets hold); returns what was refused.
     With an owner (kind, name) of OWNING_KINDS, only the pods it owns now (read fresh: a name
-    may have been reused, and a selector may match someone else's pods)."""
+    may have been reused, and a selector may match someone else's pods). `uids` (by pod name):
+    each eviction holds only while the pod is still that one (a UID precondition)."""
     refused: list[Refusal] = []
     if owner is not None:
         kind, name = owner
@@ -256,10 +279,7 @@ async def evict(namespace: str, pods: tuple[str, ...],
         refused = [Refusal(f"{pod}: not a pod of {kind} {name}; left alone", False)
                    for pod in pods if pod not in ours]
         pods = tuple(pod for pod in pods if pod in ours)
-    for pod in pods:
-        refusal = await asyncio.to_thread(_evict, namespace, pod)
-        refused.extend([refusal] if refusal is not None else [])
-    return refused
+    return refused + await _evict_each(namespace, pods, uids)
 
 
 async def pods_of(namespace: str, selector: str) -> list[dict[str, Any]]:

@@ -97,7 +97,7 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
         value = None  # a gap in the history, never a load
     assert spec.predictive is not None
     reading = MetricReading(metric, value, 1.0)
-    await forecaster.observe(url, query, float(spec.sync_period_seconds), spec.predictive,
+    await forecaster.follow(url, query, float(spec.sync_period_seconds), spec.predictive,
                              reading, now)
     return forecaster
 
@@ -118,7 +118,8 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
     own = own_history(spec, forecaster)
     if own is None:
         return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s "
-                       "history could not be read; coupling waits for it")
+                       "history is not there yet (warming up) or could not be read; coupling "
+                       "waits for it")
     try:
         inputs = await upstream_inputs(memory, spec, bodies, own, now, totals)
     except PrometheusError as err:

@@ -15,8 +15,9 @@ with a 60 s sync, a quarter of that.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
@@ -38,6 +39,7 @@ from adaptive_operator.domain.scaling.predictive import (
     PredictiveSettings,
     PredictiveState,
 )
+from adaptive_operator.handlers.warmup import WarmUps
 
 log = logs.get(__name__)
 
@@ -79,20 +81,81 @@ def advisor_settings(predictive: PredictiveSpec, period: float) -> PredictiveSet
     )
 
 
+WARMING_UP = "forecast warming up: history backfill and first fit in progress"
+Source = tuple[Target, str, float, int]  # url, query, period, history seconds
+
+
+@dataclass(frozen=True)
+class FitFor:
+    """What the first fit is made for (the advisor's settings, the look-ahead, the target)."""
+
+    settings: PredictiveSettings
+    ahead: float
+    target_per_replica: float
+
+
 @dataclass
 class MetricForecaster:
-    """One metric's history and advisor; rebuilt when what they were made for changes."""
+    """One metric's history and advisor; rebuilt when what they were made for changes.
 
-    source: tuple[Target, str, float, int] | None = None  # url, query, period, history seconds
+    The history's backfill and the advisor's first fit run in the background (`WarmUps`):
+    until they are done the metric says it is warming up and the service scales reactively;
+    the readings taken meanwhile are kept and placed on the history once it is there."""
+
+    source: Source | None = None
     history: MetricHistory | None = None
     advisor: PredictiveAdvisor | None = None
     made_for: tuple[PredictiveSettings, float] | None = None  # settings, look-ahead
     base: int = 0
     ignored: str = ""
+    warming: asyncio.Task[None] | None = None
+    failure: str = ""  # why the last backfill failed ("" when it did not)
+    pending: list[tuple[float, float | None]] = field(default_factory=list)
 
-    async def observe(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
-                      reading: MetricReading, now: float) -> None:
-        """Backfill when needed (else append the reading); raises PrometheusError."""
+    def observe(self, source: Source, reading: MetricReading, now: float,
+                warm: Callable[[], asyncio.Task[None]]) -> str | None:
+        """None when the history is there (the reading placed on it); else why not, a
+        warm-up having been started if none runs for this source."""
+        if self.warming is not None and not self.warming.done():
+            if source == self.source:
+                self.pending.append((now, reading.value))
+                return WARMING_UP
+            self.warming.cancel()
+        if source == self.source and self.history is not None:
+            for at, value in self.pending:
+                self.history.record(at, value)
+            self.pending = []
+            self.history.record(now, reading.value)
+            return None
+        failed, self.failure = self.failure, ""
+        self.source, self.history, self.advisor = source, None, None
+        self.pending = [(now, reading.value)]
+        self.warming = warm()
+        return f"history backfill failed: {failed}" if failed else WARMING_UP
+
+    async def warm_up(self, url: Target, query: str, period: float, capacity: int, now: float,
+                      fit: FitFor, fits: WarmUps) -> None:
+        """Backfill, place the readings taken meanwhile, and make the first fit."""
+        try:
+            history, ignored = await backfill(url, query, period, capacity, now)
+        except PrometheusError as err:  # tried again next sync; until then reactive only
+            self.failure = str(err)
+            return
+        log.info("forecast history backfilled", query=query, rows=history.kept, step=period)
+        for at, value in self.pending:
+            history.record(at, value)
+        self.pending = []
+        self.history, self.ignored = history, ignored
+        self.advisor, self.made_for = PredictiveAdvisor(fit.settings), (fit.settings, fit.ahead)
+        self.base = history.first_kept
+        # Fitting is CPU work (statsmodels): off the event loop, one at a time.
+        await fits.fit(functools.partial(self.advisor.advise, history.view(self.base), period,
+                                         fit.ahead, fit.target_per_replica))
+
+    async def follow(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
+                     reading: MetricReading, now: float) -> None:
+        """A history only (no advisor), backfilled in place when needed, else the reading
+        appended (a coupled service's upstream); raises PrometheusError."""
         source = (url, query, period, predictive.history_seconds)
         if source == self.source and self.history is not None:
             self.history.record(now, reading.value)
@@ -100,8 +163,10 @@ class MetricForecaster:
         self.source, self.history, self.advisor = source, None, None
         capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
         self.history, self.ignored = await backfill(url, query, period, capacity, now)
-        log.info("forecast history backfilled", query=query, rows=self.history.kept,
-                 step=period)
+
+    def stop(self) -> None:
+        if self.warming is not None:
+            self.warming.cancel()
 
     async def advise(self, settings: PredictiveSettings, ahead: float,
                      target_per_replica: float) -> tuple[int | None, PredictiveState]:
@@ -122,6 +187,7 @@ class MetricForecaster:
 
 @dataclass
 class ServiceForecaster:
+    warmups: WarmUps = field(default_factory=WarmUps)
     metrics: dict[str, MetricForecaster] = field(default_factory=dict)
     look_ahead: float | None = None
 
@@ -136,21 +202,35 @@ class ServiceForecaster:
                             period, MAX_LOOK_AHEAD_ROWS)
         self.look_ahead = ahead.seconds
         names = {m.name for m in spec.metrics}
+        for gone in [v for k, v in self.metrics.items() if k not in names]:
+            gone.stop()
         self.metrics = {k: v for k, v in self.metrics.items() if k in names}
         results = []
         for metric, reading in zip(spec.metrics, readings, strict=True):
             results.append(await self._one(metric, reading, url, period, predictive, ahead, now))
         return combine(tuple(results), ahead)
 
+    def stop(self) -> None:
+        """The service is gone, or predictive is off: its warm-ups are dropped."""
+        for forecaster in self.metrics.values():
+            forecaster.stop()
+
+    async def settled(self) -> None:
+        """Until every warm-up begun has ended (for tests and a clean stop)."""
+        tasks = [m.warming for m in self.metrics.values() if m.warming is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _one(self, metric: MetricSpec, reading: MetricReading, url: Target, period: float,
                    predictive: PredictiveSpec, ahead: LookAhead, now: float) -> MetricForecast:
         forecaster = self.metrics.setdefault(metric.name, MetricForecaster())
-        try:
-            await forecaster.observe(url, metric.query, period, predictive, reading, now)
-        except PrometheusError as err:
-            # Tried again next sync; until then this metric runs reactive only.
-            return MetricForecast(metric.name, None, PredictiveState(
-                reason=f"history backfill failed: {err}"))
-        floor, state = await forecaster.advise(advisor_settings(predictive, period), ahead.seconds,
-                                               metric.target_per_replica)
+        settings = advisor_settings(predictive, period)
+        capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
+        fit = FitFor(settings, ahead.seconds, metric.target_per_replica)
+        waiting = forecaster.observe(
+            (url, metric.query, period, predictive.history_seconds), reading, now,
+            lambda: self.warmups.start(lambda: forecaster.warm_up(
+                url, metric.query, period, capacity, now, fit, self.warmups)))
+        if waiting is not None:  # until then this metric runs reactive only
+            return MetricForecast(metric.name, None, PredictiveState(reason=waiting))
+        floor, state = await forecaster.advise(settings, ahead.seconds, metric.target_per_replica)
         return MetricForecast(metric.name, floor, state, forecaster.ignored)

@@ -10,6 +10,8 @@ The pause annotation stops every action at once.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +40,7 @@ from adaptive_operator.domain.healing.plan import (
 from adaptive_operator.domain.healing.watch import Watcher, saturation
 from adaptive_operator.handlers import runtime, settings, specs
 from adaptive_operator.handlers.healing_apply import carry_out, record, report, write_status
-from adaptive_operator.handlers.healing_observe import observe, start_watcher
+from adaptive_operator.handlers.healing_observe import backfill_watcher, observe, start_watcher
 
 log = logs.get(__name__)
 __all__ = ["LEDGER", "PAUSED", "VERDICT_REFRESH_SECONDS", "Watcher", "differs", "saturation"]
@@ -67,22 +69,31 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
     watcher: Watcher | None = None
     memo.healing = None
     kept: specs.Parsed | None = None
-    while not stopped:
-        try:
-            spec, kept = specs.validated(body, kept)
-        except ValidationError:
-            await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
-            continue
-        healing = spec.healing or HealingSpec()
-        if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
-                                                                   healing.roles_by_name()):
-            watcher = memo.healing = await start_watcher(namespace, spec, healing, rt.clock.now())
-        started = rt.clock.monotonic()
-        await guarded_heal(namespace, name, body, spec, watcher, rt)
-        # Syncs start every period (the detector's history is one row per period): waiting a
-        # whole period after a sync made the period the sync's time longer.
-        elapsed = rt.clock.monotonic() - started
-        await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
+    warming: asyncio.Task[None] | None = None  # the history's backfill, in the background
+    try:
+        while not stopped:
+            try:
+                spec, kept = specs.validated(body, kept)
+            except ValidationError:
+                await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
+                continue
+            healing = spec.healing or HealingSpec()
+            if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
+                                                                       healing.roles_by_name()):
+                if warming is not None:
+                    warming.cancel()
+                watcher = memo.healing = start_watcher(healing)
+                warming = rt.warmups.start(functools.partial(
+                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now()))
+            started = rt.clock.monotonic()
+            await guarded_heal(namespace, name, body, spec, watcher, rt)
+            # Syncs start every period (the detector's history is one row per period): waiting
+            # a whole period after a sync made the period the sync's time longer.
+            elapsed = rt.clock.monotonic() - started
+            await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
+    finally:
+        if warming is not None:
+            warming.cancel()
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,

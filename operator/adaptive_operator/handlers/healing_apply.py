@@ -68,11 +68,14 @@ async def _evict(namespace: str, spec: AdaptiveServiceSpec,
                  intent: LedgerEntry) -> tuple[str | None, bool]:
     """What the evictions ran into, and whether PodDisruptionBudgets refused every one."""
     ref = spec.scale_target_ref
+    # The UIDs decided on, by name (ledgers written before they were recorded have none).
+    uids = (dict(zip(intent.pods, intent.pod_uids, strict=True))
+            if len(intent.pod_uids) == len(intent.pods) else {})
     if ref.kind in workload.OWNING_KINDS:
-        refusals = await workload.evict(namespace, intent.pods, (ref.kind, ref.name))
+        refusals = await workload.evict(namespace, intent.pods, (ref.kind, ref.name), uids)
     else:  # any other kind: its ownerReferences chain must lead to the target
         refusals = await workload.evict_owned(namespace, intent.pods,
-                                              (ref.api_version, ref.kind, ref.name))
+                                              (ref.api_version, ref.kind, ref.name), uids)
     problem = "; ".join(r.message for r in refusals) or None
     return problem, len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
 

@@ -51,10 +51,17 @@ async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...
     return names
 
 
-async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
-                        healing: HealingSpec, now: float) -> Watcher:
-    watcher = new_watcher(dict(healing.metrics), healing.roles_by_name(),
-                          detector_settings_from_spec(healing))
+def start_watcher(healing: HealingSpec) -> Watcher:
+    """An empty watcher: its history is backfilled in the background (`backfill_watcher`),
+    while the syncs already append their rows (and the ladder acts on what it has)."""
+    return new_watcher(dict(healing.metrics), healing.roles_by_name(),
+                       detector_settings_from_spec(healing))
+
+
+async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
+                           watcher: Watcher, now: float) -> None:
+    """The history before `now` read by range queries, the rows the syncs appended meanwhile
+    kept after it."""
     limit = watcher.history.limit
     step = float(spec.sync_period_seconds)
     end = aligned(now, step)  # on the grid: services starting together share queries
@@ -63,13 +70,15 @@ async def start_watcher(namespace: str, spec: AdaptiveServiceSpec,
         series = await read_history(namespace, spec, healing.metrics, start, end, step)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
-        return watcher
+        return
     ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
     if ignored:
         log.warning("healing history samples ignored", ignored=ignored)
+    live = watcher.history.rows
     watcher.history.backfill({name: found.values for name, found in series.items()})
+    for index in range(min((len(values) for values in live.values()), default=0)):
+        watcher.history.append({name: values[index] for name, values in live.items()})
     log.info("healing history backfilled", rows=len(watcher.history))
-    return watcher
 
 
 def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
@@ -133,8 +142,7 @@ async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSp
     watcher.load.append(row)
 
 
-Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None,
-                 frozenset[str]]
+Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | None, str | None]
 Pods = tuple[list[Any], RolloutInfo | None, tuple[str, ...]]
 
 
@@ -157,8 +165,8 @@ def _names(raw_pods: list[Any]) -> tuple[str, ...]:
 
 
 async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float) -> Workload:
-    """The replicas, the rollout, the pods' health, the pod names, what could not be read and
-    every listed pod's UID (terminating ones too)."""
+    """The replicas, the rollout, the pods' health (terminating pods left out: they count as
+    not yet replaced), the pod names and what could not be read."""
     ref, replicas = spec.scale_target_ref, 0
     try:
         scale = await cached_reads.read_scale(namespace, kube.TargetRef(
@@ -166,20 +174,19 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
         replicas = scale.replicas
         raw_pods, rollout, names = await _pods(namespace, ref, scale)
     except (kube.TargetError, workload.WorkloadError) as err:
-        return replicas, None, (), None, err.message, frozenset()
+        return replicas, None, (), None, err.message
     reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
     pods = tuple(report.health for report in reports if report is not None)
-    uids = frozenset(str(pod["metadata"].get("uid", "")) for pod in raw_pods) - {""}
-    return replicas, rollout, pods, names, None, uids
+    return replicas, rollout, pods, names, None
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
                   now: float, totals: Totals) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
-    replicas, rollout, pods, names, unread, uids = await observe_workload(namespace, spec, now)
+    replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
     verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,
-                       spec.max_replicas, False, error, uids)
+                       spec.max_replicas, False, error)
 

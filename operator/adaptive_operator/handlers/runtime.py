@@ -17,6 +17,7 @@ from adaptive_operator.adapters import prometheus, prometheus_access
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
+from adaptive_operator.handlers.warmup import WarmUps
 
 
 class Clock(Protocol):
@@ -88,6 +89,8 @@ class Runtime:
     may_act: Callable[[], bool] = always
     read_load: LoadReader = read_load
     totals: Totals = field(default_factory=QueryBatcher)
+    # History backfills and first fits, in the background and one at a time.
+    warmups: WarmUps = field(default_factory=WarmUps)
 
 
 def of(memo: Any) -> Runtime:

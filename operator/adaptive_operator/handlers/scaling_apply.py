@@ -13,7 +13,7 @@ import kopf
 
 from adaptive_operator import failpoints, logs
 from adaptive_operator.adapters import cached_reads, kube, telemetry
-from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
@@ -37,7 +37,7 @@ async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServic
     report_problem(namespace, name, planned.problem)
     report_forecasts(namespace, name, body, spec, snapshot, planned.coupling_event)
     if status.patch is not None:
-        await kube.patch_status(PLURAL, namespace, name, status.patch)
+        await memory.patch_status(namespace, name, body, status.patch)
     memory.kept = status.memory
 
 
@@ -50,8 +50,8 @@ async def scale(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServic
                 write: sync.ScaleWrite, memory: Memory) -> bool:
     """Record the write, make it, then say so; False when the target refused it."""
     ref = spec.scale_target_ref
-    await kube.patch_status(PLURAL, namespace, name,
-                            {"scaleWrites": sync.writes_status(write.pending)})
+    await memory.patch_status(namespace, name, body,
+                              {"scaleWrites": sync.writes_status(write.pending)})
     memory.kept = replace(memory.kept, record=write.pending)
     try:
         await cached_reads.write_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,

@@ -9,20 +9,23 @@ The forecasters it feeds are the service's own and live in its `Memory`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import kopf
 
 from adaptive_operator.adapters import cached_reads, kube, prometheus_access
 from adaptive_operator.adapters.prometheus import MetricError, Target
-from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.healing.scaler import healing_conditions, healing_floor
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.coupled_status import Coupled
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
+from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.domain.scaling.status import Problem
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecasts, runtime, settings, specs
+from adaptive_operator.handlers.warmup import WarmUps
 
 Sent = tuple[Target, AdaptiveServiceSpec]  # the endpoint, and the spec with its queries as sent
 Readings = tuple[tuple[MetricReading, ...], Problem | None, Sent | None]
@@ -38,25 +41,43 @@ class Memory:
     forecaster: forecasts.ServiceForecaster | None = None
     coupled: Coupled | None = None  # the last sync's coupled forecast
     coupling: coupling.CouplingMemory = field(default_factory=coupling.CouplingMemory)
+    # The status as this process last wrote it: the watched body lags behind its own patches,
+    # and compared with the body a status already written would be written again.
+    status: dict[str, Any] | None = None
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later."""
-        self.kept = sync.Memory()
+        self.kept, self.status = sync.Memory(), None
 
-    def forecasting(self) -> forecasts.ServiceForecaster:
+    def shown(self, body: kopf.Body) -> dict[str, Any]:
+        """Status as it stands: this process's last write, else the watched body's."""
+        if self.status is not None:
+            return self.status
+        return dict(body.get("status", {}) or {})
+
+    async def patch_status(self, namespace: str, name: str, body: kopf.Body,
+                           patch: dict[str, Any]) -> None:
+        """Write status and remember what it holds now."""
+        before = self.shown(body)
+        await kube.patch_status(PLURAL, namespace, name, patch)
+        self.status = merged(before, patch)
+
+    def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
         """The service's forecaster, made on first use."""
         if self.forecaster is None:
-            self.forecaster = forecasts.ServiceForecaster()
+            self.forecaster = forecasts.ServiceForecaster(warmups)
         return self.forecaster
 
     def drop_forecast(self) -> None:
         """Predictive was switched off, or the service is gone: free its history."""
+        if self.forecaster is not None:
+            self.forecaster.stop()
         self.forecaster = None
 
 
 async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: kopf.Body,
                   memory: Memory, rt: runtime.Runtime) -> sync.Snapshot:
-    status = dict(body.get("status", {}) or {})
+    status = memory.shown(body)
     found = sync.Snapshot(status, body.meta.get("generation"), True,
                           healing_conditions=tuple(healing_conditions(spec, status)))
     try:
@@ -66,7 +87,7 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
                        leading=rt.may_act())
     readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds, sent,
-                                  rt.clock.now())
+                                  rt.clock.now(), rt.warmups)
     now = rt.clock.now()
     memory.coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast,
                                                 now, memory.forecaster, rt.totals)
@@ -118,7 +139,8 @@ async def read_metrics(namespace: str, spec: AdaptiveServiceSpec,
 
 async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
                        readings: tuple[MetricReading, ...], startups: tuple[float, ...],
-                       sent: Sent | None, now: float) -> ServiceForecast | None:
+                       sent: Sent | None, now: float,
+                       warmups: WarmUps) -> ServiceForecast | None:
     """The forecast's floor and state, or None when predictive scaling is off (or no query
     can be sent: nothing is read unscoped or unallowed, history included)."""
     if spec.predictive is None or not spec.predictive.enabled:
@@ -127,5 +149,6 @@ async def forecast_for(memory: Memory, spec: AdaptiveServiceSpec,
     if sent is None:
         return None
     endpoint, sent_spec = sent
-    return await memory.forecasting().update(sent_spec, endpoint, readings, startups, now)
+    return await memory.forecasting(warmups).update(sent_spec, endpoint, readings, startups,
+                                                    now)
 

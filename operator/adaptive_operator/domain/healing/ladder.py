@@ -110,9 +110,6 @@ class Observation:
     max_replicas: int = 1
     paused: bool = False
     read_error: str | None = None  # set when any input could not be read
-    # Every listed pod's UID, those terminating included: an evicted pod still among them
-    # has not been replaced, whatever its name's health says.
-    present_uids: frozenset[str] = frozenset()
 
     @property
     def unhealthy_pods(self) -> tuple[PodHealth, ...]:
@@ -138,7 +135,8 @@ class LedgerEntry:
     from_revision: int | None = None
     pods: tuple[str, ...] = ()
     replicas: int | None = None
-    pod_uids: tuple[str, ...] = ()  # the evicted pods' UIDs, as they were when decided
+    # The evicted pods' UIDs as they were when decided, one a pod of `pods` ("" unknown).
+    pod_uids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,27 +195,45 @@ def _pending(ledger: Sequence[LedgerEntry]) -> LedgerEntry | None:
 
 def _still_verifying(policy: HealingPolicy, pending: LedgerEntry, observation: Observation,
                      now: float) -> HealingPlan | None:
-    """Why the pending action cannot be judged yet: its verify time has not passed, or pods
-    are still starting (their start-up grace ends in time, so this wait is bounded)."""
+    """Why the pending action cannot be judged yet: its verify time has not passed, or the pods
+    it acted on are still being replaced (while the workload is not troubled: trouble is
+    judged at once, so this wait never holds a remedy back)."""
     if now - pending.at < policy.verify_seconds:
         left = policy.verify_seconds - (now - pending.at)
         return _idle("VerifyingAction", f"{pending.action} {pending.id} is being verified "
                      f"for another {left:.0f}s; not acting again")
-    starting = observation.starting_pods
-    if starting and not observation.troubled:
-        names = ", ".join(pod.name for pod in starting)
+    replaced, awaited = _replacement(pending, observation)
+    if replaced is None and not observation.troubled:
         return _idle("VerifyingAction", f"{pending.action} {pending.id} is verified once "
-                     f"{len(starting)} starting pod(s) are ready or out of their start-up "
-                     f"grace: {names}; not acting again")
+                     f"{awaited}; not acting again")
     return None
 
 
+def _replacement(entry: LedgerEntry, observation: Observation) -> tuple[bool | None, str]:
+    """The one rule: have the pods acted on been replaced by running, ready pods? False when an
+    evicted pod is still running under its UID (a StatefulSet re-creates a pod under the same
+    name, so the name says nothing); None while the replacement is under way, with what it
+    awaits: fewer pods than the workload's replicas (an evicted or terminating pod not
+    re-created yet) or pods still in their start-up grace; True when done."""
+    running = {pod.uid for pod in observation.pods}
+    if entry.action is Action.EVICT_PODS and running & (set(entry.pod_uids) - {""}):
+        return False, ""
+    missing = observation.replicas - len(observation.pods)
+    if missing > 0:
+        return None, (f"{missing} missing pod(s) of {observation.replicas} are re-created "
+                      f"({len(observation.pods)} there)")
+    starting = observation.starting_pods
+    if starting:
+        names = ", ".join(pod.name for pod in starting)
+        return None, (f"{len(starting)} starting pod(s) are ready or out of their start-up "
+                      f"grace: {names}")
+    return True, ""
+
+
 def _verify(entry: LedgerEntry, observation: Observation) -> LedgerEntry:
-    """Helped: the workload is well and no evicted pod is still there. A pod is the one evicted
-    by its UID, not its name (a StatefulSet re-creates a pod under the same name)."""
-    kept = entry.action is Action.EVICT_PODS and bool(
-        set(entry.pod_uids) & observation.present_uids)
-    outcome = Outcome.DID_NOT_HELP if observation.troubled or kept else Outcome.HELPED
+    """Helped: the workload is well and the pods acted on have been replaced (`_replacement`)."""
+    replaced, _ = _replacement(entry, observation)
+    outcome = Outcome.HELPED if replaced and not observation.troubled else Outcome.DID_NOT_HELP
     return replace(entry, outcome=outcome)
 
 
@@ -300,7 +316,8 @@ def _evict(policy: HealingPolicy, observation: Observation, now: float) -> Heali
     if not unhealthy:
         return None
     chosen = tuple(sorted(pod.name for pod in unhealthy))[: policy.max_unavailable_pods]
-    uids = tuple(pod.uid for pod in unhealthy if pod.name in chosen and pod.uid)
+    by_name = {pod.name: pod.uid for pod in unhealthy}
+    uids = tuple(by_name[name] for name in chosen)  # one a pod, "" when not known
     crash = sum(pod.crash_looping for pod in unhealthy)
     message = (f"{len(unhealthy)} unhealthy pod(s) ({crash} crash-looping, "
                f"{len(unhealthy) - crash} not ready); evicting {len(chosen)} "

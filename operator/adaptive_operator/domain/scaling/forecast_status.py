@@ -20,6 +20,7 @@ REASONS = (
     ("no seasonality", "NoSeasonality"),
     ("history backfill failed", "HistoryUnavailable"),
     ("no data", "HistoryUnavailable"),
+    ("forecast warming up", "WarmingUp"),
 )
 
 

@@ -104,6 +104,20 @@ def status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return any(_as_stored(old.get(k)) != _as_stored(v) for k, v in new.items())
 
 
+def merged(old: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """What a JSON merge patch makes of `old` (RFC 7386): None deletes, dicts merge."""
+    result = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            before = result.get(key)
+            result[key] = merged(before if isinstance(before, Mapping) else {}, value)
+        else:
+            result[key] = value
+    return result
+
+
 def _as_stored(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if v is not None}

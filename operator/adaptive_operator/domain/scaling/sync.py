@@ -36,6 +36,7 @@ from adaptive_operator.domain.scaling.forecast_status import forecast_conditions
 from adaptive_operator.domain.scaling.plan import (
     history_to_write,
     kept_history,
+    merged,
     plan_actions,
     status_changed,
     status_update,
@@ -119,13 +120,15 @@ def plan(spec: AdaptiveServiceSpec, snapshot: Snapshot, memory: Memory, now: flo
     outcome, kept = decided(spec, snapshot, memory, now)
     actions = plan_actions(spec.mode, f"{ref.kind} {ref.name}", outcome, snapshot.current,
                            snapshot.leading)
-    write = None
-    if actions.scale_to is not None:  # there is a decision and a current count
-        write = scale_write(spec, snapshot, outcome, kept, actions.scale_to, now)
-    after = kept if write is None else replace(kept, record=write.made)
-    status = status_write(spec, snapshot, outcome, after, now if write else None, now)
-    return Plan(outcome, kept, actions.events, actions.problem, write, status,
-                verdict_event(snapshot.status, snapshot.coupled))
+    event = verdict_event(snapshot.status, snapshot.coupled)
+    if actions.scale_to is None:
+        status = status_write(spec, snapshot, outcome, kept, None, now)
+        return Plan(outcome, kept, actions.events, actions.problem, None, status, event)
+    # There is a decision and a current count.
+    write = scale_write(spec, snapshot, outcome, kept, actions.scale_to, now)
+    status = status_write(spec, recorded(snapshot, write.pending), outcome,
+                          replace(kept, record=write.made), now, now)
+    return Plan(outcome, kept, actions.events, actions.problem, write, status, event)
 
 
 def decided(spec: AdaptiveServiceSpec, snapshot: Snapshot, memory: Memory,
@@ -202,7 +205,14 @@ def scale_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOutc
     event = Event("Normal", "Scaled", f"{ref.kind} {ref.name} {snapshot.current} -> "
                                       f"{replicas}: {outcome.decision.message}")
     return ScaleWrite(replicas, snapshot.current, pending, scale_writes.made(pending, replicas),
-                      event, status_write(spec, snapshot, outcome, refused, None, now))
+                      event, status_write(spec, recorded(snapshot, pending), outcome, refused,
+                                          None, now))
+
+
+def recorded(snapshot: Snapshot, pending: scale_writes.WriteRecord) -> Snapshot:
+    """The snapshot with status as it stands once the write-ahead record is in it."""
+    return replace(snapshot, status=merged(snapshot.status,
+                                           {"scaleWrites": writes_status(pending)}))
 
 
 def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOutcome,
