@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.domain.scaling import coupled_status, upstreams
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import (
     MetricHistory,
@@ -75,12 +76,11 @@ def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
                        "sum(rate(api[1m]))": follower(up, 3.0, 3, 0.02, 32)})
     monkeypatch.setattr(coupled.kube, "read_service", space.read_service)
     monkeypatch.setattr(forecasts, "read_range", space.read_range)
-    monkeypatch.setattr(coupled.kopf, "event", lambda *_, **__: None)
     return space
 
 
 async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
-               row: int) -> coupled.Coupled | None:
+               row: int) -> coupled_status.Coupled | None:
     space.row = row
     own = space.loads["sum(rate(api[1m]))"][row]
     forecaster = space.forecasters.setdefault(uid, forecasts.ServiceForecaster())
@@ -101,9 +101,9 @@ async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Na
     relation = last.status.upstreams[0]
     assert relation.lag_seconds == 3 * PERIOD and relation.ratio == pytest.approx(3.0, rel=0.05)
     assert last.status.summary == "frontend: Trusted" and last.floor is not None
-    assert coupled.raised(1, "the forecast", last) == (last.floor, last.source)
-    assert coupled.raised(1000, "the forecast", last) == (1000, "the forecast")
-    fields = coupled.status_fields({}, last)["coupling"]
+    assert coupled_status.raised(1, "the forecast", last) == (last.floor, last.source)
+    assert coupled_status.raised(1000, "the forecast", last) == (1000, "the forecast")
+    fields = coupled_status.status_fields({}, last)["coupling"]
     assert fields["trusted"] is True and len(fields["forecast"]) == 2  # 4 s ahead
     assert not found[10] or not found[10].status.trusted  # young: not yet
     namespace.couplings.pop("u1")
@@ -134,28 +134,28 @@ async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() ->
     assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None,
                                      QueryBatcher()) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
-    assert coupled.status_fields(old, None) == {"coupling": None}
-    assert coupled.status_fields({}, None) == {}
-    assert [c.reason for c in coupled.conditions(old, None)] == ["NotCoupled"]
-    assert coupled.conditions({}, None) == []
+    assert coupled_status.status_fields(old, None) == {"coupling": None}
+    assert coupled_status.status_fields({}, None) == {}
+    assert [c.reason for c in coupled_status.conditions(old, None)] == ["NotCoupled"]
+    assert coupled_status.conditions({}, None) == []
 
 
 def test_the_upstream_forecast_is_read_from_its_status_on_this_grid() -> None:
     points = [{"offsetSeconds": 2, "p50": 10}, {"offsetSeconds": 4, "p50": 12},
               {"offsetSeconds": 8, "p50": 20}]
     trusted_own = {"forecast": {"reliable": True, "metric": "rps", "forecast": points}}
-    assert coupled.upstream_path(body("f", [], trusted_own), "rps", 2.0) == (10.0, 12.0)
+    assert upstreams.upstream_path(body("f", [], trusted_own), "rps", 2.0) == (10.0, 12.0)
     untrusted = {"forecast": {"reliable": False, "metric": "rps", "forecast": points}}
-    assert coupled.upstream_path(body("f", [], untrusted), "rps", 2.0) == ()
+    assert upstreams.upstream_path(body("f", [], untrusted), "rps", 2.0) == ()
     chained = {"coupling": {"trusted": True, "forecast": [{"offsetSeconds": 2, "p50": 7}]}}
-    assert coupled.upstream_path(body("f", [], chained), "rps", 2.0) == (7.0,)
+    assert upstreams.upstream_path(body("f", [], chained), "rps", 2.0) == (7.0,)
     hostile = [{"offsetSeconds": "x"}, {"offsetSeconds": 2, "p50": -1}, "junk",
                {"offsetSeconds": 2, "p50": float("nan")}, {"offsetSeconds": 3.1, "p50": 1}]
-    assert coupled.on_grid(hostile, 2.0) == ()
+    assert upstreams.on_grid(hostile, 2.0) == ()
 
 
 def test_an_upstream_with_a_damaged_spec_has_no_query() -> None:
-    assert coupled.upstream_query({"spec": {"maxReplicas": "many"}}, "rps") is None
+    assert upstreams.upstream_query({"spec": {"maxReplicas": "many"}}, "rps") is None
 
 
 def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
@@ -172,20 +172,17 @@ def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
     assert list(own) == [None, 2.0, 3.0, 4.0, 5.0]  # row 0 fell out of the ring: a gap
 
 
-def test_a_changed_verdict_is_an_event_and_the_gauges_follow(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    events: list[tuple[str, str]] = []
-    monkeypatch.setattr(coupled.kopf, "event",
-                        lambda body, type, reason, message: events.append((type, reason)))
+def test_a_changed_verdict_is_an_event_and_the_gauges_follow() -> None:
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", ["frontend"]))
-    cycle = coupled.refused(spec, "CouplingCycle", "a cycle")
-    shown = {"status": {"conditions": [{"type": "CouplingTrusted", "status": "False",
-                                        "reason": "CouplingCycle"}]}}
-    coupled.report("ns", "api", {"status": {}}, cycle)  # type: ignore[arg-type]
-    coupled.report("ns", "api", shown, cycle)  # type: ignore[arg-type]
-    assert events == [("Warning", "CouplingCycle")]
+    cycle = coupled_status.refused(spec, "CouplingCycle", "a cycle")
+    shown = {"conditions": [{"type": "CouplingTrusted", "status": "False",
+                             "reason": "CouplingCycle"}]}
+    events = [coupled_status.verdict_event(status, cycle) for status in ({}, shown)]
+    assert [(e.type, e.reason) for e in events if e is not None] == [("Warning", "CouplingCycle")]
+    assert coupled_status.verdict_event(shown, None) is None
     metrics = "adaptive_coupling_trusted", "adaptive_coupling_floor_replicas"
     labels = {"namespace": "ns", "name": "api"}
+    coupled.report("ns", "api", cycle)
     assert REGISTRY.get_sample_value(metrics[0], labels) == 0
-    coupled.report("ns", "api", shown, None)  # type: ignore[arg-type]
+    coupled.report("ns", "api", None)
     assert REGISTRY.get_sample_value(metrics[0], labels) is None

@@ -14,12 +14,13 @@ from prometheus_client import REGISTRY
 from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.forecasting import ModelKind
+from adaptive_operator.domain.scaling import forecast_status
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import ForecastPoint, PredictiveState
-from adaptive_operator.handlers import adaptive_service, forecast_report, forecasts
+from adaptive_operator.handlers import forecast_report, forecasts, scaling_observe
 from adaptive_operator.handlers.warmup import WarmUps
 
 PERIOD = 2
@@ -54,7 +55,7 @@ async def test_a_failed_backfill_leaves_the_service_reactive_and_says_why() -> N
     found = await forecaster.update(spec(), url, readings, (), 1002.0)
     assert found.floor is None
     assert found.lead.state.reason.startswith("history backfill failed")
-    condition = forecast_report.reliable_condition(found)
+    condition = forecast_status.reliable_condition(found)
     assert (condition.status, condition.reason) == ("False", "HistoryUnavailable")
     # ... and tried again: the next sync warms up anew.
     found = await forecaster.update(spec(), url, readings, (), 1004.0)
@@ -82,10 +83,10 @@ async def test_a_service_decides_reactively_while_its_forecast_warms_up(
                                     (), 240.0)
     # The first sync does not wait for the backfill or the fit: it says it is warming up.
     assert calls == [] and first.floor is None
-    condition = forecast_report.reliable_condition(first)
+    condition = forecast_status.reliable_condition(first)
     assert (condition.reason, condition.status) == ("WarmingUp", "False")
     assert "forecast warming up" in condition.message and "reactive only" in condition.message
-    assert forecast_report.forecast_status(first)["summary"] == "Reactive"
+    assert forecast_status.forecast_status(first)["summary"] == "Reactive"
     # A second sync while it still warms neither starts another backfill nor waits.
     await forecaster.update(service, "http://prom", (MetricReading("load", 77.0, 10),), (),
                             242.0)
@@ -157,7 +158,7 @@ async def test_a_stopped_forecaster_drops_its_warm_up(monkeypatch: pytest.Monkey
         raise AssertionError("unreachable")
 
     monkeypatch.setattr(forecasts, "read_range", stuck)
-    memory = adaptive_service.Memory()
+    memory = scaling_observe.Memory()
     forecaster = memory.forecasting(WarmUps())
     await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (), 240.0)
     task = forecaster.metrics["load"].warming
@@ -182,11 +183,11 @@ async def test_samples_a_backfill_ignored_are_named_in_the_condition(
     found = await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),),
                                     (), 1002.0)
     assert found.metrics[0].ignored == "ignored 1 NaN sample, 1 negative sample"
-    condition = forecast_report.reliable_condition(found)
+    condition = forecast_status.reliable_condition(found)
     assert condition.message.endswith(
         "; load's history ignored 1 NaN sample, 1 negative sample")
     clean = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
-    assert "ignored" not in forecast_report.reliable_condition(clean).message
+    assert "ignored" not in forecast_status.reliable_condition(clean).message
 
 
 async def test_live_rows_drive_the_floor_once_the_forecast_is_trusted() -> None:
@@ -264,7 +265,7 @@ def test_without_a_trusted_metric_the_first_with_a_forecast_leads() -> None:
                      MetricForecast("rps", None, state(False, reason="forecast error 1.2x "
                                                        "seasonal naive's: not better"))), AHEAD)
     assert (found.floor, found.lead.metric, found.reliable) == (None, "rps", False)
-    condition = forecast_report.reliable_condition(found)
+    condition = forecast_status.reliable_condition(found)
     assert (condition.status, condition.reason) == ("False", "NotBetterThanSeasonalNaive")
     assert "scaling is reactive only" in condition.message
 
@@ -283,7 +284,7 @@ def test_without_a_trusted_metric_the_first_with_a_forecast_leads() -> None:
     ],
 )
 def test_condition_reason(reason: str, camel: str) -> None:
-    assert forecast_report.condition_reason(reason) == camel
+    assert forecast_status.condition_reason(reason) == camel
 
 
 @pytest.mark.parametrize(
@@ -302,19 +303,19 @@ def test_condition_names_the_guard_reference(reference: str, reliable: bool, cam
     held = PredictiveState(ModelKind.SEASONAL_NAIVE, 0.5, reliable, reason,
                            floor_replicas=3 if reliable else None, reference=reference)
     found = combine((MetricForecast("rps", held.floor_replicas, held),), AHEAD)
-    assert forecast_report.reliable_condition(found).reason == camel
+    assert forecast_status.reliable_condition(found).reason == camel
 
 
 def test_status_shows_model_look_ahead_and_rounded_forecast() -> None:
     found = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
-    status = forecast_report.forecast_status(found)
+    status = forecast_status.forecast_status(found)
     assert status["summary"] == "HoltWinters" and status["metric"] == "rps"
     assert status["backtestMase"] == 0.7123 and status["lookAheadSeconds"] == 4.0
     assert status["forecast"][0] == {"offsetSeconds": 2.0, "p50": 41.23, "pHigh": 47.0}
-    condition = forecast_report.reliable_condition(found)
+    condition = forecast_status.reliable_condition(found)
     assert (condition.status, condition.reason) == ("True", "ForecastBetterThanSeasonalNaive")
     untrusted = combine((MetricForecast("rps", None, state(False)),), AHEAD)
-    assert forecast_report.forecast_status(untrusted)["summary"] == "Reactive"
+    assert forecast_status.forecast_status(untrusted)["summary"] == "Reactive"
 
 
 def gauge(sample: str, **labels: str) -> float | None:
@@ -345,11 +346,11 @@ def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
 
 
 def test_forget_frees_the_service() -> None:
-    memory = adaptive_service.Memory()
+    memory = scaling_observe.Memory()
     warmups = WarmUps()
     first = memory.forecasting(warmups)
     assert memory.forecasting(warmups) is first
     memory.drop_forecast()
     assert memory.forecasting(warmups) is not first
     memory.drop_forecast()
-    assert forecast_report.disabled_condition().reason == "PredictiveDisabled"
+    assert forecast_status.disabled_condition().reason == "PredictiveDisabled"

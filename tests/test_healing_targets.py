@@ -9,12 +9,13 @@ import pytest
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.healing.inputs import rollback_template, rollout_info
 from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
+from adaptive_operator.domain.healing.scaler import healing_conditions
 from adaptive_operator.domain.healing.targets import (
     limited_condition,
     remedies,
     revisions_as_replica_sets,
 )
-from adaptive_operator.handlers import adaptive_service, healing_apply
+from adaptive_operator.handlers import healing_apply
 
 
 @pytest.mark.parametrize(("api_version", "kind", "missing"), [
@@ -44,13 +45,13 @@ def spec(kind: str, api_version: str, healing_on: bool = True) -> AdaptiveServic
 
 
 def test_the_scaling_status_carries_the_condition_while_healing_is_on() -> None:
-    found = adaptive_service.healing_conditions(spec("Widget", "e2e.adaptive.dev/v1"), {})
+    found = healing_conditions(spec("Widget", "e2e.adaptive.dev/v1"), {})
     assert [(c.type, c.status, c.reason) for c in found] == [
         ("HealingLimited", "True", "RemediesUnavailable")]
     off = spec("Widget", "e2e.adaptive.dev/v1", healing_on=False)
-    assert adaptive_service.healing_conditions(off, {}) == []
+    assert healing_conditions(off, {}) == []
     shown = {"conditions": [{"type": "HealingLimited"}]}
-    assert [c.reason for c in adaptive_service.healing_conditions(off, shown)] == [
+    assert [c.reason for c in healing_conditions(off, shown)] == [
         "HealingDisabled"]
 
 

@@ -11,9 +11,9 @@ import pytest
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.forecasting import FORECASTERS, ModelKind
 from adaptive_operator.domain.forecasting.models import RepeatedCycle
+from adaptive_operator.domain.scaling.forecast_status import status_from_state
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
 from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
-from adaptive_operator.handlers.forecast_report import status_from_state
 
 INTERVAL = 1800.0  # 30-minute rows keep the tests fast; the code is resolution-agnostic
 DAY = 48

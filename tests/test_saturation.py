@@ -33,9 +33,11 @@ from adaptive_operator.domain.healing.ladder import (
     policy_from_spec,
     scale_out_floor,
 )
+from adaptive_operator.domain.healing.scaler import healing_floor
 from adaptive_operator.domain.scaling import algorithm as scaling
+from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.config import spec_from_model
-from adaptive_operator.handlers import adaptive_service, healing, healing_apply
+from adaptive_operator.handlers import healing, healing_apply
 from adaptive_operator.handlers.healing import LEDGER, Watcher
 
 NOW = 1_800_000_000.0
@@ -157,30 +159,22 @@ def test_a_healing_scale_out_holds_a_floor(ledger: list[LedgerEntry], floor: int
     assert scale_out_floor(POLICY, ledger, NOW) == floor
 
 
-def body_with(ledger: str | None) -> dict[str, object]:
-    annotations = {LEDGER: ledger} if ledger is not None else {}
-    return {"metadata": {"annotations": annotations}}
+def body_with(ledger: str | None) -> dict[str, dict[str, str]]:
+    return {"annotations": {LEDGER: ledger} if ledger is not None else {}}
+
+
+def floor_for(spec: AdaptiveServiceSpec, metadata: dict[str, dict[str, str]],
+              now: float) -> tuple[int | None, str]:
+    """The scaler's floor without a forecast: what the healing ledger holds up."""
+    return sync.floor_for(None, healing_floor(spec, metadata["annotations"], now))
 
 
 def test_the_scaler_takes_the_higher_floor_and_names_it() -> None:
     body = body_with(ledger_to_json([scale_out(5, 3)]))
-    assert adaptive_service.floor_for(service(), body, None, NOW) == (  # type: ignore[arg-type]
-        3,
-        adaptive_service.HEALING_FLOOR,
-    )
-    no_healing = adaptive_service.floor_for(
-        service(healing_on=False),
-        body,  # type: ignore[arg-type]
-        None,
-        NOW,
-    )
+    assert floor_for(service(), body, NOW) == (3, sync.HEALING_FLOOR)
+    no_healing = floor_for(service(healing_on=False), body, NOW)
     assert no_healing == (None, "the forecast")
-    damaged = adaptive_service.floor_for(
-        service(),
-        body_with("{not json"),  # type: ignore[arg-type]
-        None,
-        NOW,
-    )
+    damaged = floor_for(service(), body_with("{not json"), NOW)
     assert damaged == (None, "the forecast")
 
 
@@ -211,7 +205,7 @@ def test_saturation_flows_from_the_watcher_through_healing_to_the_scaler() -> No
     assert "load +" in plan.message and "2 -> 3 (max 4)" in plan.message
 
     body = body_with(ledger_to_json([plan.intent]))
-    floor, source = adaptive_service.floor_for(spec, body, None, NOW + 2)  # type: ignore[arg-type]
+    floor, source = floor_for(spec, body, NOW + 2)
     # 160 rps at 100 per replica asks for 2: the scaler alone would not scale out.
     snapshot = scaling.ScalingSnapshot(2, 2, 0, (scaling.MetricReading("rps", 160.0, 100.0),))
     history = scaling.ScalingHistory((), ())

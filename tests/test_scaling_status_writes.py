@@ -9,16 +9,10 @@ import kopf
 import pytest
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.scaling.algorithm import (
-    MetricReading,
-    ScalingDecision,
-    ScalingHistory,
-)
+from adaptive_operator.domain.scaling import sync
+from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.plan import merged
-from adaptive_operator.domain.scaling.status import SyncOutcome
-from adaptive_operator.handlers import adaptive_service
-
-from fakes import FixedClock
+from adaptive_operator.handlers import scaling_apply, scaling_observe
 
 NOW = 1_000.0
 
@@ -29,10 +23,14 @@ def spec() -> AdaptiveServiceSpec:
         "metrics": [{"name": "rps", "query": "sum(x)", "targetPerReplica": 10}]})
 
 
-def outcome(desired: int) -> SyncOutcome:
-    made = ScalingDecision(desired, "ScaleUp", f"to {desired}", (("rps", desired),), False,
-                           True, ScalingHistory((), ()))
-    return SyncOutcome("DryRun", made, readings=(MetricReading("rps", 50.0, 10.0),))
+async def one_sync(memory: scaling_observe.Memory, body: kopf.Body, replicas: int,
+                   now: float) -> None:
+    """A sync that finds `replicas` and a load asking for as many: plan and apply."""
+    readings = (MetricReading("rps", 10.0 * replicas, 10.0),)
+    snapshot = sync.Snapshot(memory.shown(body), 1, True, current=replicas, ready=replicas,
+                             readings=readings)
+    planned = sync.plan(spec(), snapshot, memory.kept, now)
+    await scaling_apply.apply("ns", "web", body, spec(), snapshot, planned, memory)
 
 
 async def test_a_status_already_written_is_not_written_again_from_a_stale_body(
@@ -43,20 +41,16 @@ async def test_a_status_already_written_is_not_written_again_from_a_stale_body(
                            status: dict[str, Any]) -> None:
         patches.append(status)
 
-    monkeypatch.setattr(adaptive_service.kube, "patch_status", patch_status)
+    monkeypatch.setattr(scaling_observe.kube, "patch_status", patch_status)
     stale = kopf.Body({"metadata": {"name": "web", "generation": 1}, "status": {}})
-    memory, clock = adaptive_service.Memory(), FixedClock(NOW)
-    for sync in range(3):  # the body never shows the first write
-        clock.at = NOW + 15 * sync
-        await adaptive_service.write_status("ns", "web", stale, spec(), outcome(3), None, None,
-                                            None, memory, clock)
+    memory = scaling_observe.Memory()
+    for count in range(3):  # the body never shows the first write
+        await one_sync(memory, stale, 3, NOW + 15 * count)
     assert len(patches) == 1
-    await adaptive_service.write_status("ns", "web", stale, spec(), outcome(4), None, None,
-                                        None, memory, clock)
+    await one_sync(memory, stale, 4, NOW + 45)
     assert len(patches) == 2 and patches[1]["desiredReplicas"] == 4
     memory.forget()  # another replica may have written since: the body is read again
-    await adaptive_service.write_status("ns", "web", stale, spec(), outcome(4), None, None,
-                                        None, memory, clock)
+    await one_sync(memory, stale, 4, NOW + 60)
     assert len(patches) == 3
 
 

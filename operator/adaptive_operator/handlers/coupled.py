@@ -1,5 +1,5 @@
 """Coupled scaling in the operator: the upstreams' objects and metric histories for the domain's
-`CoupledForecaster`, and what status, Events and /metrics say about it.
+`CoupledForecaster`, and its gauges (what status and Events say: domain/scaling/coupled_status).
 
 The upstreams are read as objects (their spec names the metric's query; their status holds the
 forecast they made: the coupled one while trusted, else their own while trusted), their metric's
@@ -9,44 +9,36 @@ history from Prometheus on this service's grid. A cycle of couplings is refused,
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
 from adaptive_operator.adapters import kube, telemetry
-from adaptive_operator.adapters.prometheus import MetricError, PrometheusError
+from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
 from adaptive_operator.adapters.prometheus_access import source_for
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
-from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
-from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
-from adaptive_operator.api.predictive import ForecastPointStatus
-from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.coupled_status import Coupled, refused, reported
 from adaptive_operator.domain.scaling.coupling import (
     CoupledForecaster,
-    CouplingState,
     UpstreamInput,
-    find_cycle,
 )
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
-from adaptive_operator.domain.scaling.forecast_history import aligned_view, grid_shift
+from adaptive_operator.domain.scaling.forecast_history import (
+    aligned_view,
+    grid_shift,
+)
+from adaptive_operator.domain.scaling.upstreams import (
+    graph_problem,
+    own_median,
+    upstream_edges,
+    upstream_path,
+    upstream_query,
+)
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
 from adaptive_operator.handlers.runtime import Totals
 
-CONDITION = "CouplingTrusted"
 MAX_WALK = 32  # objects read to look for a cycle
-MAX_PATH = 1000  # forecast points read from an upstream's status
-
-
-@dataclass(frozen=True)
-class Coupled:
-    floor: int | None
-    source: str  # for the decision's message
-    status: CouplingStatus
-    condition: Condition
 
 
 @dataclass
@@ -61,13 +53,6 @@ class CouplingMemory:
             self.forecaster, self.made_for, self.upstreams = CoupledForecaster(), None, {}
 
 
-def refused(spec: AdaptiveServiceSpec, reason: str, message: str) -> Coupled:
-    status = CouplingStatus(reason=message, summary="Refused",
-                            upstreams=[UpstreamRelation(service=c.service, metric=c.metric)
-                                       for c in spec.coupling or []])
-    return Coupled(None, "", status, Condition(CONDITION, "False", reason, message))
-
-
 async def read_graph(namespace: str, name: str,
                      spec: AdaptiveServiceSpec) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The upstream objects reachable from this service (at most MAX_WALK), and the edges."""
@@ -76,76 +61,24 @@ async def read_graph(namespace: str, name: str,
     queue = list(edges[name])
     while queue and len(bodies) < MAX_WALK:
         upstream = queue.pop(0)
-        if upstream in bodies or upstream == name:
+        if upstream in {name, *bodies}:
             continue
-        body = await kube.read_service(PLURAL, namespace, upstream)
-        bodies[upstream] = body
-        coupling = ((body or {}).get("spec") or {}).get("coupling") or []
-        edges[upstream] = [str(c.get("service")) for c in coupling if isinstance(c, dict)]
+        bodies[upstream] = await kube.read_service(PLURAL, namespace, upstream)
+        edges[upstream] = upstream_edges(bodies[upstream])
         queue.extend(edges[upstream])
     return bodies, edges
 
 
-def upstream_query(body: Any, metric: str) -> str | None:
-    """The query of the upstream's metric, or None without that metric."""
+async def upstream_source(body: Any, metric: str) -> tuple[Target, str] | None:
+    """Where the upstream's metric is read, and its query as sent: through the allowlist, the
+    upstream's credentials and the query scope; None when it may not be read."""
     try:
-        spec = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
-    except ValueError:
+        upstream = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
+        source = await source_for(str((body.get("metadata") or {}).get("namespace", "")),
+                                  upstream)
+        return source.endpoint, source.query(upstream_query(body, metric) or "")
+    except (MetricError, ValueError):
         return None
-    for candidate in spec.metrics:
-        if candidate.name == metric:
-            return candidate.query
-    return None
-
-
-def upstream_path(body: Any, metric: str, period: float) -> tuple[float, ...]:
-    """The upstream's median forecast on this service's grid (rows 1, 2, ... ahead): its coupled
-    forecast while trusted, else its own while trusted and of this metric; else none."""
-    status = body.get("status") or {}
-    coupling, own = status.get("coupling") or {}, status.get("forecast") or {}
-    points: Any = []
-    if coupling.get("trusted"):
-        first = ((body.get("spec") or {}).get("metrics") or [{}])[0]
-        points = coupling.get("forecast") if first.get("name") == metric else []
-    if not points and own.get("reliable") and own.get("metric") == metric:
-        points = own.get("forecast")
-    return on_grid(points if isinstance(points, list) else [], period)
-
-
-def on_grid(points: list[Any], period: float) -> tuple[float, ...]:
-    """The medians at 1, 2, ... periods ahead, up to the first row without a point."""
-    by_row: dict[int, float] = {}
-    for point in points[:MAX_PATH]:
-        try:
-            offset, p50 = float(point["offsetSeconds"]), float(point["p50"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        row = round(offset / period)
-        if math.isfinite(p50) and p50 >= 0 and abs(offset - row * period) < period / 2:
-            by_row.setdefault(row, p50)
-    path: list[float] = []
-    while len(path) + 1 in by_row:
-        path.append(by_row[len(path) + 1])
-    return tuple(path)
-
-
-def graph_problem(name: str, spec: AdaptiveServiceSpec, bodies: dict[str, Any],
-                  edges: dict[str, list[str]]) -> tuple[str, str] | None:
-    """Why the coupling cannot be used at all (a cycle, a missing upstream or metric), or None."""
-    cycle = find_cycle(edges, name)
-    if cycle is not None:
-        return "CouplingCycle", (f"the couplings form a cycle ({' -> '.join(cycle)}); "
-                                 "coupling is refused and scaling uses this service's own "
-                                 "metrics and forecast only")
-    for coupling in spec.coupling or []:
-        body = bodies.get(coupling.service)
-        if body is None:
-            return "UpstreamNotFound", (f"AdaptiveService {coupling.service} (upstream) does "
-                                        "not exist in this namespace")
-        if upstream_query(body, coupling.metric) is None:
-            return "UpstreamMetricNotFound", (f"AdaptiveService {coupling.service} has no "
-                                              f"metric {coupling.metric}")
-    return None
 
 
 async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, service: str,
@@ -153,15 +86,11 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
                            totals: Totals) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
-    written = upstream_query(body, metric) or ""
     forecaster = memory.upstreams.setdefault(service, MetricForecaster())
-    try:  # through the allowlist, the upstream's credentials and the query scope
-        upstream = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
-        source = await source_for(str((body.get("metadata") or {}).get("namespace", "")),
-                                  upstream)
-        url, query = source.endpoint, source.query(written)
-    except (MetricError, ValueError):
+    found = await upstream_source(body, metric)
+    if found is None:
         return forecaster  # nothing read: nothing learned
+    url, query = found
     try:
         value = (await totals.total(url, query, settings.answer_age(spec))).value
     except MetricError:
@@ -186,25 +115,41 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
     if problem is not None:
         memory.forget()
         return refused(spec, *problem)
-    own = forecaster.metrics.get(spec.metrics[0].name) if forecaster else None
-    if own is None or own.history is None:
+    own = own_history(spec, forecaster)
+    if own is None:
         return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s "
                        "history is not there yet (warming up) or could not be read; coupling "
                        "waits for it")
-    inputs = []
     try:
-        for coupling in spec.coupling:
-            body = bodies[coupling.service]
-            up = await upstream_history(memory, spec, coupling.service, body, coupling.metric,
-                                        now, totals)
-            assert up.history is not None
-            view = aligned_view(up.history, grid_shift(own.history, up.history),
-                               own.history.total)
-            path = upstream_path(body, coupling.metric, float(spec.sync_period_seconds))
-            inputs.append(UpstreamInput(view, path))
+        inputs = await upstream_inputs(memory, spec, bodies, own, now, totals)
     except PrometheusError as err:
         return refused(spec, "UpstreamHistoryUnavailable", f"upstream history: {err}")
     return await advise(memory, spec, own, inputs, forecast)
+
+
+def own_history(spec: AdaptiveServiceSpec,
+                forecaster: ServiceForecaster | None) -> MetricForecaster | None:
+    """The first metric's forecaster, once it holds a history."""
+    own = forecaster.metrics.get(spec.metrics[0].name) if forecaster else None
+    return own if own is not None and own.history is not None else None
+
+
+async def upstream_inputs(memory: CouplingMemory, spec: AdaptiveServiceSpec,
+                          bodies: dict[str, Any], forecaster: MetricForecaster, now: float,
+                          totals: Totals) -> list[UpstreamInput]:
+    """Each upstream's history aligned on this service's rows, and its published forecast."""
+    own = forecaster.history
+    assert own is not None
+    inputs = []
+    for coupling in spec.coupling or []:
+        body = bodies[coupling.service]
+        up = await upstream_history(memory, spec, coupling.service, body, coupling.metric,
+                                    now, totals)
+        assert up.history is not None
+        view = aligned_view(up.history, grid_shift(own, up.history), own.total)
+        path = upstream_path(body, coupling.metric, float(spec.sync_period_seconds))
+        inputs.append(UpstreamInput(view, path))
+    return inputs
 
 
 async def advise(memory: CouplingMemory, spec: AdaptiveServiceSpec, own: MetricForecaster,
@@ -214,74 +159,16 @@ async def advise(memory: CouplingMemory, spec: AdaptiveServiceSpec, own: MetricF
     key = (id(own.history), tuple(c.service for c in spec.coupling or []), period)
     if memory.made_for != key:  # a new history or other upstreams: learn again
         memory.forecaster, memory.made_for = CoupledForecaster(), key
-    horizon = max(1, math.ceil(forecast.look_ahead.seconds / period - 1e-9))
-    lead = next((m for m in forecast.metrics if m.metric == spec.metrics[0].name), None)
-    points = lead.state.forecast if lead is not None and lead.state.reliable else ()
-    own_median = points[min(horizon, len(points)) - 1].p50 if points else None
+    horizon, median = own_median(forecast, spec.metrics[0].name, period)
     target = spec.metrics[0].target_per_replica
     down = aligned_view(own.history, 0, own.history.total)
-    floor = await asyncio.to_thread(memory.forecaster.advise, down, inputs, own_median,
+    floor = await asyncio.to_thread(memory.forecaster.advise, down, inputs, median,
                                     horizon, target)
     return reported(spec, memory.forecaster.state, floor, period)
 
 
-def reported(spec: AdaptiveServiceSpec, state: CouplingState, floor: int | None,
-             period: float) -> Coupled:
-    couplings = spec.coupling or []
-    relation = state.relation
-    upstreams = [UpstreamRelation(
-        service=c.service, metric=c.metric,
-        ratio=_rounded(relation.ratios[i]) if relation else None,
-        lag_seconds=relation.lags[i] * period if relation else None)
-        for i, c in enumerate(couplings)]
-    names = ",".join(c.service for c in couplings)
-    status = CouplingStatus(
-        trusted=state.trusted, reason=state.reason, upstreams=upstreams,
-        intercept=_rounded(relation.intercept) if relation else None,
-        relative_error=_rounded(state.relative_error), floor_replicas=floor,
-        forecast=[ForecastPointStatus(offset_seconds=(h + 1) * period, p50=_rounded(p) or 0.0,
-                                      p_high=_rounded(p) or 0.0)
-                  for h, p in enumerate(state.forecast[:MAX_LOOK_AHEAD_ROWS])],
-        summary=f"{names}: {'Trusted' if state.trusted else 'Untrusted'}")
-    if state.trusted:
-        condition = Condition(CONDITION, "True", "CoupledBetterThanOwnForecast",
-                              f"the forecast from {names} is used ({state.reason})")
-    else:
-        reason = "NotBetterThanOwnForecast" if "not better" in state.reason else \
-            "TooLittleSharedHistory"
-        condition = Condition(CONDITION, "False", reason, f"the forecast from {names} is "
-                              f"ignored: {state.reason}")
-    return Coupled(floor, f"the coupled forecast from {names}", status, condition)
-
-
-def _rounded(value: float | None) -> float | None:
-    # Status is written only when it changes: noise in the 4th significant digit is no change.
-    return None if value is None or not math.isfinite(value) else float(f"{value:.4g}")
-
-
-def raised(floor: int | None, source: str, coupled: Coupled | None) -> tuple[int | None, str]:
-    """The decision's floor: the coupled one when it is higher."""
-    if coupled is None or coupled.floor is None or (floor is not None and floor >= coupled.floor):
-        return floor, source
-    return coupled.floor, coupled.source
-
-
-def status_fields(old: dict[str, Any], coupled: Coupled | None) -> dict[str, Any]:
-    if coupled is not None:
-        return {"coupling": coupled.status.model_dump(by_alias=True, mode="json",
-                                                      exclude_none=True)}
-    return {"coupling": None} if old.get("coupling") else {}  # uncoupled: remove what was shown
-
-
-def conditions(old: dict[str, Any], coupled: Coupled | None) -> list[Condition]:
-    if coupled is not None:
-        return [coupled.condition]
-    had = any(c.get("type") == CONDITION for c in old.get("conditions") or [])
-    return [Condition(CONDITION, "False", "NotCoupled", "no coupling in the spec")] if had else []
-
-
-def report(namespace: str, name: str, body: kopf.Body, coupled: Coupled | None) -> None:
-    """An Event when the coupling's verdict changes, and the gauges."""
+def report(namespace: str, name: str, coupled: Coupled | None) -> None:
+    """The coupling's gauges."""
     if coupled is None:
         telemetry.forget(telemetry.COUPLING_TRUSTED, namespace, name)
         telemetry.forget(telemetry.COUPLING_FLOOR, namespace, name)
@@ -291,10 +178,3 @@ def report(namespace: str, name: str, body: kopf.Body, coupled: Coupled | None) 
         telemetry.forget(telemetry.COUPLING_FLOOR, namespace, name)
     else:
         telemetry.COUPLING_FLOOR.labels(namespace, name).set(coupled.floor)
-    old: Any = next((c for c in (body.get("status") or {}).get("conditions") or []
-                if c.get("type") == CONDITION), {})
-    new = coupled.condition
-    if (old.get("status"), old.get("reason")) != (new.status, new.reason):
-        kind = "Warning" if new.reason in ("CouplingCycle", "UpstreamNotFound",
-                                           "UpstreamMetricNotFound") else "Normal"
-        kopf.event(body, type=kind, reason=new.reason, message=new.message)

@@ -20,7 +20,12 @@ def validated(body: Mapping[str, Any],
               kept: Parsed | None) -> tuple[AdaptiveServiceSpec, Parsed | None]:
     """The spec of `body` (raises pydantic's ValidationError), and what to keep for next time."""
     generation = (body.get("metadata") or {}).get("generation")
-    if generation is not None and kept is not None and kept[0] == generation:
-        return kept[1], kept
-    spec = AdaptiveServiceSpec.model_validate(dict(body.get("spec") or {}))
-    return spec, (generation, spec) if generation is not None else None
+    if generation is None:  # never from the API server: parsed every time
+        return _parsed(body), None
+    if kept is None or kept[0] != generation:
+        kept = (generation, _parsed(body))
+    return kept[1], kept
+
+
+def _parsed(body: Mapping[str, Any]) -> AdaptiveServiceSpec:
+    return AdaptiveServiceSpec.model_validate(dict(body.get("spec") or {}))
