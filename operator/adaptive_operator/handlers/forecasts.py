@@ -116,22 +116,32 @@ class MetricForecaster:
                 warm: Callable[[], asyncio.Task[None]]) -> str | None:
         """None when the history is there (the reading placed on it); else why not, a
         warm-up having been started if none runs for this source."""
-        if self.warming is not None and not self.warming.done():
+        running = self.running()
+        if running is not None:
             if source == self.source:
                 self.pending.append((now, reading.value))
                 return WARMING_UP
-            self.warming.cancel()
+            running.cancel()
         if source == self.source and self.history is not None:
-            for at, value in self.pending:
-                self.history.record(at, value)
-            self.pending = []
-            self.history.record(now, reading.value)
+            self._place(now, reading.value)
             return None
         failed, self.failure = self.failure, ""
         self.source, self.history, self.advisor = source, None, None
         self.pending = [(now, reading.value)]
         self.warming = warm()
         return f"history backfill failed: {failed}" if failed else WARMING_UP
+
+    def running(self) -> asyncio.Task[None] | None:
+        """The warm-up, while it runs."""
+        return self.warming if self.warming is not None and not self.warming.done() else None
+
+    def _place(self, now: float, value: float | None) -> None:
+        """The readings taken while warming, then this one, on the history."""
+        assert self.history is not None
+        for at, kept in self.pending:
+            self.history.record(at, kept)
+        self.pending = []
+        self.history.record(now, value)
 
     async def warm_up(self, url: Target, query: str, period: float, capacity: int, now: float,
                       fit: FitFor, fits: WarmUps) -> None:
@@ -201,14 +211,17 @@ class ServiceForecaster:
                                        self.look_ahead, predictive.look_ahead_factor),
                             period, MAX_LOOK_AHEAD_ROWS)
         self.look_ahead = ahead.seconds
-        names = {m.name for m in spec.metrics}
-        for gone in [v for k, v in self.metrics.items() if k not in names]:
-            gone.stop()
-        self.metrics = {k: v for k, v in self.metrics.items() if k in names}
+        self._keep_only({m.name for m in spec.metrics})
         results = []
         for metric, reading in zip(spec.metrics, readings, strict=True):
             results.append(await self._one(metric, reading, url, period, predictive, ahead, now))
         return combine(tuple(results), ahead)
+
+    def _keep_only(self, names: set[str]) -> None:
+        """The metrics the spec still names; the others' warm-ups are dropped."""
+        for gone in [v for k, v in self.metrics.items() if k not in names]:
+            gone.stop()
+        self.metrics = {k: v for k, v in self.metrics.items() if k in names}
 
     def stop(self) -> None:
         """The service is gone, or predictive is off: its warm-ups are dropped."""
