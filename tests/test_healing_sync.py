@@ -15,6 +15,7 @@ import pytest
 
 from adaptive_operator.adapters import workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.api.base import MESSAGE_LENGTH
 from adaptive_operator.api.healing import HealingMode
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, Contribution
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
@@ -160,3 +161,34 @@ async def test_an_eviction_refused_by_a_budget_is_recorded_as_blocked(
     await sync(monkeypatch, seen, {"metadata": {}}, service=active)
     (entry,) = ledger_from_json(api.annotations[healing.LEDGER])
     assert (entry.action, entry.outcome, entry.pods) == (Action.EVICT_PODS, outcome, ("web-a",))
+
+
+async def test_pods_left_alone_as_not_the_targets_are_reported_in_a_status_condition(
+        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
+    async def evict(namespace: str, pods: tuple[str, ...], owner: tuple[str, str] | None = None,
+                    uids: object = None) -> list[workload.Refusal]:
+        return [workload.Refusal(f"{pod}: not a pod of Deployment web; left alone", False, pod)
+                for pod in pods]
+
+    monkeypatch.setattr(healing.workload, "evict", evict)
+    active = AdaptiveServiceSpec.model_validate({
+        **spec().model_dump(by_alias=True, exclude_none=True),
+        "healing": {"enabled": True, "mode": HealingMode.ACTIVE}})
+    seen = Observation(CALM, pods=(PodHealth("impostor-1", ready=False),), replicas=1,
+                       max_replicas=5)
+    await sync(monkeypatch, seen, {"metadata": {}}, service=active)
+    (condition,) = api.statuses[-1]["healing"]["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "PodsNotOwned", "True", "NotOwnedByTarget")
+    assert condition["message"].endswith("not shown to be owned by Deployment web (their "
+                                         "ownerReferences do not lead to it): impostor-1")
+
+
+def test_the_pods_not_owned_are_named_a_few_and_the_message_is_bounded() -> None:
+    many = tuple(f"{'x' * 240}-{i:02d}" for i in range(40))
+    condition = healing.not_owned_condition(many, "StatefulSet", "db")
+    assert condition.message.count("x" * 240) == 3
+    assert condition.message.endswith(" and 37 more")
+    assert len(condition.message) <= MESSAGE_LENGTH
+    cleared = healing.not_owned_condition((), "StatefulSet", "db")
+    assert (cleared.status, cleared.reason) == ("False", "AllPodsOwned")

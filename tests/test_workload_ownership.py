@@ -89,6 +89,7 @@ async def test_a_pod_its_owner_does_not_own_is_not_evicted(
     refused = await workload.evict("ns", ("web-0", "impostor-0"), (kind, "web"))
     assert evicted == ["web-0"]
     assert [r.message for r in refused] == [f"impostor-0: not a pod of {kind} web; left alone"]
+    assert [r.not_owned for r in refused] == ["impostor-0"]
 
 
 class FakeCore:

@@ -163,10 +163,12 @@ async def restart(namespace: str, name: str, stamp: str) -> None:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A pod the Eviction API did not evict, and whether a PodDisruptionBudget said no."""
+    """A pod the Eviction API did not evict, and whether a PodDisruptionBudget said no; or a
+    pod left alone because it is not shown to be the target's (`not_owned`, naming it)."""
 
     message: str
     by_budget: bool
+    not_owned: str = ""
 
 
 def eviction_body(namespace: str, pod: str, uid: str) -> Any:
@@ -252,7 +254,7 @@ async def evict_owned(namespace: str, pods: tuple[str, ...], target: tuple[str, 
     ours = await asyncio.to_thread(_owned_by_target, namespace, target, pods)
     _, kind, name = target
     refused = [Refusal(f"{pod}: not shown to be owned by {kind} {name} (its ownerReferences "
-                       f"do not lead to it, or cannot be read); left alone", False)
+                       f"do not lead to it, or cannot be read); left alone", False, pod)
                for pod in pods if pod not in ours]
     return refused + await _evict_each(namespace, tuple(pod for pod in pods if pod in ours), uids)
 
@@ -276,7 +278,7 @@ async def evict(namespace: str, pods: tuple[str, ...], owner: tuple[str, str] | 
     if owner is not None:
         kind, name = owner
         ours = await _owned_pod_names(namespace, kind, name)
-        refused = [Refusal(f"{pod}: not a pod of {kind} {name}; left alone", False)
+        refused = [Refusal(f"{pod}: not a pod of {kind} {name}; left alone", False, pod)
                    for pod in pods if pod not in ours]
         pods = tuple(pod for pod in pods if pod in ours)
     return refused + await _evict_each(namespace, pods, uids)

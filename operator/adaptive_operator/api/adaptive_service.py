@@ -32,6 +32,8 @@ from adaptive_operator.api.base import (
     KubeModel,
     PrinterColumn,
     ResourceDefinition,
+    StatusName,
+    StatusText,
 )
 from adaptive_operator.api.coupling import MAX_UPSTREAMS, CouplingSpec, CouplingStatus
 from adaptive_operator.api.healing import HealingSpec, HealingStatus
@@ -193,7 +195,7 @@ class AdaptiveServiceSpec(KubeModel):
 class MetricValue(KubeModel):
     """One metric as read for a decision."""
 
-    name: str = Field(description="The metric's name from the spec.")
+    name: StatusName = Field(description="The metric's name from the spec.")
     value: float | None = Field(default=None, description="The value read (null: unreadable).")
     target_per_replica: float = Field(description="The spec's target per replica.")
     proposed_replicas: int | None = Field(
@@ -205,9 +207,10 @@ class LastDecision(KubeModel):
 
     time: datetime = Field(description="When it was decided.")
     replicas: int = Field(ge=0, description="The desired replicas it gave.")
-    reason: str = Field(description="CamelCase reason: ScaleUp, ScaleDown, WithinTolerance, "
-                        "ScaleUpStabilized, a rate limit, FailedGetMetrics, ...")
-    message: str = Field(default="", description="Why, with the numbers.")
+    reason: StatusName = Field(description="CamelCase reason: ScaleUp, ScaleDown, "
+                               "WithinTolerance, ScaleUpStabilized, a rate limit, "
+                               "FailedGetMetrics, ...")
+    message: StatusText = Field(default="", description="Why, with the numbers.")
     metrics: list[MetricValue] = Field(default_factory=list, max_length=MAX_METRICS,
                                        description="Each metric as read for it.")
 

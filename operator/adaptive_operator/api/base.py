@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "adaptive.dev"
@@ -44,8 +44,25 @@ def truncated(message: str, limit: int = MESSAGE_LENGTH) -> str:
     condition must not push status past the object size limit."""
     if len(message) <= limit:
         return message
+    if limit < 80:  # too short for the marker to leave much: cut plainly
+        return message[:limit]
     keep = limit - 40  # room for the marker
     return message[:keep] + f"... ({len(message) - keep} characters cut)"
+
+
+def _cut_to(limit: int) -> BeforeValidator:
+    def cut(value: Any) -> Any:
+        return truncated(value, limit) if isinstance(value, str) else value
+    return BeforeValidator(cut)
+
+
+# Every string of a status has a bound (the API server refuses the whole status write when one is
+# longer), and is cut to it where it is set (marked as cut when long enough): a name, reason,
+# time or identifier; a reference to an object; a message for people.
+STATUS_NAME_LENGTH = NAME_LENGTH * 2
+StatusName = Annotated[str, _cut_to(STATUS_NAME_LENGTH), Field(max_length=STATUS_NAME_LENGTH)]
+StatusRef = Annotated[str, _cut_to(SUBDOMAIN_LENGTH), Field(max_length=SUBDOMAIN_LENGTH)]
+StatusText = Annotated[str, _cut_to(MESSAGE_LENGTH), Field(max_length=MESSAGE_LENGTH)]
 
 
 class KubeModel(BaseModel):

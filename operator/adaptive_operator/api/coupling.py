@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS, KubeModel
+from adaptive_operator.api.base import (
+    MAX_LOOK_AHEAD_ROWS,
+    KubeModel,
+    StatusName,
+    StatusRef,
+    StatusText,
+)
 from adaptive_operator.api.predictive import ForecastPointStatus
 
 MAX_UPSTREAMS = 4
@@ -26,8 +32,8 @@ class CouplingSpec(KubeModel):
 class UpstreamRelation(KubeModel):
     """How this service's load follows one upstream's, as last fitted."""
 
-    service: str = Field(description="The upstream AdaptiveService.")
-    metric: str = Field(description="Its metric.")
+    service: StatusRef = Field(description="The upstream AdaptiveService.")
+    metric: StatusName = Field(description="Its metric.")
     ratio: float | None = Field(default=None, description="Load here per unit of load there.")
     lag_seconds: float | None = Field(default=None, description="How much later it arrives.")
 
@@ -37,7 +43,7 @@ class CouplingStatus(KubeModel):
 
     trusted: bool = Field(default=False, description="The coupled forecast raises the replicas "
                           "(its realised error is below the own forecast's).")
-    reason: str = Field(default="", description="Why it is, or is not, trusted.")
+    reason: StatusText = Field(default="", description="Why it is, or is not, trusted.")
     upstreams: list[UpstreamRelation] = Field(default_factory=list, max_length=MAX_UPSTREAMS,
                                               description="The fitted relation per upstream.")
     intercept: float | None = Field(default=None, description="Load here not explained by "
@@ -50,5 +56,5 @@ class CouplingStatus(KubeModel):
         default_factory=list, max_length=MAX_LOOK_AHEAD_ROWS,
         description="The coupled forecast over the look-ahead (a "
         "downstream of this service reads it while trusted).")
-    summary: str = Field(default="", description="Upstreams and Trusted, Untrusted or Refused "
-                         "(the COUPLING column).")
+    summary: StatusText = Field(default="", description="Upstreams and Trusted, Untrusted or "
+                                "Refused (the COUPLING column).")

@@ -9,13 +9,17 @@ from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 from adaptive_operator.api.base import (
+    MAX_CONDITIONS,
     MAX_METRICS,
     MAX_OUTCOMES,
     MAX_PERIOD_SECONDS,
     MAX_QUERY_LENGTH,
     MAX_REPLICAS,
     NAME_LENGTH,
+    Condition,
     KubeModel,
+    StatusName,
+    StatusText,
 )
 
 # Scoped to the target: its namespace and its own pods ({{pods}}: a regex of their names).
@@ -180,7 +184,7 @@ class HealingSpec(KubeModel):
 class ContributionStatus(KubeModel):
     """How far one metric is from what the detector learned."""
 
-    metric: str = Field(description="The health metric's name.")
+    metric: StatusName = Field(description="The health metric's name.")
     value: float = Field(description="Its latest value.")
     baseline: float = Field(description="Its median over the training window.")
     z: float = Field(description="Robust z-score of the value against the baseline.")
@@ -195,19 +199,19 @@ class VerdictStatus(KubeModel):
     contributions: list[ContributionStatus] = Field(
         default_factory=list, max_length=MAX_METRICS,
         description="The metrics furthest from their baseline.")
-    time: str | None = Field(default=None, description="When it was scored.")
+    time: StatusName | None = Field(default=None, description="When it was scored.")
 
 
 class ActionStatus(KubeModel):
     """The last healing action, recorded before it was carried out."""
 
-    id: str = Field(description="Identifier of the intent in the ledger.")
-    action: str = Field(description="RollBack, EvictPods, RolloutRestart or ScaleOut.")
-    reason: str = Field(description="Why: AnomalyAfterRollout, UnhealthyPods, "
-                        "EscalatedToRestart or Saturation.")
-    message: str = Field(description="Explanation, with the numbers.")
-    outcome: str = Field(description="Pending, Helped, DidNotHelp or DryRun.")
-    time: str = Field(description="When it was decided.")
+    id: StatusName = Field(description="Identifier of the intent in the ledger.")
+    action: StatusName = Field(description="RollBack, EvictPods, RolloutRestart or ScaleOut.")
+    reason: StatusName = Field(description="Why: AnomalyAfterRollout, UnhealthyPods, "
+                               "EscalatedToRestart or Saturation.")
+    message: StatusText = Field(description="Explanation, with the numbers.")
+    outcome: StatusName = Field(description="Pending, Helped, DidNotHelp or DryRun.")
+    time: StatusName = Field(description="When it was decided.")
 
 
 class LedgerSummaryStatus(KubeModel):
@@ -224,9 +228,9 @@ class PlanStatus(KubeModel):
     """What healing decided at its last sync and why (e.g. MetricsUnreadable: not acting on data
     that could not be read)."""
 
-    reason: str = Field(description="CamelCase reason, e.g. MetricsUnreadable.")
-    message: str = Field(description="What was decided and why, for people.")
-    time: str | None = Field(default=None, description="When it was decided.")
+    reason: StatusName = Field(description="CamelCase reason, e.g. MetricsUnreadable.")
+    message: StatusText = Field(description="What was decided and why, for people.")
+    time: StatusName | None = Field(default=None, description="When it was decided.")
 
 
 class HealingStatus(KubeModel):
@@ -238,5 +242,11 @@ class HealingStatus(KubeModel):
         default=None, alias="lastVerdict", description="The detector's last verdict.")
     last_action: ActionStatus | None = Field(
         default=None, alias="lastAction", description="The last action and its outcome.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS,
+        description="PodsNotOwned: True when the last eviction left pods alone because they "
+        "are not shown to be the target's (named, a few of them).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     ledger: LedgerSummaryStatus = Field(
         default_factory=LedgerSummaryStatus, description="Counts of past actions.")

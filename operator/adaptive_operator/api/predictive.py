@@ -11,6 +11,8 @@ from adaptive_operator.api.base import (
     MAX_LOOK_AHEAD_ROWS,
     MAX_LOOK_AHEAD_SECONDS,
     KubeModel,
+    StatusName,
+    StatusText,
 )
 
 DAY_SECONDS = 86400
@@ -103,17 +105,18 @@ class PredictiveStatus(KubeModel):
         "(MASE; below 1 is better).")
     reliable: bool = Field(
         default=False, description="The forecast drives scaling (it beats seasonal naive).")
-    reason: str = Field(default="", description="Why it is, or is not, reliable.")
+    reason: StatusText = Field(default="", description="Why it is, or is not, reliable.")
     forecast: list[ForecastPointStatus] = Field(
         default_factory=list, max_length=MAX_LOOK_AHEAD_ROWS,
         description="The forecast over the look-ahead, one point per "
         "sync period.")
-    metric: str | None = Field(default=None, description="The metric this forecast is of.")
+    metric: StatusName | None = Field(default=None,
+                                      description="The metric this forecast is of.")
     look_ahead_seconds: float | None = Field(
         default=None, alias="lookAheadSeconds", description="How far ahead it provisions.")
-    look_ahead_source: str = Field(
+    look_ahead_source: StatusName = Field(
         default="", alias="lookAheadSource",
         description="spec, learned from the pods' readiness, or the default.")
-    summary: str = Field(
+    summary: StatusText = Field(
         default="", description="The model when the forecast is trusted, else Reactive "
         "(the FORECAST column).")

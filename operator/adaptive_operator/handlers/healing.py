@@ -36,10 +36,17 @@ from adaptive_operator.domain.healing.plan import (
     VERDICT_REFRESH_SECONDS,
     decide,
     differs,
+    not_owned_condition,
 )
 from adaptive_operator.domain.healing.watch import Watcher, saturation
 from adaptive_operator.handlers import runtime, settings, specs
-from adaptive_operator.handlers.healing_apply import carry_out, record, report, write_status
+from adaptive_operator.handlers.healing_apply import (
+    Carried,
+    carry_out,
+    record,
+    report,
+    write_status,
+)
 from adaptive_operator.handlers.healing_observe import backfill_watcher, observe, start_watcher
 
 log = logs.get(__name__)
@@ -127,9 +134,12 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
              reason=decided.reason, message=decided.message, dry_run=decided.dry_run,
              score=observation.verdict.score if observation.verdict else None)
     telemetry.HEALING_DECISIONS.labels(namespace, name, decided.reason).inc()
-    ledger = await apply(namespace, name, body, spec, decided, ledger)
+    ledger, carried = await apply(namespace, name, body, spec, decided, ledger)
     report(body, watcher, decided)
-    await write_status(namespace, name, body, watcher, observation.verdict, decided, ledger, now)
+    ownership = None if carried.not_owned is None else not_owned_condition(
+        carried.not_owned, spec.scale_target_ref.kind, spec.scale_target_ref.name)
+    await write_status(namespace, name, body, watcher, observation.verdict, decided, ledger, now,
+                       ownership)
 
 
 async def plan(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -155,12 +165,15 @@ def annotations_of(body: Any) -> dict[str, str]:
 
 
 async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                decided: HealingPlan, ledger: list[LedgerEntry]) -> list[LedgerEntry]:
+                decided: HealingPlan, ledger: list[LedgerEntry]) -> tuple[list[LedgerEntry],
+                                                                         Carried]:
     """The ledger written first, then the action; a budget's refusal recorded as Blocked."""
     ledger = await record(namespace, name, body, decided, ledger)
+    carried = Carried()
     if decided.acts and decided.intent is not None:
         failpoints.hit("healing.after_record")
-        if await carry_out(namespace, body, spec, decided, decided.intent):
+        carried = await carry_out(namespace, body, spec, decided, decided.intent)
+        if carried.blocked:
             ledger = with_entry(ledger, replace(decided.intent, outcome=Outcome.BLOCKED))
             await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
-    return ledger
+    return ledger, carried

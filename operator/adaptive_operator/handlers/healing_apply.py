@@ -7,11 +7,13 @@ between comes back, finds the Pending entry and verifies it instead of acting ag
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import kopf
 
 from adaptive_operator.adapters import kube, telemetry, workload
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
+from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
@@ -49,24 +51,36 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
     return ledger
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What became of an action: PodDisruptionBudgets refused all of it (Blocked), and the
+    pods an eviction left alone as not the target's (None: no eviction was made)."""
+
+    blocked: bool = False
+    not_owned: tuple[str, ...] | None = None
+
+
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    plan: HealingPlan, intent: LedgerEntry) -> bool:
-    """Carry out the intent; True when PodDisruptionBudgets refused all of it (Blocked)."""
-    blocked = False
+                    plan: HealingPlan, intent: LedgerEntry) -> Carried:
+    """Carry out the intent, and say what became of it."""
+    carried = Carried()
     try:
         if intent.action is Action.EVICT_PODS:
-            problem, blocked = await _evict(namespace, spec, intent)
+            problem, blocked, not_owned = await _evict(namespace, spec, intent)
+            carried = Carried(blocked, not_owned)
         else:
             problem = await _perform(namespace, spec, intent)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
-    post(body, [action_event(plan, intent, spec.scale_target_ref.name, problem, blocked)])
-    return blocked
+    post(body, [action_event(plan, intent, spec.scale_target_ref.name, problem,
+                             carried.blocked)])
+    return carried
 
 
 async def _evict(namespace: str, spec: AdaptiveServiceSpec,
-                 intent: LedgerEntry) -> tuple[str | None, bool]:
-    """What the evictions ran into, and whether PodDisruptionBudgets refused every one."""
+                 intent: LedgerEntry) -> tuple[str | None, bool, tuple[str, ...]]:
+    """What the evictions ran into, whether PodDisruptionBudgets refused every one, and the
+    pods left alone as not the target's."""
     ref = spec.scale_target_ref
     # The UIDs decided on, by name (ledgers written before they were recorded have none).
     uids = (dict(zip(intent.pods, intent.pod_uids, strict=True))
@@ -77,7 +91,8 @@ async def _evict(namespace: str, spec: AdaptiveServiceSpec,
         refusals = await workload.evict_owned(namespace, intent.pods,
                                               (ref.api_version, ref.kind, ref.name), uids)
     problem = "; ".join(r.message for r in refusals) or None
-    return problem, len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
+    blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
+    return problem, blocked, tuple(r.not_owned for r in refusals if r.not_owned)
 
 
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
@@ -135,13 +150,15 @@ def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
 
 async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watcher,
                        verdict: AnomalyVerdict | None, plan: HealingPlan,
-                       ledger: list[LedgerEntry], now: float) -> None:
+                       ledger: list[LedgerEntry], now: float,
+                       ownership: Condition | None = None) -> None:
     """status.healing, when it changed from what this process last wrote (the watched body
-    until then: it may not show the last write yet)."""
+    until then: it may not show the last write yet); `ownership`, the PodsNotOwned condition
+    of an eviction made this sync."""
     old = watcher.status
     if old is None:
         old = dict((body.get("status") or {}).get("healing") or {})
-    new = healing_status(old, verdict, plan, ledger, now)
+    new = healing_status(old, verdict, plan, ledger, now, ownership)
     if differs(old, new, now):
         await kube.patch_status(PLURAL, namespace, name, {"healing": new})
         watcher.status = new

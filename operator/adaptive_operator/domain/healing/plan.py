@@ -11,8 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from adaptive_operator.api.base import truncated
+from adaptive_operator.api.base import STATUS_NAME_LENGTH, truncated
 from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.common.conditions import Condition, merge_conditions
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
@@ -110,18 +111,41 @@ def last_action(old: dict[str, Any], plan: HealingPlan, entry: LedgerEntry) -> d
     """The action shown in status; the reason and message stay those it was taken for."""
     previous = old.get("lastAction") or {}
     same = previous.get("id") == entry.id
-    message = truncated(plan.message)
+    message, reason = truncated(plan.message), truncated(plan.reason, STATUS_NAME_LENGTH)
     return {"id": entry.id, "action": entry.action.value,
-            "reason": previous.get("reason", plan.reason) if same else plan.reason,
+            "reason": previous.get("reason", reason) if same else reason,
             "message": previous.get("message", message) if same else message,
             "outcome": entry.outcome.value, "time": timestamp(entry.at)}
 
 
+# The condition in status.healing that names the pods an eviction left alone because they are
+# not shown to be the target's (its selector matched them); the Event says so too.
+NOT_OWNED = "PodsNotOwned"
+NAMED_PODS = 3  # pods a message names; the rest are counted
+
+
+def not_owned_condition(pods: tuple[str, ...], kind: str, name: str) -> Condition:
+    """PodsNotOwned, of the last eviction made: True naming (a few of) the pods left alone."""
+    if not pods:
+        return Condition(NOT_OWNED, "False", "AllPodsOwned",
+                         f"the last eviction's pods were all {kind} {name}'s")
+    named = ", ".join(sorted(pods)[:NAMED_PODS])
+    more = f" and {len(pods) - NAMED_PODS} more" if len(pods) > NAMED_PODS else ""
+    return Condition(NOT_OWNED, "True", "NotOwnedByTarget",
+                     f"{len(pods)} pod(s) left alone by the last eviction: not shown to be owned "
+                     f"by {kind} {name} (their ownerReferences do not lead to it): {named}{more}")
+
+
 def healing_status(old: dict[str, Any], verdict: AnomalyVerdict | None, plan: HealingPlan,
-                   ledger: list[LedgerEntry], now: float) -> dict[str, Any]:
-    """status.healing after this sync, from the one last written."""
+                   ledger: list[LedgerEntry], now: float,
+                   ownership: Condition | None = None) -> dict[str, Any]:
+    """status.healing after this sync, from the one last written; `ownership`, the
+    PodsNotOwned condition of an eviction made this sync (kept as it was without one)."""
     new = dict(old)
-    new["state"] = {"reason": plan.reason, "message": truncated(plan.message),
+    if ownership is not None:
+        new["conditions"] = merge_conditions(old.get("conditions") or [], [ownership], now, None)
+    new["state"] = {"reason": truncated(plan.reason, STATUS_NAME_LENGTH),
+                    "message": truncated(plan.message),
                     "time": timestamp(now)}
     if verdict is not None:
         new["lastVerdict"] = verdict_status(verdict, now)

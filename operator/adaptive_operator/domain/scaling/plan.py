@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adaptive_operator.api.base import MAX_METRICS, truncated
+from adaptive_operator.api.base import MAX_METRICS, STATUS_NAME_LENGTH, truncated
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
@@ -84,7 +84,8 @@ def decision_status(decision: ScalingDecision, outcome: SyncOutcome,
         for r in outcome.readings[:MAX_METRICS]
     ]
     return {"time": timestamp(now), "replicas": decision.desired_replicas,
-            "reason": decision.reason, "message": truncated(decision.message),
+            "reason": truncated(decision.reason, STATUS_NAME_LENGTH),
+            "message": truncated(decision.message),
             "metrics": metrics}
 
 
