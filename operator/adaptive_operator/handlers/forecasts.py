@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignored_text
-from adaptive_operator.adapters.range_batch import aligned, read_range
+from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.base import MAX_HISTORY_ROWS, MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import PredictiveSpec
@@ -39,13 +39,13 @@ from adaptive_operator.domain.scaling.predictive import (
     PredictiveSettings,
     PredictiveState,
 )
-from adaptive_operator.handlers.warmup import WarmUps
+from adaptive_operator.handlers.warmup import Ranges, WarmUps
 
 log = logs.get(__name__)
 
 
-async def backfill(url: Target, query: str, step: float, capacity: int,
-                   now: float) -> tuple[MetricHistory, str]:
+async def backfill(url: Target, query: str, step: float, capacity: int, now: float,
+                   ranges: Ranges) -> tuple[MetricHistory, str]:
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
     and what was ignored in them ("" when nothing was)."""
     now = aligned(now, step)  # on the grid: services starting together share the queries
@@ -53,7 +53,7 @@ async def backfill(url: Target, query: str, step: float, capacity: int,
     values: list[float | None] = []
     ignored: Counter[str] = Counter()
     for start, end in chunk_ranges(origin, now, step):
-        series = await read_range(url, query, start, end, step)
+        series = await ranges.series(url, query, start, end, step)
         values.extend(series.values)
         ignored.update(series.ignored)
     if ignored:
@@ -147,7 +147,7 @@ class MetricForecaster:
                       fit: FitFor, fits: WarmUps) -> None:
         """Backfill, place the readings taken meanwhile, and make the first fit."""
         try:
-            history, ignored = await backfill(url, query, period, capacity, now)
+            history, ignored = await backfill(url, query, period, capacity, now, fits.ranges)
         except PrometheusError as err:  # tried again next sync; until then reactive only
             self.failure = str(err)
             return
@@ -163,7 +163,7 @@ class MetricForecaster:
                                          fit.ahead, fit.target_per_replica))
 
     async def follow(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
-                     reading: MetricReading, now: float) -> None:
+                     reading: MetricReading, now: float, ranges: Ranges) -> None:
         """A history only (no advisor), backfilled in place when needed, else the reading
         appended (a coupled service's upstream); raises PrometheusError."""
         source = (url, query, period, predictive.history_seconds)
@@ -172,7 +172,7 @@ class MetricForecaster:
             return
         self.source, self.history, self.advisor = source, None, None
         capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
-        self.history, self.ignored = await backfill(url, query, period, capacity, now)
+        self.history, self.ignored = await backfill(url, query, period, capacity, now, ranges)
 
     def stop(self) -> None:
         if self.warming is not None:
