@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.handlers.runtime import Runtime
 
 
@@ -29,6 +31,17 @@ class NoShards:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"unexpected ShardSet call: {name}")
+
+
+class Ranges:
+    """Range queries (history backfills) answered by `answer`, as a RangeBatcher's `series`."""
+
+    def __init__(self, answer: Callable[..., Awaitable[RangeSeries]]) -> None:
+        self.answer = answer
+
+    async def series(self, url: Any, query: str, start: float, end: float,
+                     step: float) -> RangeSeries:
+        return await self.answer(url, query, start, end, step)
 
 
 def memo_of(runtime: Runtime) -> kopf.Memo:

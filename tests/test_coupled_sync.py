@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
 from adaptive_operator.adapters.query_batch import QueryBatcher
+from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling import coupled_status, upstreams
 from adaptive_operator.domain.scaling.algorithm import MetricReading
@@ -20,6 +21,7 @@ from adaptive_operator.domain.scaling.forecast_history import (
     grid_shift,
 )
 from adaptive_operator.handlers import coupled, forecasts
+from adaptive_operator.handlers.warmup import WarmUps
 
 from coupling_traces import bursty, follower
 
@@ -62,7 +64,7 @@ class Namespace:
             raise MetricError("NoData", "no data")
         return Sample(value)
 
-    async def read_range(self, url: str, query: str, start: float, end: float,
+    async def series(self, url: str, query: str, start: float, end: float,
                          step: float) -> RangeSeries:
         count = int((end - start) / step) + 1
         return RangeSeries(start, step, [None] * count, {})
@@ -75,7 +77,6 @@ def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
                       {"sum(rate(frontend[1m]))": up,
                        "sum(rate(api[1m]))": follower(up, 3.0, 3, 0.02, 32)})
     monkeypatch.setattr(coupled.kube, "read_service", space.read_service)
-    monkeypatch.setattr(forecasts, "read_range", space.read_range)
     return space
 
 
@@ -83,13 +84,14 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
                row: int) -> coupled_status.Coupled | None:
     space.row = row
     own = space.loads["sum(rate(api[1m]))"][row]
-    forecaster = space.forecasters.setdefault(uid, forecasts.ServiceForecaster())
+    forecaster = space.forecasters.setdefault(
+        uid, forecasts.ServiceForecaster(WarmUps(ranges=space)))
     forecast = await forecaster.update(
         spec, "http://prom", (MetricReading("rps", own, 10),), (), row * PERIOD)
     await forecaster.settled()  # its warm-up (backfill, first fit) ends before the next sync
     memory = space.couplings.setdefault(uid, coupled.CouplingMemory())
     return await coupled.coupled_for("ns", "api", memory, spec, forecast, row * PERIOD,
-                                     forecaster, space)
+                                     forecaster, space, space)
 
 
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
@@ -132,7 +134,7 @@ async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() ->
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
     memory = coupled.CouplingMemory()
     assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None,
-                                     QueryBatcher()) is None
+                                     QueryBatcher(), RangeBatcher()) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
     assert coupled_status.status_fields(old, None) == {"coupling": None}
     assert coupled_status.status_fields({}, None) == {}

@@ -23,6 +23,8 @@ from adaptive_operator.domain.scaling.predictive import ForecastPoint, Predictiv
 from adaptive_operator.handlers import forecast_report, forecasts, scaling_observe
 from adaptive_operator.handlers.warmup import WarmUps
 
+from fakes import Ranges
+
 PERIOD = 2
 
 
@@ -73,11 +75,9 @@ def seasonal_range(calls: list[tuple[float, float]]) -> Any:
     return answer
 
 
-async def test_a_service_decides_reactively_while_its_forecast_warms_up(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_service_decides_reactively_while_its_forecast_warms_up() -> None:
     calls: list[tuple[float, float]] = []
-    monkeypatch.setattr(forecasts, "read_range", seasonal_range(calls))
-    forecaster = forecasts.ServiceForecaster()
+    forecaster = forecasts.ServiceForecaster(WarmUps(ranges=Ranges(seasonal_range(calls))))
     service = spec()
     first = await forecaster.update(service, "http://prom", (MetricReading("load", 1.0, 10),),
                                     (), 240.0)
@@ -102,8 +102,7 @@ async def test_a_service_decides_reactively_while_its_forecast_warms_up(
     assert metric.advisor is fitted  # the first fit made in the background is used
 
 
-async def test_services_starting_together_backfill_together(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_services_starting_together_backfill_together() -> None:
     """Held back one at a time, backfills could not be grouped into one query (range_batch)."""
     arrived = 0
     everyone = asyncio.Event()
@@ -117,8 +116,7 @@ async def test_services_starting_together_backfill_together(
         await everyone.wait()  # returns only once all three are out at the same time
         return RangeSeries(start, step, [40.0] * (int((end - start) / step) + 1), {})
 
-    monkeypatch.setattr(forecasts, "read_range", gathering)
-    warmups = WarmUps()
+    warmups = WarmUps(ranges=Ranges(gathering))
     services = [forecasts.ServiceForecaster(warmups) for _ in range(3)]
     for forecaster in services:
         await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (),
@@ -150,16 +148,15 @@ async def test_one_fit_runs_at_a_time() -> None:
     assert await asyncio.gather(one, two) == ["first", "second"]
 
 
-async def test_a_stopped_forecaster_drops_its_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_stopped_forecaster_drops_its_warm_up() -> None:
     never = asyncio.Event()
 
     async def stuck(url: str, query: str, start: float, end: float, step: float) -> RangeSeries:
         await never.wait()
         raise AssertionError("unreachable")
 
-    monkeypatch.setattr(forecasts, "read_range", stuck)
     memory = scaling_observe.Memory()
-    forecaster = memory.forecasting(WarmUps())
+    forecaster = memory.forecasting(WarmUps(ranges=Ranges(stuck)))
     await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (), 240.0)
     task = forecaster.metrics["load"].warming
     assert task is not None
@@ -168,16 +165,14 @@ async def test_a_stopped_forecaster_drops_its_warm_up(monkeypatch: pytest.Monkey
     assert task.cancelled()
 
 
-async def test_samples_a_backfill_ignored_are_named_in_the_condition(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_samples_a_backfill_ignored_are_named_in_the_condition() -> None:
     async def hostile(url: str, query: str, start: float, end: float,
                       step: float) -> RangeSeries:
         count = int((end - start) / step) + 1
         return RangeSeries(start, step, [None, None, *[40.0] * (count - 2)],
                            {"NaN": 1, "negative": 1})
 
-    monkeypatch.setattr(forecasts, "read_range", hostile)
-    forecaster = forecasts.ServiceForecaster()
+    forecaster = forecasts.ServiceForecaster(WarmUps(ranges=Ranges(hostile)))
     await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),), (), 1000.0)
     await forecaster.settled()
     found = await forecaster.update(spec(), "http://prom", (MetricReading("load", 40.0, 10),),

@@ -21,7 +21,6 @@ from adaptive_operator.adapters import (
     kube,
     leader,
     prometheus_access,
-    range_batch,
 )
 from adaptive_operator.cli import build_parser
 from adaptive_operator.commands import run as run_command
@@ -76,7 +75,7 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(health, "serve", serve_and_ask)
     monkeypatch.setattr(kopf, "run", lambda **_: found.ask())
     for module, name in [(logs, "configure"), (prometheus_access, "configure"),
-                         (range_batch, "configure"), (cluster_cache, "configure"),
+                         (cluster_cache, "configure"),
                          (kube, "load_config"), (kube, "fence_writes")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)

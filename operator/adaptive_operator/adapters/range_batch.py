@@ -148,18 +148,3 @@ def _by_member(result: Any, shape: Shape | None) -> Rows:
         values = tuple(str(labels.get(label, "")) for label in shape.labels)
         rows.setdefault(values, []).append(row)
     return rows
-
-
-_batcher = RangeBatcher()
-
-
-def configure(enabled: bool) -> None:
-    """Sharing on or off for the whole operator (`adaptive-operator run --batch-queries`)."""
-    global _batcher
-    _batcher = RangeBatcher(enabled=enabled)
-
-
-async def read_range(url: Target, query: str, start: float, end: float,
-                     step: float) -> RangeSeries:
-    """One service's history of a query, shared with the others where sound."""
-    return await _batcher.series(url, query, start, end, step)

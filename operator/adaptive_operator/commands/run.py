@@ -119,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
         leader,
         prometheus_access,
         query_batch,
-        range_batch,
         telemetry,
     )
+    from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
     from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         runtime,
         settings,
         shard_set,
+        warmup,
     )
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
@@ -139,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
         scope=args.query_scope))
-    range_batch.configure(args.batch_queries == "true")
     cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
     health.serve(args.health_port)
@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(), may_act=may_act,
         totals=query_batch.QueryBatcher(enabled=args.batch_queries == "true"),
+        warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=args.batch_queries == "true")),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
         kube.fence_writes(may_act)

@@ -37,6 +37,7 @@ from adaptive_operator.domain.scaling.upstreams import (
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
 from adaptive_operator.handlers.runtime import Totals
+from adaptive_operator.handlers.warmup import Ranges
 
 MAX_WALK = 32  # objects read to look for a cycle
 
@@ -83,7 +84,7 @@ async def upstream_source(body: Any, metric: str) -> tuple[Target, str] | None:
 
 async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, service: str,
                            body: Any, metric: str, now: float,
-                           totals: Totals) -> MetricForecaster:
+                           totals: Totals, ranges: Ranges) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
     forecaster = memory.upstreams.setdefault(service, MetricForecaster())
@@ -98,13 +99,14 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
     assert spec.predictive is not None
     reading = MetricReading(metric, value, 1.0)
     await forecaster.follow(url, query, float(spec.sync_period_seconds), spec.predictive,
-                             reading, now)
+                            reading, now, ranges)
     return forecaster
 
 
 async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                       spec: AdaptiveServiceSpec, forecast: ServiceForecast | None, now: float,
-                      forecaster: ServiceForecaster | None, totals: Totals) -> Coupled | None:
+                      forecaster: ServiceForecaster | None, totals: Totals,
+                      ranges: Ranges) -> Coupled | None:
     """The coupled forecast's floor and what status says about it; None when not coupled.
     `memory` and `forecaster` are the service's own (its scaling daemon keeps them)."""
     if not spec.coupling or forecast is None:
@@ -121,7 +123,7 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                        "history is not there yet (warming up) or could not be read; coupling "
                        "waits for it")
     try:
-        inputs = await upstream_inputs(memory, spec, bodies, own, now, totals)
+        inputs = await upstream_inputs(memory, spec, bodies, own, now, (totals, ranges))
     except PrometheusError as err:
         return refused(spec, "UpstreamHistoryUnavailable", f"upstream history: {err}")
     return await advise(memory, spec, own, inputs, forecast)
@@ -136,7 +138,7 @@ def own_history(spec: AdaptiveServiceSpec,
 
 async def upstream_inputs(memory: CouplingMemory, spec: AdaptiveServiceSpec,
                           bodies: dict[str, Any], forecaster: MetricForecaster, now: float,
-                          totals: Totals) -> list[UpstreamInput]:
+                          reads: tuple[Totals, Ranges]) -> list[UpstreamInput]:
     """Each upstream's history aligned on this service's rows, and its published forecast."""
     own = forecaster.history
     assert own is not None
@@ -144,7 +146,7 @@ async def upstream_inputs(memory: CouplingMemory, spec: AdaptiveServiceSpec,
     for coupling in spec.coupling or []:
         body = bodies[coupling.service]
         up = await upstream_history(memory, spec, coupling.service, body, coupling.metric,
-                                    now, totals)
+                                    now, *reads)
         assert up.history is not None
         view = aligned_view(up.history, grid_shift(own, up.history), own.total)
         path = upstream_path(body, coupling.metric, float(spec.sync_period_seconds))

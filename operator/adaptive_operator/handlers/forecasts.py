@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignored_text
-from adaptive_operator.adapters.range_batch import aligned, read_range
+from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.base import MAX_HISTORY_ROWS, MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import PredictiveSpec
@@ -39,13 +39,13 @@ from adaptive_operator.domain.scaling.predictive import (
     PredictiveSettings,
     PredictiveState,
 )
-from adaptive_operator.handlers.warmup import WarmUps
+from adaptive_operator.handlers.warmup import Ranges, WarmUps
 
 log = logs.get(__name__)
 
 
-async def backfill(url: Target, query: str, step: float, capacity: int,
-                   now: float) -> tuple[MetricHistory, str]:
+async def backfill(url: Target, query: str, step: float, capacity: int, now: float,
+                   ranges: Ranges) -> tuple[MetricHistory, str]:
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
     and what was ignored in them ("" when nothing was)."""
     now = aligned(now, step)  # on the grid: services starting together share the queries
@@ -53,7 +53,7 @@ async def backfill(url: Target, query: str, step: float, capacity: int,
     values: list[float | None] = []
     ignored: Counter[str] = Counter()
     for start, end in chunk_ranges(origin, now, step):
-        series = await read_range(url, query, start, end, step)
+        series = await ranges.series(url, query, start, end, step)
         values.extend(series.values)
         ignored.update(series.ignored)
     if ignored:
@@ -116,16 +116,14 @@ class MetricForecaster:
                 warm: Callable[[], asyncio.Task[None]]) -> str | None:
         """None when the history is there (the reading placed on it); else why not, a
         warm-up having been started if none runs for this source."""
-        if self.warming is not None and not self.warming.done():
+        running = self.running()
+        if running is not None:
             if source == self.source:
                 self.pending.append((now, reading.value))
                 return WARMING_UP
-            self.warming.cancel()
+            running.cancel()
         if source == self.source and self.history is not None:
-            for at, value in self.pending:
-                self.history.record(at, value)
-            self.pending = []
-            self.history.record(now, reading.value)
+            self._place(now, reading.value)
             return None
         failed, self.failure = self.failure, ""
         self.source, self.history, self.advisor = source, None, None
@@ -133,11 +131,23 @@ class MetricForecaster:
         self.warming = warm()
         return f"history backfill failed: {failed}" if failed else WARMING_UP
 
+    def running(self) -> asyncio.Task[None] | None:
+        """The warm-up, while it runs."""
+        return self.warming if self.warming is not None and not self.warming.done() else None
+
+    def _place(self, now: float, value: float | None) -> None:
+        """The readings taken while warming, then this one, on the history."""
+        assert self.history is not None
+        for at, kept in self.pending:
+            self.history.record(at, kept)
+        self.pending = []
+        self.history.record(now, value)
+
     async def warm_up(self, url: Target, query: str, period: float, capacity: int, now: float,
                       fit: FitFor, fits: WarmUps) -> None:
         """Backfill, place the readings taken meanwhile, and make the first fit."""
         try:
-            history, ignored = await backfill(url, query, period, capacity, now)
+            history, ignored = await backfill(url, query, period, capacity, now, fits.ranges)
         except PrometheusError as err:  # tried again next sync; until then reactive only
             self.failure = str(err)
             return
@@ -153,7 +163,7 @@ class MetricForecaster:
                                          fit.ahead, fit.target_per_replica))
 
     async def follow(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
-                     reading: MetricReading, now: float) -> None:
+                     reading: MetricReading, now: float, ranges: Ranges) -> None:
         """A history only (no advisor), backfilled in place when needed, else the reading
         appended (a coupled service's upstream); raises PrometheusError."""
         source = (url, query, period, predictive.history_seconds)
@@ -162,7 +172,7 @@ class MetricForecaster:
             return
         self.source, self.history, self.advisor = source, None, None
         capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
-        self.history, self.ignored = await backfill(url, query, period, capacity, now)
+        self.history, self.ignored = await backfill(url, query, period, capacity, now, ranges)
 
     def stop(self) -> None:
         if self.warming is not None:
@@ -201,14 +211,17 @@ class ServiceForecaster:
                                        self.look_ahead, predictive.look_ahead_factor),
                             period, MAX_LOOK_AHEAD_ROWS)
         self.look_ahead = ahead.seconds
-        names = {m.name for m in spec.metrics}
-        for gone in [v for k, v in self.metrics.items() if k not in names]:
-            gone.stop()
-        self.metrics = {k: v for k, v in self.metrics.items() if k in names}
+        self._keep_only({m.name for m in spec.metrics})
         results = []
         for metric, reading in zip(spec.metrics, readings, strict=True):
             results.append(await self._one(metric, reading, url, period, predictive, ahead, now))
         return combine(tuple(results), ahead)
+
+    def _keep_only(self, names: set[str]) -> None:
+        """The metrics the spec still names; the others' warm-ups are dropped."""
+        for gone in [v for k, v in self.metrics.items() if k not in names]:
+            gone.stop()
+        self.metrics = {k: v for k, v in self.metrics.items() if k in names}
 
     def stop(self) -> None:
         """The service is gone, or predictive is off: its warm-ups are dropped."""

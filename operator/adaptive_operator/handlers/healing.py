@@ -91,7 +91,8 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                     warming.cancel()
                 watcher = memo.healing = start_watcher(healing)
                 warming = rt.warmups.start(functools.partial(
-                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now()))
+                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now(),
+                    rt.warmups.ranges))
             started = rt.clock.monotonic()
             await guarded_heal(namespace, name, body, spec, watcher, rt)
             # Syncs start every period (the detector's history is one row per period): waiting

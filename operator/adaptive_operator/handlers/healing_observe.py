@@ -14,7 +14,7 @@ from adaptive_operator import logs
 from adaptive_operator.adapters import cached_reads, kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, RangeSeries, Target
 from adaptive_operator.adapters.prometheus_access import health_queries, source_for
-from adaptive_operator.adapters.range_batch import aligned, read_range
+from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTargetRef
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
@@ -33,6 +33,7 @@ from adaptive_operator.domain.healing.watch import (
 )
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.runtime import Totals
+from adaptive_operator.handlers.warmup import Ranges
 
 log = logs.get(__name__)
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
@@ -59,7 +60,7 @@ def start_watcher(healing: HealingSpec) -> Watcher:
 
 
 async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
-                           watcher: Watcher, now: float) -> None:
+                           watcher: Watcher, now: float, ranges: Ranges) -> None:
     """The history before `now` read by range queries, the rows the syncs appended meanwhile
     kept after it."""
     limit = watcher.history.limit
@@ -67,7 +68,7 @@ async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: H
     end = aligned(now, step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
     try:
-        series = await read_history(namespace, spec, healing.metrics, start, end, step)
+        series = await read_history(namespace, spec, healing.metrics, start, end, step, ranges)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
         return
@@ -86,12 +87,13 @@ def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
 
 
 async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
-                       start: float, end: float, step: float) -> dict[str, RangeSeries]:
+                       start: float, end: float, step: float,
+                       ranges: Ranges) -> dict[str, RangeSeries]:
     """Each health metric's range of rows, by name."""
     names = list(metrics)
     url, queries = await health_queries(namespace, spec, metrics,
                                         await pod_names(namespace, spec))
-    answers = await asyncio.gather(*(read_range(url, queries[name], start, end, step)
+    answers = await asyncio.gather(*(ranges.series(url, queries[name], start, end, step)
                                    for name in names))
     return dict(zip(names, answers, strict=True))
 

@@ -90,7 +90,8 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
                                   rt.clock.now(), rt.warmups)
     now = rt.clock.now()
     memory.coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast,
-                                                now, memory.forecaster, rt.totals)
+                                                now, memory.forecaster, rt.totals,
+                                                rt.warmups.ranges)
     return replace(
         found, current=scale.replicas, ready=pods.ready, unready=pods.unready,
         readings=readings, metric_problem=problem, forecast=forecast, coupled=memory.coupled,

@@ -3,25 +3,38 @@
 A service decides reactively from its first period; what its forecast and its detector need
 first (days of history read by range queries, then a model fitted) runs here, off the sync, so
 that 1,000 services starting together do not each wait for theirs. The backfills start at once:
-`adapters.range_batch` bounds them and groups the reads of services that start together into
-one query (held back one at a time, they could not share). The fits are CPU work: one at a
-time, on a worker thread, so the syncs come first.
+the range batcher (`ranges`, an `adapters.range_batch.RangeBatcher`) bounds them and groups the
+reads of services that start together into one query (held back one at a time, they could not
+share). The fits are CPU work: one at a time, on a worker thread, so the syncs come first.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+from adaptive_operator.adapters.prometheus import RangeSeries, Target
+from adaptive_operator.adapters.range_batch import RangeBatcher
 
 T = TypeVar("T")
 
 
-class WarmUps:
-    """The runtime's (one per process): the warm-up tasks, and the gate the fits queue at."""
+class Ranges(Protocol):
+    """A query's rows over a window (adapters.range_batch.RangeBatcher groups the range queries
+    of services that start together)."""
 
-    def __init__(self, fits_at_once: int = 1) -> None:
+    async def series(self, url: Target, query: str, start: float, end: float,
+                     step: float) -> RangeSeries: ...
+
+
+class WarmUps:
+    """The runtime's (one per process): the range reads the backfills share, the warm-up tasks,
+    and the gate the fits queue at."""
+
+    def __init__(self, fits_at_once: int = 1, *, ranges: Ranges | None = None) -> None:
         self._fits = asyncio.Semaphore(fits_at_once)
+        self.ranges: Ranges = ranges if ranges is not None else RangeBatcher()
 
     def start(self, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
         """`work` as a background task; cancelling the task drops it."""
