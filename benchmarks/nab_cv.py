@@ -64,6 +64,7 @@ JUDGE_GRID: dict[str, tuple[Any, ...]] = {
     "record_margin": (-0.04, -0.02, 0.0),
     "cooldown_rows": (100, 300),
     "train_quantile": (0.99, 0.995),
+    "smooth_rows": (1, 3, 5),
 }
 
 AWS_KINDS = (

@@ -81,6 +81,9 @@ class DetectorSettings:
     3 x `season_slack_rows` and the longest season whose `season_repeats` previous cycles fit
     in the record; a row must then beat, strictly, the scores of those cycles within
     `season_slack_rows` of its phase. 0 repeats turns it off.
+    `smooth_rows`: a row is judged by the mean of its score and the scores of the
+    `smooth_rows - 1` rows before it (causal; 1: its own score), so that one chance high score
+    weighs less than a run of them. The threshold stays the training scores' quantile.
     The operating point's defaults (`train_quantile`, `record_margin`, `min_deviation_z`,
     `cooldown_rows`) are what leave-one-group-out cross-validation picks on all its groups
     (benchmarks/nab_cv.py); the others were chosen on the NAB development corpus (never per file).
@@ -110,6 +113,7 @@ class DetectorSettings:
     season_min_z: float = 4.5
     seasonal_differencing: bool = True
     difference_min_acf: float = 0.7
+    smooth_rows: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -122,6 +126,8 @@ class DetectorSettings:
             raise ValueError(
                 "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"
             )
+        if self.smooth_rows < 1:
+            raise ValueError(f"smooth_rows must be >= 1, got {self.smooth_rows}")
         if self.forests < 1:
             raise ValueError(f"forests must be >= 1, got {self.forests}")
         if self.season_repeats < 0 or self.season_slack_rows < 1:
@@ -360,7 +366,7 @@ class ScoredBatch:
 # The settings `judge` reads: changing only these leaves a `ScoredBatch` valid.
 OPERATING_POINT_KNOBS = (
     "sensitivity", "train_quantile", "margin", "persistence_k", "persistence_n",
-    "cooldown_rows", "record_margin", "min_deviation_z", "beyond_training",
+    "cooldown_rows", "record_margin", "min_deviation_z", "beyond_training", "smooth_rows",
 )
 
 
@@ -390,8 +396,9 @@ def score_batch(history: Series, settings: DetectorSettings, random_state: int) 
 
 
 def judge(scored: ScoredBatch, settings: DetectorSettings) -> BatchResult:
-    """The flags of a scored batch at the operating point of `settings` (see `flag_incidents`)."""
-    scores = scored.scores
+    """The flags of a scored batch at the operating point of `settings` (see `flag_incidents`),
+    and the scores they were judged by (`smoothed` over `smooth_rows`)."""
+    scores = smoothed(scored.scores, settings.smooth_rows)
     above = np.zeros(len(scores), dtype=bool)
     for start, train_scores in scored.blocks:
         block = slice(start, start + settings.refit_every)
@@ -402,6 +409,18 @@ def judge(scored: ScoredBatch, settings: DetectorSettings) -> BatchResult:
     flags = flag_incidents(scores, above & moved & ~regular, beyond & ~regular, settings,
                            settings.cooldown_rows + 1)
     return BatchResult(scores, flags)
+
+
+def smoothed(scores: FloatArray, rows: int) -> FloatArray:
+    """Each row's mean of its score and the `rows - 1` scores before it (fewer at the start):
+    causal, a row's value uses rows up to it only."""
+    if rows <= 1:
+        return scores
+    total = np.concatenate(([0.0], np.cumsum(scores, dtype=float)))
+    end = np.arange(1, len(scores) + 1)
+    start = np.maximum(end - rows, 0)
+    result: FloatArray = (total[end] - total[start]) / (end - start)
+    return result
 
 
 def _differenced(
