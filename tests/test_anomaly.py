@@ -24,7 +24,10 @@ from adaptive_operator.domain.healing.anomaly_flags import flag_incidents, recor
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
-FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
+# One row per score (smooth_rows=1): these tests are about single rows (a one-row spike, which
+# smoothing over three rows dilutes: tests/test_anomaly_smoothing.py).
+FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50,
+                        smooth_rows=1)
 
 
 def noisy(n: int, seed: int = 1, level: float = 10.0) -> np.ndarray:

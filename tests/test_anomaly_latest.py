@@ -24,6 +24,7 @@ from adaptive_operator.domain.healing.anomaly import (
     feature_matrix,
     raw_scores,
     repeats_season,
+    smoothed,
 )
 from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
 from adaptive_operator.domain.healing.anomaly_latest import LatestFeatures, latest_features
@@ -202,7 +203,8 @@ def tails(draw: st.DrawFn) -> tuple[DetectorSettings, float, int, list[float], l
     settings = DetectorSettings(
         persistence_n=n, persistence_k=draw(st.integers(1, n)),
         cooldown_rows=draw(st.integers(0, 5)), record_rows=draw(st.integers(0, 8)),
-        season_slack_rows=1, season_repeats=draw(st.integers(0, 2)))
+        season_slack_rows=1, season_repeats=draw(st.integers(0, 2)),
+        smooth_rows=draw(st.integers(1, 4)))
     size = draw(st.integers(1, 30))
     scores = draw(st.lists(st.sampled_from([0.3, 0.5, 0.6, 0.7]), min_size=size, max_size=size))
     flags = st.lists(st.booleans(), min_size=size, max_size=size)
@@ -218,12 +220,12 @@ def test_a_quiet_tail_is_never_flagged(
     the newest row: the live path's shortcut changes no verdict."""
     settings, threshold, season, scores, moved, beyond = tail
     rows = _ScoredRows.of(len(scores), scores, moved, beyond)
-    values = np.asarray(scores)
+    values = smoothed(np.asarray(scores), settings.smooth_rows)
     regular = repeats_season(values, season, settings)
     gate = (values >= threshold) & np.asarray(moved) & ~regular
     flags = flag_incidents(values, gate, np.asarray(beyond) & ~regular, settings,
                            len(scores) + 1)
-    if rows.quiet(settings.persistence_n, threshold):
+    if rows.quiet(settings.persistence_n, threshold, settings.smooth_rows):
         assert not flags[-1]
 
 
@@ -274,7 +276,7 @@ class LiveAsItWas:
                    beyond_training(model, features, s)[0]]
             self.columns = [[*column, value][-limit:]
                             for column, value in zip(self.columns, new, strict=True)]
-            scores = np.asarray(self.columns[0], dtype=float)
+            scores = smoothed(np.asarray(self.columns[0], dtype=float), s.smooth_rows)
             regular = repeats_season(scores, model.season, s)
             gate = (scores >= model.threshold) & np.asarray(self.columns[1], dtype=bool)
             beyond = np.asarray(self.columns[2], dtype=bool)

@@ -14,6 +14,7 @@ from adaptive_operator.domain.healing.anomaly import (
     judge,
     smoothed,
 )
+from adaptive_operator.domain.healing.anomaly_live import _ScoredRows
 
 
 def test_smoothing_is_the_mean_of_the_row_and_the_rows_before_it() -> None:
@@ -46,7 +47,7 @@ def test_a_lone_high_score_is_flagged_unsmoothed_only_and_a_run_of_them_either_w
     scores[:100] = 0.0
     scores[250] = 0.8  # one row
     scores[400:403] = 0.8  # three rows in a row
-    plain = DetectorSettings(refit_every=500)
+    plain = DetectorSettings(refit_every=500, smooth_rows=1)
     assert list(np.flatnonzero(judge(_batch(scores), plain).flags)) == [250, 400]
     smooth = replace(plain, smooth_rows=3)
     result = judge(_batch(scores), smooth)
@@ -66,3 +67,19 @@ def test_detect_with_smoothing_is_deterministic_and_causal() -> None:
     np.testing.assert_array_equal(whole.scores, again.scores)
     np.testing.assert_array_equal(whole.flags[:400], prefix.flags)
     np.testing.assert_allclose(whole.scores[:400], prefix.scores)
+
+
+def test_the_product_smooths_over_three_rows_as_the_folds_picked() -> None:
+    assert DetectorSettings().smooth_rows == 3  # benchmarks/results/nab_cv.md
+
+
+def test_the_live_shortcut_judges_the_smoothed_score() -> None:
+    def quiet(scores: list[float], smooth_rows: int) -> bool:
+        return _ScoredRows.of(5, scores, [True] * 4, [False] * 4).quiet(1, 0.5, smooth_rows)
+
+    assert not quiet([0.3, 0.3, 0.3, 0.8], 1)
+    assert quiet([0.3, 0.3, 0.3, 0.8], 3)  # (0.3 + 0.3 + 0.8) / 3 < 0.5
+    assert not quiet([0.3, 0.4, 0.4, 0.8], 3)  # 1.6 / 3 >= 0.5
+    rows = _ScoredRows.of(5, [0.1, 0.2, 0.4, 0.8], [True] * 4, [False] * 4)
+    expected = smoothed(np.array([0.1, 0.2, 0.4, 0.8]), 3)
+    assert [rows.smoothed(i, 3) for i in range(4)] == expected.tolist()

@@ -113,7 +113,7 @@ class DetectorSettings:
     season_min_z: float = 4.5
     seasonal_differencing: bool = True
     difference_min_acf: float = 0.7
-    smooth_rows: int = 1
+    smooth_rows: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sensitivity <= 1.0:
@@ -416,10 +416,10 @@ def smoothed(scores: FloatArray, rows: int) -> FloatArray:
     causal, a row's value uses rows up to it only."""
     if rows <= 1:
         return scores
-    total = np.concatenate(([0.0], np.cumsum(scores, dtype=float)))
-    end = np.arange(1, len(scores) + 1)
-    start = np.maximum(end - rows, 0)
-    result: FloatArray = (total[end] - total[start]) / (end - start)
+    total = np.array(scores, dtype=float)
+    for back in range(1, min(rows, len(total))):
+        total[back:] += scores[:-back]  # the row's own first, then older ones (as `quiet` adds)
+    result: FloatArray = total / np.minimum(np.arange(1, len(total) + 1), rows)
     return result
 
 

@@ -36,6 +36,7 @@ from adaptive_operator.domain.healing.anomaly import (
     level_zscores,
     raw_scores,
     repeats_season,
+    smoothed,
     training_season,
 )
 from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
@@ -103,8 +104,9 @@ class AnomalyDetector:
         s = self.settings
         rows.add(float(raw_scores(model, features)[0]), bool(deviates(features, s)[0]),
                  bool(beyond_training(model, features, s)[0]))
-        if rows.quiet(s.persistence_n, model.threshold):
-            return AnomalyVerdict(rows.scores[-1], False, contributions)
+        if rows.quiet(s.persistence_n, model.threshold, s.smooth_rows):
+            newest = rows.smoothed(len(rows.scores) - 1, s.smooth_rows)
+            return AnomalyVerdict(newest, False, contributions)
         return self._verdict(model, rows, contributions)
 
     def _score(self, window: dict[str, list[float]]) -> AnomalyVerdict:
@@ -132,7 +134,7 @@ class AnomalyDetector:
 
     def _verdict(self, model: Model, rows: _ScoredRows,
                  contributions: tuple[Contribution, ...]) -> AnomalyVerdict:
-        scores = np.asarray(rows.scores, dtype=float)
+        scores = smoothed(np.asarray(rows.scores, dtype=float), self.settings.smooth_rows)
         regular = repeats_season(scores, model.season, self.settings)
         gate = (scores >= model.threshold) & np.asarray(rows.deviates, dtype=bool) & ~regular
         beyond = np.asarray(rows.beyond, dtype=bool) & ~regular
@@ -185,11 +187,19 @@ class _ScoredRows:
         self.deviates.append(moved)
         self.beyond.append(beyond)
 
-    def quiet(self, rows: int, threshold: float) -> bool:
+    def quiet(self, rows: int, threshold: float, smooth_rows: int = 1) -> bool:
         """Whether none of the newest `rows` rows can exceed: a row exceeds only when it
-        passes the gate (its score at the threshold and a metric moving) or lies beyond
-        training, so then the newest row cannot be flagged (`flag_incidents` needs an
-        exceeding row among the last `persistence_n`)."""
+        passes the gate (its score, `smoothed` over `smooth_rows`, at the threshold and a
+        metric moving) or lies beyond training, so then the newest row cannot be flagged
+        (`flag_incidents` needs an exceeding row among the last `persistence_n`)."""
         newest = range(len(self.scores) - 1, max(-1, len(self.scores) - 1 - rows), -1)
-        return not any(self.beyond[i] or (self.deviates[i] and self.scores[i] >= threshold)
+        return not any(self.beyond[i] or (self.deviates[i]
+                                          and self.smoothed(i, smooth_rows) >= threshold)
                        for i in newest)
+
+    def smoothed(self, row: int, rows: int) -> float:
+        """`anomaly.smoothed` at `row` (the same additions in the same order)."""
+        total = self.scores[row]
+        for back in range(1, min(rows, row + 1)):
+            total += self.scores[row - back]
+        return total / min(row + 1, rows)
