@@ -40,7 +40,8 @@ def test_output_contract(tmp_path: Path, series: list[float]) -> None:
     assert [float(r["value"]) for r in rows] == series
     assert all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
     assert {r["is_anomaly"] for r in rows} <= {"0", "1"}
-    assert rows[660]["is_anomaly"] == "1"
+    # The spike's row, or a row later: a row is judged by its score smoothed over 3 rows.
+    assert "1" in [r["is_anomaly"] for r in rows[660:662]]
 
 
 def test_deterministic_and_causal(tmp_path: Path, series: list[float]) -> None:
