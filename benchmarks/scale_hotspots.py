@@ -59,11 +59,11 @@ def detector_rows() -> list[str]:
     rng = np.random.default_rng(0)
     history = {name: list(rng.normal(0, 1, 600)) for name in ("e", "l")}
     model = AnomalyDetector(settings, 0).fit(history)._model  # to time its two scorers
-    assert model is not None and model.fast is not None
+    assert model is not None and len(model.fast) == 1
     one = feature_matrix(history, settings)[-1:]
     rows.append(f"| forest scores of one row (30 trees) | "
-                f"{cpu_ms(lambda: model.forest.score_samples(one), 50):.2f} | "
-                f"{cpu_ms(lambda: model.fast.scores(one), 200):.3f} |")
+                f"{cpu_ms(lambda: model.forests[0].score_samples(one), 50):.2f} | "
+                f"{cpu_ms(lambda: model.fast[0].scores(one), 200):.3f} |")
     return rows
 
 

@@ -1,8 +1,9 @@
 """Coupled scaling on real pods: `loadgen` calls `frontend`, and `frontend` calls `api` three
 times for each request, six seconds later (as a queue consumer behind a frontend would). After a
-load step at `frontend`, `api` scales in the same sync as `frontend` or the one after (measured
-over five runs: -1.0, -0.0, 0.1, 1.04 and 1.05 syncs after it), from frontend's reading and the
-relation it learned, instead of three or four syncs later when its own traffic arrives.
+load step at `frontend`, `api` scales in the same sync as `frontend` (or one earlier), from
+frontend's reading and the relation it learned, instead of four or five syncs later when its own
+traffic arrives (six runs: 0.1, -1.0, -0.9, 0.1, 0.0 and 0.1 syncs after frontend; learned ratios
+2.61 to 3.07 for a true 3).
 
 `api-solo` is the control: an AdaptiveService on api's own metric without the coupling (it scales
 an idle Deployment of its own). It shows what api would do on its own metric alone: if it were as
@@ -146,8 +147,10 @@ def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
     assert solo_syncs >= 2, "the control reacted as early as the coupled api: the set-up is moot"
     # Coupling buys at least two syncs over the same metric uncoupled...
     assert solo_syncs - coupled_syncs >= 2, (coupled_syncs, solo_syncs)
-    # ...and api is at most one sync behind frontend. Measured: the same sync (or one earlier)
-    # in 3 of 5 runs, one sync later in 2: both cross their count on the same 10 s rate ramp,
-    # and api's crossing goes through a learned ratio, not the true 3.
-    assert coupled_syncs < 1.5, f"api decided {coupled_syncs:.1f} syncs after frontend"
+    # ...and api decides in the same sync as frontend, or earlier (a decision a fraction of a
+    # second after frontend's, in the same sync, reads 0.1). Both cross their count on the same
+    # 10 s rate ramp; api's crossing goes through the learned ratio, which must not be diluted by
+    # the noise in frontend's readings (a least-squares ratio was: api then came a sync late in
+    # 2 of 5 runs).
+    assert coupled_syncs < 0.5, f"api decided {coupled_syncs:.1f} syncs after frontend"
     wait_ready(cluster, namespace, "api", STEPPED, timeout=120)

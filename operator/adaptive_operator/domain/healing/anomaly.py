@@ -65,6 +65,10 @@ class DetectorSettings:
     of the most extreme training row and scores about as high, often just under the training
     quantile. Off for `detect` (the NAB contract); the operator, trained on short histories
     where this happens most, turns it on.
+    `forests`: the score is the mean of the scores of that many forests of `n_estimators`
+    trees each, seeded `random_state * forests + i`, so that a forest's chance splits move the
+    flags less (1: one forest, seeded `random_state`). On for `detect`; the operator runs one
+    forest (a live service's model is kept in memory and scored every sync).
     `seasonal_differencing`, `difference_min_acf`: a metric whose training rows have a season
     (as below) with an autocorrelation of at least `difference_min_acf` there (a clear period,
     not a chance one) is judged by its change since one period earlier, so a daily pattern
@@ -88,6 +92,7 @@ class DetectorSettings:
     min_train_rows: int = 100
     refit_every: int = 500
     n_estimators: int = 30
+    forests: int = 3
     max_samples: int = 256
     sensitivity: float = 0.5
     train_quantile: float = 0.99
@@ -117,6 +122,8 @@ class DetectorSettings:
             raise ValueError(
                 "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"
             )
+        if self.forests < 1:
+            raise ValueError(f"forests must be >= 1, got {self.forests}")
         if self.season_repeats < 0 or self.season_slack_rows < 1:
             raise ValueError("season_repeats must be >= 0 and season_slack_rows >= 1")
 
@@ -258,10 +265,10 @@ def _forest(settings: DetectorSettings, random_state: int, rows: int) -> Isolati
 
 @dataclass
 class Model:
-    forest: IsolationForest
+    forests: tuple[IsolationForest, ...]  # the score is the mean of theirs
     threshold: float
     envelope: FloatArray  # per level or step column: the largest |value| in training
-    fast: FastForest | None = None
+    fast: tuple[FastForest, ...] = ()  # the same forests, scored with numpy (empty: sklearn's)
     season: int = 0  # rows per cycle of the training rows, 0 if they have none
     periods: dict[str, int] = field(default_factory=dict)  # differencing per metric, 0: none
     train_scores: FloatArray = field(default_factory=lambda: np.zeros(0))
@@ -282,10 +289,12 @@ def beyond_training(model: Model, rows: FloatArray, settings: DetectorSettings) 
 
 def fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
                season: int = 0, periods: Mapping[str, int] | None = None) -> Model:
-    forest = _forest(settings, random_state, len(train)).fit(train)
-    train_scores = -forest.score_samples(train)
+    forests = tuple(_forest(settings, random_state * settings.forests + i, len(train)).fit(train)
+                    for i in range(settings.forests))
+    fast = tuple(FastForest.of(forest) for forest in forests)
+    train_scores = np.mean([forest.scores(train) for forest in fast], axis=0)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return Model(forest, threshold_of(train_scores, settings), envelope, FastForest.of(forest),
+    return Model(forests, threshold_of(train_scores, settings), envelope, fast,
                  season, dict(periods or {}), train_scores)
 
 
@@ -315,8 +324,9 @@ def repeats_season(scores: FloatArray, seasons: npt.NDArray[np.intp] | int,
 
 def raw_scores(model: Model, rows: FloatArray) -> FloatArray:
     # sklearn's score_samples is minus the paper's anomaly score s in (0, 1]; the fast path
-    # gives the same numbers without its ~10 ms of overhead per call.
-    raw = model.fast.scores(rows) if model.fast else -model.forest.score_samples(rows)
+    # gives the same numbers without its ~10 ms of overhead per call. The mean over the forests.
+    raw = np.mean([forest.scores(rows) for forest in model.fast] if model.fast
+                  else [-forest.score_samples(rows) for forest in model.forests], axis=0)
     scores: FloatArray = np.clip(raw, 0.0, 1.0).astype(float)
     return scores
 

@@ -1,0 +1,81 @@
+"""The detector's score is the mean of several seeded forests' (`DetectorSettings.forests`):
+what it is, that it moves less with the seed than one forest's, and who runs how many."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.healing.anomaly import (
+    DetectorSettings,
+    detect_series,
+    fit_model,
+    raw_scores,
+    score_batch,
+)
+from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
+
+SMALL = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
+
+
+def series(n: int = 400, seed: int = 1) -> np.ndarray:
+    values = 10.0 + np.random.default_rng(seed).normal(0.0, 1.0, n)
+    values[300:] += 3.0  # a level shift: rows the forests disagree on
+    return values
+
+
+def test_the_score_is_the_mean_of_the_forests_seeded_from_the_random_state() -> None:
+    values = series()
+    three = score_batch({"value": values}, replace(SMALL, forests=3), random_state=2)
+    singles = [score_batch({"value": values}, replace(SMALL, forests=1), random_state=seed)
+               for seed in (6, 7, 8)]  # random_state * forests + i
+    np.testing.assert_allclose(three.scores, np.mean([s.scores for s in singles], axis=0),
+                               rtol=1e-12)
+    for (start, train), *others in zip(three.blocks, *(s.blocks for s in singles), strict=True):
+        assert all(other[0] == start for other in others)
+        np.testing.assert_allclose(train, np.mean([o[1] for o in others], axis=0), rtol=1e-12)
+
+
+def test_one_forest_is_seeded_with_the_random_state_itself() -> None:
+    rng = np.random.default_rng(0)
+    train, rows = rng.normal(size=(300, 4)), rng.normal(size=(50, 4))
+    model = fit_model(train, replace(SMALL, forests=1), random_state=5)
+    assert len(model.forests) == len(model.fast) == 1
+    assert model.forests[0].random_state == 5
+    np.testing.assert_allclose(raw_scores(model, rows),
+                               np.clip(-model.forests[0].score_samples(rows), 0.0, 1.0),
+                               rtol=1e-12)
+
+
+def test_sklearn_scores_the_same_when_the_fast_path_is_absent() -> None:
+    rng = np.random.default_rng(1)
+    train, rows = rng.normal(size=(300, 4)), rng.normal(size=(50, 4))
+    model = fit_model(train, replace(SMALL, forests=3), random_state=0)
+    fast = raw_scores(model, rows)
+    model.fast = ()
+    np.testing.assert_allclose(raw_scores(model, rows), fast, rtol=1e-9)
+
+
+def test_the_seed_moves_the_mean_of_three_forests_less_than_one_forest() -> None:
+    values = series()
+
+    def spread(forests: int) -> float:
+        runs = [detect_series(values, replace(SMALL, forests=forests), random_state=seed).scores
+                for seed in range(6)]
+        return float(np.std(runs, axis=0)[SMALL.min_train_rows:].mean())
+
+    # Independent forests: the spread falls as 1 / sqrt(forests), 0.58 for three.
+    assert spread(3) < 0.75 * spread(1)
+
+
+def test_detect_averages_three_forests_and_the_operator_runs_one() -> None:
+    assert DetectorSettings().forests == 3
+    assert detector_settings_from_spec(HealingSpec()).forests == 1
+
+
+def test_forests_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="forests"):
+        DetectorSettings(forests=0)
