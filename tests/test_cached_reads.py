@@ -80,20 +80,25 @@ def api(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         asked.append(f"pods {selector}")
         return PODS[:1]
 
-    async def conflicting_hpa(namespace: str, target: kube.TargetRef,
-                              max_age: float = 0.0) -> str | None:
-        asked.append(f"hpas {namespace}")
-        return None
-
     async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Any], list[Any]]:
         asked.append(f"workload {name}")
         return [], []
 
     monkeypatch.setattr(kube, "read_scale", read_scale)
     monkeypatch.setattr(workload, "list_pods", list_pods)
-    monkeypatch.setattr(kube, "conflicting_hpa", conflicting_hpa)
     monkeypatch.setattr(workload, "pods_and_replica_sets", pods_and_replica_sets)
     return asked
+
+
+@pytest.fixture
+def hpas(api: list[str]) -> kube.HpaLists:
+    """The HPA lists the direct reads go through; a list is recorded as asked."""
+
+    def listing(namespace: str) -> kube.HpaTargets:
+        api.append(f"hpas {namespace}")
+        return ()
+
+    return kube.HpaLists(listing)
 
 
 async def test_a_deployments_scale_comes_from_the_cache(stores: dict[str, Store],
@@ -110,11 +115,11 @@ async def test_pods_are_counted_from_the_cache(stores: dict[str, Store], api: li
     assert api == []
 
 
-async def test_the_conflict_check_reads_the_cached_autoscalers(stores: dict[str, Store],
-                                                               api: list[str]) -> None:
-    assert await cached_reads.conflicting_hpa("prod", WEB) == "web-hpa"
+async def test_the_conflict_check_reads_the_cached_autoscalers(
+        stores: dict[str, Store], api: list[str], hpas: kube.HpaLists) -> None:
+    assert await cached_reads.conflicting_hpa("prod", WEB, hpas) == "web-hpa"
     other = kube.TargetRef("apps/v1", "Deployment", "api")
-    assert await cached_reads.conflicting_hpa("prod", other) is None
+    assert await cached_reads.conflicting_hpa("prod", other, hpas) is None
     assert api == []
 
 
@@ -127,13 +132,13 @@ async def test_a_deployments_pods_and_own_replica_sets_come_from_the_cache(
     assert api == []
 
 
-async def test_a_broken_watch_sends_every_read_to_the_api_server(stores: dict[str, Store],
-                                                                 api: list[str]) -> None:
+async def test_a_broken_watch_sends_every_read_to_the_api_server(
+        stores: dict[str, Store], api: list[str], hpas: kube.HpaLists) -> None:
     for store in stores.values():
         store.broken()
     scale = await cached_reads.read_scale("prod", WEB)
     counts = await cached_reads.count_pods("prod", scale)
-    await cached_reads.conflicting_hpa("prod", WEB)
+    await cached_reads.conflicting_hpa("prod", WEB, hpas)
     await cached_reads.pods_and_replica_sets("prod", "web")
     assert api == ["scale web", "pods app=web", "hpas prod", "workload web"]
     assert counts.ready == 1
@@ -150,12 +155,13 @@ async def test_what_the_cache_has_not_seen_is_read(stores: dict[str, Store],
 
 
 async def test_with_the_caches_off_everything_is_read(monkeypatch: pytest.MonkeyPatch,
-                                                      api: list[str]) -> None:
+                                                      api: list[str],
+                                                      hpas: kube.HpaLists) -> None:
     cluster_cache.configure(False)
     assert cluster_cache.current().namespace("prod") is None
     await cached_reads.read_scale("prod", WEB)
     await cached_reads.count_pods("prod", kube.Scale(1, 1, "app=web", SELECTOR))
-    assert await cached_reads.conflicting_hpa("prod", WEB) is None
+    assert await cached_reads.conflicting_hpa("prod", WEB, hpas) is None
     assert api == ["scale web", "pods app=web", "hpas prod"]
 
 

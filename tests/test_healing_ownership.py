@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters import workload
+from adaptive_operator import permissions
+from adaptive_operator.adapters import discovery, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
 from adaptive_operator.domain.healing.ownership import MAX_DEPTH, owned_by_target
@@ -99,3 +101,36 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
     assert evicted == ["web-1-a/pa"] and not blocked  # with the UID decided on
     assert not_owned == ("impostor",)  # for the status condition
     assert problem is not None and "impostor: not shown to be owned by Rollout web" in problem
+
+
+def test_the_chart_grants_every_read_the_ownership_check_makes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real reads of the check (by path, as the API server sees them) against what the
+    chart grants with `rbac.scaleTargets: [{apiGroup: argoproj.io, resource: rollouts}]`: a
+    read it does not grant is refused (403) as RBAC would, and the pod would never be evicted."""
+    granted = {(p.api_group, p.resource, verb)
+               for p in (*permissions.PERMISSIONS, *permissions.scale_target("argoproj.io",
+                                                                             "rollouts"))
+               for verb in p.verbs}
+    kinds = {"Rollout": discovery.Resource("argoproj.io", "v1alpha1", "Rollout", "rollouts",
+                                           True, True),
+             "ReplicaSet": discovery.Resource("apps", "v1", "ReplicaSet", "replicasets",
+                                              True, True)}
+    stored = {kinds["Rollout"].path("ns", "web"): obj("ro-web"),
+              kinds["ReplicaSet"].path("ns", "web-1"): obj("rs-1", ROLLOUT)}
+    refused: list[str] = []
+
+    def request(path: str, method: str, body: Any = None) -> Any:
+        group, plural = path.split("/")[2], path.split("/")[6]
+        if (group, plural, method.lower()) not in granted:
+            refused.append(path)
+            raise ApiException(status=403, reason="Forbidden")
+        return stored[path]
+
+    monkeypatch.setattr(discovery, "resolve", lambda api_version, kind: kinds[kind])
+    monkeypatch.setattr(workload, "request", request)
+    monkeypatch.setattr(workload, "_read_pod", lambda ns, pod: obj("pa", RS))
+    assert ("", "pods", "get") in granted  # _read_pod's own call
+    owned = workload._owned_by_target("ns", ("argoproj.io/v1alpha1", "Rollout", "web"),
+                                      ("web-1-a",))
+    assert refused == [] and owned == {"web-1-a"}

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-import pytest
-
 from adaptive_operator.adapters import kube
 
 TARGET = kube.TargetRef("apps/v1", "Deployment", "web")
 
 
-@pytest.fixture
-def lists(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    made: list[str] = []
+class Listing:
+    """The API server's HorizontalPodAutoscalers; records which namespaces were listed."""
 
-    def fake_list(namespace: str) -> kube.HpaTargets:
-        made.append(namespace)
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    def __call__(self, namespace: str) -> kube.HpaTargets:
+        self.made.append(namespace)
         return (("Deployment", "web", "web-hpa"), ("StatefulSet", "db", "db-hpa"))
 
-    monkeypatch.setattr(kube, "_list_hpas", fake_list)
-    monkeypatch.setattr(kube, "_hpa_lists", {})
-    return made
 
-
-async def test_services_of_a_namespace_share_one_list(lists: list[str]) -> None:
+async def test_services_of_a_namespace_share_one_list() -> None:
+    listing = Listing()
+    lists = kube.HpaLists(listing)
     other = kube.TargetRef("apps/v1", "Deployment", "api")
-    assert await kube.conflicting_hpa("prod", TARGET, max_age=5.0) == "web-hpa"
-    assert await kube.conflicting_hpa("prod", other, max_age=5.0) is None
-    assert await kube.conflicting_hpa("dev", TARGET, max_age=5.0) == "web-hpa"
-    assert lists == ["prod", "dev"]
+    assert await lists.conflicting("prod", TARGET, max_age=5.0) == "web-hpa"
+    assert await lists.conflicting("prod", other, max_age=5.0) is None
+    assert await lists.conflicting("dev", TARGET, max_age=5.0) == "web-hpa"
+    assert listing.made == ["prod", "dev"]
 
 
-async def test_without_an_age_every_call_lists(lists: list[str]) -> None:
+async def test_without_an_age_every_call_lists() -> None:
+    listing = Listing()
+    lists = kube.HpaLists(listing)
     for _ in range(2):
-        await kube.conflicting_hpa("prod", TARGET)
-    assert lists == ["prod", "prod"]
+        await lists.conflicting("prod", TARGET)
+    assert listing.made == ["prod", "prod"]

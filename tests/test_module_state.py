@@ -16,7 +16,6 @@ KNOWN = {
     "adaptive_operator.adapters.cached_reads._expected",
     "adaptive_operator.adapters.cluster_cache._cache",
     "adaptive_operator.adapters.discovery._shared",  # landed alongside this test
-    "adaptive_operator.adapters.kube._hpa_lists",
     "adaptive_operator.adapters.kube._may_write",
     "adaptive_operator.adapters.kube._shared_client",
     # The operator-wide Prometheus access and the Secrets' short cache (tenancy, landed

@@ -47,7 +47,8 @@ def test_the_permissions_are_the_calls_and_kopfs_needs() -> None:
 
     assert triples(permissions.CODE) == {t for needs in permissions.CALLS.values() for t in needs}
     assert triples(permissions.PERMISSIONS) == (triples(permissions.CODE)
-                                                | triples(permissions.FRAMEWORK))
+                                                | triples(permissions.FRAMEWORK)
+                                                | triples(permissions.OWNER_READS))
 
 
 def test_verbs_granted_but_unused_before_are_gone_and_statefulset_patch_is_granted() -> None:

@@ -320,3 +320,17 @@ async def test_template_change_updates_existing_shards() -> None:
     assert fake.objects[("StatefulSet", "cache-0")]["spec"]["replicas"] == 3
     await reconcile(fake, spec, state)
     assert len(fake.patches) == 2  # up to date now: not patched again
+
+
+async def test_a_replica_that_is_not_leading_writes_nothing() -> None:
+    """kopf writes a handler's patch (status, the attempts and given-up annotations) through its
+    own client, which the leadership fence does not cover: the handler must leave it empty."""
+    fake = InMemoryShardCluster()
+    spec = SPEC.model_dump(by_alias=True)
+    for leading, given in [(False, spec), (False, {"shards": 0}), (True, spec)]:
+        patch = kopf.Patch()
+        await handler.reconcile_shard_set(
+            spec=given, meta={"generation": 1}, status={}, name="cache", namespace="prod",
+            body=BODY, patch=patch,
+            memo=kopf.Memo(runtime=Runtime(shards=fake, may_act=lambda now=leading: now)))
+        assert (patch == {} and fake.objects == {} and fake.routing is None) is not leading

@@ -107,13 +107,23 @@ FRAMEWORK: tuple[Permission, ...] = (
     Permission(CORE, "namespaces", ("list", "watch")),
 )
 
+# Generic reads (adapters/workload._read_object, not a client method): the ownership check
+# before evicting a pod of a kind other than Deployment or StatefulSet reads each owner on the
+# chain from the pod to the target: the ReplicaSets between an Argo Rollout and its pods (a
+# StatefulSet between a custom resource and its pods is read already). The target itself is
+# granted with its /scale (`scale_target`).
+OWNER_READS: tuple[Permission, ...] = (Permission("apps", "replicasets", ("get",)),)
+
 PERMISSIONS: tuple[Permission, ...] = _grouped(
-    {(p.api_group, p.resource, verb) for p in (*CODE, *FRAMEWORK) for verb in p.verbs})
+    {(p.api_group, p.resource, verb) for p in (*CODE, *FRAMEWORK, *OWNER_READS)
+     for verb in p.verbs})
 
 # Cluster-scoped resources: granted by a ClusterRole even in a namespaced install.
 CLUSTER_SCOPED = frozenset({"customresourcedefinitions", "namespaces"})
 
 
-def scale_target(api_group: str, resource: str) -> Permission:
-    """What the chart's `rbac.scaleTargets` entry grants for one more kind to scale."""
-    return Permission(api_group, f"{resource}/scale", SCALE)
+def scale_target(api_group: str, resource: str) -> tuple[Permission, ...]:
+    """What the chart's `rbac.scaleTargets` entry grants for one more kind to scale: its /scale,
+    and `get` on the kind itself, whose UID the ownership check before an eviction needs."""
+    return (Permission(api_group, resource, ("get",)),
+            Permission(api_group, f"{resource}/scale", SCALE))

@@ -68,9 +68,10 @@ in a namespaced install, to the ClusterRole otherwise; cluster rules always to t
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "create", "patch", "delete"]
+# get: the owners between a Rollout and its pods, read by the ownership check before an eviction.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 # A StatefulSet's earlier templates, for a rollback.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
@@ -79,14 +80,18 @@ in a namespaced install, to the ClusterRole otherwise; cluster rules always to t
   resources: ["deployments/scale", "statefulsets/scale"]
   verbs: ["get", "patch"]
 {{- range .Values.rbac.scaleTargets }}
+# The target itself is read for its UID: the ownership check before evicting its pods.
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ .resource | quote }}]
+  verbs: ["get"]
 - apiGroups: [{{ .apiGroup | quote }}]
   resources: [{{ printf "%s/scale" .resource | quote }}]
   verbs: ["get", "patch"]
 {{- end }}
 # Healing reads pods and evicts them (evictions respect PodDisruptionBudgets). A pod of a kind
 # other than Deployment or StatefulSet is read fresh, and its owners (a Rollout's ReplicaSets,
-# a custom resource) must be readable for its ownership to be established: without `get` on
-# them, those pods are never evicted.
+# a custom resource) must be readable for its ownership to be established: replicasets `get`
+# above, and `get` on each rbac.scaleTargets kind.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]

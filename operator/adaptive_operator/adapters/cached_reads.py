@@ -102,12 +102,13 @@ async def count_pods(namespace: str, scale: kube.Scale) -> kube.PodCounts:
     return pod_counts(pods)
 
 
-async def conflicting_hpa(namespace: str, target: kube.TargetRef,
+async def conflicting_hpa(namespace: str, target: kube.TargetRef, lists: kube.HpaLists,
                           max_age: float = 0.0) -> str | None:
-    """The name of a HorizontalPodAutoscaler that already scales the target, if any."""
+    """The name of a HorizontalPodAutoscaler that already scales the target, if any (listed
+    through `lists` when the cache cannot answer)."""
     hpas = cluster_cache.current().hpas(namespace)
     if hpas is None:
-        return await kube.conflicting_hpa(namespace, target, max_age)
+        return await lists.conflicting(namespace, target, max_age)
     for hpa in hpas:
         ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
         if ref.get("kind") == target.kind and ref.get("name") == target.name:

@@ -197,7 +197,6 @@ async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
 
 
 HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name
-_hpa_lists: dict[str, tuple[float, HpaTargets]] = {}
 
 
 def _list_hpas(namespace: str) -> HpaTargets:
@@ -208,20 +207,27 @@ def _list_hpas(namespace: str) -> HpaTargets:
                   str(hpa.metadata.name if hpa.metadata else "")) for hpa in hpas)
 
 
-async def conflicting_hpa(namespace: str, target: TargetRef, max_age: float = 0.0) -> str | None:
-    """The name of a HorizontalPodAutoscaler that already scales the target, if any.
+class HpaLists:
+    """The HorizontalPodAutoscalers of each namespace, as last listed (the runtime's: one per
+    process). One list per namespace serves every service there for `max_age` seconds (a
+    namespace of 1,000 services would otherwise list its HPAs 1,000 times a period)."""
 
-    One list per namespace serves every service there for `max_age` seconds (a namespace of
-    1,000 services would otherwise list its HPAs 1,000 times a period)."""
-    now = time.monotonic()
-    kept = _hpa_lists.get(namespace)
-    if kept is None or now - kept[0] > max_age:
-        kept = (now, await asyncio.to_thread(_list_hpas, namespace))
-        _hpa_lists[namespace] = kept
-    for kind, name, hpa in kept[1]:
-        if kind == target.kind and name == target.name:
-            return hpa
-    return None
+    def __init__(self, lister: Callable[[str], HpaTargets] = _list_hpas) -> None:
+        self._lister = lister
+        self._kept: dict[str, tuple[float, HpaTargets]] = {}
+
+    async def conflicting(self, namespace: str, target: TargetRef,
+                          max_age: float = 0.0) -> str | None:
+        """The name of a HorizontalPodAutoscaler that already scales the target, if any."""
+        now = time.monotonic()
+        kept = self._kept.get(namespace)
+        if kept is None or now - kept[0] > max_age:
+            kept = (now, await asyncio.to_thread(self._lister, namespace))
+            self._kept[namespace] = kept
+        for kind, name, hpa in kept[1]:
+            if kind == target.kind and name == target.name:
+                return hpa
+        return None
 
 
 def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adaptive_operator.adapters import prometheus, prometheus_access
+from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
@@ -89,6 +90,7 @@ class Runtime:
     may_act: Callable[[], bool] = always
     read_load: LoadReader = read_load
     totals: Totals = field(default_factory=QueryBatcher)
+    hpas: HpaLists = field(default_factory=HpaLists)  # listed when the watch cache cannot say
     # History backfills and first fits, in the background and one at a time.
     warmups: WarmUps = field(default_factory=WarmUps)
 

@@ -81,7 +81,7 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     found = sync.Snapshot(status, body.meta.get("generation"), True,
                           healing_conditions=tuple(healing_conditions(spec, status)))
     try:
-        scale, pods = await read_target(namespace, spec)
+        scale, pods = await read_target(namespace, spec, rt.hpas)
     except kube.TargetError as err:
         return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
                        leading=rt.may_act())
@@ -99,13 +99,13 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
         healing_floor=healing_floor(spec, body.get("metadata", {}).get("annotations") or {}, now))
 
 
-async def read_target(namespace: str,
-                      spec: AdaptiveServiceSpec) -> tuple[kube.Scale, kube.PodCounts]:
+async def read_target(namespace: str, spec: AdaptiveServiceSpec,
+                      hpas: kube.HpaLists) -> tuple[kube.Scale, kube.PodCounts]:
     """The target's /scale and its pods (without a selector: its ready replicas, no start-up
     times); kube.TargetError when it cannot be scaled, or another autoscaler scales it."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await cached_reads.conflicting_hpa(namespace, target, settings.answer_age(spec))
+    hpa = await cached_reads.conflicting_hpa(namespace, target, hpas, settings.answer_age(spec))
     if hpa is not None:
         raise kube.TargetError("ConflictingAutoscaler",
                                f"HorizontalPodAutoscaler {hpa} already scales {ref.kind} "
