@@ -22,7 +22,8 @@ from adaptive_operator.domain.healing.anomaly import (
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 
 FAST = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50,
-                        record_margin=-0.05, seasonal_differencing=False)  # the repeat rule alone
+                        record_margin=-0.05, seasonal_differencing=False,  # the repeat rule alone,
+                        smooth_rows=1)  # on one-row jobs and incidents: each row's own score
 SEASON = 60
 JOB = 30  # the phase of a job that runs once per season
 
