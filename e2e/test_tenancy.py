@@ -6,6 +6,8 @@
 - A Prometheus behind a bearer token and a tenant header is read with the credentials of a
   Secret in the service's namespace, which appear in no status, Event or log line.
 - A `spec.prometheus.url` off the operator's allowlist is refused with its reason, unasked.
+- With `--query-scope namespace`, a query naming no namespace reads its own namespace's series
+  only, though the same metric has series in another.
 
 KWOK runs no processes: a feeder thread serves, for every pod of the two Deployments (read from
 the API server), the series the default health metrics read, labelled with the pod's namespace
@@ -325,3 +327,33 @@ def test_errors_in_one_namespace_do_not_roll_back_another(
     assert ledger(local_cluster, other_namespace) == "[]"
     verdict = status(local_cluster, other_namespace)["healing"]["lastVerdict"]
     assert not verdict["isAnomaly"]
+
+
+@pytest.fixture
+def scoped_namespace(local_cluster: Cluster) -> Iterator[str]:
+    """A namespace the module's operator does not watch (its pattern is `e2e-TAG-*`)."""
+    ns = f"e2e-{TAG}scoped-{uuid.uuid4().hex[:5]}"
+    local_cluster.kubectl("create", "namespace", ns)
+    yield ns
+    local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
+                          check=False)
+    local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_a_scoped_query_reads_its_own_namespace_only(
+        local_cluster: Cluster, crds: Cluster, scoped_namespace: str, feed: Feed) -> None:
+    ns = scoped_namespace
+    feed.exporter.set("e2e_tenancy_scoped_load", 10.0, {"namespace": ns})
+    feed.exporter.set("e2e_tenancy_scoped_load", 1000.0, {"namespace": f"{ns}-elsewhere"})
+    local_cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 1))
+    apply(local_cluster, ns, service_yaml("").replace(
+        f'sum(e2e_tenancy_load{{exporter="{FEED}"}})', "sum(e2e_tenancy_scoped_load)"))
+    process = OperatorProcess("tenancy-scoped", measure_coverage=False, args=(
+        "--namespace", ns, "--leader-election", "false", "--query-scope", "namespace")).start()
+    try:
+        read = wait_until(lambda: (status(local_cluster, ns).get("lastDecision") or {})
+                          .get("metrics"), 90, "a decision on the scoped query")
+        # Unscoped, the sum would be 1010: the other namespace's series would count.
+        assert read[0]["value"] == 10.0, read
+    finally:
+        process.stop()
