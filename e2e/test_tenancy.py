@@ -24,6 +24,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -180,14 +181,21 @@ def operator(local_cluster: Cluster, crds: Cluster, feed: Feed,
     process.stop()
 
 
+@contextmanager
+def made_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
+    """A namespace of the test's own, its services deleted before it (so no finalizer waits)."""
+    ns = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", ns)
+    yield ns
+    cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
+                    check=False)
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
 @pytest.fixture
 def other_namespace(local_cluster: Cluster) -> Iterator[str]:
-    ns = f"e2e-{TAG}-other-{uuid.uuid4().hex[:5]}"
-    local_cluster.kubectl("create", "namespace", ns)
-    yield ns
-    local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
-                          check=False)
-    local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with made_namespace(local_cluster, f"e2e-{TAG}-other") as ns:
+        yield ns
 
 
 def service_yaml(extra: str, healing: bool = False) -> str:
@@ -332,12 +340,8 @@ def test_errors_in_one_namespace_do_not_roll_back_another(
 @pytest.fixture
 def scoped_namespace(local_cluster: Cluster) -> Iterator[str]:
     """A namespace the module's operator does not watch (its pattern is `e2e-TAG-*`)."""
-    ns = f"e2e-{TAG}scoped-{uuid.uuid4().hex[:5]}"
-    local_cluster.kubectl("create", "namespace", ns)
-    yield ns
-    local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
-                          check=False)
-    local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with made_namespace(local_cluster, f"e2e-{TAG}scoped") as ns:
+        yield ns
 
 
 def test_a_scoped_query_reads_its_own_namespace_only(
