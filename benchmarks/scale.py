@@ -199,9 +199,9 @@ class Feed:
 def backfill_history(env: dict[str, str], feed: Feed, port: int, minutes: int,
                      step: int) -> None:
     """Minutes of past samples, labelled exactly as the scrape will label them (one series)."""
-    promtool = shutil.which("promtool")
     state = env.get("ADAPTIVE_CLUSTER_STATE")
-    if promtool is None or not state or minutes <= 0:
+    promtool = Path(state) / "bin" / "promtool" if state else None  # linked by e2e/cluster up
+    if promtool is None or not promtool.exists() or minutes <= 0:
         log("no history backfill (promtool or a local cluster missing): detectors fit later")
         return
     now = int(time.time()) - 60
@@ -218,7 +218,7 @@ def backfill_history(env: dict[str, str], feed: Feed, port: int, minutes: int,
         source = Path(tmp) / "history.om"
         source.write_text("\n".join(lines) + "\n")
         out = Path(tmp) / "blocks"
-        subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
+        subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", str(source),
                         str(out)], check=True, capture_output=True)
         data = Path(state) / "prometheus" / "data"
         for block in out.iterdir():

@@ -19,7 +19,8 @@ from cluster_state import CACHE, HERE, KUBE_VERSION, STATE, log
 BUILD = HERE / "build"
 IMAGES_BUILD = HERE / "images" / "build"
 
-# Component groups: the Go module folder under e2e/build, the packages, the binaries they make.
+# Component groups: the Go module folder under e2e/build, the packages, the binaries they make,
+# and the build tags, if any.
 GROUPS: dict[str, dict[str, list[str]]] = {
     "k8s": {
         "packages": [
@@ -36,11 +37,18 @@ GROUPS: dict[str, dict[str, list[str]]] = {
     "kwok": {"packages": ["sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok/cmd/kwokctl"]},
     "helm": {"packages": ["helm.sh/helm/v3/cmd/helm"]},
     "coredns": {"packages": ["adaptive.dev/e2e/build/coredns"]},
+    # Prometheus 3 with Kubernetes discovery only (the others are cloud SDKs: a longer build).
+    "prometheus": {
+        "packages": ["github.com/prometheus/prometheus/cmd/prometheus",
+                     "github.com/prometheus/prometheus/cmd/promtool"],
+        "tags": ["remove_all_sd", "enable_kubernetes_sd"],
+    },
     # Not part of the cluster: lints .github/workflows in tests/test_workflows.py.
     "actionlint": {"packages": ["github.com/rhysd/actionlint/cmd/actionlint"]},
 }
 BINARY_NAMES = {"go.etcd.io/etcd/server/v3": "etcd"}
 HELM_VERSION = "v3.22.0"  # must match e2e/build/helm/go.mod
+PROMETHEUS_VERSION = "3.16.0"  # the release of e2e/build/prometheus/go.mod's v0.316.0
 
 
 def binary_name(package: str) -> str:
@@ -71,8 +79,14 @@ def group_ldflags(group: str) -> str:
                 # `helm template` and `lint` render for this Kubernetes when no cluster is asked.
                 "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 "
                 "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36",
+        "prometheus": f"-X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION} "
+                      "-X github.com/prometheus/common/version.Branch=HEAD",
     }
     return "-s -w " + stamps.get(group, "")
+
+
+def group_tags(group: str) -> str:
+    return ",".join(GROUPS[group].get("tags", []))
 
 
 def group_dir(group: str) -> Path:
@@ -81,6 +95,8 @@ def group_dir(group: str) -> Path:
     for name in ("go.mod", "go.sum"):
         digest.update((BUILD / group / name).read_bytes())
     digest.update(group_ldflags(group).encode())
+    if group_tags(group):  # unchanged keys (and caches) for the groups without tags
+        digest.update(group_tags(group).encode())
     return CACHE / "bin" / f"{group}-{digest.hexdigest()[:12]}"
 
 
@@ -111,7 +127,8 @@ def build_group(group: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     names = ", ".join(binary_name(p) for p in packages)
-    cmd = ["go", "build", "-trimpath", "-ldflags", group_ldflags(group), "-o", str(tmp) + "/"]
+    cmd = ["go", "build", "-trimpath", "-tags", group_tags(group), "-ldflags", group_ldflags(group),
+           "-o", str(tmp) + "/"]
     log(f"building {names} (first build on a machine takes minutes)")
     started = time.monotonic()
     done = threading.Event()

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster_build import tool
+
 from support import prom_query, wait_until
 
 LOAD_TIMEOUT = 150  # seconds: Prometheus looks for new blocks once a minute
@@ -56,15 +58,16 @@ def seed(targets_dir: Path, prometheus_url: str, series: Sequence[Series], step:
          end: float | None = None) -> None:
     """Write the series (ending one step before `end`, by default now) and wait until
     Prometheus serves all of the first one's samples."""
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool (Debian's prometheus package) is needed to seed history"
+    # The cluster's own build: its blocks are in the format this Prometheus reads.
+    promtool = tool("promtool")
+    assert promtool.exists(), "promtool is built by `e2e/cluster build` (e2e/build/prometheus)"
     assert series, "nothing to seed"
     end = time.time() if end is None else end
     data = targets_dir.parent / "data"  # e2e/cluster keeps targets/ beside the TSDB
     with tempfile.TemporaryDirectory() as tmp:
         source, blocks = Path(tmp) / "history.om", Path(tmp) / "blocks"
         source.write_text(openmetrics(series, end, step))
-        subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source),
+        subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", str(source),
                         str(blocks)], check=True, capture_output=True, timeout=120)
         for block in blocks.iterdir():
             shutil.move(str(block), str(data / block.name))

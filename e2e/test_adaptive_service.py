@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.demo.exporter import Exporter
+from cluster_build import tool
 from operator_process import OperatorProcess, free_port
 
 from conftest import Cluster, module_tag
@@ -208,8 +208,8 @@ def start_private_prometheus(tmp: Path, exporter_port: int) -> tuple[subprocess.
         "global: {scrape_interval: 1s}\n"
         "scrape_configs: [{job_name: app, static_configs: "
         f"[{{targets: ['127.0.0.1:{exporter_port}']}}]}}]\n")
-    exe = shutil.which("prometheus") or "/usr/bin/prometheus"
-    proc = subprocess.Popen([exe, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+    proc = subprocess.Popen([str(tool("prometheus")), f"--config.file={config}",
+                             f"--storage.tsdb.path={tmp / 'data'}",
                              f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"

@@ -6,14 +6,23 @@ import ipaddress
 import json
 import os
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from adaptive_operator.demo.exporter import Exporter
 
-from conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, Cluster, parse_exports
+from conftest import (
+    REAL_NODE_LABEL,
+    REAL_NODE_SELECTOR,
+    REAL_NODE_TOLERATION,
+    Cluster,
+    parse_exports,
+)
 from support import deployment_yaml, prom_query, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -269,6 +278,74 @@ def test_kwok_pods_get_fake_ips_that_this_machine_routes_nowhere(local_cluster: 
             for a in addresses if a["type"] == "InternalIP"} == {True}  # type: ignore[index]
     for network in (KWOK_POD_NETWORK, KWOK_NODE_NETWORK):
         assert any(line.startswith(f"blackhole {network}") for line in blackholes()), network
+
+
+# Prometheus finds pods through Kubernetes service discovery (e2e/cluster_prometheus.py).
+SCRAPE_ME = {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}
+
+
+def pod_targets(cluster: Cluster) -> dict[str, list[dict[str, Any]]]:
+    """The `kubernetes-pods` job's active and dropped targets."""
+    query = urllib.parse.urlencode({"state": "any", "scrapePool": "kubernetes-pods"})
+    with urllib.request.urlopen(f"{cluster.prometheus_url}/api/v1/targets?{query}",
+                                timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return {"active": body["data"]["activeTargets"], "dropped": body["data"]["droppedTargets"]}
+
+
+def in_namespace(targets: list[dict[str, Any]], ns: str, key: str) -> list[dict[str, Any]]:
+    return [t for t in targets
+            if t[key].get("__meta_kubernetes_namespace", t[key].get("namespace")) == ns]
+
+
+@pytest.mark.cluster
+def test_prometheus_drops_kwok_pods_and_scrapes_only_real_node_pods(local_cluster: Cluster,
+                                                                    namespace: str) -> None:
+    fake = yaml.safe_load(deployment_yaml("fake", 2))
+    fake["spec"]["template"]["metadata"]["annotations"] = SCRAPE_ME
+    apply(local_cluster, namespace, fake)
+
+    def running_fake_pods() -> set[str] | None:
+        pods = local_cluster.json("get", "pods", "-n", namespace)["items"]
+        assert isinstance(pods, list)
+        ips = {p["status"].get("podIP") for p in pods if p["status"].get("phase") == "Running"}
+        return ips if len(ips) == 2 and all(ips) else None
+
+    def dropped_fake_pods() -> list[dict[str, Any]] | None:
+        dropped = in_namespace(pod_targets(local_cluster)["dropped"], namespace,
+                               "discoveredLabels")
+        return dropped if len(dropped) == 2 else None
+
+    fake_ips = wait_until(running_fake_pods, 60, "two Running fake pods")
+    # Discovered (so the job does watch pods), and dropped: KWOK's addresses are not here.
+    dropped = wait_until(dropped_fake_pods, 60, "Prometheus to discover the fake pods")
+    assert {t["discoveredLabels"]["__meta_kubernetes_pod_ip"] for t in dropped} == fake_ips
+    targets = pod_targets(local_cluster)
+    assert in_namespace(targets["active"], namespace, "labels") == []
+    real_nodes = {n["metadata"]["name"] for n in local_cluster.json(  # type: ignore[union-attr]
+        "get", "nodes", "-l", f"{REAL_NODE_LABEL}=true")["items"]}
+    real_ips = {p["status"].get("podIP")
+                for p in local_cluster.json("get", "pods", "-A")["items"]  # type: ignore[union-attr]
+                if p["spec"].get("nodeName") in real_nodes}
+    for target in targets["active"]:  # none without a real node
+        ip = urllib.parse.urlsplit(target["scrapeUrl"]).hostname
+        assert ip in real_ips and ipaddress.ip_address(ip) in POD_NETWORK, target
+
+
+@pytest.mark.cluster
+def test_prometheus_scrapes_an_annotated_real_pod_with_its_labels(cluster: Cluster,
+                                                                  real_node: str,
+                                                                  namespace: str) -> None:
+    web = web_pod()
+    web["metadata"]["annotations"] = SCRAPE_ME  # type: ignore[index]
+    apply(cluster, namespace, web)
+    ip = ready_real_pod(cluster, namespace, real_node)
+    found = wait_until(lambda: in_namespace(pod_targets(cluster)["active"], namespace, "labels"),
+                       60, "Prometheus to find the real pod")
+    assert [t["scrapeUrl"] for t in found] == [f"http://{ip}:8080/metrics"]
+    labels = found[0]["labels"]
+    assert (labels["namespace"], labels["pod"], labels["app"]) == (namespace, "web", "web")
 
 
 def leftovers(state: Path) -> dict[str, list[str]]:

@@ -1,15 +1,16 @@
 """The chart's alerts: valid rules (`promtool check rules`) that fire when they should and not
-otherwise (`promtool test rules` on tests/alerts/alerts_test.yaml); promtool comes with
-Debian's prometheus package (scripts/setup installs it)."""
+otherwise (`promtool test rules` on tests/alerts/alerts_test.yaml); promtool is the test
+cluster's, built from its Go module (e2e/build/prometheus)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from built_tools import built
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "charts" / "adaptive-operator" / "files" / "alerts.yaml"
@@ -20,10 +21,7 @@ ALERTS = {"AdaptiveOperatorDown", "AdaptiveOperatorNotLeading", "AdaptiveForecas
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.skip("promtool is not installed (Debian's prometheus package has it)")
-    return found
+    return str(built("prometheus", "promtool"))
 
 
 def test_the_rules_are_valid(promtool: str) -> None:

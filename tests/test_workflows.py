@@ -5,7 +5,6 @@ actionlint is built from its Go module by `e2e/cluster build` (pinned in e2e/bui
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,21 +12,15 @@ from typing import Any
 import pytest
 import yaml
 
+from built_tools import built
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
-CACHE = Path(os.environ.get("ADAPTIVE_CACHE", Path.home() / ".cache" / "adaptive-operator"))
 
 
 @pytest.fixture(scope="module")
 def actionlint() -> Path:
-    built = [p for p in CACHE.glob("bin/actionlint-*/actionlint")
-             if not p.parent.name.endswith(".tmp")]
-    if not built:
-        reason = "actionlint not built yet (`e2e/cluster build` makes it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return max(built, key=lambda p: p.stat().st_mtime)
+    return built("actionlint", "actionlint")
 
 
 def workflow(name: str) -> dict[Any, Any]:

@@ -1,0 +1,143 @@
+"""The test cluster's Prometheus configuration (e2e/cluster_prometheus.py): it loads
+(`promtool check config`), and the pod job's relabel rules, run by the built Prometheus itself
+(`/api/v1/targets/relabel_steps`), keep only annotated Running pods of the real node, with the
+labels the e2e tests and users' queries rely on. KWOK's pods must be dropped: their fake
+addresses are not on this machine."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from built_tools import built
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+import cluster_prometheus  # a script folder (standard library only), not a package
+
+NODE = "real-node"
+
+
+def write_config(tmp: Path, settings: dict[str, object]) -> Path:
+    path = tmp / "prometheus.yml"
+    path.write_text(json.dumps(settings))
+    return path
+
+
+def generated(tmp: Path, port: int) -> dict[str, object]:
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")  # promtool checks that it exists
+    (tmp / "targets").mkdir(exist_ok=True)
+    return cluster_prometheus.config("127.0.0.1", port, tmp / "targets", kubeconfig, NODE)
+
+
+def test_the_generated_configuration_loads(tmp_path: Path) -> None:
+    config = write_config(tmp_path, generated(tmp_path, 9090))
+    result = subprocess.run([str(built("prometheus", "promtool")), "check", "config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = [job["job_name"] for job in json.loads(config.read_text())["scrape_configs"]]
+    assert jobs == ["prometheus", "exporters", "kubernetes-pods"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The built Prometheus with the generated pod job's relabel rules. The pod list is static
+    here (no API server): relabelling does not depend on where the labels came from."""
+    tmp = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    settings = generated(tmp, port)
+    jobs = settings["scrape_configs"]
+    assert isinstance(jobs, list)
+    pods = dict(jobs[-1], static_configs=[{"targets": []}])
+    del pods["kubernetes_sd_configs"]
+    settings["scrape_configs"] = [pods]
+    config = write_config(tmp, settings)
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(built("prometheus", "prometheus")), f"--config.file={config}",
+                             f"--storage.tsdb.path={tmp / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready(url):
+            assert proc.poll() is None and time.monotonic() < deadline, "Prometheus did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def relabelled(url: str, discovered: dict[str, str]) -> dict[str, str] | None:
+    """The target's labels after the pod job's rules, by Prometheus; None if dropped."""
+    query = urllib.parse.urlencode({"scrapePool": "kubernetes-pods",
+                                    "labels": json.dumps(discovered)})
+    with urllib.request.urlopen(f"{url}/api/v1/targets/relabel_steps?{query}",
+                                timeout=10) as response:
+        body: dict[str, Any] = json.load(response)
+    assert body["status"] == "success", body
+    last = body["data"]["steps"][-1]
+    return dict(last["output"]) if last["keep"] else None
+
+
+def pod(node: str = NODE, ip: str = "10.244.0.7", phase: str = "Running",
+        **annotations: str) -> dict[str, str]:
+    """The labels Kubernetes discovery gives a pod's container port 8080."""
+    meta = "__meta_kubernetes_pod_"
+    labels = {"__address__": f"{ip}:8080", "__meta_kubernetes_namespace": "shop",
+              f"{meta}name": "web-7d9f", f"{meta}ip": ip, f"{meta}node_name": node,
+              f"{meta}phase": phase, f"{meta}label_app": "web",
+              f"{meta}label_pod_template_hash": "7d9f",
+              f"{meta}label_namespace": "spoofed"}  # a pod label may not set `namespace`
+    labels.update({f"{meta}annotation_prometheus_io_{key}": value
+                   for key, value in annotations.items()})
+    return labels
+
+
+ASKS = {"scrape": "true", "port": "9102"}
+
+
+def test_an_annotated_running_pod_of_the_real_node_is_scraped_at_its_port(
+        prometheus: str) -> None:
+    assert relabelled(prometheus, pod(**ASKS)) == {
+        "__address__": "10.244.0.7:9102", "namespace": "shop", "pod": "web-7d9f", "app": "web",
+        "pod_template_hash": "7d9f"}
+
+
+@pytest.mark.parametrize("discovered", [
+    pod(node="kwok-node-0", ip="10.0.0.5", **ASKS),  # KWOK: a fake address, never scraped
+    pod(node="real-node-2", **ASKS),  # the node's name is matched whole
+    pod(),  # not annotated
+    pod(scrape="false", port="9102"),
+    pod(scrape="true"),  # no port
+    pod(scrape="true", port="metrics"),
+    pod(phase="Pending", **ASKS),
+    pod(ip="", **ASKS),
+], ids=["kwok-node", "other-node", "unannotated", "scrape-false", "no-port", "named-port",
+        "pending", "no-ip"])
+def test_other_pods_are_dropped(prometheus: str, discovered: dict[str, str]) -> None:
+    assert relabelled(prometheus, discovered) is None
