@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 import cluster_prometheus  # a script folder (standard library only), not a package
 
 NODE = "real-node"
+RULES = cluster_prometheus.pod_job(Path("kubeconfig"), NODE)["relabel_configs"]
 
 
 def write_config(tmp: Path, settings: dict[str, object]) -> Path:
@@ -55,12 +56,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def ready(url: str) -> bool:
+def pool_ready(url: str) -> bool:
+    """The job's scrape pool exists: Prometheus makes it on its first reload (within ~5 s)."""
     try:
-        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
+        relabelled(url, {})
+    except OSError:  # refused while it starts, 400 until the pool exists
         return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not ready(url):
+        while not pool_ready(url):
             assert proc.poll() is None and time.monotonic() < deadline, "Prometheus did not start"
             time.sleep(0.2)
         yield url
@@ -100,8 +102,12 @@ def relabelled(url: str, discovered: dict[str, str]) -> dict[str, str] | None:
                                 timeout=10) as response:
         body: dict[str, Any] = json.load(response)
     assert body["status"] == "success", body
-    last = body["data"]["steps"][-1]
-    return dict(last["output"]) if last["keep"] else None
+    steps = body["data"]["steps"]
+    assert len(steps) == len(RULES)  # the generated job's rules, all of them
+    if not steps[-1]["keep"]:
+        return None
+    # Prometheus removes the discovery's __meta_ labels after relabelling.
+    return {k: v for k, v in steps[-1]["output"].items() if not k.startswith("__meta_")}
 
 
 def pod(node: str = NODE, ip: str = "10.244.0.7", phase: str = "Running",
