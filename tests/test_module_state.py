@@ -22,7 +22,6 @@ KNOWN = {
     # alongside this test: to move into the runtime with the rest).
     "adaptive_operator.adapters.prometheus_access._secrets",
     "adaptive_operator.adapters.prometheus_access._settings",
-    "adaptive_operator.adapters.workers._prometheus",  # landed alongside this test (bounds)
 }
 
 

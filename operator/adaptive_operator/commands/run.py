@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         prometheus_access,
         query_batch,
         telemetry,
+        workers,
     )
     from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
@@ -149,10 +150,12 @@ def run(args: argparse.Namespace) -> int:
     elector = elector_for(args)
     may_act = leader.may_act(elector)
     # Built once: every handler finds it in kopf's memo.
+    pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     memo = kopf.Memo(runtime=runtime.Runtime(
-        shards=ShardCluster(), may_act=may_act,
-        totals=query_batch.QueryBatcher(enabled=args.batch_queries == "true"),
-        warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=args.batch_queries == "true")),
+        shards=ShardCluster(), may_act=may_act, prometheus_pool=pool,
+        read_load=runtime.OperatorLoad(pool),
+        totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
+        warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
         kube.fence_writes(may_act)
@@ -175,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                  standalone=True, identity=kopf_identity(), memo=memo)
     finally:
         stop_renewing.set()
+        pool.shutdown(wait=False)
         if elector is not None and not lost.is_set():
             elector.release()
     return 1 if lost.is_set() else 0

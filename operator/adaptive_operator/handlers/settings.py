@@ -74,8 +74,10 @@ async def fair_thread_pool(memo: kopf.Memo, **_: Any) -> None:
     heartbeat = workers.LoopHeartbeat()
     memo["heartbeat"] = asyncio.create_task(heartbeat.run())  # kept, or it may be collected
     health.watch("eventLoop", lambda: "no beat" if heartbeat.stuck(STUCK_SECONDS) else None)
-    for name, executor in (("workers", pool), ("prometheusWorkers", workers.prometheus_pool())):
-        health.watch(name, functools.partial(_pool_check, executor))
+    pools = {"workers": pool, "prometheusWorkers": runtime.of(memo).prometheus_pool}
+    for name, executor in pools.items():
+        if executor is not None:
+            health.watch(name, functools.partial(_pool_check, executor))
 
 
 def _pool_check(executor: workers.FairExecutor) -> str | None:
