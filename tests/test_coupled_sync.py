@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
@@ -91,7 +92,7 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
     await forecaster.settled()  # its warm-up (backfill, first fit) ends before the next sync
     memory = space.couplings.setdefault(uid, coupled.CouplingMemory())
     return await coupled.coupled_for("ns", "api", memory, spec, forecast, row * PERIOD,
-                                     forecaster, space, space)
+                                     forecaster, space, space, PrometheusAccess())
 
 
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
@@ -134,7 +135,7 @@ async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() ->
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
     memory = coupled.CouplingMemory()
     assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None,
-                                     QueryBatcher(), RangeBatcher()) is None
+                                     QueryBatcher(), RangeBatcher(), PrometheusAccess()) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
     assert coupled_status.status_fields(old, None) == {"coupling": None}
     assert coupled_status.status_fields({}, None) == {}

@@ -18,10 +18,6 @@ KNOWN = {
     "adaptive_operator.adapters.discovery._shared",  # landed alongside this test
     "adaptive_operator.adapters.kube._may_write",
     "adaptive_operator.adapters.kube._shared_client",
-    # The operator-wide Prometheus access and the Secrets' short cache (tenancy, landed
-    # alongside this test: to move into the runtime with the rest).
-    "adaptive_operator.adapters.prometheus_access._secrets",
-    "adaptive_operator.adapters.prometheus_access._settings",
 }
 
 

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     scope = watch_scope(namespaces(args))
-    prometheus_access.configure(prometheus_access.AccessSettings(
+    access = prometheus_access.PrometheusAccess(prometheus_access.AccessSettings(
         url=args.prometheus_url, allowed=allowed_urls(args),
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     # Built once: every handler finds it in kopf's memo.
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     memo = kopf.Memo(runtime=runtime.Runtime(
-        shards=ShardCluster(), may_act=may_act, prometheus_pool=pool,
-        read_load=runtime.OperatorLoad(pool),
+        shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
+        read_load=runtime.OperatorLoad(access, pool),
         totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
         warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))

@@ -14,7 +14,7 @@ from typing import Any
 
 from adaptive_operator.adapters import kube, telemetry
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
-from adaptive_operator.adapters.prometheus_access import source_for
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.coupled_status import Coupled, refused, reported
@@ -70,13 +70,14 @@ async def read_graph(namespace: str, name: str,
     return bodies, edges
 
 
-async def upstream_source(body: Any, metric: str) -> tuple[Target, str] | None:
+async def upstream_source(body: Any, metric: str,
+                          access: PrometheusAccess) -> tuple[Target, str] | None:
     """Where the upstream's metric is read, and its query as sent: through the allowlist, the
     upstream's credentials and the query scope; None when it may not be read."""
     try:
         upstream = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
-        source = await source_for(str((body.get("metadata") or {}).get("namespace", "")),
-                                  upstream)
+        source = await access.source_for(
+            str((body.get("metadata") or {}).get("namespace", "")), upstream)
         return source.endpoint, source.query(upstream_query(body, metric) or "")
     except (MetricError, ValueError):
         return None
@@ -84,11 +85,12 @@ async def upstream_source(body: Any, metric: str) -> tuple[Target, str] | None:
 
 async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, service: str,
                            body: Any, metric: str, now: float,
-                           totals: Totals, ranges: Ranges) -> MetricForecaster:
+                           totals: Totals, ranges: Ranges,
+                           access: PrometheusAccess) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
     forecaster = memory.upstreams.setdefault(service, MetricForecaster())
-    found = await upstream_source(body, metric)
+    found = await upstream_source(body, metric, access)
     if found is None:
         return forecaster  # nothing read: nothing learned
     url, query = found
@@ -106,7 +108,7 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
 async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                       spec: AdaptiveServiceSpec, forecast: ServiceForecast | None, now: float,
                       forecaster: ServiceForecaster | None, totals: Totals,
-                      ranges: Ranges) -> Coupled | None:
+                      ranges: Ranges, access: PrometheusAccess) -> Coupled | None:
     """The coupled forecast's floor and what status says about it; None when not coupled.
     `memory` and `forecaster` are the service's own (its scaling daemon keeps them)."""
     if not spec.coupling or forecast is None:
@@ -123,7 +125,7 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                        "history is not there yet (warming up) or could not be read; coupling "
                        "waits for it")
     try:
-        inputs = await upstream_inputs(memory, spec, bodies, own, now, (totals, ranges))
+        inputs = await upstream_inputs(memory, spec, bodies, own, now, (totals, ranges, access))
     except PrometheusError as err:
         return refused(spec, "UpstreamHistoryUnavailable", f"upstream history: {err}")
     return await advise(memory, spec, own, inputs, forecast)
@@ -138,7 +140,8 @@ def own_history(spec: AdaptiveServiceSpec,
 
 async def upstream_inputs(memory: CouplingMemory, spec: AdaptiveServiceSpec,
                           bodies: dict[str, Any], forecaster: MetricForecaster, now: float,
-                          reads: tuple[Totals, Ranges]) -> list[UpstreamInput]:
+                          reads: tuple[Totals, Ranges, PrometheusAccess],
+                          ) -> list[UpstreamInput]:
     """Each upstream's history aligned on this service's rows, and its published forecast."""
     own = forecaster.history
     assert own is not None

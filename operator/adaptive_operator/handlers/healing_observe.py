@@ -13,7 +13,7 @@ from typing import Any
 from adaptive_operator import logs
 from adaptive_operator.adapters import cached_reads, kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, RangeSeries, Target
-from adaptive_operator.adapters.prometheus_access import health_queries, source_for
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTargetRef
 from adaptive_operator.api.healing import HealingSpec
@@ -60,7 +60,8 @@ def start_watcher(healing: HealingSpec) -> Watcher:
 
 
 async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
-                           watcher: Watcher, now: float, ranges: Ranges) -> None:
+                           watcher: Watcher, now: float, ranges: Ranges,
+                           access: PrometheusAccess) -> None:
     """The history before `now` read by range queries, the rows the syncs appended meanwhile
     kept after it."""
     limit = watcher.history.limit
@@ -68,7 +69,8 @@ async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: H
     end = aligned(now, step)  # on the grid: services starting together share queries
     start = end - step * (limit - 1)
     try:
-        series = await read_history(namespace, spec, healing.metrics, start, end, step, ranges)
+        series = await read_history(namespace, spec, healing.metrics, start, end, step, ranges,
+                                    access)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
         return
@@ -88,11 +90,11 @@ def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
 
 async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
                        start: float, end: float, step: float,
-                       ranges: Ranges) -> dict[str, RangeSeries]:
+                       ranges: Ranges, access: PrometheusAccess) -> dict[str, RangeSeries]:
     """Each health metric's range of rows, by name."""
     names = list(metrics)
-    url, queries = await health_queries(namespace, spec, metrics,
-                                        await pod_names(namespace, spec))
+    url, queries = await access.health_queries(namespace, spec, metrics,
+                                               await pod_names(namespace, spec))
     answers = await asyncio.gather(*(ranges.series(url, queries[name], start, end, step)
                                    for name in names))
     return dict(zip(names, answers, strict=True))
@@ -111,9 +113,9 @@ async def read_row(totals: Totals, url: Target, metrics: dict[str, str],
 
 async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
                           now: float, pods: Sequence[str] | None, totals: Totals,
-                          ) -> tuple[AnomalyVerdict | None, str | None]:
+                          access: PrometheusAccess) -> tuple[AnomalyVerdict | None, str | None]:
     try:
-        url, queries = await health_queries(namespace, spec, watcher.metrics, pods)
+        url, queries = await access.health_queries(namespace, spec, watcher.metrics, pods)
     except MetricError as err:
         return None, f"health metrics: {err.message}"
     row, error = await read_row(totals, url, queries, settings.answer_age(spec))
@@ -121,18 +123,18 @@ async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServic
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
-    await observe_load(namespace, watcher, spec, totals)
+    await observe_load(namespace, watcher, spec, totals, access)
     if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
         return await asyncio.to_thread(score, watcher, now), None
     return score(watcher, now), None  # one row's verdict: a thread would only add a wait
 
 
 async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
-                       totals: Totals) -> None:
+                       totals: Totals, access: PrometheusAccess) -> None:
     """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
     cannot be read is skipped (logged), so saturation is never judged on data not read."""
     try:
-        source = await source_for(namespace, spec)
+        source = await access.source_for(namespace, spec)
         queries = {m.name: m.query for m in source.scaling_spec(spec).metrics}
     except MetricError as err:
         log.warning("load row ignored for saturation", error=err.message)
@@ -183,10 +185,10 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
-                  now: float, totals: Totals) -> Observation:
+                  now: float, totals: Totals, access: PrometheusAccess) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
     replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
-    verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals)
+    verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals, access)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,

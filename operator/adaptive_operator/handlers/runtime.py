@@ -14,9 +14,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adaptive_operator.adapters import prometheus, prometheus_access
+from adaptive_operator.adapters import prometheus
 from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.adapters.workers import FairExecutor
@@ -70,10 +71,11 @@ class OperatorLoad:
     """Per-shard load: a PromQL instant vector from the operator-wide Prometheus (a LoadReader),
     read on `pool`'s threads (None: the loop's default pool)."""
 
+    access: PrometheusAccess = field(default_factory=PrometheusAccess)
     pool: Executor | None = None
 
     async def __call__(self, query: str) -> list[dict[str, Any]]:
-        endpoint = await asyncio.to_thread(prometheus_access.operator_endpoint)
+        endpoint = await asyncio.to_thread(self.access.operator_endpoint)
         return await prometheus.query_vector(endpoint, query, self.pool)
 
 
@@ -93,6 +95,8 @@ class Runtime:
     shards: ShardStore
     settings: OperatorSettings = OperatorSettings()
     clock: Clock = field(default_factory=SystemClock)
+    # Which Prometheus a service may query, its credentials, and how its queries are scoped.
+    prometheus: PrometheusAccess = field(default_factory=PrometheusAccess)
     # May this process act now? Without an election always; with one, only while its lease was
     # renewed within the deadline (a paused leader may have been replaced).
     may_act: Callable[[], bool] = always

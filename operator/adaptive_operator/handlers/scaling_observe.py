@@ -13,8 +13,9 @@ from typing import Any
 
 import kopf
 
-from adaptive_operator.adapters import cached_reads, kube, prometheus_access
+from adaptive_operator.adapters import cached_reads, kube
 from adaptive_operator.adapters.prometheus import MetricError, Target
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.healing.scaler import healing_conditions, healing_floor
 from adaptive_operator.domain.scaling import sync
@@ -85,13 +86,13 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     except kube.TargetError as err:
         return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
                        leading=rt.may_act())
-    readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
+    readings, problem, sent = await read_metrics(namespace, spec, rt.totals, rt.prometheus)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds, sent,
                                   rt.clock.now(), rt.warmups)
     now = rt.clock.now()
     memory.coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast,
                                                 now, memory.forecaster, rt.totals,
-                                                rt.warmups.ranges)
+                                                rt.warmups.ranges, rt.prometheus)
     return replace(
         found, current=scale.replicas, ready=pods.ready, unready=pods.unready,
         readings=readings, metric_problem=problem, forecast=forecast, coupled=memory.coupled,
@@ -116,12 +117,12 @@ async def read_target(namespace: str, spec: AdaptiveServiceSpec,
     return scale, await cached_reads.count_pods(namespace, scale)
 
 
-async def read_metrics(namespace: str, spec: AdaptiveServiceSpec,
-                       totals: runtime.Totals) -> Readings:
+async def read_metrics(namespace: str, spec: AdaptiveServiceSpec, totals: runtime.Totals,
+                       access: PrometheusAccess) -> Readings:
     """Each metric's value (None, with the reason, when it could not be read), the first
     problem, and where the queries went."""
     try:
-        source = await prometheus_access.source_for(namespace, spec)
+        source = await access.source_for(namespace, spec)
         sent = source.scaling_spec(spec)
     except MetricError as err:  # not allowed, no credentials, a query that cannot be sent
         return tuple(MetricReading(m.name, None, m.target_per_replica, err.message)

@@ -18,7 +18,7 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from adaptive_operator.adapters import prometheus_access, telemetry, workers
+from adaptive_operator.adapters import telemetry, workers
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
@@ -117,7 +117,7 @@ async def _maybe_rebalance(rt: Runtime, name: str, namespace: str, spec: ShardSe
     if previous is None or spec.rebalance is None:
         return
     try:
-        query = prometheus_access.operator_query(namespace, name, spec.rebalance.load_query)
+        query = rt.prometheus.operator_query(namespace, name, spec.rebalance.load_query)
         loads = shard_loads(await rt.read_load(query), spec.shards)
     except (MetricError, ValueError) as err:  # load not read, or not per shard: move nothing
         kopf.warn(body, reason="LoadQueryFailed", message=str(err))
