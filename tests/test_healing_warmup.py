@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 from adaptive_operator.adapters.prometheus import PrometheusError, RangeSeries
-from adaptive_operator.adapters.prometheus_access import PrometheusAccess
-from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.handlers import healing_observe
+from adaptive_operator.handlers.runtime import Runtime
+
+from fakes import NoShards
 
 
 def spec() -> AdaptiveServiceSpec:
@@ -31,7 +32,7 @@ async def test_rows_appended_while_the_history_backfills_follow_it(
 
     async def history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
                       start: float, end: float, step: float,
-                      ranges: Any, access: Any) -> dict[str, RangeSeries]:
+                      rt: Any) -> dict[str, RangeSeries]:
         # A sync appends its row while the range queries are out.
         watcher.history.append({name: 99.0 for name in names})
         return {name: RangeSeries(start, step, [float(k) for k in range(5)], {})
@@ -39,7 +40,7 @@ async def test_rows_appended_while_the_history_backfills_follow_it(
 
     monkeypatch.setattr(healing_observe, "read_history", history)
     await healing_observe.backfill_watcher("ns", service, healing, watcher, 1000.0,
-                                           RangeBatcher(), PrometheusAccess())
+                                           Runtime(shards=NoShards()))
     assert {name: values[-6:] for name, values in watcher.history.rows.items()} == {
         name: [0.0, 1.0, 2.0, 3.0, 4.0, 99.0] for name in names}
 
@@ -56,5 +57,5 @@ async def test_a_failed_backfill_keeps_the_rows_the_syncs_appended(
 
     monkeypatch.setattr(healing_observe, "read_history", failing)
     await healing_observe.backfill_watcher("ns", service, healing, watcher, 1000.0,
-                                           RangeBatcher(), PrometheusAccess())
+                                           Runtime(shards=NoShards()))
     assert len(watcher.history) == 1

@@ -13,8 +13,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 # Left to move into the runtime (issue 16); remove a line when its singleton goes.
 KNOWN = {
-    "adaptive_operator.adapters.cached_reads._expected",
-    "adaptive_operator.adapters.cluster_cache._cache",
     "adaptive_operator.adapters.discovery._shared",  # landed alongside this test
     "adaptive_operator.adapters.kube._may_write",
     "adaptive_operator.adapters.kube._shared_client",

@@ -16,7 +16,6 @@ import pytest
 
 from adaptive_operator import logs
 from adaptive_operator.adapters import (
-    cluster_cache,
     health,
     kube,
     leader,
@@ -73,8 +72,7 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(health.STATE, "role", "starting")
     monkeypatch.setattr(health, "serve", serve_and_ask)
     monkeypatch.setattr(kopf, "run", lambda **_: found.ask())
-    for module, name in [(logs, "configure"), (cluster_cache, "configure"),
-                         (kube, "load_config"), (kube, "fence_writes")]:
+    for module, name in [(logs, "configure"), (kube, "load_config"), (kube, "fence_writes")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     yield found

@@ -14,7 +14,7 @@ import kopf
 import pytest
 
 from adaptive_operator import logs
-from adaptive_operator.adapters import cluster_cache, health, kube, leader
+from adaptive_operator.adapters import health, kube, leader
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.prometheus_ref import PrometheusRef
@@ -60,8 +60,8 @@ class Seen:
 def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     found = Seen()
     monkeypatch.setattr(kopf, "run", found)
-    for module, name in [(logs, "configure"), (cluster_cache, "configure"), (health, "serve"),
-                         (kube, "load_config"), (kube, "fence_writes")]:
+    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config"),
+                         (kube, "fence_writes")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     return found

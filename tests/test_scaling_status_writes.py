@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 import pytest
 
+from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
@@ -30,7 +31,8 @@ async def one_sync(memory: scaling_observe.Memory, body: kopf.Body, replicas: in
     snapshot = sync.Snapshot(memory.shown(body), 1, True, current=replicas, ready=replicas,
                              readings=readings)
     planned = sync.plan(spec(), snapshot, memory.kept, now)
-    await scaling_apply.apply("ns", "web", body, spec(), snapshot, planned, memory)
+    await scaling_apply.apply("ns", "web", body, spec(), snapshot, planned, memory,
+                              CachedReads())
 
 
 async def test_a_status_already_written_is_not_written_again_from_a_stale_body(

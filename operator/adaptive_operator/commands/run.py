@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         telemetry,
         workers,
     )
+    from adaptive_operator.adapters.cached_reads import CachedReads
     from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
     from adaptive_operator.domain.common.namespaces import watch_scope
@@ -141,7 +142,6 @@ def run(args: argparse.Namespace) -> int:
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
         scope=args.query_scope))
-    cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
     health.serve(args.health_port)
     if args.metrics_port:
@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
+        reads=CachedReads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true")),
         read_load=runtime.OperatorLoad(access, pool),
         totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
         warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),

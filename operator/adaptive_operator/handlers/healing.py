@@ -91,8 +91,7 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                     warming.cancel()
                 watcher = memo.healing = start_watcher(healing)
                 warming = rt.warmups.start(functools.partial(
-                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now(),
-                    rt.warmups.ranges, rt.prometheus))
+                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now(), rt))
             started = rt.clock.monotonic()
             await guarded_heal(namespace, name, body, spec, watcher, rt)
             # Syncs start every period (the detector's history is one row per period): waiting
@@ -123,7 +122,7 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     if not rt.may_act():  # a paused leader may have been replaced: act never
         watcher.status = None
         return
-    observation = await observe(namespace, spec, watcher, now, rt.totals, rt.prometheus)
+    observation = await observe(namespace, spec, watcher, now, rt)
     if observation.verdict is not None:
         telemetry.ANOMALY_SCORE.labels(namespace, name).set(observation.verdict.score)
     planned = await plan(namespace, name, body, spec, observation, now)

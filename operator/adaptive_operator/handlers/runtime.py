@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adaptive_operator.adapters import prometheus
+from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
@@ -102,6 +103,8 @@ class Runtime:
     may_act: Callable[[], bool] = always
     read_load: LoadReader = field(default_factory=OperatorLoad)
     totals: Totals = field(default_factory=QueryBatcher)
+    # The targets' scale and pods, from the watch caches when they can answer.
+    reads: CachedReads = field(default_factory=CachedReads)
     hpas: HpaLists = field(default_factory=HpaLists)  # listed when the watch cache cannot say
     # History backfills and first fits, in the background and one at a time.
     warmups: WarmUps = field(default_factory=WarmUps)

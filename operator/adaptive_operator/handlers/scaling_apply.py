@@ -12,7 +12,8 @@ from dataclasses import replace
 import kopf
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, telemetry
+from adaptive_operator.adapters import kube, telemetry
+from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.scaling import sync
@@ -26,13 +27,14 @@ log = logs.get(__name__)
 
 
 async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                snapshot: sync.Snapshot, planned: sync.Plan, memory: Memory) -> None:
+                snapshot: sync.Snapshot, planned: sync.Plan, memory: Memory,
+                reads: CachedReads) -> None:
     memory.kept = planned.memory
     post(body, planned.events)
     report_decision(namespace, name, spec.mode, planned.outcome, snapshot.current)
     status = planned.status
     if planned.scale is not None and not await scale(namespace, name, body, spec,
-                                                     planned.scale, memory):
+                                                     planned.scale, memory, reads):
         status = planned.scale.refused
     report_problem(namespace, name, planned.problem)
     report_forecasts(namespace, name, body, spec, snapshot, planned.coupling_event)
@@ -47,15 +49,15 @@ def post(body: kopf.Body, events: tuple[Event, ...]) -> None:
 
 
 async def scale(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                write: sync.ScaleWrite, memory: Memory) -> bool:
+                write: sync.ScaleWrite, memory: Memory, reads: CachedReads) -> bool:
     """Record the write, make it, then say so; False when the target refused it."""
     ref = spec.scale_target_ref
     await memory.patch_status(namespace, name, body,
                               {"scaleWrites": sync.writes_status(write.pending)})
     memory.kept = replace(memory.kept, record=write.pending)
     try:
-        await cached_reads.write_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,
-                                                                 ref.name), write.replicas)
+        await reads.write_scale(namespace, kube.TargetRef(ref.api_version, ref.kind, ref.name),
+                                write.replicas)
     except kube.TargetError as err:
         memory.kept = replace(memory.kept, record=write.refused.memory.record)
         post(body, (Event("Warning", err.reason, err.message),))

@@ -13,7 +13,8 @@ from typing import Any
 
 import kopf
 
-from adaptive_operator.adapters import cached_reads, kube
+from adaptive_operator.adapters import kube
+from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.adapters.prometheus import MetricError, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
@@ -82,7 +83,7 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     found = sync.Snapshot(status, body.meta.get("generation"), True,
                           healing_conditions=tuple(healing_conditions(spec, status)))
     try:
-        scale, pods = await read_target(namespace, spec, rt.hpas)
+        scale, pods = await read_target(namespace, spec, rt.reads, rt.hpas)
     except kube.TargetError as err:
         return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
                        leading=rt.may_act())
@@ -100,21 +101,21 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
         healing_floor=healing_floor(spec, body.get("metadata", {}).get("annotations") or {}, now))
 
 
-async def read_target(namespace: str, spec: AdaptiveServiceSpec,
+async def read_target(namespace: str, spec: AdaptiveServiceSpec, reads: CachedReads,
                       hpas: kube.HpaLists) -> tuple[kube.Scale, kube.PodCounts]:
     """The target's /scale and its pods (without a selector: its ready replicas, no start-up
     times); kube.TargetError when it cannot be scaled, or another autoscaler scales it."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await cached_reads.conflicting_hpa(namespace, target, hpas, settings.answer_age(spec))
+    hpa = await reads.conflicting_hpa(namespace, target, hpas, settings.answer_age(spec))
     if hpa is not None:
         raise kube.TargetError("ConflictingAutoscaler",
                                f"HorizontalPodAutoscaler {hpa} already scales {ref.kind} "
                                f"{ref.name}; this service does nothing")
-    scale = await cached_reads.read_scale(namespace, target)
+    scale = await reads.read_scale(namespace, target)
     if not scale.selector:
         return scale, kube.PodCounts(scale.status_replicas, 0, ())
-    return scale, await cached_reads.count_pods(namespace, scale)
+    return scale, await reads.count_pods(namespace, scale)
 
 
 async def read_metrics(namespace: str, spec: AdaptiveServiceSpec, totals: runtime.Totals,
