@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from adaptive_operator.adapters.discovery import Resource
 from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.handlers.runtime import Runtime
 
@@ -46,3 +47,8 @@ class Ranges:
 
 def memo_of(runtime: Runtime) -> kopf.Memo:
     return kopf.Memo(runtime=runtime)
+
+
+def unresolved(api_version: str, kind: str) -> Resource:
+    """API discovery for code that must not ask it: any call is a bug."""
+    raise AssertionError(f"unexpected discovery of {kind} ({api_version})")

@@ -77,7 +77,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The API server, as the direct reads see it; records what was asked."""
     asked: list[str] = []
 
-    async def read_scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
+    async def read_scale(namespace: str, target: kube.TargetRef, resolve: Any) -> kube.Scale:
         asked.append(f"scale {target.name}")
         return kube.Scale(4, 4, "app=web")
 
@@ -174,7 +174,8 @@ async def test_our_own_write_is_read_from_the_api_server_until_the_cache_has_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[int] = []
 
-    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
+    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int,
+                          resolve: Any) -> None:
         written.append(replicas)
 
     monkeypatch.setattr(kube, "write_scale", write_scale)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from adaptive_operator.adapters import kube, workload
+from adaptive_operator.adapters import discovery, kube, workload
 from adaptive_operator.adapters.cluster_cache import ClusterCache
 from adaptive_operator.domain.common.label_selector import to_text
 
@@ -69,8 +69,11 @@ class CachedReads:
     (`run` builds one over its ClusterCache)."""
 
     def __init__(self, cache: ClusterCache | None = None,
+                 resolve: discovery.Resolve | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cache = cache if cache is not None else ClusterCache()
+        # The targets' resources (plural, /scale) by API discovery.
+        self.resolve = resolve or discovery.Discovery(discovery.fetch_listing).resolve
         self._clock = clock
         # Our own replica writes not yet seen in the cache (client-go's "expectations"): until
         # the watch brings them, the scale is read from the API server, so a cache a moment
@@ -95,10 +98,10 @@ class CachedReads:
             found = self.cache.deployment(namespace, target.name)
             if found is not None and self._as_expected(namespace, found, self._clock()):
                 return scale_of(found)
-        return await kube.read_scale(namespace, target)
+        return await kube.read_scale(namespace, target, self.resolve)
 
     async def write_scale(self, namespace: str, target: kube.TargetRef, replicas: int) -> None:
-        await kube.write_scale(namespace, target, replicas)
+        await kube.write_scale(namespace, target, replicas, self.resolve)
         if self.cache.enabled:
             self._expected[(namespace, target.name)] = (replicas, self._clock())
 

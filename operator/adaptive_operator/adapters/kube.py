@@ -132,10 +132,10 @@ def _describe(err: ApiException) -> str:
     return f"{err.status} {err.reason}"
 
 
-def _resource(target: TargetRef) -> discovery.Resource:
+def _resource(target: TargetRef, resolve: discovery.Resolve) -> discovery.Resource:
     """The target's resource by API discovery; a kind without /scale cannot be scaled."""
     try:
-        resource = discovery.resolve(target.api_version, target.kind)
+        resource = resolve(target.api_version, target.kind)
     except discovery.DiscoveryError as err:
         raise TargetError(err.reason, err.message) from err
     if not resource.scalable:
@@ -161,8 +161,8 @@ def request(path: str, method: str, body: Any = None) -> Any:
     return json.loads(text) if text else None
 
 
-def _read_scale(namespace: str, target: TargetRef) -> Scale:
-    resource = _resource(target)
+def _read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -> Scale:
+    resource = _resource(target, resolve)
     try:
         API_REQUESTS.labels("get", "scale").inc()
         body: Any = request(resource.path(namespace, target.name, "scale"), "GET")
@@ -177,12 +177,13 @@ def _read_scale(namespace: str, target: TargetRef) -> Scale:
                  str(status.get("selector", "")))
 
 
-async def read_scale(namespace: str, target: TargetRef) -> Scale:
-    return await asyncio.to_thread(_read_scale, namespace, target)
+async def read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -> Scale:
+    return await asyncio.to_thread(_read_scale, namespace, target, resolve)
 
 
-def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
-    resource = _resource(target)
+def _write_scale(namespace: str, target: TargetRef, replicas: int,
+                 resolve: discovery.Resolve) -> None:
+    resource = _resource(target, resolve)
     try:
         API_REQUESTS.labels("patch", "scale").inc()
         request(resource.path(namespace, target.name, "scale"), "PATCH",
@@ -192,8 +193,9 @@ def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
                                                f"{_describe(err)}") from err
 
 
-async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
-    await asyncio.to_thread(_write_scale, namespace, target, replicas)
+async def write_scale(namespace: str, target: TargetRef, replicas: int,
+                      resolve: discovery.Resolve) -> None:
+    await asyncio.to_thread(_write_scale, namespace, target, replicas, resolve)
 
 
 HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator import logs
     from adaptive_operator.adapters import (
         cluster_cache,
+        discovery,
         health,
         kube,
         leader,
@@ -153,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
-        reads=CachedReads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true")),
+        reads=CachedReads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
+                          discovery.Discovery(discovery.fetch_listing).resolve),
         read_load=runtime.OperatorLoad(access, pool),
         totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
         warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from adaptive_operator import failpoints, logs
 from adaptive_operator.adapters import kube, telemetry, workers, workload
+from adaptive_operator.adapters.discovery import Resolve
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
@@ -133,7 +134,8 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
              reason=decided.reason, message=decided.message, dry_run=decided.dry_run,
              score=observation.verdict.score if observation.verdict else None)
     telemetry.HEALING_DECISIONS.labels(namespace, name, decided.reason).inc()
-    ledger, carried = await apply(namespace, name, body, spec, decided, ledger)
+    ledger, carried = await apply(namespace, name, body, spec, decided, ledger,
+                                  rt.reads.resolve)
     report(body, watcher, decided)
     ownership = None if carried.not_owned is None else not_owned_condition(
         carried.not_owned, spec.scale_target_ref.kind, spec.scale_target_ref.name)
@@ -164,14 +166,14 @@ def annotations_of(body: Any) -> dict[str, str]:
 
 
 async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                decided: HealingPlan, ledger: list[LedgerEntry]) -> tuple[list[LedgerEntry],
-                                                                         Carried]:
+                decided: HealingPlan, ledger: list[LedgerEntry],
+                resolve: Resolve) -> tuple[list[LedgerEntry], Carried]:
     """The ledger written first, then the action; a budget's refusal recorded as Blocked."""
     ledger = await record(namespace, name, body, decided, ledger)
     carried = Carried()
     if decided.acts and decided.intent is not None:
         failpoints.hit("healing.after_record")
-        carried = await carry_out(namespace, body, spec, decided, decided.intent)
+        carried = await carry_out(namespace, body, spec, decided, decided.intent, resolve)
         if carried.blocked:
             ledger = with_entry(ledger, replace(decided.intent, outcome=Outcome.BLOCKED))
             await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))

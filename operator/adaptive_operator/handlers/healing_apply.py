@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import kopf
 
 from adaptive_operator.adapters import kube, telemetry, workload
+from adaptive_operator.adapters.discovery import Resolve
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.common.events import Event
@@ -61,15 +62,15 @@ class Carried:
 
 
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    plan: HealingPlan, intent: LedgerEntry) -> Carried:
-    """Carry out the intent, and say what became of it."""
+                    plan: HealingPlan, intent: LedgerEntry, resolve: Resolve) -> Carried:
+    """Carry out the intent, and say what became of it (`resolve`: the API's discovery)."""
     carried = Carried()
     try:
         if intent.action is Action.EVICT_PODS:
-            problem, blocked, not_owned = await _evict(namespace, spec, intent)
+            problem, blocked, not_owned = await _evict(namespace, spec, intent, resolve)
             carried = Carried(blocked, not_owned)
         else:
-            problem = await _perform(namespace, spec, intent)
+            problem = await _perform(namespace, spec, intent, resolve)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
     post(body, [action_event(plan, intent, spec.scale_target_ref.name, problem,
@@ -77,8 +78,8 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
     return carried
 
 
-async def _evict(namespace: str, spec: AdaptiveServiceSpec,
-                 intent: LedgerEntry) -> tuple[str | None, bool, tuple[str, ...]]:
+async def _evict(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
+                 resolve: Resolve) -> tuple[str | None, bool, tuple[str, ...]]:
     """What the evictions ran into, whether PodDisruptionBudgets refused every one, and the
     pods left alone as not the target's."""
     ref = spec.scale_target_ref
@@ -89,20 +90,22 @@ async def _evict(namespace: str, spec: AdaptiveServiceSpec,
         refusals = await workload.evict(namespace, intent.pods, (ref.kind, ref.name), uids)
     else:  # any other kind: its ownerReferences chain must lead to the target
         refusals = await workload.evict_owned(namespace, intent.pods,
-                                              (ref.api_version, ref.kind, ref.name), uids)
+                                              (ref.api_version, ref.kind, ref.name), uids,
+                                              resolve)
     problem = "; ".join(r.message for r in refusals) or None
     blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
     return problem, blocked, tuple(r.not_owned for r in refusals if r.not_owned)
 
 
-async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
+async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
+                   resolve: Resolve) -> str | None:
     ref = spec.scale_target_ref
     if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
         return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
     if intent.action is Action.ROLL_BACK:
         return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0)
     if intent.action is Action.ROLLOUT_RESTART:
-        await _restart(namespace, spec, timestamp(intent.at))
+        await _restart(namespace, spec, timestamp(intent.at), resolve)
     elif intent.action is Action.SCALE_OUT:
         return _scale_out_problem(spec)
     return None
@@ -116,13 +119,15 @@ def _scale_out_problem(spec: AdaptiveServiceSpec) -> str | None:
     return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
 
 
-async def _restart(namespace: str, spec: AdaptiveServiceSpec, at: str) -> None:
+async def _restart(namespace: str, spec: AdaptiveServiceSpec, at: str,
+                   resolve: Resolve) -> None:
     """`kubectl rollout restart`: a Deployment's own way, any other kind's pod template."""
     ref = spec.scale_target_ref
     if ref.kind == "Deployment":
         await workload.restart(namespace, ref.name, at)
     else:
-        await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name, at)
+        await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name, at,
+                                        resolve)
 
 
 async def _roll_back(namespace: str, kind: str, name: str, revision: int) -> str | None:
