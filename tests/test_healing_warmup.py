@@ -10,6 +10,7 @@ from adaptive_operator.adapters.prometheus import PrometheusError, RangeSeries
 from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.healing.watch import backfilled
 from adaptive_operator.handlers import healing_observe
 
 
@@ -57,3 +58,11 @@ async def test_a_failed_backfill_keeps_the_rows_the_syncs_appended(
     await healing_observe.backfill_watcher("ns", service, healing, watcher, 1000.0,
                                            RangeBatcher())
     assert len(watcher.history) == 1
+
+
+def test_backfilled_keeps_the_live_rows_after_the_backfill() -> None:
+    healing = spec().healing or HealingSpec()
+    watcher = healing_observe.start_watcher(healing)
+    watcher.history.append({"errorRatio": 7.0})
+    backfilled(watcher, {"errorRatio": [1.0, None, 2.0]})
+    assert watcher.history.rows == {"errorRatio": [1.0, 2.0, 7.0]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -72,36 +72,58 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                             stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
     rt = runtime.of(memo)
-    # The watcher lives in the object's own memo, so kopf drops it with the object.
-    watcher: Watcher | None = None
-    memo.healing = None
-    kept: specs.Parsed | None = None
-    warming: asyncio.Task[None] | None = None  # the history's backfill, in the background
+    # In the object's own memo, so kopf drops it with the object.
+    watching = memo.healing = Watching()
     try:
         while not stopped:
-            try:
-                spec, kept = specs.validated(body, kept)
-            except ValidationError:
-                await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
-                continue
-            healing = spec.healing or HealingSpec()
-            if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
-                                                                       healing.roles_by_name()):
-                if warming is not None:
-                    warming.cancel()
-                watcher = memo.healing = start_watcher(healing)
-                warming = rt.warmups.start(functools.partial(
-                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now(),
-                    rt.warmups.ranges))
-            started = rt.clock.monotonic()
-            await guarded_heal(namespace, name, body, spec, watcher, rt)
-            # Syncs start every period (the detector's history is one row per period): waiting
-            # a whole period after a sync made the period the sync's time longer.
-            elapsed = rt.clock.monotonic() - started
-            await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
+            await heal_period(namespace, name, body, stopped, watching, rt)
     finally:
-        if warming is not None:
-            warming.cancel()
+        watching.stop()
+
+
+@dataclass
+class Watching:
+    """One service's healing memory: its watcher, the spec validated at a generation, and the
+    history's backfill running in the background."""
+
+    watcher: Watcher | None = None
+    kept: specs.Parsed | None = None
+    warming: asyncio.Task[None] | None = None
+
+    def watch(self, namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
+              rt: runtime.Runtime) -> Watcher:
+        """The watcher of these metrics: a new one, backfilled in the background, when they
+        changed."""
+        if self.watcher is not None and (self.watcher.metrics, self.watcher.roles) == (
+                healing.metrics, healing.roles_by_name()):
+            return self.watcher
+        self.stop()
+        self.watcher = start_watcher(healing)
+        self.warming = rt.warmups.start(functools.partial(
+            backfill_watcher, namespace, spec, healing, self.watcher, rt.clock.now(),
+            rt.warmups.ranges))
+        return self.watcher
+
+    def stop(self) -> None:
+        if self.warming is not None:
+            self.warming.cancel()
+
+
+async def heal_period(namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped,
+                      watching: Watching, rt: runtime.Runtime) -> None:
+    """One sync, then the wait until the next period starts."""
+    try:
+        spec, watching.kept = specs.validated(body, watching.kept)
+    except ValidationError:
+        await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
+        return
+    watcher = watching.watch(namespace, spec, spec.healing or HealingSpec(), rt)
+    started = rt.clock.monotonic()
+    await guarded_heal(namespace, name, body, spec, watcher, rt)
+    # Syncs start every period (the detector's history is one row per period): waiting a whole
+    # period after a sync made the period the sync's time longer.
+    elapsed = rt.clock.monotonic() - started
+    await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,

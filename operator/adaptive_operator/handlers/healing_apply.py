@@ -19,6 +19,7 @@ from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template, with_entry
 from adaptive_operator.domain.healing.ladder import Action, HealingPlan, LedgerEntry
+from adaptive_operator.domain.healing.ownership import Evicted, evicted, eviction_uids
 from adaptive_operator.domain.healing.plan import (
     LEDGER,
     action_event,
@@ -66,8 +67,8 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
     carried = Carried()
     try:
         if intent.action is Action.EVICT_PODS:
-            problem, blocked, not_owned = await _evict(namespace, spec, intent)
-            carried = Carried(blocked, not_owned)
+            done = await _evict(namespace, spec, intent)
+            problem, carried = done.problem, Carried(done.blocked, done.not_owned)
         else:
             problem = await _perform(namespace, spec, intent)
     except (workload.WorkloadError, kube.TargetError) as err:
@@ -77,22 +78,15 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
     return carried
 
 
-async def _evict(namespace: str, spec: AdaptiveServiceSpec,
-                 intent: LedgerEntry) -> tuple[str | None, bool, tuple[str, ...]]:
-    """What the evictions ran into, whether PodDisruptionBudgets refused every one, and the
-    pods left alone as not the target's."""
+async def _evict(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> Evicted:
     ref = spec.scale_target_ref
-    # The UIDs decided on, by name (ledgers written before they were recorded have none).
-    uids = (dict(zip(intent.pods, intent.pod_uids, strict=True))
-            if len(intent.pod_uids) == len(intent.pods) else {})
+    uids = eviction_uids(intent.pods, intent.pod_uids)
     if ref.kind in workload.OWNING_KINDS:
         refusals = await workload.evict(namespace, intent.pods, (ref.kind, ref.name), uids)
     else:  # any other kind: its ownerReferences chain must lead to the target
         refusals = await workload.evict_owned(namespace, intent.pods,
                                               (ref.api_version, ref.kind, ref.name), uids)
-    problem = "; ".join(r.message for r in refusals) or None
-    blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
-    return problem, blocked, tuple(r.not_owned for r in refusals if r.not_owned)
+    return evicted(intent.pods, refusals)
 
 
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:

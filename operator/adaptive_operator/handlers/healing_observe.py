@@ -26,6 +26,7 @@ from adaptive_operator.domain.healing.ladder import (
 )
 from adaptive_operator.domain.healing.watch import (
     Watcher,
+    backfilled,
     new_watcher,
     refit_due,
     saturation,
@@ -63,23 +64,23 @@ async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: H
                            watcher: Watcher, now: float, ranges: Ranges) -> None:
     """The history before `now` read by range queries, the rows the syncs appended meanwhile
     kept after it."""
-    limit = watcher.history.limit
     step = float(spec.sync_period_seconds)
     end = aligned(now, step)  # on the grid: services starting together share queries
-    start = end - step * (limit - 1)
+    start = end - step * (watcher.history.limit - 1)
     try:
         series = await read_history(namespace, spec, healing.metrics, start, end, step, ranges)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
         return
+    _log_ignored(series)
+    backfilled(watcher, {name: found.values for name, found in series.items()})
+    log.info("healing history backfilled", rows=len(watcher.history))
+
+
+def _log_ignored(series: dict[str, RangeSeries]) -> None:
     ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
     if ignored:
         log.warning("healing history samples ignored", ignored=ignored)
-    live = watcher.history.rows
-    watcher.history.backfill({name: found.values for name, found in series.items()})
-    for index in range(min((len(values) for values in live.values()), default=0)):
-        watcher.history.append({name: values[index] for name, values in live.items()})
-    log.info("healing history backfilled", rows=len(watcher.history))
 
 
 def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
