@@ -18,6 +18,14 @@ from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
+from adaptive_operator.handlers.ports import (
+    ClusterStatus,
+    ClusterWorkloads,
+    EventPoster,
+    KopfEvents,
+    StatusWriter,
+    Workloads,
+)
 from adaptive_operator.handlers.warmup import WarmUps
 
 
@@ -93,6 +101,10 @@ class Runtime:
     hpas: HpaLists = field(default_factory=HpaLists)  # listed when the watch cache cannot say
     # History backfills and first fits, in the background and one at a time.
     warmups: WarmUps = field(default_factory=WarmUps)
+    # The AdaptiveServices' targets and pods, their status and their Events.
+    workloads: Workloads = field(default_factory=ClusterWorkloads)
+    status: StatusWriter = field(default_factory=ClusterStatus)
+    events: EventPoster = field(default_factory=KopfEvents)
 
 
 def of(memo: Any) -> Runtime:
