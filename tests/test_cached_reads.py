@@ -131,7 +131,7 @@ async def test_the_conflict_check_reads_the_cached_autoscalers(
 
 async def test_a_deployments_pods_and_own_replica_sets_come_from_the_cache(
         reads: CachedReads, stores: dict[str, Store], api: list[str]) -> None:
-    pods, sets = await reads.pods_and_replica_sets("prod", "web")
+    pods, sets = await reads.deployment_pods("prod", "web")
     names = sorted(pod["metadata"]["name"] for pod in pods)
     assert names == sorted(pod["metadata"]["name"] for pod in PODS)  # not the stray pod
     assert sets == [OWN]
@@ -145,7 +145,7 @@ async def test_a_broken_watch_sends_every_read_to_the_api_server(
     scale = await reads.read_scale("prod", WEB)
     counts = await reads.count_pods("prod", scale)
     await reads.conflicting_hpa("prod", WEB, hpas)
-    await reads.pods_and_replica_sets("prod", "web")
+    await reads.deployment_pods("prod", "web")
     assert api == ["scale web", "pods app=web", "hpas prod", "workload web"]
     assert counts.ready == 1
 
@@ -154,9 +154,9 @@ async def test_what_the_cache_has_not_seen_is_read(
         reads: CachedReads, stores: dict[str, Store], api: list[str]) -> None:
     await reads.read_scale("prod", kube.TargetRef("apps/v1", "Deployment", "new"))
     await reads.read_scale("prod", kube.TargetRef("apps/v1", "StatefulSet", "db"))
-    await reads.pods_and_replica_sets("prod", "new")
+    await reads.deployment_pods("prod", "new")
     stores["replicasets"].broken()
-    await reads.pods_and_replica_sets("prod", "web")
+    await reads.deployment_pods("prod", "web")
     assert api == ["scale new", "scale db", "workload new", "workload web"]
 
 

@@ -138,8 +138,8 @@ class CachedReads:
         owned = workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
         return workload.owned_pods(pods, owned), owned
 
-    async def pods_and_replica_sets(self, namespace: str,
-                                    name: str) -> tuple[list[Object], list[Object]]:
+    async def deployment_pods(self, namespace: str,
+                              name: str) -> tuple[list[Object], list[Object]]:
         """A Deployment's pods and its own ReplicaSets (cached when the caches can answer)."""
         found = self._cached_workload(namespace, name)
         if found is not None:

@@ -123,7 +123,6 @@ def run(args: argparse.Namespace) -> int:
         telemetry,
         workers,
     )
-    from adaptive_operator.adapters.cached_reads import CachedReads
     from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
     from adaptive_operator.domain.common.namespaces import watch_scope
@@ -135,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         shard_set,
         warmup,
     )
+    from adaptive_operator.handlers.ports import ClusterWorkloads
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     scope = watch_scope(namespaces(args))
@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
-        reads=CachedReads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
-                          discovery.Discovery(discovery.fetch_listing).resolve),
+        workloads=ClusterWorkloads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
+                                   discovery.Discovery(discovery.fetch_listing).resolve),
         read_load=runtime.OperatorLoad(access, pool),
         totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
         warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),

@@ -15,13 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adaptive_operator.adapters import prometheus
-from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.adapters.workers import FairExecutor
+from adaptive_operator.handlers.ports import (
+    ClusterStatus,
+    ClusterWorkloads,
+    EventPoster,
+    KopfEvents,
+    StatusWriter,
+    Workloads,
+)
 from adaptive_operator.handlers.warmup import WarmUps
 
 
@@ -103,13 +110,15 @@ class Runtime:
     may_act: Callable[[], bool] = always
     read_load: LoadReader = field(default_factory=OperatorLoad)
     totals: Totals = field(default_factory=QueryBatcher)
-    # The targets' scale and pods, from the watch caches when they can answer.
-    reads: CachedReads = field(default_factory=CachedReads)
     hpas: HpaLists = field(default_factory=HpaLists)  # listed when the watch cache cannot say
     # History backfills and first fits, in the background and one at a time.
     warmups: WarmUps = field(default_factory=WarmUps)
     # Prometheus's own threads, which the readers above were given (watched by /healthz).
     prometheus_pool: FairExecutor | None = None
+    # The AdaptiveServices' targets and pods, their status and their Events.
+    workloads: Workloads = field(default_factory=ClusterWorkloads)
+    status: StatusWriter = field(default_factory=ClusterStatus)
+    events: EventPoster = field(default_factory=KopfEvents)
 
 
 def of(memo: Any) -> Runtime:

@@ -14,7 +14,6 @@ from typing import Any
 import kopf
 
 from adaptive_operator.adapters import kube
-from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.adapters.prometheus import MetricError, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
@@ -27,6 +26,7 @@ from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.domain.scaling.status import Problem
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecasts, runtime, settings, specs
+from adaptive_operator.handlers.ports import StatusWriter
 from adaptive_operator.handlers.warmup import WarmUps
 
 Sent = tuple[Target, AdaptiveServiceSpec]  # the endpoint, and the spec with its queries as sent
@@ -58,10 +58,10 @@ class Memory:
         return dict(body.get("status", {}) or {})
 
     async def patch_status(self, namespace: str, name: str, body: kopf.Body,
-                           patch: dict[str, Any]) -> None:
+                           patch: dict[str, Any], writer: StatusWriter) -> None:
         """Write status and remember what it holds now."""
         before = self.shown(body)
-        await kube.patch_status(PLURAL, namespace, name, patch)
+        await writer.patch_status(PLURAL, namespace, name, patch)
         self.status = merged(before, patch)
 
     def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
@@ -83,7 +83,7 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     found = sync.Snapshot(status, body.meta.get("generation"), True,
                           healing_conditions=tuple(healing_conditions(spec, status)))
     try:
-        scale, pods = await read_target(namespace, spec, rt.reads, rt.hpas)
+        scale, pods = await read_target(namespace, spec, rt)
     except kube.TargetError as err:
         return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
                        leading=rt.may_act())
@@ -101,13 +101,14 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
         healing_floor=healing_floor(spec, body.get("metadata", {}).get("annotations") or {}, now))
 
 
-async def read_target(namespace: str, spec: AdaptiveServiceSpec, reads: CachedReads,
-                      hpas: kube.HpaLists) -> tuple[kube.Scale, kube.PodCounts]:
+async def read_target(namespace: str, spec: AdaptiveServiceSpec,
+                      rt: runtime.Runtime) -> tuple[kube.Scale, kube.PodCounts]:
     """The target's /scale and its pods (without a selector: its ready replicas, no start-up
     times); kube.TargetError when it cannot be scaled, or another autoscaler scales it."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await reads.conflicting_hpa(namespace, target, hpas, settings.answer_age(spec))
+    reads = rt.workloads
+    hpa = await reads.conflicting_hpa(namespace, target, rt.hpas, settings.answer_age(spec))
     if hpa is not None:
         raise kube.TargetError("ConflictingAutoscaler",
                                f"HorizontalPodAutoscaler {hpa} already scales {ref.kind} "
