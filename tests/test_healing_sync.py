@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters import workload
+from adaptive_operator.adapters import kube, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.base import MESSAGE_LENGTH
 from adaptive_operator.api.healing import HealingMode
@@ -30,7 +30,7 @@ from adaptive_operator.domain.healing.ladder import (
 from adaptive_operator.handlers import healing
 from adaptive_operator.handlers.runtime import Runtime
 
-from fakes import FixedClock, NoShards
+from fakes import FixedClock, KubeHttp, NoShards, OwnWrites, fenced_client
 
 NOW = 1_800_000_000.0
 ANOMALY = AnomalyVerdict(0.9, True, (Contribution("errorRatio", 0.3, 0.01, 24.0),))
@@ -74,7 +74,6 @@ def api(monkeypatch: pytest.MonkeyPatch) -> ApiServer:
     monkeypatch.setattr(healing.workload, "read_service", server.read_service)
     monkeypatch.setattr(healing.workload, "annotate", server.annotate)
     monkeypatch.setattr(healing.kube, "patch_status", server.patch_status)
-    monkeypatch.setattr(healing.kopf, "event", lambda *_, **__: None)
     return server
 
 
@@ -86,12 +85,12 @@ def watcher() -> healing.Watcher:
 
 async def sync(monkeypatch: pytest.MonkeyPatch, seen: Observation,
                body: dict[str, Any], kept: healing.Watcher | None = None,
-               service: AdaptiveServiceSpec | None = None) -> None:
+               service: AdaptiveServiceSpec | None = None, rt: Runtime | None = None) -> None:
     async def observe(*_: Any) -> Observation:
         return seen
 
     monkeypatch.setattr(healing, "observe", observe)
-    rt = Runtime(shards=NoShards(), clock=FixedClock(NOW))
+    rt = rt or Runtime(shards=NoShards(), clock=FixedClock(NOW), own=OwnWrites())
     await healing.heal_once("ns", "web", body, service or spec(),  # type: ignore[arg-type]
                             kept or watcher(), rt)
 
@@ -192,3 +191,33 @@ def test_the_pods_not_owned_are_named_a_few_and_the_message_is_bounded() -> None
     assert len(condition.message) <= MESSAGE_LENGTH
     cleared = healing.not_owned_condition((), "StatefulSet", "db")
     assert (cleared.status, cleared.reason) == ("False", "AllPodsOwned")
+
+
+@pytest.mark.parametrize("leading", [True, False], ids=["leading", "deposed-mid-sync"])
+async def test_a_healing_event_is_posted_only_while_leading(
+        monkeypatch: pytest.MonkeyPatch, api: ApiServer, leading: bool) -> None:
+    """The DryRun rollback's Event goes through the fenced client: about the AdaptiveService
+    while leading; nothing at all from a replica that stopped leading after its check."""
+    checks: list[bool] = []
+
+    def may_act() -> bool:
+        checks.append(True)
+        return leading or len(checks) == 1
+
+    server = KubeHttp()
+    rt = Runtime(shards=NoShards(), clock=FixedClock(NOW), may_act=may_act,
+                 own=kube.OwnObjects(fenced_client(server, may_act)))
+    body = {"apiVersion": "adaptive.dev/v1alpha1", "kind": "AdaptiveService",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-2"}}
+    seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
+    await sync(monkeypatch, seen, body, rt=rt)
+    assert len(checks) > 1  # the sync's own check, then the fence's
+    if not leading:
+        assert server.sent == []
+        return
+    ((method, path, event),) = server.writes()
+    assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
+    assert (event["type"], event["reason"]) == ("Normal", "HealingDryRun")
+    assert event["involvedObject"] == {"apiVersion": "adaptive.dev/v1alpha1",
+                                       "kind": "AdaptiveService", "name": "web", "uid": "u-2",
+                                       "namespace": "ns"}

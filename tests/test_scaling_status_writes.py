@@ -13,6 +13,9 @@ from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.handlers import scaling_apply, scaling_observe
+from adaptive_operator.handlers.runtime import Runtime
+
+from fakes import NoShards, OwnWrites
 
 NOW = 1_000.0
 
@@ -30,7 +33,8 @@ async def one_sync(memory: scaling_observe.Memory, body: kopf.Body, replicas: in
     snapshot = sync.Snapshot(memory.shown(body), 1, True, current=replicas, ready=replicas,
                              readings=readings)
     planned = sync.plan(spec(), snapshot, memory.kept, now)
-    await scaling_apply.apply("ns", "web", body, spec(), snapshot, planned, memory)
+    rt = Runtime(shards=NoShards(), own=OwnWrites())
+    await scaling_apply.apply(rt, "ns", "web", body, spec(), snapshot, planned, memory)
 
 
 async def test_a_status_already_written_is_not_written_again_from_a_stale_body(

@@ -95,5 +95,5 @@ async def sync_once(namespace: str, name: str, body: kopf.Body, memory: Memory,
         return 60.0, False
     snapshot = await observe(namespace, name, spec, body, memory, rt)
     planned = sync.plan(spec, snapshot, memory.kept, rt.clock.now())
-    await apply(namespace, name, body, spec, snapshot, planned, memory)
+    await apply(rt, namespace, name, body, spec, snapshot, planned, memory)
     return float(spec.sync_period_seconds), planned.ok

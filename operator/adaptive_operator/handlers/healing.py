@@ -134,8 +134,8 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
              reason=decided.reason, message=decided.message, dry_run=decided.dry_run,
              score=observation.verdict.score if observation.verdict else None)
     telemetry.HEALING_DECISIONS.labels(namespace, name, decided.reason).inc()
-    ledger, carried = await apply(namespace, name, body, spec, decided, ledger)
-    report(body, watcher, decided)
+    ledger, carried = await apply(rt, namespace, name, body, spec, decided, ledger)
+    await report(rt, body, watcher, decided)
     ownership = None if carried.not_owned is None else not_owned_condition(
         carried.not_owned, spec.scale_target_ref.kind, spec.scale_target_ref.name)
     await write_status(namespace, name, body, watcher, observation.verdict, decided, ledger, now,
@@ -164,15 +164,15 @@ def annotations_of(body: Any) -> dict[str, str]:
     return dict(body.get("metadata", {}).get("annotations") or {})
 
 
-async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                decided: HealingPlan, ledger: list[LedgerEntry]) -> tuple[list[LedgerEntry],
-                                                                         Carried]:
+async def apply(rt: runtime.Runtime, namespace: str, name: str, body: kopf.Body,
+                spec: AdaptiveServiceSpec, decided: HealingPlan,
+                ledger: list[LedgerEntry]) -> tuple[list[LedgerEntry], Carried]:
     """The ledger written first, then the action; a budget's refusal recorded as Blocked."""
-    ledger = await record(namespace, name, body, decided, ledger)
+    ledger = await record(rt, namespace, name, body, decided, ledger)
     carried = Carried()
     if decided.acts and decided.intent is not None:
         failpoints.hit("healing.after_record")
-        carried = await carry_out(namespace, body, spec, decided, decided.intent)
+        carried = await carry_out(rt, namespace, body, spec, decided, decided.intent)
         if carried.blocked:
             ledger = with_entry(ledger, replace(decided.intent, outcome=Outcome.BLOCKED))
             await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))

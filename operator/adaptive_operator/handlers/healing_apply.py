@@ -6,7 +6,6 @@ between comes back, finds the Pending entry and verifies it instead of acting ag
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import kopf
@@ -14,7 +13,6 @@ import kopf
 from adaptive_operator.adapters import kube, telemetry, workload
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.common.conditions import Condition
-from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template, with_entry
@@ -29,14 +27,10 @@ from adaptive_operator.domain.healing.plan import (
 )
 from adaptive_operator.domain.healing.targets import remedies
 from adaptive_operator.domain.healing.watch import Watcher
+from adaptive_operator.handlers.runtime import Runtime, post
 
 
-def post(body: kopf.Body, events: Iterable[Event]) -> None:
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
-async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
+async def record(rt: Runtime, namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                  ledger: list[LedgerEntry]) -> list[LedgerEntry]:
     """The ledger with the plan's verification and intent, written before any action."""
     entries = [entry for entry in (plan.verified, plan.intent) if entry is not None]
@@ -45,7 +39,7 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                                          entry.outcome.value).inc()
         ledger = with_entry(ledger, entry)
     if plan.verified is not None:
-        post(body, [verified_event(plan.verified)])
+        await post(rt, body, [verified_event(plan.verified)])
     if entries:
         await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     return ledger
@@ -60,7 +54,7 @@ class Carried:
     not_owned: tuple[str, ...] | None = None
 
 
-async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+async def carry_out(rt: Runtime, namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                     plan: HealingPlan, intent: LedgerEntry) -> Carried:
     """Carry out the intent, and say what became of it."""
     carried = Carried()
@@ -72,8 +66,8 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
             problem = await _perform(namespace, spec, intent)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
-    post(body, [action_event(plan, intent, spec.scale_target_ref.name, problem,
-                             carried.blocked)])
+    await post(rt, body, [action_event(plan, intent, spec.scale_target_ref.name, problem,
+                                       carried.blocked)])
     return carried
 
 
@@ -142,10 +136,10 @@ async def _roll_back(namespace: str, kind: str, name: str, revision: int) -> str
     return None
 
 
-def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
+async def report(rt: Runtime, body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
     """Events for what was only decided: a dry run, and giving up (once per incident)."""
     events, watcher.reported = reported_events(plan, watcher.reported)
-    post(body, events)
+    await post(rt, body, events)
 
 
 async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watcher,
