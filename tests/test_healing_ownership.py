@@ -16,6 +16,7 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
 from adaptive_operator.domain.healing.ownership import MAX_DEPTH, owned_by_target
 from adaptive_operator.handlers import healing_apply
+from adaptive_operator.handlers.ports import ClusterWorkloads
 
 
 def obj(uid: str, *owners: tuple[str, str, str, str]) -> dict[str, Any]:
@@ -97,7 +98,8 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
                                        "targetPerReplica": 10}]})
     intent = LedgerEntry("evictpods-1", Action.EVICT_PODS, 1.0, Outcome.PENDING,
                          pods=("impostor", "web-1-a"), pod_uids=("pb", "pa"))
-    problem, blocked, not_owned = await healing_apply._evict("ns", spec, intent)
+    done = await healing_apply._evict("ns", spec, intent, ClusterWorkloads())
+    problem, blocked, not_owned = done.problem, done.blocked, done.not_owned
     assert evicted == ["web-1-a/pa"] and not blocked  # with the UID decided on
     assert not_owned == ("impostor",)  # for the status condition
     assert problem is not None and "impostor: not shown to be owned by Rollout web" in problem

@@ -18,6 +18,7 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.resharding import decide
 from adaptive_operator.domain.sharding.slots import Move, initial_assignment
 from adaptive_operator.handlers import shard_set as handler
+from adaptive_operator.handlers.ports import OwnRecords
 from adaptive_operator.handlers.runtime import LoadReader, Runtime
 from adaptive_operator.routing import build_table
 
@@ -186,9 +187,10 @@ class InMemoryShardCluster:
 async def reconcile(
     fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
 ) -> None:
-    rt = Runtime(shards=fake, own=fake.own)
+    rt = Runtime(shards=fake, status=fake.own, events=fake.own)
     if fake.read_load is not None:
-        rt = Runtime(shards=fake, read_load=fake.read_load, own=fake.own)
+        rt = Runtime(shards=fake, read_load=fake.read_load, status=fake.own,
+                     events=fake.own)
     await handler.reconcile_shard_set(
         spec=spec, meta=state["meta"], status=state["status"], name="cache", namespace="prod",
         body=BODY, memo=kopf.Memo(runtime=rt),
@@ -335,7 +337,8 @@ async def test_a_replica_that_is_not_leading_writes_nothing() -> None:
         await handler.reconcile_shard_set(
             spec=given, meta={"generation": 1}, status={}, name="cache", namespace="prod",
             body=BODY, patch=patch, memo=kopf.Memo(runtime=Runtime(
-                shards=fake, may_act=lambda now=leading: now, own=fake.own)))
+                shards=fake, may_act=lambda now=leading: now, status=fake.own,
+                events=fake.own)))
         assert patch == {}
         wrote = fake.objects != {} or fake.routing is not None or fake.own.take() != []
         assert wrote is leading
@@ -350,8 +353,9 @@ async def reconcile_over_http(may_act: Callable[[], bool]) -> tuple[kopf.Patch, 
     the fenced client to a fake API server; `may_act` is the leadership (the handler's check and
     the client's fence alike)."""
     server = KubeHttp()
+    records = OwnRecords(kube.OwnObjects(fenced_client(server, may_act)))
     rt = Runtime(shards=InMemoryShardCluster(), may_act=may_act, read_load=no_series,
-                 clock=FixedClock(NOW), own=kube.OwnObjects(fenced_client(server, may_act)))
+                 clock=FixedClock(NOW), status=records, events=records)
     patch = kopf.Patch()
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     await handler.reconcile_shard_set(

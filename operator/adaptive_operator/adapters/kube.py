@@ -267,10 +267,11 @@ class OwnObjects:
             GROUP, VERSION, namespace, plural, name,
             {"metadata": {"annotations": dict(annotations)}}, _preload_content=False))
 
-    def post_event(self, body: Mapping[str, Any], event: Event, now: float) -> None:
+    def post_event(self, body: Mapping[str, Any], event: Event) -> None:
         """An Event about `body`. Events only tell: a failure to post one is logged, as kopf
         did, and never fails the sync (nor does a refusal while not leading)."""
-        manifest: Any = event_manifest(body, event, now)  # the client takes the JSON as is
+        # Stamped with this host's time, as kopf did; the client takes the JSON as it is.
+        manifest: Any = event_manifest(body, event, time.time())
         try:
             API_REQUESTS.labels("create", "events").inc()
             _discard(client.CoreV1Api(self._api or api_client()).create_namespaced_event(
@@ -284,10 +285,6 @@ class OwnObjects:
 def _discard(response: Any) -> None:
     response.read()
     response.release_conn()
-
-
-async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    await asyncio.to_thread(OwnObjects().patch_status, plural, namespace, name, status)
 
 
 def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adaptive_operator.adapters import prometheus, prometheus_access
-from adaptive_operator.adapters.kube import HpaLists, OwnObjects
+from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
-from adaptive_operator.domain.common.events import Event
+from adaptive_operator.handlers.ports import (
+    ClusterWorkloads,
+    EventPoster,
+    OwnRecords,
+    StatusWriter,
+    Workloads,
+)
 from adaptive_operator.handlers.warmup import WarmUps
 
 
@@ -52,19 +58,6 @@ class ShardStore(Protocol):
     def delete_owned(self, namespace: str, kind: str, name: str, owner_uid: str) -> bool: ...
 
     def patch_stateful_set(self, namespace: str, name: str, json_patch: list[Any]) -> None: ...
-
-
-class OwnWrites(Protocol):
-    """Status, annotations and Events of our own objects, through the leadership-fenced client
-    (adapters.kube.OwnObjects; blocking calls): never kopf's `patch` or `kopf.event`."""
-
-    def patch_status(self, plural: str, namespace: str, name: str,
-                     status: Mapping[str, Any]) -> None: ...
-
-    def annotate(self, plural: str, namespace: str, name: str,
-                 annotations: Mapping[str, str]) -> None: ...
-
-    def post_event(self, body: Mapping[str, Any], event: Event, now: float) -> None: ...
 
 
 class Totals(Protocol):
@@ -107,13 +100,10 @@ class Runtime:
     hpas: HpaLists = field(default_factory=HpaLists)  # listed when the watch cache cannot say
     # History backfills and first fits, in the background and one at a time.
     warmups: WarmUps = field(default_factory=WarmUps)
-    own: OwnWrites = field(default_factory=OwnObjects)
-
-
-async def post(rt: Runtime, body: Mapping[str, Any], events: Iterable[Event]) -> None:
-    """Events about one of our objects, through the fenced client, in order."""
-    for event in events:
-        await asyncio.to_thread(rt.own.post_event, body, event, rt.clock.now())
+    # The AdaptiveServices' targets and pods; our objects' status, annotations and Events.
+    workloads: Workloads = field(default_factory=ClusterWorkloads)
+    status: StatusWriter = field(default_factory=OwnRecords)
+    events: EventPoster = field(default_factory=OwnRecords)
 
 
 def of(memo: Any) -> Runtime:

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from adaptive_operator.adapters import cached_reads, kube, prometheus_access
+from adaptive_operator.adapters import kube, prometheus_access
 from adaptive_operator.adapters.prometheus import MetricError, Target
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.healing.scaler import healing_conditions, healing_floor
@@ -25,6 +25,7 @@ from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.domain.scaling.status import Problem
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecasts, runtime, settings, specs
+from adaptive_operator.handlers.ports import StatusWriter
 from adaptive_operator.handlers.warmup import WarmUps
 
 Sent = tuple[Target, AdaptiveServiceSpec]  # the endpoint, and the spec with its queries as sent
@@ -56,10 +57,10 @@ class Memory:
         return dict(body.get("status", {}) or {})
 
     async def patch_status(self, namespace: str, name: str, body: kopf.Body,
-                           patch: dict[str, Any]) -> None:
+                           patch: dict[str, Any], writer: StatusWriter) -> None:
         """Write status and remember what it holds now."""
         before = self.shown(body)
-        await kube.patch_status(PLURAL, namespace, name, patch)
+        await writer.patch_status(PLURAL, namespace, name, patch)
         self.status = merged(before, patch)
 
     def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
@@ -81,7 +82,7 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     found = sync.Snapshot(status, body.meta.get("generation"), True,
                           healing_conditions=tuple(healing_conditions(spec, status)))
     try:
-        scale, pods = await read_target(namespace, spec, rt.hpas)
+        scale, pods = await read_target(namespace, spec, rt)
     except kube.TargetError as err:
         return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
                        leading=rt.may_act())
@@ -100,20 +101,21 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
 
 
 async def read_target(namespace: str, spec: AdaptiveServiceSpec,
-                      hpas: kube.HpaLists) -> tuple[kube.Scale, kube.PodCounts]:
+                      rt: runtime.Runtime) -> tuple[kube.Scale, kube.PodCounts]:
     """The target's /scale and its pods (without a selector: its ready replicas, no start-up
     times); kube.TargetError when it cannot be scaled, or another autoscaler scales it."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await cached_reads.conflicting_hpa(namespace, target, hpas, settings.answer_age(spec))
+    reads = rt.workloads
+    hpa = await reads.conflicting_hpa(namespace, target, rt.hpas, settings.answer_age(spec))
     if hpa is not None:
         raise kube.TargetError("ConflictingAutoscaler",
                                f"HorizontalPodAutoscaler {hpa} already scales {ref.kind} "
                                f"{ref.name}; this service does nothing")
-    scale = await cached_reads.read_scale(namespace, target)
+    scale = await reads.read_scale(namespace, target)
     if not scale.selector:
         return scale, kube.PodCounts(scale.status_replicas, 0, ())
-    return scale, await cached_reads.count_pods(namespace, scale)
+    return scale, await reads.count_pods(namespace, scale)
 
 
 async def read_metrics(namespace: str, spec: AdaptiveServiceSpec,

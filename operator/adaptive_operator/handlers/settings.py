@@ -46,9 +46,13 @@ class StatuslessDiffBase(kopf.AnnotationsDiffBaseStorage):
     def build(self, *, body: kopf.Body,
               extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
         fields = list(extra_fields or [])
-        if "status" in body and not fields:  # a handler on a status field needs it: keep it
-            body = kopf.Body(cast(kopf.RawBody, {k: v for k, v in body.items() if k != "status"}))
-        return super().build(body=body, extra_fields=fields)
+        return super().build(body=_statusless(body, fields), extra_fields=fields)
+
+
+def _statusless(body: kopf.Body, fields: list[Any]) -> kopf.Body:
+    if fields or "status" not in body:  # a handler on a status field needs it: keep it
+        return body
+    return kopf.Body(cast(kopf.RawBody, {k: v for k, v in body.items() if k != "status"}))
 
 
 @kopf.on.startup()

@@ -31,7 +31,8 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.rebalancing import shard_loads
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot, Target
 from adaptive_operator.handlers import runtime, settings
-from adaptive_operator.handlers.runtime import Runtime, post
+from adaptive_operator.handlers.ports import post_events
+from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.handlers.shard_set_apply import TARGET_KEY, apply, routing_manifest
 from adaptive_operator.routing import RoutingTable
 
@@ -97,11 +98,10 @@ async def _reconcile(rt: Runtime, spec: dict[str, Any], meta: Mapping[str, Any],
 async def _write(rt: Runtime, namespace: str, name: str, changes: kopf.Patch) -> None:
     """The gathered status (the /status subresource) and annotations (the object)."""
     if changes.get("status"):
-        await asyncio.to_thread(rt.own.patch_status, PLURAL, namespace, name,
-                                dict(changes["status"]))
+        await rt.status.patch_status(PLURAL, namespace, name, dict(changes["status"]))
     annotations = (changes.get("metadata") or {}).get("annotations")
     if annotations:
-        await asyncio.to_thread(rt.own.annotate, PLURAL, namespace, name, dict(annotations))
+        await rt.status.patch_annotations(PLURAL, namespace, name, dict(annotations))
 
 
 def _snapshot(spec: ShardSetSpec, objects: ShardSetObjects,
@@ -142,7 +142,7 @@ async def _maybe_rebalance(rt: Runtime, name: str, namespace: str, spec: ShardSe
         query = prometheus_access.operator_query(namespace, name, spec.rebalance.load_query)
         loads = shard_loads(await rt.read_load(query), spec.shards)
     except (MetricError, ValueError) as err:  # load not read, or not per shard: move nothing
-        await post(rt, body, [Event("Warning", "LoadQueryFailed", str(err))])
+        await post_events(rt.events, body, [Event("Warning", "LoadQueryFailed", str(err))])
         changes.meta.annotations[REBALANCE_ANNOTATION] = planning.failed_check(now)
         return
     plan = planning.plan_rebalance(spec.rebalance, spec.shards, decision, previous, loads, now)
@@ -153,7 +153,7 @@ async def _maybe_rebalance(rt: Runtime, name: str, namespace: str, spec: ShardSe
     if plan.retarget is not None:
         manifest = routing_manifest(name, namespace, plan.retarget, body)
         await asyncio.to_thread(rt.shards.write_routing, namespace, manifest, version)
-        await post(rt, body, [plan.event] if plan.event else [])
+        await post_events(rt.events, body, [plan.event] if plan.event else [])
 
 
 def _record(patch: Any, snapshot: ShardSetSnapshot, decision: Decision,

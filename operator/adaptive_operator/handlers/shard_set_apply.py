@@ -19,7 +19,8 @@ from adaptive_operator.api.shard_set import ShardSetSpec
 from adaptive_operator.domain.sharding import manifests
 from adaptive_operator.domain.sharding.plan import ShardSetPlan
 from adaptive_operator.domain.sharding.resharding import Decision
-from adaptive_operator.handlers.runtime import Runtime, post
+from adaptive_operator.handlers.ports import post_events
+from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.routing import build_table
 
 TARGET_KEY = "target"  # next to the routing table: the assignment being carried out
@@ -43,7 +44,7 @@ async def apply(rt: Runtime, name: str, namespace: str, spec: ShardSetSpec,
             version)
     await _start_jobs(rt, name, namespace, spec, decision, body)
     await _delete_finished(rt, name, namespace, decision, body)
-    await post(rt, body, plan.events)
+    await post_events(rt.events, body, plan.events)
     return version
 
 
