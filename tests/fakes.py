@@ -86,6 +86,7 @@ class Cluster:
     missing: bool = False  # the target does not exist
     broken: Exception | None = None  # what reading the target raises (an outage, a bug)
     annotations: dict[str, str] = field(default_factory=dict)
+    upstreams: dict[str, dict[str, Any]] = field(default_factory=dict)  # other services, by name
     # Pod -> the Eviction API's refusal (by a budget, or as not the target's).
     refusals: dict[str, workload.Refusal] = field(default_factory=dict)
     reads: int = 0  # fresh reads of the service
@@ -127,6 +128,10 @@ class Cluster:
     async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         self.reads += 1
         return {"metadata": {"annotations": dict(self.annotations)}}
+
+    async def read_upstream(self, plural: str, namespace: str,
+                            name: str) -> dict[str, Any] | None:
+        return self.upstreams.get(name)
 
     async def write_scale(self, namespace: str, target: kube.TargetRef, replicas: int) -> None:
         self.scaled.append(replicas)

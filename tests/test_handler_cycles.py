@@ -6,15 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+from prometheus_client import REGISTRY
 
+from adaptive_operator.adapters import telemetry
+from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.healing.inputs import ledger_from_json
 from adaptive_operator.domain.healing.ladder import Action, Outcome
 from adaptive_operator.domain.healing.plan import LEDGER
 from adaptive_operator.handlers import adaptive_service, healing, healing_observe
 from adaptive_operator.handlers.scaling_observe import Memory
+from adaptive_operator.handlers.warmup import WarmUps
 
-from fakes import Cluster, FixedClock, Metrics
+from fakes import Cluster, FixedClock, Metrics, Ranges
 
 NOW = 1_800_000_000.0
 QUERY = "sum(rate(requests_total[1m]))"
@@ -102,3 +106,61 @@ async def test_a_healing_sync_not_leading_reads_and_writes_nothing() -> None:
     watcher.status = {"state": {}}
     await healing.heal_once("ns", "web", body({}), spec, watcher, rt)
     assert watcher.status is None and cluster.statuses == [] and cluster.events == []
+
+
+async def test_a_blocked_sync_shows_no_forecast_or_coupling_of_an_earlier_sync() -> None:
+    """Blocked, nothing is read: the coupled forecast an earlier sync trusted (a downstream
+    service reads it from this status) is taken away, not shown again as if current."""
+    earlier = {"coupling": {"trusted": True, "floorReplicas": 7, "summary": "api: Trusted",
+                            "forecast": [{"offsetSeconds": 15.0, "p50": 70.0, "pHigh": 70.0}]},
+               "forecast": {"reliable": True, "metric": "rps"},
+               "conditions": [
+                   {"type": "CouplingTrusted", "status": "True",
+                    "reason": "CoupledBetterThanOwnForecast", "message": "used"},
+                   {"type": "ForecastReliable", "status": "True",
+                    "reason": "ForecastBetterThanSeasonalNaive", "message": "used"}]}
+    coupled = service(predictive={"enabled": True},
+                      coupling=[{"service": "api", "metric": "rps"}])
+    shown = kopf.Body({**body(coupled), "status": earlier})
+    labels = {"namespace": "ns", "name": "web"}
+    telemetry.COUPLING_FLOOR.labels("ns", "web").set(7)  # as the earlier sync left it
+    cluster = Cluster(hpa="web-hpa")
+    rt = cluster.runtime(clock=FixedClock(NOW), totals=Metrics())
+    await adaptive_service.sync_once("ns", "web", shown, Memory(), rt)
+    (status,) = cluster.statuses
+    assert status["coupling"] is None and status["forecast"] is None
+    found = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert found["CouplingTrusted"] == found["ForecastReliable"] == ("Unknown", "NotEvaluated")
+    assert cluster.events == []
+    assert REGISTRY.get_sample_value("adaptive_coupling_floor_replicas", labels) is None
+
+
+async def test_a_coupled_forecast_is_not_carried_into_a_blocked_sync() -> None:
+    coupled = service(predictive={"enabled": True},
+                      coupling=[{"service": "api", "metric": "rps"}])
+    cluster = Cluster(replicas=2, pods=[pod("web-a"), pod("web-b")])  # no upstream api
+
+    async def no_history(url: Any, query: str, start: float, end: float,
+                         step: float) -> RangeSeries:
+        return RangeSeries(start, step, [None] * (int((end - start) / step) + 1))
+
+    rt = cluster.runtime(clock=FixedClock(NOW), totals=Metrics({QUERY: 50.0}),
+                         warmups=WarmUps(ranges=Ranges(no_history)))
+    memory = Memory()
+    try:
+        await adaptive_service.sync_once("ns", "web", body(coupled), memory, rt)
+        assert conditions(cluster.statuses[-1])["CouplingTrusted"] == "UpstreamNotFound"
+        cluster.hpa = "web-hpa"  # the next sync is blocked
+        await adaptive_service.sync_once("ns", "web", body(coupled), memory, rt)
+    finally:
+        memory.drop_forecast()
+    assert cluster.statuses[-1]["coupling"] is None
+    assert conditions(cluster.statuses[-1])["CouplingTrusted"] == "NotEvaluated"
+
+
+async def test_a_blocked_sync_of_a_service_without_forecast_or_coupling_adds_neither() -> None:
+    cluster = Cluster(hpa="web-hpa")
+    rt = cluster.runtime(clock=FixedClock(NOW), totals=Metrics())
+    await adaptive_service.sync_once("ns", "web", body(service()), Memory(), rt)
+    assert {"CouplingTrusted", "ForecastReliable"}.isdisjoint(
+        conditions(cluster.statuses[-1]))

@@ -67,3 +67,29 @@ def test_backfilled_keeps_the_live_rows_after_the_backfill() -> None:
     watcher.history.append({"errorRatio": 7.0})
     backfilled(watcher, {"errorRatio": [1.0, None, 2.0]})
     assert watcher.history.rows == {"errorRatio": [1.0, 2.0, 7.0]}
+
+
+async def test_the_watcher_is_kept_until_the_metrics_change_and_its_backfill_goes_with_it() -> None:
+    import asyncio
+    import contextlib
+
+    from adaptive_operator.handlers.healing import Watching
+
+    async def never(*_: Any) -> RangeSeries:
+        await asyncio.Event().wait()  # the backfill is still out
+        raise AssertionError("unreachable")
+
+    rt = runtime(never)
+    service = spec()
+    watching = Watching()
+    first = watching.watch("ns", service, service.healing or HealingSpec(), rt)
+    assert watching.watch("ns", service, service.healing or HealingSpec(), rt) is first
+    backfill = watching.warming
+    assert backfill is not None
+    other = HealingSpec.model_validate({"enabled": True, "metrics": {"errors": "sum(e)"}})
+    second = watching.watch("ns", service, other, rt)
+    assert second is not first and second.metrics == {"errors": "sum(e)"}
+    with contextlib.suppress(asyncio.CancelledError):
+        await backfill
+    assert backfill.cancelled()
+    watching.stop()

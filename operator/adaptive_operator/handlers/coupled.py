@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from adaptive_operator.adapters import kube, telemetry
+from adaptive_operator.adapters import telemetry
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
 from adaptive_operator.adapters.prometheus_access import source_for
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
@@ -36,6 +36,7 @@ from adaptive_operator.domain.scaling.upstreams import (
 )
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
+from adaptive_operator.handlers.ports import WorkloadReader
 from adaptive_operator.handlers.runtime import Totals
 from adaptive_operator.handlers.warmup import Ranges
 
@@ -54,8 +55,8 @@ class CouplingMemory:
             self.forecaster, self.made_for, self.upstreams = CoupledForecaster(), None, {}
 
 
-async def read_graph(namespace: str, name: str,
-                     spec: AdaptiveServiceSpec) -> tuple[dict[str, Any], dict[str, list[str]]]:
+async def read_graph(namespace: str, name: str, spec: AdaptiveServiceSpec,
+                     reads: WorkloadReader) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The upstream objects reachable from this service (at most MAX_WALK), and the edges."""
     edges = {name: [c.service for c in spec.coupling or []]}
     bodies: dict[str, Any] = {}
@@ -64,7 +65,7 @@ async def read_graph(namespace: str, name: str,
         upstream = queue.pop(0)
         if upstream in {name, *bodies}:
             continue
-        bodies[upstream] = await kube.read_service(PLURAL, namespace, upstream)
+        bodies[upstream] = await reads.read_upstream(PLURAL, namespace, upstream)
         edges[upstream] = upstream_edges(bodies[upstream])
         queue.extend(edges[upstream])
     return bodies, edges
@@ -106,13 +107,13 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
 async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                       spec: AdaptiveServiceSpec, forecast: ServiceForecast | None, now: float,
                       forecaster: ServiceForecaster | None, totals: Totals,
-                      ranges: Ranges) -> Coupled | None:
+                      ranges: Ranges, reads: WorkloadReader) -> Coupled | None:
     """The coupled forecast's floor and what status says about it; None when not coupled.
     `memory` and `forecaster` are the service's own (its scaling daemon keeps them)."""
     if not spec.coupling or forecast is None:
         memory.forget()
         return None
-    bodies, edges = await read_graph(namespace, name, spec)
+    bodies, edges = await read_graph(namespace, name, spec, reads)
     problem = graph_problem(name, spec, bodies, edges)
     if problem is not None:
         memory.forget()

@@ -39,6 +39,10 @@ class WorkloadReader(Protocol):
 
     async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]: ...
 
+    async def read_upstream(self, plural: str, namespace: str,
+                            name: str) -> dict[str, Any] | None:
+        """A coupled service's upstream, None when it does not exist."""
+
 
 class WorkloadWriter(Protocol):
     """The replica write, the healing ledger, and healing's remedies."""
@@ -83,6 +87,7 @@ class ClusterWorkloads:
     statefulset_pods_and_revisions = staticmethod(workload.statefulset_pods_and_revisions)
     pods_of = staticmethod(workload.pods_of)
     read_service = staticmethod(workload.read_service)
+    read_upstream = staticmethod(kube.read_service)
     write_scale = staticmethod(cached_reads.write_scale)
     annotate = staticmethod(workload.annotate)
     evict = staticmethod(workload.evict)

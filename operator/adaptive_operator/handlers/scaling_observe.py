@@ -19,7 +19,6 @@ from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.healing.scaler import healing_conditions, healing_floor
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
-from adaptive_operator.domain.scaling.coupled_status import Coupled
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.domain.scaling.status import Problem
@@ -40,7 +39,6 @@ class Memory:
     kept: sync.Memory = field(default_factory=sync.Memory)
     spec: specs.Parsed | None = None
     forecaster: forecasts.ServiceForecaster | None = None
-    coupled: Coupled | None = None  # the last sync's coupled forecast
     coupling: coupling.CouplingMemory = field(default_factory=coupling.CouplingMemory)
     # The status as this process last wrote it: the watched body lags behind its own patches,
     # and compared with the body a status already written would be written again.
@@ -84,18 +82,18 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     try:
         scale, pods = await read_target(namespace, spec, rt)
     except kube.TargetError as err:
-        return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
-                       leading=rt.may_act())
+        # Nothing else is read, the coupled forecast included: status shows none.
+        return replace(found, blocker=Problem(err.reason, err.message), leading=rt.may_act())
     readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds, sent,
                                   rt.clock.now(), rt.warmups)
     now = rt.clock.now()
-    memory.coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast,
-                                                now, memory.forecaster, rt.totals,
-                                                rt.warmups.ranges)
+    coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast, now,
+                                         memory.forecaster, rt.totals, rt.warmups.ranges,
+                                         rt.workloads)
     return replace(
         found, current=scale.replicas, ready=pods.ready, unready=pods.unready,
-        readings=readings, metric_problem=problem, forecast=forecast, coupled=memory.coupled,
+        readings=readings, metric_problem=problem, forecast=forecast, coupled=coupled,
         leading=rt.may_act(),
         healing_floor=healing_floor(spec, body.get("metadata", {}).get("annotations") or {}, now))
 
