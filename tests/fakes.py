@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import kopf
+import urllib3
+from kubernetes import client
+from kubernetes.client import rest
 
 from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
@@ -156,7 +161,7 @@ class Cluster:
         self.statuses.append(status)
         self.writes.append("status")
 
-    def post(self, body: kopf.Body, event: Event) -> None:
+    async def post(self, body: kopf.Body, event: Event) -> None:
         self.events.append(event)
 
     def __getattr__(self, name: str) -> Any:
@@ -166,3 +171,60 @@ class Cluster:
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+class OwnWrites:
+    """The runtime's status, annotations and Events of a ShardSet, recorded."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, dict[str, Any]]] = []  # ("status" | "annotations", body)
+        self.events: list[Event] = []
+
+    async def patch_status(self, plural: str, namespace: str, name: str,
+                           status: dict[str, Any]) -> None:
+        self.writes.append(("status", dict(status)))
+
+    async def patch_annotations(self, plural: str, namespace: str, name: str,
+                                annotations: Mapping[str, str]) -> None:
+        self.writes.append(("annotations", dict(annotations)))
+
+    async def post(self, body: Mapping[str, Any], event: Event) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        """The writes since the last take."""
+        taken, self.writes = self.writes, []
+        return taken
+
+
+Reply = Callable[[str, str, Any], tuple[int, Any]]  # (method, path, body) -> (status, JSON)
+
+
+class KubeHttp:
+    """The HTTP boundary of a kubernetes ApiClient (its `rest_client`): what was sent, answered
+    by `reply` (by default 200 and an empty object)."""
+
+    def __init__(self, reply: Reply | None = None) -> None:
+        self.sent: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.reply: Reply = reply or (lambda *_: (200, {}))
+
+    def request(self, method: str, url: str, headers: Any = None, body: Any = None,
+                post_params: Any = None, _request_timeout: Any = None) -> rest.RESTResponse:
+        path = urlsplit(url).path
+        self.sent.append((method, path, body))
+        status, answer = self.reply(method, path, body)
+        return rest.RESTResponse(urllib3.HTTPResponse(
+            body=json.dumps(answer).encode(), status=status, reason="test",
+            headers={"Content-Type": "application/json"}))
+
+    def writes(self) -> list[tuple[str, str, Any]]:
+        return [sent for sent in self.sent if sent[0] not in kube.READS]
+
+
+def fenced_client(server: KubeHttp, may_write: Callable[[], bool]) -> kube.FencedApiClient:
+    """The operator's fenced client, its HTTP answered by `server`."""
+    configuration = client.Configuration()
+    configuration.host = "https://api.invalid"
+    api = kube.FencedApiClient(configuration, may_write)
+    api.rest_client = server  # type: ignore[assignment]
+    return api

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters import workload
+from adaptive_operator.adapters import kube, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.base import MESSAGE_LENGTH
 from adaptive_operator.api.healing import HealingMode
@@ -27,8 +27,10 @@ from adaptive_operator.domain.healing.ladder import (
     detector_settings_from_spec,
 )
 from adaptive_operator.handlers import healing
+from adaptive_operator.handlers.ports import OwnRecords
+from adaptive_operator.handlers.runtime import Runtime
 
-from fakes import Cluster, FixedClock
+from fakes import Cluster, FixedClock, KubeHttp, NoShards, fenced_client
 
 NOW = 1_800_000_000.0
 ANOMALY = AnomalyVerdict(0.9, True, (Contribution("errorRatio", 0.3, 0.01, 24.0),))
@@ -152,3 +154,27 @@ def test_the_pods_not_owned_are_named_a_few_and_the_message_is_bounded() -> None
     assert len(condition.message) <= MESSAGE_LENGTH
     cleared = healing.not_owned_condition((), "StatefulSet", "db")
     assert (cleared.status, cleared.reason) == ("False", "AllPodsOwned")
+
+
+@pytest.mark.parametrize("leading", [True, False], ids=["leading", "not-leading"])
+async def test_a_healing_event_is_posted_only_while_leading(api: Cluster, leading: bool) -> None:
+    """The DryRun rollback's Event goes through the fenced client (the HTTP boundary here):
+    about the AdaptiveService while leading, nothing at all once the lease is gone."""
+    server = KubeHttp()
+    records = OwnRecords(kube.OwnObjects(fenced_client(server, lambda: leading)))
+    rt = Runtime(shards=NoShards(), workloads=api, status=api, events=records,
+                 clock=FixedClock(NOW), may_act=lambda: leading)
+    body = {"apiVersion": "adaptive.dev/v1alpha1", "kind": "AdaptiveService",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-2"}}
+    seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
+    await healing.plan_and_apply("ns", "web", body, spec(), watcher(),  # type: ignore[arg-type]
+                                 seen, NOW, rt)
+    if not leading:
+        assert server.sent == []
+        return
+    ((method, path, event),) = server.writes()
+    assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
+    assert (event["type"], event["reason"]) == ("Normal", "HealingDryRun")
+    assert event["involvedObject"] == {"apiVersion": "adaptive.dev/v1alpha1",
+                                       "kind": "AdaptiveService", "name": "web", "uid": "u-2",
+                                       "namespace": "ns"}

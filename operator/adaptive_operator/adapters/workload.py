@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters import discovery
-from adaptive_operator.adapters.kube import GROUP, VERSION, api_client, request
+from adaptive_operator.adapters.kube import GROUP, VERSION, OwnObjects, api_client, request
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.common.label_selector import to_text
 from adaptive_operator.domain.healing.inputs import RESTARTED_AT
@@ -57,9 +57,7 @@ async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any]
 
 def _annotate(plural: str, namespace: str, name: str, key: str, value: str) -> None:
     try:
-        API_REQUESTS.labels("patch", "adaptiveservices").inc()
-        client.CustomObjectsApi(api_client()).patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": {key: value}}})
+        OwnObjects().annotate(plural, namespace, name, {key: value})
     except ApiException as err:
         raise WorkloadError("FailedRecord", f"cannot write the annotation {key} of {plural} "
                                             f"{name}: {_describe(err)}") from err

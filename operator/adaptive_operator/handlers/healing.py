@@ -164,7 +164,7 @@ async def plan_and_apply(namespace: str, name: str, body: kopf.Body, spec: Adapt
              score=observation.verdict.score if observation.verdict else None)
     telemetry.HEALING_DECISIONS.labels(namespace, name, decided.reason).inc()
     ledger, carried = await apply(namespace, name, body, spec, decided, ledger, rt)
-    report(body, watcher, decided, rt.events)
+    await report(body, watcher, decided, rt.events)
     ownership = None if carried.not_owned is None else not_owned_condition(
         carried.not_owned, spec.scale_target_ref.kind, spec.scale_target_ref.name)
     await write_status(namespace, name, body, watcher, observation.verdict, decided, ledger, now,

@@ -6,7 +6,6 @@ between comes back, finds the Pending entry and verifies it instead of acting ag
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import kopf
@@ -14,7 +13,6 @@ import kopf
 from adaptive_operator.adapters import kube, telemetry, workload
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.common.conditions import Condition
-from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template, with_entry
@@ -30,13 +28,14 @@ from adaptive_operator.domain.healing.plan import (
 )
 from adaptive_operator.domain.healing.targets import remedies
 from adaptive_operator.domain.healing.watch import Watcher
-from adaptive_operator.handlers.ports import EventPoster, StatusWriter, Workloads, WorkloadWriter
+from adaptive_operator.handlers.ports import (
+    EventPoster,
+    StatusWriter,
+    Workloads,
+    WorkloadWriter,
+    post_events,
+)
 from adaptive_operator.handlers.runtime import Runtime
-
-
-def post(poster: EventPoster, body: kopf.Body, events: Iterable[Event]) -> None:
-    for event in events:
-        poster.post(body, event)
 
 
 async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
@@ -48,7 +47,7 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                                          entry.outcome.value).inc()
         ledger = with_entry(ledger, entry)
     if plan.verified is not None:
-        post(rt.events, body, [verified_event(plan.verified)])
+        await post_events(rt.events, body, [verified_event(plan.verified)])
     if entries:
         await rt.workloads.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     return ledger
@@ -75,8 +74,8 @@ async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
             problem = await _perform(namespace, spec, intent, rt.workloads)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
-    post(rt.events, body, [action_event(plan, intent, spec.scale_target_ref.name, problem,
-                                        carried.blocked)])
+    await post_events(rt.events, body, [action_event(plan, intent, spec.scale_target_ref.name,
+                                                     problem, carried.blocked)])
     return carried
 
 
@@ -143,10 +142,11 @@ async def _roll_back(namespace: str, kind: str, name: str, revision: int,
     return None
 
 
-def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan, poster: EventPoster) -> None:
+async def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan,
+                 poster: EventPoster) -> None:
     """Events for what was only decided: a dry run, and giving up (once per incident)."""
     events, watcher.reported = reported_events(plan, watcher.reported)
-    post(poster, body, events)
+    await post_events(poster, body, events)
 
 
 async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watcher,

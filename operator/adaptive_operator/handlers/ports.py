@@ -1,13 +1,13 @@
-"""What the AdaptiveService handlers read from and write to the cluster: ports the Runtime
-injects. The defaults call the adapters; a handler test hands the Runtime fakes instead.
+"""What the handlers read from and write to the cluster: ports the Runtime injects (the
+AdaptiveServices' workloads; every handler's status, annotations and Events of our own objects).
+The defaults call the adapters; a handler test hands the Runtime fakes instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
-
-import kopf
 
 from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.cached_reads import CachedReads
@@ -104,20 +104,41 @@ class ClusterWorkloads(CachedReads):
 
 
 class StatusWriter(Protocol):
+    """Status and annotations of our own objects (AdaptiveServices, ShardSets)."""
+
     async def patch_status(self, plural: str, namespace: str, name: str,
                            status: dict[str, Any]) -> None: ...
 
-
-class ClusterStatus:
-    patch_status = staticmethod(kube.patch_status)
+    async def patch_annotations(self, plural: str, namespace: str, name: str,
+                                annotations: Mapping[str, str]) -> None: ...
 
 
 class EventPoster(Protocol):
-    def post(self, body: kopf.Body, event: Event) -> None: ...
+    async def post(self, body: Mapping[str, Any], event: Event) -> None:
+        """An Event about our object `body`."""
 
 
-class KopfEvents:
-    """Events through kopf (posted in the background, about the object of `body`)."""
+class OwnRecords:
+    """Status, annotations and Events through the leadership-fenced client (never kopf's
+    `patch` or `kopf.event`, which go through kopf's own client, fenced by nothing)."""
 
-    def post(self, body: kopf.Body, event: Event) -> None:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    def __init__(self, own: kube.OwnObjects | None = None) -> None:
+        self._own = own or kube.OwnObjects()
+
+    async def patch_status(self, plural: str, namespace: str, name: str,
+                           status: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._own.patch_status, plural, namespace, name, status)
+
+    async def patch_annotations(self, plural: str, namespace: str, name: str,
+                                annotations: Mapping[str, str]) -> None:
+        await asyncio.to_thread(self._own.annotate, plural, namespace, name, annotations)
+
+    async def post(self, body: Mapping[str, Any], event: Event) -> None:
+        await asyncio.to_thread(self._own.post_event, body, event)
+
+
+async def post_events(poster: EventPoster, body: Mapping[str, Any],
+                      events: Iterable[Event]) -> None:
+    """The Events about one of our objects, in order."""
+    for event in events:
+        await poster.post(body, event)

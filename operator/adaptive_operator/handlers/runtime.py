@@ -22,10 +22,9 @@ from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.adapters.workers import FairExecutor
 from adaptive_operator.handlers.ports import (
-    ClusterStatus,
     ClusterWorkloads,
     EventPoster,
-    KopfEvents,
+    OwnRecords,
     StatusWriter,
     Workloads,
 )
@@ -115,10 +114,10 @@ class Runtime:
     warmups: WarmUps = field(default_factory=WarmUps)
     # Prometheus's own threads, which the readers above were given (watched by /healthz).
     prometheus_pool: FairExecutor | None = None
-    # The AdaptiveServices' targets and pods, their status and their Events.
+    # The AdaptiveServices' targets and pods; our objects' status, annotations and Events.
     workloads: Workloads = field(default_factory=ClusterWorkloads)
-    status: StatusWriter = field(default_factory=ClusterStatus)
-    events: EventPoster = field(default_factory=KopfEvents)
+    status: StatusWriter = field(default_factory=OwnRecords)
+    events: EventPoster = field(default_factory=OwnRecords)
 
 
 def of(memo: Any) -> Runtime:

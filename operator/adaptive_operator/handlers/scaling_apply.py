@@ -1,7 +1,8 @@
 """The scaling daemon's apply: carries out a `domain.scaling.sync.Plan`, nothing more.
 
 In order: the plan's Events, the decision's gauges, the replica write (recorded in status first),
-the problem's count, the coupling's and the forecast's gauges, the status patch. The memory is
+the problem's count, the coupling's and the forecast's gauges and the coupling's Event, the
+status patch. The memory is
 kept as each write lands, so a sync the API server interrupts leaves it as far as it got.
 """
 
@@ -20,7 +21,7 @@ from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecast_report
-from adaptive_operator.handlers.ports import EventPoster
+from adaptive_operator.handlers.ports import post_events
 from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.handlers.scaling_observe import Memory
 
@@ -31,22 +32,18 @@ async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServic
                 snapshot: sync.Snapshot, planned: sync.Plan, memory: Memory,
                 rt: Runtime) -> None:
     memory.kept = planned.memory
-    post(rt.events, body, planned.events)
+    await post_events(rt.events, body, planned.events)
     report_decision(namespace, name, spec.mode, planned.outcome, snapshot.current)
     status = planned.status
     if planned.scale is not None and not await scale(namespace, name, body, spec,
                                                      planned.scale, memory, rt):
         status = planned.scale.refused
     report_problem(namespace, name, planned.problem)
-    report_forecasts(namespace, name, body, spec, snapshot, planned.coupling_event, rt.events)
+    report_forecasts(namespace, name, spec, snapshot)
+    await post_events(rt.events, body, (planned.coupling_event,) if planned.coupling_event else ())
     if status.patch is not None:
         await memory.patch_status(namespace, name, body, status.patch, rt.status)
     memory.kept = status.memory
-
-
-def post(poster: EventPoster, body: kopf.Body, events: tuple[Event, ...]) -> None:
-    for event in events:
-        poster.post(body, event)
 
 
 async def scale(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -61,12 +58,12 @@ async def scale(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServic
                                                                  ref.name), write.replicas)
     except kube.TargetError as err:
         memory.kept = replace(memory.kept, record=write.refused.memory.record)
-        post(rt.events, body, (Event("Warning", err.reason, err.message),))
+        await post_events(rt.events, body, (Event("Warning", err.reason, err.message),))
         return False
     failpoints.hit("scaling.after_write")
     memory.kept = replace(memory.kept, record=write.made)
     telemetry.SCALES.labels(namespace, name, write.direction).inc()
-    post(rt.events, body, (write.event,))
+    await post_events(rt.events, body, (write.event,))
     return True
 
 
@@ -102,12 +99,10 @@ def report_problem(namespace: str, name: str, problem: Problem | None) -> None:
                     message=problem.message)
 
 
-def report_forecasts(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                     snapshot: sync.Snapshot, coupling_event: Event | None,
-                     poster: EventPoster) -> None:
-    """The coupling's gauges and its changed verdict; the forecast's gauges."""
+def report_forecasts(namespace: str, name: str, spec: AdaptiveServiceSpec,
+                     snapshot: sync.Snapshot) -> None:
+    """The coupling's and the forecast's gauges."""
     coupling.report(namespace, name, snapshot.coupled)
-    post(poster, body, (coupling_event,) if coupling_event else ())
     if snapshot.forecast is not None:
         quantile = spec.predictive.quantile if spec.predictive else 0.8
         forecast_report.publish(namespace, name, quantile, snapshot.forecast)

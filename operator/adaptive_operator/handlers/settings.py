@@ -61,7 +61,8 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="adaptive.dev")
     settings.persistence.diffbase_storage = StatuslessDiffBase(
         prefix="adaptive.dev", key="last-handled-configuration")
-    # Only warnings become Events: the Events users see are our decisions, not debug lines.
+    # kopf's own log lines become Events from warnings up only (our decisions are posted by
+    # the handlers, through the fenced client).
     settings.posting.level = logging.WARNING
     # A watch that breaks or hangs is restarted well before a proxy or the API server drops it.
     settings.watching.server_timeout = 240
