@@ -34,7 +34,8 @@ def _mutable(value: ast.expr | None) -> bool:
     name = _called(value) if value is not None else None
     if name is None or name in NOT_STATE:
         return False
-    return name in CONTAINERS or name[:1].isupper()
+    # A class's name, private ones included (`_IoLoop()`).
+    return name in CONTAINERS or name.lstrip("_")[:1].isupper()
 
 
 def _bindings(tree: ast.Module) -> Iterator[tuple[str, ast.expr | None]]:

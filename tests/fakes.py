@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import kopf
+import urllib3
+from kubernetes import client
+from kubernetes.client import rest
 
-from adaptive_operator.adapters.prometheus import RangeSeries
+from adaptive_operator.adapters import kube, workload
+from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
+from adaptive_operator.domain.common.events import Event
 from adaptive_operator.handlers.runtime import Runtime
 
 
@@ -46,3 +53,178 @@ class Ranges:
 
 def memo_of(runtime: Runtime) -> kopf.Memo:
     return kopf.Memo(runtime=runtime)
+
+
+@dataclass
+class Metrics:
+    """Each query's value now, as the runtime's `totals` answers it; a query not listed has
+    `default`, or fails as Prometheus would (an empty result) without one."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    default: float | None = None
+    asked: list[str] = field(default_factory=list)
+
+    async def total(self, url: Any, query: str, max_age: float) -> Sample:
+        self.asked.append(query)
+        value = self.values.get(query, self.default)
+        if value is None:
+            raise MetricError("EmptyResult", f"{query} returned no series")
+        return Sample(value)
+
+
+@dataclass
+class Cluster:
+    """An API server as the AdaptiveService handlers see it: the target and its pods, the
+    service's annotations, and what the handlers wrote (status patches, Events, replica
+    writes, evictions). One object serves as the runtime's workloads, status and events."""
+
+    replicas: int = 2
+    selector: str = "app=web"
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    sets: list[dict[str, Any]] = field(default_factory=list)  # ReplicaSets, or revisions
+    hpa: str | None = None  # a HorizontalPodAutoscaler scaling the target
+    missing: bool = False  # the target does not exist
+    broken: Exception | None = None  # what reading the target raises (an outage, a bug)
+    annotations: dict[str, str] = field(default_factory=dict)
+    upstreams: dict[str, dict[str, Any]] = field(default_factory=dict)  # other services, by name
+    # Pod -> the Eviction API's refusal (by a budget, or as not the target's).
+    refusals: dict[str, workload.Refusal] = field(default_factory=dict)
+    reads: int = 0  # fresh reads of the service
+    ledgers: list[str] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    scaled: list[int] = field(default_factory=list)
+    evicted: list[tuple[str, str]] = field(default_factory=list)  # (pod, uid)
+    writes: list[str] = field(default_factory=list)  # every write's kind, in order
+
+    def runtime(self, **ports: Any) -> Runtime:
+        return Runtime(shards=NoShards(), workloads=self, status=self, events=self, **ports)
+
+    async def conflicting_hpa(self, namespace: str, target: kube.TargetRef, lists: Any,
+                              max_age: float = 0.0) -> str | None:
+        return self.hpa
+
+    async def read_scale(self, namespace: str, target: kube.TargetRef) -> kube.Scale:
+        if self.broken is not None:
+            raise self.broken
+        if self.missing:
+            raise kube.TargetError("TargetNotFound", f"{target.kind} {target.name} not found")
+        return kube.Scale(self.replicas, self.replicas, self.selector)
+
+    async def count_pods(self, namespace: str, scale: kube.Scale) -> kube.PodCounts:
+        ready = sum(1 for pod in self.pods if _ready(pod))
+        return kube.PodCounts(ready, len(self.pods) - ready)
+
+    async def deployment_pods(self, namespace: str,
+                              name: str) -> tuple[list[Any], list[Any]]:
+        return self.pods, self.sets
+
+    pods_and_replica_sets = statefulset_pods_and_revisions = deployment_pods
+
+    async def pods_of(self, namespace: str, selector: str) -> list[Any]:
+        assert selector == self.selector
+        return self.pods
+
+    async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        self.reads += 1
+        return {"metadata": {"annotations": dict(self.annotations)}}
+
+    async def read_upstream(self, plural: str, namespace: str,
+                            name: str) -> dict[str, Any] | None:
+        return self.upstreams.get(name)
+
+    async def write_scale(self, namespace: str, target: kube.TargetRef, replicas: int) -> None:
+        self.scaled.append(replicas)
+        self.writes.append("scale")
+        self.replicas = replicas
+
+    async def annotate(self, plural: str, namespace: str, name: str, key: str,
+                       value: str) -> None:
+        self.annotations[key] = value
+        self.ledgers.append(value)
+        self.writes.append("annotate")
+
+    async def evict(self, namespace: str, pods: tuple[str, ...], owner: Any = None,
+                    uids: Any = None) -> list[workload.Refusal]:
+        self.writes.append("evict")
+        refused = [self.refusals[pod] for pod in pods if pod in self.refusals]
+        self.evicted.extend((pod, (uids or {}).get(pod, "")) for pod in pods
+                            if pod not in self.refusals)
+        return refused
+
+    async def evict_owned(self, namespace: str, pods: tuple[str, ...], target: Any,
+                          uids: Any = None) -> list[workload.Refusal]:
+        return await self.evict(namespace, pods, None, uids)
+
+    async def patch_status(self, plural: str, namespace: str, name: str,
+                           status: dict[str, Any]) -> None:
+        self.statuses.append(status)
+        self.writes.append("status")
+
+    async def post(self, body: kopf.Body, event: Event) -> None:
+        self.events.append(event)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected cluster call: {name}")
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+class OwnWrites:
+    """The runtime's status, annotations and Events of a ShardSet, recorded."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, dict[str, Any]]] = []  # ("status" | "annotations", body)
+        self.events: list[Event] = []
+
+    async def patch_status(self, plural: str, namespace: str, name: str,
+                           status: dict[str, Any]) -> None:
+        self.writes.append(("status", dict(status)))
+
+    async def patch_annotations(self, plural: str, namespace: str, name: str,
+                                annotations: Mapping[str, str]) -> None:
+        self.writes.append(("annotations", dict(annotations)))
+
+    async def post(self, body: Mapping[str, Any], event: Event) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        """The writes since the last take."""
+        taken, self.writes = self.writes, []
+        return taken
+
+
+Reply = Callable[[str, str, Any], tuple[int, Any]]  # (method, path, body) -> (status, JSON)
+
+
+class KubeHttp:
+    """The HTTP boundary of a kubernetes ApiClient (its `rest_client`): what was sent, answered
+    by `reply` (by default 200 and an empty object)."""
+
+    def __init__(self, reply: Reply | None = None) -> None:
+        self.sent: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.reply: Reply = reply or (lambda *_: (200, {}))
+
+    def request(self, method: str, url: str, headers: Any = None, body: Any = None,
+                post_params: Any = None, _request_timeout: Any = None) -> rest.RESTResponse:
+        path = urlsplit(url).path
+        self.sent.append((method, path, body))
+        status, answer = self.reply(method, path, body)
+        return rest.RESTResponse(urllib3.HTTPResponse(
+            body=json.dumps(answer).encode(), status=status, reason="test",
+            headers={"Content-Type": "application/json"}))
+
+    def writes(self) -> list[tuple[str, str, Any]]:
+        return [sent for sent in self.sent if sent[0] not in kube.READS]
+
+
+def fenced_client(server: KubeHttp, may_write: Callable[[], bool]) -> kube.FencedApiClient:
+    """The operator's fenced client, its HTTP answered by `server`."""
+    configuration = client.Configuration()
+    configuration.host = "https://api.invalid"
+    api = kube.FencedApiClient(configuration, may_write)
+    api.rest_client = server  # type: ignore[assignment]
+    return api

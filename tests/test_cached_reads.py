@@ -3,12 +3,12 @@ API server, with the same answer either way."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters import cached_reads, cluster_cache, kube, workload
+from adaptive_operator.adapters import cached_reads, kube, workload
+from adaptive_operator.adapters.cached_reads import CachedReads
 from adaptive_operator.adapters.cluster_cache import ClusterCache
 from adaptive_operator.adapters.informer import Store
 
@@ -50,16 +50,21 @@ HPA = {"metadata": {"name": "web-hpa"},
 
 
 @pytest.fixture
-def stores(monkeypatch: pytest.MonkeyPatch) -> dict[str, Store]:
+def cache() -> ClusterCache:
+    return ClusterCache(enabled=True, starter=lambda kind, namespace, store, stop: None)
+
+
+@pytest.fixture
+def reads(cache: ClusterCache) -> CachedReads:
+    return CachedReads(cache)
+
+
+@pytest.fixture
+def stores(cache: ClusterCache) -> dict[str, Store]:
     """The caches of namespace `prod`, listed with the objects above."""
-    made: dict[str, Store] = {}
-
-    def starter(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
-        made[kind] = store
-
-    cache = ClusterCache(enabled=True, starter=starter)
-    monkeypatch.setattr(cluster_cache, "_cache", cache)
-    cache.namespace("prod")
+    found = cache.namespace("prod")
+    assert found is not None
+    made = found.stores
     made["deployments"].replace([DEPLOYMENT], "1")
     made["pods"].replace([*PODS, STRAY], "1")
     made["replicasets"].replace([OWN, FOREIGN], "1")
@@ -72,7 +77,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The API server, as the direct reads see it; records what was asked."""
     asked: list[str] = []
 
-    async def read_scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
+    async def read_scale(namespace: str, target: kube.TargetRef, resolve: Any) -> kube.Scale:
         asked.append(f"scale {target.name}")
         return kube.Scale(4, 4, "app=web")
 
@@ -101,31 +106,32 @@ def hpas(api: list[str]) -> kube.HpaLists:
     return kube.HpaLists(listing)
 
 
-async def test_a_deployments_scale_comes_from_the_cache(stores: dict[str, Store],
-                                                        api: list[str]) -> None:
-    scale = await cached_reads.read_scale("prod", WEB)
+async def test_a_deployments_scale_comes_from_the_cache(
+        reads: CachedReads, stores: dict[str, Store], api: list[str]) -> None:
+    scale = await reads.read_scale("prod", WEB)
     assert scale == kube.Scale(3, 2, "app=web", SELECTOR)
     assert api == []
 
 
-async def test_pods_are_counted_from_the_cache(stores: dict[str, Store], api: list[str]) -> None:
-    counts = await cached_reads.count_pods("prod", await cached_reads.read_scale("prod", WEB))
+async def test_pods_are_counted_from_the_cache(
+        reads: CachedReads, stores: dict[str, Store], api: list[str]) -> None:
+    counts = await reads.count_pods("prod", await reads.read_scale("prod", WEB))
     # web-c is terminating and web-d finished: neither counts; web-b and web-e are not ready.
     assert counts == kube.PodCounts(ready=1, unready=2, startup_seconds=(12.0,))
     assert api == []
 
 
 async def test_the_conflict_check_reads_the_cached_autoscalers(
-        stores: dict[str, Store], api: list[str], hpas: kube.HpaLists) -> None:
-    assert await cached_reads.conflicting_hpa("prod", WEB, hpas) == "web-hpa"
+        reads: CachedReads, stores: dict[str, Store], api: list[str], hpas: kube.HpaLists) -> None:
+    assert await reads.conflicting_hpa("prod", WEB, hpas) == "web-hpa"
     other = kube.TargetRef("apps/v1", "Deployment", "api")
-    assert await cached_reads.conflicting_hpa("prod", other, hpas) is None
+    assert await reads.conflicting_hpa("prod", other, hpas) is None
     assert api == []
 
 
 async def test_a_deployments_pods_and_own_replica_sets_come_from_the_cache(
-        stores: dict[str, Store], api: list[str]) -> None:
-    pods, sets = await cached_reads.pods_and_replica_sets("prod", "web")
+        reads: CachedReads, stores: dict[str, Store], api: list[str]) -> None:
+    pods, sets = await reads.deployment_pods("prod", "web")
     names = sorted(pod["metadata"]["name"] for pod in pods)
     assert names == sorted(pod["metadata"]["name"] for pod in PODS)  # not the stray pod
     assert sets == [OWN]
@@ -133,60 +139,57 @@ async def test_a_deployments_pods_and_own_replica_sets_come_from_the_cache(
 
 
 async def test_a_broken_watch_sends_every_read_to_the_api_server(
-        stores: dict[str, Store], api: list[str], hpas: kube.HpaLists) -> None:
+        reads: CachedReads, stores: dict[str, Store], api: list[str], hpas: kube.HpaLists) -> None:
     for store in stores.values():
         store.broken()
-    scale = await cached_reads.read_scale("prod", WEB)
-    counts = await cached_reads.count_pods("prod", scale)
-    await cached_reads.conflicting_hpa("prod", WEB, hpas)
-    await cached_reads.pods_and_replica_sets("prod", "web")
+    scale = await reads.read_scale("prod", WEB)
+    counts = await reads.count_pods("prod", scale)
+    await reads.conflicting_hpa("prod", WEB, hpas)
+    await reads.deployment_pods("prod", "web")
     assert api == ["scale web", "pods app=web", "hpas prod", "workload web"]
     assert counts.ready == 1
 
 
-async def test_what_the_cache_has_not_seen_is_read(stores: dict[str, Store],
-                                                   api: list[str]) -> None:
-    await cached_reads.read_scale("prod", kube.TargetRef("apps/v1", "Deployment", "new"))
-    await cached_reads.read_scale("prod", kube.TargetRef("apps/v1", "StatefulSet", "db"))
-    await cached_reads.pods_and_replica_sets("prod", "new")
+async def test_what_the_cache_has_not_seen_is_read(
+        reads: CachedReads, stores: dict[str, Store], api: list[str]) -> None:
+    await reads.read_scale("prod", kube.TargetRef("apps/v1", "Deployment", "new"))
+    await reads.read_scale("prod", kube.TargetRef("apps/v1", "StatefulSet", "db"))
+    await reads.deployment_pods("prod", "new")
     stores["replicasets"].broken()
-    await cached_reads.pods_and_replica_sets("prod", "web")
+    await reads.deployment_pods("prod", "web")
     assert api == ["scale new", "scale db", "workload new", "workload web"]
 
 
-async def test_with_the_caches_off_everything_is_read(monkeypatch: pytest.MonkeyPatch,
-                                                      api: list[str],
-                                                      hpas: kube.HpaLists) -> None:
-    cluster_cache.configure(False)
-    assert cluster_cache.current().namespace("prod") is None
-    await cached_reads.read_scale("prod", WEB)
-    await cached_reads.count_pods("prod", kube.Scale(1, 1, "app=web", SELECTOR))
-    assert await cached_reads.conflicting_hpa("prod", WEB, hpas) is None
+async def test_with_the_caches_off_everything_is_read(api: list[str], hpas: kube.HpaLists) -> None:
+    reads = CachedReads(ClusterCache(enabled=False))
+    assert reads.cache.namespace("prod") is None
+    await reads.read_scale("prod", WEB)
+    await reads.count_pods("prod", kube.Scale(1, 1, "app=web", SELECTOR))
+    assert await reads.conflicting_hpa("prod", WEB, hpas) is None
     assert api == ["scale web", "pods app=web", "hpas prod"]
 
 
 async def test_our_own_write_is_read_from_the_api_server_until_the_cache_has_it(
-        stores: dict[str, Store], api: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        reads: CachedReads, stores: dict[str, Store], api: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[int] = []
 
-    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
+    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int,
+                          resolve: Any) -> None:
         written.append(replicas)
 
     monkeypatch.setattr(kube, "write_scale", write_scale)
-    monkeypatch.setattr(cached_reads, "_expected", {})
-    await cached_reads.write_scale("prod", WEB, 5)
-    assert (await cached_reads.read_scale("prod", WEB)).replicas == 4  # the API server's
+    await reads.write_scale("prod", WEB, 5)
+    assert (await reads.read_scale("prod", WEB)).replicas == 4  # the API server's
     stores["deployments"].apply({"type": "MODIFIED", "object": {
         **DEPLOYMENT, "spec": {"replicas": 5, "selector": SELECTOR}}})
-    assert (await cached_reads.read_scale("prod", WEB)).replicas == 5  # the cache caught up
+    assert (await reads.read_scale("prod", WEB)).replicas == 5  # the cache caught up
     assert written == [5] and api == ["scale web"]
-    assert cached_reads._expected == {}
+    assert reads._expected == {}
 
 
-def test_an_expectation_not_met_in_time_is_someone_elses_change(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cached_reads, "_expected", {("prod", "web"): (5, 100.0)})
-    assert not cached_reads._as_expected("prod", DEPLOYMENT, 100.0 + 1)
-    assert cached_reads._as_expected("prod", DEPLOYMENT,
-                                     100.0 + cached_reads.EXPECT_SECONDS + 1)
-    assert cached_reads._expected == {}
+def test_an_expectation_not_met_in_time_is_someone_elses_change(reads: CachedReads) -> None:
+    reads._expected[("prod", "web")] = (5, 100.0)
+    assert not reads._as_expected("prod", DEPLOYMENT, 100.0 + 1)
+    assert reads._as_expected("prod", DEPLOYMENT, 100.0 + cached_reads.EXPECT_SECONDS + 1)
+    assert reads._expected == {}

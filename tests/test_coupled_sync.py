@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
@@ -24,6 +25,7 @@ from adaptive_operator.handlers import coupled, forecasts
 from adaptive_operator.handlers.warmup import WarmUps
 
 from coupling_traces import bursty, follower
+from fakes import Cluster
 
 PERIOD = 2.0
 HISTORY = 600
@@ -55,7 +57,7 @@ class Namespace:
         self.forecasters: dict[str, forecasts.ServiceForecaster] = {}  # each service's own
         self.couplings: dict[str, coupled.CouplingMemory] = {}  # each service's own
 
-    async def read_service(self, plural: str, namespace: str, name: str) -> Any:
+    async def read_upstream(self, plural: str, namespace: str, name: str) -> Any:
         return self.bodies.get(name)
 
     async def total(self, url: str, query: str, max_age: float) -> Sample:
@@ -71,12 +73,11 @@ class Namespace:
 
 
 @pytest.fixture
-def namespace(monkeypatch: pytest.MonkeyPatch) -> Namespace:
+def namespace() -> Namespace:
     up = bursty(400, 31)
     space = Namespace({"frontend": body("frontend", [])},
                       {"sum(rate(frontend[1m]))": up,
                        "sum(rate(api[1m]))": follower(up, 3.0, 3, 0.02, 32)})
-    monkeypatch.setattr(coupled.kube, "read_service", space.read_service)
     return space
 
 
@@ -91,7 +92,7 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
     await forecaster.settled()  # its warm-up (backfill, first fit) ends before the next sync
     memory = space.couplings.setdefault(uid, coupled.CouplingMemory())
     return await coupled.coupled_for("ns", "api", memory, spec, forecast, row * PERIOD,
-                                     forecaster, space, space)
+                                     forecaster, space, space, space, PrometheusAccess())
 
 
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
@@ -134,7 +135,8 @@ async def test_an_uncoupled_service_shows_nothing_and_clears_what_was_shown() ->
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", []))
     memory = coupled.CouplingMemory()
     assert await coupled.coupled_for("ns", "api", memory, spec, None, 0.0, None,
-                                     QueryBatcher(), RangeBatcher()) is None
+                                     QueryBatcher(), RangeBatcher(), Cluster(),
+                                     PrometheusAccess()) is None
     old = {"coupling": {"trusted": True}, "conditions": [{"type": "CouplingTrusted"}]}
     assert coupled_status.status_fields(old, None) == {"coupling": None}
     assert coupled_status.status_fields({}, None) == {}

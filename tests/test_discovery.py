@@ -88,12 +88,11 @@ def test_a_group_version_not_served_lists_nothing(server: Server) -> None:
         Discovery(server.fetch).resolve("argoproj.io/v1alpha1", "Rollout")
 
 
-def test_the_scaler_refuses_a_kind_without_scale(monkeypatch: pytest.MonkeyPatch,
-                                                server: Server) -> None:
-    monkeypatch.setattr(discovery, "_shared", Discovery(server.fetch))
+def test_the_scaler_refuses_a_kind_without_scale(server: Server) -> None:
+    resolve = Discovery(server.fetch).resolve
     with pytest.raises(kube.TargetError, match="no /scale subresource") as caught:
-        kube._resource(kube.TargetRef("apps/v1", "ControllerRevision", "x"))
+        kube._resource(kube.TargetRef("apps/v1", "ControllerRevision", "x"), resolve)
     assert caught.value.reason == "NotScalable"
     with pytest.raises(kube.TargetError) as unknown:
-        kube._resource(kube.TargetRef("apps/v1", "Gadget", "x"))
+        kube._resource(kube.TargetRef("apps/v1", "Gadget", "x"), resolve)
     assert unknown.value.reason == "UnknownKind"

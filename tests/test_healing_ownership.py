@@ -16,6 +16,7 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
 from adaptive_operator.domain.healing.ownership import MAX_DEPTH, owned_by_target
 from adaptive_operator.handlers import healing_apply
+from adaptive_operator.handlers.ports import ClusterWorkloads
 
 
 def obj(uid: str, *owners: tuple[str, str, str, str]) -> dict[str, Any]:
@@ -81,7 +82,8 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
                          "Pod/web-1-a": obj("pa", RS), "Pod/impostor": obj("pb")})
     evicted: list[str] = []
 
-    def read(namespace: str, api_version: str, kind: str, name: str) -> Mapping[str, Any] | None:
+    def read(namespace: str, api_version: str, kind: str, name: str,
+             resolve: Any) -> Mapping[str, Any] | None:
         return cluster(api_version, kind, name)
 
     def evict(namespace: str, pod: str, uid: str = "") -> None:
@@ -97,7 +99,8 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
                                        "targetPerReplica": 10}]})
     intent = LedgerEntry("evictpods-1", Action.EVICT_PODS, 1.0, Outcome.PENDING,
                          pods=("impostor", "web-1-a"), pod_uids=("pb", "pa"))
-    problem, blocked, not_owned = await healing_apply._evict("ns", spec, intent)
+    done = await healing_apply._evict("ns", spec, intent, ClusterWorkloads())
+    problem, blocked, not_owned = done.problem, done.blocked, done.not_owned
     assert evicted == ["web-1-a/pa"] and not blocked  # with the UID decided on
     assert not_owned == ("impostor",)  # for the status condition
     assert problem is not None and "impostor: not shown to be owned by Rollout web" in problem
@@ -127,10 +130,9 @@ def test_the_chart_grants_every_read_the_ownership_check_makes(
             raise ApiException(status=403, reason="Forbidden")
         return stored[path]
 
-    monkeypatch.setattr(discovery, "resolve", lambda api_version, kind: kinds[kind])
     monkeypatch.setattr(workload, "request", request)
     monkeypatch.setattr(workload, "_read_pod", lambda ns, pod: obj("pa", RS))
     assert ("", "pods", "get") in granted  # _read_pod's own call
     owned = workload._owned_by_target("ns", ("argoproj.io/v1alpha1", "Rollout", "web"),
-                                      ("web-1-a",))
+                                      ("web-1-a",), lambda api_version, kind: kinds[kind])
     assert refused == [] and owned == {"web-1-a"}

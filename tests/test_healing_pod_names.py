@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters import cached_reads, kube, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.handlers import healing_observe
+
+from fakes import Cluster
 
 
 def spec(api_version: str, kind: str) -> AdaptiveServiceSpec:
@@ -30,21 +31,9 @@ def pod(name: str, uid: str, terminating: bool = False) -> dict[str, Any]:
 PODS = [pod("web-0", "u0"), pod("web-1", "u1", terminating=True)]
 
 
-@pytest.fixture(autouse=True)
-def cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
-        return kube.Scale(2, 2, "app=web")
-
-    async def statefulset(namespace: str, name: str) -> tuple[list[Any], list[Any]]:
-        return PODS, []
-
-    async def by_selector(namespace: str, selector: str) -> list[Any]:
-        assert selector == "app=web"
-        return PODS
-
-    monkeypatch.setattr(cached_reads, "read_scale", scale)
-    monkeypatch.setattr(workload, "statefulset_pods_and_revisions", statefulset)
-    monkeypatch.setattr(workload, "pods_of", by_selector)
+def cluster() -> Cluster:
+    """A target of 2 replicas whose /scale selector is app=web, with PODS."""
+    return Cluster(replicas=2, selector="app=web", pods=PODS)
 
 
 @pytest.mark.parametrize(("api_version", "kind"), [
@@ -52,17 +41,13 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     ("argoproj.io/v1alpha1", "Rollout"), ("example.com/v1", "Worker")])
 async def test_pods_are_named_for_every_kind(api_version: str, kind: str) -> None:
     target = spec(api_version, kind)
-    assert await healing_observe.pod_names("ns", target) == ("web-0", "web-1")
+    assert await healing_observe.pod_names("ns", target, cluster()) == ("web-0", "web-1")
     replicas, _, pods, names, unread = await healing_observe.observe_workload(
-        "ns", target, 0.0)
+        "ns", target, 0.0, cluster())
     assert (replicas, names, unread) == (2, ("web-0", "web-1"), None)
     assert [p.uid for p in pods] == ["u0"]  # the terminating pod is not judged
 
 
-async def test_unreadable_pods_leave_the_placeholder_unfilled(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    async def missing(namespace: str, target: kube.TargetRef) -> kube.Scale:
-        raise kube.TargetError("TargetNotFound", "no such target")
-
-    monkeypatch.setattr(cached_reads, "read_scale", missing)
-    assert await healing_observe.pod_names("ns", spec("apps/v1", "StatefulSet")) is None
+async def test_unreadable_pods_leave_the_placeholder_unfilled() -> None:
+    missing = Cluster(missing=True)
+    assert await healing_observe.pod_names("ns", spec("apps/v1", "StatefulSet"), missing) is None

@@ -9,6 +9,8 @@ import pytest
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.handlers.healing import VERDICT_REFRESH_SECONDS, differs
 
+from fakes import Cluster, FixedClock
+
 NOW = 1_800_000_000.0
 
 
@@ -38,25 +40,27 @@ def test_the_verdicts_numbers_are_refreshed_once_a_minute() -> None:
     assert differs(damaged, status(), NOW)
 
 
-async def test_an_api_error_fails_one_healing_sync_not_the_daemon(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_api_error_fails_one_healing_sync_not_the_daemon() -> None:
     import urllib3
     from prometheus_client import REGISTRY
 
+    from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
     from adaptive_operator.handlers import healing
 
-    async def refused(*_: Any) -> None:
-        raise urllib3.exceptions.ProtocolError("connection refused")
+    service = AdaptiveServiceSpec.model_validate({
+        "scaleTargetRef": {"name": "web"}, "maxReplicas": 5,
+        "metrics": [{"name": "load", "query": "sum(x)", "targetPerReplica": 10}],
+        "healing": {"enabled": True}})
+    watcher = healing.start_watcher(service.healing)  # type: ignore[arg-type]
+
+    async def sync(api: Cluster) -> None:
+        await healing.guarded_heal("ns", "web", {"metadata": {}}, service,  # type: ignore[arg-type]
+                                   watcher, api.runtime(clock=FixedClock(NOW)))
 
     labels = {"namespace": "ns", "name": "web", "reason": "ApiUnavailable"}
     before = REGISTRY.get_sample_value("adaptive_reconcile_errors_total", labels) or 0.0
-    monkeypatch.setattr(healing, "heal_once", refused)
-    await healing.guarded_heal("ns", "web", None, None, None, None)  # type: ignore[arg-type]
+    await sync(Cluster(broken=urllib3.exceptions.ProtocolError("connection refused")))
     assert REGISTRY.get_sample_value("adaptive_reconcile_errors_total", labels) == before + 1
 
-    async def broken(*_: Any) -> None:
-        raise KeyError("a bug")
-
-    monkeypatch.setattr(healing, "heal_once", broken)
     with pytest.raises(KeyError):  # a bug is not an outage: kopf reports it
-        await healing.guarded_heal("ns", "web", None, None, None, None)  # type: ignore[arg-type]
+        await sync(Cluster(broken=KeyError("a bug")))

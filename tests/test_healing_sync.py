@@ -8,12 +8,11 @@ show yet is never repeated, and a pause set a moment ago is honoured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters import workload
+from adaptive_operator.adapters import kube, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.base import MESSAGE_LENGTH
 from adaptive_operator.api.healing import HealingMode
@@ -28,9 +27,10 @@ from adaptive_operator.domain.healing.ladder import (
     detector_settings_from_spec,
 )
 from adaptive_operator.handlers import healing
+from adaptive_operator.handlers.ports import OwnRecords
 from adaptive_operator.handlers.runtime import Runtime
 
-from fakes import FixedClock, NoShards
+from fakes import Cluster, FixedClock, KubeHttp, NoShards, fenced_client
 
 NOW = 1_800_000_000.0
 ANOMALY = AnomalyVerdict(0.9, True, (Contribution("errorRatio", 0.3, 0.01, 24.0),))
@@ -45,37 +45,10 @@ def spec() -> AdaptiveServiceSpec:
         "healing": {"enabled": True, "mode": "DryRun"}})
 
 
-@dataclass
-class ApiServer:
-    """The service as the API server has it; what the sync read and wrote."""
-
-    annotations: dict[str, str] = field(default_factory=dict)
-    reads: int = 0
-    ledgers: list[str] = field(default_factory=list)
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-
-    async def read_service(self, *_: Any) -> dict[str, Any]:
-        self.reads += 1
-        return {"metadata": {"annotations": dict(self.annotations)}}
-
-    async def annotate(self, plural: str, namespace: str, name: str, key: str,
-                       value: str) -> None:
-        self.annotations[key] = value
-        self.ledgers.append(value)
-
-    async def patch_status(self, plural: str, namespace: str, name: str,
-                           status: dict[str, Any]) -> None:
-        self.statuses.append(status)
-
-
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ApiServer:
-    server = ApiServer()
-    monkeypatch.setattr(healing.workload, "read_service", server.read_service)
-    monkeypatch.setattr(healing.workload, "annotate", server.annotate)
-    monkeypatch.setattr(healing.kube, "patch_status", server.patch_status)
-    monkeypatch.setattr(healing.kopf, "event", lambda *_, **__: None)
-    return server
+def api() -> Cluster:
+    """The service as the API server has it; what the sync read and wrote."""
+    return Cluster()
 
 
 def watcher() -> healing.Watcher:
@@ -84,59 +57,56 @@ def watcher() -> healing.Watcher:
                            HealthHistory(10), AnomalyDetector(settings))
 
 
-async def sync(monkeypatch: pytest.MonkeyPatch, seen: Observation,
+async def sync(api: Cluster, seen: Observation,
                body: dict[str, Any], kept: healing.Watcher | None = None,
                service: AdaptiveServiceSpec | None = None) -> None:
-    async def observe(*_: Any) -> Observation:
-        return seen
-
-    monkeypatch.setattr(healing, "observe", observe)
-    rt = Runtime(shards=NoShards(), clock=FixedClock(NOW))
-    await healing.heal_once("ns", "web", body, service or spec(),  # type: ignore[arg-type]
-                            kept or watcher(), rt)
+    """Plan on what was seen, and apply, as the sync after its observation does."""
+    rt = api.runtime(clock=FixedClock(NOW))
+    await healing.plan_and_apply("ns", "web", body, service or spec(),  # type: ignore[arg-type]
+                                 kept or watcher(), seen, NOW, rt)
 
 
 async def test_a_healthy_sync_reads_nothing_fresh_and_writes_no_ledger(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
-    await sync(monkeypatch, Observation(CALM), {"metadata": {}})
+        api: Cluster) -> None:
+    await sync(api, Observation(CALM), {"metadata": {}})
     assert api.reads == 0 and api.ledgers == []
 
 
 async def test_an_intent_is_decided_again_on_the_fresh_ledger(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
+        api: Cluster) -> None:
     seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
-    await sync(monkeypatch, seen, {"metadata": {}})
+    await sync(api, seen, {"metadata": {}})
     assert api.reads == 1 and len(api.ledgers) == 1  # the DryRun rollback, recorded
     # The watch has not delivered that annotation yet: the body still shows no ledger.
-    await sync(monkeypatch, seen, {"metadata": {}})
+    await sync(api, seen, {"metadata": {}})
     assert api.reads == 2 and len(api.ledgers) == 1  # the fresh ledger: cooling down, no repeat
     assert len(ledger_from_json(api.annotations[healing.LEDGER])) == 1
 
 
 async def test_a_pause_set_a_moment_ago_is_honoured(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
+        api: Cluster) -> None:
     api.annotations[healing.PAUSED] = "true"
     seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
-    await sync(monkeypatch, seen, {"metadata": {}})
+    await sync(api, seen, {"metadata": {}})
     assert api.reads == 1 and api.ledgers == []
 
 
 async def test_status_is_compared_with_what_this_process_wrote_last(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
+        api: Cluster) -> None:
     kept = watcher()
-    await sync(monkeypatch, Observation(CALM), {"metadata": {}}, kept)
+    await sync(api, Observation(CALM), {"metadata": {}}, kept)
     assert len(api.statuses) == 1
     # The body does not show that write yet; the same state again is no change.
-    await sync(monkeypatch, Observation(CALM), {"metadata": {}}, kept)
+    await sync(api, Observation(CALM), {"metadata": {}}, kept)
     assert len(api.statuses) == 1
 
 
 async def test_the_live_score_is_a_gauge_every_sync_and_gone_with_the_service(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
+        api: Cluster) -> None:
     from prometheus_client import REGISTRY
 
     labels = {"namespace": "ns", "name": "web"}
-    await sync(monkeypatch, Observation(ANOMALY), {"metadata": {}})
+    await sync(api, Observation(ANOMALY), {"metadata": {}})
     assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) == ANOMALY.score
     healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")
     assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) is None
@@ -148,35 +118,27 @@ async def test_the_live_score_is_a_gauge_every_sync_and_gone_with_the_service(
     pytest.param(False, "Pending", id="another-refusal-is-verified-not-repeated"),
 ])
 async def test_an_eviction_refused_by_a_budget_is_recorded_as_blocked(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer, by_budget: bool, outcome: str) -> None:
-    async def evict(namespace: str, pods: tuple[str, ...], owner: tuple[str, str] | None = None,
-                    uids: object = None) -> list[workload.Refusal]:
-        return [workload.Refusal(f"{pod}: refused", by_budget) for pod in pods]
-
-    monkeypatch.setattr(healing.workload, "evict", evict)
+        api: Cluster, by_budget: bool, outcome: str) -> None:
+    api.refusals["web-a"] = workload.Refusal("web-a: refused", by_budget)
     active = AdaptiveServiceSpec.model_validate({
         **spec().model_dump(by_alias=True, exclude_none=True),
         "healing": {"enabled": True, "mode": HealingMode.ACTIVE}})
     seen = Observation(CALM, pods=(PodHealth("web-a", ready=False),), replicas=2, max_replicas=5)
-    await sync(monkeypatch, seen, {"metadata": {}}, service=active)
+    await sync(api, seen, {"metadata": {}}, service=active)
     (entry,) = ledger_from_json(api.annotations[healing.LEDGER])
     assert (entry.action, entry.outcome, entry.pods) == (Action.EVICT_PODS, outcome, ("web-a",))
 
 
 async def test_pods_left_alone_as_not_the_targets_are_reported_in_a_status_condition(
-        monkeypatch: pytest.MonkeyPatch, api: ApiServer) -> None:
-    async def evict(namespace: str, pods: tuple[str, ...], owner: tuple[str, str] | None = None,
-                    uids: object = None) -> list[workload.Refusal]:
-        return [workload.Refusal(f"{pod}: not a pod of Deployment web; left alone", False, pod)
-                for pod in pods]
-
-    monkeypatch.setattr(healing.workload, "evict", evict)
+        api: Cluster) -> None:
+    api.refusals["impostor-1"] = workload.Refusal(
+        "impostor-1: not a pod of Deployment web; left alone", False, "impostor-1")
     active = AdaptiveServiceSpec.model_validate({
         **spec().model_dump(by_alias=True, exclude_none=True),
         "healing": {"enabled": True, "mode": HealingMode.ACTIVE}})
     seen = Observation(CALM, pods=(PodHealth("impostor-1", ready=False),), replicas=1,
                        max_replicas=5)
-    await sync(monkeypatch, seen, {"metadata": {}}, service=active)
+    await sync(api, seen, {"metadata": {}}, service=active)
     (condition,) = api.statuses[-1]["healing"]["conditions"]
     assert (condition["type"], condition["status"], condition["reason"]) == (
         "PodsNotOwned", "True", "NotOwnedByTarget")
@@ -192,3 +154,27 @@ def test_the_pods_not_owned_are_named_a_few_and_the_message_is_bounded() -> None
     assert len(condition.message) <= MESSAGE_LENGTH
     cleared = healing.not_owned_condition((), "StatefulSet", "db")
     assert (cleared.status, cleared.reason) == ("False", "AllPodsOwned")
+
+
+@pytest.mark.parametrize("leading", [True, False], ids=["leading", "not-leading"])
+async def test_a_healing_event_is_posted_only_while_leading(api: Cluster, leading: bool) -> None:
+    """The DryRun rollback's Event goes through the fenced client (the HTTP boundary here):
+    about the AdaptiveService while leading, nothing at all once the lease is gone."""
+    server = KubeHttp()
+    records = OwnRecords(kube.OwnObjects(fenced_client(server, lambda: leading)))
+    rt = Runtime(shards=NoShards(), workloads=api, status=api, events=records,
+                 clock=FixedClock(NOW), may_act=lambda: leading)
+    body = {"apiVersion": "adaptive.dev/v1alpha1", "kind": "AdaptiveService",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-2"}}
+    seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
+    await healing.plan_and_apply("ns", "web", body, spec(), watcher(),  # type: ignore[arg-type]
+                                 seen, NOW, rt)
+    if not leading:
+        assert server.sent == []
+        return
+    ((method, path, event),) = server.writes()
+    assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
+    assert (event["type"], event["reason"]) == ("Normal", "HealingDryRun")
+    assert event["involvedObject"] == {"apiVersion": "adaptive.dev/v1alpha1",
+                                       "kind": "AdaptiveService", "name": "web", "uid": "u-2",
+                                       "namespace": "ns"}

@@ -17,6 +17,8 @@ from adaptive_operator.domain.healing.targets import (
 )
 from adaptive_operator.handlers import healing_apply
 
+from fakes import Cluster
+
 
 @pytest.mark.parametrize(("api_version", "kind", "missing"), [
     pytest.param("apps/v1", "Deployment", (), id="deployment"),
@@ -57,10 +59,12 @@ def test_the_scaling_status_carries_the_condition_while_healing_is_on() -> None:
 
 async def test_an_action_a_kind_does_not_allow_is_refused_not_guessed() -> None:
     intent = LedgerEntry("restart-1", Action.ROLLOUT_RESTART, 1.0, Outcome.PENDING)
-    problem = await healing_apply._perform("ns", spec("Widget", "e2e.adaptive.dev/v1"), intent)
+    problem = await healing_apply._perform("ns", spec("Widget", "e2e.adaptive.dev/v1"), intent,
+                                           Cluster())
     assert problem == "healing cannot RolloutRestart a Widget (see HealingLimited)"
     rollback = LedgerEntry("rollback-1", Action.ROLL_BACK, 1.0, Outcome.PENDING, 3)
-    problem = await healing_apply._perform("ns", spec("Rollout", "argoproj.io/v1alpha1"), rollback)
+    problem = await healing_apply._perform("ns", spec("Rollout", "argoproj.io/v1alpha1"), rollback,
+                                           Cluster())
     assert problem == "healing cannot RollBack a Rollout (see HealingLimited)"
 
 

@@ -4,7 +4,6 @@ of them in a message."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,10 @@ from pydantic import ValidationError
 
 from adaptive_operator.adapters import prometheus_access
 from adaptive_operator.adapters.prometheus import MetricError
-from adaptive_operator.adapters.prometheus_access import AccessSettings, allowed
+from adaptive_operator.adapters.prometheus_access import AccessSettings, PrometheusAccess, allowed
 from adaptive_operator.api.prometheus_ref import PrometheusRef
 
 OPERATOR = AccessSettings(url="http://prometheus.monitoring:9090")
-
-
-@pytest.fixture(autouse=True)
-def restored() -> Iterator[None]:
-    yield
-    prometheus_access.configure(AccessSettings())
 
 
 @pytest.mark.parametrize(("url", "settings", "ok"), [
@@ -44,9 +37,9 @@ def test_the_allowlist(url: str, settings: AccessSettings, ok: bool) -> None:
 
 
 def test_a_url_off_the_allowlist_is_refused_with_its_reason() -> None:
-    prometheus_access.configure(OPERATOR)
     with pytest.raises(MetricError) as caught:
-        prometheus_access.endpoint_for("team-a", PrometheusRef(url="http://evil.example:9090"))
+        PrometheusAccess(OPERATOR).endpoint_for("team-a",
+                                                PrometheusRef(url="http://evil.example:9090"))
     assert caught.value.reason == "PrometheusNotAllowed"
     assert "http://evil.example:9090" in caught.value.message
 
@@ -69,38 +62,36 @@ def test_inconsistent_credentials_are_refused(auth: dict[str, object]) -> None:
         PrometheusRef.model_validate({"url": "http://p", "auth": auth})
 
 
-def test_credentials_come_from_the_services_own_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_come_from_the_services_own_secret() -> None:
     asked: list[tuple[str, str]] = []
 
     def secret(namespace: str, name: str) -> dict[str, str]:
         asked.append((namespace, name))
         return {"token": "t0ken\n", "org": "team-a"}
 
-    monkeypatch.setattr(prometheus_access, "_secret", secret)
-    prometheus_access.configure(AccessSettings(url="http://p", allowed=("https://thanos",)))
+    access = PrometheusAccess(AccessSettings(url="http://p", allowed=("https://thanos",)), secret)
     ref = PrometheusRef.model_validate({"url": "https://thanos", "auth": {
         "secretRef": {"name": "creds"}, "bearerTokenKey": "token",
         "headers": {"X-Scope-OrgID": "org"}}})
-    endpoint = prometheus_access.endpoint_for("team-a", ref)
+    endpoint = access.endpoint_for("team-a", ref)
     assert asked == [("team-a", "creds")]
     assert dict(endpoint.headers) == {"Authorization": "Bearer t0ken", "X-Scope-OrgID": "team-a"}
     assert "t0ken" not in repr(endpoint) and "t0ken" not in str(endpoint)
     missing = PrometheusRef.model_validate({"url": "https://thanos", "auth": {
         "secretRef": {"name": "creds"}, "bearerTokenKey": "nope"}})
     with pytest.raises(MetricError, match="has no key nope") as caught:
-        prometheus_access.endpoint_for("team-a", missing)
+        access.endpoint_for("team-a", missing)
     assert caught.value.reason == "CredentialsUnavailable"
+    assert asked == [("team-a", "creds")]  # the Secret read once, then from the cache
 
 
-def test_a_credential_that_would_end_its_header_is_refused(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prometheus_access, "_secret",
-                        lambda namespace, name: {"token": "a\r\nX-Evil: 1"})
-    prometheus_access.configure(AccessSettings(url="http://p"))
+def test_a_credential_that_would_end_its_header_is_refused() -> None:
+    access = PrometheusAccess(AccessSettings(url="http://p"),
+                              lambda namespace, name: {"token": "a\r\nX-Evil: 1"})
     ref = PrometheusRef.model_validate({"url": "http://p", "auth": {
         "secretRef": {"name": "creds"}, "bearerTokenKey": "token"}})
     with pytest.raises(MetricError) as caught:
-        prometheus_access.endpoint_for("team-a", ref)
+        access.endpoint_for("team-a", ref)
     assert caught.value.reason == "CredentialsInvalid"
     assert "X-Evil" not in caught.value.message
 
@@ -117,3 +108,19 @@ def test_the_operator_wide_credentials_are_read_from_files(tmp_path: Path) -> No
     assert headers["X-Scope-OrgID"] == "platform"
     assert endpoint.ca_pem is not None and endpoint.ca_pem.startswith("-----BEGIN")
     assert prometheus_access.operator_endpoint(AccessSettings(url="https://p")).headers == ()
+
+
+def test_a_secret_is_read_again_once_its_cache_is_old() -> None:
+    reads, now = [], [100.0]
+
+    def secret(namespace: str, name: str) -> dict[str, str]:
+        reads.append((namespace, name))
+        return {"token": f"t{len(reads)}"}
+
+    access = PrometheusAccess(read=secret, clock=lambda: now[0])
+    assert access.secret("team-a", "creds") == {"token": "t1"}
+    now[0] += prometheus_access.SECRET_TTL_SECONDS - 1
+    assert access.secret("team-a", "creds") == {"token": "t1"}
+    now[0] += 2  # a rotated Secret is picked up
+    assert access.secret("team-a", "creds") == {"token": "t2"}
+    assert reads == [("team-a", "creds")] * 2

@@ -16,11 +16,9 @@ import pytest
 
 from adaptive_operator import logs
 from adaptive_operator.adapters import (
-    cluster_cache,
     health,
     kube,
     leader,
-    prometheus_access,
 )
 from adaptive_operator.cli import build_parser
 from adaptive_operator.commands import run as run_command
@@ -74,9 +72,7 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(health.STATE, "role", "starting")
     monkeypatch.setattr(health, "serve", serve_and_ask)
     monkeypatch.setattr(kopf, "run", lambda **_: found.ask())
-    for module, name in [(logs, "configure"), (prometheus_access, "configure"),
-                         (cluster_cache, "configure"),
-                         (kube, "load_config"), (kube, "fence_writes")]:
+    for module, name in [(logs, "configure"), (kube, "load_config"), (kube, "fence_writes")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     yield found

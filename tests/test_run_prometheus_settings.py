@@ -14,12 +14,13 @@ import kopf
 import pytest
 
 from adaptive_operator import logs
-from adaptive_operator.adapters import cluster_cache, health, kube, leader, prometheus_access
+from adaptive_operator.adapters import health, kube, leader
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.prometheus_ref import PrometheusRef
 from adaptive_operator.cli import build_parser
 from adaptive_operator.commands import run as run_command
+from adaptive_operator.handlers import runtime
 
 SPEC = AdaptiveServiceSpec.model_validate({
     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
@@ -29,7 +30,7 @@ SPEC = AdaptiveServiceSpec.model_validate({
 
 
 class Seen:
-    """What the query senders give while `run` would be running kopf."""
+    """What the query senders of the runtime `run` hands to kopf give."""
 
     def __init__(self) -> None:
         self.scaling = ""
@@ -37,16 +38,20 @@ class Seen:
         self.shard_set = ""
         self.headers: dict[str, str] = {}
         self.off_list = ""
+        self.load_access = False
 
-    def __call__(self, **_: Any) -> None:
-        source = asyncio.run(prometheus_access.source_for("team-a", SPEC))
+    def __call__(self, memo: kopf.Memo, **_: Any) -> None:
+        access = runtime.of(memo).prometheus
+        source = asyncio.run(access.source_for("team-a", SPEC))
         self.scaling = source.scaling_spec(SPEC).metrics[0].query
-        _, self.health = asyncio.run(prometheus_access.health_queries(
+        _, self.health = asyncio.run(access.health_queries(
             "team-a", SPEC, {"cpu": 'avg(x{pod=~"{{pods}}"})'}, ["web-1"]))
-        self.shard_set = prometheus_access.operator_query("team-a", "kv", "sum(load)")
-        self.headers = dict(prometheus_access.endpoint_for("team-a", None).headers)
+        self.shard_set = access.operator_query("team-a", "kv", "sum(load)")
+        self.headers = dict(access.endpoint_for("team-a", None).headers)
+        # The ShardSets' load reader asks the same operator-wide Prometheus.
+        self.load_access = getattr(runtime.of(memo).read_load, "access", None) is access
         try:
-            prometheus_access.endpoint_for("team-a", PrometheusRef(url="http://elsewhere:9090"))
+            access.endpoint_for("team-a", PrometheusRef(url="http://elsewhere:9090"))
         except MetricError as err:
             self.off_list = err.reason
 
@@ -54,11 +59,9 @@ class Seen:
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     found = Seen()
-    # The settings `run` configures are put back afterwards.
-    monkeypatch.setattr(prometheus_access, "_settings", prometheus_access.current())
     monkeypatch.setattr(kopf, "run", found)
-    for module, name in [(logs, "configure"), (cluster_cache, "configure"), (health, "serve"),
-                         (kube, "load_config"), (kube, "fence_writes")]:
+    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config"),
+                         (kube, "fence_writes")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     return found
@@ -97,3 +100,4 @@ def test_the_credentials_folder_and_the_allowlist_reach_the_endpoints(
                "--prometheus-credentials-dir", str(tmp_path)) == 0
     assert seen.headers == {"Authorization": "Bearer s3cret", "X-Scope-OrgID": "platform"}
     assert seen.off_list == "PrometheusNotAllowed"
+    assert seen.load_access

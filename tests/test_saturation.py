@@ -40,6 +40,8 @@ from adaptive_operator.domain.scaling.config import spec_from_model
 from adaptive_operator.handlers import healing, healing_apply
 from adaptive_operator.handlers.healing import LEDGER, Watcher
 
+from fakes import Cluster
+
 NOW = 1_800_000_000.0
 FLAT = [10.0] * LOAD_BASELINE_ROWS
 POLICY = HealingPolicy(enabled=True, verify_seconds=16, cooldown_seconds=60)
@@ -236,7 +238,7 @@ def test_flat_load_gives_no_scale_out_even_with_latency_up() -> None:
 )
 def test_the_scale_out_is_left_to_the_scaler(mode: str, problem: str | None) -> None:
     intent = scale_out(0, 3)
-    found = asyncio.run(healing_apply._perform("default", service(mode), intent))
+    found = asyncio.run(healing_apply._perform("default", service(mode), intent, Cluster()))
     assert found == problem or (
         problem is not None and found is not None and found.startswith(problem)
     )

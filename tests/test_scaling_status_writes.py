@@ -3,16 +3,15 @@ watched body lags behind its own patches, and compared with it every sync would 
 
 from __future__ import annotations
 
-from typing import Any
-
 import kopf
-import pytest
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.handlers import scaling_apply, scaling_observe
+
+from fakes import Cluster
 
 NOW = 1_000.0
 
@@ -24,33 +23,28 @@ def spec() -> AdaptiveServiceSpec:
 
 
 async def one_sync(memory: scaling_observe.Memory, body: kopf.Body, replicas: int,
-                   now: float) -> None:
+                   now: float, api: Cluster) -> None:
     """A sync that finds `replicas` and a load asking for as many: plan and apply."""
     readings = (MetricReading("rps", 10.0 * replicas, 10.0),)
     snapshot = sync.Snapshot(memory.shown(body), 1, True, current=replicas, ready=replicas,
                              readings=readings)
     planned = sync.plan(spec(), snapshot, memory.kept, now)
-    await scaling_apply.apply("ns", "web", body, spec(), snapshot, planned, memory)
+    await scaling_apply.apply("ns", "web", body, spec(), snapshot, planned, memory,
+                              api.runtime())
 
 
-async def test_a_status_already_written_is_not_written_again_from_a_stale_body(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    patches: list[dict[str, Any]] = []
-
-    async def patch_status(plural: str, namespace: str, name: str,
-                           status: dict[str, Any]) -> None:
-        patches.append(status)
-
-    monkeypatch.setattr(scaling_observe.kube, "patch_status", patch_status)
+async def test_a_status_already_written_is_not_written_again_from_a_stale_body() -> None:
+    api = Cluster()
+    patches = api.statuses
     stale = kopf.Body({"metadata": {"name": "web", "generation": 1}, "status": {}})
     memory = scaling_observe.Memory()
     for count in range(3):  # the body never shows the first write
-        await one_sync(memory, stale, 3, NOW + 15 * count)
+        await one_sync(memory, stale, 3, NOW + 15 * count, api)
     assert len(patches) == 1
-    await one_sync(memory, stale, 4, NOW + 45)
+    await one_sync(memory, stale, 4, NOW + 45, api)
     assert len(patches) == 2 and patches[1]["desiredReplicas"] == 4
     memory.forget()  # another replica may have written since: the body is read again
-    await one_sync(memory, stale, 4, NOW + 60)
+    await one_sync(memory, stale, 4, NOW + 60, api)
     assert len(patches) == 3
 
 

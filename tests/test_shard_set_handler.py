@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
+from adaptive_operator.adapters import kube
 from adaptive_operator.adapters.shard_cluster import RoutingConflict, ShardSetObjects
 from adaptive_operator.api.shard_set import ShardSetSpec
 from adaptive_operator.domain.common.times import parse_time
@@ -16,8 +18,11 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.resharding import decide
 from adaptive_operator.domain.sharding.slots import Move, initial_assignment
 from adaptive_operator.handlers import shard_set as handler
+from adaptive_operator.handlers.ports import OwnRecords
 from adaptive_operator.handlers.runtime import LoadReader, Runtime
 from adaptive_operator.routing import build_table
+
+from fakes import FixedClock, KubeHttp, OwnWrites, fenced_client
 
 SPEC = ShardSetSpec.model_validate({
     "shards": 4, "slots": 12,
@@ -125,6 +130,7 @@ class InMemoryShardCluster:
         self.fail_next_jobs = 0
         self.patches: list[str] = []
         self.version = 0  # the routing ConfigMap's resourceVersion
+        self.own = OwnWrites()  # the ShardSet's own status, annotations and Events
 
     def observe(self, namespace: str, name: str, config_map: str) -> ShardSetObjects:
         return ShardSetObjects(
@@ -181,17 +187,19 @@ class InMemoryShardCluster:
 async def reconcile(
     fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
 ) -> None:
-    patch = kopf.Patch()
-    rt = Runtime(shards=fake)
+    rt = Runtime(shards=fake, status=fake.own, events=fake.own)
     if fake.read_load is not None:
-        rt = Runtime(shards=fake, read_load=fake.read_load)
+        rt = Runtime(shards=fake, read_load=fake.read_load, status=fake.own,
+                     events=fake.own)
     await handler.reconcile_shard_set(
         spec=spec, meta=state["meta"], status=state["status"], name="cache", namespace="prod",
-        body=BODY, patch=patch, memo=kopf.Memo(runtime=rt),
+        body=BODY, memo=kopf.Memo(runtime=rt),
     )
-    state["status"] = {**state["status"], **patch.get("status", {})}
-    annotations = patch.get("metadata", {}).get("annotations", {})
-    state["meta"].setdefault("annotations", {}).update(annotations)
+    for kind, written in fake.own.take():
+        if kind == "status":
+            state["status"] = {**state["status"], **written}
+        else:
+            state["meta"].setdefault("annotations", {}).update(written)
 
 
 def live_shards(fake: InMemoryShardCluster) -> set[int | None]:
@@ -218,12 +226,8 @@ async def drive(
     return table, retried
 
 
-async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
+async def test_three_to_four_to_two_shards_in_memory() -> None:
     fake = InMemoryShardCluster()
-    posted: list[tuple[str, str, str]] = []
-    # kopf.event, since kopf.info is filtered out by the operator's posting level (warnings).
-    monkeypatch.setattr(kopf, "event", lambda body, *, type, reason, message:
-                        posted.append((type, reason, message)))
     spec = SPEC.model_dump(by_alias=True)
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     fake.fail_next_jobs = 1
@@ -237,6 +241,7 @@ async def test_three_to_four_to_two_shards_in_memory(monkeypatch: Any) -> None:
         assert max(counts) - min(counts) <= 1
         assert not any(kind == "Job" for kind, _ in fake.objects)
     assert retried == [False, True, False]  # the first migration failed once and ran again
+    posted = [(event.type, event.reason, event.message) for event in fake.own.events]
     assert {(kind, reason) for kind, reason, _ in posted} == {("Normal", "Resharding")}
     messages = [message for _, _, message in posted]
     assert any(m.startswith("retrying slots") for m in messages)
@@ -269,9 +274,8 @@ async def settle_at(
         fake.settle()
 
 
-async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
+async def test_hot_shard_load_starts_a_rebalance() -> None:
     fake = InMemoryShardCluster()
-    monkeypatch.setattr(kopf, "event", lambda *args, **kwargs: None)
     queries: list[str] = []
 
     async def read_load(query: str) -> list[dict[str, Any]]:
@@ -291,10 +295,9 @@ async def test_hot_shard_load_starts_a_rebalance(monkeypatch: Any) -> None:
     assert set(record) == {"at", "active"}
 
 
-async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
+async def test_unreadable_load_moves_nothing() -> None:
     fake = InMemoryShardCluster()
-    warnings: list[str] = []
-    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: warnings.append(reason))
+
     async def no_series(query: str) -> list[dict[str, Any]]:
         return []
 
@@ -302,6 +305,7 @@ async def test_unreadable_load_moves_nothing(monkeypatch: Any) -> None:
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
+    warnings = [event.reason for event in fake.own.events if event.type == "Warning"]
     assert warnings == ["LoadQueryFailed"]  # once: the next try waits for the period
     table = handler.RoutingTable.from_config_map_data(fake.routing or {})
     assert table.owners.tolist() == list(initial_assignment(2, 12))
@@ -324,13 +328,66 @@ async def test_template_change_updates_existing_shards() -> None:
 
 async def test_a_replica_that_is_not_leading_writes_nothing() -> None:
     """kopf writes a handler's patch (status, the attempts and given-up annotations) through its
-    own client, which the leadership fence does not cover: the handler must leave it empty."""
+    own client, which the leadership fence does not cover: the handler must leave it empty, and
+    writes nothing of its own (status, annotations, Events) while not leading."""
     fake = InMemoryShardCluster()
     spec = SPEC.model_dump(by_alias=True)
     for leading, given in [(False, spec), (False, {"shards": 0}), (True, spec)]:
         patch = kopf.Patch()
         await handler.reconcile_shard_set(
             spec=given, meta={"generation": 1}, status={}, name="cache", namespace="prod",
-            body=BODY, patch=patch,
-            memo=kopf.Memo(runtime=Runtime(shards=fake, may_act=lambda now=leading: now)))
-        assert (patch == {} and fake.objects == {} and fake.routing is None) is not leading
+            body=BODY, patch=patch, memo=kopf.Memo(runtime=Runtime(
+                shards=fake, may_act=lambda now=leading: now, status=fake.own,
+                events=fake.own)))
+        assert patch == {}
+        wrote = fake.objects != {} or fake.routing is not None or fake.own.take() != []
+        assert wrote is leading
+
+
+async def no_series(query: str) -> list[dict[str, Any]]:
+    return []
+
+
+async def reconcile_over_http(may_act: Callable[[], bool]) -> tuple[kopf.Patch, KubeHttp]:
+    """A first reconcile whose status, rebalance annotation and LoadQueryFailed Event go through
+    the fenced client to a fake API server; `may_act` is the leadership (the handler's check and
+    the client's fence alike)."""
+    server = KubeHttp()
+    records = OwnRecords(kube.OwnObjects(fenced_client(server, may_act)))
+    rt = Runtime(shards=InMemoryShardCluster(), may_act=may_act, read_load=no_series,
+                 clock=FixedClock(NOW), status=records, events=records)
+    patch = kopf.Patch()
+    spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
+    await handler.reconcile_shard_set(
+        spec=spec, meta={"generation": 1}, status={}, name="cache", namespace="prod",
+        body=BODY, patch=patch, memo=kopf.Memo(runtime=rt))
+    return patch, server
+
+
+async def test_a_leader_deposed_mid_reconcile_sends_no_status_annotation_or_event() -> None:
+    """Leading when the reconcile starts, not when it writes (paused while the lease was taken):
+    neither kopf's patch nor the fenced client carries anything about the ShardSet."""
+    checks: list[bool] = []
+
+    def leading_once() -> bool:
+        checks.append(True)
+        return len(checks) == 1
+
+    patch, server = await reconcile_over_http(leading_once)
+    assert len(checks) > 2  # the handler's check, then one per write refused
+    assert patch == {} and server.sent == []
+
+
+async def test_a_leader_sends_status_annotation_and_event_as_before() -> None:
+    patch, server = await reconcile_over_http(lambda: True)
+    assert patch == {}
+    event, status, annotations = server.writes()
+    shard_set = "/apis/adaptive.dev/v1alpha1/namespaces/prod/shardsets/cache"
+    assert event[:2] == ("POST", "/api/v1/namespaces/prod/events")
+    assert (event[2]["type"], event[2]["reason"], event[2]["involvedObject"]["uid"]) == (
+        "Warning", "LoadQueryFailed", "u-1")
+    assert status[:2] == ("PATCH", f"{shard_set}/status")
+    assert status[2]["status"]["shards"] == 2
+    assert status[2]["status"]["conditions"][0]["type"] == "Ready"
+    assert annotations == ("PATCH", shard_set, {"metadata": {"annotations": {
+        handler.REBALANCE_ANNOTATION: json.dumps({"at": NOW, "active": False})}}})

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from adaptive_operator.adapters import health, workers
+from adaptive_operator.adapters.query_batch import QueryBatcher
+from adaptive_operator.adapters.range_batch import RangeBatcher
 
 
 @pytest.fixture
@@ -49,11 +51,13 @@ async def test_prometheus_calls_run_while_every_worker_is_busy(pool: workers.Fai
     release = threading.Event()
     blocked = asyncio.create_task(asyncio.to_thread(release.wait))
     await asyncio.sleep(0.05)
+    prometheus = workers.prometheus_pool()
     try:
-        assert await asyncio.wait_for(workers.on_prometheus(sum, [1, 2]), timeout=30) == 3
+        assert await asyncio.wait_for(workers.on_pool(prometheus, sum, [1, 2]), timeout=30) == 3
     finally:
         release.set()
         await blocked
+        prometheus.shutdown(wait=False)
 
 
 class Clock:
@@ -122,3 +126,21 @@ def test_healthz_fails_while_a_check_says_stuck() -> None:
     finally:
         health.CHECKS.pop("test")
         server.shutdown()
+
+
+async def test_prometheus_reads_run_on_the_pool_they_were_given() -> None:
+    pool, threads = workers.FairExecutor(1, "given"), []
+
+    def runner(url: str, query: str, *window: float) -> list[dict[str, object]]:
+        threads.append(threading.current_thread().name)
+        return [{"metric": {}, "value": [0, "1"], "values": [[0, "1"]]}]
+
+    try:
+        await QueryBatcher(runner, pool=pool).total("http://p", "up", 0.0)
+        await QueryBatcher(runner, enabled=False, pool=pool).total("http://p", "up", 0.0)
+        await RangeBatcher(runner, pool=pool).series("http://p", "up", 0.0, 60.0, 60.0)
+        await RangeBatcher(runner, enabled=False, pool=pool).series("http://p", "up", 0.0, 60.0,
+                                                                    60.0)
+    finally:
+        pool.shutdown(wait=False)
+    assert threads == ["given-0"] * 4

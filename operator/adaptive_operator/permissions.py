@@ -66,12 +66,16 @@ CALLS: dict[str, tuple[Triple, ...]] = {
     "create_namespaced_lease": (("coordination.k8s.io", "leases", "create"),),
     "read_namespaced_lease": (("coordination.k8s.io", "leases", "get"),),
     "replace_namespaced_lease": (("coordination.k8s.io", "leases", "update"),),
-    # Custom objects: the AdaptiveService itself (the healing ledger annotation, status), and
-    # the scale subresource of the kinds a service may target.
+    # Custom objects: our own (the healing ledger and a ShardSet's records in annotations, and
+    # status), and the scale subresource of the kinds a service may target.
     "get_namespaced_custom_object": (("adaptive.dev", "adaptiveservices", "get"),),
-    "patch_namespaced_custom_object": (("adaptive.dev", "adaptiveservices", "patch"),),
+    "patch_namespaced_custom_object": (("adaptive.dev", "adaptiveservices", "patch"),
+                                       ("adaptive.dev", "shardsets", "patch")),
     "patch_namespaced_custom_object_status": (
-        ("adaptive.dev", "adaptiveservices/status", "patch"),),
+        ("adaptive.dev", "adaptiveservices/status", "patch"),
+        ("adaptive.dev", "shardsets/status", "patch")),
+    # The Events about our own objects (through the fenced client, not kopf's).
+    "create_namespaced_event": ((CORE, "events", "create"),),
     "get_namespaced_custom_object_scale": (("apps", "deployments/scale", "get"),
                                            ("apps", "statefulsets/scale", "get")),
     "patch_namespaced_custom_object_scale": (("apps", "deployments/scale", "patch"),
@@ -91,14 +95,13 @@ def _grouped(triples: set[Triple]) -> tuple[Permission, ...]:
 CODE: tuple[Permission, ...] = _grouped({t for needs in CALLS.values() for t in needs})
 
 # What kopf itself calls: it lists and watches the resources it serves and patches their
-# bookkeeping annotations, finalizers and status, posts Events through the core API, and
-# discovers CRDs and namespaces. The operator runs kopf standalone (leader election is ours),
-# so kopf's peering objects are never used.
+# finalizer and its bookkeeping annotation, posts its own warnings as Events through the core
+# API, and discovers CRDs and namespaces. It writes no status (no handler returns a result, and
+# its progress is kept in annotations). The operator runs kopf standalone (leader election is
+# ours), so kopf's peering objects are never used.
 FRAMEWORK: tuple[Permission, ...] = (
     Permission("adaptive.dev", "adaptiveservices", ("list", "watch", "patch")),
     Permission("adaptive.dev", "shardsets", ("list", "watch", "patch")),
-    Permission("adaptive.dev", "adaptiveservices/status", ("patch",)),
-    Permission("adaptive.dev", "shardsets/status", ("patch",)),
     # Objects a ShardSet creates carry an owner reference with blockOwnerDeletion, which
     # needs `update` on the owner's finalizers where OwnerReferencesPermissionEnforcement runs.
     Permission("adaptive.dev", "shardsets/finalizers", ("update",)),

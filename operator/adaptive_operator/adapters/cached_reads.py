@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from adaptive_operator.adapters import cluster_cache, kube, workload
+from adaptive_operator.adapters import discovery, kube, workload
+from adaptive_operator.adapters.cluster_cache import ClusterCache
 from adaptive_operator.domain.common.label_selector import to_text
 
 Object = dict[str, Any]
@@ -27,38 +28,7 @@ def scale_of(deployment: Mapping[str, Any]) -> kube.Scale:
                       to_text(selector), selector)
 
 
-# Our own replica writes not yet seen in the cache (client-go's "expectations"): until the
-# watch brings them, the scale is read from the API server, so a cache a moment behind never
-# looks like another client undoing the write (ConflictingWriter) or asks for it twice.
 EXPECT_SECONDS = 60.0  # by then the watch has delivered it; a difference is someone else's
-_expected: dict[tuple[str, str], tuple[int, float]] = {}
-
-
-def _as_expected(namespace: str, deployment: Mapping[str, Any], now: float) -> bool:
-    key = (namespace, str((deployment.get("metadata") or {}).get("name", "")))
-    expected = _expected.get(key)
-    if expected is None:
-        return True
-    replicas, at = expected
-    if int((deployment.get("spec") or {}).get("replicas", 1)) == replicas or (
-            now - at > EXPECT_SECONDS):
-        del _expected[key]
-        return True
-    return False
-
-
-async def read_scale(namespace: str, target: kube.TargetRef) -> kube.Scale:
-    if target.kind == "Deployment" and target.group_version[0] == "apps":
-        found = cluster_cache.current().deployment(namespace, target.name)
-        if found is not None and _as_expected(namespace, found, time.monotonic()):
-            return scale_of(found)
-    return await kube.read_scale(namespace, target)
-
-
-async def write_scale(namespace: str, target: kube.TargetRef, replicas: int) -> None:
-    await kube.write_scale(namespace, target, replicas)
-    if cluster_cache.current().enabled:
-        _expected[(namespace, target.name)] = (replicas, time.monotonic())
 
 
 def _time(text: Any) -> datetime | None:
@@ -94,45 +64,84 @@ def pod_counts(pods: Iterable[Mapping[str, Any]]) -> kube.PodCounts:
     return kube.PodCounts(ready=ready, unready=len(live) - ready, startup_seconds=startups)
 
 
-async def count_pods(namespace: str, scale: kube.Scale) -> kube.PodCounts:
-    pods = (cluster_cache.current().selected(namespace, "pods", scale.label_selector)
-            if scale.label_selector is not None else None)
-    if pods is None:
-        pods = await asyncio.to_thread(workload.list_pods, namespace, scale.selector)
-    return pod_counts(pods)
+class CachedReads:
+    """The workload reads and the replica writes of every sync, over the operator's caches
+    (`run` builds one over its ClusterCache)."""
 
+    def __init__(self, cache: ClusterCache | None = None,
+                 resolve: discovery.Resolve | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cache = cache if cache is not None else ClusterCache()
+        # The targets' resources (plural, /scale) by API discovery.
+        self.resolve = resolve or discovery.Discovery(discovery.fetch_listing).resolve
+        self._clock = clock
+        # Our own replica writes not yet seen in the cache (client-go's "expectations"): until
+        # the watch brings them, the scale is read from the API server, so a cache a moment
+        # behind never looks like another client undoing the write (ConflictingWriter) or asks
+        # for it twice.
+        self._expected: dict[tuple[str, str], tuple[int, float]] = {}
 
-async def conflicting_hpa(namespace: str, target: kube.TargetRef, lists: kube.HpaLists,
-                          max_age: float = 0.0) -> str | None:
-    """The name of a HorizontalPodAutoscaler that already scales the target, if any (listed
-    through `lists` when the cache cannot answer)."""
-    hpas = cluster_cache.current().hpas(namespace)
-    if hpas is None:
-        return await lists.conflicting(namespace, target, max_age)
-    for hpa in hpas:
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("kind") == target.kind and ref.get("name") == target.name:
-            return str((hpa.get("metadata") or {}).get("name", ""))
-    return None
+    def _as_expected(self, namespace: str, deployment: Mapping[str, Any], now: float) -> bool:
+        key = (namespace, str((deployment.get("metadata") or {}).get("name", "")))
+        expected = self._expected.get(key)
+        if expected is None:
+            return True
+        replicas, at = expected
+        if int((deployment.get("spec") or {}).get("replicas", 1)) == replicas or (
+                now - at > EXPECT_SECONDS):
+            del self._expected[key]
+            return True
+        return False
 
+    async def read_scale(self, namespace: str, target: kube.TargetRef) -> kube.Scale:
+        if target.kind == "Deployment" and target.group_version[0] == "apps":
+            found = self.cache.deployment(namespace, target.name)
+            if found is not None and self._as_expected(namespace, found, self._clock()):
+                return scale_of(found)
+        return await kube.read_scale(namespace, target, self.resolve)
 
-def _cached_workload(namespace: str, name: str) -> tuple[list[Object], list[Object]] | None:
-    cache = cluster_cache.current()
-    deployment = cache.deployment(namespace, name)
-    if deployment is None:
+    async def write_scale(self, namespace: str, target: kube.TargetRef, replicas: int) -> None:
+        await kube.write_scale(namespace, target, replicas, self.resolve)
+        if self.cache.enabled:
+            self._expected[(namespace, target.name)] = (replicas, self._clock())
+
+    async def count_pods(self, namespace: str, scale: kube.Scale) -> kube.PodCounts:
+        pods = (self.cache.selected(namespace, "pods", scale.label_selector)
+                if scale.label_selector is not None else None)
+        if pods is None:
+            pods = await asyncio.to_thread(workload.list_pods, namespace, scale.selector)
+        return pod_counts(pods)
+
+    async def conflicting_hpa(self, namespace: str, target: kube.TargetRef, lists: kube.HpaLists,
+                              max_age: float = 0.0) -> str | None:
+        """The name of a HorizontalPodAutoscaler that already scales the target, if any
+        (listed through `lists` when the cache cannot answer)."""
+        hpas = self.cache.hpas(namespace)
+        if hpas is None:
+            return await lists.conflicting(namespace, target, max_age)
+        for hpa in hpas:
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if ref.get("kind") == target.kind and ref.get("name") == target.name:
+                return str((hpa.get("metadata") or {}).get("name", ""))
         return None
-    selector = (deployment.get("spec") or {}).get("selector") or {}
-    pods = cache.selected(namespace, "pods", selector)
-    sets = cache.selected(namespace, "replicasets", selector)
-    if pods is None or sets is None:
-        return None
-    owned = workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
-    return workload.owned_pods(pods, owned), owned
 
+    def _cached_workload(self, namespace: str,
+                         name: str) -> tuple[list[Object], list[Object]] | None:
+        deployment = self.cache.deployment(namespace, name)
+        if deployment is None:
+            return None
+        selector = (deployment.get("spec") or {}).get("selector") or {}
+        pods = self.cache.selected(namespace, "pods", selector)
+        sets = self.cache.selected(namespace, "replicasets", selector)
+        if pods is None or sets is None:
+            return None
+        owned = workload.owned_by(sets, str(deployment["metadata"].get("uid", "")))
+        return workload.owned_pods(pods, owned), owned
 
-async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Object], list[Object]]:
-    """A Deployment's pods and its own ReplicaSets (cached when the caches can answer)."""
-    found = _cached_workload(namespace, name)
-    if found is not None:
-        return found
-    return await workload.pods_and_replica_sets(namespace, name)
+    async def deployment_pods(self, namespace: str,
+                              name: str) -> tuple[list[Object], list[Object]]:
+        """A Deployment's pods and its own ReplicaSets (cached when the caches can answer)."""
+        found = self._cached_workload(namespace, name)
+        if found is not None:
+            return found
+        return await workload.pods_and_replica_sets(namespace, name)

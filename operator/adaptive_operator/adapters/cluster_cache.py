@@ -5,7 +5,7 @@ selector, revision), ReplicaSets (the rollout's revisions), Pods (ready, restart
 HorizontalPodAutoscalers (the conflict check): four watches instead of some eight reads per
 service and sync. Every reader returns None when its cache cannot answer (not listed yet, the
 watch broken, the object not seen): the caller then asks the API server itself, so a cache
-never answers for data it could not read. Off unless `configure(True)` (the `run` command).
+never answers for data it could not read. Off unless built enabled (`run --watch-cache`).
 """
 
 from __future__ import annotations
@@ -143,16 +143,3 @@ class ClusterCache:
     def hpas(self, namespace: str) -> list[Object] | None:
         store = self._store(namespace, "horizontalpodautoscalers")
         return store.all() if store is not None else None
-
-
-_cache = ClusterCache()
-
-
-def configure(enabled: bool) -> None:
-    """Caches on or off for the whole operator (`adaptive-operator run --watch-cache`)."""
-    global _cache
-    _cache = ClusterCache(enabled=enabled)
-
-
-def current() -> ClusterCache:
-    return _cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,8 +110,6 @@ def fetch_listing(api_version: str) -> list[dict[str, Any]]:
     return [dict(r) for r in (body or {}).get("resources") or []]
 
 
-_shared = Discovery(fetch_listing)
-
-
-def resolve(api_version: str, kind: str) -> Resource:
-    return _shared.resolve(api_version, kind)
+# (apiVersion, kind) -> its resource: a `Discovery`'s `resolve` (`run` builds one for the
+# process: its listings serve every service).
+Resolve = Callable[[str, str], Resource]

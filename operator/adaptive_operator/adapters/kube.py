@@ -18,11 +18,14 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from adaptive_operator import logs
 from adaptive_operator.adapters import discovery
 from adaptive_operator.adapters.telemetry import API_REQUESTS
+from adaptive_operator.domain.common.events import Event, event_manifest
 
 GROUP = "adaptive.dev"
 VERSION = "v1alpha1"
+log = logs.get(__name__)
 
 # What a call raises when the API server answers with an error or not at all (restarting,
 # a connection refused or cut): callers fail the sync and retry, never crash on it.
@@ -105,10 +108,17 @@ def fence_writes(may_write: Callable[[], bool]) -> None:
 
 class FencedApiClient(client.ApiClient):
     """An ApiClient that refuses to send a write while `may_write` says no: a paused and
-    deposed leader must not undo what the new one did."""
+    deposed leader must not undo what the new one did. Without `may_write`, the process's
+    (`fence_writes`)."""
+
+    def __init__(self, configuration: client.Configuration | None = None,
+                 may_write: Callable[[], bool] | None = None) -> None:
+        super().__init__(configuration)
+        self._may_write = may_write
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if method.upper() not in READS and not _may_write():
+        may_write = self._may_write or _may_write
+        if method.upper() not in READS and not may_write():
             raise NotLeading()
         return super().call_api(method, url, *args, **kwargs)
 
@@ -132,10 +142,10 @@ def _describe(err: ApiException) -> str:
     return f"{err.status} {err.reason}"
 
 
-def _resource(target: TargetRef) -> discovery.Resource:
+def _resource(target: TargetRef, resolve: discovery.Resolve) -> discovery.Resource:
     """The target's resource by API discovery; a kind without /scale cannot be scaled."""
     try:
-        resource = discovery.resolve(target.api_version, target.kind)
+        resource = resolve(target.api_version, target.kind)
     except discovery.DiscoveryError as err:
         raise TargetError(err.reason, err.message) from err
     if not resource.scalable:
@@ -161,8 +171,8 @@ def request(path: str, method: str, body: Any = None) -> Any:
     return json.loads(text) if text else None
 
 
-def _read_scale(namespace: str, target: TargetRef) -> Scale:
-    resource = _resource(target)
+def _read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -> Scale:
+    resource = _resource(target, resolve)
     try:
         API_REQUESTS.labels("get", "scale").inc()
         body: Any = request(resource.path(namespace, target.name, "scale"), "GET")
@@ -177,12 +187,13 @@ def _read_scale(namespace: str, target: TargetRef) -> Scale:
                  str(status.get("selector", "")))
 
 
-async def read_scale(namespace: str, target: TargetRef) -> Scale:
-    return await asyncio.to_thread(_read_scale, namespace, target)
+async def read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -> Scale:
+    return await asyncio.to_thread(_read_scale, namespace, target, resolve)
 
 
-def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
-    resource = _resource(target)
+def _write_scale(namespace: str, target: TargetRef, replicas: int,
+                 resolve: discovery.Resolve) -> None:
+    resource = _resource(target, resolve)
     try:
         API_REQUESTS.labels("patch", "scale").inc()
         request(resource.path(namespace, target.name, "scale"), "PATCH",
@@ -192,8 +203,9 @@ def _write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
                                                f"{_describe(err)}") from err
 
 
-async def write_scale(namespace: str, target: TargetRef, replicas: int) -> None:
-    await asyncio.to_thread(_write_scale, namespace, target, replicas)
+async def write_scale(namespace: str, target: TargetRef, replicas: int,
+                      resolve: discovery.Resolve) -> None:
+    await asyncio.to_thread(_write_scale, namespace, target, replicas, resolve)
 
 
 HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name
@@ -230,18 +242,51 @@ class HpaLists:
         return None
 
 
-def _patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    API_REQUESTS.labels("patch", "status").inc()
-    # The answer is the whole object, unused: read raw, not parsed (parsing it was a tenth of
-    # the operator's CPU at 300 services).
-    response: Any = client.CustomObjectsApi(api_client()).patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, name, {"status": status}, _preload_content=False)
+class OwnObjects:
+    """Status, annotations and Events of the operator's own objects (AdaptiveServices,
+    ShardSets), through a fenced client: kopf's `patch` and `kopf.event` would send them
+    through kopf's own client, which no leadership fences. Blocking calls."""
+
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self._api = api  # None: the process's shared client
+
+    def _objects(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self._api or api_client())
+
+    def patch_status(self, plural: str, namespace: str, name: str,
+                     status: Mapping[str, Any]) -> None:
+        API_REQUESTS.labels("patch", "status").inc()
+        # The answer is the whole object, unused: read raw, not parsed (parsing it was a tenth
+        # of the operator's CPU at 300 services).
+        _discard(self._objects().patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": dict(status)},
+            _preload_content=False))
+
+    def annotate(self, plural: str, namespace: str, name: str,
+                 annotations: Mapping[str, str]) -> None:
+        API_REQUESTS.labels("patch", plural).inc()
+        _discard(self._objects().patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name,
+            {"metadata": {"annotations": dict(annotations)}}, _preload_content=False))
+
+    def post_event(self, body: Mapping[str, Any], event: Event) -> None:
+        """An Event about `body`. Events only tell: a failure to post one is logged, as kopf
+        did, and never fails the sync (nor does a refusal while not leading)."""
+        # Stamped with this host's time, as kopf did; the client takes the JSON as it is.
+        manifest: Any = event_manifest(body, event, time.time())
+        try:
+            API_REQUESTS.labels("create", "events").inc()
+            _discard(client.CoreV1Api(self._api or api_client()).create_namespaced_event(
+                manifest["metadata"]["namespace"], manifest, _preload_content=False))
+        except API_ERRORS as err:
+            log.warning("event not posted", reason=event.reason,
+                        object=manifest["involvedObject"].get("name"),
+                        error=f"{type(err).__name__}: {err}"[:300])
+
+
+def _discard(response: Any) -> None:
     response.read()
     response.release_conn()
-
-
-async def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-    await asyncio.to_thread(_patch_status, plural, namespace, name, status)
 
 
 def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +99,9 @@ def _shown(raw: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-async def query_total(target: Target, query: str) -> Sample:
-    result = await workers.on_prometheus(_raw_query, target, query)
+async def query_total(target: Target, query: str, pool: Executor | None = None) -> Sample:
+    """The query's one number, read on `pool`'s threads (None: the loop's default pool)."""
+    result = await workers.on_pool(pool, _raw_query, target, query)
     return to_total(query, result)
 
 
@@ -116,9 +118,10 @@ def to_vector(query: str, result: Any) -> list[dict[str, Any]]:
     return result
 
 
-async def query_vector(target: Target, query: str) -> list[dict[str, Any]]:
+async def query_vector(target: Target, query: str,
+                       pool: Executor | None = None) -> list[dict[str, Any]]:
     """Every series of an instant query, e.g. one per shard; empty when nothing matched."""
-    result = await workers.on_prometheus(_raw_query, target, query)
+    result = await workers.on_pool(pool, _raw_query, target, query)
     return to_vector(query, result)
 
 

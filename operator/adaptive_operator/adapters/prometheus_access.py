@@ -1,10 +1,11 @@
 """Which Prometheus a service may query, with which credentials, and what its queries become.
 
-Operator-side, set once by `adaptive-operator run`: the operator-wide URL and its credentials
-(files of a mounted Secret), the allowlist of endpoints a service's `spec.prometheus.url` may
-name (by default only the operator-wide one), and the query scope (`namespace`: every selector
-of a tenant's query gets `namespace="<its namespace>"`). A service's credentials are keys of a
-Secret in its own namespace. Credentials go into request headers only: never into a message.
+Operator-side, built once by `adaptive-operator run` (a `PrometheusAccess`): the operator-wide
+URL and its credentials (files of a mounted Secret), the allowlist of endpoints a service's
+`spec.prometheus.url` may name (by default only the operator-wide one), and the query scope
+(`namespace`: every selector of a tenant's query gets `namespace="<its namespace>"`). A
+service's credentials are keys of a Secret in its own namespace. Credentials go into request
+headers only: never into a message.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,19 +44,6 @@ class AccessSettings:
     credentials_dir: str | None = None  # token, username, password, ca.crt, header-<Name>
     insecure_skip_verify: bool = False
     scope: Scope = "none"
-
-
-_settings = AccessSettings()
-
-
-def configure(settings: AccessSettings) -> None:
-    global _settings
-    _settings = settings
-    _secrets.clear()
-
-
-def current() -> AccessSettings:
-    return _settings
 
 
 # --- the allowlist ----------------------------------------------------------------------------
@@ -102,10 +90,9 @@ def _read_file(folder: Path, name: str) -> str | None:
     return path.read_text() if path.is_file() else None
 
 
-def operator_endpoint(settings: AccessSettings | None = None) -> Endpoint:
+def operator_endpoint(settings: AccessSettings) -> Endpoint:
     """The operator-wide Prometheus, with the credentials of its mounted folder, read at each
     call (a rotated Secret volume is picked up)."""
-    settings = settings or _settings
     if settings.credentials_dir is None:
         return Endpoint(settings.url, insecure_skip_verify=settings.insecure_skip_verify)
     folder = Path(settings.credentials_dir)
@@ -133,17 +120,8 @@ def _headers(values: dict[str, str | None], extra: Sequence[tuple[str, str]],
     return tuple(found)
 
 
-_secrets: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
-_secrets_lock = threading.Lock()
-
-
-def _secret(namespace: str, name: str) -> dict[str, str]:
-    """A Secret's data, decoded; cached for SECRET_TTL_SECONDS."""
-    now = time.monotonic()
-    with _secrets_lock:
-        kept = _secrets.get((namespace, name))
-    if kept is not None and now - kept[0] < SECRET_TTL_SECONDS:
-        return kept[1]
+def read_secret(namespace: str, name: str) -> dict[str, str]:
+    """A Secret's data, decoded, read from the API server."""
     try:
         API_REQUESTS.labels("get", "secrets").inc()
         found = client.CoreV1Api(api_client()).read_namespaced_secret(name, namespace)
@@ -151,21 +129,17 @@ def _secret(namespace: str, name: str) -> dict[str, str]:
         raise MetricError("CredentialsUnavailable", f"cannot read the Secret {name}: "
                                                     f"{err.status} {err.reason}") from err
     try:
-        data = {key: base64.b64decode(value).decode() for key, value in (found.data or {}).items()}
+        return {key: base64.b64decode(value).decode() for key, value in (found.data or {}).items()}
     except (ValueError, UnicodeDecodeError) as err:
         raise MetricError("CredentialsInvalid", f"the Secret {name} holds a value that is not "
                                                 "UTF-8 text") from err
-    with _secrets_lock:
-        _secrets[(namespace, name)] = (now, data)
-    return data
 
 
-def _service_endpoint(namespace: str, ref: PrometheusRef) -> Endpoint:
+def _service_endpoint(ref: PrometheusRef, data: dict[str, str]) -> Endpoint:
+    """A service's endpoint, with the credentials its Secret's `data` holds."""
     auth = ref.auth
-    if auth is None:
-        return Endpoint(ref.url, insecure_skip_verify=ref.insecure_skip_verify)
+    assert auth is not None
     name = auth.secret_ref.name
-    data = _secret(namespace, name)
 
     def key(wanted: str | None) -> str | None:
         if wanted is None:
@@ -181,17 +155,6 @@ def _service_endpoint(namespace: str, ref: PrometheusRef) -> Endpoint:
     return Endpoint(ref.url, _headers(values, extra, f"the Secret {name}"),
                     _clean(ca, name, multiline=True) if ca is not None else None,
                     ref.insecure_skip_verify)
-
-
-def endpoint_for(namespace: str, ref: PrometheusRef | None) -> Endpoint:
-    """The endpoint a service's queries go to (blocking: it may read a Secret)."""
-    if ref is None:
-        return operator_endpoint()
-    if not allowed(ref.url, _settings):
-        raise MetricError("PrometheusNotAllowed", f"{redact(ref.url)} is not on the operator's "
-                                                  "allowlist of Prometheus endpoints "
-                                                  "(--prometheus-allowed-url)")
-    return _service_endpoint(namespace, ref)
 
 
 # --- what a service's queries become ---------------------------------------------------------
@@ -230,22 +193,63 @@ class Source:
         return spec.model_copy(update={"metrics": metrics})
 
 
-async def source_for(namespace: str, spec: AdaptiveServiceSpec,
-                     pods: Sequence[str] | None = None) -> Source:
-    endpoint = await asyncio.to_thread(endpoint_for, namespace, spec.prometheus)
-    values = TargetValues(namespace, spec.scale_target_ref.name, pods)
-    return Source(endpoint, values, _settings.scope)
+SecretReader = Callable[[str, str], dict[str, str]]
 
 
-async def health_queries(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
-                         pods: Sequence[str] | None) -> tuple[Endpoint, dict[str, str]]:
-    """The endpoint and the health queries as sent: placeholders filled in with the target's
-    namespace, name and pods, scoped when the operator scopes queries."""
-    source = await source_for(namespace, spec, pods)
-    return source.endpoint, {name: source.query(query) for name, query in metrics.items()}
+class PrometheusAccess:
+    """The operator's Prometheus settings, and the Secrets' short cache (`run` builds one)."""
 
+    def __init__(self, settings: AccessSettings | None = None,
+                 read: SecretReader = read_secret,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings or AccessSettings()
+        self._read, self._clock = read, clock
+        self._secrets: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+        self._lock = threading.Lock()
 
-def operator_query(namespace: str, name: str, query: str) -> str:
-    """A ShardSet's load query as sent to the operator-wide Prometheus (filled in, scoped)."""
-    return Source(Endpoint(_settings.url), TargetValues(namespace, name), _settings.scope).query(
-        query)
+    def secret(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data, decoded; cached for SECRET_TTL_SECONDS."""
+        now = self._clock()
+        with self._lock:
+            kept = self._secrets.get((namespace, name))
+        if kept is not None and now - kept[0] < SECRET_TTL_SECONDS:
+            return kept[1]
+        data = self._read(namespace, name)
+        with self._lock:
+            self._secrets[(namespace, name)] = (now, data)
+        return data
+
+    def operator_endpoint(self) -> Endpoint:
+        return operator_endpoint(self.settings)
+
+    def endpoint_for(self, namespace: str, ref: PrometheusRef | None) -> Endpoint:
+        """The endpoint a service's queries go to (blocking: it may read a Secret)."""
+        if ref is None:
+            return self.operator_endpoint()
+        if not allowed(ref.url, self.settings):
+            raise MetricError("PrometheusNotAllowed", f"{redact(ref.url)} is not on the "
+                                                      "operator's allowlist of Prometheus "
+                                                      "endpoints (--prometheus-allowed-url)")
+        if ref.auth is None:
+            return Endpoint(ref.url, insecure_skip_verify=ref.insecure_skip_verify)
+        return _service_endpoint(ref, self.secret(namespace, ref.auth.secret_ref.name))
+
+    async def source_for(self, namespace: str, spec: AdaptiveServiceSpec,
+                         pods: Sequence[str] | None = None) -> Source:
+        endpoint = await asyncio.to_thread(self.endpoint_for, namespace, spec.prometheus)
+        values = TargetValues(namespace, spec.scale_target_ref.name, pods)
+        return Source(endpoint, values, self.settings.scope)
+
+    async def health_queries(self, namespace: str, spec: AdaptiveServiceSpec,
+                             metrics: dict[str, str],
+                             pods: Sequence[str] | None) -> tuple[Endpoint, dict[str, str]]:
+        """The endpoint and the health queries as sent: placeholders filled in with the
+        target's namespace, name and pods, scoped when the operator scopes queries."""
+        source = await self.source_for(namespace, spec, pods)
+        return source.endpoint, {name: source.query(query) for name, query in metrics.items()}
+
+    def operator_query(self, namespace: str, name: str, query: str) -> str:
+        """A ShardSet's load query as sent to the operator-wide Prometheus (filled in,
+        scoped)."""
+        values = TargetValues(namespace, name)
+        return Source(Endpoint(self.settings.url), values, self.settings.scope).query(query)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,9 @@ class QueryBatcher:
         runner: Runner = _raw_query,
         clock: Callable[[], float] = time.monotonic,
         enabled: bool = True,
+        pool: Executor | None = None,  # Prometheus's threads (None: the loop's default pool)
     ) -> None:
-        self.runner, self.clock, self.enabled = runner, clock, enabled
+        self.runner, self.clock, self.enabled, self.pool = runner, clock, enabled, pool
         self._members: dict[Key, dict[tuple[str, ...], float]] = {}
         self._answers: dict[Key, Answer] = {}
         self._inflight: dict[Key, tuple[frozenset[tuple[str, ...]], asyncio.Future[Answer]]] = {}
@@ -81,7 +83,7 @@ class QueryBatcher:
         """The query's one number, as `prometheus.query_total` gives it."""
         if not self.enabled:
             READ_ALONE.inc()
-            return to_total(query, await workers.on_prometheus(self.runner, url, query))
+            return to_total(query, await workers.on_pool(self.pool, self.runner, url, query))
         shape = shape_of(query)
         if shape is not None:
             try:
@@ -165,7 +167,7 @@ class QueryBatcher:
         shape: Shape | None,
     ) -> Answer:
         at = self.clock()
-        result = await workers.on_prometheus(self.runner, url, query)
+        result = await workers.on_pool(self.pool, self.runner, url, query)
         rows: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in result:
             labels = (row.get("metric") or {}) if isinstance(row, dict) else {}

@@ -22,6 +22,7 @@ import asyncio
 import math
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,8 +73,9 @@ class RangeBatcher:
     """Shares range queries between reads; `enabled=False` runs every read's own query."""
 
     def __init__(self, runner: Runner = raw_range, enabled: bool = True,
-                 concurrency: int = RANGE_CONCURRENCY, limit: int = GROUP_LIMIT) -> None:
-        self.runner, self.enabled = runner, enabled
+                 concurrency: int = RANGE_CONCURRENCY, limit: int = GROUP_LIMIT,
+                 pool: Executor | None = None) -> None:  # None: the loop's default pool
+        self.runner, self.enabled, self.pool = runner, enabled, pool
         self.concurrency, self.limit = concurrency, limit
         self._open: dict[Key, _Group] = {}
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -124,7 +126,8 @@ class RangeBatcher:
             if self._open.get(key) is group:
                 del self._open[key]  # closed: reads from now on form the next group
             text = group.text()
-            result = await workers.on_prometheus(self.runner, group.url, text, *group.window)
+            result = await workers.on_pool(self.pool, self.runner, group.url, text,
+                                           *group.window)
         if text == group.query:
             return {next(iter(group.members)): result} if len(group.members) == 1 else {}
         return _by_member(result, group.shape)
@@ -132,8 +135,8 @@ class RangeBatcher:
     async def _own(self, url: Target, query: str, start: float, end: float,
                    step: float) -> list[Any]:
         async with self._slot():
-            result: list[Any] = await workers.on_prometheus(self.runner, url, query, start, end,
-                                                         step)
+            result: list[Any] = await workers.on_pool(self.pool, self.runner, url, query,
+                                                      start, end, step)
         return result
 
 

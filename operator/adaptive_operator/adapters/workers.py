@@ -4,8 +4,8 @@ Blocking calls (the API server, Prometheus, model fitting) run in worker threads
 queued under the namespace it works for (`TENANT`, a context variable the handlers set; it
 travels with `asyncio.to_thread`), and a free thread takes the queues in turn, one call each: a
 namespace with a thousand slow calls queued delays another namespace's next call by at most one
-call per thread, not by its whole backlog. Prometheus has a pool of its own, so a slow Prometheus
-fills only those threads.
+call per thread, not by its whole backlog. Prometheus has a pool of its own (`run` builds it),
+so a slow Prometheus fills only those threads.
 
 Each pool records when it last finished a call; `stuck` says when calls have waited longer than
 a limit while none finished (every thread hung), which fails /healthz.
@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from adaptive_operator.adapters.telemetry import WORKER_QUEUE_SECONDS, WORKER_RUN_SECONDS
@@ -137,20 +137,14 @@ class LoopHeartbeat:
         return self._clock() - self.beat > limit
 
 
-_prometheus: FairExecutor | None = None
-_prometheus_lock = threading.Lock()
-
-
 def prometheus_pool() -> FairExecutor:
-    global _prometheus
-    with _prometheus_lock:
-        if _prometheus is None:
-            _prometheus = FairExecutor(PROMETHEUS_THREADS, "prometheus")
-        return _prometheus
+    """Prometheus's own threads (`run` builds one and hands it to what queries Prometheus)."""
+    return FairExecutor(PROMETHEUS_THREADS, "prometheus")
 
 
-async def on_prometheus(fn: Callable[..., T], /, *args: Any) -> T:
-    """`asyncio.to_thread`, on Prometheus's own threads (the tenant rides along)."""
+async def on_pool(pool: Executor | None, fn: Callable[..., T], /, *args: Any) -> T:
+    """`asyncio.to_thread`, on `pool`'s threads (None: the loop's default pool); the tenant
+    rides along."""
     context = contextvars.copy_context()
     call = functools.partial(context.run, fn, *args)
-    return await asyncio.get_running_loop().run_in_executor(prometheus_pool(), call)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)

@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters import discovery
-from adaptive_operator.adapters.kube import GROUP, VERSION, api_client, request
+from adaptive_operator.adapters.kube import GROUP, VERSION, OwnObjects, api_client, request
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.common.label_selector import to_text
 from adaptive_operator.domain.healing.inputs import RESTARTED_AT
@@ -57,9 +57,7 @@ async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any]
 
 def _annotate(plural: str, namespace: str, name: str, key: str, value: str) -> None:
     try:
-        API_REQUESTS.labels("patch", "adaptiveservices").inc()
-        client.CustomObjectsApi(api_client()).patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": {key: value}}})
+        OwnObjects().annotate(plural, namespace, name, {key: value})
     except ApiException as err:
         raise WorkloadError("FailedRecord", f"cannot write the annotation {key} of {plural} "
                                             f"{name}: {_describe(err)}") from err
@@ -212,9 +210,10 @@ async def _owned_pod_names(namespace: str, kind: str, name: str) -> set[str]:
     return {str(pod["metadata"].get("name")) for pod in owned}
 
 
-def _read_object(namespace: str, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+def _read_object(namespace: str, api_version: str, kind: str, name: str,
+                 resolve: discovery.Resolve) -> dict[str, Any] | None:
     try:
-        resource = discovery.resolve(api_version, kind)
+        resource = resolve(api_version, kind)
         API_REQUESTS.labels("get", resource.plural).inc()
         found = request(resource.path(namespace, name), "GET")
     except (ApiException, discovery.DiscoveryError):
@@ -230,16 +229,16 @@ def _read_pod(namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
 
-def _owned_by_target(namespace: str, target: tuple[str, str, str],
-                     pods: tuple[str, ...]) -> set[str]:
+def _owned_by_target(namespace: str, target: tuple[str, str, str], pods: tuple[str, ...],
+                     resolve: discovery.Resolve) -> set[str]:
     """Those of `pods` that a chain of ownerReferences leads to the target (api_version, kind,
     name) from, each read fresh; none when the target cannot be read."""
     api_version, kind, name = target
-    found = _read_object(namespace, api_version, kind, name)
+    found = _read_object(namespace, api_version, kind, name, resolve)
     uid = str(((found or {}).get("metadata") or {}).get("uid", ""))
 
     def read(owner_version: str, owner_kind: str, owner_name: str) -> dict[str, Any] | None:
-        return _read_object(namespace, owner_version, owner_kind, owner_name)
+        return _read_object(namespace, owner_version, owner_kind, owner_name, resolve)
 
     return {pod for pod in pods
             if (manifest := _read_pod(namespace, pod)) is not None
@@ -247,11 +246,12 @@ def _owned_by_target(namespace: str, target: tuple[str, str, str],
 
 
 async def evict_owned(namespace: str, pods: tuple[str, ...], target: tuple[str, str, str],
-                      uids: Mapping[str, str] | None = None) -> list[Refusal]:
+                      uids: Mapping[str, str] | None, resolve: discovery.Resolve,
+                      ) -> list[Refusal]:
     """Evict only the pods the target (api_version, kind, name) is shown to own, for a kind
     outside OWNING_KINDS; a pod whose ownership cannot be established is left alone. `uids`
     (by pod name): each eviction holds only while the pod is still that one."""
-    ours = await asyncio.to_thread(_owned_by_target, namespace, target, pods)
+    ours = await asyncio.to_thread(_owned_by_target, namespace, target, pods, resolve)
     _, kind, name = target
     refused = [Refusal(f"{pod}: not shown to be owned by {kind} {name} (its ownerReferences "
                        f"do not lead to it, or cannot be read); left alone", False, pod)
@@ -295,9 +295,9 @@ async def pods_of(namespace: str, selector: str) -> list[dict[str, Any]]:
                                           f"{_describe(err)}") from err
 
 
-def _restart_template(namespace: str, api_version: str, kind: str, name: str,
-                      stamp: str) -> None:
-    resource = discovery.resolve(api_version, kind)
+def _restart_template(namespace: str, api_version: str, kind: str, name: str, stamp: str,
+                      resolve: discovery.Resolve) -> None:
+    resource = resolve(api_version, kind)
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
     try:
         API_REQUESTS.labels("patch", resource.plural).inc()
@@ -308,10 +308,11 @@ def _restart_template(namespace: str, api_version: str, kind: str, name: str,
 
 
 async def restart_template(namespace: str, api_version: str, kind: str, name: str,
-                           stamp: str) -> None:
+                           stamp: str, resolve: discovery.Resolve) -> None:
     """A rolling restart of a kind with a pod template (a StatefulSet): as `kubectl rollout
     restart`, a changed template annotation."""
-    await asyncio.to_thread(_restart_template, namespace, api_version, kind, name, stamp)
+    await asyncio.to_thread(_restart_template, namespace, api_version, kind, name, stamp,
+                            resolve)
 
 
 def _statefulset_pods_and_revisions(namespace: str, name: str) -> tuple[list[dict[str, Any]],

@@ -114,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
     from adaptive_operator import logs
     from adaptive_operator.adapters import (
         cluster_cache,
+        discovery,
         health,
         kube,
         leader,
         prometheus_access,
         query_batch,
         telemetry,
+        workers,
     )
     from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
@@ -132,15 +134,15 @@ def run(args: argparse.Namespace) -> int:
         shard_set,
         warmup,
     )
+    from adaptive_operator.handlers.ports import ClusterWorkloads
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     scope = watch_scope(namespaces(args))
-    prometheus_access.configure(prometheus_access.AccessSettings(
+    access = prometheus_access.PrometheusAccess(prometheus_access.AccessSettings(
         url=args.prometheus_url, allowed=allowed_urls(args),
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
         scope=args.query_scope))
-    cluster_cache.configure(args.watch_cache == "true")
     kube.load_config()
     health.serve(args.health_port)
     if args.metrics_port:
@@ -149,10 +151,14 @@ def run(args: argparse.Namespace) -> int:
     elector = elector_for(args)
     may_act = leader.may_act(elector)
     # Built once: every handler finds it in kopf's memo.
+    pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     memo = kopf.Memo(runtime=runtime.Runtime(
-        shards=ShardCluster(), may_act=may_act,
-        totals=query_batch.QueryBatcher(enabled=args.batch_queries == "true"),
-        warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=args.batch_queries == "true")),
+        shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
+        workloads=ClusterWorkloads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
+                                   discovery.Discovery(discovery.fetch_listing).resolve),
+        read_load=runtime.OperatorLoad(access, pool),
+        totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
+        warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
         kube.fence_writes(may_act)
@@ -175,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
                  standalone=True, identity=kopf_identity(), memo=memo)
     finally:
         stop_renewing.set()
+        pool.shutdown(wait=False)
         if elector is not None and not lost.is_set():
             elector.release()
     return 1 if lost.is_set() else 0

@@ -91,9 +91,9 @@ async def sync_once(namespace: str, name: str, body: kopf.Body, memory: Memory,
         patch = sync.invalid_spec(dict(body.get("status", {}) or {}),
                                   body.meta.get("generation"), str(err), rt.clock.now())
         if patch is not None:
-            await kube.patch_status(PLURAL, namespace, name, patch)
+            await rt.status.patch_status(PLURAL, namespace, name, patch)
         return 60.0, False
     snapshot = await observe(namespace, name, spec, body, memory, rt)
     planned = sync.plan(spec, snapshot, memory.kept, rt.clock.now())
-    await apply(namespace, name, body, spec, snapshot, planned, memory)
+    await apply(namespace, name, body, spec, snapshot, planned, memory, rt)
     return float(spec.sync_period_seconds), planned.ok

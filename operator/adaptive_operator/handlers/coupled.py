@@ -12,9 +12,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from adaptive_operator.adapters import kube, telemetry
+from adaptive_operator.adapters import telemetry
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, Target
-from adaptive_operator.adapters.prometheus_access import source_for
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.coupled_status import Coupled, refused, reported
@@ -36,6 +36,7 @@ from adaptive_operator.domain.scaling.upstreams import (
 )
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.forecasts import MetricForecaster, ServiceForecaster
+from adaptive_operator.handlers.ports import WorkloadReader
 from adaptive_operator.handlers.runtime import Totals
 from adaptive_operator.handlers.warmup import Ranges
 
@@ -54,8 +55,8 @@ class CouplingMemory:
             self.forecaster, self.made_for, self.upstreams = CoupledForecaster(), None, {}
 
 
-async def read_graph(namespace: str, name: str,
-                     spec: AdaptiveServiceSpec) -> tuple[dict[str, Any], dict[str, list[str]]]:
+async def read_graph(namespace: str, name: str, spec: AdaptiveServiceSpec,
+                     reads: WorkloadReader) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The upstream objects reachable from this service (at most MAX_WALK), and the edges."""
     edges = {name: [c.service for c in spec.coupling or []]}
     bodies: dict[str, Any] = {}
@@ -64,19 +65,20 @@ async def read_graph(namespace: str, name: str,
         upstream = queue.pop(0)
         if upstream in {name, *bodies}:
             continue
-        bodies[upstream] = await kube.read_service(PLURAL, namespace, upstream)
+        bodies[upstream] = await reads.read_upstream(PLURAL, namespace, upstream)
         edges[upstream] = upstream_edges(bodies[upstream])
         queue.extend(edges[upstream])
     return bodies, edges
 
 
-async def upstream_source(body: Any, metric: str) -> tuple[Target, str] | None:
+async def upstream_source(body: Any, metric: str,
+                          access: PrometheusAccess) -> tuple[Target, str] | None:
     """Where the upstream's metric is read, and its query as sent: through the allowlist, the
     upstream's credentials and the query scope; None when it may not be read."""
     try:
         upstream = AdaptiveServiceSpec.model_validate(body.get("spec") or {})
-        source = await source_for(str((body.get("metadata") or {}).get("namespace", "")),
-                                  upstream)
+        source = await access.source_for(
+            str((body.get("metadata") or {}).get("namespace", "")), upstream)
         return source.endpoint, source.query(upstream_query(body, metric) or "")
     except (MetricError, ValueError):
         return None
@@ -84,11 +86,12 @@ async def upstream_source(body: Any, metric: str) -> tuple[Target, str] | None:
 
 async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, service: str,
                            body: Any, metric: str, now: float,
-                           totals: Totals, ranges: Ranges) -> MetricForecaster:
+                           totals: Totals, ranges: Ranges,
+                           access: PrometheusAccess) -> MetricForecaster:
     """The upstream metric's history on this service's grid (backfilled, then one reading per
     sync; the reading shares the upstream's own query when it was made moments before)."""
     forecaster = memory.upstreams.setdefault(service, MetricForecaster())
-    found = await upstream_source(body, metric)
+    found = await upstream_source(body, metric, access)
     if found is None:
         return forecaster  # nothing read: nothing learned
     url, query = found
@@ -106,13 +109,14 @@ async def upstream_history(memory: CouplingMemory, spec: AdaptiveServiceSpec, se
 async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                       spec: AdaptiveServiceSpec, forecast: ServiceForecast | None, now: float,
                       forecaster: ServiceForecaster | None, totals: Totals,
-                      ranges: Ranges) -> Coupled | None:
+                      ranges: Ranges, reads: WorkloadReader,
+                      access: PrometheusAccess) -> Coupled | None:
     """The coupled forecast's floor and what status says about it; None when not coupled.
     `memory` and `forecaster` are the service's own (its scaling daemon keeps them)."""
     if not spec.coupling or forecast is None:
         memory.forget()
         return None
-    bodies, edges = await read_graph(namespace, name, spec)
+    bodies, edges = await read_graph(namespace, name, spec, reads)
     problem = graph_problem(name, spec, bodies, edges)
     if problem is not None:
         memory.forget()
@@ -123,7 +127,7 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
                        "history is not there yet (warming up) or could not be read; coupling "
                        "waits for it")
     try:
-        inputs = await upstream_inputs(memory, spec, bodies, own, now, (totals, ranges))
+        inputs = await upstream_inputs(memory, spec, bodies, own, now, (totals, ranges, access))
     except PrometheusError as err:
         return refused(spec, "UpstreamHistoryUnavailable", f"upstream history: {err}")
     return await advise(memory, spec, own, inputs, forecast)
@@ -138,7 +142,8 @@ def own_history(spec: AdaptiveServiceSpec,
 
 async def upstream_inputs(memory: CouplingMemory, spec: AdaptiveServiceSpec,
                           bodies: dict[str, Any], forecaster: MetricForecaster, now: float,
-                          reads: tuple[Totals, Ranges]) -> list[UpstreamInput]:
+                          reads: tuple[Totals, Ranges, PrometheusAccess],
+                          ) -> list[UpstreamInput]:
     """Each upstream's history aligned on this service's rows, and its published forecast."""
     own = forecaster.history
     assert own is not None

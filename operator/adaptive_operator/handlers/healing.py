@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -48,6 +48,7 @@ from adaptive_operator.handlers.healing_apply import (
     write_status,
 )
 from adaptive_operator.handlers.healing_observe import backfill_watcher, observe, start_watcher
+from adaptive_operator.handlers.ports import WorkloadReader
 
 log = logs.get(__name__)
 __all__ = ["LEDGER", "PAUSED", "VERDICT_REFRESH_SECONDS", "Watcher", "differs", "saturation"]
@@ -72,36 +73,57 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                             stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
     rt = runtime.of(memo)
-    # The watcher lives in the object's own memo, so kopf drops it with the object.
-    watcher: Watcher | None = None
-    memo.healing = None
-    kept: specs.Parsed | None = None
-    warming: asyncio.Task[None] | None = None  # the history's backfill, in the background
+    # In the object's own memo, so kopf drops it with the object.
+    watching = memo.healing = Watching()
     try:
         while not stopped:
-            try:
-                spec, kept = specs.validated(body, kept)
-            except ValidationError:
-                await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
-                continue
-            healing = spec.healing or HealingSpec()
-            if watcher is None or (watcher.metrics, watcher.roles) != (healing.metrics,
-                                                                       healing.roles_by_name()):
-                if warming is not None:
-                    warming.cancel()
-                watcher = memo.healing = start_watcher(healing)
-                warming = rt.warmups.start(functools.partial(
-                    backfill_watcher, namespace, spec, healing, watcher, rt.clock.now(),
-                    rt.warmups.ranges))
-            started = rt.clock.monotonic()
-            await guarded_heal(namespace, name, body, spec, watcher, rt)
-            # Syncs start every period (the detector's history is one row per period): waiting
-            # a whole period after a sync made the period the sync's time longer.
-            elapsed = rt.clock.monotonic() - started
-            await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
+            await heal_period(namespace, name, body, stopped, watching, rt)
     finally:
-        if warming is not None:
-            warming.cancel()
+        watching.stop()
+
+
+@dataclass
+class Watching:
+    """One service's healing memory: its watcher, the spec validated at a generation, and the
+    history's backfill running in the background."""
+
+    watcher: Watcher | None = None
+    kept: specs.Parsed | None = None
+    warming: asyncio.Task[None] | None = None
+
+    def watch(self, namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
+              rt: runtime.Runtime) -> Watcher:
+        """The watcher of these metrics: a new one, backfilled in the background, when they
+        changed."""
+        if self.watcher is not None and (self.watcher.metrics, self.watcher.roles) == (
+                healing.metrics, healing.roles_by_name()):
+            return self.watcher
+        self.stop()
+        self.watcher = start_watcher(healing)
+        self.warming = rt.warmups.start(functools.partial(
+            backfill_watcher, namespace, spec, healing, self.watcher, rt.clock.now(), rt))
+        return self.watcher
+
+    def stop(self) -> None:
+        if self.warming is not None:
+            self.warming.cancel()
+
+
+async def heal_period(namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped,
+                      watching: Watching, rt: runtime.Runtime) -> None:
+    """One sync, then the wait until the next period starts."""
+    try:
+        spec, watching.kept = specs.validated(body, watching.kept)
+    except ValidationError:
+        await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
+        return
+    watcher = watching.watch(namespace, spec, spec.healing or HealingSpec(), rt)
+    started = rt.clock.monotonic()
+    await guarded_heal(namespace, name, body, spec, watcher, rt)
+    # Syncs start every period (the detector's history is one row per period): waiting a whole
+    # period after a sync made the period the sync's time longer.
+    elapsed = rt.clock.monotonic() - started
+    await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -123,10 +145,17 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
     if not rt.may_act():  # a paused leader may have been replaced: act never
         watcher.status = None
         return
-    observation = await observe(namespace, spec, watcher, now, rt.totals)
+    observation = await observe(namespace, spec, watcher, now, rt)
+    await plan_and_apply(namespace, name, body, spec, watcher, observation, now, rt)
+
+
+async def plan_and_apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                         watcher: Watcher, observation: Observation, now: float,
+                         rt: runtime.Runtime) -> None:
+    """The plan on what was observed, carried out, reported and shown in status."""
     if observation.verdict is not None:
         telemetry.ANOMALY_SCORE.labels(namespace, name).set(observation.verdict.score)
-    planned = await plan(namespace, name, body, spec, observation, now)
+    planned = await plan(namespace, name, body, spec, observation, now, rt.workloads)
     if planned is None:
         return
     decided, ledger = planned
@@ -134,17 +163,17 @@ async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveSe
              reason=decided.reason, message=decided.message, dry_run=decided.dry_run,
              score=observation.verdict.score if observation.verdict else None)
     telemetry.HEALING_DECISIONS.labels(namespace, name, decided.reason).inc()
-    ledger, carried = await apply(namespace, name, body, spec, decided, ledger)
-    report(body, watcher, decided)
+    ledger, carried = await apply(namespace, name, body, spec, decided, ledger, rt)
+    await report(body, watcher, decided, rt.events)
     ownership = None if carried.not_owned is None else not_owned_condition(
         carried.not_owned, spec.scale_target_ref.kind, spec.scale_target_ref.name)
     await write_status(namespace, name, body, watcher, observation.verdict, decided, ledger, now,
-                       ownership)
+                       rt.status, ownership)
 
 
 async def plan(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-               observation: Observation,
-               now: float) -> tuple[HealingPlan, list[LedgerEntry]] | None:
+               observation: Observation, now: float,
+               reads: WorkloadReader) -> tuple[HealingPlan, list[LedgerEntry]] | None:
     """The plan on the watched ledger; when it writes or acts, again on the ledger read fresh
     from the API server (the watched body may not show this process's last entry yet).
     None when that read failed: nothing is done this sync."""
@@ -153,7 +182,7 @@ async def plan(namespace: str, name: str, body: kopf.Body, spec: AdaptiveService
     if decided.verified is None and decided.intent is None:
         return decided, ledger
     try:
-        fresh = await workload.read_service(PLURAL, namespace, name)
+        fresh = await reads.read_service(PLURAL, namespace, name)
     except workload.WorkloadError as err:
         log.warning("healing skipped", namespace=namespace, name=name, error=err.message)
         return None
@@ -165,15 +194,15 @@ def annotations_of(body: Any) -> dict[str, str]:
 
 
 async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                decided: HealingPlan, ledger: list[LedgerEntry]) -> tuple[list[LedgerEntry],
-                                                                         Carried]:
+                decided: HealingPlan, ledger: list[LedgerEntry],
+                rt: runtime.Runtime) -> tuple[list[LedgerEntry], Carried]:
     """The ledger written first, then the action; a budget's refusal recorded as Blocked."""
-    ledger = await record(namespace, name, body, decided, ledger)
+    ledger = await record(namespace, name, body, decided, ledger, rt)
     carried = Carried()
     if decided.acts and decided.intent is not None:
         failpoints.hit("healing.after_record")
-        carried = await carry_out(namespace, body, spec, decided, decided.intent)
+        carried = await carry_out(namespace, body, spec, decided, decided.intent, rt)
         if carried.blocked:
             ledger = with_entry(ledger, replace(decided.intent, outcome=Outcome.BLOCKED))
-            await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
+            await rt.workloads.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     return ledger, carried

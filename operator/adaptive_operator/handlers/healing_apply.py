@@ -6,7 +6,6 @@ between comes back, finds the Pending entry and verifies it instead of acting ag
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import kopf
@@ -14,11 +13,11 @@ import kopf
 from adaptive_operator.adapters import kube, telemetry, workload
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.common.conditions import Condition
-from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template, with_entry
 from adaptive_operator.domain.healing.ladder import Action, HealingPlan, LedgerEntry
+from adaptive_operator.domain.healing.ownership import Evicted, evicted, eviction_uids
 from adaptive_operator.domain.healing.plan import (
     LEDGER,
     action_event,
@@ -29,15 +28,18 @@ from adaptive_operator.domain.healing.plan import (
 )
 from adaptive_operator.domain.healing.targets import remedies
 from adaptive_operator.domain.healing.watch import Watcher
-
-
-def post(body: kopf.Body, events: Iterable[Event]) -> None:
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+from adaptive_operator.handlers.ports import (
+    EventPoster,
+    StatusWriter,
+    Workloads,
+    WorkloadWriter,
+    post_events,
+)
+from adaptive_operator.handlers.runtime import Runtime
 
 
 async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
-                 ledger: list[LedgerEntry]) -> list[LedgerEntry]:
+                 ledger: list[LedgerEntry], rt: Runtime) -> list[LedgerEntry]:
     """The ledger with the plan's verification and intent, written before any action."""
     entries = [entry for entry in (plan.verified, plan.intent) if entry is not None]
     for entry in entries:
@@ -45,9 +47,9 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                                          entry.outcome.value).inc()
         ledger = with_entry(ledger, entry)
     if plan.verified is not None:
-        post(body, [verified_event(plan.verified)])
+        await post_events(rt.events, body, [verified_event(plan.verified)])
     if entries:
-        await workload.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
+        await rt.workloads.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     return ledger
 
 
@@ -61,48 +63,44 @@ class Carried:
 
 
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                    plan: HealingPlan, intent: LedgerEntry) -> Carried:
+                    plan: HealingPlan, intent: LedgerEntry, rt: Runtime) -> Carried:
     """Carry out the intent, and say what became of it."""
     carried = Carried()
     try:
         if intent.action is Action.EVICT_PODS:
-            problem, blocked, not_owned = await _evict(namespace, spec, intent)
-            carried = Carried(blocked, not_owned)
+            done = await _evict(namespace, spec, intent, rt.workloads)
+            problem, carried = done.problem, Carried(done.blocked, done.not_owned)
         else:
-            problem = await _perform(namespace, spec, intent)
+            problem = await _perform(namespace, spec, intent, rt.workloads)
     except (workload.WorkloadError, kube.TargetError) as err:
         problem = err.message
-    post(body, [action_event(plan, intent, spec.scale_target_ref.name, problem,
-                             carried.blocked)])
+    await post_events(rt.events, body, [action_event(plan, intent, spec.scale_target_ref.name,
+                                                     problem, carried.blocked)])
     return carried
 
 
-async def _evict(namespace: str, spec: AdaptiveServiceSpec,
-                 intent: LedgerEntry) -> tuple[str | None, bool, tuple[str, ...]]:
-    """What the evictions ran into, whether PodDisruptionBudgets refused every one, and the
-    pods left alone as not the target's."""
+async def _evict(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
+                 writes: WorkloadWriter) -> Evicted:
     ref = spec.scale_target_ref
-    # The UIDs decided on, by name (ledgers written before they were recorded have none).
-    uids = (dict(zip(intent.pods, intent.pod_uids, strict=True))
-            if len(intent.pod_uids) == len(intent.pods) else {})
+    uids = eviction_uids(intent.pods, intent.pod_uids)
     if ref.kind in workload.OWNING_KINDS:
-        refusals = await workload.evict(namespace, intent.pods, (ref.kind, ref.name), uids)
+        refusals = await writes.evict(namespace, intent.pods, (ref.kind, ref.name), uids)
     else:  # any other kind: its ownerReferences chain must lead to the target
-        refusals = await workload.evict_owned(namespace, intent.pods,
+        refusals = await writes.evict_owned(namespace, intent.pods,
                                               (ref.api_version, ref.kind, ref.name), uids)
-    problem = "; ".join(r.message for r in refusals) or None
-    blocked = len(refusals) == len(intent.pods) and all(r.by_budget for r in refusals)
-    return problem, blocked, tuple(r.not_owned for r in refusals if r.not_owned)
+    return evicted(intent.pods, refusals)
 
 
-async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry) -> str | None:
+async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
+                   workloads: Workloads) -> str | None:
     ref = spec.scale_target_ref
     if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
         return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
     if intent.action is Action.ROLL_BACK:
-        return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0)
+        return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0,
+                                workloads)
     if intent.action is Action.ROLLOUT_RESTART:
-        await _restart(namespace, spec, timestamp(intent.at))
+        await _restart(namespace, spec, timestamp(intent.at), workloads)
     elif intent.action is Action.SCALE_OUT:
         return _scale_out_problem(spec)
     return None
@@ -116,41 +114,44 @@ def _scale_out_problem(spec: AdaptiveServiceSpec) -> str | None:
     return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
 
 
-async def _restart(namespace: str, spec: AdaptiveServiceSpec, at: str) -> None:
+async def _restart(namespace: str, spec: AdaptiveServiceSpec, at: str,
+                   writes: WorkloadWriter) -> None:
     """`kubectl rollout restart`: a Deployment's own way, any other kind's pod template."""
     ref = spec.scale_target_ref
     if ref.kind == "Deployment":
-        await workload.restart(namespace, ref.name, at)
+        await writes.restart(namespace, ref.name, at)
     else:
-        await workload.restart_template(namespace, ref.api_version, ref.kind, ref.name, at)
+        await writes.restart_template(namespace, ref.api_version, ref.kind, ref.name, at)
 
 
-async def _roll_back(namespace: str, kind: str, name: str, revision: int) -> str | None:
+async def _roll_back(namespace: str, kind: str, name: str, revision: int,
+                     workloads: Workloads) -> str | None:
     """`kubectl rollout undo --to-revision`: a Deployment from its ReplicaSets, a StatefulSet
     from its ControllerRevisions."""
     if kind == "StatefulSet":
-        _, sets = await workload.statefulset_pods_and_revisions(namespace, name)
+        _, sets = await workloads.statefulset_pods_and_revisions(namespace, name)
     else:
-        _, sets = await workload.pods_and_replica_sets(namespace, name)
+        _, sets = await workloads.pods_and_replica_sets(namespace, name)
     template = rollback_template(sets, revision)
     if template is None:
         return f"revision {revision} no longer exists"
     if kind == "StatefulSet":
-        await workload.roll_back_statefulset(namespace, name, template)
+        await workloads.roll_back_statefulset(namespace, name, template)
     else:
-        await workload.roll_back(namespace, name, template)
+        await workloads.roll_back(namespace, name, template)
     return None
 
 
-def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan) -> None:
+async def report(body: kopf.Body, watcher: Watcher, plan: HealingPlan,
+                 poster: EventPoster) -> None:
     """Events for what was only decided: a dry run, and giving up (once per incident)."""
     events, watcher.reported = reported_events(plan, watcher.reported)
-    post(body, events)
+    await post_events(poster, body, events)
 
 
 async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watcher,
                        verdict: AnomalyVerdict | None, plan: HealingPlan,
-                       ledger: list[LedgerEntry], now: float,
+                       ledger: list[LedgerEntry], now: float, status: StatusWriter,
                        ownership: Condition | None = None) -> None:
     """status.healing, when it changed from what this process last wrote (the watched body
     until then: it may not show the last write yet); `ownership`, the PodsNotOwned condition
@@ -160,5 +161,5 @@ async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watc
         old = dict((body.get("status") or {}).get("healing") or {})
     new = healing_status(old, verdict, plan, ledger, now, ownership)
     if differs(old, new, now):
-        await kube.patch_status(PLURAL, namespace, name, {"healing": new})
+        await status.patch_status(PLURAL, namespace, name, {"healing": new})
         watcher.status = new

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from adaptive_operator import logs
-from adaptive_operator.adapters import cached_reads, kube, workload
+from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, RangeSeries, Target
-from adaptive_operator.adapters.prometheus_access import health_queries, source_for
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTargetRef
 from adaptive_operator.api.healing import HealingSpec
@@ -26,26 +26,28 @@ from adaptive_operator.domain.healing.ladder import (
 )
 from adaptive_operator.domain.healing.watch import (
     Watcher,
+    backfilled,
     new_watcher,
     refit_due,
     saturation,
     score,
 )
 from adaptive_operator.handlers import settings
-from adaptive_operator.handlers.runtime import Totals
-from adaptive_operator.handlers.warmup import Ranges
+from adaptive_operator.handlers.ports import WorkloadReader
+from adaptive_operator.handlers.runtime import Runtime, Totals
 
 log = logs.get(__name__)
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
 
 
-async def pod_names(namespace: str, spec: AdaptiveServiceSpec) -> tuple[str, ...] | None:
+async def pod_names(namespace: str, spec: AdaptiveServiceSpec,
+                    reads: WorkloadReader) -> tuple[str, ...] | None:
     """The target's own pods ({{pods}}), of any kind; None when they cannot be read."""
     ref = spec.scale_target_ref
     try:
-        scale = await cached_reads.read_scale(namespace, kube.TargetRef(
+        scale = await reads.read_scale(namespace, kube.TargetRef(
             ref.api_version, ref.kind, ref.name))
-        _, _, names = await _pods(namespace, ref, scale)
+        _, _, names = await _pods(namespace, ref, scale, reads)
     except kube.TargetError as err:
         log.warning("the target's pods cannot be read for {{pods}}", error=err.message)
         return None
@@ -60,26 +62,26 @@ def start_watcher(healing: HealingSpec) -> Watcher:
 
 
 async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
-                           watcher: Watcher, now: float, ranges: Ranges) -> None:
+                           watcher: Watcher, now: float, rt: Runtime) -> None:
     """The history before `now` read by range queries, the rows the syncs appended meanwhile
     kept after it."""
-    limit = watcher.history.limit
     step = float(spec.sync_period_seconds)
     end = aligned(now, step)  # on the grid: services starting together share queries
-    start = end - step * (limit - 1)
+    start = end - step * (watcher.history.limit - 1)
     try:
-        series = await read_history(namespace, spec, healing.metrics, start, end, step, ranges)
+        series = await read_history(namespace, spec, healing.metrics, (start, end, step), rt)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
         return
+    _log_ignored(series)
+    backfilled(watcher, {name: found.values for name, found in series.items()})
+    log.info("healing history backfilled", rows=len(watcher.history))
+
+
+def _log_ignored(series: dict[str, RangeSeries]) -> None:
     ignored = {name: found.ignored_text() for name, found in series.items() if found.ignored}
     if ignored:
         log.warning("healing history samples ignored", ignored=ignored)
-    live = watcher.history.rows
-    watcher.history.backfill({name: found.values for name, found in series.items()})
-    for index in range(min((len(values) for values in live.values()), default=0)):
-        watcher.history.append({name: values[index] for name, values in live.items()})
-    log.info("healing history backfilled", rows=len(watcher.history))
 
 
 def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
@@ -87,13 +89,12 @@ def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
 
 
 async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
-                       start: float, end: float, step: float,
-                       ranges: Ranges) -> dict[str, RangeSeries]:
-    """Each health metric's range of rows, by name."""
+                       grid: tuple[float, float, float], rt: Runtime) -> dict[str, RangeSeries]:
+    """Each health metric's range of rows (start, end, step), by name."""
     names = list(metrics)
-    url, queries = await health_queries(namespace, spec, metrics,
-                                        await pod_names(namespace, spec))
-    answers = await asyncio.gather(*(ranges.series(url, queries[name], start, end, step)
+    url, queries = await rt.prometheus.health_queries(
+        namespace, spec, metrics, await pod_names(namespace, spec, rt.workloads))
+    answers = await asyncio.gather(*(rt.warmups.ranges.series(url, queries[name], *grid)
                                    for name in names))
     return dict(zip(names, answers, strict=True))
 
@@ -111,9 +112,9 @@ async def read_row(totals: Totals, url: Target, metrics: dict[str, str],
 
 async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
                           now: float, pods: Sequence[str] | None, totals: Totals,
-                          ) -> tuple[AnomalyVerdict | None, str | None]:
+                          access: PrometheusAccess) -> tuple[AnomalyVerdict | None, str | None]:
     try:
-        url, queries = await health_queries(namespace, spec, watcher.metrics, pods)
+        url, queries = await access.health_queries(namespace, spec, watcher.metrics, pods)
     except MetricError as err:
         return None, f"health metrics: {err.message}"
     row, error = await read_row(totals, url, queries, settings.answer_age(spec))
@@ -121,18 +122,18 @@ async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServic
         return None, error
     watcher.history.append(row)
     watcher.rows_since_fit += 1
-    await observe_load(namespace, watcher, spec, totals)
+    await observe_load(namespace, watcher, spec, totals, access)
     if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
         return await asyncio.to_thread(score, watcher, now), None
     return score(watcher, now), None  # one row's verdict: a thread would only add a wait
 
 
 async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
-                       totals: Totals) -> None:
+                       totals: Totals, access: PrometheusAccess) -> None:
     """The scaling metrics' totals, the same queries the scaling daemon reads; a row that
     cannot be read is skipped (logged), so saturation is never judged on data not read."""
     try:
-        source = await source_for(namespace, spec)
+        source = await access.source_for(namespace, spec)
         queries = {m.name: m.query for m in source.scaling_spec(spec).metrics}
     except MetricError as err:
         log.warning("load row ignored for saturation", error=err.message)
@@ -148,17 +149,18 @@ Workload = tuple[int, RolloutInfo | None, tuple[Any, ...], tuple[str, ...] | Non
 Pods = tuple[list[Any], RolloutInfo | None, tuple[str, ...]]
 
 
-async def _pods(namespace: str, ref: ScaleTargetRef, scale: kube.Scale) -> Pods:
+async def _pods(namespace: str, ref: ScaleTargetRef, scale: kube.Scale,
+                reads: WorkloadReader) -> Pods:
     """The target's pods, its rollout (Deployments and StatefulSets) and pod names ({{pods}},
     every kind)."""
     if ref.kind == "Deployment":
-        raw_pods, sets = await cached_reads.pods_and_replica_sets(namespace, ref.name)
+        raw_pods, sets = await reads.deployment_pods(namespace, ref.name)
         return raw_pods, rollout_info(sets), _names(raw_pods)
     if ref.kind == "StatefulSet":
-        raw_pods, sets = await workload.statefulset_pods_and_revisions(namespace, ref.name)
+        raw_pods, sets = await reads.statefulset_pods_and_revisions(namespace, ref.name)
         return raw_pods, rollout_info(sets), _names(raw_pods)
     # Any other kind: its pods through the /scale selector, no rollout to judge.
-    raw_pods = await workload.pods_of(namespace, scale.selector)
+    raw_pods = await reads.pods_of(namespace, scale.selector)
     return raw_pods, None, _names(raw_pods)
 
 
@@ -166,15 +168,16 @@ def _names(raw_pods: list[Any]) -> tuple[str, ...]:
     return tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
 
 
-async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float) -> Workload:
+async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float,
+                           reads: WorkloadReader) -> Workload:
     """The replicas, the rollout, the pods' health (terminating pods left out: they count as
     not yet replaced), the pod names and what could not be read."""
     ref, replicas = spec.scale_target_ref, 0
     try:
-        scale = await cached_reads.read_scale(namespace, kube.TargetRef(
+        scale = await reads.read_scale(namespace, kube.TargetRef(
             ref.api_version, ref.kind, ref.name))
         replicas = scale.replicas
-        raw_pods, rollout, names = await _pods(namespace, ref, scale)
+        raw_pods, rollout, names = await _pods(namespace, ref, scale, reads)
     except (kube.TargetError, workload.WorkloadError) as err:
         return replicas, None, (), None, err.message
     reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
@@ -183,10 +186,12 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
-                  now: float, totals: Totals) -> Observation:
+                  now: float, rt: Runtime) -> Observation:
     """Everything the decision reads but the ledger and the pause (`decide` adds those)."""
-    replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now)
-    verdict, error = await observe_metrics(namespace, watcher, spec, now, names, totals)
+    replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now,
+                                                                    rt.workloads)
+    verdict, error = await observe_metrics(namespace, watcher, spec, now, names, rt.totals,
+                                           rt.prometheus)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,

@@ -10,14 +10,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adaptive_operator.adapters import prometheus, prometheus_access
+from adaptive_operator.adapters import prometheus
 from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
+from adaptive_operator.adapters.workers import FairExecutor
+from adaptive_operator.handlers.ports import (
+    ClusterWorkloads,
+    EventPoster,
+    OwnRecords,
+    StatusWriter,
+    Workloads,
+)
 from adaptive_operator.handlers.warmup import WarmUps
 
 
@@ -63,10 +73,17 @@ class Totals(Protocol):
 LoadReader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
-async def read_load(query: str) -> list[dict[str, Any]]:
-    """Per-shard load: a PromQL instant vector from the operator-wide Prometheus."""
-    endpoint = await asyncio.to_thread(prometheus_access.operator_endpoint)
-    return await prometheus.query_vector(endpoint, query)
+@dataclass(frozen=True)
+class OperatorLoad:
+    """Per-shard load: a PromQL instant vector from the operator-wide Prometheus (a LoadReader),
+    read on `pool`'s threads (None: the loop's default pool)."""
+
+    access: PrometheusAccess = field(default_factory=PrometheusAccess)
+    pool: Executor | None = None
+
+    async def __call__(self, query: str) -> list[dict[str, Any]]:
+        endpoint = await asyncio.to_thread(self.access.operator_endpoint)
+        return await prometheus.query_vector(endpoint, query, self.pool)
 
 
 def always() -> bool:
@@ -85,14 +102,22 @@ class Runtime:
     shards: ShardStore
     settings: OperatorSettings = OperatorSettings()
     clock: Clock = field(default_factory=SystemClock)
+    # Which Prometheus a service may query, its credentials, and how its queries are scoped.
+    prometheus: PrometheusAccess = field(default_factory=PrometheusAccess)
     # May this process act now? Without an election always; with one, only while its lease was
     # renewed within the deadline (a paused leader may have been replaced).
     may_act: Callable[[], bool] = always
-    read_load: LoadReader = read_load
+    read_load: LoadReader = field(default_factory=OperatorLoad)
     totals: Totals = field(default_factory=QueryBatcher)
     hpas: HpaLists = field(default_factory=HpaLists)  # listed when the watch cache cannot say
     # History backfills and first fits, in the background and one at a time.
     warmups: WarmUps = field(default_factory=WarmUps)
+    # Prometheus's own threads, which the readers above were given (watched by /healthz).
+    prometheus_pool: FairExecutor | None = None
+    # The AdaptiveServices' targets and pods; our objects' status, annotations and Events.
+    workloads: Workloads = field(default_factory=ClusterWorkloads)
+    status: StatusWriter = field(default_factory=OwnRecords)
+    events: EventPoster = field(default_factory=OwnRecords)
 
 
 def of(memo: Any) -> Runtime:

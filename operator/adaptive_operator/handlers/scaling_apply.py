@@ -1,7 +1,8 @@
 """The scaling daemon's apply: carries out a `domain.scaling.sync.Plan`, nothing more.
 
 In order: the plan's Events, the decision's gauges, the replica write (recorded in status first),
-the problem's count, the coupling's and the forecast's gauges, the status patch. The memory is
+the problem's count, the coupling's and the forecast's gauges and the coupling's Event, the
+status patch. The memory is
 kept as each write lands, so a sync the API server interrupts leaves it as far as it got.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import replace
 import kopf
 
 from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import cached_reads, kube, telemetry
+from adaptive_operator.adapters import kube, telemetry
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.scaling import sync
@@ -20,50 +21,49 @@ from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecast_report
+from adaptive_operator.handlers.ports import post_events
+from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.handlers.scaling_observe import Memory
 
 log = logs.get(__name__)
 
 
 async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                snapshot: sync.Snapshot, planned: sync.Plan, memory: Memory) -> None:
+                snapshot: sync.Snapshot, planned: sync.Plan, memory: Memory,
+                rt: Runtime) -> None:
     memory.kept = planned.memory
-    post(body, planned.events)
+    await post_events(rt.events, body, planned.events)
     report_decision(namespace, name, spec.mode, planned.outcome, snapshot.current)
     status = planned.status
     if planned.scale is not None and not await scale(namespace, name, body, spec,
-                                                     planned.scale, memory):
+                                                     planned.scale, memory, rt):
         status = planned.scale.refused
     report_problem(namespace, name, planned.problem)
-    report_forecasts(namespace, name, body, spec, snapshot, planned.coupling_event)
+    report_forecasts(namespace, name, spec, snapshot)
+    await post_events(rt.events, body, (planned.coupling_event,) if planned.coupling_event else ())
     if status.patch is not None:
-        await memory.patch_status(namespace, name, body, status.patch)
+        await memory.patch_status(namespace, name, body, status.patch, rt.status)
     memory.kept = status.memory
 
 
-def post(body: kopf.Body, events: tuple[Event, ...]) -> None:
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
 async def scale(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                write: sync.ScaleWrite, memory: Memory) -> bool:
+                write: sync.ScaleWrite, memory: Memory, rt: Runtime) -> bool:
     """Record the write, make it, then say so; False when the target refused it."""
     ref = spec.scale_target_ref
     await memory.patch_status(namespace, name, body,
-                              {"scaleWrites": sync.writes_status(write.pending)})
+                              {"scaleWrites": sync.writes_status(write.pending)}, rt.status)
     memory.kept = replace(memory.kept, record=write.pending)
     try:
-        await cached_reads.write_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,
+        await rt.workloads.write_scale(namespace, kube.TargetRef(ref.api_version, ref.kind,
                                                                  ref.name), write.replicas)
     except kube.TargetError as err:
         memory.kept = replace(memory.kept, record=write.refused.memory.record)
-        post(body, (Event("Warning", err.reason, err.message),))
+        await post_events(rt.events, body, (Event("Warning", err.reason, err.message),))
         return False
     failpoints.hit("scaling.after_write")
     memory.kept = replace(memory.kept, record=write.made)
     telemetry.SCALES.labels(namespace, name, write.direction).inc()
-    post(body, (write.event,))
+    await post_events(rt.events, body, (write.event,))
     return True
 
 
@@ -99,11 +99,10 @@ def report_problem(namespace: str, name: str, problem: Problem | None) -> None:
                     message=problem.message)
 
 
-def report_forecasts(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                     snapshot: sync.Snapshot, coupling_event: Event | None) -> None:
-    """The coupling's gauges and its changed verdict; the forecast's gauges."""
+def report_forecasts(namespace: str, name: str, spec: AdaptiveServiceSpec,
+                     snapshot: sync.Snapshot) -> None:
+    """The coupling's and the forecast's gauges."""
     coupling.report(namespace, name, snapshot.coupled)
-    post(body, (coupling_event,) if coupling_event else ())
     if snapshot.forecast is not None:
         quantile = spec.predictive.quantile if spec.predictive else 0.8
         forecast_report.publish(namespace, name, quantile, snapshot.forecast)

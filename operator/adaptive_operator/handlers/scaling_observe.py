@@ -13,18 +13,19 @@ from typing import Any
 
 import kopf
 
-from adaptive_operator.adapters import cached_reads, kube, prometheus_access
+from adaptive_operator.adapters import kube
 from adaptive_operator.adapters.prometheus import MetricError, Target
+from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.healing.scaler import healing_conditions, healing_floor
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.algorithm import MetricReading
-from adaptive_operator.domain.scaling.coupled_status import Coupled
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.domain.scaling.status import Problem
 from adaptive_operator.handlers import coupled as coupling
 from adaptive_operator.handlers import forecasts, runtime, settings, specs
+from adaptive_operator.handlers.ports import StatusWriter
 from adaptive_operator.handlers.warmup import WarmUps
 
 Sent = tuple[Target, AdaptiveServiceSpec]  # the endpoint, and the spec with its queries as sent
@@ -39,7 +40,6 @@ class Memory:
     kept: sync.Memory = field(default_factory=sync.Memory)
     spec: specs.Parsed | None = None
     forecaster: forecasts.ServiceForecaster | None = None
-    coupled: Coupled | None = None  # the last sync's coupled forecast
     coupling: coupling.CouplingMemory = field(default_factory=coupling.CouplingMemory)
     # The status as this process last wrote it: the watched body lags behind its own patches,
     # and compared with the body a status already written would be written again.
@@ -56,10 +56,10 @@ class Memory:
         return dict(body.get("status", {}) or {})
 
     async def patch_status(self, namespace: str, name: str, body: kopf.Body,
-                           patch: dict[str, Any]) -> None:
+                           patch: dict[str, Any], writer: StatusWriter) -> None:
         """Write status and remember what it holds now."""
         before = self.shown(body)
-        await kube.patch_status(PLURAL, namespace, name, patch)
+        await writer.patch_status(PLURAL, namespace, name, patch)
         self.status = merged(before, patch)
 
     def forecasting(self, warmups: WarmUps) -> forecasts.ServiceForecaster:
@@ -81,47 +81,48 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     found = sync.Snapshot(status, body.meta.get("generation"), True,
                           healing_conditions=tuple(healing_conditions(spec, status)))
     try:
-        scale, pods = await read_target(namespace, spec, rt.hpas)
+        scale, pods = await read_target(namespace, spec, rt)
     except kube.TargetError as err:
-        return replace(found, blocker=Problem(err.reason, err.message), coupled=memory.coupled,
-                       leading=rt.may_act())
-    readings, problem, sent = await read_metrics(namespace, spec, rt.totals)
+        # Nothing else is read, the coupled forecast included: status shows none.
+        return replace(found, blocker=Problem(err.reason, err.message), leading=rt.may_act())
+    readings, problem, sent = await read_metrics(namespace, spec, rt.totals, rt.prometheus)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds, sent,
                                   rt.clock.now(), rt.warmups)
     now = rt.clock.now()
-    memory.coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast,
-                                                now, memory.forecaster, rt.totals,
-                                                rt.warmups.ranges)
+    coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast, now,
+                                         memory.forecaster, rt.totals, rt.warmups.ranges,
+                                         rt.workloads, rt.prometheus)
     return replace(
         found, current=scale.replicas, ready=pods.ready, unready=pods.unready,
-        readings=readings, metric_problem=problem, forecast=forecast, coupled=memory.coupled,
+        readings=readings, metric_problem=problem, forecast=forecast, coupled=coupled,
         leading=rt.may_act(),
         healing_floor=healing_floor(spec, body.get("metadata", {}).get("annotations") or {}, now))
 
 
 async def read_target(namespace: str, spec: AdaptiveServiceSpec,
-                      hpas: kube.HpaLists) -> tuple[kube.Scale, kube.PodCounts]:
+                      rt: runtime.Runtime) -> tuple[kube.Scale, kube.PodCounts]:
     """The target's /scale and its pods (without a selector: its ready replicas, no start-up
     times); kube.TargetError when it cannot be scaled, or another autoscaler scales it."""
     ref = spec.scale_target_ref
     target = kube.TargetRef(ref.api_version, ref.kind, ref.name)
-    hpa = await cached_reads.conflicting_hpa(namespace, target, hpas, settings.answer_age(spec))
+    reads = rt.workloads
+    hpa = await reads.conflicting_hpa(namespace, target, rt.hpas, settings.answer_age(spec))
     if hpa is not None:
         raise kube.TargetError("ConflictingAutoscaler",
                                f"HorizontalPodAutoscaler {hpa} already scales {ref.kind} "
                                f"{ref.name}; this service does nothing")
-    scale = await cached_reads.read_scale(namespace, target)
+    scale = await reads.read_scale(namespace, target)
     if not scale.selector:
         return scale, kube.PodCounts(scale.status_replicas, 0, ())
-    return scale, await cached_reads.count_pods(namespace, scale)
+    return scale, await reads.count_pods(namespace, scale)
 
 
-async def read_metrics(namespace: str, spec: AdaptiveServiceSpec,
-                       totals: runtime.Totals) -> Readings:
+async def read_metrics(namespace: str, spec: AdaptiveServiceSpec, totals: runtime.Totals,
+                       access: PrometheusAccess) -> Readings:
     """Each metric's value (None, with the reason, when it could not be read), the first
     problem, and where the queries went."""
     try:
-        source = await prometheus_access.source_for(namespace, spec)
+        source = await access.source_for(namespace, spec)
         sent = source.scaling_spec(spec)
     except MetricError as err:  # not allowed, no credentials, a query that cannot be sent
         return tuple(MetricReading(m.name, None, m.target_per_replica, err.message)

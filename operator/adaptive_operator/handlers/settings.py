@@ -46,9 +46,13 @@ class StatuslessDiffBase(kopf.AnnotationsDiffBaseStorage):
     def build(self, *, body: kopf.Body,
               extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
         fields = list(extra_fields or [])
-        if "status" in body and not fields:  # a handler on a status field needs it: keep it
-            body = kopf.Body(cast(kopf.RawBody, {k: v for k, v in body.items() if k != "status"}))
-        return super().build(body=body, extra_fields=fields)
+        return super().build(body=_statusless(body, fields), extra_fields=fields)
+
+
+def _statusless(body: kopf.Body, fields: list[Any]) -> kopf.Body:
+    if fields or "status" not in body:  # a handler on a status field needs it: keep it
+        return body
+    return kopf.Body(cast(kopf.RawBody, {k: v for k, v in body.items() if k != "status"}))
 
 
 @kopf.on.startup()
@@ -57,7 +61,8 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="adaptive.dev")
     settings.persistence.diffbase_storage = StatuslessDiffBase(
         prefix="adaptive.dev", key="last-handled-configuration")
-    # Only warnings become Events: the Events users see are our decisions, not debug lines.
+    # kopf's own log lines become Events from warnings up only (our decisions are posted by
+    # the handlers, through the fenced client).
     settings.posting.level = logging.WARNING
     # A watch that breaks or hangs is restarted well before a proxy or the API server drops it.
     settings.watching.server_timeout = 240
@@ -74,8 +79,10 @@ async def fair_thread_pool(memo: kopf.Memo, **_: Any) -> None:
     heartbeat = workers.LoopHeartbeat()
     memo["heartbeat"] = asyncio.create_task(heartbeat.run())  # kept, or it may be collected
     health.watch("eventLoop", lambda: "no beat" if heartbeat.stuck(STUCK_SECONDS) else None)
-    for name, executor in (("workers", pool), ("prometheusWorkers", workers.prometheus_pool())):
-        health.watch(name, functools.partial(_pool_check, executor))
+    pools = {"workers": pool, "prometheusWorkers": runtime.of(memo).prometheus_pool}
+    for name, executor in pools.items():
+        if executor is not None:
+            health.watch(name, functools.partial(_pool_check, executor))
 
 
 def _pool_check(executor: workers.FairExecutor) -> str | None:

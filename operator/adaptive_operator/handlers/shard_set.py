@@ -18,11 +18,12 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from adaptive_operator.adapters import prometheus_access, telemetry, workers
+from adaptive_operator.adapters import kube, telemetry, workers
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.shard_set import PLURAL, ShardSetSpec
+from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.sharding import manifests
 from adaptive_operator.domain.sharding import plan as planning
@@ -30,13 +31,9 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.rebalancing import shard_loads
 from adaptive_operator.domain.sharding.resharding import Decision, ShardSetSnapshot, Target
 from adaptive_operator.handlers import runtime, settings
+from adaptive_operator.handlers.ports import post_events
 from adaptive_operator.handlers.runtime import Runtime
-from adaptive_operator.handlers.shard_set_apply import (
-    TARGET_KEY,
-    apply,
-    post,
-    routing_manifest,
-)
+from adaptive_operator.handlers.shard_set_apply import TARGET_KEY, apply, routing_manifest
 from adaptive_operator.routing import RoutingTable
 
 REBALANCE_ANNOTATION = planning.REBALANCE_ANNOTATION
@@ -46,17 +43,32 @@ log = structlog.get_logger("shardset")
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=5.0, when=settings.served)
 async def reconcile_shard_set(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, name: str,
-                              namespace: str | None, body: kopf.Body, patch: kopf.Patch,
-                              memo: kopf.Memo, **_: Any) -> None:
+                              namespace: str | None, body: kopf.Body, memo: kopf.Memo,
+                              **_: Any) -> None:
     namespace = namespace or "default"
     workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
     rt = runtime.of(memo)
     if not rt.may_act():  # a paused leader may have been replaced: act never
         return
+    # Status and annotations, gathered here and written through the fenced client, never
+    # through kopf's `patch` (kopf sends it through its own client, which nothing fences).
+    changes = kopf.Patch()
     try:
-        shard_spec = ShardSetSpec.model_validate(dict(spec))
+        try:
+            await _reconcile(rt, dict(spec), meta, status, name, namespace, body, changes)
+        finally:  # what was recorded is written even when a later step failed, as kopf did
+            await _write(rt, namespace, name, changes)
+    except kube.NotLeading:  # the lease was lost on the way: the new leader carries on
+        log.info("shardset.not_leading", name=name, namespace=namespace)
+
+
+async def _reconcile(rt: Runtime, spec: dict[str, Any], meta: Mapping[str, Any],
+                     status: Mapping[str, Any], name: str, namespace: str, body: kopf.Body,
+                     changes: kopf.Patch) -> None:
+    try:
+        shard_spec = ShardSetSpec.model_validate(spec)
     except ValidationError as err:
-        _report_refusal(patch, status, meta, "InvalidSpec", " ".join(str(err).split()),
+        _report_refusal(changes, status, meta, "InvalidSpec", " ".join(str(err).split()),
                         rt.clock.now())
         return
     objects = await asyncio.to_thread(
@@ -65,13 +77,14 @@ async def reconcile_shard_set(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Sta
         snapshot = _snapshot(shard_spec, objects, meta)
         plan = planning.plan(snapshot, rt.clock.now())
     except ValueError as err:  # includes a malformed routing table: never act on it
-        _report_refusal(patch, status, meta, "RoutingTableMismatch", str(err), rt.clock.now())
+        _report_refusal(changes, status, meta, "RoutingTableMismatch", str(err),
+                        rt.clock.now())
         return
     version = await apply(rt, name, namespace, shard_spec, objects, plan, body)
     # Recorded after acting (and decided before it): the status the next reconcile compares.
-    _record(patch, snapshot, plan.decision, status, meta, shard_spec.shards, rt.clock.now())
+    _record(changes, snapshot, plan.decision, status, meta, shard_spec.shards, rt.clock.now())
     _publish(namespace, name, plan.decision, shard_spec.shards)
-    await _maybe_rebalance(rt, name, namespace, shard_spec, plan.decision, meta, patch, body,
+    await _maybe_rebalance(rt, name, namespace, shard_spec, plan.decision, meta, changes, body,
                            version)
     decision = plan.decision
     log.info(
@@ -80,6 +93,15 @@ async def reconcile_shard_set(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Sta
         pending=decision.pending_moves, started=len(decision.start_jobs),
         created_shards=decision.create_shards, deleted_shards=decision.delete_shards,
     )
+
+
+async def _write(rt: Runtime, namespace: str, name: str, changes: kopf.Patch) -> None:
+    """The gathered status (the /status subresource) and annotations (the object)."""
+    if changes.get("status"):
+        await rt.status.patch_status(PLURAL, namespace, name, dict(changes["status"]))
+    annotations = (changes.get("metadata") or {}).get("annotations")
+    if annotations:
+        await rt.status.patch_annotations(PLURAL, namespace, name, dict(annotations))
 
 
 def _snapshot(spec: ShardSetSpec, objects: ShardSetObjects,
@@ -106,7 +128,7 @@ def _publish(namespace: str, name: str, decision: Decision, shards: int) -> None
 
 
 async def _maybe_rebalance(rt: Runtime, name: str, namespace: str, spec: ShardSetSpec,
-                           decision: Decision, meta: Mapping[str, Any], patch: kopf.Patch,
+                           decision: Decision, meta: Mapping[str, Any], changes: kopf.Patch,
                            body: kopf.Body, version: str | None) -> None:
     """Once per period, when nothing is moving: a new target from the per-shard load.
 
@@ -117,21 +139,21 @@ async def _maybe_rebalance(rt: Runtime, name: str, namespace: str, spec: ShardSe
     if previous is None or spec.rebalance is None:
         return
     try:
-        query = prometheus_access.operator_query(namespace, name, spec.rebalance.load_query)
+        query = rt.prometheus.operator_query(namespace, name, spec.rebalance.load_query)
         loads = shard_loads(await rt.read_load(query), spec.shards)
     except (MetricError, ValueError) as err:  # load not read, or not per shard: move nothing
-        kopf.warn(body, reason="LoadQueryFailed", message=str(err))
-        patch.meta.annotations[REBALANCE_ANNOTATION] = planning.failed_check(now)
+        await post_events(rt.events, body, [Event("Warning", "LoadQueryFailed", str(err))])
+        changes.meta.annotations[REBALANCE_ANNOTATION] = planning.failed_check(now)
         return
     plan = planning.plan_rebalance(spec.rebalance, spec.shards, decision, previous, loads, now)
-    patch.meta.annotations[REBALANCE_ANNOTATION] = plan.annotation
+    changes.meta.annotations[REBALANCE_ANNOTATION] = plan.annotation
     outcome = plan.outcome
     log.info("shardset.rebalance", name=name, namespace=namespace, loads=loads,
              imbalance=outcome.imbalance, moved=outcome.plan.slots_moved, reason=outcome.reason)
     if plan.retarget is not None:
         manifest = routing_manifest(name, namespace, plan.retarget, body)
         await asyncio.to_thread(rt.shards.write_routing, namespace, manifest, version)
-        post(body, [plan.event] if plan.event else [])
+        await post_events(rt.events, body, [plan.event] if plan.event else [])
 
 
 def _record(patch: Any, snapshot: ShardSetSnapshot, decision: Decision,

@@ -8,7 +8,7 @@ owned by the ShardSet, so deleting it lets the garbage collector remove the rest
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -16,10 +16,10 @@ import kopf
 from adaptive_operator import failpoints
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.api.shard_set import ShardSetSpec
-from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.sharding import manifests
 from adaptive_operator.domain.sharding.plan import ShardSetPlan
 from adaptive_operator.domain.sharding.resharding import Decision
+from adaptive_operator.handlers.ports import post_events
 from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.routing import build_table
 
@@ -44,7 +44,7 @@ async def apply(rt: Runtime, name: str, namespace: str, spec: ShardSetSpec,
             version)
     await _start_jobs(rt, name, namespace, spec, decision, body)
     await _delete_finished(rt, name, namespace, decision, body)
-    post(body, plan.events)
+    await post_events(rt.events, body, plan.events)
     return version
 
 
@@ -70,13 +70,6 @@ async def _start_jobs(rt: Runtime, name: str, namespace: str, spec: ShardSetSpec
             name, namespace, spec.slots, spec.migration.job_template, move, attempt)
         kopf.adopt(job, owner=body)
         await asyncio.to_thread(rt.shards.create, namespace, job)
-
-
-def post(body: Any, events: Iterable[Event]) -> None:
-    # kopf.event, not kopf.info: the operator posts only warnings from kopf's own helpers
-    # (settings.posting.level), while these are decisions the user must see.
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
 async def _update_templates(rt: Runtime, name: str, namespace: str,

@@ -8,8 +8,9 @@ runs too long, all say "not shown to be the target's", and the pod is left alone
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 MAX_DEPTH = 4  # pod -> ReplicaSet -> Rollout is 2; an operator's own layers add a few
 # (api_version, kind, name) -> the owner's manifest, None when it cannot be read.
@@ -35,3 +36,38 @@ def _leads(item: Mapping[str, Any], target_uid: str, read: Reader, depth: int) -
                 and _leads(owner, target_uid, read, depth - 1):
             return True
     return False
+
+
+class Refusal(Protocol):
+    """A pod an eviction did not evict (adapters.workload.Refusal)."""
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def by_budget(self) -> bool: ...
+
+    @property
+    def not_owned(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Evicted:
+    """What the evictions ran into (None: nothing), whether PodDisruptionBudgets refused every
+    one, and the pods left alone as not the target's."""
+
+    problem: str | None
+    blocked: bool
+    not_owned: tuple[str, ...]
+
+
+def eviction_uids(pods: tuple[str, ...], uids: tuple[str, ...]) -> dict[str, str]:
+    """The UIDs decided on, by pod name (ledgers written before they were recorded have
+    none)."""
+    return dict(zip(pods, uids, strict=True)) if len(uids) == len(pods) else {}
+
+
+def evicted(pods: tuple[str, ...], refusals: Sequence[Refusal]) -> Evicted:
+    blocked = len(refusals) == len(pods) and all(r.by_budget for r in refusals)
+    return Evicted("; ".join(r.message for r in refusals) or None, blocked,
+                   tuple(r.not_owned for r in refusals if r.not_owned))

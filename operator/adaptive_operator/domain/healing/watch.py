@@ -6,6 +6,7 @@ history, the fitted detector, the incident being tracked and which Events were a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,15 @@ def new_watcher(metrics: dict[str, str], roles: dict[str, str],
         settings.record_rows + settings.cooldown_rows)
     return Watcher(metrics, roles, settings, HealthHistory(limit),
                    AnomalyDetector(settings, RANDOM_STATE))
+
+
+def backfilled(watcher: Watcher, series: Mapping[str, Sequence[float | None]]) -> None:
+    """The history from range-query answers, the rows the syncs appended meanwhile kept
+    after it."""
+    live = watcher.history.rows
+    watcher.history.backfill(series)
+    for index in range(min((len(values) for values in live.values()), default=0)):
+        watcher.history.append({name: values[index] for name, values in live.items()})
 
 
 def refit_due(watcher: Watcher) -> bool:

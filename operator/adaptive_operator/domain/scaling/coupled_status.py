@@ -93,6 +93,11 @@ def conditions(old: Mapping[str, Any], coupled: Coupled | None) -> list[Conditio
     return [Condition(CONDITION, "False", "NotCoupled", "no coupling in the spec")] if had else []
 
 
+def not_evaluated() -> Condition:
+    return Condition(CONDITION, "Unknown", "NotEvaluated",
+                     "the coupled forecast is not evaluated while scaling is blocked")
+
+
 def verdict_event(old_status: Mapping[str, Any], coupled: Coupled | None) -> Event | None:
     """An Event when the coupling's verdict differs from the condition status shows."""
     if coupled is None:

@@ -64,6 +64,11 @@ def disabled_condition() -> Condition:
                      "predictive scaling is not enabled; scaling is reactive only")
 
 
+def not_evaluated_condition() -> Condition:
+    return Condition("ForecastReliable", "Unknown", "NotEvaluated",
+                     "the forecast is not evaluated while scaling is blocked")
+
+
 def forecast_status(forecast: ServiceForecast) -> dict[str, Any]:
     lead = forecast.lead
     state = lead.state

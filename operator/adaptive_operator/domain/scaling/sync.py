@@ -30,9 +30,14 @@ from adaptive_operator.domain.scaling.config import (
 )
 from adaptive_operator.domain.scaling.coupled_status import Coupled, raised, verdict_event
 from adaptive_operator.domain.scaling.coupled_status import conditions as coupling_conditions
+from adaptive_operator.domain.scaling.coupled_status import not_evaluated as coupling_not_evaluated
 from adaptive_operator.domain.scaling.coupled_status import status_fields as coupling_fields
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
-from adaptive_operator.domain.scaling.forecast_status import forecast_conditions, forecast_fields
+from adaptive_operator.domain.scaling.forecast_status import (
+    forecast_conditions,
+    forecast_fields,
+    not_evaluated_condition,
+)
 from adaptive_operator.domain.scaling.plan import (
     history_to_write,
     kept_history,
@@ -225,8 +230,8 @@ def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOut
                         now)
     new.update(forecast_fields(old, snapshot.forecast))
     new.update(coupling_fields(old, snapshot.coupled))
-    conditions = (sync_conditions(outcome) + forecast_conditions(old, snapshot.forecast)
-                  + coupling_conditions(old, snapshot.coupled) + list(snapshot.healing_conditions))
+    conditions = (sync_conditions(outcome) + forecast_and_coupling(spec, snapshot)
+                  + list(snapshot.healing_conditions))
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now,
                                          snapshot.generation or 0)
     changed = status_changed(old, new)
@@ -235,6 +240,18 @@ def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOut
         new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
         memory = replace(memory, written=(checkpoint, now))
     return StatusWrite(new if changed or checkpoint is not None else None, memory)
+
+
+def forecast_and_coupling(spec: AdaptiveServiceSpec, snapshot: Snapshot) -> list[Condition]:
+    """ForecastReliable and CouplingTrusted. A blocked sync evaluates neither: the last
+    verdict shown again would be stale data presented as current."""
+    old = snapshot.status
+    if snapshot.blocker is None:
+        return (forecast_conditions(old, snapshot.forecast)
+                + coupling_conditions(old, snapshot.coupled))
+    predictive = spec.predictive is not None and spec.predictive.enabled
+    return ([not_evaluated_condition()] if predictive else forecast_conditions(old, None)) + (
+        [coupling_not_evaluated()] if spec.coupling else coupling_conditions(old, None))
 
 
 def writes_status(record: scale_writes.WriteRecord) -> dict[str, Any]:
