@@ -4,7 +4,9 @@ them, and once it does not, nothing is sent at all."""
 
 from __future__ import annotations
 
+import ast
 import logging
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -110,3 +112,30 @@ def test_kopf_keeps_no_progress_nor_last_handled_state_for_our_handlers() -> Non
     spawning = {(type(h).__name__, h.id) for h in registry._spawning.get_all_handlers()}
     assert spawning == {("DaemonHandler", "scaling_daemon"), ("DaemonHandler", "healing"),
                         ("TimerHandler", "reconcile_shard_set")}
+
+
+def _kopf_writers_in(tree: ast.AST) -> list[str]:
+    """kopf's Event helpers called, and kopf's `patch` taken by a handler."""
+    found = [f"kopf.{node.attr}" for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+             and node.value.id == "kopf" and node.attr in KOPF_POSTERS]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.decorator_list:
+            params = {arg.arg for arg in (*node.args.args, *node.args.kwonlyargs)}
+            found += [f"{node.name}(patch)"] if "patch" in params else []
+    return found
+
+
+KOPF_POSTERS = {"event", "info", "warn", "exception"}
+
+
+def test_no_handler_writes_through_kopfs_client() -> None:
+    """kopf's Event helpers and a handler's `patch` are sent by kopf's own client, which the
+    leadership does not fence: the code uses neither (it writes through the runtime's ports)."""
+    source = Path(kube.__file__).parents[1]
+    found = {str(path.relative_to(source)): writers for path in sorted(source.rglob("*.py"))
+             if (writers := _kopf_writers_in(ast.parse(path.read_text())))}
+    assert found == {}
+    assert _kopf_writers_in(ast.parse(
+        "@kopf.timer('g', 'v', 'p')\nasync def h(patch, **_):\n    kopf.warn(b, reason='r')\n"
+    )) == ["kopf.warn", "h(patch)"]
