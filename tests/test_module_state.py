@@ -15,12 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 KNOWN = {
     "adaptive_operator.adapters.kube._may_write",
     "adaptive_operator.adapters.kube._shared_client",
-    # Prometheus's I/O thread and connection pool (the count missed it before it saw private
-    # classes): also used by the CLI commands, which build no runtime.
-    "adaptive_operator.adapters.prometheus_http._io",
 }
 # Their state moved into objects that `run` builds (issue 16): it must not come back.
-EMPTIED = ("cached_reads", "cluster_cache", "discovery", "prometheus_access", "workers")
+EMPTIED = ("cached_reads", "cluster_cache", "discovery", "prometheus_access", "prometheus_http",
+           "workers")
 
 
 def _module_state() -> Any:
