@@ -54,6 +54,8 @@ def cluster_env() -> dict[str, str]:
     env = dict(os.environ)
     if not env.get("KUBECONFIG"):
         name = env.setdefault("ADAPTIVE_CLUSTER_NAME", "scale")
+        # KWOK nodes only: the machine's one real node belongs to the shared cluster.
+        env.setdefault("ADAPTIVE_REAL_NODE", "0")
         env.setdefault("ADAPTIVE_CLUSTER_STATE",
                        str(Path.home() / ".cache" / "adaptive-operator" / f"cluster-{name}"))
         out = subprocess.run([str(ROOT / "e2e" / "cluster"), "up"], env=env, check=True,
