@@ -194,3 +194,26 @@ def test_tls_is_verified_unless_told_otherwise(serve: Callable[..., Server],
 def test_a_bad_ca_bundle_is_said_plainly() -> None:
     error = failure(Endpoint("https://127.0.0.1:1", ca_pem="not a certificate"))
     assert error.reason == "InvalidCABundle"
+
+
+def _io_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "prometheus-io")
+
+
+def test_a_request_without_a_loop_leaves_no_thread(serve: Callable[..., Server]) -> None:
+    url, before = serve(answer(200, OK)).url, _io_threads()
+    assert prometheus._raw_query(url, "up")[0]["value"] == [0, "3"]
+    assert _io_threads() == before
+
+
+def test_requests_on_one_loop_share_its_thread_until_it_is_closed(
+        serve: Callable[..., Server]) -> None:
+    url, before, io = serve(answer(200, OK)).url, _io_threads(), prometheus_http.IoLoop()
+    instant, ranged = prometheus.runners(io)
+    try:
+        instant(url, "up")
+        ranged(url, "up", 0.0, 10.0, 5.0)
+        assert _io_threads() == before + 1
+    finally:
+        io.close()
+    assert _io_threads() == before

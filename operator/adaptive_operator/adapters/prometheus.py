@@ -7,8 +7,9 @@ condition verbatim, so a user sees Prometheus' short refusal or why the value wa
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.prometheus_http import (
     Endpoint,
     HttpError,
+    IoLoop,
     endpoint_of,
     post_form,
 )
@@ -42,11 +44,11 @@ class Sample:
     ignored: str | None = None  # what was dropped from the answer, said to the user
 
 
-def _raw_query(target: Target, query: str) -> list[dict[str, Any]]:
+def _raw_query(target: Target, query: str, io: IoLoop | None = None) -> list[dict[str, Any]]:
     PROMETHEUS_QUERIES.labels("instant").inc()
     try:
         data = post_form(endpoint_of(target), "/api/v1/query", {"query": query},
-                         DEFAULT_TIMEOUT_SECONDS)
+                         DEFAULT_TIMEOUT_SECONDS, io)
     except HttpError as err:
         if err.reason == "QueryFailed":
             raise MetricError("QueryFailed", f"Prometheus refused the query {query!r}: "
@@ -118,10 +120,10 @@ def to_vector(query: str, result: Any) -> list[dict[str, Any]]:
     return result
 
 
-async def query_vector(target: Target, query: str,
-                       pool: Executor | None = None) -> list[dict[str, Any]]:
+async def query_vector(target: Target, query: str, pool: Executor | None = None,
+                       io: IoLoop | None = None) -> list[dict[str, Any]]:
     """Every series of an instant query, e.g. one per shard; empty when nothing matched."""
-    result = await workers.on_pool(pool, _raw_query, target, query)
+    result = await workers.on_pool(pool, _raw_query, target, query, io)
     return to_vector(query, result)
 
 
@@ -215,7 +217,8 @@ def single_series(result: Any, query: str) -> Sequence[Any]:
     return samples
 
 
-def raw_range(target: Target, query: str, start: float, end: float, step: float) -> Any:
+def raw_range(target: Target, query: str, start: float, end: float, step: float,
+              io: IoLoop | None = None) -> Any:
     """Prometheus' answer to a range query (epoch seconds, step in seconds), as parsed JSON.
     A refusal (HTTP 400/422: a bad query, too many samples) raises with `refused` set; a
     transport failure without."""
@@ -223,13 +226,18 @@ def raw_range(target: Target, query: str, start: float, end: float, step: float)
     endpoint = endpoint_of(target)
     form = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}s"}
     try:
-        data = post_form(endpoint, "/api/v1/query_range", form, RANGE_TIMEOUT_SECONDS)
+        data = post_form(endpoint, "/api/v1/query_range", form, RANGE_TIMEOUT_SECONDS, io)
     except HttpError as err:
         raise PrometheusError(f"range query to {endpoint} failed: {err.message}",
                               refused=err.refused) from err
     if not isinstance(data, dict) or "result" not in data:
         raise PrometheusError(f"range query to {endpoint} failed: the answer has no result")
     return data["result"]
+
+
+def runners(io: IoLoop) -> tuple[Callable[[Target, str], Any], Callable[..., Any]]:
+    """The instant and the range query on `io` (the batchers' runners, in `run`)."""
+    return functools.partial(_raw_query, io=io), functools.partial(raw_range, io=io)
 
 
 def query_range(target: Target, query: str, start: float, end: float,

@@ -5,15 +5,16 @@ one byte at a time is cut at it), a cap on the answer's size, TLS verified unles
 opts out, and no redirect followed. Errors say the HTTP status and a short sanitised reason,
 never the body; credentials (headers, `user:pass@` in a URL) never appear in a message.
 
-Callers are blocking (worker threads, the CLI), so requests run on one event loop in a daemon
-thread that owns the connection pool.
+Callers are blocking (worker threads, the CLI), so requests run on an event loop in a daemon
+thread that owns the connection pool: the operator's one `IoLoop` (`run` builds it), else one
+made for the request and closed after it (a command's few queries).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
+import contextlib
 import json
 import re
 import ssl
@@ -99,20 +100,22 @@ def _tls(ca_pem: str | None, insecure: bool) -> ssl.SSLContext | bool:
     return context
 
 
-class _IoLoop:
+class IoLoop:
     """One event loop in a daemon thread, with its connection pool."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def run(self, work: Coroutine[Any, Any, Any], deadline: float) -> Any:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, daemon=True,
-                                 name="prometheus-io").start()
+                self._thread = threading.Thread(target=_serve, args=(self._loop,), daemon=True,
+                                                name="prometheus-io")
+                self._thread.start()
             loop = self._loop
         future = asyncio.run_coroutine_threadsafe(work, loop)
         try:  # the request's own deadline ends it first; this only guards a stuck loop
@@ -122,10 +125,18 @@ class _IoLoop:
             raise HttpError("PrometheusTimeout", "no answer within the deadline") from err
 
     def close(self) -> None:
-        """Close the pool at exit (aiohttp warns about a session left open)."""
-        if self._loop is not None and self._session is not None:
-            done = asyncio.run_coroutine_threadsafe(self._session.close(), self._loop)
-            done.result(timeout=2.0)
+        """Close the pool (aiohttp warns about a session left open) and end the thread."""
+        with self._lock:
+            loop, self._loop, thread, self._thread = self._loop, None, self._thread, None
+        if loop is None or thread is None:
+            return
+        if self._session is not None:
+            # A stuck loop is stopped all the same (and a request's own error kept).
+            with contextlib.suppress(TimeoutError):
+                asyncio.run_coroutine_threadsafe(self._session.close(), loop).result(timeout=2.0)
+            self._session = None
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=2.0)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -134,24 +145,35 @@ class _IoLoop:
         return self._session
 
 
-_io = _IoLoop()
-atexit.register(_io.close)
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
-def post_form(endpoint: Endpoint, path: str, form: dict[str, str], deadline: float) -> Any:
-    """Send a form to the API (POSTed when too long for a URL) and return the answer's `data`."""
+def post_form(endpoint: Endpoint, path: str, form: dict[str, str], deadline: float,
+              io: IoLoop | None = None) -> Any:
+    """Send a form to the API (POSTed when too long for a URL) and return the answer's `data`;
+    on `io`, else on a loop of its own, closed after the request."""
     tls = _tls(endpoint.ca_pem, endpoint.insecure_skip_verify)
-    return _io.run(_post(endpoint, path, form, deadline, tls), deadline)
+    if io is not None:
+        return io.run(_post(io, endpoint, path, form, deadline, tls), deadline)
+    own = IoLoop()
+    try:
+        return own.run(_post(own, endpoint, path, form, deadline, tls), deadline)
+    finally:
+        own.close()
 
 
-async def _post(endpoint: Endpoint, path: str, form: dict[str, str], deadline: float,
-                tls: ssl.SSLContext | bool) -> Any:
+async def _post(io: IoLoop, endpoint: Endpoint, path: str, form: dict[str, str],
+                deadline: float, tls: ssl.SSLContext | bool) -> Any:
     url, headers = _split_userinfo(endpoint)
     where = redact(endpoint.url)
     try:
         # GET while the query fits a URL comfortably (what most proxies expect), else POST.
         small = len(urlencode(form)) <= GET_LIMIT
-        async with _io.session().request(
+        async with io.session().request(
                 "GET" if small else "POST", url.rstrip("/") + path,
                 params=form if small else None, data=None if small else form, headers=headers,
                 ssl=tls, allow_redirects=False,

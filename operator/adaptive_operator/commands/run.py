@@ -118,11 +118,13 @@ def run(args: argparse.Namespace) -> int:
         health,
         kube,
         leader,
+        prometheus,
         prometheus_access,
         query_batch,
         telemetry,
         workers,
     )
+    from adaptive_operator.adapters.prometheus_http import IoLoop
     from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
     from adaptive_operator.domain.common.namespaces import watch_scope
@@ -150,18 +152,22 @@ def run(args: argparse.Namespace) -> int:
     stop_renewing, lost = threading.Event(), threading.Event()
     elector = elector_for(args)
     may_act = leader.may_act(elector)
+    # Every write to the cluster goes through this client: refused while not leading.
+    api = kube.fenced_client(may_act)
+    kube.share_client(api)
     # Built once: every handler finds it in kopf's memo.
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
+    io = IoLoop()  # Prometheus's connection pool, on its own thread
+    instant, ranged = prometheus.runners(io)
     memo = kopf.Memo(runtime=runtime.Runtime(
-        shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
+        shards=ShardCluster(api), may_act=may_act, prometheus=access, prometheus_pool=pool,
         workloads=ClusterWorkloads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
                                    discovery.Discovery(discovery.fetch_listing).resolve),
-        read_load=runtime.OperatorLoad(access, pool),
-        totals=query_batch.QueryBatcher(enabled=batch, pool=pool),
-        warmups=warmup.WarmUps(ranges=RangeBatcher(enabled=batch, pool=pool)),
+        read_load=runtime.OperatorLoad(access, pool, io),
+        totals=query_batch.QueryBatcher(instant, enabled=batch, pool=pool),
+        warmups=warmup.WarmUps(ranges=RangeBatcher(ranged, enabled=batch, pool=pool)),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
-        kube.fence_writes(may_act)
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 
@@ -182,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop_renewing.set()
         pool.shutdown(wait=False)
+        io.close()
         if elector is not None and not lost.is_set():
             elector.release()
     return 1 if lost.is_set() else 0

@@ -18,6 +18,7 @@ from adaptive_operator.adapters import prometheus
 from adaptive_operator.adapters.kube import HpaLists
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
+from adaptive_operator.adapters.prometheus_http import IoLoop
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.adapters.workers import FairExecutor
@@ -80,10 +81,11 @@ class OperatorLoad:
 
     access: PrometheusAccess = field(default_factory=PrometheusAccess)
     pool: Executor | None = None
+    io: IoLoop | None = None  # Prometheus's connection pool (None: one per read)
 
     async def __call__(self, query: str) -> list[dict[str, Any]]:
         endpoint = await asyncio.to_thread(self.access.operator_endpoint)
-        return await prometheus.query_vector(endpoint, query, self.pool)
+        return await prometheus.query_vector(endpoint, query, self.pool, self.io)
 
 
 def always() -> bool:
