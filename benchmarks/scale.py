@@ -54,6 +54,8 @@ def cluster_env() -> dict[str, str]:
     env = dict(os.environ)
     if not env.get("KUBECONFIG"):
         name = env.setdefault("ADAPTIVE_CLUSTER_NAME", "scale")
+        # KWOK nodes only: the machine's one real node belongs to the shared cluster.
+        env.setdefault("ADAPTIVE_REAL_NODE", "0")
         env.setdefault("ADAPTIVE_CLUSTER_STATE",
                        str(Path.home() / ".cache" / "adaptive-operator" / f"cluster-{name}"))
         out = subprocess.run([str(ROOT / "e2e" / "cluster"), "up"], env=env, check=True,
@@ -360,6 +362,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
             log("not every service was decided within the warm-up limit; measuring anyway")
             break
     warmup = time.time() - started
+    running, waited = wait_pods(env, namespace, len(services), args.warmup_limit)
     first = {"scaling_started": len(decisions.seen("decision")),
              "healing_started": len(decisions.seen("healing decision"))}
     log(f"after {warmup:.0f}s of warm-up, {first['scaling_started']} services have a scaling "
@@ -377,6 +380,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         "watch_cache": args.watch_cache if args.operator_source == str(ROOT / "operator") else "",
         "periods": args.periods, "warmup_s": round(warmup, 1),
         "history_seconds": args.history_seconds, **first,
+        "pods_running": running, "pods_wait_s": waited,
         **decisions.coverage(services, window_start, window_end, args.sync),
         **usage, **rates(before, after, window_end - window_start),
     }
@@ -384,6 +388,25 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
     result["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result["commit"] = commit
     return result
+
+
+def wait_pods(env: dict[str, str], namespace: str, count: int,
+                     limit: float) -> tuple[int, float]:
+    """Wait until every Deployment has its pod: the controller-manager rolls them out at its
+    client's rate (about 5 a second on the KWOK cluster, 10 minutes for 3,000), and a service
+    with no ReplicaSet yet has no pod and no earlier revision to roll back to."""
+    started = time.monotonic()
+    while True:
+        # Running pods, not the Deployments' status: the controller writes that last, minutes
+        # after the pods run at 3,000.
+        available = len(kubectl(env, "get", "pods", "-n", namespace, "-o", "name",
+                                "--field-selector=status.phase=Running").split())
+        waited = round(time.monotonic() - started, 1)
+        if available >= count or waited > limit:
+            log(f"{available}/{count} pods running after {waited} s more")
+            return available, waited
+        log(f"{available}/{count} pods running; waiting")
+        time.sleep(10)
 
 
 def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:

@@ -100,23 +100,19 @@ def test_writes_are_fenced_by_leadership() -> None:
     from adaptive_operator.adapters import kube
 
     leading = [False]
-    kube.fence_writes(lambda: leading[0])
-    try:
-        configuration = client.Configuration()
-        configuration.host = "http://127.0.0.1:9"  # nothing listens: a sent request fails
-        configuration.retries = 0
-        api = client.CoreV1Api(kube.FencedApiClient(configuration))
-        with pytest.raises(kube.NotLeading):
-            api.create_namespaced_config_map("ns", {"metadata": {"name": "x"}})
-        with pytest.raises(kube.NotLeading):
-            api.delete_namespaced_service("x", "ns")
-        with pytest.raises(urllib3.exceptions.HTTPError):  # sent, not fenced
-            api.read_namespaced_service("x", "ns")
-        leading[0] = True
-        with pytest.raises(urllib3.exceptions.HTTPError):
-            api.delete_namespaced_service("x", "ns")
-    finally:
-        kube.fence_writes(lambda: True)
+    configuration = client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # nothing listens: a sent request fails
+    configuration.retries = 0
+    api = client.CoreV1Api(kube.FencedApiClient(configuration, lambda: leading[0]))
+    with pytest.raises(kube.NotLeading):
+        api.create_namespaced_config_map("ns", {"metadata": {"name": "x"}})
+    with pytest.raises(kube.NotLeading):
+        api.delete_namespaced_service("x", "ns")
+    with pytest.raises(urllib3.exceptions.HTTPError):  # sent, not fenced
+        api.read_namespaced_service("x", "ns")
+    leading[0] = True
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        api.delete_namespaced_service("x", "ns")
 
 
 class _Lease:

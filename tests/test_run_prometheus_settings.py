@@ -61,7 +61,7 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     found = Seen()
     monkeypatch.setattr(kopf, "run", found)
     for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config"),
-                         (kube, "fence_writes")]:
+                         (kube, "share_client")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     return found

@@ -81,8 +81,6 @@ def load_config() -> None:
 
 
 POOL_SIZE = 64
-_shared_client: client.ApiClient | None = None
-_shared_lock = threading.Lock()
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -93,48 +91,54 @@ class NotLeading(ApiException):
         super().__init__(status=0, reason="NotLeading: this replica is not the leader")
 
 
-def _always() -> bool:
-    return True
-
-
-_may_write: Callable[[], bool] = _always
-
-
-def fence_writes(may_write: Callable[[], bool]) -> None:
-    """Every later write through a `FencedApiClient` first asks `may_write` (the leadership)."""
-    global _may_write
-    _may_write = may_write
-
-
 class FencedApiClient(client.ApiClient):
     """An ApiClient that refuses to send a write while `may_write` says no: a paused and
-    deposed leader must not undo what the new one did. Without `may_write`, the process's
-    (`fence_writes`)."""
+    deposed leader must not undo what the new one did."""
 
-    def __init__(self, configuration: client.Configuration | None = None,
-                 may_write: Callable[[], bool] | None = None) -> None:
+    def __init__(self, configuration: client.Configuration | None,
+                 may_write: Callable[[], bool]) -> None:
         super().__init__(configuration)
         self._may_write = may_write
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        may_write = self._may_write or _may_write
-        if method.upper() not in READS and not may_write():
+        if method.upper() not in READS and not self._may_write():
             raise NotLeading()
         return super().call_api(method, url, *args, **kwargs)
 
 
+def fenced_client(may_write: Callable[[], bool]) -> FencedApiClient:
+    """A client over the loaded credentials whose writes `may_write` (the leadership) allows.
+    One for every call: a client per call meant a new TLS connection, certificate loading and
+    handshake for each request (most of the operator's CPU with hundreds of services)."""
+    configuration = client.Configuration.get_default_copy()
+    # As many pooled connections as threads calling (else each extra one is a new TLS
+    # connection, discarded after use).
+    configuration.connection_pool_maxsize = POOL_SIZE
+    return FencedApiClient(configuration, may_write)
+
+
+def _never() -> bool:
+    return False
+
+
+_shared_client: client.ApiClient | None = None
+_shared_lock = threading.Lock()
+
+
+def share_client(shared: client.ApiClient) -> None:
+    """`run` hands its fenced client (fenced by the leadership) to every call below."""
+    global _shared_client
+    with _shared_lock:
+        _shared_client = shared
+
+
 def api_client() -> client.ApiClient:
-    """One client (one connection pool) for every call: a client per call meant a new TLS
-    connection, certificate loading and handshake for each request (most of the operator's
-    CPU with hundreds of services)."""
+    """The client `run` shared; before it shares one, a client that reads but refuses every
+    write, so a write never goes out unfenced."""
     global _shared_client
     with _shared_lock:
         if _shared_client is None:
-            configuration = client.Configuration.get_default_copy()
-            # As many pooled connections as threads calling (else each extra one is a new
-            # TLS connection, discarded after use).
-            configuration.connection_pool_maxsize = POOL_SIZE
-            _shared_client = FencedApiClient(configuration)
+            _shared_client = fenced_client(_never)
         return _shared_client
 
 

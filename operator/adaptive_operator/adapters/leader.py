@@ -3,8 +3,9 @@
 Writes use the Lease's resourceVersion: when two replicas race for a free lease, the API server
 accepts one write and refuses the other (409), so there is never more than one leader. Expiry is
 judged by our own clock from when we first saw the lease's current record, never by comparing the
-holder's renewTime with our clock. Every write to the cluster is fenced by `may_act`
-(`kube.fence_writes`), so a deposed leader's late writes are refused before they are sent.
+holder's renewTime with our clock. Every other write to the cluster is fenced by `may_act`
+(the client `run` builds with `kube.fenced_client`), so a deposed leader's late writes are
+refused before they are sent.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters.kube import FencedApiClient
 from adaptive_operator.domain.sharding.manifests import ROLE_LABEL, SHARDSET_LABEL
 
 # Kind -> (API group class, method) for what a ShardSet owns; each takes (namespace, body) to
@@ -73,8 +72,8 @@ def ignoring(status: int, call: Callable[[], Any]) -> None:
 
 
 class ShardCluster:
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        self._api = api_client or FencedApiClient()
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = api_client  # run's: fenced by the leadership
         self._groups: Mapping[str, Any] = {
             "core": client.CoreV1Api(self._api),
             "apps": client.AppsV1Api(self._api),

@@ -152,12 +152,15 @@ def run(args: argparse.Namespace) -> int:
     stop_renewing, lost = threading.Event(), threading.Event()
     elector = elector_for(args)
     may_act = leader.may_act(elector)
+    # Every write to the cluster goes through this client: refused while not leading.
+    api = kube.fenced_client(may_act)
+    kube.share_client(api)
     # Built once: every handler finds it in kopf's memo.
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     io = IoLoop()  # Prometheus's connection pool, on its own thread
     instant, ranged = prometheus.runners(io)
     memo = kopf.Memo(runtime=runtime.Runtime(
-        shards=ShardCluster(), may_act=may_act, prometheus=access, prometheus_pool=pool,
+        shards=ShardCluster(api), may_act=may_act, prometheus=access, prometheus_pool=pool,
         workloads=ClusterWorkloads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
                                    discovery.Discovery(discovery.fetch_listing).resolve),
         read_load=runtime.OperatorLoad(access, pool, io),
@@ -165,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
         warmups=warmup.WarmUps(ranges=RangeBatcher(ranged, enabled=batch, pool=pool)),
         settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
     if elector is not None:
-        kube.fence_writes(may_act)
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 
