@@ -18,8 +18,14 @@ from typing import Any
 
 import pytest
 
+import xdist_groups
+from cluster_lock import ClusterLock, flocked
+
 HERE = Path(__file__).resolve().parent
 DUMPS = HERE.parent / ".state" / "e2e-dumps"
+# The locks the workers of one pytest-xdist run share (cluster_lock.py).
+LOCKS = HERE.parent / ".state" / "e2e-locks"
+CLUSTER_LOCK = ClusterLock(LOCKS)
 
 # Pods run on the local cluster's real node (containerd) only when they ask for it: the node is
 # tainted, so the suite's other pods stay on KWOK nodes, whose images need not exist. A real pod
@@ -28,6 +34,7 @@ REAL_NODE_LABEL = "adaptive.dev/real-node"
 REAL_NODE_TOLERATION = {"key": REAL_NODE_LABEL, "operator": "Equal", "value": "true",
                         "effect": "NoSchedule"}
 REAL_NODE_SELECTOR = {REAL_NODE_LABEL: "true"}
+REAL_NODE_FIXTURES = {"real_node", "runs_containers"}  # the tests of real pods ask for one
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,10 @@ def cluster() -> Cluster:
         return Cluster(os.environ["KUBECONFIG"], prom, None, local=False)
     # CI starts its own cluster before the suite and says so.
     disposable = os.environ.get("ADAPTIVE_E2E_CLUSTER_DISPOSABLE") == "1"
-    was_running = local_cluster_running()
-    exports = start_local_cluster()
+    # Each pytest-xdist worker runs this: one starts the cluster, the others then reuse it.
+    with flocked(LOCKS / "cluster-up.lock"):
+        was_running = local_cluster_running()
+        exports = start_local_cluster()
     return Cluster(exports["KUBECONFIG"], exports["PROMETHEUS_URL"],
                    Path(exports["PROMETHEUS_TARGETS_DIR"]), local=True,
                    started_here=disposable or not was_running)
@@ -151,9 +160,24 @@ def real_node(cluster: Cluster) -> str:
     return str(items[0]["metadata"]["name"])
 
 
+@pytest.fixture(scope="session")
+def runs_containers(cluster: Cluster, request: pytest.FixtureRequest) -> Cluster:
+    """The cluster, where pods' containers really run: kind's nodes, or the local cluster's
+    real node (without one, e.g. ADAPTIVE_REAL_NODE=0, the test is skipped, not timed out)."""
+    if cluster.local:
+        request.getfixturevalue("real_node")
+    return cluster
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "last: runs after every other test (it may take the session's cluster down)")
+    config.addinivalue_line(
+        "markers", "disrupts_cluster: runs alone on the cluster (e.g. restarts the API server)")
+
+
+def is_e2e(item: pytest.Item) -> bool:
+    return HERE in Path(str(item.path)).parents
 
 
 # First: pytest-xdist's own hook (on each worker) reads the mark to name the test's group, and
@@ -162,24 +186,38 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `last` (e.g. one that takes the session's cluster down) run after all
-    others. Under pytest-xdist (`--dist loadgroup`) every e2e test goes to one worker, in this
-    order, beside the unit tests on the others: one cluster, started once, in one process."""
+    others. Under pytest-xdist (`--dist loadgroup`) each e2e module goes to the worker of its
+    group (xdist_groups.py), beside the unit tests on the others."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
-    for item in items:
-        if HERE in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+    e2e = [item for item in items if is_e2e(item)]
+    tests = [xdist_groups.E2ETest(Path(str(item.path)).stem,
+                               bool(REAL_NODE_FIXTURES & set(item.fixturenames)),
+                               item.get_closest_marker("last") is not None) for item in e2e]
+    for item, group in zip(e2e, xdist_groups.groups(tests), strict=True):
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    """Refuses to run e2e tests that pytest-xdist would spread over its workers: they share one
-    cluster, and two copies of a module's operator fight over its services."""
+    """Refuses to run e2e tests that pytest-xdist would spread outside their groups: two copies
+    of a module's operator fight over its services; and a test marked `last` beside others."""
     if node.config.getoption("dist") != "loadgroup":
         return
-    loose = [i for i in ids if i.startswith("e2e/") and not i.endswith("@e2e")]
-    if loose:
-        pytest.exit(f"pytest-xdist did not group {len(loose)} e2e tests (first: {loose[0]}): use "
-                    "the pytest and pytest-xdist versions pyproject.toml allows", returncode=4)
+    problem = xdist_groups.misplaced(ids)
+    if problem:
+        pytest.exit(problem, returncode=4)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Each e2e test (its fixtures' setup and teardown included) shares the cluster with the
+    other group's tests, or has it to itself when it disrupts the cluster."""
+    if not is_e2e(item):
+        yield
+        return
+    disrupts = item.get_closest_marker("disrupts_cluster") is not None
+    with CLUSTER_LOCK.exclusive() if disrupts else CLUSTER_LOCK.shared():
+        yield
 
 
 @pytest.fixture(scope="session")

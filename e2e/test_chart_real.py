@@ -35,7 +35,8 @@ def helm(cluster: Cluster, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def installed(crds: Cluster, runs_containers: Cluster,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = crds
     # The session applied the CRDs with kubectl; these marks let Helm adopt them as a user's
     # install would own them (the chart keeps CRDs on uninstall).

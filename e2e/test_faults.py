@@ -155,6 +155,7 @@ def assert_each_change_once(cluster: Cluster, ns: str, name: str) -> None:
 # --- the API server restarts ------------------------------------------------------------------
 
 
+@pytest.mark.disrupts_cluster  # every test of the other group would lose the API server too
 def test_api_server_restart_loses_and_repeats_nothing(
         local_cluster: Cluster, namespace: str, operator: OperatorProcess,
         load: Exporter) -> None:

@@ -41,7 +41,7 @@ STEPPED = 3  # replicas that only the stepped load asks for
 
 
 @pytest.fixture(scope="module")
-def operator(crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(crds: Cluster, runs_containers: Cluster) -> Iterator[OperatorProcess]:
     with watching("real-coupling", f"e2e-{module_tag(__name__)}-") as process:
         yield process
 
@@ -113,7 +113,7 @@ def first_decisions(log: str, namespace: str, since: float, at_least: int) -> di
 
 
 def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
-        crds: Cluster, real_node: str, namespace: str, operator: OperatorProcess) -> None:
+        crds: Cluster, runs_containers: Cluster, namespace: str, operator: OperatorProcess) -> None:
     cluster = crds
     apply(cluster, namespace, *workloads(cluster, namespace))
     for app in ("loadgen", "frontend", "api"):

@@ -20,7 +20,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shardset.yaml"
 
 
 @pytest.fixture(scope="module")
-def operator(crds: Cluster, real_node: str) -> Iterator[OperatorProcess]:
+def operator(crds: Cluster, runs_containers: Cluster) -> Iterator[OperatorProcess]:
     with watching("real-examples", f"e2e-{module_tag(__name__)}-") as process:
         yield process
 

@@ -24,7 +24,7 @@ WARM_UP = 420  # seconds for the detector's first fit (60 rows of history at a 2
 
 
 @pytest.fixture(scope="module")
-def operator(crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(crds: Cluster, runs_containers: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("real-healing",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*",
                                     "--leader-election", "false")).start()

@@ -23,7 +23,7 @@ TARGET = 2.0  # requests per second one `web` replica serves
 
 
 @pytest.fixture(scope="module")
-def operator(crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(crds: Cluster, runs_containers: Cluster) -> Iterator[OperatorProcess]:
     with watching("real-scaling", f"e2e-{module_tag(__name__)}-") as process:
         yield process
 

@@ -30,7 +30,7 @@ STEP_TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
-def operator(crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(crds: Cluster, runs_containers: Cluster) -> Iterator[OperatorProcess]:
     with watching("real-shards", f"e2e-{module_tag(__name__)}-") as process:
         yield process
 
