@@ -97,7 +97,8 @@ def api_rows(namespace: str, deployment: str) -> list[str]:
         client.AppsV1Api(api).read_namespaced_deployment_scale(deployment, namespace)
 
     before = cpu_ms(lambda: read(client.ApiClient()), 20)
-    after = cpu_ms(lambda: read(kube.api_client()), 20)
+    shared = kube.reading_client()  # one client for every call, as run builds it
+    after = cpu_ms(lambda: read(shared), 20)
     return [f"| one API read (a Deployment's scale) | {before:.1f} | {after:.1f} |"]
 
 

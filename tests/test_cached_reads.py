@@ -77,15 +77,17 @@ def api(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The API server, as the direct reads see it; records what was asked."""
     asked: list[str] = []
 
-    async def read_scale(namespace: str, target: kube.TargetRef, resolve: Any) -> kube.Scale:
+    async def read_scale(api_client: Any, namespace: str, target: kube.TargetRef,
+                         resolve: Any) -> kube.Scale:
         asked.append(f"scale {target.name}")
         return kube.Scale(4, 4, "app=web")
 
-    def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list_pods(api_client: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
         asked.append(f"pods {selector}")
         return PODS[:1]
 
-    async def pods_and_replica_sets(namespace: str, name: str) -> tuple[list[Any], list[Any]]:
+    async def pods_and_replica_sets(api_client: Any, namespace: str,
+                                    name: str) -> tuple[list[Any], list[Any]]:
         asked.append(f"workload {name}")
         return [], []
 
@@ -174,8 +176,8 @@ async def test_our_own_write_is_read_from_the_api_server_until_the_cache_has_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[int] = []
 
-    async def write_scale(namespace: str, target: kube.TargetRef, replicas: int,
-                          resolve: Any) -> None:
+    async def write_scale(api_client: Any, namespace: str, target: kube.TargetRef,
+                          replicas: int, resolve: Any) -> None:
         written.append(replicas)
 
     monkeypatch.setattr(kube, "write_scale", write_scale)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from adaptive_operator.adapters import cluster_cache
 from adaptive_operator.adapters.cluster_cache import KINDS, ClusterCache
@@ -54,8 +55,8 @@ def test_the_list_is_read_as_json_with_its_version(monkeypatch: pytest.MonkeyPat
         body = {"metadata": {"resourceVersion": "42"}, "items": [{"metadata": {"name": "a"}}]}
         return Response(json.dumps(body).encode())
 
-    monkeypatch.setattr(cluster_cache, "_list_call", lambda kind: list_pods)
-    items, version = cluster_cache.lister("pods", "prod")()
+    monkeypatch.setattr(cluster_cache, "_list_call", lambda api, kind: list_pods)
+    items, version = cluster_cache.lister(None, "pods", "prod")()
     assert (items, version) == ([{"metadata": {"name": "a"}}], "42")
     assert calls[0]["namespace"] == "prod" and calls[0]["_preload_content"] is False
 
@@ -70,8 +71,8 @@ def test_a_watch_streams_events_from_the_version_and_releases_its_connection(
         options.update(given)
         return response
 
-    monkeypatch.setattr(cluster_cache, "_list_call", lambda kind: watch_pods)
-    events = list(cluster_cache.watcher("pods", "prod")("17"))
+    monkeypatch.setattr(cluster_cache, "_list_call", lambda api, kind: watch_pods)
+    events = list(cluster_cache.watcher(None, "pods", "prod")("17"))
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
     assert options["watch"] is True and options["resource_version"] == "17"
     assert options["allow_watch_bookmarks"] is True
@@ -79,7 +80,8 @@ def test_a_watch_streams_events_from_the_version_and_releases_its_connection(
 
 
 def test_each_kind_is_listed_by_its_own_api() -> None:
-    names = {kind: cluster_cache._list_call(kind).__name__ for kind in KINDS}
+    api = client.ApiClient()
+    names = {kind: cluster_cache._list_call(api, kind).__name__ for kind in KINDS}
     assert names == {"deployments": "list_namespaced_deployment",
                      "replicasets": "list_namespaced_replica_set",
                      "pods": "list_namespaced_pod",

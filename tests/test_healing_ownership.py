@@ -82,15 +82,15 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
                          "Pod/web-1-a": obj("pa", RS), "Pod/impostor": obj("pb")})
     evicted: list[str] = []
 
-    def read(namespace: str, api_version: str, kind: str, name: str,
+    def read(api: Any, namespace: str, api_version: str, kind: str, name: str,
              resolve: Any) -> Mapping[str, Any] | None:
         return cluster(api_version, kind, name)
 
-    def evict(namespace: str, pod: str, uid: str = "") -> None:
+    def evict(api: Any, namespace: str, pod: str, uid: str = "") -> None:
         evicted.append(f"{pod}/{uid}")
 
     monkeypatch.setattr(workload, "_read_object", read)
-    monkeypatch.setattr(workload, "_read_pod", lambda ns, pod: cluster("v1", "Pod", pod))
+    monkeypatch.setattr(workload, "_read_pod", lambda api, ns, pod: cluster("v1", "Pod", pod))
     monkeypatch.setattr(workload, "_evict", evict)
     spec = AdaptiveServiceSpec.model_validate({
         "scaleTargetRef": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
@@ -123,7 +123,7 @@ def test_the_chart_grants_every_read_the_ownership_check_makes(
               kinds["ReplicaSet"].path("ns", "web-1"): obj("rs-1", ROLLOUT)}
     refused: list[str] = []
 
-    def request(path: str, method: str, body: Any = None) -> Any:
+    def request(api: Any, path: str, method: str, body: Any = None) -> Any:
         group, plural = path.split("/")[2], path.split("/")[6]
         if (group, plural, method.lower()) not in granted:
             refused.append(path)
@@ -131,8 +131,8 @@ def test_the_chart_grants_every_read_the_ownership_check_makes(
         return stored[path]
 
     monkeypatch.setattr(workload, "request", request)
-    monkeypatch.setattr(workload, "_read_pod", lambda ns, pod: obj("pa", RS))
+    monkeypatch.setattr(workload, "_read_pod", lambda api, ns, pod: obj("pa", RS))
     assert ("", "pods", "get") in granted  # _read_pod's own call
-    owned = workload._owned_by_target("ns", ("argoproj.io/v1alpha1", "Rollout", "web"),
+    owned = workload._owned_by_target(None, "ns", ("argoproj.io/v1alpha1", "Rollout", "web"),
                                       ("web-1-a",), lambda api_version, kind: kinds[kind])
     assert refused == [] and owned == {"web-1-a"}

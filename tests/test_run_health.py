@@ -72,7 +72,7 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(health.STATE, "role", "starting")
     monkeypatch.setattr(health, "serve", serve_and_ask)
     monkeypatch.setattr(kopf, "run", lambda **_: found.ask())
-    for module, name in [(logs, "configure"), (kube, "load_config"), (kube, "share_client")]:
+    for module, name in [(logs, "configure"), (kube, "load_config")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     yield found

@@ -60,8 +60,7 @@ class Seen:
 def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
     found = Seen()
     monkeypatch.setattr(kopf, "run", found)
-    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config"),
-                         (kube, "share_client")]:
+    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
     monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     return found

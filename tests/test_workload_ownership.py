@@ -11,6 +11,10 @@ import pytest
 from adaptive_operator.adapters import workload
 from adaptive_operator.adapters.workload import WorkloadError, owned_by, owned_pods, selector_text
 
+from fakes import KubeHttp, fenced_client
+
+API = fenced_client(KubeHttp(), lambda: True)  # what the calls go through (faked where it matters)
+
 
 def deployment(selector: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {"name": "web", "uid": "d-web"}, "spec": {"selector": selector}}
@@ -59,14 +63,14 @@ def test_a_statefulsets_pods_are_those_it_owns_found_by_its_whole_selector(
         monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
 
-    def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list_pods(api: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
         asked.append(selector)
         # The selector also matches a bare pod and another StatefulSet's pod.
         return [owned("web-0", "s-web"), owned("impostor-0", "s-other"), owned("bare", "")]
 
     monkeypatch.setattr(workload.client, "AppsV1Api", FakeApps)
     monkeypatch.setattr(workload, "list_pods", list_pods)
-    pods, revisions = workload._statefulset_pods_and_revisions("ns", "web")
+    pods, revisions = workload._statefulset_pods_and_revisions(API, "ns", "web")
     assert asked == ["app=web,track in (stable)"]
     assert [p["metadata"]["name"] for p in pods] == ["web-0"]
     assert len(revisions) == 1
@@ -77,16 +81,17 @@ async def test_a_pod_its_owner_does_not_own_is_not_evicted(
         monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     evicted: list[str] = []
 
-    async def pods_and_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    async def pods_and_sets(api: Any, namespace: str,
+                            name: str) -> tuple[list[dict[str, Any]], list[Any]]:
         return [owned("web-0", "owner")], []
 
-    def evict_one(namespace: str, pod: str, uid: str = "") -> None:
+    def evict_one(api: Any, namespace: str, pod: str, uid: str = "") -> None:
         evicted.append(pod)
 
     monkeypatch.setattr(workload, "statefulset_pods_and_revisions", pods_and_sets)
     monkeypatch.setattr(workload, "pods_and_replica_sets", pods_and_sets)
     monkeypatch.setattr(workload, "_evict", evict_one)
-    refused = await workload.evict("ns", ("web-0", "impostor-0"), (kind, "web"))
+    refused = await workload.evict(API, "ns", ("web-0", "impostor-0"), (kind, "web"))
     assert evicted == ["web-0"]
     assert [r.message for r in refused] == [f"impostor-0: not a pod of {kind} web; left alone"]
     assert [r.not_owned for r in refused] == ["impostor-0"]
@@ -102,7 +107,7 @@ class FakeCore:
         pass
 
     def create_namespaced_pod_eviction(self, name: str, namespace: str, body: Any) -> None:
-        FakeCore.sent.append(workload._plain(body))
+        FakeCore.sent.append(workload._plain(API, body))
         if FakeCore.status:
             raise workload.ApiException(status=FakeCore.status, reason="Conflict")
 
@@ -111,12 +116,13 @@ async def test_an_eviction_holds_only_while_the_pod_is_the_one_decided_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
     FakeCore.sent, FakeCore.status = [], 0
 
-    async def pods_and_sets(namespace: str, name: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    async def pods_and_sets(api: Any, namespace: str,
+                            name: str) -> tuple[list[dict[str, Any]], list[Any]]:
         return [owned("db-0", "s-web"), owned("db-1", "s-web")], []
 
     monkeypatch.setattr(workload, "statefulset_pods_and_revisions", pods_and_sets)
     monkeypatch.setattr(workload.client, "CoreV1Api", FakeCore)
-    refused = await workload.evict("ns", ("db-0", "db-1"), ("StatefulSet", "db"),
+    refused = await workload.evict(API, "ns", ("db-0", "db-1"), ("StatefulSet", "db"),
                                    {"db-0": "uid-0", "db-1": ""})
     assert refused == []
     assert FakeCore.sent[0] == {
@@ -127,7 +133,8 @@ async def test_an_eviction_holds_only_while_the_pod_is_the_one_decided_on(
     assert FakeCore.sent[1]["deleteOptions"] == {}
     # The API server refuses a precondition that no longer holds (409): reported, not retried.
     FakeCore.status = 409
-    refused = await workload.evict("ns", ("db-0",), ("StatefulSet", "db"), {"db-0": "uid-0"})
+    refused = await workload.evict(API, "ns", ("db-0",), ("StatefulSet", "db"),
+                                   {"db-0": "uid-0"})
     assert [r.message for r in refused] == [
         "db-0: no longer the pod decided on (UID uid-0): re-created since; left alone"]
     assert not refused[0].by_budget

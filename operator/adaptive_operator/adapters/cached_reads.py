@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kubernetes import client
+
 from adaptive_operator.adapters import discovery, kube, workload
 from adaptive_operator.adapters.cluster_cache import ClusterCache
 from adaptive_operator.domain.common.label_selector import to_text
@@ -70,10 +72,13 @@ class CachedReads:
 
     def __init__(self, cache: ClusterCache | None = None,
                  resolve: discovery.Resolve | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 api: client.ApiClient | None = None) -> None:
         self.cache = cache if cache is not None else ClusterCache()
+        # What every read and write here goes through (run's client, fenced by the leadership).
+        self.api = api or kube.reading_client()
         # The targets' resources (plural, /scale) by API discovery.
-        self.resolve = resolve or discovery.Discovery(discovery.fetch_listing).resolve
+        self.resolve = resolve or discovery.Discovery(discovery.listing_fetcher(self.api)).resolve
         self._clock = clock
         # Our own replica writes not yet seen in the cache (client-go's "expectations"): until
         # the watch brings them, the scale is read from the API server, so a cache a moment
@@ -98,10 +103,10 @@ class CachedReads:
             found = self.cache.deployment(namespace, target.name)
             if found is not None and self._as_expected(namespace, found, self._clock()):
                 return scale_of(found)
-        return await kube.read_scale(namespace, target, self.resolve)
+        return await kube.read_scale(self.api, namespace, target, self.resolve)
 
     async def write_scale(self, namespace: str, target: kube.TargetRef, replicas: int) -> None:
-        await kube.write_scale(namespace, target, replicas, self.resolve)
+        await kube.write_scale(self.api, namespace, target, replicas, self.resolve)
         if self.cache.enabled:
             self._expected[(namespace, target.name)] = (replicas, self._clock())
 
@@ -109,7 +114,7 @@ class CachedReads:
         pods = (self.cache.selected(namespace, "pods", scale.label_selector)
                 if scale.label_selector is not None else None)
         if pods is None:
-            pods = await asyncio.to_thread(workload.list_pods, namespace, scale.selector)
+            pods = await asyncio.to_thread(workload.list_pods, self.api, namespace, scale.selector)
         return pod_counts(pods)
 
     async def conflicting_hpa(self, namespace: str, target: kube.TargetRef, lists: kube.HpaLists,
@@ -144,4 +149,4 @@ class CachedReads:
         found = self._cached_workload(namespace, name)
         if found is not None:
             return found
-        return await workload.pods_and_replica_sets(namespace, name)
+        return await workload.pods_and_replica_sets(self.api, namespace, name)

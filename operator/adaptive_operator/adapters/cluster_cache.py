@@ -29,15 +29,14 @@ from adaptive_operator.adapters.informer import (
     Store,
     watch_lines,
 )
-from adaptive_operator.adapters.kube import api_client
+from adaptive_operator.adapters.kube import reading_client
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 
 KINDS = ("deployments", "replicasets", "pods", "horizontalpodautoscalers")
 ListCall = Callable[..., Any]
 
 
-def _list_call(kind: str) -> ListCall:
-    api = api_client()
+def _list_call(api: client.ApiClient, kind: str) -> ListCall:
     calls: dict[str, ListCall] = {
         "deployments": client.AppsV1Api(api).list_namespaced_deployment,
         "replicasets": client.AppsV1Api(api).list_namespaced_replica_set,
@@ -48,19 +47,20 @@ def _list_call(kind: str) -> ListCall:
     return calls[kind]
 
 
-def lister(kind: str, namespace: str) -> Callable[[], Listing]:
+def lister(api: client.ApiClient, kind: str, namespace: str) -> Callable[[], Listing]:
     def list_now() -> Listing:
         API_REQUESTS.labels("list", kind).inc()
-        response = _list_call(kind)(namespace, _preload_content=False, _request_timeout=30)
+        response = _list_call(api, kind)(namespace, _preload_content=False, _request_timeout=30)
         found = json.loads(response.data)
         return list(found.get("items") or []), str(found["metadata"]["resourceVersion"])
     return list_now
 
 
-def watcher(kind: str, namespace: str) -> Callable[[str], Iterator[Object]]:
+def watcher(api: client.ApiClient, kind: str,
+            namespace: str) -> Callable[[str], Iterator[Object]]:
     def watch_from(version: str) -> Iterator[Object]:
         API_REQUESTS.labels("watch", kind).inc()
-        response = _list_call(kind)(
+        response = _list_call(api, kind)(
             namespace, watch=True, resource_version=version, timeout_seconds=WATCH_SECONDS,
             allow_watch_bookmarks=True, _preload_content=False,
             _request_timeout=(10, READ_TIMEOUT_SECONDS))
@@ -88,17 +88,21 @@ class NamespaceCache:
 Starter = Callable[[str, str, Store, threading.Event], None]
 
 
-def start_informer(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
-    Informer(f"{kind} in {namespace}", store, lister(kind, namespace),
-             watcher(kind, namespace), stop).start()
+def informers(api: client.ApiClient) -> Starter:
+    """A Starter whose informers list and watch through `api`."""
+    def start_informer(kind: str, namespace: str, store: Store, stop: threading.Event) -> None:
+        Informer(f"{kind} in {namespace}", store, lister(api, kind, namespace),
+                 watcher(api, kind, namespace), stop).start()
+    return start_informer
 
 
 class ClusterCache:
     """The namespaces' caches, started on first use, stopped when no longer used."""
 
-    def __init__(self, enabled: bool = False, starter: Starter = start_informer,
+    def __init__(self, enabled: bool = False, starter: Starter | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.enabled, self.starter, self.clock = enabled, starter, clock
+        self.enabled, self.clock = enabled, clock
+        self.starter = starter or informers(reading_client())
         self._namespaces: dict[str, NamespaceCache] = {}
         self._lock = threading.Lock()
         self._swept = clock()

@@ -94,20 +94,23 @@ class Discovery:
         return listing
 
 
-def fetch_listing(api_version: str) -> list[dict[str, Any]]:
-    """GET /api/v1 or /apis/GROUP/VERSION; an unserved group-version lists nothing."""
-    from adaptive_operator.adapters.kube import request
+def listing_fetcher(api: Any) -> Callable[[str], list[dict[str, Any]]]:
+    """A group-version's listing read through `api` (a kubernetes ApiClient)."""
+    def fetch_listing(api_version: str) -> list[dict[str, Any]]:
+        """GET /api/v1 or /apis/GROUP/VERSION; an unserved group-version lists nothing."""
+        from adaptive_operator.adapters.kube import request
 
-    group, version = split(api_version)
-    path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-    API_REQUESTS.labels("get", "discovery").inc()
-    try:
-        body: Any = request(path, "GET")
-    except ApiException as err:
-        if err.status == 404:
-            return []
-        raise
-    return [dict(r) for r in (body or {}).get("resources") or []]
+        group, version = split(api_version)
+        path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+        API_REQUESTS.labels("get", "discovery").inc()
+        try:
+            body: Any = request(api, path, "GET")
+        except ApiException as err:
+            if err.status == 404:
+                return []
+            raise
+        return [dict(r) for r in (body or {}).get("resources") or []]
+    return fetch_listing
 
 
 # (apiVersion, kind) -> its resource: a `Discovery`'s `resolve` (`run` builds one for the

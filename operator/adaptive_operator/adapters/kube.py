@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -121,25 +120,10 @@ def _never() -> bool:
     return False
 
 
-_shared_client: client.ApiClient | None = None
-_shared_lock = threading.Lock()
-
-
-def share_client(shared: client.ApiClient) -> None:
-    """`run` hands its fenced client (fenced by the leadership) to every call below."""
-    global _shared_client
-    with _shared_lock:
-        _shared_client = shared
-
-
-def api_client() -> client.ApiClient:
-    """The client `run` shared; before it shares one, a client that reads but refuses every
-    write, so a write never goes out unfenced."""
-    global _shared_client
-    with _shared_lock:
-        if _shared_client is None:
-            _shared_client = fenced_client(_never)
-        return _shared_client
+def reading_client() -> FencedApiClient:
+    """A client that reads with the loaded credentials and refuses every write: what a port
+    uses when it was not handed the client `run` builds, so a write never goes out unfenced."""
+    return fenced_client(_never)
 
 
 def _describe(err: ApiException) -> str:
@@ -158,16 +142,15 @@ def _resource(target: TargetRef, resolve: discovery.Resolve) -> discovery.Resour
     return resource
 
 
-def request(path: str, method: str, body: Any = None) -> Any:
-    """A call by path (any group, the core one included) with the client's credentials; the
-    answer's JSON. Raises ApiException on an error status, as the typed calls do."""
+def request(api: client.ApiClient, path: str, method: str, body: Any = None) -> Any:
+    """A call by path (any group, the core one included) through `api`; the answer's JSON.
+    Raises ApiException on an error status, as the typed calls do."""
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/merge-patch+json"
-    shared = api_client()
-    params = shared.param_serialize(method=method, resource_path=path, header_params=headers,
+    params = api.param_serialize(method=method, resource_path=path, header_params=headers,
                                     body=body, auth_settings=["BearerToken"])
-    response = shared.call_api(*params)
+    response = api.call_api(*params)
     response.read()  # type: ignore[no-untyped-call]
     text = (response.data or b"").decode("utf-8")
     if not 200 <= response.status <= 299:
@@ -175,11 +158,12 @@ def request(path: str, method: str, body: Any = None) -> Any:
     return json.loads(text) if text else None
 
 
-def _read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -> Scale:
+def _read_scale(api: client.ApiClient, namespace: str, target: TargetRef,
+                resolve: discovery.Resolve) -> Scale:
     resource = _resource(target, resolve)
     try:
         API_REQUESTS.labels("get", "scale").inc()
-        body: Any = request(resource.path(namespace, target.name, "scale"), "GET")
+        body: Any = request(api, resource.path(namespace, target.name, "scale"), "GET")
     except ApiException as err:
         if err.status == 404:
             raise TargetError("TargetNotFound", f"{target.kind} {namespace}/{target.name} "
@@ -191,36 +175,40 @@ def _read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -
                  str(status.get("selector", "")))
 
 
-async def read_scale(namespace: str, target: TargetRef, resolve: discovery.Resolve) -> Scale:
-    return await asyncio.to_thread(_read_scale, namespace, target, resolve)
+async def read_scale(api: client.ApiClient, namespace: str, target: TargetRef,
+                     resolve: discovery.Resolve) -> Scale:
+    return await asyncio.to_thread(_read_scale, api, namespace, target, resolve)
 
 
-def _write_scale(namespace: str, target: TargetRef, replicas: int,
+def _write_scale(api: client.ApiClient, namespace: str, target: TargetRef, replicas: int,
                  resolve: discovery.Resolve) -> None:
     resource = _resource(target, resolve)
     try:
         API_REQUESTS.labels("patch", "scale").inc()
-        request(resource.path(namespace, target.name, "scale"), "PATCH",
-              {"spec": {"replicas": replicas}})
+        request(api, resource.path(namespace, target.name, "scale"), "PATCH",
+                {"spec": {"replicas": replicas}})
     except ApiException as err:
         raise TargetError("FailedUpdateScale", f"cannot scale {target.kind} {target.name}: "
                                                f"{_describe(err)}") from err
 
 
-async def write_scale(namespace: str, target: TargetRef, replicas: int,
+async def write_scale(api: client.ApiClient, namespace: str, target: TargetRef, replicas: int,
                       resolve: discovery.Resolve) -> None:
-    await asyncio.to_thread(_write_scale, namespace, target, replicas, resolve)
+    await asyncio.to_thread(_write_scale, api, namespace, target, replicas, resolve)
 
 
 HpaTargets = tuple[tuple[str, str, str], ...]  # (kind, name) scaled, and the HPA's name
 
 
-def _list_hpas(namespace: str) -> HpaTargets:
-    API_REQUESTS.labels("list", "horizontalpodautoscalers").inc()
-    autoscaling = client.AutoscalingV2Api(api_client())
-    hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
-    return tuple((hpa.spec.scale_target_ref.kind, hpa.spec.scale_target_ref.name,
-                  str(hpa.metadata.name if hpa.metadata else "")) for hpa in hpas)
+def hpa_lister(api: client.ApiClient) -> Callable[[str], HpaTargets]:
+    """A namespace's HorizontalPodAutoscalers, listed through `api`."""
+    def list_hpas(namespace: str) -> HpaTargets:
+        API_REQUESTS.labels("list", "horizontalpodautoscalers").inc()
+        autoscaling = client.AutoscalingV2Api(api)
+        hpas = autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+        return tuple((hpa.spec.scale_target_ref.kind, hpa.spec.scale_target_ref.name,
+                      str(hpa.metadata.name if hpa.metadata else "")) for hpa in hpas)
+    return list_hpas
 
 
 class HpaLists:
@@ -228,8 +216,8 @@ class HpaLists:
     process). One list per namespace serves every service there for `max_age` seconds (a
     namespace of 1,000 services would otherwise list its HPAs 1,000 times a period)."""
 
-    def __init__(self, lister: Callable[[str], HpaTargets] = _list_hpas) -> None:
-        self._lister = lister
+    def __init__(self, lister: Callable[[str], HpaTargets] | None = None) -> None:
+        self._lister = lister or hpa_lister(reading_client())
         self._kept: dict[str, tuple[float, HpaTargets]] = {}
 
     async def conflicting(self, namespace: str, target: TargetRef,
@@ -252,10 +240,10 @@ class OwnObjects:
     through kopf's own client, which no leadership fences. Blocking calls."""
 
     def __init__(self, api: client.ApiClient | None = None) -> None:
-        self._api = api  # None: the process's shared client
+        self._api = api or reading_client()  # run's, fenced by the leadership
 
     def _objects(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self._api or api_client())
+        return client.CustomObjectsApi(self._api)
 
     def patch_status(self, plural: str, namespace: str, name: str,
                      status: Mapping[str, Any]) -> None:
@@ -280,7 +268,7 @@ class OwnObjects:
         manifest: Any = event_manifest(body, event, time.time())
         try:
             API_REQUESTS.labels("create", "events").inc()
-            _discard(client.CoreV1Api(self._api or api_client()).create_namespaced_event(
+            _discard(client.CoreV1Api(self._api).create_namespaced_event(
                 manifest["metadata"]["namespace"], manifest, _preload_content=False))
         except API_ERRORS as err:
             log.warning("event not posted", reason=event.reason,
@@ -293,10 +281,11 @@ def _discard(response: Any) -> None:
     response.release_conn()
 
 
-def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+def _read_service(api: client.ApiClient, plural: str, namespace: str,
+                  name: str) -> dict[str, Any] | None:
     API_REQUESTS.labels("get", plural).inc()
     try:
-        found: Any = client.CustomObjectsApi(api_client()).get_namespaced_custom_object(
+        found: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name)
     except ApiException as err:
         if err.status == 404:
@@ -305,6 +294,7 @@ def _read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | No
     return dict(found)
 
 
-async def read_service(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+async def read_service(api: client.ApiClient, plural: str, namespace: str,
+                       name: str) -> dict[str, Any] | None:
     """One of our own objects (an upstream of a coupled service), or None when it is absent."""
-    return await asyncio.to_thread(_read_service, plural, namespace, name)
+    return await asyncio.to_thread(_read_service, api, plural, namespace, name)

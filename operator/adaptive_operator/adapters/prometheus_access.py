@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters.kube import api_client
+from adaptive_operator.adapters.kube import reading_client
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.prometheus_http import Endpoint, basic_header, redact
 from adaptive_operator.adapters.promql_scope import ScopeError, scoped
@@ -120,11 +121,16 @@ def _headers(values: dict[str, str | None], extra: Sequence[tuple[str, str]],
     return tuple(found)
 
 
-def read_secret(namespace: str, name: str) -> dict[str, str]:
+def secret_reader(api: client.ApiClient) -> SecretReader:
+    """Secrets read through `api`."""
+    return functools.partial(read_secret, api)
+
+
+def read_secret(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
     """A Secret's data, decoded, read from the API server."""
     try:
         API_REQUESTS.labels("get", "secrets").inc()
-        found = client.CoreV1Api(api_client()).read_namespaced_secret(name, namespace)
+        found = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
     except ApiException as err:
         raise MetricError("CredentialsUnavailable", f"cannot read the Secret {name}: "
                                                     f"{err.status} {err.reason}") from err
@@ -200,10 +206,10 @@ class PrometheusAccess:
     """The operator's Prometheus settings, and the Secrets' short cache (`run` builds one)."""
 
     def __init__(self, settings: AccessSettings | None = None,
-                 read: SecretReader = read_secret,
+                 read: SecretReader | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or AccessSettings()
-        self._read, self._clock = read, clock
+        self._read, self._clock = read or secret_reader(reading_client()), clock
         self._secrets: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
 

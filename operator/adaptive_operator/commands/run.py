@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from adaptive_operator.adapters.leader import LeaderElector
+    from adaptive_operator.handlers.ports import ClusterWorkloads
 
 
 def register(subparsers: Any) -> None:
@@ -108,13 +109,23 @@ def elector_for(args: argparse.Namespace) -> LeaderElector | None:
     return LeaderElector(args.lease_namespace, args.lease_name, identity())
 
 
+def cluster_workloads(args: argparse.Namespace, api: Any) -> ClusterWorkloads:
+    """The services' workloads: watch caches (with --watch-cache), API discovery and the
+    writes, all through `api`."""
+    from adaptive_operator.adapters import cluster_cache, discovery
+    from adaptive_operator.handlers.ports import ClusterWorkloads
+
+    cache = cluster_cache.ClusterCache(enabled=args.watch_cache == "true",
+                                       starter=cluster_cache.informers(api))
+    return ClusterWorkloads(cache, discovery.Discovery(discovery.listing_fetcher(api)).resolve,
+                            api=api)
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
     from adaptive_operator import logs
     from adaptive_operator.adapters import (
-        cluster_cache,
-        discovery,
         health,
         kube,
         leader,
@@ -136,15 +147,15 @@ def run(args: argparse.Namespace) -> int:
         shard_set,
         warmup,
     )
-    from adaptive_operator.handlers.ports import ClusterWorkloads
+    from adaptive_operator.handlers.ports import OwnRecords
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     scope = watch_scope(namespaces(args))
-    access = prometheus_access.PrometheusAccess(prometheus_access.AccessSettings(
+    access_settings = prometheus_access.AccessSettings(
         url=args.prometheus_url, allowed=allowed_urls(args),
         credentials_dir=args.prometheus_credentials_dir,
         insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
-        scope=args.query_scope))
+        scope=args.query_scope)
     kube.load_config()
     health.serve(args.health_port)
     if args.metrics_port:
@@ -152,17 +163,20 @@ def run(args: argparse.Namespace) -> int:
     stop_renewing, lost = threading.Event(), threading.Event()
     elector = elector_for(args)
     may_act = leader.may_act(elector)
-    # Every write to the cluster goes through this client: refused while not leading.
+    # Every call to the cluster goes through this client, handed to each port below: its
+    # writes are refused while not leading.
     api = kube.fenced_client(may_act)
-    kube.share_client(api)
+    access = prometheus_access.PrometheusAccess(access_settings,
+                                                prometheus_access.secret_reader(api))
+    records = OwnRecords(kube.OwnObjects(api))
     # Built once: every handler finds it in kopf's memo.
     pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
     io = IoLoop()  # Prometheus's connection pool, on its own thread
     instant, ranged = prometheus.runners(io)
     memo = kopf.Memo(runtime=runtime.Runtime(
         shards=ShardCluster(api), may_act=may_act, prometheus=access, prometheus_pool=pool,
-        workloads=ClusterWorkloads(cluster_cache.ClusterCache(enabled=args.watch_cache == "true"),
-                                   discovery.Discovery(discovery.fetch_listing).resolve),
+        workloads=cluster_workloads(args, api),
+        hpas=kube.HpaLists(kube.hpa_lister(api)), status=records, events=records,
         read_load=runtime.OperatorLoad(access, pool, io),
         totals=query_batch.QueryBatcher(instant, enabled=batch, pool=pool),
         warmups=warmup.WarmUps(ranges=RangeBatcher(ranged, enabled=batch, pool=pool)),

@@ -79,28 +79,53 @@ class Workloads(WorkloadReader, WorkloadWriter, Protocol):
 
 class ClusterWorkloads(CachedReads):
     """The adapters' calls: the target's scale, pods and autoscalers through the watch caches
-    where they can answer (CachedReads), the rest from the API server. `run` builds one over
-    its caches and API discovery."""
+    where they can answer (CachedReads), the rest from the API server, all through `api` (run
+    builds one over its caches, API discovery and its fenced client)."""
 
-    pods_and_replica_sets = staticmethod(workload.pods_and_replica_sets)
-    statefulset_pods_and_revisions = staticmethod(workload.statefulset_pods_and_revisions)
-    pods_of = staticmethod(workload.pods_of)
-    read_service = staticmethod(workload.read_service)
-    read_upstream = staticmethod(kube.read_service)
-    annotate = staticmethod(workload.annotate)
-    evict = staticmethod(workload.evict)
-    restart = staticmethod(workload.restart)
-    roll_back = staticmethod(workload.roll_back)
-    roll_back_statefulset = staticmethod(workload.roll_back_statefulset)
+    async def pods_and_replica_sets(self, namespace: str, name: str) -> PodsAndSets:
+        return await workload.pods_and_replica_sets(self.api, namespace, name)
+
+    async def statefulset_pods_and_revisions(self, namespace: str, name: str) -> PodsAndSets:
+        return await workload.statefulset_pods_and_revisions(self.api, namespace, name)
+
+    async def pods_of(self, namespace: str, selector: str) -> Pods:
+        return await workload.pods_of(self.api, namespace, selector)
+
+    async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        return await workload.read_service(self.api, plural, namespace, name)
+
+    async def read_upstream(self, plural: str, namespace: str,
+                            name: str) -> dict[str, Any] | None:
+        return await kube.read_service(self.api, plural, namespace, name)
+
+    async def annotate(self, plural: str, namespace: str, name: str, key: str,
+                       value: str) -> None:
+        await workload.annotate(self.api, plural, namespace, name, key, value)
+
+    async def evict(self, namespace: str, pods: tuple[str, ...],
+                    owner: tuple[str, str] | None = None,
+                    uids: Mapping[str, str] | None = None) -> list[workload.Refusal]:
+        return await workload.evict(self.api, namespace, pods, owner, uids)
 
     async def evict_owned(self, namespace: str, pods: tuple[str, ...],
                           target: tuple[str, str, str],
                           uids: Mapping[str, str] | None = None) -> list[workload.Refusal]:
-        return await workload.evict_owned(namespace, pods, target, uids, self.resolve)
+        return await workload.evict_owned(self.api, namespace, pods, target, uids, self.resolve)
+
+    async def restart(self, namespace: str, name: str, stamp: str) -> None:
+        await workload.restart(self.api, namespace, name, stamp)
 
     async def restart_template(self, namespace: str, api_version: str, kind: str, name: str,
                                stamp: str) -> None:
-        await workload.restart_template(namespace, api_version, kind, name, stamp, self.resolve)
+        await workload.restart_template(self.api, namespace, api_version, kind, name, stamp,
+                                        self.resolve)
+
+    async def roll_back(self, namespace: str, name: str, template: dict[str, Any]) -> None:
+        await workload.roll_back(self.api, namespace, name, template)
+
+    async def roll_back_statefulset(self, namespace: str, name: str,
+                                    template: dict[str, Any]) -> None:
+        await workload.roll_back_statefulset(self.api, namespace, name, template)
 
 
 class StatusWriter(Protocol):
