@@ -121,10 +121,15 @@ def test_a_lost_shard_is_fenced_at_once_while_the_others_stay_held() -> None:
 def test_while_the_api_server_is_away_the_fences_shut_by_the_deadline() -> None:
     api, clock = LeaseApi(), [1000.0]
     a = replica(api, "a", clock)
-    rounds([a], clock, 1)
+    rounds([a], clock, 3)
     api.down = True
-    rounds([a], clock, 5)  # 10 s without a renewal: beyond 2/3 of 15 s
+    rounds([a], clock, 3)  # 8 s since the last renewal: still within 2/3 of 15 s
+    assert a.held() == (0, 1, 2, 3)  # neither given up nor released on a failed round
+    rounds([a], clock, 1)  # 10 s: beyond it
     assert a.held() == ()
+    api.down = False
+    rounds([a], clock, 2)
+    assert a.held() == (0, 1, 2, 3)
 
 
 def test_keep_runs_rounds_until_stopped() -> None:

@@ -56,7 +56,10 @@ def _write(elector: LeaderElector, read: Read, now: float) -> bool:
 
 def _give_up(elector: LeaderElector) -> None:
     elector.renewed = None  # first: no write of this shard's goes out from now on
-    elector.release()
+    try:
+        elector.release()
+    except API_ERRORS as err:  # not released: it expires instead
+        log.warning("lease not released", lease=elector.name, error=type(err).__name__)
 
 
 class ShardedLeases:
@@ -85,10 +88,14 @@ class ShardedLeases:
         return tuple(i for i, elector in enumerate(self.shards) if elector.renewed_recently())
 
     def _membership(self, now: float) -> bool:
-        """Renew or take a member lease; whether this replica is a member after this round."""
+        """Renew or take a member lease; whether this replica is a member after this round (a
+        renewal that failed this round leaves it one until the renewal deadline)."""
         reads = [_look(elector, now) for elector in self.members]
         chosen = lease_shards.member_step(self.identity, [m.seen for m in self.members], now)
-        return chosen is not None and _write(self.members[chosen], reads[chosen], now)
+        if chosen is None:
+            return False
+        elector = self.members[chosen]
+        return _write(elector, reads[chosen], now) or elector.renewed_recently()
 
     def step(self) -> None:
         """One round: read every lease, renew what is kept, take and give up as planned."""
@@ -127,8 +134,4 @@ class ShardedLeases:
         """Give every lease back on purpose, so the other replicas take them over at once."""
         for elector in (*self.shards, *self.members):
             if elector.renewed is not None:
-                try:
-                    _give_up(elector)
-                except API_ERRORS as err:
-                    log.warning("lease not released", lease=elector.name,
-                                error=type(err).__name__)
+                _give_up(elector)
