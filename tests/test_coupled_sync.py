@@ -57,7 +57,7 @@ class Namespace:
         self.forecasters: dict[str, forecasts.ServiceForecaster] = {}  # each service's own
         self.couplings: dict[str, coupled.CouplingMemory] = {}  # each service's own
 
-    async def read_upstream(self, plural: str, namespace: str, name: str) -> Any:
+    async def read_service(self, plural: str, namespace: str, name: str) -> Any:
         return self.bodies.get(name)
 
     async def total(self, url: str, query: str, max_age: float) -> Sample:

@@ -65,7 +65,7 @@ async def read_graph(namespace: str, name: str, spec: AdaptiveServiceSpec,
         upstream = queue.pop(0)
         if upstream in {name, *bodies}:
             continue
-        bodies[upstream] = await reads.read_upstream(PLURAL, namespace, upstream)
+        bodies[upstream] = await reads.read_service(PLURAL, namespace, upstream)
         edges[upstream] = upstream_edges(bodies[upstream])
         queue.extend(edges[upstream])
     return bodies, edges
