@@ -52,7 +52,7 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
 
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                             stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
-    rt = runtime.of(memo)
+    rt = runtime.of(memo).for_object(namespace, name)
     # In the object's own memo, so kopf drops it with the object.
     watching = memo.healing = Watching()
     try:
