@@ -20,6 +20,8 @@ from adaptive_operator.domain.healing.inputs import (
     LedgerError,
     ledger_from_json,
     ledger_to_json,
+    names_of,
+    pod_healths,
     pod_report,
     rollback_template,
     rollout_info,
@@ -78,6 +80,13 @@ def test_terminating_and_finished_pods_are_left_out() -> None:
     done = pod()
     done["status"]["phase"] = "Succeeded"
     assert pod_report(done, NOW, 15) is None
+
+
+def test_a_workloads_pod_healths_leave_out_the_pods_going_away_but_not_their_names() -> None:
+    pods = [pod("web-a"), pod("web-b", deletionTimestamp=STAMP), pod("web-c", ready=False)]
+    healths = pod_healths(pods, NOW, 15)
+    assert [(h.name, h.ready) for h in healths] == [("web-a", True), ("web-c", False)]
+    assert names_of(pods) == ("web-a", "web-b", "web-c")
 
 
 def replica_set(revision: str, created: str, image: str = "app:1",

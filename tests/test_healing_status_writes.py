@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from adaptive_operator.domain.common.times import timestamp
-from adaptive_operator.handlers.healing import VERDICT_REFRESH_SECONDS, differs
+from adaptive_operator.domain.healing.plan import VERDICT_REFRESH_SECONDS, differs
 
 from fakes import Cluster, FixedClock
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters import kube, workload
+from adaptive_operator.adapters import kube, telemetry, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.base import MESSAGE_LENGTH
 from adaptive_operator.api.healing import HealingMode
@@ -26,6 +26,8 @@ from adaptive_operator.domain.healing.ladder import (
     RolloutInfo,
     detector_settings_from_spec,
 )
+from adaptive_operator.domain.healing.plan import LEDGER, PAUSED, not_owned_condition
+from adaptive_operator.domain.healing.watch import Watcher
 from adaptive_operator.handlers import healing
 from adaptive_operator.handlers.ports import OwnRecords
 from adaptive_operator.handlers.runtime import Runtime
@@ -51,14 +53,14 @@ def api() -> Cluster:
     return Cluster()
 
 
-def watcher() -> healing.Watcher:
+def watcher() -> Watcher:
     settings = detector_settings_from_spec(spec().healing)  # type: ignore[arg-type]
-    return healing.Watcher({"errorRatio": "q"}, {"errorRatio": "errors"}, settings,
+    return Watcher({"errorRatio": "q"}, {"errorRatio": "errors"}, settings,
                            HealthHistory(10), AnomalyDetector(settings))
 
 
 async def sync(api: Cluster, seen: Observation,
-               body: dict[str, Any], kept: healing.Watcher | None = None,
+               body: dict[str, Any], kept: Watcher | None = None,
                service: AdaptiveServiceSpec | None = None) -> None:
     """Plan on what was seen, and apply, as the sync after its observation does."""
     rt = api.runtime(clock=FixedClock(NOW))
@@ -80,15 +82,23 @@ async def test_an_intent_is_decided_again_on_the_fresh_ledger(
     # The watch has not delivered that annotation yet: the body still shows no ledger.
     await sync(api, seen, {"metadata": {}})
     assert api.reads == 2 and len(api.ledgers) == 1  # the fresh ledger: cooling down, no repeat
-    assert len(ledger_from_json(api.annotations[healing.LEDGER])) == 1
+    assert len(ledger_from_json(api.annotations[LEDGER])) == 1
 
 
 async def test_a_pause_set_a_moment_ago_is_honoured(
         api: Cluster) -> None:
-    api.annotations[healing.PAUSED] = "true"
+    api.annotations[PAUSED] = "true"
     seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
     await sync(api, seen, {"metadata": {}})
     assert api.reads == 1 and api.ledgers == []
+
+
+async def test_a_service_deleted_meanwhile_is_neither_recorded_nor_acted_on(
+        api: Cluster) -> None:
+    api.gone = True  # the fresh read finds nothing: the daemon is about to stop
+    seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
+    await sync(api, seen, {"metadata": {}})
+    assert api.reads == 1 and api.writes == [] and api.events == [] and api.statuses == []
 
 
 async def test_status_is_compared_with_what_this_process_wrote_last(
@@ -108,9 +118,9 @@ async def test_the_live_score_is_a_gauge_every_sync_and_gone_with_the_service(
     labels = {"namespace": "ns", "name": "web"}
     await sync(api, Observation(ANOMALY), {"metadata": {}})
     assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) == ANOMALY.score
-    healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")
+    telemetry.forget(telemetry.ANOMALY_SCORE, "ns", "web")
     assert REGISTRY.get_sample_value("adaptive_anomaly_score", labels) is None
-    healing.telemetry.forget(healing.telemetry.ANOMALY_SCORE, "ns", "web")  # twice: no error
+    telemetry.forget(telemetry.ANOMALY_SCORE, "ns", "web")  # twice: no error
 
 
 @pytest.mark.parametrize(("by_budget", "outcome"), [
@@ -125,7 +135,7 @@ async def test_an_eviction_refused_by_a_budget_is_recorded_as_blocked(
         "healing": {"enabled": True, "mode": HealingMode.ACTIVE}})
     seen = Observation(CALM, pods=(PodHealth("web-a", ready=False),), replicas=2, max_replicas=5)
     await sync(api, seen, {"metadata": {}}, service=active)
-    (entry,) = ledger_from_json(api.annotations[healing.LEDGER])
+    (entry,) = ledger_from_json(api.annotations[LEDGER])
     assert (entry.action, entry.outcome, entry.pods) == (Action.EVICT_PODS, outcome, ("web-a",))
 
 
@@ -148,11 +158,11 @@ async def test_pods_left_alone_as_not_the_targets_are_reported_in_a_status_condi
 
 def test_the_pods_not_owned_are_named_a_few_and_the_message_is_bounded() -> None:
     many = tuple(f"{'x' * 240}-{i:02d}" for i in range(40))
-    condition = healing.not_owned_condition(many, "StatefulSet", "db")
+    condition = not_owned_condition(many, "StatefulSet", "db")
     assert condition.message.count("x" * 240) == 3
     assert condition.message.endswith(" and 37 more")
     assert len(condition.message) <= MESSAGE_LENGTH
-    cleared = healing.not_owned_condition((), "StatefulSet", "db")
+    cleared = not_owned_condition((), "StatefulSet", "db")
     assert (cleared.status, cleared.reason) == ("False", "AllPodsOwned")
 
 

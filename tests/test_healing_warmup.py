@@ -7,7 +7,7 @@ from typing import Any
 from adaptive_operator.adapters.prometheus import PrometheusError, RangeSeries
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.healing.watch import backfilled
+from adaptive_operator.domain.healing.watch import add_row, backfilled, watches
 from adaptive_operator.handlers import healing_observe
 from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.handlers.warmup import WarmUps
@@ -93,3 +93,17 @@ async def test_the_watcher_is_kept_until_the_metrics_change_and_its_backfill_goe
         await backfill
     assert backfill.cancelled()
     watching.stop()
+
+
+def test_a_watcher_watches_its_metrics_in_their_roles_and_counts_rows_to_its_refit() -> None:
+    healing = spec().healing or HealingSpec()
+    watcher = healing_observe.start_watcher(healing)
+    assert watches(watcher, healing) and not watches(None, healing)
+    assert not watches(watcher, HealingSpec.model_validate(
+        {"enabled": True, "metrics": {"errors": "sum(e)"}}))
+    roles = {name: "latency" for name in healing.metrics}
+    assert not watches(watcher, HealingSpec.model_validate(
+        {"enabled": True, "metrics": dict(healing.metrics), "roles": roles}))
+    add_row(watcher, {name: 1.0 for name in healing.metrics})
+    add_row(watcher, {name: 2.0 for name in healing.metrics})
+    assert len(watcher.history) == 2 and watcher.rows_since_fit == 2

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from adaptive_operator.adapters.prometheus import PrometheusError
-from adaptive_operator.adapters.range_batch import RangeBatcher, aligned
+from adaptive_operator.adapters.range_batch import RangeBatcher
+from adaptive_operator.domain.common.times import aligned
 
 LOAD = {"a": 3.0, "b": 5.0, "c": 7.0}
 URL = "http://prometheus"

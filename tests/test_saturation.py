@@ -33,12 +33,13 @@ from adaptive_operator.domain.healing.ladder import (
     policy_from_spec,
     scale_out_floor,
 )
+from adaptive_operator.domain.healing.plan import LEDGER
 from adaptive_operator.domain.healing.scaler import healing_floor
+from adaptive_operator.domain.healing.watch import Watcher, saturation
 from adaptive_operator.domain.scaling import algorithm as scaling
 from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling.config import spec_from_model
-from adaptive_operator.handlers import healing, healing_apply
-from adaptive_operator.handlers.healing import LEDGER, Watcher
+from adaptive_operator.handlers import healing_apply
 
 from fakes import Cluster
 
@@ -198,7 +199,7 @@ def test_saturation_flows_from_the_watcher_through_healing_to_the_scaler() -> No
     spec = service()
     assert spec.healing is not None
     watcher = healing_watcher(spec, [*FLAT, 150, 160, 170], [*FLAT, 30, 30, 30])
-    signals = healing.saturation(watcher)
+    signals = saturation(watcher)
     assert signals is not None and signals.saturated
     observation = Observation(LATENCY_UP, NOW - 4, load=signals, replicas=2, max_replicas=4)
     plan = decide_healing(policy_from_spec(spec.healing), observation, [], NOW)
@@ -224,7 +225,7 @@ def test_flat_load_gives_no_scale_out_even_with_latency_up() -> None:
     spec = service()
     watcher = healing_watcher(spec, [*FLAT, 10, 10, 10], [*FLAT, 30, 30, 30])
     observation = Observation(
-        LATENCY_UP, NOW - 4, load=healing.saturation(watcher), replicas=2, max_replicas=4
+        LATENCY_UP, NOW - 4, load=saturation(watcher), replicas=2, max_replicas=4
     )
     assert decide_healing(POLICY, observation, [], NOW).action is Action.NONE
 

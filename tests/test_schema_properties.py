@@ -34,6 +34,7 @@ from adaptive_operator.domain.healing.ladder import (
 )
 from adaptive_operator.domain.scaling import algorithm as scaling
 from adaptive_operator.domain.scaling.config import spec_from_model
+from adaptive_operator.domain.scaling.forecast_memory import advisor_settings
 from adaptive_operator.domain.scaling.lookahead import look_ahead
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor
 from adaptive_operator.domain.sharding import manifests, resharding
@@ -41,7 +42,6 @@ from adaptive_operator.domain.sharding.migration import RoutingState
 from adaptive_operator.domain.sharding.rebalancing import RebalancePolicy, rebalance
 from adaptive_operator.domain.sharding.slots import initial_assignment
 from adaptive_operator.domain.sharding.status import conditions_for
-from adaptive_operator.handlers.forecasts import advisor_settings
 from crd_strategies import admitted, cel_rules, spec_schema
 
 NOW = 1_800_000_000.0

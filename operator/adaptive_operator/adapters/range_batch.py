@@ -11,15 +11,15 @@ in label values) join one group, and the group runs one grouped query when it ge
 whose series labelled svc="a" is exactly the series of `sum(rate(requests_total{svc="a"}[1m]))`.
 A group has at most GROUP_LIMIT members (Prometheus' samples-per-query limit and the answer's
 size). Windows are shared only when they are equal: callers align them to their step grid
-(`aligned`), so services starting within one step of each other share. A grouped query that
-Prometheus refuses is not the user's fault: each member then runs its own query, so an error
-names the user's own text. A read alone in its group runs its own query.
+(`domain.common.times.grid_window`), so services starting within one step of each other
+share. A grouped query that Prometheus refuses is not the user's fault: each member then runs
+its own query, so an error names the user's own text. A read alone in its group runs its own
+query.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -47,11 +47,6 @@ GROUP_LIMIT = 50
 Runner = Callable[[Target, str, float, float, float], Any]  # blocking: parsed JSON answer
 Key = tuple[object, ...]
 Rows = dict[tuple[str, ...], list[Any]]  # series by the members' label values
-
-
-def aligned(now: float, step: float) -> float:
-    """`now` rounded down to the step grid: the end of a window others can share."""
-    return math.floor(now / step) * step
 
 
 @dataclass

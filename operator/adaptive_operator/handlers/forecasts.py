@@ -1,44 +1,36 @@
-"""A service's forecasting state (in its scaling daemon's memory): per metric, history and advisor.
+"""A service's forecasting state (in its scaling daemon's memory): per metric, history and advisor
+(`domain.scaling.forecast_memory`, with what they cost in memory).
 
 Kept in memory only (status is no place for fast-changing history; docs/architecture.md): after a
 start, or when the query, the sync period or the history window changes, the history is
 backfilled from Prometheus range queries, so a restart loses nothing but the fitting time. Each
 sync then places the value it read on the history's grid and asks the advisor for a floor.
-
-Memory per service and metric (computed from the array sizes, not measured here): the ring of
-`historySeconds / syncPeriodSeconds` rows at 8 bytes, the engine's own numpy window (up to 2x
-that) and its error window (a day of rows x the look-ahead's rows). With the defaults (14 days)
-and a 15 s sync: 80,640 rows -> 0.65 + 1.3 + ~0.46 MB = ~2.4 MB, so ~2.4 GB for 1,000 services;
-with a 60 s sync, a quarter of that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignored_text
-from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
-from adaptive_operator.api.base import MAX_HISTORY_ROWS, MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import PredictiveSpec
+from adaptive_operator.domain.common.times import grid_window
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
-from adaptive_operator.domain.scaling.forecast_history import (
-    MetricHistory,
-    capacity_rows,
-    chunk_ranges,
+from adaptive_operator.domain.scaling.forecast_history import MetricHistory, chunk_ranges, joined
+from adaptive_operator.domain.scaling.forecast_memory import (
+    FitFor,
+    MetricMemory,
+    advisor_settings,
+    history_rows,
+    service_look_ahead,
 )
-from adaptive_operator.domain.scaling.lookahead import LookAhead, look_ahead, within_rows
-from adaptive_operator.domain.scaling.predictive import (
-    PredictiveAdvisor,
-    PredictiveSettings,
-    PredictiveState,
-)
+from adaptive_operator.domain.scaling.lookahead import LookAhead
+from adaptive_operator.domain.scaling.predictive import PredictiveState
 from adaptive_operator.handlers.warmup import Ranges, WarmUps
 
 log = logs.get(__name__)
@@ -48,100 +40,44 @@ async def backfill(url: Target, query: str, step: float, capacity: int, now: flo
                    ranges: Ranges) -> tuple[MetricHistory, str]:
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
     and what was ignored in them ("" when nothing was)."""
-    now = aligned(now, step)  # on the grid: services starting together share the queries
-    origin = now - (capacity - 1) * step
-    values: list[float | None] = []
-    ignored: Counter[str] = Counter()
-    for start, end in chunk_ranges(origin, now, step):
-        series = await ranges.series(url, query, start, end, step)
-        values.extend(series.values)
-        ignored.update(series.ignored)
+    origin, end = grid_window(now, step, capacity)
+    answers = [await ranges.series(url, query, first, last, step)
+               for first, last in chunk_ranges(origin, end, step)]
+    history, ignored = joined(origin, step, capacity, [(a.values, a.ignored) for a in answers])
     if ignored:
         # Left as gaps in the history (never read as load): said once, with the counts.
         log.warning("forecast history samples ignored", query=query, ignored=dict(ignored),
                     message=ignored_text(ignored))
-    return MetricHistory.backfilled(origin, step, capacity, values), ignored_text(ignored)
+    return history, ignored_text(ignored)
 
 
-MAX_ERROR_ROWS = 5760
-
-
-def advisor_settings(predictive: PredictiveSpec, period: float) -> PredictiveSettings:
-    """The advisor's settings; its error window keeps at most MAX_ERROR_ROWS rows (a day at the
-    default 15 s sync), as it holds one error per look-ahead row for each."""
-    defaults = PredictiveSettings()
-    return PredictiveSettings(
-        model=predictive.model,
-        quantile=predictive.quantile,
-        history_seconds=min(float(predictive.history_seconds), MAX_HISTORY_ROWS * period),
-        scale_down_on_forecast=predictive.scale_down_on_forecast,
-        error_window_seconds=min(defaults.error_window_seconds, MAX_ERROR_ROWS * period),
-        max_unserved_percent=(
-            predictive.objective.max_unserved_percent if predictive.objective else None),
-    )
-
-
-WARMING_UP = "forecast warming up: history backfill and first fit in progress"
 Source = tuple[Target, str, float, int]  # url, query, period, history seconds
 
 
-@dataclass(frozen=True)
-class FitFor:
-    """What the first fit is made for (the advisor's settings, the look-ahead, the target)."""
-
-    settings: PredictiveSettings
-    ahead: float
-    target_per_replica: float
-
-
 @dataclass
-class MetricForecaster:
-    """One metric's history and advisor; rebuilt when what they were made for changes.
+class MetricForecaster(MetricMemory):
+    """One metric's memory, and its warm-up: the history's backfill and the advisor's first fit
+    run in the background (`WarmUps`); until they are done the metric says it is warming up and
+    the service scales reactively."""
 
-    The history's backfill and the advisor's first fit run in the background (`WarmUps`):
-    until they are done the metric says it is warming up and the service scales reactively;
-    the readings taken meanwhile are kept and placed on the history once it is there."""
-
-    source: Source | None = None
-    history: MetricHistory | None = None
-    advisor: PredictiveAdvisor | None = None
-    made_for: tuple[PredictiveSettings, float] | None = None  # settings, look-ahead
-    base: int = 0
-    ignored: str = ""
     warming: asyncio.Task[None] | None = None
-    failure: str = ""  # why the last backfill failed ("" when it did not)
-    pending: list[tuple[float, float | None]] = field(default_factory=list)
 
     def observe(self, source: Source, reading: MetricReading, now: float,
                 warm: Callable[[], asyncio.Task[None]]) -> str | None:
         """None when the history is there (the reading placed on it); else why not, a
         warm-up having been started if none runs for this source."""
         running = self.running()
-        if running is not None:
-            if source == self.source:
-                self.pending.append((now, reading.value))
-                return WARMING_UP
+        if running is not None and source != self.source:
             running.cancel()
-        if source == self.source and self.history is not None:
-            self._place(now, reading.value)
-            return None
-        failed, self.failure = self.failure, ""
-        self.source, self.history, self.advisor = source, None, None
-        self.pending = [(now, reading.value)]
-        self.warming = warm()
-        return f"history backfill failed: {failed}" if failed else WARMING_UP
+            running = None
+        waiting = self.take(source, now, reading.value, warming=running is not None)
+        if waiting is not None and running is None:
+            self.warming = warm()
+        return waiting
 
     def running(self) -> asyncio.Task[None] | None:
         """The warm-up, while it runs."""
         return self.warming if self.warming is not None and not self.warming.done() else None
-
-    def _place(self, now: float, value: float | None) -> None:
-        """The readings taken while warming, then this one, on the history."""
-        assert self.history is not None
-        for at, kept in self.pending:
-            self.history.record(at, kept)
-        self.pending = []
-        self.history.record(now, value)
 
     async def warm_up(self, url: Target, query: str, period: float, capacity: int, now: float,
                       fit: FitFor, fits: WarmUps) -> None:
@@ -152,47 +88,36 @@ class MetricForecaster:
             self.failure = str(err)
             return
         log.info("forecast history backfilled", query=query, rows=history.kept, step=period)
-        for at, value in self.pending:
-            history.record(at, value)
-        self.pending = []
-        self.history, self.ignored = history, ignored
-        self.advisor, self.made_for = PredictiveAdvisor(fit.settings), (fit.settings, fit.ahead)
-        self.base = history.first_kept
+        rows = self.backfilled(history, ignored, fit)
+        assert self.advisor is not None
         # Fitting is CPU work (statsmodels): off the event loop, one at a time.
-        await fits.fit(functools.partial(self.advisor.advise, history.view(self.base), period,
-                                         fit.ahead, fit.target_per_replica))
+        await fits.fit(functools.partial(self.advisor.advise, rows, period, fit.ahead,
+                                         fit.target_per_replica))
 
     async def follow(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
                      reading: MetricReading, now: float, ranges: Ranges) -> None:
         """A history only (no advisor), backfilled in place when needed, else the reading
         appended (a coupled service's upstream); raises PrometheusError."""
-        source = (url, query, period, predictive.history_seconds)
-        if source == self.source and self.history is not None:
-            self.history.record(now, reading.value)
-            return
-        self.source, self.history, self.advisor = source, None, None
-        capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
-        self.history, self.ignored = await backfill(url, query, period, capacity, now, ranges)
+        if not self.extend((url, query, period, predictive.history_seconds), now,
+                           reading.value):
+            capacity = history_rows(predictive.history_seconds, period)
+            self.history, self.ignored = await backfill(url, query, period, capacity, now,
+                                                        ranges)
 
     def stop(self) -> None:
         if self.warming is not None:
             self.warming.cancel()
 
-    async def advise(self, settings: PredictiveSettings, ahead: float,
-                     target_per_replica: float) -> tuple[int | None, PredictiveState]:
+    async def advise(self, fit: FitFor) -> tuple[int | None, PredictiveState]:
+        advisor, view = self.advisor_for(fit.settings, fit.ahead)
         assert self.history is not None
-        if self.advisor is None or self.made_for != (settings, ahead):
-            # A new advisor starts from the oldest row still kept.
-            self.advisor, self.made_for = PredictiveAdvisor(settings), (settings, ahead)
-            self.base = self.history.first_kept
-        advisor, view = self.advisor, self.history.view(self.base)
-        step = self.history.step
-        if advisor.is_light(view, step, ahead):
+        call = functools.partial(advisor.advise, view, self.history.step, fit.ahead,
+                                 fit.target_per_replica)
+        if advisor.is_light(view, self.history.step, fit.ahead):
             # A row or two onto a fitted model: in place (a worker thread would only add a wait).
-            return advisor.advise(view, step, ahead, target_per_replica), advisor.state
+            return call(), advisor.state
         # Fitting is CPU work (statsmodels): off the event loop, so other services keep syncing.
-        floor = await asyncio.to_thread(advisor.advise, view, step, ahead, target_per_replica)
-        return floor, advisor.state
+        return await asyncio.to_thread(call), advisor.state
 
 
 @dataclass
@@ -207,9 +132,7 @@ class ServiceForecaster:
         predictive = spec.predictive
         assert predictive is not None
         period = float(spec.sync_period_seconds)
-        ahead = within_rows(look_ahead(predictive.look_ahead_seconds, startups, period,
-                                       self.look_ahead, predictive.look_ahead_factor),
-                            period, MAX_LOOK_AHEAD_ROWS)
+        ahead = service_look_ahead(predictive, startups, period, self.look_ahead)
         self.look_ahead = ahead.seconds
         self._keep_only({m.name for m in spec.metrics})
         results = []
@@ -236,14 +159,14 @@ class ServiceForecaster:
     async def _one(self, metric: MetricSpec, reading: MetricReading, url: Target, period: float,
                    predictive: PredictiveSpec, ahead: LookAhead, now: float) -> MetricForecast:
         forecaster = self.metrics.setdefault(metric.name, MetricForecaster())
-        settings = advisor_settings(predictive, period)
-        capacity = min(capacity_rows(predictive.history_seconds, period), MAX_HISTORY_ROWS)
-        fit = FitFor(settings, ahead.seconds, metric.target_per_replica)
+        fit = FitFor(advisor_settings(predictive, period), ahead.seconds,
+                     metric.target_per_replica)
+        capacity = history_rows(predictive.history_seconds, period)
         waiting = forecaster.observe(
             (url, metric.query, period, predictive.history_seconds), reading, now,
             lambda: self.warmups.start(lambda: forecaster.warm_up(
                 url, metric.query, period, capacity, now, fit, self.warmups)))
         if waiting is not None:  # until then this metric runs reactive only
             return MetricForecast(metric.name, None, PredictiveState(reason=waiting))
-        floor, state = await forecaster.advise(settings, ahead.seconds, metric.target_per_replica)
+        floor, state = await forecaster.advise(fit)
         return MetricForecast(metric.name, floor, state, forecaster.ignored)

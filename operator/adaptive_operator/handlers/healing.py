@@ -12,46 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from adaptive_operator import failpoints, logs
-from adaptive_operator.adapters import kube, telemetry, workers, workload
+from adaptive_operator import logs
+from adaptive_operator.adapters import kube, telemetry, workers
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.healing.inputs import ledger_to_json, with_entry
-from adaptive_operator.domain.healing.ladder import (
-    HealingPlan,
-    LedgerEntry,
-    Observation,
-    Outcome,
-)
-from adaptive_operator.domain.healing.plan import (
-    LEDGER,
-    PAUSED,
-    VERDICT_REFRESH_SECONDS,
-    decide,
-    differs,
-    not_owned_condition,
-)
-from adaptive_operator.domain.healing.watch import Watcher, saturation
+from adaptive_operator.domain.healing.ladder import HealingPlan, LedgerEntry, Observation
+from adaptive_operator.domain.healing.plan import annotations_of, decide, writes_ledger
+from adaptive_operator.domain.healing.watch import Watcher, watches
 from adaptive_operator.handlers import runtime, settings, specs
-from adaptive_operator.handlers.healing_apply import (
-    Carried,
-    carry_out,
-    record,
-    report,
-    write_status,
-)
+from adaptive_operator.handlers.healing_apply import apply
 from adaptive_operator.handlers.healing_observe import backfill_watcher, observe, start_watcher
 from adaptive_operator.handlers.ports import WorkloadReader
 
 log = logs.get(__name__)
-__all__ = ["LEDGER", "PAUSED", "VERDICT_REFRESH_SECONDS", "Watcher", "differs", "saturation"]
 
 
 def healing_enabled(spec: kopf.Spec, namespace: str | None, memo: Any, **_: Any) -> bool:
@@ -72,7 +52,7 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
 
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                             stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
-    rt = runtime.of(memo)
+    rt = runtime.of(memo).for_object(namespace, name)
     # In the object's own memo, so kopf drops it with the object.
     watching = memo.healing = Watching()
     try:
@@ -95,8 +75,7 @@ class Watching:
               rt: runtime.Runtime) -> Watcher:
         """The watcher of these metrics: a new one, backfilled in the background, when they
         changed."""
-        if self.watcher is not None and (self.watcher.metrics, self.watcher.roles) == (
-                healing.metrics, healing.roles_by_name()):
+        if self.watcher is not None and watches(self.watcher, healing):
             return self.watcher
         self.stop()
         self.watcher = start_watcher(healing)
@@ -158,17 +137,12 @@ async def plan_and_apply(namespace: str, name: str, body: kopf.Body, spec: Adapt
     planned = await plan(namespace, name, body, spec, observation, now, rt.workloads)
     if planned is None:
         return
-    decided, ledger = planned
+    decided = planned[0]
     log.info("healing decision", namespace=namespace, name=name, action=decided.action,
              reason=decided.reason, message=decided.message, dry_run=decided.dry_run,
              score=observation.verdict.score if observation.verdict else None)
     telemetry.HEALING_DECISIONS.labels(namespace, name, decided.reason).inc()
-    ledger, carried = await apply(namespace, name, body, spec, decided, ledger, rt)
-    await report(body, watcher, decided, rt.events)
-    ownership = None if carried.not_owned is None else not_owned_condition(
-        carried.not_owned, spec.scale_target_ref.kind, spec.scale_target_ref.name)
-    await write_status(namespace, name, body, watcher, observation.verdict, decided, ledger, now,
-                       rt.status, ownership)
+    await apply(namespace, name, body, spec, watcher, observation.verdict, planned, now, rt)
 
 
 async def plan(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -176,33 +150,15 @@ async def plan(namespace: str, name: str, body: kopf.Body, spec: AdaptiveService
                reads: WorkloadReader) -> tuple[HealingPlan, list[LedgerEntry]] | None:
     """The plan on the watched ledger; when it writes or acts, again on the ledger read fresh
     from the API server (the watched body may not show this process's last entry yet).
-    None when that read failed: nothing is done this sync."""
+    None when the service is gone: nothing is done this sync (a read that fails raises, and
+    the next period tries again)."""
     healing = spec.healing or HealingSpec()
     decided, ledger = decide(healing, observation, annotations_of(body), now)
-    if decided.verified is None and decided.intent is None:
+    if not writes_ledger(decided):
         return decided, ledger
-    try:
-        fresh = await reads.read_service(PLURAL, namespace, name)
-    except workload.WorkloadError as err:
-        log.warning("healing skipped", namespace=namespace, name=name, error=err.message)
+    fresh = await reads.read_service(PLURAL, namespace, name)
+    if fresh is None:
+        log.warning("healing skipped", namespace=namespace, name=name,
+                    error=f"{PLURAL} {name} no longer exists")
         return None
     return decide(healing, observation, annotations_of(fresh), now)
-
-
-def annotations_of(body: Any) -> dict[str, str]:
-    return dict(body.get("metadata", {}).get("annotations") or {})
-
-
-async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
-                decided: HealingPlan, ledger: list[LedgerEntry],
-                rt: runtime.Runtime) -> tuple[list[LedgerEntry], Carried]:
-    """The ledger written first, then the action; a budget's refusal recorded as Blocked."""
-    ledger = await record(namespace, name, body, decided, ledger, rt)
-    carried = Carried()
-    if decided.acts and decided.intent is not None:
-        failpoints.hit("healing.after_record")
-        carried = await carry_out(namespace, body, spec, decided, decided.intent, rt)
-        if carried.blocked:
-            ledger = with_entry(ledger, replace(decided.intent, outcome=Outcome.BLOCKED))
-            await rt.workloads.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
-    return ledger, carried

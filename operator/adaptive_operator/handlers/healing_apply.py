@@ -6,27 +6,31 @@ between comes back, finds the Pending entry and verifies it instead of acting ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import kopf
 
+from adaptive_operator import failpoints
 from adaptive_operator.adapters import kube, telemetry, workload
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
-from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template, with_entry
+from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template
 from adaptive_operator.domain.healing.ladder import Action, HealingPlan, LedgerEntry
-from adaptive_operator.domain.healing.ownership import Evicted, evicted, eviction_uids
+from adaptive_operator.domain.healing.ownership import Carried, Evicted, evicted, eviction_uids
 from adaptive_operator.domain.healing.plan import (
     LEDGER,
     action_event,
     differs,
     healing_status,
+    last_written,
+    ownership_condition,
+    recorded,
     reported_events,
+    scale_out_problem,
     verified_event,
+    with_blocked,
 )
-from adaptive_operator.domain.healing.targets import remedies
+from adaptive_operator.domain.healing.targets import not_allowed
 from adaptive_operator.domain.healing.watch import Watcher
 from adaptive_operator.handlers.ports import (
     EventPoster,
@@ -38,28 +42,38 @@ from adaptive_operator.handlers.ports import (
 from adaptive_operator.handlers.runtime import Runtime
 
 
+async def apply(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
+                watcher: Watcher, verdict: AnomalyVerdict | None,
+                planned: tuple[HealingPlan, list[LedgerEntry]], now: float, rt: Runtime) -> None:
+    """The ledger written first, then the action (a budget's refusal recorded as Blocked), then
+    the Events and status."""
+    decided, ledger = planned
+    ledger = await record(namespace, name, body, decided, ledger, rt)
+    carried = Carried()
+    if decided.acts and decided.intent is not None:
+        failpoints.hit("healing.after_record")
+        carried = await carry_out(namespace, body, spec, decided, decided.intent, rt)
+        if carried.blocked:
+            ledger = with_blocked(ledger, decided.intent)
+            await rt.workloads.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
+    await report(body, watcher, decided, rt.events)
+    ref = spec.scale_target_ref
+    await write_status(namespace, name, body, watcher, verdict, decided, ledger, now, rt.status,
+                       ownership_condition(carried.not_owned, ref.kind, ref.name))
+
+
 async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
                  ledger: list[LedgerEntry], rt: Runtime) -> list[LedgerEntry]:
     """The ledger with the plan's verification and intent, written before any action."""
-    entries = [entry for entry in (plan.verified, plan.intent) if entry is not None]
+    entries, ledger = recorded(plan, ledger)
     for entry in entries:
         telemetry.HEALING_ACTIONS.labels(namespace, name, entry.action.value,
                                          entry.outcome.value).inc()
-        ledger = with_entry(ledger, entry)
     if plan.verified is not None:
         await post_events(rt.events, body, [verified_event(plan.verified)])
     if entries:
         await rt.workloads.annotate(PLURAL, namespace, name, LEDGER, ledger_to_json(ledger))
     return ledger
-
-
-@dataclass(frozen=True)
-class Carried:
-    """What became of an action: PodDisruptionBudgets refused all of it (Blocked), and the
-    pods an eviction left alone as not the target's (None: no eviction was made)."""
-
-    blocked: bool = False
-    not_owned: tuple[str, ...] | None = None
 
 
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
@@ -94,24 +108,17 @@ async def _evict(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
                    workloads: Workloads) -> str | None:
     ref = spec.scale_target_ref
-    if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
-        return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
+    refused = not_allowed(ref.api_version, ref.kind, intent.action.value)
+    if refused is not None:
+        return refused
     if intent.action is Action.ROLL_BACK:
         return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0,
                                 workloads)
     if intent.action is Action.ROLLOUT_RESTART:
         await _restart(namespace, spec, timestamp(intent.at), workloads)
     elif intent.action is Action.SCALE_OUT:
-        return _scale_out_problem(spec)
+        return scale_out_problem(spec.mode)
     return None
-
-
-def _scale_out_problem(spec: AdaptiveServiceSpec) -> str | None:
-    """The scaler carries the scale-out (the ledger entry is its floor): it scales nothing in
-    DryRun or Paused mode."""
-    if spec.mode == "Active":
-        return None
-    return f"the scaler is in {spec.mode} mode, so it does not carry the scale-out"
 
 
 async def _restart(namespace: str, spec: AdaptiveServiceSpec, at: str,
@@ -156,9 +163,7 @@ async def write_status(namespace: str, name: str, body: kopf.Body, watcher: Watc
     """status.healing, when it changed from what this process last wrote (the watched body
     until then: it may not show the last write yet); `ownership`, the PodsNotOwned condition
     of an eviction made this sync."""
-    old = watcher.status
-    if old is None:
-        old = dict((body.get("status") or {}).get("healing") or {})
+    old = last_written(watcher.status, body)
     new = healing_status(old, verdict, plan, ledger, now, ownership)
     if differs(old, new, now):
         await status.patch_status(PLURAL, namespace, name, {"healing": new})

@@ -14,11 +14,11 @@ from adaptive_operator import logs
 from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, RangeSeries, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
-from adaptive_operator.adapters.range_batch import aligned
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTargetRef
 from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.common.times import grid_window
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
-from adaptive_operator.domain.healing.inputs import pod_report, rollout_info
+from adaptive_operator.domain.healing.inputs import names_of, pod_healths, rollout_info
 from adaptive_operator.domain.healing.ladder import (
     Observation,
     RolloutInfo,
@@ -26,6 +26,7 @@ from adaptive_operator.domain.healing.ladder import (
 )
 from adaptive_operator.domain.healing.watch import (
     Watcher,
+    add_row,
     backfilled,
     new_watcher,
     refit_due,
@@ -66,8 +67,7 @@ async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: H
     """The history before `now` read by range queries, the rows the syncs appended meanwhile
     kept after it."""
     step = float(spec.sync_period_seconds)
-    end = aligned(now, step)  # on the grid: services starting together share queries
-    start = end - step * (watcher.history.limit - 1)
+    start, end = grid_window(now, step, watcher.history.limit)
     try:
         series = await read_history(namespace, spec, healing.metrics, (start, end, step), rt)
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
@@ -120,8 +120,7 @@ async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServic
     row, error = await read_row(totals, url, queries, settings.answer_age(spec))
     if error is not None:
         return None, error
-    watcher.history.append(row)
-    watcher.rows_since_fit += 1
+    add_row(watcher, row)
     await observe_load(namespace, watcher, spec, totals, access)
     if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
         return await asyncio.to_thread(score, watcher, now), None
@@ -155,17 +154,13 @@ async def _pods(namespace: str, ref: ScaleTargetRef, scale: kube.Scale,
     every kind)."""
     if ref.kind == "Deployment":
         raw_pods, sets = await reads.deployment_pods(namespace, ref.name)
-        return raw_pods, rollout_info(sets), _names(raw_pods)
+        return raw_pods, rollout_info(sets), names_of(raw_pods)
     if ref.kind == "StatefulSet":
         raw_pods, sets = await reads.statefulset_pods_and_revisions(namespace, ref.name)
-        return raw_pods, rollout_info(sets), _names(raw_pods)
+        return raw_pods, rollout_info(sets), names_of(raw_pods)
     # Any other kind: its pods through the /scale selector, no rollout to judge.
     raw_pods = await reads.pods_of(namespace, scale.selector)
-    return raw_pods, None, _names(raw_pods)
-
-
-def _names(raw_pods: list[Any]) -> tuple[str, ...]:
-    return tuple(str(pod["metadata"].get("name", "")) for pod in raw_pods)
+    return raw_pods, None, names_of(raw_pods)
 
 
 async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float,
@@ -180,9 +175,7 @@ async def observe_workload(namespace: str, spec: AdaptiveServiceSpec, now: float
         raw_pods, rollout, names = await _pods(namespace, ref, scale, reads)
     except (kube.TargetError, workload.WorkloadError) as err:
         return replicas, None, (), None, err.message
-    reports = [pod_report(pod, now, POD_GRACE_SECONDS) for pod in raw_pods]
-    pods = tuple(report.health for report in reports if report is not None)
-    return replicas, rollout, pods, names, None
+    return replicas, rollout, pod_healths(raw_pods, now, POD_GRACE_SECONDS), names, None
 
 
 async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,

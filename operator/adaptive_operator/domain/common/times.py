@@ -1,7 +1,9 @@
-"""Times as the API server and the trace files write them, to and from seconds since the epoch."""
+"""Times as the API server and the trace files write them, to and from seconds since the epoch;
+the sync grid that history windows are cut on."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 
@@ -23,3 +25,15 @@ def parse_time(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def aligned(now: float, step: float) -> float:
+    """`now` rounded down to the step grid: the end of a window others can share."""
+    return math.floor(now / step) * step
+
+
+def grid_window(now: float, step: float, rows: int) -> tuple[float, float]:
+    """The first and last of the `rows` grid points up to `now`: on the step grid, so services
+    starting together ask for the same window (and share its range queries)."""
+    end = aligned(now, step)
+    return end - (rows - 1) * step, end

@@ -118,6 +118,18 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
                                starting=starting, uid=str(meta.get("uid", ""))), restarts)
 
 
+def pod_healths(pods: Sequence[Mapping[str, Any]], now: float,
+                grace_seconds: float) -> tuple[PodHealth, ...]:
+    """The health of each pod but those going away or finished (they count as not yet
+    replaced)."""
+    reports = [pod_report(pod, now, grace_seconds) for pod in pods]
+    return tuple(report.health for report in reports if report is not None)
+
+
+def names_of(pods: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    return tuple(str(pod["metadata"].get("name", "")) for pod in pods)
+
+
 def _ready(status: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in status.get("conditions") or [])

@@ -7,6 +7,7 @@ before acting, carries the action out, and writes `healing_status` when it chang
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from adaptive_operator.domain.common.conditions import Condition, merge_conditio
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
-from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json
+from adaptive_operator.domain.healing.inputs import LedgerError, ledger_from_json, with_entry
 from adaptive_operator.domain.healing.ladder import (
     HealingPlan,
     LedgerEntry,
@@ -46,6 +47,40 @@ def decide(healing: HealingSpec, observation: Observation, annotations: dict[str
         ledger = []
         observation = Observation(observation.verdict, read_error=str(err))
     return decide_healing(policy_from_spec(healing), observation, ledger, now), ledger
+
+
+def annotations_of(body: Mapping[str, Any]) -> dict[str, str]:
+    """The object's annotations (the ledger and the pause among them)."""
+    return dict(body.get("metadata", {}).get("annotations") or {})
+
+
+def writes_ledger(plan: HealingPlan) -> bool:
+    """The plan records a verification or an intent: it is to be made again on the ledger read
+    fresh (the watched body may not show this process's last entry yet)."""
+    return plan.verified is not None or plan.intent is not None
+
+
+def with_blocked(ledger: list[LedgerEntry], intent: LedgerEntry) -> list[LedgerEntry]:
+    """The ledger with the intent a budget refused, as Blocked."""
+    return with_entry(ledger, replace(intent, outcome=Outcome.BLOCKED))
+
+
+def recorded(plan: HealingPlan,
+             ledger: list[LedgerEntry]) -> tuple[list[LedgerEntry], list[LedgerEntry]]:
+    """The entries the plan records (its verification, then its intent), and the ledger with
+    them."""
+    entries = [entry for entry in (plan.verified, plan.intent) if entry is not None]
+    for entry in entries:
+        ledger = with_entry(ledger, entry)
+    return entries, ledger
+
+
+def scale_out_problem(mode: str) -> str | None:
+    """The scaler carries the scale-out (the ledger entry is its floor): it scales nothing in
+    DryRun or Paused mode."""
+    if mode == "Active":
+        return None
+    return f"the scaler is in {mode} mode, so it does not carry the scale-out"
 
 
 def verified_event(entry: LedgerEntry) -> Event:
@@ -134,6 +169,20 @@ def not_owned_condition(pods: tuple[str, ...], kind: str, name: str) -> Conditio
     return Condition(NOT_OWNED, "True", "NotOwnedByTarget",
                      f"{len(pods)} pod(s) left alone by the last eviction: not shown to be owned "
                      f"by {kind} {name} (their ownerReferences do not lead to it): {named}{more}")
+
+
+def ownership_condition(not_owned: tuple[str, ...] | None, kind: str,
+                        name: str) -> Condition | None:
+    """PodsNotOwned of the eviction made this sync; None when none was made."""
+    return None if not_owned is None else not_owned_condition(not_owned, kind, name)
+
+
+def last_written(written: dict[str, Any] | None, body: Mapping[str, Any]) -> dict[str, Any]:
+    """status.healing as this process last wrote it; until it writes, the watched body's (which
+    may not show the last write yet)."""
+    if written is not None:
+        return written
+    return dict((body.get("status") or {}).get("healing") or {})
 
 
 def healing_status(old: dict[str, Any], verdict: AnomalyVerdict | None, plan: HealingPlan,

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import (
@@ -56,6 +57,12 @@ def new_watcher(metrics: dict[str, str], roles: dict[str, str],
                    AnomalyDetector(settings, RANDOM_STATE))
 
 
+def watches(watcher: Watcher | None, healing: HealingSpec) -> bool:
+    """The watcher is of these metrics in these roles (else a new one is due)."""
+    return watcher is not None and (watcher.metrics, watcher.roles) == (
+        healing.metrics, healing.roles_by_name())
+
+
 def backfilled(watcher: Watcher, series: Mapping[str, Sequence[float | None]]) -> None:
     """The history from range-query answers, the rows the syncs appended meanwhile kept
     after it."""
@@ -63,6 +70,12 @@ def backfilled(watcher: Watcher, series: Mapping[str, Sequence[float | None]]) -
     watcher.history.backfill(series)
     for index in range(min((len(values) for values in live.values()), default=0)):
         watcher.history.append({name: values[index] for name, values in live.items()})
+
+
+def add_row(watcher: Watcher, row: dict[str, float]) -> None:
+    """This sync's health row, one more towards the next refit."""
+    watcher.history.append(row)
+    watcher.rows_since_fit += 1
 
 
 def refit_due(watcher: Watcher) -> bool:
