@@ -86,10 +86,12 @@ class Cluster:
     missing: bool = False  # the target does not exist
     broken: Exception | None = None  # what reading the target raises (an outage, a bug)
     annotations: dict[str, str] = field(default_factory=dict)
+    name: str = "web"  # the AdaptiveService synced
+    gone: bool = False  # it was deleted (its fresh read finds nothing)
     upstreams: dict[str, dict[str, Any]] = field(default_factory=dict)  # other services, by name
     # Pod -> the Eviction API's refusal (by a budget, or as not the target's).
     refusals: dict[str, workload.Refusal] = field(default_factory=dict)
-    reads: int = 0  # fresh reads of the service
+    reads: int = 0  # fresh reads of the service itself
     ledgers: list[str] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -125,13 +127,12 @@ class Cluster:
         assert selector == self.selector
         return self.pods
 
-    async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+    async def read_service(self, plural: str, namespace: str,
+                           name: str) -> dict[str, Any] | None:
+        if name != self.name:
+            return self.upstreams.get(name)
         self.reads += 1
-        return {"metadata": {"annotations": dict(self.annotations)}}
-
-    async def read_upstream(self, plural: str, namespace: str,
-                            name: str) -> dict[str, Any] | None:
-        return self.upstreams.get(name)
+        return None if self.gone else {"metadata": {"annotations": dict(self.annotations)}}
 
     async def write_scale(self, namespace: str, target: kube.TargetRef, replicas: int) -> None:
         self.scaled.append(replicas)

@@ -7,9 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pytest
-from kubernetes.client.exceptions import ApiException
-
 from adaptive_operator import permissions
 from adaptive_operator.adapters import discovery, workload
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
@@ -17,6 +14,8 @@ from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
 from adaptive_operator.domain.healing.ownership import MAX_DEPTH, owned_by_target
 from adaptive_operator.handlers import healing_apply
 from adaptive_operator.handlers.ports import ClusterWorkloads
+
+from fakes import KubeHttp, fenced_client
 
 
 def obj(uid: str, *owners: tuple[str, str, str, str]) -> dict[str, Any]:
@@ -76,22 +75,39 @@ def test_the_chain_is_bounded() -> None:
     assert len(objects.reads) <= 2 * MAX_DEPTH
 
 
-async def test_healing_evicts_only_the_pods_a_rollout_owns(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    cluster = Objects(**{"Rollout/web": obj("ro-web"), "ReplicaSet/web-1": obj("rs-1", ROLLOUT),
-                         "Pod/web-1-a": obj("pa", RS), "Pod/impostor": obj("pb")})
-    evicted: list[str] = []
+KINDS = {"Rollout": discovery.Resource("argoproj.io", "v1alpha1", "Rollout", "rollouts", True,
+                                       True),
+         "ReplicaSet": discovery.Resource("apps", "v1", "ReplicaSet", "replicasets", True, True),
+         "Pod": discovery.Resource("", "v1", "Pod", "pods", True, False)}
 
-    def read(api: Any, namespace: str, api_version: str, kind: str, name: str,
-             resolve: Any) -> Mapping[str, Any] | None:
-        return cluster(api_version, kind, name)
 
-    def evict(api: Any, namespace: str, pod: str, uid: str = "") -> None:
-        evicted.append(f"{pod}/{uid}")
+def resolve(api_version: str, kind: str) -> discovery.Resource:
+    return KINDS[kind]
 
-    monkeypatch.setattr(workload, "_read_object", read)
-    monkeypatch.setattr(workload, "_read_pod", lambda api, ns, pod: cluster("v1", "Pod", pod))
-    monkeypatch.setattr(workload, "_evict", evict)
+
+def stored(**found: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The API server's objects by path, from (kind/name) keys."""
+    return {KINDS[key.split("/")[0]].path("ns", key.split("/")[1]): manifest
+            for key, manifest in found.items()}
+
+
+def evictions(server: KubeHttp) -> list[str]:
+    """The pods evicted (pod/UID held to), in order."""
+    return [f"{body['metadata']['name']}/{body['deleteOptions']['preconditions']['uid']}"
+            for method, path, body in server.sent if path.endswith("/eviction")]
+
+
+async def test_healing_evicts_only_the_pods_a_rollout_owns() -> None:
+    objects = stored(**{"Rollout/web": obj("ro-web"), "ReplicaSet/web-1": obj("rs-1", ROLLOUT),
+                        "Pod/web-1-a": obj("pa", RS), "Pod/impostor": obj("pb")})
+
+    def reply(method: str, path: str, body: Any) -> tuple[int, Any]:
+        if method == "POST" and path.endswith("/eviction"):
+            return 201, {}
+        return (200, objects[path]) if path in objects else (404, {"kind": "Status"})
+
+    server = KubeHttp(reply)
+    workloads = ClusterWorkloads(resolve=resolve, api=fenced_client(server, lambda: True))
     spec = AdaptiveServiceSpec.model_validate({
         "scaleTargetRef": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
                            "name": "web"},
@@ -99,15 +115,14 @@ async def test_healing_evicts_only_the_pods_a_rollout_owns(
                                        "targetPerReplica": 10}]})
     intent = LedgerEntry("evictpods-1", Action.EVICT_PODS, 1.0, Outcome.PENDING,
                          pods=("impostor", "web-1-a"), pod_uids=("pb", "pa"))
-    done = await healing_apply._evict("ns", spec, intent, ClusterWorkloads())
+    done = await healing_apply._evict("ns", spec, intent, workloads)
     problem, blocked, not_owned = done.problem, done.blocked, done.not_owned
-    assert evicted == ["web-1-a/pa"] and not blocked  # with the UID decided on
+    assert evictions(server) == ["web-1-a/pa"] and not blocked  # with the UID decided on
     assert not_owned == ("impostor",)  # for the status condition
     assert problem is not None and "impostor: not shown to be owned by Rollout web" in problem
 
 
-def test_the_chart_grants_every_read_the_ownership_check_makes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_chart_grants_every_read_the_ownership_check_makes() -> None:
     """The real reads of the check (by path, as the API server sees them) against what the
     chart grants with `rbac.scaleTargets: [{apiGroup: argoproj.io, resource: rollouts}]`: a
     read it does not grant is refused (403) as RBAC would, and the pod would never be evicted."""
@@ -115,24 +130,24 @@ def test_the_chart_grants_every_read_the_ownership_check_makes(
                for p in (*permissions.PERMISSIONS, *permissions.scale_target("argoproj.io",
                                                                              "rollouts"))
                for verb in p.verbs}
-    kinds = {"Rollout": discovery.Resource("argoproj.io", "v1alpha1", "Rollout", "rollouts",
-                                           True, True),
-             "ReplicaSet": discovery.Resource("apps", "v1", "ReplicaSet", "replicasets",
-                                              True, True)}
-    stored = {kinds["Rollout"].path("ns", "web"): obj("ro-web"),
-              kinds["ReplicaSet"].path("ns", "web-1"): obj("rs-1", ROLLOUT)}
+    objects = stored(**{"Rollout/web": obj("ro-web"), "ReplicaSet/web-1": obj("rs-1", ROLLOUT),
+                        "Pod/web-1-a": obj("pa", RS)})
     refused: list[str] = []
 
-    def request(api: Any, path: str, method: str, body: Any = None) -> Any:
-        group, plural = path.split("/")[2], path.split("/")[6]
+    def reply(method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path.split("/")  # /api/v1/namespaces/ns/pods/x, /apis/g/v/namespaces/ns/r/x
+        group, plural = ("", parts[5]) if parts[1] == "api" else (parts[2], parts[6])
         if (group, plural, method.lower()) not in granted:
             refused.append(path)
-            raise ApiException(status=403, reason="Forbidden")
-        return stored[path]
+            return 403, {"kind": "Status", "reason": "Forbidden"}
+        return 200, objects[path]
 
-    monkeypatch.setattr(workload, "request", request)
-    monkeypatch.setattr(workload, "_read_pod", lambda api, ns, pod: obj("pa", RS))
-    assert ("", "pods", "get") in granted  # _read_pod's own call
-    owned = workload._owned_by_target(None, "ns", ("argoproj.io/v1alpha1", "Rollout", "web"),
-                                      ("web-1-a",), lambda api_version, kind: kinds[kind])
+    server = KubeHttp(reply)
+    assert ("", "pods", "get") in granted  # the pod's own read
+    owned = workload._owned_by_target(fenced_client(server, lambda: True), "ns",
+                                      ("argoproj.io/v1alpha1", "Rollout", "web"), ("web-1-a",),
+                                      resolve)
     assert refused == [] and owned == {"web-1-a"}
+    assert [path for _, path, _ in server.sent] == [  # every read was made, none refused
+        KINDS["Rollout"].path("ns", "web"), KINDS["Pod"].path("ns", "web-1-a"),
+        KINDS["ReplicaSet"].path("ns", "web-1")]

@@ -93,6 +93,14 @@ async def test_a_pause_set_a_moment_ago_is_honoured(
     assert api.reads == 1 and api.ledgers == []
 
 
+async def test_a_service_deleted_meanwhile_is_neither_recorded_nor_acted_on(
+        api: Cluster) -> None:
+    api.gone = True  # the fresh read finds nothing: the daemon is about to stop
+    seen = Observation(ANOMALY, NOW - 30, ROLLOUT, replicas=3, max_replicas=5)
+    await sync(api, seen, {"metadata": {}})
+    assert api.reads == 1 and api.writes == [] and api.events == [] and api.statuses == []
+
+
 async def test_status_is_compared_with_what_this_process_wrote_last(
         api: Cluster) -> None:
     kept = watcher()

@@ -14,6 +14,7 @@ from adaptive_operator.adapters import health, kube, leader
 from adaptive_operator.cli import build_parser
 from adaptive_operator.commands import run as run_command
 from adaptive_operator.domain.common.events import Event
+from adaptive_operator.domain.common.lease_shards import shard_of
 from adaptive_operator.handlers import runtime
 from adaptive_operator.handlers.ports import ClusterWorkloads, OwnRecords
 
@@ -80,3 +81,62 @@ async def test_a_port_not_handed_runs_client_reads_but_never_writes() -> None:
     assert await ClusterWorkloads(api=refusing).pods_of("prod", "app=web") == []
     assert [(method, path) for method, path, _ in server.sent] == [
         ("GET", "/api/v1/namespaces/prod/pods")]
+
+
+class FakeLeases:
+    """The shard Leases run builds with --lease-shards: holds the shards in `held`."""
+
+    def __init__(self, held: set[int]) -> None:
+        self.held, self.released = held, False
+
+    def may_write(self, shard: int) -> Any:
+        return lambda: shard in self.held
+
+    def keep(self, stop: Any) -> None:
+        return None
+
+    def release(self) -> None:
+        self.released = True
+
+
+def named_in(shard: int) -> str:
+    return next(name for name in (f"svc-{i}" for i in range(100))
+                if shard_of("prod", name, 4) == shard)
+
+
+async def test_each_shards_writes_are_fenced_on_that_shards_lease(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write computed while shard 1 was held is refused once shard 1 is lost, while shard 2,
+    still held, writes; the process carries on, and gives its leases back when it stops."""
+    leases, server, seen = FakeLeases({0, 1, 2, 3}), KubeHttp(), {}
+    monkeypatch.setattr(kube, "fenced_client", lambda may_write: fenced_client(server, may_write))
+    monkeypatch.setattr(kube, "reading_client", lambda: fenced_client(server, lambda: False))
+    monkeypatch.setattr(run_command, "sharded_leases", lambda args: leases)
+    monkeypatch.setattr(kopf, "run", lambda memo, **_: seen.update(runtime=runtime.of(memo)))
+    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config")]:
+        monkeypatch.setattr(module, name, lambda *_, **__: None)
+    assert run_command.run(build_parser().parse_args(
+        ["run", "--metrics-port", "0", "--lease-shards", "4"])) == 0
+    built: runtime.Runtime = seen["runtime"]
+    one, two = built.for_object("prod", named_in(1)), built.for_object("prod", named_in(2))
+    assert one.may_act() and two.may_act() and not built.may_act()
+    leases.held.discard(1)  # shard 1 lost after its write was computed
+    assert not one.may_act() and two.may_act()
+    with pytest.raises(kube.NotLeading):
+        await one.status.patch_status("adaptiveservices", "prod", named_in(1), {"a": 1})
+    with pytest.raises(Exception, match="NotLeading"):
+        await one.workloads.annotate("adaptiveservices", "prod", named_in(1), "k", "v")
+    with pytest.raises(kube.NotLeading):
+        await built.status.patch_status("adaptiveservices", "prod", named_in(2), {"a": 1})
+    await two.status.patch_status("adaptiveservices", "prod", named_in(2), {"a": 1})
+    assert [path for _, path, _ in server.writes()] == [
+        f"/apis/adaptive.dev/v1alpha1/namespaces/prod/adaptiveservices/{named_in(2)}/status"]
+    assert leases.released
+
+
+def test_lease_shards_need_leader_election(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config")]:
+        monkeypatch.setattr(module, name, lambda *_, **__: None)
+    with pytest.raises(SystemExit, match="needs --leader-election"):
+        run_command.run(build_parser().parse_args(
+            ["run", "--metrics-port", "0", "--lease-shards", "2", "--leader-election", "false"]))

@@ -50,3 +50,8 @@ def serve(port: int, address: str = "0.0.0.0") -> ThreadingHTTPServer:
 
 def set_role(role: str) -> None:
     STATE["role"] = role
+
+
+def set_shards(held: tuple[int, ...]) -> None:
+    """The shard Leases this replica holds (with --lease-shards above 1), e.g. "0,3"."""
+    STATE["shards"] = ",".join(str(shard) for shard in held)

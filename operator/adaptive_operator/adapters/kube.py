@@ -296,5 +296,6 @@ def _read_service(api: client.ApiClient, plural: str, namespace: str,
 
 async def read_service(api: client.ApiClient, plural: str, namespace: str,
                        name: str) -> dict[str, Any] | None:
-    """One of our own objects (an upstream of a coupled service), or None when it is absent."""
+    """One of our own objects fresh from the API server (never a cached body: healing's ledger
+    must not be stale), or None when it is absent."""
     return await asyncio.to_thread(_read_service, api, plural, namespace, name)

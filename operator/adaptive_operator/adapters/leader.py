@@ -38,14 +38,15 @@ def _micro_time(now: float) -> datetime:
 class LeaderElector:
     def __init__(self, namespace: str, name: str, identity: str,
                  duration_seconds: int = 15, retry_seconds: float = 2.0,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 api: client.CoordinationV1Api | None = None) -> None:
         import time
 
         self.namespace, self.name, self.identity = namespace, name, identity
         self.duration = duration_seconds
         self.retry = retry_seconds
         self.clock = clock or time.time
-        self.api = client.CoordinationV1Api()
+        self.api = api or client.CoordinationV1Api()
         self.renewed: float | None = None  # when this replica last held the lease for sure
         self.seen: Observation | None = None  # the lease's record and when we first saw it
 
@@ -80,29 +81,39 @@ class LeaderElector:
             acquire_time=_micro_time(now), renew_time=_micro_time(now),
             lease_transitions=transitions)
 
+    def look(self, now: float) -> client.V1Lease | None:
+        """Read the lease and keep what we saw of it (raises the API's errors)."""
+        lease = self._read()
+        self.seen = observe(self.seen, self._state(lease), now)
+        return lease
+
+    def write(self, lease: client.V1Lease | None, action: LeaseAction, now: float) -> None:
+        """Create, renew or take over the lease as read (resourceVersion-conditional: a write
+        over a record that changed since is refused with 409)."""
+        if action is LeaseAction.CREATE or lease is None:
+            body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name),
+                                  spec=self._spec(now, 0))
+            self.api.create_namespaced_lease(self.namespace, body)
+            self.renewed = now
+            return
+        spec = lease.spec or client.V1LeaseSpec()
+        if action is LeaseAction.RENEW:
+            spec.renew_time = _micro_time(now)
+            lease.spec = spec
+        else:
+            lease.spec = self._spec(now, (spec.lease_transitions or 0) + 1)
+        self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+        self.renewed = now
+
     def try_acquire(self) -> bool:
         """One attempt to become or stay the leader; False on losing any race."""
         now = self.clock()
         try:
-            lease = self._read()
-            self.seen = observe(self.seen, self._state(lease), now)
+            lease = self.look(now)
             action = next_action(self.seen, self.identity, now)
             if action is LeaseAction.WAIT:
                 return False
-            if action is LeaseAction.CREATE or lease is None:
-                body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name),
-                                      spec=self._spec(now, 0))
-                self.api.create_namespaced_lease(self.namespace, body)
-                self.renewed = now
-                return True
-            spec = lease.spec or client.V1LeaseSpec()
-            if action is LeaseAction.RENEW:
-                spec.renew_time = _micro_time(now)
-                lease.spec = spec
-            else:
-                lease.spec = self._spec(now, (spec.lease_transitions or 0) + 1)
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
-            self.renewed = now
+            self.write(lease, action, now)
             return True
         except ApiException as err:
             log.info("lease attempt lost", lease=self.name, status=err.status)

@@ -64,6 +64,9 @@ METRICS_AVAILABLE = Gauge(
     "else 0.", ["namespace", "name"])
 LEADER = Gauge(
     "adaptive_leader", "1 while this operator process leads (acts), 0 while it stands by.")
+LEASE_SHARD_HELD = Gauge(
+    "adaptive_lease_shard_held", "With --lease-shards above 1: 1 while this replica holds the "
+    "shard's Lease (acts on its services), else 0.", ["shard"])
 HEALING_DECISIONS = Counter(
     "adaptive_healing_decisions_total", "Healing syncs by what was decided (Healthy, "
     "UnhealthyPods, HealingExhausted, ActionRateLimited, ...).", ["namespace", "name", "reason"])

@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters import discovery
-from adaptive_operator.adapters.kube import GROUP, VERSION, OwnObjects, request
+from adaptive_operator.adapters.kube import OwnObjects, request
 from adaptive_operator.adapters.telemetry import API_REQUESTS
 from adaptive_operator.domain.common.label_selector import to_text
 from adaptive_operator.domain.healing.inputs import RESTARTED_AT
@@ -41,21 +41,6 @@ def _plain(api: Api, obj: Any) -> Any:
 
 def _describe(err: ApiException) -> str:
     return f"{err.status} {err.reason}"
-
-
-def _read_service(api: Api, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        API_REQUESTS.labels("get", "adaptiveservices").inc()
-        found: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name)
-    except ApiException as err:
-        raise WorkloadError("FailedRead", f"cannot read {plural} {name}: {_describe(err)}") from err
-    return dict(found)
-
-
-async def read_service(api: Api, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    """Fresh from the API server: the ledger must never come from a stale cached body."""
-    return await asyncio.to_thread(_read_service, api, plural, namespace, name)
 
 
 def _annotate(api: Api, plural: str, namespace: str, name: str, key: str, value: str) -> None:

@@ -7,11 +7,14 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from adaptive_operator.adapters.leader import LeaderElector
-    from adaptive_operator.handlers.ports import ClusterWorkloads
+    from adaptive_operator.adapters.lease_shards import ShardedLeases
+    from adaptive_operator.domain.common.namespaces import WatchScope
+    from adaptive_operator.handlers.runtime import Runtime
 
 
 def register(subparsers: Any) -> None:
@@ -64,6 +67,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lease-namespace", default=env("POD_NAMESPACE", "default"),
                         help="namespace of the leader Lease (env POD_NAMESPACE)")
     parser.add_argument("--lease-name", default=env("LEASE_NAME", "adaptive-operator"))
+    parser.add_argument("--lease-shards", type=lease_shards,
+                        default=lease_shards(env("LEASE_SHARDS", "1")),
+                        help="share the services out across replicas over this many shard "
+                             "Leases (2 to 16), each replica acting on the services of the "
+                             "shards it holds; 1: one active replica, the others stand by "
+                             "(env LEASE_SHARDS; needs --leader-election true)")
     parser.add_argument("--batch-queries", default=env("BATCH_QUERIES", "true"),
                         choices=["true", "false"],
                         help="share Prometheus queries between services: one answer per shape "
@@ -109,78 +118,115 @@ def elector_for(args: argparse.Namespace) -> LeaderElector | None:
     return LeaderElector(args.lease_namespace, args.lease_name, identity())
 
 
-def cluster_workloads(args: argparse.Namespace, api: Any) -> ClusterWorkloads:
-    """The services' workloads: watch caches (with --watch-cache), API discovery and the
-    writes, all through `api`."""
-    from adaptive_operator.adapters import cluster_cache, discovery
-    from adaptive_operator.handlers.ports import ClusterWorkloads
+def lease_shards(text: str) -> int:
+    """--lease-shards: 1 (one active replica) up to MAX_LEASE_SHARDS."""
+    from adaptive_operator.domain.common.lease_shards import MAX_LEASE_SHARDS
 
-    cache = cluster_cache.ClusterCache(enabled=args.watch_cache == "true",
-                                       starter=cluster_cache.informers(api))
-    return ClusterWorkloads(cache, discovery.Discovery(discovery.listing_fetcher(api)).resolve,
-                            api=api)
+    value = int(text)
+    if not 1 <= value <= MAX_LEASE_SHARDS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_LEASE_SHARDS}, got {value}")
+    return value
 
 
-def run(args: argparse.Namespace) -> int:
-    import kopf
+def sharded_leases(args: argparse.Namespace) -> ShardedLeases:
+    """The shard and member Leases of --lease-shards K (K > 1)."""
+    from adaptive_operator.adapters.lease_shards import ShardedLeases
 
-    from adaptive_operator import logs
+    return ShardedLeases(args.lease_namespace, args.lease_name, identity(), args.lease_shards)
+
+
+Fence = tuple[Any, Callable[[], bool]]  # a client whose writes a lease fences, and that check
+
+
+def build_runtime(args: argparse.Namespace, patterns: tuple[str, ...], reads: Any,
+                  fences: tuple[Fence, ...], pool: Any, io: Any) -> Runtime:
+    """The runtime every handler finds in kopf's memo, built once. `reads` serves the reads
+    every service shares (watch caches, API discovery, Secrets, HPA lists); each of `fences`
+    the writes of one lease: with one, the runtime's own; with K > 1, one runtime per shard."""
+    from dataclasses import replace
+
     from adaptive_operator.adapters import (
-        health,
+        cluster_cache,
+        discovery,
         kube,
-        leader,
         prometheus,
         prometheus_access,
         query_batch,
-        telemetry,
-        workers,
     )
-    from adaptive_operator.adapters.prometheus_http import IoLoop
     from adaptive_operator.adapters.range_batch import RangeBatcher
     from adaptive_operator.adapters.shard_cluster import ShardCluster
+    from adaptive_operator.handlers import runtime, warmup
+    from adaptive_operator.handlers.ports import ClusterWorkloads, OwnRecords
+
+    access = prometheus_access.PrometheusAccess(prometheus_access.AccessSettings(
+        url=args.prometheus_url, allowed=allowed_urls(args),
+        credentials_dir=args.prometheus_credentials_dir,
+        insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
+        scope=args.query_scope), prometheus_access.secret_reader(reads))
+    cache = cluster_cache.ClusterCache(enabled=args.watch_cache == "true",
+                                       starter=cluster_cache.informers(reads))
+    resolve = discovery.Discovery(discovery.listing_fetcher(reads)).resolve
+
+    def fenced(api: Any, may_act: Callable[[], bool]) -> dict[str, Any]:
+        records = OwnRecords(kube.OwnObjects(api))
+        return {"shards": ShardCluster(api), "may_act": may_act, "status": records,
+                "events": records, "workloads": ClusterWorkloads(cache, resolve, api=api)}
+
+    batch = args.batch_queries == "true"
+    instant, ranged = prometheus.runners(io)
+    built = runtime.Runtime(
+        **fenced(*(fences[0] if len(fences) == 1 else (reads, runtime.never))),
+        prometheus=access, prometheus_pool=pool, hpas=kube.HpaLists(kube.hpa_lister(reads)),
+        read_load=runtime.OperatorLoad(access, pool, io),
+        totals=query_batch.QueryBatcher(instant, enabled=batch, pool=pool),
+        warmups=warmup.WarmUps(ranges=RangeBatcher(ranged, enabled=batch, pool=pool)),
+        settings=runtime.OperatorSettings(namespace_patterns=patterns))
+    if len(fences) == 1:
+        return built
+    return replace(built, lease_shards=tuple(replace(built, **fenced(*fence))
+                                             for fence in fences))
+
+
+def start_kopf(scope: WatchScope, built: Runtime) -> None:
+    import kopf
+
+    # Our own identity: kopf's default asks the passwd database for the user, which has
+    # no entry for the image's numeric non-root uid (every real pod crashed on it).
+    kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
+             standalone=True, identity=kopf_identity(), memo=kopf.Memo(runtime=built))
+
+
+def run(args: argparse.Namespace) -> int:
+    from adaptive_operator import logs
+    from adaptive_operator.adapters import health, kube, leader, telemetry, workers
+    from adaptive_operator.adapters.prometheus_http import IoLoop
     from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
         adaptive_service,
         healing,
-        runtime,
         settings,
         shard_set,
-        warmup,
     )
-    from adaptive_operator.handlers.ports import OwnRecords
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
     scope = watch_scope(namespaces(args))
-    access_settings = prometheus_access.AccessSettings(
-        url=args.prometheus_url, allowed=allowed_urls(args),
-        credentials_dir=args.prometheus_credentials_dir,
-        insecure_skip_verify=args.prometheus_insecure_skip_verify == "true",
-        scope=args.query_scope)
     kube.load_config()
     health.serve(args.health_port)
     if args.metrics_port:
         telemetry.serve(args.metrics_port)
+    if args.lease_shards > 1:
+        if args.leader_election != "true":  # without Leases there is nothing to share out
+            raise SystemExit("--lease-shards above 1 needs --leader-election true")
+        return run_sharded(args, scope)
     stop_renewing, lost = threading.Event(), threading.Event()
     elector = elector_for(args)
     may_act = leader.may_act(elector)
     # Every call to the cluster goes through this client, handed to each port below: its
     # writes are refused while not leading.
     api = kube.fenced_client(may_act)
-    access = prometheus_access.PrometheusAccess(access_settings,
-                                                prometheus_access.secret_reader(api))
-    records = OwnRecords(kube.OwnObjects(api))
-    # Built once: every handler finds it in kopf's memo.
-    pool, batch = workers.prometheus_pool(), args.batch_queries == "true"
+    pool = workers.prometheus_pool()
     io = IoLoop()  # Prometheus's connection pool, on its own thread
-    instant, ranged = prometheus.runners(io)
-    memo = kopf.Memo(runtime=runtime.Runtime(
-        shards=ShardCluster(api), may_act=may_act, prometheus=access, prometheus_pool=pool,
-        workloads=cluster_workloads(args, api),
-        hpas=kube.HpaLists(kube.hpa_lister(api)), status=records, events=records,
-        read_load=runtime.OperatorLoad(access, pool, io),
-        totals=query_batch.QueryBatcher(instant, enabled=batch, pool=pool),
-        warmups=warmup.WarmUps(ranges=RangeBatcher(ranged, enabled=batch, pool=pool)),
-        settings=runtime.OperatorSettings(namespace_patterns=scope.patterns)))
+    built = build_runtime(args, scope.patterns, api, ((api, may_act),), pool, io)
     if elector is not None:
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
@@ -195,10 +241,7 @@ def run(args: argparse.Namespace) -> int:
                          args=(stop_renewing, step_down)).start()
     health.set_role("leader")
     try:
-        # Our own identity: kopf's default asks the passwd database for the user, which has
-        # no entry for the image's numeric non-root uid (every real pod crashed on it).
-        kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
-                 standalone=True, identity=kopf_identity(), memo=memo)
+        start_kopf(scope, built)
     finally:
         stop_renewing.set()
         pool.shutdown(wait=False)
@@ -206,3 +249,31 @@ def run(args: argparse.Namespace) -> int:
         if elector is not None and not lost.is_set():
             elector.release()
     return 1 if lost.is_set() else 0
+
+
+def run_sharded(args: argparse.Namespace, scope: WatchScope) -> int:
+    """Every replica runs, and acts on the services of the shard Leases it holds: each
+    shard's writes go through a client fenced by that shard's Lease. Losing a shard does not
+    end the process; stopping gives every Lease back at once."""
+    from adaptive_operator.adapters import health, kube, workers
+    from adaptive_operator.adapters.prometheus_http import IoLoop
+
+    leases = sharded_leases(args)
+    fences = tuple((kube.fenced_client(leases.may_write(shard)), leases.may_write(shard))
+                   for shard in range(args.lease_shards))
+    pool, io = workers.prometheus_pool(), IoLoop()
+    # The shared reads go through a client that refuses every write.
+    built = build_runtime(args, scope.patterns, kube.reading_client(), fences, pool, io)
+    stop = threading.Event()
+    health.set_role("standby")
+    renewing = threading.Thread(target=leases.keep, daemon=True, name="leases", args=(stop,))
+    renewing.start()
+    try:
+        start_kopf(scope, built)
+    finally:
+        stop.set()
+        renewing.join(timeout=30.0)  # its last round done, so no lease is taken after release
+        pool.shutdown(wait=False)
+        io.close()
+        leases.release()
+    return 0

@@ -29,7 +29,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
     workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
-    rt = runtime.of(memo)
+    rt = runtime.of(memo).for_object(namespace, name)
     failures = 0
     # In the object's own memo, so kopf drops it with the object; each daemon starts afresh.
     memory = memo.scaling = Memory()

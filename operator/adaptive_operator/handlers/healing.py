@@ -19,7 +19,7 @@ import kopf
 from pydantic import ValidationError
 
 from adaptive_operator import logs
-from adaptive_operator.adapters import kube, telemetry, workers, workload
+from adaptive_operator.adapters import kube, telemetry, workers
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.api.base import GROUP, VERSION
 from adaptive_operator.api.healing import HealingSpec
@@ -52,7 +52,7 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
 
 async def heal_every_period(namespace: str, name: str, body: kopf.Body,
                             stopped: kopf.DaemonStopped, memo: kopf.Memo) -> None:
-    rt = runtime.of(memo)
+    rt = runtime.of(memo).for_object(namespace, name)
     # In the object's own memo, so kopf drops it with the object.
     watching = memo.healing = Watching()
     try:
@@ -150,14 +150,15 @@ async def plan(namespace: str, name: str, body: kopf.Body, spec: AdaptiveService
                reads: WorkloadReader) -> tuple[HealingPlan, list[LedgerEntry]] | None:
     """The plan on the watched ledger; when it writes or acts, again on the ledger read fresh
     from the API server (the watched body may not show this process's last entry yet).
-    None when that read failed: nothing is done this sync."""
+    None when the service is gone: nothing is done this sync (a read that fails raises, and
+    the next period tries again)."""
     healing = spec.healing or HealingSpec()
     decided, ledger = decide(healing, observation, annotations_of(body), now)
     if not writes_ledger(decided):
         return decided, ledger
-    try:
-        fresh = await reads.read_service(PLURAL, namespace, name)
-    except workload.WorkloadError as err:
-        log.warning("healing skipped", namespace=namespace, name=name, error=err.message)
+    fresh = await reads.read_service(PLURAL, namespace, name)
+    if fresh is None:
+        log.warning("healing skipped", namespace=namespace, name=name,
+                    error=f"{PLURAL} {name} no longer exists")
         return None
     return decide(healing, observation, annotations_of(fresh), now)

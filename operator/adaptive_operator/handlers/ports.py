@@ -18,7 +18,7 @@ PodsAndSets = tuple[Pods, list[Any]]  # a workload's pods, and its ReplicaSets o
 
 
 class WorkloadReader(Protocol):
-    """The scale target, its pods and rollout, and the AdaptiveService read fresh."""
+    """The scale target, its pods and rollout, and our own objects read fresh."""
 
     async def conflicting_hpa(self, namespace: str, target: kube.TargetRef,
                               lists: kube.HpaLists, max_age: float = 0.0) -> str | None: ...
@@ -38,11 +38,10 @@ class WorkloadReader(Protocol):
 
     async def pods_of(self, namespace: str, selector: str) -> Pods: ...
 
-    async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]: ...
-
-    async def read_upstream(self, plural: str, namespace: str,
-                            name: str) -> dict[str, Any] | None:
-        """A coupled service's upstream, None when it does not exist."""
+    async def read_service(self, plural: str, namespace: str,
+                           name: str) -> dict[str, Any] | None:
+        """One of our own objects fresh from the API server (healing's ledger, a coupled
+        service's upstreams), None when it does not exist; raises kube.API_ERRORS."""
 
 
 class WorkloadWriter(Protocol):
@@ -91,11 +90,8 @@ class ClusterWorkloads(CachedReads):
     async def pods_of(self, namespace: str, selector: str) -> Pods:
         return await workload.pods_of(self.api, namespace, selector)
 
-    async def read_service(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        return await workload.read_service(self.api, plural, namespace, name)
-
-    async def read_upstream(self, plural: str, namespace: str,
-                            name: str) -> dict[str, Any] | None:
+    async def read_service(self, plural: str, namespace: str,
+                           name: str) -> dict[str, Any] | None:
         return await kube.read_service(self.api, plural, namespace, name)
 
     async def annotate(self, plural: str, namespace: str, name: str, key: str,

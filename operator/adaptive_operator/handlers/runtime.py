@@ -22,6 +22,7 @@ from adaptive_operator.adapters.prometheus_http import IoLoop
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.shard_cluster import ShardSetObjects
 from adaptive_operator.adapters.workers import FairExecutor
+from adaptive_operator.domain.common.lease_shards import shard_of
 from adaptive_operator.handlers.ports import (
     ClusterWorkloads,
     EventPoster,
@@ -92,6 +93,10 @@ def always() -> bool:
     return True
 
 
+def never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     # Namespace patterns the handlers filter by (kopf then watches cluster-wide): see
@@ -120,6 +125,16 @@ class Runtime:
     workloads: Workloads = field(default_factory=ClusterWorkloads)
     status: StatusWriter = field(default_factory=OwnRecords)
     events: EventPoster = field(default_factory=OwnRecords)
+    # With the services shared out over K shard Leases (`run --lease-shards K`, K > 1): one
+    # runtime per shard, whose `may_act` and ports are fenced on that shard's Lease.
+    lease_shards: tuple[Runtime, ...] = ()
+
+    def for_object(self, namespace: str, name: str) -> Runtime:
+        """The runtime that acts on object namespace/name: its shard's when the services are
+        shared out over shard Leases (every write for it fenced on that Lease), else this."""
+        if not self.lease_shards:
+            return self
+        return self.lease_shards[shard_of(namespace, name, len(self.lease_shards))]
 
 
 def of(memo: Any) -> Runtime:

@@ -47,7 +47,7 @@ async def reconcile_shard_set(spec: kopf.Spec, meta: kopf.Meta, status: kopf.Sta
                               **_: Any) -> None:
     namespace = namespace or "default"
     workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
-    rt = runtime.of(memo)
+    rt = runtime.of(memo).for_object(namespace, name)
     if not rt.may_act():  # a paused leader may have been replaced: act never
         return
     # Status and annotations, gathered here and written through the fenced client, never

@@ -1,0 +1,137 @@
+"""The services shared out across replicas over K shard Leases (`run --lease-shards K`, K > 1).
+
+Each replica holds one of K member Leases (so the others count it) and its fair share of the K
+shard Leases; `domain/common/lease_shards.py` decides which, from what was read this round. Every
+Lease follows the elector's rules (`leader.LeaderElector`): resourceVersion-conditional writes,
+expiry judged by our own clock from first sight. Shard i's writes go through a client fenced by
+`may_write(i)`: true only while shard i was renewed within the renewal deadline, so a write
+computed while holding shard i is refused once it is lost, whatever other shards are held.
+Losing a shard never ends the process: its services wait until a replica takes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from adaptive_operator import logs
+from adaptive_operator.adapters import health
+from adaptive_operator.adapters.kube import API_ERRORS
+from adaptive_operator.adapters.leader import LeaderElector
+from adaptive_operator.adapters.telemetry import LEADER, LEASE_SHARD_HELD
+from adaptive_operator.domain.common import lease_shards
+from adaptive_operator.domain.common.leadership import LeaseAction, next_action
+
+log = logs.get(__name__)
+Read = tuple[bool, client.V1Lease | None]  # (read this round, the lease)
+
+
+def _look(elector: LeaderElector, now: float) -> Read:
+    try:
+        return True, elector.look(now)
+    except API_ERRORS as err:  # not known this round: left alone (its deadline still runs)
+        log.warning("lease read failed", lease=elector.name, error=type(err).__name__)
+        return False, None
+
+
+def _write(elector: LeaderElector, read: Read, now: float) -> bool:
+    """Renew, create or take over one lease as read; False when it was not read or the write
+    lost a race (409) or failed."""
+    found, lease = read
+    if not found:
+        return False
+    try:
+        elector.write(lease, next_action(elector.seen, elector.identity, now), now)
+    except ApiException as err:
+        log.info("lease attempt lost", lease=elector.name, status=err.status)
+        return False
+    except API_ERRORS as err:
+        log.warning("lease attempt failed", lease=elector.name, error=type(err).__name__)
+        return False
+    return True
+
+
+def _give_up(elector: LeaderElector) -> None:
+    elector.renewed = None  # first: no write of this shard's goes out from now on
+    try:
+        elector.release()
+    except API_ERRORS as err:  # not released: it expires instead
+        log.warning("lease not released", lease=elector.name, error=type(err).__name__)
+
+
+class ShardedLeases:
+    def __init__(self, namespace: str, name: str, identity: str, shards: int,
+                 duration_seconds: int = 15, retry_seconds: float = 2.0,
+                 clock: Callable[[], float] | None = None,
+                 api: client.CoordinationV1Api | None = None) -> None:
+        import time
+
+        self.identity, self.retry = identity, retry_seconds
+        self.clock = clock or time.time
+        coordination = api or client.CoordinationV1Api()
+
+        def elector(lease: str) -> LeaderElector:
+            return LeaderElector(namespace, lease, identity, duration_seconds, retry_seconds,
+                                 self.clock, coordination)
+
+        self.shards = tuple(elector(f"{name}-shard-{i}") for i in range(shards))
+        self.members = tuple(elector(f"{name}-member-{i}") for i in range(shards))
+
+    def may_write(self, shard: int) -> Callable[[], bool]:
+        """May this replica act on shard `shard` now (the fence of that shard's client)?"""
+        return self.shards[shard].renewed_recently
+
+    def held(self) -> tuple[int, ...]:
+        return tuple(i for i, elector in enumerate(self.shards) if elector.renewed_recently())
+
+    def _membership(self, now: float) -> bool:
+        """Renew or take a member lease; whether this replica is a member after this round (a
+        renewal that failed this round leaves it one until the renewal deadline)."""
+        reads = [_look(elector, now) for elector in self.members]
+        chosen = lease_shards.member_step(self.identity, [m.seen for m in self.members], now)
+        if chosen is None:
+            return False
+        elector = self.members[chosen]
+        return _write(elector, reads[chosen], now) or elector.renewed_recently()
+
+    def step(self) -> None:
+        """One round: read every lease, renew what is kept, take and give up as planned."""
+        now = self.clock()
+        reads = [_look(elector, now) for elector in self.shards]
+        for elector in self.shards:  # another replica's record: not ours, whatever we think
+            if next_action(elector.seen, self.identity, now) is LeaseAction.WAIT:
+                elector.renewed = None
+        member = self._membership(now)
+        replicas = lease_shards.live_replicas(self.identity, [m.seen for m in self.members],
+                                              now, member)
+        plan = lease_shards.plan(self.identity, [e.seen for e in self.shards], replicas,
+                                 member, now)
+        for shard in (*plan.keep, *plan.take):
+            _write(self.shards[shard], reads[shard], now)
+        for shard in plan.give_up:
+            _give_up(self.shards[shard])
+        self._publish()
+
+    def _publish(self) -> None:
+        held = self.held()
+        for shard in range(len(self.shards)):
+            LEASE_SHARD_HELD.labels(str(shard)).set(1 if shard in held else 0)
+        LEADER.set(1 if held else 0)
+        health.set_shards(held)
+        health.set_role("active" if held else "standby")
+
+    def keep(self, stop: threading.Event) -> None:
+        """Rounds every retry until `stop`."""
+        while True:
+            self.step()
+            if stop.wait(self.retry):
+                return
+
+    def release(self) -> None:
+        """Give every lease back on purpose, so the other replicas take them over at once."""
+        for elector in (*self.shards, *self.members):
+            if elector.renewed is not None:
+                _give_up(elector)
