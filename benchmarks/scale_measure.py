@@ -299,8 +299,9 @@ NOTES = """
   detector needs 2 of 3 anomalous rows (persistence), so at least two sync periods.
 - Each service's history (40 minutes, a row every 15 s) is written into Prometheus with
   promtool before the operator starts, so the detectors fit at once; the forecaster's window is
-  `historySeconds: 86400` (the default 14 days costs more memory, see handlers/forecasts.py) and
-  finds no season in 40 minutes of noise, so the forecasts run but the decisions are reactive.
+  `historySeconds: 86400` (the default 14 days costs more memory, see
+  domain/scaling/forecast_memory.py) and finds no season in 40 minutes of noise, so the
+  forecasts run but the decisions are reactive.
 - *Start -> every service deciding* is the warm-up: from the operator's start to the moment
   every service has a scaling and a healing decision (history backfills and first fits).
   *SIGTERM -> stopped* is the graceful stop (the benchmark kills it after 60 s).

@@ -174,6 +174,17 @@ def test_an_upstream_history_is_read_on_the_downstream_rows() -> None:
         view[5]
     own = aligned_view(down, 0, down.total)
     assert list(own) == [None, 2.0, 3.0, 4.0, 5.0]  # row 0 fell out of the ring: a gap
+    published = {"forecast": {"reliable": True, "metric": "rps",
+                              "forecast": [{"offsetSeconds": 2, "p50": 9}]}}
+    found = upstreams.upstream_input(down, up, body("api", [], published), "rps", PERIOD)
+    assert list(found.history) == list(view) and found.forecast == (9.0,)
+
+
+def test_coupling_waits_for_the_own_history() -> None:
+    spec = AdaptiveServiceSpec.model_validate(spec_of("web", ["api"]))
+    waiting = coupled_status.waiting_for_own_history(spec)
+    assert waiting.condition.reason == "OwnHistoryUnavailable" and waiting.floor is None
+    assert waiting.status.summary == "Refused" and "rps's history" in waiting.condition.message
 
 
 def test_a_changed_verdict_is_an_event_and_the_gauges_follow() -> None:

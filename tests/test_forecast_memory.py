@@ -8,7 +8,7 @@ import math
 from adaptive_operator.api.base import MAX_HISTORY_ROWS, MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.common.times import aligned, grid_window
-from adaptive_operator.domain.scaling.forecast_history import MetricHistory
+from adaptive_operator.domain.scaling.forecast_history import MetricHistory, joined
 from adaptive_operator.domain.scaling.forecast_memory import (
     MAX_ERROR_ROWS,
     WARMING_UP,
@@ -98,3 +98,21 @@ def test_a_history_window_ends_on_the_step_grid() -> None:
     assert grid_window(1200.0, 15.0, 1) == (1200.0, 1200.0)
     start, end = grid_window(1e9 + 7.0, 15.0, 5761)
     assert math.isclose(end - start, 5760 * 15.0) and end % 15.0 == 0
+
+
+def test_an_upstreams_history_is_extended_while_its_source_holds() -> None:
+    memory = MetricMemory()
+    assert not memory.extend(SOURCE, 100.0, 1.0)  # nothing yet: a backfill is due
+    memory.history = MetricHistory(80.0, 10.0, 8)
+    assert memory.extend(SOURCE, 100.0, 1.0) and rows(memory.history) == [None, None, 1.0]
+    other = (*SOURCE[:3], 1200)
+    assert not memory.extend(other, 110.0, 2.0)
+    assert (memory.source, memory.history, memory.advisor) == (other, None, None)
+
+
+def test_a_backfill_joins_its_answers_and_counts_what_they_left_out() -> None:
+    history, ignored = joined(70.0, 10.0, 4, [([1.0, None], {"NaN": 1}),
+                                              ([3.0, 4.0, 5.0], {"NaN": 2, "negative": 1})])
+    assert rows(history) == [None, 3.0, 4.0, 5.0] and history.total == 5
+    assert history.origin == 70.0 and dict(ignored) == {"NaN": 3, "negative": 1}
+    assert joined(0.0, 1.0, 2, [])[0].total == 0

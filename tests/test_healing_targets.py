@@ -12,6 +12,7 @@ from adaptive_operator.domain.healing.ladder import Action, LedgerEntry, Outcome
 from adaptive_operator.domain.healing.scaler import healing_conditions
 from adaptive_operator.domain.healing.targets import (
     limited_condition,
+    not_allowed,
     remedies,
     revisions_as_replica_sets,
 )
@@ -35,6 +36,9 @@ def test_remedies_by_kind(api_version: str, kind: str, missing: tuple[str, ...])
     assert condition.status == ("True" if missing else "False")
     for action in missing:
         assert action in condition.message and not found.allows(action)
+        assert not_allowed(api_version, kind, action) == (
+            f"healing cannot {action} a {kind} (see HealingLimited)")
+    assert not_allowed(api_version, kind, "EvictPods") is None
 
 
 def spec(kind: str, api_version: str, healing_on: bool = True) -> AdaptiveServiceSpec:

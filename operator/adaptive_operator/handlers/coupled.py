@@ -17,21 +17,20 @@ from adaptive_operator.adapters.prometheus import MetricError, PrometheusError, 
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.api.adaptive_service import PLURAL, AdaptiveServiceSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
-from adaptive_operator.domain.scaling.coupled_status import Coupled, refused, reported
-from adaptive_operator.domain.scaling.coupling import (
-    CoupledForecaster,
-    UpstreamInput,
+from adaptive_operator.domain.scaling.coupled_status import (
+    Coupled,
+    refused,
+    reported,
+    waiting_for_own_history,
 )
+from adaptive_operator.domain.scaling.coupling import CoupledForecaster, UpstreamInput
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
-from adaptive_operator.domain.scaling.forecast_history import (
-    aligned_view,
-    grid_shift,
-)
+from adaptive_operator.domain.scaling.forecast_history import aligned_view
 from adaptive_operator.domain.scaling.upstreams import (
     graph_problem,
     own_median,
     upstream_edges,
-    upstream_path,
+    upstream_input,
     upstream_query,
 )
 from adaptive_operator.handlers import settings
@@ -123,9 +122,7 @@ async def coupled_for(namespace: str, name: str, memory: CouplingMemory,
         return refused(spec, *problem)
     own = own_history(spec, forecaster)
     if own is None:
-        return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s "
-                       "history is not there yet (warming up) or could not be read; coupling "
-                       "waits for it")
+        return waiting_for_own_history(spec)
     try:
         inputs = await upstream_inputs(memory, spec, bodies, own, now, (totals, ranges, access))
     except PrometheusError as err:
@@ -153,9 +150,8 @@ async def upstream_inputs(memory: CouplingMemory, spec: AdaptiveServiceSpec,
         up = await upstream_history(memory, spec, coupling.service, body, coupling.metric,
                                     now, *reads)
         assert up.history is not None
-        view = aligned_view(up.history, grid_shift(own, up.history), own.total)
-        path = upstream_path(body, coupling.metric, float(spec.sync_period_seconds))
-        inputs.append(UpstreamInput(view, path))
+        inputs.append(upstream_input(own, up.history, body, coupling.metric,
+                                     float(spec.sync_period_seconds)))
     return inputs
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +21,7 @@ from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.common.times import grid_window
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
-from adaptive_operator.domain.scaling.forecast_history import MetricHistory, chunk_ranges
+from adaptive_operator.domain.scaling.forecast_history import MetricHistory, chunk_ranges, joined
 from adaptive_operator.domain.scaling.forecast_memory import (
     FitFor,
     MetricMemory,
@@ -31,7 +30,7 @@ from adaptive_operator.domain.scaling.forecast_memory import (
     service_look_ahead,
 )
 from adaptive_operator.domain.scaling.lookahead import LookAhead
-from adaptive_operator.domain.scaling.predictive import PredictiveSettings, PredictiveState
+from adaptive_operator.domain.scaling.predictive import PredictiveState
 from adaptive_operator.handlers.warmup import Ranges, WarmUps
 
 log = logs.get(__name__)
@@ -41,18 +40,15 @@ async def backfill(url: Target, query: str, step: float, capacity: int, now: flo
                    ranges: Ranges) -> tuple[MetricHistory, str]:
     """The last `capacity` rows up to `now`, by range queries of at most 11,000 points each,
     and what was ignored in them ("" when nothing was)."""
-    origin, now = grid_window(now, step, capacity)
-    values: list[float | None] = []
-    ignored: Counter[str] = Counter()
-    for start, end in chunk_ranges(origin, now, step):
-        series = await ranges.series(url, query, start, end, step)
-        values.extend(series.values)
-        ignored.update(series.ignored)
+    origin, end = grid_window(now, step, capacity)
+    answers = [await ranges.series(url, query, first, last, step)
+               for first, last in chunk_ranges(origin, end, step)]
+    history, ignored = joined(origin, step, capacity, [(a.values, a.ignored) for a in answers])
     if ignored:
         # Left as gaps in the history (never read as load): said once, with the counts.
         log.warning("forecast history samples ignored", query=query, ignored=dict(ignored),
                     message=ignored_text(ignored))
-    return MetricHistory.backfilled(origin, step, capacity, values), ignored_text(ignored)
+    return history, ignored_text(ignored)
 
 
 Source = tuple[Target, str, float, int]  # url, query, period, history seconds
@@ -102,29 +98,26 @@ class MetricForecaster(MetricMemory):
                      reading: MetricReading, now: float, ranges: Ranges) -> None:
         """A history only (no advisor), backfilled in place when needed, else the reading
         appended (a coupled service's upstream); raises PrometheusError."""
-        source = (url, query, period, predictive.history_seconds)
-        if source == self.source and self.history is not None:
-            self.history.record(now, reading.value)
-            return
-        self.source, self.history, self.advisor = source, None, None
-        capacity = history_rows(predictive.history_seconds, period)
-        self.history, self.ignored = await backfill(url, query, period, capacity, now, ranges)
+        if not self.extend((url, query, period, predictive.history_seconds), now,
+                           reading.value):
+            capacity = history_rows(predictive.history_seconds, period)
+            self.history, self.ignored = await backfill(url, query, period, capacity, now,
+                                                        ranges)
 
     def stop(self) -> None:
         if self.warming is not None:
             self.warming.cancel()
 
-    async def advise(self, settings: PredictiveSettings, ahead: float,
-                     target_per_replica: float) -> tuple[int | None, PredictiveState]:
-        advisor, view = self.advisor_for(settings, ahead)
+    async def advise(self, fit: FitFor) -> tuple[int | None, PredictiveState]:
+        advisor, view = self.advisor_for(fit.settings, fit.ahead)
         assert self.history is not None
-        step = self.history.step
-        if advisor.is_light(view, step, ahead):
+        call = functools.partial(advisor.advise, view, self.history.step, fit.ahead,
+                                 fit.target_per_replica)
+        if advisor.is_light(view, self.history.step, fit.ahead):
             # A row or two onto a fitted model: in place (a worker thread would only add a wait).
-            return advisor.advise(view, step, ahead, target_per_replica), advisor.state
+            return call(), advisor.state
         # Fitting is CPU work (statsmodels): off the event loop, so other services keep syncing.
-        floor = await asyncio.to_thread(advisor.advise, view, step, ahead, target_per_replica)
-        return floor, advisor.state
+        return await asyncio.to_thread(call), advisor.state
 
 
 @dataclass
@@ -166,14 +159,14 @@ class ServiceForecaster:
     async def _one(self, metric: MetricSpec, reading: MetricReading, url: Target, period: float,
                    predictive: PredictiveSpec, ahead: LookAhead, now: float) -> MetricForecast:
         forecaster = self.metrics.setdefault(metric.name, MetricForecaster())
-        settings = advisor_settings(predictive, period)
+        fit = FitFor(advisor_settings(predictive, period), ahead.seconds,
+                     metric.target_per_replica)
         capacity = history_rows(predictive.history_seconds, period)
-        fit = FitFor(settings, ahead.seconds, metric.target_per_replica)
         waiting = forecaster.observe(
             (url, metric.query, period, predictive.history_seconds), reading, now,
             lambda: self.warmups.start(lambda: forecaster.warm_up(
                 url, metric.query, period, capacity, now, fit, self.warmups)))
         if waiting is not None:  # until then this metric runs reactive only
             return MetricForecast(metric.name, None, PredictiveState(reason=waiting))
-        floor, state = await forecaster.advise(settings, ahead.seconds, metric.target_per_replica)
+        floor, state = await forecaster.advise(fit)
         return MetricForecast(metric.name, floor, state, forecaster.ignored)

@@ -6,8 +6,6 @@ between comes back, finds the Pending entry and verifies it instead of acting ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import kopf
 
 from adaptive_operator import failpoints
@@ -18,7 +16,7 @@ from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.inputs import ledger_to_json, rollback_template
 from adaptive_operator.domain.healing.ladder import Action, HealingPlan, LedgerEntry
-from adaptive_operator.domain.healing.ownership import Evicted, evicted, eviction_uids
+from adaptive_operator.domain.healing.ownership import Carried, Evicted, evicted, eviction_uids
 from adaptive_operator.domain.healing.plan import (
     LEDGER,
     action_event,
@@ -32,7 +30,7 @@ from adaptive_operator.domain.healing.plan import (
     verified_event,
     with_blocked,
 )
-from adaptive_operator.domain.healing.targets import remedies
+from adaptive_operator.domain.healing.targets import not_allowed
 from adaptive_operator.domain.healing.watch import Watcher
 from adaptive_operator.handlers.ports import (
     EventPoster,
@@ -78,15 +76,6 @@ async def record(namespace: str, name: str, body: kopf.Body, plan: HealingPlan,
     return ledger
 
 
-@dataclass(frozen=True)
-class Carried:
-    """What became of an action: PodDisruptionBudgets refused all of it (Blocked), and the
-    pods an eviction left alone as not the target's (None: no eviction was made)."""
-
-    blocked: bool = False
-    not_owned: tuple[str, ...] | None = None
-
-
 async def carry_out(namespace: str, body: kopf.Body, spec: AdaptiveServiceSpec,
                     plan: HealingPlan, intent: LedgerEntry, rt: Runtime) -> Carried:
     """Carry out the intent, and say what became of it."""
@@ -119,8 +108,9 @@ async def _evict(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
 async def _perform(namespace: str, spec: AdaptiveServiceSpec, intent: LedgerEntry,
                    workloads: Workloads) -> str | None:
     ref = spec.scale_target_ref
-    if not remedies(ref.api_version, ref.kind).allows(intent.action.value):
-        return f"healing cannot {intent.action.value} a {ref.kind} (see HealingLimited)"
+    refused = not_allowed(ref.api_version, ref.kind, intent.action.value)
+    if refused is not None:
+        return refused
     if intent.action is Action.ROLL_BACK:
         return await _roll_back(namespace, ref.kind, ref.name, intent.target_revision or 0,
                                 workloads)

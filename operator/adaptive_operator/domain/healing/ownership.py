@@ -61,6 +61,15 @@ class Evicted:
     not_owned: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What became of an action: PodDisruptionBudgets refused all of it (Blocked), and the
+    pods an eviction left alone as not the target's (None: no eviction was made)."""
+
+    blocked: bool = False
+    not_owned: tuple[str, ...] | None = None
+
+
 def eviction_uids(pods: tuple[str, ...], uids: tuple[str, ...]) -> dict[str, str]:
     """The UIDs decided on, by pod name (ledgers written before they were recorded have
     none)."""

@@ -43,6 +43,14 @@ def remedies(api_version: str, kind: str) -> Remedies:
     return Remedies(kind, BY_KIND.get((group, kind), ANY_SCALABLE))
 
 
+def not_allowed(api_version: str, kind: str, action: str) -> str | None:
+    """Why healing cannot take `action` on this kind (HealingLimited says so too); None when
+    it can."""
+    if remedies(api_version, kind).allows(action):
+        return None
+    return f"healing cannot {action} a {kind} (see HealingLimited)"
+
+
 def limited_condition(found: Remedies) -> Condition:
     """HealingLimited: True (with what is missing) unless every remedy is available."""
     if not found.missing:

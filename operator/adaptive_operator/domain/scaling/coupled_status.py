@@ -38,6 +38,12 @@ def refused(spec: AdaptiveServiceSpec, reason: str, message: str) -> Coupled:
     return Coupled(None, "", status, Condition(CONDITION, "False", reason, message))
 
 
+def waiting_for_own_history(spec: AdaptiveServiceSpec) -> Coupled:
+    """Refused until the first metric's own history is there (the relation is learned on it)."""
+    return refused(spec, "OwnHistoryUnavailable", f"metric {spec.metrics[0].name}'s history is "
+                   "not there yet (warming up) or could not be read; coupling waits for it")
+
+
 def reported(spec: AdaptiveServiceSpec, state: CouplingState, floor: int | None,
              period: float) -> Coupled:
     couplings = spec.coupling or []

@@ -16,7 +16,8 @@ oldest kept row whenever a new advisor is started).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -110,6 +111,19 @@ class MetricHistory:
 
     def nbytes(self) -> int:
         return int(self._ring.nbytes)
+
+
+def joined(origin: float, step: float, capacity: int,
+           answers: Iterable[tuple[Sequence[float | None], Mapping[str, int]]],
+           ) -> tuple[MetricHistory, Counter[str]]:
+    """The history from the consecutive answers of a backfill's range queries (their values,
+    and the samples each left out by why), and what they left out in all."""
+    values: list[float | None] = []
+    ignored: Counter[str] = Counter()
+    for found, left_out in answers:
+        values.extend(found)
+        ignored.update(left_out)
+    return MetricHistory.backfilled(origin, step, capacity, values), ignored
 
 
 def capacity_rows(history_seconds: float, step: float) -> int:

@@ -94,6 +94,15 @@ class MetricMemory:
         self.pending = [(now, value)]
         return f"history backfill failed: {failed}" if failed else WARMING_UP
 
+    def extend(self, source: object, now: float, value: float | None) -> bool:
+        """A history only (no advisor: a coupled service's upstream). True when this source's
+        is there (the reading placed on it); else it is dropped and a backfill is due."""
+        if source == self.source and self.history is not None:
+            self.place(now, value)
+            return True
+        self.source, self.history, self.advisor = source, None, None
+        return False
+
     def place(self, now: float, value: float | None) -> None:
         """The readings taken while warming, then this one, on the history."""
         assert self.history is not None

@@ -9,8 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
-from adaptive_operator.domain.scaling.coupling import find_cycle
+from adaptive_operator.domain.scaling.coupling import UpstreamInput, find_cycle
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
+from adaptive_operator.domain.scaling.forecast_history import (
+    MetricHistory,
+    aligned_view,
+    grid_shift,
+)
 
 MAX_PATH = 1000  # forecast points read from an upstream's status
 
@@ -19,6 +24,13 @@ def upstream_edges(body: Mapping[str, Any] | None) -> list[str]:
     """The services an upstream's own spec couples to."""
     coupling = ((body or {}).get("spec") or {}).get("coupling") or []
     return [str(c.get("service")) for c in coupling if isinstance(c, dict)]
+
+
+def upstream_input(own: MetricHistory, upstream: MetricHistory, body: Any, metric: str,
+                   period: float) -> UpstreamInput:
+    """One upstream's history aligned on this service's rows, and the forecast it publishes."""
+    view = aligned_view(upstream, grid_shift(own, upstream), own.total)
+    return UpstreamInput(view, upstream_path(body, metric, period))
 
 
 def upstream_query(body: Any, metric: str) -> str | None:
