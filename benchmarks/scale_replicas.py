@@ -1,0 +1,156 @@
+"""Scale over replicas: the same N AdaptiveServices on one operator process, then on two sharing
+them over K shard Leases (`run --lease-shards K`).
+
+    ADAPTIVE_CLUSTER_STATE=... KUBECONFIG=... .venv/bin/python benchmarks/scale_replicas.py \
+        --services 1000 --shards 8
+
+Sets up the objects, the exporter and the backfilled history as benchmarks/scale.py does, then
+for each configuration starts the processes, waits until every service has a scaling and a
+healing decision (for two replicas: after the shards are split between them), and measures
+`--periods` sync periods: each process's CPU seconds per period (utime + stime), the share of
+services decided in every period (the two processes' decision logs together), and how many
+services were decided by more than one process in the window (should be none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import scale  # noqa: E402
+from scale_measure import DecisionLog, ProcessMeter  # noqa: E402
+
+
+def held(port: int) -> frozenset[int]:
+    """The shards a process's /metrics says it holds (none while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return frozenset()
+    return frozenset(int(line.split('shard="', 1)[1].split('"', 1)[0])
+                     for line in text.splitlines()
+                     if line.startswith("adaptive_lease_shard_held{") and line.endswith(" 1.0"))
+
+
+def merged(logs: list[DecisionLog]) -> DecisionLog:
+    together = DecisionLog(logs[0].path)
+    for each in logs:
+        each.read()
+        for event, seen in each.events.items():
+            together.events.setdefault(event, []).extend(seen)
+    return together
+
+
+def decided_by(log: DecisionLog, start: float, end: float) -> set[str]:
+    return {name for name, at, _ in log.events.get("decision", []) if start <= at < end}
+
+
+def wait_split(ports: list[int], shards: int, limit: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        sets = [held(port) for port in ports]
+        if sum(map(len, sets)) == shards and len(frozenset().union(*sets)) == shards and all(
+                len(found) == shards // len(ports) for found in sets):
+            return time.monotonic() - started
+        time.sleep(2)
+    raise SystemExit(f"the shards were not split within {limit} s")
+
+
+def wait_decided(logs: list[DecisionLog], services: list[str], after: float,
+                 limit: float) -> float:
+    started = time.time()
+    while time.time() - started < limit:
+        together = merged(logs)
+        scaling = {n for n, at, _ in together.events.get("decision", []) if at >= after}
+        healing = {n for n, at, _ in together.events.get("healing decision", []) if at >= after}
+        scale.log(f"{len(scaling)} scaling and {len(healing)} healing decisions since the start")
+        if len(scaling) == len(healing) == len(services):
+            return time.time() - started
+        time.sleep(10)
+    scale.log("not every service decided within the limit; measuring anyway")
+    return time.time() - started
+
+
+def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
+                  services: list[str], replicas: int) -> dict[str, object]:
+    shards = args.shards if replicas > 1 else 1
+    flags = ["--lease-shards", str(shards)]
+    started = time.time()
+    procs, ports, logs = [], [], []
+    for index in range(replicas):
+        path = ROOT / ".state" / "scale" / f"{namespace}-{replicas}r-{index}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        proc, port = scale.start_operator(env, namespace, flags, path, ROOT / "operator")
+        procs.append(proc)
+        ports.append(port)
+        logs.append(DecisionLog(path))
+    try:
+        split_s = wait_split(ports, shards, 300) if replicas > 1 else 0.0
+        warmup = wait_decided(logs, services, started + split_s, args.warmup_limit)
+        meters = [ProcessMeter(proc.pid) for proc in procs]
+        start = time.time()
+        time.sleep(args.periods * args.sync)
+        end = time.time()
+        usage = [meter.sample() for meter in meters]
+        together = merged(logs)
+        each = [decided_by(merged([log]), start, end) for log in logs]
+        twice = set.intersection(*each) if len(each) > 1 else set()
+        return {"replicas": replicas, "shards": shards, "services": len(services),
+                "split_s": round(split_s, 1), "warmup_s": round(warmup, 1),
+                "cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
+                "services_each": [len(found) for found in each],
+                "decided_by_two": len(twice),
+                "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
+                **together.coverage(services, start, end, args.sync),
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    finally:
+        for proc in procs:
+            scale.stop_operator(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--sync", type=int, default=15)
+    parser.add_argument("--periods", type=int, default=6)
+    parser.add_argument("--history-seconds", type=int, default=86400)
+    parser.add_argument("--history-minutes", type=int, default=40)
+    parser.add_argument("--warmup-limit", type=float, default=900.0)
+    args = parser.parse_args()
+    env = scale.cluster_env()
+    scale.kubectl(env, "apply", "-f", str(ROOT / "crds"))
+    namespace = f"scale-{uuid.uuid4().hex[:6]}"
+    services = scale.names(args.services)
+    exporter = scale.TextExporter(f"bench-{namespace}", Path(env["PROMETHEUS_TARGETS_DIR"]))
+    feed = scale.Feed(exporter, services)
+    scale.backfill_history(env, feed, exporter.port, args.history_minutes, args.sync)
+    feed.publish()
+    threading.Thread(target=feed.run, daemon=True).start()
+    scale.create_objects(env, namespace, services, exporter.name, args)
+    scale.wait_history(env, feed, args.history_minutes)
+    scale.wait_pods(env, namespace, len(services), args.warmup_limit)
+    rows = []
+    try:
+        for replicas in (1, 2):
+            rows.append(configuration(args, env, namespace, services, replicas))
+            scale.log(json.dumps(rows[-1]))
+    finally:
+        feed.stop.set()
+        exporter.stop()
+        scale.remove_namespace(env, namespace)
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
