@@ -107,3 +107,48 @@ def test_a_watcher_watches_its_metrics_in_their_roles_and_counts_rows_to_its_ref
     add_row(watcher, {name: 1.0 for name in healing.metrics})
     add_row(watcher, {name: 2.0 for name in healing.metrics})
     assert len(watcher.history) == 2 and watcher.rows_since_fit == 2
+
+
+class Stopped:
+    """kopf's DaemonStopped, as far as a healing period uses it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return False
+
+
+async def test_a_replica_that_may_not_act_reads_and_keeps_no_healing_history() -> None:
+    """With the services shared out over lease shards, a replica that does not hold a service's
+    shard starts no backfill for it, and drops the history it had when the shard went away."""
+    import asyncio
+    import contextlib
+    from dataclasses import replace
+
+    from adaptive_operator.handlers.healing import Watching, heal_period
+
+    async def never(*_: Any) -> RangeSeries:
+        await asyncio.Event().wait()  # the backfill is still out
+        raise AssertionError("unreachable")
+
+    service = spec()
+    body = {"metadata": {"name": "web", "namespace": "ns", "generation": 1},
+            "spec": service.model_dump(by_alias=True, exclude_none=True)}
+    watching = Watching()
+    held = replace(runtime(never), may_act=lambda: True)
+    watching.watch("ns", service, service.healing or HealingSpec(), held)
+    backfill = watching.warming
+    assert backfill is not None
+    stopped = Stopped()
+    await heal_period("ns", "web", body, stopped, watching,  # type: ignore[arg-type]
+                      replace(held, may_act=lambda: False))
+    assert watching.watcher is None
+    with contextlib.suppress(asyncio.CancelledError):
+        await backfill
+    assert backfill.cancelled()
+    assert stopped.waits == [float(service.sync_period_seconds)]
+    await heal_period("ns", "web", body, stopped, watching,  # type: ignore[arg-type]
+                      replace(held, may_act=lambda: False))
+    assert watching.watcher is None and watching.warming is backfill  # none started since

@@ -87,6 +87,12 @@ class Watching:
         if self.warming is not None:
             self.warming.cancel()
 
+    def forget(self) -> None:
+        """Drop the watcher and its backfill: with the services shared out over lease shards,
+        another replica heals this one, and a stale history must not come back with the shard."""
+        self.stop()
+        self.watcher = None
+
 
 async def heal_period(namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped,
                       watching: Watching, rt: runtime.Runtime) -> None:
@@ -95,6 +101,10 @@ async def heal_period(namespace: str, name: str, body: kopf.Body, stopped: kopf.
         spec, watching.kept = specs.validated(body, watching.kept)
     except ValidationError:
         await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
+        return
+    if not rt.may_act():  # not this replica's to heal: no history read nor kept for it
+        watching.forget()
+        await stopped.wait(float(spec.sync_period_seconds))
         return
     watcher = watching.watch(namespace, spec, spec.healing or HealingSpec(), rt)
     started = rt.clock.monotonic()
