@@ -24,8 +24,9 @@ from adaptive_operator.adapters.prometheus import (
     raw_range,
 )
 from adaptive_operator.adapters.query_batch import QueryBatcher
-from adaptive_operator.adapters.range_batch import RangeBatcher, aligned
+from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.demo.exporter import Exporter
+from adaptive_operator.domain.common.times import aligned
 
 from conftest import Cluster
 from support import prom_query, wait_until
