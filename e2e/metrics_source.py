@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
-from kubernetes import config
+from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
 
@@ -61,8 +63,9 @@ def exporter_pod(name: str, placement: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
             "name": "exporter",
-            # Kubernetes discovery turns the pod's labels into the series' labels.
-            "labels": {"app": "e2e-exporter", "exporter": name},
+            # Kubernetes discovery turns the pod's labels into the series' labels: only this
+            # one, so that the labels a test sets (`app` among them) are not overridden.
+            "labels": {"exporter": name},
             "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT)},
         },
         "spec": {
@@ -82,14 +85,32 @@ def exporter_pod(name: str, placement: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def api_server(kubeconfig: str) -> tuple[str, ssl.SSLContext, dict[str, str]]:
+    """The API server's URL, TLS settings and headers, from the kubeconfig: plain HTTP calls
+    through the pod proxy, the same whichever version of the kubernetes client is installed."""
+    settings: Any = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig,  # type: ignore[no-untyped-call]
+                            client_configuration=settings)
+    tls = ssl.create_default_context(cafile=settings.ssl_ca_cert)
+    if settings.cert_file:
+        tls.load_cert_chain(settings.cert_file, settings.key_file)
+    if not settings.verify_ssl:
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+    headers = {"Content-Type": "application/json"}
+    token = settings.api_key.get("authorization") or settings.api_key.get("BearerToken")
+    if token:
+        headers["Authorization"] = token
+    return str(settings.host), tls, headers
+
+
 class PodExporter:
     """An exporter pod in a namespace of its own, deleted with it."""
 
     def __init__(self, cluster: Cluster, name: str) -> None:
         self.cluster, self.name = cluster, name
         self.namespace = f"e2e-exporter-{uuid.uuid4().hex[:8]}"
-        self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=cluster.kubeconfig)
+        self.url = (f"/api/v1/namespaces/{self.namespace}/pods/exporter:{PORT}/proxy/set")
+        self.server, self.tls, self.headers = api_server(cluster.kubeconfig)
 
     def start(self) -> PodExporter:
         self.cluster.kubectl("create", "namespace", self.namespace)
@@ -107,14 +128,13 @@ class PodExporter:
     def set(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> None:
         # Python's JSON writes NaN and Infinity, and the exporter's JSON reads them.
         body = {"metric": metric, "value": value, "labels": dict(labels or {})}
-        self.api.call_api(
-            f"/api/v1/namespaces/{self.namespace}/pods/exporter:{PORT}/proxy/set", "POST",
-            header_params={"Content-Type": "application/json"}, body=body,
-            auth_settings=["BearerToken"], _request_timeout=10)
+        request = urllib.request.Request(self.server + self.url, data=json.dumps(body).encode(),
+                                         headers=self.headers, method="POST")
+        with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:
+            response.read()
 
     def stop(self) -> None:
         self.cluster.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
-        self.api.close()
 
 
 class Exporters:

@@ -159,6 +159,8 @@ def assert_each_change_once(cluster: Cluster, ns: str, name: str) -> None:
 def test_api_server_restart_loses_and_repeats_nothing(
         cluster: Cluster, namespace: str, operator: OperatorProcess,
         load: MetricsSource) -> None:
+    if not cluster.local:
+        pytest.skip("restarts the local cluster's API server (`e2e/cluster restart`)")
     deploy(cluster, namespace, "web")
     load.set("e2e_load", 25.0, {"app": "web"})
     apply(cluster, namespace, service_yaml("web", namespace))
