@@ -4,7 +4,7 @@ clusters (the `exporters` fixture in conftest.py hands these out).
 - On the local test cluster (the default): the in-process `Exporter` on loopback, registered
   through Prometheus' file discovery. Fast: no pod to start.
 - On any other cluster (kind in users' CI), or with ADAPTIVE_E2E_EXPORTER=pod: a pod of the
-  workload image running e2e/workloads/workload_exporter.py (from a ConfigMap), scraped through
+  workload image running e2e/exporter_program.py (from a ConfigMap), scraped through
   Kubernetes service discovery as the real workloads are (annotation `prometheus.io/scrape`,
   the pod's labels; `exporter=<name>` among them). The test sets its gauges through the API
   server's pod proxy, so nothing needs a route to the pod.
@@ -32,7 +32,7 @@ from adaptive_operator.demo.exporter import Exporter
 if TYPE_CHECKING:
     from conftest import Cluster
 
-SCRIPT = Path(__file__).resolve().parent / "workloads" / "workload_exporter.py"
+SCRIPT = Path(__file__).resolve().parent / "exporter_program.py"
 IMAGE = "localhost/adaptive-workload:dev"
 PORT = 8080
 MODE_VARIABLE = "ADAPTIVE_E2E_EXPORTER"

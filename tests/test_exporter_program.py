@@ -1,5 +1,6 @@
-"""workload-exporter, the e2e's metrics source as a pod: gauges set over HTTP come back as
-Prometheus text that Prometheus' own parser reads (NaN and infinities included)."""
+"""The exporter pod's program (e2e/exporter_program.py), the e2e's metrics source as a pod:
+gauges set over HTTP come back as Prometheus text that Prometheus' own parser reads (NaN and
+infinities included)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from script_loader import load_workload
+from script_loader import load_script
 
-exporter = load_workload("workload_exporter")
+exporter = load_script("e2e/exporter_program.py", "exporter_program")
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""workload-exporter: gauges that a test sets, served as Prometheus text from a pod.
+"""The exporter pod's program: gauges that a test sets, served as Prometheus text.
 
-    python3 workload_exporter.py --port 8080
+    python3 exporter_program.py --port 8080
 
 ``POST /set`` with a JSON body ``{"metric": NAME, "value": NUMBER, "labels": {..}}`` sets one
 gauge (the value may also be the strings "NaN", "+Inf" or "-Inf"); ``/metrics`` serves them all;
 ``/ready`` answers 200. The e2e suite runs it on clusters where Prometheus cannot reach a process
 of the test's host (kind): Prometheus scrapes the pod through Kubernetes service discovery, and
-the test sets gauges through the API server's pod proxy. Standard library only.
+the test sets gauges through the API server's pod proxy. Standard library only: the pod runs
+it from a ConfigMap in the workload image (metrics_source.py), so no image needs rebuilding.
 """
 
 from __future__ import annotations
