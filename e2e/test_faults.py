@@ -384,31 +384,32 @@ def test_killed_between_scaling_and_recording_completes_once(
 
 
 def test_killed_between_saying_and_recording_says_it_once(
-        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess) -> None:
+        cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
+        exporters: Exporters) -> None:
     """The write made and its Event posted, the record not: the next leader finds the write
     applied and records it, and its announcement (the same fact, the same Event key) is refused
     by the API server, so the change is said once."""
     ns = own_namespace
-    deploy(local_cluster, ns, "said")
+    deploy(cluster, ns, "said")
     armed = private_operator(ns, "armed", **{FAILPOINTS: "scaling.after_said"}).start()
-    with Exporter(ns, local_cluster.targets_dir) as load:
+    with exporters(ns) as load:
         load.set("e2e_load", 25.0, {"app": "said"})
         try:
-            apply(local_cluster, ns, service_yaml("said", ns))
+            apply(cluster, ns, service_yaml("said", ns))
             wait_killed(armed, "scaling.after_said")
         finally:
             armed.stop()
-        assert [m[:16] for m in scaled(local_cluster, ns, "said")] == ["Deployment said "]
-        assert status(local_cluster, ns, "said")["scaleWrites"]["pending"]["replicas"] == 3
+        assert [m[:16] for m in scaled(cluster, ns, "said")] == ["Deployment said "]
+        assert status(cluster, ns, "said")["scaleWrites"]["pending"]["replicas"] == 3
 
         restarted.start()
-        wait_until(lambda: "pending" not in status(local_cluster, ns, "said")["scaleWrites"], 60,
+        wait_until(lambda: "pending" not in status(cluster, ns, "said")["scaleWrites"], 60,
                    "the write found applied and recorded")
         more_syncs(restarted, ns)
-    (said,) = scaled(local_cluster, ns, "said")
+    (said,) = scaled(cluster, ns, "said")
     assert "1 -> 3" in said and "found applied" not in said
-    assert generation(local_cluster, ns, "said") == 2
-    assert_each_change_once(local_cluster, ns, "said")
+    assert generation(cluster, ns, "said") == 2
+    assert_each_change_once(cluster, ns, "said")
 
 
 def test_killed_between_recording_and_healing_does_not_repeat(
