@@ -353,22 +353,29 @@ def wait_killed(armed: OperatorProcess, point: str) -> None:
     assert f"failpoint {point} hit" in armed.log_path.read_text(errors="replace")
 
 
+def scaled_and_killed(cluster: Cluster, ns: str, name: str, point: str,
+                      load: MetricsSource) -> None:
+    """`name` deployed at 1 replica with a load for 3; an operator armed at `point` scales it to
+    3 and dies there, before the write's record in status is completed."""
+    deploy(cluster, ns, name)
+    armed = private_operator(ns, "armed", **{FAILPOINTS: point}).start()
+    load.set("e2e_load", 25.0, {"app": name})
+    try:
+        apply(cluster, ns, service_yaml(name, ns))
+        wait_killed(armed, point)
+    finally:
+        armed.stop()
+    assert replicas(cluster, ns, name) == 3
+    assert status(cluster, ns, name)["scaleWrites"]["pending"]["replicas"] == 3
+
+
 def test_killed_between_scaling_and_recording_completes_once(
         cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
         exporters: Exporters) -> None:
     ns = own_namespace
-    deploy(cluster, ns, "cut")
-    armed = private_operator(ns, "armed", **{FAILPOINTS: "scaling.after_write"}).start()
     with exporters(ns) as load:
-        load.set("e2e_load", 25.0, {"app": "cut"})
-        try:
-            apply(cluster, ns, service_yaml("cut", ns))
-            wait_killed(armed, "scaling.after_write")
-        finally:
-            armed.stop()
-        assert replicas(cluster, ns, "cut") == 3  # the write was made ...
+        scaled_and_killed(cluster, ns, "cut", "scaling.after_write", load)  # the write made ...
         assert scaled(cluster, ns, "cut") == []  # ... and not yet said
-        assert status(cluster, ns, "cut")["scaleWrites"]["pending"]["replicas"] == 3
 
         restarted.start()
         said = wait_until(lambda: scaled(cluster, ns, "cut"), 60,
@@ -390,17 +397,9 @@ def test_killed_between_saying_and_recording_says_it_once(
     applied and records it, and its announcement (the same fact, the same Event key) is refused
     by the API server, so the change is said once."""
     ns = own_namespace
-    deploy(cluster, ns, "said")
-    armed = private_operator(ns, "armed", **{FAILPOINTS: "scaling.after_said"}).start()
     with exporters(ns) as load:
-        load.set("e2e_load", 25.0, {"app": "said"})
-        try:
-            apply(cluster, ns, service_yaml("said", ns))
-            wait_killed(armed, "scaling.after_said")
-        finally:
-            armed.stop()
+        scaled_and_killed(cluster, ns, "said", "scaling.after_said", load)
         assert [m[:16] for m in scaled(cluster, ns, "said")] == ["Deployment said "]
-        assert status(cluster, ns, "said")["scaleWrites"]["pending"]["replicas"] == 3
 
         restarted.start()
         wait_until(lambda: "pending" not in status(cluster, ns, "said")["scaleWrites"], 60,
