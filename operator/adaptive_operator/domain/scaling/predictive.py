@@ -76,6 +76,9 @@ class PredictiveState:
     scale_down_to: int | None = None
     # The baseline the guard held the model to (`forecasting.backtest.reference_for`).
     reference: str = ""
+    # While the floor is the persistence band's: the rise over the last value it provisions for
+    # (a coupled downstream follows it, `scaling.coupling`); None otherwise.
+    persistence_rise: float | None = None
 
 
 def _rows(seconds: float, interval: float) -> int:
@@ -147,7 +150,14 @@ class PredictiveAdvisor:
         if state.reliable or floor is None:
             return state
         reason = f"{state.reason}; persistence band asks for {floor}"
-        return replace(state, floor_replicas=floor, scale_down_to=None, reason=reason)
+        return replace(state, floor_replicas=floor, scale_down_to=None, reason=reason,
+                       persistence_rise=self._rise(self.settings.quantile))
+
+    def _rise(self, q: float) -> float | None:
+        """The persistence band's q-quantile over the look-ahead, minus the last value."""
+        band = self._fallback
+        high = band.high(q) if band is not None else None
+        return None if band is None or high is None else high - band.last
 
     def _at_point(self, objective: Objective, engine: ForecastEngine, band: Band | None,
                   history: Sequence[float | None], config: ReplayConfig) -> PredictiveState:
@@ -157,7 +167,8 @@ class PredictiveAdvisor:
         floor = objective.observe(engine, band, state.reliable, history[-1], config,
                                   self._fallback)
         if not state.reliable:
-            return replace(state, floor_replicas=floor)
+            rise = None if floor is None else self._rise(objective.point.quantile)
+            return replace(state, floor_replicas=floor, persistence_rise=rise)
         point = objective.point
         reason = f"{state.reason}; objective: quantile {point.quantile:g}, scale-down " + (
             "on" if point.scale_down else "off")
