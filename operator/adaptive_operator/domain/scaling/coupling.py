@@ -221,8 +221,14 @@ def planned(relation: Relation, upstreams: Sequence[UpstreamInput], last: int,
     plans = [u if u.rise is None else
              replace(u, forecast=(_last_finite(u.history, last) + u.rise,) * horizon)
              for u in upstreams]
-    load = float(predict(relation, plans, last, horizon).max())
-    return load if math.isfinite(load) else None
+    return _highest(predict(relation, plans, last, horizon))
+
+
+def _highest(path: FloatArray) -> float | None:
+    """The highest known point. A gap in an upstream's readings at a lagged row leaves that
+    row unknown: the others still count (None when none is known)."""
+    known = path[np.isfinite(path)]
+    return float(known.max()) if known.size else None
 
 
 class CoupledForecaster:
@@ -313,8 +319,8 @@ class CoupledForecaster:
         if relative >= 1.0:
             reason = f"coupled error {relative:.2f}x the own forecast's: not better"
             return CouplingState(False, reason, relation, relative, forecast)
-        high = point + max(0.0, float(np.quantile(signed, self.settings.quantile)))
-        floor = max(0, math.ceil(float(high.max()) / target - 1e-9))
+        high = _highest(point + max(0.0, float(np.quantile(signed, self.settings.quantile))))
+        floor = None if high is None else max(0, math.ceil(high / target - 1e-9))
         reason = f"coupled error {relative:.2f}x the own forecast's"
         return CouplingState(True, reason, relation, relative, forecast, floor)
 
