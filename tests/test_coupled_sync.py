@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling import coupled_status, upstreams
 from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.coupling import CouplingState
 from adaptive_operator.domain.scaling.forecast_history import (
     MetricHistory,
     aligned_view,
@@ -201,3 +203,20 @@ def test_a_changed_verdict_is_an_event_and_the_gauges_follow() -> None:
     assert REGISTRY.get_sample_value(metrics[0], labels) == 0
     coupled.report("ns", "api", None)
     assert REGISTRY.get_sample_value(metrics[0], labels) is None
+
+
+def test_a_gap_in_the_coupled_forecast_ends_what_status_shows_of_it() -> None:
+    """A row without a forecast (an upstream reading missing at its lag) is not written as 0,
+    which a service further down the chain would read as a forecast of no load."""
+    spec = AdaptiveServiceSpec.model_validate({
+        "scaleTargetRef": {"name": "api"}, "maxReplicas": 10,
+        "metrics": [{"name": "rps", "query": "q", "targetPerReplica": 10}],
+        "predictive": {"enabled": True},
+        "coupling": [{"service": "frontend", "metric": "rps"}]})
+    state = CouplingState(trusted=True, reason="ok", forecast=(30.0, 32.0, math.nan, 35.0))
+    shown = coupled_status.reported(spec, state, 4, 15.0).status.forecast
+    assert [(p.offset_seconds, p.p50) for p in shown] == [(15.0, 30.0), (30.0, 32.0)]
+    body = {"spec": {"metrics": [{"name": "rps"}]},
+            "status": {"coupling": {"trusted": True, "forecast": [
+                p.model_dump(by_alias=True) for p in shown]}}}
+    assert upstreams.upstream_path(body, "rps", 15.0) == (30.0, 32.0)

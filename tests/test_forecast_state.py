@@ -6,6 +6,7 @@ import asyncio
 import math
 import socket
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -264,6 +265,14 @@ def test_without_a_trusted_metric_the_first_with_a_forecast_leads() -> None:
     condition = forecast_status.reliable_condition(found)
     assert (condition.status, condition.reason) == ("False", "NotBetterThanSeasonalNaive")
     assert "scaling is reactive only" in condition.message
+
+
+def test_on_the_persistence_band_the_condition_does_not_say_reactive_only() -> None:
+    banded = replace(state(False, floor=3, reason="forecast warming up; persistence band asks "
+                           "for 3"), persistence_rise=0.4)
+    found = combine((MetricForecast("rps", None, banded),), AHEAD)
+    message = forecast_status.reliable_condition(found).message
+    assert "with the band as its floor" in message and "reactive only" not in message
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
@@ -58,9 +59,12 @@ def reported(spec: AdaptiveServiceSpec, state: CouplingState, floor: int | None,
         trusted=state.trusted, reason=state.reason, upstreams=upstreams,
         intercept=_rounded(relation.intercept) if relation else None,
         relative_error=_rounded(state.relative_error), floor_replicas=floor,
+        # Up to the first row without a forecast (an upstream's reading missing at its lag):
+        # a gap written as 0 would be read downstream as a forecast of no load.
         forecast=[ForecastPointStatus(offset_seconds=(h + 1) * period, p50=_rounded(p) or 0.0,
                                       p_high=_rounded(p) or 0.0)
-                  for h, p in enumerate(state.forecast[:MAX_LOOK_AHEAD_ROWS])],
+                  for h, p in enumerate(takewhile(math.isfinite,
+                                                  state.forecast[:MAX_LOOK_AHEAD_ROWS]))],
         summary=f"{names}: {'Trusted' if state.trusted else 'Untrusted'}")
     if state.trusted:
         condition = Condition(CONDITION, "True", "CoupledBetterThanOwnForecast",

@@ -47,9 +47,12 @@ def reliable_condition(forecast: ServiceForecast) -> Condition:
                          f"metric {lead.metric}: {lead.state.model} forecast is used "
                          f"({lead.state.reason}){_ignored(forecast)}")
     lead = forecast.lead
+    # With the persistence band's floor in use, scaling is not plain reactive: say which it is.
+    banded = lead.state.persistence_rise is not None
     return Condition("ForecastReliable", "False",
                      condition_reason(lead.state.reason, lead.state.reference),
-                     f"metric {lead.metric}: {lead.state.reason}; scaling is reactive only"
+                     f"metric {lead.metric}: {lead.state.reason}; scaling is reactive"
+                     f"{', with the band as its floor' if banded else ' only'}"
                      f"{_ignored(forecast)}")
 
 
