@@ -2,14 +2,16 @@
 point, and each peer over a small grid of its own knobs (`peers.py`), as figures per segment.
 
 The product's forecast does not depend on the decisions (the engine sees only the load), so one
-engine run per (guard, look-ahead) records, row by row, the floor every quantile would give; the
-decisions are then replayed for each quantile and with or without scale-down on forecast. Each
-quantile keeps its own cached band (`ErrorWindow.quantiles`), so a recorded floor is the floor a
-service configured with that quantile computes.
+engine run per (guard, look-ahead) records, row by row, the floor every quantile would give, with
+and without the persistence band while no forecast is trusted (`persistence_fallback`); the
+decisions are then replayed for each quantile, with or without scale-down on forecast and with or
+without that fallback. Each quantile keeps its own cached bands (`ErrorWindow.quantiles`), so a
+recorded floor is the floor a service configured with that quantile computes.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -20,7 +22,12 @@ import numpy as np
 
 import peers
 from adaptive_operator.domain.common.views import RowsView
-from adaptive_operator.domain.scaling.operating_point import ScheduledAdvisor, candidate_floors
+from adaptive_operator.domain.scaling.operating_point import (
+    ScheduledAdvisor,
+    candidate_floors,
+    fallback_floors,
+    with_fallback,
+)
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
 from adaptive_operator.domain.scaling.replay import ReplayConfig, ReplayResult, replay
 from scaling_data import STARTUP_SECONDS, Trace
@@ -29,7 +36,9 @@ QUANTILES = (0.6, 0.7, 0.8, 0.9, 0.95)
 GUARDS = (1.1,)  # 1.3 too was planned; dropped for the machine's time (see the results)
 LOOKAHEAD_FACTORS = (1.0, 3.0)
 HEADROOMS = (-0.1, -0.05, 0.05, 0.1, 0.2, 0.3)
-DEFAULT_OURS = "q=0.8 guard=1.1 ahead=1x down=off"
+DEFAULT_OURS = "q=0.8 guard=1.1 ahead=1x down=off fallback=on"
+PREVIOUS_OURS = "q=0.8 guard=1.1 ahead=1x down=off fallback=off"  # the default until issue 17
+Floors = dict[float, list[int | None]]
 
 
 @dataclass(frozen=True)
@@ -72,36 +81,42 @@ def config_for(trace: Trace) -> ReplayConfig:
     return ReplayConfig(trace.target, STARTUP_SECONDS, trace.interval)
 
 
-def _floors_by_quantile(trace: Trace, guard: float, factor: float) -> dict[float, list[int | None]]:
-    """One engine run; per quantile, the floor a trusted forecast gives at each row."""
+def _floors_by_quantile(trace: Trace, guard: float, factor: float) -> tuple[Floors, Floors]:
+    """One engine run; per quantile, the floor a trusted forecast gives at each row, and the
+    floor with the persistence band on the rows without one."""
     advisor = PredictiveAdvisor(PredictiveSettings(max_relative_error=guard))
-    floors: dict[float, list[int | None]] = {q: [] for q in QUANTILES}
+    trusted: Floors = {q: [] for q in QUANTILES}
+    backed: Floors = {q: [] for q in QUANTILES}
     for i in range(len(trace.values)):
         seen = RowsView.prefix(trace.values, i + 1)
         advisor.advise(seen, trace.interval, STARTUP_SECONDS * factor, trace.target)
         assert advisor.engine is not None
         found = candidate_floors(advisor.engine, advisor.band, advisor.state.reliable,
                                  trace.target, QUANTILES)
-        for q, floor in found.items():
-            floors[q].append(floor)
-    return floors
+        both = with_fallback(found, fallback_floors(advisor.fallback, trace.target, QUANTILES))
+        for q in QUANTILES:
+            trusted[q].append(found[q])
+            backed[q].append(both[q])
+    return trusted, backed
 
 
-def ours_label(q: float, guard: float, factor: float, down: bool) -> str:
-    return f"q={q:g} guard={guard:g} ahead={factor:g}x down={'on' if down else 'off'}"
+def ours_label(q: float, guard: float, factor: float, down: bool, fallback: bool) -> str:
+    return (f"q={q:g} guard={guard:g} ahead={factor:g}x down={'on' if down else 'off'} "
+            f"fallback={'on' if fallback else 'off'}")
 
 
 def run_ours(trace: Trace) -> dict[str, ReplayResult]:
+    """Scale-down on forecast uses the trusted forecast's floor only, never the fallback's."""
     config = config_for(trace)
     out = {}
     for guard in GUARDS:
         for factor in LOOKAHEAD_FACTORS:
-            floors = _floors_by_quantile(trace, guard, factor)
-            for q, f in floors.items():
-                for down in (False, True):
-                    advisor = ScheduledAdvisor(f, f if down else ())
-                    out[ours_label(q, guard, factor, down)] = replay(
-                        trace.values, config, advisor)
+            trusted, backed = _floors_by_quantile(trace, guard, factor)
+            for q, down, fallback in itertools.product(QUANTILES, (False, True), (False, True)):
+                floors = backed[q] if fallback else trusted[q]
+                advisor = ScheduledAdvisor(floors, trusted[q] if down else ())
+                out[ours_label(q, guard, factor, down, fallback)] = replay(
+                    trace.values, config, advisor)
     return out
 
 

@@ -29,20 +29,29 @@ def to_label(label: str, target: str) -> dict[str, object]:
     return {"source_labels": [label], "target_label": target}
 
 
-def pod_job(kubeconfig: Path, node_name: str) -> dict[str, object]:
+def pod_job(kubeconfig: Path | None, node_name: str | None) -> dict[str, object]:
     """Pods that ask to be scraped the usual way (annotations `prometheus.io/scrape: "true"` and
     `prometheus.io/port`), labelled as users' configurations label them: `namespace`, `pod` and
-    the pod's own labels. Only Running pods of the real node are kept: KWOK's pods sit on other
-    nodes, and their fake addresses are not on this machine."""
+    the pod's own labels. On the local cluster (`node_name`) only Running pods of the real node
+    are kept: KWOK's pods sit on other nodes, and their fake addresses are not on this machine.
+    Without `kubeconfig` Prometheus runs in the cluster, as on kind (e2e/kind-prometheus-values
+    .yaml holds this job), where every node runs containers."""
     meta = "__meta_kubernetes_pod_"
     ip_port = {"source_labels": [f"{meta}ip", f"{meta}annotation_prometheus_io_port"],
                "regex": r"(.+);(\d+)"}
+    discovery: dict[str, object] = {"role": "pod"}
+    if kubeconfig is not None:
+        discovery["kubeconfig_file"] = str(kubeconfig)
+    on_node = [keep(f"{meta}node_name", re.escape(node_name))] if node_name else []
     return {
         "job_name": POD_JOB,
-        "kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(kubeconfig)}],
+        # An exporter's own `namespace` and `pod` labels (stand-ins for cAdvisor's and
+        # kube-state-metrics') win over those of the exporter's pod.
+        "honor_labels": True,
+        "kubernetes_sd_configs": [discovery],
         "relabel_configs": [
             keep(f"{meta}annotation_prometheus_io_scrape", "true"),
-            keep(f"{meta}node_name", re.escape(node_name)),
+            *on_node,
             keep(f"{meta}phase", "Running"),
             {**ip_port, "action": "keep"},
             # The annotated port, not each container port that discovery lists.

@@ -20,6 +20,7 @@ import pytest
 
 import xdist_groups
 from cluster_lock import ClusterLock, flocked
+from metrics_source import Exporters
 
 HERE = Path(__file__).resolve().parent
 DUMPS = HERE.parent / ".state" / "e2e-dumps"
@@ -222,10 +223,16 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def local_cluster(cluster: Cluster) -> Cluster:
-    """Tests that need to reach Prometheus' file discovery run on the local cluster only."""
+    """Tests of e2e/cluster itself (its processes, file discovery, KWOK) run on it only."""
     if not cluster.local:
-        pytest.skip("needs the local test cluster (exporters register through file discovery)")
+        pytest.skip("a test of the local test cluster (e2e/cluster) itself")
     return cluster
+
+
+@pytest.fixture(scope="session")
+def exporters(cluster: Cluster) -> Exporters:
+    """Metrics a test sets and Prometheus scrapes, on any cluster (metrics_source.py)."""
+    return Exporters(cluster)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -11,6 +11,7 @@ import pytest
 
 from adaptive_operator.demo.exporter import Exporter
 from cluster_build import tool
+from metrics_source import Exporters, MetricsSource
 from operator_process import OperatorProcess, free_port
 
 from conftest import Cluster, module_tag
@@ -48,7 +49,7 @@ PRIVATE_PROMETHEUS = f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("adaptive-service",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*",
                                     "--prometheus-allowed-url", PRIVATE_PROMETHEUS)).start()
@@ -57,8 +58,8 @@ def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]
 
 
 @pytest.fixture
-def load(local_cluster: Cluster, namespace: str) -> Iterator[Exporter]:
-    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+def load(exporters: Exporters, namespace: str) -> Iterator[MetricsSource]:
+    with exporters(namespace) as exporter:
         yield exporter
 
 
@@ -100,60 +101,61 @@ def apply(cluster: Cluster, ns: str, text: str) -> None:
     cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=text)
 
 
-def test_scales_up_and_down_as_hpa_would(local_cluster: Cluster, namespace: str,
-                                         operator: OperatorProcess, load: Exporter) -> None:
-    deploy(local_cluster, namespace, "web")
+def test_scales_up_and_down_as_hpa_would(cluster: Cluster, namespace: str,
+                                         operator: OperatorProcess, load: MetricsSource) -> None:
+    deploy(cluster, namespace, "web")
     load.set("e2e_load", 47.0)  # 47 / 10 per replica -> 5 replicas
-    apply(local_cluster, namespace, service_yaml("web", query_for(namespace)))
+    apply(cluster, namespace, service_yaml("web", query_for(namespace)))
 
-    wait_until(lambda: replicas(local_cluster, namespace, "web") == 5, 60, "scale up to 5")
-    wait_until(lambda: status(local_cluster, namespace, "web").get("desiredReplicas") == 5, 30,
+    wait_until(lambda: replicas(cluster, namespace, "web") == 5, 60, "scale up to 5")
+    wait_until(lambda: status(cluster, namespace, "web").get("desiredReplicas") == 5, 30,
                "status to show desired 5")
-    ready = wait_until(lambda: condition(local_cluster, namespace, "web", "Ready"), 30, "Ready")
+    ready = wait_until(lambda: condition(cluster, namespace, "web", "Ready"), 30, "Ready")
     assert ready["status"] == "True" and ready["observedGeneration"] == 1
-    assert any("1 -> 5" in m for m in events(local_cluster, namespace, "Scaled"))
-    decision = status(local_cluster, namespace, "web")["lastDecision"]
+    assert any("1 -> 5" in m for m in events(cluster, namespace, "Scaled"))
+    decision = status(cluster, namespace, "web")["lastDecision"]
     assert decision["metrics"][0]["value"] == 47.0
     assert decision["metrics"][0]["proposedReplicas"] == 5
 
     load.set("e2e_load", 18.0)  # -> 2 replicas, stabilization window 0 in this test
-    wait_until(lambda: replicas(local_cluster, namespace, "web") == 2, 60, "scale down to 2")
-    assert any("5 -> 2" in m for m in events(local_cluster, namespace, "Scaled"))
-    assert "lastScaleTime" in status(local_cluster, namespace, "web")
-    table = local_cluster.kubectl("get", "adaptiveservices", "-n", namespace)
+    wait_until(lambda: replicas(cluster, namespace, "web") == 2, 60, "scale down to 2")
+    assert any("5 -> 2" in m for m in events(cluster, namespace, "Scaled"))
+    assert "lastScaleTime" in status(cluster, namespace, "web")
+    table = cluster.kubectl("get", "adaptiveservices", "-n", namespace)
     assert table.split("\n")[0].split()[:7] == ["NAME", "TARGET", "MIN", "MAX", "CURRENT",
                                                 "DESIRED", "MODE"]
 
 
-def test_dry_run_reports_and_changes_nothing(local_cluster: Cluster, namespace: str,
-                                             operator: OperatorProcess, load: Exporter) -> None:
-    deploy(local_cluster, namespace, "dry", replicas_=2)
+def test_dry_run_reports_and_changes_nothing(cluster: Cluster, namespace: str,
+                                             operator: OperatorProcess,
+                                             load: MetricsSource) -> None:
+    deploy(cluster, namespace, "dry", replicas_=2)
     load.set("e2e_load", 75.0)
-    apply(local_cluster, namespace, service_yaml("dry", query_for(namespace), mode="DryRun"))
+    apply(cluster, namespace, service_yaml("dry", query_for(namespace), mode="DryRun"))
 
     # 75 / 10 asks for 8, but HPA's default scale-up policy allows max(+4 pods, +100%) = 6 from 2.
-    wait_until(lambda: status(local_cluster, namespace, "dry").get("desiredReplicas") == 6, 60,
+    wait_until(lambda: status(cluster, namespace, "dry").get("desiredReplicas") == 6, 60,
                "the recommendation of 6")
-    assert status(local_cluster, namespace, "dry")["lastDecision"]["reason"] == (
+    assert status(cluster, namespace, "dry")["lastDecision"]["reason"] == (
         "ScaleUpLimitedByPolicy")
-    assert condition(local_cluster, namespace, "dry", "ScalingActive")["reason"] == "DryRun"
-    assert wait_until(lambda: events(local_cluster, namespace, "DryRunRecommendation"), 30,
+    assert condition(cluster, namespace, "dry", "ScalingActive")["reason"] == "DryRun"
+    assert wait_until(lambda: events(cluster, namespace, "DryRunRecommendation"), 30,
                       "a DryRun event")
-    assert replicas(local_cluster, namespace, "dry") == 2
+    assert replicas(cluster, namespace, "dry") == 2
 
 
-def test_paused_holds(local_cluster: Cluster, namespace: str, operator: OperatorProcess,
-                      load: Exporter) -> None:
-    deploy(local_cluster, namespace, "held", replicas_=3)
+def test_paused_holds(cluster: Cluster, namespace: str, operator: OperatorProcess,
+                      load: MetricsSource) -> None:
+    deploy(cluster, namespace, "held", replicas_=3)
     load.set("e2e_load", 90.0)
-    apply(local_cluster, namespace, service_yaml("held", query_for(namespace), mode="Paused"))
-    cond = wait_until(lambda: condition(local_cluster, namespace, "held", "ScalingActive"), 60,
+    apply(cluster, namespace, service_yaml("held", query_for(namespace), mode="Paused"))
+    cond = wait_until(lambda: condition(cluster, namespace, "held", "ScalingActive"), 60,
                       "ScalingActive")
     assert (cond["status"], cond["reason"]) == ("False", "Paused")
     before = operator.counter("adaptive_decisions_total", namespace=namespace)
     wait_until(lambda: operator.counter("adaptive_decisions_total", namespace=namespace)
                >= before + 2, 30, "two more syncs")
-    assert replicas(local_cluster, namespace, "held") == 3
+    assert replicas(cluster, namespace, "held") == 3
 
 
 @pytest.mark.parametrize(("patch", "message"), [
@@ -162,41 +164,42 @@ def test_paused_holds(local_cluster: Cluster, namespace: str, operator: Operator
     pytest.param("minReplicas: 1\n  maxReplicas: 0", "spec.maxReplicas", id="zero-max"),
 ])
 def test_invalid_object_is_refused_with_a_clear_message(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
         patch: str, message: str) -> None:
     text = service_yaml("bad", "sum(x)").replace("minReplicas: 1\n  maxReplicas: 10", patch)
     result = subprocess.run(
-        ["kubectl", "--kubeconfig", local_cluster.kubeconfig, "apply", "-n", namespace, "-f",
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, "apply", "-n", namespace, "-f",
          "-"], input=text, capture_output=True, text=True)
     assert result.returncode != 0
     assert message in result.stderr
 
 
 def test_bad_query_is_reported_and_does_not_disturb_others(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
-        load: Exporter) -> None:
-    deploy(local_cluster, namespace, "broken", replicas_=2)
-    deploy(local_cluster, namespace, "fine")
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
+        load: MetricsSource) -> None:
+    deploy(cluster, namespace, "broken", replicas_=2)
+    deploy(cluster, namespace, "fine")
     load.set("e2e_load", 31.0)
-    apply(local_cluster, namespace, service_yaml("broken", "sum(rate(x[5m]"))
-    apply(local_cluster, namespace, service_yaml("fine", query_for(namespace)))
+    apply(cluster, namespace, service_yaml("broken", "sum(rate(x[5m]"))
+    apply(cluster, namespace, service_yaml("fine", query_for(namespace)))
 
-    cond = wait_until(lambda: condition(local_cluster, namespace, "broken", "MetricsAvailable"),
+    cond = wait_until(lambda: condition(cluster, namespace, "broken", "MetricsAvailable"),
                       60, "MetricsAvailable on the broken service")
     assert (cond["status"], cond["reason"]) == ("False", "QueryFailed")
     assert "parse error" in cond["message"]
-    wait_until(lambda: replicas(local_cluster, namespace, "fine") == 4, 60, "the other to scale")
-    assert replicas(local_cluster, namespace, "broken") == 2
+    wait_until(lambda: replicas(cluster, namespace, "fine") == 4, 60, "the other to scale")
+    assert replicas(cluster, namespace, "broken") == 2
 
 
-def test_conflicting_hpa_makes_it_stand_aside(local_cluster: Cluster, namespace: str,
-                                              operator: OperatorProcess, load: Exporter) -> None:
-    deploy(local_cluster, namespace, "owned", replicas_=2)
-    local_cluster.kubectl("autoscale", "deployment", "owned", "-n", namespace, "--min=2",
-                          "--max=3", "--cpu=80")
+def test_conflicting_hpa_makes_it_stand_aside(cluster: Cluster, namespace: str,
+                                              operator: OperatorProcess,
+                                              load: MetricsSource) -> None:
+    deploy(cluster, namespace, "owned", replicas_=2)
+    cluster.kubectl("autoscale", "deployment", "owned", "-n", namespace, "--min=2",
+                    "--max=3", "--cpu=80")
     load.set("e2e_load", 90.0)
-    apply(local_cluster, namespace, service_yaml("owned", query_for(namespace)))
-    cond = wait_until(lambda: condition(local_cluster, namespace, "owned", "ScalingActive"), 60,
+    apply(cluster, namespace, service_yaml("owned", query_for(namespace)))
+    cond = wait_until(lambda: condition(cluster, namespace, "owned", "ScalingActive"), 60,
                       "ScalingActive")
     assert (cond["status"], cond["reason"]) == ("False", "ConflictingAutoscaler")
 
@@ -215,22 +218,25 @@ def start_private_prometheus(tmp: Path, exporter_port: int) -> tuple[subprocess.
     return proc, f"http://127.0.0.1:{port}"
 
 
-def test_prometheus_down_holds_replicas(local_cluster: Cluster, namespace: str,
+def test_prometheus_down_holds_replicas(cluster: Cluster, namespace: str,
                                         operator: OperatorProcess, tmp_path: Path) -> None:
+    # All on this host: a Prometheus of the test's own, scraping an exporter on loopback.
+    if not tool("prometheus").exists():
+        pytest.skip("needs the Prometheus binary that `e2e/cluster build` builds")
     with Exporter(namespace, None) as exporter:
         exporter.set("e2e_load", 29.0)
         prom, url = start_private_prometheus(tmp_path, exporter.port)
         try:
-            deploy(local_cluster, namespace, "held")
-            apply(local_cluster, namespace, service_yaml("held", "sum(e2e_load)", prometheus=url))
-            wait_until(lambda: replicas(local_cluster, namespace, "held") == 3, 90, "scale to 3")
+            deploy(cluster, namespace, "held")
+            apply(cluster, namespace, service_yaml("held", "sum(e2e_load)", prometheus=url))
+            wait_until(lambda: replicas(cluster, namespace, "held") == 3, 90, "scale to 3")
             prom.terminate()
             prom.wait(timeout=30)
             # Were missing data read as no load, the operator would now scale down to 1.
             exporter.set("e2e_load", 0.0)
             cond = wait_until(
-                lambda: condition(local_cluster, namespace, "held", "MetricsAvailable").get(
-                    "status") == "False" and condition(local_cluster, namespace, "held",
+                lambda: condition(cluster, namespace, "held", "MetricsAvailable").get(
+                    "status") == "False" and condition(cluster, namespace, "held",
                                                       "MetricsAvailable"), 60,
                 "MetricsAvailable=False")
             assert cond["reason"] == "PrometheusUnreachable"
@@ -238,7 +244,7 @@ def test_prometheus_down_holds_replicas(local_cluster: Cluster, namespace: str,
             wait_until(lambda: operator.counter("adaptive_reconcile_errors_total",
                                                 namespace=namespace) >= errors + 2,
                        60, "two more failed syncs")
-            assert replicas(local_cluster, namespace, "held") == 3
+            assert replicas(cluster, namespace, "held") == 3
         finally:
             prom.kill()
             prom.wait()

@@ -24,7 +24,7 @@ from adaptive_operator.adapters.prometheus import (
     query_range,
     query_total,
 )
-from adaptive_operator.demo.exporter import Exporter
+from metrics_source import Exporters, MetricsSource
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -155,9 +155,9 @@ def test_kubectl_apply_refuses_naming_the_field_and_the_rule(
 
 
 @pytest.fixture
-def hostile(local_cluster: Cluster, namespace: str) -> Iterator[Exporter]:
+def hostile(exporters: Exporters, namespace: str) -> Iterator[MetricsSource]:
     """An exporter serving NaN, +Inf and a negative value; real Prometheus scrapes them."""
-    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+    with exporters(namespace) as exporter:
         for kind, value in (
             ("nan", math.nan),
             ("inf", math.inf),
@@ -200,14 +200,14 @@ def query_total_sync(url: str, promql: str) -> float:
     ],
 )
 def test_real_prometheus_hostile_values_are_refused_by_the_adapter(
-    local_cluster: Cluster, namespace: str, hostile: Exporter, kind: str, says: str
+    cluster: Cluster, namespace: str, hostile: MetricsSource, kind: str, says: str
 ) -> None:
-    scraped(local_cluster, namespace)
-    assert local_cluster.prometheus_url is not None
+    scraped(cluster, namespace)
+    assert cluster.prometheus_url is not None
     with pytest.raises(MetricError) as caught:
-        query_total_sync(local_cluster.prometheus_url, query(namespace, kind))
+        query_total_sync(cluster.prometheus_url, query(namespace, kind))
     assert caught.value.reason == "InvalidValue" and says in caught.value.message
-    url = local_cluster.prometheus_url
+    url = cluster.prometheus_url
 
     def ranged() -> RangeSeries | None:
         # The range's end is whole seconds: the first scrape may lie just past it.
@@ -224,7 +224,7 @@ def test_real_prometheus_hostile_values_are_refused_by_the_adapter(
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess(
         "bad-input", args=("--namespace", f"e2e-{module_tag(__name__)}-*")
     ).start()
@@ -245,15 +245,15 @@ def replicas(cluster: Cluster, ns: str, name: str) -> int:
 
 
 def test_the_operator_ignores_nan_load_says_so_and_resumes(
-    local_cluster: Cluster, namespace: str, hostile: Exporter, operator: OperatorProcess
+    cluster: Cluster, namespace: str, hostile: MetricsSource, operator: OperatorProcess
 ) -> None:
-    scraped(local_cluster, namespace)
-    local_cluster.kubectl(
+    scraped(cluster, namespace)
+    cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 3)
     )
     # Its health metric (for healing) is +Inf: healing must not act on it, and say so.
     healing = f"  healing: {{enabled: true, metrics: {{latency: '{query(namespace, 'inf')}'}}}}"
-    local_cluster.kubectl(
+    cluster.kubectl(
         "apply",
         "-n",
         namespace,
@@ -263,16 +263,16 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
     )
 
     def unreadable() -> dict[str, Any] | None:
-        found = condition(local_cluster, namespace, "web", "MetricsAvailable")
+        found = condition(cluster, namespace, "web", "MetricsAvailable")
         return found if found.get("status") == "False" else None
 
     found = wait_until(unreadable, 90, "MetricsAvailable=False on the NaN load")
     assert found["reason"] == "InvalidValue"
     assert "NaN; ignored, not acted on" in found["message"]
     # A NaN load is no reason to scale down: the 3 replicas stay.
-    assert replicas(local_cluster, namespace, "web") == 3
+    assert replicas(cluster, namespace, "web") == 3
     said = wait_until(
-        lambda: events(local_cluster, namespace, "HealingMetricsIgnored"),
+        lambda: events(cluster, namespace, "HealingMetricsIgnored"),
         60,
         "the healing Event on the +Inf health metric",
     )
@@ -281,13 +281,13 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
 
     hostile.set("e2e_hostile", 12.0, {"kind": "nan"})  # readable again: 12 / 10 -> 2
     wait_until(
-        lambda: replicas(local_cluster, namespace, "web") == 2,
+        lambda: replicas(cluster, namespace, "web") == 2,
         90,
         "the service to scale on the readable load",
     )
-    assert condition(local_cluster, namespace, "web", "MetricsAvailable")["status"] == "True"
-    assert len(events(local_cluster, namespace, "HealingMetricsIgnored")) == 1  # said once
-    local_cluster.kubectl("delete", "adaptiveservice", "web", "-n", namespace, "--timeout=30s")
+    assert condition(cluster, namespace, "web", "MetricsAvailable")["status"] == "True"
+    assert len(events(cluster, namespace, "HealingMetricsIgnored")) == 1  # said once
+    cluster.kubectl("delete", "adaptiveservice", "web", "-n", namespace, "--timeout=30s")
 
 
 def events(cluster: Cluster, ns: str, reason: str) -> list[str]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.demo.exporter import Exporter
 from adaptive_operator.permissions import PERMISSIONS
+from metrics_source import Exporters
 from operator_process import OperatorProcess
 
 from conftest import Cluster
@@ -158,28 +158,29 @@ def scaled_events(cluster: Cluster, ns: str) -> int:
 
 
 def test_operator_with_the_charts_account_scales_and_survives_losing_its_leader(
-        local_cluster: Cluster, release: tuple[str, str], tmp_path: Path) -> None:
+        cluster: Cluster, release: tuple[str, str], tmp_path: Path,
+        exporters: Exporters) -> None:
     name, ns = release
     account = f"{name}-adaptive-operator"
-    kubeconfig = service_account_kubeconfig(local_cluster, ns, account, tmp_path / "sa.yaml")
+    kubeconfig = service_account_kubeconfig(cluster, ns, account, tmp_path / "sa.yaml")
     env = {"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": ns}
     watch = ("--namespace", ns)
     first = OperatorProcess(f"ha-a-{ns[-5:]}", env=env, args=watch, lease_name="ha").start()
     second = OperatorProcess(f"ha-b-{ns[-5:]}", env=env, args=watch, lease_name="ha")
     second.start(wait_for="standby")
     try:
-        with Exporter(ns, local_cluster.targets_dir) as load:
+        with exporters(ns) as load:
             load.set("e2e_load", 25.0)
-            local_cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=SERVICE.replace("NS", ns))
-            wait_until(lambda: replicas(local_cluster, ns) == 3, 60, "the leader to scale to 3")
-            assert scaled_events(local_cluster, ns) == 1
+            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=SERVICE.replace("NS", ns))
+            wait_until(lambda: replicas(cluster, ns) == 3, 60, "the leader to scale to 3")
+            assert scaled_events(cluster, ns) == 1
 
             first.kill()  # the leader dies without releasing the Lease
             wait_until(lambda: second.role() == "leader", 30, "the standby to take over")
-            assert scaled_events(local_cluster, ns) == 1  # taking over repeats nothing
+            assert scaled_events(cluster, ns) == 1  # taking over repeats nothing
             load.set("e2e_load", 55.0)
-            wait_until(lambda: replicas(local_cluster, ns) == 6, 60, "the new leader to scale")
-            assert scaled_events(local_cluster, ns) == 2
+            wait_until(lambda: replicas(cluster, ns) == 6, 60, "the new leader to scale")
+            assert scaled_events(cluster, ns) == 2
     finally:
         first.stop()
         second.stop()

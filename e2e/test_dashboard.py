@@ -15,6 +15,7 @@ import pytest
 
 from adaptive_operator.demo.exporter import Exporter
 from history_seed import Series, exporter_labels, seed
+from metrics_source import SEEDED_HISTORY, Exporters
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -58,12 +59,15 @@ SHARD_SET = {
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(cluster: Cluster, crds: Cluster,
+             exporters: Exporters) -> Iterator[OperatorProcess]:
+    exporters.host_exporter("Prometheus scrapes the operator process through file discovery; "
+                            + SEEDED_HISTORY)
     process = OperatorProcess("dashboard",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     # Prometheus scrapes the operator as it scrapes the exporters (file discovery, 2 s).
-    assert local_cluster.targets_dir is not None
-    target = local_cluster.targets_dir / "operator-dashboard.json"
+    assert cluster.targets_dir is not None
+    target = cluster.targets_dir / "operator-dashboard.json"
     target.write_text(json.dumps([{"targets": [f"127.0.0.1:{process.metrics_port}"],
                                    "labels": {"job": "adaptive-operator"}}]))
     yield process
@@ -99,12 +103,12 @@ class Feed:
 
 
 @pytest.fixture
-def feed(local_cluster: Cluster, namespace: str) -> Iterator[Feed]:
-    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+def feed(cluster: Cluster, namespace: str) -> Iterator[Feed]:
+    with Exporter(namespace, cluster.targets_dir) as exporter:
         running = Feed(exporter)
         # As if the service had run a while: the anomaly score panel needs a fitted detector.
-        assert local_cluster.targets_dir and local_cluster.prometheus_url
-        seed(local_cluster.targets_dir, local_cluster.prometheus_url, running.past(), SYNC)
+        assert cluster.targets_dir and cluster.prometheus_url
+        seed(cluster.targets_dir, cluster.prometheus_url, running.past(), SYNC)
         running.thread.start()
         yield running
         running.stop.set()
@@ -121,13 +125,13 @@ def concrete(expr: str, values: dict[str, str]) -> str:
     return expr
 
 
-def test_every_panel_returns_data(local_cluster: Cluster, namespace: str,
+def test_every_panel_returns_data(cluster: Cluster, namespace: str,
                                   operator: OperatorProcess, feed: Feed) -> None:
-    url = local_cluster.prometheus_url or ""
+    url = cluster.prometheus_url or ""
     where = f'exporter="{namespace}"'
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service_yaml("web", where))
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(SHARD_SET))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service_yaml("web", where))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(SHARD_SET))
     lookahead = wait_until(lambda: prom_query(url, 'adaptive_forecast_lookahead_seconds'
                                               f'{{namespace="{namespace}",name="web"}}'), 90,
                            "the look-ahead gauge scraped")

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from adaptive_operator.demo.exporter import Exporter
 from adaptive_operator.domain.sharding import manifests
+from metrics_source import Exporters, MetricsSource
 from operator_process import ROOT, OperatorProcess, free_port
 from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest
@@ -71,7 +71,7 @@ PROXY = f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
+def operator(cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("faults", args=("--namespace", WATCHED,
                                               "--leader-election", "false",
                                               "--prometheus-allowed-url", PROXY)).start()
@@ -80,17 +80,17 @@ def operator(local_cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]
 
 
 @pytest.fixture
-def load(local_cluster: Cluster, namespace: str) -> Iterator[Exporter]:
-    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+def load(exporters: Exporters, namespace: str) -> Iterator[MetricsSource]:
+    with exporters(namespace) as exporter:
         exporter.set("e2e_errors", 0.01)
         exporter.set("e2e_latency", 0.2)
         yield exporter
 
 
 @pytest.fixture(scope="module")
-def api(local_cluster: Cluster) -> Iterator[client.ApiClient]:
+def api(cluster: Cluster) -> Iterator[client.ApiClient]:
     api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=local_cluster.kubeconfig)
+        config_file=cluster.kubeconfig)
     yield api_client
     api_client.close()
 
@@ -157,29 +157,31 @@ def assert_each_change_once(cluster: Cluster, ns: str, name: str) -> None:
 
 @pytest.mark.disrupts_cluster  # every test of the other group would lose the API server too
 def test_api_server_restart_loses_and_repeats_nothing(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
-        load: Exporter) -> None:
-    deploy(local_cluster, namespace, "web")
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
+        load: MetricsSource) -> None:
+    if not cluster.local:
+        pytest.skip("restarts the local cluster's API server (`e2e/cluster restart`)")
+    deploy(cluster, namespace, "web")
     load.set("e2e_load", 25.0, {"app": "web"})
-    apply(local_cluster, namespace, service_yaml("web", namespace))
-    wait_until(lambda: replicas(local_cluster, namespace, "web") == 3, 60, "scale to 3")
+    apply(cluster, namespace, service_yaml("web", namespace))
+    wait_until(lambda: replicas(cluster, namespace, "web") == 3, 60, "scale to 3")
 
     subprocess.run([str(ROOT / "e2e" / "cluster"), "restart", "kube-apiserver"], check=True,
                    timeout=300, stdout=subprocess.DEVNULL)
     assert operator.proc is not None and operator.proc.poll() is None, "the operator died"
     load.set("e2e_load", 55.0, {"app": "web"})  # a change seen only through new connections
-    wait_until(lambda: replicas(local_cluster, namespace, "web") == 6, 120,
+    wait_until(lambda: replicas(cluster, namespace, "web") == 6, 120,
                "the operator to scale again after the restart")
     # A spec change reaches the daemon only through a watch: this one was re-established.
-    local_cluster.kubectl("patch", "adaptiveservice", "web", "-n", namespace, "--type=merge",
-                          "-p", '{"spec": {"maxReplicas": 5}}')
-    wait_until(lambda: replicas(local_cluster, namespace, "web") == 5, 60, "max 5 applied")
+    cluster.kubectl("patch", "adaptiveservice", "web", "-n", namespace, "--type=merge",
+                    "-p", '{"spec": {"maxReplicas": 5}}')
+    wait_until(lambda: replicas(cluster, namespace, "web") == 5, 60, "max 5 applied")
     more_syncs(operator, namespace)
     # 1 -> 3 -> 6 -> 5, once each; the way up to 6 may take two steps (3 -> 5 -> 6) when the
     # restart is quicker than the scale-up policy's period, which still limits the first step.
-    assert_each_change_once(local_cluster, namespace, "web")
-    assert changes_chain(scaled(local_cluster, namespace, "web"), 1, 5)
-    assert condition(local_cluster, namespace, "web", "Ready")["observedGeneration"] == 2
+    assert_each_change_once(cluster, namespace, "web")
+    assert changes_chain(scaled(cluster, namespace, "web"), 1, 5)
+    assert condition(cluster, namespace, "web", "Ready")["observedGeneration"] == 2
 
 
 # --- Prometheus slow ----------------------------------------------------------------------------
@@ -192,37 +194,37 @@ def healing_syncs(process: OperatorProcess, ns: str, reason: str) -> int:
 
 
 def test_slow_prometheus_holds_scaling_and_healing_until_it_answers(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
-        load: Exporter) -> None:
-    assert local_cluster.prometheus_url
-    proxy = HoldingProxy(local_cluster.prometheus_url, port=int(PROXY.rsplit(":", 1)[1]))
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
+        load: MetricsSource) -> None:
+    assert cluster.prometheus_url
+    proxy = HoldingProxy(cluster.prometheus_url, port=int(PROXY.rsplit(":", 1)[1]))
     try:
-        deploy(local_cluster, namespace, "slow", replicas=3)
-        deploy(local_cluster, namespace, "sick", replicas=3)
+        deploy(cluster, namespace, "slow", replicas=3)
+        deploy(cluster, namespace, "sick", replicas=3)
         for name in ("slow", "sick"):
             load.set("e2e_load", 29.0, {"app": name})
-        apply(local_cluster, namespace, service_yaml("slow", namespace, prometheus=proxy.url))
-        apply(local_cluster, namespace,
+        apply(cluster, namespace, service_yaml("slow", namespace, prometheus=proxy.url))
+        apply(cluster, namespace,
               service_yaml("sick", namespace, prometheus=proxy.url, healing=True))
         for name in ("slow", "sick"):
-            wait_until(lambda n=name: condition(local_cluster, namespace, n, "Ready").get(
+            wait_until(lambda n=name: condition(cluster, namespace, n, "Ready").get(
                 "status") == "True", 60, f"{name} Ready through the proxy")
-        wait_until(lambda: len(pods(local_cluster, namespace, "sick")) == 3, 60, "3 pods")
+        wait_until(lambda: len(pods(cluster, namespace, "sick")) == 3, 60, "3 pods")
         wait_until(lambda: healing_syncs(operator, namespace, "Healthy"), 60, "healing syncs")
 
         proxy.holding.set()  # from now on Prometheus answers later than the 5 s timeout
         load.set("e2e_load", 0.0, {"app": "slow"})  # read as no load, this would scale to 1
-        cond = wait_until(lambda: (c := condition(local_cluster, namespace, "slow",
+        cond = wait_until(lambda: (c := condition(cluster, namespace, "slow",
                                                   "MetricsAvailable")).get("status") == "False"
                           and c, 90, "MetricsAvailable=False")
         assert cond["reason"] == "PrometheusTimeout", cond
-        state = wait_until(lambda: status(local_cluster, namespace, "sick").get(
+        state = wait_until(lambda: status(cluster, namespace, "sick").get(
             "healing", {}).get("state", {}).get("reason") == "MetricsUnreadable"
-            and status(local_cluster, namespace, "sick")["healing"]["state"], 90,
+            and status(cluster, namespace, "sick")["healing"]["state"], 90,
             "healing to say it does not act on unread metrics")
         assert "could not be read" in state["message"]
-        sick = sorted(p["metadata"]["name"] for p in pods(local_cluster, namespace, "sick"))[0]
-        crash_loop(local_cluster, namespace, sick)  # plain to see in the API, yet not acted on
+        sick = sorted(p["metadata"]["name"] for p in pods(cluster, namespace, "sick"))[0]
+        crash_loop(cluster, namespace, sick)  # plain to see in the API, yet not acted on
         held = healing_syncs(operator, namespace, "MetricsUnreadable")
         wait_until(lambda: healing_syncs(operator, namespace, "MetricsUnreadable") >= held + 2,
                    90, "two healing syncs on unread metrics")
@@ -230,20 +232,20 @@ def test_slow_prometheus_holds_scaling_and_healing_until_it_answers(
         wait_until(lambda: operator.counter("adaptive_reconcile_errors_total",
                                             namespace=namespace) > errors, 90,
                    "one more scaling sync on missing data")
-        assert replicas(local_cluster, namespace, "slow") == 3
-        assert sick in [p["metadata"]["name"] for p in pods(local_cluster, namespace, "sick")]
-        assert not events(local_cluster, namespace, "UnhealthyPods")
+        assert replicas(cluster, namespace, "slow") == 3
+        assert sick in [p["metadata"]["name"] for p in pods(cluster, namespace, "sick")]
+        assert not events(cluster, namespace, "UnhealthyPods")
 
         proxy.holding.clear()  # Prometheus answers again: the work held back is done
-        wait_until(lambda: replicas(local_cluster, namespace, "slow") == 1, 180,
+        wait_until(lambda: replicas(cluster, namespace, "slow") == 1, 180,
                    "the scale-down once the load can be read")
-        why = wait_until(lambda: events(local_cluster, namespace, "UnhealthyPods"), 120,
+        why = wait_until(lambda: events(cluster, namespace, "UnhealthyPods"), 120,
                          "the crash-looping pod evicted")
         assert sick in why[0]
-        assert condition(local_cluster, namespace, "slow", "MetricsAvailable")["status"] == "True"
+        assert condition(cluster, namespace, "slow", "MetricsAvailable")["status"] == "True"
     finally:
-        local_cluster.kubectl("delete", "adaptiveservice", "--all", "-n", namespace,
-                              "--timeout=30s", check=False)
+        cluster.kubectl("delete", "adaptiveservice", "--all", "-n", namespace,
+                        "--timeout=30s", check=False)
         proxy.close()
 
 
@@ -265,19 +267,19 @@ class Fighter:
                 self.name, self.ns, {"spec": {"replicas": self.replicas}})
 
 
-def test_conflicting_writers_are_not_fought(local_cluster: Cluster, namespace: str,
-                                            operator: OperatorProcess, load: Exporter,
+def test_conflicting_writers_are_not_fought(cluster: Cluster, namespace: str,
+                                            operator: OperatorProcess, load: MetricsSource,
                                             api: client.ApiClient) -> None:
-    deploy(local_cluster, namespace, "fought")
+    deploy(cluster, namespace, "fought")
     load.set("e2e_load", 25.0, {"app": "fought"})
-    apply(local_cluster, namespace, service_yaml("fought", namespace))
-    wait_until(lambda: replicas(local_cluster, namespace, "fought") == 3, 60, "scale to 3")
-    before = generation(local_cluster, namespace, "fought")
+    apply(cluster, namespace, service_yaml("fought", namespace))
+    wait_until(lambda: replicas(cluster, namespace, "fought") == 3, 60, "scale to 3")
+    before = generation(cluster, namespace, "fought")
 
     fighter = Fighter(api, namespace, "fought", 7)
     fighter.thread.start()
     try:
-        cond = wait_until(lambda: (c := condition(local_cluster, namespace, "fought",
+        cond = wait_until(lambda: (c := condition(cluster, namespace, "fought",
                                                   "ScalingActive")).get("reason")
                           == "ConflictingWriter" and c, 60, "the operator to stand aside")
         assert cond["status"] == "False" and "another client changed the replicas" in (
@@ -285,29 +287,29 @@ def test_conflicting_writers_are_not_fought(local_cluster: Cluster, namespace: s
         more_syncs(operator, namespace, 5)  # of standing aside
         # 3 -> 7 (the other client), at most one 7 -> 3 put back, then 3 -> 7 again: the other
         # client's count holds and the operator no longer writes.
-        changes = generation(local_cluster, namespace, "fought") - before
+        changes = generation(cluster, namespace, "fought") - before
         assert changes <= 3, f"{changes} replica changes: the operator fought"
-        assert replicas(local_cluster, namespace, "fought") == 7
+        assert replicas(cluster, namespace, "fought") == 7
         assert operator.proc is not None and operator.proc.poll() is None
     finally:
         fighter.stop.set()
         fighter.thread.join()
 
     # Quiet for a window (15 syncs): the operator takes the replicas back, once.
-    wait_until(lambda: replicas(local_cluster, namespace, "fought") == 3, 120,
+    wait_until(lambda: replicas(cluster, namespace, "fought") == 3, 120,
                "the operator to resume once the other writer is quiet")
-    wait_until(lambda: condition(local_cluster, namespace, "fought", "ScalingActive").get(
+    wait_until(lambda: condition(cluster, namespace, "fought", "ScalingActive").get(
         "status") == "True", 30, "ScalingActive=True again")
 
     # Another client edits the resource (spec and status): the newest spec wins, status heals.
-    local_cluster.kubectl("patch", "adaptiveservice", "fought", "-n", namespace, "--type=merge",
-                          "-p", '{"spec": {"maxReplicas": 2}}')
-    local_cluster.kubectl("patch", "adaptiveservice", "fought", "-n", namespace, "--type=merge",
-                          "--subresource=status", "-p", '{"status": {"desiredReplicas": 99}}')
-    wait_until(lambda: replicas(local_cluster, namespace, "fought") == 2, 60, "max 2 applied")
-    wait_until(lambda: status(local_cluster, namespace, "fought").get("desiredReplicas") == 2,
+    cluster.kubectl("patch", "adaptiveservice", "fought", "-n", namespace, "--type=merge",
+                    "-p", '{"spec": {"maxReplicas": 2}}')
+    cluster.kubectl("patch", "adaptiveservice", "fought", "-n", namespace, "--type=merge",
+                    "--subresource=status", "-p", '{"status": {"desiredReplicas": 99}}')
+    wait_until(lambda: replicas(cluster, namespace, "fought") == 2, 60, "max 2 applied")
+    wait_until(lambda: status(cluster, namespace, "fought").get("desiredReplicas") == 2,
                30, "status written again")
-    ready = condition(local_cluster, namespace, "fought", "Ready")
+    ready = condition(cluster, namespace, "fought", "Ready")
     assert ready["observedGeneration"] == 2 and ready["status"] == "True", ready
     assert operator.proc is not None and operator.proc.poll() is None
 
@@ -316,15 +318,15 @@ def test_conflicting_writers_are_not_fought(local_cluster: Cluster, namespace: s
 
 
 @pytest.fixture
-def own_namespace(local_cluster: Cluster, crds: Cluster,
+def own_namespace(cluster: Cluster, crds: Cluster,
                   request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace the module's operator does not watch, for operators of the test's own."""
     ns = f"e2e-faultsx-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:5]}"
-    local_cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("create", "namespace", ns)
     yield ns
     if request.node.stash.get(FAILED, False):
-        dump_namespace(local_cluster, ns)
-    local_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        dump_namespace(cluster, ns)
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def private_operator(ns: str, name: str, **env: str) -> OperatorProcess:
@@ -333,14 +335,14 @@ def private_operator(ns: str, name: str, **env: str) -> OperatorProcess:
 
 
 @pytest.fixture
-def restarted(local_cluster: Cluster, own_namespace: str) -> Iterator[OperatorProcess]:
+def restarted(cluster: Cluster, own_namespace: str) -> Iterator[OperatorProcess]:
     """The operator that comes back after the kill (the test starts it); it is stopped after
     the test's resources are deleted, so that it removes their finalizers."""
     process = private_operator(own_namespace, "back")
     yield process
     if process.proc is not None:
-        local_cluster.kubectl("delete", "adaptiveservices,shardsets", "--all", "-n",
-                              own_namespace, "--timeout=30s", check=False)
+        cluster.kubectl("delete", "adaptiveservices,shardsets", "--all", "-n",
+                        own_namespace, "--timeout=30s", check=False)
     process.stop()
 
 
@@ -351,78 +353,108 @@ def wait_killed(armed: OperatorProcess, point: str) -> None:
     assert f"failpoint {point} hit" in armed.log_path.read_text(errors="replace")
 
 
+def scaled_and_killed(cluster: Cluster, ns: str, name: str, point: str,
+                      load: MetricsSource) -> None:
+    """`name` deployed at 1 replica with a load for 3; an operator armed at `point` scales it to
+    3 and dies there, before the write's record in status is completed."""
+    deploy(cluster, ns, name)
+    armed = private_operator(ns, "armed", **{FAILPOINTS: point}).start()
+    load.set("e2e_load", 25.0, {"app": name})
+    try:
+        apply(cluster, ns, service_yaml(name, ns))
+        wait_killed(armed, point)
+    finally:
+        armed.stop()
+    assert replicas(cluster, ns, name) == 3
+    assert status(cluster, ns, name)["scaleWrites"]["pending"]["replicas"] == 3
+
+
 def test_killed_between_scaling_and_recording_completes_once(
-        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess) -> None:
+        cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
+        exporters: Exporters) -> None:
     ns = own_namespace
-    deploy(local_cluster, ns, "cut")
-    armed = private_operator(ns, "armed", **{FAILPOINTS: "scaling.after_write"}).start()
-    with Exporter(ns, local_cluster.targets_dir) as load:
-        load.set("e2e_load", 25.0, {"app": "cut"})
-        try:
-            apply(local_cluster, ns, service_yaml("cut", ns))
-            wait_killed(armed, "scaling.after_write")
-        finally:
-            armed.stop()
-        assert replicas(local_cluster, ns, "cut") == 3  # the write was made ...
-        assert scaled(local_cluster, ns, "cut") == []  # ... and not yet said
-        assert status(local_cluster, ns, "cut")["scaleWrites"]["pending"]["replicas"] == 3
+    with exporters(ns) as load:
+        scaled_and_killed(cluster, ns, "cut", "scaling.after_write", load)  # the write made ...
+        assert scaled(cluster, ns, "cut") == []  # ... and not yet said
 
         restarted.start()
-        said = wait_until(lambda: scaled(local_cluster, ns, "cut"), 60,
+        said = wait_until(lambda: scaled(cluster, ns, "cut"), 60,
                           "the write found applied and recorded")
         assert "1 -> 3" in said[0] and "found applied" in said[0]
         more_syncs(restarted, ns)
         # Read while the load is still exported: once it stops, scaling is rightly inactive.
-        assert condition(local_cluster, ns, "cut", "ScalingActive")["status"] == "True"
-    assert generation(local_cluster, ns, "cut") == 2  # written once, never again
-    assert_each_change_once(local_cluster, ns, "cut")
-    record = status(local_cluster, ns, "cut")["scaleWrites"]
+        assert condition(cluster, ns, "cut", "ScalingActive")["status"] == "True"
+    assert generation(cluster, ns, "cut") == 2  # written once, never again
+    assert_each_change_once(cluster, ns, "cut")
+    record = status(cluster, ns, "cut")["scaleWrites"]
     assert record["appliedReplicas"] == 3 and "pending" not in record
 
 
-def test_killed_between_recording_and_healing_does_not_repeat(
-        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess) -> None:
+def test_killed_between_saying_and_recording_says_it_once(
+        cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
+        exporters: Exporters) -> None:
+    """The write made and its Event posted, the record not: the next leader finds the write
+    applied and records it, and its announcement (the same fact, the same Event key) is refused
+    by the API server, so the change is said once."""
     ns = own_namespace
-    deploy(local_cluster, ns, "hurt", replicas=3)
-    wait_until(lambda: len(pods(local_cluster, ns, "hurt")) == 3, 60, "3 pods")
-    sick = sorted(p["metadata"]["name"] for p in pods(local_cluster, ns, "hurt"))[0]
+    with exporters(ns) as load:
+        scaled_and_killed(cluster, ns, "said", "scaling.after_said", load)
+        assert [m[:16] for m in scaled(cluster, ns, "said")] == ["Deployment said "]
+
+        restarted.start()
+        wait_until(lambda: "pending" not in status(cluster, ns, "said")["scaleWrites"], 60,
+                   "the write found applied and recorded")
+        more_syncs(restarted, ns)
+    (said,) = scaled(cluster, ns, "said")
+    assert "1 -> 3" in said and "found applied" not in said
+    assert generation(cluster, ns, "said") == 2
+    assert_each_change_once(cluster, ns, "said")
+
+
+def test_killed_between_recording_and_healing_does_not_repeat(
+        cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
+        exporters: Exporters) -> None:
+    ns = own_namespace
+    deploy(cluster, ns, "hurt", replicas=3)
+    wait_until(lambda: len(pods(cluster, ns, "hurt")) == 3, 60, "3 pods")
+    sick = sorted(p["metadata"]["name"] for p in pods(cluster, ns, "hurt"))[0]
     armed = private_operator(ns, "armed", **{FAILPOINTS: "healing.after_record"}).start()
-    with Exporter(ns, local_cluster.targets_dir) as load:
+    with exporters(ns) as load:
         load.set("e2e_load", 25.0, {"app": "hurt"})
         load.set("e2e_errors", 0.01)
         load.set("e2e_latency", 0.2)
         try:
-            apply(local_cluster, ns, service_yaml("hurt", ns, healing=True))
-            crash_loop(local_cluster, ns, sick)
+            apply(cluster, ns, service_yaml("hurt", ns, healing=True))
+            crash_loop(cluster, ns, sick)
             wait_killed(armed, "healing.after_record")
         finally:
             armed.stop()
-        recorded = ledger(local_cluster, ns, "hurt")
+        recorded = ledger(cluster, ns, "hurt")
         assert [(e["action"], e["outcome"]) for e in recorded] == [("EvictPods", "Pending")]
-        assert sick in [p["metadata"]["name"] for p in pods(local_cluster, ns, "hurt")], \
+        assert sick in [p["metadata"]["name"] for p in pods(cluster, ns, "hurt")], \
             "the eviction was carried out although the process died before it"
 
         restarted.start()
-        wait_until(lambda: [e for e in ledger(local_cluster, ns, "hurt")
+        wait_until(lambda: [e for e in ledger(cluster, ns, "hurt")
                             if e["id"] == recorded[0]["id"] and e["outcome"] != "Pending"], 90,
                    "the recorded eviction verified, not repeated")
         more_syncs(restarted, ns)
-    evictions = [e for e in ledger(local_cluster, ns, "hurt") if e["action"] == "EvictPods"
+    evictions = [e for e in ledger(cluster, ns, "hurt") if e["action"] == "EvictPods"
                  and e["pods"] == [sick]]
     assert len(evictions) == 1, evictions
 
 
 def test_killed_between_routing_and_migration_completes_once(
-        local_cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
+        cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
         api: client.ApiClient) -> None:
     ns = own_namespace
     observer = Observer(api, ns, "cut")
     armed = private_operator(ns, "armed", **{FAILPOINTS: "sharding.after_routing"}).start()
     try:
-        apply(local_cluster, ns, shard_set_manifest("cut", 2))
+        apply(cluster, ns, shard_set_manifest("cut", 2))
         settle(observer, 2)  # creating shards starts no migration: the failpoint is not hit
-        local_cluster.kubectl("patch", "shardset", "cut", "-n", ns, "--type", "merge",
-                              "-p", json.dumps({"spec": {"shards": 3}}))
+        cluster.kubectl("patch", "shardset", "cut", "-n", ns, "--type", "merge",
+                        "-p", json.dumps({"spec": {"shards": 3}}))
         wait_killed(armed, "sharding.after_routing")
     finally:
         armed.stop()
@@ -445,7 +477,7 @@ AFTER = (4, 1, 2)  # from 2, 3, 4: each reachable in one step of the default pol
 
 
 def test_frozen_leader_replaced_under_load_acts_never_again(
-        local_cluster: Cluster, own_namespace: str) -> None:
+        cluster: Cluster, own_namespace: str, exporters: Exporters) -> None:
     ns = own_namespace
     env = {"POD_NAMESPACE": ns}
     first = OperatorProcess(f"frozen-a-{ns[-5:]}", env=env, args=("--namespace", ns),
@@ -455,13 +487,13 @@ def test_frozen_leader_replaced_under_load_acts_never_again(
     second.start(wait_for="standby")
     names = [f"svc{i}" for i in range(len(AFTER))]
     try:
-        with Exporter(ns, local_cluster.targets_dir) as load:
+        with exporters(ns) as load:
             for i, name in enumerate(names):
-                deploy(local_cluster, ns, name)
+                deploy(cluster, ns, name)
                 load.set("e2e_load", 15.0 + 10 * i, {"app": name})  # 2, 3, 4 replicas
-                apply(local_cluster, ns, service_yaml(name, ns))
+                apply(cluster, ns, service_yaml(name, ns))
             for i, name in enumerate(names):
-                wait_until(lambda n=name, r=2 + i: replicas(local_cluster, ns, n) == r, 90,
+                wait_until(lambda n=name, r=2 + i: replicas(cluster, ns, n) == r, 90,
                            f"{name} to scale")
 
             assert first.proc is not None
@@ -471,20 +503,20 @@ def test_frozen_leader_replaced_under_load_acts_never_again(
                 for name, wanted in zip(names, AFTER, strict=True):
                     load.set("e2e_load", wanted * 10.0 - 5, {"app": name})
                 for name, wanted in zip(names, AFTER, strict=True):
-                    wait_until(lambda n=name, r=wanted: replicas(local_cluster, ns, n) == r, 90,
+                    wait_until(lambda n=name, r=wanted: replicas(cluster, ns, n) == r, 90,
                                f"the new leader to scale {name}")
             finally:
                 os.kill(first.proc.pid, signal.SIGCONT)  # thawed, with stale state in memory
             first.proc.wait(timeout=60)  # it finds the lease lost and steps down
             more_syncs(second, ns, 2 * len(names))
             for name, wanted in zip(names, AFTER, strict=True):
-                assert replicas(local_cluster, ns, name) == wanted
-                assert_each_change_once(local_cluster, ns, name)
-                assert generation(local_cluster, ns, name) == 3  # 1 -> a -> b
-            assert "ConflictingWriter" not in local_cluster.kubectl(
+                assert replicas(cluster, ns, name) == wanted
+                assert_each_change_once(cluster, ns, name)
+                assert generation(cluster, ns, name) == 3  # 1 -> a -> b
+            assert "ConflictingWriter" not in cluster.kubectl(
                 "get", "adaptiveservices", "-n", ns, "-o", "yaml")
     finally:
         first.stop()
-        local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
-                              check=False)
+        cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
+                        check=False)
         second.stop()

@@ -48,7 +48,7 @@ def decisions(process: OperatorProcess, ns: str, names: list[str]) -> dict[str, 
 
 
 @pytest.fixture
-def replicas(local_cluster: Cluster, crds: Cluster) -> Iterator[list[OperatorProcess]]:
+def replicas(cluster: Cluster, crds: Cluster) -> Iterator[list[OperatorProcess]]:
     lease = f"e2e-shards-{uuid.uuid4().hex[:6]}"
     args = ("--namespace", f"e2e-{module_tag(__name__)}-*", "--lease-shards", str(SHARDS))
     made = [OperatorProcess(f"lease-shards-{which}", args=args, lease_name=lease)
@@ -73,13 +73,13 @@ def split_evenly(a: OperatorProcess, b: OperatorProcess) -> tuple[frozenset[int]
 
 
 def test_each_service_is_decided_by_the_replica_of_its_shard_and_moves_when_it_dies(
-        local_cluster: Cluster, namespace: str, replicas: list[OperatorProcess]) -> None:
+        cluster: Cluster, namespace: str, replicas: list[OperatorProcess]) -> None:
     a, b = replicas
     names = [f"svc-{index}" for index in range(SERVICES)]
     for name in names:
-        local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(name))
-        local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                              stdin=service_yaml(name, "vector(1)", mode="DryRun"))
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(name))
+        cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                        stdin=service_yaml(name, "vector(1)", mode="DryRun"))
     shards_a, shards_b = split_evenly(a, b)
     before = (decisions(a, namespace, names), decisions(b, namespace, names))
 

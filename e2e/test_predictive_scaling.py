@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from kubernetes import client, config, watch
 
-from adaptive_operator.demo.exporter import Exporter
+from metrics_source import Exporters, MetricsSource
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -69,7 +69,7 @@ def crossing_after(trough: float) -> float:
 class Player(threading.Thread):
     """Sets the exporter's gauge from the pattern, with seeded noise, four times a second."""
 
-    def __init__(self, exporter: Exporter) -> None:
+    def __init__(self, exporter: MetricsSource) -> None:
         super().__init__(daemon=True)
         self.exporter = exporter
         self.start_time = time.time()
@@ -116,10 +116,10 @@ class ReplicaLog:
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster) -> Iterator[OperatorProcess]:
-    local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/adaptiveservices.adaptive.dev")
+def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/adaptiveservices.adaptive.dev")
     process = OperatorProcess("predictive", measure_coverage=False,
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
@@ -142,28 +142,29 @@ def samples_in_prometheus(url: str, namespace: str) -> float:
     return float(value[1])
 
 
-def test_scales_up_before_the_load_arrives(local_cluster: Cluster, namespace: str,
-                                           operator: OperatorProcess) -> None:
-    assert local_cluster.prometheus_url is not None
+def test_scales_up_before_the_load_arrives(cluster: Cluster, namespace: str,
+                                           operator: OperatorProcess,
+                                           exporters: Exporters) -> None:
+    assert cluster.prometheus_url is not None
     query = f'sum(e2e_load{{exporter="{namespace}"}})'
-    with Exporter(namespace, local_cluster.targets_dir) as exporter:
+    with exporters(namespace) as exporter:
         player = Player(exporter)
         player.start()
-        replicas = ReplicaLog(namespace, local_cluster.kubeconfig)
+        replicas = ReplicaLog(namespace, cluster.kubeconfig)
         threading.Thread(target=replicas.run, daemon=True).start()
         try:
             for name in ("ahead", "react"):
-                local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                                      stdin=deployment_yaml(name))
+                cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                                stdin=deployment_yaml(name))
             # The services start after 1.5 cycles are in Prometheus: the operator backfills them.
-            wait_until(lambda: samples_in_prometheus(local_cluster.prometheus_url or "",
+            wait_until(lambda: samples_in_prometheus(cluster.prometheus_url or "",
                                                      namespace) >= 45, 150,
                        "1.5 cycles of load in Prometheus", interval=2)
-            local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                                  stdin=service_yaml("ahead", query, predictive=True))
-            local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                                  stdin=service_yaml("react", query, predictive=False))
-            check_status_and_lead(local_cluster, namespace, operator, player, replicas)
+            cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                            stdin=service_yaml("ahead", query, predictive=True))
+            cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                            stdin=service_yaml("react", query, predictive=False))
+            check_status_and_lead(cluster, namespace, operator, player, replicas)
         finally:
             player.done.set()
             replicas.done.set()

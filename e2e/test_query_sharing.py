@@ -25,8 +25,8 @@ from adaptive_operator.adapters.prometheus import (
 )
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.range_batch import RangeBatcher
-from adaptive_operator.demo.exporter import Exporter
 from adaptive_operator.domain.common.times import aligned
+from metrics_source import Exporters
 
 from conftest import Cluster
 from support import prom_query, wait_until
@@ -41,16 +41,16 @@ SHAPES = [
 
 
 @pytest.fixture(scope="module")
-def feed(local_cluster: Cluster) -> Iterator[str]:
+def feed(cluster: Cluster, exporters: Exporters) -> Iterator[str]:
     name = f"e2e-share-{uuid.uuid4().hex[:6]}"
-    with Exporter(name, local_cluster.targets_dir) as exporter:
+    with exporters(name) as exporter:
         for i, svc in enumerate(SERVICES):
             for pod in ("p0", "p1"):
                 for code in ("200", "500"):
                     value = (i + 1) * 10 + (pod == "p1") * 3 + (code == "500") * 0.5
                     exporter.set("e2e_share_load", value, {"svc": svc, "pod": pod, "code": code})
-        assert local_cluster.prometheus_url is not None
-        url = local_cluster.prometheus_url
+        assert cluster.prometheus_url is not None
+        url = cluster.prometheus_url
         wait_until(
             lambda: len(prom_query(url, f'e2e_share_load{{exporter="{name}"}}')) == 12,
             60,
@@ -68,9 +68,9 @@ def every_service(cluster: Cluster, feed: str, shape: str) -> tuple[str, list[st
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_each_service_reads_what_its_own_query_gives(
-    local_cluster: Cluster, feed: str, shape: str
+    cluster: Cluster, feed: str, shape: str
 ) -> None:
-    url, queries = every_service(local_cluster, feed, shape)
+    url, queries = every_service(cluster, feed, shape)
 
     sent: list[str] = []
 
@@ -119,9 +119,9 @@ def scraped_window(url: str, query: str) -> tuple[float, float, float]:
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_each_service_backfills_what_its_own_range_query_gives(
-    local_cluster: Cluster, feed: str, shape: str
+    cluster: Cluster, feed: str, shape: str
 ) -> None:
-    url, queries = every_service(local_cluster, feed, shape)
+    url, queries = every_service(cluster, feed, shape)
     window = scraped_window(url, queries[0])
     sent: list[str] = []
 

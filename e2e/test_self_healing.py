@@ -27,6 +27,7 @@ from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
 from history_seed import Series, exporter_labels, seed
+from metrics_source import SEEDED_HISTORY, Exporters
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -134,21 +135,22 @@ class Feed:
 
 
 @pytest.fixture(scope="module")
-def feed(local_cluster: Cluster) -> Iterator[Feed]:
-    with Exporter(FEED_NAME, local_cluster.targets_dir) as exporter:
-        running = Feed(exporter, local_cluster.kubeconfig)
-        assert local_cluster.targets_dir and local_cluster.prometheus_url
-        seed(local_cluster.targets_dir, local_cluster.prometheus_url, running.past(), SYNC)
+def feed(cluster: Cluster, exporters: Exporters) -> Iterator[Feed]:
+    exporters.host_exporter(SEEDED_HISTORY)
+    with Exporter(FEED_NAME, cluster.targets_dir) as exporter:
+        running = Feed(exporter, cluster.kubeconfig)
+        assert cluster.targets_dir and cluster.prometheus_url
+        seed(cluster.targets_dir, cluster.prometheus_url, running.past(), SYNC)
         running.thread.start()
         yield running
         running.stop.set()
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, feed: Feed) -> Iterator[OperatorProcess]:
-    local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/adaptiveservices.adaptive.dev")
+def operator(cluster: Cluster, feed: Feed) -> Iterator[OperatorProcess]:
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/adaptiveservices.adaptive.dev")
     process = OperatorProcess("healing", measure_coverage=False,
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*",
                                     "--leader-election", "false")).start()
@@ -157,13 +159,13 @@ def operator(local_cluster: Cluster, feed: Feed) -> Iterator[OperatorProcess]:
 
 
 @pytest.fixture(autouse=True)
-def services_deleted(local_cluster: Cluster, namespace: str,
+def services_deleted(cluster: Cluster, namespace: str,
                      operator: OperatorProcess) -> Iterator[None]:
     """Delete the test's AdaptiveService while the operator still watches the namespace: it
     removes its finalizer then, which it does not do once the namespace is terminating."""
     yield
-    local_cluster.kubectl("delete", "adaptiveservices", "--all", "-n", namespace,
-                          "--timeout=30s", check=False)
+    cluster.kubectl("delete", "adaptiveservices", "--all", "-n", namespace,
+                    "--timeout=30s", check=False)
 
 
 def apply(cluster: Cluster, ns: str, text: str) -> None:
@@ -235,83 +237,83 @@ def roll_out_bad_image(cluster: Cluster, ns: str, name: str) -> None:
     wait_until(lambda: image(cluster, ns, name) == BAD, 10, "the bad rollout to start")
 
 
-def test_normal_noisy_metrics_trigger_no_action(local_cluster: Cluster, namespace: str,
+def test_normal_noisy_metrics_trigger_no_action(cluster: Cluster, namespace: str,
                                                 operator: OperatorProcess, feed: Feed) -> None:
-    start_service(local_cluster, feed, namespace, "normal")
-    wait_fitted(local_cluster, namespace, "normal")
+    start_service(cluster, feed, namespace, "normal")
+    wait_fitted(cluster, namespace, "normal")
     scored = decisions(operator, namespace)
     # The ledger below covers the whole stretch: the warm-up rows and these scored syncs.
     wait_until(lambda: decisions(operator, namespace) >= scored + 30, 150,
                "30 more scored syncs of noisy, normal metrics", interval=2)
-    assert ledger(local_cluster, namespace, "normal") == []
-    assert not healing_status(local_cluster, namespace, "normal")["lastVerdict"]["isAnomaly"]
-    assert ready_pods(local_cluster, namespace, "normal") == 2
+    assert ledger(cluster, namespace, "normal") == []
+    assert not healing_status(cluster, namespace, "normal")["lastVerdict"]["isAnomaly"]
+    assert ready_pods(cluster, namespace, "normal") == 2
 
 
 def test_bad_rollout_is_rolled_back_with_an_explanation(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
-    start_service(local_cluster, feed, namespace, "rollback")
-    wait_fitted(local_cluster, namespace, "rollback")
-    roll_out_bad_image(local_cluster, namespace, "rollback")
+        cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
+    start_service(cluster, feed, namespace, "rollback")
+    wait_fitted(cluster, namespace, "rollback")
+    roll_out_bad_image(cluster, namespace, "rollback")
 
-    wait_until(lambda: image(local_cluster, namespace, "rollback") == GOOD, ROLLBACK_DEADLINE,
+    wait_until(lambda: image(cluster, namespace, "rollback") == GOOD, ROLLBACK_DEADLINE,
                "the rollback to the good image")
-    why = wait_until(lambda: events(local_cluster, namespace, "AnomalyAfterRollout"), 30,
+    why = wait_until(lambda: events(cluster, namespace, "AnomalyAfterRollout"), 30,
                      "the rollback Event")
     assert "errorRatio up" in why[0] and "rolling back to revision 1" in why[0]
-    wait_until(lambda: ready_pods(local_cluster, namespace, "rollback") == 2, 60, "2 pods")
-    entry = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "rollback")
+    wait_until(lambda: ready_pods(cluster, namespace, "rollback") == 2, 60, "2 pods")
+    entry = wait_until(lambda: [e for e in ledger(cluster, namespace, "rollback")
                                 if e["outcome"] != "Pending"], 60, "the rollback verified")
     assert [(e["action"], e["outcome"]) for e in entry] == [("RollBack", "Helped")]
-    status = healing_status(local_cluster, namespace, "rollback")
+    status = healing_status(cluster, namespace, "rollback")
     assert status["lastAction"]["action"] == "RollBack"
 
 
-def test_dry_run_reports_and_changes_nothing(local_cluster: Cluster, namespace: str,
+def test_dry_run_reports_and_changes_nothing(cluster: Cluster, namespace: str,
                                              operator: OperatorProcess, feed: Feed) -> None:
-    start_service(local_cluster, feed, namespace, "dryrun", mode="DryRun")
-    wait_fitted(local_cluster, namespace, "dryrun")
-    roll_out_bad_image(local_cluster, namespace, "dryrun")
+    start_service(cluster, feed, namespace, "dryrun", mode="DryRun")
+    wait_fitted(cluster, namespace, "dryrun")
+    roll_out_bad_image(cluster, namespace, "dryrun")
 
-    said = wait_until(lambda: events(local_cluster, namespace, "HealingDryRun"), 120,
+    said = wait_until(lambda: events(cluster, namespace, "HealingDryRun"), 120,
                       "the DryRun report")
     assert "rolling back to revision 1" in said[0]
     seen = decisions(operator, namespace)
     wait_until(lambda: decisions(operator, namespace) >= seen + 5, 60, "5 more syncs")
-    assert image(local_cluster, namespace, "dryrun") == BAD
-    assert [e["outcome"] for e in ledger(local_cluster, namespace, "dryrun")] == ["DryRun"]
-    assert not events(local_cluster, namespace, "AnomalyAfterRollout")
+    assert image(cluster, namespace, "dryrun") == BAD
+    assert [e["outcome"] for e in ledger(cluster, namespace, "dryrun")] == ["DryRun"]
+    assert not events(cluster, namespace, "AnomalyAfterRollout")
 
 
 def test_operator_killed_after_recording_does_not_repeat(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
-    start_service(local_cluster, feed, namespace, "killed")
-    wait_fitted(local_cluster, namespace, "killed")
+        cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
+    start_service(cluster, feed, namespace, "killed")
+    wait_fitted(cluster, namespace, "killed")
     # The kill lands exactly between recording the rollback and carrying it out: the failpoint
     # makes the operator SIGKILL itself there (see adaptive_operator/failpoints.py).
     operator.stop()
     armed = OperatorProcess("healing-armed", measure_coverage=False, args=operator.args,
                             env={"ADAPTIVE_FAILPOINTS": "healing.after_record"}).start()
     try:
-        roll_out_bad_image(local_cluster, namespace, "killed")
+        roll_out_bad_image(cluster, namespace, "killed")
         assert armed.proc is not None
         armed.proc.wait(timeout=WARM_UP)  # a fresh process: backfill, fit, then the anomaly
         assert armed.proc.returncode == -signal.SIGKILL
     finally:
         armed.stop()
-    assert [(e["action"], e["outcome"]) for e in ledger(local_cluster, namespace, "killed")] == [
+    assert [(e["action"], e["outcome"]) for e in ledger(cluster, namespace, "killed")] == [
         ("RollBack", "Pending")]
-    assert image(local_cluster, namespace, "killed") == BAD, "acted although killed before"
+    assert image(cluster, namespace, "killed") == BAD, "acted although killed before"
     operator.start()
 
-    verified = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "killed")
+    verified = wait_until(lambda: [e for e in ledger(cluster, namespace, "killed")
                                    if e["action"] == "RollBack" and e["outcome"] != "Pending"],
                           120, "the recorded rollback verified after the restart")
     seen = decisions(operator, namespace)
     wait_until(lambda: decisions(operator, namespace) >= seen + 5, 60, "5 more syncs")
-    rollbacks = [e for e in ledger(local_cluster, namespace, "killed") if e["action"] == "RollBack"]
+    rollbacks = [e for e in ledger(cluster, namespace, "killed") if e["action"] == "RollBack"]
     assert len(rollbacks) == 1 == len(verified)
-    assert len(events(local_cluster, namespace, "AnomalyAfterRollout")) <= 1
+    assert len(events(cluster, namespace, "AnomalyAfterRollout")) <= 1
 
 
 def crash_loop(cluster: Cluster, ns: str, pod: str) -> None:
@@ -324,55 +326,55 @@ def crash_loop(cluster: Cluster, ns: str, pod: str) -> None:
                     "-p", json.dumps(patch))
 
 
-def test_failing_pods_are_evicted_and_recover(local_cluster: Cluster, namespace: str,
+def test_failing_pods_are_evicted_and_recover(cluster: Cluster, namespace: str,
                                               operator: OperatorProcess, feed: Feed) -> None:
-    start_service(local_cluster, feed, namespace, "evict", replicas=3)
-    sick = sorted(p["metadata"]["name"] for p in pods(local_cluster, namespace, "evict"))[0]
-    crash_loop(local_cluster, namespace, sick)
+    start_service(cluster, feed, namespace, "evict", replicas=3)
+    sick = sorted(p["metadata"]["name"] for p in pods(cluster, namespace, "evict"))[0]
+    crash_loop(cluster, namespace, sick)
 
-    why = wait_until(lambda: events(local_cluster, namespace, "UnhealthyPods"), 60,
+    why = wait_until(lambda: events(cluster, namespace, "UnhealthyPods"), 60,
                      "the eviction Event")
     assert sick in why[0] and "crash-looping" in why[0]
     wait_until(lambda: sick not in [p["metadata"]["name"]
-                                    for p in pods(local_cluster, namespace, "evict")], 60,
+                                    for p in pods(cluster, namespace, "evict")], 60,
                "the sick pod evicted")
-    wait_until(lambda: ready_pods(local_cluster, namespace, "evict") == 3, 60,
+    wait_until(lambda: ready_pods(cluster, namespace, "evict") == 3, 60,
                "3 ready pods again (a replacement came up)")
-    entry = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "evict")
+    entry = wait_until(lambda: [e for e in ledger(cluster, namespace, "evict")
                                 if e["outcome"] != "Pending"], 60, "the eviction verified")
     assert [(e["action"], e["outcome"], e["pods"]) for e in entry] == [
         ("EvictPods", "Helped", [sick])]
 
 
 def test_saturation_scales_out_through_the_scaler_with_an_explanation(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
+        cluster: Cluster, namespace: str, operator: OperatorProcess, feed: Feed) -> None:
     # The scaler is Active here, but its own metric (load 10 -> 20 at 100 per replica) never
     # asks for more than minReplicas 2: a third replica can only come from healing.
-    deploy(local_cluster, namespace, "saturate", 2)
+    deploy(cluster, namespace, "saturate", 2)
     feed.targets["saturate"] = (namespace, "saturate")
     text = service_yaml("saturate", "saturate").replace("mode: Paused", "mode: Active")
     text = text.replace("minReplicas: 1", "minReplicas: 2").replace(
         "query: 'sum(e2e_heal_latency{", "query: 'sum(e2e_heal_load{").replace(
         "targetPerReplica: 1}", "targetPerReplica: 100}")
-    apply(local_cluster, namespace, text)
-    wait_fitted(local_cluster, namespace, "saturate")
+    apply(cluster, namespace, text)
+    wait_fitted(cluster, namespace, "saturate")
     seen = decisions(operator, namespace)
     # The load signal is read live (never backfilled): 15 syncs give it a baseline.
     wait_until(lambda: decisions(operator, namespace) >= seen + 15, 90,
                "15 syncs of load history", interval=2)
     feed.saturated.add("saturate")
 
-    why = wait_until(lambda: events(local_cluster, namespace, "Saturation"), 120,
+    why = wait_until(lambda: events(cluster, namespace, "Saturation"), 120,
                      "the saturation Event")
     assert "ScaleOut: saturation: load +" in why[0] and "scaling out 2 -> 3 (max 4)" in why[0]
-    wait_until(lambda: ready_pods(local_cluster, namespace, "saturate") == 3, 60,
+    wait_until(lambda: ready_pods(cluster, namespace, "saturate") == 3, 60,
                "the third pod, started by the scaler")
-    scaled = wait_until(lambda: events(local_cluster, namespace, "Scaled"), 30,
+    scaled = wait_until(lambda: events(cluster, namespace, "Scaled"), 30,
                         "the scaler's Event")
     assert "2 -> 3" in scaled[0] and "a healing scale-out (saturation) asks for at least 3" in (
         scaled[0])
-    entry = wait_until(lambda: [e for e in ledger(local_cluster, namespace, "saturate")
+    entry = wait_until(lambda: [e for e in ledger(cluster, namespace, "saturate")
                                 if e["outcome"] != "Pending"], 90, "the scale-out verified")
     assert [(e["action"], e["outcome"], e["replicas"]) for e in entry] == [
         ("ScaleOut", "Helped", 3)]
-    assert not events(local_cluster, namespace, "HealingActionFailed")
+    assert not events(cluster, namespace, "HealingActionFailed")

@@ -188,10 +188,10 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster) -> Iterator[OperatorProcess]:
-    local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/shardsets.adaptive.dev")
+def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/shardsets.adaptive.dev")
     process = OperatorProcess("shard-set",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
@@ -199,9 +199,9 @@ def operator(local_cluster: Cluster) -> Iterator[OperatorProcess]:
 
 
 @pytest.fixture(scope="module")
-def api(local_cluster: Cluster) -> Iterator[client.ApiClient]:
+def api(cluster: Cluster) -> Iterator[client.ApiClient]:
     api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=local_cluster.kubeconfig)
+        config_file=cluster.kubeconfig)
     yield api_client
     api_client.close()
 
@@ -215,16 +215,16 @@ def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]
                     "-p", json.dumps({"spec": spec}))
 
 
-def test_three_to_four_to_two_shards(local_cluster: Cluster, namespace: str,
+def test_three_to_four_to_two_shards(cluster: Cluster, namespace: str,
                                      operator: OperatorProcess, api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "cache")
-    apply(local_cluster, namespace, shard_set_manifest("cache", 3))
+    apply(cluster, namespace, shard_set_manifest("cache", 3))
     first = settle(observer, 3)
     assert first.table.owners.tolist() == [0] * 4 + [1] * 4 + [2] * 4
 
     step_epochs = [first.table.epoch]
     for shards in (4, 2):
-        patch_spec(local_cluster, namespace, "cache", {"shards": shards})
+        patch_spec(cluster, namespace, "cache", {"shards": shards})
         step_epochs.append(settle(observer, shards).table.epoch)
     assert step_epochs == sorted(set(step_epochs)), "each step publishes a newer table"
 
@@ -240,23 +240,23 @@ def test_three_to_four_to_two_shards(local_cluster: Cluster, namespace: str,
                 if e.reason == "Resharding"]
     assert any(m.startswith("migrated slots") for m in messages), messages
     refused = subprocess.run(
-        ["kubectl", "--kubeconfig", local_cluster.kubeconfig, "patch", "shardset", "cache", "-n",
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, "patch", "shardset", "cache", "-n",
          namespace, "--type", "merge", "-p", json.dumps({"spec": {"slots": 24}})],
         capture_output=True, text=True)
     assert refused.returncode != 0 and "slots cannot change" in refused.stderr
-    listed = local_cluster.kubectl("get", "shardsets", "-n", namespace)
+    listed = cluster.kubectl("get", "shardsets", "-n", namespace)
     assert listed.split("\n")[0].split() == ["NAME", "SHARDS", "READY", "MIGRATING", "EPOCH",
                                              "AGE"]
 
 
 def test_failed_migration_is_retried_and_never_misroutes(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
         api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "flaky")
-    apply(local_cluster, namespace,
+    apply(cluster, namespace,
           shard_set_manifest("flaky", 2, unschedulable_job(deadline=2), backoff_limit=20))
     settle(observer, 2)
-    patch_spec(local_cluster, namespace, "flaky", {"shards": 3})
+    patch_spec(cluster, namespace, "flaky", {"shards": 3})
 
     def failed_and_retried() -> bool:
         sample = observer.sample()
@@ -277,7 +277,7 @@ def test_failed_migration_is_retried_and_never_misroutes(
     assert reasons == {"DeadlineExceeded"}, "the Job controller itself failed the Job"
 
     # The user fixes the migration template: the next run of the same move succeeds.
-    patch_spec(local_cluster, namespace, "flaky", {"migration": {"jobTemplate": {
+    patch_spec(cluster, namespace, "flaky", {"migration": {"jobTemplate": {
         "activeDeadlineSeconds": None, "template": {"spec": {"nodeSelector": None}}}}})
     settled = settle(observer, 3)
     assert settled.table.owners.tolist().count(2) == SLOTS // 3  # the later runs succeeded
@@ -286,25 +286,25 @@ def test_failed_migration_is_retried_and_never_misroutes(
 
 
 def test_deleting_the_shard_set_removes_what_it_owned(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
         api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "gone")
-    apply(local_cluster, namespace, shard_set_manifest("gone", 2, unschedulable_job(None)))
+    apply(cluster, namespace, shard_set_manifest("gone", 2, unschedulable_job(None)))
     settle(observer, 2)
-    patch_spec(local_cluster, namespace, "gone", {"shards": 3})
+    patch_spec(cluster, namespace, "gone", {"shards": 3})
     wait_until(lambda: (s := observer.sample()) and s.jobs and s.existing == {0, 1, 2}, 60,
                "a migration Job in flight (its pod never schedules) and the third shard")
 
-    local_cluster.kubectl("delete", "shardset", "gone", "-n", namespace, "--wait=false")
+    cluster.kubectl("delete", "shardset", "gone", "-n", namespace, "--wait=false")
     selector = f"{manifests.SHARDSET_LABEL}=gone"
 
     left: list[str] = []
 
     def nothing_left() -> bool:
-        left[:] = local_cluster.kubectl("get", "statefulsets,services,configmaps,jobs", "-n",
-                                        namespace, "-l", selector, "-o", "name").split()
+        left[:] = cluster.kubectl("get", "statefulsets,services,configmaps,jobs", "-n",
+                                  namespace, "-l", selector, "-o", "name").split()
         return not left
 
     wait_until(nothing_left, 90, "the garbage collector to remove the StatefulSets, Services, "
                "routing ConfigMap and Jobs")
-    assert local_cluster.kubectl("get", "shardsets", "-n", namespace, "-o", "name").strip() == ""
+    assert cluster.kubectl("get", "shardsets", "-n", namespace, "-o", "name").strip() == ""

@@ -33,6 +33,7 @@ from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
 from history_seed import Series, exporter_labels, seed
+from metrics_source import SEEDED_HISTORY, Exporters, MetricsSource
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -94,7 +95,7 @@ class Feed:
     """Per pod: request counters (5xx for pods on the bad image), a latency histogram, CPU,
     memory and restarts, as cAdvisor, kube-state-metrics and the app would expose them."""
 
-    def __init__(self, exporter: Exporter, kubeconfig: str) -> None:
+    def __init__(self, exporter: MetricsSource, kubeconfig: str) -> None:
         self.exporter, self.rng = exporter, np.random.default_rng(11)
         self.targets: list[str] = []  # namespaces whose Deployment `web` is fed
         self.totals: Values = {}
@@ -135,6 +136,7 @@ class Feed:
                 for pod in pods:
                     row.update(self._pod(ns, pod, bad=False))
             rows.append(row)
+        assert isinstance(self.exporter, Exporter), "history is seeded for the host exporter"
         port = self.exporter.port
         return [Series(metric, exporter_labels(FEED, port, **dict(labels)),
                        [row[(metric, labels)] for row in rows]) for metric, labels in rows[0]]
@@ -155,24 +157,24 @@ class Feed:
 
 
 @pytest.fixture(scope="module")
-def feed(local_cluster: Cluster) -> Iterator[Feed]:
-    with Exporter(FEED, local_cluster.targets_dir) as exporter:
-        running = Feed(exporter, local_cluster.kubeconfig)
+def feed(cluster: Cluster, exporters: Exporters) -> Iterator[Feed]:
+    with exporters(FEED) as exporter:
+        running = Feed(exporter, cluster.kubeconfig)
         running.thread.start()
         yield running
         running.stop.set()
 
 
 @pytest.fixture(scope="module")
-def proxy(local_cluster: Cluster) -> Iterator[TokenProxy]:
-    assert local_cluster.prometheus_url is not None
-    running = TokenProxy(local_cluster.prometheus_url)
+def proxy(cluster: Cluster) -> Iterator[TokenProxy]:
+    assert cluster.prometheus_url is not None
+    running = TokenProxy(cluster.prometheus_url)
     yield running
     running.close()
 
 
 @pytest.fixture(scope="module")
-def operator(local_cluster: Cluster, crds: Cluster, feed: Feed,
+def operator(cluster: Cluster, crds: Cluster, feed: Feed,
              proxy: TokenProxy) -> Iterator[OperatorProcess]:
     process = OperatorProcess("tenancy", measure_coverage=False, args=(
         "--namespace", f"e2e-{TAG}-*", "--leader-election", "false",
@@ -193,8 +195,8 @@ def made_namespace(cluster: Cluster, prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def other_namespace(local_cluster: Cluster) -> Iterator[str]:
-    with made_namespace(local_cluster, f"e2e-{TAG}-other") as ns:
+def other_namespace(cluster: Cluster) -> Iterator[str]:
+    with made_namespace(cluster, f"e2e-{TAG}-other") as ns:
         yield ns
 
 
@@ -257,39 +259,39 @@ data: {{token: {b64(TOKEN)}, org: {b64(ORG)}}}
 
 
 def test_credentials_from_a_secret_reach_a_prometheus_behind_a_token(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess,
+        cluster: Cluster, namespace: str, operator: OperatorProcess,
         proxy: TokenProxy) -> None:
-    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 1))
-    apply(local_cluster, namespace, secret_yaml())
-    apply(local_cluster, namespace, service_yaml(f"""  prometheus:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 1))
+    apply(cluster, namespace, secret_yaml())
+    apply(cluster, namespace, service_yaml(f"""  prometheus:
     url: {proxy.url}
     auth:
       secretRef: {{name: prom-creds}}
       bearerTokenKey: token
       headers: {{X-Scope-OrgID: org}}
 """))
-    read = wait_until(lambda: condition(local_cluster, namespace, "MetricsAvailable")
+    read = wait_until(lambda: condition(cluster, namespace, "MetricsAvailable")
                       .get("status") == "True" or None, 90, "the metric read through the proxy")
     assert read
-    assert status(local_cluster, namespace)["lastDecision"]["metrics"][0]["value"] == 10.0
+    assert status(cluster, namespace)["lastDecision"]["metrics"][0]["value"] == 10.0
     assert any(h.get("Authorization") == f"Bearer {TOKEN}" for h in proxy.asked)
-    for text in (str(status(local_cluster, namespace)), events_text(local_cluster, namespace),
+    for text in (str(status(cluster, namespace)), events_text(cluster, namespace),
                  operator.log_path.read_text(errors="replace")):
         assert TOKEN not in text
 
 
 def test_a_url_off_the_allowlist_is_refused_unasked(
-        local_cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+        cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
     elsewhere = TokenProxy("http://127.0.0.1:9")  # listens, but is on no allowlist
     try:
-        local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                              stdin=deployment_yaml("web", 1))
-        apply(local_cluster, namespace, service_yaml(f"  prometheus: {{url: '{elsewhere.url}'}}\n"))
-        refused = wait_until(lambda: condition(local_cluster, namespace, "MetricsAvailable")
+        cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                        stdin=deployment_yaml("web", 1))
+        apply(cluster, namespace, service_yaml(f"  prometheus: {{url: '{elsewhere.url}'}}\n"))
+        refused = wait_until(lambda: condition(cluster, namespace, "MetricsAvailable")
                              .get("reason") == "PrometheusNotAllowed" or None, 90,
                              "the URL refused")
         assert refused
-        message = condition(local_cluster, namespace, "MetricsAvailable")["message"]
+        message = condition(cluster, namespace, "MetricsAvailable")["message"]
         assert elsewhere.url in message and "allowlist" in message
         assert elsewhere.asked == []
     finally:
@@ -311,51 +313,52 @@ def deploy(cluster: Cluster, feed: Feed, ns: str) -> list[Series]:
 
 
 def test_errors_in_one_namespace_do_not_roll_back_another(
-        local_cluster: Cluster, namespace: str, other_namespace: str,
-        operator: OperatorProcess, feed: Feed) -> None:
+        cluster: Cluster, namespace: str, other_namespace: str,
+        operator: OperatorProcess, feed: Feed, exporters: Exporters) -> None:
+    exporters.host_exporter(SEEDED_HISTORY)
     past = [series for ns in (namespace, other_namespace)
-            for series in deploy(local_cluster, feed, ns)]
-    assert local_cluster.targets_dir and local_cluster.prometheus_url
-    seed(local_cluster.targets_dir, local_cluster.prometheus_url, past, SYNC)
+            for series in deploy(cluster, feed, ns)]
+    assert cluster.targets_dir and cluster.prometheus_url
+    seed(cluster.targets_dir, cluster.prometheus_url, past, SYNC)
     for ns in (namespace, other_namespace):
-        apply(local_cluster, ns, service_yaml("", healing=True))
+        apply(cluster, ns, service_yaml("", healing=True))
     for ns in (namespace, other_namespace):
-        wait_until(lambda ns=ns: (status(local_cluster, ns).get("healing") or {})
+        wait_until(lambda ns=ns: (status(cluster, ns).get("healing") or {})
                    .get("lastVerdict"), WARM_UP, f"the detector fitted in {ns}", interval=2)
     # A bad rollout in the first namespace: its errors must move nothing in the other one
     # (with cluster-wide defaults, the other's error ratio rose with them and it acted).
-    local_cluster.kubectl("set", "image", "-n", namespace, "deployment/web", f"app={BAD}")
-    wait_until(lambda: image(local_cluster, namespace) == GOOD, 180,
+    cluster.kubectl("set", "image", "-n", namespace, "deployment/web", f"app={BAD}")
+    wait_until(lambda: image(cluster, namespace) == GOOD, 180,
                "the bad rollout rolled back")
     # The other service kept scoring its own, calm metrics meanwhile, and acted on nothing.
     scored = operator.log_path.read_text(errors="replace").count(other_namespace)
     wait_until(lambda: operator.log_path.read_text(errors="replace").count(other_namespace)
                > scored + 20, 120, "more syncs of the other service", interval=2)
-    assert image(local_cluster, other_namespace) == GOOD
-    assert ledger(local_cluster, other_namespace) == "[]"
-    verdict = status(local_cluster, other_namespace)["healing"]["lastVerdict"]
+    assert image(cluster, other_namespace) == GOOD
+    assert ledger(cluster, other_namespace) == "[]"
+    verdict = status(cluster, other_namespace)["healing"]["lastVerdict"]
     assert not verdict["isAnomaly"]
 
 
 @pytest.fixture
-def scoped_namespace(local_cluster: Cluster) -> Iterator[str]:
+def scoped_namespace(cluster: Cluster) -> Iterator[str]:
     """A namespace the module's operator does not watch (its pattern is `e2e-TAG-*`)."""
-    with made_namespace(local_cluster, f"e2e-{TAG}scoped") as ns:
+    with made_namespace(cluster, f"e2e-{TAG}scoped") as ns:
         yield ns
 
 
 def test_a_scoped_query_reads_its_own_namespace_only(
-        local_cluster: Cluster, crds: Cluster, scoped_namespace: str, feed: Feed) -> None:
+        cluster: Cluster, crds: Cluster, scoped_namespace: str, feed: Feed) -> None:
     ns = scoped_namespace
     feed.exporter.set("e2e_tenancy_scoped_load", 10.0, {"namespace": ns})
     feed.exporter.set("e2e_tenancy_scoped_load", 1000.0, {"namespace": f"{ns}-elsewhere"})
-    local_cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 1))
-    apply(local_cluster, ns, service_yaml("").replace(
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 1))
+    apply(cluster, ns, service_yaml("").replace(
         f'sum(e2e_tenancy_load{{exporter="{FEED}"}})', "sum(e2e_tenancy_scoped_load)"))
     process = OperatorProcess("tenancy-scoped", measure_coverage=False, args=(
         "--namespace", ns, "--leader-election", "false", "--query-scope", "namespace")).start()
     try:
-        read = wait_until(lambda: (status(local_cluster, ns).get("lastDecision") or {})
+        read = wait_until(lambda: (status(cluster, ns).get("lastDecision") or {})
                           .get("metrics"), 90, "a decision on the scoped query")
         # Unscoped, the sum would be 1010: the other namespace's series would count.
         assert read[0]["value"] == 10.0, read

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ast
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
+import structlog
 from kopf._cogs.clients import events as kopf_events
 from kopf._cogs.structs import bodies, references
 
@@ -67,6 +69,42 @@ def test_a_refused_event_is_logged_not_raised() -> None:
     kube.OwnObjects(fenced_client(server, lambda: True)).post_event(
         BODY, Event("Normal", "Resharding", "moved"))
     assert len(server.sent) == 1
+
+
+def test_a_keyed_event_has_one_name_and_is_said_once() -> None:
+    """A keyed Event (one fact: a replica write, a healing action) is named after its object and
+    key; the API server refuses the second telling (409), which is no failure to report."""
+    names: set[str] = set()
+
+    def reply(method: str, path: str, body: Any) -> tuple[int, Any]:
+        name = body["metadata"]["name"]
+        if name in names:
+            return 409, {"kind": "Status", "reason": "AlreadyExists"}
+        names.add(name)
+        return 201, body
+
+    server = KubeHttp(reply)
+    own = kube.OwnObjects(fenced_client(server, lambda: True))
+    fact = Event("Normal", "Scaled", "Deployment web 1 -> 4: load", "scaled:1:4:t")
+    with structlog.testing.capture_logs() as logged:
+        own.post_event(BODY, fact)
+        own.post_event(BODY, replace(fact, message="found applied and recorded now"))
+        own.post_event(BODY, replace(fact, key="scaled:4:2:t"))
+        own.post_event({**BODY, "metadata": {**BODY["metadata"], "uid": "u-2"}}, fact)
+    assert logged == []
+    sent = [body["metadata"] for _, _, body in server.sent]
+    assert len(sent) == 4 and len(names) == 3
+    assert sent[0] == sent[1] and "generateName" not in sent[0]
+    assert sent[0]["name"].startswith("kopf-event-") and len(sent[0]["name"]) <= 63
+
+
+def test_an_unkeyed_event_that_conflicts_is_reported() -> None:
+    server = KubeHttp(lambda *_: (409, {"kind": "Status", "reason": "AlreadyExists"}))
+    with structlog.testing.capture_logs() as logged:
+        kube.OwnObjects(fenced_client(server, lambda: True)).post_event(
+            BODY, Event("Normal", "Resharding", "moved"))
+    assert [entry["event"] for entry in logged] == ["event not posted"]
+    assert server.sent[0][2]["metadata"] == {"namespace": "prod", "generateName": "kopf-event-"}
 
 
 async def test_an_event_is_posted_as_kopf_posted_it(monkeypatch: pytest.MonkeyPatch) -> None:

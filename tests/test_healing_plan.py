@@ -8,6 +8,7 @@ from dataclasses import replace
 from adaptive_operator.domain.healing.ladder import Action, HealingPlan, LedgerEntry, Outcome
 from adaptive_operator.domain.healing.plan import (
     LEDGER,
+    action_event,
     annotations_of,
     last_written,
     not_owned_condition,
@@ -15,6 +16,7 @@ from adaptive_operator.domain.healing.plan import (
     recorded,
     reported_events,
     scale_out_problem,
+    verified_event,
     with_blocked,
     writes_ledger,
 )
@@ -95,3 +97,21 @@ def test_the_ownership_condition_is_only_for_an_eviction_made() -> None:
     assert ownership_condition((), "Rollout", "web") == not_owned_condition((), "Rollout", "web")
     found = ownership_condition(("impostor",), "Rollout", "web")
     assert found is not None and found.status == "True" and "impostor" in found.message
+
+
+def test_an_action_and_its_verdict_are_each_said_once_whoever_says_them() -> None:
+    """A leader taking over from one that acted (or verified) but did not reach the ledger says it
+    again under the same key, which the API server refuses; a held-back action is said each time
+    (it is tried again)."""
+    intent = LedgerEntry("rollback-100", Action.ROLL_BACK, 100.0, Outcome.PENDING)
+    plan = HealingPlan(Action.ROLL_BACK, "RolledBack", "rolled back to revision 2")
+    done = action_event(plan, intent, "web", None, False)
+    failed = action_event(plan, intent, "web", "refused", False)
+    held = action_event(plan, intent, "web", "a budget", True)
+    assert done == action_event(plan, intent, "web", None, False)
+    assert len({done.key, failed.key}) == 2 and held.key is None
+    other = action_event(plan, replace(intent, id="rollback-400"), "web", None, False)
+    assert other.key != done.key
+    helped = verified_event(replace(intent, outcome=Outcome.HELPED))
+    assert helped.key is not None and helped.key not in {done.key, failed.key}
+    assert verified_event(replace(intent, outcome=Outcome.HELPED)).key == helped.key

@@ -24,6 +24,7 @@ class LeaseApi:
         self.leases: dict[str, client.V1Lease] = {}
         self.version = 0
         self.down = False
+        self.lists = 0
 
     def _stored(self, lease: client.V1Lease) -> client.V1Lease:
         self.version += 1
@@ -38,6 +39,12 @@ class LeaseApi:
         if name not in self.leases:
             raise ApiException(status=404, reason="Not Found")
         return copy.deepcopy(self.leases[name])
+
+    def list_namespaced_lease(self, namespace: str) -> client.V1LeaseList:
+        self.lists += 1
+        if self.down:
+            raise OSError("connection refused")
+        return client.V1LeaseList(items=[copy.deepcopy(lease) for lease in self.leases.values()])
 
     def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> client.V1Lease:
         if body.metadata.name in self.leases:
@@ -141,3 +148,15 @@ def test_keep_runs_rounds_until_stopped() -> None:
     assert a.held() == (0, 1, 2, 3)
 
 
+
+
+def test_a_round_reads_every_lease_in_one_list_whatever_the_shards() -> None:
+    """K shard and K member Leases are read by one list a round, not 2K reads: the API server's
+    load from sharing does not grow with K."""
+    api, clock = LeaseApi(), [1000.0]
+    a, b = replica(api, "a", clock), replica(api, "b", clock)
+    rounds([a, b], clock, 5)
+    assert api.lists == 10
+    assert len(a.held()) == len(b.held()) == 2
+    assert sorted(api.leases) == sorted([f"op-shard-{i}" for i in range(SHARDS)]
+                                        + ["op-member-0", "op-member-1"])

@@ -22,6 +22,8 @@ from adaptive_operator.domain.scaling.operating_point import (
     PointFigures,
     candidate_floors,
     cheapest_within,
+    fallback_floors,
+    with_fallback,
 )
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveSettings
 from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
@@ -44,20 +46,29 @@ def floors_of(values: list[float | None], settings: PredictiveSettings) -> list[
             for i in range(len(values))]
 
 
-def test_one_engine_gives_each_quantile_the_floor_of_a_service_configured_with_it() -> None:
+@pytest.mark.parametrize("fallback", [False, True], ids=["trusted-only", "with-fallback"])
+def test_one_engine_gives_each_quantile_the_floor_of_a_service_configured_with_it(
+    fallback: bool,
+) -> None:
+    """The trusted forecast's floors, and with the persistence band on the rows without one:
+    each quantile's, as a service configured with it computes them (what the benchmark records)."""
+    settings = replace(FAST, persistence_fallback=fallback)
     values = seasonal(5)
-    advisor = PredictiveAdvisor(FAST)
+    advisor = PredictiveAdvisor(settings)
     recorded: dict[float, list[int | None]] = {q: [] for q in CANDIDATE_QUANTILES}
     for i in range(len(values)):
         advisor.advise(RowsView.prefix(values, i + 1), INTERVAL, INTERVAL, 10.0)
         assert advisor.engine is not None
         found = candidate_floors(advisor.engine, advisor.band, advisor.state.reliable, 10.0,
                                  CANDIDATE_QUANTILES)
+        found = with_fallback(found, fallback_floors(advisor.fallback, 10.0,
+                                                     CANDIDATE_QUANTILES))
         for q, floor in found.items():
             recorded[q].append(floor)
     for q in (0.6, 0.95):
-        assert recorded[q] == floors_of(values, replace(FAST, quantile=q))
+        assert recorded[q] == floors_of(values, replace(settings, quantile=q))
     assert recorded[0.6] != recorded[0.95]
+    assert (None in recorded[0.6][DAY:]) is not fallback  # the fallback fills untrusted rows
 
 
 def figures(q: float, down: bool, unserved: float, cost: float) -> PointFigures:

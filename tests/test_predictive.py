@@ -17,8 +17,10 @@ from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 
 INTERVAL = 1800.0  # 30-minute rows keep the tests fast; the code is resolution-agnostic
 DAY = 48
+# The trust tests look at the forecast alone: without the persistence band's floor, which
+# stands in while no forecast is trusted (its own tests: test_persistence.py).
 FAST = PredictiveSettings(
-    refit_seconds=86400 / 2, error_window_seconds=86400
+    refit_seconds=86400 / 2, error_window_seconds=86400, persistence_fallback=False
 )
 
 
@@ -84,7 +86,7 @@ def test_too_little_history_is_reactive_only(values: list[float | None], reason:
 def test_minimum_history_follows_the_detected_season_not_the_clock() -> None:
     """A one-minute season in 1-second rows: trusted after three cycles, minutes not days."""
     values = cycles(60, 8)
-    advisor = PredictiveAdvisor()
+    advisor = PredictiveAdvisor(PredictiveSettings(persistence_fallback=False))
     floors = [advisor.advise(values[: i + 1], 1.0, 2.0, 10.0) for i in range(len(values))]
     first = next(i for i, f in enumerate(floors) if f is not None)
     assert 3 * 60 <= first < 6 * 60
@@ -103,10 +105,7 @@ def test_guard_turns_off_when_the_forecast_loses_to_seasonal_naive(
     seasonal_run: tuple[list[float | None], list[int | None], PredictiveAdvisor],
 ) -> None:
     values, _, _ = seasonal_run
-    strict = PredictiveSettings(
-        refit_seconds=FAST.refit_seconds,
-        max_relative_error=0.0,
-    )
+    strict = replace(FAST, max_relative_error=0.0)
     floors, advisor = run(values, strict)
     assert floors[-1] is None
     assert "not better" in advisor.state.reason
@@ -230,10 +229,7 @@ def test_scale_down_ceiling_only_when_asked(
 ) -> None:
     values, _, advisor = seasonal_run
     assert advisor.state.scale_down_to is None
-    opted = PredictiveSettings(
-        refit_seconds=FAST.refit_seconds,
-        scale_down_on_forecast=True,
-    )
+    opted = replace(FAST, scale_down_on_forecast=True)
     _, down = run(values, opted)
     assert down.state.scale_down_to == down.state.floor_replicas
 

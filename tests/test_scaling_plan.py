@@ -21,7 +21,12 @@ from adaptive_operator.domain.scaling.plan import (
     status_update,
 )
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome
-from adaptive_operator.domain.scaling.writes import PendingWrite, WriteCheck, WriteRecord
+from adaptive_operator.domain.scaling.writes import (
+    PendingWrite,
+    WriteCheck,
+    WriteRecord,
+    said_key,
+)
 
 NOW = 1_000.0
 TARGET = "Deployment web"
@@ -42,7 +47,8 @@ def outcome(desired: int | None, mode: str = "Active", **fields: object) -> Sync
 
 CONFLICT = Problem("ConflictingWriter", "kubectl scale twice")
 MISSING = Problem("TargetNotFound", "no Deployment web")
-DONE = WriteCheck(WriteRecord(), completed=PendingWrite(5, 3, 990.0))
+DONE_WRITE = PendingWrite(5, 3, 990.0)
+DONE = WriteCheck(WriteRecord(), completed=DONE_WRITE)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +69,8 @@ DONE = WriteCheck(WriteRecord(), completed=PendingWrite(5, 3, 990.0))
         pytest.param(outcome(5), None, True, Actions(), id="no-scale-read-no-write"),
         pytest.param(outcome(3, writes=DONE), 3, True, Actions(events=(Event(
             "Normal", "Scaled", f"{TARGET} 3 -> 5: made before the operator restarted, found "
-            "applied and recorded now"),)), id="a-write-found-made-is-announced"),
+            "applied and recorded now", said_key(DONE_WRITE)),)),
+            id="a-write-found-made-is-announced"),
     ],
 )
 def test_plan_actions(case: SyncOutcome, current: int | None, leading: bool,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.coupling import CouplingStatus
 from adaptive_operator.domain.common.conditions import Condition
@@ -131,6 +133,21 @@ def test_a_write_made_before_a_restart_is_announced_and_counts_in_the_rate_limit
     assert planned.memory.record == scale_writes.WriteRecord(applied=4)
     assert planned.memory.history is not None
     assert [e.change for e in planned.memory.history.scale_events] == [2]
+
+
+@pytest.mark.parametrize("now", [NOW, NOW + 0.1234567, NOW + 0.5, 1_796_000_214.953234])
+def test_a_write_and_its_announcement_after_a_restart_are_one_fact(now: float) -> None:
+    """The leader that made a write may be gone before it recorded it (killed, or frozen while
+    another took over): whoever finds it made says it under the same Event key, so the API server
+    keeps the first telling and refuses the second. Times go through status as text."""
+    made = sync.plan(spec(), seen(40.0), sync.Memory(), now)
+    assert made.scale is not None
+    status = {"scaleWrites": sync.writes_status(made.scale.pending)}
+    found = sync.plan(spec(), seen(40.0, current=4, status=status), sync.Memory(), now + 15)
+    (announced,) = found.events
+    assert made.scale.event.key is not None and announced.key == made.scale.event.key
+    later = sync.plan(spec(), seen(40.0), sync.Memory(), now + 15)
+    assert later.scale is not None and later.scale.event.key != made.scale.event.key
 
 
 def test_another_writer_fighting_the_operator_is_left_alone() -> None:

@@ -6,6 +6,7 @@ actionlint is built from its Go module by `e2e/cluster build` (pinned in e2e/bui
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,18 @@ def test_lint_types_and_import_contracts_run_on_every_push() -> None:
     script = run_lines(workflow("e2e.yaml")["jobs"]["checks"])
     for command in ("ruff check", "mypy", "lint-imports"):
         assert command in script
+
+
+def test_the_kind_prometheus_scrapes_pods_as_the_local_clusters_does() -> None:
+    """The exporter pods and workloads of the e2e tests are found the same way on kind: the
+    values' pod job is the local one (e2e/cluster_prometheus.py) minus what is local only."""
+    sys.path.insert(0, str(ROOT / "e2e"))
+    import cluster_prometheus  # a script folder (standard library only), not a package
+
+    values = yaml.safe_load((ROOT / "e2e" / "kind-prometheus-values.yaml").read_text())
+    jobs = {job["job_name"]: job for job in values["serverFiles"]["prometheus.yml"]
+            ["scrape_configs"]}
+    assert jobs[cluster_prometheus.POD_JOB] == cluster_prometheus.pod_job(None, None)
+    assert values["server"]["global"]["scrape_interval"] == "2s"
+    script = run_lines(workflow("e2e.yaml")["jobs"]["e2e"])
+    assert "-f e2e/kind-prometheus-values.yaml" in script

@@ -18,6 +18,7 @@ import sys
 ENV = "ADAPTIVE_FAILPOINTS"
 POINTS = {
     "scaling.after_write": "the target's replicas were written; Event and status not yet",
+    "scaling.after_said": "the write was made and its Event posted; its status record not yet",
     "healing.after_record": "the healing intent is in the ledger; the action not yet taken",
     "sharding.after_routing": "the routing table marks a migration; its Job not yet created",
 }

@@ -65,6 +65,7 @@ CALLS: dict[str, tuple[Triple, ...]] = {
     "read_namespaced_secret": ((CORE, "secrets", "get"),),
     "create_namespaced_lease": (("coordination.k8s.io", "leases", "create"),),
     "read_namespaced_lease": (("coordination.k8s.io", "leases", "get"),),
+    "list_namespaced_lease": (("coordination.k8s.io", "leases", "list"),),
     "replace_namespaced_lease": (("coordination.k8s.io", "leases", "update"),),
     # Custom objects: our own (the healing ledger and a ShardSet's records in annotations, and
     # status), and the scale subresource of the kinds a service may target.

@@ -124,7 +124,7 @@ in a namespaced install, to the ClusterRole otherwise; cluster rules always to t
 # Leader election.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "update"]
+  verbs: ["get", "list", "create", "update"]
 {{- end }}
 
 {{- define "adaptive-operator.clusterRules" -}}

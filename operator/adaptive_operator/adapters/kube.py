@@ -263,17 +263,25 @@ class OwnObjects:
 
     def post_event(self, body: Mapping[str, Any], event: Event) -> None:
         """An Event about `body`. Events only tell: a failure to post one is logged, as kopf
-        did, and never fails the sync (nor does a refusal while not leading)."""
+        did, and never fails the sync (nor does a refusal while not leading). A keyed Event
+        that exists already was said (by this replica or one before it): not said again."""
         # Stamped with this host's time, as kopf did; the client takes the JSON as it is.
         manifest: Any = event_manifest(body, event, time.time())
         try:
             API_REQUESTS.labels("create", "events").inc()
             _discard(client.CoreV1Api(self._api).create_namespaced_event(
                 manifest["metadata"]["namespace"], manifest, _preload_content=False))
+        except ApiException as err:
+            if not (err.status == 409 and event.key):
+                _event_not_posted(event, manifest, err)
         except API_ERRORS as err:
-            log.warning("event not posted", reason=event.reason,
-                        object=manifest["involvedObject"].get("name"),
-                        error=f"{type(err).__name__}: {err}"[:300])
+            _event_not_posted(event, manifest, err)
+
+
+def _event_not_posted(event: Event, manifest: Mapping[str, Any], err: Exception) -> None:
+    log.warning("event not posted", reason=event.reason,
+                object=manifest["involvedObject"].get("name"),
+                error=f"{type(err).__name__}: {err}"[:300])
 
 
 def _discard(response: Any) -> None:

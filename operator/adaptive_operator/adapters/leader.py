@@ -83,7 +83,10 @@ class LeaderElector:
 
     def look(self, now: float) -> client.V1Lease | None:
         """Read the lease and keep what we saw of it (raises the API's errors)."""
-        lease = self._read()
+        return self.saw(self._read(), now)
+
+    def saw(self, lease: client.V1Lease | None, now: float) -> client.V1Lease | None:
+        """Keep what was read of the lease by someone else (None: it does not exist)."""
         self.seen = observe(self.seen, self._state(lease), now)
         return lease
 

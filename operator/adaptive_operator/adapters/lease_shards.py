@@ -1,7 +1,8 @@
 """The services shared out across replicas over K shard Leases (`run --lease-shards K`, K > 1).
 
 Each replica holds one of K member Leases (so the others count it) and its fair share of the K
-shard Leases; `domain/common/lease_shards.py` decides which, from what was read this round. Every
+shard Leases; `domain/common/lease_shards.py` decides which, from what was read this round (one
+list of the namespace's Leases a round, whatever K). Every
 Lease follows the elector's rules (`leader.LeaderElector`): resourceVersion-conditional writes,
 expiry judged by our own clock from first sight. Shard i's writes go through a client fenced by
 `may_write(i)`: true only while shard i was renewed within the renewal deadline, so a write
@@ -29,12 +30,22 @@ log = logs.get(__name__)
 Read = tuple[bool, client.V1Lease | None]  # (read this round, the lease)
 
 
-def _look(elector: LeaderElector, now: float) -> Read:
+def _list(api: client.CoordinationV1Api, namespace: str) -> dict[str, client.V1Lease] | None:
+    """Every Lease of the namespace by name, in one request (not 2K reads a round); None when
+    the list failed: nothing is known this round (the deadlines still run)."""
     try:
-        return True, elector.look(now)
-    except API_ERRORS as err:  # not known this round: left alone (its deadline still runs)
-        log.warning("lease read failed", lease=elector.name, error=type(err).__name__)
+        found: client.V1LeaseList = api.list_namespaced_lease(namespace)
+    except API_ERRORS as err:
+        log.warning("lease list failed", namespace=namespace, error=type(err).__name__)
+        return None
+    return {lease.metadata.name: lease for lease in found.items
+            if lease.metadata is not None and lease.metadata.name}
+
+
+def _look(elector: LeaderElector, listed: dict[str, client.V1Lease] | None, now: float) -> Read:
+    if listed is None:
         return False, None
+    return True, elector.saw(listed.get(elector.name), now)
 
 
 def _write(elector: LeaderElector, read: Read, now: float) -> bool:
@@ -69,9 +80,9 @@ class ShardedLeases:
                  api: client.CoordinationV1Api | None = None) -> None:
         import time
 
-        self.identity, self.retry = identity, retry_seconds
+        self.identity, self.retry, self.namespace = identity, retry_seconds, namespace
         self.clock = clock or time.time
-        coordination = api or client.CoordinationV1Api()
+        self.api = coordination = api or client.CoordinationV1Api()
 
         def elector(lease: str) -> LeaderElector:
             return LeaderElector(namespace, lease, identity, duration_seconds, retry_seconds,
@@ -87,10 +98,10 @@ class ShardedLeases:
     def held(self) -> tuple[int, ...]:
         return tuple(i for i, elector in enumerate(self.shards) if elector.renewed_recently())
 
-    def _membership(self, now: float) -> bool:
+    def _membership(self, listed: dict[str, client.V1Lease] | None, now: float) -> bool:
         """Renew or take a member lease; whether this replica is a member after this round (a
         renewal that failed this round leaves it one until the renewal deadline)."""
-        reads = [_look(elector, now) for elector in self.members]
+        reads = [_look(elector, listed, now) for elector in self.members]
         chosen = lease_shards.member_step(self.identity, [m.seen for m in self.members], now)
         if chosen is None:
             return False
@@ -100,11 +111,12 @@ class ShardedLeases:
     def step(self) -> None:
         """One round: read every lease, renew what is kept, take and give up as planned."""
         now = self.clock()
-        reads = [_look(elector, now) for elector in self.shards]
+        listed = _list(self.api, self.namespace)
+        reads = [_look(elector, listed, now) for elector in self.shards]
         for elector in self.shards:  # another replica's record: not ours, whatever we think
             if next_action(elector.seen, self.identity, now) is LeaseAction.WAIT:
                 elector.renewed = None
-        member = self._membership(now)
+        member = self._membership(listed, now)
         replicas = lease_shards.live_replicas(self.identity, [m.seen for m in self.members],
                                               now, member)
         plan = lease_shards.plan(self.identity, [e.seen for e in self.shards], replicas,

@@ -40,8 +40,9 @@ LOOKAHEAD = Gauge(
     "adaptive_forecast_lookahead_seconds", "How far ahead the forecast provisions.",
     ["namespace", "name"])
 FORECAST_FLOOR = Gauge(
-    "adaptive_forecast_floor_replicas", "Replicas the trusted forecast asks for (absent when "
-    "the service runs reactive only).", ["namespace", "name"])
+    "adaptive_forecast_floor_replicas", "Replicas the forecast asks for: the trusted "
+    "forecast's, else the persistence band's (absent when neither has one).",
+    ["namespace", "name"])
 FORECAST_CEILING = Gauge(
     "adaptive_forecast_ceiling_replicas", "Replicas the trusted forecast lets the service scale "
     "down to (scaleDownOnForecast; absent when off or not trusted).", ["namespace", "name"])

@@ -120,3 +120,8 @@ class PredictiveStatus(KubeModel):
     summary: StatusText = Field(
         default="", description="The model when the forecast is trusted, else Reactive "
         "(the FORECAST column).")
+    persistence_rise: float | None = Field(
+        default=None, alias="persistenceRise",
+        description="While no forecast is trusted and the floor is the persistence band's: the "
+        "rise over the last reading that floor provisions for (a coupled downstream follows "
+        "it). Absent otherwise.")

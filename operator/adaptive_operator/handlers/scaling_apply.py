@@ -64,6 +64,7 @@ async def scale(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServic
     memory.kept = replace(memory.kept, record=write.made)
     telemetry.SCALES.labels(namespace, name, write.direction).inc()
     await post_events(rt.events, body, (write.event,))
+    failpoints.hit("scaling.after_said")
     return True
 
 

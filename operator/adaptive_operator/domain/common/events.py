@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,10 @@ class Event:
     type: str  # Normal or Warning
     reason: str
     message: str
+    # Names the Event after the one fact it tells (a replica write, a healing action), so that
+    # telling it again (a new leader finishing what a frozen or killed one began) is refused by
+    # the API server (409) instead of said twice. None: every post is a new Event.
+    key: str | None = None
 
 
 def involved_object(body: Mapping[str, Any]) -> dict[str, str]:
@@ -46,7 +51,7 @@ def event_manifest(body: Mapping[str, Any], event: Event, now: float) -> dict[st
     ref["namespace"] = namespace = ref.get("namespace") or "default"
     stamp = datetime.fromtimestamp(now, tz=UTC).isoformat()
     return {
-        "metadata": {"namespace": namespace, "generateName": NAME_PREFIX},
+        "metadata": {"namespace": namespace, **_naming(ref, event.key)},
         "action": "Action?",  # kopf's placeholder
         "type": event.type, "reason": event.reason, "message": cut_message(event.message),
         "reportingComponent": REPORTER, "reportingInstance": REPORTER_INSTANCE,
@@ -54,3 +59,11 @@ def event_manifest(body: Mapping[str, Any], event: Event, now: float) -> dict[st
         "involvedObject": ref,
         "firstTimestamp": stamp, "lastTimestamp": stamp, "eventTime": stamp,
     }
+
+
+def _naming(ref: Mapping[str, str], key: str | None) -> dict[str, str]:
+    """A fixed name for a keyed Event (the same object and key: the same name), else kopf's."""
+    if key is None:
+        return {"generateName": NAME_PREFIX}
+    fact = "/".join((ref.get("namespace", ""), ref.get("name", ""), ref.get("uid", ""), key))
+    return {"name": NAME_PREFIX + hashlib.sha256(fact.encode()).hexdigest()[:32]}

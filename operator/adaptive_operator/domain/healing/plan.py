@@ -85,9 +85,11 @@ def scale_out_problem(mode: str) -> str | None:
 
 def verified_event(entry: LedgerEntry) -> Event:
     helped = entry.outcome is Outcome.HELPED
+    # Keyed by the entry: a leader that takes over before the verdict reached the ledger
+    # verifies again, and is not heard twice.
     return Event("Normal" if helped else "Warning",
                  "HealingVerified" if helped else "HealingDidNotHelp",
-                 f"{entry.action} {entry.id}: {entry.outcome}")
+                 f"{entry.action} {entry.id}: {entry.outcome}", f"verified:{entry.id}")
 
 
 def action_event(plan: HealingPlan, intent: LedgerEntry, target: str, problem: str | None,
@@ -100,8 +102,8 @@ def action_event(plan: HealingPlan, intent: LedgerEntry, target: str, problem: s
     if problem:
         return Event("Warning", "HealingActionFailed",
                      f"{intent.action} of {target} failed: {problem}; it will be "
-                     f"verified, not repeated ({plan.message})")
-    return Event("Normal", plan.reason, f"{intent.action}: {plan.message}")
+                     f"verified, not repeated ({plan.message})", f"failed:{intent.id}")
+    return Event("Normal", plan.reason, f"{intent.action}: {plan.message}", f"done:{intent.id}")
 
 
 def reported_events(plan: HealingPlan, reported: set[str]) -> tuple[list[Event], set[str]]:

@@ -26,6 +26,10 @@ class ForecastAdvisor(Protocol):
 
 
 class PathAdvisor(ForecastAdvisor, Protocol):
-    """An advisor that also says its median forecast path (what a downstream couples to)."""
+    """An advisor that also says its median forecast path (what a downstream couples to), and
+    the rise over its last value its persistence band's floor provisions for (None when its
+    floor is not that band's)."""
 
     def median_path(self) -> tuple[float, ...]: ...
+
+    def persistence_rise(self) -> float | None: ...

@@ -29,6 +29,9 @@ class OwnAdvisor(PredictiveAdvisor):
             return ()
         return tuple(p.p50 for p in self.state.forecast)
 
+    def persistence_rise(self) -> float | None:
+        return self.state.persistence_rise
+
 
 class UpstreamTrace:
     """An upstream's whole trace and its advisor, advised once per row (memoised, so that two
@@ -41,6 +44,7 @@ class UpstreamTrace:
         self.target = target_per_replica
         self._rows = -1
         self._path: tuple[float, ...] = ()
+        self._rise: float | None = None
 
     def at(self, rows: int, interval: float, lookahead: float) -> UpstreamInput:
         if rows > len(self.values):
@@ -49,7 +53,8 @@ class UpstreamTrace:
         if rows != self._rows:
             self.advisor.advise(seen, interval, lookahead, self.target)
             self._rows, self._path = rows, self.advisor.median_path()
-        return UpstreamInput(seen, self._path)
+            self._rise = self.advisor.persistence_rise()
+        return UpstreamInput(seen, self._path, self._rise)
 
 
 class CoupledAdvisor:
@@ -88,6 +93,10 @@ class CoupledAdvisor:
         if ceiling is None or coupled is None:
             return ceiling
         return max(ceiling, coupled)
+
+    def persistence_rise(self) -> float | None:
+        """The own forecast's (the coupled one is followed through its own upstreams)."""
+        return self.own.persistence_rise() if self.own is not None else None
 
     def median_path(self) -> tuple[float, ...]:
         if self.coupled.state.trusted:

@@ -15,6 +15,11 @@ The extra forecast is held to the same kind of guard as the downstream's own: it
 by row, at the decision horizon against what the downstream's own forecast (persistence, when it
 has none) said for the same row, and it is used only while its realised error is lower. It only
 ever raises a floor: the decision never goes below what the downstream's own metrics ask for.
+
+An upstream scaling on its persistence band (no trusted forecast of its own) provisions for its
+last reading plus the band's rise, ahead of its median. While the relation is trusted, the
+downstream's floor follows that too, through the relation: else it would scale a sync or two
+after its upstream on a rise, on the median alone.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import statsmodels.api as sm
@@ -60,11 +65,14 @@ class Relation:
 
 @dataclass(frozen=True)
 class UpstreamInput:
-    """One upstream's rows, aligned with the downstream's (row k is the same time), and its
-    median forecast for the rows after the last one (empty: none, persistence is used)."""
+    """One upstream's rows, aligned with the downstream's (row k is the same time), its
+    median forecast for the rows after the last one (empty: none, persistence is used), and,
+    while its floor is its persistence band's, the rise over its last reading that floor
+    provisions for (None: its floor is not the band's)."""
 
     history: Sequence[float | None]
     forecast: Sequence[float] = ()
+    rise: float | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,26 @@ def predict(relation: Relation, upstreams: Sequence[UpstreamInput], last: int,
     return out
 
 
+def planned(relation: Relation, upstreams: Sequence[UpstreamInput], last: int,
+            horizon: int) -> float | None:
+    """The downstream's highest load over rows last+1..last+horizon when each upstream on its
+    persistence band runs at the load its floor provisions for (its last reading plus the
+    band's rise) from its next row on; None when no upstream is on its band."""
+    if all(u.rise is None for u in upstreams):
+        return None
+    plans = [u if u.rise is None else
+             replace(u, forecast=(_last_finite(u.history, last) + u.rise,) * horizon)
+             for u in upstreams]
+    return _highest(predict(relation, plans, last, horizon))
+
+
+def _highest(path: FloatArray) -> float | None:
+    """The highest known point. A gap in an upstream's readings at a lagged row leaves that
+    row unknown: the others still count (None when none is known)."""
+    known = path[np.isfinite(path)]
+    return float(known.max()) if known.size else None
+
+
 class CoupledForecaster:
     """One downstream's coupled forecast, fed once per row with the whole history so far (it
     reads only the rows it has not seen); keeps the relation and the realised errors."""
@@ -233,8 +261,20 @@ class CoupledForecaster:
         point = predict(self.relation, upstreams, last, horizon)
         reference = own_median if own_median is not None else _last_finite(downstream, last)
         self._pending[last + horizon] = (float(point[-1]), reference)
-        self.state = self._judge(point, target_per_replica)
+        self.state = self._following(self._judge(point, target_per_replica), upstreams, last,
+                                     horizon, target_per_replica)
         return self.state.floor_replicas if self.state.trusted else None
+
+    def _following(self, state: CouplingState, upstreams: Sequence[UpstreamInput], last: int,
+                   horizon: int, target: float) -> CouplingState:
+        """A trusted state's floor raised to what the upstreams' floors plan for."""
+        load = planned(self.relation, upstreams, last, horizon) if self.relation else None
+        if not state.trusted or load is None:
+            return state
+        floor = max(0, math.ceil(load / target - 1e-9))
+        if state.floor_replicas is not None and floor <= state.floor_replicas:
+            return state
+        return replace(state, floor_replicas=floor)
 
     def _score(self, downstream: Sequence[float | None], last: int) -> None:
         # Rows with a value, for the fits: a backfill may start with a long gap.
@@ -279,8 +319,8 @@ class CoupledForecaster:
         if relative >= 1.0:
             reason = f"coupled error {relative:.2f}x the own forecast's: not better"
             return CouplingState(False, reason, relation, relative, forecast)
-        high = point + max(0.0, float(np.quantile(signed, self.settings.quantile)))
-        floor = max(0, math.ceil(float(high.max()) / target - 1e-9))
+        high = _highest(point + max(0.0, float(np.quantile(signed, self.settings.quantile))))
+        floor = None if high is None else max(0, math.ceil(high / target - 1e-9))
         reason = f"coupled error {relative:.2f}x the own forecast's"
         return CouplingState(True, reason, relation, relative, forecast, floor)
 

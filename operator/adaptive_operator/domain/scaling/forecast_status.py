@@ -78,6 +78,7 @@ def forecast_status(forecast: ServiceForecast) -> dict[str, Any]:
         "look_ahead_source": forecast.look_ahead.source,
         "summary": str(state.model) if state.reliable and state.model else "Reactive",
         "backtest_mase": _rounded(state.backtest_mase),
+        "persistence_rise": _rounded(state.persistence_rise),
         "forecast": [p.model_copy(update={"p50": _rounded(p.p50), "p_high": _rounded(p.p_high)})
                      for p in status_from_state(state).forecast],
     })

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptive_operator.domain.forecasting import Band, ForecastEngine
+from adaptive_operator.domain.forecasting.persistence import PersistenceBand
 from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
 from adaptive_operator.domain.scaling.replay_metrics import replay_metrics
 
@@ -55,6 +56,23 @@ def candidate_floors(
     return out
 
 
+def fallback_floors(
+    fallback: PersistenceBand | None, target: float, quantiles: Sequence[float],
+) -> dict[float, int | None]:
+    """The persistence band's floor per quantile (None for all without one). Asked on every row,
+    like the forecast's band, so that each quantile refreshes as a service's own would."""
+    if fallback is None:
+        return dict.fromkeys(quantiles)
+    return {q: fallback.floor(q, target) for q in quantiles}
+
+
+def with_fallback(
+    trusted: dict[float, int | None], fallback: dict[float, int | None],
+) -> dict[float, int | None]:
+    """Per quantile, the trusted forecast's floor, else the persistence band's."""
+    return {q: fallback.get(q) if floor is None else floor for q, floor in trusted.items()}
+
+
 class ScheduledAdvisor:
     """A replay advisor handing out floors (and ceilings) recorded beforehand, row by row."""
 
@@ -79,11 +97,17 @@ class FloorRecord:
         self.quantiles = tuple(quantiles)
         self.values: deque[float | None] = deque(maxlen=capacity)
         self.floors = {q: deque[int | None](maxlen=capacity) for q in self.quantiles}
+        self.ceilings = {q: deque[int | None](maxlen=capacity) for q in self.quantiles}
 
-    def add(self, value: float | None, floors: dict[float, int | None]) -> None:
+    def add(self, value: float | None, floors: dict[float, int | None],
+            ceilings: dict[float, int | None] | None = None) -> None:
+        """A row: its load, each quantile's floor, and the ceiling scale-down on the forecast
+        would use (the trusted forecast's floor only; `floors` when not given)."""
         self.values.append(value)
+        ceilings = floors if ceilings is None else ceilings
         for q in self.quantiles:
             self.floors[q].append(floors[q])
+            self.ceilings[q].append(ceilings[q])
 
     def curve(self, config: ReplayConfig) -> list[PointFigures]:
         """Each candidate point replayed over the recorded rows, with the operator's decision
@@ -91,9 +115,9 @@ class FloorRecord:
         values = list(self.values)
         out = []
         for q in self.quantiles:
-            floors = list(self.floors[q])
+            floors, ceilings = list(self.floors[q]), list(self.ceilings[q])
             for down in (False, True):
-                result = replay(values, config, ScheduledAdvisor(floors, floors if down else ()))
+                result = replay(values, config, ScheduledAdvisor(floors, ceilings if down else ()))
                 m = replay_metrics(values, result.serving_pods, result.desired_replicas,
                                    config.target_per_replica, config.interval_seconds)
                 out.append(PointFigures(OperatingPoint(q, down), 100.0 * m.unserved,
@@ -124,11 +148,13 @@ class Objective:
         self._since = 0
 
     def observe(self, engine: ForecastEngine, band: Band | None, trusted: bool,
-                value: float | None, config: ReplayConfig) -> int | None:
+                value: float | None, config: ReplayConfig,
+                fallback: PersistenceBand | None = None) -> int | None:
         """Record this row; the floor at the current operating point."""
-        floors = candidate_floors(engine, band, trusted, config.target_per_replica,
-                                  self.record.quantiles)
-        self.record.add(value, floors)
+        target, quantiles = config.target_per_replica, self.record.quantiles
+        ceilings = candidate_floors(engine, band, trusted, target, quantiles)
+        floors = with_fallback(ceilings, fallback_floors(fallback, target, quantiles))
+        self.record.add(value, floors, ceilings)
         self._since += 1
         if self._since >= self.every and len(self.record.values) >= self.every:
             curve = self.record.curve(config)

@@ -17,6 +17,7 @@ from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
 from adaptive_operator.domain.scaling.config import checkpoint_due
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome
+from adaptive_operator.domain.scaling.writes import said_key
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ def _announced(target: str, outcome: SyncOutcome) -> tuple[Event, ...]:
     done = outcome.writes.completed if outcome.writes else None
     if done is None:
         return ()
+    # Keyed as the write's own Event: if that was said before the restart, this is not.
     return (Event("Normal", "Scaled", f"{target} {done.previous} -> {done.replicas}: made "
-                  "before the operator restarted, found applied and recorded now"),)
+                  "before the operator restarted, found applied and recorded now",
+                  said_key(done)),)
 
 
 def _problem(outcome: SyncOutcome) -> Problem | None:

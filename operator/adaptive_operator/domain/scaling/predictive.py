@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from adaptive_operator.domain.forecasting import Band, EngineSettings, ForecastEngine, ModelKind
+from adaptive_operator.domain.forecasting.persistence import PersistenceBand
 from adaptive_operator.domain.scaling.operating_point import Objective, OperatingPoint
 from adaptive_operator.domain.scaling.replay import ReplayConfig
 
@@ -48,6 +49,9 @@ class PredictiveSettings:
     max_unserved_percent: float | None = None
     objective_window_seconds: float = 3 * DAY
     objective_every_seconds: float = DAY
+    # While no seasonal forecast is trusted, the floor of persistence with its own realised band
+    # at the quantile (`forecasting.persistence`) instead of none (plain reactive scaling).
+    persistence_fallback: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class PredictiveState:
     scale_down_to: int | None = None
     # The baseline the guard held the model to (`forecasting.backtest.reference_for`).
     reference: str = ""
+    # While the floor is the persistence band's: the rise over the last value it provisions for
+    # (a coupled downstream follows it, `scaling.coupling`); None otherwise.
+    persistence_rise: float | None = None
 
 
 def _rows(seconds: float, interval: float) -> int:
@@ -104,6 +111,7 @@ class PredictiveAdvisor:
         self._key: tuple[float, int] | None = None
         self._last: float | None = None
         self._objective: Objective | None = None
+        self._fallback: PersistenceBand | None = None
 
     def advise(
         self,
@@ -113,24 +121,54 @@ class PredictiveAdvisor:
         target_per_replica: float,
     ) -> int | None:
         engine = self._engine_for(history, interval_seconds, lookahead_seconds)
+        fallback = self._fallback
         for value in history[engine.rows :]:
-            engine.observe(math.nan if value is None else float(value))
+            row = math.nan if value is None else float(value)
+            engine.observe(row)
+            if fallback is not None:
+                fallback.observe(row)
         self._last = _as_float(history[-1]) if history else None
         band = self.band = engine.forecast()
         self.state = self._judge(engine, band, interval_seconds, target_per_replica)
+        self.state = self._with_fallback(self.state, target_per_replica)
         if self._objective is not None:
             config = ReplayConfig(target_per_replica, lookahead_seconds, interval_seconds)
             self.state = self._at_point(self._objective, engine, band, history, config)
-        return self.state.floor_replicas if self.state.reliable else None
+        return self.state.floor_replicas
+
+    @property
+    def fallback(self) -> PersistenceBand | None:
+        """Persistence with its realised band (None when the setting is off)."""
+        return self._fallback
+
+    def _with_fallback(self, state: PredictiveState, target: float) -> PredictiveState:
+        """An untrusted state with the persistence band's floor (asked on every row, so that
+        its quantile refreshes on the same rows whatever the forecast's trust)."""
+        if self._fallback is None:
+            return state
+        floor = self._fallback.floor(self.settings.quantile, target)
+        if state.reliable or floor is None:
+            return state
+        reason = f"{state.reason}; persistence band asks for {floor}"
+        return replace(state, floor_replicas=floor, scale_down_to=None, reason=reason,
+                       persistence_rise=self._rise(self.settings.quantile))
+
+    def _rise(self, q: float) -> float | None:
+        """The persistence band's q-quantile over the look-ahead, minus the last value."""
+        band = self._fallback
+        high = band.high(q) if band is not None else None
+        return None if band is None or high is None else high - band.last
 
     def _at_point(self, objective: Objective, engine: ForecastEngine, band: Band | None,
                   history: Sequence[float | None], config: ReplayConfig) -> PredictiveState:
         """The state at the objective's operating point (the floor of its quantile, and the
         ceiling when its point scales down on the forecast)."""
         state = self.state
-        floor = objective.observe(engine, band, state.reliable, history[-1], config)
+        floor = objective.observe(engine, band, state.reliable, history[-1], config,
+                                  self._fallback)
         if not state.reliable:
-            return state
+            rise = None if floor is None else self._rise(objective.point.quantile)
+            return replace(state, floor_replicas=floor, persistence_rise=rise)
         point = objective.point
         reason = f"{state.reason}; objective: quantile {point.quantile:g}, scale-down " + (
             "on" if point.scale_down else "off")
@@ -157,8 +195,15 @@ class PredictiveAdvisor:
         if engine is None:
             engine = ForecastEngine(_engine_settings(self.settings, interval), key[1])
             self._engine, self._key = engine, key
+            self._fallback = self._new_fallback(interval, key[1])
             self._objective = self._new_objective(interval)
         return engine
+
+    def _new_fallback(self, interval: float, horizon: int) -> PersistenceBand | None:
+        if not self.settings.persistence_fallback:
+            return None
+        return PersistenceBand(_rows(self.settings.error_window_seconds, interval), horizon,
+                               self.settings.max_relative_error)
 
     def _new_objective(self, interval: float) -> Objective | None:
         settings = self.settings

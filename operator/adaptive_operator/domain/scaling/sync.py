@@ -207,8 +207,9 @@ def scale_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOutc
     pending = scale_writes.with_pending(memory.record or scale_writes.WriteRecord(),
                                         replicas, snapshot.current, now)
     refused = replace(memory, record=replace(pending, pending=None))
+    assert pending.pending is not None
     event = Event("Normal", "Scaled", f"{ref.kind} {ref.name} {snapshot.current} -> "
-                                      f"{replicas}: {outcome.decision.message}")
+                  f"{replicas}: {outcome.decision.message}", scale_writes.said_key(pending.pending))
     return ScaleWrite(replicas, snapshot.current, pending, scale_writes.made(pending, replicas),
                       event, status_write(spec, recorded(snapshot, pending), outcome, refused,
                                           None, now))

@@ -28,9 +28,10 @@ def upstream_edges(body: Mapping[str, Any] | None) -> list[str]:
 
 def upstream_input(own: MetricHistory, upstream: MetricHistory, body: Any, metric: str,
                    period: float) -> UpstreamInput:
-    """One upstream's history aligned on this service's rows, and the forecast it publishes."""
+    """One upstream's history aligned on this service's rows, the forecast it publishes, and
+    its persistence band's rise."""
     view = aligned_view(upstream, grid_shift(own, upstream), own.total)
-    return UpstreamInput(view, upstream_path(body, metric, period))
+    return UpstreamInput(view, upstream_path(body, metric, period), upstream_rise(body, metric))
 
 
 def upstream_query(body: Any, metric: str) -> str | None:
@@ -57,6 +58,17 @@ def upstream_path(body: Any, metric: str, period: float) -> tuple[float, ...]:
     if not points and own.get("reliable") and own.get("metric") == metric:
         points = own.get("forecast")
     return on_grid(points if isinstance(points, list) else [], period)
+
+
+def upstream_rise(body: Any, metric: str) -> float | None:
+    """The rise over its last reading that the upstream's floor provisions for while it is its
+    persistence band's, when its status shows it for this metric; else None. (Added to this
+    service's own, fresher, reading of the upstream: the rise moves slowly, the reading not.)"""
+    own = (body.get("status") or {}).get("forecast") or {}
+    rise = own.get("persistenceRise")
+    if own.get("reliable") or own.get("metric") != metric or not isinstance(rise, int | float):
+        return None
+    return float(rise) if math.isfinite(rise) else None
 
 
 def on_grid(points: list[Any], period: float) -> tuple[float, ...]:

@@ -85,6 +85,12 @@ def with_pending(record: WriteRecord, replicas: int, previous: int, now: float) 
     return replace(record, pending=PendingWrite(replicas, previous, now))
 
 
+def said_key(pending: PendingWrite) -> str:
+    """Names the Event that tells of this write: the same before and after the record's trip
+    through status (times kept to the microsecond), so it is said once whoever says it."""
+    return f"scaled:{pending.previous}:{pending.replicas}:{_moment(pending.at).isoformat()}"
+
+
 def made(record: WriteRecord, replicas: int) -> WriteRecord:
     return replace(record, applied=replicas, pending=None)
 
