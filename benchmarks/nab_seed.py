@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 import nab
 import nab_cv
-from adaptive_operator.domain.healing.anomaly import DetectorSettings, ScoredBatch, judge
+from adaptive_operator.domain.healing.anomaly import (
+    DetectorSettings,
+    ScoredBatch,
+    judge,
+    smoothed,
+    threshold_of,
+)
 
 RESULTS = nab_cv.RESULTS / "nab_seed.md"
 FloatArray = npt.NDArray[np.float64]
@@ -56,6 +62,37 @@ def runs_of(singles: Sequence[Sequence[ScoredBatch]], forests: int, files: Seque
     return np.array(runs)
 
 
+def judged_and_threshold(batch: ScoredBatch, settings: DetectorSettings) -> FloatArray:
+    """Per row: the score it is judged by (smoothed), the threshold of its block, and the
+    flag."""
+    threshold = np.zeros(len(batch.scores))
+    for start, train_scores in batch.blocks:
+        threshold[start : start + settings.refit_every] = threshold_of(train_scores, settings)
+    return np.array([smoothed(batch.scores, settings.smooth_rows), threshold,
+                     judge(batch, settings).flags])
+
+
+def noise_of(singles: Sequence[Sequence[ScoredBatch]], forests: int,
+             files: Sequence[nab_cv.File], settings: DetectorSettings) -> FloatArray:
+    """How much the seed moves, on a row after probation (standard deviation over the runs,
+    mean over the rows and files): the judged score, its block's threshold, and the score's
+    distance to the threshold (what the gate decides on); and how many windows two runs
+    disagree on (detected by one, missed by the other)."""
+    found, split = [], 0.0
+    for f, file in enumerate(files):
+        runs = np.array([judged_and_threshold(mean_of([m[f] for m in
+                                                       singles[g * forests : (g + 1) * forests]]),
+                                              settings)
+                         for g in range(len(singles) // forests)])
+        rows = slice(nab.probation_rows(len(file.values)), None)
+        score, threshold = runs[:, 0, rows], runs[:, 1, rows]
+        found.append([a.std(axis=0, ddof=1).mean() for a in (score, threshold, score - threshold)])
+        detected = [runs[:, 2, left : right + 1].any(axis=1) for left, right in file.windows]
+        # Two runs drawn at random disagree on a window with chance 2 p (1 - p), unbiased.
+        split += sum(2 * d.mean() * (1 - d.mean()) * len(d) / (len(d) - 1) for d in detected)
+    return np.append(np.mean(found, axis=0), split)
+
+
 def flags_of(file: nab_cv.File, batch: ScoredBatch, settings: DetectorSettings) -> str:
     flags = judge(batch, settings).flags
     flags[: nab.probation_rows(len(flags))] = False
@@ -72,27 +109,57 @@ def example(files: Sequence[nab_cv.File], singles: Sequence[Sequence[ScoredBatch
            for run in (best, worst)]
 
 
-def report(files: Sequence[nab_cv.File], table: dict[int, FloatArray], command: str) -> str:
+def tables(files: Sequence[nab_cv.File], table: dict[int, FloatArray],
+           noise: dict[int, FloatArray]) -> list[str]:
+    """The pooled score's spread over the runs, and how far the seed moves a row, per number
+    of forests."""
+    windows = sum(len(f.windows) for f in files)
+    lines = ["| forests of 30 trees | runs | mean | standard deviation | range (max - min) |",
+             "|---|---|---|---|---|"]
+    for forests, raw in table.items():
+        pooled = np.array([nab.normalised(r, windows, nab_cv.STANDARD) for r in raw.sum(axis=1)])
+        lines.append(f"| {forests} | {len(pooled)} | {pooled.mean():.1f} | {pooled.std():.2f} | "
+                     f"{pooled.max() - pooled.min():.1f} |")
+    lines += ["", "| forests of 30 trees | score | threshold | score minus threshold | "
+              "windows two runs disagree on |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v[0]:.4f} | {v[1]:.4f} | {v[2]:.4f} | {v[3]:.1f} |"
+              for k, v in noise.items()]
+    return lines
+
+
+def report(files: Sequence[nab_cv.File], found: dict[str, tuple[dict[int, FloatArray],
+                                                                 dict[int, FloatArray]]],
+           command: str) -> str:
+    """`found`: per threshold rule (the product's first), the pooled scores and the noise."""
     windows = sum(len(f.windows) for f in files)
     lines = [
         f"# The forest's seed and the NAB score ({len(files)} files, {windows} windows)", "",
         f"Command: `{command}`", "",
         "NAB standard, pooled over every file, at the product's operating point; one run per "
         "random_state. A window flipped from an early detection to a miss moves the pooled "
-        f"score by up to {100 / windows:.1f} points.", "",
-        "| forests of 30 trees | runs | mean | standard deviation | range (max - min) |",
-        "|---|---|---|---|---|",
+        f"score by up to {100 / windows:.1f} points. Second table of each rule: how far the "
+        "seed moves a row's judged score (smoothed), the threshold of its block and the gap "
+        "between them (standard deviation over the runs, mean over the rows after probation "
+        "and the files), in score units; and how many windows two runs disagree on (one "
+        "detects, the other misses; expected over pairs of runs).",
     ]
-    for forests, raw in table.items():
-        pooled = np.array([nab.normalised(r, windows, nab_cv.STANDARD) for r in raw.sum(axis=1)])
-        lines.append(f"| {forests} | {len(pooled)} | {pooled.mean():.1f} | {pooled.std():.2f} | "
-                     f"{pooled.max() - pooled.min():.1f} |")
-    lines += ["", "Files whose raw score moves most with the seed (standard deviation over the "
-              "runs; one forest / three):", ""]
+    for rule, (table, noise) in found.items():
+        lines += ["", f"## Threshold: {rule}", "", *tables(files, table, noise)]
+    table = next(iter(found.values()))[0]
+    lines += ["", "Files whose raw score moves most with the seed at the product's rule "
+              "(standard deviation over the runs; one forest / three):", ""]
     single, three = table[1].std(axis=0), table.get(3, table[1]).std(axis=0)
     for i in np.argsort(-single)[:6]:
         lines.append(f"- `{files[i].name}`: {single[i]:.2f} / {three[i]:.2f}")
     return "\n".join(lines) + "\n"
+
+
+def rules() -> dict[str, DetectorSettings]:
+    """The product's threshold rule, and the training scores' quantile (`train_sigmas` 0)."""
+    product = replace(DetectorSettings(), forests=1)
+    quantile = replace(product, train_sigmas=0.0)
+    return {f"the product's (train_sigmas={product.train_sigmas})": product,
+            f"the training scores' {quantile.train_quantile} quantile": quantile}
 
 
 def main() -> None:
@@ -108,12 +175,16 @@ def main() -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
     single = nab_cv.SCORE_CHOICES.index({"forests": 1})
     singles = [nab_cv.scored(files, single, seed, args.cache) for seed in range(args.seeds)]
-    settings = replace(DetectorSettings(), forests=1)
-    table = {k: runs_of(singles, k, files, settings) for k in map(int, args.forests.split(","))}
-    command = ("PYTHONPATH=operator nice -n 10 .venv/bin/python benchmarks/nab_seed.py "
+    counts = [int(k) for k in args.forests.split(",")]
+    found = {rule: ({k: runs_of(singles, k, files, settings) for k in counts},
+                    {k: noise_of(singles, k, files, settings) for k in counts
+                     if args.seeds // k >= 2})
+             for rule, settings in rules().items()}
+    settings = next(iter(rules().values()))
+    command = ("PYTHONPATH=operator nice -n 19 .venv/bin/python benchmarks/nab_seed.py "
                f"--seeds {args.seeds} --forests {args.forests}")
-    text = report(files, table, command) + "\n".join(
-        example(files, singles, table[1], settings)) + "\n"
+    text = report(files, found, command) + "\n".join(
+        example(files, singles, next(iter(found.values()))[0][1], settings)) + "\n"
     print(text)
     args.out.write_text(text)
 

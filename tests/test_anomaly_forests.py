@@ -15,6 +15,7 @@ from adaptive_operator.domain.healing.anomaly import (
     fit_model,
     raw_scores,
     score_batch,
+    threshold_of,
 )
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
@@ -76,6 +77,20 @@ def test_detect_averages_three_forests_and_the_operator_runs_one() -> None:
     assert detector_settings_from_spec(HealingSpec()).forests == 1
 
 
+def test_detect_thresholds_at_mean_plus_sigmas_and_the_operator_at_the_quantile() -> None:
+    assert DetectorSettings().train_sigmas == 2.5
+    assert detector_settings_from_spec(HealingSpec()).train_sigmas == 0.0
+
+
 def test_forests_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="forests"):
         DetectorSettings(forests=0)
+
+
+def test_the_threshold_is_the_mean_plus_sigmas_or_the_quantile_at_zero() -> None:
+    scores = np.array([0.4, 0.5, 0.6, 0.5])
+    at = replace(SMALL, train_sigmas=2.0)
+    assert threshold_of(scores, at) == pytest.approx(0.5 + 2.0 * np.std(scores))
+    quantile = replace(SMALL, train_sigmas=0.0)
+    assert threshold_of(scores, quantile) == pytest.approx(np.quantile(scores, 0.99))
+

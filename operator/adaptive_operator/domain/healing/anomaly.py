@@ -52,6 +52,10 @@ class DetectorSettings:
 
     `sensitivity` in (0, 1]: higher flags more. The score threshold is the training scores'
     `train_quantile` plus `margin * (1 - 2 * sensitivity)` (0.5 leaves it at the quantile).
+    `train_sigmas` > 0 puts it at the training scores' mean plus that many standard deviations
+    instead: a statistic of every training row, where the quantile is that of the top ~20 rows'
+    scores, each of which the forest's seed moves (benchmarks/results/nab_seed.md). 0: the
+    quantile. On for `detect`; the operator keeps the quantile (its rule on live services).
     A flag also needs a metric whose level or step is `min_deviation_z` robust sigmas off.
     Rows before `min_train_rows` score 0 and are never flagged.
     `warm_up_rows`: the first rows of a history (or of a scored window) are judged against a
@@ -99,6 +103,7 @@ class DetectorSettings:
     max_samples: int = 256
     sensitivity: float = 0.5
     train_quantile: float = 0.99
+    train_sigmas: float = 2.5
     margin: float = 0.05
     persistence_k: int = 1
     persistence_n: int = 1
@@ -305,9 +310,13 @@ def fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
 
 
 def threshold_of(train_scores: FloatArray, settings: DetectorSettings) -> float:
-    """The score a row must reach: the training scores' `train_quantile`, moved by the
-    sensitivity (0.5 leaves it there), at most 1."""
-    upper = float(np.quantile(train_scores, settings.train_quantile))
+    """The score a row must reach: the training scores' `train_quantile` (or their mean plus
+    `train_sigmas` standard deviations), moved by the sensitivity (0.5 leaves it there),
+    at most 1."""
+    if settings.train_sigmas > 0:
+        upper = float(np.mean(train_scores) + settings.train_sigmas * np.std(train_scores))
+    else:
+        upper = float(np.quantile(train_scores, settings.train_quantile))
     return min(upper + settings.margin * (1.0 - 2.0 * settings.sensitivity), 1.0)
 
 
@@ -365,7 +374,7 @@ class ScoredBatch:
 
 # The settings `judge` reads: changing only these leaves a `ScoredBatch` valid.
 OPERATING_POINT_KNOBS = (
-    "sensitivity", "train_quantile", "margin", "persistence_k", "persistence_n",
+    "sensitivity", "train_quantile", "train_sigmas", "margin", "persistence_k", "persistence_n",
     "cooldown_rows", "record_margin", "min_deviation_z", "beyond_training", "smooth_rows",
 )
 
