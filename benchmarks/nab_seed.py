@@ -144,7 +144,7 @@ def report(files: Sequence[nab_cv.File], found: dict[str, tuple[dict[int, FloatA
         "detects, the other misses; expected over pairs of runs).",
     ]
     for rule, (table, noise) in found.items():
-        lines += ["", f"## Threshold: {rule}", "", *tables(files, table, noise)]
+        lines += ["", f"## Rule: {rule}", "", *tables(files, table, noise)]
     table = next(iter(found.values()))[0]
     lines += ["", "Files whose raw score moves most with the seed at the product's rule "
               "(standard deviation over the runs; one forest / three):", ""]
@@ -154,12 +154,29 @@ def report(files: Sequence[nab_cv.File], found: dict[str, tuple[dict[int, FloatA
     return "\n".join(lines) + "\n"
 
 
+def record_rule(settings: DetectorSettings) -> str:
+    at = ("the highest recent normal score" if settings.record_quantile >= 1.0
+          else f"the recent normal scores' {settings.record_quantile} quantile")
+    return f"record at {at} {settings.record_margin:+}"
+
+
+# The record rule `detect` had before `record_quantile`: the highest score, within 0.04.
+HIGHEST_RECORD = {"record_quantile": 1.0, "record_margin": -0.04}
+
+
 def rules() -> dict[str, DetectorSettings]:
-    """The product's threshold rule, and the training scores' quantile (`train_sigmas` 0)."""
+    """The product's rule; the same threshold with the record at the highest recent score;
+    and the threshold at the training scores' quantile with that record (the rule before)."""
     product = replace(DetectorSettings(), forests=1)
-    quantile = replace(product, train_sigmas=0.0)
-    return {f"the product's (train_sigmas={product.train_sigmas})": product,
-            f"the training scores' {quantile.train_quantile} quantile": quantile}
+    highest = replace(product, **HIGHEST_RECORD)
+    before = replace(highest, train_sigmas=0.0)
+    return {
+        f"the product's (threshold at mean + {product.train_sigmas} sd, {record_rule(product)})":
+            product,
+        f"threshold at mean + {highest.train_sigmas} sd, {record_rule(highest)}": highest,
+        f"threshold at the training scores' {before.train_quantile} quantile, "
+        f"{record_rule(before)}": before,
+    }
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from adaptive_operator.domain.healing.anomaly import (
     score_batch,
     threshold_of,
 )
+from adaptive_operator.domain.healing.anomaly_flags import flag_incidents, record_level
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 SMALL = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, baseline_rows=50)
@@ -82,6 +83,12 @@ def test_detect_thresholds_at_mean_plus_sigmas_and_the_operator_at_the_quantile(
     assert detector_settings_from_spec(HealingSpec()).train_sigmas == 0.0
 
 
+def test_detect_records_at_a_quantile_and_the_operator_at_the_highest() -> None:
+    detect, live = DetectorSettings(), detector_settings_from_spec(HealingSpec())
+    assert (detect.record_quantile, detect.record_margin) == (0.995, -0.02)
+    assert (live.record_quantile, live.record_margin) == (1.0, -0.04)
+
+
 def test_forests_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="forests"):
         DetectorSettings(forests=0)
@@ -94,3 +101,26 @@ def test_the_threshold_is_the_mean_plus_sigmas_or_the_quantile_at_zero() -> None
     quantile = replace(SMALL, train_sigmas=0.0)
     assert threshold_of(scores, quantile) == pytest.approx(np.quantile(scores, 0.99))
 
+
+
+def test_the_record_is_the_highest_recent_normal_score_or_their_quantile() -> None:
+    normal = np.full(1000, 0.5)
+    normal[10] = 0.9  # one chance high score among a thousand
+    highest = replace(SMALL, record_rows=1000, record_margin=0.0, record_quantile=1.0)
+    assert record_level(normal, 1000, highest) == pytest.approx(0.9)
+    quantile = replace(highest, record_quantile=0.995, record_margin=-0.01)
+    assert record_level(normal, 1000, quantile) == pytest.approx(0.49)
+    normal[20:30] = 0.8  # ten high rows: the 0.995 quantile is one of them
+    assert record_level(normal, 1000, quantile) == pytest.approx(0.79)
+
+
+def test_a_chance_high_score_does_not_hide_the_next_incident_at_a_quantile_record() -> None:
+    scores = np.full(1200, 0.5)
+    scores[100], scores[1100] = 0.9, 0.7
+    gate = np.zeros(len(scores), dtype=bool)
+    gate[1100] = True
+    none = np.zeros(len(scores), dtype=bool)
+    highest = replace(SMALL, record_rows=1000, record_margin=0.0, record_quantile=1.0)
+    assert not flag_incidents(scores, gate, none, highest, 1000).any()
+    at_quantile = replace(highest, record_quantile=0.995)
+    assert np.flatnonzero(flag_incidents(scores, gate, none, at_quantile, 1000)).tolist() == [1100]

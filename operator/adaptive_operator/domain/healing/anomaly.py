@@ -7,12 +7,12 @@ ratio; for a metric whose training rows show a period, of its change since one p
 instead of its value (seasonal differencing). The forest is trained on recent history and
 refit on a schedule; a row's score uses rows up to it only. A point is flagged when its score
 stands out from the scores the forest gave its own training rows *and* comes close to (within
-`record_margin` of) or beats the highest score of the normal rows among the `record_rows` rows
-before the persistence window (an incident already flagged does not count: `anomaly_flags`),
-for `persistence_k` of the last `persistence_n` rows, *and* beats the scores of the same phase
-of the series' previous cycles when the training rows have a season (`seasonality`: a daily
-job is not an incident, however high it scores); a flag is followed by a cool-down so that
-one incident is one detection.
+`record_margin` of) or beats the highest score (or the `record_quantile`) of the normal rows
+among the `record_rows` rows before the persistence window (an incident already flagged does
+not count: `anomaly_flags`), for `persistence_k` of the last `persistence_n` rows, *and*
+beats the scores of the same phase of the series' previous cycles when the training rows
+have a season (`seasonality`: a daily job is not an incident, however high it scores); a
+flag is followed by a cool-down so that one incident is one detection.
 Judging a score against the score's own recent distribution makes the operating point work
 whatever the forest's absolute scale on a given series.
 
@@ -56,6 +56,9 @@ class DetectorSettings:
     instead: a statistic of every training row, where the quantile is that of the top ~20 rows'
     scores, each of which the forest's seed moves (benchmarks/results/nab_seed.md). 0: the
     quantile. On for `detect`; the operator keeps the quantile (its rule on live services).
+    `record_quantile` < 1 puts the record (see `anomaly_flags`) at that quantile of the recent
+    normal scores instead of their highest, one row's score that the seed moves. On (0.995)
+    for `detect`; the operator keeps the highest and its margin (-0.04).
     A flag also needs a metric whose level or step is `min_deviation_z` robust sigmas off.
     Rows before `min_train_rows` score 0 and are never flagged.
     `warm_up_rows`: the first rows of a history (or of a scored window) are judged against a
@@ -88,8 +91,9 @@ class DetectorSettings:
     `smooth_rows`: a row is judged by the mean of its score and the scores of the
     `smooth_rows - 1` rows before it (causal; 1: its own score), so that one chance high score
     weighs less than a run of them. The threshold stays the training scores' quantile.
-    The operating point's defaults (`train_quantile`, `record_margin`, `min_deviation_z`,
-    `cooldown_rows`) are what leave-one-group-out cross-validation picks on all its groups
+    The operating point's defaults (`train_quantile`, `train_sigmas`, `record_margin`,
+    `record_quantile`, `min_deviation_z`, `cooldown_rows`, `smooth_rows`) are what
+    leave-one-group-out cross-validation picks on all its groups
     (benchmarks/nab_cv.py); the others were chosen on the NAB development corpus (never per file).
     """
 
@@ -110,7 +114,8 @@ class DetectorSettings:
     cooldown_rows: int = 100
     record_rows: int = 1000
     min_deviation_z: float = 4.0
-    record_margin: float = -0.04
+    record_margin: float = -0.02
+    record_quantile: float = 0.995
     warm_up_rows: int = 0
     beyond_training: bool = False
     season_repeats: int = 3
@@ -375,7 +380,8 @@ class ScoredBatch:
 # The settings `judge` reads: changing only these leaves a `ScoredBatch` valid.
 OPERATING_POINT_KNOBS = (
     "sensitivity", "train_quantile", "train_sigmas", "margin", "persistence_k", "persistence_n",
-    "cooldown_rows", "record_margin", "min_deviation_z", "beyond_training", "smooth_rows",
+    "cooldown_rows", "record_margin", "record_quantile", "min_deviation_z", "beyond_training",
+    "smooth_rows",
 )
 
 

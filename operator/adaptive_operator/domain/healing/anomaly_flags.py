@@ -2,7 +2,8 @@
 
 A row exceeds when it passes the detector's gate (its score is above the training quantile,
 some metric moves, it does not repeat the season) and its score beats the record: the highest
-score of the `record_rows` rows before its persistence window, plus `record_margin`. A flag
+score of the `record_rows` rows before its persistence window (or their `record_quantile`), plus
+`record_margin`. A flag
 needs `persistence_k` exceeding rows among the last `persistence_n` and comes at least
 `cooldown_rows` after the previous flag. The record is that of *normal* rows: the rows of an
 incident already flagged (the flag and its cool-down) are left out of it, so one incident does
@@ -31,6 +32,8 @@ class OperatingPoint(Protocol):
     @property
     def record_margin(self) -> float: ...
     @property
+    def record_quantile(self) -> float: ...
+    @property
     def persistence_k(self) -> int: ...
     @property
     def persistence_n(self) -> int: ...
@@ -40,13 +43,22 @@ class OperatingPoint(Protocol):
 
 def record_level(normal: FloatArray, row: int, point: OperatingPoint) -> float:
     """The highest of `normal` over the `record_rows` rows before `row`'s persistence window
-    (the `persistence_n - 1` rows before it), plus the margin; 0 if record_rows is 0."""
+    (the `persistence_n - 1` rows before it), or their `record_quantile` below 1, plus the
+    margin; 0 if record_rows is 0. The maximum is one row's score, which the forest's seed
+    moves; a high quantile leans on several rows (benchmarks/results/nab_seed.md). Rows of
+    an incident count as 0 in it."""
     if point.record_rows <= 0:
         return 0.0
     end = row - point.persistence_n + 1
     start = max(0, end - point.record_rows)
-    highest = float(normal[start:end].max()) if end > start else 0.0
-    return highest + point.record_margin
+    if end <= start:
+        return point.record_margin
+    recent = normal[start:end]
+    if point.record_quantile >= 1.0:
+        return float(recent.max()) + point.record_margin
+    # The order statistic at the quantile (no interpolation): a partition, not a sort.
+    rank = int(np.ceil(point.record_quantile * (len(recent) - 1)))
+    return float(np.partition(recent, rank)[rank]) + point.record_margin
 
 
 def _rows_to_visit(candidates: BoolArray, persistence_n: int) -> IntArray:

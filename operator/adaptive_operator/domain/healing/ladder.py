@@ -463,7 +463,8 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
     No seasonal differencing: the live training rows are hours of syncs, too short to show a
     daily period and long enough for chance ones. One forest, not `detect`'s mean of several:
     every service's model is kept in memory and scored every sync. The training scores'
-    quantile as the threshold, not `detect`'s mean plus sigmas (cross-validated on NAB only)."""
+    quantile as the threshold and the highest recent score as the record, not `detect`'s mean
+    plus sigmas and record quantile (cross-validated on NAB only)."""
     return replace(
         DetectorSettings(),
         warm_up_rows=LIVE_WARM_UP_ROWS,
@@ -471,6 +472,8 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
         seasonal_differencing=False,
         forests=1,
         train_sigmas=0.0,
+        record_quantile=1.0,
+        record_margin=-0.04,
         min_train_rows=spec.min_training_rows,
         sensitivity=spec.sensitivity,
         persistence_k=spec.persistence.k,
