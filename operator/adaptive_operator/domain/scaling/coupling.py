@@ -231,6 +231,11 @@ def _highest(path: FloatArray) -> float | None:
     return float(known.max()) if known.size else None
 
 
+def _replicas(load: float, target: float) -> int:
+    """Replicas for `load` at `target` per replica (a load a hair over a multiple adds none)."""
+    return max(0, math.ceil(load / target - 1e-9))
+
+
 class CoupledForecaster:
     """One downstream's coupled forecast, fed once per row with the whole history so far (it
     reads only the rows it has not seen); keeps the relation and the realised errors."""
@@ -268,10 +273,12 @@ class CoupledForecaster:
     def _following(self, state: CouplingState, upstreams: Sequence[UpstreamInput], last: int,
                    horizon: int, target: float) -> CouplingState:
         """A trusted state's floor raised to what the upstreams' floors plan for."""
-        load = planned(self.relation, upstreams, last, horizon) if self.relation else None
-        if not state.trusted or load is None:
+        if not state.trusted or self.relation is None:
             return state
-        floor = max(0, math.ceil(load / target - 1e-9))
+        load = planned(self.relation, upstreams, last, horizon)
+        if load is None:
+            return state
+        floor = _replicas(load, target)
         if state.floor_replicas is not None and floor <= state.floor_replicas:
             return state
         return replace(state, floor_replicas=floor)
@@ -320,7 +327,7 @@ class CoupledForecaster:
             reason = f"coupled error {relative:.2f}x the own forecast's: not better"
             return CouplingState(False, reason, relation, relative, forecast)
         high = _highest(point + max(0.0, float(np.quantile(signed, self.settings.quantile))))
-        floor = None if high is None else max(0, math.ceil(high / target - 1e-9))
+        floor = None if high is None else _replicas(high, target)
         reason = f"coupled error {relative:.2f}x the own forecast's"
         return CouplingState(True, reason, relation, relative, forecast, floor)
 
