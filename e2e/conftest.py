@@ -37,6 +37,17 @@ REAL_NODE_TOLERATION = {"key": REAL_NODE_LABEL, "operator": "Equal", "value": "t
 REAL_NODE_SELECTOR = {REAL_NODE_LABEL: "true"}
 REAL_NODE_FIXTURES = {"real_node", "runs_containers"}  # the tests of real pods ask for one
 
+# Stand-ins: pods that only have to exist (a Deployment's, a StatefulSet's, a migration Job's),
+# whose containers no test talks to. On the local cluster they are KWOK's fake pods: images that
+# need not exist, nothing pulled, status faked (Ready at once, Job pods complete), so many are
+# cheap. On kind, or with ADAPTIVE_E2E_STAND_INS=real on the local cluster (which shows the suite
+# passing as it would on kind), they are real containers of the e2e workload image, never pulled,
+# that idle (Ready at once: no probe) or, in a Job, exit 0.
+STAND_INS_VARIABLE = "ADAPTIVE_E2E_STAND_INS"
+KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+FAKE_IMAGE = "registry.example/app:1"
+WORKLOAD_IMAGE = "localhost/adaptive-workload:dev"
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -69,6 +80,31 @@ class Cluster:
         return {"nodeSelector": dict(REAL_NODE_SELECTOR),
                 "tolerations": [dict(REAL_NODE_TOLERATION)]}
 
+    @property
+    def real_stand_ins(self) -> bool:
+        """Whether stand-ins are real containers: always off the local cluster, else when asked."""
+        wanted = os.environ.get(STAND_INS_VARIABLE, "fake")
+        if wanted not in ("fake", "real"):
+            raise ValueError(f"{STAND_INS_VARIABLE} is fake or real, not {wanted!r}")
+        return not self.local or wanted == "real"
+
+    def stand_in_image(self, image: str = FAKE_IMAGE) -> str:
+        """The image that a stand-in written with `image` runs."""
+        return WORKLOAD_IMAGE if self.real_stand_ins else image
+
+    def stand_in(self, name: str = "app", image: str = FAKE_IMAGE, *,
+                 exits: bool = False) -> dict[str, Any]:
+        """The pod spec (one container, and where it goes) of a pod that only has to exist;
+        `image` names its version on KWOK. `exits`: a Job's pod, which succeeds at once."""
+        if not self.real_stand_ins:
+            return kwok_pod(name, image)
+        command = ["true"] if exits else ["sleep", "infinity"]
+        return {**self.placement, "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
+                "containers": [{"name": name, "image": WORKLOAD_IMAGE, "imagePullPolicy": "Never",
+                                "command": command,
+                                "resources": {"requests": {"cpu": "1m", "memory": "8Mi"},
+                                              "limits": {"memory": "32Mi"}}}]}
+
     def pod_url(self, pod: dict[str, Any], port: int) -> str:
         """A URL of a real pod's port from where the tests run: its address on the local
         cluster's bridge, else a `kubectl port-forward` kept until the session ends."""
@@ -76,6 +112,11 @@ class Cluster:
             return f"http://{pod['status']['podIP']}:{port}"
         meta = pod["metadata"]
         return _port_forward(self.kubeconfig, meta["namespace"], meta["name"], port)
+
+
+def kwok_pod(name: str = "app", image: str = FAKE_IMAGE) -> dict[str, Any]:
+    """The pod spec of a fake pod, on a KWOK node: KWOK fakes its status, nothing is pulled."""
+    return {"tolerations": [dict(KWOK_TOLERATION)], "containers": [{"name": name, "image": image}]}
 
 
 _FORWARDS: dict[tuple[str, str, int], tuple[subprocess.Popen[str], str]] = {}
@@ -191,8 +232,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     group (xdist_groups.py), beside the unit tests on the others."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
     e2e = [item for item in items if is_e2e(item)]
+    # Real stand-ins on the local cluster put every module's pods on the one real node.
+    everywhere = os.environ.get(STAND_INS_VARIABLE) == "real"
     tests = [xdist_groups.E2ETest(Path(str(item.path)).stem,
-                               bool(REAL_NODE_FIXTURES & set(item.fixturenames)),
+                               everywhere or bool(REAL_NODE_FIXTURES & set(item.fixturenames)),
                                item.get_closest_marker("last") is not None) for item in e2e]
     for item, group in zip(e2e, xdist_groups.groups(tests), strict=True):
         item.add_marker(pytest.mark.xdist_group(group))

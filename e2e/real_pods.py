@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Cluster
+from conftest import WORKLOAD_IMAGE, Cluster
 from support import wait_until
 
-WORKLOAD_IMAGE = "localhost/adaptive-workload:dev"
 PORT = 8080
 Manifest = dict[str, Any]
 

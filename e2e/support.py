@@ -11,7 +11,12 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from conftest import FAKE_IMAGE
+
+if TYPE_CHECKING:
+    from conftest import Cluster
 
 T = TypeVar("T")
 
@@ -96,22 +101,17 @@ def changes_chain(messages: list[str], first: int, last: int) -> bool:
     return len(following) == len(steps) and current == last
 
 
-# A Deployment of KWOK pods (they are ready at once and run nothing).
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: "{image}"}}]
-"""
+def deployment_yaml(cluster: Cluster, name: str, replicas: int = 1,
+                    image: str = FAKE_IMAGE) -> str:
+    """A Deployment of stand-ins (`Cluster.stand_in`), as JSON (which kubectl reads as YAML)."""
+    return deployment_of(name, replicas, cluster.stand_in("app", image))
 
 
-def deployment_yaml(name: str, replicas: int = 1, image: str = "registry.example/app:1") -> str:
-    """A Deployment whose pods KWOK's fake nodes run (any image: nothing is pulled)."""
-    return DEPLOYMENT.format(name=name, replicas=replicas, image=image)
+def deployment_of(name: str, replicas: int, pod: dict[str, Any]) -> str:
+    """A Deployment of pods with this spec, as JSON."""
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": pod}},
+    })

@@ -94,7 +94,7 @@ def events(cluster: Cluster, ns: str, reason: str) -> list[str]:
 
 def deploy(cluster: Cluster, ns: str, name: str, replicas_: int = 1) -> None:
     cluster.kubectl("apply", "-n", ns, "-f", "-",
-                    stdin=deployment_yaml(name, replicas_))
+                    stdin=deployment_yaml(cluster, name, replicas_))
 
 
 def apply(cluster: Cluster, ns: str, text: str) -> None:

@@ -249,7 +249,7 @@ def test_the_operator_ignores_nan_load_says_so_and_resumes(
 ) -> None:
     scraped(cluster, namespace)
     cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 3)
+        "apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, "web", 3)
     )
     # Its health metric (for healing) is +Inf: healing must not act on it, and say so.
     healing = f"  healing: {{enabled: true, metrics: {{latency: '{query(namespace, 'inf')}'}}}}"

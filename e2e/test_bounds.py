@@ -86,6 +86,7 @@ def shard_set(pod_spec: dict[str, object]) -> str:
                  "migration": {"jobTemplate": {"template": {"spec": {"containers": []}}}}}})
 
 
+# No pod is made from these templates (no operator runs in this module): they need no stand-in.
 PLAIN = {"containers": [{"name": "db", "image": "db"}]}
 
 

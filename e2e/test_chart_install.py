@@ -22,6 +22,8 @@ from support import wait_until
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "adaptive-operator"
 KWOK_TOLERATION = "tolerations[0].key=kwok.x-k8s.io/node,tolerations[0].operator=Exists"
+OPERATOR_IMAGE = "localhost/adaptive-operator:dev"  # what the local cluster and kind's CI load
+HELD = "e2e-held"  # a Lease that a holder who never comes keeps for an hour
 
 # Near misses: things an operator like this might be tempted to do, that ours never needs.
 DENIED = [
@@ -57,6 +59,23 @@ def helm(cluster: Cluster, binary: str, *args: str) -> str:
     return result.stdout
 
 
+def chart_pods(cluster: Cluster, namespace: str) -> list[str]:
+    """Helm arguments for the chart's operator pods, which here only have to be ready. Where
+    stand-ins are KWOK's (`Cluster.stand_in`): fake pods. Elsewhere (kind): the operator image
+    (never pulled), kept standby by a Lease held by no one that runs, so they act on nothing."""
+    if not cluster.real_stand_ins:
+        return ["--set", KWOK_TOLERATION]
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": HELD},
+             "spec": {"holderIdentity": "e2e-nobody", "leaseDurationSeconds": 3600}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(lease))
+    repository, tag = OPERATOR_IMAGE.rsplit(":", 1)
+    placement = cluster.placement
+    return ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+            "--set", "image.pullPolicy=Never", "--set", f"peering.name={HELD}",
+            "--set-json", f"nodeSelector={json.dumps(placement.get('nodeSelector', {}))}",
+            "--set-json", f"tolerations={json.dumps(placement.get('tolerations', []))}"]
+
+
 @pytest.fixture
 def release(crds: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
     cluster = crds
@@ -65,7 +84,8 @@ def release(crds: Cluster, namespace: str) -> Iterator[tuple[str, str]]:
     # The session installed the CRDs already (Helm cannot adopt objects it did not create);
     # the chart's CRD template is checked against the API server on its own below.
     helm(cluster, binary, "install", name, str(CHART), "--namespace", namespace,
-         "--set", KWOK_TOLERATION, "--set", "crds.install=false", "--wait", "--timeout", "180s")
+         *chart_pods(cluster, namespace), "--set", "crds.install=false", "--wait",
+         "--timeout", "180s")
     yield name, namespace
     helm(cluster, binary, "uninstall", name, "--namespace", namespace, "--wait")
 
@@ -138,7 +158,7 @@ spec:
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: registry.example/web:1}]}
+    spec: POD
 ---
 apiVersion: adaptive.dev/v1alpha1
 kind: AdaptiveService
@@ -149,6 +169,11 @@ spec:
   syncPeriodSeconds: 2
   metrics: [{name: load, query: 'sum(e2e_load{exporter="NS"})', targetPerReplica: 10}]
 """
+
+
+def with_pod(cluster: Cluster, text: str) -> str:
+    """The service's Deployment with a stand-in pod (`Cluster.stand_in`), written as JSON."""
+    return text.replace("POD", json.dumps(cluster.stand_in("web", "registry.example/web:1")))
 
 
 def scaled_events(cluster: Cluster, ns: str) -> int:
@@ -171,7 +196,8 @@ def test_operator_with_the_charts_account_scales_and_survives_losing_its_leader(
     try:
         with exporters(ns) as load:
             load.set("e2e_load", 25.0)
-            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=SERVICE.replace("NS", ns))
+            cluster.kubectl("apply", "-n", ns, "-f", "-",
+                            stdin=with_pod(cluster, SERVICE.replace("NS", ns)))
             wait_until(lambda: replicas(cluster, ns) == 3, 60, "the leader to scale to 3")
             assert scaled_events(cluster, ns) == 1
 
@@ -207,7 +233,8 @@ def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_ano
         cluster.kubectl("create", "namespace", ns)
     name = f"ns-{namespace[-5:]}"
     helm(cluster, binary, "install", name, str(CHART), "--namespace", namespace,
-         "--set", KWOK_TOLERATION, "--set", "crds.install=false", "--set", "rbac.namespaced=true",
+         *chart_pods(cluster, namespace), "--set", "crds.install=false",
+         "--set", "rbac.namespaced=true",
          "--set", f"watch.namespaces={{{watched}}}", "--wait", "--timeout", "180s")
     account = f"{name}-adaptive-operator"
     deployment: Any = cluster.json("get", "deployment", account, "-n", namespace)
@@ -223,7 +250,7 @@ def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_ano
     try:
         process.start()
         for ns in (other, watched):  # the other first: it has had longer to be reconciled
-            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=WATCHED_SERVICE)
+            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=with_pod(cluster, WATCHED_SERVICE))
         wait_until(lambda: replicas(cluster, watched) == 3, 60, "the watched namespace scaled")
         status: Any = cluster.json("get", "adaptiveservice", "web", "-n", watched)["status"]
         assert status["desiredReplicas"] == 3

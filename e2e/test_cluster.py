@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from adaptive_operator.demo.exporter import Exporter
 
@@ -21,23 +20,18 @@ from conftest import (
     REAL_NODE_SELECTOR,
     REAL_NODE_TOLERATION,
     Cluster,
+    kwok_pod,
     parse_exports,
 )
-from support import deployment_yaml, prom_query, wait_until
+from support import deployment_of, deployment_yaml, prom_query, wait_until
 
 HERE = Path(__file__).resolve().parent
 
-JOB = """
-apiVersion: batch/v1
-kind: Job
-metadata: {name: once}
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
-      containers: [{name: once, image: busybox}]
-"""
+def job(cluster: Cluster) -> str:
+    """A Job of one stand-in (`Cluster.stand_in`), which succeeds at once."""
+    pod = {**cluster.stand_in("once", "busybox", exits=True), "restartPolicy": "Never"}
+    return json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+                       "spec": {"template": {"spec": pod}}})
 
 
 def ready_replicas(cluster: Cluster, ns: str, name: str) -> int:
@@ -64,23 +58,24 @@ def test_fake_nodes_are_listed_and_ready(cluster: Cluster) -> None:
 
 
 def test_deployment_becomes_ready_rolls_out_and_undoes(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 3, "nginx:1"))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, "web", 3))
     wait_until(lambda: ready_replicas(cluster, namespace, "web") == 3, 60, "3 ready pods")
 
-    cluster.kubectl("set", "image", "deployment/web", "app=nginx:2", "-n", namespace)
-    wait_until(lambda: rollout_done(cluster, namespace), 60, "the new image to roll out")
+    # A new template (an env var: on kind stand-ins run the one workload image there is).
+    cluster.kubectl("set", "env", "deployment/web", "VERSION=2", "-n", namespace)
+    wait_until(lambda: rollout_done(cluster, namespace), 60, "the new template to roll out")
     cluster.kubectl("rollout", "undo", "deployment/web", "-n", namespace)
     wait_until(lambda: rollout_done(cluster, namespace), 60, "the undo to roll out")
 
     dep = cluster.json("get", "deployment", "web", "-n", namespace)
-    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1"  # type: ignore[index]
+    assert "env" not in dep["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
     revisions = {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
                  for rs in cluster.json("get", "rs", "-n", namespace)["items"]}  # type: ignore[union-attr]
     assert revisions == {"2", "3"}  # the undo made revision 3 out of revision 1's template
 
 
 def test_job_completes(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=JOB)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=job(cluster))
 
     def succeeded() -> bool:
         status = cluster.json("get", "job", "once", "-n", namespace).get("status", {})
@@ -263,7 +258,7 @@ def test_a_pod_finds_another_by_its_service_name(cluster: Cluster, real_node: st
 def test_kwok_pods_get_fake_ips_that_this_machine_routes_nowhere(local_cluster: Cluster,
                                                                  namespace: str) -> None:
     local_cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                          stdin=deployment_yaml("fake", 1, "registry.example/app:1"))
+                          stdin=deployment_of("fake", 1, kwok_pod()))
 
     def pod_ip() -> str | None:
         pods = local_cluster.json("get", "pods", "-n", namespace)["items"]
@@ -302,7 +297,7 @@ def in_namespace(targets: list[dict[str, Any]], ns: str, key: str) -> list[dict[
 @pytest.mark.cluster
 def test_prometheus_drops_kwok_pods_and_scrapes_only_real_node_pods(local_cluster: Cluster,
                                                                     namespace: str) -> None:
-    fake = yaml.safe_load(deployment_yaml("fake", 2))
+    fake = json.loads(deployment_of("fake", 2, kwok_pod()))
     fake["spec"]["template"]["metadata"]["annotations"] = SCRAPE_ME
     apply(local_cluster, namespace, fake)
 

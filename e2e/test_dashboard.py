@@ -47,15 +47,15 @@ spec:
 """
 
 
-SHARD_SET = {
-    "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet", "metadata": {"name": "kv"},
-    "spec": {"shards": 2, "slots": 8, "template": {"replicas": 1, "template": {"spec": {
-        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists",
-                         "effect": "NoSchedule"}],
-        "containers": [{"name": "kv", "image": "registry.example/kv:1"}]}}},
-        "migration": {"jobTemplate": {"template": {"spec": {"containers": [
-            {"name": "migrate", "image": "registry.example/migrate:1"}]}}}}},
-}
+def shard_set(cluster: Cluster) -> dict[str, Any]:
+    """A ShardSet of stand-ins (`Cluster.stand_in`)."""
+    pod = cluster.stand_in("kv", "registry.example/kv:1")
+    job = cluster.stand_in("migrate", "registry.example/migrate:1", exits=True)
+    return {
+        "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet", "metadata": {"name": "kv"},
+        "spec": {"shards": 2, "slots": 8, "template": {"replicas": 1, "template": {"spec": pod}},
+                 "migration": {"jobTemplate": {"template": {"spec": job}}}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +129,9 @@ def test_every_panel_returns_data(cluster: Cluster, namespace: str,
                                   operator: OperatorProcess, feed: Feed) -> None:
     url = cluster.prometheus_url or ""
     where = f'exporter="{namespace}"'
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, "web"))
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service_yaml("web", where))
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(SHARD_SET))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(shard_set(cluster)))
     lookahead = wait_until(lambda: prom_query(url, 'adaptive_forecast_lookahead_seconds'
                                               f'{{namespace="{namespace}",name="web"}}'), 90,
                            "the look-ahead gauge scraped")

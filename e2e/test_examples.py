@@ -1,5 +1,5 @@
 """Every file in examples/ is accepted by the API server as it stands, and each AdaptiveService
-example, applied beside the workloads it names (fake pods), is reconciled by the operator: its
+example, applied beside the workloads it names (stand-in pods), is reconciled by the operator: its
 status says what the example is about (CouplingTrusted for coupling, HealingLimited for healing
 and the StatefulSet target). The ShardSet example runs on real pods in test_real_examples.py."""
 
@@ -47,15 +47,12 @@ def operator(crds: Cluster) -> Iterator[OperatorProcess]:
         yield process
 
 
-def workload(kind: str, name: str) -> dict[str, Any]:
-    """The workload an example scales, on fake pods."""
+def workload(cluster: Cluster, kind: str, name: str) -> dict[str, Any]:
+    """The workload an example scales, of stand-ins (`Cluster.stand_in`)."""
     labels = {"app": name}
     spec: dict[str, Any] = {
         "replicas": 1, "selector": {"matchLabels": labels},
-        "template": {"metadata": {"labels": labels}, "spec": {
-            "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists",
-                             "effect": "NoSchedule"}],
-            "containers": [{"name": "app", "image": "registry.example/app:1"}]}}}
+        "template": {"metadata": {"labels": labels}, "spec": cluster.stand_in()}}
     if kind == "StatefulSet":
         spec["serviceName"] = name
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
@@ -69,7 +66,7 @@ def test_a_service_example_is_reconciled(crds: Cluster, namespace: str,
     targets = [d["spec"]["scaleTargetRef"] for d in documents]
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(
         {"apiVersion": "v1", "kind": "List",
-         "items": [workload(t["kind"], t["name"]) for t in targets]}))
+         "items": [workload(cluster, t["kind"], t["name"]) for t in targets]}))
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES[0].parent / name))
     service, kind, status = SHOWS[name]
 

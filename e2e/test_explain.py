@@ -79,7 +79,7 @@ def test_explain_works_with_only_get(crds: Cluster, namespace: str,
                                      operator: OperatorProcess, tmp_path: Path) -> None:
     cluster = crds
     assert cluster.prometheus_url, "explain reads the cluster's Prometheus"
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web"))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, "web"))
     # A constant load of 27 (any cluster's Prometheus answers it): 3 replicas.
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service_yaml("sum(vector(27))"))
     wait_until(lambda: (cluster.json("get", "adaptiveservice", "web", "-n", namespace)

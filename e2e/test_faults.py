@@ -25,7 +25,7 @@ from kubernetes import client, config
 from adaptive_operator.domain.sharding import manifests
 from metrics_source import Exporters, MetricsSource
 from operator_process import ROOT, OperatorProcess, free_port
-from test_self_healing import crash_loop, ledger, pods
+from test_self_healing import crash_loop, ledger, needs_kwok_status, pods
 from test_shard_set import Observer, settle, shard_set_manifest
 
 from conftest import FAILED, Cluster, dump_namespace, module_tag
@@ -100,7 +100,7 @@ def apply(cluster: Cluster, ns: str, text: str) -> None:
 
 
 def deploy(cluster: Cluster, ns: str, name: str, replicas: int = 1) -> None:
-    apply(cluster, ns, deployment_yaml(name, replicas))
+    apply(cluster, ns, deployment_yaml(cluster, name, replicas))
 
 
 def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
@@ -414,6 +414,7 @@ def test_killed_between_saying_and_recording_says_it_once(
 def test_killed_between_recording_and_healing_does_not_repeat(
         cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
         exporters: Exporters) -> None:
+    needs_kwok_status(cluster)
     ns = own_namespace
     deploy(cluster, ns, "hurt", replicas=3)
     wait_until(lambda: len(pods(cluster, ns, "hurt")) == 3, 60, "3 pods")
@@ -451,7 +452,7 @@ def test_killed_between_routing_and_migration_completes_once(
     observer = Observer(api, ns, "cut")
     armed = private_operator(ns, "armed", **{FAILPOINTS: "sharding.after_routing"}).start()
     try:
-        apply(cluster, ns, shard_set_manifest("cut", 2))
+        apply(cluster, ns, shard_set_manifest(cluster, "cut", 2))
         settle(observer, 2)  # creating shards starts no migration: the failpoint is not hit
         cluster.kubectl("patch", "shardset", "cut", "-n", ns, "--type", "merge",
                         "-p", json.dumps({"spec": {"shards": 3}}))

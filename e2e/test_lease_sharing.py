@@ -77,7 +77,7 @@ def test_each_service_is_decided_by_the_replica_of_its_shard_and_moves_when_it_d
     a, b = replicas
     names = [f"svc-{index}" for index in range(SERVICES)]
     for name in names:
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(name))
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, name))
         cluster.kubectl("apply", "-n", namespace, "-f", "-",
                         stdin=service_yaml(name, "vector(1)", mode="DryRun"))
     shards_a, shards_b = split_evenly(a, b)

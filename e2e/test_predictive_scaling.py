@@ -155,7 +155,7 @@ def test_scales_up_before_the_load_arrives(cluster: Cluster, namespace: str,
         try:
             for name in ("ahead", "react"):
                 cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                                stdin=deployment_yaml(name))
+                                stdin=deployment_yaml(cluster, name))
             # The services start after 1.5 cycles are in Prometheus: the operator backfills them.
             wait_until(lambda: samples_in_prometheus(cluster.prometheus_url or "",
                                                      namespace) >= 45, 150,

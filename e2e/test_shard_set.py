@@ -28,19 +28,16 @@ from conftest import Cluster, module_tag
 from support import wait_until
 
 SLOTS = 12
-TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
-NOWHERE = {"adaptive.dev/e2e": "no-such-node"}  # no node has this label: pods never schedule
+NOWHERE = "adaptive.dev/e2e"  # no node has this label: a pod selecting it never schedules
 STEP_TIMEOUT = 120
 
 
-def shard_set_manifest(name: str, shards: int, job_spec: dict[str, Any] | None = None,
-                       backoff_limit: int = 3) -> str:
-    """The ShardSet as JSON (which kubectl reads as YAML)."""
-    pod = {"tolerations": [TOLERATION],
-           "containers": [{"name": "cache", "image": "registry.example/cache:1"}]}
-    job = job_spec or {"template": {"spec": {
-        "tolerations": [TOLERATION],
-        "containers": [{"name": "migrate", "image": "registry.example/migrate:1"}]}}}
+def shard_set_manifest(cluster: Cluster, name: str, shards: int,
+                       job_spec: dict[str, Any] | None = None, backoff_limit: int = 3) -> str:
+    """The ShardSet as JSON (which kubectl reads as YAML), its shards' and migrations' pods
+    stand-ins (`Cluster.stand_in`): a migration succeeds at once."""
+    pod = cluster.stand_in("cache", "registry.example/cache:1")
+    job = job_spec or {"template": {"spec": migration_pod(cluster)}}
     return json.dumps({
         "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet", "metadata": {"name": name},
         "spec": {
@@ -52,11 +49,15 @@ def shard_set_manifest(name: str, shards: int, job_spec: dict[str, Any] | None =
     })
 
 
-def unschedulable_job(deadline: int | None) -> dict[str, Any]:
+def migration_pod(cluster: Cluster) -> dict[str, Any]:
+    return cluster.stand_in("migrate", "registry.example/migrate:1", exits=True)
+
+
+def unschedulable_job(cluster: Cluster, deadline: int | None) -> dict[str, Any]:
     """A migration Job whose pod no node accepts; with a deadline, the Job controller fails it."""
-    spec: dict[str, Any] = {"template": {"spec": {
-        "nodeSelector": NOWHERE, "tolerations": [TOLERATION],
-        "containers": [{"name": "migrate", "image": "registry.example/migrate:1"}]}}}
+    pod = migration_pod(cluster)
+    pod["nodeSelector"] = {**pod.get("nodeSelector", {}), NOWHERE: "no-such-node"}
+    spec: dict[str, Any] = {"template": {"spec": pod}}
     if deadline is not None:
         spec["activeDeadlineSeconds"] = deadline
     return spec
@@ -218,7 +219,7 @@ def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]
 def test_three_to_four_to_two_shards(cluster: Cluster, namespace: str,
                                      operator: OperatorProcess, api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "cache")
-    apply(cluster, namespace, shard_set_manifest("cache", 3))
+    apply(cluster, namespace, shard_set_manifest(cluster, "cache", 3))
     first = settle(observer, 3)
     assert first.table.owners.tolist() == [0] * 4 + [1] * 4 + [2] * 4
 
@@ -254,7 +255,8 @@ def test_failed_migration_is_retried_and_never_misroutes(
         api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "flaky")
     apply(cluster, namespace,
-          shard_set_manifest("flaky", 2, unschedulable_job(deadline=2), backoff_limit=20))
+          shard_set_manifest(cluster, "flaky", 2, unschedulable_job(cluster, deadline=2),
+                             backoff_limit=20))
     settle(observer, 2)
     patch_spec(cluster, namespace, "flaky", {"shards": 3})
 
@@ -278,7 +280,7 @@ def test_failed_migration_is_retried_and_never_misroutes(
 
     # The user fixes the migration template: the next run of the same move succeeds.
     patch_spec(cluster, namespace, "flaky", {"migration": {"jobTemplate": {
-        "activeDeadlineSeconds": None, "template": {"spec": {"nodeSelector": None}}}}})
+        "activeDeadlineSeconds": None, "template": {"spec": {"nodeSelector": {NOWHERE: None}}}}}})
     settled = settle(observer, 3)
     assert settled.table.owners.tolist().count(2) == SLOTS // 3  # the later runs succeeded
     first_runs = [j for j in observer.jobs_seen.values() if attempt_of(j) == 1]
@@ -289,7 +291,8 @@ def test_deleting_the_shard_set_removes_what_it_owned(
         cluster: Cluster, namespace: str, operator: OperatorProcess,
         api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "gone")
-    apply(cluster, namespace, shard_set_manifest("gone", 2, unschedulable_job(None)))
+    apply(cluster, namespace,
+          shard_set_manifest(cluster, "gone", 2, unschedulable_job(cluster, None)))
     settle(observer, 2)
     patch_spec(cluster, namespace, "gone", {"shards": 3})
     wait_until(lambda: (s := observer.sample()) and s.jobs and s.existing == {0, 1, 2}, 60,

@@ -27,9 +27,7 @@ ARGO_ROLLOUTS = "github.com/argoproj/argo-rollouts@v1.8.3"
 ARGO_ROLLOUTS_SUM = "h1:blbtQva4IK9r6gFh+dWkCrLnFdPOWiv9ubQYu36qeaA="  # go.sum's line for it
 POD = """
     metadata: {{labels: {{app: {name}}}}}
-    spec:
-      tolerations: [{{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}}]
-      containers: [{{name: app, image: registry.example/app:1}}]"""
+    spec: {pod}"""  # a stand-in's spec (`Cluster.stand_in`), as JSON
 TARGETS = {
     "StatefulSet": """
 apiVersion: apps/v1
@@ -141,7 +139,9 @@ def conditions(cluster: Cluster, ns: str, name: str) -> dict[str, dict[str, str]
 def test_a_target_found_by_discovery_is_scaled(crds: Cluster, namespace: str,
                                                operator: OperatorProcess, kind: str) -> None:
     cluster, name = crds, kind.lower()
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=TARGETS[kind].format(name=name))
+    pod = json.dumps(cluster.stand_in())
+    cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                    stdin=TARGETS[kind].format(name=name, pod=pod))
     query = "sum(vector(27))"  # a load of 27 at 10 per replica: 3 replicas (on any cluster)
     cluster.kubectl("apply", "-n", namespace, "-f", "-",
                     stdin=service_yaml(name, API_VERSIONS[kind], kind, query))

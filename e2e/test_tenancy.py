@@ -40,6 +40,9 @@ from conftest import Cluster, module_tag
 from support import deployment_yaml, wait_until
 
 SYNC = 2
+# The versions of the Deployments' stand-ins (`Cluster.stand_in`). Where stand-ins are real
+# containers, GOOD runs the workload image and BAD is an image never pulled: its pods never get
+# ready, so a bad rollout stalls at its first new pod.
 GOOD, BAD = "registry.example/app:1", "registry.example/app:2"
 TOKEN, ORG = f"t-{uuid.uuid4().hex}", "team-a"
 TAG = module_tag(__name__)
@@ -261,7 +264,7 @@ data: {{token: {b64(TOKEN)}, org: {b64(ORG)}}}
 def test_credentials_from_a_secret_reach_a_prometheus_behind_a_token(
         cluster: Cluster, namespace: str, operator: OperatorProcess,
         proxy: TokenProxy) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml("web", 1))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, "web", 1))
     apply(cluster, namespace, secret_yaml())
     apply(cluster, namespace, service_yaml(f"""  prometheus:
     url: {proxy.url}
@@ -285,7 +288,7 @@ def test_a_url_off_the_allowlist_is_refused_unasked(
     elsewhere = TokenProxy("http://127.0.0.1:9")  # listens, but is on no allowlist
     try:
         cluster.kubectl("apply", "-n", namespace, "-f", "-",
-                        stdin=deployment_yaml("web", 1))
+                        stdin=deployment_yaml(cluster, "web", 1))
         apply(cluster, namespace, service_yaml(f"  prometheus: {{url: '{elsewhere.url}'}}\n"))
         refused = wait_until(lambda: condition(cluster, namespace, "MetricsAvailable")
                              .get("reason") == "PrometheusNotAllowed" or None, 90,
@@ -300,7 +303,7 @@ def test_a_url_off_the_allowlist_is_refused_unasked(
 
 def deploy(cluster: Cluster, feed: Feed, ns: str) -> list[Series]:
     """The Deployment, and its pods' past: as if they had served for SEEDED_ROWS syncs."""
-    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 2, GOOD))
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml(cluster, "web", 2, GOOD))
 
     def pods() -> list[str] | None:
         items: Any = cluster.json("get", "pods", "-n", ns, "-l", "app=web")["items"]
@@ -328,13 +331,13 @@ def test_errors_in_one_namespace_do_not_roll_back_another(
     # A bad rollout in the first namespace: its errors must move nothing in the other one
     # (with cluster-wide defaults, the other's error ratio rose with them and it acted).
     cluster.kubectl("set", "image", "-n", namespace, "deployment/web", f"app={BAD}")
-    wait_until(lambda: image(cluster, namespace) == GOOD, 180,
+    wait_until(lambda: image(cluster, namespace) == cluster.stand_in_image(GOOD), 180,
                "the bad rollout rolled back")
     # The other service kept scoring its own, calm metrics meanwhile, and acted on nothing.
     scored = operator.log_path.read_text(errors="replace").count(other_namespace)
     wait_until(lambda: operator.log_path.read_text(errors="replace").count(other_namespace)
                > scored + 20, 120, "more syncs of the other service", interval=2)
-    assert image(cluster, other_namespace) == GOOD
+    assert image(cluster, other_namespace) == cluster.stand_in_image(GOOD)
     assert ledger(cluster, other_namespace) == "[]"
     verdict = status(cluster, other_namespace)["healing"]["lastVerdict"]
     assert not verdict["isAnomaly"]
@@ -352,7 +355,7 @@ def test_a_scoped_query_reads_its_own_namespace_only(
     ns = scoped_namespace
     feed.exporter.set("e2e_tenancy_scoped_load", 10.0, {"namespace": ns})
     feed.exporter.set("e2e_tenancy_scoped_load", 1000.0, {"namespace": f"{ns}-elsewhere"})
-    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml("web", 1))
+    cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml(cluster, "web", 1))
     apply(cluster, ns, service_yaml("").replace(
         f'sum(e2e_tenancy_load{{exporter="{FEED}"}})', "sum(e2e_tenancy_scoped_load)"))
     process = OperatorProcess("tenancy-scoped", measure_coverage=False, args=(
