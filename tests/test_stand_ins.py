@@ -1,0 +1,83 @@
+"""Pods that only have to exist in the e2e suite (`Cluster.stand_in`, e2e/conftest.py): KWOK's
+fake pods on the local cluster unless asked otherwise; elsewhere (kind) real containers of the
+workload image, never pulled, placed where containers run, that idle or, in a Job, succeed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+E2E = Path(__file__).resolve().parent.parent / "e2e"
+
+
+def load_e2e_conftest() -> ModuleType:
+    """e2e/conftest.py under a name of its own (tests/ has a conftest module too)."""
+    sys.path.insert(0, str(E2E))  # its own imports: xdist_groups, cluster_lock, metrics_source
+    spec = importlib.util.spec_from_file_location("e2e_conftest", E2E / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+e2e = load_e2e_conftest()
+
+
+def cluster(local: bool) -> Any:
+    return e2e.Cluster("kubeconfig", None, None, local=local)
+
+
+@pytest.mark.parametrize(("local", "asked", "real"), [
+    (True, None, False), (True, "fake", False), (True, "real", True),
+    (False, None, True), (False, "fake", True),  # off the local cluster no KWOK fakes status
+])
+def test_stand_ins_are_real_off_the_local_cluster_or_when_asked(
+        monkeypatch: pytest.MonkeyPatch, local: bool, asked: str | None, real: bool) -> None:
+    if asked is None:
+        monkeypatch.delenv(e2e.STAND_INS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(e2e.STAND_INS_VARIABLE, asked)
+    assert cluster(local).real_stand_ins is real
+
+
+def test_an_unknown_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(e2e.STAND_INS_VARIABLE, "kind")
+    with pytest.raises(ValueError, match="fake or real"):
+        cluster(True).real_stand_ins  # noqa: B018
+
+
+def test_a_fake_stand_in_is_a_kwok_pod_of_its_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(e2e.STAND_INS_VARIABLE, raising=False)
+    local = cluster(True)
+    pod = local.stand_in("cache", "registry.example/cache:1", exits=True)
+    assert pod == {"tolerations": [e2e.KWOK_TOLERATION],
+                   "containers": [{"name": "cache", "image": "registry.example/cache:1"}]}
+    assert local.stand_in_image("registry.example/app:2") == "registry.example/app:2"
+
+
+@pytest.mark.parametrize(("exits", "command"), [(False, ["sleep", "infinity"]), (True, ["true"])])
+def test_a_real_stand_in_idles_or_succeeds_where_containers_run(
+        monkeypatch: pytest.MonkeyPatch, exits: bool, command: list[str]) -> None:
+    monkeypatch.setenv(e2e.STAND_INS_VARIABLE, "real")
+    local = cluster(True)
+    pod = local.stand_in("migrate", "registry.example/migrate:1", exits=exits)
+    assert pod["nodeSelector"] == e2e.REAL_NODE_SELECTOR  # the local cluster's real node
+    assert pod["tolerations"] == [e2e.REAL_NODE_TOLERATION]
+    (container,) = pod["containers"]
+    assert (container["name"], container["image"]) == ("migrate", e2e.WORKLOAD_IMAGE)
+    assert container["imagePullPolicy"] == "Never" and container["command"] == command
+    assert "readinessProbe" not in container  # ready as soon as it runs
+    assert local.stand_in_image("registry.example/app:1") == e2e.WORKLOAD_IMAGE
+
+
+def test_on_kind_a_stand_in_goes_to_any_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(e2e.STAND_INS_VARIABLE, raising=False)
+    pod = cluster(False).stand_in()
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert pod["containers"][0]["image"] == e2e.WORKLOAD_IMAGE
