@@ -17,6 +17,7 @@ from typing import Any
 
 import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from prometheus_client.parser import text_string_to_metric_families
 
 Field = descriptor_pb2.FieldDescriptorProto
 # (message, [(field, number, type, repeated message type or None)]), as in Prometheus'
@@ -77,3 +78,10 @@ def push(prometheus_url: str, series: Iterable[tuple[Labels, Points]]) -> None:
             said += " (a Prometheus without --web.enable-remote-write-receiver)"
         raise AssertionError(f"Prometheus refused the remote write ({error.code}): {said}") \
             from None
+
+
+def scraped(text: str, target: Labels, at: float) -> list[tuple[Labels, Points]]:
+    """A process' /metrics text as a scrape at `at` would store it: each sample with the
+    target's labels (which win, as they do in a scrape without honor_labels)."""
+    return [({**sample.labels, **target, "__name__": sample.name}, [(at, sample.value)])
+            for family in text_string_to_metric_families(text) for sample in family.samples]

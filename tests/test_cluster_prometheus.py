@@ -24,6 +24,7 @@ from built_tools import built
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 import cluster_prometheus  # a script folder (standard library only), not a package
+import history_seed
 import remote_write
 
 NODE = "real-node"
@@ -179,3 +180,13 @@ def test_samples_older_than_the_window_are_refused_with_the_reason(prometheus: s
     assert cluster_prometheus.OUT_OF_ORDER_WINDOW == "30m"
     with pytest.raises(AssertionError, match=r"\(400\): too old sample"):
         remote_write.push(prometheus, [(labels, [(now - window - 600, 1.0)])])
+
+
+def test_seeded_history_is_served_one_step_apart_up_to_a_step_before_its_end(
+        prometheus: str) -> None:
+    end = round(time.time())
+    labels = {"job": "exporters", "instance": "127.0.0.1:1", "exporter": "seeded"}
+    history_seed.seed(prometheus, [history_seed.Series("e2e_seeded", labels, [1.0, 2.0, 3.0])],
+                      step=2, end=end)
+    assert served(prometheus, 'e2e_seeded{exporter="seeded"}[1m]', end) == [
+        (end - 6.0, 1.0), (end - 4.0, 2.0), (end - 2.0, 3.0)]
