@@ -92,12 +92,13 @@ class Cluster:
         """The image that a stand-in written with `image` runs."""
         return WORKLOAD_IMAGE if self.real_stand_ins else image
 
-    def stand_in(self, name: str = "app", image: str = FAKE_IMAGE, *,
+    def stand_in(self, name: str = "app", image: str | None = None, *,
                  exits: bool = False) -> dict[str, Any]:
         """The pod spec (one container, and where it goes) of a pod that only has to exist;
-        `image` names its version on KWOK. `exits`: a Job's pod, which succeeds at once."""
+        `image` (FAKE_IMAGE if None) names its version on KWOK. `exits`: a Job's pod, which
+        succeeds at once."""
         if not self.real_stand_ins:
-            return kwok_pod(name, image)
+            return kwok_pod(name, image or FAKE_IMAGE)
         command = ["true"] if exits else ["sleep", "infinity"]
         return {**self.placement, "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
                 "containers": [{"name": name, "image": WORKLOAD_IMAGE, "imagePullPolicy": "Never",

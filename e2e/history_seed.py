@@ -1,31 +1,27 @@
-"""Minutes of past samples written straight into the local cluster's Prometheus.
+"""Minutes of past samples written into the cluster's Prometheus before a test's services start.
 
 What backfills from Prometheus (the anomaly detector's history, the forecaster's) then starts
 from a service that has been running a while, as most have when their AdaptiveService is
 applied, instead of the suite waiting minutes for the rows to be scraped. The operator reads
 these rows through its own backfill, the path a user's history takes.
 
-promtool writes the samples as TSDB blocks into Prometheus' data folder; Prometheus loads new
-blocks within a minute, and `seed` waits until it serves them. A seeded series carries every label
-the scrape gives (job and instance among them): the live samples then continue the same series,
-and no query sees the seeded one linger beside it.
+The samples go through Prometheus' remote-write receiver (e2e/remote_write.py), the same way on
+the local cluster and on kind. A seeded series carries every label the scrape of its exporter
+gives (job and instance among them, read from the exporter's own `up` series), so the live
+samples continue the same series, and no query sees a seeded one linger beside it.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from cluster_build import tool
+from remote_write import push
 
 from support import prom_query, wait_until
 
-LOAD_TIMEOUT = 150  # seconds: Prometheus looks for new blocks once a minute
+SCRAPED_TIMEOUT = 120  # seconds: an exporter pod is discovered, then scraped every 2 s
 
 
 @dataclass(frozen=True)
@@ -35,42 +31,27 @@ class Series:
     values: Sequence[float]  # one per step, oldest first
 
 
-def openmetrics(series: Sequence[Series], end: float, step: float) -> str:
-    """The samples as OpenMetrics text, each series' last sample one step before `end`."""
-    lines: list[str] = []
-    for metric in dict.fromkeys(s.metric for s in series):
-        lines.append(f"# TYPE {metric} gauge")
-        for one in (s for s in series if s.metric == metric):
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(one.labels.items()))
-            first = end - step * len(one.values)
-            lines += [f"{metric}{{{labels}}} {value:.9g} {first + i * step:.3f}"
-                      for i, value in enumerate(one.values)]
-    lines.append("# EOF")
-    return "\n".join(lines) + "\n"
+def scraped_labels(prometheus_url: str, exporter: str) -> dict[str, str]:
+    """The labels Prometheus gives the samples of the exporter named `exporter` (its target's:
+    job, instance, and where it runs), once it has scraped it."""
+    found = wait_until(lambda: prom_query(prometheus_url, f'up{{exporter="{exporter}"}} == 1'),
+                       SCRAPED_TIMEOUT, f"Prometheus to scrape the exporter {exporter}")
+    assert len(found) == 1, f"more than one target of the exporter {exporter}: {found}"
+    labels = found[0]["metric"]
+    assert isinstance(labels, dict)
+    return {str(k): str(v) for k, v in labels.items() if k != "__name__"}  # `up`'s own
 
 
-def exporter_labels(name: str, port: int, **labels: str) -> dict[str, str]:
-    """The labels the cluster's `exporters` job gives a sample of the Exporter `name`."""
-    return {"job": "exporters", "instance": f"127.0.0.1:{port}", "exporter": name, **labels}
-
-
-def seed(targets_dir: Path, prometheus_url: str, series: Sequence[Series], step: float,
+def seed(prometheus_url: str, series: Sequence[Series], step: float,
          end: float | None = None) -> None:
-    """Write the series (ending one step before `end`, by default now) and wait until
-    Prometheus serves all of the first one's samples."""
-    # The cluster's own build: its blocks are in the format this Prometheus reads.
-    promtool = tool("promtool")
-    assert promtool.exists(), "promtool is built by `e2e/cluster build` (e2e/build/prometheus)"
+    """Write the series (each one's last sample one step before `end`, by default now) and check
+    that Prometheus serves all of the first one's samples."""
     assert series, "nothing to seed"
     end = time.time() if end is None else end
-    data = targets_dir.parent / "data"  # e2e/cluster keeps targets/ beside the TSDB
-    with tempfile.TemporaryDirectory() as tmp:
-        source, blocks = Path(tmp) / "history.om", Path(tmp) / "blocks"
-        source.write_text(openmetrics(series, end, step))
-        subprocess.run([str(promtool), "tsdb", "create-blocks-from", "openmetrics", str(source),
-                        str(blocks)], check=True, capture_output=True, timeout=120)
-        for block in blocks.iterdir():
-            shutil.move(str(block), str(data / block.name))
+    push(prometheus_url, [
+        ({**one.labels, "__name__": one.metric},
+         [(end - step * (len(one.values) - i), value) for i, value in enumerate(one.values)])
+        for one in series])
     first = series[0]
     matcher = ",".join(f'{k}="{v}"' for k, v in sorted(first.labels.items()))
     # Counted at `end` over the seeded span only: live samples after it do not count.
@@ -82,4 +63,4 @@ def seed(targets_dir: Path, prometheus_url: str, series: Sequence[Series], step:
         # The window's oldest edge may be open: the first sample need not be counted.
         return bool(found) and float(found[0]["value"][1]) >= len(first.values) - 1  # type: ignore[index]
 
-    wait_until(served, LOAD_TIMEOUT, "Prometheus to serve the seeded history", interval=2.0)
+    wait_until(served, 10, "Prometheus to serve the seeded history", interval=0.5)

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pytest
 from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
@@ -36,8 +35,6 @@ SCRIPT = Path(__file__).resolve().parent / "exporter_program.py"
 IMAGE = "localhost/adaptive-workload:dev"
 PORT = 8080
 MODE_VARIABLE = "ADAPTIVE_E2E_EXPORTER"
-# Why a test needs the host exporter: history_seed.py writes blocks into Prometheus' data folder.
-SEEDED_HISTORY = "past samples are seeded into Prometheus' TSDB on disk (history_seed.py)"
 
 
 class MetricsSource(Protocol):
@@ -156,8 +153,3 @@ class Exporters:
             return
         with Exporter(name, self.cluster.targets_dir) as local:
             yield local
-
-    def host_exporter(self, why: str) -> None:
-        """Skips the test, saying why, when it needs the host's exporter and file discovery."""
-        if self.in_pods:
-            pytest.skip(f"needs the local cluster's host exporter: {why}")

@@ -13,8 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from conftest import FAKE_IMAGE
-
+# Not imported at run time: unit tests import this module where `conftest` is tests/' own.
 if TYPE_CHECKING:
     from conftest import Cluster
 
@@ -102,8 +101,9 @@ def changes_chain(messages: list[str], first: int, last: int) -> bool:
 
 
 def deployment_yaml(cluster: Cluster, name: str, replicas: int = 1,
-                    image: str = FAKE_IMAGE) -> str:
-    """A Deployment of stand-ins (`Cluster.stand_in`), as JSON (which kubectl reads as YAML)."""
+                    image: str | None = None) -> str:
+    """A Deployment of stand-ins (`Cluster.stand_in`: `image`, or its default, is their version
+    on KWOK), as JSON (which kubectl reads as YAML)."""
     return deployment_of(name, replicas, cluster.stand_in("app", image))
 
 

@@ -1,6 +1,10 @@
 """The Grafana dashboard's PromQL on the real cluster: while a service (predictive, healing in
-DryRun) and a ShardSet run, with the operator's /metrics scraped by the test Prometheus, every
-panel's main query returns data and every other query is accepted by Prometheus."""
+DryRun) and a ShardSet run, with the operator's /metrics in the test Prometheus, every panel's
+main query returns data and every other query is accepted by Prometheus.
+
+The operator runs as a process beside the tests, which Prometheus cannot reach on kind: its
+/metrics are read here and written into Prometheus through the remote-write receiver every
+scrape interval, labelled as a scrape would label them, the same way on every cluster."""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.demo.exporter import Exporter
-from history_seed import Series, exporter_labels, seed
-from metrics_source import SEEDED_HISTORY, Exporters
+from history_seed import Series, scraped_labels, seed
+from metrics_source import Exporters, MetricsSource
 from operator_process import ROOT, OperatorProcess
+from remote_write import push, scraped
 
 from conftest import Cluster, module_tag
 from support import deployment_yaml, prom_query, wait_until
@@ -58,27 +62,38 @@ def shard_set(cluster: Cluster) -> dict[str, Any]:
     }
 
 
+class Relay:
+    """The operator's /metrics, written into Prometheus every SYNC seconds until stopped."""
+
+    def __init__(self, process: OperatorProcess, prometheus_url: str) -> None:
+        self.process, self.url = process, prometheus_url
+        self.target = {"job": "adaptive-operator",
+                       "instance": f"127.0.0.1:{process.metrics_port}"}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(SYNC):
+            push(self.url, scraped(self.process.metrics(), self.target, time.time()))
+
+
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster, crds: Cluster,
-             exporters: Exporters) -> Iterator[OperatorProcess]:
-    exporters.host_exporter("Prometheus scrapes the operator process through file discovery; "
-                            + SEEDED_HISTORY)
+def operator(cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     process = OperatorProcess("dashboard",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
-    # Prometheus scrapes the operator as it scrapes the exporters (file discovery, 2 s).
-    assert cluster.targets_dir is not None
-    target = cluster.targets_dir / "operator-dashboard.json"
-    target.write_text(json.dumps([{"targets": [f"127.0.0.1:{process.metrics_port}"],
-                                   "labels": {"job": "adaptive-operator"}}]))
+    assert cluster.prometheus_url
+    relay = Relay(process, cluster.prometheus_url)
+    relay.thread.start()
     yield process
-    target.unlink(missing_ok=True)
+    relay.stop.set()
+    relay.thread.join()
     process.stop()
 
 
 class Feed:
     """A daily-like load and steady health metrics, played until stopped."""
 
-    def __init__(self, exporter: Exporter) -> None:
+    def __init__(self, exporter: MetricsSource) -> None:
         self.exporter = exporter
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -89,10 +104,9 @@ class Feed:
                 "e2e_dash_errors": 0.01 + 0.002 * math.sin(t),
                 "e2e_dash_latency": 0.2 + 0.01 * math.cos(t)}
 
-    def past(self) -> list[Series]:
+    def past(self, labels: dict[str, str]) -> list[Series]:
         """The rows before the start: the detector's 120 (at SYNC) and some to spare."""
         rows = [self.values(-SYNC * k) for k in range(SEEDED_ROWS, 0, -1)]
-        labels = exporter_labels(self.exporter.name, self.exporter.port)
         return [Series(metric, labels, [row[metric] for row in rows]) for metric in rows[0]]
 
     def run(self) -> None:
@@ -103,12 +117,13 @@ class Feed:
 
 
 @pytest.fixture
-def feed(cluster: Cluster, namespace: str) -> Iterator[Feed]:
-    with Exporter(namespace, cluster.targets_dir) as exporter:
+def feed(cluster: Cluster, namespace: str, exporters: Exporters) -> Iterator[Feed]:
+    with exporters(namespace) as exporter:
         running = Feed(exporter)
         # As if the service had run a while: the anomaly score panel needs a fitted detector.
-        assert cluster.targets_dir and cluster.prometheus_url
-        seed(cluster.targets_dir, cluster.prometheus_url, running.past(), SYNC)
+        url = cluster.prometheus_url
+        assert url
+        seed(url, running.past(scraped_labels(url, namespace)), SYNC)
         running.thread.start()
         yield running
         running.stop.set()
@@ -143,3 +158,6 @@ def test_every_panel_returns_data(cluster: Cluster, namespace: str,
         wait_until(lambda q=main: prom_query(url, q), 300, f"data for {panel['title']!r}")
         for query in others:
             prom_query(url, query)  # accepted (asserts status success); may be empty
+    # The live samples went on in the seeded series: one series, longer than the seeded rows.
+    (load,) = prom_query(url, f"count_over_time(e2e_dash_load{{{where}}}[15m])")
+    assert float(load["value"][1]) > SEEDED_ROWS  # type: ignore[index]

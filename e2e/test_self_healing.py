@@ -6,10 +6,11 @@ KWOK runs no processes, so ill health is simulated honestly where the operator l
 - metrics: a feeder thread serves, per test slot, an error ratio that rises with the share of
   the Deployment's pods running the bad image (read from the API server), plus a noisy latency;
 - pods: a crash loop is written to the pod's status through the API (KWOK leaves it there).
-One feeder serves every test from the module's start. The history the detector needs (120 rows
-at a 2 s step) is seeded into Prometheus first, from the same noise model (e2e/history_seed.py):
-the services are applied to workloads that have been running for five minutes, and the
-operator's backfill reads those rows, instead of the first test waiting for them.
+One feeder, an exporter of the `exporters` fixture, serves every test from the module's start.
+The history the detector needs (120 rows at a 2 s step) is seeded into Prometheus first, from
+the same noise model (e2e/history_seed.py): the services are applied to workloads that have been
+running for five minutes, and the operator's backfill reads those rows, instead of the first
+test waiting for them.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import numpy as np
 import pytest
 from kubernetes import client, config
 
-from adaptive_operator.demo.exporter import Exporter
-from history_seed import Series, exporter_labels, seed
-from metrics_source import SEEDED_HISTORY, Exporters
+from history_seed import Series, scraped_labels, seed
+from metrics_source import Exporters, MetricsSource
 from operator_process import ROOT, OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -80,7 +80,7 @@ FEED_NAME = f"e2e-{module_tag(__name__)}-feed-{uuid.uuid4().hex[:6]}"
 class Feed:
     """Noisy, normal health metrics per slot; the error ratio follows the bad pods' share."""
 
-    def __init__(self, exporter: Exporter, kubeconfig: str) -> None:
+    def __init__(self, exporter: MetricsSource, kubeconfig: str) -> None:
         self.exporter = exporter
         self.rng = np.random.default_rng(7)
         self.targets: dict[str, tuple[str, str]] = {}  # slot -> (namespace, deployment)
@@ -122,11 +122,11 @@ class Feed:
         return {"e2e_heal_error_ratio": max(ratio, 0.0), "e2e_heal_latency": max(latency, 0.0),
                 "e2e_heal_load": load}
 
-    def past(self) -> list[Series]:
-        """SEEDED_ROWS normal samples per slot and metric (no pods yet: none is bad)."""
+    def past(self, scraped: dict[str, str]) -> list[Series]:
+        """SEEDED_ROWS normal samples per slot and metric (no pods yet: none is bad), with the
+        labels that Prometheus' scrape of the exporter gives them."""
         rows = {slot: [self.sample(slot) for _ in range(SEEDED_ROWS)] for slot in SLOTS}
-        return [Series(metric, exporter_labels(self.exporter.name, self.exporter.port, slot=slot),
-                       [row[metric] for row in rows[slot]])
+        return [Series(metric, {**scraped, "slot": slot}, [row[metric] for row in rows[slot]])
                 for slot in SLOTS for metric in rows[slot][0]]
 
     def _run(self) -> None:
@@ -139,11 +139,11 @@ class Feed:
 
 @pytest.fixture(scope="module")
 def feed(cluster: Cluster, exporters: Exporters) -> Iterator[Feed]:
-    exporters.host_exporter(SEEDED_HISTORY)
-    with Exporter(FEED_NAME, cluster.targets_dir) as exporter:
+    with exporters(FEED_NAME) as exporter:
         running = Feed(exporter, cluster.kubeconfig)
-        assert cluster.targets_dir and cluster.prometheus_url
-        seed(cluster.targets_dir, cluster.prometheus_url, running.past(), SYNC)
+        url = cluster.prometheus_url
+        assert url
+        seed(url, running.past(scraped_labels(url, FEED_NAME)), SYNC)
         running.thread.start()
         yield running
         running.stop.set()

@@ -31,9 +31,8 @@ import numpy as np
 import pytest
 from kubernetes import client, config
 
-from adaptive_operator.demo.exporter import Exporter
-from history_seed import Series, exporter_labels, seed
-from metrics_source import SEEDED_HISTORY, Exporters, MetricsSource
+from history_seed import Series, scraped_labels, seed
+from metrics_source import Exporters, MetricsSource
 from operator_process import OperatorProcess
 
 from conftest import Cluster, module_tag
@@ -129,9 +128,11 @@ class Feed:
         values[("kube_pod_container_status_restarts_total", labels)] = 0.0
         return values
 
-    def past(self, ns: str, pods: list[str]) -> list[Series]:
+    def past(self, ns: str, pods: list[str], scraped: dict[str, str]) -> list[Series]:
         """SEEDED_ROWS rows of the pods' series at SYNC apart (the feed adds a second's worth
-        about once a second), ending where the live feed goes on: counters do not reset."""
+        about once a second), ending where the live feed goes on: counters do not reset. Each
+        with the labels Prometheus' scrape of the exporter gives it (`scraped`, then its own:
+        the pod job honours an exporter's `namespace` and `pod`)."""
         rows: list[Values] = []
         for _ in range(SEEDED_ROWS):
             row: Values = {}
@@ -139,9 +140,7 @@ class Feed:
                 for pod in pods:
                     row.update(self._pod(ns, pod, bad=False))
             rows.append(row)
-        assert isinstance(self.exporter, Exporter), "history is seeded for the host exporter"
-        port = self.exporter.port
-        return [Series(metric, exporter_labels(FEED, port, **dict(labels)),
+        return [Series(metric, {**scraped, **dict(labels)},
                        [row[(metric, labels)] for row in rows]) for metric, labels in rows[0]]
 
     def _run(self) -> None:
@@ -301,8 +300,9 @@ def test_a_url_off_the_allowlist_is_refused_unasked(
         elsewhere.close()
 
 
-def deploy(cluster: Cluster, feed: Feed, ns: str) -> list[Series]:
-    """The Deployment, and its pods' past: as if they had served for SEEDED_ROWS syncs."""
+def deploy(cluster: Cluster, feed: Feed, ns: str, scraped: dict[str, str]) -> list[Series]:
+    """The Deployment, and its pods' past: as if they had served for SEEDED_ROWS syncs. The
+    feed serves them once the past is seeded, so that every live sample comes after it."""
     cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=deployment_yaml(cluster, "web", 2, GOOD))
 
     def pods() -> list[str] | None:
@@ -310,20 +310,20 @@ def deploy(cluster: Cluster, feed: Feed, ns: str) -> list[Series]:
         names = [p["metadata"]["name"] for p in items]
         return names if len(names) == 2 else None
 
-    past = feed.past(ns, wait_until(pods, 60, f"the 2 pods of {ns}/web"))
-    feed.targets.append(ns)
-    return past
+    return feed.past(ns, wait_until(pods, 60, f"the 2 pods of {ns}/web"), scraped)
 
 
 def test_errors_in_one_namespace_do_not_roll_back_another(
         cluster: Cluster, namespace: str, other_namespace: str,
-        operator: OperatorProcess, feed: Feed, exporters: Exporters) -> None:
-    exporters.host_exporter(SEEDED_HISTORY)
-    past = [series for ns in (namespace, other_namespace)
-            for series in deploy(cluster, feed, ns)]
-    assert cluster.targets_dir and cluster.prometheus_url
-    seed(cluster.targets_dir, cluster.prometheus_url, past, SYNC)
-    for ns in (namespace, other_namespace):
+        operator: OperatorProcess, feed: Feed) -> None:
+    url = cluster.prometheus_url
+    assert url
+    scraped = scraped_labels(url, FEED)
+    namespaces = (namespace, other_namespace)
+    seed(url, [series for ns in namespaces for series in deploy(cluster, feed, ns, scraped)],
+         SYNC)
+    feed.targets.extend(namespaces)
+    for ns in namespaces:
         apply(cluster, ns, service_yaml("", healing=True))
     for ns in (namespace, other_namespace):
         wait_until(lambda ns=ns: (status(cluster, ns).get("healing") or {})

@@ -2,7 +2,8 @@
 (`promtool check config`), and the pod job's relabel rules, run by the built Prometheus itself
 (`/api/v1/targets/relabel_steps`), keep only annotated Running pods of the real node, with the
 labels the e2e tests and users' queries rely on. KWOK's pods must be dropped: their fake
-addresses are not on this machine."""
+addresses are not on this machine. With the cluster's flags and storage settings it takes the
+e2e tests' remote writes of past samples (e2e/remote_write.py), out of order within its window."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from built_tools import built
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 import cluster_prometheus  # a script folder (standard library only), not a package
+import history_seed
+import remote_write
 
 NODE = "real-node"
 RULES = cluster_prometheus.pod_job(Path("kubeconfig"), NODE)["relabel_configs"]
@@ -81,7 +84,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([str(built("prometheus", "prometheus")), f"--config.file={config}",
                              f"--storage.tsdb.path={tmp / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
+                             f"--web.listen-address=127.0.0.1:{port}",
+                             *(f"--{flag}" for flag in cluster_prometheus.EXTRA_FLAGS)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -147,3 +151,42 @@ def test_an_annotated_running_pod_of_the_real_node_is_scraped_at_its_port(
         "pending", "no-ip"])
 def test_other_pods_are_dropped(prometheus: str, discovered: dict[str, str]) -> None:
     assert relabelled(prometheus, discovered) is None
+
+
+def served(url: str, query: str, at: float) -> list[tuple[float, float]]:
+    """The samples a range selector returns at `at`."""
+    params = urllib.parse.urlencode({"query": query, "time": f"{at:.3f}"})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{params}", timeout=10) as response:
+        body: dict[str, Any] = json.load(response)
+    assert body["status"] == "success", body
+    return [(float(t), float(v)) for found in body["data"]["result"] for t, v in found["values"]]
+
+
+def test_past_samples_are_written_even_behind_newer_ones(prometheus: str) -> None:
+    now = round(time.time())
+    labels = {"__name__": "e2e_remote_write", "exporter": "x"}
+    remote_write.push(prometheus, [(labels, [(now - 1.0, 7.0)])])  # as if scraped just now
+    past = [(now - 300.0 + 2 * i, float(i)) for i in range(150)]  # five minutes behind it
+    remote_write.push(prometheus, [(labels, past)])
+    assert served(prometheus, 'e2e_remote_write{exporter="x"}[6m]', now) == [
+        *past, (now - 1.0, 7.0)]
+
+
+def test_samples_older_than_the_window_are_refused_with_the_reason(prometheus: str) -> None:
+    now = time.time()
+    labels = {"__name__": "e2e_remote_write_old"}
+    remote_write.push(prometheus, [(labels, [(now, 1.0)])])
+    window = 30 * 60
+    assert cluster_prometheus.OUT_OF_ORDER_WINDOW == "30m"
+    with pytest.raises(AssertionError, match=r"\(400\): too old sample"):
+        remote_write.push(prometheus, [(labels, [(now - window - 600, 1.0)])])
+
+
+def test_seeded_history_is_served_one_step_apart_up_to_a_step_before_its_end(
+        prometheus: str) -> None:
+    end = round(time.time())
+    labels = {"job": "exporters", "instance": "127.0.0.1:1", "exporter": "seeded"}
+    history_seed.seed(prometheus, [history_seed.Series("e2e_seeded", labels, [1.0, 2.0, 3.0])],
+                      step=2, end=end)
+    assert served(prometheus, 'e2e_seeded{exporter="seeded"}[1m]', end) == [
+        (end - 6.0, 1.0), (end - 4.0, 2.0), (end - 2.0, 3.0)]

@@ -78,5 +78,9 @@ def test_the_kind_prometheus_scrapes_pods_as_the_local_clusters_does() -> None:
             ["scrape_configs"]}
     assert jobs[cluster_prometheus.POD_JOB] == cluster_prometheus.pod_job(None, None)
     assert values["server"]["global"]["scrape_interval"] == "2s"
+    # The history seeding's receiver and out-of-order window (e2e/history_seed.py).
+    assert values["server"]["extraFlags"] == list(cluster_prometheus.EXTRA_FLAGS)
+    local = cluster_prometheus.config("127.0.0.1", 9090, Path("t"), Path("k"), "node")["storage"]
+    assert values["server"]["tsdb"] == local["tsdb"]  # type: ignore[index]
     script = run_lines(workflow("e2e.yaml")["jobs"]["e2e"])
     assert "-f e2e/kind-prometheus-values.yaml" in script
