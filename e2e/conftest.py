@@ -47,6 +47,12 @@ STAND_INS_VARIABLE = "ADAPTIVE_E2E_STAND_INS"
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 FAKE_IMAGE = "registry.example/app:1"
 WORKLOAD_IMAGE = "localhost/adaptive-workload:dev"
+# A real stand-in idles in sh, PID 1: SIGTERM ends it at once; SIGUSR1 makes it crash, and crash
+# again at every restart (the mark is kept in an emptyDir, which outlives the container): a real
+# crash loop, which the tests of healing ask for (`Cluster.crash_loop`).
+CRASH_MARK = "/crash/loop"
+IDLE = (f"test -e {CRASH_MARK} && exit 1; trap 'exit 0' TERM; "
+        f"trap 'touch {CRASH_MARK}; exit 1' USR1; sleep infinity & wait")
 
 
 @dataclass(frozen=True)
@@ -99,12 +105,31 @@ class Cluster:
         succeeds at once."""
         if not self.real_stand_ins:
             return kwok_pod(name, image or FAKE_IMAGE)
-        command = ["true"] if exits else ["sleep", "infinity"]
-        return {**self.placement, "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
-                "containers": [{"name": name, "image": WORKLOAD_IMAGE, "imagePullPolicy": "Never",
-                                "command": command,
-                                "resources": {"requests": {"cpu": "1m", "memory": "8Mi"},
-                                              "limits": {"memory": "32Mi"}}}]}
+        container = {"name": name, "image": WORKLOAD_IMAGE, "imagePullPolicy": "Never",
+                     "command": ["true"],
+                     "resources": {"requests": {"cpu": "1m", "memory": "8Mi"},
+                                   "limits": {"memory": "32Mi"}}}
+        spec = {**self.placement, "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
+                "containers": [container]}
+        if not exits:
+            container.update(command=["sh", "-c", IDLE],
+                             volumeMounts=[{"name": "crash", "mountPath": "/crash"}])
+            spec["volumes"] = [{"name": "crash", "emptyDir": {}}]
+        return spec
+
+    def crash_loop(self, namespace: str, pod: str, image: str | None = None) -> None:
+        """Makes a stand-in crash-loop: KWOK's by writing the crash loop into its status (KWOK
+        leaves it there; `image`: its version), a real one by making it crash at every start."""
+        if self.real_stand_ins:
+            self.kubectl("exec", "-n", namespace, pod, "--", "sh", "-c", "kill -USR1 1")
+            return
+        patch = {"status": {
+            "conditions": [{"type": "Ready", "status": "False", "reason": "CrashLoopBackOff"}],
+            "containerStatuses": [{"name": "app", "image": image or FAKE_IMAGE, "imageID": "",
+                                   "ready": False, "restartCount": 7,
+                                   "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
+        self.kubectl("patch", "pod", pod, "-n", namespace, "--subresource=status",
+                     "--type=merge", "-p", json.dumps(patch))
 
     def pod_url(self, pod: dict[str, Any], port: int) -> str:
         """A URL of a real pod's port from where the tests run: its address on the local

@@ -25,7 +25,7 @@ from kubernetes import client, config
 from adaptive_operator.domain.sharding import manifests
 from metrics_source import Exporters, MetricsSource
 from operator_process import ROOT, OperatorProcess, free_port
-from test_self_healing import crash_loop, ledger, needs_kwok_status, pods
+from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest
 
 from conftest import FAILED, Cluster, dump_namespace, module_tag
@@ -414,7 +414,6 @@ def test_killed_between_saying_and_recording_says_it_once(
 def test_killed_between_recording_and_healing_does_not_repeat(
         cluster: Cluster, own_namespace: str, restarted: OperatorProcess,
         exporters: Exporters) -> None:
-    needs_kwok_status(cluster)
     ns = own_namespace
     deploy(cluster, ns, "hurt", replicas=3)
     wait_until(lambda: len(pods(cluster, ns, "hurt")) == 3, 60, "3 pods")

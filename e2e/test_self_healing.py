@@ -320,27 +320,13 @@ def test_operator_killed_after_recording_does_not_repeat(
     assert len(events(cluster, namespace, "AnomalyAfterRollout")) <= 1
 
 
-def needs_kwok_status(cluster: Cluster) -> None:
-    """Skips a test that uses `crash_loop` where stand-ins are real containers (kind): it writes
-    a crash loop into a pod's status, which only KWOK leaves there; a real kubelet rewrites the
-    status it owns within seconds."""
-    if cluster.real_stand_ins:
-        pytest.skip("writes a crash loop into a pod's status, which only KWOK leaves there")
-
-
 def crash_loop(cluster: Cluster, ns: str, pod: str) -> None:
-    patch = {"status": {
-        "conditions": [{"type": "Ready", "status": "False", "reason": "CrashLoopBackOff"}],
-        "containerStatuses": [{"name": "app", "image": GOOD, "imageID": "", "ready": False,
-                               "restartCount": 7,
-                               "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
-    cluster.kubectl("patch", "pod", pod, "-n", ns, "--subresource=status", "--type=merge",
-                    "-p", json.dumps(patch))
+    """The pod crash-loops (`Cluster.crash_loop`: in its status on KWOK, for real elsewhere)."""
+    cluster.crash_loop(ns, pod, GOOD)
 
 
 def test_failing_pods_are_evicted_and_recover(cluster: Cluster, namespace: str,
                                               operator: OperatorProcess, feed: Feed) -> None:
-    needs_kwok_status(cluster)
     start_service(cluster, feed, namespace, "evict", replicas=3)
     sick = sorted(p["metadata"]["name"] for p in pods(cluster, namespace, "evict"))[0]
     crash_loop(cluster, namespace, sick)

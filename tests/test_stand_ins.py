@@ -5,7 +5,10 @@ workload image, never pulled, placed where containers run, that idle or, in a Jo
 from __future__ import annotations
 
 import importlib.util
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -61,7 +64,7 @@ def test_a_fake_stand_in_is_a_kwok_pod_of_its_image(monkeypatch: pytest.MonkeyPa
     assert local.stand_in_image("registry.example/app:2") == "registry.example/app:2"
 
 
-@pytest.mark.parametrize(("exits", "command"), [(False, ["sleep", "infinity"]), (True, ["true"])])
+@pytest.mark.parametrize(("exits", "command"), [(False, ["sh", "-c", e2e.IDLE]), (True, ["true"])])
 def test_a_real_stand_in_idles_or_succeeds_where_containers_run(
         monkeypatch: pytest.MonkeyPatch, exits: bool, command: list[str]) -> None:
     monkeypatch.setenv(e2e.STAND_INS_VARIABLE, "real")
@@ -73,7 +76,38 @@ def test_a_real_stand_in_idles_or_succeeds_where_containers_run(
     assert (container["name"], container["image"]) == ("migrate", e2e.WORKLOAD_IMAGE)
     assert container["imagePullPolicy"] == "Never" and container["command"] == command
     assert "readinessProbe" not in container  # ready as soon as it runs
+    # An idle one keeps its crash mark where a restarted container finds it.
+    assert ("volumes" in pod) is (not exits) and ("volumeMounts" in container) is (not exits)
     assert local.stand_in_image("registry.example/app:1") == e2e.WORKLOAD_IMAGE
+
+
+def idle(mark: Path) -> subprocess.Popen[bytes]:
+    """The real stand-in's script, run here by sh, its crash mark in a folder of the test."""
+    script = e2e.IDLE.replace(e2e.CRASH_MARK, str(mark))
+    process = subprocess.Popen(["sh", "-c", script])
+    # Its traps are set once it has started `sleep` (signalled before, sh would just die).
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 10
+    while not children.read_text().strip():
+        assert time.monotonic() < deadline, "the idle script never started sleep"
+        time.sleep(0.01)
+    return process
+
+
+def test_a_real_stand_in_crashes_on_usr1_and_at_every_start_after(tmp_path: Path) -> None:
+    mark = tmp_path / "loop"
+    first = idle(mark)
+    assert first.poll() is None  # it idles
+    first.send_signal(signal.SIGUSR1)
+    assert first.wait(timeout=5) == 1 and mark.exists()
+    assert subprocess.run(["sh", "-c", e2e.IDLE.replace(e2e.CRASH_MARK, str(mark))],
+                          timeout=5).returncode == 1  # restarted, it crashes at once
+
+
+def test_a_real_stand_in_ends_at_once_on_sigterm(tmp_path: Path) -> None:
+    process = idle(tmp_path / "loop")
+    process.terminate()
+    assert process.wait(timeout=5) == 0
 
 
 def test_on_kind_a_stand_in_goes_to_any_node(monkeypatch: pytest.MonkeyPatch) -> None:
