@@ -2,10 +2,11 @@
 crash safety (the operator SIGKILLed right after recording an action does not repeat it), and
 scale-out on saturation (latency up while load is up), carried out by the scaler.
 
-KWOK runs no processes, so ill health is simulated honestly where the operator looks for it:
+The pods are stand-ins (`Cluster.stand_in`: KWOK's, or idle containers on kind), which serve
+nothing, so ill health is simulated honestly where the operator looks for it:
 - metrics: a feeder thread serves, per test slot, an error ratio that rises with the share of
   the Deployment's pods running the bad image (read from the API server), plus a noisy latency;
-- pods: a crash loop is written to the pod's status through the API (KWOK leaves it there).
+- pods: a crash loop (`Cluster.crash_loop`: written into a KWOK pod's status, real elsewhere).
 One feeder, an exporter of the `exporters` fixture, serves every test from the module's start.
 The history the detector needs (120 rows at a 2 s step) is seeded into Prometheus first, from
 the same noise model (e2e/history_seed.py): the services are applied to workloads that have been
