@@ -15,7 +15,7 @@ from pathlib import Path
 import cluster_host as host
 import cluster_node as node
 from cluster_build import tool
-from cluster_state import STATE, http_ok, log, wait_for
+from cluster_state import STATE, http_ok, log, stop_pid, wait_for
 
 HOME = STATE / "prometheus"
 POD_JOB = "kubernetes-pods"
@@ -111,6 +111,17 @@ endpoints:
 """
 
 
+def command(address: str, port: int) -> list[str]:
+    return [str(tool("prometheus")), f"--config.file={HOME / 'prometheus.yml'}",
+            f"--storage.tsdb.path={HOME / 'data'}", f"--web.listen-address={address}:{port}",
+            *(f"--{flag}" for flag in EXTRA_FLAGS), "--storage.tsdb.retention.time=30d"]
+
+
+def settings_text(address: str, port: int) -> str:
+    settings = config(address, port, HOME / "targets", node.KUBECONFIG, node.NODE_NAME)
+    return json.dumps(settings, indent=2)
+
+
 def start(real: bool, port: int) -> dict[str, object]:
     """Start it on PORT; what the state records of it. The pod job is there without a real node
     too: it then keeps no target (KWOK's pods are all dropped)."""
@@ -118,19 +129,38 @@ def start(real: bool, port: int) -> dict[str, object]:
     targets.mkdir(parents=True, exist_ok=True)
     # With a real node its pods (the operator's among them) reach Prometheus on the bridge.
     address = host.GATEWAY if real else "127.0.0.1"
-    settings = config(address, port, targets, node.KUBECONFIG, node.NODE_NAME)
-    (HOME / "prometheus.yml").write_text(json.dumps(settings, indent=2))
+    (HOME / "prometheus.yml").write_text(settings_text(address, port))
     log(f"starting Prometheus on {address}:{port}")
     out = (HOME / "prometheus.log").open("ab")
-    proc = subprocess.Popen(
-        [str(tool("prometheus")), f"--config.file={HOME / 'prometheus.yml'}",
-         f"--storage.tsdb.path={HOME / 'data'}", f"--web.listen-address={address}:{port}",
-         *(f"--{flag}" for flag in EXTRA_FLAGS), "--storage.tsdb.retention.time=30d"],
-        stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    proc = subprocess.Popen(command(address, port), stdout=out, stderr=out,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://{address}:{port}"
     wait_for(lambda: http_ok(url + "/-/ready"), 60, "Prometheus to be ready")
     if real:
         node.kubectl("apply", "-f", "-",
                      stdin=IN_CLUSTER_PROMETHEUS.format(port=port, address=address))
     return {"pid": proc.pid, "url": url, "targets": str(targets)}
+
+
+def running_command(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def refresh(recorded: dict[str, object], real: bool) -> dict[str, object]:
+    """The running Prometheus of a reused cluster, started again on its port (its data kept) when
+    it runs another build, other flags or another configuration than this checkout gives it: a
+    cluster started before the remote-write receiver was enabled would refuse the tests'
+    history seeding."""
+    address, port = str(recorded["url"]).removeprefix("http://").rsplit(":", 1)
+    pid = int(str(recorded["pid"]))
+    config_file = HOME / "prometheus.yml"
+    written = config_file.read_text() if config_file.exists() else ""
+    if (running_command(pid) == command(address, int(port))
+            and written == settings_text(address, int(port))):
+        return recorded
+    log("Prometheus runs with an older build, flags or configuration: starting it again")
+    stop_pid(pid, "Prometheus")
+    return start(real, int(port))

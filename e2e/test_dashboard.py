@@ -70,11 +70,15 @@ class Relay:
         self.target = {"job": "adaptive-operator",
                        "instance": f"127.0.0.1:{process.metrics_port}"}
         self.stop = threading.Event()
+        self.error: Exception | None = None
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
-        while not self.stop.wait(SYNC):
-            push(self.url, scraped(self.process.metrics(), self.target, time.time()))
+        try:
+            while not self.stop.wait(SYNC):
+                push(self.url, scraped(self.process.metrics(), self.target, time.time()))
+        except (OSError, AssertionError) as error:  # told at the end: a test sees only no data
+            self.error = error
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +92,7 @@ def operator(cluster: Cluster, crds: Cluster) -> Iterator[OperatorProcess]:
     relay.stop.set()
     relay.thread.join()
     process.stop()
+    assert relay.error is None, f"the operator's metrics stopped reaching Prometheus: {relay.error}"
 
 
 class Feed:

@@ -190,3 +190,29 @@ def test_seeded_history_is_served_one_step_apart_up_to_a_step_before_its_end(
                       step=2, end=end)
     assert served(prometheus, 'e2e_seeded{exporter="seeded"}[1m]', end) == [
         (end - 6.0, 1.0), (end - 4.0, 2.0), (end - 2.0, 3.0)]
+
+
+@pytest.mark.parametrize(("flags", "storage", "restarted"), [
+    (cluster_prometheus.EXTRA_FLAGS, True, False),
+    (("web.enable-lifecycle",), True, True),  # started before the remote-write receiver
+    (cluster_prometheus.EXTRA_FLAGS, False, True),  # an older configuration file
+], ids=["current", "older-flags", "older-config"])
+def test_a_reused_clusters_prometheus_is_started_again_only_when_out_of_date(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: tuple[str, ...], storage: bool,
+        restarted: bool) -> None:
+    monkeypatch.setattr(cluster_prometheus, "HOME", tmp_path)
+    address, port = "10.244.0.1", 9091
+    running = [arg for arg in cluster_prometheus.command(address, port)
+               if not arg.startswith("--web.enable") or arg.removeprefix("--") in flags]
+    monkeypatch.setattr(cluster_prometheus, "running_command", lambda pid: running)
+    settings = json.loads(cluster_prometheus.settings_text(address, port))
+    if not storage:
+        del settings["storage"]
+    (tmp_path / "prometheus.yml").write_text(json.dumps(settings, indent=2))
+    calls: list[object] = []
+    monkeypatch.setattr(cluster_prometheus, "stop_pid", lambda pid, what: calls.append(pid))
+    monkeypatch.setattr(cluster_prometheus, "start",
+                        lambda real, port: calls.append(port) or {"pid": 2})
+    recorded: dict[str, object] = {"pid": 1, "url": f"http://{address}:{port}", "targets": "t"}
+    refreshed = cluster_prometheus.refresh(recorded, real=True)
+    assert (calls, refreshed) == (([1, port], {"pid": 2}) if restarted else ([], recorded))
