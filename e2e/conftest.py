@@ -22,6 +22,8 @@ import xdist_groups
 from cluster_lock import ClusterLock, flocked
 from metrics_source import Exporters
 
+from support import wait_until
+
 HERE = Path(__file__).resolve().parent
 DUMPS = HERE.parent / ".state" / "e2e-dumps"
 # The locks the workers of one pytest-xdist run share (cluster_lock.py).
@@ -75,6 +77,16 @@ class Cluster:
     def json(self, *args: str) -> dict[str, object]:
         data: dict[str, object] = json.loads(self.kubectl(*args, "-o", "json"))
         return data
+
+    def wait_established(self, crd: str) -> None:
+        """Waits until a CRD serves its kind. `kubectl wait --for=condition=Established` fails
+        at once, instead of waiting, while a CRD just applied has no conditions yet."""
+        def established() -> bool:
+            status: Any = self.json("get", "crd", crd).get("status") or {}
+            return any(c["type"] == "Established" and c["status"] == "True"
+                       for c in status.get("conditions") or [])
+
+        wait_until(established, 60, f"crd/{crd} to be established")
 
     # What differs between the local cluster and kind, for tests of real pods, sits below.
     @property
@@ -213,8 +225,7 @@ def crds(cluster: Cluster) -> Cluster:
     root = HERE.parent / "crds"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(root))
     for path in sorted(root.glob("*.yaml")):
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                        f"crd/{path.stem}")
+        cluster.wait_established(path.stem)
     return cluster
 
 

@@ -118,8 +118,7 @@ class ReplicaLog:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/adaptiveservices.adaptive.dev")
+    cluster.wait_established("adaptiveservices.adaptive.dev")
     process = OperatorProcess("predictive", measure_coverage=False,
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process

@@ -153,8 +153,7 @@ def feed(cluster: Cluster, exporters: Exporters) -> Iterator[Feed]:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, feed: Feed) -> Iterator[OperatorProcess]:
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/adaptiveservices.adaptive.dev")
+    cluster.wait_established("adaptiveservices.adaptive.dev")
     process = OperatorProcess("healing", measure_coverage=False,
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*",
                                     "--leader-election", "false")).start()

@@ -191,8 +191,7 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/shardsets.adaptive.dev")
+    cluster.wait_established("shardsets.adaptive.dev")
     process = OperatorProcess("shard-set",
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process

@@ -86,8 +86,7 @@ spec:
 @pytest.fixture(scope="module")
 def widgets(crds: Cluster) -> Cluster:
     crds.kubectl("apply", "-f", str(WIDGETS))
-    crds.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/widgetries.e2e.adaptive.dev")
+    crds.wait_established("widgetries.e2e.adaptive.dev")
     return crds
 
 
@@ -103,12 +102,7 @@ def rollouts(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Cluster
     # Server-side: the CRD is too large for client-side apply's last-applied annotation.
     crds.kubectl("apply", "--server-side", "-f", str(crd))
 
-    def established() -> bool:  # `kubectl wait` fails while the CRD has no conditions yet
-        status = crds.json("get", "crd", "rollouts.argoproj.io").get("status") or {}
-        return any(c["type"] == "Established" and c["status"] == "True"
-                   for c in status.get("conditions") or [])
-
-    wait_until(established, 60, "the Rollout CRD to be established")
+    crds.wait_established("rollouts.argoproj.io")
     return crds
 
 

@@ -48,6 +48,22 @@ def test_the_kind_job_loads_both_images_it_builds() -> None:
         assert image in script.split("kind load docker-image", 1)[1]
 
 
+def test_the_kind_job_loads_the_operator_under_the_name_the_charts_defaults_run() -> None:
+    """An install with default values (e2e/test_chart_real.py) runs the chart's repository at
+    its appVersion: the job tags the built image so, as e2e/cluster does on the local node."""
+    images = next(step["run"] for step in workflow("e2e.yaml")["jobs"]["e2e"]["steps"]
+                  if step.get("name") == "Images")
+    names = "\n".join(line for line in images.splitlines()
+                      if line.strip().startswith(("repository=", "version=")))
+    shown = subprocess.run(["bash", "-c", names + '\necho "$repository:$version"'], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    values = yaml.safe_load((ROOT / "charts/adaptive-operator/values.yaml").read_text())
+    chart = yaml.safe_load((ROOT / "charts/adaptive-operator/Chart.yaml").read_text())
+    assert shown == f"{values['image']['repository']}:{chart['appVersion']}"
+    assert 'docker tag localhost/adaptive-operator:dev "$repository:$version"' in images
+    assert '"$repository:$version"' in images.split("kind load docker-image", 1)[1]
+
+
 def test_the_kind_job_pins_the_kind_release_that_built_the_node_image() -> None:
     steps = workflow("e2e.yaml")["jobs"]["e2e"]["steps"]
     kind = next(s for s in steps if s.get("uses", "").startswith("helm/kind-action"))
