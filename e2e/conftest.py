@@ -21,6 +21,7 @@ import pytest
 import xdist_groups
 from cluster_lock import ClusterLock, flocked
 from metrics_source import Exporters
+from modes import STAND_INS
 
 from support import wait_until
 
@@ -45,7 +46,6 @@ REAL_NODE_FIXTURES = {"real_node", "runs_containers"}  # the tests of real pods 
 # cheap. On kind, or with ADAPTIVE_E2E_STAND_INS=real on the local cluster (which shows the suite
 # passing as it would on kind), they are real containers of the e2e workload image, never pulled,
 # that idle (Ready at once: no probe) or, in a Job, exit 0.
-STAND_INS_VARIABLE = "ADAPTIVE_E2E_STAND_INS"
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 FAKE_IMAGE = "registry.example/app:1"
 WORKLOAD_IMAGE = "localhost/adaptive-workload:dev"
@@ -101,10 +101,7 @@ class Cluster:
     @property
     def real_stand_ins(self) -> bool:
         """Whether stand-ins are real containers: always off the local cluster, else when asked."""
-        wanted = os.environ.get(STAND_INS_VARIABLE, "fake")
-        if wanted not in ("fake", "real"):
-            raise ValueError(f"{STAND_INS_VARIABLE} is fake or real, not {wanted!r}")
-        return not self.local or wanted == "real"
+        return STAND_INS.is_real(self.local)
 
     def stand_in_image(self, image: str = FAKE_IMAGE) -> str:
         """The image that a stand-in written with `image` runs."""
@@ -270,7 +267,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
     e2e = [item for item in items if is_e2e(item)]
     # Real stand-ins on the local cluster put every module's pods on the one real node.
-    everywhere = os.environ.get(STAND_INS_VARIABLE) == "real"
+    everywhere = STAND_INS.asked() == STAND_INS.real
     tests = [xdist_groups.E2ETest(Path(str(item.path)).stem,
                                everywhere or bool(REAL_NODE_FIXTURES & set(item.fixturenames)),
                                item.get_closest_marker("last") is not None) for item in e2e]

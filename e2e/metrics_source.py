@@ -15,7 +15,6 @@ Either way a sample carries the label `exporter=<name>`, which is what the tests
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import urllib.request
 import uuid
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kubernetes import client, config
 
 from adaptive_operator.demo.exporter import Exporter
+from modes import EXPORTERS
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 SCRIPT = Path(__file__).resolve().parent / "exporter_program.py"
 IMAGE = "localhost/adaptive-workload:dev"
 PORT = 8080
-MODE_VARIABLE = "ADAPTIVE_E2E_EXPORTER"
 
 
 class MetricsSource(Protocol):
@@ -44,14 +43,6 @@ class MetricsSource(Protocol):
 
     def set(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> None:
         ...
-
-
-def pod_mode(cluster: Cluster) -> bool:
-    """Whether exporters run as pods: always off the local cluster, else when asked to."""
-    wanted = os.environ.get(MODE_VARIABLE, "host")
-    if wanted not in ("host", "pod"):
-        raise ValueError(f"{MODE_VARIABLE} is host or pod, not {wanted!r}")
-    return not cluster.local or wanted == "pod"
 
 
 def exporter_pod(name: str, placement: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,7 +130,7 @@ class Exporters:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.in_pods = pod_mode(cluster)
+        self.in_pods = EXPORTERS.is_real(cluster.local)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[MetricsSource]:

@@ -30,33 +30,15 @@ def load_e2e_conftest() -> ModuleType:
 
 
 e2e = load_e2e_conftest()
+STAND_INS = sys.modules["modes"].STAND_INS  # imported by the conftest, from e2e/
 
 
 def cluster(local: bool) -> Any:
     return e2e.Cluster("kubeconfig", None, None, local=local)
 
 
-@pytest.mark.parametrize(("local", "asked", "real"), [
-    (True, None, False), (True, "fake", False), (True, "real", True),
-    (False, None, True), (False, "fake", True),  # off the local cluster no KWOK fakes status
-])
-def test_stand_ins_are_real_off_the_local_cluster_or_when_asked(
-        monkeypatch: pytest.MonkeyPatch, local: bool, asked: str | None, real: bool) -> None:
-    if asked is None:
-        monkeypatch.delenv(e2e.STAND_INS_VARIABLE, raising=False)
-    else:
-        monkeypatch.setenv(e2e.STAND_INS_VARIABLE, asked)
-    assert cluster(local).real_stand_ins is real
-
-
-def test_an_unknown_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(e2e.STAND_INS_VARIABLE, "kind")
-    with pytest.raises(ValueError, match="fake or real"):
-        cluster(True).real_stand_ins  # noqa: B018
-
-
 def test_a_fake_stand_in_is_a_kwok_pod_of_its_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(e2e.STAND_INS_VARIABLE, raising=False)
+    monkeypatch.delenv(STAND_INS.variable, raising=False)
     local = cluster(True)
     pod = local.stand_in("cache", "registry.example/cache:1", exits=True)
     assert pod == {"tolerations": [e2e.KWOK_TOLERATION],
@@ -67,7 +49,7 @@ def test_a_fake_stand_in_is_a_kwok_pod_of_its_image(monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(("exits", "command"), [(False, ["sh", "-c", e2e.IDLE]), (True, ["true"])])
 def test_a_real_stand_in_idles_or_succeeds_where_containers_run(
         monkeypatch: pytest.MonkeyPatch, exits: bool, command: list[str]) -> None:
-    monkeypatch.setenv(e2e.STAND_INS_VARIABLE, "real")
+    monkeypatch.setenv(STAND_INS.variable, "real")
     local = cluster(True)
     pod = local.stand_in("migrate", "registry.example/migrate:1", exits=exits)
     assert pod["nodeSelector"] == e2e.REAL_NODE_SELECTOR  # the local cluster's real node
@@ -111,7 +93,7 @@ def test_a_real_stand_in_ends_at_once_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_on_kind_a_stand_in_goes_to_any_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(e2e.STAND_INS_VARIABLE, raising=False)
+    monkeypatch.delenv(STAND_INS.variable, raising=False)
     pod = cluster(False).stand_in()
     assert "nodeSelector" not in pod and "tolerations" not in pod
     assert pod["containers"][0]["image"] == e2e.WORKLOAD_IMAGE
