@@ -20,6 +20,7 @@ Run: `PYTHONPATH=operator nice -n 10 python benchmarks/nab_cv.py [--seeds 0,1,2]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import pickle
@@ -128,17 +129,40 @@ def settings_of(score_choice: int, knobs: dict[str, Any]) -> DetectorSettings:
     return replace(DetectorSettings(), **SCORE_CHOICES[score_choice], **knobs)
 
 
-def scored(files: Sequence[File], choice: int, seed: int, cache: Path | None) -> list[ScoredBatch]:
-    """The forests' scores of every file for one set-up and seed (from `cache` if there)."""
-    path = cache / f"choice{choice}-seed{seed}-{len(files)}.pkl" if cache else None
+def mean_of(batches: Sequence[ScoredBatch]) -> ScoredBatch:
+    """The batch of the forests' mean: scores and training scores averaged (the rest does not
+    depend on the forest)."""
+    first = batches[0]
+    blocks = tuple((start, np.mean([b.blocks[i][1] for b in batches], axis=0))
+                   for i, (start, _) in enumerate(first.blocks))
+    return ScoredBatch(np.mean([b.scores for b in batches], axis=0), first.deviation,
+                       first.outside, first.seasons, blocks)
+
+
+def single_run(files: Sequence[File], single: DetectorSettings, seed: int,
+               cache: Path | None) -> list[ScoredBatch]:
+    """One forest's scores of every file (from `cache` if there), keyed by the settings, so
+    that a change of any default that scores differently never reads old scores."""
+    digest = hashlib.sha256(repr(single).encode()).hexdigest()[:12]
+    path = cache / f"single-{digest}-seed{seed}-{len(files)}.pkl" if cache else None
     if path and path.exists():
         found: list[ScoredBatch] = pickle.loads(path.read_bytes())
         return found
-    settings = settings_of(choice, {})
-    found = [score_batch({"value": f.values}, settings, seed) for f in files]
+    found = [score_batch({"value": f.values}, single, seed) for f in files]
     if path:
         path.write_bytes(pickle.dumps(found))
     return found
+
+
+def scored(files: Sequence[File], choice: int, seed: int, cache: Path | None) -> list[ScoredBatch]:
+    """The forests' scores of every file for one set-up and seed. K forests seeded `seed` are
+    K single forests seeded seed * K .. seed * K + K - 1, averaged (what the detector computes,
+    to 1e-12: tests/test_anomaly_forests.py): so set-ups that differ only in their number of
+    forests, and benchmarks/nab_seed.py, share the single forests' cached scores."""
+    settings = settings_of(choice, {})
+    single, k = replace(settings, forests=1), settings.forests
+    runs = [single_run(files, single, s, cache) for s in range(seed * k, seed * k + k)]
+    return [mean_of([run[f] for run in runs]) for f in range(len(files))]
 
 
 @dataclass

@@ -35,16 +35,6 @@ RESULTS = nab_cv.RESULTS / "nab_seed.md"
 FloatArray = npt.NDArray[np.float64]
 
 
-def mean_of(batches: Sequence[ScoredBatch]) -> ScoredBatch:
-    """The batch of the forests' mean: scores and training scores averaged (the rest does not
-    depend on the forest)."""
-    first = batches[0]
-    blocks = tuple((start, np.mean([b.blocks[i][1] for b in batches], axis=0))
-                   for i, (start, _) in enumerate(first.blocks))
-    return ScoredBatch(np.mean([b.scores for b in batches], axis=0), first.deviation,
-                       first.outside, first.seasons, blocks)
-
-
 def raw_per_file(files: Sequence[nab_cv.File], batches: Sequence[ScoredBatch],
                  settings: DetectorSettings) -> FloatArray:
     return np.array([nab.score_file(judge(b, settings).flags.copy(), f.windows, nab_cv.STANDARD)
@@ -57,7 +47,7 @@ def runs_of(singles: Sequence[Sequence[ScoredBatch]], forests: int, files: Seque
     runs = []
     for g in range(len(singles) // forests):
         members = singles[g * forests : (g + 1) * forests]
-        batches = [mean_of([m[f] for m in members]) for f in range(len(files))]
+        batches = [nab_cv.mean_of([m[f] for m in members]) for f in range(len(files))]
         runs.append(raw_per_file(files, batches, settings))
     return np.array(runs)
 
@@ -80,7 +70,7 @@ def noise_of(singles: Sequence[Sequence[ScoredBatch]], forests: int,
     disagree on (detected by one, missed by the other)."""
     found, split = [], 0.0
     for f, file in enumerate(files):
-        runs = np.array([judged_and_threshold(mean_of([m[f] for m in
+        runs = np.array([judged_and_threshold(nab_cv.mean_of([m[f] for m in
                                                        singles[g * forests : (g + 1) * forests]]),
                                               settings)
                          for g in range(len(singles) // forests)])
@@ -190,8 +180,8 @@ def main() -> None:
     files = nab_cv.load_corpus(args.data, quick=False)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    single = nab_cv.SCORE_CHOICES.index({"forests": 1})
-    singles = [nab_cv.scored(files, single, seed, args.cache) for seed in range(args.seeds)]
+    single = replace(DetectorSettings(), forests=1)
+    singles = [nab_cv.single_run(files, single, seed, args.cache) for seed in range(args.seeds)]
     counts = [int(k) for k in args.forests.split(",")]
     found = {rule: ({k: runs_of(singles, k, files, settings) for k in counts},
                     {k: noise_of(singles, k, files, settings) for k in counts

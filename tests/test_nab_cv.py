@@ -102,3 +102,37 @@ def test_a_group_without_windows_has_no_normalised_score() -> None:
     quiet = next(fold for fold in folds if fold.group == "quiet")
     assert np.isnan(quiet.held_out).all()
     assert quiet.false_positives.tolist() == [2]
+
+
+SMALL_SET_UP = {"min_train_rows": 60, "refit_every": 80, "n_estimators": 20, "baseline_rows": 50}
+
+
+def test_k_forests_are_the_mean_of_k_cached_single_forests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = 10.0 + np.random.default_rng(3).normal(0.0, 1.0, 400)
+    values[300:] += 3.0
+    files = [nab_cv.File("synthetic/shift.csv", values, [(300, 330)])]
+    monkeypatch.setattr(nab_cv, "SCORE_CHOICES", ({**SMALL_SET_UP, "forests": 3},))
+    found = nab_cv.scored(files, 0, 1, tmp_path)[0]
+    direct = score_batch({"value": values}, nab_cv.settings_of(0, {}), random_state=1)
+    np.testing.assert_allclose(found.scores, direct.scores, rtol=1e-12)
+    for (start, train), (direct_start, direct_train) in zip(found.blocks, direct.blocks,
+                                                            strict=True):
+        assert start == direct_start
+        np.testing.assert_allclose(train, direct_train, rtol=1e-12)
+    assert sorted(p.name.split("-")[2] for p in tmp_path.iterdir()) == ["seed3", "seed4", "seed5"]
+    # Read back from the cache: nothing is scored again.
+    monkeypatch.setattr(nab_cv, "score_batch", lambda *a, **k: pytest.fail("scored again"))
+    again = nab_cv.scored(files, 0, 1, tmp_path)[0]
+    np.testing.assert_array_equal(again.scores, found.scores)
+
+
+def test_a_setting_that_scores_differently_never_reads_the_old_scores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [nab_cv.File("synthetic/noise.csv", np.random.default_rng(4).normal(size=300), [])]
+    monkeypatch.setattr(nab_cv, "SCORE_CHOICES", ({**SMALL_SET_UP, "forests": 1},
+                                                  {**SMALL_SET_UP, "forests": 1,
+                                                   "n_estimators": 10}))
+    first, second = (nab_cv.scored(files, choice, 0, tmp_path)[0] for choice in (0, 1))
+    assert len(list(tmp_path.iterdir())) == 2
+    assert not np.array_equal(first.scores, second.scores)
