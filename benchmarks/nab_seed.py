@@ -136,11 +136,13 @@ def report(files: Sequence[nab_cv.File], found: dict[str, tuple[dict[int, FloatA
     for rule, (table, noise) in found.items():
         lines += ["", f"## Rule: {rule}", "", *tables(files, table, noise)]
     table = next(iter(found.values()))[0]
+    counts = list(table)
     lines += ["", "Files whose raw score moves most with the seed at the product's rule "
-              "(standard deviation over the runs; one forest / three):", ""]
-    single, three = table[1].std(axis=0), table.get(3, table[1]).std(axis=0)
-    for i in np.argsort(-single)[:6]:
-        lines.append(f"- `{files[i].name}`: {single[i]:.2f} / {three[i]:.2f}")
+              "(standard deviation over the runs; forests "
+              f"{' / '.join(map(str, counts))}):", ""]
+    spread = {k: raw.std(axis=0) for k, raw in table.items()}
+    for i in np.argsort(-spread[counts[0]])[:6]:
+        lines.append(f"- `{files[i].name}`: {' / '.join(f'{s[i]:.2f}' for s in spread.values())}")
     return "\n".join(lines) + "\n"
 
 

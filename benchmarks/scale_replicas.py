@@ -129,6 +129,7 @@ def main() -> int:
     args = parser.parse_args()
     env = scale.cluster_env()
     scale.kubectl(env, "apply", "-f", str(ROOT / "crds"))
+    scale.enough_nodes(env, args.services)  # a Pending pod is a service that cannot decide
     namespace = f"scale-{uuid.uuid4().hex[:6]}"
     services = scale.names(args.services)
     exporter = scale.TextExporter(f"bench-{namespace}", Path(env["PROMETHEUS_TARGETS_DIR"]))
