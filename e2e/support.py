@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import select
+import shutil
 import socket
 import socketserver
 import threading
@@ -11,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 # Not imported at run time: unit tests import this module where `conftest` is tests/' own.
@@ -31,6 +33,15 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str,
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def helm_binary() -> str:
+    """Helm as a user runs it: from PATH (`e2e/cluster up` puts the built one there; the kind
+    workflow installs it)."""
+    found = shutil.which("helm")
+    assert found, "helm is not on PATH (e2e/cluster up puts it there)"
+    # The built file, not the bin folder's link, which `e2e/cluster up` may be re-creating.
+    return str(Path(found).resolve())
 
 
 def prom_query(url: str, query: str) -> list[dict[str, object]]:

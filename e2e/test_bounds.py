@@ -16,6 +16,7 @@ import pytest
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS, MAX_METRICS, MAX_QUERY_LENGTH
 
 from conftest import Cluster
+from support import helm_binary
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "adaptive-operator"
 QUERY = "sum(rate(x[1m]))" + " " * (MAX_QUERY_LENGTH - len("sum(rate(x[1m]))"))
@@ -65,11 +66,8 @@ def test_one_step_past_a_bound_is_refused(
 
 @pytest.fixture
 def admission_policy(crds: Cluster) -> Iterator[Cluster]:
-    helm = next(Path.home().glob(".cache/adaptive-operator/bin/helm-*/helm"), None)
-    if helm is None:
-        pytest.skip("needs helm (e2e/cluster build makes it)")
     rendered = subprocess.run(
-        [str(helm), "template", "ao", str(CHART), "--set", "admissionPolicy.enabled=true",
+        [helm_binary(), "template", "ao", str(CHART), "--set", "admissionPolicy.enabled=true",
          "--show-only", "templates/admissionpolicy.yaml"],
         capture_output=True, text=True, timeout=60, check=True).stdout
     crds.kubectl("apply", "-f", "-", stdin=rendered)

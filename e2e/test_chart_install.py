@@ -4,7 +4,6 @@ operator/adaptive_operator/permissions.py says the code calls, and nothing aroun
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from metrics_source import Exporters
 from operator_process import OperatorProcess
 
 from conftest import Cluster
-from support import wait_until
+from support import helm_binary, wait_until
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "adaptive-operator"
 KWOK_TOLERATION = "tolerations[0].key=kwok.x-k8s.io/node,tolerations[0].operator=Exists"
@@ -43,13 +42,6 @@ DENIED = [
     ("delete", "configmaps", ""),
     ("patch", "clusterkopfpeerings", "kopf.dev"),
 ]
-
-
-def helm_binary() -> str:
-    found = shutil.which("helm")
-    assert found, "helm is not on PATH (e2e/cluster up puts it there)"
-    # The built file, not the bin folder's link, which `e2e/cluster up` may be re-creating.
-    return str(Path(found).resolve())
 
 
 def helm(cluster: Cluster, binary: str, *args: str) -> str:
