@@ -89,9 +89,9 @@ def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
     for index in range(replicas):
         path = ROOT / ".state" / "scale" / f"{namespace}-{replicas}r-{index}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Only the sharing processes are profiled: where their extra CPU goes.
+        # Profiled alone and sharing alike, so that the two can be compared.
         profile = ((args.profile_after, args.profile_for, path.with_suffix(".pstats"))
-                   if args.profile and replicas > 1 else None)
+                   if args.profile else None)
         proc, port = scale.start_operator(env, namespace, flags, path, ROOT / "operator",
                                           profile)
         procs.append(proc)
@@ -131,8 +131,8 @@ def main() -> int:
     parser.add_argument("--history-minutes", type=int, default=40)
     parser.add_argument("--warmup-limit", type=float, default=900.0)
     parser.add_argument("--profile", action="store_true",
-                        help="run the two sharing processes under cProfile (slower: their "
-                             "figures are not the benchmark's); stats beside their logs")
+                        help="run every process under cProfile (slower: the figures are not the "
+                             "benchmark's); stats beside their logs")
     parser.add_argument("--profile-after", type=float, default=240.0)
     parser.add_argument("--profile-for", type=float, default=60.0)
     args = parser.parse_args()
