@@ -126,7 +126,9 @@ def test_up_is_idempotent_and_down_leaves_no_process(local_cluster: Cluster,
     assert our_processes(str(tmp_path))  # it did start processes of its own
     routes = blackholes()
 
-    subprocess.run([script, "down"], env=env, capture_output=True, text=True, check=True)
+    # Without the name `up` had: down takes down what the state holds, not what the name says.
+    unnamed = {key: value for key, value in env.items() if key != "ADAPTIVE_CLUSTER_NAME"}
+    subprocess.run([script, "down"], env=unnamed, capture_output=True, text=True, check=True)
     assert our_processes(str(tmp_path)) == []
     assert not (tmp_path / "state").exists()
     assert len(blackholes()) < len(routes)  # its own route to nowhere went with it
