@@ -18,7 +18,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("ADAPTIVE_CACHE", Path.home() / ".cache" / "adaptive-operator"))
 STATE = Path(os.environ.get("ADAPTIVE_CLUSTER_STATE", CACHE / "cluster"))
-CLUSTER_NAME = os.environ.get("ADAPTIVE_CLUSTER_NAME", "adaptive")
+
+
+def cluster_name(state: Path) -> str:
+    """ADAPTIVE_CLUSTER_NAME if set; else the name of the one KWOK cluster the state holds, so
+    that a command run without the variable on a cluster made with it (a benchmark's) still
+    finds it; else `adaptive`."""
+    named = os.environ.get("ADAPTIVE_CLUSTER_NAME")
+    if named:
+        return named
+    made = sorted(path.name for path in (state / "kwok" / "clusters").glob("*/"))
+    return made[0] if len(made) == 1 else "adaptive"
+
+
+CLUSTER_NAME = cluster_name(STATE)
 KUBE_VERSION = "v1.36.3"
 
 State = dict[str, object]

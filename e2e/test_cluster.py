@@ -126,8 +126,11 @@ def test_up_is_idempotent_and_down_leaves_no_process(local_cluster: Cluster,
     assert our_processes(str(tmp_path))  # it did start processes of its own
     routes = blackholes()
 
-    # Without the name `up` had: down takes down what the state holds, not what the name says.
+    # Without the name `up` had, the commands act on the cluster the state holds.
     unnamed = {key: value for key, value in env.items() if key != "ADAPTIVE_CLUSTER_NAME"}
+    status = subprocess.run([script, "status"], env=unnamed, capture_output=True, text=True)
+    assert status.returncode == 0 and "cluster lifecycle" in status.stdout
+    assert "kube-apiserver" in status.stdout
     subprocess.run([script, "down"], env=unnamed, capture_output=True, text=True, check=True)
     assert our_processes(str(tmp_path)) == []
     assert not (tmp_path / "state").exists()
