@@ -144,7 +144,9 @@ def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
     print(f"syncs after frontend: api (coupled) {coupled_syncs:.1f}, "
           f"api-solo (its own metric) {solo_syncs:.1f}; learned ratio {relation['ratio']}, "
           f"intercept {status['coupling'].get('intercept')}")
-    assert solo_syncs >= 2, "the control reacted as early as the coupled api: the set-up is moot"
+    # Each service syncs on its own phase, so "n syncs later" reads n plus or minus a fraction
+    # (a control two syncs late once read 1.99): moot is a control within one sync of frontend.
+    assert solo_syncs > 1, "the control reacted as early as the coupled api: the set-up is moot"
     # Coupling buys at least two syncs over the same metric uncoupled...
     assert solo_syncs - coupled_syncs >= 2, (coupled_syncs, solo_syncs)
     # ...and api decides in the same sync as frontend, or earlier (a decision a fraction of a
