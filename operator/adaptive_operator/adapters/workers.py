@@ -9,6 +9,11 @@ so a slow Prometheus fills only those threads.
 
 Each pool records when it last finished a call; `stuck` says when calls have waited longer than
 a limit while none finished (every thread hung), which fails /healthz.
+
+At stop (`handlers/settings.py`'s cleanup) the calls still queued are cancelled and never run;
+those already running finish, within `STOP_GRACE_SECONDS`: asyncio joins its default pool as
+its loop closes, and a call that hangs (a request without a timeout to an API server gone
+away) must not hold the process past Kubernetes' grace period.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from adaptive_operator.adapters.telemetry import WORKER_QUEUE_SECONDS, WORKER_RU
 T = TypeVar("T")
 TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("adaptive_tenant", default="")
 PROMETHEUS_THREADS = 16
+# How long a stop waits for the calls already running. A status write takes a second or two on a
+# busy API server; one still running after this is abandoned with the process (the next start
+# observes and writes again), so that the stop fits in Kubernetes' default grace period (30 s)
+# with room for kopf's own stop and the lease's release.
+STOP_GRACE_SECONDS = 10.0
 
 
 def _tenant_of(fn: Callable[..., Any]) -> str:
@@ -55,6 +65,7 @@ class FairExecutor(ThreadPoolExecutor):
         self._queues: OrderedDict[str, deque[_Call]] = OrderedDict()
         self._ready = threading.Condition()
         self._closed = False
+        self._stopping = False  # `stop`: calls are cancelled instead of queued
         self.finished_at = clock()  # the heartbeat: when a call last finished
         self._workers = [threading.Thread(target=self._work, daemon=True, name=f"{name}-{i}")
                          for i in range(workers)]
@@ -67,6 +78,9 @@ class FairExecutor(ThreadPoolExecutor):
         with self._ready:
             if self._closed:
                 raise RuntimeError("cannot schedule new calls after shutdown")
+            if self._stopping:
+                future.cancel()
+                return future
             self._queues.setdefault(_tenant_of(fn), deque()).append(call)
             self._ready.notify()
         return future
@@ -107,18 +121,38 @@ class FairExecutor(ThreadPoolExecutor):
         """Calls waited over `limit` seconds and none finished for as long."""
         return self.oldest_wait() > limit and self._clock() - self.finished_at > limit
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False,
+                 grace: float = STOP_GRACE_SECONDS) -> None:
+        """No new calls; with `cancel_futures` the queued ones are cancelled (never run); with
+        `wait`, until every thread is done or `grace` seconds have passed (the threads are
+        daemons: one still busy then does not keep the process alive)."""
         with self._ready:
             self._closed = True
             if cancel_futures:
-                for queue in self._queues.values():
-                    for call in queue:
-                        call.future.cancel()
-                self._queues.clear()
+                self._cancel_queued()
             self._ready.notify_all()
         if wait:
-            for thread in self._workers:
-                thread.join()
+            self._join(grace)
+
+    def stop(self) -> None:
+        """The process is stopping: the calls queued, and any submitted from now on, are
+        cancelled and never run (their callers see a cancellation, as when their task is
+        cancelled, not an error: a late call is no fault); the running ones finish. Unlike
+        `shutdown`, nothing raises for a caller still about."""
+        with self._ready:
+            self._stopping = True
+            self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        for queue in self._queues.values():
+            for call in queue:
+                call.future.cancel()
+        self._queues.clear()
+
+    def _join(self, grace: float) -> None:
+        deadline = time.monotonic() + grace  # real time: a thread's join cannot take a fake clock
+        for thread in self._workers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 class LoopHeartbeat:

@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         start_kopf(scope, built)
     finally:
         stop_renewing.set()
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=False, cancel_futures=True)  # a query queued has no one to answer
         io.close()
         if elector is not None and not lost.is_set():
             elector.release()
@@ -273,7 +273,7 @@ def run_sharded(args: argparse.Namespace, scope: WatchScope) -> int:
     finally:
         stop.set()
         renewing.join(timeout=30.0)  # its last round done, so no lease is taken after release
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=False, cancel_futures=True)  # a query queued has no one to answer
         io.close()
         leases.release()
     return 0

@@ -74,7 +74,7 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def fair_thread_pool(memo: kopf.Memo, **_: Any) -> None:
     """Worker threads shared fairly between namespaces, and heartbeats of the loop and the
     pools for /healthz (a stuck liveness probe restarts the process)."""
-    pool = workers.FairExecutor(WORKER_THREADS, "adaptive")
+    pool = memo["workers"] = workers.FairExecutor(WORKER_THREADS, "adaptive")
     asyncio.get_running_loop().set_default_executor(pool)
     heartbeat = workers.LoopHeartbeat()
     memo["heartbeat"] = asyncio.create_task(heartbeat.run())  # kept, or it may be collected
@@ -83,6 +83,22 @@ async def fair_thread_pool(memo: kopf.Memo, **_: Any) -> None:
     for name, executor in pools.items():
         if executor is not None:
             health.watch(name, functools.partial(_pool_check, executor))
+
+
+@kopf.on.cleanup()
+async def stop_workers(memo: kopf.Memo, **_: Any) -> None:
+    """At stop, once kopf has stopped every handler and daemon. The heartbeat ends: kopf gives
+    any task still running after its own have stopped 5 s to end before it cancels it, and the
+    heartbeat never ends by itself, so every stop took 5 s longer. The calls still queued for
+    a worker thread are dropped (a backfill's fit, a read for a sync that will not happen: the
+    next start does them again); those already running, a status write among them, finish
+    while asyncio joins the pool as the loop closes (`workers.STOP_GRACE_SECONDS` at most)."""
+    beating = memo.get("heartbeat")
+    if isinstance(beating, asyncio.Task):
+        beating.cancel()
+    for pool in (memo.get("workers"), runtime.of(memo).prometheus_pool):
+        if isinstance(pool, workers.FairExecutor):
+            pool.stop()
 
 
 def _pool_check(executor: workers.FairExecutor) -> str | None:

@@ -1,0 +1,104 @@
+"""A SIGTERM ends the process promptly, at any scale: at kopf's cleanup the heartbeat ends and the
+worker calls still queued are dropped, while those already running (a status write in flight)
+finish."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import kopf
+
+from adaptive_operator.adapters import health, workers
+from adaptive_operator.handlers import settings
+from adaptive_operator.handlers.runtime import Runtime
+
+from fakes import NoShards
+
+WRITTEN = "status written"
+
+
+class Blockers:
+    """Calls that hold every thread of a pool until released, each known to be running."""
+
+    def __init__(self, threads: int) -> None:
+        self.running = threading.Barrier(threads + 1)
+        self.release = threading.Event()
+
+    def write(self) -> str:
+        self.running.wait(timeout=30)
+        self.release.wait(timeout=30)
+        return WRITTEN
+
+    def wait_running(self) -> None:
+        self.running.wait(timeout=30)
+
+
+async def operator_lifetime(memo: kopf.Memo, ran: list[int]) -> list[Any]:
+    """Start-up, a backlog deeper than the pool, then the cleanup kopf runs at stop."""
+    await settings.fair_thread_pool(memo=memo)
+    loop = asyncio.get_running_loop()
+    blockers = Blockers(settings.WORKER_THREADS)
+    in_flight = [loop.run_in_executor(None, blockers.write)
+                 for _ in range(settings.WORKER_THREADS)]
+    blockers.wait_running()  # every thread is busy: what follows queues
+    queued = [loop.run_in_executor(None, ran.append, i) for i in range(100)]
+    await settings.stop_workers(memo=memo)
+    late = loop.run_in_executor(None, ran.append, -1)  # a call made while stopping
+    blockers.release.set()
+    written = await asyncio.gather(*in_flight)
+    outcomes = await asyncio.gather(*queued, late, return_exceptions=True)
+    heartbeat: asyncio.Task[None] = memo["heartbeat"]
+    return [written, heartbeat.cancelling() > 0 or heartbeat.cancelled(), outcomes]
+
+
+def test_a_stop_runs_no_queued_call_and_lets_the_running_ones_finish() -> None:
+    """Closing the loop (as kopf.run does through asyncio.run) joins the worker pool; before the
+    fix its threads first ran every call still queued, thousands with thousands of services."""
+    ran: list[int] = []
+    prometheus = workers.FairExecutor(1, "stop-prometheus")
+    memo = kopf.Memo(runtime=Runtime(shards=NoShards(), prometheus_pool=prometheus))
+    try:
+        written, heartbeat_cancelled, outcomes = asyncio.run(operator_lifetime(memo, ran))
+        late_query = prometheus.submit(ran.append, 0)
+    finally:
+        for name in ("eventLoop", "workers", "prometheusWorkers"):
+            health.CHECKS.pop(name, None)
+        prometheus.shutdown(wait=False)
+    assert ran == []  # not one queued call ran, before or while the pool was joined
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert written == [WRITTEN] * settings.WORKER_THREADS  # the writes in flight completed
+    assert heartbeat_cancelled  # kopf need not wait 5 s for it
+    assert late_query.cancelled()  # Prometheus's threads stop too
+
+
+def test_a_stopped_pool_cancels_what_is_queued_and_what_comes_later() -> None:
+    pool, blockers, ran = workers.FairExecutor(1, "stop"), Blockers(1), []
+    try:
+        running = pool.submit(blockers.write)
+        blockers.wait_running()
+        queued = [pool.submit(ran.append, i) for i in range(5)]
+        pool.stop()
+        late = pool.submit(ran.append, 5)
+        blockers.release.set()
+        assert running.result(timeout=30) == WRITTEN
+    finally:
+        blockers.release.set()
+        pool.shutdown()
+    assert all(future.cancelled() for future in (*queued, late))
+    assert ran == []
+
+
+def test_a_call_that_hangs_does_not_hold_the_stop() -> None:
+    """The threads are daemons, joined within a grace period: a request that never answers
+    (the kubernetes client sets no timeout) is abandoned with the process."""
+    pool, blockers = workers.FairExecutor(1, "hang"), Blockers(1)
+    hung = pool.submit(blockers.write)
+    blockers.wait_running()
+    try:
+        pool.shutdown(wait=True, grace=0.0)
+        assert hung.running()
+    finally:
+        blockers.release.set()
+    assert hung.result(timeout=30) == WRITTEN
