@@ -1,16 +1,20 @@
 """A SIGTERM ends the process promptly, at any scale: at kopf's cleanup the heartbeat ends and the
 worker calls still queued are dropped, while those already running (a status write in flight)
-finish."""
+finish; then the process ends without the interpreter's teardown, its logs flushed."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import sys
 import threading
 from typing import Any
 
 import kopf
+import pytest
 
 from adaptive_operator.adapters import health, workers
+from adaptive_operator.commands import run as run_command
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.runtime import Runtime
 
@@ -102,3 +106,14 @@ def test_a_call_that_hangs_does_not_hold_the_stop() -> None:
     finally:
         blockers.release.set()
     assert hung.result(timeout=30) == WRITTEN
+
+
+def test_the_process_ends_with_the_code_of_run_and_its_output_flushed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    written = io.BytesIO()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(written))  # as to a pipe: buffered
+    sys.stderr.write("the last line\n")
+    exits: list[int] = []
+    run_command.end_process(3, exits.append)
+    assert exits == [3]
+    assert written.getvalue() == b"the last line\n"

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,7 @@ def register(subparsers: Any) -> None:
                         help="read the targets' Deployments, ReplicaSets, pods and "
                              "HorizontalPodAutoscalers from watches instead of per-sync reads "
                              "(env WATCH_CACHE)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run_and_exit)
 
 
 def namespaces(args: argparse.Namespace) -> list[str]:
@@ -194,6 +195,26 @@ def start_kopf(scope: WatchScope, built: Runtime) -> None:
     # no entry for the image's numeric non-root uid (every real pod crashed on it).
     kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
              standalone=True, identity=kopf_identity(), memo=kopf.Memo(runtime=built))
+
+
+def run_and_exit(args: argparse.Namespace) -> int:
+    """`run`, then the process ends at once (`end_process`)."""
+    code = run(args)
+    end_process(code)
+    return code  # not reached: os._exit does not return
+
+
+def end_process(code: int, exit_with: Callable[[int], object] = os._exit) -> None:
+    """End the process with `code` without the interpreter's teardown. By the time `run`
+    returns, all a restart needs is done: kopf has stopped every handler, the calls in flight
+    have finished, the lease is given back. What the teardown adds is a last garbage collection
+    over every service's histories and models, growing with their number: 6 s of a 17-s stop
+    with 1,000 services (1.4 GB resident), seen in py-spy as `gc_collect_main` after the last
+    Python frame. Log lines are flushed as they are written (structlog's WriteLogger, logging's
+    StreamHandler); what else is buffered is flushed here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exit_with(code)
 
 
 def run(args: argparse.Namespace) -> int:
