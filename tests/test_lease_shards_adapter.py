@@ -113,6 +113,34 @@ def test_a_replica_that_stops_on_purpose_hands_over_at_once() -> None:
     assert a.held() == (0, 1, 2, 3)
 
 
+class SlowLeaseApi(LeaseApi):
+    """An API server slow to answer: each read of a lease waits until `parties` reads wait
+    together (one after another, the first would wait for ever: here, until the timeout)."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.together = threading.Barrier(parties)
+        self.releasing = False
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> client.V1Lease:
+        if self.releasing:
+            self.together.wait(timeout=30)
+        return super().read_namespaced_lease(name, namespace)
+
+
+def test_a_stopping_replica_gives_its_leases_back_all_together() -> None:
+    """A shard and a member lease, each a read and a write: together, not one after another
+    on an API server busy with the other replicas' services."""
+    api, clock = SlowLeaseApi(SHARDS + 1), [1000.0]
+    a = replica(api, "a", clock)
+    rounds([a], clock, 1)
+    assert a.held() == (0, 1, 2, 3)
+    api.releasing = True
+    a.release()
+    assert not api.together.broken
+    assert api.holders() == [""] * SHARDS
+
+
 def test_a_lost_shard_is_fenced_at_once_while_the_others_stay_held() -> None:
     api, clock = LeaseApi(), [1000.0]
     a = replica(api, "a", clock)
