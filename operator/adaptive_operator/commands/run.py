@@ -207,11 +207,12 @@ def run_and_exit(args: argparse.Namespace) -> int:
 def end_process(code: int, exit_with: Callable[[int], object] = os._exit) -> None:
     """End the process with `code` without the interpreter's teardown. By the time `run`
     returns, all a restart needs is done: kopf has stopped every handler, the calls in flight
-    have finished, the lease is given back. What the teardown adds is a last garbage collection
-    over every service's histories and models, growing with their number: 6 s of a 17-s stop
-    with 1,000 services (1.4 GB resident), seen in py-spy as `gc_collect_main` after the last
-    Python frame. Log lines are flushed as they are written (structlog's WriteLogger, logging's
-    StreamHandler); what else is buffered is flushed here."""
+    have finished (or had `workers.STOP_GRACE_SECONDS`), the lease is given back. What the
+    teardown adds is a last garbage collection over every service's histories and models,
+    growing with their number: 6 s of a 17-s stop with 1,000 services (1.4 GB resident), seen
+    in py-spy as `gc_collect_main` after the last Python frame. Log lines are flushed as they
+    are written (structlog's WriteLogger, logging's StreamHandler); what else is buffered is
+    flushed here."""
     sys.stdout.flush()
     sys.stderr.flush()
     exit_with(code)
