@@ -204,7 +204,7 @@ def test_a_reused_clusters_prometheus_is_started_again_only_when_out_of_date(
     address, port = "10.244.0.1", 9091
     running = [arg for arg in cluster_prometheus.command(address, port)
                if not arg.startswith("--web.enable") or arg.removeprefix("--") in flags]
-    monkeypatch.setattr(cluster_prometheus, "running_command", lambda pid: running)
+    monkeypatch.setattr(cluster_prometheus, "command_line", lambda pid: running)
     settings = json.loads(cluster_prometheus.settings_text(address, port))
     if not storage:
         del settings["storage"]
