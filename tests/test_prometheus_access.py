@@ -4,7 +4,9 @@ of them in a message."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -12,6 +14,7 @@ from pydantic import ValidationError
 from adaptive_operator.adapters import prometheus_access
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.prometheus_access import AccessSettings, PrometheusAccess, allowed
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.prometheus_ref import PrometheusRef
 
 OPERATOR = AccessSettings(url="http://prometheus.monitoring:9090")
@@ -124,3 +127,32 @@ def test_a_secret_is_read_again_once_its_cache_is_old() -> None:
     now[0] += 2  # a rotated Secret is picked up
     assert access.secret("team-a", "creds") == {"token": "t2"}
     assert reads == [("team-a", "creds")] * 2
+
+
+def test_only_a_secret_read_is_handed_to_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several endpoints per service and sync: a thread hop each costs the loop more than making
+    the endpoint, so only the blocking case (a Secret not cached) takes one."""
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        hops.append(getattr(fn, "__name__", "?"))
+        return await real(fn, *args)
+
+    monkeypatch.setattr(prometheus_access.asyncio, "to_thread", counted)
+    access = PrometheusAccess(AccessSettings(url="http://p", allowed=("https://thanos",)),
+                              lambda namespace, name: {"token": "t"})
+    spec = AdaptiveServiceSpec.model_validate({
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "maxReplicas": 5, "metrics": [{"name": "load", "query": "sum(x)",
+                                       "targetPerReplica": 10}]})
+    plain = asyncio.run(access.source_for("team-a", spec))
+    assert plain.endpoint.url == "http://p" and hops == []
+    secured = spec.model_copy(update={"prometheus": PrometheusRef.model_validate({
+        "url": "https://thanos", "auth": {"secretRef": {"name": "creds"},
+                                          "bearerTokenKey": "token"}})})
+    first = asyncio.run(access.source_for("team-a", secured))
+    again = asyncio.run(access.source_for("team-a", secured))
+    assert hops == ["endpoint_for"]  # the Secret's read; then from the cache, in place
+    assert dict(first.endpoint.headers) == dict(again.endpoint.headers) == {
+        "Authorization": "Bearer t"}
