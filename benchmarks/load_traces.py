@@ -12,12 +12,13 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from adaptive_operator.commands.replay import read_trace
+from adaptive_operator.commands.replay import Trace, read_trace
 from adaptive_operator.domain.forecasting.backtest import Plan, score_model
 from adaptive_operator.domain.forecasting.baseline import Resolution
 from adaptive_operator.domain.forecasting.engine import detect, level_clip
@@ -27,7 +28,7 @@ from adaptive_operator.domain.scaling.predictive import (
     PredictiveSettings,
     RecordingAdvisor,
 )
-from adaptive_operator.domain.scaling.replay import ReplayConfig, replay
+from adaptive_operator.domain.scaling.replay import ReplayConfig, ReplayResult, replay
 from adaptive_operator.domain.scaling.replay_metrics import ReplayMetrics, replay_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,14 +54,16 @@ class TimedAdvisor(RecordingAdvisor):
         super().__init__()
         self.times: list[float] = []
 
-    def advise(self, history, interval, lookahead, target):  # type: ignore[no-untyped-def]
+    def advise(self, history: Sequence[float | None], interval: float, lookahead: float,
+               target: float) -> int | None:
         start = time.perf_counter()
         floor = super().advise(history, interval, lookahead, target)
         self.times.append(time.perf_counter() - start)
         return floor
 
 
-def run_policy(trace, config, predictive):  # type: ignore[no-untyped-def]
+def run_policy(trace: Trace, config: ReplayConfig,
+               predictive: bool) -> tuple[Outcome, ReplayResult, TimedAdvisor | None]:
     advisor = TimedAdvisor() if predictive else None
     start = time.process_time()
     result = replay(trace.values, config, advisor)
@@ -72,7 +75,8 @@ def run_policy(trace, config, predictive):  # type: ignore[no-untyped-def]
     return Outcome(metrics, seconds, p95), result, advisor
 
 
-def after_warmup(trace, config, result_h, result_p, advisor) -> str:  # type: ignore[no-untyped-def]
+def after_warmup(trace: Trace, config: ReplayConfig, result_h: ReplayResult,
+                 result_p: ReplayResult, advisor: RecordingAdvisor) -> str:
     """Unserved ratio over the rows after the advisor's first forecast: before it, no forecaster
     can act, and both policies are the same HPA."""
     first = next((i for i, f in enumerate(advisor.floors) if f is not None), None)
@@ -85,7 +89,8 @@ def after_warmup(trace, config, result_h, result_p, advisor) -> str:  # type: ig
     return f"{p.unserved / h.unserved:.2f} (from row {first + 1})" if h.unserved else "n/a"
 
 
-def quantile_sweep(name, trace, config, hpa) -> list[str]:  # type: ignore[no-untyped-def]
+def quantile_sweep(name: str, trace: Trace, config: ReplayConfig,
+                   hpa: ReplayMetrics) -> list[str]:
     rows = []
     for q in (0.7, 0.9):
         result = replay(trace.values, config, PredictiveAdvisor(PredictiveSettings(quantile=q)))
@@ -169,7 +174,8 @@ def long_replay(values: list[float | None]) -> tuple[int, float, float]:
     return len(rows), time.process_time() - start, time.perf_counter() - wall
 
 
-def plot(path: Path, name: str, trace, result_h, result_p, advisor, target) -> None:  # type: ignore[no-untyped-def]
+def plot(path: Path, name: str, trace: Trace, result_h: ReplayResult, result_p: ReplayResult,
+         advisor: RecordingAdvisor, target: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,6 +272,7 @@ def main() -> int:
         config = ReplayConfig(target, STARTUP_SECONDS, trace.interval_seconds)
         hpa, result_h, _ = run_policy(trace, config, False)
         pred, result_p, advisor = run_policy(trace, config, True)
+        assert advisor is not None  # a predictive run's
         for policy, o in (("hpa", hpa), ("predictive", pred)):
             m = o.metrics
             lines.append(f"| {path.stem} | {policy} | {m.unserved:.4%} | {m.under_time:.2%} | "

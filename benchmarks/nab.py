@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "anomaly"
 RESULTS = REPO / "benchmarks" / "results" / "nab.md"
+Raw = TypeVar("Raw", float, npt.NDArray[np.float64])  # one raw score, or one per seed
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def _false_positive_cost(row: int, windows: Sequence[tuple[int, int]], profile: 
     return profile.fp * scaled_sigmoid(distance)
 
 
-def normalised(raw: float, n_windows: int, profile: Profile) -> float:
+def normalised(raw: Raw, n_windows: int, profile: Profile) -> Raw:
+    """One raw score on NAB's 0..100 scale, or an array of them (one per seed) elementwise."""
     perfect = profile.tp * n_windows
     null = -profile.fn * n_windows
     return 100.0 * (raw - null) / (perfect - null)

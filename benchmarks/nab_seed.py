@@ -79,7 +79,7 @@ def noise_of(singles: Sequence[Sequence[ScoredBatch]], forests: int,
         found.append([a.std(axis=0, ddof=1).mean() for a in (score, threshold, score - threshold)])
         detected = [runs[:, 2, left : right + 1].any(axis=1) for left, right in file.windows]
         # Two runs drawn at random disagree on a window with chance 2 p (1 - p), unbiased.
-        split += sum(2 * d.mean() * (1 - d.mean()) * len(d) / (len(d) - 1) for d in detected)
+        split += sum(2 * d.mean() * (1 - d.mean()) * d.size / (d.size - 1) for d in detected)
     return np.append(np.mean(found, axis=0), split)
 
 
@@ -152,15 +152,16 @@ def record_rule(settings: DetectorSettings) -> str:
     return f"record at {at} {settings.record_margin:+}"
 
 
-# The record rule `detect` had before `record_quantile`: the highest score, within 0.04.
-HIGHEST_RECORD = {"record_quantile": 1.0, "record_margin": -0.04}
+def highest_record(settings: DetectorSettings) -> DetectorSettings:
+    """The record rule `detect` had before `record_quantile`: the highest score, within 0.04."""
+    return replace(settings, record_quantile=1.0, record_margin=-0.04)
 
 
 def rules() -> dict[str, DetectorSettings]:
     """The product's rule; the same threshold with the record at the highest recent score;
     and the threshold at the training scores' quantile with that record (the rule before)."""
     product = replace(DetectorSettings(), forests=1)
-    highest = replace(product, **HIGHEST_RECORD)
+    highest = highest_record(product)
     before = replace(highest, train_sigmas=0.0)
     return {
         f"the product's (threshold at mean + {product.train_sigmas} sd, {record_rule(product)})":

@@ -35,7 +35,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from adaptive_operator.domain.scaling.algorithm import ScalingHistory, decide, default_spec
+from adaptive_operator.domain.scaling.algorithm import (
+    ScalingHistory,
+    ScalingSpec,
+    decide,
+    default_spec,
+)
 from adaptive_operator.domain.scaling.operating_point import ScheduledAdvisor
 from adaptive_operator.domain.scaling.replay import (
     PodPool,
@@ -174,7 +179,8 @@ def _is_period(x: np.ndarray, period: int, rng: np.random.Generator) -> bool:
 def _next_cycle(x: np.ndarray, period: int, settings: CraneSettings, step: float) -> np.ndarray:
     if settings.estimator == "maxValue":
         cycles = x[len(x) % period :].reshape(-1, period)
-        return cycles.max(axis=0) * (1 + settings.margin)
+        highest: np.ndarray = cycles.max(axis=0) * (1 + settings.margin)
+        return highest
     spectrum = np.fft.rfft(x)
     freqs = np.fft.rfftfreq(len(x), d=step)
     keep = np.zeros(len(spectrum), dtype=bool)
@@ -267,7 +273,8 @@ def keda(values: Values, config: ReplayConfig, settings: KedaSettings) -> Replay
     return ReplayResult(tuple(desired), tuple(serving), ())
 
 
-def _keda_replicas(spec, pool, history, now, value, config):  # type: ignore[no-untyped-def]
+def _keda_replicas(spec: ScalingSpec, pool: PodPool, history: ScalingHistory, now: float,
+                   value: float | None, config: ReplayConfig) -> tuple[int, ScalingHistory]:
     """The HPA's decision (the HPA leaves a workload at zero alone)."""
     if len(pool) == 0:
         return 0, history

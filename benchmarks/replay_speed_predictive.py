@@ -41,7 +41,8 @@ def build_input(path: Path) -> float:
     rows = np.tile(fine, -(-ROWS // len(fine)))[:ROWS]
     lines = ["timestamp,value"] + [f"{i * 60},{v!r}" for i, v in enumerate(rows.tolist())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return statistics.median(rows.tolist()) / 20
+    median: float = statistics.median(rows.tolist())
+    return median / 20
 
 
 def timed_replay(trace: Path, out: Path, target: float) -> tuple[float, float]:

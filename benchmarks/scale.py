@@ -202,8 +202,8 @@ def backfill_history(env: dict[str, str], feed: Feed, port: int, minutes: int,
                      step: int) -> None:
     """Minutes of past samples, labelled exactly as the scrape will label them (one series)."""
     state = env.get("ADAPTIVE_CLUSTER_STATE")
-    promtool = Path(state) / "bin" / "promtool" if state else None  # linked by e2e/cluster up
-    if promtool is None or not promtool.exists() or minutes <= 0:
+    # promtool: linked by e2e/cluster up
+    if not state or not (promtool := Path(state) / "bin" / "promtool").exists() or minutes <= 0:
         log("no history backfill (promtool or a local cluster missing): detectors fit later")
         return
     now = int(time.time()) - 60
@@ -433,7 +433,8 @@ def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: st
         feed.override[(service, "errors")] = 0.5
     log(f"load step on {step_probes}, bad rollout on {heal_probes}")
     deadline = time.time() + args.probe_timeout
-    scale, heal = {}, {}
+    scale: dict[str, float] = {}
+    heal: dict[str, float] = {}
     while time.time() < deadline and (len(scale) < len(step_probes) or
                                       len(heal) < len(heal_probes)):
         time.sleep(2)

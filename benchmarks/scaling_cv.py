@@ -136,8 +136,8 @@ def pooled(table: Table, rows: list[dict[str, object]], family: str,
         if row["family"] != family or row["held_out"] not in traces:
             continue
         keys = [tuple(k) for k in row["test_keys"]]  # type: ignore[attr-defined]
-        mine = mine + total(table, str(row["picked"]), keys)  # type: ignore[arg-type]
-        base = base + total(table, "hpa", keys)  # type: ignore[arg-type]
+        mine = mine + total(table, str(row["picked"]), keys)
+        base = base + total(table, "hpa", keys)
         dev.append(row["development"])  # type: ignore[arg-type]
     if not dev:
         nothing = Score(math.nan, math.nan, math.nan, math.nan)

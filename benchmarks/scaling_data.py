@@ -69,7 +69,8 @@ def _base(rng: np.random.Generator, rows: int) -> np.ndarray:
     daily = 1000 + 450 * np.sin(2 * math.pi * (t - 0.3)) + 120 * np.sin(4 * math.pi * t)
     weekend = np.where((t.astype(int) % 7) >= 5, 0.8, 1.0)
     bursts = np.where(rng.random(rows) < 0.003, rng.uniform(200, 500, rows), 0.0)
-    return np.maximum(daily * weekend + rng.normal(0, 35, rows) + bursts, 1.0)
+    base: np.ndarray = np.maximum(daily * weekend + rng.normal(0, 35, rows) + bursts, 1.0)
+    return base
 
 
 def synthetic_traces(seed: int = 17) -> list[Trace]:

@@ -71,7 +71,7 @@ def _per_trace(rows: list[dict[str, object]]) -> list[str]:
            "| held-out under-time |", "|---|---|---|---|---|---|"]
     for r in rows:
         d, h = r["development"], r["held"]
-        out.append(f"| {r['held_out']} | {r['family']} | {r['picked']} | "  # type: ignore[index]
+        out.append(f"| {r['held_out']} | {r['family']} | {r['picked']} | "
                    f"{_fmt(d['unserved'])} / {_fmt(d['cost'], 3)} | "  # type: ignore[index]
                    f"{_fmt(h['unserved'])} / {_fmt(h['cost'], 3)} | "  # type: ignore[index]
                    f"{h['under_time']:.1%} |")  # type: ignore[index]
@@ -96,7 +96,8 @@ def plot(points: dict[str, dict[str, float]], path: Path, title: str) -> None:
     for fallback, color in (("off", "tab:olive"), ("on", "tab:green")):
         ours = sorted((p["cost"], p["unserved"]) for k, p in points.items()
                       if family_of(k) == "ours" and k.endswith(f"fallback={fallback}"))
-        ax.scatter(*zip(*ours, strict=True), s=10, color=color, alpha=0.5,
+        costs, unserved = zip(*ours, strict=True)
+        ax.scatter(costs, unserved, s=10, color=color, alpha=0.5,
                    label=f"adaptive-operator, persistence fallback {fallback}: quantile x "
                          "look-ahead x scale-down")
         ax.plot(*zip(*_front(ours), strict=True), color=color, lw=1.5)
@@ -105,7 +106,8 @@ def plot(points: dict[str, dict[str, float]], path: Path, title: str) -> None:
     ax.plot(*zip(*head, strict=True), "o-", color="tab:blue", ms=4, label="HPA + headroom h")
     for family, marker in (("keda", "s"), ("phpa", "^"), ("crane", "v"), ("oracle", "*")):
         pts = [(p["cost"], p["unserved"]) for k, p in points.items() if family_of(k) == family]
-        ax.scatter(*zip(*pts, strict=True), marker=marker, s=40, label=NAMES[family])
+        costs, unserved = zip(*pts, strict=True)
+        ax.scatter(costs, unserved, marker=marker, s=40, label=NAMES[family])
     ax.scatter([1.0], [1.0], color="black", s=60, zorder=5, label="reactive HPA")
     ax.axvline(BUDGET, color="grey", ls=":", lw=1)
     ax.axhline(0.2, color="grey", ls="--", lw=1, label="target: 80% less unserved")

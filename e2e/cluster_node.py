@@ -19,10 +19,10 @@ import cluster_host as host
 from cluster_build import tool
 from cluster_state import (
     CACHE,
-    CLUSTER_NAME,
     STATE,
     State,
     alive,
+    cluster_dir,
     http_ok,
     log,
     run,
@@ -72,7 +72,7 @@ def check_host() -> None:
 
 def pki() -> Path:
     """kwokctl's certificates: its CA signs the admin client certificate we use everywhere."""
-    return STATE / "kwok" / "clusters" / CLUSTER_NAME / "pki"
+    return cluster_dir() / "pki"
 
 
 def apiserver_args() -> list[dict[str, object]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import cluster_host as host
 import cluster_node as node
 from cluster_build import tool
-from cluster_state import STATE, http_ok, log, stop_pid, wait_for
+from cluster_state import STATE, command_line, http_ok, log, stop_pid, wait_for
 
 HOME = STATE / "prometheus"
 POD_JOB = "kubernetes-pods"
@@ -142,13 +142,6 @@ def start(real: bool, port: int) -> dict[str, object]:
     return {"pid": proc.pid, "url": url, "targets": str(targets)}
 
 
-def running_command(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-    except OSError:
-        return []
-
-
 def refresh(recorded: dict[str, object], real: bool) -> dict[str, object]:
     """The running Prometheus of a reused cluster, started again on its port (its data kept) when
     it runs another build, other flags or another configuration than this checkout gives it: a
@@ -158,7 +151,7 @@ def refresh(recorded: dict[str, object], real: bool) -> dict[str, object]:
     pid = int(str(recorded["pid"]))
     config_file = HOME / "prometheus.yml"
     written = config_file.read_text() if config_file.exists() else ""
-    if (running_command(pid) == command(address, int(port))
+    if (command_line(pid) == command(address, int(port))
             and written == settings_text(address, int(port))):
         return recorded
     log("Prometheus runs with an older build, flags or configuration: starting it again")

@@ -27,11 +27,29 @@ def cluster_name(state: Path) -> str:
     named = os.environ.get("ADAPTIVE_CLUSTER_NAME")
     if named:
         return named
-    made = sorted(path.name for path in (state / "kwok" / "clusters").glob("*/"))
-    return made[0] if len(made) == 1 else "adaptive"
+    made = kwok_clusters(state)
+    return made[0].name if len(made) == 1 else "adaptive"
+
+
+def kwok_clusters(state: Path) -> list[Path]:
+    """The folder of every KWOK cluster `state` holds, by name."""
+    return sorted((state / "kwok" / "clusters").glob("*/"))
 
 
 CLUSTER_NAME = cluster_name(STATE)
+
+
+def cluster_dir(name: str = CLUSTER_NAME) -> Path:
+    """kwokctl's folder for the cluster `name` of this state: its kwok.yaml, pki, pids, logs."""
+    return STATE / "kwok" / "clusters" / name
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments process `pid` runs with; none when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
 KUBE_VERSION = "v1.36.3"
 
 State = dict[str, object]

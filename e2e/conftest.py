@@ -74,8 +74,9 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def json(self, *args: str) -> dict[str, object]:
-        data: dict[str, object] = json.loads(self.kubectl(*args, "-o", "json"))
+    def json(self, *args: str) -> dict[str, Any]:
+        """kubectl's JSON output: an object whose shape the caller knows (kind and query)."""
+        data: dict[str, Any] = json.loads(self.kubectl(*args, "-o", "json"))
         return data
 
     def wait_established(self, crd: str) -> None:
@@ -114,10 +115,9 @@ class Cluster:
         succeeds at once."""
         if not self.real_stand_ins:
             return kwok_pod(name, image or FAKE_IMAGE)
-        container = {"name": name, "image": WORKLOAD_IMAGE, "imagePullPolicy": "Never",
-                     "command": ["true"],
-                     "resources": {"requests": {"cpu": "1m", "memory": "8Mi"},
-                                   "limits": {"memory": "32Mi"}}}
+        container: dict[str, object] = {
+            "name": name, "image": WORKLOAD_IMAGE, "imagePullPolicy": "Never", "command": ["true"],
+            "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}}}
         spec = {**self.placement, "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
                 "containers": [container]}
         if not exits:
@@ -265,7 +265,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     others. Under pytest-xdist (`--dist loadgroup`) each e2e module goes to the worker of its
     group (xdist_groups.py), beside the unit tests on the others."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
-    e2e = [item for item in items if is_e2e(item)]
+    # Every e2e item is a test function (no doctests there): what has `fixturenames`.
+    e2e = [item for item in items if isinstance(item, pytest.Function) and is_e2e(item)]
     # Real stand-ins on the local cluster put every module's pods on the one real node.
     everywhere = STAND_INS.asked() == STAND_INS.real
     tests = [xdist_groups.E2ETest(Path(str(item.path)).stem,

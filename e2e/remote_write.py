@@ -57,8 +57,8 @@ def encode(series: Iterable[tuple[Labels, Points]]) -> bytes:
     request = write_request_class()()
     for labels, points in series:
         one = request.timeseries.add()
-        for name, value in sorted(labels.items()):
-            one.labels.add(name=name, value=value)
+        for name, text in sorted(labels.items()):
+            one.labels.add(name=name, value=text)
         for at, value in points:
             one.samples.add(value=value, timestamp=round(at * 1000))
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))

@@ -11,18 +11,25 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 # Not imported at run time: unit tests import this module where `conftest` is tests/' own.
 if TYPE_CHECKING:
     from conftest import Cluster
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str,
+class Check(Protocol[T_co]):
+    """What `wait_until` polls, with no arguments. Not Callable[[], ...]: mypy cannot infer a
+    lambda that binds a loop variable through a default (`lambda n=name: ...`) against that."""
+
+    def __call__(self) -> T_co | None: ...
+
+
+def wait_until(check: Check[T], timeout: float, what: str,
                interval: float = 0.5) -> T:
     """Poll `check` until it returns something truthy; fail with `what` and the last value."""
     deadline = time.monotonic() + timeout
@@ -102,7 +109,7 @@ def changes_chain(messages: list[str], first: int, last: int) -> bool:
     """The Scaled Events ("Deployment web 1 -> 3: ...") make one chain from `first` to `last`
     that takes every step once: nothing lost, nothing done twice."""
     steps = [tuple(int(n) for n in m.split(":")[0].split()[-3::2]) for m in messages]
-    following = dict(steps)
+    following = {start: end for start, end in steps}
     current = first
     for _ in steps:
         if current not in following:

@@ -85,7 +85,7 @@ def shard_set(pod_spec: dict[str, object]) -> str:
 
 
 # No pod is made from these templates (no operator runs in this module): they need no stand-in.
-PLAIN = {"containers": [{"name": "db", "image": "db"}]}
+PLAIN: dict[str, object] = {"containers": [{"name": "db", "image": "db"}]}
 
 
 def refused_once_active(cluster: Cluster, namespace: str, text: str) -> str:

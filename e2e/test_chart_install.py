@@ -108,7 +108,7 @@ def test_chart_installs_and_its_account_may_do_exactly_what_the_code_calls(
     name, ns = release
     account = f"{name}-adaptive-operator"
     deployment = cluster.json("get", "deployment", account, "-n", ns)
-    assert deployment["status"]["readyReplicas"] == 2  # type: ignore[index]
+    assert deployment["status"]["readyReplicas"] == 2
     checks = [(verb, p.resource, p.api_group, True) for p in PERMISSIONS for verb in p.verbs]
     checks += [(verb, resource, group, False) for verb, resource, group in DENIED]
     with ThreadPoolExecutor(max_workers=8) as pool:

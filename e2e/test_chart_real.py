@@ -110,7 +110,7 @@ def test_the_installed_operator_scales_a_real_workload(installed: Cluster, names
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service(namespace, healing=False))
     wait_ready(cluster, namespace, "web", 3, timeout=180)
     status = cluster.json("get", "adaptiveservice", "web", "-n", namespace)["status"]
-    assert status["desiredReplicas"] == 3  # type: ignore[index]
+    assert status["desiredReplicas"] == 3
 
 
 def test_the_installed_operator_heals_a_real_workload(installed: Cluster, namespace: str) -> None:
@@ -126,7 +126,7 @@ def test_the_installed_operator_heals_a_real_workload(installed: Cluster, namesp
 
     wait_until(evicted, 180, "the never-ready pod to be evicted by the installed operator",
                interval=2.0)
-    reasons = {e["reason"] for e in cluster.json("get", "events", "-n", namespace)["items"]}  # type: ignore[union-attr]
+    reasons = {e["reason"] for e in cluster.json("get", "events", "-n", namespace)["items"]}
     assert "UnhealthyPods" in reasons
 
 

@@ -68,9 +68,9 @@ def test_deployment_becomes_ready_rolls_out_and_undoes(cluster: Cluster, namespa
     wait_until(lambda: rollout_done(cluster, namespace), 60, "the undo to roll out")
 
     dep = cluster.json("get", "deployment", "web", "-n", namespace)
-    assert "env" not in dep["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert "env" not in dep["spec"]["template"]["spec"]["containers"][0]
     revisions = {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                 for rs in cluster.json("get", "rs", "-n", namespace)["items"]}  # type: ignore[union-attr]
+                 for rs in cluster.json("get", "rs", "-n", namespace)["items"]}
     assert revisions == {"2", "3"}  # the undo made revision 3 out of revision 1's template
 
 
@@ -193,7 +193,7 @@ def ready_real_pod(cluster: Cluster, ns: str, node: str, name: str = "web") -> s
 
 @pytest.mark.cluster
 def test_the_real_node_runs_containerd_beside_kwok_nodes(cluster: Cluster, real_node: str) -> None:
-    nodes = {n["metadata"]["name"]: n for n in cluster.json("get", "nodes")["items"]}  # type: ignore[union-attr]
+    nodes = {n["metadata"]["name"]: n for n in cluster.json("get", "nodes")["items"]}
     real = nodes.pop(real_node)
     conditions = {c["type"]: c["status"] for c in real["status"]["conditions"]}
     assert conditions["Ready"] == "True"
@@ -242,15 +242,15 @@ print(status)
 @pytest.mark.cluster
 def test_a_pod_finds_another_by_its_service_name(cluster: Cluster, real_node: str,
                                                  namespace: str) -> None:
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-               "spec": {"selector": {"app": "web"},
-                        "ports": [{"port": 80, "targetPort": 8080}]}}
+    service: dict[str, object] = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
     apply(cluster, namespace, web_pod(), service)
     ready_real_pod(cluster, namespace, real_node)
     apply(cluster, namespace, real_pod("client", ["python3", "-c", CLIENT, namespace]))
 
     def finished() -> str | None:
-        phase = cluster.json("get", "pod", "client", "-n", namespace)["status"]["phase"]  # type: ignore[index]
+        phase = cluster.json("get", "pod", "client", "-n", namespace)["status"]["phase"]
         return str(phase) if phase in ("Succeeded", "Failed") else None
 
     phase = wait_until(finished, 120, "the client pod to finish")
@@ -272,10 +272,10 @@ def test_kwok_pods_get_fake_ips_that_this_machine_routes_nowhere(local_cluster: 
 
     ip = ipaddress.ip_address(wait_until(pod_ip, 60, "the fake pod's IP"))
     assert ip in KWOK_POD_NETWORK
-    node = local_cluster.json("get", "pods", "-n", namespace)["items"][0]["spec"]["nodeName"]  # type: ignore[index]
-    addresses = local_cluster.json("get", "node", str(node))["status"]["addresses"]  # type: ignore[index]
+    node = local_cluster.json("get", "pods", "-n", namespace)["items"][0]["spec"]["nodeName"]
+    addresses = local_cluster.json("get", "node", str(node))["status"]["addresses"]
     assert {ipaddress.ip_address(a["address"]) in KWOK_NODE_NETWORK
-            for a in addresses if a["type"] == "InternalIP"} == {True}  # type: ignore[index]
+            for a in addresses if a["type"] == "InternalIP"} == {True}
     for network in (KWOK_POD_NETWORK, KWOK_NODE_NETWORK):
         assert any(line.startswith(f"blackhole {network}") for line in blackholes()), network
 
@@ -323,10 +323,10 @@ def test_prometheus_drops_kwok_pods_and_scrapes_only_real_node_pods(local_cluste
     assert {t["discoveredLabels"]["__meta_kubernetes_pod_ip"] for t in dropped} == fake_ips
     targets = pod_targets(local_cluster)
     assert in_namespace(targets["active"], namespace, "labels") == []
-    real_nodes = {n["metadata"]["name"] for n in local_cluster.json(  # type: ignore[union-attr]
+    real_nodes = {n["metadata"]["name"] for n in local_cluster.json(
         "get", "nodes", "-l", f"{REAL_NODE_LABEL}=true")["items"]}
     real_ips = {p["status"].get("podIP")
-                for p in local_cluster.json("get", "pods", "-A")["items"]  # type: ignore[union-attr]
+                for p in local_cluster.json("get", "pods", "-A")["items"]
                 if p["spec"].get("nodeName") in real_nodes}
     for target in targets["active"]:  # none without a real node
         ip = urllib.parse.urlsplit(target["scrapeUrl"]).hostname

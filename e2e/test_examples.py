@@ -72,7 +72,7 @@ def test_a_service_example_is_reconciled(crds: Cluster, namespace: str,
 
     def shown() -> dict[str, Any] | None:
         found = cluster.json("get", "adaptiveservice", service, "-n", namespace)
-        conditions = (found.get("status") or {}).get("conditions") or []  # type: ignore[union-attr]
+        conditions = (found.get("status") or {}).get("conditions") or []
         return next((c for c in conditions if c["type"] == kind), None)
 
     condition = wait_until(shown, 60, f"{service}'s {kind} condition")

@@ -58,7 +58,7 @@ def viewer_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=VIEWER)
     token = cluster.kubectl("create", "token", "viewer", "-n", namespace).strip()
     admin = cluster.json("config", "view", "--raw", "--minify")
-    entry = admin["clusters"][0]  # type: ignore[index]
+    entry = admin["clusters"][0]
     path.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "clusters": [entry],
         "users": [{"name": "viewer", "user": {"token": token}}],

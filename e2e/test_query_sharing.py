@@ -19,6 +19,7 @@ import pytest
 from adaptive_operator.adapters.prometheus import (
     MetricError,
     PrometheusError,
+    Target,
     _raw_query,
     query_total,
     raw_range,
@@ -74,7 +75,7 @@ def test_each_service_reads_what_its_own_query_gives(
 
     sent: list[str] = []
 
-    def recording(where: str, query: str) -> list[dict[str, Any]]:
+    def recording(where: Target, query: str) -> list[dict[str, Any]]:
         sent.append(query)
         return _raw_query(where, query)
 
@@ -125,9 +126,9 @@ def test_each_service_backfills_what_its_own_range_query_gives(
     window = scraped_window(url, queries[0])
     sent: list[str] = []
 
-    def recording(where: str, query: str, *span: float) -> Any:
+    def recording(where: Target, query: str, start: float, end: float, step: float) -> Any:
         sent.append(query)
-        return raw_range(where, query, *span)
+        return raw_range(where, query, start, end, step)
 
     async def read(batcher: RangeBatcher) -> list[object]:
         async def one(query: str) -> object:

@@ -36,7 +36,8 @@ def placed(cluster: Cluster, shards: int) -> dict[str, Any]:
 
 def settled(cluster: Cluster, namespace: str, shards: int) -> bool:
     status: Any = cluster.json("get", "shardset", "kv", "-n", namespace).get("status") or {}
-    ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
     return bool(ready.get("status") == "True" and status.get("readyShards") == shards
                 and status.get("shards") == shards and status.get("migrationsInFlight") == 0)
 

@@ -58,7 +58,7 @@ def test_real_pods_are_scaled_and_their_start_up_time_is_learned(
 
     def learned() -> dict[str, object] | None:
         status = cluster.json("get", "adaptiveservice", "web", "-n", namespace).get("status", {})
-        predictive = status.get("forecast") or {}  # type: ignore[union-attr]
+        predictive = status.get("forecast") or {}
         source = str(predictive.get("lookAheadSource", ""))
         return predictive if source.startswith("learned") else None
 

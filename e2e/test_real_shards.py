@@ -63,7 +63,7 @@ class Shards:
 
     def table(self) -> routing.RoutingTable:
         config_map = self.cluster.json("get", "configmap", "kv-routing", "-n", self.namespace)
-        return routing.RoutingTable.from_config_map_data(config_map["data"])  # type: ignore[arg-type]
+        return routing.RoutingTable.from_config_map_data(config_map["data"])
 
     def url(self, address: str) -> str:
         service = address.split(".", 1)[0]
@@ -100,10 +100,10 @@ class Shards:
 
 def settled(cluster: Cluster, namespace: str, shards: int) -> bool:
     status = cluster.json("get", "shardset", "kv", "-n", namespace).get("status") or {}
-    ready = next((c for c in status.get("conditions", [])  # type: ignore[union-attr]
-                  if c["type"] == "Ready"), {})
-    return (ready.get("status") == "True" and status.get("readyShards") == shards  # type: ignore[union-attr]
-            and status.get("shards") == shards and status.get("migrationsInFlight") == 0)  # type: ignore[union-attr]
+    ready: dict[str, Any] = next((c for c in status.get("conditions", [])
+                                  if c["type"] == "Ready"), {})
+    return (ready.get("status") == "True" and status.get("readyShards") == shards
+            and status.get("shards") == shards and status.get("migrationsInFlight") == 0)
 
 
 def resize(cluster: Cluster, namespace: str, shards: int,

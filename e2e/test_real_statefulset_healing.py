@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -111,8 +111,10 @@ def test_a_never_ready_pod_is_evicted_and_one_it_does_not_own_is_left(
                 "spec": pod_template(cluster, "cache", [container(
                     "workload-http", ["--startup-seconds=100000"])])["spec"]}
     apply(cluster, namespace, statefulset(cluster, "cache", startup_seconds=100_000), impostor)
-    first = wait_until(lambda: (u := pod_uids(cluster, namespace, "app=cache")) and len(u) == 2
-                       and u, 60, "the StatefulSet's pod and the impostor")
+    # The check gives the UIDs or something falsy; wait_until returns only the former.
+    first = cast(dict[str, str], wait_until(
+        lambda: (u := pod_uids(cluster, namespace, "app=cache")) and len(u) == 2 and u, 60,
+        "the StatefulSet's pod and the impostor"))
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service(namespace, "cache",
                                                                       cooldown=10))
     # Evicted: the StatefulSet re-creates the pod under the same name, with another UID.

@@ -238,7 +238,7 @@ def test_three_to_four_to_two_shards(cluster: Cluster, namespace: str,
         assert env["TARGET_ADDRESS"] == manifests.shard_address("cache", namespace, move.target)
     messages = [e.message for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
                 if e.reason == "Resharding"]
-    assert any(m.startswith("migrated slots") for m in messages), messages
+    assert any((m or "").startswith("migrated slots") for m in messages), messages
     refused = subprocess.run(
         ["kubectl", "--kubeconfig", cluster.kubeconfig, "patch", "shardset", "cache", "-n",
          namespace, "--type", "merge", "-p", json.dumps({"spec": {"slots": 24}})],

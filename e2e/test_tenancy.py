@@ -112,7 +112,8 @@ class Feed:
 
     def _pod(self, ns: str, name: str, bad: bool) -> Values:
         """The pod's series after one more second: counters grow, gauges are drawn anew."""
-        own, values = {"namespace": ns, "pod": name}, {}
+        own = {"namespace": ns, "pod": name}
+        values: Values = {}
         self._add(values, "http_requests_total", {**own, "code": "200"},
                   20 + self.rng.normal(0, 1))
         self._add(values, "http_requests_total", {**own, "code": "500"},
@@ -149,7 +150,9 @@ class Feed:
                 pods = self.core.list_namespaced_pod(ns, label_selector="app=web",
                                                      _request_timeout=5).items
                 for pod in pods:
-                    if pod.metadata is not None and not pod.metadata.deletion_timestamp:
+                    # A listed pod has both (the client's types allow None).
+                    if (pod.metadata is not None and pod.spec is not None and pod.metadata.name
+                            and not pod.metadata.deletion_timestamp):
                         bad = pod.spec.containers[0].image == BAD
                         for (metric, labels), value in self._pod(
                                 ns, pod.metadata.name, bad).items():

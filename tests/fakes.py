@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import kopf
@@ -53,6 +53,12 @@ class Ranges:
 
 def memo_of(runtime: Runtime) -> kopf.Memo:
     return kopf.Memo(runtime=runtime)
+
+
+def kopf_body(raw: Mapping[str, Any]) -> kopf.Body:
+    """kopf's Body of an object as the API server sends it: kopf types a raw body as a TypedDict
+    that lacks fields real ones have (`metadata.generation`)."""
+    return kopf.Body(cast(kopf.RawBody, raw))
 
 
 @dataclass
@@ -162,7 +168,7 @@ class Cluster:
         self.statuses.append(status)
         self.writes.append("status")
 
-    async def post(self, body: kopf.Body, event: Event) -> None:
+    async def post(self, body: Mapping[str, Any], event: Event) -> None:
         self.events.append(event)
 
     def __getattr__(self, name: str) -> Any:

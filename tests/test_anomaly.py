@@ -170,7 +170,7 @@ def test_live_detector_flags_a_bad_rollout_soon_after_a_short_history(seed: int,
                                                                       rows: int) -> None:
     # The operator's settings on the shortest history it fits on (40 training rows: the e2e's).
     config = detector_settings_from_spec(HealingSpec(
-        enabled=True, persistence=Persistence(k=2, n=3), minTrainingRows=rows))
+        enabled=True, persistence=Persistence(k=2, n=3), min_training_rows=rows))
     history = live_history(seed, config.rows_to_fit + 60, repeats=0.0)
     detector = AnomalyDetector(config, random_state=0).fit(history)
     rng = np.random.default_rng(seed + 100)
@@ -211,7 +211,7 @@ def test_live_detector_needs_its_warm_up_rows_too(spec: dict[str, int], rows: in
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_live_detector_on_few_training_rows_keeps_quiet_on_normal_rows(seed: int) -> None:
     config = detector_settings_from_spec(HealingSpec(
-        enabled=True, persistence=Persistence(k=2, n=3), minTrainingRows=40))
+        enabled=True, persistence=Persistence(k=2, n=3), min_training_rows=40))
     history = live_history(seed, config.rows_to_fit + 120, repeats=0.0)
     detector = AnomalyDetector(config, random_state=0).fit(
         {name: values[: config.rows_to_fit] for name, values in history.items()})

@@ -56,7 +56,7 @@ def test_the_list_is_read_as_json_with_its_version(monkeypatch: pytest.MonkeyPat
         return Response(json.dumps(body).encode())
 
     monkeypatch.setattr(cluster_cache, "_list_call", lambda api, kind: list_pods)
-    items, version = cluster_cache.lister(None, "pods", "prod")()
+    items, version = cluster_cache.lister(client.ApiClient(), "pods", "prod")()
     assert (items, version) == ([{"metadata": {"name": "a"}}], "42")
     assert calls[0]["namespace"] == "prod" and calls[0]["_preload_content"] is False
 
@@ -72,7 +72,7 @@ def test_a_watch_streams_events_from_the_version_and_releases_its_connection(
         return response
 
     monkeypatch.setattr(cluster_cache, "_list_call", lambda api, kind: watch_pods)
-    events = list(cluster_cache.watcher(None, "pods", "prod")("17"))
+    events = list(cluster_cache.watcher(client.ApiClient(), "pods", "prod")("17"))
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
     assert options["watch"] is True and options["resource_version"] == "17"
     assert options["allow_watch_bookmarks"] is True

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -28,7 +28,8 @@ import history_seed
 import remote_write
 
 NODE = "real-node"
-RULES = cluster_prometheus.pod_job(Path("kubeconfig"), NODE)["relabel_configs"]
+# The job is plain configuration (dict[str, object]); its rules are a list.
+RULES = cast(list[object], cluster_prometheus.pod_job(Path("kubeconfig"), NODE)["relabel_configs"])
 
 
 def write_config(tmp: Path, settings: dict[str, object]) -> Path:
@@ -204,15 +205,19 @@ def test_a_reused_clusters_prometheus_is_started_again_only_when_out_of_date(
     address, port = "10.244.0.1", 9091
     running = [arg for arg in cluster_prometheus.command(address, port)
                if not arg.startswith("--web.enable") or arg.removeprefix("--") in flags]
-    monkeypatch.setattr(cluster_prometheus, "running_command", lambda pid: running)
+    monkeypatch.setattr(cluster_prometheus, "command_line", lambda pid: running)
     settings = json.loads(cluster_prometheus.settings_text(address, port))
     if not storage:
         del settings["storage"]
     (tmp_path / "prometheus.yml").write_text(json.dumps(settings, indent=2))
     calls: list[object] = []
     monkeypatch.setattr(cluster_prometheus, "stop_pid", lambda pid, what: calls.append(pid))
-    monkeypatch.setattr(cluster_prometheus, "start",
-                        lambda real, port: calls.append(port) or {"pid": 2})
+
+    def start(real: bool, port: int) -> dict[str, object]:
+        calls.append(port)
+        return {"pid": 2}
+
+    monkeypatch.setattr(cluster_prometheus, "start", start)
     recorded: dict[str, object] = {"pid": 1, "url": f"http://{address}:{port}", "targets": "t"}
     refreshed = cluster_prometheus.refresh(recorded, real=True)
     assert (calls, refreshed) == (([1, port], {"pid": 2}) if restarted else ([], recorded))

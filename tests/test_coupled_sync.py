@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
+from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.range_batch import RangeBatcher
@@ -62,13 +62,18 @@ class Namespace:
     async def read_service(self, plural: str, namespace: str, name: str) -> Any:
         return self.bodies.get(name)
 
-    async def total(self, url: str, query: str, max_age: float) -> Sample:
+    def __getattr__(self, name: str) -> Any:
+        """The WorkloadReader's other reads, which coupling never makes: missing, as without
+        this method (which only tells the type checker that the rest of the port is there)."""
+        raise AttributeError(name)
+
+    async def total(self, url: Target, query: str, max_age: float) -> Sample:
         value = self.loads[query][self.row]
         if value is None:
             raise MetricError("NoData", "no data")
         return Sample(value)
 
-    async def series(self, url: str, query: str, start: float, end: float,
+    async def series(self, url: Target, query: str, start: float, end: float,
                          step: float) -> RangeSeries:
         count = int((end - start) / step) + 1
         return RangeSeries(start, step, [None] * count, {})

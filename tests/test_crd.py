@@ -332,14 +332,14 @@ def test_defaults_match_hpa() -> None:
 
 
 def test_spec_is_extensible_by_subclassing() -> None:
-    class Predictive(KubeModel):
+    class Experiment(KubeModel):
         lookahead_seconds: int = 300
 
     class ExtendedSpec(AdaptiveServiceSpec):
-        predictive: Predictive | None = None
+        experiment: Experiment | None = None
 
     schema = structural(ExtendedSpec.model_json_schema(by_alias=True))
-    assert schema["properties"]["predictive"]["properties"]["lookaheadSeconds"]["type"] == "integer"
+    assert schema["properties"]["experiment"]["properties"]["lookaheadSeconds"]["type"] == "integer"
     assert schema["x-kubernetes-validations"]
     assert issubclass(ExtendedSpec, BaseModel)
 

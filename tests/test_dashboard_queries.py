@@ -19,7 +19,7 @@ PANELS = {"Load against capacity", "Forecast and its band, at the time it is for
 
 
 def exported() -> set[str]:
-    names = set()
+    names: set[str] = set()
     for collector in REGISTRY.collect():
         names.update(sample.name for sample in collector.samples)
         names.add(collector.name + ("_total" if collector.type == "counter" else ""))

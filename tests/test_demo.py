@@ -39,7 +39,9 @@ def test_read_trace_skips_empty_values_and_refuses_short_files(tmp_path: Path) -
 
 
 def test_play_sets_each_value_and_records_samples() -> None:
-    run, seen, lines = live.DemoRun(target=10.0), [], []
+    run = live.DemoRun(target=10.0)
+    seen: list[float] = []
+    lines: list[str] = []
 
     def sample(t: float, load: float) -> live.Sample:
         return live.Sample(t, load, ready=2, desired=3, forecast=None, note="ScaleUp",
@@ -191,6 +193,6 @@ def test_wait_for_series_returns_once_prometheus_has_the_series(
         return prometheus.Sample(1.0)
 
     monkeypatch.setattr(prometheus, "query_total", query_total)
-    monkeypatch.setattr(demo.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("adaptive_operator.commands.demo.time.sleep", lambda seconds: None)
     demo.wait_for_series("http://prometheus", timeout=60.0)
     assert next(answers, "used up") == "used up"

@@ -13,13 +13,14 @@ from typing import Any
 import kopf
 import pytest
 import structlog
+from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import events as kopf_events
 from kopf._cogs.structs import bodies, references
 
 from adaptive_operator.adapters import kube
 from adaptive_operator.domain.common.events import Event
 
-from fakes import KubeHttp, fenced_client
+from fakes import KubeHttp, fenced_client, kopf_body
 
 BODY: dict[str, Any] = {
     "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet",
@@ -115,9 +116,9 @@ async def test_an_event_is_posted_as_kopf_posted_it(monkeypatch: pytest.MonkeyPa
     async def post(*, url: str, payload: dict[str, Any], **_: Any) -> None:
         posted.append((url, payload))
 
-    monkeypatch.setattr(kopf_events.api, "post", post)
+    monkeypatch.setattr(kopf_api, "post", post)  # the client module kopf_events posts with
     await kopf_events.post_event(
-        ref=bodies.build_object_reference(kopf.Body(BODY)), type="Warning",
+        ref=bodies.build_object_reference(kopf_body(BODY)), type="Warning",
         reason="LoadQueryFailed", message=LONG,
         resource=references.Resource("", "v1", "events", namespaced=True),
         settings=kopf.OperatorSettings(), logger=logging.getLogger(__name__))

@@ -62,8 +62,8 @@ def test_another_source_drops_the_history_and_the_advisor() -> None:
 
 def test_the_advisor_is_rebuilt_on_the_kept_rows_only_when_its_settings_change() -> None:
     memory = MetricMemory(history=MetricHistory(0.0, 10.0, 4))
-    for second in range(0, 60, 10):
-        memory.history.record(float(second), float(second))  # type: ignore[union-attr]
+    for at in range(0, 60, 10):
+        memory.history.record(float(at), float(at))  # type: ignore[union-attr]
     first, view = memory.advisor_for(PredictiveSettings(), 20.0)
     assert memory.base == 2 and len(view) == 4
     assert memory.advisor_for(PredictiveSettings(), 20.0)[0] is first
@@ -107,7 +107,7 @@ def test_an_upstreams_history_is_extended_while_its_source_holds() -> None:
     assert memory.extend(SOURCE, 100.0, 1.0) and rows(memory.history) == [None, None, 1.0]
     other = (*SOURCE[:3], 1200)
     assert not memory.extend(other, 110.0, 2.0)
-    assert (memory.source, memory.history, memory.advisor) == (other, None, None)
+    assert memory.source == other and memory.history is None and memory.advisor is None
 
 
 def test_a_backfill_joins_its_answers_and_counts_what_they_left_out() -> None:

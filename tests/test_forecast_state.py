@@ -147,7 +147,7 @@ async def test_one_fit_runs_at_a_time() -> None:
     assert await asyncio.to_thread(entered.wait, 10)
     assert calls == ["first"]  # the second waits at the gate, not on a thread
     go.set()
-    assert await asyncio.gather(one, two) == ["first", "second"]
+    assert list(await asyncio.gather(one, two)) == ["first", "second"]  # typed as a tuple
 
 
 async def test_a_stopped_forecaster_drops_its_warm_up() -> None:

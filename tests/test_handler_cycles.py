@@ -18,7 +18,7 @@ from adaptive_operator.handlers import adaptive_service, healing, healing_observ
 from adaptive_operator.handlers.scaling_observe import Memory
 from adaptive_operator.handlers.warmup import WarmUps
 
-from fakes import Cluster, FixedClock, Metrics, Ranges
+from fakes import Cluster, FixedClock, Metrics, Ranges, kopf_body
 
 NOW = 1_800_000_000.0
 QUERY = "sum(rate(requests_total[1m]))"
@@ -30,7 +30,7 @@ def service(**fields: Any) -> dict[str, Any]:
 
 
 def body(spec: dict[str, Any]) -> kopf.Body:
-    return kopf.Body({"metadata": {"name": "web", "namespace": "ns", "generation": 1},
+    return kopf_body({"metadata": {"name": "web", "namespace": "ns", "generation": 1},
                       "spec": spec, "status": {}})
 
 
@@ -121,7 +121,7 @@ async def test_a_blocked_sync_shows_no_forecast_or_coupling_of_an_earlier_sync()
                     "reason": "ForecastBetterThanSeasonalNaive", "message": "used"}]}
     coupled = service(predictive={"enabled": True},
                       coupling=[{"service": "api", "metric": "rps"}])
-    shown = kopf.Body({**body(coupled), "status": earlier})
+    shown = kopf_body({**body(coupled), "status": earlier})
     labels = {"namespace": "ns", "name": "web"}
     telemetry.COUPLING_FLOOR.labels("ns", "web").set(7)  # as the earlier sync left it
     cluster = Cluster(hpa="web-hpa")

@@ -17,6 +17,7 @@ from adaptive_operator.domain.healing.inputs import (
     LEDGER_LIMIT,
     RESTARTED_AT,
     HealthHistory,
+    Incident,
     LedgerError,
     ledger_from_json,
     ledger_to_json,
@@ -213,7 +214,8 @@ def calm(error_ratio: float) -> AnomalyVerdict:
 def test_incident_stays_open_while_the_metric_deviates_and_closes_after() -> None:
     incident, verdict = track_incident(None, SPIKE, NOW, 4.0)
     assert incident is not None and incident.started_at == NOW
-    assert incident.baselines == (("errorRatio", 0.01, pytest.approx(0.002)),)
+    ((metric, level, scale),) = incident.baselines  # one metric deviated
+    assert (metric, level) == ("errorRatio", 0.01) and scale == pytest.approx(0.002)
     incident, verdict = track_incident(incident, calm(0.45), NOW + 2, 4.0)
     assert incident is not None and verdict.is_anomaly and incident.started_at == NOW
     incident, verdict = track_incident(incident, calm(0.011), NOW + 4, 4.0)
@@ -230,7 +232,8 @@ def test_a_long_stretch_of_noisy_normal_metrics_takes_no_action() -> None:
     history = HealthHistory(limit=4100)
     history.backfill({"errorRatio": list(errors[:200]), "latency": list(latency[:200])})
     detector = AnomalyDetector(random_state=0).fit(history.rows)
-    incident, ledger = None, []
+    incident: Incident | None = None
+    ledger: list[LedgerEntry] = []
     for t in range(rows):
         history.append({"errorRatio": errors[200 + t], "latency": latency[200 + t]})
         if t % 100 == 0:

@@ -46,12 +46,14 @@ async def test_an_api_error_fails_one_healing_sync_not_the_daemon() -> None:
 
     from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
     from adaptive_operator.handlers import healing
+    from adaptive_operator.handlers.healing_observe import start_watcher
 
     service = AdaptiveServiceSpec.model_validate({
         "scaleTargetRef": {"name": "web"}, "maxReplicas": 5,
         "metrics": [{"name": "load", "query": "sum(x)", "targetPerReplica": 10}],
         "healing": {"enabled": True}})
-    watcher = healing.start_watcher(service.healing)  # type: ignore[arg-type]
+    assert service.healing is not None
+    watcher = start_watcher(service.healing)
 
     async def sync(api: Cluster) -> None:
         await healing.guarded_heal("ns", "web", {"metadata": {}}, service,  # type: ignore[arg-type]

@@ -108,7 +108,8 @@ def test_error_events_end_the_watch(store: Store) -> None:
 
 
 def test_watch_lines_are_parsed_one_event_a_line() -> None:
-    lines = [b'{"type": "ADDED", "object": {}}', b"", '{"type": "DELETED", "object": {}}']
+    lines: list[bytes | str] = [b'{"type": "ADDED", "object": {}}', b"",
+                                '{"type": "DELETED", "object": {}}']
     assert [e["type"] for e in watch_lines(lines)] == ["ADDED", "DELETED"]
 
 

@@ -8,7 +8,7 @@ import kopf
 
 from adaptive_operator.handlers.settings import StatuslessDiffBase
 
-BODY: dict[str, Any] = {
+BODY: kopf.RawBody = {
     "apiVersion": "adaptive.dev/v1alpha1", "kind": "AdaptiveService",
     "metadata": {"name": "web", "namespace": "prod", "resourceVersion": "7",
                  "labels": {"team": "a"},

@@ -89,7 +89,8 @@ def test_a_skewed_holder_clock_does_not_hand_us_a_held_lease() -> None:
     assert elector.try_acquire() is False
     clock[0] = 1016.0  # unchanged for more than a duration since we first saw it
     assert elector.try_acquire() is True
-    assert leases.replaced == 1 and leases.lease.spec.holder_identity == ME
+    assert leases.replaced == 1 and leases.lease.spec is not None
+    assert leases.lease.spec.holder_identity == ME
 
 
 def test_writes_are_fenced_by_leadership() -> None:
@@ -105,7 +106,8 @@ def test_writes_are_fenced_by_leadership() -> None:
     configuration.retries = 0
     api = client.CoreV1Api(kube.FencedApiClient(configuration, lambda: leading[0]))
     with pytest.raises(kube.NotLeading):
-        api.create_namespaced_config_map("ns", {"metadata": {"name": "x"}})
+        api.create_namespaced_config_map(
+            "ns", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x")))
     with pytest.raises(kube.NotLeading):
         api.delete_namespaced_service("x", "ns")
     with pytest.raises(urllib3.exceptions.HTTPError):  # sent, not fenced
@@ -135,7 +137,9 @@ def test_an_unreachable_api_server_is_a_lost_attempt_not_a_crash() -> None:
     elector.namespace, elector.name, elector.identity = "ns", "lease", ME
     elector.duration, elector.retry, elector.clock = 15, 2.0, lambda: clock[0]
     elector.renewed, elector.seen = 995.0, None
-    elector.api = _Lease(urllib3.exceptions.MaxRetryError(None, "/", "refused"))  # type: ignore[assignment]
+    refused = urllib3.exceptions.MaxRetryError(urllib3.HTTPConnectionPool("127.0.0.1", 9), "/",
+                                               ConnectionRefusedError("refused"))
+    elector.api = _Lease(refused)  # type: ignore[assignment]
     assert elector.try_acquire() is False
     assert elector.renewed_recently()
     clock[0] = 1006.0  # past two thirds of the lease: a standby may take over soon

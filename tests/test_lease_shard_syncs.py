@@ -12,7 +12,7 @@ from adaptive_operator.domain.common.lease_shards import shard_of
 from adaptive_operator.handlers import adaptive_service, runtime
 from adaptive_operator.handlers.scaling_observe import Memory
 
-from fakes import Cluster, FixedClock, Metrics
+from fakes import Cluster, FixedClock, Metrics, kopf_body
 
 NOW = 1_800_000_000.0
 QUERY = "sum(rate(requests_total[1m]))"
@@ -37,7 +37,7 @@ async def test_a_sync_acts_only_while_its_shards_lease_is_held() -> None:
     assert [runtime.of(memo).for_object("ns", name) for name in names] == list(shards)
     held.discard(1)
     for name in names:
-        body = kopf.Body({"metadata": {"name": name, "namespace": "ns", "generation": 1},
+        body = kopf_body({"metadata": {"name": name, "namespace": "ns", "generation": 1},
                           "spec": SPEC, "status": {}})
         await adaptive_service.guarded_sync("ns", name, body, Memory(),
                                             runtime.of(memo).for_object("ns", name))

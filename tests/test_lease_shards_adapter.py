@@ -29,6 +29,7 @@ class LeaseApi:
     def _stored(self, lease: client.V1Lease) -> client.V1Lease:
         self.version += 1
         kept = copy.deepcopy(lease)
+        assert kept.metadata is not None and kept.metadata.name is not None
         kept.metadata.resource_version = str(self.version)
         self.leases[kept.metadata.name] = kept
         return copy.deepcopy(kept)
@@ -47,19 +48,25 @@ class LeaseApi:
         return client.V1LeaseList(items=[copy.deepcopy(lease) for lease in self.leases.values()])
 
     def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> client.V1Lease:
+        assert body.metadata is not None
         if body.metadata.name in self.leases:
             raise ApiException(status=409, reason="AlreadyExists")
         return self._stored(body)
 
     def replace_namespaced_lease(self, name: str, namespace: str,
                                  body: client.V1Lease) -> client.V1Lease:
-        if self.leases[name].metadata.resource_version != body.metadata.resource_version:
+        kept = self.leases[name].metadata
+        assert kept is not None and body.metadata is not None
+        if kept.resource_version != body.metadata.resource_version:
             raise ApiException(status=409, reason="Conflict")
         return self._stored(body)
 
     def holders(self) -> list[str]:
-        return [(self.leases[f"op-shard-{i}"].spec.holder_identity or "")
-                if f"op-shard-{i}" in self.leases else "" for i in range(SHARDS)]
+        return [self.holder(f"op-shard-{i}") for i in range(SHARDS)]
+
+    def holder(self, name: str) -> str:
+        spec = self.leases[name].spec if name in self.leases else None
+        return (spec.holder_identity or "") if spec is not None else ""
 
 
 def replica(api: LeaseApi, name: str, clock: list[float]) -> ShardedLeases:
@@ -146,6 +153,7 @@ def test_a_lost_shard_is_fenced_at_once_while_the_others_stay_held() -> None:
     a = replica(api, "a", clock)
     rounds([a], clock, 1)
     stolen = api.leases["op-shard-2"]
+    assert stolen.spec is not None
     stolen.spec.holder_identity = "intruder"  # another replica took shard 2 (say a had paused)
     api._stored(stolen)
     rounds([a], clock, 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,7 +72,8 @@ SMALL = DetectorSettings(min_train_rows=60, refit_every=80, n_estimators=20, bas
      "sensitivity": 0.8}, {"cooldown_rows": 5, "persistence_k": 2, "persistence_n": 3},
      {"beyond_training": True}, {"smooth_rows": 3}],
 )
-def test_a_scored_batch_judged_at_other_knobs_is_the_detector_at_those_knobs(knobs: dict) -> None:
+def test_a_scored_batch_judged_at_other_knobs_is_the_detector_at_those_knobs(
+        knobs: dict[str, Any]) -> None:
     assert set(knobs) <= set(OPERATING_POINT_KNOBS)
     values = 10 + np.random.default_rng(4).normal(0, 1, 600)
     values[[300, 450]] += [9.0, -12.0]

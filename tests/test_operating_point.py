@@ -162,7 +162,9 @@ def test_spec_operating_point_fields() -> None:
     assert spec.look_ahead_factor == 1.5
     assert spec.objective is not None and spec.objective.max_unserved_percent == 0.5
     assert PredictiveSpec.model_validate({}).objective is None
-    for bad in ({"lookAheadFactor": 0.5}, {"lookAheadFactor": 11},
-                {"objective": {"maxUnservedPercent": 101}}, {"objective": {}}):
+    bad_specs: tuple[dict[str, object], ...] = (
+        {"lookAheadFactor": 0.5}, {"lookAheadFactor": 11},
+        {"objective": {"maxUnservedPercent": 101}}, {"objective": {}})
+    for bad in bad_specs:
         with pytest.raises(ValueError):
             PredictiveSpec.model_validate(bad)

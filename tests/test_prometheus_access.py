@@ -4,7 +4,11 @@ of them in a message."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +16,11 @@ from pydantic import ValidationError
 from adaptive_operator.adapters import prometheus_access
 from adaptive_operator.adapters.prometheus import MetricError
 from adaptive_operator.adapters.prometheus_access import AccessSettings, PrometheusAccess, allowed
+from adaptive_operator.adapters.prometheus_http import Endpoint
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.prometheus_ref import PrometheusRef
+
+T = TypeVar("T")
 
 OPERATOR = AccessSettings(url="http://prometheus.monitoring:9090")
 
@@ -124,3 +132,44 @@ def test_a_secret_is_read_again_once_its_cache_is_old() -> None:
     now[0] += 2  # a rotated Secret is picked up
     assert access.secret("team-a", "creds") == {"token": "t2"}
     assert reads == [("team-a", "creds")] * 2
+
+
+class CountingPool(ThreadPoolExecutor):
+    """The loop's default executor, counting the calls handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.calls = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_only_a_secret_read_is_handed_to_a_worker_thread() -> None:
+    """Several endpoints per service and sync: a thread hop each costs the loop more than making
+    the endpoint, so only the blocking case (a Secret not cached) takes one."""
+    access = PrometheusAccess(AccessSettings(url="http://p", allowed=("https://thanos",)),
+                              lambda namespace, name: {"token": "t"})
+    spec = AdaptiveServiceSpec.model_validate({
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "maxReplicas": 5, "metrics": [{"name": "load", "query": "sum(x)",
+                                       "targetPerReplica": 10}]})
+    secured = spec.model_copy(update={"prometheus": PrometheusRef.model_validate({
+        "url": "https://thanos", "auth": {"secretRef": {"name": "creds"},
+                                          "bearerTokenKey": "token"}})})
+    pool = CountingPool()
+
+    async def sources() -> list[tuple[int, Endpoint]]:
+        asyncio.get_running_loop().set_default_executor(pool)
+        seen = []
+        for asked in (spec, secured, secured):
+            source = await access.source_for("team-a", asked)
+            seen.append((pool.calls, source.endpoint))
+        return seen
+
+    (plain_hops, plain), (first_hops, first), (again_hops, again) = asyncio.run(sources())
+    assert plain.url == "http://p" and plain_hops == 0
+    assert first_hops == 1  # the Secret's read
+    assert again_hops == 1  # then from the cache, in place
+    assert dict(first.headers) == dict(again.headers) == {"Authorization": "Bearer t"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ BIN = Path(sys.executable).parent
 MAX_MODULE_LINES = 500
 # The handlers observe and apply; what they decide lives in the domain. A tighter bar keeps it so.
 MAX_HANDLER_COMPLEXITY = 6
+SCRIPT_FOLDERS = ("e2e", "benchmarks", "tests")  # modules by top-level name, not packages
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +52,23 @@ def test_handler_blocks_stay_at_complexity_six_or_less(module: Path) -> None:
 def test_mypy_strict() -> None:
     result = run(str(BIN / "mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def python_scripts() -> set[str]:
+    """The suffix-less programs written in Python (a `#!...python` first line)."""
+    found = set()
+    for folder in (*SCRIPT_FOLDERS, "scripts"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and not path.suffix:
+                with path.open("rb") as program:
+                    if re.match(rb"#!.*python", program.readline()):
+                        found.add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_mypy_checks_the_tests_e2e_benchmarks_and_python_scripts_too() -> None:
+    files = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"])
+    assert {"operator/adaptive_operator", *SCRIPT_FOLDERS} | python_scripts() <= files
 
 
 def test_domain_imports_no_io_library() -> None:

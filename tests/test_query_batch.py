@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters.prometheus import MetricError
+from adaptive_operator.adapters.prometheus import MetricError, Target
 from adaptive_operator.adapters.promql_shape import Shape
 from adaptive_operator.adapters.query_batch import FORGET_AFTER_SECONDS, QueryBatcher
 
@@ -38,7 +38,7 @@ class Prometheus:
         self.gate: threading.Event | None = None
         self.lock = threading.Lock()
 
-    def __call__(self, url: str, query: str) -> list[dict[str, Any]]:
+    def __call__(self, url: Target, query: str) -> list[dict[str, Any]]:
         if self.gate is not None:
             self.gate.wait(5)
         with self.lock:

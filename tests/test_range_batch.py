@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.adapters.prometheus import PrometheusError
+from adaptive_operator.adapters.prometheus import PrometheusError, Target
 from adaptive_operator.adapters.range_batch import RangeBatcher
 from adaptive_operator.domain.common.times import aligned
 
@@ -38,7 +38,7 @@ class Prometheus:
         self.gate.set()
         self.lock = threading.Lock()
 
-    def __call__(self, url: str, query: str, start: float, end: float, step: float) -> Any:
+    def __call__(self, url: Target, query: str, start: float, end: float, step: float) -> Any:
         self.entered.set()
         self.gate.wait(5)
         with self.lock:

@@ -71,7 +71,7 @@ async def test_run_fences_every_port_of_its_runtime_by_its_leadership(
 
 async def test_a_port_not_handed_runs_client_reads_but_never_writes() -> None:
     with pytest.raises(Exception, match="NotLeading"):  # refused before anything is sent
-        await ClusterWorkloads(resolve=lambda *_: None).roll_back(  # type: ignore[arg-type,return-value]
+        await ClusterWorkloads(resolve=lambda *_: None).roll_back(  # type: ignore[arg-type]
             "prod", "web", {})
     with pytest.raises(kube.NotLeading):
         await OwnRecords().patch_status("adaptiveservices", "prod", "web", {})
@@ -108,7 +108,8 @@ async def test_each_shards_writes_are_fenced_on_that_shards_lease(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A write computed while shard 1 was held is refused once shard 1 is lost, while shard 2,
     still held, writes; the process carries on, and gives its leases back when it stops."""
-    leases, server, seen = FakeLeases({0, 1, 2, 3}), KubeHttp(), {}
+    leases, server = FakeLeases({0, 1, 2, 3}), KubeHttp()
+    seen: dict[str, runtime.Runtime] = {}
     monkeypatch.setattr(kube, "fenced_client", lambda may_write: fenced_client(server, may_write))
     monkeypatch.setattr(kube, "reading_client", lambda: fenced_client(server, lambda: False))
     monkeypatch.setattr(run_command, "sharded_leases", lambda args: leases)

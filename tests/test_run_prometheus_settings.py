@@ -44,7 +44,7 @@ class Seen:
         access = runtime.of(memo).prometheus
         source = asyncio.run(access.source_for("team-a", SPEC))
         self.scaling = source.scaling_spec(SPEC).metrics[0].query
-        _, self.health = asyncio.run(access.health_queries(
+        _endpoint, self.health = asyncio.run(access.health_queries(
             "team-a", SPEC, {"cpu": 'avg(x{pod=~"{{pods}}"})'}, ["web-1"]))
         self.shard_set = access.operator_query("team-a", "kv", "sum(load)")
         self.headers = dict(access.endpoint_for("team-a", None).headers)

@@ -95,11 +95,8 @@ def test_latency_and_cpu_are_found_by_role_and_the_largest_load_change_wins() ->
              "latency_budget_left": "other"}
     signals = load_signals(load, health, 3, roles)
     assert signals is not None
-    assert (signals.load_change, signals.latency_change, signals.cpu_change) == (
-        pytest.approx(0.6),
-        pytest.approx(0.8),
-        pytest.approx(0.3),
-    )
+    assert (signals.load_change, signals.latency_change, signals.cpu_change) == pytest.approx(
+        (0.6, 0.8, 0.3))
     assert signals.saturated
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import (
     MetricReading,
@@ -13,7 +14,6 @@ from adaptive_operator.domain.scaling.algorithm import (
 )
 from adaptive_operator.domain.scaling.plan import (
     Actions,
-    Event,
     history_to_write,
     kept_history,
     plan_actions,

@@ -11,7 +11,7 @@ from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.handlers import scaling_apply, scaling_observe
 
-from fakes import Cluster
+from fakes import Cluster, kopf_body
 
 NOW = 1_000.0
 
@@ -36,7 +36,7 @@ async def one_sync(memory: scaling_observe.Memory, body: kopf.Body, replicas: in
 async def test_a_status_already_written_is_not_written_again_from_a_stale_body() -> None:
     api = Cluster()
     patches = api.statuses
-    stale = kopf.Body({"metadata": {"name": "web", "generation": 1}, "status": {}})
+    stale = kopf_body({"metadata": {"name": "web", "generation": 1}, "status": {}})
     memory = scaling_observe.Memory()
     for count in range(3):  # the body never shows the first write
         await one_sync(memory, stale, 3, NOW + 15 * count, api)

@@ -30,7 +30,8 @@ JOB = 30  # the phase of a job that runs once per season
 
 def periodic(rows: int, period: float, seed: int = 0, noise: float = 0.3) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.sin(2 * np.pi * np.arange(rows) / period) + rng.normal(0.0, noise, rows)
+    series: np.ndarray = np.sin(2 * np.pi * np.arange(rows) / period) + rng.normal(0.0, noise, rows)
+    return series
 
 
 def with_jobs(seed: int, rows: int = 1500) -> tuple[np.ndarray, np.ndarray]:

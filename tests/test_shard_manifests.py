@@ -10,13 +10,13 @@ from adaptive_operator.domain.sharding import manifests as m
 from adaptive_operator.domain.sharding.resharding import JobObservation
 from adaptive_operator.domain.sharding.slots import Move
 
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "replicas": 2,
     "template": {"metadata": {"labels": {"app": "cache"}},
                  "spec": {"containers": [{"name": "redis", "image": "redis:7"}]}},
     "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
 }
-JOB_TEMPLATE = {"template": {"spec": {"containers": [
+JOB_TEMPLATE: dict[str, Any] = {"template": {"spec": {"containers": [
     {"name": "mover", "image": "mover:1", "env": [{"name": "MODE", "value": "copy"}]}]}}}
 MOVE = Move(100, 200, 0, 3)
 
@@ -50,7 +50,7 @@ def test_migration_job_carries_the_move_in_env_and_labels() -> None:
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert job["metadata"]["name"] == m.job_name("cache", MOVE, 2)
-    template_env = JOB_TEMPLATE["template"]["spec"]["containers"][0]["env"]  # type: ignore[index]
+    template_env = JOB_TEMPLATE["template"]["spec"]["containers"][0]["env"]
     assert template_env == [{"name": "MODE", "value": "copy"}]  # the template is not mutated
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import kopf
 
@@ -20,7 +20,8 @@ from adaptive_operator.domain.sharding.slots import Move, initial_assignment
 from adaptive_operator.handlers import shard_set as handler
 from adaptive_operator.handlers.ports import OwnRecords
 from adaptive_operator.handlers.runtime import LoadReader, Runtime
-from adaptive_operator.routing import build_table
+from adaptive_operator.handlers.shard_set_apply import routing_manifest
+from adaptive_operator.routing import RoutingTable, build_table
 
 from fakes import FixedClock, KubeHttp, OwnWrites, fenced_client
 
@@ -30,6 +31,9 @@ SPEC = ShardSetSpec.model_validate({
     "migration": {"jobTemplate": {"template": {"spec": {"containers": [{"name": "m"}]}}}},
 })
 NOW = parse_time("2026-01-01T00:00:05Z")
+# kopf's decorator returns the handler itself, typed as its TimerFn protocol (kopf's own body
+# views for every argument, any result): the tests call it with what it reads, as plain dicts.
+reconcile_shard_set = cast(Callable[..., Awaitable[None]], handler.reconcile_shard_set)
 BODY: dict[str, Any] = {
     "apiVersion": "adaptive.dev/v1alpha1", "kind": "ShardSet",
     "metadata": {"name": "cache", "namespace": "prod", "uid": "u-1"},
@@ -104,7 +108,7 @@ def test_record_writes_status_and_given_up_annotation_only_on_change() -> None:
 def test_routing_manifest_is_owned_and_loadable() -> None:
     snapshot = handler._snapshot(SPEC, objects(), {})
     decision = decide(snapshot, now=0.0)
-    manifest = handler.routing_manifest("cache", "prod", decision, BODY)
+    manifest = routing_manifest("cache", "prod", decision, BODY)
     assert manifest["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     assert manifest["data"]["epoch"] == str(decision.routing.epoch)
 
@@ -191,7 +195,7 @@ async def reconcile(
     if fake.read_load is not None:
         rt = Runtime(shards=fake, read_load=fake.read_load, status=fake.own,
                      events=fake.own)
-    await handler.reconcile_shard_set(
+    await reconcile_shard_set(
         spec=spec, meta=state["meta"], status=state["status"], name="cache", namespace="prod",
         body=BODY, memo=kopf.Memo(runtime=rt),
     )
@@ -212,12 +216,12 @@ def was_retried(fake: InMemoryShardCluster) -> bool:
 
 async def drive(
     fake: InMemoryShardCluster, spec: dict[str, Any], state: dict[str, Any]
-) -> tuple[handler.RoutingTable, bool]:
+) -> tuple[RoutingTable, bool]:
     """Reconcile until Ready, checking the published table after every step."""
     retried = False
     for _ in range(30):
         await reconcile(fake, spec, state)
-        table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+        table = RoutingTable.from_config_map_data(fake.routing or {})
         assert set(table.owners.tolist()) <= live_shards(fake)  # never a missing shard
         retried |= was_retried(fake)
         fake.settle()
@@ -288,7 +292,7 @@ async def test_hot_shard_load_starts_a_rebalance() -> None:
     state: dict[str, Any] = {"meta": {"generation": 1}, "status": {}}
     await settle_at(fake, spec, state)
     assert queries and queries[0] == "load"
-    table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+    table = RoutingTable.from_config_map_data(fake.routing or {})
     counts = [table.owners.tolist().count(s) for s in range(2)]
     assert counts[0] < counts[1]  # the hot shard gave slots away, through migration Jobs
     record = json.loads(state["meta"]["annotations"][handler.REBALANCE_ANNOTATION])
@@ -307,7 +311,7 @@ async def test_unreadable_load_moves_nothing() -> None:
     await settle_at(fake, spec, state)
     warnings = [event.reason for event in fake.own.events if event.type == "Warning"]
     assert warnings == ["LoadQueryFailed"]  # once: the next try waits for the period
-    table = handler.RoutingTable.from_config_map_data(fake.routing or {})
+    table = RoutingTable.from_config_map_data(fake.routing or {})
     assert table.owners.tolist() == list(initial_assignment(2, 12))
 
 
@@ -334,10 +338,14 @@ async def test_a_replica_that_is_not_leading_writes_nothing() -> None:
     spec = SPEC.model_dump(by_alias=True)
     for leading, given in [(False, spec), (False, {"shards": 0}), (True, spec)]:
         patch = kopf.Patch()
-        await handler.reconcile_shard_set(
+
+        def may_act(now: bool = leading) -> bool:
+            return now
+
+        await reconcile_shard_set(
             spec=given, meta={"generation": 1}, status={}, name="cache", namespace="prod",
             body=BODY, patch=patch, memo=kopf.Memo(runtime=Runtime(
-                shards=fake, may_act=lambda now=leading: now, status=fake.own,
+                shards=fake, may_act=may_act, status=fake.own,
                 events=fake.own)))
         assert patch == {}
         wrote = fake.objects != {} or fake.routing is not None or fake.own.take() != []
@@ -358,7 +366,7 @@ async def reconcile_over_http(may_act: Callable[[], bool]) -> tuple[kopf.Patch, 
                  clock=FixedClock(NOW), status=records, events=records)
     patch = kopf.Patch()
     spec = SPEC.model_dump(by_alias=True) | {"shards": 2, "rebalance": {"loadQuery": "load"}}
-    await handler.reconcile_shard_set(
+    await reconcile_shard_set(
         spec=spec, meta={"generation": 1}, status={}, name="cache", namespace="prod",
         body=BODY, patch=patch, memo=kopf.Memo(runtime=rt))
     return patch, server

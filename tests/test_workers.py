@@ -9,10 +9,12 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from adaptive_operator.adapters import health, workers
+from adaptive_operator.adapters.prometheus import Target
 from adaptive_operator.adapters.query_batch import QueryBatcher
 from adaptive_operator.adapters.range_batch import RangeBatcher
 
@@ -33,7 +35,8 @@ async def test_a_noisy_namespace_cannot_starve_a_quiet_one(pool: workers.FairExe
     """One thread, held by a namespace with 20 calls queued behind it: another namespace's call
     runs next, not after the 20 (as it would in a plain FIFO pool)."""
     asyncio.get_running_loop().set_default_executor(pool)
-    release, order = threading.Event(), []
+    release = threading.Event()
+    order: list[str] = []
     blocker = asyncio.create_task(_call("noisy", release.wait))
     await asyncio.sleep(0.05)
     noisy = [asyncio.create_task(_call("noisy", order.append, f"noisy-{i}")) for i in range(20)]
@@ -131,7 +134,7 @@ def test_healthz_fails_while_a_check_says_stuck() -> None:
 async def test_prometheus_reads_run_on_the_pool_they_were_given() -> None:
     pool, threads = workers.FairExecutor(1, "given"), []
 
-    def runner(url: str, query: str, *window: float) -> list[dict[str, object]]:
+    def runner(url: Target, query: str, *window: float) -> list[dict[str, Any]]:
         threads.append(threading.current_thread().name)
         return [{"metric": {}, "value": [0, "1"], "values": [[0, "1"]]}]
 

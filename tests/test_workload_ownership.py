@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes import client  # the adapter's: its API classes are patched here
+from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters import workload
 from adaptive_operator.adapters.workload import WorkloadError, owned_by, owned_pods, selector_text
@@ -68,7 +70,7 @@ def test_a_statefulsets_pods_are_those_it_owns_found_by_its_whole_selector(
         # The selector also matches a bare pod and another StatefulSet's pod.
         return [owned("web-0", "s-web"), owned("impostor-0", "s-other"), owned("bare", "")]
 
-    monkeypatch.setattr(workload.client, "AppsV1Api", FakeApps)
+    monkeypatch.setattr(client, "AppsV1Api", FakeApps)
     monkeypatch.setattr(workload, "list_pods", list_pods)
     pods, revisions = workload._statefulset_pods_and_revisions(API, "ns", "web")
     assert asked == ["app=web,track in (stable)"]
@@ -109,7 +111,7 @@ class FakeCore:
     def create_namespaced_pod_eviction(self, name: str, namespace: str, body: Any) -> None:
         FakeCore.sent.append(workload._plain(API, body))
         if FakeCore.status:
-            raise workload.ApiException(status=FakeCore.status, reason="Conflict")
+            raise ApiException(status=FakeCore.status, reason="Conflict")
 
 
 async def test_an_eviction_holds_only_while_the_pod_is_the_one_decided_on(
@@ -121,7 +123,7 @@ async def test_an_eviction_holds_only_while_the_pod_is_the_one_decided_on(
         return [owned("db-0", "s-web"), owned("db-1", "s-web")], []
 
     monkeypatch.setattr(workload, "statefulset_pods_and_revisions", pods_and_sets)
-    monkeypatch.setattr(workload.client, "CoreV1Api", FakeCore)
+    monkeypatch.setattr(client, "CoreV1Api", FakeCore)
     refused = await workload.evict(API, "ns", ("db-0", "db-1"), ("StatefulSet", "db"),
                                    {"db-0": "uid-0", "db-1": ""})
     assert refused == []

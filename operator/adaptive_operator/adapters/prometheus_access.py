@@ -216,14 +216,24 @@ class PrometheusAccess:
     def secret(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, decoded; cached for SECRET_TTL_SECONDS."""
         now = self._clock()
-        with self._lock:
-            kept = self._secrets.get((namespace, name))
-        if kept is not None and now - kept[0] < SECRET_TTL_SECONDS:
-            return kept[1]
+        kept = self._kept_secret(namespace, name, now)
+        if kept is not None:
+            return kept
         data = self._read(namespace, name)
         with self._lock:
             self._secrets[(namespace, name)] = (now, data)
         return data
+
+    def _kept_secret(self, namespace: str, name: str, now: float) -> dict[str, str] | None:
+        with self._lock:
+            kept = self._secrets.get((namespace, name))
+        return kept[1] if kept is not None and now - kept[0] < SECRET_TTL_SECONDS else None
+
+    def _blocks(self, namespace: str, ref: PrometheusRef | None) -> bool:
+        """Whether `endpoint_for` would read a Secret from the API server (not cached)."""
+        if ref is None or ref.auth is None:
+            return False
+        return self._kept_secret(namespace, ref.auth.secret_ref.name, self._clock()) is None
 
     def operator_endpoint(self) -> Endpoint:
         return operator_endpoint(self.settings)
@@ -242,7 +252,12 @@ class PrometheusAccess:
 
     async def source_for(self, namespace: str, spec: AdaptiveServiceSpec,
                          pods: Sequence[str] | None = None) -> Source:
-        endpoint = await asyncio.to_thread(self.endpoint_for, namespace, spec.prometheus)
+        # Only a Secret read blocks: every other endpoint is made in place, as a hop to a worker
+        # thread costs the loop more than the call (several per service and sync).
+        if self._blocks(namespace, spec.prometheus):
+            endpoint = await asyncio.to_thread(self.endpoint_for, namespace, spec.prometheus)
+        else:
+            endpoint = self.endpoint_for(namespace, spec.prometheus)
         values = TargetValues(namespace, spec.scale_target_ref.name, pods)
         return Source(endpoint, values, self.settings.scope)
 
