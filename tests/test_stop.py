@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
 import sys
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -20,7 +24,14 @@ from adaptive_operator.handlers.runtime import Runtime
 
 from fakes import NoShards
 
+OPERATOR = Path(__file__).resolve().parent.parent / "operator"
+
 WRITTEN = "status written"
+# kopf types a decorated handler as its ActivityFn (every keyword kopf passes, required); the
+# handlers themselves take the memo alone.
+Activity = Callable[..., Awaitable[None]]
+start_up = cast(Activity, settings.fair_thread_pool)
+clean_up = cast(Activity, settings.stop_workers)
 
 
 class Blockers:
@@ -41,14 +52,14 @@ class Blockers:
 
 async def operator_lifetime(memo: kopf.Memo, ran: list[int]) -> list[Any]:
     """Start-up, a backlog deeper than the pool, then the cleanup kopf runs at stop."""
-    await settings.fair_thread_pool(memo=memo)
+    await start_up(memo=memo)
     loop = asyncio.get_running_loop()
     blockers = Blockers(settings.WORKER_THREADS)
     in_flight = [loop.run_in_executor(None, blockers.write)
                  for _ in range(settings.WORKER_THREADS)]
     blockers.wait_running()  # every thread is busy: what follows queues
     queued = [loop.run_in_executor(None, ran.append, i) for i in range(100)]
-    await settings.stop_workers(memo=memo)
+    await clean_up(memo=memo)
     late = loop.run_in_executor(None, ran.append, -1)  # a call made while stopping
     blockers.release.set()
     written = await asyncio.gather(*in_flight)
@@ -78,7 +89,8 @@ def test_a_stop_runs_no_queued_call_and_lets_the_running_ones_finish() -> None:
 
 
 def test_a_stopped_pool_cancels_what_is_queued_and_what_comes_later() -> None:
-    pool, blockers, ran = workers.FairExecutor(1, "stop"), Blockers(1), []
+    pool, blockers = workers.FairExecutor(1, "stop"), Blockers(1)
+    ran: list[int] = []
     try:
         running = pool.submit(blockers.write)
         blockers.wait_running()
@@ -114,6 +126,21 @@ def test_the_process_ends_with_the_code_of_run_and_its_output_flushed(
     monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(written))  # as to a pipe: buffered
     sys.stderr.write("the last line\n")
     exits: list[int] = []
-    run_command.end_process(3, exits.append)
-    assert exits == [3]
+    ran: list[str] = []
+    run_command.end_process(3, exits.append, lambda: ran.append("exit functions"))
+    assert exits == [3] and ran == ["exit functions"]
     assert written.getvalue() == b"the last line\n"
+
+
+def test_what_was_registered_to_run_at_exit_still_runs(tmp_path: Path) -> None:
+    """Coverage saves a measured operator's data at exit: skipping the interpreter's teardown
+    must not skip that."""
+    saved = tmp_path / "saved"
+    script = ("import atexit, pathlib\n"
+              "from adaptive_operator.commands.run import end_process\n"
+              f"atexit.register(pathlib.Path({str(saved)!r}).write_text, 'data')\n"
+              "end_process(3)\n")
+    ended = subprocess.run([sys.executable, "-c", script], check=False, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(OPERATOR)})
+    assert ended.returncode == 3
+    assert saved.read_text() == "data"
