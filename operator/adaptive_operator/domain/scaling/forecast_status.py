@@ -107,6 +107,31 @@ def status_from_state(state: PredictiveState) -> PredictiveStatus:
     )
 
 
+# The forecast's slow numbers: they move a little every sync, and a status write for that alone
+# was about half of all status writes at scale (an API call each, and a watch event that every
+# replica of the operator processes). A move of over NUMBERS_TOLERANCE is written at once (a
+# downstream service adds its upstream's persistence rise, read from status, to its own reading);
+# a smaller one goes with the next write, at the latest the history's checkpoint.
+SLOW_NUMBERS = ("persistenceRise", "backtestMase")
+NUMBERS_TOLERANCE = 0.1
+
+
+def forecast_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `new`'s status.forecast is worth a write against `old`'s."""
+    before, after = old.get("forecast"), new.get("forecast")
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return before != after
+    steady = [{k: v for k, v in shown.items() if k not in SLOW_NUMBERS and v is not None}
+              for shown in (before, after)]
+    return steady[0] != steady[1] or any(_moved(before.get(k), after.get(k)) for k in SLOW_NUMBERS)
+
+
+def _moved(before: Any, after: Any) -> bool:
+    if not isinstance(before, int | float) or not isinstance(after, int | float):
+        return bool(before != after)
+    return abs(after - before) > NUMBERS_TOLERANCE * max(abs(before), abs(after))
+
+
 def forecast_fields(old: Mapping[str, Any], forecast: ServiceForecast | None) -> dict[str, Any]:
     if forecast is not None:
         return {"forecast": forecast_status(forecast)}

@@ -34,6 +34,7 @@ from adaptive_operator.domain.scaling.coupled_status import not_evaluated as cou
 from adaptive_operator.domain.scaling.coupled_status import status_fields as coupling_fields
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.forecast_status import (
+    forecast_changed,
     forecast_conditions,
     forecast_fields,
     not_evaluated_condition,
@@ -235,7 +236,8 @@ def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOut
                   + list(snapshot.healing_conditions))
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now,
                                          snapshot.generation or 0)
-    changed = status_changed(old, new)
+    others = {k: v for k, v in new.items() if k != "forecast"}
+    changed = status_changed(old, others) or ("forecast" in new and forecast_changed(old, new))
     checkpoint = history_to_write(memory.history, outcome, memory.written, changed, now)
     if checkpoint is not None:
         new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
