@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from adaptive_operator.domain.scaling.forecast_status import NUMBERS_TOLERANCE, forecast_changed
+from adaptive_operator.domain.scaling.forecast_status import NUMBERS_TOLERANCE
+from adaptive_operator.domain.scaling.sync import worth_writing
 
 SHOWN = {"metric": "load", "reliable": False, "summary": "Reactive", "lookAheadSeconds": 15,
          "reason": "no seasonality detected; persistence band asks for 1", "forecast": [],
@@ -34,9 +35,9 @@ def status(**forecast: Any) -> dict[str, Any]:
 ])
 def test_only_a_change_beyond_the_slow_numbers_noise_is_worth_a_write(
         new: dict[str, Any], worth: bool) -> None:
-    assert forecast_changed(status(), new) is worth
+    assert worth_writing(status(), new) is worth
 
 
 def test_a_first_forecast_is_worth_a_write() -> None:
-    assert forecast_changed({"desiredReplicas": 1}, status())
-    assert not forecast_changed(status(), status())
+    assert worth_writing({"desiredReplicas": 1}, status())
+    assert not worth_writing(status(), status())

@@ -116,14 +116,20 @@ SLOW_NUMBERS = ("persistenceRise", "backtestMase")
 NUMBERS_TOLERANCE = 0.1
 
 
-def forecast_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether `new`'s status.forecast is worth a write against `old`'s."""
+def without_slow_numbers(status: Mapping[str, Any]) -> dict[str, Any]:
+    """`status` with its forecast's slow numbers left out."""
+    shown = status.get("forecast")
+    if not isinstance(shown, Mapping):
+        return dict(status)
+    return {**status, "forecast": {k: v for k, v in shown.items() if k not in SLOW_NUMBERS}}
+
+
+def slow_numbers_moved(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a slow number of status.forecast moved by over the tolerance, came or went."""
     before, after = old.get("forecast"), new.get("forecast")
     if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-        return before != after
-    steady = [{k: v for k, v in shown.items() if k not in SLOW_NUMBERS and v is not None}
-              for shown in (before, after)]
-    return steady[0] != steady[1] or any(_moved(before.get(k), after.get(k)) for k in SLOW_NUMBERS)
+        return False  # the forecast itself came or went: the rest of status says so
+    return any(_moved(before.get(k), after.get(k)) for k in SLOW_NUMBERS)
 
 
 def _moved(before: Any, after: Any) -> bool:

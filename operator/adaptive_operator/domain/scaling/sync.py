@@ -34,10 +34,11 @@ from adaptive_operator.domain.scaling.coupled_status import not_evaluated as cou
 from adaptive_operator.domain.scaling.coupled_status import status_fields as coupling_fields
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
 from adaptive_operator.domain.scaling.forecast_status import (
-    forecast_changed,
     forecast_conditions,
     forecast_fields,
     not_evaluated_condition,
+    slow_numbers_moved,
+    without_slow_numbers,
 )
 from adaptive_operator.domain.scaling.plan import (
     history_to_write,
@@ -222,6 +223,12 @@ def recorded(snapshot: Snapshot, pending: scale_writes.WriteRecord) -> Snapshot:
                                            {"scaleWrites": writes_status(pending)}))
 
 
+def worth_writing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether writing `new` changes status beyond the noise of the forecast's slow numbers."""
+    return (status_changed(without_slow_numbers(old), without_slow_numbers(new))
+            or slow_numbers_moved(old, new))
+
+
 def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOutcome,
                  memory: Memory, scaled_at: float | None, now: float) -> StatusWrite:
     """The status patch, with the stabilization history when status is written anyway or a
@@ -236,8 +243,7 @@ def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOut
                   + list(snapshot.healing_conditions))
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now,
                                          snapshot.generation or 0)
-    others = {k: v for k, v in new.items() if k != "forecast"}
-    changed = status_changed(old, others) or ("forecast" in new and forecast_changed(old, new))
+    changed = worth_writing(old, new)
     checkpoint = history_to_write(memory.history, outcome, memory.written, changed, now)
     if checkpoint is not None:
         new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
