@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import Counter
+from prometheus_client.metrics import MetricWrapperBase
 from pydantic import BaseModel
 
+from adaptive_operator.adapters import telemetry
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.shard_set import ShardSetSpec
 from adaptive_operator.cli import build_parser
@@ -130,3 +133,20 @@ def test_the_readme_lists_every_run_flag() -> None:
     operations = readme.split("\n## Operations\n", 1)[1].split("\n## ", 1)[0]
     missing = [flag for flag in run_flags() if f"`{flag}" not in operations]
     assert missing == [], f"flags of `run` the README's Operations section omits: {missing}"
+
+
+def operator_metric_names() -> list[str]:
+    names = []
+    for value in vars(telemetry).values():
+        if isinstance(value, MetricWrapperBase):
+            suffix = "_total" if isinstance(value, Counter) else ""
+            names.append(f"{value._name}{suffix}")
+    return names
+
+
+def test_the_operations_page_lists_every_operator_metric() -> None:
+    page = (ROOT / "docs/operations.md").read_text()
+    names = operator_metric_names()
+    assert "adaptive_gc_pause_seconds_total" in names
+    missing = [name for name in names if f"| `{name}` |" not in page]
+    assert missing == [], f"metrics docs/operations.md's table omits: {missing}"

@@ -107,6 +107,9 @@ WORKER_QUEUE_SECONDS = Histogram(
 WORKER_RUN_SECONDS = Histogram(
     "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread.",
     buckets=_WORKER_BUCKETS)
+GC_PAUSE_SECONDS = Counter(
+    "adaptive_gc_pause_seconds_total", "Time the process stood still in Python's cyclic garbage "
+    "collector, by generation (2: a full collection over every object held).", ["generation"])
 T = TypeVar("T")
 
 

@@ -224,7 +224,7 @@ def end_process(code: int, exit_with: Callable[[int], object] = os._exit,
 
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator import logs
-    from adaptive_operator.adapters import health, kube, leader, telemetry, workers
+    from adaptive_operator.adapters import collector, health, kube, leader, telemetry, workers
     from adaptive_operator.adapters.prometheus_http import IoLoop
     from adaptive_operator.domain.common.namespaces import watch_scope
     from adaptive_operator.handlers import (  # noqa: F401 (importing registers the handlers)
@@ -235,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
+    collector.configure()
     scope = watch_scope(namespaces(args))
     kube.load_config()
     health.serve(args.health_port)
