@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client, config
 
 import xdist_groups
 from cluster_lock import ClusterLock, flocked
@@ -214,6 +215,15 @@ def cluster() -> Cluster:
     return Cluster(exports["KUBECONFIG"], exports["PROMETHEUS_URL"],
                    Path(exports["PROMETHEUS_TARGETS_DIR"]), local=True,
                    started_here=disposable or not was_running)
+
+
+@pytest.fixture(scope="module")
+def api(cluster: Cluster) -> Iterator[client.ApiClient]:
+    """A Kubernetes API client on the cluster, for a module's reads and watches."""
+    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=cluster.kubeconfig)
+    yield api_client
+    api_client.close()
 
 
 @pytest.fixture(scope="session")

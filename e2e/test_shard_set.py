@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import routing
@@ -196,14 +196,6 @@ def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
                               args=("--namespace", f"e2e-{module_tag(__name__)}-*")).start()
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def api(cluster: Cluster) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=cluster.kubeconfig)
-    yield api_client
-    api_client.close()
 
 
 def apply(cluster: Cluster, namespace: str, text: str) -> None:

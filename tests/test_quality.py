@@ -35,6 +35,11 @@ def test_ruff_lint_including_complexity_under_ten() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_ruff_lints_the_python_scripts_too() -> None:
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert python_scripts() <= set(ruff["extend-include"])
+
+
 def blocks(found: list[Any]) -> list[Any]:
     """Radon's functions, classes and methods, with the functions nested in them."""
     return [*found, *(nested for block in found
@@ -76,7 +81,16 @@ def test_domain_imports_no_io_library() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("module", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def all_modules() -> list[Path]:
+    """Every Python module of the repository: the package, the test, e2e and benchmark modules,
+    and the suffix-less scripts."""
+    found = set(PACKAGE.rglob("*.py"))
+    found |= {path for folder in SCRIPT_FOLDERS for path in (ROOT / folder).rglob("*.py")}
+    found |= {ROOT / script for script in python_scripts()}
+    return sorted(found)
+
+
+@pytest.mark.parametrize("module", all_modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_modules_stay_under_500_lines(module: Path) -> None:
     assert len(module.read_text().splitlines()) < MAX_MODULE_LINES
 

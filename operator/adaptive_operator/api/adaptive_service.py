@@ -1,9 +1,8 @@
 """The AdaptiveService resource (adaptive.dev/v1alpha1): spec and status models.
 
 Field names and defaults follow HorizontalPodAutoscaler v2 so that users recognise them. The
-forecasting and healing issues add `predictive` and `healing` blocks: subclass `AdaptiveServiceSpec`
-(or add an optional field here) with their own models; the CRD generator picks up whatever the
-registered model declares.
+optional `predictive`, `healing` and `coupling` blocks have their own modules beside this one;
+the CRD generator picks up whatever these models declare.
 """
 
 from __future__ import annotations
