@@ -57,11 +57,20 @@ def _startup_seconds(pod: Mapping[str, Any]) -> float | None:
     return (ready_at - created).total_seconds()
 
 
+def _live(pod: Mapping[str, Any]) -> bool:
+    """Neither terminating nor finished."""
+    return not (pod.get("metadata") or {}).get("deletionTimestamp") and (
+        pod.get("status") or {}).get("phase") not in TERMINAL
+
+
+def _is_ready(pod: Mapping[str, Any]) -> bool:
+    return (_ready_condition(pod) or {}).get("status") == "True"
+
+
 def pod_counts(pods: Iterable[Mapping[str, Any]]) -> kube.PodCounts:
     """Ready and not-ready pods among the live ones (not terminating, not finished)."""
-    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")
-            and (p.get("status") or {}).get("phase") not in TERMINAL]
-    ready = sum(1 for p in live if (_ready_condition(p) or {}).get("status") == "True")
+    live = [p for p in pods if _live(p)]
+    ready = sum(1 for p in live if _is_ready(p))
     startups = tuple(s for s in map(_startup_seconds, live) if s is not None)
     return kube.PodCounts(ready=ready, unready=len(live) - ready, startup_seconds=startups)
 

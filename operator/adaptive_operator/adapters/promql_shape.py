@@ -156,30 +156,46 @@ def _unwrap(expression: str) -> tuple[tuple[str, ...], re.Match[str]] | None:
         expression = call["arg"]
 
 
-def shape_of(query: str) -> Shape | None:
-    """The query's shape when it can share a grouped query, else None."""
+def _summed_selector(query: str) -> tuple[tuple[str, ...], re.Match[str]] | None:
+    """The functions and the selector of a `sum(...)` query, None when it is not that shape."""
     outer = _CALL.fullmatch(query)
     if outer is None or outer["func"] != "sum" or not _balanced(outer["arg"]):
         return None
-    unwrapped = _unwrap(outer["arg"])
+    return _unwrap(outer["arg"])
+
+
+def _groupable(matcher: Matcher) -> bool:
+    """An equality on a plain value of a label (not the name): its value can be lifted out."""
+    return matcher.op == "=" and matcher.label != "__name__" and bool(
+        _PLAIN.fullmatch(matcher.value))
+
+
+def _split(matchers: list[Matcher]) -> tuple[list[Matcher], tuple[Matcher, ...]] | None:
+    """The matchers to group by and those kept as written; None when there is none to group by
+    or a label would be grouped twice."""
+    grouped = [m for m in matchers if _groupable(m)]
+    labels = [m.label for m in grouped]
+    if not grouped or len(set(labels)) != len(labels):
+        return None
+    return grouped, tuple(m for m in matchers if m not in grouped)
+
+
+def shape_of(query: str) -> Shape | None:
+    """The query's shape when it can share a grouped query, else None."""
+    unwrapped = _summed_selector(query)
     if unwrapped is None:
         return None
     functions, selector = unwrapped
     matchers = _matchers(selector["matchers"])
-    if matchers is None:
+    split = None if matchers is None else _split(matchers)
+    if split is None:
         return None
-    grouped = [
-        m for m in matchers if m.op == "=" and m.label != "__name__" and _PLAIN.fullmatch(m.value)
-    ]
-    labels = tuple(m.label for m in grouped)
-    if not grouped or len(set(labels)) != len(labels):
-        return None
-    fixed = tuple(m for m in matchers if m not in grouped)
+    grouped, fixed = split
     return Shape(
         functions,
         selector["name"] or "",
         fixed,
-        labels,
+        tuple(m.label for m in grouped),
         tuple(m.value for m in grouped),
         selector["range"],
     )

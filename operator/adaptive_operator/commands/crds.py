@@ -59,16 +59,27 @@ def targets(args: argparse.Namespace) -> list[tuple[Path, dict[str, str]]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adaptive_operator.cli import UsageError
-
     found = targets(args)
     if args.check:
-        problems = [line for out, rendered in found for line in drift(out, rendered)]
-        for line in problems:
-            print(line)
-        if problems:
-            print("run `adaptive-operator crds` to regenerate")
-        return 1 if problems else 0
+        return check(found)
+    write(found)
+    return 0
+
+
+def check(found: list[tuple[Path, dict[str, str]]]) -> int:
+    """Print what differs from what the models generate; 1 when anything does, else 0."""
+    problems = [line for out, rendered in found for line in drift(out, rendered)]
+    for line in problems:
+        print(line)
+    if problems:
+        print("run `adaptive-operator crds` to regenerate")
+    return 1 if problems else 0
+
+
+def write(found: list[tuple[Path, dict[str, str]]]) -> None:
+    """Write every file, printing each path."""
+    from adaptive_operator.cli import UsageError
+
     for out, rendered in found:
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} is not a directory")
@@ -76,4 +87,3 @@ def run(args: argparse.Namespace) -> int:
         for name, text in sorted(rendered.items()):
             (out / name).write_text(text, encoding="utf-8")
             print(out / name)
-    return 0

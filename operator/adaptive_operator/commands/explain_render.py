@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 PLOT_HEIGHT = 10
 MARKS = (("capacity", "#"), ("load", "*"), ("forecast", "o"))
@@ -90,21 +90,34 @@ def conditions(status: Mapping[str, Any]) -> list[str]:
 def plot(series: Mapping[str, Sequence[float | None]], height: int = PLOT_HEIGHT) -> list[str]:
     """A small chart, one column per row of the series: # capacity, * load, o forecast (drawn
     at the time it is for); later marks cover earlier ones."""
-    known = [v for values in series.values() for v in values
-             if v is not None and math.isfinite(v)]
+    known = [v for values in series.values() for v in filter(_drawable, values)]
     if not known:
         return ["(no data to plot)"]
     top, width = max(known) or 1.0, max(len(v) for v in series.values())
+    grid = _marked_grid(series, top, width, height)
+    axis = [f"{top:>10.4g} |"] + [" " * 10 + " |"] * (height - 2) + [f"{0:>10} |"]
+    return [a + "".join(row) for a, row in zip(axis, grid, strict=True)] + [
+        " " * 12 + "-" * width, " " * 12 + _legend(series)]
+
+
+def _legend(series: Mapping[str, Sequence[float | None]]) -> str:
+    return "  ".join(f"{mark} {name}" for name, mark in MARKS if name in series)
+
+
+def _drawable(value: float | None) -> TypeGuard[float]:
+    return value is not None and math.isfinite(value)
+
+
+def _marked_grid(series: Mapping[str, Sequence[float | None]], top: float, width: int,
+                 height: int) -> list[list[str]]:
+    """Rows of marks, the top row first: each drawable value at its height, scaled to `top`."""
     grid = [[" "] * width for _ in range(height)]
     for name, mark in MARKS:
         for x, value in enumerate(series.get(name, ())):
-            if value is not None and math.isfinite(value):
+            if _drawable(value):
                 y = min(height - 1, round(value / top * (height - 1)))
                 grid[height - 1 - y][x] = mark
-    axis = [f"{top:>10.4g} |"] + [" " * 10 + " |"] * (height - 2) + [f"{0:>10} |"]
-    legend = "  ".join(f"{mark} {name}" for name, mark in MARKS if name in series)
-    return [a + "".join(row) for a, row in zip(axis, grid, strict=True)] + [
-        " " * 12 + "-" * width, " " * 12 + legend]
+    return grid
 
 
 def explain(body: Mapping[str, Any], series: Mapping[str, Sequence[float | None]] | None,

@@ -190,18 +190,28 @@ def coupled_advisor(own: ForecastAdvisor | None, upstreams: list[Trace],
     return CoupledAdvisor(own, sources)
 
 
-def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
-    """The replay's settings from the command line (shared with `backtest`)."""
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The target and the start-up are numbers in range (a NaN compares false: refused too)."""
     if not args.target_per_replica > 0 or not math.isfinite(args.target_per_replica):
         raise _usage_error("--target-per-replica must be a number > 0")
     if not args.startup_seconds >= 0 or not math.isfinite(args.startup_seconds):
         raise _usage_error("--startup-seconds must be a number >= 0")
+
+
+def _check_bounds(args: argparse.Namespace, interval: float) -> None:
+    """The replicas within the operator's bounds, the start-up within the longest look-ahead."""
     if not 1 <= args.min_replicas <= args.max_replicas <= MAX_REPLICAS:
         raise _usage_error(f"need 1 <= --min-replicas <= --max-replicas <= {MAX_REPLICAS}")
     if args.startup_seconds > MAX_LOOK_AHEAD_SECONDS or args.startup_seconds / interval > (
             MAX_LOOK_AHEAD_SECONDS):
         raise _usage_error(f"--startup-seconds must be at most {MAX_LOOK_AHEAD_SECONDS} s and "
                            f"{MAX_LOOK_AHEAD_SECONDS} rows of the trace")
+
+
+def replay_config(args: argparse.Namespace, interval: float) -> ReplayConfig:
+    """The replay's settings from the command line (shared with `backtest`)."""
+    _check_numbers(args)
+    _check_bounds(args, interval)
     factor = getattr(args, "look_ahead_factor", 1.0)
     if not 1.0 <= factor <= 10.0:
         raise _usage_error("--look-ahead-factor must be a number from 1 to 10")

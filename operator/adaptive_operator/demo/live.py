@@ -181,27 +181,11 @@ def write_picture(run: DemoRun, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t = [s.t for s in run.samples]
     fig, ax = plt.subplots(figsize=(11, 6))
-    if run.history:
-        n = len(run.history)
-        ax.plot([(i - n + 1) * run.row_seconds for i in range(n)], run.history, color="grey",
-                label="history: played into Prometheus, backfilled by the predictive service")
-        ax.axvline(0, color="grey", linestyle=":")
-    if run.created_at is not None:
-        ax.axvline(run.created_at, color="tab:green", linestyle=":",
-                   label="services created (the table starts at 0)")
-    ax.plot(t, [s.load for s in run.samples], label="load", color="black")
-    ax.step(t, [s.ready * run.target for s in run.samples], where="post",
-            label="capacity, predictive (ready pods x target)", color="tab:green")
-    if any(s.reactive_ready is not None for s in run.samples):
-        ax.step(t, [math.nan if s.reactive_ready is None else s.reactive_ready * run.target
-                    for s in run.samples], where="post",
-                label="capacity, reactive HPA only", color="tab:blue", alpha=0.7)
-    ax.plot([s.t + s.forecast_offset for s in run.samples],
-            [s.forecast if s.forecast is not None else math.nan for s in run.samples],
-            label="forecast (high quantile), drawn at the time it is for", color="tab:orange",
-            linestyle="--")
+    # Drawn in this order, which is also the legend's.
+    _draw_history(ax, run)
+    _draw_load_and_capacities(ax, run)
+    _draw_forecast(ax, run)
     ax.set_xlabel("demo time (s); each row of the trace is played for "
                   f"{run.row_seconds:g} s")
     ax.set_ylabel("load")
@@ -211,6 +195,39 @@ def write_picture(run: DemoRun, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _draw_history(ax: Any, run: DemoRun) -> None:
+    """The history played before the table (at negative times), and when the services were
+    created."""
+    if run.history:
+        n = len(run.history)
+        ax.plot([(i - n + 1) * run.row_seconds for i in range(n)], run.history, color="grey",
+                label="history: played into Prometheus, backfilled by the predictive service")
+        ax.axvline(0, color="grey", linestyle=":")
+    if run.created_at is not None:
+        ax.axvline(run.created_at, color="tab:green", linestyle=":",
+                   label="services created (the table starts at 0)")
+
+
+def _draw_load_and_capacities(ax: Any, run: DemoRun) -> None:
+    """The load, and the capacity of the predictive service and (when sampled) the reactive
+    one."""
+    t = [s.t for s in run.samples]
+    ax.plot(t, [s.load for s in run.samples], label="load", color="black")
+    ax.step(t, [s.ready * run.target for s in run.samples], where="post",
+            label="capacity, predictive (ready pods x target)", color="tab:green")
+    if any(s.reactive_ready is not None for s in run.samples):
+        ax.step(t, [math.nan if s.reactive_ready is None else s.reactive_ready * run.target
+                    for s in run.samples], where="post",
+                label="capacity, reactive HPA only", color="tab:blue", alpha=0.7)
+
+
+def _draw_forecast(ax: Any, run: DemoRun) -> None:
+    ax.plot([s.t + s.forecast_offset for s in run.samples],
+            [s.forecast if s.forecast is not None else math.nan for s in run.samples],
+            label="forecast (high quantile), drawn at the time it is for", color="tab:orange",
+            linestyle="--")
 
 
 def pace(start: float, row: int, row_seconds: float) -> None:

@@ -23,9 +23,7 @@ def is_pattern(value: str) -> bool:
 
 def matches(name: str, pattern: str) -> bool:
     """Whether `name` is selected by one pattern value."""
-    globs = [part.strip() for part in pattern.split(",") if part.strip()]
-    if not globs or globs[0].startswith("!"):
-        globs.insert(0, "*")
+    globs = _globs(pattern)
     if not fnmatchcase(name, globs[0]):
         return False  # later inclusions only re-admit what an exclusion dropped
     selected = True
@@ -35,6 +33,15 @@ def matches(name: str, pattern: str) -> bool:
         else:
             selected = selected or fnmatchcase(name, glob)
     return selected
+
+
+def _globs(pattern: str) -> list[str]:
+    """The pattern's globs, after the catch-all that an empty pattern or a leading exclusion
+    implies."""
+    globs = [part.strip() for part in pattern.split(",") if part.strip()]
+    if not globs or globs[0].startswith("!"):
+        globs.insert(0, "*")
+    return globs
 
 
 def in_scope(name: str | None, values: Sequence[str]) -> bool:

@@ -135,20 +135,29 @@ def score_model(
     )
     lag = reference_for(kind, period, plan.horizon).lag
     reference = np.concatenate([lag_errors(y, o, o + plan.span, lag, plan.horizon) for o in starts])
-    best = min(range(len(ALPHAS)), key=lambda a: _mae(np.concatenate([r[a][:, -1] for r in runs])))
+    best = _best_alpha(runs)
     errors = np.concatenate([r[best] for r in runs])
     mae = _mae(errors[:, -1])
-    scale = naive_scale(y[: starts[0]], period)
-    naive_mae = _mae(naive)
     return Score(
         kind=kind,
         alpha=ALPHAS[best],
         mae=mae,
-        mase=mae / scale if scale > 0 else math.inf,
-        relative=mae / naive_mae if naive_mae > 0 else math.inf,
+        mase=_in_units_of(mae, naive_scale(y[: starts[0]], period)),
+        relative=_in_units_of(mae, _mae(naive)),
         errors=errors,
         reference=reference,
     )
+
+
+def _best_alpha(runs: list[list[FloatArray]]) -> int:
+    """The index in ALPHAS of the rate whose last-step errors, over every origin, have the
+    smallest mean."""
+    return min(range(len(ALPHAS)), key=lambda a: _mae(np.concatenate([r[a][:, -1] for r in runs])))
+
+
+def _in_units_of(mae: float, unit: float) -> float:
+    """`mae` over `unit`; infinite when the unit is no error at all."""
+    return mae / unit if unit > 0 else math.inf
 
 
 def rank(y: FloatArray, kinds: Sequence[ModelKind], plan: Plan) -> list[Score]:

@@ -126,12 +126,20 @@ class DetectorSettings:
     smooth_rows: int = 3
 
     def __post_init__(self) -> None:
+        self._check_flagging()
+        self._check_model()
+
+    def _check_flagging(self) -> None:
+        """The settings of when a score is flagged."""
         if not 0.0 < self.sensitivity <= 1.0:
             raise ValueError(f"sensitivity must be in (0, 1], got {self.sensitivity}")
         if not 1 <= self.persistence_k <= self.persistence_n:
             raise ValueError(
                 f"persistence needs 1 <= k <= n, got k={self.persistence_k} n={self.persistence_n}"
             )
+
+    def _check_model(self) -> None:
+        """The settings of the model: its training rows, smoothing, forests and seasons."""
         if self.min_train_rows < 2 or self.refit_every < 1 or self.warm_up_rows < 0:
             raise ValueError(
                 "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"

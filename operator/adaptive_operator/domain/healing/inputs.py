@@ -104,18 +104,32 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
     a crash loop counts at any age.
     """
     meta, status = pod.get("metadata", {}), pod.get("status") or {}
-    if meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+    if _going_or_finished(meta, status):
         return None
     containers = status.get("containerStatuses") or []
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
-    waiting = {((c.get("state") or {}).get("waiting") or {}).get("reason") for c in containers}
-    crash = "CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS
-    created = created_at(meta)
-    young = created is not None and now - created < grace_seconds
-    starting = young and not crash and not _ready(status)
+    crash = _crash_looping(containers, restarts)
+    starting = _young(meta, now, grace_seconds) and not crash and not _ready(status)
     ready = _ready(status) or starting
     return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash,
                                starting=starting, uid=str(meta.get("uid", ""))), restarts)
+
+
+def _going_or_finished(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return bool(meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"))
+
+
+def _crash_looping(containers: Sequence[Mapping[str, Any]], restarts: int) -> bool:
+    """A container waiting in CrashLoopBackOff, or restarts enough to count as a crash loop even
+    while running (between two crashes)."""
+    waiting = {((c.get("state") or {}).get("waiting") or {}).get("reason") for c in containers}
+    return "CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS
+
+
+def _young(meta: Mapping[str, Any], now: float, grace_seconds: float) -> bool:
+    """Created less than `grace_seconds` ago (not when the manifest does not say when)."""
+    created = created_at(meta)
+    return created is not None and now - created < grace_seconds
 
 
 def pod_healths(pods: Sequence[Mapping[str, Any]], now: float,
@@ -138,16 +152,9 @@ def _ready(status: Mapping[str, Any]) -> bool:
 def rollout_info(replica_sets: Sequence[Mapping[str, Any]]) -> RolloutInfo | None:
     """The current revision of a Deployment and the one a rollback would return to, from its
     ReplicaSets: the newest earlier revision whose template differs from the current one."""
-    revisions = []
-    for rs in replica_sets:
-        meta = rs.get("metadata", {})
-        text = (meta.get("annotations") or {}).get(REVISION)
-        if text is not None and text.isdigit():
-            revisions.append((int(text), created_at(meta) or 0.0,
-                              _template_key(rs)))
+    revisions = sorted(_revisions(replica_sets), key=lambda item: item[0])
     if not revisions:
         return None
-    revisions.sort(key=lambda item: item[0])
     current, started, current_key = revisions[-1]
     earlier = [(revision, key) for revision, _, key in revisions[:-1] if key != current_key]
     if not earlier:
@@ -156,6 +163,17 @@ def rollout_info(replica_sets: Sequence[Mapping[str, Any]]) -> RolloutInfo | Non
     twins = tuple(revision for revision, _, key in revisions
                   if key == previous_key and revision != previous)
     return RolloutInfo(current, previous, started, twins)
+
+
+def _revisions(replica_sets: Sequence[Mapping[str, Any]]) -> list[tuple[int, float, str]]:
+    """(revision, creation time, template key) of each ReplicaSet with a revision number."""
+    found = []
+    for rs in replica_sets:
+        meta = rs.get("metadata", {})
+        text = (meta.get("annotations") or {}).get(REVISION)
+        if text is not None and text.isdigit():
+            found.append((int(text), created_at(meta) or 0.0, _template_key(rs)))
+    return found
 
 
 def _template_key(replica_set: Mapping[str, Any]) -> str:
@@ -210,13 +228,7 @@ class HealthHistory:
         if len({len(column) for column in columns}) > 1:
             self.rows = {name: [] for name in names}
             return
-        kept: list[tuple[float, ...]] = []
-        for step in zip(*columns, strict=True):
-            if any(value is None or not math.isfinite(value) for value in step):
-                continue
-            row = tuple(float(value) for value in step if value is not None)
-            if not kept or row != kept[-1]:
-                kept.append(row)
+        kept = _fresh_rows(columns)
         self.rows = {name: [row[i] for row in kept] for i, name in enumerate(names)}
         self._trim()
 
@@ -236,6 +248,24 @@ class HealthHistory:
     def _trim(self) -> None:
         for values in self.rows.values():
             del values[: -self.limit]
+
+
+def _fresh_rows(columns: Sequence[Sequence[float | None]]) -> list[tuple[float, ...]]:
+    """The steps (rows across the columns) with a finite value in every column, but those
+    identical to the step kept before them."""
+    kept: list[tuple[float, ...]] = []
+    for step in zip(*columns, strict=True):
+        row = _finite_row(step)
+        if row is not None and (not kept or row != kept[-1]):
+            kept.append(row)
+    return kept
+
+
+def _finite_row(step: Sequence[float | None]) -> tuple[float, ...] | None:
+    """The step's values, None when one of them is missing or not a finite number."""
+    if any(value is None or not math.isfinite(value) for value in step):
+        return None
+    return tuple(float(value) for value in step if value is not None)
 
 
 # --- the incident ------------------------------------------------------------------------

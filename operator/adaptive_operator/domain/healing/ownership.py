@@ -28,14 +28,17 @@ def _leads(item: Mapping[str, Any], target_uid: str, read: Reader, depth: int) -
         return True
     if depth <= 1:
         return False
-    for ref in refs:
-        owner = read(str(ref.get("apiVersion", "")), str(ref.get("kind", "")),
-                     str(ref.get("name", "")))
-        # The owner read must be the one referenced (a name may have been reused).
-        if owner is not None and (owner.get("metadata") or {}).get("uid") == ref.get("uid") \
-                and _leads(owner, target_uid, read, depth - 1):
-            return True
-    return False
+    return any(_owner_leads(ref, target_uid, read, depth - 1) for ref in refs)
+
+
+def _owner_leads(ref: Mapping[str, Any], target_uid: str, read: Reader, depth: int) -> bool:
+    """Whether the owner `ref` names leads to the target in at most `depth` more links."""
+    owner = read(str(ref.get("apiVersion", "")), str(ref.get("kind", "")),
+                 str(ref.get("name", "")))
+    # The owner read must be the one referenced (a name may have been reused).
+    if owner is None or (owner.get("metadata") or {}).get("uid") != ref.get("uid"):
+        return False
+    return _leads(owner, target_uid, read, depth)
 
 
 class Refusal(Protocol):

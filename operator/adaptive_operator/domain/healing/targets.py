@@ -68,15 +68,28 @@ def revisions_as_replica_sets(revisions: Sequence[Mapping[str, Any]],
     those the StatefulSet owns: a selector may match another's."""
     found = []
     for revision in revisions:
-        meta = revision.get("metadata") or {}
-        owners = meta.get("ownerReferences") or []
-        template = ((revision.get("data") or {}).get("spec") or {}).get("template")
-        number = revision.get("revision")
-        if not isinstance(template, dict) or not isinstance(number, int):
-            continue
-        if any(ref.get("uid") == owner_uid for ref in owners):
-            template = {k: v for k, v in template.items() if k != "$patch"}
-            found.append({"metadata": {"annotations": {REVISION: str(number)},
-                                       "creationTimestamp": meta.get("creationTimestamp")},
-                          "spec": {"template": template}})
+        shaped = _as_replica_set(revision)
+        if shaped is not None and _owned_by(revision, owner_uid):
+            found.append(shaped)
     return found
+
+
+def _as_replica_set(revision: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ControllerRevision in a ReplicaSet's shape, None when it holds no pod template or
+    no revision number."""
+    meta = revision.get("metadata") or {}
+    template = ((revision.get("data") or {}).get("spec") or {}).get("template")
+    number = revision.get("revision")
+    if not isinstance(template, dict) or not isinstance(number, int):
+        return None
+    # A ControllerRevision stores the template as a strategic-merge patch: its `$patch`
+    # directive is no part of what runs.
+    template = {k: v for k, v in template.items() if k != "$patch"}
+    return {"metadata": {"annotations": {REVISION: str(number)},
+                         "creationTimestamp": meta.get("creationTimestamp")},
+            "spec": {"template": template}}
+
+
+def _owned_by(revision: Mapping[str, Any], owner_uid: str) -> bool:
+    owners = (revision.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner_uid for ref in owners)

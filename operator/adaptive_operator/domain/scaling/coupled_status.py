@@ -7,18 +7,18 @@ turns its verdict into the `Coupled` a sync plans with.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import takewhile
 from typing import Any
 
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
-from adaptive_operator.api.coupling import CouplingStatus, UpstreamRelation
+from adaptive_operator.api.coupling import CouplingSpec, CouplingStatus, UpstreamRelation
 from adaptive_operator.api.predictive import ForecastPointStatus
 from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.common.events import Event
-from adaptive_operator.domain.scaling.coupling import CouplingState
+from adaptive_operator.domain.scaling.coupling import CouplingState, Relation
 
 CONDITION = "CouplingTrusted"
 WARNINGS = ("CouplingCycle", "UpstreamNotFound", "UpstreamMetricNotFound")
@@ -49,32 +49,44 @@ def reported(spec: AdaptiveServiceSpec, state: CouplingState, floor: int | None,
              period: float) -> Coupled:
     couplings = spec.coupling or []
     relation = state.relation
-    upstreams = [UpstreamRelation(
+    names = ",".join(c.service for c in couplings)
+    status = CouplingStatus(
+        trusted=state.trusted, reason=state.reason,
+        upstreams=_upstreams(couplings, relation, period),
+        intercept=_rounded(relation.intercept) if relation else None,
+        relative_error=_rounded(state.relative_error), floor_replicas=floor,
+        forecast=_forecast_points(state.forecast, period),
+        summary=f"{names}: {'Trusted' if state.trusted else 'Untrusted'}")
+    return Coupled(floor, f"the coupled forecast from {names}", status, _condition(state, names))
+
+
+def _upstreams(couplings: Sequence[CouplingSpec], relation: Relation | None,
+               period: float) -> list[UpstreamRelation]:
+    """Each upstream with its learned ratio and lag (none before a relation is learned)."""
+    return [UpstreamRelation(
         service=c.service, metric=c.metric,
         ratio=_rounded(relation.ratios[i]) if relation else None,
         lag_seconds=relation.lags[i] * period if relation else None)
         for i, c in enumerate(couplings)]
-    names = ",".join(c.service for c in couplings)
-    status = CouplingStatus(
-        trusted=state.trusted, reason=state.reason, upstreams=upstreams,
-        intercept=_rounded(relation.intercept) if relation else None,
-        relative_error=_rounded(state.relative_error), floor_replicas=floor,
-        # Up to the first row without a forecast (an upstream's reading missing at its lag):
-        # a gap written as 0 would be read downstream as a forecast of no load.
-        forecast=[ForecastPointStatus(offset_seconds=(h + 1) * period, p50=_rounded(p) or 0.0,
-                                      p_high=_rounded(p) or 0.0)
-                  for h, p in enumerate(takewhile(math.isfinite,
-                                                  state.forecast[:MAX_LOOK_AHEAD_ROWS]))],
-        summary=f"{names}: {'Trusted' if state.trusted else 'Untrusted'}")
+
+
+def _forecast_points(forecast: Sequence[float], period: float) -> list[ForecastPointStatus]:
+    # Up to the first row without a forecast (an upstream's reading missing at its lag):
+    # a gap written as 0 would be read downstream as a forecast of no load.
+    return [ForecastPointStatus(offset_seconds=(h + 1) * period, p50=_rounded(p) or 0.0,
+                                p_high=_rounded(p) or 0.0)
+            for h, p in enumerate(takewhile(math.isfinite, forecast[:MAX_LOOK_AHEAD_ROWS]))]
+
+
+def _condition(state: CouplingState, names: str) -> Condition:
+    """CouplingTrusted: whether the coupled forecast is used, and why not."""
     if state.trusted:
-        condition = Condition(CONDITION, "True", "CoupledBetterThanOwnForecast",
-                              f"the forecast from {names} is used ({state.reason})")
-    else:
-        reason = "NotBetterThanOwnForecast" if "not better" in state.reason else \
-            "TooLittleSharedHistory"
-        condition = Condition(CONDITION, "False", reason, f"the forecast from {names} is "
-                              f"ignored: {state.reason}")
-    return Coupled(floor, f"the coupled forecast from {names}", status, condition)
+        return Condition(CONDITION, "True", "CoupledBetterThanOwnForecast",
+                         f"the forecast from {names} is used ({state.reason})")
+    reason = "NotBetterThanOwnForecast" if "not better" in state.reason else \
+        "TooLittleSharedHistory"
+    return Condition(CONDITION, "False", reason, f"the forecast from {names} is "
+                     f"ignored: {state.reason}")
 
 
 def _rounded(value: float | None) -> float | None:

@@ -167,6 +167,13 @@ def fit_relation(downstream: Sequence[float | None],
         return None
     down = _column(downstream, 0, n)
     ups = [_column(u, 0, n) for u in upstreams]
+    lags = _best_lags(down, ups, max_lag)
+    return None if lags is None else _joint_relation(down, ups, lags, max_lag)
+
+
+def _best_lags(down: FloatArray, ups: Sequence[FloatArray], max_lag: int) -> list[int] | None:
+    """The lags by coordinate descent: each upstream's in turn, the others held (for one
+    upstream a single pass); None when some lag has no fit."""
     lags = [0] * len(ups)
     for _ in range(1 if len(ups) == 1 else 2):
         for which in range(len(ups)):
@@ -174,6 +181,12 @@ def fit_relation(downstream: Sequence[float | None],
             if lag is None:
                 return None
             lags[which] = lag
+    return lags
+
+
+def _joint_relation(down: FloatArray, ups: Sequence[FloatArray], lags: list[int],
+                    max_lag: int) -> Relation | None:
+    """The ratios of every upstream at its lag and the intercept, fitted jointly (fan-in)."""
     fit = _rlm(down[max_lag:], _lagged(ups, lags, max_lag))
     plane = _total_least_squares(fit) if fit is not None else None
     if fit is None or plane is None:
@@ -317,8 +330,7 @@ class CoupledForecaster:
             reason = f"{len(self._errors)} of {self.settings.min_scored} rows scored so far"
             return CouplingState(False, reason, relation, None, forecast)
         signed, coupled, own = (np.array(c) for c in zip(*self._errors, strict=True))
-        own_mae, coupled_mae = float(own.mean()), float(coupled.mean())
-        relative = coupled_mae / own_mae if own_mae > 0 else (0.0 if coupled_mae == 0 else math.inf)
+        relative = _relative_error(coupled, own)
         if relation is not None and min(relation.ratios) <= 0:
             reason = ("learned ratio is not positive: more upstream load never means less here, "
                       "so the relation is not trusted")
@@ -330,6 +342,15 @@ class CoupledForecaster:
         floor = None if high is None else _replicas(high, target)
         reason = f"coupled error {relative:.2f}x the own forecast's"
         return CouplingState(True, reason, relation, relative, forecast, floor)
+
+
+def _relative_error(coupled: FloatArray, own: FloatArray) -> float:
+    """The coupled forecast's mean absolute error over the own forecast's: 0 when both are
+    exact, infinite when only the own one is."""
+    own_mae, coupled_mae = float(own.mean()), float(coupled.mean())
+    if own_mae > 0:
+        return coupled_mae / own_mae
+    return 0.0 if coupled_mae == 0 else math.inf
 
 
 def find_cycle(edges: Mapping[str, Sequence[str]], start: str) -> tuple[str, ...] | None:

@@ -41,11 +41,19 @@ def combine(results: tuple[MetricForecast, ...], ahead: LookAhead) -> ServiceFor
     """The floor is the largest any metric's trusted forecast asks for. The ceiling is the
     largest of the metrics' ceilings, and only when every metric has one: a metric whose
     forecast is not trusted (or which never scales down on it) keeps its reactive say."""
+    lead = _lead(results)
+    return ServiceForecast(lead.floor, lead, ahead, results, _ceiling(results))
+
+
+def _lead(results: tuple[MetricForecast, ...]) -> MetricForecast:
+    """The metric whose floor is highest; without floors, the first with a forecast, else the
+    first."""
     floors = [r for r in results if r.floor is not None]
     if floors:
-        lead = max(floors, key=lambda r: r.floor or 0)
-    else:
-        lead = next((r for r in results if r.state.forecast), results[0])
+        return max(floors, key=lambda r: r.floor or 0)
+    return next((r for r in results if r.state.forecast), results[0])
+
+
+def _ceiling(results: tuple[MetricForecast, ...]) -> int | None:
     ceilings = [r.ceiling for r in results]
-    ceiling = max(c for c in ceilings if c is not None) if None not in ceilings else None
-    return ServiceForecast(lead.floor, lead, ahead, results, ceiling)
+    return max(c for c in ceilings if c is not None) if None not in ceilings else None

@@ -50,14 +50,23 @@ def upstream_path(body: Any, metric: str, period: float) -> tuple[float, ...]:
     """The upstream's median forecast on this service's grid (rows 1, 2, ... ahead): its coupled
     forecast while trusted, else its own while trusted and of this metric; else none."""
     status = body.get("status") or {}
-    coupling, own = status.get("coupling") or {}, status.get("forecast") or {}
-    points: Any = []
-    if coupling.get("trusted"):
-        first = ((body.get("spec") or {}).get("metrics") or [{}])[0]
-        points = coupling.get("forecast") if first.get("name") == metric else []
-    if not points and own.get("reliable") and own.get("metric") == metric:
-        points = own.get("forecast")
+    points = _coupled_forecast(body, status.get("coupling") or {}, metric) or _own_forecast(
+        status.get("forecast") or {}, metric)
     return on_grid(points if isinstance(points, list) else [], period)
+
+
+def _coupled_forecast(body: Any, coupling: Mapping[str, Any], metric: str) -> Any:
+    """The upstream's coupled forecast while trusted, when it is of `metric` (the coupled
+    forecast is of the upstream's first metric); else []."""
+    if not coupling.get("trusted"):
+        return []
+    first = ((body.get("spec") or {}).get("metrics") or [{}])[0]
+    return coupling.get("forecast") if first.get("name") == metric else []
+
+
+def _own_forecast(own: Mapping[str, Any], metric: str) -> Any:
+    """The upstream's own forecast while trusted, when it is of `metric`; else []."""
+    return own.get("forecast") if own.get("reliable") and own.get("metric") == metric else []
 
 
 def upstream_rise(body: Any, metric: str) -> float | None:

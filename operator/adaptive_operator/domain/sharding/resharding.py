@@ -136,13 +136,12 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
     pending = _pending_moves(step, target)
     _start_moves(step, snapshot, pending)
     _warn_stranded(step, snapshot.stranded | step.given_up)
-    needed = _needed_shards(step.routing, snapshot.shards)
-    removable = snapshot.existing_shards - needed
+    create_shards, delete_shards = _shard_changes(step.routing, snapshot)
     return Decision(
         routing=step.routing,
         target=target,
-        create_shards=tuple(sorted(needed - snapshot.existing_shards)),
-        delete_shards=tuple(s for s in sorted(removable) if is_removable(step.routing, s)),
+        create_shards=create_shards,
+        delete_shards=delete_shards,
         start_jobs=tuple(step.start_jobs),
         delete_jobs=tuple(step.delete_jobs),
         given_up=frozenset(step.given_up),
@@ -153,6 +152,16 @@ def decide(snapshot: ShardSetSnapshot, now: float) -> Decision:
         attempts=_attempts(step, latest, snapshot.recorded),
         stranded=snapshot.stranded | step.given_up,
     )
+
+
+def _shard_changes(routing: RoutingState,
+                   snapshot: ShardSetSnapshot) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shards to create (needed, not there) and to delete (there, not needed, and owning
+    no slot nor at either end of a migration)."""
+    needed = _needed_shards(routing, snapshot.shards)
+    removable = snapshot.existing_shards - needed
+    return (tuple(sorted(needed - snapshot.existing_shards)),
+            tuple(s for s in sorted(removable) if is_removable(routing, s)))
 
 
 def _attempts(step: _Step, latest: Iterable[JobObservation],
