@@ -345,6 +345,11 @@ def module_tag(module_name: str) -> str:
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:30].strip("-")
     ns = f"e2e-{module_tag(request.module.__name__)}-{name}-{uuid.uuid4().hex[:5]}"
+    yield from namespace_lifetime(cluster, request, ns)
+
+
+def namespace_lifetime(cluster: Cluster, request: pytest.FixtureRequest, ns: str) -> Iterator[str]:
+    """A namespace fixture's body: `ns` created, yielded, dumped if the test failed, deleted."""
     cluster.kubectl("create", "namespace", ns)
     yield ns
     if request.node.stash.get(FAILED, False):

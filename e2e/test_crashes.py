@@ -38,7 +38,7 @@ from test_faults import (
 from test_self_healing import crash_loop, ledger, pods
 from test_shard_set import Observer, settle, shard_set_manifest
 
-from conftest import FAILED, Cluster, dump_namespace
+from conftest import Cluster, namespace_lifetime
 from support import wait_until
 
 
@@ -47,11 +47,7 @@ def own_namespace(cluster: Cluster, crds: Cluster,
                   request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace the module's operator does not watch, for operators of the test's own."""
     ns = f"e2e-faultsx-{request.node.name[5:25].replace('_', '-')}-{uuid.uuid4().hex[:5]}"
-    cluster.kubectl("create", "namespace", ns)
-    yield ns
-    if request.node.stash.get(FAILED, False):
-        dump_namespace(cluster, ns)
-    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    yield from namespace_lifetime(cluster, request, ns)
 
 
 def private_operator(ns: str, name: str, **env: str) -> OperatorProcess:
