@@ -13,11 +13,11 @@ from adaptive_operator.adapters import telemetry
 # CPython collects its youngest generation every 700 new container objects (dicts, lists,
 # objects) and promotes what survives. With 1,000 services that meant nearly every object that
 # outlived one sync (a watch event's body, a sync's observations) reached the oldest
-# generation, and a full collection over the 1.5 million or so objects the services hold ran
-# every 22 s for about 1 s of CPU: 24 % of the operator's CPU, measured with a gc.callbacks
-# timer during `benchmarks/scale.py --services 1000`. A young generation of 10,000 lets a
-# sync's objects die before they are promoted (benchmarks/results/scale.md has the before and
-# after). The other two thresholds stay CPython's.
+# generation, and a full collection over every object the services hold ran every 24 s for
+# about 1.1 s: 24 % of the operator's CPU, measured with a gc.callbacks timer during
+# `benchmarks/scale.py --services 1000`. A young generation of 10,000 lets a sync's objects
+# die before they are promoted: 11 % of a CPU that fell by 10 % (benchmarks/results/scale.md).
+# The other two thresholds stay CPython's.
 YOUNG_GENERATION = 10_000
 
 
