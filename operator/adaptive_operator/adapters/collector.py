@@ -14,8 +14,8 @@ from adaptive_operator.adapters import telemetry
 # objects) and promotes what survives. With 1,000 services that meant nearly every object that
 # outlived one sync (a watch event's body, a sync's observations) reached the oldest
 # generation, and a full collection over every object the services hold ran every 24 s for
-# about 1.1 s: 24 % of the operator's CPU, measured with a gc.callbacks timer during
-# `benchmarks/scale.py --services 1000`. A young generation of 10,000 lets a sync's objects
+# about 1.1 s; the collector took 24 % of the operator's CPU (a gc.callbacks timer during
+# `benchmarks/scale.py --services 1000`). A young generation of 10,000 lets a sync's objects
 # die before they are promoted: 11 % of a CPU that fell by 10 % (benchmarks/results/scale.md).
 # The other two thresholds stay CPython's.
 YOUNG_GENERATION = 10_000
