@@ -17,9 +17,9 @@ from kubernetes import client
 from adaptive_operator.adapters import discovery, kube, workload
 from adaptive_operator.adapters.cluster_cache import ClusterCache
 from adaptive_operator.domain.common.label_selector import to_text
+from adaptive_operator.domain.common.pods import is_live
 
 Object = dict[str, Any]
-TERMINAL = ("Succeeded", "Failed")
 
 
 def scale_of(deployment: Mapping[str, Any]) -> kube.Scale:
@@ -57,19 +57,13 @@ def _startup_seconds(pod: Mapping[str, Any]) -> float | None:
     return (ready_at - created).total_seconds()
 
 
-def _live(pod: Mapping[str, Any]) -> bool:
-    """Neither terminating nor finished."""
-    return not (pod.get("metadata") or {}).get("deletionTimestamp") and (
-        pod.get("status") or {}).get("phase") not in TERMINAL
-
-
 def _is_ready(pod: Mapping[str, Any]) -> bool:
     return (_ready_condition(pod) or {}).get("status") == "True"
 
 
 def pod_counts(pods: Iterable[Mapping[str, Any]]) -> kube.PodCounts:
     """Ready and not-ready pods among the live ones (not terminating, not finished)."""
-    live = [p for p in pods if _live(p)]
+    live = [p for p in pods if is_live(p)]
     ready = sum(1 for p in live if _is_ready(p))
     startups = tuple(s for s in map(_startup_seconds, live) if s is not None)
     return kube.PodCounts(ready=ready, unready=len(live) - ready, startup_seconds=startups)

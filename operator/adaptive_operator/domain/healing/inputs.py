@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from adaptive_operator.domain.common.pods import is_live
 from adaptive_operator.domain.common.times import parse_time
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
 from adaptive_operator.domain.healing.ladder import (
@@ -103,9 +104,9 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
     A pod younger than `grace_seconds` is not yet held to being ready (it is starting), but
     a crash loop counts at any age.
     """
-    meta, status = pod.get("metadata", {}), pod.get("status") or {}
-    if _going_or_finished(meta, status):
+    if not is_live(pod):
         return None
+    meta, status = pod.get("metadata", {}), pod.get("status") or {}
     containers = status.get("containerStatuses") or []
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
     crash = _crash_looping(containers, restarts)
@@ -113,10 +114,6 @@ def pod_report(pod: Mapping[str, Any], now: float, grace_seconds: float) -> PodR
     ready = _ready(status) or starting
     return PodReport(PodHealth(str(meta.get("name", "")), ready=ready, crash_looping=crash,
                                starting=starting, uid=str(meta.get("uid", ""))), restarts)
-
-
-def _going_or_finished(meta: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    return bool(meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"))
 
 
 def _crash_looping(containers: Sequence[Mapping[str, Any]], restarts: int) -> bool:
