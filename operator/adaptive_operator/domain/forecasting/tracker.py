@@ -130,10 +130,15 @@ class ErrorWindow:
         if scored == 0:
             return math.inf, 0
         reference_mae = float(np.mean(np.abs(self.reference[both])))
-        model_mae = float(np.mean(np.abs(model[both])))
-        if reference_mae == 0.0:
-            return (0.0 if model_mae == 0.0 else math.inf), scored
-        return model_mae / reference_mae, scored
+        return mae_ratio(float(np.mean(np.abs(model[both]))), reference_mae), scored
+
+
+def mae_ratio(model_mae: float, reference_mae: float) -> float:
+    """A forecast's mean absolute error over a reference's: 0 when both are exact, infinite
+    when only the reference is."""
+    if reference_mae > 0:
+        return model_mae / reference_mae
+    return 0.0 if model_mae == 0 else math.inf
 
 
 # Up to this horizon, a row's errors are computed element by element (`Tracker._errors`).

@@ -33,6 +33,8 @@ import numpy as np
 import statsmodels.api as sm
 from numpy.typing import NDArray
 
+from adaptive_operator.domain.forecasting.tracker import mae_ratio
+
 FloatArray = NDArray[np.float64]
 TUKEY_REJECTION = 4.685
 
@@ -330,7 +332,7 @@ class CoupledForecaster:
             reason = f"{len(self._errors)} of {self.settings.min_scored} rows scored so far"
             return CouplingState(False, reason, relation, None, forecast)
         signed, coupled, own = (np.array(c) for c in zip(*self._errors, strict=True))
-        relative = _relative_error(coupled, own)
+        relative = mae_ratio(float(coupled.mean()), float(own.mean()))
         if relation is not None and min(relation.ratios) <= 0:
             reason = ("learned ratio is not positive: more upstream load never means less here, "
                       "so the relation is not trusted")
@@ -342,15 +344,6 @@ class CoupledForecaster:
         floor = None if high is None else _replicas(high, target)
         reason = f"coupled error {relative:.2f}x the own forecast's"
         return CouplingState(True, reason, relation, relative, forecast, floor)
-
-
-def _relative_error(coupled: FloatArray, own: FloatArray) -> float:
-    """The coupled forecast's mean absolute error over the own forecast's: 0 when both are
-    exact, infinite when only the own one is."""
-    own_mae, coupled_mae = float(own.mean()), float(coupled.mean())
-    if own_mae > 0:
-        return coupled_mae / own_mae
-    return 0.0 if coupled_mae == 0 else math.inf
 
 
 def find_cycle(edges: Mapping[str, Sequence[str]], start: str) -> tuple[str, ...] | None:
