@@ -213,12 +213,14 @@ class KubeHttp:
 
     def __init__(self, reply: Reply | None = None) -> None:
         self.sent: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.timeouts: list[Any] = []  # each request's client-side timeout, as sent
         self.reply: Reply = reply or (lambda *_: (200, {}))
 
     def request(self, method: str, url: str, headers: Any = None, body: Any = None,
                 post_params: Any = None, _request_timeout: Any = None) -> rest.RESTResponse:
         path = urlsplit(url).path
         self.sent.append((method, path, body))
+        self.timeouts.append(_request_timeout)
         status, answer = self.reply(method, path, body)
         return rest.RESTResponse(urllib3.HTTPResponse(
             body=json.dumps(answer).encode(), status=status, reason="test",

@@ -1,7 +1,8 @@
 """The Kubernetes API, through the official client, always off kopf's event loop.
 
 Every call here is blocking inside and awaited outside (`asyncio.to_thread`), so one slow API
-call never stalls the other services' reconciliations.
+call never stalls the other services' reconciliations; and bounded (`TimedApiClient`), so one
+that is never answered does not hold a worker thread for good.
 """
 
 from __future__ import annotations
@@ -81,6 +82,43 @@ def load_config() -> None:
 
 POOL_SIZE = 64
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+Timeout = tuple[float, float]  # (connect, read) seconds, as the client's `_request_timeout`
+# Every request's bound when its call names none: an API server that takes the connection and
+# never answers would otherwise hold a worker thread for good (enough of them, and no service is
+# reconciled any more). A request is answered in well under a second when all is well, and the
+# API server gives up on its own at 60 s; 30 s is kopf's own (`networking.request_timeout`).
+# Watches name their own (a server-side timeout and a read timeout past it).
+REQUEST_TIMEOUT: Timeout = (5.0, 30.0)
+# Only a connection that failed is tried again (refused or timed out: nothing reached the
+# server); a request that was sent is not, so a call takes at most one read timeout, and a
+# server too slow to answer is not sent the same request again at once: the caller fails its
+# sync and tries next period. (urllib3's default resends a GET or a PUT three times.)
+RETRIES = urllib3.Retry(total=2, read=0)
+
+
+class TimedApiClient(client.ApiClient):
+    """An ApiClient whose every request has a client-side timeout: `timeout`, unless the call
+    names its own. A request that times out raises urllib3's ReadTimeoutError or
+    ConnectTimeoutError (or MaxRetryError over one), all among API_ERRORS."""
+
+    def __init__(self, configuration: client.Configuration | None,
+                 timeout: Timeout = REQUEST_TIMEOUT) -> None:
+        super().__init__(configuration)
+        self.timeout = timeout
+
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Any = None) -> Any:
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout or self.timeout)
+
+
+def configuration(retries: urllib3.Retry = RETRIES) -> client.Configuration:
+    """The loaded credentials, with as many pooled connections as threads calling (else each
+    extra one is a new TLS connection, discarded after use) and `retries`."""
+    settings = client.Configuration.get_default_copy()
+    settings.connection_pool_maxsize = POOL_SIZE
+    settings.retries = retries
+    return settings
 
 
 class NotLeading(ApiException):
@@ -90,13 +128,13 @@ class NotLeading(ApiException):
         super().__init__(status=0, reason="NotLeading: this replica is not the leader")
 
 
-class FencedApiClient(client.ApiClient):
+class FencedApiClient(TimedApiClient):
     """An ApiClient that refuses to send a write while `may_write` says no: a paused and
-    deposed leader must not undo what the new one did."""
+    deposed leader must not undo what the new one did. Timed as every client here."""
 
     def __init__(self, configuration: client.Configuration | None,
-                 may_write: Callable[[], bool]) -> None:
-        super().__init__(configuration)
+                 may_write: Callable[[], bool], timeout: Timeout = REQUEST_TIMEOUT) -> None:
+        super().__init__(configuration, timeout)
         self._may_write = may_write
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -109,11 +147,7 @@ def fenced_client(may_write: Callable[[], bool]) -> FencedApiClient:
     """A client over the loaded credentials whose writes `may_write` (the leadership) allows.
     One for every call: a client per call meant a new TLS connection, certificate loading and
     handshake for each request (most of the operator's CPU with hundreds of services)."""
-    configuration = client.Configuration.get_default_copy()
-    # As many pooled connections as threads calling (else each extra one is a new TLS
-    # connection, discarded after use).
-    configuration.connection_pool_maxsize = POOL_SIZE
-    return FencedApiClient(configuration, may_write)
+    return FencedApiClient(configuration(), may_write)
 
 
 def _never() -> bool:
