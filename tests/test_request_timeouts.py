@@ -1,19 +1,22 @@
 """Every request to the API server has a client-side timeout: an API server that takes the
-connection and never answers fails the call with an error its callers handle (a failed sync),
-and never holds a worker thread for good."""
+connection and never answers fails the call with an error its callers handle (a failed sync, a
+failed Lease renewal), and never holds a worker thread or the renewal thread for good."""
 
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from kubernetes import client
 from prometheus_client import REGISTRY
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from adaptive_operator.adapters import cluster_cache, discovery, kube
+from adaptive_operator.adapters import cluster_cache, discovery, kube, leader
 from adaptive_operator.adapters.cluster_cache import ClusterCache
+from adaptive_operator.adapters.lease_shards import ShardedLeases
 from adaptive_operator.handlers import adaptive_service
 from adaptive_operator.handlers.ports import ClusterWorkloads
 from adaptive_operator.handlers.scaling_observe import Memory
@@ -65,6 +68,12 @@ def fenced(server: SilentApiServer, timeout: kube.Timeout = SHORT) -> kube.Fence
     return kube.FencedApiClient(configuration, lambda: True, timeout)
 
 
+def lease_api(server: SilentApiServer) -> client.CoordinationV1Api:
+    api = leader.lease_api(SHORT)
+    api.api_client.configuration.host = server.url
+    return api
+
+
 def timed_out(err: BaseException) -> bool:
     """A read timeout, or urllib3's MaxRetryError over one (a GET, a PUT)."""
     return isinstance(err.reason if isinstance(err, MaxRetryError) else err, ReadTimeoutError)
@@ -114,6 +123,40 @@ async def test_a_scale_read_that_times_out_fails_the_sync_not_the_daemon(
     assert cluster.writes == [] and cluster.scaled == []
 
 
+def test_a_lease_renewal_that_times_out_is_a_failed_renewal(silent: SilentApiServer) -> None:
+    """The leader stops acting once the renewal deadline passes without a renewal, and steps
+    down: the renewal thread is not held by a Lease request nobody answers."""
+    clock = [NOW]
+
+    def tick() -> float:  # six seconds a look: one round, then past the deadline (10 s)
+        clock[0] += 6.0
+        return clock[0]
+
+    elector = leader.LeaderElector("ns", "lease", "pod-a", retry_seconds=0.0, clock=tick,
+                                   api=lease_api(silent))
+    elector.renewed = NOW  # leading
+    lost: list[bool] = []
+    elector.keep_leading(threading.Event(), lambda: lost.append(True))
+    assert lost == [True]
+    assert not elector.renewed_recently()
+    assert not leader.may_act(elector)()
+    assert silent.connections() == 1  # one round: its read timed out, and was not resent
+
+
+def test_a_lease_release_that_times_out_leaves_the_lease_to_expire(
+        silent: SilentApiServer) -> None:
+    elector = leader.LeaderElector("ns", "lease", "pod-a", clock=lambda: NOW,
+                                   api=lease_api(silent))
+    elector.release()  # logged, not raised: the process still stops at once
+    leases = ShardedLeases("ns", "op", "pod-a", 2, clock=lambda: NOW, api=lease_api(silent))
+    leases.step()  # the list timed out: nothing read, nothing held
+    assert leases.held() == ()
+    leases.shards[0].renewed = NOW
+    leases.release()
+    assert leases.held() == ()
+    assert silent.connections() == 3  # the release's read, the list, the shard's read
+
+
 def test_a_call_without_a_timeout_of_its_own_gets_the_clients() -> None:
     server = KubeHttp(lambda *_: (200, {"items": [], "metadata": {"resourceVersion": "1"}}))
     api = fenced_client(server, lambda: True)
@@ -129,3 +172,11 @@ def test_the_default_timeouts_are_what_the_code_says() -> None:
     assert kube.reading_client().timeout == kube.REQUEST_TIMEOUT
     assert kube.configuration().retries is kube.RETRIES
     assert kube.RETRIES.read == 0  # a request sent is never sent again
+    assert leader.LEASE_REQUEST_TIMEOUT == (1.5, 3.0)
+    elector = leader.LeaderElector("ns", "lease", "pod-a")
+    assert elector.api.api_client.timeout == leader.LEASE_REQUEST_TIMEOUT
+    assert elector.api.api_client.configuration.retries.total == 0
+    leases = ShardedLeases("ns", "op", "pod-a", 2)
+    assert leases.api.api_client.timeout == leader.LEASE_REQUEST_TIMEOUT
+    # A renewal, a read and then a write, is done or failed within the renewal deadline.
+    assert 2 * sum(leader.LEASE_REQUEST_TIMEOUT) < elector.renew_deadline == 10.0

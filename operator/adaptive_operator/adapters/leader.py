@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
-from adaptive_operator.adapters.kube import API_ERRORS
+from adaptive_operator.adapters.kube import API_ERRORS, TimedApiClient, Timeout, configuration
 from adaptive_operator.adapters.telemetry import LEADER
 from adaptive_operator.domain.common.leadership import (
     LeaseAction,
@@ -29,6 +30,21 @@ from adaptive_operator.domain.common.leadership import (
 )
 
 log = logs.get(__name__)
+DURATION_SECONDS = 15
+# A Lease request's (connect, read) bound. A renewal is a read (with --lease-shards, the round's
+# one list) and then a write, and counts only when both are done within the renewal deadline (two
+# thirds of the duration: 10 s), so each gets less than half of it: 4.5 s, 9 s the two. A Lease
+# request is tiny; one not answered by then is a failed renewal, tried again at the next round
+# (2 s later), rather than holding the renewal thread past the deadline (the replica's writes are
+# fenced by the deadline anyway, but it could neither step down nor, as a standby, take over).
+LEASE_REQUEST_TIMEOUT: Timeout = (1.5, 3.0)
+
+
+def lease_api(timeout: Timeout = LEASE_REQUEST_TIMEOUT) -> client.CoordinationV1Api:
+    """The Lease API over the loaded credentials, each request bounded by `timeout` and never
+    tried again within a round (the next round is the retry, and a resent request would take a
+    second bound out of the deadline)."""
+    return client.CoordinationV1Api(TimedApiClient(configuration(urllib3.Retry(0)), timeout))
 
 
 def _micro_time(now: float) -> datetime:
@@ -37,7 +53,7 @@ def _micro_time(now: float) -> datetime:
 
 class LeaderElector:
     def __init__(self, namespace: str, name: str, identity: str,
-                 duration_seconds: int = 15, retry_seconds: float = 2.0,
+                 duration_seconds: int = DURATION_SECONDS, retry_seconds: float = 2.0,
                  clock: Callable[[], float] | None = None,
                  api: client.CoordinationV1Api | None = None) -> None:
         import time
@@ -46,7 +62,7 @@ class LeaderElector:
         self.duration = duration_seconds
         self.retry = retry_seconds
         self.clock = clock or time.time
-        self.api = api or client.CoordinationV1Api()
+        self.api = api or lease_api()
         self.renewed: float | None = None  # when this replica last held the lease for sure
         self.seen: Observation | None = None  # the lease's record and when we first saw it
 
@@ -54,7 +70,12 @@ class LeaderElector:
         """Whether the lease was held within the renewal deadline: after a pause (a frozen VM, a
         stopped process, a partition) a standby may have taken over, so the old leader must not
         act before it has renewed again or stepped down."""
-        return self.renewed is not None and self.clock() - self.renewed < self.duration * 2 / 3
+        return self.renewed is not None and self.clock() - self.renewed < self.renew_deadline
+
+    @property
+    def renew_deadline(self) -> float:
+        """Seconds a leader acts for after its last renewal: two thirds of the duration."""
+        return self.duration * 2 / 3
 
     def _read(self) -> client.V1Lease | None:
         try:
@@ -140,14 +161,15 @@ class LeaderElector:
         while not stop.wait(self.retry):
             if self.try_acquire():
                 last_ok = self.clock()
-            elif self.clock() - last_ok > self.duration * 2 / 3:
+            elif self.clock() - last_ok > self.renew_deadline:
                 log.error("lost the leadership", lease=self.name, identity=self.identity)
                 LEADER.set(0)
                 on_lost()
                 return
 
     def release(self) -> None:
-        """Step down on purpose so that a standby takes over at once."""
+        """Step down on purpose so that a standby takes over at once (when the API server does
+        not answer in time, the lease expires instead)."""
         try:
             lease = self._read()
             if lease is not None and lease.spec and lease.spec.holder_identity == self.identity:
@@ -155,6 +177,8 @@ class LeaderElector:
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease)
         except ApiException as err:
             log.warning("could not release the lease", lease=self.name, status=err.status)
+        except API_ERRORS as err:
+            log.warning("could not release the lease", lease=self.name, error=type(err).__name__)
 
 
 def may_act(elector: LeaderElector | None) -> Callable[[], bool]:

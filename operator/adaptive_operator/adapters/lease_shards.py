@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from adaptive_operator import logs
 from adaptive_operator.adapters import health
 from adaptive_operator.adapters.kube import API_ERRORS
-from adaptive_operator.adapters.leader import LeaderElector
+from adaptive_operator.adapters.leader import DURATION_SECONDS, LeaderElector, lease_api
 from adaptive_operator.adapters.telemetry import LEADER, LEASE_SHARD_HELD
 from adaptive_operator.domain.common import lease_shards
 from adaptive_operator.domain.common.leadership import LeaseAction, next_action
@@ -68,22 +68,19 @@ def _write(elector: LeaderElector, read: Read, now: float) -> bool:
 
 def _give_up(elector: LeaderElector) -> None:
     elector.renewed = None  # first: no write of this shard's goes out from now on
-    try:
-        elector.release()
-    except API_ERRORS as err:  # not released: it expires instead
-        log.warning("lease not released", lease=elector.name, error=type(err).__name__)
+    elector.release()  # when not released (the API server did not answer), it expires instead
 
 
 class ShardedLeases:
     def __init__(self, namespace: str, name: str, identity: str, shards: int,
-                 duration_seconds: int = 15, retry_seconds: float = 2.0,
+                 duration_seconds: int = DURATION_SECONDS, retry_seconds: float = 2.0,
                  clock: Callable[[], float] | None = None,
                  api: client.CoordinationV1Api | None = None) -> None:
         import time
 
         self.identity, self.retry, self.namespace = identity, retry_seconds, namespace
         self.clock = clock or time.time
-        self.api = coordination = api or client.CoordinationV1Api()
+        self.api = coordination = api or lease_api()
 
         def elector(lease: str) -> LeaderElector:
             return LeaderElector(namespace, lease, identity, duration_seconds, retry_seconds,
