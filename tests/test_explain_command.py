@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -110,6 +113,25 @@ def test_an_unreachable_prometheus_leaves_out_the_plot_only(
     code, out, _ = run(monkeypatch, capsys, "--prometheus-url", closed)
     assert code == 0 and "ScaleUp -> 5 replicas" in out
     assert "not shown (range query to" in out
+
+
+def test_an_unreachable_cluster_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A refused connection (or a timed-out one) is urllib3's error, not an OSError. In a
+    process of its own: loading a kubeconfig sets the client's default configuration."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": closed}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}]}))
+    done = subprocess.run([sys.executable, "-m", "adaptive_operator", "explain", "shop/api",
+                           "--kubeconfig", str(kubeconfig)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert "cannot reach the cluster" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -157,6 +157,7 @@ def replay(args: argparse.Namespace, exporter: Any, url: str, values: list[float
 def run(args: argparse.Namespace) -> int:
     from kubernetes import client, config
 
+    from adaptive_operator.adapters import kube
     from adaptive_operator.cli import UsageError
     from adaptive_operator.demo import live
     from adaptive_operator.demo.exporter import Exporter
@@ -176,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
              f"rows, {args.row_seconds:g}s each; target {target:g} per replica")
     live.kubectl_apply("\n---\n".join(p.read_text() for p in sorted((ROOT / "crds").glob("*"))))
     config.load_kube_config()  # type: ignore[no-untyped-call]
-    apps, custom = client.AppsV1Api(), client.CustomObjectsApi()
+    api = kube.TimedApiClient(kube.configuration())
+    apps, custom = client.AppsV1Api(api), client.CustomObjectsApi(api)
     operator = start_operator(args.picture.parent / "operator.log")
     result = live.DemoRun(target, history=list(history), row_seconds=args.row_seconds)
     try:

@@ -46,22 +46,23 @@ def read_object(kubeconfig: Path | None, namespace: str, name: str) -> dict[str,
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
+    from adaptive_operator.adapters import kube
     from adaptive_operator.api.adaptive_service import PLURAL
     from adaptive_operator.api.base import GROUP, VERSION
 
+    unreachable: tuple[type[Exception], ...] = (config.ConfigException, *kube.API_ERRORS)
     try:
         if kubeconfig is not None:
             config.load_kube_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         else:
-            from adaptive_operator.adapters.kube import load_config
-
-            load_config()
-        found: Any = client.CustomObjectsApi().get_namespaced_custom_object(
+            kube.load_config()
+        api = kube.TimedApiClient(kube.configuration())  # a silent API server ends it, too
+        found: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name)
     except ApiException as err:
         raise _usage_error(f"cannot read AdaptiveService {namespace}/{name}: {err.status} "
                            f"{err.reason}") from None
-    except (config.ConfigException, OSError) as err:
+    except unreachable as err:
         raise _usage_error(f"cannot reach the cluster: {err}") from None
     return dict(found)
 
