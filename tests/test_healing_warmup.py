@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from urllib3 import HTTPConnectionPool
+from urllib3.exceptions import ReadTimeoutError
+
 from adaptive_operator.adapters.prometheus import PrometheusError, RangeSeries
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.healing import HealingSpec
@@ -47,14 +51,20 @@ async def test_rows_appended_while_the_history_backfills_follow_it() -> None:
         name: [0.0, 1.0, 2.0, 3.0, 4.0, 99.0] for name in names}
 
 
-async def test_a_failed_backfill_keeps_the_rows_the_syncs_appended() -> None:
+@pytest.mark.parametrize("error", [
+    pytest.param(PrometheusError("range query failed"), id="prometheus-failed"),
+    pytest.param(ReadTimeoutError(HTTPConnectionPool("127.0.0.1"), "/", "Read timed out."),
+                 id="api-server-timed-out"),
+])
+async def test_a_failed_backfill_keeps_the_rows_the_syncs_appended(error: Exception) -> None:
+    """Nor does the background task end with an exception no one reads."""
     service = spec()
     healing = service.healing or HealingSpec()
     watcher = healing_observe.start_watcher(healing)
     watcher.history.append({name: 1.0 for name in healing.metrics})
 
     async def failing(*_: Any) -> RangeSeries:
-        raise PrometheusError("range query failed")
+        raise error
 
     await healing_observe.backfill_watcher("ns", service, healing, watcher, 1000.0,
                                            runtime(failing))

@@ -73,6 +73,9 @@ async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: H
     except (MetricError, workload.WorkloadError, PrometheusError) as err:
         log.warning("no healing history to backfill", error=_reason(err))
         return
+    except kube.API_ERRORS as err:  # the API server did not answer (in time): the rows only
+        log.warning("no healing history to backfill", error=f"{type(err).__name__}: {err}"[:300])
+        return
     _log_ignored(series)
     backfilled(watcher, {name: found.values for name, found in series.items()})
     log.info("healing history backfilled", rows=len(watcher.history))
