@@ -12,8 +12,8 @@ a limit while none finished (every thread hung), which fails /healthz.
 
 At stop (`handlers/settings.py`'s cleanup) the calls still queued are cancelled and never run;
 those already running finish, within `STOP_GRACE_SECONDS`: asyncio joins its default pool as
-its loop closes, and a call that hangs (a request without a timeout to an API server gone
-away) must not hold the process past Kubernetes' grace period.
+its loop closes, and a call that waits (a request to an API server gone away, for up to its
+30-s read timeout) must not hold the process past Kubernetes' grace period.
 """
 
 from __future__ import annotations
