@@ -37,10 +37,12 @@ class DecisionLog:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(entry, dict) or "name" not in entry or "timestamp" not in entry:
+            if not isinstance(entry, dict) or "timestamp" not in entry:
                 continue
             at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
-            self.events.setdefault(entry.get("event", ""), []).append((entry["name"], at, entry))
+            # A line without a service's name (a healing backfill's) is kept under "".
+            self.events.setdefault(entry.get("event", ""), []).append(
+                (str(entry.get("name", "")), at, entry))
 
     def seen(self, event: str) -> set[str]:
         return {name for name, _, _ in self.events.get(event, [])}

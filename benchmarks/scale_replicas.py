@@ -10,6 +10,13 @@ healing decision (for two replicas: after the shards are split between them), an
 `--periods` sync periods: each process's CPU seconds per period (utime + stime), the share of
 services decided in every period (the two processes' decision logs together), and how many
 services were decided by more than one process in the window (should be none).
+
+`--cpu-limit C` runs each process in a cgroup of its own (cgroup v1 `cpu` controller) and, from
+the end of the warm-up, with a CFS quota of C cores, as a pod's `limits.cpu` would: on a machine
+whose cores the test cluster shares, this is how one replica's capacity is made a fixed, known
+amount, so that two replicas' capacity can be compared with it. The warm-up (every service's
+history fitted) runs without the quota: the limit measures the steady state, not the start-up.
+`--replicas 1,2` picks the configurations run.
 """
 
 from __future__ import annotations
@@ -27,6 +34,47 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import scale  # noqa: E402
 from scale_measure import DecisionLog, ProcessMeter  # noqa: E402
+
+CPU_CGROUPS = Path("/sys/fs/cgroup/cpu")
+CFS_PERIOD_US = 100_000
+
+
+class CpuLimit:
+    """A cgroup v1 `cpu` group holding the processes put in it, without a quota until `limit`."""
+
+    def __init__(self, name: str) -> None:
+        self.path = CPU_CGROUPS / name
+        self.path.mkdir(exist_ok=True)
+        (self.path / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (self.path / "cpu.cfs_quota_us").write_text("-1")
+        self.start = self.throttled()
+
+    def limit(self, cores: float) -> None:
+        (self.path / "cpu.cfs_quota_us").write_text(str(int(cores * CFS_PERIOD_US)))
+        self.start = self.throttled()
+
+    def add(self, pid: int) -> None:
+        # Threads started after the move are in the group too (they inherit it).
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def throttled(self) -> dict[str, float]:
+        """CFS periods run, periods throttled and seconds throttled, from cpu.stat."""
+        stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        return {"periods": int(stat["nr_periods"]), "throttled": int(stat["nr_throttled"]),
+                "throttled_s": int(stat["throttled_time"]) / 1e9}
+
+    def since_start(self) -> dict[str, float]:
+        now = self.throttled()
+        periods = now["periods"] - self.start["periods"]
+        throttled = now["throttled"] - self.start["throttled"]
+        return {"throttled_pct": round(100 * throttled / periods, 1) if periods else 0.0,
+                "throttled_s": round(now["throttled_s"] - self.start["throttled_s"], 1)}
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()  # refused while a process is left in it: kept, and said
+        except OSError as err:
+            scale.log(f"cgroup {self.path} kept: {err}")
 
 
 def held(port: int) -> frozenset[int]:
@@ -65,15 +113,27 @@ def wait_split(ports: list[int], shards: int, limit: float) -> float:
     raise SystemExit(f"the shards were not split within {limit} s")
 
 
+BACKFILLS = ("forecast history backfilled", "healing history backfilled")
+
+
+def backfills_done(log: DecisionLog, quiet: float) -> bool:
+    """No history backfill logged for `quiet` seconds: a service decides reactively from its
+    first period while its histories are fetched and fitted, so "every service decided" is
+    not yet the steady state (the fits still queued would be measured as its cost)."""
+    last = max((at for event in BACKFILLS for _, at, _ in log.events.get(event, [])),
+               default=0.0)
+    return time.time() - last >= quiet
+
+
 def wait_decided(logs: list[DecisionLog], services: list[str], after: float,
-                 limit: float) -> float:
+                 limit: float, quiet: float) -> float:
     started = time.time()
     while time.time() - started < limit:
         together = merged(logs)
         scaling = {n for n, at, _ in together.events.get("decision", []) if at >= after}
         healing = {n for n, at, _ in together.events.get("healing decision", []) if at >= after}
         scale.log(f"{len(scaling)} scaling and {len(healing)} healing decisions since the start")
-        if len(scaling) == len(healing) == len(services):
+        if len(scaling) == len(healing) == len(services) and backfills_done(together, quiet):
             return time.time() - started
         time.sleep(10)
     scale.log("not every service decided within the limit; measuring anyway")
@@ -85,7 +145,7 @@ def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
     shards = args.shards if replicas > 1 else 1
     flags = ["--lease-shards", str(shards)]
     started = time.time()
-    procs, ports, logs = [], [], []
+    procs, ports, logs, limits = [], [], [], []
     for index in range(replicas):
         path = ROOT / ".state" / "scale" / f"{namespace}-{replicas}r-{index}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,17 +154,28 @@ def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
                    if args.profile else None)
         proc, port = scale.start_operator(env, namespace, flags, path, ROOT / "operator",
                                           profile)
+        if args.cpu_limit:
+            limits.append(CpuLimit(f"adaptive-bench-{namespace}-{replicas}r-{index}"))
+            limits[-1].add(proc.pid)
         procs.append(proc)
         ports.append(port)
         logs.append(DecisionLog(path))
     try:
         split_s = wait_split(ports, shards, 300) if replicas > 1 else 0.0
-        warmup = wait_decided(logs, services, started + split_s, args.warmup_limit)
+        warmup = wait_decided(logs, services, started + split_s, args.warmup_limit,
+                              2 * args.sync)
+        for limit in limits:
+            limit.limit(args.cpu_limit)
+        if limits:  # the first period under the quota settles what the warm-up left queued
+            time.sleep(args.sync)
         meters = [ProcessMeter(proc.pid) for proc in procs]
+        for limit in limits:
+            limit.start = limit.throttled()
         start = time.time()
         time.sleep(args.periods * args.sync)
         end = time.time()
         usage = [meter.sample() for meter in meters]
+        throttling = [limit.since_start() for limit in limits]
         together = merged(logs)
         each = [decided_by(merged([log]), start, end) for log in logs]
         twice = set.intersection(*each) if len(each) > 1 else set()
@@ -112,13 +183,16 @@ def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
                 "split_s": round(split_s, 1), "warmup_s": round(warmup, 1),
                 "cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
                 "services_each": [len(found) for found in each],
-                "decided_by_two": len(twice),
+                "decided_by_two": len(twice), "cpu_limit": args.cpu_limit,
+                "throttled_pct": [t["throttled_pct"] for t in throttling],
                 "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
                 **together.coverage(services, start, end, args.sync),
                 "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     finally:
         for proc in procs:
             scale.stop_operator(proc)
+        for limit in limits:
+            limit.remove()
 
 
 def main() -> int:
@@ -135,6 +209,10 @@ def main() -> int:
                              "benchmark's); stats beside their logs")
     parser.add_argument("--profile-after", type=float, default=240.0)
     parser.add_argument("--profile-for", type=float, default=60.0)
+    parser.add_argument("--cpu-limit", type=float, default=0.0,
+                        help="cores each process may use (a CFS quota; 0: no limit)")
+    parser.add_argument("--replicas", default="1,2",
+                        help="the configurations: processes sharing the services, in order")
     args = parser.parse_args()
     env = scale.cluster_env()
     scale.kubectl(env, "apply", "-f", str(ROOT / "crds"))
@@ -151,7 +229,7 @@ def main() -> int:
     scale.wait_pods(env, namespace, len(services), args.warmup_limit)
     rows = []
     try:
-        for replicas in (1, 2):
+        for replicas in (int(r) for r in args.replicas.split(",")):
             rows.append(configuration(args, env, namespace, services, replicas))
             scale.log(json.dumps(rows[-1]))
     finally:
