@@ -249,6 +249,47 @@ def short_name(stem: str) -> str:
     return "_".join(stem.split("_")[:2])
 
 
+def report_trace(path: Path, lines: list[str], summary: list[str], sweep: list[str],
+                 errors: list[str]) -> None:
+    """Replay one trace under both policies, add its rows to the four tables and plot it."""
+    trace = read_trace(path)
+    target = statistics.median(v for v in trace.values if v is not None) / REPLICAS_AT_MEDIAN
+    config = ReplayConfig(target, STARTUP_SECONDS, trace.interval_seconds)
+    hpa, result_h, _ = run_policy(trace, config, False)
+    pred, result_p, advisor = run_policy(trace, config, True)
+    assert advisor is not None  # a predictive run's
+    for policy, o in (("hpa", hpa), ("predictive", pred)):
+        m = o.metrics
+        lines.append(f"| {path.stem} | {policy} | {m.unserved:.4%} | {m.under_time:.2%} | "
+                     f"{m.replica_hours:,.1f} | {m.scale_changes} | {o.seconds:.1f} | "
+                     f"{o.p95_ms:.2f} |")
+    used = sum(f is not None for f in advisor.floors) / len(advisor.floors)
+    h, p = hpa.metrics, pred.metrics
+    ratio_u = p.unserved / h.unserved if h.unserved else math.nan
+    warm = after_warmup(trace, config, result_h, result_p, advisor)
+    summary.append(f"| {path.stem} | {ratio_u:.2f} | {warm} | "
+                   f"{p.replica_hours / h.replica_hours:.3f} | {used:.0%} of rows |")
+    if used > 0:
+        sweep.extend(quantile_sweep(path.stem, trace, config, h))
+    for model, (mase, rel) in model_errors(trace.values, trace.interval_seconds).items():
+        errors.append(f"| {path.stem} | {model} | {mase:.3f} | {rel:.3f} |")
+    plot(RESULTS / f"load_traces_{short_name(path.stem)}.png", path.stem, trace, result_h,
+         result_p, advisor, target)
+    print(path.stem, "done", file=sys.stderr, flush=True)
+
+
+def cost_rows() -> list[str]:
+    """The operator's own cost, measured on the Azure trace."""
+    azure = read_trace(DATA / "azure_vm_2019_total_cpu_5min.csv").values
+    costs = ["", "## Cost of the operator (one service, 14 days of 1-minute history)", "",
+             "| figure | value |", "|---|---|"]
+    costs += [f"| {k} | {v:.3f} |" for k, v in cost_figures(azure).items()]
+    rows, cpu, wall = long_replay(azure)
+    costs.append(f"| replay of {rows:,} 1-minute rows, predictive (CPU s / wall s) | "
+                 f"{cpu:.1f} / {wall:.1f} |")
+    return costs
+
+
 def main() -> int:
     lines = ["# Load traces: reactive HPA vs predictive", "",
              f"Start-up {STARTUP_SECONDS:g} s (the look-ahead); target per replica = median load / "
@@ -267,38 +308,8 @@ def main() -> int:
     sweep = ["", "## The quantile (default 0.8): predictive / hpa at other quantiles", "",
              "| trace | quantile | unserved | replica-hours |", "|---|---|---|---|"]
     for path in sorted(DATA.glob("*.csv")):
-        trace = read_trace(path)
-        target = statistics.median(v for v in trace.values if v is not None) / REPLICAS_AT_MEDIAN
-        config = ReplayConfig(target, STARTUP_SECONDS, trace.interval_seconds)
-        hpa, result_h, _ = run_policy(trace, config, False)
-        pred, result_p, advisor = run_policy(trace, config, True)
-        assert advisor is not None  # a predictive run's
-        for policy, o in (("hpa", hpa), ("predictive", pred)):
-            m = o.metrics
-            lines.append(f"| {path.stem} | {policy} | {m.unserved:.4%} | {m.under_time:.2%} | "
-                         f"{m.replica_hours:,.1f} | {m.scale_changes} | {o.seconds:.1f} | "
-                         f"{o.p95_ms:.2f} |")
-        used = sum(f is not None for f in advisor.floors) / len(advisor.floors)
-        h, p = hpa.metrics, pred.metrics
-        ratio_u = p.unserved / h.unserved if h.unserved else math.nan
-        warm = after_warmup(trace, config, result_h, result_p, advisor)
-        summary.append(f"| {path.stem} | {ratio_u:.2f} | {warm} | "
-                       f"{p.replica_hours / h.replica_hours:.3f} | {used:.0%} of rows |")
-        if used > 0:
-            sweep += quantile_sweep(path.stem, trace, config, h)
-        for model, (mase, rel) in model_errors(trace.values, trace.interval_seconds).items():
-            errors.append(f"| {path.stem} | {model} | {mase:.3f} | {rel:.3f} |")
-        plot(RESULTS / f"load_traces_{short_name(path.stem)}.png", path.stem, trace, result_h,
-             result_p,
-             advisor, target)
-        print(path.stem, "done", file=sys.stderr, flush=True)
-    azure = read_trace(DATA / "azure_vm_2019_total_cpu_5min.csv").values
-    costs = ["", "## Cost of the operator (one service, 14 days of 1-minute history)", "",
-             "| figure | value |", "|---|---|"]
-    costs += [f"| {k} | {v:.3f} |" for k, v in cost_figures(azure).items()]
-    rows, cpu, wall = long_replay(azure)
-    costs.append(f"| replay of {rows:,} 1-minute rows, predictive (CPU s / wall s) | "
-                 f"{cpu:.1f} / {wall:.1f} |")
+        report_trace(path, lines, summary, sweep, errors)
+    costs = cost_rows()
     text = "\n".join(lines + summary + sweep + errors + costs) + "\n"
     text += ("\nmaxrss of the benchmark process: "
              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB\n")

@@ -266,6 +266,20 @@ def _cells(values: FloatArray) -> str:
     return f"{values.mean():.1f} ({' / '.join(f'{v:.1f}' for v in values)})"
 
 
+def fold_rows(files: Sequence[File], table: Table, folds: Sequence[Fold]) -> list[str]:
+    """One table row per held-out group."""
+    names = np.array([f.group for f in files])
+    rows = []
+    for fold in folds:
+        test = [f for f in files if f.group == fold.group]
+        rows.append(
+            f"| {fold.group} | {len(test)} | {sum(len(f.windows) for f in test)} | "
+            f"{_cells(fold.development)} | {_cells(fold.held_out)} | "
+            f"{' / '.join(map(str, fold.false_positives))} | {describe(fold.chosen)} | "
+            f"{_cells(pooled(table, names == fold.group)[0])} |")
+    return rows
+
+
 def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tuple[float, ...],
            command: str) -> tuple[str, dict[str, Any]]:
     groups = [f.group for f in files]
@@ -289,14 +303,7 @@ def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tup
         "flags outside windows (held out) | picked on the training folds | product defaults |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    names = np.array(groups)
-    for fold in folds:
-        test = [f for f in files if f.group == fold.group]
-        lines.append(
-            f"| {fold.group} | {len(test)} | {sum(len(f.windows) for f in test)} | "
-            f"{_cells(fold.development)} | {_cells(fold.held_out)} | "
-            f"{' / '.join(map(str, fold.false_positives))} | {describe(fold.chosen)} | "
-            f"{_cells(pooled(table, names == fold.group)[0])} |")
+    lines += fold_rows(files, table, folds)
     lines += [
         "",
         f"**Held out, pooled over every fold: {_cells(overall)}** (spread over seeds "

@@ -39,7 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from scale_measure import DecisionLog, ProcessMeter, counters, report  # noqa: E402
+from scale_measure import (  # noqa: E402
+    DecisionLog,
+    ProcessMeter,
+    await_probes,
+    counters,
+    report,
+)
 
 RESULTS = ROOT / "benchmarks" / "results"
 BASE = {"load": 7.0, "errors": 0.01, "latency": 0.1}  # load: 1 replica at 10 per replica
@@ -414,16 +420,23 @@ def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> 
             for k in after}
 
 
-def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: str,
-                    services: list[str], feed: Feed, decisions: DecisionLog) -> dict[str, object]:
-    """Load steps, then bad rollouts with an error-ratio jump, on a few probe services each."""
+def pick_probes(count: int, services: list[str],
+                decisions: DecisionLog) -> tuple[list[str], list[str]]:
+    """The services that get a load step, and the ones that get a bad rollout."""
     # Probes among the services already running both daemons (at 1,000 the last ones created
     # may not have started when the warm-up ends, and a probe not running measures nothing).
     running = decisions.seen("decision") & decisions.seen("healing decision")
     ready = [s for s in services if s in running] or services
-    count = min(args.probes, max(1, len(ready) // 2))
+    count = min(count, max(1, len(ready) // 2))
     step_probes = ready[-count:]
     heal_probes = ready[-2 * count:-count] if len(ready) >= 2 * count else []
+    return step_probes, heal_probes
+
+
+def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: str,
+                    services: list[str], feed: Feed, decisions: DecisionLog) -> dict[str, object]:
+    """Load steps, then bad rollouts with an error-ratio jump, on a few probe services each."""
+    step_probes, heal_probes = pick_probes(args.probes, services, decisions)
     onset = time.time()
     for service in step_probes:
         feed.override[(service, "load")] = 45.0  # 5 replicas' worth at 10 each
@@ -432,17 +445,7 @@ def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: st
                 "app=registry.example/app:2")
         feed.override[(service, "errors")] = 0.5
     log(f"load step on {step_probes}, bad rollout on {heal_probes}")
-    deadline = time.time() + args.probe_timeout
-    scale: dict[str, float] = {}
-    heal: dict[str, float] = {}
-    while time.time() < deadline and (len(scale) < len(step_probes) or
-                                      len(heal) < len(heal_probes)):
-        time.sleep(2)
-        decisions.read()
-        scale = decisions.first_after("decision", step_probes, onset,
-                                      lambda e: int(e.get("desired", 0)) > 1)
-        heal = decisions.first_after("healing decision", heal_probes, onset,
-                                     lambda e: e.get("action") == "RollBack")
+    scale, heal = await_probes(args.probe_timeout, onset, step_probes, heal_probes, decisions)
     return {"scale_latency_s": sorted(round(t - onset, 1) for t in scale.values()),
             "scale_probes": len(step_probes),
             "heal_latency_s": sorted(round(t - onset, 1) for t in heal.values()),

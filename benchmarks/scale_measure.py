@@ -47,14 +47,19 @@ class DecisionLog:
     def seen(self, event: str) -> set[str]:
         return {name for name, _, _ in self.events.get(event, [])}
 
+    def times_between(self, event: str, start: float, end: float) -> dict[str, list[float]]:
+        """Each service's `event` times in [start, end)."""
+        times: dict[str, list[float]] = {}
+        for name, at, _ in self.events.get(event, []):
+            if start <= at < end:
+                times.setdefault(name, []).append(at)
+        return times
+
     def coverage(self, services: list[str], start: float, end: float,
                  sync: float) -> dict[str, float]:
         out: dict[str, float] = {}
         for event, key in (("decision", "scaling"), ("healing decision", "healing")):
-            times: dict[str, list[float]] = {}
-            for name, at, _ in self.events.get(event, []):
-                if start <= at < end:
-                    times.setdefault(name, []).append(at)
+            times = self.times_between(event, start, end)
             expected = (end - start) / sync
             gaps = [b - a for ts in times.values() for a, b in itertools.pairwise(sorted(ts))]
             # Kept up: decided in every period (at most one missed at the window's edges) and
@@ -76,6 +81,24 @@ class DecisionLog:
             if name in names and at >= after and name not in found and accept(entry):
                 found[name] = at
         return found
+
+
+def await_probes(timeout: float, onset: float, step_probes: list[str], heal_probes: list[str],
+                 decisions: DecisionLog) -> tuple[dict[str, float], dict[str, float]]:
+    """When each probe service first scaled up and first rolled back, until all did or the
+    timeout passed."""
+    deadline = time.time() + timeout
+    scale: dict[str, float] = {}
+    heal: dict[str, float] = {}
+    while time.time() < deadline and (len(scale) < len(step_probes) or
+                                      len(heal) < len(heal_probes)):
+        time.sleep(2)
+        decisions.read()
+        scale = decisions.first_after("decision", step_probes, onset,
+                                      lambda e: int(e.get("desired", 0)) > 1)
+        heal = decisions.first_after("healing decision", heal_probes, onset,
+                                     lambda e: e.get("action") == "RollBack")
+    return scale, heal
 
 
 def _max_gap(times: list[float]) -> float:

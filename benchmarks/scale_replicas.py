@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import scale  # noqa: E402
 from scale_measure import DecisionLog, ProcessMeter  # noqa: E402
 
+Process = subprocess.Popen[bytes]
 CPU_CGROUPS = Path("/sys/fs/cgroup/cpu")
 CFS_PERIOD_US = 100_000
 
@@ -140,11 +142,11 @@ def wait_decided(logs: list[DecisionLog], services: list[str], after: float,
     return time.time() - started
 
 
-def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
-                  services: list[str], replicas: int) -> dict[str, object]:
-    shards = args.shards if replicas > 1 else 1
-    flags = ["--lease-shards", str(shards)]
-    started = time.time()
+def start_replicas(args: argparse.Namespace, env: dict[str, str], namespace: str,
+                   flags: list[str], replicas: int,
+                   ) -> tuple[list[Process], list[int], list[DecisionLog], list[CpuLimit]]:
+    """Start the operator's replicas, each logging to its own file (and, with --cpu-limit, in a
+    cgroup of its own, without a quota yet)."""
     procs, ports, logs, limits = [], [], [], []
     for index in range(replicas):
         path = ROOT / ".state" / "scale" / f"{namespace}-{replicas}r-{index}.log"
@@ -160,39 +162,71 @@ def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
         procs.append(proc)
         ports.append(port)
         logs.append(DecisionLog(path))
+    return procs, ports, logs, limits
+
+
+def apply_cpu_limits(limits: list[CpuLimit], cores: float, sync: float) -> None:
+    for limit in limits:
+        limit.limit(cores)
+    if limits:  # the first period under the quota settles what the warm-up left queued
+        time.sleep(sync)
+
+
+def run_periods(args: argparse.Namespace, procs: list[Process],
+                limits: list[CpuLimit],
+                ) -> tuple[float, float, list[dict[str, float]], list[dict[str, float]]]:
+    """`--periods` sync periods: their start and end, each process's usage and throttling."""
+    meters = [ProcessMeter(proc.pid) for proc in procs]
+    for limit in limits:
+        limit.start = limit.throttled()
+    start = time.time()
+    time.sleep(args.periods * args.sync)
+    end = time.time()
+    usage = [meter.sample() for meter in meters]
+    throttling = [limit.since_start() for limit in limits]
+    return start, end, usage, throttling
+
+
+def measure_periods(args: argparse.Namespace, services: list[str],
+                    procs: list[Process], logs: list[DecisionLog],
+                    limits: list[CpuLimit]) -> dict[str, object]:
+    """Each process's CPU and throttling over the periods, and which services each decided."""
+    start, end, usage, throttling = run_periods(args, procs, limits)
+    together = merged(logs)
+    each = [decided_by(merged([log]), start, end) for log in logs]
+    twice = set.intersection(*each) if len(each) > 1 else set()
+    return {"cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
+            "services_each": [len(found) for found in each],
+            "decided_by_two": len(twice), "cpu_limit": args.cpu_limit,
+            "throttled_pct": [t["throttled_pct"] for t in throttling],
+            "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
+            **together.coverage(services, start, end, args.sync)}
+
+
+def stop_replicas(procs: list[Process], limits: list[CpuLimit]) -> None:
+    for proc in procs:
+        scale.stop_operator(proc)
+    for limit in limits:
+        limit.remove()
+
+
+def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
+                  services: list[str], replicas: int) -> dict[str, object]:
+    shards = args.shards if replicas > 1 else 1
+    flags = ["--lease-shards", str(shards)]
+    started = time.time()
+    procs, ports, logs, limits = start_replicas(args, env, namespace, flags, replicas)
     try:
         split_s = wait_split(ports, shards, 300) if replicas > 1 else 0.0
         warmup = wait_decided(logs, services, started + split_s, args.warmup_limit,
                               2 * args.sync)
-        for limit in limits:
-            limit.limit(args.cpu_limit)
-        if limits:  # the first period under the quota settles what the warm-up left queued
-            time.sleep(args.sync)
-        meters = [ProcessMeter(proc.pid) for proc in procs]
-        for limit in limits:
-            limit.start = limit.throttled()
-        start = time.time()
-        time.sleep(args.periods * args.sync)
-        end = time.time()
-        usage = [meter.sample() for meter in meters]
-        throttling = [limit.since_start() for limit in limits]
-        together = merged(logs)
-        each = [decided_by(merged([log]), start, end) for log in logs]
-        twice = set.intersection(*each) if len(each) > 1 else set()
+        apply_cpu_limits(limits, args.cpu_limit, args.sync)
         return {"replicas": replicas, "shards": shards, "services": len(services),
                 "split_s": round(split_s, 1), "warmup_s": round(warmup, 1),
-                "cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
-                "services_each": [len(found) for found in each],
-                "decided_by_two": len(twice), "cpu_limit": args.cpu_limit,
-                "throttled_pct": [t["throttled_pct"] for t in throttling],
-                "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
-                **together.coverage(services, start, end, args.sync),
+                **measure_periods(args, services, procs, logs, limits),
                 "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     finally:
-        for proc in procs:
-            scale.stop_operator(proc)
-        for limit in limits:
-            limit.remove()
+        stop_replicas(procs, limits)
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from scaling_cv import BUDGET, FAMILIES, RIVALS, Table, keys_of, pooled, score, seasonal_names
 from scaling_data import SEGMENTS, STARTUP_SECONDS, Trace
@@ -86,13 +87,8 @@ def curve(table: Table, names: set[str]) -> dict[str, dict[str, float]]:
                     "cost": score(table, label, keys).cost} for label in labels}
 
 
-def plot(points: dict[str, dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+def _plot_ours(ax: Any, points: dict[str, dict[str, float]]) -> None:
+    """The product's candidates, with and without the persistence fallback, and their fronts."""
     for fallback, color in (("off", "tab:olive"), ("on", "tab:green")):
         ours = sorted((p["cost"], p["unserved"]) for k, p in points.items()
                       if family_of(k) == "ours" and k.endswith(f"fallback={fallback}"))
@@ -101,6 +97,10 @@ def plot(points: dict[str, dict[str, float]], path: Path, title: str) -> None:
                    label=f"adaptive-operator, persistence fallback {fallback}: quantile x "
                          "look-ahead x scale-down")
         ax.plot(*zip(*_front(ours), strict=True), color=color, lw=1.5)
+
+
+def _plot_peers(ax: Any, points: dict[str, dict[str, float]]) -> None:
+    """HPA with headroom as a line, each other peer's candidates as points."""
     head = sorted((p["cost"], p["unserved"]) for k, p in points.items()
                   if family_of(k) in ("headroom", "hpa"))
     ax.plot(*zip(*head, strict=True), "o-", color="tab:blue", ms=4, label="HPA + headroom h")
@@ -108,6 +108,17 @@ def plot(points: dict[str, dict[str, float]], path: Path, title: str) -> None:
         pts = [(p["cost"], p["unserved"]) for k, p in points.items() if family_of(k) == family]
         costs, unserved = zip(*pts, strict=True)
         ax.scatter(costs, unserved, marker=marker, s=40, label=NAMES[family])
+
+
+def plot(points: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    _plot_ours(ax, points)
+    _plot_peers(ax, points)
     ax.scatter([1.0], [1.0], color="black", s=60, zorder=5, label="reactive HPA")
     ax.axvline(BUDGET, color="grey", ls=":", lw=1)
     ax.axhline(0.2, color="grey", ls="--", lw=1, label="target: 80% less unserved")
@@ -131,6 +142,31 @@ def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
+def _scheme_sections(table: Table, folds: dict[str, list[dict[str, object]]], real: set[str],
+                     every: set[str], bursty: set[str]) -> list[str]:
+    """Each fold scheme but the rival one, pooled over each group of traces."""
+    lines: list[str] = []
+    for scheme, rows in folds.items():
+        if scheme == RIVAL_SCHEME:
+            continue
+        lines += [f"## {scheme}: seasonal real traces ({', '.join(sorted(real))})", ""]
+        lines += [*_pool_table(table, rows, real), ""]
+        lines += [f"## {scheme}: every seasonal trace, synthetic stress cases included", ""]
+        lines += [*_pool_table(table, rows, every), ""]
+        lines += [f"## {scheme}: bursty trace ({', '.join(sorted(bursty))})", ""]
+        lines += [*_pool_table(table, rows, bursty), ""]
+    return lines
+
+
+def _rival_sections(table: Table, rival_rows: list[dict[str, object]], real: set[str],
+                    every: set[str], bursty: set[str]) -> list[str]:
+    lines = [f"## {RIVAL_SCHEME}: leave one trace out", "", RIVAL_NOTE, ""]
+    for title, names in (("seasonal real traces", real), ("every seasonal trace", every),
+                         ("bursty trace", bursty)):
+        lines += [f"{title}:", "", *_rival_table(table, rival_rows, names), ""]
+    return lines
+
+
 def write(table: Table, traces: list[Trace], folds: dict[str, list[dict[str, object]]],
           results: Path) -> None:
     real = seasonal_names(traces, real_only=True)
@@ -146,20 +182,8 @@ def write(table: Table, traces: list[Trace], folds: dict[str, list[dict[str, obj
         "scored on its training segments. Ratios are against reactive HPA on the same rows.", "",
         f"Command: `{COMMAND}`", ""]
     lines += [WHY_NOTE, ""]
-    for scheme, rows in folds.items():
-        if scheme == RIVAL_SCHEME:
-            continue
-        lines += [f"## {scheme}: seasonal real traces ({', '.join(sorted(real))})", ""]
-        lines += [*_pool_table(table, rows, real), ""]
-        lines += [f"## {scheme}: every seasonal trace, synthetic stress cases included", ""]
-        lines += [*_pool_table(table, rows, every), ""]
-        lines += [f"## {scheme}: bursty trace ({', '.join(sorted(bursty))})", ""]
-        lines += [*_pool_table(table, rows, bursty), ""]
-    rival_rows = folds[RIVAL_SCHEME]
-    lines += [f"## {RIVAL_SCHEME}: leave one trace out", "", RIVAL_NOTE, ""]
-    for title, names in (("seasonal real traces", real), ("every seasonal trace", every),
-                         ("bursty trace", bursty)):
-        lines += [f"{title}:", "", *_rival_table(table, rival_rows, names), ""]
+    lines += _scheme_sections(table, folds, real, every, bursty)
+    lines += _rival_sections(table, folds[RIVAL_SCHEME], real, every, bursty)
     lines += ["## Leave one trace out, per trace", "", *_per_trace(folds["leave one trace out"])]
     pictured = real or every  # the real seasonal traces; the synthetic ones when run alone
     points = curve(table, pictured)
