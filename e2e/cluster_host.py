@@ -171,15 +171,43 @@ def jumps_to(rule: list[str], chains: set[str]) -> bool:
     return any(rule[i + 1] in chains for i, word in enumerate(rule[:-1]) if word in ("-j", "-g"))
 
 
+def chains_with_prefix(chains: list[str], prefix: str) -> set[str]:
+    return {c for c in chains if c.startswith(prefix)}
+
+
+def used_chains(chains: list[str], rules: list[list[str]]) -> set[str]:
+    """The chains that some rule jumps to."""
+    return {c for c in chains if any(jumps_to(r, {c}) for r in rules)}
+
+
 def leftover_chains(chains: list[str], rules: list[list[str]]) -> set[str]:
     """kube-proxy's and the kubelet's chains; CNI portmap's per-pod chains that nothing uses any
     more, and its top chains once no pod's chain is left (portmap never removes those)."""
-    used = {c for c in chains if any(jumps_to(r, {c}) for r in rules)}
-    per_pod = {c for c in chains if c.startswith("CNI-DN-")}
-    drop = {c for c in chains if c.startswith("KUBE-")} | (per_pod - used)
+    used = used_chains(chains, rules)
+    per_pod = chains_with_prefix(chains, "CNI-DN-")
+    drop = chains_with_prefix(chains, "KUBE-") | (per_pod - used)
     if per_pod <= drop:
-        drop |= {c for c in chains if c.startswith("CNI-HOSTPORT-")}
+        drop |= chains_with_prefix(chains, "CNI-HOSTPORT-")
     return drop
+
+
+def delete_marked_rules(binary: str, table: str, markers: tuple[str, ...]) -> None:
+    _, rules = iptables_rules(binary, table)
+    for rule in rules:
+        if any(marker in " ".join(rule) for marker in markers):
+            run(binary, "-w", "-t", table, "-D", *rule, check=False)
+
+
+def drop_leftover_chains(binary: str, table: str) -> None:
+    """Delete the rules that jump to a leftover chain, then flush and delete those chains."""
+    chains, rules = iptables_rules(binary, table)
+    drop = leftover_chains(chains, rules)
+    for rule in rules:
+        if rule[0] not in drop and jumps_to(rule, drop):
+            run(binary, "-w", "-t", table, "-D", *rule, check=False)
+    for flag in ("-F", "-X"):
+        for chain in sorted(drop):
+            run(binary, "-w", "-t", table, flag, chain, check=False)
 
 
 def sweep_iptables(*markers: str) -> None:
@@ -187,15 +215,5 @@ def sweep_iptables(*markers: str) -> None:
     the chains that kube-proxy, the kubelet and portmap leave behind when killed."""
     for binary in IPTABLES:
         for table in ("filter", "nat", "mangle"):
-            chains, rules = iptables_rules(binary, table)
-            for rule in rules:
-                if any(marker in " ".join(rule) for marker in markers):
-                    run(binary, "-w", "-t", table, "-D", *rule, check=False)
-            chains, rules = iptables_rules(binary, table)
-            drop = leftover_chains(chains, rules)
-            for rule in rules:
-                if rule[0] not in drop and jumps_to(rule, drop):
-                    run(binary, "-w", "-t", table, "-D", *rule, check=False)
-            for flag in ("-F", "-X"):
-                for chain in sorted(drop):
-                    run(binary, "-w", "-t", table, flag, chain, check=False)
+            delete_marked_rules(binary, table, markers)
+            drop_leftover_chains(binary, table)

@@ -214,6 +214,27 @@ def replicas(cluster: Cluster, ns: str) -> int:
 WATCHED_SERVICE = SERVICE.replace('sum(e2e_load{exporter="NS"})', "sum(vector(25))")
 
 
+def namespace_args(cluster: Cluster, account: str, namespace: str,
+                   watched: str) -> tuple[str, ...]:
+    """The --namespace arguments the chart gives the operator: the watched namespace's only."""
+    deployment: Any = cluster.json("get", "deployment", account, "-n", namespace)
+    args = tuple(a for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+                 if a.startswith("--namespace"))
+    assert args == (f"--namespace={watched}",)
+    return args
+
+
+def check_scales_only_where_watched(cluster: Cluster, watched: str, other: str) -> None:
+    for ns in (other, watched):  # the other first: it has had longer to be reconciled
+        cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=with_pod(cluster, WATCHED_SERVICE))
+    wait_until(lambda: replicas(cluster, watched) == 3, 60, "the watched namespace scaled")
+    status: Any = cluster.json("get", "adaptiveservice", "web", "-n", watched)["status"]
+    assert status["desiredReplicas"] == 3
+    assert replicas(cluster, other) == 1
+    assert not cluster.json("get", "adaptiveservice", "web", "-n", other).get("status")
+    cluster.kubectl("delete", "adaptiveservice", "web", "-n", watched, "--timeout=30s")
+
+
 def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_another(
         crds: Cluster, namespace: str, tmp_path: Path) -> None:
     """Installed by Helm with Roles per watched namespace (rbac.namespaced): the operator, as the
@@ -229,10 +250,7 @@ def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_ano
          "--set", "rbac.namespaced=true",
          "--set", f"watch.namespaces={{{watched}}}", "--wait", "--timeout", "180s")
     account = f"{name}-adaptive-operator"
-    deployment: Any = cluster.json("get", "deployment", account, "-n", namespace)
-    args = tuple(a for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-                 if a.startswith("--namespace"))
-    assert args == (f"--namespace={watched}",)
+    args = namespace_args(cluster, account, namespace, watched)
     # Its rights: the Role in the watched namespace, nothing in the other.
     assert allowed(cluster, account, watched, "patch", "deployments/scale", "apps", namespace)
     assert not allowed(cluster, account, other, "patch", "deployments/scale", "apps", namespace)
@@ -241,14 +259,7 @@ def test_a_namespaced_install_reconciles_in_its_watched_namespace_and_not_in_ano
                               env={"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": namespace})
     try:
         process.start()
-        for ns in (other, watched):  # the other first: it has had longer to be reconciled
-            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=with_pod(cluster, WATCHED_SERVICE))
-        wait_until(lambda: replicas(cluster, watched) == 3, 60, "the watched namespace scaled")
-        status: Any = cluster.json("get", "adaptiveservice", "web", "-n", watched)["status"]
-        assert status["desiredReplicas"] == 3
-        assert replicas(cluster, other) == 1
-        assert not cluster.json("get", "adaptiveservice", "web", "-n", other).get("status")
-        cluster.kubectl("delete", "adaptiveservice", "web", "-n", watched, "--timeout=30s")
+        check_scales_only_where_watched(cluster, watched, other)
     finally:
         process.stop()
         helm(cluster, binary, "uninstall", name, "--namespace", namespace, "--wait")

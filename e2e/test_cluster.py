@@ -116,6 +116,15 @@ def test_up_is_idempotent_and_down_leaves_no_process(local_cluster: Cluster,
     env = dict(os.environ, ADAPTIVE_CLUSTER_STATE=str(tmp_path / "state"),
                ADAPTIVE_CLUSTER_NAME="lifecycle", ADAPTIVE_REAL_NODE="0")
     script = str(HERE / "cluster")
+    check_up_twice_reuses_the_cluster(script, env, tmp_path)
+    routes = blackholes()
+
+    # Without the name `up` had, the commands act on the cluster the state holds.
+    unnamed = {key: value for key, value in env.items() if key != "ADAPTIVE_CLUSTER_NAME"}
+    check_down_removes_the_cluster(script, unnamed, tmp_path, routes)
+
+
+def check_up_twice_reuses_the_cluster(script: str, env: dict[str, str], tmp_path: Path) -> None:
     first = parse_exports(subprocess.run([script, "up"], env=env, capture_output=True,
                                          text=True, check=True).stdout)
     again = subprocess.run([script, "up"], env=env, capture_output=True, text=True, check=True)
@@ -124,10 +133,10 @@ def test_up_is_idempotent_and_down_leaves_no_process(local_cluster: Cluster,
     status = subprocess.run([script, "status"], env=env, capture_output=True, text=True)
     assert status.returncode == 0 and "kube-apiserver" in status.stdout
     assert our_processes(str(tmp_path))  # it did start processes of its own
-    routes = blackholes()
 
-    # Without the name `up` had, the commands act on the cluster the state holds.
-    unnamed = {key: value for key, value in env.items() if key != "ADAPTIVE_CLUSTER_NAME"}
+
+def check_down_removes_the_cluster(script: str, unnamed: dict[str, str], tmp_path: Path,
+                                   routes: list[str]) -> None:
     status = subprocess.run([script, "status"], env=unnamed, capture_output=True, text=True)
     assert status.returncode == 0 and "cluster lifecycle" in status.stdout
     assert "kube-apiserver" in status.stdout
@@ -191,15 +200,19 @@ def ready_real_pod(cluster: Cluster, ns: str, node: str, name: str = "web") -> s
     return ip
 
 
-@pytest.mark.cluster
-def test_the_real_node_runs_containerd_beside_kwok_nodes(cluster: Cluster, real_node: str) -> None:
-    nodes = {n["metadata"]["name"]: n for n in cluster.json("get", "nodes")["items"]}
-    real = nodes.pop(real_node)
+def check_real_node(real: dict[str, Any]) -> None:
+    """Ready, on containerd and the pinned kubelet, and tainted for our pods only."""
     conditions = {c["type"]: c["status"] for c in real["status"]["conditions"]}
     assert conditions["Ready"] == "True"
     assert real["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     assert real["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.3"
     assert REAL_NODE_TOLERATION["key"] in {t["key"] for t in real["spec"].get("taints", [])}
+
+
+@pytest.mark.cluster
+def test_the_real_node_runs_containerd_beside_kwok_nodes(cluster: Cluster, real_node: str) -> None:
+    nodes = {n["metadata"]["name"]: n for n in cluster.json("get", "nodes")["items"]}
+    check_real_node(nodes.pop(real_node))
     kwok = [n for n in nodes.values()
             if n["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"]
     assert kwok, "the KWOK nodes are still there"
@@ -348,17 +361,22 @@ def test_prometheus_scrapes_an_annotated_real_pod_with_its_labels(cluster: Clust
     assert (labels["namespace"], labels["pod"], labels["app"]) == (namespace, "web", "web")
 
 
+def our_iptables_rules() -> list[str]:
+    """The IPv4 and IPv6 rules of kube-proxy, CNI's portmap and ours."""
+    rules = run("iptables-save").splitlines() + run("ip6tables-save").splitlines()
+    return [line for line in rules if "KUBE-" in line or "CNI-DN-" in line or "adaptive" in line]
+
+
 def leftovers(state: Path) -> dict[str, list[str]]:
     """What the real node leaves on the host while it runs, found independently of e2e/cluster:
     if `down` forgot any, the lists after it are not empty."""
     links = run("ip", "-o", "link", "show").splitlines()
-    rules = run("iptables-save").splitlines() + run("ip6tables-save").splitlines()
+    rules = our_iptables_rules()
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     return {
         "pod bridge and veths": [line for line in links if "adaptive0" in line],
         "mounts": [line for line in mounts if f" {state}/" in line],
-        "iptables": [line for line in rules
-                     if "KUBE-" in line or "CNI-DN-" in line or "adaptive" in line],
+        "iptables": rules,
         "processes": our_processes(str(state)),
         "pod cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")],
     }

@@ -15,6 +15,7 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -150,16 +151,26 @@ def test_killed_between_recording_and_healing_does_not_repeat(
             wait_killed(armed, "healing.after_record")
         finally:
             armed.stop()
-        recorded = ledger(cluster, ns, "hurt")
-        assert [(e["action"], e["outcome"]) for e in recorded] == [("EvictPods", "Pending")]
-        assert sick in [p["metadata"]["name"] for p in pods(cluster, ns, "hurt")], \
-            "the eviction was carried out although the process died before it"
+        recorded = recorded_not_carried_out(cluster, ns, sick)
 
         restarted.start()
         wait_until(lambda: [e for e in ledger(cluster, ns, "hurt")
                             if e["id"] == recorded[0]["id"] and e["outcome"] != "Pending"], 90,
                    "the recorded eviction verified, not repeated")
         more_syncs(restarted, ns)
+    check_evicted_once(cluster, ns, sick)
+
+
+def recorded_not_carried_out(cluster: Cluster, ns: str, sick: str) -> list[dict[str, Any]]:
+    """The ledger's one entry, an eviction still pending, of a pod still there."""
+    recorded = ledger(cluster, ns, "hurt")
+    assert [(e["action"], e["outcome"]) for e in recorded] == [("EvictPods", "Pending")]
+    assert sick in [p["metadata"]["name"] for p in pods(cluster, ns, "hurt")], \
+        "the eviction was carried out although the process died before it"
+    return recorded
+
+
+def check_evicted_once(cluster: Cluster, ns: str, sick: str) -> None:
     evictions = [e for e in ledger(cluster, ns, "hurt") if e["action"] == "EvictPods"
                  and e["pods"] == [sick]]
     assert len(evictions) == 1, evictions
@@ -209,35 +220,50 @@ def test_frozen_leader_replaced_under_load_acts_never_again(
     names = [f"svc{i}" for i in range(len(AFTER))]
     try:
         with exporters(ns) as load:
-            for i, name in enumerate(names):
-                deploy(cluster, ns, name)
-                load.set("e2e_load", 15.0 + 10 * i, {"app": name})  # 2, 3, 4 replicas
-                apply(cluster, ns, service_yaml(name, ns))
-            for i, name in enumerate(names):
-                wait_until(lambda n=name, r=2 + i: replicas(cluster, ns, n) == r, 90,
-                           f"{name} to scale")
-
-            assert first.proc is not None
-            os.kill(first.proc.pid, signal.SIGSTOP)  # frozen: its lease runs out
-            try:
-                wait_until(lambda: second.role() == "leader", 60, "the standby to take over")
-                for name, wanted in zip(names, AFTER, strict=True):
-                    load.set("e2e_load", wanted * 10.0 - 5, {"app": name})
-                for name, wanted in zip(names, AFTER, strict=True):
-                    wait_until(lambda n=name, r=wanted: replicas(cluster, ns, n) == r, 90,
-                               f"the new leader to scale {name}")
-            finally:
-                os.kill(first.proc.pid, signal.SIGCONT)  # thawed, with stale state in memory
-            first.proc.wait(timeout=60)  # it finds the lease lost and steps down
+            deploy_and_scale(cluster, ns, load, names)
+            freeze_while_the_standby_rescales(cluster, ns, load, names, first, second)
             more_syncs(second, ns, 2 * len(names))
-            for name, wanted in zip(names, AFTER, strict=True):
-                assert replicas(cluster, ns, name) == wanted
-                assert_each_change_once(cluster, ns, name)
-                assert generation(cluster, ns, name) == 3  # 1 -> a -> b
-            assert "ConflictingWriter" not in cluster.kubectl(
-                "get", "adaptiveservices", "-n", ns, "-o", "yaml")
+            check_each_changed_once(cluster, ns, names)
     finally:
         first.stop()
         cluster.kubectl("delete", "adaptiveservices", "--all", "-n", ns, "--timeout=30s",
                         check=False)
         second.stop()
+
+
+def deploy_and_scale(cluster: Cluster, ns: str, load: MetricsSource, names: list[str]) -> None:
+    for i, name in enumerate(names):
+        deploy(cluster, ns, name)
+        load.set("e2e_load", 15.0 + 10 * i, {"app": name})  # 2, 3, 4 replicas
+        apply(cluster, ns, service_yaml(name, ns))
+    for i, name in enumerate(names):
+        wait_until(lambda n=name, r=2 + i: replicas(cluster, ns, n) == r, 90,
+                   f"{name} to scale")
+
+
+def freeze_while_the_standby_rescales(cluster: Cluster, ns: str, load: MetricsSource,
+                                      names: list[str], first: OperatorProcess,
+                                      second: OperatorProcess) -> None:
+    """The leader frozen until the standby has taken over and scaled each service to AFTER,
+    then thawed and left to step down."""
+    assert first.proc is not None
+    os.kill(first.proc.pid, signal.SIGSTOP)  # frozen: its lease runs out
+    try:
+        wait_until(lambda: second.role() == "leader", 60, "the standby to take over")
+        for name, wanted in zip(names, AFTER, strict=True):
+            load.set("e2e_load", wanted * 10.0 - 5, {"app": name})
+        for name, wanted in zip(names, AFTER, strict=True):
+            wait_until(lambda n=name, r=wanted: replicas(cluster, ns, n) == r, 90,
+                       f"the new leader to scale {name}")
+    finally:
+        os.kill(first.proc.pid, signal.SIGCONT)  # thawed, with stale state in memory
+    first.proc.wait(timeout=60)  # it finds the lease lost and steps down
+
+
+def check_each_changed_once(cluster: Cluster, ns: str, names: list[str]) -> None:
+    for name, wanted in zip(names, AFTER, strict=True):
+        assert replicas(cluster, ns, name) == wanted
+        assert_each_change_once(cluster, ns, name)
+        assert generation(cluster, ns, name) == 3  # 1 -> a -> b
+    assert "ConflictingWriter" not in cluster.kubectl(
+        "get", "adaptiveservices", "-n", ns, "-o", "yaml")

@@ -75,6 +75,25 @@ def can_i(kubeconfig: Path, verb: str, namespace: str) -> str:
     return result.stdout.strip()
 
 
+def check_viewer_may_only_get(viewer: Path, namespace: str) -> None:
+    assert can_i(viewer, "get", namespace) == "yes"
+    assert can_i(viewer, "list", namespace) == "no"
+    assert can_i(viewer, "get", "default") == "no"
+
+
+def check_explained(viewer: Path, namespace: str, prometheus_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptive_operator", "explain", f"{namespace}/web",
+         "--kubeconfig", str(viewer), "--prometheus-url", prometheus_url,
+         "--rows", "20"], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in (f"AdaptiveService {namespace}/web -> Deployment web", "Last decision",
+                 "-> 3 replicas", "input load: value 27 at 10 per replica",
+                 "predictive scaling is off", "Healing: off", "Ready=True", "* load"):
+        assert text in out, (text, out)
+
+
 def test_explain_works_with_only_get(crds: Cluster, namespace: str,
                                      operator: OperatorProcess, tmp_path: Path) -> None:
     cluster = crds
@@ -86,19 +105,8 @@ def test_explain_works_with_only_get(crds: Cluster, namespace: str,
                         .get("status") or {}).get("desiredReplicas") == 3, 60,
                "a decision on the load (3 replicas)")
     viewer = viewer_kubeconfig(cluster, namespace, tmp_path / "viewer.json")
-    assert can_i(viewer, "get", namespace) == "yes"
-    assert can_i(viewer, "list", namespace) == "no"
-    assert can_i(viewer, "get", "default") == "no"
-    result = subprocess.run(
-        [sys.executable, "-m", "adaptive_operator", "explain", f"{namespace}/web",
-         "--kubeconfig", str(viewer), "--prometheus-url", cluster.prometheus_url,
-         "--rows", "20"], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    for text in (f"AdaptiveService {namespace}/web -> Deployment web", "Last decision",
-                 "-> 3 replicas", "input load: value 27 at 10 per replica",
-                 "predictive scaling is off", "Healing: off", "Ready=True", "* load"):
-        assert text in out, (text, out)
+    check_viewer_may_only_get(viewer, namespace)
+    check_explained(viewer, namespace, cluster.prometheus_url)
     denied = subprocess.run(
         [sys.executable, "-m", "adaptive_operator", "explain", "default/web", "--kubeconfig",
          str(viewer)], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)

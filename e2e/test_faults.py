@@ -178,56 +178,79 @@ def healing_syncs(process: OperatorProcess, ns: str, reason: str) -> int:
                and reason in line)
 
 
+def deploy_through_the_proxy(cluster: Cluster, namespace: str, operator: OperatorProcess,
+                             load: MetricsSource, proxy_url: str) -> None:
+    """`slow` (scaling) and `sick` (healing) read Prometheus through the proxy: both Ready,
+    healing syncing."""
+    deploy(cluster, namespace, "slow", replicas=3)
+    deploy(cluster, namespace, "sick", replicas=3)
+    for name in ("slow", "sick"):
+        load.set("e2e_load", 29.0, {"app": name})
+    apply(cluster, namespace, service_yaml("slow", namespace, prometheus=proxy_url))
+    apply(cluster, namespace,
+          service_yaml("sick", namespace, prometheus=proxy_url, healing=True))
+    for name in ("slow", "sick"):
+        wait_until(lambda n=name: condition(cluster, namespace, n, "Ready").get(
+            "status") == "True", 60, f"{name} Ready through the proxy")
+    wait_until(lambda: len(pods(cluster, namespace, "sick")) == 3, 60, "3 pods")
+    wait_until(lambda: healing_syncs(operator, namespace, "Healthy"), 60, "healing syncs")
+
+
+def check_unread_metrics_said(cluster: Cluster, namespace: str) -> None:
+    cond = wait_until(lambda: (c := condition(cluster, namespace, "slow",
+                                              "MetricsAvailable")).get("status") == "False"
+                      and c, 90, "MetricsAvailable=False")
+    assert cond["reason"] == "PrometheusTimeout", cond
+    state = wait_until(lambda: status(cluster, namespace, "sick").get(
+        "healing", {}).get("state", {}).get("reason") == "MetricsUnreadable"
+        and status(cluster, namespace, "sick")["healing"]["state"], 90,
+        "healing to say it does not act on unread metrics")
+    assert "could not be read" in state["message"]
+
+
+def check_nothing_done_on_unread_metrics(cluster: Cluster, namespace: str,
+                                         operator: OperatorProcess) -> str:
+    """A pod of `sick` crash-looping, two healing syncs and a scaling sync later: nothing done.
+    The pod's name."""
+    sick: str = sorted(p["metadata"]["name"] for p in pods(cluster, namespace, "sick"))[0]
+    crash_loop(cluster, namespace, sick)  # plain to see in the API, yet not acted on
+    held = healing_syncs(operator, namespace, "MetricsUnreadable")
+    wait_until(lambda: healing_syncs(operator, namespace, "MetricsUnreadable") >= held + 2,
+               90, "two healing syncs on unread metrics")
+    errors = operator.counter("adaptive_reconcile_errors_total", namespace=namespace)
+    wait_until(lambda: operator.counter("adaptive_reconcile_errors_total",
+                                        namespace=namespace) > errors, 90,
+               "one more scaling sync on missing data")
+    assert replicas(cluster, namespace, "slow") == 3
+    assert sick in [p["metadata"]["name"] for p in pods(cluster, namespace, "sick")]
+    assert not events(cluster, namespace, "UnhealthyPods")
+    return sick
+
+
+def check_held_work_done(cluster: Cluster, namespace: str, sick: str) -> None:
+    wait_until(lambda: replicas(cluster, namespace, "slow") == 1, 180,
+               "the scale-down once the load can be read")
+    why = wait_until(lambda: events(cluster, namespace, "UnhealthyPods"), 120,
+                     "the crash-looping pod evicted")
+    assert sick in why[0]
+    assert condition(cluster, namespace, "slow", "MetricsAvailable")["status"] == "True"
+
+
 def test_slow_prometheus_holds_scaling_and_healing_until_it_answers(
         cluster: Cluster, namespace: str, operator: OperatorProcess,
         load: MetricsSource) -> None:
     assert cluster.prometheus_url
     proxy = HoldingProxy(cluster.prometheus_url, port=int(PROXY.rsplit(":", 1)[1]))
     try:
-        deploy(cluster, namespace, "slow", replicas=3)
-        deploy(cluster, namespace, "sick", replicas=3)
-        for name in ("slow", "sick"):
-            load.set("e2e_load", 29.0, {"app": name})
-        apply(cluster, namespace, service_yaml("slow", namespace, prometheus=proxy.url))
-        apply(cluster, namespace,
-              service_yaml("sick", namespace, prometheus=proxy.url, healing=True))
-        for name in ("slow", "sick"):
-            wait_until(lambda n=name: condition(cluster, namespace, n, "Ready").get(
-                "status") == "True", 60, f"{name} Ready through the proxy")
-        wait_until(lambda: len(pods(cluster, namespace, "sick")) == 3, 60, "3 pods")
-        wait_until(lambda: healing_syncs(operator, namespace, "Healthy"), 60, "healing syncs")
+        deploy_through_the_proxy(cluster, namespace, operator, load, proxy.url)
 
         proxy.holding.set()  # from now on Prometheus answers later than the 5 s timeout
         load.set("e2e_load", 0.0, {"app": "slow"})  # read as no load, this would scale to 1
-        cond = wait_until(lambda: (c := condition(cluster, namespace, "slow",
-                                                  "MetricsAvailable")).get("status") == "False"
-                          and c, 90, "MetricsAvailable=False")
-        assert cond["reason"] == "PrometheusTimeout", cond
-        state = wait_until(lambda: status(cluster, namespace, "sick").get(
-            "healing", {}).get("state", {}).get("reason") == "MetricsUnreadable"
-            and status(cluster, namespace, "sick")["healing"]["state"], 90,
-            "healing to say it does not act on unread metrics")
-        assert "could not be read" in state["message"]
-        sick = sorted(p["metadata"]["name"] for p in pods(cluster, namespace, "sick"))[0]
-        crash_loop(cluster, namespace, sick)  # plain to see in the API, yet not acted on
-        held = healing_syncs(operator, namespace, "MetricsUnreadable")
-        wait_until(lambda: healing_syncs(operator, namespace, "MetricsUnreadable") >= held + 2,
-                   90, "two healing syncs on unread metrics")
-        errors = operator.counter("adaptive_reconcile_errors_total", namespace=namespace)
-        wait_until(lambda: operator.counter("adaptive_reconcile_errors_total",
-                                            namespace=namespace) > errors, 90,
-                   "one more scaling sync on missing data")
-        assert replicas(cluster, namespace, "slow") == 3
-        assert sick in [p["metadata"]["name"] for p in pods(cluster, namespace, "sick")]
-        assert not events(cluster, namespace, "UnhealthyPods")
+        check_unread_metrics_said(cluster, namespace)
+        sick = check_nothing_done_on_unread_metrics(cluster, namespace, operator)
 
         proxy.holding.clear()  # Prometheus answers again: the work held back is done
-        wait_until(lambda: replicas(cluster, namespace, "slow") == 1, 180,
-                   "the scale-down once the load can be read")
-        why = wait_until(lambda: events(cluster, namespace, "UnhealthyPods"), 120,
-                         "the crash-looping pod evicted")
-        assert sick in why[0]
-        assert condition(cluster, namespace, "slow", "MetricsAvailable")["status"] == "True"
+        check_held_work_done(cluster, namespace, sick)
     finally:
         cluster.kubectl("delete", "adaptiveservice", "--all", "-n", namespace,
                         "--timeout=30s", check=False)

@@ -72,15 +72,16 @@ def split_evenly(a: OperatorProcess, b: OperatorProcess) -> tuple[frozenset[int]
     return wait_until(settled, 120, "the two replicas to hold half the shards each")
 
 
-def test_each_service_is_decided_by_the_replica_of_its_shard_and_moves_when_it_dies(
-        cluster: Cluster, namespace: str, replicas: list[OperatorProcess]) -> None:
-    a, b = replicas
-    names = [f"svc-{index}" for index in range(SERVICES)]
+def apply_services(cluster: Cluster, namespace: str, names: list[str]) -> None:
     for name in names:
         cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=deployment_yaml(cluster, name))
         cluster.kubectl("apply", "-n", namespace, "-f", "-",
                         stdin=service_yaml(name, "vector(1)", mode="DryRun"))
-    shards_a, shards_b = split_evenly(a, b)
+
+
+def check_each_decided_by_its_shards_replica(
+        a: OperatorProcess, b: OperatorProcess, namespace: str, names: list[str],
+        shards_a: frozenset[int], shards_b: frozenset[int]) -> None:
     before = (decisions(a, namespace, names), decisions(b, namespace, names))
 
     def every_service_decided() -> tuple[dict[str, float], dict[str, float]] | None:
@@ -98,6 +99,10 @@ def test_each_service_is_decided_by_the_replica_of_its_shard_and_moves_when_it_d
         assert by_a != by_b, f"{name} decided by both replicas or by none"
         assert by_a == (shard_of(namespace, name, SHARDS) in shards_a), name
 
+
+def check_failover(a: OperatorProcess, b: OperatorProcess, namespace: str, names: list[str],
+                   shards_b: frozenset[int]) -> None:
+    """b killed: a takes its shards once their leases expire, then decides its services."""
     theirs = [name for name in names if shard_of(namespace, name, SHARDS) in shards_b]
     assert theirs
     killed_at = time.monotonic()
@@ -113,3 +118,13 @@ def test_each_service_is_decided_by_the_replica_of_its_shard_and_moves_when_it_d
           f"the kill (lease {LEASE_SECONDS} s)")
     # A lease expires a whole duration after its last renewal was first seen: never sooner.
     assert took > LEASE_SECONDS - 2 * 2.0
+
+
+def test_each_service_is_decided_by_the_replica_of_its_shard_and_moves_when_it_dies(
+        cluster: Cluster, namespace: str, replicas: list[OperatorProcess]) -> None:
+    a, b = replicas
+    names = [f"svc-{index}" for index in range(SERVICES)]
+    apply_services(cluster, namespace, names)
+    shards_a, shards_b = split_evenly(a, b)
+    check_each_decided_by_its_shards_replica(a, b, namespace, names, shards_a, shards_b)
+    check_failover(a, b, namespace, names, shards_b)

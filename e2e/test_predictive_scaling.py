@@ -171,6 +171,18 @@ def test_scales_up_before_the_load_arrives(cluster: Cluster, namespace: str,
 
 def check_status_and_lead(cluster: Cluster, ns: str, operator: OperatorProcess, player: Player,
                           replicas: ReplicaLog) -> None:
+    check_reactive_while_warming_up(cluster, ns)
+    check_forecast_in_status(cluster, ns)
+    check_forecast_shown(cluster, ns, operator)
+    leads = measure_leads(player, replicas)
+    print(f"lead over the load crossing {LEVEL:g}: predictive {leads['ahead']:+.1f} s, "
+          f"reactive {leads['react']:+.1f} s (look-ahead {LOOK_AHEAD} s, sync {SYNC} s)")
+    assert leads["ahead"] >= SYNC, leads
+    assert leads["ahead"] > leads["react"], leads
+    check_scaled_for_the_forecast(cluster, ns)
+
+
+def check_reactive_while_warming_up(cluster: Cluster, ns: str) -> None:
     # Its first syncs say the forecast is warming up (backfill and first fit in the background).
     def warmed() -> dict[str, Any] | None:
         found = condition(status(cluster, ns, "ahead"), "ForecastReliable")
@@ -181,6 +193,9 @@ def check_status_and_lead(cluster: Cluster, ns: str, operator: OperatorProcess, 
     # guard keeps it reactive and says why (the engine calls a mostly empty window seasonless).
     assert untrusted["status"] == "False", untrusted
     assert untrusted["reason"] in {"TooLittleHistory", "NoSeasonality"}, untrusted
+
+
+def check_forecast_in_status(cluster: Cluster, ns: str) -> None:
     found = wait_until(lambda: (s := status(cluster, ns, "ahead")).get("forecast", {}).get(
         "reliable") and s, 200, "a trusted forecast", interval=2)
     forecast = found["forecast"]
@@ -189,12 +204,19 @@ def check_status_and_lead(cluster: Cluster, ns: str, operator: OperatorProcess, 
     assert forecast["lookAheadSeconds"] == LOOK_AHEAD
     assert [p["offsetSeconds"] for p in forecast["forecast"]][-1] == LOOK_AHEAD
     assert condition(found, "ForecastReliable")["status"] == "True"
+
+
+def check_forecast_shown(cluster: Cluster, ns: str, operator: OperatorProcess) -> None:
+    """In `kubectl get`'s columns and in the operator's metrics."""
     header = cluster.kubectl("get", "adaptiveservices", "-n", ns).split("\n")[0].split()
     assert "FORECAST" in header
     assert 'quantile="0.8"' in "".join(
         line for line in operator.metrics().splitlines()
         if line.startswith("adaptive_forecast_value{") and f'namespace="{ns}"' in line)
 
+
+def measure_leads(player: Player, replicas: ReplicaLog) -> dict[str, float]:
+    """How long before the load's next rising edge each Deployment had the replicas it needs."""
     # The next trough at least a few seconds away, then its rising edge.
     elapsed = time.time() - player.start_time
     trough = player.start_time + CYCLE * math.ceil((elapsed + 4) / CYCLE)
@@ -209,10 +231,10 @@ def check_status_and_lead(cluster: Cluster, ns: str, operator: OperatorProcess, 
         rose = replicas.first_at_least(name, needed, trough)
         assert rose is not None
         leads[name] = cross - rose
-    print(f"lead over the load crossing {LEVEL:g}: predictive {leads['ahead']:+.1f} s, "
-          f"reactive {leads['react']:+.1f} s (look-ahead {LOOK_AHEAD} s, sync {SYNC} s)")
-    assert leads["ahead"] >= SYNC, leads
-    assert leads["ahead"] > leads["react"], leads
+    return leads
+
+
+def check_scaled_for_the_forecast(cluster: Cluster, ns: str) -> None:
     items: Any = cluster.json("get", "events", "-n", ns)["items"]
     scaled = [e["message"] for e in items
               if e.get("reason") == "Scaled" and e["involvedObject"]["name"] == "ahead"]

@@ -83,12 +83,17 @@ class Shards:
             found: list[str] = json.load(response)
         return found
 
-    def check_every_key_once_where_routed(self, shards: int) -> None:
-        table = self.table()
+    def placement(self, table: routing.RoutingTable) -> dict[str, list[int]]:
+        """The shards each key is on, as the shards' servers list them."""
         placed: dict[str, list[int]] = {}
         for shard, address in table.addresses().items():
             for key in self.keys(address):
                 placed.setdefault(key, []).append(shard)
+        return placed
+
+    def check_every_key_once_where_routed(self, shards: int) -> None:
+        table = self.table()
+        placed = self.placement(table)
         lost, strays = set(KEYS) - set(placed), set(placed) - set(KEYS)
         assert not lost and not strays, f"lost {sorted(lost)[:5]}, strays {sorted(strays)[:5]}"
         twice = [k for k, where in placed.items() if len(where) > 1]

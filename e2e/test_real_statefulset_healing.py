@@ -102,6 +102,29 @@ def pod_uids(cluster: Cluster, namespace: str, selector: str) -> dict[str, str]:
             if not p["metadata"].get("deletionTimestamp")}
 
 
+def check_owned_pod_evicted(cluster: Cluster, namespace: str, first: dict[str, str]) -> None:
+    # Evicted: the StatefulSet re-creates the pod under the same name, with another UID.
+    wait_until(lambda: pod_uids(cluster, namespace, "app=cache").get("cache-0")
+               not in (None, first["cache-0"]), 180, "cache-0 evicted (and re-created)",
+               interval=2.0)
+    assert events(cluster, namespace, "UnhealthyPods")
+    evicted = [e for e in ledger(cluster, namespace, "cache") if e["action"] == "EvictPods"]
+    assert evicted and all(e.get("pods") == ["cache-0"] for e in evicted), evicted
+
+
+def check_escalated_instead_of_evicting_again(cluster: Cluster, namespace: str) -> None:
+    # The re-created cache-0 (same name) never turns ready either: once out of its start-up
+    # grace the eviction is judged not to have helped, and healing escalates rather than evict
+    # the same pod again every cooldown.
+    restarted = wait_until(lambda: [e for e in ledger(cluster, namespace, "cache")
+                                    if e["action"] == "RolloutRestart"], 180,
+                           "the escalation to a rollout restart", interval=2.0)
+    assert restarted
+    judged = [e["outcome"] for e in ledger(cluster, namespace, "cache")
+              if e["action"] == "EvictPods"]
+    assert judged and "Helped" not in judged, judged
+
+
 def test_a_never_ready_pod_is_evicted_and_one_it_does_not_own_is_left(
         crds: Cluster, namespace: str, warming: str) -> None:
     cluster = crds
@@ -117,23 +140,8 @@ def test_a_never_ready_pod_is_evicted_and_one_it_does_not_own_is_left(
         "the StatefulSet's pod and the impostor"))
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=service(namespace, "cache",
                                                                       cooldown=10))
-    # Evicted: the StatefulSet re-creates the pod under the same name, with another UID.
-    wait_until(lambda: pod_uids(cluster, namespace, "app=cache").get("cache-0")
-               not in (None, first["cache-0"]), 180, "cache-0 evicted (and re-created)",
-               interval=2.0)
-    assert events(cluster, namespace, "UnhealthyPods")
-    evicted = [e for e in ledger(cluster, namespace, "cache") if e["action"] == "EvictPods"]
-    assert evicted and all(e.get("pods") == ["cache-0"] for e in evicted), evicted
-    # The re-created cache-0 (same name) never turns ready either: once out of its start-up
-    # grace the eviction is judged not to have helped, and healing escalates rather than evict
-    # the same pod again every cooldown.
-    restarted = wait_until(lambda: [e for e in ledger(cluster, namespace, "cache")
-                                    if e["action"] == "RolloutRestart"], 180,
-                           "the escalation to a rollout restart", interval=2.0)
-    assert restarted
-    judged = [e["outcome"] for e in ledger(cluster, namespace, "cache")
-              if e["action"] == "EvictPods"]
-    assert judged and "Helped" not in judged, judged
+    check_owned_pod_evicted(cluster, namespace, first)
+    check_escalated_instead_of_evicting_again(cluster, namespace)
     # Never-ready too, but not the StatefulSet's: never judged, never evicted.
     assert pod_uids(cluster, namespace, "app=cache")["cache-impostor"] == first["cache-impostor"]
     cluster.kubectl("delete", "adaptiveservices", "--all", "-n", namespace, "--timeout=30s")

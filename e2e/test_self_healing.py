@@ -305,11 +305,20 @@ def test_operator_killed_after_recording_does_not_repeat(
         assert armed.proc.returncode == -signal.SIGKILL
     finally:
         armed.stop()
+    check_recorded_not_rolled_back(cluster, namespace)
+    operator.start()
+
+    check_rolled_back_once(cluster, namespace, operator)
+
+
+def check_recorded_not_rolled_back(cluster: Cluster, namespace: str) -> None:
     assert [(e["action"], e["outcome"]) for e in ledger(cluster, namespace, "killed")] == [
         ("RollBack", "Pending")]
     assert image(cluster, namespace, "killed") == BAD, "acted although killed before"
-    operator.start()
 
+
+def check_rolled_back_once(cluster: Cluster, namespace: str, operator: OperatorProcess) -> None:
+    """The recorded rollback verified after the restart, and not carried out again."""
     verified = wait_until(lambda: [e for e in ledger(cluster, namespace, "killed")
                                    if e["action"] == "RollBack" and e["outcome"] != "Pending"],
                           120, "the recorded rollback verified after the restart")

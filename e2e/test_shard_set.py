@@ -101,6 +101,15 @@ class Observer:
         return ([plain(s) for s in sets.items],  # type: ignore[no-untyped-call]
                 [plain(j) for j in jobs.items])  # type: ignore[no-untyped-call]
 
+    @staticmethod
+    def _shards(sets: list[dict[str, Any]]) -> tuple[frozenset[int], frozenset[int]]:
+        """The shards that have a StatefulSet, and those of them whose StatefulSet is ready."""
+        existing = frozenset(s for s in map(manifests.shard_of, sets) if s is not None)
+        ready = frozenset(s for s in existing
+                          if any(manifests.shard_of(o) == s and manifests.is_ready(o)
+                                 for o in sets))
+        return existing, ready
+
     def sample(self) -> Sample | None:
         """One consistent reading, or None when the table changed while it was being read."""
         before = self._config_map()
@@ -110,10 +119,7 @@ class Observer:
                 before.metadata.resource_version != after.metadata.resource_version):
             return None
         table = routing.load_config_map(before)  # refuses a table that does not cover the slots
-        existing = frozenset(s for s in map(manifests.shard_of, sets) if s is not None)
-        ready = frozenset(s for s in existing
-                          if any(manifests.shard_of(o) == s and manifests.is_ready(o)
-                                 for o in sets))
+        existing, ready = self._shards(sets)
         for job in jobs:
             self.jobs_seen[job["metadata"]["name"]] = job
         sample = Sample(table, existing, ready, tuple(jobs))
@@ -207,6 +213,31 @@ def patch_spec(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]
                     "-p", json.dumps({"spec": spec}))
 
 
+def check_migration_jobs(jobs: list[dict[str, Any]], namespace: str) -> None:
+    """Jobs ran for the moves to shard 3 and away from shards 2 and 3, each told its move."""
+    assert jobs, "migration Jobs ran"
+    assert {move_of(j).target for j in jobs} >= {3} and {move_of(j).source for j in jobs} >= {2, 3}
+    for job in jobs:
+        move, env = move_of(job), env_of(job)
+        assert (env["SHARD_RANGE_START"], env["SHARD_RANGE_END"]) == (str(move.start),
+                                                                       str(move.end))
+        assert env["TARGET_ADDRESS"] == manifests.shard_address("cache", namespace, move.target)
+
+
+def check_resharding_said(api: client.ApiClient, namespace: str) -> None:
+    messages = [e.message for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
+                if e.reason == "Resharding"]
+    assert any((m or "").startswith("migrated slots") for m in messages), messages
+
+
+def check_slots_cannot_change(cluster: Cluster, namespace: str) -> None:
+    refused = subprocess.run(
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, "patch", "shardset", "cache", "-n",
+         namespace, "--type", "merge", "-p", json.dumps({"spec": {"slots": 24}})],
+        capture_output=True, text=True)
+    assert refused.returncode != 0 and "slots cannot change" in refused.stderr
+
+
 def test_three_to_four_to_two_shards(cluster: Cluster, namespace: str,
                                      operator: OperatorProcess, api: client.ApiClient) -> None:
     observer = Observer(api, namespace, "cache")
@@ -220,22 +251,9 @@ def test_three_to_four_to_two_shards(cluster: Cluster, namespace: str,
         step_epochs.append(settle(observer, shards).table.epoch)
     assert step_epochs == sorted(set(step_epochs)), "each step publishes a newer table"
 
-    jobs = list(observer.jobs_seen.values())
-    assert jobs, "migration Jobs ran"
-    assert {move_of(j).target for j in jobs} >= {3} and {move_of(j).source for j in jobs} >= {2, 3}
-    for job in jobs:
-        move, env = move_of(job), env_of(job)
-        assert (env["SHARD_RANGE_START"], env["SHARD_RANGE_END"]) == (str(move.start),
-                                                                       str(move.end))
-        assert env["TARGET_ADDRESS"] == manifests.shard_address("cache", namespace, move.target)
-    messages = [e.message for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
-                if e.reason == "Resharding"]
-    assert any((m or "").startswith("migrated slots") for m in messages), messages
-    refused = subprocess.run(
-        ["kubectl", "--kubeconfig", cluster.kubeconfig, "patch", "shardset", "cache", "-n",
-         namespace, "--type", "merge", "-p", json.dumps({"spec": {"slots": 24}})],
-        capture_output=True, text=True)
-    assert refused.returncode != 0 and "slots cannot change" in refused.stderr
+    check_migration_jobs(list(observer.jobs_seen.values()), namespace)
+    check_resharding_said(api, namespace)
+    check_slots_cannot_change(cluster, namespace)
     listed = cluster.kubectl("get", "shardsets", "-n", namespace)
     assert listed.split("\n")[0].split() == ["NAME", "SHARDS", "READY", "MIGRATING", "EPOCH",
                                              "AGE"]

@@ -336,6 +336,11 @@ def test_errors_in_one_namespace_do_not_roll_back_another(
     cluster.kubectl("set", "image", "-n", namespace, "deployment/web", f"app={BAD}")
     wait_until(lambda: image(cluster, namespace) == cluster.stand_in_image(GOOD), 180,
                "the bad rollout rolled back")
+    check_calm_and_untouched(cluster, operator, other_namespace)
+
+
+def check_calm_and_untouched(cluster: Cluster, operator: OperatorProcess,
+                             other_namespace: str) -> None:
     # The other service kept scoring its own, calm metrics meanwhile, and acted on nothing.
     scored = operator.log_path.read_text(errors="replace").count(other_namespace)
     wait_until(lambda: operator.log_path.read_text(errors="replace").count(other_namespace)

@@ -39,10 +39,18 @@ def misplaced(ids: Iterable[str]) -> str | None:
     """Why pytest-xdist's collection (test ids, `@group` appended) cannot run as collected, or
     None: every e2e test must be in one of the groups, and the `last` ones alone."""
     e2e = [i for i in ids if i.startswith("e2e/")]
+    return ungrouped(e2e) or last_beside_others(e2e)
+
+
+def ungrouped(e2e: list[str]) -> str | None:
     loose = [i for i in e2e if i.rsplit("@", 1)[-1] not in GROUPS or "@" not in i]
     if loose:
         return (f"pytest-xdist did not group {len(loose)} e2e tests (first: {loose[0]}): use "
                 "the pytest and pytest-xdist versions pyproject.toml allows")
+    return None
+
+
+def last_beside_others(e2e: list[str]) -> str | None:
     last = [i for i in e2e if i.endswith(f"@{LAST}")]
     if last and len(last) < len(e2e):
         return (f"{last[0]} is marked last (it may take the cluster down) and cannot run beside "
