@@ -316,6 +316,21 @@ def incidents(rows: int, seed: int, flat: bool = True) -> dict[str, list[float]]
     return {"load": list(load), "errors": list(errors)}
 
 
+def refit_due(settings: DetectorSettings, fitted: bool, since_fit: int, end: int) -> bool:
+    """A first fit once there are enough rows, then one every `refit_every` rows."""
+    return (not fitted or since_fit >= settings.refit_every) and end >= settings.rows_to_fit
+
+
+def disturbed(window: dict[str, list[float]], odd: float) -> dict[str, list[float]]:
+    """The window, or now and then (`odd` below 0.02) one that is not the previous window plus
+    a row: a row skipped, or an old value changed."""
+    if odd < 0.01:
+        return {k: v[:-2] + v[-1:] for k, v in window.items()}
+    if odd < 0.02:
+        return {k: [v[0] + 1.0, *v[1:]] for k, v in window.items()}
+    return window
+
+
 def syncs(settings: DetectorSettings, history: dict[str, list[float]], window_rows: int,
           seed: int) -> list[tuple[dict[str, list[float]] | None, dict[str, list[float]]]]:
     """What the operator does: each sync, a new row (`history` rows refitting every
@@ -327,14 +342,10 @@ def syncs(settings: DetectorSettings, history: dict[str, list[float]], window_ro
     since_fit, fitted = 0, False
     for end in range(20, len(history["load"])):
         since_fit += 1
-        due = (not fitted or since_fit >= settings.refit_every) and end >= settings.rows_to_fit
+        due = refit_due(settings, fitted, since_fit, end)
         past = {k: v[:end] for k, v in history.items()}
-        window = {k: v[-window_rows:] for k, v in past.items()}
         odd = rng.random()
-        if odd < 0.01:
-            window = {k: v[:-2] + v[-1:] for k, v in window.items()}
-        elif odd < 0.02:
-            window = {k: [v[0] + 1.0, *v[1:]] for k, v in window.items()}
+        window = disturbed({k: v[-window_rows:] for k, v in past.items()}, odd)
         if due:
             since_fit, fitted = 0, True
         if fitted:

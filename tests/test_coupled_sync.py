@@ -102,19 +102,29 @@ async def sync(space: Namespace, uid: str, spec: AdaptiveServiceSpec,
                                      forecaster, space, space, space, PrometheusAccess())
 
 
+def check_upstream_learnt(last: coupled_status.Coupled) -> None:
+    """Its upstream's lag and ratio, and a coupled forecast better than its own."""
+    assert last.condition.reason == "CoupledBetterThanOwnForecast"
+    relation = last.status.upstreams[0]
+    assert relation.lag_seconds == 3 * PERIOD and relation.ratio == pytest.approx(3.0, rel=0.05)
+    assert last.status.summary == "frontend: Trusted" and last.floor is not None
+
+
+def check_floored_and_shown(last: coupled_status.Coupled) -> None:
+    """Its floor raises a lower count (not a higher one) and its forecast goes to status."""
+    assert coupled_status.raised(1, "the forecast", last) == (last.floor, last.source)
+    assert coupled_status.raised(1000, "the forecast", last) == (1000, "the forecast")
+    fields = coupled_status.status_fields({}, last)["coupling"]
+    assert fields["trusted"] is True and len(fields["forecast"]) == 2  # 4 s ahead
+
+
 async def test_a_follower_learns_its_upstream_and_is_floored_ahead(namespace: Namespace) -> None:
     spec = AdaptiveServiceSpec.model_validate(spec_of("api", ["frontend"]))
     found = [await sync(namespace, "u1", spec, row) for row in range(300)]
     last = found[-1]
     assert last is not None and last.status.trusted
-    assert last.condition.reason == "CoupledBetterThanOwnForecast"
-    relation = last.status.upstreams[0]
-    assert relation.lag_seconds == 3 * PERIOD and relation.ratio == pytest.approx(3.0, rel=0.05)
-    assert last.status.summary == "frontend: Trusted" and last.floor is not None
-    assert coupled_status.raised(1, "the forecast", last) == (last.floor, last.source)
-    assert coupled_status.raised(1000, "the forecast", last) == (1000, "the forecast")
-    fields = coupled_status.status_fields({}, last)["coupling"]
-    assert fields["trusted"] is True and len(fields["forecast"]) == 2  # 4 s ahead
+    check_upstream_learnt(last)
+    check_floored_and_shown(last)
     assert not found[10] or not found[10].status.trusted  # young: not yet
     namespace.couplings.pop("u1")
     namespace.forecasters.pop("u1")

@@ -222,19 +222,21 @@ def _object_ok(node: Schema, value: dict[str, Any]) -> bool:
         return False
     if not all(validate(props[k], v) for k, v in value.items() if k in props):
         return False
-    for rule in node.get("x-kubernetes-validations", []):
-        if rule["rule"] == COUPLING_RULE["rule"]:
-            if value.get("coupling") and not (value.get("predictive") or {}).get("enabled"):
-                return False
-            continue
-        simple = re.fullmatch(r"self\.(\w+) <= self\.(\w+)", rule["rule"])
-        if simple is None:  # other rules are checked on the real API server (e2e)
-            continue
-        left, right = simple.groups()
-        defaults = {k: p.get("default") for k, p in props.items()}
-        if {**defaults, **value}[left] > {**defaults, **value}[right]:
-            return False
-    return True
+    return all(_rule_ok(rule["rule"], props, value)
+               for rule in node.get("x-kubernetes-validations", []))
+
+
+def _rule_ok(rule: str, props: dict[str, Any], value: dict[str, Any]) -> bool:
+    """One CEL rule of the object: the coupling rule, or one that compares two fields."""
+    if rule == COUPLING_RULE["rule"]:  # no coupling without a forecast
+        return not (value.get("coupling") and not (value.get("predictive") or {}).get("enabled"))
+    simple = re.fullmatch(r"self\.(\w+) <= self\.(\w+)", rule)
+    if simple is None:  # other rules are checked on the real API server (e2e)
+        return True
+    left, right = simple.groups()
+    defaults = {k: p.get("default") for k, p in props.items()}
+    fields = {**defaults, **value}
+    return not fields[left] > fields[right]
 
 
 GOOD: dict[str, Any] = {

@@ -28,18 +28,34 @@ def _children(node: Schema, path: str) -> Iterator[tuple[str, Schema]]:
 
 def unbounded(node: Schema, path: str) -> Iterator[str]:
     """Paths of typed nodes without a bound (free-form objects are the API server's to check)."""
-    kind = node.get("type")
-    if kind == "string" and "maxLength" not in node and "enum" not in node and (
-            node.get("format") != "date-time"):
-        yield f"{path}: string without maxLength"
-    if kind == "array" and "maxItems" not in node:
-        yield f"{path}: list without maxItems"
-    if kind == "object" and "additionalProperties" in node and "maxProperties" not in node:
-        yield f"{path}: map without maxProperties"
-    if kind in ("integer", "number") and "maximum" not in node:
-        yield f"{path}: number without maximum"
+    problem = _missing_bound(node)
+    if problem is not None:
+        yield f"{path}: {problem}"
     for child_path, child in _children(node, path):
         yield from unbounded(child, child_path)
+
+
+def _missing_bound(node: Schema) -> str | None:
+    """The bound that a node of its type needs and lacks (a node has one type: one at most)."""
+    kind = node.get("type")
+    if kind == "string" and _free_string(node):
+        return "string without maxLength"
+    if kind == "array" and "maxItems" not in node:
+        return "list without maxItems"
+    if kind == "object" and _free_map(node):
+        return "map without maxProperties"
+    if kind in ("integer", "number") and "maximum" not in node:
+        return "number without maximum"
+    return None
+
+
+def _free_string(node: Schema) -> bool:
+    """No maxLength, and no enum or date-time format that bounds it instead."""
+    return "maxLength" not in node and "enum" not in node and node.get("format") != "date-time"
+
+
+def _free_map(node: Schema) -> bool:
+    return "additionalProperties" in node and "maxProperties" not in node
 
 
 @pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.kind)

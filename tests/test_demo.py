@@ -73,19 +73,32 @@ def test_picture_is_written_with_history_and_the_reactive_twin(tmp_path: Path) -
     assert (tmp_path / "bare.png").exists()
 
 
+def specs_by_name(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == kind}
+
+
 def test_manifests_are_a_predictive_service_and_its_reactive_twin() -> None:
     docs = [d for d in yaml.safe_load_all(live.manifests(7, 2, 1.5, 4, 160)) if d]
-    services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "AdaptiveService"}
-    deployments = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Deployment"}
+    services = specs_by_name(docs, "AdaptiveService")
+    deployments = specs_by_name(docs, "Deployment")
     assert set(services) == set(deployments) == {live.NAME, live.REACTIVE}
     assert {d["spec"]["replicas"] for d in docs if d["kind"] == "Deployment"} == {7}
     predictive = AdaptiveServiceSpec.model_validate(services[live.NAME])
     reactive = AdaptiveServiceSpec.model_validate(services[live.REACTIVE])
+    check_forecast_settings(predictive)
+    assert reactive.predictive is None
+    check_shared_settings(predictive, reactive)
+
+
+def check_forecast_settings(predictive: AdaptiveServiceSpec) -> None:
     assert predictive.predictive is not None and predictive.predictive.enabled
     assert predictive.predictive.look_ahead_seconds == 4
     assert predictive.predictive.history_seconds == 160
-    assert reactive.predictive is None
-    for spec in (predictive, reactive):
+
+
+def check_shared_settings(*specs: AdaptiveServiceSpec) -> None:
+    """The twins differ in their forecast only."""
+    for spec in specs:
         assert spec.sync_period_seconds == 2 and spec.tolerance == live.TOLERANCE
         assert spec.metrics[0].target_per_replica == 1.5
 
@@ -144,6 +157,14 @@ def test_observe_reads_the_forecast_at_the_look_ahead() -> None:
     assert live.observe(apps, empty) == (8, None, None, 0.0, "")
 
 
+def check_applied_while_playing(played: list[tuple[str, float]]) -> None:
+    kinds = [k if k != "load" else f"load {v:g}" for k, v in played]
+    assert kinds == ["load 1", "wait", "load 1", "load 2", "load 3", "apply", "load 4",
+                     "load 5", "load 6", "load 7"]
+    applied = str(next(v for k, v in played if k == "apply"))
+    assert "historySeconds: 60" in applied  # 3 backfilled rows x 0 s: the API's minimum
+
+
 def test_replay_creates_the_services_before_the_history_ends(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     played: list[tuple[str, float]] = []
@@ -158,11 +179,7 @@ def test_replay_creates_the_services_before_the_history_ends(
         return live.Sample(t, load, 1, 1, None, "")
 
     demo.replay(args, exporter, "http://prometheus", [1, 2, 3, 4, 5, 6, 7], run, sample)
-    kinds = [k if k != "load" else f"load {v:g}" for k, v in played]
-    assert kinds == ["load 1", "wait", "load 1", "load 2", "load 3", "apply", "load 4",
-                     "load 5", "load 6", "load 7"]
-    applied = str(next(v for k, v in played if k == "apply"))
-    assert "historySeconds: 60" in applied  # 3 backfilled rows x 0 s: the API's minimum
+    check_applied_while_playing(played)
     assert [s.load for s in run.samples] == [6, 7]
     assert run.created_at == 0.0  # two warm-up rows of 0 s each
     assert "history 5/5 rows" in capsys.readouterr().err

@@ -45,16 +45,25 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def test_set_gauges_are_served_as_prometheus_text(url: str) -> None:
+def set_gauges(url: str) -> None:
+    """A gauge set twice, and hostile values with a label that needs escaping: each accepted."""
     assert call(url, "/set", {"metric": "e2e_load", "value": 29})[0] == 200
     assert call(url, "/set", {"metric": "e2e_load", "value": 31.5})[0] == 200  # replaces
     for kind, value in (("nan", "NaN"), ("inf", "+Inf"), ("neg", -3)):
         assert call(url, "/set", {"metric": "e2e_hostile", "value": value,
                                   "labels": {"kind": kind, "note": 'a "quoted"\\ value'}})[0] == 200
+
+
+def test_set_gauges_are_served_as_prometheus_text(url: str) -> None:
+    set_gauges(url)
     code, text = call(url, "/metrics")
     assert code == 200
     found = samples(text)
     assert found[("e2e_load", ())] == 31.5
+    check_hostile_values(found)
+
+
+def check_hostile_values(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
     note = ("note", 'a "quoted"\\ value')
     assert math.isnan(found[("e2e_hostile", (("kind", "nan"), note))])
     assert found[("e2e_hostile", (("kind", "inf"), note))] == math.inf

@@ -155,9 +155,18 @@ def test_kopf_keeps_no_progress_nor_last_handled_state_for_our_handlers() -> Non
 
 def _kopf_writers_in(tree: ast.AST) -> list[str]:
     """kopf's Event helpers called, and kopf's `patch` taken by a handler."""
-    found = [f"kopf.{node.attr}" for node in ast.walk(tree)
-             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-             and node.value.id == "kopf" and node.attr in KOPF_POSTERS]
+    return _kopf_posters_in(tree) + _handlers_taking_patch_in(tree)
+
+
+def _kopf_posters_in(tree: ast.AST) -> list[str]:
+    return [f"kopf.{node.attr}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "kopf" and node.attr in KOPF_POSTERS]
+
+
+def _handlers_taking_patch_in(tree: ast.AST) -> list[str]:
+    """Decorated functions (handlers) with a `patch` parameter."""
+    found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.decorator_list:
             params = {arg.arg for arg in (*node.args.args, *node.args.kwonlyargs)}

@@ -17,7 +17,7 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.forecasting import ModelKind
 from adaptive_operator.domain.scaling import forecast_status
 from adaptive_operator.domain.scaling.algorithm import MetricReading
-from adaptive_operator.domain.scaling.forecast import MetricForecast, combine
+from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import ForecastPoint, PredictiveState
@@ -76,6 +76,15 @@ def seasonal_range(calls: list[tuple[float, float]]) -> Any:
     return answer
 
 
+def check_warming_up(first: ServiceForecast, calls: list[tuple[float, float]]) -> None:
+    """Nothing read yet, no floor, and the status says why."""
+    assert calls == [] and first.floor is None
+    condition = forecast_status.reliable_condition(first)
+    assert (condition.reason, condition.status) == ("WarmingUp", "False")
+    assert "forecast warming up" in condition.message and "reactive only" in condition.message
+    assert forecast_status.forecast_status(first)["summary"] == "Reactive"
+
+
 async def test_a_service_decides_reactively_while_its_forecast_warms_up() -> None:
     calls: list[tuple[float, float]] = []
     forecaster = forecasts.ServiceForecaster(WarmUps(ranges=Ranges(seasonal_range(calls))))
@@ -83,11 +92,7 @@ async def test_a_service_decides_reactively_while_its_forecast_warms_up() -> Non
     first = await forecaster.update(service, "http://prom", (MetricReading("load", 1.0, 10),),
                                     (), 240.0)
     # The first sync does not wait for the backfill or the fit: it says it is warming up.
-    assert calls == [] and first.floor is None
-    condition = forecast_status.reliable_condition(first)
-    assert (condition.reason, condition.status) == ("WarmingUp", "False")
-    assert "forecast warming up" in condition.message and "reactive only" in condition.message
-    assert forecast_status.forecast_status(first)["summary"] == "Reactive"
+    check_warming_up(first, calls)
     # A second sync while it still warms neither starts another backfill nor waits.
     await forecaster.update(service, "http://prom", (MetricReading("load", 77.0, 10),), (),
                             242.0)
@@ -327,23 +332,31 @@ def gauge(sample: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(sample, labels)
 
 
-def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
-    labels = {"namespace": "ns", "name": "web"}  # the service's labels
-    trusted = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
-    forecast_report.publish("ns", "web", 0.8, trusted)
+def check_trusted_gauges(labels: dict[str, str]) -> None:
     assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.8") == 58.98765
     assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.5") == 52.0
     assert gauge("adaptive_forecast_floor_replicas", **labels) == 6
     assert gauge("adaptive_forecast_lookahead_seconds", **labels) == 4.0
     assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None  # scale-down off
+
+
+def check_gaps_without_a_forecast(labels: dict[str, str]) -> None:
+    assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.8") is None
+    assert gauge("adaptive_forecast_floor_replicas", **labels) is None
+    assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None
+
+
+def test_gauges_follow_the_forecast_and_leave_gaps_without_one() -> None:
+    labels = {"namespace": "ns", "name": "web"}  # the service's labels
+    trusted = combine((MetricForecast("rps", 6, state(True, 6)),), AHEAD)
+    forecast_report.publish("ns", "web", 0.8, trusted)
+    check_trusted_gauges(labels)
     lowering = combine((MetricForecast("rps", 6, down(True, 3)),), AHEAD)
     forecast_report.publish("ns", "web", 0.8, lowering)
     assert gauge("adaptive_forecast_ceiling_replicas", **labels) == 3
     none = combine((MetricForecast("rps", None, PredictiveState()),), AHEAD)
     forecast_report.publish("ns", "web", 0.8, none)
-    assert gauge("adaptive_forecast_value", **labels, metric="rps", quantile="0.8") is None
-    assert gauge("adaptive_forecast_floor_replicas", **labels) is None
-    assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None
+    check_gaps_without_a_forecast(labels)
     forecast_report.publish("ns", "web", 0.8, lowering)
     forecast_report.unpublish("ns", "web", ["rps"], 0.8)
     assert gauge("adaptive_forecast_ceiling_replicas", **labels) is None

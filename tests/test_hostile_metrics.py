@@ -203,6 +203,11 @@ def test_any_json_shard_vector_is_read_or_refused(result: Any) -> None:
 # --- the domain ----------------------------------------------------------------------------
 
 
+def unreadable(metrics: tuple[scaling.MetricReading, ...]) -> list[scaling.MetricReading]:
+    """The readings that are missing, not finite or negative."""
+    return [m for m in metrics if m.value is None or not math.isfinite(m.value) or m.value < 0]
+
+
 @given(
     st.lists(
         st.tuples(SPIKY_FLOATS, st.floats(min_value=1e-300, max_value=1e300)),
@@ -225,8 +230,7 @@ def test_the_scaling_decision_takes_any_reading(
         assert decision.desired_replicas == 0
     else:
         assert 1 <= decision.desired_replicas <= max(max_replicas, 1)
-    unusable = [m for m in metrics if m.value is None or not math.isfinite(m.value) or m.value < 0]
-    if unusable and decision.desired_replicas < current <= max_replicas:
+    if unreadable(metrics) and decision.desired_replicas < current <= max_replicas:
         pytest.fail(f"scaled down on unreadable data: {decision.message}")
 
 

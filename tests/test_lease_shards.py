@@ -75,22 +75,31 @@ def test_a_replica_that_is_not_a_member_takes_none_and_gives_back_gradually() ->
     assert moves.take == () and len(moves.give_up) == 1 and len(moves.keep) == 1
 
 
+def plan_round(holders: list[str | None], who: str) -> None:
+    """`who`'s planner over the table of holders, each of its writes applied to it."""
+    seen = [lease(holder) if holder else lease("") for holder in holders]
+    moves = plan(who, seen, replicas=2, member=True, now=NOW)
+    for shard in moves.take:
+        holders[shard] = who
+    for shard in moves.give_up:
+        holders[shard] = ""
+
+
+def stale_leases(holders: list[str | None], dead: str) -> list[Observation]:
+    """The table's leases, the dead holder's last renewed 20 s ago."""
+    return [lease(holder, since=NOW - 20.0) if holder == dead else lease(holder)
+            for holder in holders]
+
+
 def test_two_replicas_converge_to_half_each_and_a_dead_ones_share_moves() -> None:
     """Rounds of both planners over one table of holders (each write succeeds): a newcomer
     gets its share while the first gives up its excess, and none is ever held twice."""
     holders: list[str | None] = [ME] * 8
     for _ in range(8):
         for who in (OTHER, ME):
-            seen = [lease(holder) if holder else lease("") for holder in holders]
-            moves = plan(who, seen, replicas=2, member=True, now=NOW)
-            for shard in moves.take:
-                holders[shard] = who
-            for shard in moves.give_up:
-                holders[shard] = ""
+            plan_round(holders, who)
     assert holders.count(ME) == 4 and holders.count(OTHER) == 4
-    stale = [lease(holder, since=NOW - 20.0) if holder == OTHER else lease(holder)
-             for holder in holders]
-    moves = plan(ME, stale, replicas=1, member=True, now=NOW)
+    moves = plan(ME, stale_leases(holders, OTHER), replicas=1, member=True, now=NOW)
     assert sorted(moves.take) == [i for i, holder in enumerate(holders) if holder == OTHER]
 
 

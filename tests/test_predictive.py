@@ -196,6 +196,14 @@ def test_light_means_no_fit_and_a_continued_history() -> None:
     values = seasonal(4)
     advisor = PredictiveAdvisor(FAST)
     assert not advisor.is_light(values[:1], INTERVAL, INTERVAL)  # no engine yet
+    light = advise_growing(advisor, values)
+    assert sum(light) > len(values) // 2 and not all(light)
+    check_not_light(advisor, values)
+
+
+def advise_growing(advisor: PredictiveAdvisor, values: list[float | None]) -> list[bool]:
+    """Advice on a history growing by one row each call; which calls were light (each checked
+    to have made no fit)."""
     light = []
     for i in range(len(values)):
         history = values[: i + 1]
@@ -207,7 +215,11 @@ def test_light_means_no_fit_and_a_continued_history() -> None:
         if expected_light:  # a light call never fits
             assert engine.refits == before
         light.append(expected_light)
-    assert sum(light) > len(values) // 2 and not all(light)
+    return light
+
+
+def check_not_light(advisor: PredictiveAdvisor, values: list[float | None]) -> None:
+    """Calls that do not continue the last history by a row or two at the same look-ahead."""
     other = [v + 1.0 for v in values]  # type: ignore[operator]
     assert not advisor.is_light(other, INTERVAL, INTERVAL)  # not a continuation
     assert not advisor.is_light(values, INTERVAL, 2 * INTERVAL)  # another look-ahead

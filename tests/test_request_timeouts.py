@@ -167,11 +167,19 @@ def test_a_call_without_a_timeout_of_its_own_gets_the_clients() -> None:
 
 
 def test_the_default_timeouts_are_what_the_code_says() -> None:
+    check_api_client_timeouts()
+    check_lease_client_timeouts()
+
+
+def check_api_client_timeouts() -> None:
     assert kube.REQUEST_TIMEOUT == (5.0, 30.0)
     assert kube.fenced_client(lambda: True).timeout == kube.REQUEST_TIMEOUT
     assert kube.reading_client().timeout == kube.REQUEST_TIMEOUT
     assert kube.configuration().retries is kube.RETRIES
     assert kube.RETRIES.read == 0  # a request sent is never sent again
+
+
+def check_lease_client_timeouts() -> None:
     assert leader.LEASE_REQUEST_TIMEOUT == (1.5, 3.0)
     elector = leader.LeaderElector("ns", "lease", "pod-a")
     assert elector.api.api_client.timeout == leader.LEASE_REQUEST_TIMEOUT

@@ -46,22 +46,31 @@ def conditions(patch: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in patch["conditions"]}
 
 
-def test_a_load_above_target_scales_up_recording_the_write_before_it_is_made() -> None:
-    planned = sync.plan(spec(), seen(40.0), sync.Memory(), NOW)
-    write = planned.scale
-    assert write is not None
+def check_write_up_from_2_to_4(write: sync.ScaleWrite) -> None:
+    """Its pending record (written first), the record once made, and its Event."""
     assert (write.previous, write.replicas, write.direction) == (2, 4, "up")
     assert write.pending.pending == scale_writes.PendingWrite(4, 2, NOW)
     assert write.made == scale_writes.WriteRecord(applied=4)
     assert write.event.reason == "Scaled"
     assert write.event.message.startswith("Deployment web 2 -> 4")
-    patch = planned.status.patch
-    assert patch is not None
+
+
+def check_scaled_status(patch: dict[str, Any]) -> None:
     assert (patch["currentReplicas"], patch["desiredReplicas"]) == (2, 4)
     assert patch["lastScaleTime"] == "2027-01-15T08:00:00Z"
     assert patch["scaleWrites"]["appliedReplicas"] == 4 and patch["scaleWrites"]["pending"] is None
     assert patch["observedGeneration"] == GENERATION and "history" in patch
     assert conditions(patch)["Ready"] == ("True", "Scaling")
+
+
+def test_a_load_above_target_scales_up_recording_the_write_before_it_is_made() -> None:
+    planned = sync.plan(spec(), seen(40.0), sync.Memory(), NOW)
+    write = planned.scale
+    assert write is not None
+    check_write_up_from_2_to_4(write)
+    patch = planned.status.patch
+    assert patch is not None
+    check_scaled_status(patch)
     assert planned.ok and planned.problem is None and planned.events == ()
     assert planned.status.memory.record == write.made
     assert planned.status.memory.written == (planned.memory.history, NOW)

@@ -38,15 +38,19 @@ def test_headless_service_matches_the_shard() -> None:
     assert m.shard_address("cache", "prod", 2) == "cache-2.prod.svc"
 
 
-def test_migration_job_carries_the_move_in_env_and_labels() -> None:
-    job = m.migration_job("cache", "prod", 16384, JOB_TEMPLATE, MOVE, 2)
-    container = job["spec"]["template"]["spec"]["containers"][0]
+def check_env_carries_the_move(container: dict[str, Any]) -> None:
+    """The template's own variable kept, and MOVE's slots, shards and target address added."""
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MODE"] == "copy"
     assert (env["SHARD_RANGE_START"], env["SHARD_RANGE_END"], env["SHARD_RANGE_LAST"]) == (
         "100", "200", "199")
     assert (env["SOURCE"], env["TARGET"]) == ("0", "3")
     assert env["TARGET_ADDRESS"] == "cache-3.prod.svc"
+
+
+def test_migration_job_carries_the_move_in_env_and_labels() -> None:
+    job = m.migration_job("cache", "prod", 16384, JOB_TEMPLATE, MOVE, 2)
+    check_env_carries_the_move(job["spec"]["template"]["spec"]["containers"][0])
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert job["metadata"]["name"] == m.job_name("cache", MOVE, 2)

@@ -239,12 +239,23 @@ async def test_three_to_four_to_two_shards_in_memory() -> None:
     for shards in (3, 4, 2):
         table, step_retried = await drive(fake, spec | {"shards": shards}, state)
         retried.append(step_retried)
-        assert state["status"]["shards"] == shards
-        assert state["status"]["migrationsInFlight"] == 0
-        counts = [table.owners.tolist().count(s) for s in range(shards)]
-        assert max(counts) - min(counts) <= 1
-        assert not any(kind == "Job" for kind, _ in fake.objects)
+        check_settled_at(shards, state, table, fake)
     assert retried == [False, True, False]  # the first migration failed once and ran again
+    check_resharding_said(fake)
+
+
+def check_settled_at(shards: int, state: dict[str, Any], table: RoutingTable,
+                     fake: InMemoryShardCluster) -> None:
+    """Status at `shards`, nothing in flight, slots spread evenly, no Job left behind."""
+    assert state["status"]["shards"] == shards
+    assert state["status"]["migrationsInFlight"] == 0
+    counts = [table.owners.tolist().count(s) for s in range(shards)]
+    assert max(counts) - min(counts) <= 1
+    assert not any(kind == "Job" for kind, _ in fake.objects)
+
+
+def check_resharding_said(fake: InMemoryShardCluster) -> None:
+    """Normal Resharding Events, for the retry and for the migrations done."""
     posted = [(event.type, event.reason, event.message) for event in fake.own.events]
     assert {(kind, reason) for kind, reason, _ in posted} == {("Normal", "Resharding")}
     messages = [message for _, _, message in posted]

@@ -64,15 +64,20 @@ def metric_lines(url: str) -> list[str]:
                 if not line.startswith("#")]
 
 
-def test_metrics_count_requests_by_code_and_time_them(service: tuple[str, object]) -> None:
-    url, _ = service
-    assert sorted(status(f"{url}/") for _ in range(4)) == [200, 200, 500, 500]
-    lines = metric_lines(url)
+def check_four_requests_counted(lines: list[str]) -> None:
+    """Two answered 200 and two 500, each taking 30 ms."""
     assert 'http_requests_total{code="200"} 2' in lines
     assert 'http_requests_total{code="500"} 2' in lines
     assert "http_request_duration_seconds_count 4" in lines
     assert 'http_request_duration_seconds_bucket{le="+Inf"} 4' in lines
     assert 'http_request_duration_seconds_bucket{le="0.005"} 0' in lines  # 30 ms each
+
+
+def test_metrics_count_requests_by_code_and_time_them(service: tuple[str, object]) -> None:
+    url, _ = service
+    assert sorted(status(f"{url}/") for _ in range(4)) == [200, 200, 500, 500]
+    lines = metric_lines(url)
+    check_four_requests_counted(lines)
     total = next(float(line.split()[1]) for line in lines
                  if line.startswith("http_request_duration_seconds_sum"))
     assert total >= 4 * 0.030
@@ -91,15 +96,23 @@ def test_in_flight_counts_a_request_being_served() -> None:
     server.server_close()
 
 
-def test_readiness_is_failed_and_restored_on_request(service: tuple[str, object]) -> None:
-    url, _ = service
-    assert status(f"{url}/ready") == 200
+def check_failed_on_request(url: str) -> None:
     assert status(f"{url}/admin/ready", b"fail") == 200
     assert status(f"{url}/ready") == 503
     assert "workload_ready 0" in metric_lines(url)
     assert status(f"{url}/healthz") == 200  # alive, only not ready
+
+
+def check_restored_on_request(url: str) -> None:
     assert status(f"{url}/admin/ready", b"ok") == 200
     assert status(f"{url}/ready") == 200
+
+
+def test_readiness_is_failed_and_restored_on_request(service: tuple[str, object]) -> None:
+    url, _ = service
+    assert status(f"{url}/ready") == 200
+    check_failed_on_request(url)
+    check_restored_on_request(url)
     assert status(f"{url}/admin/ready", b"maybe") == 400
     assert status(f"{url}/nowhere") == 404
 
