@@ -17,7 +17,8 @@ PACKAGE = ROOT / "operator" / "adaptive_operator"
 BIN = Path(sys.executable).parent
 MAX_MODULE_LINES = 500
 # The house bar, as radon counts it (boolean operators and comprehensions too, which ruff's
-# mccabe leaves out): every function of the package under 10.
+# mccabe leaves out): every function of the repository under 10 (the package, the tests, e2e,
+# the benchmarks and the Python scripts).
 MAX_COMPLEXITY = 9
 # The handlers observe and apply; what they decide lives in the domain. A tighter bar keeps it so.
 MAX_HANDLER_COMPLEXITY = 6
@@ -53,13 +54,6 @@ def too_complex(module: Path, limit: int) -> list[str]:
     """The module's blocks whose radon cyclomatic complexity is above `limit`."""
     found = blocks(cc_visit(module.read_text()))
     return [f"{b.fullname} ({b.complexity})" for b in found if b.complexity > limit]
-
-
-@pytest.mark.parametrize("module", sorted(PACKAGE.rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_package_blocks_stay_under_complexity_ten(module: Path) -> None:
-    found = too_complex(module, MAX_COMPLEXITY)
-    assert not found, found
 
 
 @pytest.mark.parametrize("module", sorted((PACKAGE / "handlers").glob("*.py")),
@@ -105,9 +99,19 @@ def all_modules() -> list[Path]:
     return sorted(found)
 
 
-@pytest.mark.parametrize("module", all_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def module_id(module: Path) -> str:
+    return str(module.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("module", all_modules(), ids=module_id)
 def test_modules_stay_under_500_lines(module: Path) -> None:
     assert len(module.read_text().splitlines()) < MAX_MODULE_LINES
+
+
+@pytest.mark.parametrize("module", all_modules(), ids=module_id)
+def test_blocks_stay_under_complexity_ten(module: Path) -> None:
+    found = too_complex(module, MAX_COMPLEXITY)
+    assert not found, found
 
 
 def test_test_modules_have_unique_basenames() -> None:
