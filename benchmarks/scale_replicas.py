@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -53,7 +54,6 @@ class CpuLimit:
 
     def limit(self, cores: float) -> None:
         (self.path / "cpu.cfs_quota_us").write_text(str(int(cores * CFS_PERIOD_US)))
-        self.start = self.throttled()
 
     def add(self, pid: int) -> None:
         # Threads started after the move are in the group too (they inherit it).
@@ -101,7 +101,7 @@ def merged(logs: list[DecisionLog]) -> DecisionLog:
 
 
 def decided_by(log: DecisionLog, start: float, end: float) -> set[str]:
-    return {name for name, at, _ in log.events.get("decision", []) if start <= at < end}
+    return set(log.times_between("decision", start, end))
 
 
 def wait_split(ports: list[int], shards: int, limit: float) -> float:
@@ -132,8 +132,8 @@ def wait_decided(logs: list[DecisionLog], services: list[str], after: float,
     started = time.time()
     while time.time() - started < limit:
         together = merged(logs)
-        scaling = {n for n, at, _ in together.events.get("decision", []) if at >= after}
-        healing = {n for n, at, _ in together.events.get("healing decision", []) if at >= after}
+        scaling = set(together.times_between("decision", after, math.inf))
+        healing = set(together.times_between("healing decision", after, math.inf))
         scale.log(f"{len(scaling)} scaling and {len(healing)} healing decisions since the start")
         if len(scaling) == len(healing) == len(services) and backfills_done(together, quiet):
             return time.time() - started
