@@ -56,8 +56,8 @@ def read_object(kubeconfig: Path | None, namespace: str, name: str) -> dict[str,
             config.load_kube_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         else:
             kube.load_config()
-        api = kube.TimedApiClient(kube.configuration())  # a silent API server ends it, too
-        found: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        # Timed (a silent API server ends it too), and it only reads.
+        found: Any = client.CustomObjectsApi(kube.reading_client()).get_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name)
     except ApiException as err:
         raise _usage_error(f"cannot read AdaptiveService {namespace}/{name}: {err.status} "
