@@ -62,6 +62,12 @@ def start_watcher(healing: HealingSpec) -> Watcher:
                        detector_settings_from_spec(healing))
 
 
+# What a backfill may meet and log, keeping the rows the syncs appended: a metric or the target
+# not readable, Prometheus failing, the API server not answering (in time).
+BACKFILL_ERRORS: tuple[type[Exception], ...] = (
+    MetricError, workload.WorkloadError, PrometheusError, *kube.API_ERRORS)
+
+
 async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: HealingSpec,
                            watcher: Watcher, now: float, rt: Runtime) -> None:
     """The history before `now` read by range queries, the rows the syncs appended meanwhile
@@ -70,11 +76,8 @@ async def backfill_watcher(namespace: str, spec: AdaptiveServiceSpec, healing: H
     start, end = grid_window(now, step, watcher.history.limit)
     try:
         series = await read_history(namespace, spec, healing.metrics, (start, end, step), rt)
-    except (MetricError, workload.WorkloadError, PrometheusError) as err:
+    except BACKFILL_ERRORS as err:
         log.warning("no healing history to backfill", error=_reason(err))
-        return
-    except kube.API_ERRORS as err:  # the API server did not answer (in time): the rows only
-        log.warning("no healing history to backfill", error=f"{type(err).__name__}: {err}"[:300])
         return
     _log_ignored(series)
     backfilled(watcher, {name: found.values for name, found in series.items()})
@@ -87,8 +90,12 @@ def _log_ignored(series: dict[str, RangeSeries]) -> None:
         log.warning("healing history samples ignored", ignored=ignored)
 
 
-def _reason(err: MetricError | workload.WorkloadError | PrometheusError) -> str:
-    return str(err) if isinstance(err, PrometheusError) else err.message
+def _reason(err: Exception) -> str:
+    if isinstance(err, MetricError | workload.WorkloadError):
+        return err.message
+    if isinstance(err, PrometheusError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"[:300]  # the API server did not answer (in time)
 
 
 async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],
