@@ -164,8 +164,10 @@ def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
     # Each service syncs on its own phase, so "n syncs later" reads n plus or minus a fraction
     # (a control two syncs late once read 1.99): moot is a control within one sync of frontend.
     assert solo_syncs > 1, "the control reacted as early as the coupled api: the set-up is moot"
-    # Coupling buys at least two syncs over the same metric uncoupled...
-    assert solo_syncs - coupled_syncs >= 2, (coupled_syncs, solo_syncs)
+    # Coupling buys at least two syncs over the same metric uncoupled (read to the half sync,
+    # for the same reason: api decided in frontend's sync and api-solo two syncs later in 2 of
+    # 8 runs, a difference of 2.0 that a few milliseconds of jitter can read as 1.99)...
+    assert solo_syncs - coupled_syncs > 1.5, (coupled_syncs, solo_syncs)
     # ...and api decides in the same sync as frontend, or earlier: at its first sync after
     # frontend's decision, which comes `api_phase` of a period later (each daemon keeps its own
     # phase, and 2 s periods drift apart on a loaded machine: api once synced 0.58 of a period
