@@ -115,13 +115,16 @@ def wait_split(ports: list[int], shards: int, limit: float) -> float:
     raise SystemExit(f"the shards were not split within {limit} s")
 
 
-BACKFILLS = ("forecast history backfilled", "healing history backfilled")
+# The warm-up's work: histories backfilled, then detectors fitted (in the background, one at a
+# time, while the services already decide).
+BACKFILLS = ("forecast history backfilled", "healing history backfilled", "detector fitted")
 
 
 def backfills_done(log: DecisionLog, quiet: float) -> bool:
-    """No history backfill logged for `quiet` seconds: a service decides reactively from its
-    first period while its histories are fetched and fitted, so "every service decided" is
-    not yet the steady state (the fits still queued would be measured as its cost)."""
+    """No history backfill nor detector fit logged for `quiet` seconds: a service decides
+    reactively from its first period while its histories are fetched and fitted, so "every
+    service decided" is not yet the steady state (the fits still queued would be measured as
+    its cost)."""
     last = max((at for event in BACKFILLS for _, at, _ in log.events.get(event, [])),
                default=0.0)
     return time.time() - last >= quiet

@@ -84,8 +84,10 @@ class Watching:
         return self.watcher
 
     def stop(self) -> None:
-        if self.warming is not None:
-            self.warming.cancel()
+        """The backfill and the refit under way are dropped."""
+        for task in (self.warming, self.watcher.fitting if self.watcher else None):
+            if isinstance(task, asyncio.Task):
+                task.cancel()
 
     def forget(self) -> None:
         """Drop the watcher and its backfill: with the services shared out over lease shards,

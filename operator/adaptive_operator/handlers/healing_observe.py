@@ -7,6 +7,7 @@ those from the annotations). Reads only: nothing here writes to the cluster.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTar
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.common.times import grid_window
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import names_of, pod_healths, rollout_info
 from adaptive_operator.domain.healing.ladder import (
     Observation,
@@ -25,9 +27,11 @@ from adaptive_operator.domain.healing.ladder import (
     detector_settings_from_spec,
 )
 from adaptive_operator.domain.healing.watch import (
+    RANDOM_STATE,
     Watcher,
     add_row,
     backfilled,
+    fit_rows,
     new_watcher,
     refit_due,
     saturation,
@@ -36,6 +40,7 @@ from adaptive_operator.domain.healing.watch import (
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.ports import WorkloadReader
 from adaptive_operator.handlers.runtime import Runtime, Totals
+from adaptive_operator.handlers.warmup import WarmUps
 
 log = logs.get(__name__)
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
@@ -122,7 +127,8 @@ async def read_row(totals: Totals, url: Target, metrics: dict[str, str],
 
 async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
                           now: float, pods: Sequence[str] | None, totals: Totals,
-                          access: PrometheusAccess) -> tuple[AnomalyVerdict | None, str | None]:
+                          access: PrometheusAccess,
+                          fits: WarmUps) -> tuple[AnomalyVerdict | None, str | None]:
     try:
         url, queries = await access.health_queries(namespace, spec, watcher.metrics, pods)
     except MetricError as err:
@@ -132,9 +138,36 @@ async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServic
         return None, error
     add_row(watcher, row)
     await observe_load(namespace, watcher, spec, totals, access)
-    if refit_due(watcher):  # fitting is CPU work: off the event loop, like the forecasts
-        return await asyncio.to_thread(score, watcher, now), None
+    start_refit(watcher, fits)
     return score(watcher, now), None  # one row's verdict: a thread would only add a wait
+
+
+def start_refit(watcher: Watcher, fits: WarmUps) -> None:
+    """A refit in the background when one is due and none runs. The sync never waits for it:
+    it decides on the detector fitted so far. Fits are CPU work, one at a time on a worker
+    thread (`WarmUps.fit`): after a restart every service's detector is due at once, and a
+    thousand fits on the shared worker threads held back every other blocking call, the
+    scaling daemons' among them, until all were done (scaling stopped for minutes under a CPU
+    limit: benchmarks/results/scale_replicas.md)."""
+    if refit_due(watcher) and not refitting(watcher):
+        watcher.fitting = fits.start(functools.partial(refit, watcher, fits))
+
+
+def refitting(watcher: Watcher) -> bool:
+    task = watcher.fitting
+    return isinstance(task, asyncio.Task) and not task.done()
+
+
+async def refit(watcher: Watcher, fits: WarmUps) -> None:
+    """A new detector fitted on the rows as they are now, swapped in once fitted."""
+    detector = AnomalyDetector(watcher.settings, RANDOM_STATE)
+    try:
+        await fits.fit(functools.partial(detector.fit, fit_rows(watcher)))
+    except ValueError as err:  # too few rows: not due after all (the history was cut)
+        log.warning("detector not fitted", error=str(err))
+        return
+    watcher.detector = detector
+    log.info("detector fitted", rows=len(watcher.history))
 
 
 async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,
@@ -194,7 +227,7 @@ async def observe(namespace: str, spec: AdaptiveServiceSpec, watcher: Watcher,
     replicas, rollout, pods, names, unread = await observe_workload(namespace, spec, now,
                                                                     rt.workloads)
     verdict, error = await observe_metrics(namespace, watcher, spec, now, names, rt.totals,
-                                           rt.prometheus)
+                                           rt.prometheus, rt.warmups)
     error = error or unread
     started = watcher.incident.started_at if watcher.incident else None
     return Observation(verdict, started, rollout, pods, saturation(watcher), replicas,

@@ -41,6 +41,8 @@ class Watcher:
     # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
     load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
     status: dict[str, Any] | None = None  # status.healing as this process last wrote it
+    # The refit under way, if any (the handler's background task: fits run off the syncs).
+    fitting: Any = None
 
     @property
     def window_rows(self) -> int:
@@ -84,11 +86,16 @@ def refit_due(watcher: Watcher) -> bool:
     return due and len(watcher.history) >= watcher.settings.rows_to_fit
 
 
+def fit_rows(watcher: Watcher) -> dict[str, list[float]]:
+    """A copy of the rows to fit on (the syncs go on appending while a fit runs), counted as
+    fitted: the rows after them count towards the next refit."""
+    watcher.rows_since_fit = 0
+    return {name: list(values) for name, values in watcher.history.rows.items()}
+
+
 def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
-    """Refit on schedule, then the verdict of the latest row, kept open by the incident."""
-    if refit_due(watcher):
-        watcher.detector.fit(watcher.history.rows)
-        watcher.rows_since_fit = 0
+    """The verdict of the latest row by the detector fitted so far (None before the first
+    fit), kept open by the incident."""
     if not watcher.detector.fitted:
         return None
     verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))

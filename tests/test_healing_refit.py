@@ -1,0 +1,102 @@
+"""The detector's fits run in the background through the runtime's fit gate, one at a time, and
+no sync waits for one: after a restart every service's detector is due at once, and a thousand
+fits on the shared worker threads held back the scaling daemons' calls until all were done."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import pytest
+
+from adaptive_operator.domain.healing.anomaly import DetectorSettings
+from adaptive_operator.domain.healing.watch import Watcher, add_row, new_watcher, score
+from adaptive_operator.handlers import healing_observe
+from adaptive_operator.handlers.healing import Watching
+from adaptive_operator.handlers.warmup import WarmUps
+
+T = TypeVar("T")
+SETTINGS = DetectorSettings(baseline_rows=50, train_rows=200, min_train_rows=60, refit_every=20,
+                            cooldown_rows=5, record_rows=20)
+
+
+class HeldFits(WarmUps):
+    """The runtime's fit gate, each fit held until `release` is set; counts the fits asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.asked = 0
+
+    async def fit(self, call: Callable[[], T]) -> T:
+        self.asked += 1
+        await self.release.wait()
+        return await super().fit(call)
+
+
+def watcher_with(rows: int, seed: int = 1) -> Watcher:
+    watcher = new_watcher({"latency": "q1", "errors": "q2"}, {"latency": "latency"}, SETTINGS)
+    rng = np.random.default_rng(seed)
+    for _ in range(rows):
+        add_row(watcher, {"latency": float(rng.normal(100, 5)),
+                          "errors": float(rng.normal(1, 0.1))})
+    return watcher
+
+
+async def test_a_due_fit_runs_in_the_background_while_the_syncs_go_on() -> None:
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
+    healing_observe.start_refit(watcher, fits)
+    assert score(watcher, 0.0) is None  # the sync did not wait: nothing fitted yet
+    await asyncio.sleep(0)
+    add_row(watcher, {"latency": 100.0, "errors": 1.0})  # the next sync, the fit still held
+    healing_observe.start_refit(watcher, fits)  # still due, but one runs: no second fit
+    await asyncio.sleep(0)
+    assert fits.asked == 1 and not watcher.detector.fitted
+    fits.release.set()
+    await watcher.fitting
+    assert watcher.detector.fitted
+    assert watcher.rows_since_fit == 1  # the row appended during the fit counts to the next
+    assert score(watcher, 0.0) is not None
+
+
+async def test_a_refit_keeps_the_detector_fitted_so_far_until_it_is_done() -> None:
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
+    fits.release.set()
+    healing_observe.start_refit(watcher, fits)
+    await watcher.fitting
+    first = watcher.detector
+    fits.release.clear()
+    for _ in range(SETTINGS.refit_every):
+        add_row(watcher, {"latency": 100.0, "errors": 1.0})
+    healing_observe.start_refit(watcher, fits)
+    await asyncio.sleep(0)
+    assert watcher.detector is first and score(watcher, 0.0) is not None
+    fits.release.set()
+    await watcher.fitting
+    assert watcher.detector is not first and watcher.detector.fitted
+    healing_observe.start_refit(watcher, fits)  # not due again: no fit
+    assert fits.asked == 2
+
+
+async def test_a_fit_on_too_few_rows_is_logged_and_leaves_the_detector_as_it_was(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
+    healing_observe.start_refit(watcher, fits)
+    watcher.history.rows = {name: values[:5] for name, values in watcher.history.rows.items()}
+    fits.release.set()
+    await asyncio.sleep(0)  # the task copies the rows when it starts: after the cut
+    await watcher.fitting
+    assert not watcher.detector.fitted and watcher.fitting.exception() is None
+    assert "detector not fitted" in capsys.readouterr().out
+
+
+async def test_the_refit_under_way_is_dropped_with_the_daemon() -> None:
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
+    watching = Watching(watcher=watcher)
+    healing_observe.start_refit(watcher, fits)
+    watching.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher.fitting
+    assert not watcher.detector.fitted
