@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from adaptive_operator.domain.healing.anomaly import DetectorSettings
-from adaptive_operator.domain.healing.watch import Watcher, add_row, new_watcher, score
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.watch import (
+    RANDOM_STATE,
+    Watcher,
+    add_row,
+    new_watcher,
+    score,
+)
 from adaptive_operator.handlers import healing_observe
 from adaptive_operator.handlers.healing import Watching
 from adaptive_operator.handlers.warmup import WarmUps
@@ -100,3 +107,21 @@ async def test_the_refit_under_way_is_dropped_with_the_daemon() -> None:
     with pytest.raises(asyncio.CancelledError):
         await watcher.fitting
     assert not watcher.detector.fitted
+
+
+async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windows_verdict(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit + 10), HeldFits()  # one window: 76 rows
+    fits.release.set()
+    healing_observe.start_refit(watcher, fits)
+    await watcher.fitting
+    fitted_on = {name: list(values) for name, values in watcher.history.rows.items()}
+    add_row(watcher, {"latency": 160.0, "errors": 1.0})  # the next sync's row
+    window = watcher.history.tail(watcher.window_rows)
+    whole = AnomalyDetector(SETTINGS, RANDOM_STATE).fit(fitted_on).score(window)
+
+    def whole_window(_: object) -> None:
+        raise AssertionError("the whole window was scored again on the event loop")
+
+    monkeypatch.setattr(watcher.detector, "_score", whole_window)
+    assert score(watcher, 0.0) == whole

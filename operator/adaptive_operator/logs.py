@@ -7,6 +7,7 @@ each per period). Other libraries' records (kopf's own) go through logging, rend
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 
@@ -41,3 +42,20 @@ def configure(level: str = "info", json_output: bool = True) -> None:
 def get(name: str) -> structlog.typing.FilteringBoundLogger:
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger
+
+
+OBJECT_KEYS = ("namespace", "name")
+
+
+def about(namespace: str, name: str) -> None:
+    """Every event logged from here on in this task names the object, and so do those of the
+    tasks and worker-thread calls it starts (a context variable: they take a copy)."""
+    structlog.contextvars.bind_contextvars(namespace=namespace, name=name)
+
+
+def shared() -> contextvars.Context:
+    """A copy of the current context naming no object: for a task that serves many objects (a
+    query batched for several services), whichever object's call started it."""
+    context = contextvars.copy_context()
+    context.run(structlog.contextvars.unbind_contextvars, *OBJECT_KEYS)
+    return context

@@ -20,6 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_operator import logs
 from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.prometheus import MetricError, Sample, Target, _raw_query, to_total
 from adaptive_operator.adapters.promql_shape import Shape, shape_of
@@ -148,7 +149,8 @@ class QueryBatcher:
         shape = source if isinstance(source, Shape) else None
         query = shape.grouped_query(members) if shape else str(source)
         (READ_BATCH if len(members) > 1 else READ_ALONE).inc()
-        task = asyncio.ensure_future(self._fetch(key, url, members, query, shape))
+        task = asyncio.get_running_loop().create_task(
+            self._fetch(key, url, members, query, shape), context=logs.shared())
         self._inflight[key] = (members, task)
 
         def landed(done: asyncio.Future[Answer]) -> None:

@@ -26,6 +26,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptive_operator import logs
 from adaptive_operator.adapters import workers
 from adaptive_operator.adapters.prometheus import (
     PrometheusError,
@@ -112,7 +113,8 @@ class RangeBatcher:
                 shape is None and group.query != query):
             group = _Group(url, query, shape, window)
             self._open[key] = group
-            group.task = asyncio.ensure_future(self._run(key, group))
+            group.task = asyncio.get_running_loop().create_task(self._run(key, group),
+                                                               context=logs.shared())
         group.members.add(values)
         return group
 

@@ -19,12 +19,13 @@ its loop closes, and a call that waits (a request to an API server gone away, fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -182,3 +183,60 @@ async def on_pool(pool: Executor | None, fn: Callable[..., T], /, *args: Any) ->
     context = contextvars.copy_context()
     call = functools.partial(context.run, fn, *args)
     return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+
+class FairGate:
+    """At most `size` holders at once; the waiters queue per tenant (`TENANT`) and are let in
+    round-robin, one from each tenant in turn, as `FairExecutor` serves its calls: a tenant
+    with a thousand waiting delays another tenant's next one by one turn, not its backlog."""
+
+    def __init__(self, size: int = 1) -> None:
+        self._free = size
+        self._queues: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        await self._enter(TENANT.get())
+        try:
+            yield
+        finally:
+            self._leave()
+
+    async def _enter(self, tenant: str) -> None:
+        if self._free > 0:  # free places only while nobody waits (`_leave` hands them on)
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._queues.setdefault(tenant, deque())
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._leave()  # let in, then cancelled before it ran: the place goes on
+            else:
+                self._drop(tenant, turn)
+            raise
+
+    def _drop(self, tenant: str, turn: asyncio.Future[None]) -> None:
+        queue = self._queues.get(tenant)
+        if queue is not None and turn in queue:
+            queue.remove(turn)
+            if not queue:
+                del self._queues[tenant]
+
+    def _leave(self) -> None:
+        """The place to the next tenant's first waiter, that tenant to the back of the line."""
+        while self._queues:
+            tenant, queue = self._queues.popitem(last=False)
+            turn = queue.popleft()
+            if queue:
+                self._queues[tenant] = queue
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
+    def waiting(self) -> dict[str, int]:
+        """How many wait, by tenant."""
+        return {tenant: len(queue) for tenant, queue in self._queues.items()}

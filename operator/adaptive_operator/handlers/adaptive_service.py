@@ -29,6 +29,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     assert namespace is not None  # the resource is namespaced
     workers.TENANT.set(namespace)  # its blocking calls queue with its namespace's (fair share)
+    logs.about(namespace, name)  # and what it logs, its warm-ups' too, names the service
     rt = runtime.of(memo).for_object(namespace, name)
     failures = 0
     # In the object's own memo, so kopf drops it with the object; each daemon starts afresh.
@@ -74,11 +75,8 @@ async def guarded_sync(namespace: str, name: str, body: kopf.Body, memory: Memor
         return period, True
     try:
         return await sync_once(namespace, name, body, memory, rt)
-    except kube.API_ERRORS as err:
-        telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
-        log.warning("sync failed: the API server did not answer", namespace=namespace,
-                    name=name, error=f"{type(err).__name__}: {err}"[:300])
-        return period, False
+    except kube.API_ERRORS as err:  # a refused write is no failure: no back-off
+        return period, not runtime.sync_failed("sync", namespace, name, err)
 
 
 async def sync_once(namespace: str, name: str, body: kopf.Body, memory: Memory,

@@ -44,6 +44,7 @@ async def healing_daemon(name: str, namespace: str | None, body: kopf.Body,
                          stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     workers.TENANT.set(namespace or "")  # its blocking calls queue with its namespace's
     assert namespace is not None  # the resource is namespaced
+    logs.about(namespace, name)  # and what it logs, its backfill's and fits' too, names it
     try:
         await heal_every_period(namespace, name, body, stopped, memo)
     finally:  # deleted, or healing switched off: no score left behind
@@ -124,9 +125,7 @@ async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: Adaptiv
     try:
         await heal_once(namespace, name, body, spec, watcher, rt)
     except kube.API_ERRORS as err:
-        telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
-        log.warning("healing sync failed: the API server did not answer", namespace=namespace,
-                    name=name, error=f"{type(err).__name__}: {err}"[:300])
+        runtime.sync_failed("healing sync", namespace, name, err)
 
 
 async def heal_once(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,

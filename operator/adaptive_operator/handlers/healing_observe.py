@@ -19,7 +19,6 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, ScaleTar
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.common.times import grid_window
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict
-from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.inputs import names_of, pod_healths, rollout_info
 from adaptive_operator.domain.healing.ladder import (
     Observation,
@@ -27,11 +26,11 @@ from adaptive_operator.domain.healing.ladder import (
     detector_settings_from_spec,
 )
 from adaptive_operator.domain.healing.watch import (
-    RANDOM_STATE,
     Watcher,
     add_row,
     backfilled,
     fit_rows,
+    fitted_detector,
     new_watcher,
     refit_due,
     saturation,
@@ -160,13 +159,12 @@ def refitting(watcher: Watcher) -> bool:
 
 async def refit(watcher: Watcher, fits: WarmUps) -> None:
     """A new detector fitted on the rows as they are now, swapped in once fitted."""
-    detector = AnomalyDetector(watcher.settings, RANDOM_STATE)
     try:
-        await fits.fit(functools.partial(detector.fit, fit_rows(watcher)))
+        watcher.detector = await fits.fit(functools.partial(
+            fitted_detector, watcher.settings, fit_rows(watcher), watcher.window_rows))
     except ValueError as err:  # too few rows: not due after all (the history was cut)
         log.warning("detector not fitted", error=str(err))
         return
-    watcher.detector = detector
     log.info("detector fitted", rows=len(watcher.history))
 
 

@@ -14,8 +14,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adaptive_operator.adapters import prometheus
-from adaptive_operator.adapters.kube import HpaLists
+from adaptive_operator import logs
+from adaptive_operator.adapters import prometheus, telemetry
+from adaptive_operator.adapters.kube import HpaLists, NotLeading
 from adaptive_operator.adapters.prometheus import Sample, Target
 from adaptive_operator.adapters.prometheus_access import PrometheusAccess
 from adaptive_operator.adapters.prometheus_http import IoLoop
@@ -31,6 +32,8 @@ from adaptive_operator.handlers.ports import (
     Workloads,
 )
 from adaptive_operator.handlers.warmup import WarmUps
+
+log = logs.get(__name__)
 
 
 class Clock(Protocol):
@@ -135,6 +138,22 @@ class Runtime:
         if not self.lease_shards:
             return self
         return self.lease_shards[shard_of(namespace, name, len(self.lease_shards))]
+
+
+def sync_failed(what: str, namespace: str, name: str, err: Exception) -> bool:
+    """Logs and counts a sync that an error from the API server's client ended (`what`: "sync"
+    or "healing sync"); whether it failed. A write the fencing refused (`NotLeading`: this
+    replica's lease on the service, or its shard, lapsed) is no failure: the lease's new holder
+    carries on, and this replica stops acting on the service at its next period."""
+    if isinstance(err, NotLeading):
+        telemetry.ERRORS.labels(namespace, name, "NotLeading").inc()
+        log.info(f"{what} stopped: this replica no longer holds the service's lease",
+                 namespace=namespace, name=name)
+        return False
+    telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
+    log.warning(f"{what} failed: the API server did not answer", namespace=namespace,
+                name=name, error=f"{type(err).__name__}: {err}"[:300])
+    return True
 
 
 def of(memo: Any) -> Runtime:

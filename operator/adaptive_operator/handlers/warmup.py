@@ -5,7 +5,9 @@ first (days of history read by range queries, then a model fitted) runs here, of
 that 1,000 services starting together do not each wait for theirs. The backfills start at once:
 the range batcher (`ranges`, an `adapters.range_batch.RangeBatcher`) bounds them and groups the
 reads of services that start together into one query (held back one at a time, they could not
-share). The fits are CPU work: one at a time, on a worker thread, so the syncs come first.
+share). The fits are CPU work: one at a time, on a worker thread, so the syncs come first; the
+fits waiting are let in namespace by namespace in turn (`workers.FairGate`), so a namespace whose
+thousand services start together delays another namespace's first fit by one fit, not a thousand.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol, TypeVar
 
 from adaptive_operator.adapters.prometheus import RangeSeries, Target
 from adaptive_operator.adapters.range_batch import RangeBatcher
+from adaptive_operator.adapters.workers import FairGate
 
 T = TypeVar("T")
 
@@ -33,7 +36,7 @@ class WarmUps:
     and the gate the fits queue at."""
 
     def __init__(self, fits_at_once: int = 1, *, ranges: Ranges | None = None) -> None:
-        self._fits = asyncio.Semaphore(fits_at_once)
+        self._fits = FairGate(fits_at_once)
         self.ranges: Ranges = ranges if ranges is not None else RangeBatcher()
 
     def start(self, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
@@ -45,6 +48,7 @@ class WarmUps:
         return asyncio.create_task(run())
 
     async def fit(self, call: Callable[[], T]) -> T:
-        """`call` (CPU work) on a worker thread once no other fit runs."""
-        async with self._fits:
+        """`call` (CPU work) on a worker thread once no other fit runs and the namespaces
+        queued before this one (`workers.TENANT`) have had their turn."""
+        async with self._fits.held():
             return await asyncio.to_thread(call)

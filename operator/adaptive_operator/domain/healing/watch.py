@@ -93,6 +93,16 @@ def fit_rows(watcher: Watcher) -> dict[str, list[float]]:
     return {name: list(values) for name, values in watcher.history.rows.items()}
 
 
+def fitted_detector(settings: DetectorSettings, rows: dict[str, list[float]],
+                    window_rows: int) -> AnomalyDetector:
+    """A detector fitted on `rows` (a worker thread's work), with their last window already
+    scored: the next sync's window is that one plus a row, so its verdict is one row's work
+    (`score_latest`), instead of the whole window scored again on the event loop."""
+    detector = AnomalyDetector(settings, RANDOM_STATE).fit(rows)
+    detector.score({name: values[-window_rows:] for name, values in rows.items()})
+    return detector
+
+
 def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
     """The verdict of the latest row by the detector fitted so far (None before the first
     fit), kept open by the incident."""
