@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import kopf
@@ -17,6 +18,7 @@ from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.handlers.runtime import Runtime
+from adaptive_operator.handlers.warmup import WarmUps
 
 
 @dataclass
@@ -237,3 +239,20 @@ def fenced_client(server: KubeHttp, may_write: Callable[[], bool]) -> kube.Fence
     api = kube.FencedApiClient(configuration, may_write)
     api.rest_client = server  # type: ignore[assignment]
     return api
+
+
+T = TypeVar("T")
+
+
+class HeldFits(WarmUps):
+    """The runtime's fit gate, each fit held until `release` is set; counts the fits asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.asked = 0
+
+    async def fit(self, call: Callable[[], T]) -> T:
+        self.asked += 1
+        await self.release.wait()
+        return await super().fit(call)

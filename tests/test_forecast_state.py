@@ -19,6 +19,7 @@ from adaptive_operator.domain.scaling import forecast_status
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
+from adaptive_operator.domain.scaling.forecast_memory import WARMING_UP
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import ForecastPoint, PredictiveState
 from adaptive_operator.handlers import forecast_report, forecasts, scaling_observe
@@ -205,8 +206,10 @@ async def test_live_rows_drive_the_floor_once_the_forecast_is_trusted() -> None:
         found = await forecaster.update(service, "http://prom", reading, (), i * PERIOD)
         floors.append(found.floor)
         states.append(found.lead.state)
+        await forecaster.settled()  # a refit the sync started is done before the next sync
     assert metric.history.kept == 60  # capped by historySeconds / period
-    assert states[0].reason == "too little history" and floors[0] is None
+    assert states[0].reason == WARMING_UP and floors[0] is None  # its first fit was started
+    assert states[1].reason == "too little history" and floors[1] is None
     trusted = [f for f in floors if f is not None]
     assert trusted and max(trusted) <= math.ceil(100 / 10) + 2
     assert found.look_ahead == LookAhead(6.0, "spec")
@@ -220,6 +223,7 @@ async def test_a_changed_quantile_restarts_the_advisor_on_the_kept_rows() -> Non
     for i in range(80):
         await forecaster.update(spec(), "http://prom", (MetricReading("load", seasonal(i), 10),),
                                 (), i * PERIOD)
+        await forecaster.settled()
     first = metric.advisor
     await forecaster.update(spec(quantile=0.95), "http://prom",
                             (MetricReading("load", seasonal(80), 10),), (), 80 * PERIOD)

@@ -5,8 +5,6 @@ fits on the shared worker threads held back the scaling daemons' calls until all
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -22,25 +20,11 @@ from adaptive_operator.domain.healing.watch import (
 )
 from adaptive_operator.handlers import healing_observe
 from adaptive_operator.handlers.healing import Watching
-from adaptive_operator.handlers.warmup import WarmUps
 
-T = TypeVar("T")
+from fakes import HeldFits
+
 SETTINGS = DetectorSettings(baseline_rows=50, train_rows=200, min_train_rows=60, refit_every=20,
                             cooldown_rows=5, record_rows=20)
-
-
-class HeldFits(WarmUps):
-    """The runtime's fit gate, each fit held until `release` is set; counts the fits asked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-        self.asked = 0
-
-    async def fit(self, call: Callable[[], T]) -> T:
-        self.asked += 1
-        await self.release.wait()
-        return await super().fit(call)
 
 
 def watcher_with(rows: int, seed: int = 1) -> Watcher:

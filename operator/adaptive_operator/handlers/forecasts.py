@@ -23,6 +23,7 @@ from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, chunk_ranges, joined
 from adaptive_operator.domain.scaling.forecast_memory import (
+    WARMING_UP,
     FitFor,
     MetricMemory,
     advisor_settings,
@@ -30,7 +31,7 @@ from adaptive_operator.domain.scaling.forecast_memory import (
     service_look_ahead,
 )
 from adaptive_operator.domain.scaling.lookahead import LookAhead
-from adaptive_operator.domain.scaling.predictive import PredictiveState
+from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveState
 from adaptive_operator.handlers.warmup import Ranges, WarmUps
 
 log = logs.get(__name__)
@@ -52,6 +53,7 @@ async def backfill(url: Target, query: str, step: float, capacity: int, now: flo
 
 
 Source = tuple[Target, str, float, int]  # url, query, period, history seconds
+Advice = tuple[int | None, PredictiveState]  # the floor (None: reactive only), and why
 
 
 @dataclass
@@ -61,6 +63,9 @@ class MetricForecaster(MetricMemory):
     the service scales reactively."""
 
     warming: asyncio.Task[None] | None = None
+    # A refit running in the background, and the floor and state the syncs use meanwhile.
+    refitting: asyncio.Task[None] | None = None
+    advised: Advice | None = None
 
     def observe(self, source: Source, reading: MetricReading, now: float,
                 warm: Callable[[], asyncio.Task[None]]) -> str | None:
@@ -71,8 +76,10 @@ class MetricForecaster(MetricMemory):
             running.cancel()
             running = None
         waiting = self.take(source, now, reading.value, warming=running is not None)
-        if waiting is not None and running is None:
-            self.warming = warm()
+        if waiting is not None:
+            self.advised = None  # another history comes: nothing of the old advisor holds
+            if running is None:
+                self.warming = warm()
         return waiting
 
     def running(self) -> asyncio.Task[None] | None:
@@ -91,8 +98,10 @@ class MetricForecaster(MetricMemory):
         rows = self.backfilled(history, ignored, fit)
         assert self.advisor is not None
         # Fitting is CPU work (statsmodels): off the event loop, one at a time.
-        await fits.fit(functools.partial(self.advisor.advise, rows, period, fit.ahead,
-                                         fit.target_per_replica))
+        advisor = self.advisor
+        floor = await fits.fit(functools.partial(advisor.advise, rows, period, fit.ahead,
+                                                 fit.target_per_replica))
+        self.advised = floor, advisor.state
 
     async def follow(self, url: Target, query: str, period: float, predictive: PredictiveSpec,
                      reading: MetricReading, now: float, ranges: Ranges) -> None:
@@ -105,19 +114,52 @@ class MetricForecaster(MetricMemory):
                                                         ranges)
 
     def stop(self) -> None:
-        if self.warming is not None:
-            self.warming.cancel()
+        for task in (self.warming, self.refitting):
+            if task is not None:
+                task.cancel()
 
-    async def advise(self, fit: FitFor) -> tuple[int | None, PredictiveState]:
+    def advise(self, fit: FitFor, fits: WarmUps) -> Advice:
+        """The floor and state: this sync's when the advisor only extends its fit by a row or
+        two (in place: a worker thread would only add a wait); when a refit is due, it runs in
+        the background (`refit`) and the syncs meanwhile keep the floor and state advised last.
+        The refits of every service fall due together (their histories were backfilled
+        together): awaited by each sync on the shared worker threads, they queued ahead of
+        every other blocking call, as the detector's fits did (docs/forecasting.md)."""
+        if _runs(self.refitting):
+            return self.last_advised()
         advisor, view = self.advisor_for(fit.settings, fit.ahead)
         assert self.history is not None
-        call = functools.partial(advisor.advise, view, self.history.step, fit.ahead,
-                                 fit.target_per_replica)
-        if advisor.is_light(view, self.history.step, fit.ahead):
-            # A row or two onto a fitted model: in place (a worker thread would only add a wait).
-            return call(), advisor.state
-        # Fitting is CPU work (statsmodels): off the event loop, so other services keep syncing.
-        return await asyncio.to_thread(call), advisor.state
+        step = self.history.step
+        if advisor.is_light(view, step, fit.ahead):
+            self.advised = (advisor.advise(view, step, fit.ahead, fit.target_per_replica),
+                            advisor.state)
+            return self.advised
+        rows = list(view)  # a copy: the syncs go on appending while the refit runs
+        self.refitting = fits.start(functools.partial(self.refit, advisor, rows, step, fit, fits))
+        return self.last_advised()
+
+    def last_advised(self) -> Advice:
+        """What the syncs keep while a refit runs: the floor and state advised last (none
+        after a new advisor: the sync is then reactive only, as while the forecast warms up)."""
+        return self.advised or (None, PredictiveState(reason=WARMING_UP))
+
+    async def refit(self, advisor: PredictiveAdvisor, rows: list[float | None], step: float,
+                    fit: FitFor, fits: WarmUps) -> None:
+        """`advisor` fitted on `rows` on a worker thread (through the fit gate); its floor and
+        state are the syncs' from then on, unless another advisor replaced it meanwhile."""
+        try:
+            floor = await fits.fit(functools.partial(advisor.advise, rows, step, fit.ahead,
+                                                     fit.target_per_replica))
+        except Exception as err:  # a model that cannot be fitted is no reason to stop syncing
+            log.exception("forecast refit failed", error=f"{type(err).__name__}: {err}"[:300])
+            self.advisor = None  # made afresh at the next sync, on the rows kept
+            return
+        if advisor is self.advisor:
+            self.advised = floor, advisor.state
+
+
+def _runs(task: asyncio.Task[None] | None) -> bool:
+    return task is not None and not task.done()
 
 
 @dataclass
@@ -153,7 +195,8 @@ class ServiceForecaster:
 
     async def settled(self) -> None:
         """Until every warm-up begun has ended (for tests and a clean stop)."""
-        tasks = [m.warming for m in self.metrics.values() if m.warming is not None]
+        tasks = [task for m in self.metrics.values() for task in (m.warming, m.refitting)
+                 if task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _one(self, metric: MetricSpec, reading: MetricReading, url: Target, period: float,
@@ -168,5 +211,5 @@ class ServiceForecaster:
                 url, metric.query, period, capacity, now, fit, self.warmups)))
         if waiting is not None:  # until then this metric runs reactive only
             return MetricForecast(metric.name, None, PredictiveState(reason=waiting))
-        floor, state = await forecaster.advise(fit)
+        floor, state = forecaster.advise(fit, self.warmups)
         return MetricForecast(metric.name, floor, state, forecaster.ignored)

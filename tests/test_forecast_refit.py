@@ -1,0 +1,136 @@
+"""A forecast's refits run in the background through the runtime's fit gate, and no scaling
+sync waits for one: the services' refits fall due together (their histories were backfilled
+together), and awaited by each sync on the shared worker threads they queued ahead of every
+other blocking call. Meanwhile the syncs keep the floor and state advised last."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
+from adaptive_operator.domain.scaling.algorithm import MetricReading
+from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
+from adaptive_operator.domain.scaling.forecast_memory import WARMING_UP
+from adaptive_operator.domain.scaling.predictive import LIGHT_ROWS, PredictiveAdvisor
+from adaptive_operator.handlers import forecasts
+
+from fakes import HeldFits
+
+PERIOD = 2
+SOURCE = ("http://prom", "sum(x)", float(PERIOD), 240)
+SPEC = AdaptiveServiceSpec.model_validate({
+    "scaleTargetRef": {"name": "web"}, "maxReplicas": 20, "syncPeriodSeconds": PERIOD,
+    "metrics": [{"name": "load", "query": "sum(x)", "targetPerReplica": 10}],
+    "predictive": {"enabled": True, "lookAheadSeconds": 6, "historySeconds": 240}})
+
+
+def seasonal(i: int) -> float:
+    return 50 + 30 * math.sin(2 * math.pi * i / 15) + (i * 7919 % 7) / 2
+
+
+async def fitted(rows: int) -> tuple[forecasts.ServiceForecaster, forecasts.MetricForecaster,
+                                     HeldFits]:
+    """A service whose forecast has seen `rows` syncs, each refit done before the next sync."""
+    fits = HeldFits()
+    fits.release.set()
+    service = forecasts.ServiceForecaster(fits)
+    metric = service.metrics.setdefault("load", forecasts.MetricForecaster())
+    metric.source = SOURCE
+    metric.history = MetricHistory(0.0, PERIOD, capacity_rows(240, PERIOD))
+    for i in range(rows):
+        await sync(service, i)
+        await service.settled()
+    return service, metric, fits
+
+
+async def sync(service: forecasts.ServiceForecaster, i: int) -> forecasts.Advice:
+    found = await service.update(SPEC, "http://prom", (MetricReading("load", seasonal(i), 10),),
+                                 (), i * PERIOD)
+    return found.floor, found.lead.state
+
+
+def behind(metric: forecasts.MetricForecaster, first: int) -> int:
+    """Rows placed on the history that the advisor has not seen (a sync held up): its next
+    advice is not light, so it refits in the background."""
+    assert metric.history is not None
+    for i in range(first, first + LIGHT_ROWS + 1):
+        metric.history.record(i * PERIOD, seasonal(i))
+    return first + LIGHT_ROWS + 1
+
+
+async def test_a_due_refit_runs_in_the_background_and_the_syncs_keep_the_last_advice() -> None:
+    service, metric, fits = await fitted(100)
+    last = metric.advised
+    assert last is not None and last[0] is not None  # a trusted floor to keep
+    fits.release.clear()
+    asked = fits.asked
+    i = behind(metric, 100)
+    assert await sync(service, i) == last  # the sync did not wait for the refit
+    assert await sync(service, i + 1) == last  # still running: kept, and no second refit
+    await asyncio.sleep(0)
+    assert fits.asked == asked + 1
+    fits.release.set()
+    await service.settled()
+    assert metric.advised is not None and metric.advised[1] is not last[1]
+    assert await sync(service, i + 2) == metric.advised  # caught up: light again, in place
+    assert fits.asked == asked + 1
+
+
+async def test_a_new_advisor_gives_no_floor_until_its_first_fit() -> None:
+    fits = HeldFits()
+    service = forecasts.ServiceForecaster(fits)
+    metric = service.metrics.setdefault("load", forecasts.MetricForecaster())
+    metric.source, metric.history = SOURCE, MetricHistory(0.0, PERIOD, capacity_rows(240, PERIOD))
+    floor, state = await sync(service, 0)
+    assert floor is None and state.reason == WARMING_UP
+    fits.release.set()
+    await service.settled()
+    assert metric.advised is not None and metric.advised[1].reason == "too little history"
+
+
+async def test_a_refit_of_an_advisor_replaced_meanwhile_is_dropped() -> None:
+    service, metric, fits = await fitted(100)
+    fits.release.clear()
+    i = behind(metric, 100)
+    await sync(service, i)
+    running = metric.refitting
+    assert running is not None and not running.done()
+    # Another query: the history is read again, the old advisor and its advice dropped.
+    assert metric.observe(("http://prom", "sum(y)", float(PERIOD), 240),
+                          MetricReading("load", 1.0, 10), i * PERIOD,
+                          lambda: asyncio.create_task(asyncio.sleep(0))) == WARMING_UP
+    fits.release.set()
+    await running
+    assert metric.advisor is None and metric.advised is None
+
+
+async def test_the_refit_under_way_is_dropped_with_the_service() -> None:
+    service, metric, fits = await fitted(100)
+    fits.release.clear()
+    await sync(service, behind(metric, 100))
+    running = metric.refitting
+    service.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await running  # type: ignore[misc]
+
+
+async def test_a_refit_that_fails_is_logged_and_the_next_sync_starts_a_new_advisor(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    service, metric, _ = await fitted(100)
+    broken = metric.advisor
+    last = metric.advised
+
+    def fails(*_: object) -> int:
+        raise FloatingPointError("the model diverged")
+
+    monkeypatch.setattr(broken, "advise", fails)
+    i = behind(metric, 100)
+    assert await sync(service, i) == last
+    await service.settled()
+    assert "forecast refit failed" in capsys.readouterr().out
+    assert metric.advisor is None and metric.advised == last
+    await sync(service, i + 1)
+    assert isinstance(metric.advisor, PredictiveAdvisor) and metric.advisor is not broken
