@@ -57,20 +57,22 @@ def timed_advice() -> tuple[float, list[tuple[int, bool, float]]]:
     return first, slow
 
 
-def main() -> int:
-    first, slow = timed_advice()
+def table(first: float, slow: list[tuple[int, bool, float]]) -> str:
     rows = [f"| first fit, on {HISTORY_ROWS:,} rows | 0 | no | {first:.3f} |"]
-    rows += [f"| sync {sync:,} ({sync * STEP / 3600:.1f} h later) | {sync:,} | "
-             f"{'yes' if light else 'no'} | {spent:.3f} |" for sync, light, spent in slow]
-    text = "\n".join([
-        "# A forecast's fits and refits: CPU seconds per service", "",
-        "`.venv/bin/python benchmarks/forecast_refits.py` (process time, one process). "
-        "Every advice over 10 ms, or not light (`PredictiveAdvisor.is_light`: the operator "
-        "runs those in the background, through the fit gate); every other sync's advice was "
-        "under 10 ms.", "",
-        "| advice | sync | light | CPU s |", "|---|---|---|---|", *rows]) + "\n"
+    rows += [f"| {sync * STEP / 3600:.1f} h later | {sync:,} | {'yes' if light else 'no'} | "
+             f"{spent:.3f} |" for sync, light, spent in slow]
+    head = ("`.venv/bin/python benchmarks/forecast_refits.py` (process time, one process). "
+            "Every advice over 10 ms, or not light (`PredictiveAdvisor.is_light`: the operator "
+            "runs those in the background, through the fit gate); every other sync's advice "
+            "was under 10 ms.")
+    return "\n".join(["# A forecast's fits and refits: CPU seconds per service", "", head, "",
+                      "| advice | sync | light | CPU s |", "|---|---|---|---|", *rows, ""])
+
+
+def main() -> int:
+    text = table(*timed_advice())
     (ROOT / "benchmarks" / "results" / "forecast_refits.md").write_text(text)
-    print(text)
+    print(text, end="")
     return 0
 
 
