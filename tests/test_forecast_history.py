@@ -149,3 +149,16 @@ def test_look_ahead(configured: float | None, samples: list[float], previous: fl
                     seconds: float, source: str) -> None:
     found = look_ahead(configured, samples, 15, previous)
     assert (found.seconds, found.source) == (seconds, source)
+
+
+def test_a_frozen_copy_keeps_its_rows_while_the_history_goes_on() -> None:
+    history = MetricHistory.backfilled(0.0, 1.0, 4, [1.0, 2.0, 3.0, 4.0, 5.0])
+    frozen = history.frozen()
+    for value in (6.0, 7.0, 8.0):
+        history.append(value)
+    view = frozen.view(frozen.first_kept)
+    assert (frozen.total, frozen.first_kept) == (5, 1)  # rows keep their absolute numbers
+    assert list(view) == [2.0, 3.0, 4.0, 5.0]
+    assert [history.value(row) for row in range(4, 8)] == [5.0, 6.0, 7.0, 8.0]
+    with pytest.raises(IndexError):
+        frozen.value(5)  # not there when it was frozen

@@ -62,12 +62,12 @@ def behind(metric: forecasts.MetricForecaster, first: int) -> int:
 
 
 async def test_a_due_refit_runs_in_the_background_and_the_syncs_keep_the_last_advice() -> None:
-    service, metric, fits = await fitted(100)
+    service, metric, fits = await fitted(200)  # past the ring's 120 rows: the oldest are gone
     last = metric.advised
     assert last is not None and last[0] is not None  # a trusted floor to keep
     fits.release.clear()
     asked = fits.asked
-    i = behind(metric, 100)
+    i = behind(metric, 200)
     assert await sync(service, i) == last  # the sync did not wait for the refit
     assert await sync(service, i + 1) == last  # still running: kept, and no second refit
     await asyncio.sleep(0)
@@ -75,6 +75,9 @@ async def test_a_due_refit_runs_in_the_background_and_the_syncs_keep_the_last_ad
     fits.release.set()
     await service.settled()
     assert metric.advised is not None and metric.advised[1] is not last[1]
+    # The same engine, carried on over the rows since (not a new one on too little history).
+    assert last[1].reliable and metric.advised[1].reliable
+    assert metric.advised[1].model == last[1].model and metric.advised[0] is not None
     assert await sync(service, i + 2) == metric.advised  # caught up: light again, in place
     assert fits.asked == asked + 1
 

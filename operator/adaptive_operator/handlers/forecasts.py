@@ -19,6 +19,7 @@ from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignor
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.common.times import grid_window
+from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, chunk_ranges, joined
@@ -134,7 +135,7 @@ class MetricForecaster(MetricMemory):
             self.advised = (advisor.advise(view, step, fit.ahead, fit.target_per_replica),
                             advisor.state)
             return self.advised
-        rows = list(view)  # a copy: the syncs go on appending while the refit runs
+        rows = self.history.frozen().view(self.base)  # the syncs go on appending meanwhile
         self.refitting = fits.start(functools.partial(self.refit, advisor, rows, step, fit, fits))
         return self.last_advised()
 
@@ -143,7 +144,7 @@ class MetricForecaster(MetricMemory):
         after a new advisor: the sync is then reactive only, as while the forecast warms up)."""
         return self.advised or (None, PredictiveState(reason=WARMING_UP))
 
-    async def refit(self, advisor: PredictiveAdvisor, rows: list[float | None], step: float,
+    async def refit(self, advisor: PredictiveAdvisor, rows: RowsView, step: float,
                     fit: FitFor, fits: WarmUps) -> None:
         """`advisor` fitted on `rows` on a worker thread (through the fit gate); its floor and
         state are the syncs' from then on, unless another advisor replaced it meanwhile."""

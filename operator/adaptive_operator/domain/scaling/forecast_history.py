@@ -99,6 +99,13 @@ class MetricHistory:
         self.append(value)
         return added
 
+    def frozen(self) -> MetricHistory:
+        """A copy as it is now, with a ring of its own: what a fit on a worker thread reads
+        while the syncs go on appending to this one (a view of this one would move under it)."""
+        copy = MetricHistory(self.origin, self.step, self.capacity)
+        copy._ring, copy.total = self._ring.copy(), self.total
+        return copy
+
     def value(self, row: int) -> float | None:
         if not self.first_kept <= row < self.total:
             raise IndexError(f"row {row} is not kept (rows {self.first_kept}..{self.total - 1})")
