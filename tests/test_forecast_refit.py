@@ -74,12 +74,17 @@ async def test_a_due_refit_runs_in_the_background_and_the_syncs_keep_the_last_ad
     assert fits.asked == asked + 1
     fits.release.set()
     await service.settled()
-    assert metric.advised is not None and metric.advised[1] is not last[1]
-    # The same engine, carried on over the rows since (not a new one on too little history).
-    assert last[1].reliable and metric.advised[1].reliable
-    assert metric.advised[1].model == last[1].model and metric.advised[0] is not None
+    carried_on(last, metric.advised)
     assert await sync(service, i + 2) == metric.advised  # caught up: light again, in place
     assert fits.asked == asked + 1
+
+
+def carried_on(before: forecasts.Advice, after: forecasts.Advice | None) -> None:
+    """A new advice from the same engine, carried on over the rows since (not a new engine on
+    too little history)."""
+    assert after is not None and after[1] is not before[1]
+    assert before[1].reliable and after[1].reliable
+    assert after[1].model == before[1].model and after[0] is not None
 
 
 async def test_a_new_advisor_gives_no_floor_until_its_first_fit() -> None:
