@@ -35,7 +35,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
     # In the object's own memo, so kopf drops it with the object; each daemon starts afresh.
     memory = memo.scaling = Memory()
     try:
-        while not stopped:
+        while runtime.carries_on(stopped, rt):
             started = rt.clock.monotonic()
             period, ok = await guarded_sync(namespace, name, body, memory, rt)
             elapsed = rt.clock.monotonic() - started

@@ -57,7 +57,7 @@ async def heal_every_period(namespace: str, name: str, body: kopf.Body,
     # In the object's own memo, so kopf drops it with the object.
     watching = memo.healing = Watching()
     try:
-        while not stopped:
+        while runtime.carries_on(stopped, rt):
             await heal_period(namespace, name, body, stopped, watching, rt)
     finally:
         watching.stop()

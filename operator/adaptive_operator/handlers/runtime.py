@@ -14,6 +14,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kopf import DaemonStopped, DaemonStoppingReason
+
 from adaptive_operator import logs
 from adaptive_operator.adapters import prometheus, telemetry
 from adaptive_operator.adapters.kube import HpaLists, NotLeading
@@ -100,6 +102,25 @@ def never() -> bool:
     return False
 
 
+@dataclass
+class Lifecycle:
+    """What every object's daemons share about the process: whether it is exiting."""
+
+    exiting: bool = False
+
+
+def carries_on(stopped: DaemonStopped, rt: Runtime) -> bool:
+    """Whether a daemon's loop goes on: it is not stopped, and the operator is not exiting.
+    kopf stops the daemons of an exiting operator one by one: for a thousand services, on a
+    loop kept busy by the others' syncs, that took over 50 s under a CPU limit, and the daemons
+    not yet told went on deciding and writing meanwhile (benchmarks/results/scale_replicas.md).
+    So the first daemon told that the operator exits tells the others, at their next period."""
+    reason = stopped.reason
+    if reason is not None and reason & DaemonStoppingReason.OPERATOR_EXITING:
+        rt.lifecycle.exiting = True
+    return not stopped and not rt.lifecycle.exiting
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     # Namespace patterns the handlers filter by (kopf then watches cluster-wide): see
@@ -131,6 +152,8 @@ class Runtime:
     # With the services shared out over K shard Leases (`run --lease-shards K`, K > 1): one
     # runtime per shard, whose `may_act` and ports are fenced on that shard's Lease.
     lease_shards: tuple[Runtime, ...] = ()
+    # Shared with the shards' runtimes (`replace` keeps the same object).
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
     def for_object(self, namespace: str, name: str) -> Runtime:
         """The runtime that acts on object namespace/name: its shard's when the services are

@@ -1,0 +1,64 @@
+"""When the operator exits, kopf stops its daemons one by one: for a thousand services that took
+over 50 s under a CPU limit, and the daemons not yet told went on deciding and writing. The
+first daemon told that the operator exits tells the others, through the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import kopf
+import pytest
+from kopf._core.intents.stoppers import DaemonStopper
+
+from adaptive_operator.handlers import adaptive_service, healing, runtime
+
+from fakes import Cluster, FixedClock, kopf_body
+
+NOW = 1_800_000_000.0
+SPEC = {"scaleTargetRef": {"name": "web"}, "maxReplicas": 5, "mode": "Active",
+        "metrics": [{"name": "load", "query": "sum(x)", "targetPerReplica": 10}],
+        "healing": {"enabled": True}}
+
+
+def stopped(reason: kopf.DaemonStoppingReason | None = None) -> kopf.DaemonStopped:
+    stopper: DaemonStopper = DaemonStopper()
+    if reason is not None:
+        stopper.set(reason=reason)
+    return stopper.async_waiter
+
+
+async def test_the_first_daemon_told_the_operator_exits_tells_the_others() -> None:
+    rt = Cluster().runtime(clock=FixedClock(NOW))
+    others = stopped()
+    assert runtime.carries_on(others, rt)
+    # One service deleted: its daemon stops, the others carry on.
+    assert not runtime.carries_on(stopped(kopf.DaemonStoppingReason.RESOURCE_DELETED), rt)
+    assert runtime.carries_on(others, rt)
+    # The operator exits: the daemon told stops, and so do the others at their next period.
+    assert not runtime.carries_on(stopped(kopf.DaemonStoppingReason.OPERATOR_EXITING), rt)
+    assert not runtime.carries_on(others, rt)
+
+
+def test_the_shards_runtimes_share_the_lifecycle() -> None:
+    rt = Cluster().runtime(clock=FixedClock(NOW))
+    sharded = replace(rt, lease_shards=(replace(rt), replace(rt)))
+    sharded.lifecycle.exiting = True
+    assert all(shard.lifecycle.exiting for shard in sharded.lease_shards)
+
+
+def body() -> kopf.Body:
+    return kopf_body({"metadata": {"name": "web", "namespace": "ns", "generation": 1},
+                      "spec": SPEC, "status": {}})
+
+
+@pytest.mark.parametrize("daemon", [adaptive_service.scaling_daemon, healing.healing_daemon])
+async def test_a_daemon_not_yet_told_syncs_no_more_once_the_operator_exits(daemon: Any) -> None:
+    cluster = Cluster()
+    rt = cluster.runtime(clock=FixedClock(NOW))
+    rt.lifecycle.exiting = True  # another daemon was told
+    # Bounded, so that a daemon that carried on fails the test instead of hanging it.
+    await asyncio.wait_for(daemon(name="web", namespace="ns", body=body(), stopped=stopped(),
+                                  memo=kopf.Memo(runtime=rt)), timeout=10)
+    assert cluster.writes == [] and cluster.scaled == []
