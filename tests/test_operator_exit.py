@@ -62,3 +62,27 @@ async def test_a_daemon_not_yet_told_syncs_no_more_once_the_operator_exits(daemo
     await asyncio.wait_for(daemon(name="web", namespace="ns", body=body(), stopped=stopped(),
                                   memo=kopf.Memo(runtime=rt)), timeout=10)
     assert cluster.writes == [] and cluster.scaled == []
+
+
+async def test_the_daemons_learn_of_the_exit_as_soon_as_kopfs_stop_begins() -> None:
+    lifecycle = runtime.Lifecycle()
+    assert not runtime.follow_stop(lifecycle)  # no kopf running here
+    flag = asyncio.Event()
+    checker = asyncio.create_task(flag.wait(), name=runtime.KOPF_STOP_TASK)
+    assert runtime.follow_stop(lifecycle)
+    await asyncio.sleep(0)
+    assert not lifecycle.exiting
+    flag.set()  # a signal: kopf's stop begins
+    await checker
+    await asyncio.sleep(0)  # done callbacks run on the loop's next turn
+    assert lifecycle.exiting
+
+
+def test_kopf_still_names_its_stop_task_so() -> None:
+    """The task `follow_stop` looks for is kopf's own: a kopf release that renames it fails
+    here, not silently in a slow stop."""
+    import inspect
+
+    from kopf._core.reactor import running
+
+    assert f'name="{runtime.KOPF_STOP_TASK}"' in inspect.getsource(running.spawn_tasks)

@@ -109,6 +109,20 @@ class Lifecycle:
     exiting: bool = False
 
 
+# kopf's task that ends when a stop is asked for (a signal, or its stop flag): its end is the
+# first sign that the operator exits, tens of seconds before kopf tells the daemons under load.
+KOPF_STOP_TASK = "stop-flag checker"
+
+
+def follow_stop(lifecycle: Lifecycle) -> bool:
+    """`lifecycle` says exiting as soon as kopf's stop begins; whether kopf's task was found
+    (if a kopf release renames it, the daemons still stop as kopf tells them, only later)."""
+    found = [t for t in asyncio.all_tasks() if t.get_name() == KOPF_STOP_TASK]
+    for task in found:
+        task.add_done_callback(lambda _: setattr(lifecycle, "exiting", True))
+    return bool(found)
+
+
 def carries_on(stopped: DaemonStopped, rt: Runtime) -> bool:
     """Whether a daemon's loop goes on: it is not stopped, and the operator is not exiting.
     kopf stops the daemons of an exiting operator one by one: for a thousand services, on a

@@ -71,6 +71,14 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.startup()
+async def follow_stop(memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    """The daemons learn that the operator exits as soon as kopf's stop begins
+    (`runtime.carries_on`), not when kopf tells each of them, one by one."""
+    if not runtime.follow_stop(runtime.of(memo).lifecycle):
+        logger.warning("kopf's stop cannot be followed: the daemons stop as kopf tells them")
+
+
+@kopf.on.startup()
 async def fair_thread_pool(memo: kopf.Memo, **_: Any) -> None:
     """Worker threads shared fairly between namespaces, and heartbeats of the loop and the
     pools for /healthz (a stuck liveness probe restarts the process)."""
