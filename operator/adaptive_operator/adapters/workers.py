@@ -226,16 +226,15 @@ class FairGate:
                 del self._queues[tenant]
 
     def _leave(self) -> None:
-        """The place to the next tenant's first waiter, that tenant to the back of the line."""
-        while self._queues:
-            tenant, queue = self._queues.popitem(last=False)
-            turn = queue.popleft()
-            if queue:
-                self._queues[tenant] = queue
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self._free += 1
+        """The place to the next tenant's first waiter, that tenant to the back of the line.
+        (Only waiters still waiting are queued: a cancelled one is dropped from its queue.)"""
+        if not self._queues:
+            self._free += 1
+            return
+        tenant, queue = self._queues.popitem(last=False)
+        queue.popleft().set_result(None)
+        if queue:
+            self._queues[tenant] = queue
 
     def waiting(self) -> dict[str, int]:
         """How many wait, by tenant."""

@@ -34,6 +34,7 @@ from adaptive_operator.domain.scaling.forecast_memory import (
 from adaptive_operator.domain.scaling.lookahead import LookAhead
 from adaptive_operator.domain.scaling.predictive import PredictiveAdvisor, PredictiveState
 from adaptive_operator.handlers.warmup import Ranges, WarmUps
+from adaptive_operator.handlers.warmup import running as warmup_running
 
 log = logs.get(__name__)
 
@@ -72,7 +73,7 @@ class MetricForecaster(MetricMemory):
                 warm: Callable[[], asyncio.Task[None]]) -> str | None:
         """None when the history is there (the reading placed on it); else why not, a
         warm-up having been started if none runs for this source."""
-        running = self.running()
+        running = self.warming if warmup_running(self.warming) else None
         if running is not None and source != self.source:
             running.cancel()
             running = None
@@ -82,10 +83,6 @@ class MetricForecaster(MetricMemory):
             if running is None:
                 self.warming = warm()
         return waiting
-
-    def running(self) -> asyncio.Task[None] | None:
-        """The warm-up, while it runs."""
-        return self.warming if self.warming is not None and not self.warming.done() else None
 
     async def warm_up(self, url: Target, query: str, period: float, capacity: int, now: float,
                       fit: FitFor, fits: WarmUps) -> None:
@@ -126,7 +123,7 @@ class MetricForecaster(MetricMemory):
         The refits of every service fall due together (their histories were backfilled
         together): awaited by each sync on the shared worker threads, they queued ahead of
         every other blocking call, as the detector's fits did (docs/forecasting.md)."""
-        if _runs(self.refitting):
+        if warmup_running(self.refitting):
             return self.last_advised()
         advisor, view = self.advisor_for(fit.settings, fit.ahead)
         assert self.history is not None
@@ -157,10 +154,6 @@ class MetricForecaster(MetricMemory):
             return
         if advisor is self.advisor:
             self.advised = floor, advisor.state
-
-
-def _runs(task: asyncio.Task[None] | None) -> bool:
-    return task is not None and not task.done()
 
 
 @dataclass

@@ -39,7 +39,7 @@ from adaptive_operator.domain.healing.watch import (
 from adaptive_operator.handlers import settings
 from adaptive_operator.handlers.ports import WorkloadReader
 from adaptive_operator.handlers.runtime import Runtime, Totals
-from adaptive_operator.handlers.warmup import WarmUps
+from adaptive_operator.handlers.warmup import WarmUps, running
 
 log = logs.get(__name__)
 POD_GRACE_SECONDS = 15.0  # a pod this young is starting, not yet expected to be ready
@@ -148,13 +148,8 @@ def start_refit(watcher: Watcher, fits: WarmUps) -> None:
     thousand fits on the shared worker threads held back every other blocking call, the
     scaling daemons' among them, until all were done (scaling stopped for minutes under a CPU
     limit: benchmarks/results/scale_replicas.md)."""
-    if refit_due(watcher) and not refitting(watcher):
+    if refit_due(watcher) and not running(watcher.fitting):
         watcher.fitting = fits.start(functools.partial(refit, watcher, fits))
-
-
-def refitting(watcher: Watcher) -> bool:
-    task = watcher.fitting
-    return isinstance(task, asyncio.Task) and not task.done()
 
 
 async def refit(watcher: Watcher, fits: WarmUps) -> None:

@@ -31,6 +31,11 @@ class Ranges(Protocol):
                      step: float) -> RangeSeries: ...
 
 
+def running(task: object) -> bool:
+    """Whether `task` (a background task `WarmUps.start` began, or None) is still running."""
+    return isinstance(task, asyncio.Task) and not task.done()
+
+
 class WarmUps:
     """The runtime's (one per process): the range reads the backfills share, the warm-up tasks,
     and the gate the fits queue at."""
