@@ -113,6 +113,25 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state first: index 0)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _children(pid: int) -> list[list[str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(fields)
+    return found
+
+
 class ProcessMeter:
     """CPU seconds (utime + stime, all threads), peak RSS and the load average, sampled."""
 
@@ -126,8 +145,12 @@ class ProcessMeter:
         threading.Thread(target=self._sample, daemon=True).start()
 
     def cpu(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        """The process's CPU seconds and its children's (the Lease renewals run in one): the
+        live ones' own, the ended ones' as the kernel added them to the parent's."""
+        fields = _stat(self.pid)
+        own = sum(int(fields[index]) for index in (11, 12, 13, 14))
+        return (own + sum(int(child[11]) + int(child[12])
+                          for child in _children(self.pid))) / TICKS
 
     def runqueue_wait(self) -> float:
         """Seconds the process's threads spent runnable but waiting for a core (schedstat's

@@ -73,6 +73,11 @@ class CpuLimit:
                 "throttled_s": round(now["throttled_s"] - self.start["throttled_s"], 1)}
 
     def remove(self) -> None:
+        procs = self.path / "cgroup.procs"
+        for _ in range(50):  # the operator's helper processes end just after it: up to 5 s
+            if not procs.read_text().strip():
+                break
+            time.sleep(0.1)
         try:
             self.path.rmdir()  # refused while a process is left in it: kept, and said
         except OSError as err:
@@ -102,6 +107,12 @@ def merged(logs: list[DecisionLog]) -> DecisionLog:
 
 def decided_by(log: DecisionLog, start: float, end: float) -> set[str]:
     return set(log.times_between("decision", start, end))
+
+
+def lapses(log: DecisionLog, start: float, end: float) -> int:
+    """Shards the process lost without giving them up within [start, end) (as it logged)."""
+    return sum(len(entry.get("shards", ())) for _, at, entry in
+               log.events.get("lease shards lapsed", []) if start <= at < end)
 
 
 def wait_split(ports: list[int], shards: int, limit: float) -> float:
@@ -200,7 +211,8 @@ def measure_periods(args: argparse.Namespace, services: list[str],
     twice = set.intersection(*each) if len(each) > 1 else set()
     return {"cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
             "services_each": [len(found) for found in each],
-            "decided_by_two": len(twice), "cpu_limit": args.cpu_limit,
+            "decided_by_two": len(twice), "lease_lapses": [lapses(log, start, end) for log in logs],
+            "cpu_limit": args.cpu_limit,
             "throttled_pct": [t["throttled_pct"] for t in throttling],
             "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
             **together.coverage(services, start, end, args.sync)}

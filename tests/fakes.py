@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import kopf
 import urllib3
 from kubernetes import client
 from kubernetes.client import rest
+from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator.adapters import kube, workload
 from adaptive_operator.adapters.prometheus import MetricError, RangeSeries, Sample
@@ -256,3 +258,56 @@ class HeldFits(WarmUps):
         self.asked += 1
         await self.release.wait()
         return await super().fit(call)
+
+
+class LeaseApi:
+    """coordination.k8s.io Leases in memory: a write over a changed record is refused (409)."""
+
+    def __init__(self) -> None:
+        self.leases: dict[str, client.V1Lease] = {}
+        self.version = 0
+        self.down = False
+        self.lists = 0
+
+    def _stored(self, lease: client.V1Lease) -> client.V1Lease:
+        self.version += 1
+        kept = copy.deepcopy(lease)
+        assert kept.metadata is not None and kept.metadata.name is not None
+        kept.metadata.resource_version = str(self.version)
+        self.leases[kept.metadata.name] = kept
+        return copy.deepcopy(kept)
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> client.V1Lease:
+        if self.down:
+            raise OSError("connection refused")
+        if name not in self.leases:
+            raise ApiException(status=404, reason="Not Found")
+        return copy.deepcopy(self.leases[name])
+
+    def list_namespaced_lease(self, namespace: str) -> client.V1LeaseList:
+        self.lists += 1
+        if self.down:
+            raise OSError("connection refused")
+        return client.V1LeaseList(items=[copy.deepcopy(lease) for lease in self.leases.values()])
+
+    def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> client.V1Lease:
+        assert body.metadata is not None
+        if body.metadata.name in self.leases:
+            raise ApiException(status=409, reason="AlreadyExists")
+        return self._stored(body)
+
+    def replace_namespaced_lease(self, name: str, namespace: str,
+                                 body: client.V1Lease) -> client.V1Lease:
+        kept = self.leases[name].metadata
+        assert kept is not None and body.metadata is not None
+        if kept.resource_version != body.metadata.resource_version:
+            raise ApiException(status=409, reason="Conflict")
+        return self._stored(body)
+
+    def holders(self, shards: int = 4) -> list[str]:
+        """Who holds each of the `shards` shard Leases named op-shard-i ("" when none)."""
+        return [self.holder(f"op-shard-{i}") for i in range(shards)]
+
+    def holder(self, name: str) -> str:
+        spec = self.leases[name].spec if name in self.leases else None
+        return (spec.holder_identity or "") if spec is not None else ""

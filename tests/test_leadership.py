@@ -79,11 +79,8 @@ def test_a_skewed_holder_clock_does_not_hand_us_a_held_lease() -> None:
 
     clock = [1000.0]
     leases = _Leases()
-    elector = leader.LeaderElector.__new__(leader.LeaderElector)
-    elector.namespace, elector.name, elector.identity = "ns", "lease", ME
-    elector.duration, elector.retry, elector.clock = 15, 2.0, lambda: clock[0]
-    elector.renewed, elector.seen = None, None
-    elector.api = leases  # type: ignore[assignment]
+    elector = leader.LeaderElector("ns", "lease", ME, 15, 2.0, lambda: clock[0],
+                                   leases)  # type: ignore[arg-type]
     assert elector.try_acquire() is False  # its renewTime is an hour old on our clock
     clock[0] = 1010.0
     assert elector.try_acquire() is False
@@ -91,6 +88,34 @@ def test_a_skewed_holder_clock_does_not_hand_us_a_held_lease() -> None:
     assert elector.try_acquire() is True
     assert leases.replaced == 1 and leases.lease.spec is not None
     assert leases.lease.spec.holder_identity == ME
+
+
+class _SlowLeases(_Leases):
+    """A first read that takes 4 s to answer, on the test's clock; the next ones at once."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__()
+        self.clock, self.delays = clock, [4.0]
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> object:
+        self.clock[0] += self.delays.pop() if self.delays else 0.0
+        return self.lease
+
+
+def test_a_record_read_slowly_is_seen_when_the_read_answered() -> None:
+    """The holder may have renewed while the read was on its way: its record counts as seen
+    when the read returned, or a standby would judge its expiry early."""
+    from adaptive_operator.adapters import leader
+
+    clock = [1000.0]
+    elector = leader.LeaderElector("ns", "lease", ME, 15, 2.0, lambda: clock[0],
+                                   _SlowLeases(clock))  # type: ignore[arg-type]
+    assert elector.try_acquire() is False
+    assert elector.seen is not None and elector.seen.since == 1004.0
+    clock[0] = 1015.5  # 15.5 s after asking, 11.5 s after the answer: not yet expired
+    assert elector.try_acquire() is False
+    clock[0] = 1019.5
+    assert elector.try_acquire() is True
 
 
 def test_writes_are_fenced_by_leadership() -> None:
@@ -133,13 +158,11 @@ def test_an_unreachable_api_server_is_a_lost_attempt_not_a_crash() -> None:
     from adaptive_operator.adapters import leader
 
     clock = [1000.0]
-    elector = leader.LeaderElector.__new__(leader.LeaderElector)
-    elector.namespace, elector.name, elector.identity = "ns", "lease", ME
-    elector.duration, elector.retry, elector.clock = 15, 2.0, lambda: clock[0]
-    elector.renewed, elector.seen = 995.0, None
     refused = urllib3.exceptions.MaxRetryError(urllib3.HTTPConnectionPool("127.0.0.1", 9), "/",
                                                ConnectionRefusedError("refused"))
-    elector.api = _Lease(refused)  # type: ignore[assignment]
+    elector = leader.LeaderElector("ns", "lease", ME, 15, 2.0, lambda: clock[0],
+                                   _Lease(refused))  # type: ignore[arg-type]
+    elector.renewed = 995.0
     assert elector.try_acquire() is False
     assert elector.renewed_recently()
     clock[0] = 1006.0  # past two thirds of the lease: a standby may take over soon

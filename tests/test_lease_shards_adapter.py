@@ -5,68 +5,16 @@ and a replica that stops on purpose hands its shards over at once."""
 
 from __future__ import annotations
 
-import copy
+import math
 import threading
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from adaptive_operator.adapters import health
 from adaptive_operator.adapters.lease_shards import ShardedLeases
 
+from fakes import LeaseApi
+
 SHARDS = 4
-
-
-class LeaseApi:
-    """coordination.k8s.io Leases in memory: a write over a changed record is refused (409)."""
-
-    def __init__(self) -> None:
-        self.leases: dict[str, client.V1Lease] = {}
-        self.version = 0
-        self.down = False
-        self.lists = 0
-
-    def _stored(self, lease: client.V1Lease) -> client.V1Lease:
-        self.version += 1
-        kept = copy.deepcopy(lease)
-        assert kept.metadata is not None and kept.metadata.name is not None
-        kept.metadata.resource_version = str(self.version)
-        self.leases[kept.metadata.name] = kept
-        return copy.deepcopy(kept)
-
-    def read_namespaced_lease(self, name: str, namespace: str) -> client.V1Lease:
-        if self.down:
-            raise OSError("connection refused")
-        if name not in self.leases:
-            raise ApiException(status=404, reason="Not Found")
-        return copy.deepcopy(self.leases[name])
-
-    def list_namespaced_lease(self, namespace: str) -> client.V1LeaseList:
-        self.lists += 1
-        if self.down:
-            raise OSError("connection refused")
-        return client.V1LeaseList(items=[copy.deepcopy(lease) for lease in self.leases.values()])
-
-    def create_namespaced_lease(self, namespace: str, body: client.V1Lease) -> client.V1Lease:
-        assert body.metadata is not None
-        if body.metadata.name in self.leases:
-            raise ApiException(status=409, reason="AlreadyExists")
-        return self._stored(body)
-
-    def replace_namespaced_lease(self, name: str, namespace: str,
-                                 body: client.V1Lease) -> client.V1Lease:
-        kept = self.leases[name].metadata
-        assert kept is not None and body.metadata is not None
-        if kept.resource_version != body.metadata.resource_version:
-            raise ApiException(status=409, reason="Conflict")
-        return self._stored(body)
-
-    def holders(self) -> list[str]:
-        return [self.holder(f"op-shard-{i}") for i in range(SHARDS)]
-
-    def holder(self, name: str) -> str:
-        spec = self.leases[name].spec if name in self.leases else None
-        return (spec.holder_identity or "") if spec is not None else ""
 
 
 def replica(api: LeaseApi, name: str, clock: list[float]) -> ShardedLeases:
@@ -92,7 +40,6 @@ def test_two_replicas_hold_half_each_and_act_only_on_their_own() -> None:
     for shard in range(SHARDS):
         assert a.may_write(shard)() is (shard in a.held())
         assert b.may_write(shard)() is (shard in b.held())
-    assert health.STATE["shards"] in {",".join(map(str, a.held())), ",".join(map(str, b.held()))}
 
 
 def test_a_stopped_replicas_shards_are_taken_after_a_lease_duration_and_not_before() -> None:
@@ -175,15 +122,90 @@ def test_while_the_api_server_is_away_the_fences_shut_by_the_deadline() -> None:
     assert a.held() == (0, 1, 2, 3)
 
 
-def test_keep_runs_rounds_until_stopped() -> None:
+class SlowListApi(LeaseApi):
+    """A list that takes `seconds` to answer, on the test's clock."""
+
+    def __init__(self, clock: list[float], seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def list_namespaced_lease(self, namespace: str) -> client.V1LeaseList:
+        self.clock[0] += self.seconds
+        return super().list_namespaced_lease(namespace)
+
+
+def test_what_a_slow_list_returns_is_seen_when_it_answered_not_when_it_was_asked() -> None:
+    """Another replica's record may have been written while the list was on its way: counted
+    as seen when the round began, its expiry would be judged early, and two replicas could
+    act on one shard. A renewal written after the list counts from then too."""
+    clock = [1000.0]
+    api = SlowListApi(clock, 4.0)
+    a, b = replica(api, "a", clock), replica(api, "b", clock)
+    rounds([a, b], clock, 8)
+    answered = clock[0] + 4.0
+    a.step()
+    assert {elector.seen.since for elector in a.shards if elector.seen is not None
+            and elector.seen.lease.holder == "b"} == {answered}
+    assert {a.shards[shard].renewed for shard in a.held()} == {answered}
+
+
+def test_shards_whose_deadline_passed_before_the_round_began_count_as_lapsed() -> None:
     api, clock = LeaseApi(), [1000.0]
     a = replica(api, "a", clock)
-    stop = threading.Event()
-    stop.set()
-    a.keep(stop)  # one round, then it sees the stop
-    assert a.held() == (0, 1, 2, 3)
+    rounds([a], clock, 2)
+    assert a.lapsed == 0
+    clock[0] += 9.0  # the next round begins 11 s after the last: the 10-s deadline passed
+    a.step()
+    assert a.held() == (0, 1, 2, 3)  # renewed again (no one took them)
+    assert a.lapsed == SHARDS  # but their fences were shut meanwhile
+    rounds([a], clock, 2)
+    assert a.lapsed == SHARDS
 
 
+def test_shards_taken_by_another_replica_count_as_lapsed_and_given_up_ones_do_not() -> None:
+    api, clock = LeaseApi(), [1000.0]
+    a = replica(api, "a", clock)
+    rounds([a], clock, 1)
+    stolen = api.leases["op-shard-2"]
+    assert stolen.spec is not None
+    stolen.spec.holder_identity = "intruder"
+    api._stored(stolen)
+    rounds([a], clock, 1)
+    assert a.lapsed == 1
+    b = replica(api, "b", clock)
+    rounds([a, b], clock, 8)  # a gives shards up to b on purpose
+    assert len(a.held()) < 3 and a.lapsed == 1
+
+
+class ReleaseWatchingApi(LeaseApi):
+    """Records, for each lease given back, what the shared renewal slots said at that moment."""
+
+    def __init__(self, renewals: list[float]) -> None:
+        super().__init__()
+        self.renewals = renewals
+        self.at_release: dict[str, list[float]] = {}
+
+    def replace_namespaced_lease(self, name: str, namespace: str,
+                                 body: client.V1Lease) -> client.V1Lease:
+        if body.spec is not None and body.spec.holder_identity == "":
+            self.at_release[name] = list(self.renewals)
+        return super().replace_namespaced_lease(name, namespace, body)
+
+
+def test_a_shared_renewal_slot_is_cleared_before_its_lease_is_given_back() -> None:
+    """Another process fences on the slots: a shard must read as not held before the release
+    that lets another replica take it is sent."""
+    renewals = [math.nan] * SHARDS
+    api, clock = ReleaseWatchingApi(renewals), [1000.0]
+    a = ShardedLeases("ops", "op", "a", SHARDS, clock=lambda: clock[0],
+                      api=api, renewals=renewals)  # type: ignore[arg-type]
+    rounds([a], clock, 1)
+    assert renewals == [1000.0] * SHARDS
+    a.release()
+    assert all(math.isnan(value) for value in renewals)
+    assert {name: math.isnan(at[int(name.rsplit("-", 1)[1])])
+            for name, at in api.at_release.items() if "shard" in name} == {
+        f"op-shard-{shard}": True for shard in range(SHARDS)}
 
 
 def test_a_round_reads_every_lease_in_one_list_whatever_the_shards() -> None:

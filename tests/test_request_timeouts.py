@@ -128,8 +128,8 @@ def test_a_lease_renewal_that_times_out_is_a_failed_renewal(silent: SilentApiSer
     down: the renewal thread is not held by a Lease request nobody answers."""
     clock = [NOW]
 
-    def tick() -> float:  # six seconds a look: one round, then past the deadline (10 s)
-        clock[0] += 6.0
+    def tick() -> float:  # 11 s a look: one round, then past the deadline (10 s)
+        clock[0] += 11.0
         return clock[0]
 
     elector = leader.LeaderElector("ns", "lease", "pod-a", retry_seconds=0.0, clock=tick,

@@ -4,6 +4,8 @@ workloads' reads and writes. A port built without it reads, but refuses every wr
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 import kopf
@@ -86,14 +88,18 @@ async def test_a_port_not_handed_runs_client_reads_but_never_writes() -> None:
 class FakeLeases:
     """The shard Leases run builds with --lease-shards: holds the shards in `held`."""
 
-    def __init__(self, held: set[int]) -> None:
-        self.held, self.released = held, False
+    def __init__(self, held: set[int], ends: bool = False) -> None:
+        self.held, self.released, self.started, self.ends = held, False, False, ends
 
     def may_write(self, shard: int) -> Any:
         return lambda: shard in self.held
 
-    def keep(self, stop: Any) -> None:
-        return None
+    def start(self) -> None:
+        self.started = True
+
+    def keep(self, stop: Any, on_lost: Any) -> None:
+        if self.ends:  # the lease process ended on its own
+            on_lost()
 
     def release(self) -> None:
         self.released = True
@@ -132,7 +138,22 @@ async def test_each_shards_writes_are_fenced_on_that_shards_lease(
     await two.status.patch_status("adaptiveservices", "prod", named_in(2), {"a": 1})
     assert [path for _, path, _ in server.writes()] == [
         f"/apis/adaptive.dev/v1alpha1/namespaces/prod/adaptiveservices/{named_in(2)}/status"]
-    assert leases.released
+    assert leases.started and leases.released
+
+
+def test_a_replica_whose_lease_renewals_ended_stops_and_exits_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing renews its leases any more: it stops as on SIGTERM, and says so in its code."""
+    signalled = threading.Event()
+    leases = FakeLeases({0, 1}, ends=True)
+    monkeypatch.setattr(run_command, "sharded_leases", lambda args: leases)
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signalled.set())
+    monkeypatch.setattr(kopf, "run", lambda memo, **_: signalled.wait(30))
+    for module, name in [(logs, "configure"), (health, "serve"), (kube, "load_config")]:
+        monkeypatch.setattr(module, name, lambda *_, **__: None)
+    assert run_command.run(build_parser().parse_args(
+        ["run", "--metrics-port", "0", "--lease-shards", "4"])) == 1
+    assert signalled.is_set() and leases.released
 
 
 def test_lease_shards_need_leader_election(monkeypatch: pytest.MonkeyPatch) -> None:

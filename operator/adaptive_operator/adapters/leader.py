@@ -10,8 +10,9 @@ refused before they are sent.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from datetime import UTC, datetime
 
 import urllib3
@@ -55,7 +56,8 @@ class LeaderElector:
     def __init__(self, namespace: str, name: str, identity: str,
                  duration_seconds: int = DURATION_SECONDS, retry_seconds: float = 2.0,
                  clock: Callable[[], float] | None = None,
-                 api: client.CoordinationV1Api | None = None) -> None:
+                 api: client.CoordinationV1Api | None = None,
+                 renewals: MutableSequence[float] | None = None, slot: int = 0) -> None:
         import time
 
         self.namespace, self.name, self.identity = namespace, name, identity
@@ -63,8 +65,20 @@ class LeaderElector:
         self.retry = retry_seconds
         self.clock = clock or time.time
         self.api = api or lease_api()
-        self.renewed: float | None = None  # when this replica last held the lease for sure
+        # When this replica last held the lease for sure (NaN: not held), in slot `slot` of
+        # `renewals`: its own list, or memory shared with the process that reads the fences
+        # (`lease_process`), so that a lease given up is seen as such before it is released.
+        self._renewals, self._slot = renewals if renewals is not None else [math.nan], slot
         self.seen: Observation | None = None  # the lease's record and when we first saw it
+
+    @property
+    def renewed(self) -> float | None:
+        value = self._renewals[self._slot]
+        return None if math.isnan(value) else value
+
+    @renewed.setter
+    def renewed(self, value: float | None) -> None:
+        self._renewals[self._slot] = math.nan if value is None else value
 
     def renewed_recently(self) -> bool:
         """Whether the lease was held within the renewal deadline: after a pause (a frozen VM, a
@@ -102,10 +116,6 @@ class LeaderElector:
             acquire_time=_micro_time(now), renew_time=_micro_time(now),
             lease_transitions=transitions)
 
-    def look(self, now: float) -> client.V1Lease | None:
-        """Read the lease and keep what we saw of it (raises the API's errors)."""
-        return self.saw(self._read(), now)
-
     def saw(self, lease: client.V1Lease | None, now: float) -> client.V1Lease | None:
         """Keep what was read of the lease by someone else (None: it does not exist)."""
         self.seen = observe(self.seen, self._state(lease), now)
@@ -131,9 +141,10 @@ class LeaderElector:
 
     def try_acquire(self) -> bool:
         """One attempt to become or stay the leader; False on losing any race."""
-        now = self.clock()
         try:
-            lease = self.look(now)
+            lease = self._read()
+            now = self.clock()  # seen when the read returned (see `ShardedLeases.step`)
+            self.saw(lease, now)
             action = next_action(self.seen, self.identity, now)
             if action is LeaseAction.WAIT:
                 return False

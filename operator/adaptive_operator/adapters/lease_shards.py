@@ -7,23 +7,21 @@ Lease follows the elector's rules (`leader.LeaderElector`): resourceVersion-cond
 expiry judged by our own clock from first sight. Shard i's writes go through a client fenced by
 `may_write(i)`: true only while shard i was renewed within the renewal deadline, so a write
 computed while holding shard i is refused once it is lost, whatever other shards are held.
-Losing a shard never ends the process: its services wait until a replica takes it.
+Losing a shard never ends the process: its services wait until a replica takes it. The rounds
+run in a process of their own (`lease_process`), which shares the shards' renewal times.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
-from adaptive_operator.adapters import health
 from adaptive_operator.adapters.kube import API_ERRORS
 from adaptive_operator.adapters.leader import DURATION_SECONDS, LeaderElector, lease_api
-from adaptive_operator.adapters.telemetry import LEADER, LEASE_SHARD_HELD
 from adaptive_operator.domain.common import lease_shards
 from adaptive_operator.domain.common.leadership import LeaseAction, next_action
 
@@ -75,19 +73,27 @@ class ShardedLeases:
     def __init__(self, namespace: str, name: str, identity: str, shards: int,
                  duration_seconds: int = DURATION_SECONDS, retry_seconds: float = 2.0,
                  clock: Callable[[], float] | None = None,
-                 api: client.CoordinationV1Api | None = None) -> None:
+                 api: client.CoordinationV1Api | None = None,
+                 renewals: MutableSequence[float] | None = None) -> None:
+        """`renewals`: where shard i's last renewal is kept (slot i), when it is shared with
+        another process (`lease_process`); else each shard keeps its own."""
         import time
 
         self.identity, self.retry, self.namespace = identity, retry_seconds, namespace
         self.clock = clock or time.time
         self.api = coordination = api or lease_api()
 
-        def elector(lease: str) -> LeaderElector:
+        def elector(lease: str, slot: int | None = None) -> LeaderElector:
+            kept = (renewals, slot) if renewals is not None and slot is not None else (None, 0)
             return LeaderElector(namespace, lease, identity, duration_seconds, retry_seconds,
-                                 self.clock, coordination)
+                                 self.clock, coordination, *kept)
 
-        self.shards = tuple(elector(f"{name}-shard-{i}") for i in range(shards))
+        self.shards = tuple(elector(f"{name}-shard-{i}", i) for i in range(shards))
         self.members = tuple(elector(f"{name}-member-{i}") for i in range(shards))
+        self.kept: frozenset[int] = frozenset()  # held after the last round
+        self.last_round: float | None = None  # when the last round began
+        self.took = 0.0  # seconds the last round took
+        self.lapsed = 0  # shards lost so far without being given up
 
     def may_write(self, shard: int) -> Callable[[], bool]:
         """May this replica act on shard `shard` now (the fence of that shard's client)?"""
@@ -108,8 +114,13 @@ class ShardedLeases:
 
     def step(self) -> None:
         """One round: read every lease, renew what is kept, take and give up as planned."""
-        now = self.clock()
+        start, since, expired = self._begin()
         listed = _list(self.api, self.namespace)
+        # What was listed is seen now, not when the round began: another replica's record
+        # written while the list was on its way must not count as seen before it was written
+        # (its expiry would be judged early). A renewal written from here counts from here too,
+        # before it is sent.
+        now = self.clock()
         reads = [_look(elector, listed, now) for elector in self.shards]
         for elector in self.shards:  # another replica's record: not ours, whatever we think
             if next_action(elector.seen, self.identity, now) is LeaseAction.WAIT:
@@ -123,22 +134,29 @@ class ShardedLeases:
             _write(self.shards[shard], reads[shard], now)
         for shard in plan.give_up:
             _give_up(self.shards[shard])
-        self._publish()
+        self.took = self.clock() - start
+        self._lapses(expired, set(plan.give_up), since)
 
-    def _publish(self) -> None:
-        held = self.held()
-        for shard in range(len(self.shards)):
-            LEASE_SHARD_HELD.labels(str(shard)).set(1 if shard in held else 0)
-        LEADER.set(1 if held else 0)
-        health.set_shards(held)
-        health.set_role("active" if held else "standby")
+    def _begin(self) -> tuple[float, float | None, set[int]]:
+        """When this round begins, how long after the last one, and which shards kept by the
+        last one are already past their renewal deadline."""
+        start = self.clock()
+        since = None if self.last_round is None else start - self.last_round
+        self.last_round = start
+        return start, since, {shard for shard in self.kept
+                              if not self.shards[shard].renewed_recently()}
 
-    def keep(self, stop: threading.Event) -> None:
-        """Rounds every retry until `stop`."""
-        while True:
-            self.step()
-            if stop.wait(self.retry):
-                return
+    def _lapses(self, expired: set[int], given_up: set[int], since: float | None) -> None:
+        """Say which shards were lost without being given up: the ones whose renewal deadline
+        passed before this round began (their fences shut meanwhile, even if renewed again
+        now), and the ones lost in it (taken by another replica, or writes refused)."""
+        held = frozenset(self.held())
+        lapsed = sorted(expired | (self.kept - held - given_up))
+        self.kept = held
+        if lapsed:
+            self.lapsed += len(lapsed)
+            log.warning("lease shards lapsed", shards=lapsed, round_seconds=round(self.took, 3),
+                        since_last_round=None if since is None else round(since, 3))
 
     def release(self) -> None:
         """Give every lease back on purpose, so the other replicas take them over at once. All

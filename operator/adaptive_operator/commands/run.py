@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from adaptive_operator.adapters.leader import LeaderElector
-    from adaptive_operator.adapters.lease_shards import ShardedLeases
+    from adaptive_operator.adapters.lease_process import LeaseProcess
     from adaptive_operator.domain.common.namespaces import WatchScope
     from adaptive_operator.handlers.runtime import Runtime
 
@@ -130,11 +130,13 @@ def lease_shards(text: str) -> int:
     return value
 
 
-def sharded_leases(args: argparse.Namespace) -> ShardedLeases:
-    """The shard and member Leases of --lease-shards K (K > 1)."""
-    from adaptive_operator.adapters.lease_shards import ShardedLeases
+def sharded_leases(args: argparse.Namespace) -> LeaseProcess:
+    """The shard and member Leases of --lease-shards K (K > 1), renewed by a process of their
+    own."""
+    from adaptive_operator.adapters.lease_process import LeaseProcess, LeaseSpec
 
-    return ShardedLeases(args.lease_namespace, args.lease_name, identity(), args.lease_shards)
+    return LeaseProcess(LeaseSpec(args.lease_namespace, args.lease_name, identity(),
+                                  args.lease_shards, args.log_level, args.log_format == "json"))
 
 
 Fence = tuple[Any, Callable[[], bool]]  # a client whose writes a lease fences, and that check
@@ -291,16 +293,22 @@ def run_sharded(args: argparse.Namespace, scope: WatchScope) -> int:
     pool, io = workers.prometheus_pool(), IoLoop()
     # The shared reads go through a client that refuses every write.
     built = build_runtime(args, scope.patterns, kube.reading_client(), fences, pool, io)
-    stop = threading.Event()
+    stop, lost = threading.Event(), threading.Event()
     health.set_role("standby")
-    renewing = threading.Thread(target=leases.keep, daemon=True, name="leases", args=(stop,))
+
+    def renewals_ended() -> None:  # nothing renews this replica's leases: stop as on SIGTERM
+        lost.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    leases.start()
+    renewing = threading.Thread(target=leases.keep, daemon=True, name="leases",
+                                args=(stop, renewals_ended))
     renewing.start()
     try:
         start_kopf(scope, built)
     finally:
         stop.set()
-        renewing.join(timeout=30.0)  # its last round done, so no lease is taken after release
         pool.shutdown(wait=False, cancel_futures=True)  # a query queued has no one to answer
         io.close()
-        leases.release()
-    return 0
+        leases.release()  # after kopf's stop: no write of ours is left to fence
+    return 1 if lost.is_set() else 0

@@ -1,0 +1,151 @@
+"""The shard Leases' rounds (`run --lease-shards K`) in a process of their own.
+
+Why: in a thread of the operator, a round (one list and up to K + 1 writes) waits for the
+interpreter lock behind the event loop and the worker threads, and under a CPU limit it starves:
+with 1,000 services at 0.10 of a core one round took 16 s, past the 10-s renewal deadline, and
+the replica lost shards while it was alive and well (`benchmarks/results/scale_replicas.md`). A
+process of its own competes with the operator for the CPU only, not for its lock.
+
+The child renews, the parent acts. They share one number per shard: when it was last renewed for
+sure (NaN: not held). The child's electors keep it there (`LeaderElector(renewals=...)`), so a
+shard given up is cleared before its release is sent; the parent's fences read it before every
+write, on the same machine clock. At exit the parent tells the child to stop, and the child gives
+every lease back; a child whose parent died stops renewing, and its leases expire.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, MutableSequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from adaptive_operator import logs
+from adaptive_operator.adapters import health, kube
+from adaptive_operator.adapters.leader import DURATION_SECONDS
+from adaptive_operator.adapters.lease_shards import ShardedLeases
+from adaptive_operator.adapters.telemetry import (
+    LEADER,
+    LEASE_ROUND_SECONDS,
+    LEASE_SHARD_HELD,
+    LEASE_SHARDS_LAPSED,
+)
+
+log = logs.get(__name__)
+ROUNDS, TOOK, LAPSED = range(3)  # the child's figures, in `stats`
+PUBLISH_SECONDS = 1.0  # how often the parent says what it holds (metrics, /healthz)
+STOP_SECONDS = 30.0  # how long the parent waits for the child to give its leases back
+
+
+@dataclass(frozen=True)
+class LeaseSpec:
+    """What the child builds its leases from (sent to a new process, so plain values)."""
+
+    namespace: str
+    name: str
+    identity: str
+    shards: int
+    log_level: str = "info"
+    json_logs: bool = True
+    duration_seconds: int = DURATION_SECONDS
+
+
+class Waits(Protocol):
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def rounds(leases: ShardedLeases, stop: Waits, orphaned: Callable[[], bool],
+           stats: MutableSequence[float]) -> None:
+    """The child's work: a round every retry until `stop`, then every lease given back. Once
+    the parent is gone nothing acts on the leases, so they are left to expire, as the parent's
+    own would be: the child never outlives it for long."""
+    while True:
+        leases.step()
+        stats[ROUNDS], stats[TOOK], stats[LAPSED] = stats[ROUNDS] + 1, leases.took, leases.lapsed
+        if orphaned():
+            log.error("the operator process is gone: its leases are left to expire")
+            return
+        if stop.wait(leases.retry):
+            leases.release()
+            return
+
+
+def serve(spec: LeaseSpec, renewals: MutableSequence[float], stats: MutableSequence[float],
+          stop: Waits, parent: int) -> None:
+    """The child's entry point."""
+    # A terminal's Ctrl-C reaches the whole process group: the parent stops first, then us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(spec.log_level, json_output=spec.json_logs)
+    kube.load_config()
+    leases = ShardedLeases(spec.namespace, spec.name, spec.identity, spec.shards,
+                           spec.duration_seconds, renewals=renewals)
+    rounds(leases, stop, lambda: os.getppid() != parent, stats)
+
+
+class LeaseProcess:
+    """The parent's side: the fences, what it holds, and the child's start and stop."""
+
+    def __init__(self, spec: LeaseSpec, clock: Callable[[], float] = time.time,
+                 target: Callable[..., None] = serve) -> None:
+        context = multiprocessing.get_context("spawn")  # not fork: the operator has threads
+        self.renewals: MutableSequence[float] = context.Array(
+            "d", [math.nan] * spec.shards, lock=False)
+        self.stats: MutableSequence[float] = context.Array("d", 3, lock=False)
+        self._stop = context.Event()
+        self.deadline = spec.duration_seconds * 2 / 3  # as `LeaderElector.renew_deadline`
+        self.clock = clock
+        self.process: Any = context.Process(
+            target=target, name="adaptive-leases", daemon=True,
+            args=(spec, self.renewals, self.stats, self._stop, os.getpid()))
+        self._lapsed = 0.0
+
+    def may_write(self, shard: int) -> Callable[[], bool]:
+        """May this replica act on shard `shard` now (the fence of that shard's client)?"""
+        def renewed_recently() -> bool:
+            renewed = self.renewals[shard]
+            return not math.isnan(renewed) and self.clock() - renewed < self.deadline
+
+        return renewed_recently
+
+    def held(self) -> tuple[int, ...]:
+        return tuple(shard for shard in range(len(self.renewals)) if self.may_write(shard)())
+
+    def start(self) -> None:
+        self.process.start()
+
+    def keep(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
+        """Say what is held every second until `stop`; if the child ends before, nothing
+        renews this replica's leases any more: `on_lost` (the operator stops)."""
+        while not stop.wait(PUBLISH_SECONDS):
+            self.publish()
+            if not self.process.is_alive():
+                log.error("the lease process ended", exitcode=self.process.exitcode)
+                on_lost()
+                return
+
+    def publish(self) -> None:
+        held = self.held()
+        for shard in range(len(self.renewals)):
+            LEASE_SHARD_HELD.labels(str(shard)).set(1 if shard in held else 0)
+        LEADER.set(1 if held else 0)
+        health.set_shards(held)
+        health.set_role("active" if held else "standby")
+        LEASE_ROUND_SECONDS.set(self.stats[TOOK])
+        LEASE_SHARDS_LAPSED.inc(self.stats[LAPSED] - self._lapsed)
+        self._lapsed = self.stats[LAPSED]
+
+    def release(self) -> None:
+        """Stop the child, which gives every lease back (waited for, up to STOP_SECONDS)."""
+        self._stop.set()
+        if self.process.pid is None:  # never started
+            return
+        self.process.join(STOP_SECONDS)
+        if self.process.is_alive():
+            log.warning("the lease process did not stop: killed, its leases will expire")
+            self.process.kill()
+            self.process.join()
