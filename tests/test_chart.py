@@ -205,8 +205,15 @@ def test_environment_carries_prometheus_url_and_peering(helm: Path) -> None:
     env = {e["name"]: e.get("value") for e in container(manifests)["env"]}
     assert env["PROMETHEUS_URL"] == "http://prom.example:9090"
     assert env["LEASE_NAME"] == FULLNAME
+    assert env["LEASE_SHARDS"] == "1"
     assert env["TZ"] == "UTC"
     assert {"POD_NAME", "POD_NAMESPACE"} <= env.keys()
+
+
+def test_lease_shards_reach_the_operator(helm: Path) -> None:
+    manifests = render(helm, {"peering": {"leaseShards": 4}})
+    env = {e["name"]: e.get("value") for e in container(manifests)["env"]}
+    assert env["LEASE_SHARDS"] == "4"
 
 
 def test_defaults_run_two_replicas_of_the_app_version_image(defaults: list[Manifest]) -> None:
@@ -272,6 +279,8 @@ def test_probes_check_healthz_on_the_health_port(defaults: list[Manifest]) -> No
     pytest.param({"metrics": {"port": 0}}, "port", id="port-zero"),
     pytest.param({"prometheus": {"url": "prometheus:9090"}}, "url", id="url-without-scheme"),
     pytest.param({"watch": {"namespaces": ["Team_A"]}}, "namespaces", id="invalid-namespace"),
+    pytest.param({"peering": {"leaseShards": 0}}, "leaseShards", id="no-lease-shards"),
+    pytest.param({"peering": {"leaseShards": 17}}, "leaseShards", id="too-many-lease-shards"),
     pytest.param({"replica": 3}, "replica", id="misspelt-top-level-value"),
     pytest.param({"serviceMonitor": {"enable": True}}, "enable", id="misspelt-nested-value"),
 ])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import threading
 
+import structlog
 from kubernetes import client
 
 from adaptive_operator.adapters.lease_shards import ShardedLeases
@@ -147,6 +148,19 @@ def test_what_a_slow_list_returns_is_seen_when_it_answered_not_when_it_was_asked
     assert {elector.seen.since for elector in a.shards if elector.seen is not None
             and elector.seen.lease.holder == "b"} == {answered}
     assert {a.shards[shard].renewed for shard in a.held()} == {answered}
+
+
+def test_a_round_past_half_the_renewal_deadline_is_logged() -> None:
+    clock = [1000.0]
+    a = replica(SlowListApi(clock, 4.0), "a", clock)
+    with structlog.testing.capture_logs() as logged:
+        a.step()
+    assert not [line for line in logged if line["event"] == "lease round slow"]
+    a.api.seconds = 5.5  # type: ignore[attr-defined]
+    with structlog.testing.capture_logs() as logged:
+        a.step()
+    assert [line["round_seconds"] for line in logged if line["event"] == "lease round slow"
+            ] == [5.5]
 
 
 def test_shards_whose_deadline_passed_before_the_round_began_count_as_lapsed() -> None:

@@ -136,6 +136,9 @@ class ShardedLeases:
             _give_up(self.shards[shard])
         self.took = self.clock() - start
         self._lapses(expired, set(plan.give_up), since)
+        if self.took > self.shards[0].renew_deadline / 2:  # two such rounds and shards lapse
+            log.warning("lease round slow", round_seconds=round(self.took, 3),
+                        renew_deadline_seconds=self.shards[0].renew_deadline)
 
     def _begin(self) -> tuple[float, float | None, set[int]]:
         """When this round begins, how long after the last one, and which shards kept by the
