@@ -10,7 +10,11 @@ CPU milliseconds (process time, robust to the shared machine) per call of:
   sync once did) vs the newest row only (`score_latest`), for 2 metrics and for the 5 of the
   default `HealingSpec`;
 - the forest's scores of one row: scikit-learn's `score_samples` vs the trees walked in numpy;
-- one API read (the scale subresource): a new client per call (as before) vs one shared client.
+- one API read (the scale subresource): a new client per call (as before) vs one shared client;
+- kopf's essence of one watch event of a live AdaptiveService
+  (`fixtures/adaptive_service_live.json`, as the operator left one on the benchmark cluster,
+  managedFields included): kopf's own build on the body without its status (as before) vs on
+  the parts kopf keeps (`StatuslessDiffBase`).
 Results: benchmarks/results/scale_hotspots.md.
 """
 
@@ -102,12 +106,29 @@ def api_rows(namespace: str, deployment: str) -> list[str]:
     return [f"| one API read (a Deployment's scale) | {before:.1f} | {after:.1f} |"]
 
 
+def essence_rows() -> list[str]:
+    import json
+
+    import kopf
+
+    from adaptive_operator.handlers.settings import StatuslessDiffBase
+
+    raw = json.loads((ROOT / "benchmarks" / "fixtures" / "adaptive_service_live.json").read_text())
+    body = kopf.Body(raw)
+    storage = StatuslessDiffBase(prefix="adaptive.dev", key="last-handled-configuration")
+    statusless = kopf.Body({k: v for k, v in raw.items() if k != "status"})  # type: ignore[arg-type]
+    before = cpu_ms(lambda: kopf.AnnotationsDiffBaseStorage.build(storage, body=statusless), 2000)
+    after = cpu_ms(lambda: storage.build(body=body), 2000)
+    return [f"| kopf's essence of one watch event (a live AdaptiveService, {len(json.dumps(raw))}"
+            f" bytes) | {before:.3f} | {after:.3f} |"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--namespace")
     parser.add_argument("--deployment")
     args = parser.parse_args()
-    rows = detector_rows()
+    rows = detector_rows() + essence_rows()
     if args.namespace and args.deployment:
         rows += api_rows(args.namespace, args.deployment)
     text = "\n".join([
