@@ -5,6 +5,7 @@ first daemon told that the operator exits tells the others, through the runtime.
 from __future__ import annotations
 
 import asyncio
+import signal
 from dataclasses import replace
 from typing import Any
 
@@ -86,3 +87,46 @@ def test_kopf_still_names_its_stop_task_so() -> None:
     from kopf._core.reactor import running
 
     assert f'name="{runtime.KOPF_STOP_TASK}"' in inspect.getsource(running.spawn_tasks)
+
+
+def test_a_stop_signal_says_exiting_at_once_and_still_reaches_the_handler_it_replaced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler runs in the main thread as the signal arrives, before asyncio's loop gets
+    round to kopf's; asyncio's handler (here a recorder) still gets the signal."""
+    received: list[int] = []
+    installed: dict[int, Any] = {}
+    monkeypatch.setattr(signal, "signal", lambda each, handler: installed.update({each: handler}))
+    monkeypatch.setattr(signal, "getsignal", lambda each: lambda signum, _: received.append(
+        signum))
+    lifecycle = runtime.Lifecycle()
+    assert runtime.follow_signals(lifecycle)
+    assert set(installed) == {signal.SIGTERM, signal.SIGINT}
+    assert not lifecycle.exiting
+    installed[signal.SIGTERM](signal.SIGTERM, None)
+    assert lifecycle.exiting and received == [signal.SIGTERM]
+
+
+def test_a_replaced_default_handler_is_not_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed: dict[int, Any] = {}
+    monkeypatch.setattr(signal, "signal", lambda each, handler: installed.update({each: handler}))
+    monkeypatch.setattr(signal, "getsignal", lambda each: signal.SIG_DFL)
+    lifecycle = runtime.Lifecycle()
+    assert runtime.follow_signals(lifecycle)
+    installed[signal.SIGINT](signal.SIGINT, None)  # SIG_DFL is not a callable: nothing else
+    assert lifecycle.exiting
+
+
+def test_what_cannot_be_followed_is_said() -> None:
+    """Outside kopf, and off the main thread (where Python refuses signal handlers)."""
+    import threading
+
+    said: list[list[str]] = []
+
+    async def follow() -> None:
+        said.append(runtime.follow_exit(runtime.Lifecycle()))
+
+    thread = threading.Thread(target=lambda: asyncio.run(follow()))
+    thread.start()
+    thread.join()
+    assert [problem.split(" cannot")[0] for problem in said[0]] == [
+        "kopf's stop", "stop signals"]

@@ -8,6 +8,7 @@ healing watcher) lives in that object's own memo, a copy kopf makes per object a
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -121,6 +122,45 @@ def follow_stop(lifecycle: Lifecycle) -> bool:
     for task in found:
         task.add_done_callback(lambda _: setattr(lifecycle, "exiting", True))
     return bool(found)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def follow_signals(lifecycle: Lifecycle) -> bool:
+    """`lifecycle` says exiting the moment a stop signal arrives. asyncio runs kopf's handler of
+    a signal as one more callback in the loop's queue: under a CPU limit, behind a backlog of
+    thousands of syncs and watch events, that came a minute after SIGTERM (the process was
+    killed first; `benchmarks/results/scale_replicas.md`). Python runs a signal's own handler
+    in the main thread between any two bytecodes: this one says exiting there, then calls the
+    handler it replaced (asyncio's, which still hands the signal to kopf's loop). Whether it
+    could be installed (only from the main thread)."""
+    try:
+        for each in STOP_SIGNALS:
+            signal.signal(each, _exiting_then(lifecycle, signal.getsignal(each)))
+    except ValueError:  # not the main thread: the daemons stop as kopf tells them
+        return False
+    return True
+
+
+def _exiting_then(lifecycle: Lifecycle, previous: Any) -> Callable[[int, Any], None]:
+    def on_signal(signum: int, frame: Any) -> None:
+        lifecycle.exiting = True
+        if callable(previous):
+            previous(signum, frame)
+
+    return on_signal
+
+
+def follow_exit(lifecycle: Lifecycle) -> list[str]:
+    """Follow the stop signals and kopf's stop; what could not be followed, for the log."""
+    problems = []
+    if not follow_stop(lifecycle):
+        problems.append("kopf's stop cannot be followed: the daemons stop as kopf tells them")
+    if not follow_signals(lifecycle):
+        problems.append("stop signals cannot be followed (not the main thread): the daemons "
+                        "stop once kopf's stop begins")
+    return problems
 
 
 def carries_on(stopped: DaemonStopped, rt: Runtime) -> bool:

@@ -58,7 +58,8 @@ def _essential(body: kopf.Body, fields: list[Any]) -> kopf.Body:
     if fields:  # a handler on a field kopf would drop (in status, say) needs it: keep all
         return body
     metadata = body.get("metadata") or {}
-    kept: dict[str, Any] = {k: v for k, v in body.items() if k not in ("status", "metadata")}
+    kept: dict[str, Any] = dict(body)
+    kept.pop("status", None)
     kept["metadata"] = {k: metadata[k] for k in KEPT_METADATA if k in metadata}
     return kopf.Body(cast(kopf.RawBody, kept))
 
@@ -80,10 +81,10 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.startup()
 async def follow_stop(memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    """The daemons learn that the operator exits as soon as kopf's stop begins
-    (`runtime.carries_on`), not when kopf tells each of them, one by one."""
-    if not runtime.follow_stop(runtime.of(memo).lifecycle):
-        logger.warning("kopf's stop cannot be followed: the daemons stop as kopf tells them")
+    """The daemons learn that the operator exits as soon as a stop signal arrives, or kopf's
+    stop begins (`runtime.carries_on`), not when kopf tells each of them, one by one."""
+    for problem in runtime.follow_exit(runtime.of(memo).lifecycle):
+        logger.warning(problem)
 
 
 @kopf.on.startup()
