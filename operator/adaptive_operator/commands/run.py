@@ -197,7 +197,8 @@ def start_kopf(scope: WatchScope, built: Runtime) -> None:
     # Our own identity: kopf's default asks the passwd database for the user, which has
     # no entry for the image's numeric non-root uid (every real pod crashed on it).
     kopf.run(clusterwide=scope.clusterwide, namespaces=list(scope.namespaces),
-             standalone=True, identity=kopf_identity(), memo=kopf.Memo(runtime=built))
+             standalone=True, identity=kopf_identity(), memo=kopf.Memo(runtime=built),
+             stop_flag=built.lifecycle.stop)  # raised on a stop signal (`follow_signals`)
 
 
 def run_and_exit(args: argparse.Namespace) -> int:

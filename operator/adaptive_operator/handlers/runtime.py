@@ -105,9 +105,11 @@ def never() -> bool:
 
 @dataclass
 class Lifecycle:
-    """What every object's daemons share about the process: whether it is exiting."""
+    """What every object's daemons share about the process: whether it is exiting; and kopf's
+    stop flag (`kopf.run(stop_flag=...)`), which a stop signal sets (`follow_signals`)."""
 
     exiting: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 # kopf's task that ends when a stop is asked for (a signal, or its stop flag): its end is the
@@ -127,25 +129,32 @@ def follow_stop(lifecycle: Lifecycle) -> bool:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def follow_signals(lifecycle: Lifecycle) -> bool:
-    """`lifecycle` says exiting the moment a stop signal arrives. asyncio runs kopf's handler of
-    a signal as one more callback in the loop's queue: under a CPU limit, behind a backlog of
-    thousands of syncs and watch events, that came a minute after SIGTERM (the process was
-    killed first; `benchmarks/results/scale_replicas.md`). Python runs a signal's own handler
-    in the main thread between any two bytecodes: this one says exiting there, then calls the
-    handler it replaced (asyncio's, which still hands the signal to kopf's loop). Whether it
-    could be installed (only from the main thread)."""
+def follow_signals(lifecycle: Lifecycle,
+                   signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> bool:
+    """On a stop signal, `lifecycle` says exiting at once, and kopf's stop flag is raised.
+    asyncio hands a signal to kopf's loop through a byte its C handler writes to the loop's
+    self-pipe, the same pipe every worker thread's finished call writes a byte to: a loop busy
+    for seconds (a CPU limit, thousands of services) finds it full, the signal's byte is
+    dropped, and kopf never learns of it (the process was killed 60 s after SIGTERM, its daemons
+    deciding on; `benchmarks/results/scale_replicas.md`). Python runs a signal's own handler in
+    the main thread, whatever the pipe: this one says exiting there and queues the raising of
+    kopf's stop flag on the loop, then calls the handler it replaced. Whether it could be
+    installed (only from the main thread, in the loop kopf runs)."""
+    loop = asyncio.get_running_loop()
     try:
-        for each in STOP_SIGNALS:
-            signal.signal(each, _exiting_then(lifecycle, signal.getsignal(each)))
+        for each in signals:
+            signal.signal(each, _exiting_then(lifecycle, loop, signal.getsignal(each)))
     except ValueError:  # not the main thread: the daemons stop as kopf tells them
         return False
     return True
 
 
-def _exiting_then(lifecycle: Lifecycle, previous: Any) -> Callable[[int, Any], None]:
+def _exiting_then(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop,
+                  previous: Any) -> Callable[[int, Any], None]:
     def on_signal(signum: int, frame: Any) -> None:
         lifecycle.exiting = True
+        # Queued even when the pipe is full (its byte only wakes an idle loop).
+        loop.call_soon_threadsafe(lifecycle.stop.set)
         if callable(previous):
             previous(signum, frame)
 
