@@ -141,9 +141,12 @@ def follow_signals(lifecycle: Lifecycle,
     kopf's stop flag on the loop, then calls the handler it replaced. Whether it could be
     installed (only from the main thread, in the loop kopf runs)."""
     loop = asyncio.get_running_loop()
+    previous = {each: signal.getsignal(each) for each in signals}
+    if not all(callable(handler) for handler in previous.values()):
+        return False  # no handler of asyncio's to wrap yet: kopf's would replace ours
     try:
-        for each in signals:
-            signal.signal(each, _exiting_then(lifecycle, loop, signal.getsignal(each)))
+        for each, handler in previous.items():
+            signal.signal(each, _exiting_then(lifecycle, loop, handler))
     except ValueError:  # not the main thread: the daemons stop as kopf tells them
         return False
     return True
@@ -155,8 +158,7 @@ def _exiting_then(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop,
         lifecycle.exiting = True
         # Queued even when the pipe is full (its byte only wakes an idle loop).
         loop.call_soon_threadsafe(lifecycle.stop.set)
-        if callable(previous):
-            previous(signum, frame)
+        previous(signum, frame)
 
     return on_signal
 
@@ -167,8 +169,9 @@ def follow_exit(lifecycle: Lifecycle) -> list[str]:
     if not follow_stop(lifecycle):
         problems.append("kopf's stop cannot be followed: the daemons stop as kopf tells them")
     if not follow_signals(lifecycle):
-        problems.append("stop signals cannot be followed (not the main thread): the daemons "
-                        "stop once kopf's stop begins")
+        problems.append("stop signals cannot be followed (not the main thread, or kopf has "
+                        "not added its signal handlers yet): the daemons stop once kopf's stop "
+                        "begins")
     return problems
 
 
