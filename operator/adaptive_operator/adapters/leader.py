@@ -48,6 +48,22 @@ def lease_api(timeout: Timeout = LEASE_REQUEST_TIMEOUT) -> client.CoordinationV1
     return client.CoordinationV1Api(TimedApiClient(configuration(urllib3.Retry(0)), timeout))
 
 
+def renew_deadline(duration: float) -> float:
+    """Seconds a holder acts for after its last renewal: two thirds of the lease's duration."""
+    return duration * 2 / 3
+
+
+def renewed_within(renewed: float | None, now: float, duration: float) -> bool:
+    """Whether a lease last renewed at `renewed` (None: not held) is still held for sure."""
+    return renewed is not None and now - renewed < renew_deadline(duration)
+
+
+def renewal_in(renewals: MutableSequence[float], slot: int) -> float | None:
+    """The renewal time kept in `slot` (NaN there: not held)."""
+    value = renewals[slot]
+    return None if math.isnan(value) else value
+
+
 def _micro_time(now: float) -> datetime:
     return datetime.fromtimestamp(now, tz=UTC)
 
@@ -73,8 +89,7 @@ class LeaderElector:
 
     @property
     def renewed(self) -> float | None:
-        value = self._renewals[self._slot]
-        return None if math.isnan(value) else value
+        return renewal_in(self._renewals, self._slot)
 
     @renewed.setter
     def renewed(self, value: float | None) -> None:
@@ -84,12 +99,11 @@ class LeaderElector:
         """Whether the lease was held within the renewal deadline: after a pause (a frozen VM, a
         stopped process, a partition) a standby may have taken over, so the old leader must not
         act before it has renewed again or stepped down."""
-        return self.renewed is not None and self.clock() - self.renewed < self.renew_deadline
+        return renewed_within(self.renewed, self.clock(), self.duration)
 
     @property
     def renew_deadline(self) -> float:
-        """Seconds a leader acts for after its last renewal: two thirds of the duration."""
-        return self.duration * 2 / 3
+        return renew_deadline(self.duration)
 
     def _read(self) -> client.V1Lease | None:
         try:

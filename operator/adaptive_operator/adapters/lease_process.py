@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from adaptive_operator import logs
 from adaptive_operator.adapters import health, kube
-from adaptive_operator.adapters.leader import DURATION_SECONDS
+from adaptive_operator.adapters.leader import DURATION_SECONDS, renewal_in, renewed_within
 from adaptive_operator.adapters.lease_shards import ShardedLeases
 from adaptive_operator.adapters.telemetry import (
     LEADER,
@@ -97,8 +97,7 @@ class LeaseProcess:
             "d", [math.nan] * spec.shards, lock=False)
         self.stats: MutableSequence[float] = context.Array("d", 3, lock=False)
         self._stop = context.Event()
-        self.deadline = spec.duration_seconds * 2 / 3  # as `LeaderElector.renew_deadline`
-        self.clock = clock
+        self.duration, self.clock = spec.duration_seconds, clock
         self.process: Any = context.Process(
             target=target, name="adaptive-leases", daemon=True,
             args=(spec, self.renewals, self.stats, self._stop, os.getpid()))
@@ -106,9 +105,8 @@ class LeaseProcess:
 
     def may_write(self, shard: int) -> Callable[[], bool]:
         """May this replica act on shard `shard` now (the fence of that shard's client)?"""
-        def renewed_recently() -> bool:
-            renewed = self.renewals[shard]
-            return not math.isnan(renewed) and self.clock() - renewed < self.deadline
+        def renewed_recently() -> bool:  # as `LeaderElector.renewed_recently`, on the slot
+            return renewed_within(renewal_in(self.renewals, shard), self.clock(), self.duration)
 
         return renewed_recently
 

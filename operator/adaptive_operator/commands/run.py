@@ -261,14 +261,8 @@ def run(args: argparse.Namespace) -> int:
         health.set_role("standby")
         elector.wait_for_leadership(threading.Event())
 
-        def step_down() -> None:
-            lost.set()
-            # kopf's own graceful stop. (Its `stop_flag` is waited on in an executor thread,
-            # which would keep the process alive after a plain SIGTERM.)
-            os.kill(os.getpid(), signal.SIGTERM)
-
         threading.Thread(target=elector.keep_leading, daemon=True, name="lease",
-                         args=(stop_renewing, step_down)).start()
+                         args=(stop_renewing, stop_as_on_sigterm(lost))).start()
     health.set_role("leader")
     try:
         start_kopf(scope, built)
@@ -279,6 +273,17 @@ def run(args: argparse.Namespace) -> int:
         if elector is not None and not lost.is_set():
             elector.release()
     return 1 if lost.is_set() else 0
+
+
+def stop_as_on_sigterm(lost: threading.Event) -> Callable[[], None]:
+    """What a replica does once nothing renews its lease (or leases) any more: it says so in
+    `lost` (its exit code is then 1) and stops as on SIGTERM, kopf's graceful stop, the daemons
+    told at once (`runtime.follow_signals`)."""
+    def stop() -> None:
+        lost.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return stop
 
 
 def run_sharded(args: argparse.Namespace, scope: WatchScope) -> int:
@@ -296,14 +301,9 @@ def run_sharded(args: argparse.Namespace, scope: WatchScope) -> int:
     built = build_runtime(args, scope.patterns, kube.reading_client(), fences, pool, io)
     stop, lost = threading.Event(), threading.Event()
     health.set_role("standby")
-
-    def renewals_ended() -> None:  # nothing renews this replica's leases: stop as on SIGTERM
-        lost.set()
-        os.kill(os.getpid(), signal.SIGTERM)
-
     leases.start()
     renewing = threading.Thread(target=leases.keep, daemon=True, name="leases",
-                                args=(stop, renewals_ended))
+                                args=(stop, stop_as_on_sigterm(lost)))
     renewing.start()
     try:
         start_kopf(scope, built)
