@@ -104,6 +104,8 @@ async def test_a_stop_signal_says_exiting_at_once_and_still_reaches_the_handler_
     assert set(installed) == {signal.SIGTERM, signal.SIGINT}
     assert not lifecycle.exiting
     installed[signal.SIGTERM](signal.SIGTERM, None)
+    assert lifecycle.last_resort is not None  # armed: cancelled, or it would kill this run
+    lifecycle.last_resort.cancel()
     assert lifecycle.exiting and received == [signal.SIGTERM]
     await asyncio.wait_for(lifecycle.stop.wait(), timeout=5)
 
@@ -131,7 +133,7 @@ def test_a_signal_that_asyncio_drops_from_its_full_pipe_still_stops_kopf() -> No
         loop = asyncio.get_running_loop()
         seen: list[str] = []
         loop.add_signal_handler(signal.SIGUSR1, seen.append, "asyncio")  # as kopf does
-        lifecycle = runtime.Lifecycle()
+        lifecycle = runtime.Lifecycle(last_resort_seconds=None)  # not this run's SIGKILL
         try:
             assert runtime.follow_signals(lifecycle, (signal.SIGUSR1,))
             # The loop does not turn while this coroutine runs: the pipe is not read.
@@ -176,3 +178,56 @@ def test_what_cannot_be_followed_is_said() -> None:
     thread.join()
     assert [problem.split(" cannot")[0] for problem in said[0]] == [
         "kopf's stop", "stop signals"]
+
+
+
+HUNG_STOP = """
+import asyncio, signal, sys
+sys.path.insert(0, sys.argv[1])
+from adaptive_operator.handlers import runtime
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: None)  # as kopf does; its stop then hangs
+    lifecycle = runtime.Lifecycle(last_resort_seconds=0.5)
+    assert runtime.follow_signals(lifecycle)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_stop_that_hangs_is_ended_by_sigkill_as_kopf_would() -> None:
+    """kopf's own SIGKILL 10 minutes into a hung stop applies only to stops by signal, and our
+    handler turns every signal into a stop by flag: the handler arms the same last resort (here
+    after 0.5 s). A process told SIGTERM whose stop never ends is killed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = str(Path(runtime.__file__).resolve().parents[2])
+    child = subprocess.Popen([sys.executable, "-c", HUNG_STOP, source], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_last_resort_is_armed_once_and_can_be_left_out() -> None:
+    lifecycle = runtime.Lifecycle()
+    lifecycle.kill_if_hung()
+    armed = lifecycle.last_resort
+    assert armed is not None and armed.daemon and armed.interval == 600.0
+    try:
+        lifecycle.kill_if_hung()  # a second signal
+        assert lifecycle.last_resort is armed
+    finally:
+        armed.cancel()
+    without = runtime.Lifecycle(last_resort_seconds=None)
+    without.kill_if_hung()
+    assert without.last_resort is None

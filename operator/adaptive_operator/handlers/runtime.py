@@ -8,7 +8,9 @@ healing watcher) lives in that object's own memo, a copy kopf makes per object a
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -110,6 +112,19 @@ class Lifecycle:
 
     exiting: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # kopf SIGKILLs a process whose stop by signal hangs, 10 minutes in, but not a stop by its
+    # stop flag, which our signal handler raises: the same last resort, armed by that handler.
+    last_resort_seconds: float | None = 600.0
+    last_resort: threading.Timer | None = None
+
+    def kill_if_hung(self) -> None:
+        """Arm (once) the SIGKILL of this process, `last_resort_seconds` from now."""
+        if self.last_resort_seconds is None or self.last_resort is not None:
+            return
+        self.last_resort = threading.Timer(self.last_resort_seconds, os.kill,
+                                           (os.getpid(), signal.SIGKILL))
+        self.last_resort.daemon = True  # a process that exits in time is not held by it
+        self.last_resort.start()
 
 
 # kopf's task that ends when a stop is asked for (a signal, or its stop flag): its end is the
@@ -139,7 +154,8 @@ def follow_signals(lifecycle: Lifecycle,
     deciding on; `benchmarks/results/scale_replicas.md`). Python runs a signal's own handler in
     the main thread, whatever the pipe: this one says exiting there and queues the raising of
     kopf's stop flag on the loop, then calls the handler it replaced. Whether it could be
-    installed (only from the main thread, in the loop kopf runs)."""
+    installed (only from the main thread, in the loop kopf runs). A stop that hangs is ended by
+    SIGKILL (`Lifecycle.kill_if_hung`)."""
     loop = asyncio.get_running_loop()
     previous = {each: signal.getsignal(each) for each in signals}
     if not all(callable(handler) for handler in previous.values()):
@@ -158,6 +174,7 @@ def _exiting_then(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop,
         lifecycle.exiting = True
         # Queued even when the pipe is full (its byte only wakes an idle loop).
         loop.call_soon_threadsafe(lifecycle.stop.set)
+        lifecycle.kill_if_hung()
         previous(signum, frame)
 
     return on_signal
