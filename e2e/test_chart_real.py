@@ -5,12 +5,18 @@ used through in-cluster config), one of them leading, scaling and healing a real
 The cluster provides what a user's cluster would: the chart's default image present on the node
 (built here from the Dockerfile and tagged as the chart names it) and a Prometheus at the
 chart's default URL (`prometheus-operated.monitoring.svc:9090`).
+
+One value differs from the defaults: `watch.namespaces` names this module's own namespaces. The
+default (every namespace) would have the installed operator act on the services of the modules
+that run beside this one, with the chart's default Prometheus allowlist: it once made another
+module's service report PrometheusNotAllowed.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,7 @@ import pytest
 
 from real_pods import apply, http_deployment, scraped, wait_ready
 
-from conftest import Cluster
+from conftest import FAILED, Cluster, dump_namespace, module_tag
 from support import wait_until
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "adaptive-operator"
@@ -34,8 +40,35 @@ def helm(cluster: Cluster, *args: str) -> str:
     return result.stdout
 
 
+# The tests that need a namespace, each given its own: made before the install, which names them.
+TESTS = {"test_the_installed_operator_scales_a_real_workload": "scales",
+         "test_the_installed_operator_heals_a_real_workload": "heals"}
+
+
 @pytest.fixture(scope="module")
-def installed(crds: Cluster, runs_containers: Cluster,
+def watched(crds: Cluster) -> Iterator[dict[str, str]]:
+    """Each test's namespace, by test name: the only namespaces the installed operator watches."""
+    suffix = uuid.uuid4().hex[:5]
+    names = {test: f"e2e-{module_tag(__name__)}-{word}-{suffix}" for test, word in TESTS.items()}
+    for ns in names.values():
+        crds.kubectl("create", "namespace", ns)
+    yield names
+    for ns in names.values():
+        crds.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(installed: Cluster, watched: dict[str, str],
+              request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test's namespace (this module's own `namespace`: one the installed chart watches)."""
+    ns = watched[request.node.name]
+    yield ns
+    if request.node.stash.get(FAILED, False):
+        dump_namespace(installed, ns)
+
+
+@pytest.fixture(scope="module")
+def installed(crds: Cluster, runs_containers: Cluster, watched: dict[str, str],
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = crds
     # The session applied the CRDs with kubectl; these marks let Helm adopt them as a user's
@@ -50,7 +83,8 @@ def installed(crds: Cluster, runs_containers: Cluster,
     placement = tmp_path_factory.mktemp("chart") / "placement.json"
     placement.write_text(json.dumps(cluster.placement))
     helm(cluster, "install", RELEASE, str(CHART), "--namespace", SYSTEM, "--create-namespace",
-         "--values", str(placement), "--wait", "--timeout", "300s")
+         "--values", str(placement), "--set", f"watch.namespaces={{{','.join(watched.values())}}}",
+         "--wait", "--timeout", "300s")
     yield cluster
     helm(cluster, "uninstall", RELEASE, "--namespace", SYSTEM, "--wait")
     cluster.kubectl("delete", "namespace", SYSTEM, "--wait=false", check=False)
@@ -69,6 +103,15 @@ def leader(cluster: Cluster) -> str | None:
     holders = [lease["spec"].get("holderIdentity") for lease in leases
                if lease["metadata"]["name"].startswith("adaptive-operator")]
     return next((str(h) for h in holders if h), None)
+
+
+def test_the_chart_watches_only_the_namespaces_it_names(installed: Cluster,
+                                                       watched: dict[str, str]) -> None:
+    (pod, *_) = operator_pods(installed)
+    args = pod["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" not in args
+    assert sorted(a for a in args if a.startswith("--namespace=")) == sorted(
+        f"--namespace={ns}" for ns in watched.values())
 
 
 def test_default_values_run_two_ready_operator_pods_one_leading(installed: Cluster) -> None:
