@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from support import wait_until
 CHART = Path(__file__).resolve().parent.parent / "charts" / "adaptive-operator"
 RELEASE, SYSTEM = "adaptive-operator", "adaptive-system"
 CRDS = ("adaptiveservices.adaptive.dev", "shardsets.adaptive.dev")
+SHARDS = 4  # peering.leaseShards in the last test
 
 
 def helm(cluster: Cluster, *args: str) -> str:
@@ -42,7 +44,8 @@ def helm(cluster: Cluster, *args: str) -> str:
 
 # The tests that need a namespace, each given its own: made before the install, which names them.
 TESTS = {"test_the_installed_operator_scales_a_real_workload": "scales",
-         "test_the_installed_operator_heals_a_real_workload": "heals"}
+         "test_the_installed_operator_heals_a_real_workload": "heals",
+         "test_with_lease_shards_both_pods_act_each_renewing_its_share": "shards"}
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +181,44 @@ def web_pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     assert isinstance(pods, list)
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
+
+def shard_leases(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """The release's shard Leases by name: their holder and renewTime."""
+    leases = cluster.json("get", "leases", "-n", SYSTEM)["items"]
+    assert isinstance(leases, list)
+    return {lease["metadata"]["name"]: lease["spec"] for lease in leases
+            if lease["metadata"]["name"].startswith(f"{RELEASE}-shard-")}
+
+
+def split_in_two(cluster: Cluster) -> dict[str, str] | None:
+    holders = {name: str(spec.get("holderIdentity") or "")
+               for name, spec in shard_leases(cluster).items()}
+    counts = Counter(holders.values())
+    if len(holders) == SHARDS and "" not in counts and sorted(counts.values()) == [2, 2]:
+        return holders
+    return None
+
+
+def test_with_lease_shards_both_pods_act_each_renewing_its_share(
+        installed: Cluster, namespace: str) -> None:
+    """The release upgraded to `peering.leaseShards=4` (last in the module: it changes the
+    release). Both real pods hold two shard Leases each, renewed from the child process each
+    runs inside its container (read-only root filesystem, no capabilities), and a workload is
+    scaled by whichever pod holds its shard."""
+    cluster = installed
+    helm(cluster, "upgrade", RELEASE, str(CHART), "--namespace", SYSTEM, "--reuse-values",
+         "--set", f"peering.leaseShards={SHARDS}", "--wait", "--timeout", "300s")
+    holders = wait_until(lambda: split_in_two(cluster), 180,
+                         "the two pods to hold two shard Leases each")
+    pods = {p["metadata"]["name"] for p in operator_pods(cluster)}
+    assert {next(pod for pod in pods if holder.startswith(pod))
+            for holder in holders.values()} == pods
+    renewed = {name: spec["renewTime"] for name, spec in shard_leases(cluster).items()}
+
+    def renewed_again() -> bool:
+        now = shard_leases(cluster)
+        return all(now[name]["renewTime"] != at for name, at in renewed.items())
+
+    wait_until(renewed_again, 30, "every shard Lease renewed again", interval=1.0)
+    assert split_in_two(cluster) == holders, "a shard moved between two healthy pods"
+    test_the_installed_operator_scales_a_real_workload(cluster, namespace)
