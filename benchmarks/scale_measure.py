@@ -206,6 +206,14 @@ def _by_label(text: str, name: str, key: str) -> dict[str, float]:
     return found
 
 
+def gc_pauses(port: int) -> dict[str, float]:
+    """The operator's seconds in the garbage collector so far, by generation ("0", "1", "2")."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        own = response.read().decode()
+    found = _by_label(own, "adaptive_gc_pause_seconds_total", "gen")
+    return {key.partition(":")[2]: value for key, value in found.items()}
+
+
 def counters(port: int, env: dict[str, str]) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         own = response.read().decode()

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import scale  # noqa: E402
-from scale_measure import DecisionLog, ProcessMeter  # noqa: E402
+from scale_measure import DecisionLog, ProcessMeter, gc_pauses  # noqa: E402
 
 Process = subprocess.Popen[bytes]
 CPU_CGROUPS = Path("/sys/fs/cgroup/cpu")
@@ -186,32 +186,42 @@ def apply_cpu_limits(limits: list[CpuLimit], cores: float, sync: float) -> None:
         time.sleep(sync)
 
 
-def run_periods(args: argparse.Namespace, procs: list[Process],
+def run_periods(args: argparse.Namespace, procs: list[Process], ports: list[int],
                 limits: list[CpuLimit],
                 ) -> tuple[float, float, list[dict[str, float]], list[dict[str, float]]]:
-    """`--periods` sync periods: their start and end, each process's usage and throttling."""
+    """`--periods` sync periods: their start and end, each process's usage (its seconds in the
+    garbage collector included, `gc_s` and `gc_full_s`: wall seconds, which a quota
+    stretches) and throttling."""
     meters = [ProcessMeter(proc.pid) for proc in procs]
     for limit in limits:
         limit.start = limit.throttled()
+    before = [gc_pauses(port) for port in ports]
     start = time.time()
     time.sleep(args.periods * args.sync)
     end = time.time()
     usage = [meter.sample() for meter in meters]
+    for each, port, earlier in zip(usage, ports, before, strict=True):
+        now = gc_pauses(port)
+        each["gc_s"] = sum(now.values()) - sum(earlier.values())
+        each["gc_full_s"] = now.get("2", 0.0) - earlier.get("2", 0.0)
     throttling = [limit.since_start() for limit in limits]
     return start, end, usage, throttling
 
 
 def measure_periods(args: argparse.Namespace, services: list[str],
-                    procs: list[Process], logs: list[DecisionLog],
+                    procs: list[Process], ports: list[int], logs: list[DecisionLog],
                     limits: list[CpuLimit]) -> dict[str, object]:
     """Each process's CPU and throttling over the periods, and which services each decided."""
-    start, end, usage, throttling = run_periods(args, procs, limits)
+    start, end, usage, throttling = run_periods(args, procs, ports, limits)
     together = merged(logs)
     each = [decided_by(merged([log]), start, end) for log in logs]
     twice = set.intersection(*each) if len(each) > 1 else set()
     return {"cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
             "services_each": [len(found) for found in each],
             "decided_by_two": len(twice), "lease_lapses": [lapses(log, start, end) for log in logs],
+            "gc_s_per_period": [round(u["gc_s"] / args.periods, 2) for u in usage],
+            "gc_full_s_per_period": [round(u["gc_full_s"] / args.periods, 2) for u in usage],
+            "rss_mib_max": [u["rss_mib_max"] for u in usage],
             "cpu_limit": args.cpu_limit,
             "throttled_pct": [t["throttled_pct"] for t in throttling],
             "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
@@ -238,7 +248,7 @@ def configuration(args: argparse.Namespace, env: dict[str, str], namespace: str,
         apply_cpu_limits(limits, args.cpu_limit, args.sync)
         return {"replicas": replicas, "shards": shards, "services": len(services),
                 "split_s": round(split_s, 1), "warmup_s": round(warmup, 1),
-                **measure_periods(args, services, procs, logs, limits),
+                **measure_periods(args, services, procs, ports, logs, limits),
                 "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     finally:
         stop_replicas(procs, limits)
