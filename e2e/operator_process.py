@@ -32,10 +32,32 @@ spec:
 """
 
 
+# Ports for listeners the tests start, below the kernel's ephemeral range (32768 and up by
+# default): a port found free by binding port 0 comes from that range, and an outgoing
+# connection can be handed it before the operator binds it (an operator died of "Address
+# already in use" in a rehearsal). Each xdist worker takes its own slice of 800 ports, so two
+# workers never pick the same one.
+PORTS_FROM, PORTS_PER_WORKER, SLICES = 20_000, 800, 15
+_offsets = itertools.count()
+
+
+def _slice() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return (int(worker) if worker.isdigit() else 0) % SLICES
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of this worker's slice that nothing listens on or holds."""
+    base = PORTS_FROM + _slice() * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = base + next(_offsets) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or lingering after a test before
+            return port
+    raise RuntimeError(f"no free port in {base}..{base + PORTS_PER_WORKER - 1}")
 
 
 def role(port: int) -> str | None:

@@ -188,7 +188,8 @@ from adaptive_operator.handlers import runtime
 
 async def main() -> None:
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, lambda: None)  # as kopf does; its stop then hangs
+    for each in (signal.SIGTERM, signal.SIGINT):  # as kopf does (SIGINT may come ignored)
+        loop.add_signal_handler(each, lambda: None)  # and its stop then hangs
     lifecycle = runtime.Lifecycle(last_resort_seconds=0.5)
     assert runtime.follow_signals(lifecycle)
     print("ready", flush=True)
