@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +17,6 @@ def restored_gc() -> Iterator[None]:
     yield
     gc.set_threshold(*threshold)
     gc.callbacks[:] = callbacks
-    gc.unfreeze()
 
 
 def test_the_timer_adds_each_collections_time_to_its_generation() -> None:
@@ -39,7 +37,6 @@ def test_configure_sets_the_young_generation_and_counts_a_full_collection() -> N
     collector.configure(young=12_345)  # a second call replaces the timer, no double count
     assert gc.get_threshold() == (12_345, middle, old)
     assert sum(isinstance(c, collector.PauseTimer) for c in gc.callbacks) == 1
-    assert sum(isinstance(c, collector.Freezer) for c in gc.callbacks) == 1
     before = _full_collection_seconds()
     gc.collect()
     assert _full_collection_seconds() > before
@@ -48,29 +45,3 @@ def test_configure_sets_the_young_generation_and_counts_a_full_collection() -> N
 def _full_collection_seconds() -> float:
     value = REGISTRY.get_sample_value("adaptive_gc_pause_seconds_total", {"generation": "2"})
     return value or 0.0
-
-
-class Cycle:
-    def __init__(self) -> None:
-        self.me = self
-
-
-@pytest.mark.usefixtures("restored_gc")
-def test_a_full_collection_freezes_what_it_left_and_a_sweep_reclaims_frozen_cycles() -> None:
-    """Frozen objects are skipped by later collections: a cycle that became garbage after the
-    freeze outlives them, until the hourly sweep unfreezes it first."""
-    now = [0.0]
-    gc.callbacks.append(collector.Freezer(every=3600.0, clock=lambda: now[0]))
-    cycle = Cycle()
-    alive = weakref.ref(cycle)
-    gc.collect(1)  # a younger generation's collection freezes nothing
-    assert gc.get_freeze_count() == 0
-    gc.collect()
-    assert gc.get_freeze_count() > 0
-    del cycle
-    gc.collect()
-    assert alive() is not None, "frozen: skipped by the collection"
-    now[0] = 3600.0
-    gc.collect()
-    assert alive() is None, "the sweep unfroze it and this collection reclaimed it"
-    assert gc.get_freeze_count() > 0  # and what survived is frozen again

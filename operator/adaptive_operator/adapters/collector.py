@@ -20,15 +20,6 @@ from adaptive_operator.adapters import telemetry
 # The other two thresholds stay CPython's.
 YOUNG_GENERATION = 10_000
 
-# A full collection traverses every object the process holds: every service's histories, models
-# and kopf's copy of its body. With two replicas of 0.075 of a core sharing 1,000 services, full
-# collections held each process still for 32 s of a 120-s window (the pause counter below).
-# After each one, what survived it is frozen (`gc.freeze`): the next full collection traverses
-# only what was promoted since. Objects frozen are still freed when their last reference goes;
-# only a reference cycle among them would outlive its use, so once an hour a full collection
-# first unfreezes them all and reclaims such cycles.
-SWEEP_ALL_SECONDS = 3600.0
-
 
 class PauseTimer:
     """A gc.callbacks entry that adds each collection's duration to a per-generation counter.
@@ -48,37 +39,16 @@ class PauseTimer:
             self._add(int(info["generation"]), self._clock() - self._started)
 
 
-class Freezer:
-    """A gc.callbacks entry: freezes what a full collection left, and once every `every`
-    seconds lets a full collection see the frozen objects again first."""
-
-    def __init__(self, every: float = SWEEP_ALL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._every = every
-        self._clock = clock
-        self._swept = clock()
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "stop":
-            gc.freeze()
-        elif self._clock() - self._swept >= self._every:
-            gc.unfreeze()  # into the oldest generation, which this collection traverses
-            self._swept = self._clock()
-
-
 def _count(generation: int, seconds: float) -> None:
     telemetry.GC_PAUSE_SECONDS.labels(str(generation)).inc(seconds)
 
 
 def configure(young: int = YOUNG_GENERATION) -> PauseTimer:
-    """Set the young generation's threshold, freeze what full collections leave, and count every
-    collection's time (once per process: a second call replaces the first's entries)."""
+    """Set the young generation's threshold and count every collection's time (once per
+    process: a second call replaces the first's timer)."""
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young, middle, old)
-    gc.callbacks[:] = [entry for entry in gc.callbacks
-                       if not isinstance(entry, (PauseTimer, Freezer))]
+    gc.callbacks[:] = [entry for entry in gc.callbacks if not isinstance(entry, PauseTimer)]
     timer = PauseTimer(_count)
-    gc.callbacks.extend((timer, Freezer()))
+    gc.callbacks.append(timer)
     return timer
