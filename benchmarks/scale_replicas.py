@@ -208,6 +208,13 @@ def run_periods(args: argparse.Namespace, procs: list[Process], ports: list[int]
     return start, end, usage, throttling
 
 
+def collector_and_memory(usage: list[dict[str, float]], periods: int) -> dict[str, object]:
+    """Each process's seconds in the garbage collector per period, and its peak RSS."""
+    return {"gc_s_per_period": [round(u["gc_s"] / periods, 2) for u in usage],
+            "gc_full_s_per_period": [round(u["gc_full_s"] / periods, 2) for u in usage],
+            "rss_mib_max": [u["rss_mib_max"] for u in usage]}
+
+
 def measure_periods(args: argparse.Namespace, services: list[str],
                     procs: list[Process], ports: list[int], logs: list[DecisionLog],
                     limits: list[CpuLimit]) -> dict[str, object]:
@@ -219,9 +226,7 @@ def measure_periods(args: argparse.Namespace, services: list[str],
     return {"cpu_s_per_period": [round(u["cpu_s"] / args.periods, 2) for u in usage],
             "services_each": [len(found) for found in each],
             "decided_by_two": len(twice), "lease_lapses": [lapses(log, start, end) for log in logs],
-            "gc_s_per_period": [round(u["gc_s"] / args.periods, 2) for u in usage],
-            "gc_full_s_per_period": [round(u["gc_full_s"] / args.periods, 2) for u in usage],
-            "rss_mib_max": [u["rss_mib_max"] for u in usage],
+            **collector_and_memory(usage, args.periods),
             "cpu_limit": args.cpu_limit,
             "throttled_pct": [t["throttled_pct"] for t in throttling],
             "load1_mean": usage[0]["load1_mean"], "load1_max": usage[0]["load1_max"],
