@@ -206,17 +206,20 @@ def _by_label(text: str, name: str, key: str) -> dict[str, float]:
     return found
 
 
+def own_metrics(port: int) -> str:
+    """The operator's /metrics page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
 def gc_pauses(port: int) -> dict[str, float]:
     """The operator's seconds in the garbage collector so far, by generation ("0", "1", "2")."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        own = response.read().decode()
-    found = _by_label(own, "adaptive_gc_pause_seconds_total", "gen")
+    found = _by_label(own_metrics(port), "adaptive_gc_pause_seconds_total", "gen")
     return {key.partition(":")[2]: value for key, value in found.items()}
 
 
 def counters(port: int, env: dict[str, str]) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        own = response.read().decode()
+    own = own_metrics(port)
     out = _metric_sums(own, {"adaptive_prometheus_queries_total": "prom_queries",
                              "adaptive_prometheus_reads_total": "prom_reads",
                              "adaptive_api_requests_total": "api_requests",
