@@ -279,20 +279,24 @@ def feature_matrix(
     )
 
 
-def _forest(settings: DetectorSettings, random_state: int, rows: int) -> IsolationForest:
+def fit_forest(train: FloatArray, settings: DetectorSettings, random_state: int
+               ) -> IsolationForest:
+    """One of a model's forests as scikit-learn fits it."""
     return IsolationForest(
         n_estimators=settings.n_estimators,
-        max_samples=min(settings.max_samples, rows),
+        max_samples=min(settings.max_samples, len(train)),
         random_state=random_state,
-    )
+    ).fit(train)
 
 
 @dataclass
 class Model:
-    forests: tuple[IsolationForest, ...]  # the score is the mean of theirs
+    # The fitted forests as numpy tables; the score is the mean of theirs. scikit-learn's
+    # own objects are dropped once copied: ~150 objects per forest of 30 trees that every
+    # full garbage collection would walk, for each service, to score nothing.
+    fast: tuple[FastForest, ...]
     threshold: float
     envelope: FloatArray  # per level or step column: the largest |value| in training
-    fast: tuple[FastForest, ...] = ()  # the same forests, scored with numpy (empty: sklearn's)
     season: int = 0  # rows per cycle of the training rows, 0 if they have none
     periods: dict[str, int] = field(default_factory=dict)  # differencing per metric, 0: none
     train_scores: FloatArray = field(default_factory=lambda: np.zeros(0))
@@ -313,12 +317,11 @@ def beyond_training(model: Model, rows: FloatArray, settings: DetectorSettings) 
 
 def fit_model(train: FloatArray, settings: DetectorSettings, random_state: int,
                season: int = 0, periods: Mapping[str, int] | None = None) -> Model:
-    forests = tuple(_forest(settings, random_state * settings.forests + i, len(train)).fit(train)
-                    for i in range(settings.forests))
-    fast = tuple(FastForest.of(forest) for forest in forests)
+    fast = tuple(FastForest.of(fit_forest(train, settings, random_state * settings.forests + i))
+                 for i in range(settings.forests))
     train_scores = np.mean([forest.scores(train) for forest in fast], axis=0)
     envelope = np.abs(_level_and_step(train)).max(axis=0)
-    return Model(forests, threshold_of(train_scores, settings), envelope, fast,
+    return Model(fast, threshold_of(train_scores, settings), envelope,
                  season, dict(periods or {}), train_scores)
 
 
@@ -351,10 +354,9 @@ def repeats_season(scores: FloatArray, seasons: npt.NDArray[np.intp] | int,
 
 
 def raw_scores(model: Model, rows: FloatArray) -> FloatArray:
-    # sklearn's score_samples is minus the paper's anomaly score s in (0, 1]; the fast path
-    # gives the same numbers without its ~10 ms of overhead per call. The mean over the forests.
-    raw = np.mean([forest.scores(rows) for forest in model.fast] if model.fast
-                  else [-forest.score_samples(rows) for forest in model.forests], axis=0)
+    # sklearn's score_samples is minus the paper's anomaly score s in (0, 1]; the numpy tables
+    # give the same numbers without its ~10 ms of overhead per call. The mean over the forests.
+    raw = np.mean([forest.scores(rows) for forest in model.fast], axis=0)
     scores: FloatArray = np.clip(raw, 0.0, 1.0).astype(float)
     return scores
 
