@@ -17,10 +17,10 @@ from adaptive_operator.domain.scaling.algorithm import (
     ScalingRules,
 )
 from adaptive_operator.domain.scaling.config import (
-    CHECKPOINT_SECONDS,
-    checkpoint_due,
+    history_changed,
     history_from_status,
     history_to_status,
+    restored_history,
     spec_from_model,
 )
 
@@ -93,12 +93,11 @@ def recs(*pairs: tuple[float, int]) -> ScalingHistory:
     return ScalingHistory(tuple(Recommendation(t, r) for t, r in pairs))
 
 
-def test_a_repeated_recommendation_waits_for_the_checkpoint() -> None:
+def test_a_repeated_recommendation_is_not_written_again() -> None:
     written = recs((100.0, 5), (130.0, 3))
     repeated = recs((100.0, 5), (145.0, 3))  # 3 again: only its time moved
-    assert not checkpoint_due(written, repeated, 130.0, 145.0)
-    assert not checkpoint_due(written, repeated, 130.0, 130.0 + CHECKPOINT_SECONDS - 1)
-    assert checkpoint_due(written, repeated, 130.0, 130.0 + CHECKPOINT_SECONDS)
+    assert not history_changed(written, repeated)
+    assert not history_changed(written, recs((100.0, 5), (130.0 + 3600.0, 3)))
 
 
 @pytest.mark.parametrize("new", [
@@ -107,8 +106,28 @@ def test_a_repeated_recommendation_waits_for_the_checkpoint() -> None:
     ScalingHistory(recs((100.0, 5), (145.0, 3)).recommendations, (ScaleEvent(145.0, -2),)),
 ])
 def test_a_changed_limit_or_a_scale_event_is_written_at_once(new: ScalingHistory) -> None:
-    assert checkpoint_due(recs((100.0, 5), (130.0, 3)), new, 130.0, 145.0)
+    assert history_changed(recs((100.0, 5), (130.0, 3)), new)
 
 
 def test_nothing_written_yet_is_due() -> None:
-    assert checkpoint_due(None, recs((100.0, 5)), 0.0, 100.0)
+    assert history_changed(None, recs((100.0, 5)))
+
+
+def stored(*pairs: tuple[str, int]) -> AdaptiveServiceStatus:
+    return AdaptiveServiceStatus.model_validate({"history": {"recommendations": [
+        {"time": time, "replicas": replicas} for time, replicas in pairs]}})
+
+
+def test_a_restored_history_holds_the_current_count_for_a_window_as_upstream_starts() -> None:
+    status = stored(("2023-11-14T22:13:20Z", 6), ("2023-11-14T22:14:20Z", 4))
+    restored = restored_history(status.history, 5, 1_700_000_200.0, 300.0)
+    assert restored.recommendations == (
+        Recommendation(1_700_000_000.0, 6), Recommendation(1_700_000_060.0, 4),
+        Recommendation(1_700_000_200.0, 5))
+
+
+def test_without_scale_down_stabilization_nothing_is_seeded() -> None:
+    status = stored(("2023-11-14T22:13:20Z", 6))
+    assert restored_history(status.history, 5, 1_700_000_200.0, 0.0) == history_from_status(
+        status.history)
+    assert restored_history(None, 5, 1_700_000_200.0, 0.0) == ScalingHistory()

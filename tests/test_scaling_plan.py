@@ -106,10 +106,10 @@ def test_only_an_active_service_keeps_the_scale_event_it_decided() -> None:
     assert kept_history("DryRun", BEFORE, made).scale_events == BEFORE.scale_events
 
 
-def test_the_history_is_written_with_status_or_when_a_checkpoint_is_due() -> None:
+def test_the_history_is_written_with_status_or_when_it_changed() -> None:
     made = decision(5).history
-    assert history_to_write(made, outcome(5), None, False, NOW) == made  # never written
-    assert history_to_write(made, outcome(5), (made, NOW), True, NOW) == made
-    assert history_to_write(made, outcome(5), (made, NOW), False, NOW + 1) is None
-    assert history_to_write(made, outcome(None), None, True, NOW) is None
-    assert history_to_write(None, outcome(5), None, True, NOW) is None
+    assert history_to_write(made, outcome(5), None, False) == made  # never written
+    assert history_to_write(made, outcome(5), made, True) == made
+    assert history_to_write(made, outcome(5), made, False) is None
+    assert history_to_write(made, outcome(None), None, True) is None
+    assert history_to_write(None, outcome(5), None, True) is None

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -73,7 +74,7 @@ def test_a_load_above_target_scales_up_recording_the_write_before_it_is_made() -
     check_scaled_status(patch)
     assert planned.ok and planned.problem is None and planned.events == ()
     assert planned.status.memory.record == write.made
-    assert planned.status.memory.written == (planned.memory.history, NOW)
+    assert planned.status.memory.written == planned.memory.history
 
 
 def test_a_write_the_target_refuses_leaves_no_pending_record_and_no_scale_time() -> None:
@@ -222,3 +223,16 @@ def test_a_spec_the_model_refuses_is_reported_once() -> None:
     assert [(c["reason"], c["message"]) for c in patch["conditions"]] == [
         ("InvalidSpec", "maxReplicas   too small")]
     assert sync.invalid_spec(patch, GENERATION, "maxReplicas\n  too small", NOW + 2) is None
+
+
+def test_a_restart_holds_the_current_count_for_the_window_whatever_the_stored_times() -> None:
+    # 6 was last written 200 s ago (repeating it since wrote nothing): a restarted operator
+    # keeps 6 for a full window from its start, as upstream's controller does on every start.
+    written = datetime.fromtimestamp(NOW - 200, UTC).isoformat().replace("+00:00", "Z")
+    status = {"history": {"recommendations": [{"time": written, "replicas": 6}]}}
+    first = sync.plan(spec(), seen(15.0, current=6, status=status), sync.Memory(), NOW)
+    assert first.scale is None
+    later = sync.plan(spec(), seen(15.0, current=6, status=status), first.memory, NOW + 150)
+    assert later.scale is None  # the stored 6 alone would have left the window at NOW + 100
+    after = sync.plan(spec(), seen(15.0, current=6, status=status), later.memory, NOW + 301)
+    assert after.scale is not None and after.scale.replicas == 2

@@ -93,21 +93,28 @@ def history_from_status(status: api.StabilizationHistory | None) -> ScalingHisto
     )
 
 
-# A history whose recommended values are unchanged is written to status at most this often.
-# What a crash can lose is the newest time of the value recommended since: after a restart that
-# value leaves the stabilization window up to this much early (a fifth of the default 300 s).
-CHECKPOINT_SECONDS = 60.0
+def restored_history(status: api.StabilizationHistory | None, current: int, now: float,
+                     window_seconds: float) -> ScalingHistory:
+    """The stored history after a restart or a handover, with the current count recommended
+    `now` when scale-down stabilization is on. Upstream's controller seeds its window so on
+    every start (it keeps no history across one), so a restart never scales down within the
+    window; with it, status needs the history only when a value or a scale event changes, not
+    each new time of a repeated value (what that loses: a value above the current count may
+    leave the window early by the time since it was last written)."""
+    stored = history_from_status(status)
+    if window_seconds <= 0:
+        return stored
+    seed = Recommendation(now, current)
+    return ScalingHistory((*stored.recommendations, seed), stored.scale_events)
 
 
-def checkpoint_due(written: ScalingHistory | None, new: ScalingHistory, written_at: float,
-                   now: float) -> bool:
-    """Whether status must get `new`, given the history last written there at `written_at`:
-    a scale event, a value recommended or gone from the windows (the limits a restarted operator
-    must see), or a checkpoint `CHECKPOINT_SECONDS` old. A recommendation repeating a value only
-    moves that value's time (a history write per service and sync was an API call, and a watch
-    event for every replica of the operator to process, for nothing a decision reads)."""
+def history_changed(written: ScalingHistory | None, new: ScalingHistory) -> bool:
+    """Whether status must get `new`, given the history last written there: a scale event, or
+    a value recommended or gone from the windows (the limits a restarted operator must see).
+    A recommendation repeating a value only moves that value's time, which a restart's seed
+    stands in for (a write per service and minute for it was nearly all the operator's status
+    writes in steady state: an API call each, and a watch event for every replica)."""
     if written is None or written.scale_events != new.scale_events:
         return True
-    if {r.replicas for r in written.recommendations} != {r.replicas for r in new.recommendations}:
-        return True
-    return now - written_at >= CHECKPOINT_SECONDS
+    return {r.replicas for r in written.recommendations} != {
+        r.replicas for r in new.recommendations}

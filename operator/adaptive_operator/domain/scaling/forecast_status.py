@@ -111,7 +111,7 @@ def status_from_state(state: PredictiveState) -> PredictiveStatus:
 # was about half of all status writes at scale (an API call each, and a watch event that every
 # replica of the operator processes). A move of over NUMBERS_TOLERANCE is written at once (a
 # downstream service adds its upstream's persistence rise, read from status, to its own reading);
-# a smaller one goes with the next write, at the latest the history's checkpoint.
+# a smaller one goes with the next write (what status shows stays within the tolerance).
 SLOW_NUMBERS = ("persistenceRise", "backtestMase")
 NUMBERS_TOLERANCE = 0.1
 

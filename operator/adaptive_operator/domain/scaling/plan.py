@@ -15,7 +15,7 @@ from adaptive_operator.api.base import MAX_METRICS, STATUS_NAME_LENGTH, truncate
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.common.times import timestamp
 from adaptive_operator.domain.scaling.algorithm import ScalingDecision, ScalingHistory
-from adaptive_operator.domain.scaling.config import checkpoint_due
+from adaptive_operator.domain.scaling.config import history_changed
 from adaptive_operator.domain.scaling.status import Problem, SyncOutcome
 from adaptive_operator.domain.scaling.writes import said_key
 
@@ -137,12 +137,10 @@ def kept_history(mode: str, before: ScalingHistory, decision: ScalingDecision) -
 
 
 def history_to_write(decided: ScalingHistory | None, outcome: SyncOutcome,
-                     written: tuple[ScalingHistory, float] | None, changed: bool,
-                     now: float) -> ScalingHistory | None:
-    """The decided history, when status is written anyway or a checkpoint is due."""
+                     written: ScalingHistory | None, changed: bool) -> ScalingHistory | None:
+    """The decided history, when status is written anyway or the history changed."""
     if outcome.decision is None or decided is None:
         return None
-    last, written_at = written or (None, 0.0)
-    if changed or checkpoint_due(last, decided, written_at, now):
+    if changed or history_changed(written, decided):
         return decided
     return None

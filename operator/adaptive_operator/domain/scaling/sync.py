@@ -24,8 +24,8 @@ from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.scaling import algorithm as scaling
 from adaptive_operator.domain.scaling import writes as scale_writes
 from adaptive_operator.domain.scaling.config import (
-    history_from_status,
     history_to_status,
+    restored_history,
     spec_from_model,
 )
 from adaptive_operator.domain.scaling.coupled_status import Coupled, raised, verdict_event
@@ -76,11 +76,11 @@ class Snapshot:
 @dataclass(frozen=True)
 class Memory:
     """What a sync hands to the next, fresher than the watched status: the record of replica
-    writes, the stabilization history decided, and the one last written to status and when."""
+    writes, the stabilization history decided, and the one last written to status."""
 
     record: scale_writes.WriteRecord | None = None
     history: scaling.ScalingHistory | None = None
-    written: tuple[scaling.ScalingHistory, float] | None = None
+    written: scaling.ScalingHistory | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,10 @@ def decided(spec: AdaptiveServiceSpec, snapshot: Snapshot, memory: Memory,
     """The sync's outcome, and the memory after it (unchanged when blocked)."""
     if snapshot.blocker is not None or snapshot.current is None:
         return SyncOutcome(spec.mode, None, blocker=snapshot.blocker), memory
-    history = memory.history or history_from_status(stored_history(snapshot.status.get("history")))
+    domain_spec = spec_from_model(spec)
+    history = memory.history or restored_history(
+        stored_history(snapshot.status.get("history")), snapshot.current, now,
+        domain_spec.scale_down.stabilization_window_seconds)
     check = check_own_writes(spec, snapshot.status, snapshot.current, memory.record, now)
     if check.completed is not None:  # made before a crash: it counts in the rate limits
         done = check.completed
@@ -154,7 +157,7 @@ def decided(spec: AdaptiveServiceSpec, snapshot: Snapshot, memory: Memory,
     ceiling = snapshot.forecast.ceiling if snapshot.forecast else None
     observed = scaling.ScalingSnapshot(snapshot.current, snapshot.ready, snapshot.unready,
                                        snapshot.readings)
-    decision = scaling.decide(spec_from_model(spec), observed, history, now, floor, ceiling,
+    decision = scaling.decide(domain_spec, observed, history, now, floor, ceiling,
                               floor_source=source)
     conflict = Problem("ConflictingWriter", check.conflict) if check.conflict else None
     outcome = SyncOutcome(spec.mode, decision, metric_problem=snapshot.metric_problem,
@@ -231,8 +234,8 @@ def worth_writing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOutcome,
                  memory: Memory, scaled_at: float | None, now: float) -> StatusWrite:
-    """The status patch, with the stabilization history when status is written anyway or a
-    checkpoint is due; None when status already says it all."""
+    """The status patch, with the stabilization history when status is written anyway or the
+    history changed; None when status already says it all."""
     old = snapshot.status
     writes = writes_status(memory.record) if memory.record is not None else None
     new = status_update(old, snapshot.generation, outcome, snapshot.current, writes, scaled_at,
@@ -244,11 +247,11 @@ def status_write(spec: AdaptiveServiceSpec, snapshot: Snapshot, outcome: SyncOut
     new["conditions"] = merge_conditions(old.get("conditions") or [], conditions, now,
                                          snapshot.generation or 0)
     changed = worth_writing(old, new)
-    checkpoint = history_to_write(memory.history, outcome, memory.written, changed, now)
-    if checkpoint is not None:
-        new["history"] = history_to_status(checkpoint).model_dump(by_alias=True, mode="json")
-        memory = replace(memory, written=(checkpoint, now))
-    return StatusWrite(new if changed or checkpoint is not None else None, memory)
+    history = history_to_write(memory.history, outcome, memory.written, changed)
+    if history is not None:
+        new["history"] = history_to_status(history).model_dump(by_alias=True, mode="json")
+        memory = replace(memory, written=history)
+    return StatusWrite(new if changed or history is not None else None, memory)
 
 
 def forecast_and_coupling(spec: AdaptiveServiceSpec, snapshot: Snapshot) -> list[Condition]:
