@@ -36,6 +36,12 @@ def watcher_with(rows: int, seed: int = 1) -> Watcher:
     return watcher
 
 
+def started(watcher: Watcher) -> asyncio.Task[None]:
+    """The refit under way (one must be)."""
+    assert watcher.fitting is not None
+    return watcher.fitting
+
+
 async def test_a_due_fit_runs_in_the_background_while_the_syncs_go_on() -> None:
     watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
     healing_observe.start_refit(watcher, fits)
@@ -46,7 +52,7 @@ async def test_a_due_fit_runs_in_the_background_while_the_syncs_go_on() -> None:
     await asyncio.sleep(0)
     assert fits.asked == 1 and not watcher.detector.fitted
     fits.release.set()
-    await watcher.fitting
+    await started(watcher)
     assert watcher.detector.fitted
     assert watcher.rows_since_fit == 1  # the row appended during the fit counts to the next
     assert score(watcher, 0.0) is not None
@@ -56,7 +62,7 @@ async def test_a_refit_keeps_the_detector_fitted_so_far_until_it_is_done() -> No
     watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
     fits.release.set()
     healing_observe.start_refit(watcher, fits)
-    await watcher.fitting
+    await started(watcher)
     first = watcher.detector
     fits.release.clear()
     for _ in range(SETTINGS.refit_every):
@@ -65,7 +71,7 @@ async def test_a_refit_keeps_the_detector_fitted_so_far_until_it_is_done() -> No
     await asyncio.sleep(0)
     assert watcher.detector is first and score(watcher, 0.0) is not None
     fits.release.set()
-    await watcher.fitting
+    await started(watcher)
     assert watcher.detector is not first and watcher.detector.fitted
     healing_observe.start_refit(watcher, fits)  # not due again: no fit
     assert fits.asked == 2
@@ -78,8 +84,8 @@ async def test_a_fit_on_too_few_rows_is_logged_and_leaves_the_detector_as_it_was
     watcher.history.rows = {name: values[:5] for name, values in watcher.history.rows.items()}
     fits.release.set()
     await asyncio.sleep(0)  # the task copies the rows when it starts: after the cut
-    await watcher.fitting
-    assert not watcher.detector.fitted and watcher.fitting.exception() is None
+    await started(watcher)
+    assert not watcher.detector.fitted and started(watcher).exception() is None
     assert "detector not fitted" in capsys.readouterr().out
 
 
@@ -89,7 +95,7 @@ async def test_the_refit_under_way_is_dropped_with_the_daemon() -> None:
     healing_observe.start_refit(watcher, fits)
     watching.stop()
     with pytest.raises(asyncio.CancelledError):
-        await watcher.fitting
+        await started(watcher)
     assert not watcher.detector.fitted
 
 
@@ -98,7 +104,7 @@ async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windo
     watcher, fits = watcher_with(SETTINGS.rows_to_fit + 10), HeldFits()  # one window: 76 rows
     fits.release.set()
     healing_observe.start_refit(watcher, fits)
-    await watcher.fitting
+    await started(watcher)
     fitted_on = {name: list(values) for name, values in watcher.history.rows.items()}
     add_row(watcher, {"latency": 160.0, "errors": 1.0})  # the next sync's row
     window = watcher.history.tail(watcher.window_rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
@@ -21,6 +21,9 @@ from adaptive_operator.domain.healing.inputs import (
     track_incident,
 )
 from adaptive_operator.domain.healing.ladder import LoadSignals
+
+if TYPE_CHECKING:  # the task is the handler's; the domain only keeps it between syncs
+    from asyncio import Task
 
 RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
 LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
@@ -42,7 +45,7 @@ class Watcher:
     load: HealthHistory = field(default_factory=lambda: HealthHistory(LOAD_ROWS))
     status: dict[str, Any] | None = None  # status.healing as this process last wrote it
     # The refit under way, if any (the handler's background task: fits run off the syncs).
-    fitting: Any = None
+    fitting: Task[None] | None = None
 
     @property
     def window_rows(self) -> int:
