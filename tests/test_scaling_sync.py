@@ -236,3 +236,10 @@ def test_a_restart_holds_the_current_count_for_the_window_whatever_the_stored_ti
     assert later.scale is None  # the stored 6 alone would have left the window at NOW + 100
     after = sync.plan(spec(), seen(15.0, current=6, status=status), later.memory, NOW + 301)
     assert after.scale is not None and after.scale.replicas == 2
+
+
+def test_a_restart_still_scales_up_at_once_with_upstreams_scale_up_window_of_zero() -> None:
+    written = datetime.fromtimestamp(NOW - 200, UTC).isoformat().replace("+00:00", "Z")
+    status = {"history": {"recommendations": [{"time": written, "replicas": 2}]}}
+    planned = sync.plan(spec(), seen(40.0, current=2, status=status), sync.Memory(), NOW)
+    assert planned.scale is not None and planned.scale.replicas == 4
