@@ -40,6 +40,15 @@ def test_the_verdicts_numbers_are_refreshed_once_a_minute() -> None:
     assert differs(damaged, status(), NOW)
 
 
+def test_without_a_verdict_the_state_is_not_rewritten_each_sync() -> None:
+    def waiting(at: float) -> dict[str, Any]:
+        return {"state": {"reason": "Healthy", "message": "no verdict yet",
+                          "time": timestamp(at)}, "ledger": {"total": 0}}
+    assert not differs(waiting(NOW - 15), waiting(NOW), NOW)
+    assert not differs(waiting(NOW - 3600), waiting(NOW), NOW)
+    assert differs(waiting(NOW - 15), status(), NOW)  # the first verdict is written at once
+
+
 async def test_an_api_error_fails_one_healing_sync_not_the_daemon() -> None:
     import urllib3
     from prometheus_client import REGISTRY
