@@ -373,6 +373,9 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
              "healing_started": len(decisions.seen("healing decision"))}
     log(f"after {warmup:.0f}s of warm-up, {first['scaling_started']} services have a scaling "
         f"and {first['healing_started']} a healing decision; measuring {args.periods} periods")
+    if args.settle > 0:  # past the start's one-off status writes (backfills, first fits)
+        log(f"settling for {args.settle:.0f} s before the measured window")
+        time.sleep(args.settle)
     meter, before = ProcessMeter(proc.pid), counters(port, env)
     window_start = time.time()
     time.sleep(args.periods * args.sync)
@@ -384,7 +387,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         "batch": args.batch_queries if args.operator_source == str(ROOT / "operator") else
         f"({args.operator_source})",
         "watch_cache": args.watch_cache if args.operator_source == str(ROOT / "operator") else "",
-        "periods": args.periods, "warmup_s": round(warmup, 1),
+        "periods": args.periods, "warmup_s": round(warmup, 1), "settle_s": args.settle,
         "history_seconds": args.history_seconds, **first,
         "pods_running": running, "pods_wait_s": waited,
         **decisions.coverage(services, window_start, window_end, args.sync),
@@ -467,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=3, help="probe services per scenario")
     parser.add_argument("--probe-timeout", type=float, default=240.0)
     parser.add_argument("--warmup-limit", type=float, default=900.0)
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds between the warm-up and the measured window")
     parser.add_argument("--operator-source", default=str(ROOT / "operator"),
                         help="the operator package's source folder, e.g. another checkout's "
                              "operator/ to measure before a change")

@@ -312,6 +312,11 @@ def timing(run: dict[str, Any], periods: float) -> str:
             f"{run['runqueue_wait_s'] / periods:.2f}")
 
 
+def settled(run: dict[str, Any]) -> str:
+    """How long the run waited after its warm-up before measuring, when it did."""
+    return f", measured {run['settle_s']:.0f} s after" if run.get("settle_s") else ""
+
+
 def report(runs: list[dict[str, Any]]) -> str:
     lines = ["# Scale: AdaptiveServices on one operator process", "",
              "`.venv/bin/python benchmarks/scale.py --services N [--batch-queries false]` on the "
@@ -323,7 +328,7 @@ def report(runs: list[dict[str, Any]]) -> str:
              "|" + "---|" * (len(COLUMNS) + 1)]
     for run in runs:
         lines.append("| " + " | ".join(cell(run, key) for key, _ in COLUMNS)
-                     + f" | {run.get('when', '')}, {run.get('commit', '')} |")
+                     + f" | {run.get('when', '')}, {run.get('commit', '')}{settled(run)} |")
     return "\n".join(lines) + "\n" + NOTES
 
 
