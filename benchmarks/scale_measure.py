@@ -385,4 +385,22 @@ NOTES = """
   pods (about 5 Deployments a second: 3,000 pods took 11 minutes); the third waits for every
   pod first. Its bad-rollout probes still reached no RollBack: the new ReplicaSet appeared 70 s
   after the image change and the error jump, so the anomaly began before the rollout.
+- **Status writes (2026-12-06)**: in steady state nearly every status write was the scaling
+  history's once-a-minute time refresh (1,000 services: 16.7 writes/s by construction; the
+  rows of 2026-12-05 measured 16.7 to 20.3 API requests/s). Since 7564e8d the history is
+  written only when it changes, and a replica taking a service over seeds the window with the
+  current count as upstream's controller does on every start. The 07:58 row (1,000 services,
+  40 periods from 20 s after the warm-up): 4.2 requests/s, 0.145 of a core (2.18 CPU s per
+  period), 1,200 MiB, against 3.26 to 3.61 CPU s per period in the 8-period rows of 2026-12-05
+  (not the same window: those measured right after a 100-s warm-up). A poll of the operator's
+  counters every 30 s in that run: from 07:49 to 07:58, 4.0 patches/s, all of them the healing
+  verdict's 5-minute refresh (every service's together, as they started together), and 2.17
+  CPU s per period. At 5,000 services the 08:56 row (measured 420 s after the warm-up, 838a3c7
+  with this file's `--settle`; the fix below was not in the running process) made 92.8 % of the
+  scaling decisions due (94.7 % of the services decided every period) against 34.2 % in the
+  2026-12-05 row, on 0.69 of a core, but healing only 38.4 %: 128.6 status writes/s, nearly all
+  `status.healing.state` of services whose detector was not fitted yet (the 5,000 first fits
+  run one at a time), rewritten every sync because a missing verdict time read as infinitely
+  old; the healing calls waited behind them for a worker thread. Fixed in f8698fa, not yet
+  measured at 5,000.
 """
