@@ -66,8 +66,9 @@ def detector_rows() -> list[str]:
     settings = detector_settings_from_spec(HealingSpec())
     rng = np.random.default_rng(0)
     history = {name: list(rng.normal(0, 1, 600)) for name in ("e", "l")}
-    model = AnomalyDetector(settings, 0).fit(history)._model  # to time its two scorers
+    model = AnomalyDetector(settings, 0).fit(history)._model  # to time its numpy scorer
     assert model is not None and len(model.fast) == 1
+    # The model keeps no scikit-learn forest: scikit-learn's scorer is timed on one fitted alike.
     features = feature_matrix(history, settings)
     forest, one = fit_forest(features[:-1], settings, 0), features[-1:]
     rows.append(f"| forest scores of one row (30 trees) | "

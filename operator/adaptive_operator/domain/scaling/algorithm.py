@@ -304,6 +304,18 @@ def _metrics_hold(
     return _hold(snapshot, "FailedGetMetrics", message, history, proposal.proposals)
 
 
+def seeded(history: ScalingHistory, current: int, now: float,
+           window_seconds: float) -> ScalingHistory:
+    """`history` with the current size recommended `now` when scale-down stabilization is on:
+    upstream's controller seeds its window so whenever it starts on a service (a new one, or
+    any after its own restart, as it keeps no history across one), so a start never scales
+    down at once."""
+    if window_seconds <= 0:
+        return history
+    return replace(history, recommendations=(*history.recommendations,
+                                             Recommendation(now, current)))
+
+
 def decide(
     spec: ScalingSpec,
     snapshot: ScalingSnapshot,
@@ -331,10 +343,8 @@ def decide(
     held = _metrics_hold(snapshot, proposal, history)
     if held is not None or proposal.recommended is None:
         return held or _hold(snapshot, "FailedGetMetrics", "no metrics", history)
-    if fresh and spec.scale_down.stabilization_window_seconds > 0:
-        # Upstream seeds a new service's window with the current size so that a start never
-        # scales down at once; a stored history makes this a no-op after the first decision.
-        history = replace(history, recommendations=(Recommendation(now, current),))
+    if fresh:  # a stored history makes this a no-op after the first decision
+        history = seeded(history, current, now, spec.scale_down.stabilization_window_seconds)
     recommended = proposal.recommended
     stabilized = stabilize(spec, current, recommended, history, now)
     limited = apply_rate_and_bounds(spec, current, stabilized, history.scale_events, now)

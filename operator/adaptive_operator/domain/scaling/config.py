@@ -20,6 +20,7 @@ from adaptive_operator.domain.scaling.algorithm import (
     ScalingPolicy,
     ScalingRules,
     ScalingSpec,
+    seeded,
 )
 
 _T = TypeVar("_T", Recommendation, ScaleEvent)
@@ -95,17 +96,12 @@ def history_from_status(status: api.StabilizationHistory | None) -> ScalingHisto
 
 def restored_history(status: api.StabilizationHistory | None, current: int, now: float,
                      window_seconds: float) -> ScalingHistory:
-    """The stored history after a restart or a handover, with the current count recommended
-    `now` when scale-down stabilization is on. Upstream's controller seeds its window so on
-    every start (it keeps no history across one), so a restart never scales down within the
+    """The stored history after a restart or a handover, seeded as upstream's controller
+    seeds its window on every start (`seeded`), so a restart never scales down within the
     window; with it, status needs the history only when a value or a scale event changes, not
     each new time of a repeated value (what that loses: a value above the current count may
     leave the window early by the time since it was last written)."""
-    stored = history_from_status(status)
-    if window_seconds <= 0:
-        return stored
-    seed = Recommendation(now, current)
-    return ScalingHistory((*stored.recommendations, seed), stored.scale_events)
+    return seeded(history_from_status(status), current, now, window_seconds)
 
 
 def history_changed(written: ScalingHistory | None, new: ScalingHistory) -> bool:
