@@ -41,3 +41,25 @@ def test_only_a_change_beyond_the_slow_numbers_noise_is_worth_a_write(
 def test_a_first_forecast_is_worth_a_write() -> None:
     assert worth_writing({"desiredReplicas": 1}, status())
     assert not worth_writing(status(), status())
+
+
+def test_a_field_gone_from_the_forecast_is_deleted_once_then_not_written_again() -> None:
+    """After a restart the forecast warms up again: no persistence rise, no backtest yet. A merge
+    patch keeps what it leaves out, so unless the patch deletes them, status keeps showing the
+    last process's numbers and every sync finds them gone and writes again."""
+    from adaptive_operator.domain.scaling.forecast import MetricForecast, combine
+    from adaptive_operator.domain.scaling.forecast_memory import WARMING_UP
+    from adaptive_operator.domain.scaling.forecast_status import forecast_fields
+    from adaptive_operator.domain.scaling.lookahead import LookAhead
+    from adaptive_operator.domain.scaling.plan import merged
+    from adaptive_operator.domain.scaling.predictive import PredictiveState
+
+    warming = combine((MetricForecast("load", None, PredictiveState(reason=WARMING_UP)),),
+                      LookAhead(15.0, "default"))
+    before = status(backtestMase=0.4)  # written by the process before the restart
+    patch = {"desiredReplicas": 1, **forecast_fields(before, warming)}
+    assert worth_writing(before, patch)
+    after = merged(before, patch)
+    assert "persistenceRise" not in after["forecast"] and "backtestMase" not in after["forecast"]
+    again = {"desiredReplicas": 1, **forecast_fields(after, warming)}
+    assert not worth_writing(after, again)

@@ -49,6 +49,17 @@ def test_without_a_verdict_the_state_is_not_rewritten_each_sync() -> None:
     assert differs(waiting(NOW - 15), status(), NOW)  # the first verdict is written at once
 
 
+def test_a_verdict_from_before_a_restart_is_not_rewritten_until_a_new_one_comes() -> None:
+    """A restarted process has no verdict until its detector is fitted again (minutes, with
+    thousands of services fitted one at a time); the last process's verdict, however old, is
+    only shown again, not refreshed: a write per sync for it is noise."""
+    shown = status(written=NOW - 3600)
+    carried = {**shown, "state": {"reason": "Healthy", "message": "no verdict yet",
+                                  "time": timestamp(NOW)}}
+    assert not differs(shown, carried, NOW)
+    assert differs(shown, status(score=0.52, written=NOW), NOW)  # a new verdict: refreshed
+
+
 async def test_an_api_error_fails_one_healing_sync_not_the_daemon() -> None:
     import urllib3
     from prometheus_client import REGISTRY

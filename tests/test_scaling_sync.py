@@ -19,6 +19,7 @@ from adaptive_operator.domain.scaling import sync
 from adaptive_operator.domain.scaling import writes as scale_writes
 from adaptive_operator.domain.scaling.algorithm import MetricReading, ScalingHistory
 from adaptive_operator.domain.scaling.coupled_status import Coupled
+from adaptive_operator.domain.scaling.plan import merged
 from adaptive_operator.domain.scaling.status import Problem
 
 NOW = 1_800_000_000.0
@@ -243,3 +244,20 @@ def test_a_restart_still_scales_up_at_once_with_upstreams_scale_up_window_of_zer
     status = {"history": {"recommendations": [{"time": written, "replicas": 2}]}}
     planned = sync.plan(spec(), seen(40.0, current=2, status=status), sync.Memory(), NOW)
     assert planned.scale is not None and planned.scale.replicas == 4
+
+
+def test_a_coupling_field_gone_since_the_last_write_is_deleted_not_written_every_sync() -> None:
+    condition = Condition("CouplingTrusted", "False", "Untrusted", "no relation yet")
+    coupled = Coupled(None, "", CouplingStatus(trusted=False, reason="no relation yet",
+                                               summary="frontend: Untrusted"), condition)
+    before = {"coupling": {"trusted": True, "reason": "better", "summary": "frontend: Trusted",
+                           "intercept": 1.5, "floorReplicas": 4}}  # before a restart
+    first = sync.plan(spec(), seen(20.0, status=before, coupled=coupled), sync.Memory(), NOW)
+    patch = first.status.patch
+    assert patch is not None
+    assert patch["coupling"]["intercept"] is None and patch["coupling"]["floorReplicas"] is None
+    shown = merged(before, patch)
+    assert "intercept" not in shown["coupling"] and "floorReplicas" not in shown["coupling"]
+    again = sync.plan(spec(), seen(20.0, status=shown, coupled=coupled), first.status.memory,
+                      NOW + 2)
+    assert again.status.patch is None

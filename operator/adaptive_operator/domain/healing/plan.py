@@ -227,8 +227,11 @@ def differs(old: dict[str, Any], new: dict[str, Any], now: float) -> bool:
         return {**status, "lastVerdict": verdict.get("isAnomaly"), "state": state}
     if strip(old) != strip(new):
         return True
-    # Only a verdict's numbers age. Without one (the detector not fitted yet, or never: too few
-    # rows) there is nothing to refresh; taken as infinitely old, such a service wrote its
-    # status every sync (130 writes/s while 5,000 services' first fits ran one at a time).
+    # Only a verdict's numbers age, and only a newer verdict refreshes them. Without one (the
+    # detector not fitted yet, or never: too few rows) there is nothing to refresh: taken as
+    # infinitely old, such a service wrote its status every sync (130 writes/s while 5,000
+    # services' first fits ran one at a time); and so did one showing the verdict of the
+    # process before a restart, until its own detector was fitted.
     verdict = old.get("lastVerdict") or {}
-    return bool(verdict) and _age(verdict, now) >= VERDICT_REFRESH_SECONDS
+    fresher = (new.get("lastVerdict") or {}).get("time") != verdict.get("time")
+    return bool(verdict) and fresher and _age(verdict, now) >= VERDICT_REFRESH_SECONDS

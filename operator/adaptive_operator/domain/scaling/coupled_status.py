@@ -19,6 +19,7 @@ from adaptive_operator.api.predictive import ForecastPointStatus
 from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.common.events import Event
 from adaptive_operator.domain.scaling.coupling import CouplingState, Relation
+from adaptive_operator.domain.scaling.plan import replacing
 
 CONDITION = "CouplingTrusted"
 WARNINGS = ("CouplingCycle", "UpstreamNotFound", "UpstreamMetricNotFound")
@@ -103,8 +104,8 @@ def raised(floor: int | None, source: str, coupled: Coupled | None) -> tuple[int
 
 def status_fields(old: Mapping[str, Any], coupled: Coupled | None) -> dict[str, Any]:
     if coupled is not None:
-        return {"coupling": coupled.status.model_dump(by_alias=True, mode="json",
-                                                      exclude_none=True)}
+        return {"coupling": replacing(old.get("coupling"), coupled.status.model_dump(
+            by_alias=True, mode="json", exclude_none=True))}
     return {"coupling": None} if old.get("coupling") else {}  # uncoupled: remove what was shown
 
 

@@ -12,6 +12,7 @@ from adaptive_operator.api.base import MAX_LOOK_AHEAD_ROWS
 from adaptive_operator.api.predictive import ForecastPointStatus, PredictiveStatus
 from adaptive_operator.domain.common.conditions import Condition
 from adaptive_operator.domain.scaling.forecast import ServiceForecast
+from adaptive_operator.domain.scaling.plan import replacing
 from adaptive_operator.domain.scaling.predictive import PredictiveState
 
 # The guard's reasons (domain/scaling/predictive.py, forecasting/engine.py) by their opening words.
@@ -140,7 +141,8 @@ def _moved(before: Any, after: Any) -> bool:
 
 def forecast_fields(old: Mapping[str, Any], forecast: ServiceForecast | None) -> dict[str, Any]:
     if forecast is not None:
-        return {"forecast": forecast_status(forecast)}
+        shown = forecast_status(forecast)
+        return {"forecast": replacing(old.get("forecast"), shown)}
     # Predictive was switched off: a merge patch's None deletes what was shown.
     return {"forecast": None} if old.get("forecast") else {}
 

@@ -122,6 +122,15 @@ def merged(old: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def replacing(before: Any, shown: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch of a status section that makes it `shown`: None for each field shown
+    before and not now, which deletes it. A merge patch keeps what it leaves out, so status
+    would go on showing such a field (after a restart, the last process's persistence rise and
+    backtest while the forecast warms up again), and every sync would find it gone and write."""
+    gone = {key: None for key in before if key not in shown} if isinstance(before, Mapping) else {}
+    return {**gone, **shown}
+
+
 def _as_stored(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if v is not None}
