@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -206,15 +207,21 @@ def _by_label(text: str, name: str, key: str) -> dict[str, float]:
     return found
 
 
-def own_metrics(port: int) -> str:
+def own_metrics(port: int, timeout: float = 10.0) -> str:
     """The operator's /metrics page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as response:
         return str(response.read().decode())
 
 
 def gc_pauses(port: int) -> dict[str, float]:
-    """The operator's seconds in the garbage collector so far, by generation ("0", "1", "2")."""
-    found = _by_label(own_metrics(port), "adaptive_gc_pause_seconds_total", "gen")
+    """The operator's seconds in the garbage collector so far, by generation ("0", "1", "2");
+    NaN when it does not answer within a minute (a process stalled under a CPU quota: the
+    run's other figures still count)."""
+    try:
+        text = own_metrics(port, timeout=60.0)
+    except OSError:
+        return {"0": math.nan, "1": math.nan, "2": math.nan}
+    found = _by_label(text, "adaptive_gc_pause_seconds_total", "gen")
     return {key.partition(":")[2]: value for key, value in found.items()}
 
 
