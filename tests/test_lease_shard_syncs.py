@@ -5,14 +5,17 @@ shards the replica holds."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import kopf
 
+from adaptive_operator.adapters.prometheus import RangeSeries
 from adaptive_operator.domain.common.lease_shards import shard_of
 from adaptive_operator.handlers import adaptive_service, runtime
 from adaptive_operator.handlers.scaling_observe import Memory
+from adaptive_operator.handlers.warmup import WarmUps
 
-from fakes import Cluster, FixedClock, Metrics, kopf_body
+from fakes import Cluster, FixedClock, Metrics, Ranges, kopf_body
 
 NOW = 1_800_000_000.0
 QUERY = "sum(rate(requests_total[1m]))"
@@ -43,6 +46,33 @@ async def test_a_sync_acts_only_while_its_shards_lease_is_held() -> None:
                                             runtime.of(memo).for_object("ns", name))
     assert clusters[0].scaled == [5] and clusters[0].writes
     assert clusters[1].scaled == [] and clusters[1].writes == []
+
+
+async def test_a_service_whose_shard_is_lost_keeps_no_forecast() -> None:
+    """Its forecasts are another replica's now: kept here, every service this replica ever
+    held (all of them, when it started first) would stay in its heap for good."""
+    held = [True]
+
+    async def flat(url: Any, query: str, start: float, end: float,
+                   step: float) -> RangeSeries:
+        return RangeSeries(start, step, [50.0] * (int((end - start) / step) + 1))
+
+    rt = Cluster(replicas=2).runtime(
+        clock=FixedClock(NOW), totals=Metrics({QUERY: 50.0}), may_act=lambda: held[0],
+        warmups=WarmUps(ranges=Ranges(flat)))
+    spec = {**SPEC, "predictive": {"enabled": True}}
+    body = kopf_body({"metadata": {"name": "web", "namespace": "ns", "generation": 1},
+                      "spec": spec, "status": {}})
+    memory = Memory()
+    await adaptive_service.guarded_sync("ns", "web", body, memory, rt)
+    forecaster = memory.forecaster
+    assert forecaster is not None and forecaster.metrics
+    warming = [m.warming for m in forecaster.metrics.values() if m.warming is not None]
+    held[0] = False
+    await adaptive_service.guarded_sync("ns", "web", body, memory, rt)
+    assert memory.forecaster is None and memory.status is None
+    await forecaster.settled()
+    assert all(task.cancelled() or task.done() for task in warming)
 
 
 def test_without_shards_every_object_has_the_one_runtime() -> None:

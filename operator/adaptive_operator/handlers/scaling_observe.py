@@ -46,8 +46,14 @@ class Memory:
     status: dict[str, Any] | None = None
 
     def forget(self) -> None:
-        """Another replica may lead now and write status: start again from status later."""
+        """Another replica may lead now and write status: start again from status later, and
+        hold none of the service's histories meanwhile. A replica that held every shard in its
+        first seconds (before the others counted) kept every service's forecasts after handing
+        half of them on: 1.8 GiB and a 2,000-service heap for the collector to walk, against
+        1.3 GiB for its peer (benchmarks/results/scale_replicas.md)."""
         self.kept, self.status = sync.Memory(), None
+        self.drop_forecast()
+        self.coupling.forget()
 
     def shown(self, body: kopf.Body) -> dict[str, Any]:
         """Status as it stands: this process's last write, else the watched body's."""
