@@ -13,6 +13,7 @@ from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.healing.watch import add_row, backfilled, watches
 from adaptive_operator.handlers import healing_observe
+from adaptive_operator.handlers import runtime as handler_runtime
 from adaptive_operator.handlers.runtime import Runtime
 from adaptive_operator.handlers.warmup import WarmUps
 
@@ -120,17 +121,23 @@ def test_a_watcher_watches_its_metrics_in_their_roles_and_counts_rows_to_its_ref
 
 
 class Stopped:
-    """kopf's DaemonStopped, as far as a healing period uses it."""
+    """kopf's DaemonStopped, as far as a healing period uses it (never set), and the waits
+    `runtime.pause` was asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.waits: list[float] = []
+        monkeypatch.setattr(handler_runtime, "pause", self.pause)
 
-    async def wait(self, timeout: float) -> bool:
-        self.waits.append(timeout)
+    def __bool__(self) -> bool:
         return False
 
+    async def pause(self, stopped: Any, seconds: float) -> None:
+        assert stopped is self
+        self.waits.append(seconds)
 
-async def test_a_replica_that_may_not_act_reads_and_keeps_no_healing_history() -> None:
+
+async def test_a_replica_that_may_not_act_reads_and_keeps_no_healing_history(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """With the services shared out over lease shards, a replica that does not hold a service's
     shard starts no backfill for it, and drops the history it had when the shard went away."""
     import asyncio
@@ -151,7 +158,7 @@ async def test_a_replica_that_may_not_act_reads_and_keeps_no_healing_history() -
     watching.watch("ns", service, service.healing or HealingSpec(), held)
     backfill = watching.warming
     assert backfill is not None
-    stopped = Stopped()
+    stopped = Stopped(monkeypatch)
     await heal_period("ns", "web", body, stopped, watching,  # type: ignore[arg-type]
                       replace(held, may_act=lambda: False))
     assert watching.watcher is None

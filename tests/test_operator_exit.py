@@ -5,6 +5,7 @@ first daemon told that the operator exits tells the others, through the runtime.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from dataclasses import replace
 from typing import Any
@@ -232,3 +233,41 @@ def test_the_last_resort_is_armed_once_and_can_be_left_out() -> None:
     without = runtime.Lifecycle(last_resort_seconds=None)
     without.kill_if_hung()
     assert without.last_resort is None
+
+
+async def test_the_wait_between_periods_leaves_nothing_for_the_cyclic_collector() -> None:
+    """kopf's `stopped.wait(n)` left some 26 objects in a cycle per call, which only a full
+    collection frees: twice a period for every service, on every replica."""
+    waits, flag = 200, stopped()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(waits):
+            await runtime.pause(flag, 0.0001)
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert found < waits  # kopf's: over 5,000 here
+
+
+async def test_a_stopped_daemon_does_not_wait() -> None:
+    await asyncio.wait_for(
+        runtime.pause(stopped(kopf.DaemonStoppingReason.RESOURCE_DELETED), 3600.0), timeout=5)
+
+
+@pytest.mark.parametrize("daemon", [adaptive_service.scaling_daemon, healing.healing_daemon])
+async def test_a_daemon_waiting_for_its_next_period_ends_when_kopf_cancels_it(
+        daemon: Any) -> None:
+    """As kopf stops a daemon whose object went: the flag, then a cancel at once."""
+    cluster = Cluster()
+    stopper: DaemonStopper = DaemonStopper()
+    task = asyncio.create_task(daemon(name="web", namespace="ns", body=body(),
+                                      stopped=stopper.async_waiter,
+                                      memo=kopf.Memo(runtime=cluster.runtime(
+                                          clock=FixedClock(NOW)))))
+    while not cluster.writes:  # its first sync, then the wait for the next period
+        await asyncio.sleep(0.01)
+    stopper.set(reason=kopf.DaemonStoppingReason.RESOURCE_DELETED)
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=10)
+    assert task.done() and cluster.scaled == []

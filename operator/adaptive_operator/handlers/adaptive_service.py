@@ -41,7 +41,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
             elapsed = rt.clock.monotonic() - started
             telemetry.RECONCILE_SECONDS.observe(elapsed)
             failures = 0 if ok else failures + 1
-            await stopped.wait(backoff(period, failures, elapsed))
+            await runtime.pause(stopped, backoff(period, failures, elapsed))
     finally:
         forget(namespace, name, body, memory)
 

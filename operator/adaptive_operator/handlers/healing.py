@@ -103,11 +103,11 @@ async def heal_period(namespace: str, name: str, body: kopf.Body, stopped: kopf.
     try:
         spec, watching.kept = specs.validated(body, watching.kept)
     except ValidationError:
-        await stopped.wait(60.0)  # the scaling daemon reports the invalid spec
+        await runtime.pause(stopped, 60.0)  # the scaling daemon reports the invalid spec
         return
     if not rt.may_act():  # not this replica's to heal: no history read nor kept for it
         watching.forget()
-        await stopped.wait(float(spec.sync_period_seconds))
+        await runtime.pause(stopped, float(spec.sync_period_seconds))
         return
     watcher = watching.watch(namespace, spec, spec.healing or HealingSpec(), rt)
     started = rt.clock.monotonic()
@@ -115,7 +115,7 @@ async def heal_period(namespace: str, name: str, body: kopf.Body, stopped: kopf.
     # Syncs start every period (the detector's history is one row per period): waiting a whole
     # period after a sync made the period the sync's time longer.
     elapsed = rt.clock.monotonic() - started
-    await stopped.wait(max(0.0, float(spec.sync_period_seconds) - elapsed))
+    await runtime.pause(stopped, max(0.0, float(spec.sync_period_seconds) - elapsed))
 
 
 async def guarded_heal(namespace: str, name: str, body: kopf.Body, spec: AdaptiveServiceSpec,
