@@ -265,8 +265,12 @@ async def test_a_daemon_waiting_for_its_next_period_ends_when_kopf_cancels_it(
                                       stopped=stopper.async_waiter,
                                       memo=kopf.Memo(runtime=cluster.runtime(
                                           clock=FixedClock(NOW)))))
-    while not cluster.writes:  # its first sync, then the wait for the next period
-        await asyncio.sleep(0.01)
+
+    async def first_sync() -> None:  # then the daemon waits for its next period
+        while not cluster.writes:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(first_sync(), timeout=10)
     stopper.set(reason=kopf.DaemonStoppingReason.RESOURCE_DELETED)
     task.cancel()
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=10)
