@@ -47,10 +47,9 @@ class Memory:
 
     def forget(self) -> None:
         """Another replica may lead now and write status: start again from status later, and
-        hold none of the service's histories meanwhile. A replica that held every shard in its
-        first seconds (before the others counted) kept every service's forecasts after handing
-        half of them on: 1.8 GiB and a 2,000-service heap for the collector to walk, against
-        1.3 GiB for its peer (benchmarks/results/scale_replicas.md)."""
+        hold none of the service's histories meanwhile: a replica that held every shard in its
+        first seconds (before the others were counted) kept every service's forecasts for good
+        after handing half of them on."""
         self.kept, self.status = sync.Memory(), None
         self.drop_forecast()
         self.coupling.forget()
