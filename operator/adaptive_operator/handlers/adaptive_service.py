@@ -48,8 +48,7 @@ async def scaling_daemon(name: str, namespace: str | None, body: kopf.Body,
 
 def forget(namespace: str, name: str, body: kopf.Body, memory: Memory) -> None:
     """The service is gone (or this daemon stops): its histories and gauges go too."""
-    memory.drop_forecast()
-    memory.coupling.forget()
+    memory.forget()
     spec = body.get("spec", {}) or {}
     quantile = float((spec.get("predictive") or {}).get("quantile", 0.8))
     forecast_report.unpublish(namespace, name,
