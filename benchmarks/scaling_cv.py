@@ -27,7 +27,7 @@ from scaling_runs import DEFAULT_OURS, PREVIOUS_OURS, Figures, family_of, run_tr
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGET = 1.00
 FAMILIES = ("ours", "ours default", "ours previous default", "headroom", "keda", "phpa", "crane",
-            "oracle")
+            "oracle", "frontier")
 # The product picked at their replica-hours (`at_rival_cost`): static headroom at two sizes (the
 # headroom family's own pick, h=-0.05 at the 1.00x budget, is cheaper than any product point)
 # and the Predictive HPA as picked on the folds.

@@ -17,7 +17,8 @@ NAMES = {"ours": "adaptive-operator (knobs picked on folds)",
          "ours default": "adaptive-operator, shipped defaults",
          "ours previous default": "adaptive-operator, previous defaults (no fallback)",
          "headroom": "HPA + static headroom h", "keda": "KEDA (HPA on the same query)",
-         "phpa": "Predictive HPA", "crane": "Crane EHPA (DSP)", "oracle": "oracle"}
+         "phpa": "Predictive HPA", "crane": "Crane EHPA (DSP)", "oracle": "oracle",
+         "frontier": "oracle with pods run e above target (perfect foresight at a budget)"}
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -104,7 +105,8 @@ def _plot_peers(ax: Any, points: dict[str, dict[str, float]]) -> None:
     head = sorted((p["cost"], p["unserved"]) for k, p in points.items()
                   if family_of(k) in ("headroom", "hpa"))
     ax.plot(*zip(*head, strict=True), "o-", color="tab:blue", ms=4, label="HPA + headroom h")
-    for family, marker in (("keda", "s"), ("phpa", "^"), ("crane", "v"), ("oracle", "*")):
+    for family, marker in (("keda", "s"), ("phpa", "^"), ("crane", "v"), ("oracle", "*"),
+                           ("frontier", "P")):
         pts = [(p["cost"], p["unserved"]) for k, p in points.items() if family_of(k) == family]
         costs, unserved = zip(*pts, strict=True)
         ax.scatter(costs, unserved, marker=marker, s=40, label=NAMES[family])
@@ -181,7 +183,7 @@ def write(table: Table, traces: list[Trace], folds: dict[str, list[dict[str, obj
         "point when none fits) and scored on the held-out ones; `development` is the same pick "
         "scored on its training segments. Ratios are against reactive HPA on the same rows.", "",
         f"Command: `{COMMAND}`", ""]
-    lines += [WHY_NOTE, ""]
+    lines += [WHY_NOTE, "", FRONTIER_NOTE, ""]
     lines += _scheme_sections(table, folds, real, every, bursty)
     lines += _rival_sections(table, folds[RIVAL_SCHEME], real, every, bursty)
     lines += ["## Leave one trace out, per trace", "", *_per_trace(folds["leave one trace out"])]
@@ -221,6 +223,21 @@ down. The knob is `fallback=on|off` below; "previous defaults" is the shipped po
 Tried and not kept: the same band always maxed with the forecast's floor (a little less unserved
 demand for more replica-hours, on the same curve), and the quantile of the highest rise over the
 look-ahead without the guard (1.65x HPA's replica-hours on the bursty trace)."""
+
+FRONTIER_NOTE = """## How far perfect foresight gets within the budget (issue 17's target)
+
+The oracle serves every row at 1.011x HPA's replica-hours on the seasonal real traces: in this pod
+model a pod serves up to its target, and HPA, which adds a pod only once the load passes the
+target by its 10% tolerance, runs its pods over it and saves the replica-hours. `frontier e=...`
+is the oracle with its pods allowed to run `e` above their target (the demand above the target
+still counts as unserved): perfect foresight at a lower cost. On the whole seasonal real traces
+(the cost curve's table) it leaves 0.15x HPA's unserved demand at 0.997x and 0.28x at 0.992x, so
+80% less than HPA costs even perfect foresight about 0.995x; picked on the folds at the 1.00x
+budget, it leaves 0.07x held out at 1.001x. Issue 17's target (at most 0.20x at no more than
+1.00x) leaves a forecast with any error about half a percent of replica-hours over perfect
+foresight on these 5-minute traces; the shipped defaults reach the oracle's 0.07x at 1.045x.
+The issue's own oracle ran at 0.93x on a minute-level web trace (not in this data), where HPA's
+lag costs more and the room is wider."""
 
 RIVAL_SCHEME = "at a rival's replica-hours"
 RIVAL_NOTE = ("At equal replica-hours, a forecast that cannot beat the rival adds nothing: per "
