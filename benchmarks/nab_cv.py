@@ -61,6 +61,7 @@ SCORE_CHOICES: tuple[dict[str, Any], ...] = (
 )
 # The operating point (applied to the scores without a refit). `train_quantile` 0.995 and
 # `train_sigmas` 0 / 3.0 were never picked in the 648-candidate run (results/history.md): dropped.
+# `rearm_rows`: after a flag, wait for that many rows where no metric moved (0: the cool-down only).
 JUDGE_GRID: dict[str, tuple[Any, ...]] = {
     "min_deviation_z": (3.0, 4.0, 5.0),
     "record_margin": (-0.04, -0.02, 0.0),
@@ -69,6 +70,7 @@ JUDGE_GRID: dict[str, tuple[Any, ...]] = {
     "train_quantile": (0.99,),
     "train_sigmas": (2.5,),
     "smooth_rows": (1, 3, 5),
+    "rearm_rows": (0, 4, 8, 16),
 }
 
 AWS_KINDS = (

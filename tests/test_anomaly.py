@@ -89,7 +89,7 @@ def test_scores_stay_in_unit_interval_for_any_series(values: list[float]) -> Non
 )
 def test_operating_point(exceeds: list[int], k: int, n: int, cooldown: int,
                          expected: list[int]) -> None:
-    config = replace(FAST, persistence_k=k, persistence_n=n, cooldown_rows=cooldown)
+    config = replace(FAST, persistence_k=k, persistence_n=n, cooldown_rows=cooldown, rearm_rows=0)
     gate = np.array(exceeds, dtype=bool)  # equal scores: every gate row beats the record
     flags = flag_incidents(np.ones(len(gate)), gate, np.zeros(len(gate), dtype=bool), config,
                            cooldown + 1)
@@ -273,7 +273,7 @@ def test_a_flagged_incident_does_not_raise_the_record_for_the_next() -> None:
     # record of the normal rows (0.2) although the first incident scored higher.
     scores = np.array([0.2, 0.95, 0.9, 0.9, 0.2, 0.8])
     gate = np.array([False, True, False, False, False, True])
-    config = replace(FAST, cooldown_rows=2, record_margin=0.0)
+    config = replace(FAST, cooldown_rows=2, record_margin=0.0, rearm_rows=0)
     none = np.zeros(6, dtype=bool)
     assert flag_incidents(scores, gate, none, config, 3).tolist() == [
         False, True, False, False, False, True]

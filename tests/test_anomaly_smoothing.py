@@ -47,7 +47,7 @@ def test_a_lone_high_score_is_flagged_unsmoothed_only_and_a_run_of_them_either_w
     scores[:100] = 0.0
     scores[250] = 0.8  # one row
     scores[400:403] = 0.8  # three rows in a row
-    plain = DetectorSettings(refit_every=500, smooth_rows=1)
+    plain = DetectorSettings(refit_every=500, smooth_rows=1, rearm_rows=0)  # every row moves
     assert list(np.flatnonzero(judge(_batch(scores), plain).flags)) == [250, 400]
     smooth = replace(plain, smooth_rows=3)
     result = judge(_batch(scores), smooth)

@@ -91,8 +91,12 @@ class DetectorSettings:
     `smooth_rows`: a row is judged by the mean of its score and the scores of the
     `smooth_rows - 1` rows before it (causal; 1: its own score), so that one chance high score
     weighs less than a run of them. The threshold stays the training scores' quantile.
+    `rearm_rows` > 0: after a flag, the next one also waits until the incident settled, a run
+    of that many rows in which no metric moved `min_deviation_z` robust sigmas (0: the
+    cool-down alone). Off for the operator, which keeps an incident open itself while a metric
+    that deviated still deviates (`inputs.track_incident`).
     The operating point's defaults (`train_quantile`, `train_sigmas`, `record_margin`,
-    `record_quantile`, `min_deviation_z`, `cooldown_rows`, `smooth_rows`) are what
+    `record_quantile`, `min_deviation_z`, `cooldown_rows`, `smooth_rows`, `rearm_rows`) are what
     leave-one-group-out cross-validation picks on all its groups
     (benchmarks/nab_cv.py); the others were chosen on the NAB development corpus (never per file).
     """
@@ -112,6 +116,7 @@ class DetectorSettings:
     persistence_k: int = 1
     persistence_n: int = 1
     cooldown_rows: int = 100
+    rearm_rows: int = 8
     record_rows: int = 1000
     min_deviation_z: float = 4.0
     record_margin: float = -0.02
@@ -133,6 +138,8 @@ class DetectorSettings:
         """The settings of when a score is flagged."""
         if not 0.0 < self.sensitivity <= 1.0:
             raise ValueError(f"sensitivity must be in (0, 1], got {self.sensitivity}")
+        if self.rearm_rows < 0:
+            raise ValueError(f"rearm_rows must be >= 0, got {self.rearm_rows}")
         if not 1 <= self.persistence_k <= self.persistence_n:
             raise ValueError(
                 f"persistence needs 1 <= k <= n, got k={self.persistence_k} n={self.persistence_n}"
@@ -391,7 +398,7 @@ class ScoredBatch:
 OPERATING_POINT_KNOBS = (
     "sensitivity", "train_quantile", "train_sigmas", "margin", "persistence_k", "persistence_n",
     "cooldown_rows", "record_margin", "record_quantile", "min_deviation_z", "beyond_training",
-    "smooth_rows",
+    "smooth_rows", "rearm_rows",
 )
 
 
@@ -432,7 +439,7 @@ def judge(scored: ScoredBatch, settings: DetectorSettings) -> BatchResult:
     beyond = scored.outside & moved if settings.beyond_training else np.zeros_like(moved)
     regular = repeats_season(scores, scored.seasons, settings)
     flags = flag_incidents(scores, above & moved & ~regular, beyond & ~regular, settings,
-                           settings.cooldown_rows + 1)
+                           settings.cooldown_rows + 1, ~moved)
     return BatchResult(scores, flags)
 
 

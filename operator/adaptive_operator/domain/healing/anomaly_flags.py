@@ -5,11 +5,14 @@ some metric moves, it does not repeat the season) and its score beats the record
 score of the `record_rows` rows before its persistence window (or their `record_quantile`), plus
 `record_margin`. A flag
 needs `persistence_k` exceeding rows among the last `persistence_n` and comes at least
-`cooldown_rows` after the previous flag. The record is that of *normal* rows: the rows of an
-incident already flagged (the flag and its cool-down) are left out of it, so one incident does
-not raise the bar the next one must clear for a thousand rows. That makes a row's verdict
-depend on the flags before it, hence the loop; it visits only the rows that pass the gate (and
-the persistence window after them).
+`cooldown_rows` after the previous flag and, with `rearm_rows`, after the incident settled: a
+run of `rearm_rows` rows where no metric moved (`settled`) since the flag. Without it, a level
+shift that the trailing baseline takes hundreds of rows to absorb is flagged again at the end of
+every cool-down, one false alarm each (issue 17). The record is that of *normal* rows: the rows
+of an incident already flagged (the flag and its cool-down, and until it settled) are left out
+of it, so one incident does not raise the bar the next one must clear for a thousand rows.
+That makes a row's verdict depend on the flags before it, hence the loop; it visits only the
+rows that pass the gate (and the persistence window after them).
 
 Pure numpy; causal: a row's verdict uses the scores and flags of rows up to it.
 """
@@ -39,6 +42,8 @@ class OperatingPoint(Protocol):
     def persistence_n(self) -> int: ...
     @property
     def cooldown_rows(self) -> int: ...
+    @property
+    def rearm_rows(self) -> int: ...
 
 
 def record_level(normal: FloatArray, row: int, point: OperatingPoint) -> float:
@@ -69,29 +74,57 @@ def _rows_to_visit(candidates: BoolArray, persistence_n: int) -> IntArray:
     return visited
 
 
+def calm_runs(settled: BoolArray, rows: int) -> IntArray:
+    """The first rows of every run of `rows` settled rows, in order (overlapping runs too);
+    none with `rows` 0."""
+    if rows <= 0:
+        return np.zeros(0, dtype=np.intp)
+    quiet = np.asarray(settled, dtype=np.int64)
+    ends = np.flatnonzero(np.convolve(quiet, np.ones(rows, dtype=np.int64))[: len(quiet)] == rows)
+    starts: IntArray = ends - rows + 1
+    return starts
+
+
 def flag_incidents(
     scores: FloatArray,
     gate: BoolArray,
     beyond: BoolArray,
     point: OperatingPoint,
     quiet_before: int = 0,
+    settled: BoolArray | None = None,
 ) -> BoolArray:
     """Flags of the rows of `scores`: `gate` rows that beat the record of normal rows, and
-    `beyond` rows whatever their score, through persistence and cool-down.
+    `beyond` rows whatever their score, through persistence, cool-down and re-arming.
 
-    `quiet_before` is how many rows have passed since the last flag before this stretch.
+    `quiet_before` is how many rows have passed since the last flag before this stretch (and
+    the incident then counts as settled). `settled`: rows where no metric moved (none: every
+    row), read only with `rearm_rows`.
     """
     normal = np.asarray(scores, dtype=float).copy()
     exceeds = np.zeros(len(normal), dtype=bool)
     flags = np.zeros(len(normal), dtype=bool)
-    last_flag = -quiet_before
+    calm = calm_runs(np.ones(len(normal), dtype=bool) if settled is None else settled,
+                     point.rearm_rows)
+    last_flag, rearmed = -quiet_before, True
     for row in map(int, _rows_to_visit(gate | beyond, point.persistence_n)):
+        if not rearmed:
+            rearmed = _end_incident(normal, calm, last_flag, row, point.rearm_rows)
         exceeds[row] = bool(beyond[row]) or (
             bool(gate[row]) and scores[row] > record_level(normal, row, point)
         )
         recent = int(exceeds[max(0, row - point.persistence_n + 1) : row + 1].sum())
-        if recent >= point.persistence_k and row - last_flag > point.cooldown_rows:
+        if recent >= point.persistence_k and row - last_flag > point.cooldown_rows and rearmed:
             flags[row] = True
-            last_flag = row
+            last_flag, rearmed = row, point.rearm_rows <= 0
             normal[row : row + point.cooldown_rows + 1] = 0.0
     return flags
+
+
+def _end_incident(normal: FloatArray, calm: IntArray, flag: int, row: int, rows: int) -> bool:
+    """Whether the incident flagged at `flag` settled before `row`: a run of `rows` settled
+    rows began after the flag and ended before `row`. Its rows until that run, or until `row`
+    while it lasts, leave the record of normal rows."""
+    first = int(np.searchsorted(calm, flag, side="right"))
+    settled = first < len(calm) and int(calm[first]) + rows <= row
+    normal[flag : int(calm[first]) if settled else row] = 0.0
+    return settled

@@ -136,9 +136,10 @@ class AnomalyDetector:
                  contributions: tuple[Contribution, ...]) -> AnomalyVerdict:
         scores = smoothed(np.asarray(rows.scores, dtype=float), self.settings.smooth_rows)
         regular = repeats_season(scores, model.season, self.settings)
-        gate = (scores >= model.threshold) & np.asarray(rows.deviates, dtype=bool) & ~regular
+        moved = np.asarray(rows.deviates, dtype=bool)
+        gate = (scores >= model.threshold) & moved & ~regular
         beyond = np.asarray(rows.beyond, dtype=bool) & ~regular
-        flags = flag_incidents(scores, gate, beyond, self.settings, rows.limit + 1)
+        flags = flag_incidents(scores, gate, beyond, self.settings, rows.limit + 1, ~moved)
         return AnomalyVerdict(float(scores[-1]), bool(flags[-1]), contributions)
 
     def _contributions(self, window: Series) -> tuple[Contribution, ...]:

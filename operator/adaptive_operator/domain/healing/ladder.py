@@ -464,7 +464,8 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
     daily period and long enough for chance ones. One forest, not `detect`'s mean of several:
     every service's model is kept in memory and scored every sync. The training scores'
     quantile as the threshold and the highest recent score as the record, not `detect`'s mean
-    plus sigmas and record quantile (cross-validated on NAB only)."""
+    plus sigmas and record quantile (cross-validated on NAB only), and no re-arming: the
+    operator keeps an incident open itself (`inputs.track_incident`)."""
     return replace(
         DetectorSettings(),
         warm_up_rows=LIVE_WARM_UP_ROWS,
@@ -474,6 +475,7 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
         train_sigmas=0.0,
         record_quantile=1.0,
         record_margin=-0.04,
+        rearm_rows=0,
         min_train_rows=spec.min_training_rows,
         sensitivity=spec.sensitivity,
         persistence_k=spec.persistence.k,
