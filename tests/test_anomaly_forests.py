@@ -98,9 +98,11 @@ def test_detect_thresholds_at_mean_plus_sigmas_and_the_operator_at_the_quantile(
     assert detector_settings_from_spec(HealingSpec()).train_sigmas == 0.0
 
 
-def test_detect_records_at_a_quantile_and_the_operator_at_the_highest() -> None:
+def test_detect_and_the_operator_record_at_the_highest_each_with_its_margin() -> None:
+    # The folds picked detect's record at the 0.995 quantile before the long mean shift, at
+    # the highest since (benchmarks/results/history.md); the operator keeps its own rule.
     detect, live = DetectorSettings(), detector_settings_from_spec(HealingSpec())
-    assert (detect.record_quantile, detect.record_margin) == (0.995, -0.02)
+    assert (detect.record_quantile, detect.record_margin) == (1.0, -0.02)
     assert (live.record_quantile, live.record_margin) == (1.0, -0.04)
 
 

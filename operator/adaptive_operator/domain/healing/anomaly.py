@@ -3,7 +3,8 @@
 An IsolationForest (scikit-learn) over causal features of each metric: the robust z-score of
 the value against a trailing baseline (median and MAD of the rows *before* it), the robust
 z-score of the step from the previous row, a short-term mean shift and a short-term volatility
-ratio; for a metric whose training rows show a period, of its change since one period earlier
+ratio, and a long mean shift (`long_rows`: a shift held for dozens of rows that no single row
+shows); for a metric whose training rows show a period, of its change since one period earlier
 instead of its value (seasonal differencing). The forest is trained on recent history and
 refit on a schedule; a row's score uses rows up to it only. A point is flagged when its score
 stands out from the scores the forest gave its own training rows *and* comes close to (within
@@ -35,7 +36,11 @@ from adaptive_operator.domain.forecasting.seasonality import (
     strongest_peak,
 )
 from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
-from adaptive_operator.domain.healing.anomaly_latest import MAD_TO_SIGMA, seasonal_difference
+from adaptive_operator.domain.healing.anomaly_latest import (
+    LONG_ROWS,
+    MAD_TO_SIGMA,
+    seasonal_difference,
+)
 from adaptive_operator.domain.healing.anomaly_latest import compress as _compress
 from adaptive_operator.domain.healing.forest_scoring import FastForest
 
@@ -43,7 +48,7 @@ FloatArray = npt.NDArray[np.float64]
 Series = Mapping[str, Sequence[float] | npt.NDArray[np.float64]]
 BoolArray = npt.NDArray[np.bool_]
 
-FEATURES_PER_METRIC = 4
+FEATURES_PER_METRIC = 5
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,9 @@ class DetectorSettings:
     scores, each of which the forest's seed moves (benchmarks/results/nab_seed.md). 0: the
     quantile. On for `detect`; the operator keeps the quantile (its rule on live services).
     `record_quantile` < 1 puts the record (see `anomaly_flags`) at that quantile of the recent
-    normal scores instead of their highest, one row's score that the seed moves. On (0.995)
-    for `detect`; the operator keeps the highest and its margin (-0.04).
+    normal scores instead of their highest, one row's score that the seed moves. The folds
+    picked 0.995 before the long mean shift, the highest (1.0) since; the operator keeps the
+    highest with its margin (-0.04).
     A flag also needs a metric whose level or step is `min_deviation_z` robust sigmas off.
     Rows before `min_train_rows` score 0 and are never flagged.
     `warm_up_rows`: the first rows of a history (or of a scored window) are judged against a
@@ -103,6 +109,7 @@ class DetectorSettings:
 
     baseline_rows: int = 1000
     short_rows: int = 6
+    long_rows: int = LONG_ROWS
     train_rows: int = 2000
     min_train_rows: int = 100
     refit_every: int = 500
@@ -120,7 +127,7 @@ class DetectorSettings:
     record_rows: int = 1000
     min_deviation_z: float = 4.0
     record_margin: float = -0.02
-    record_quantile: float = 0.995
+    record_quantile: float = 1.0
     warm_up_rows: int = 0
     beyond_training: bool = False
     season_repeats: int = 3
@@ -151,8 +158,8 @@ class DetectorSettings:
             raise ValueError(
                 "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"
             )
-        if self.smooth_rows < 1:
-            raise ValueError(f"smooth_rows must be >= 1, got {self.smooth_rows}")
+        if min(self.smooth_rows, self.short_rows, self.long_rows) < 1:
+            raise ValueError("smooth_rows, short_rows and long_rows must be >= 1")
         if self.forests < 1:
             raise ValueError(f"forests must be >= 1, got {self.forests}")
         if self.season_repeats < 0 or self.season_slack_rows < 1:
@@ -225,7 +232,8 @@ def metric_features(
     step_z = step / step_scale
     mean_z = (short.mean() - baseline) / scale
     vol = np.log((short.std().fillna(0.0) + scale * 0.1) / (scale * 1.1))
-    stacked = np.column_stack([level_z, step_z, mean_z, vol]).astype(float)
+    long_z = (x.rolling(settings.long_rows, min_periods=1).mean() - baseline) / scale
+    stacked = np.column_stack([level_z, step_z, mean_z, vol, long_z]).astype(float)
     return _compress(np.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0))
 
 

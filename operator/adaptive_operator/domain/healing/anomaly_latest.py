@@ -23,6 +23,9 @@ FloatArray = npt.NDArray[np.float64]
 
 # 1.4826 * MAD estimates the standard deviation of normal data.
 MAD_TO_SIGMA = 1.4826
+# Rows of the long mean shift (`DetectorSettings.long_rows`): a shift too small for one row or
+# six to stand out, held for dozens of rows (issue 17: multi-scale features).
+LONG_ROWS = 15
 
 
 def compress(z: FloatArray) -> FloatArray:
@@ -44,6 +47,12 @@ def median(values: FloatArray) -> float:
 def mean(values: FloatArray) -> float:
     """np.mean (the same pairwise sum and division) without its overhead."""
     return float(values.sum()) / len(values)
+
+
+def _finite_mean(values: FloatArray) -> float:
+    """The mean of the values that are not NaN (pandas' rolling mean skips them), NaN if none."""
+    finite = values[~np.isnan(values)]
+    return mean(finite) if len(finite) else float("nan")
 
 
 def _std(values: FloatArray) -> float:
@@ -74,21 +83,23 @@ def seasonal_difference(values: Sequence[float] | FloatArray, period: int) -> Fl
 
 
 def _one_metric(
-    values: Sequence[float] | FloatArray, baseline_rows: int, short_rows: int, period: int
+    values: Sequence[float] | FloatArray, baseline_rows: int, windows: tuple[int, int],
+    period: int
 ) -> tuple[list[float], float, float]:
-    """The newest row's [level_z, step_z, mean_z, vol] (uncompressed), baseline and level z."""
-    x, baseline, deviations = _deviations(values, baseline_rows, period)
-    return _newest(x, baseline, deviations, baseline_rows, short_rows)
+    """The newest row's [level_z, step_z, mean_z, vol, long_z] (uncompressed), baseline and
+    level z; `windows`: the short and the long rows."""
+    x, baseline, deviations = _deviations(values, baseline_rows, period, max(windows))
+    return _newest(x, baseline, deviations, baseline_rows, windows)
 
 
 def _deviations(
-    values: Sequence[float] | FloatArray, baseline_rows: int, period: int
+    values: Sequence[float] | FloatArray, baseline_rows: int, period: int, window_rows: int
 ) -> tuple[FloatArray, float, FloatArray]:
     """The rows the newest row's features can reach (differenced with a `period`), the newest
     row's baseline, and each such row's deviation |x[i-1] - baseline[i]| from its own."""
-    # Only the rows the newest row's features can reach: its baseline's window, and the
-    # baselines of the rows in the window its scale is taken over.
-    reach = 2 * baseline_rows + 2
+    # Only the rows the newest row's features can reach: its baseline's window, the
+    # baselines of the rows in the window its scale is taken over, and its mean windows.
+    reach = max(2 * baseline_rows + 2, window_rows)
     x = seasonal_difference(np.asarray(values, dtype=float)[-(reach + max(period, 0)) :], period)
     x = x[-reach:]
     previous = np.concatenate([[np.nan], x[:-1]])
@@ -97,7 +108,8 @@ def _deviations(
 
 
 def _newest(
-    x: FloatArray, baseline: float, deviations: FloatArray, baseline_rows: int, short_rows: int
+    x: FloatArray, baseline: float, deviations: FloatArray, baseline_rows: int,
+    windows: tuple[int, int]
 ) -> tuple[list[float], float, float]:
     """The newest row's features from its baseline and the deviations of the rows up to it
     (`x` and `deviations` may start anywhere before the newest row's reach)."""
@@ -105,13 +117,16 @@ def _newest(
     scale = _scale_at_end(deviations, baseline_rows, level_floor)
     steps = np.concatenate([[np.nan], np.diff(x[-(baseline_rows + 2) :])])
     step_scale = _scale_at_end(np.abs(steps), baseline_rows, 1e-9)
+    short_rows, long_rows = windows
     short = x[-short_rows:]
     short_mean = mean(short)
     short_std = _std(short) if len(short) > 1 else 0.0
     level_z = (x[-1] - baseline) / scale
     with np.errstate(divide="ignore", invalid="ignore"):
         vol = float(np.log((short_std + scale * 0.1) / (scale * 1.1)))
-    features = [level_z, steps[-1] / step_scale, (short_mean - baseline) / scale, vol]
+    long_mean = _finite_mean(x[-long_rows:])
+    features = [level_z, steps[-1] / step_scale, (short_mean - baseline) / scale, vol,
+                (long_mean - baseline) / scale]
     return features, baseline, level_z
 
 
@@ -124,6 +139,7 @@ def latest_features(
     baseline_rows: int,
     short_rows: int,
     periods: Mapping[str, int] | None = None,
+    long_rows: int = LONG_ROWS,
 ) -> tuple[FloatArray, list[Level]]:
     """The newest row of `anomaly.feature_matrix(window, periods)` (1 x features) and, per
     metric, its value, baseline and level z (what `anomaly.level_zscores` gives for the last
@@ -133,7 +149,7 @@ def latest_features(
         values = np.asarray(window[name], dtype=float)
         period = (periods or {}).get(name, 0)
         found.append((name, values, period,
-                      *_one_metric(values, baseline_rows, short_rows, period)))
+                      *_one_metric(values, baseline_rows, (short_rows, long_rows), period)))
     return _assembled(found)
 
 
@@ -194,7 +210,12 @@ class LatestFeatures:
 
     baseline_rows: int
     short_rows: int
+    long_rows: int = LONG_ROWS
     _trails: dict[str, _Trail] = field(default_factory=dict)
+
+    @property
+    def _windows(self) -> tuple[int, int]:
+        return self.short_rows, self.long_rows
 
     def restart(self, window: Mapping[str, Column]) -> None:
         """Remember `window`, nothing computed."""
@@ -214,21 +235,21 @@ class LatestFeatures:
         for name in sorted(window):
             values, period = window[name], periods.get(name, 0)
             if period:
-                features = _one_metric(values, self.baseline_rows, self.short_rows, period)
+                features = _one_metric(values, self.baseline_rows, self._windows, period)
                 self._trails[name] = _Trail(values)
             else:
                 baseline, trail = self._extended(self._trails[name], values)
                 self._trails[name] = trail
                 assert trail.recent is not None and trail.deviations is not None
                 features = _newest(trail.recent, baseline, trail.deviations,
-                                   self.baseline_rows, self.short_rows)
+                                   self.baseline_rows, self._windows)
             found.append((name, values, period, *features))
         return _assembled(found)
 
     def _extended(self, trail: _Trail, values: Column) -> tuple[float, _Trail]:
         """The newest row's baseline, and the trail with the newest row added."""
         rows = self.baseline_rows
-        keep = max(rows + 2, self.short_rows)  # the newest row's features need no more
+        keep = max(rows + 2, *self._windows)  # the newest row's features need no more
         slid = len(values) == len(trail.window)  # the oldest row dropped: baselines move
         if trail.recent is None or trail.deviations is None or (
                 slid and len(values) <= max(2 * rows, keep)):
@@ -245,5 +266,5 @@ class LatestFeatures:
         return baseline, _Trail(values, recent, deviations)
 
     def _rebuilt(self, values: Column, keep: int) -> tuple[float, _Trail]:
-        x, baseline, deviations = _deviations(values, self.baseline_rows, 0)
+        x, baseline, deviations = _deviations(values, self.baseline_rows, 0, max(self._windows))
         return baseline, _Trail(values, x[-keep:].copy(), deviations[-(self.baseline_rows + 1) :])

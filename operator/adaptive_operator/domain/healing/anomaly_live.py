@@ -55,7 +55,8 @@ class AnomalyDetector:
     _latest: LatestFeatures = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._latest = LatestFeatures(self.settings.baseline_rows, self.settings.short_rows)
+        self._latest = LatestFeatures(self.settings.baseline_rows, self.settings.short_rows,
+                                      self.settings.long_rows)
 
     def fit(self, history: Series) -> AnomalyDetector:
         s = self.settings

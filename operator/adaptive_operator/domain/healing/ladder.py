@@ -463,9 +463,9 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
     No seasonal differencing: the live training rows are hours of syncs, too short to show a
     daily period and long enough for chance ones. One forest, not `detect`'s mean of several:
     every service's model is kept in memory and scored every sync. The training scores'
-    quantile as the threshold and the highest recent score as the record, not `detect`'s mean
-    plus sigmas and record quantile (cross-validated on NAB only), and no re-arming: the
-    operator keeps an incident open itself (`inputs.track_incident`)."""
+    quantile as the threshold and the highest recent score within 0.04 as the record, not
+    `detect`'s mean plus sigmas and margin of 0.02 (cross-validated on NAB only), and no
+    re-arming: the operator keeps an incident open itself (`inputs.track_incident`)."""
     return replace(
         DetectorSettings(),
         warm_up_rows=LIVE_WARM_UP_ROWS,

@@ -1,4 +1,4 @@
-"""Re-arming: after a flag, the next waits until the incident settled (`rearm_rows`)."""
+"""Re-arming after a flag (`rearm_rows`), and the long mean shift feature (`long_rows`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
+from adaptive_operator.domain.healing.anomaly import (
+    FEATURES_PER_METRIC,
+    DetectorSettings,
+    detect_series,
+    metric_features,
+)
 from adaptive_operator.domain.healing.anomaly_flags import calm_runs, flag_incidents
 
 POINT = replace(DetectorSettings(), cooldown_rows=2, record_margin=-0.1, record_quantile=1.0,
@@ -91,3 +96,23 @@ def test_rearming_stays_causal_a_prefix_flags_the_same() -> None:
 def test_rearm_rows_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="rearm_rows"):
         DetectorSettings(rearm_rows=-1)
+
+
+def test_a_small_shift_held_for_dozens_of_rows_moves_the_long_mean_feature() -> None:
+    # 1.5 sigmas from row 400: the level and the 6-row mean wobble with the noise, the long
+    # mean (column 4, over `long_rows`) settles on the shift.
+    rng = np.random.default_rng(7)
+    values = rng.normal(0.0, 1.0, 600)
+    values[400:] += 1.5
+    settings = DetectorSettings(baseline_rows=300)
+    features = metric_features(values, settings)
+    assert features.shape[1] == FEATURES_PER_METRIC == 5
+    long_before, long_after = features[399, 4], features[400 + settings.long_rows, 4]
+    assert abs(long_before) < 0.4 < np.log1p(1.0) < long_after
+    held = slice(430, 470)  # the long window within the shift: steadier than the 6-row mean
+    assert np.std(features[held, 4]) < 0.7 * np.std(features[held, 2])
+
+
+def test_long_rows_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="long_rows"):
+        DetectorSettings(long_rows=0)
