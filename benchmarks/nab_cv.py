@@ -50,7 +50,7 @@ STANDARD = nab.PROFILES[0]
 FloatArray = npt.NDArray[np.float64]
 
 # The forest's set-up (each needs the forests fitted again): the product's current one (the mean
-# of 3 forests of 30 trees), one forest, the long mean shift over 15 rows instead of 30, one
+# of 3 forests of 30 trees), one forest, the long mean shift over 30 rows instead of 15, one
 # forest of 100 trees, and the seasonal-differencing cut-off lower and higher. `--set-ups N`
 # keeps the first N.
 SCORE_CHOICES: tuple[dict[str, Any], ...] = (

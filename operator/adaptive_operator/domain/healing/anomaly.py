@@ -159,7 +159,8 @@ class DetectorSettings:
                 "min_train_rows must be >= 2, refit_every >= 1 and warm_up_rows >= 0"
             )
         if min(self.smooth_rows, self.short_rows, self.long_rows) < 1:
-            raise ValueError("smooth_rows, short_rows and long_rows must be >= 1")
+            raise ValueError("smooth_rows, short_rows and long_rows must be >= 1, got "
+                             f"{self.smooth_rows}, {self.short_rows} and {self.long_rows}")
         if self.forests < 1:
             raise ValueError(f"forests must be >= 1, got {self.forests}")
         if self.season_repeats < 0 or self.season_slack_rows < 1:
