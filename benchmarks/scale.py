@@ -13,7 +13,8 @@ operator (one process, `--namespace` the benchmark's) and measures over `--perio
   the load average, Prometheus queries/s and API requests/s (its own /metrics counters);
 - then a load step on a few probe services (time to the scale decision) and a bad rollout with
   an error-ratio jump on others (time from the onset to the DryRun RollBack decision).
-Each run adds a row to benchmarks/results/scale.json and rewrites benchmarks/results/scale.md.
+Each run adds a row to benchmarks/results/scale.json and rewrites benchmarks/results/scale.md
+(keeping what is written by hand below its marker line).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from scale_measure import (  # noqa: E402
     await_probes,
     counters,
     report,
+    rewritten,
 )
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -487,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = json.loads(runs_path.read_text()) if runs_path.exists() else []
     runs.append(result)
     runs_path.write_text(json.dumps(runs, indent=1) + "\n")
-    (RESULTS / "scale.md").write_text(report(runs))
+    page = RESULTS / "scale.md"
+    page.write_text(rewritten(page.read_text() if page.exists() else "", runs))
     print(report(runs))
     return 0
 

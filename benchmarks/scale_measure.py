@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import threading
@@ -207,6 +208,28 @@ def _by_label(text: str, name: str, key: str) -> dict[str, float]:
     return found
 
 
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def refusals(text: str) -> dict[str, float]:
+    """The API server's answers of 400 and over (`apiserver_request_total`), keyed
+    `refused:<resource>/<subresource>/<verb>/<code>`: what the cluster turned down, whoever
+    asked (the operator's own counter sees only its own client's calls, not kopf's)."""
+    found: dict[str, float] = {}
+    prefix = "apiserver_request_total{"
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        head, _, value = line.rpartition(" ")
+        labels = dict(_LABEL.findall(head))
+        if int(labels.get("code", "0") or 0) < 400:
+            continue
+        key = "refused:" + "/".join(labels.get(name, "") for name in
+                                    ("resource", "subresource", "verb", "code"))
+        found[key] = found.get(key, 0.0) + float(value)
+    return found
+
+
 def own_metrics(port: int, timeout: float = 10.0) -> str:
     """The operator's /metrics page."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as response:
@@ -236,9 +259,11 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
                              "adaptive_worker_run_seconds_sum": "worker_run_seconds",
                              "adaptive_worker_run_seconds_count": "worker_calls"})
     out.update(_by_label(own, "adaptive_api_requests_total", "api"))
+    out.update(_by_label(own, "adaptive_worker_run_seconds_count", "worker"))
     apiserver = subprocess.run(["kubectl", "get", "--raw", "/metrics"], env=env,
                                capture_output=True, text=True, check=False).stdout
     out.update(_metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
+    out.update(refusals(apiserver))
     query = 'sum(prometheus_http_requests_total{handler=~"/api/v1/query.*"})'
     url = f"{env['PROMETHEUS_URL']}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -336,7 +361,34 @@ def report(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         lines.append("| " + " | ".join(cell(run, key) for key, _ in COLUMNS)
                      + f" | {run.get('when', '')}, {run.get('commit', '')}{settled(run)} |")
-    return "\n".join(lines) + "\n" + NOTES
+    return "\n".join(lines + breakdown(runs)) + "\n" + NOTES
+
+
+def breakdown(runs: list[dict[str, Any]]) -> list[str]:
+    """The newest run's worker-thread calls by pool and function, and the API server's
+    refusals, per second (runs before these were counted: nothing)."""
+    run = next((r for r in reversed(runs) if any(k.startswith("worker:") for k in r)), None)
+    if run is None:
+        return []
+    lines = ["", f"Worker-thread calls and API refusals per second, {run.get('when', '')} "
+             f"({run['services']} services, {run.get('commit', '')}):", ""]
+    for prefix, title in (("worker:", "worker calls (pool/function)"),
+                          ("refused:", "API server refusals (resource/subresource/verb/code)")):
+        found = sorted(((v, k[len(prefix):-len("_per_s")]) for k, v in run.items()
+                        if k.startswith(prefix) and k.endswith("_per_s") and v), reverse=True)
+        listed = ", ".join(f"`{name}` {value:g}" for value, name in found)
+        lines.append(f"- {title}: {listed or 'none'}")
+    return lines
+
+
+# What follows this line in scale.md is written by hand and kept when a run rewrites the file.
+NOTES_MARK = "<!-- written by hand below: benchmarks/scale.py keeps it -->"
+
+
+def rewritten(old: str, runs: list[dict[str, Any]]) -> str:
+    """The report of `runs`, followed by the hand-written notes of the file it replaces."""
+    kept = old.partition(NOTES_MARK)[2] if NOTES_MARK in old else "\n"
+    return report(runs) + NOTES_MARK + kept
 
 
 NOTES = """

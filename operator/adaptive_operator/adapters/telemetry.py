@@ -112,8 +112,9 @@ WORKER_QUEUE_SECONDS = Histogram(
     "adaptive_worker_queue_seconds", "Time a blocking call (API server, Prometheus, model "
     "fitting) waited for a free worker thread.", buckets=_WORKER_BUCKETS)
 WORKER_RUN_SECONDS = Histogram(
-    "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread.",
-    buckets=_WORKER_BUCKETS)
+    "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread, by pool and "
+    "by the function called (names from the operator's own code: a bounded set).",
+    ["pool", "call"], buckets=_WORKER_BUCKETS)
 GC_PAUSE_SECONDS = Counter(
     "adaptive_gc_pause_seconds_total", "Time the process stood still in Python's cyclic garbage "
     "collector, by generation (2: a full collection over every object held).", ["generation"])

@@ -51,9 +51,23 @@ def _tenant_of(fn: Callable[..., Any]) -> str:
     return TENANT.get()
 
 
+def call_name(fn: Callable[..., Any]) -> str:
+    """The name of the function a submitted call runs, through the partials and the context's
+    `run` that `asyncio.to_thread` and `on_pool` wrap it in (a label of the worker metric:
+    which blocking calls the threads spend their time on)."""
+    while isinstance(fn, functools.partial):
+        inner = fn.func
+        if isinstance(getattr(inner, "__self__", None), contextvars.Context) and fn.args:
+            fn = fn.args[0]  # Context.run(fn, *args)
+        else:
+            fn = inner
+    return str(getattr(fn, "__name__", type(fn).__name__))
+
+
 class _Call:
     def __init__(self, future: Future[Any], call: Callable[[], Any], queued: float) -> None:
         self.future, self.call, self.queued = future, call, queued
+        self.name = call_name(call)
 
 
 class FairExecutor(ThreadPoolExecutor):
@@ -63,6 +77,7 @@ class FairExecutor(ThreadPoolExecutor):
     def __init__(self, workers: int, name: str,
                  clock: Callable[[], float] = time.monotonic) -> None:  # no super(): own threads
         self._clock = clock
+        self.name = name
         self._queues: OrderedDict[str, deque[_Call]] = OrderedDict()
         self._ready = threading.Condition()
         self._closed = False
@@ -110,7 +125,8 @@ class FairExecutor(ThreadPoolExecutor):
                 call.future.set_exception(err)
             finally:
                 self.finished_at = self._clock()
-                WORKER_RUN_SECONDS.observe(self.finished_at - started)
+                WORKER_RUN_SECONDS.labels(self.name, call.name).observe(
+                    self.finished_at - started)
 
     def oldest_wait(self) -> float:
         """Seconds the oldest queued call has waited (0 with none queued)."""

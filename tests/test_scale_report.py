@@ -1,0 +1,58 @@
+"""The scale benchmark's report: what it counts of the API server's refusals and the worker
+threads' calls, and that a run's rewrite keeps the notes written by hand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import scale_measure
+
+APISERVER = """\
+# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+apiserver_request_total{code="200",component="apiserver",resource="adaptiveservices",\
+subresource="status",verb="PATCH"} 90
+apiserver_request_total{code="422",component="apiserver",resource="adaptiveservices",\
+subresource="",verb="PATCH",version="v1"} 7
+apiserver_request_total{code="422",component="apiserver",resource="adaptiveservices",\
+subresource="",verb="PATCH",version="v1beta1"} 2
+apiserver_request_total{code="404",component="apiserver",resource="pods",subresource="",\
+verb="GET"} 1
+"""
+
+
+def _run(**figures: Any) -> dict[str, Any]:
+    return {"services": 10, "sync": 15, "wall_s": 150.0, "cpu_s": 1.5, "when": "now",
+            "commit": "abc", "scaling_decisions_pct": 100, "healing_decisions_pct": 100,
+            "scaling_gap_p95_s": 15, "scaling_gap_max_s": 15, "healing_gap_p95_s": 15,
+            "healing_gap_max_s": 15, **figures}
+
+
+def test_refusals_are_the_answers_of_400_and_over_summed_over_other_labels() -> None:
+    assert scale_measure.refusals(APISERVER) == {
+        "refused:adaptiveservices//PATCH/422": 9.0, "refused:pods//GET/404": 1.0}
+
+
+def test_the_breakdown_lists_the_newest_run_that_counted_calls_busiest_first() -> None:
+    runs = [_run(**{"worker:adaptive/patch_status_per_s": 9.0}),
+            _run(**{"worker:adaptive/advise_per_s": 1.5, "worker:adaptive/patch_status_per_s": 4.0,
+                    "worker:prometheus/_raw_query_per_s": 0.0}),
+            _run()]
+    lines = scale_measure.breakdown(runs)
+    assert lines[3] == ("- worker calls (pool/function): `adaptive/patch_status` 4, "
+                        "`adaptive/advise` 1.5")
+    assert lines[4] == "- API server refusals (resource/subresource/verb/code): none"
+    assert scale_measure.breakdown([_run()]) == []
+
+
+def test_a_rewrite_keeps_what_was_written_below_the_mark() -> None:
+    runs = [_run()]
+    first = scale_measure.rewritten("", runs)
+    assert first.endswith(scale_measure.NOTES_MARK + "\n")
+    edited = first + "- a paragraph written by hand\n"
+    again = scale_measure.rewritten(edited, [*runs, _run(cpu_s=3.0)])
+    assert again.endswith(scale_measure.NOTES_MARK + "\n- a paragraph written by hand\n")
+    assert again.count("| now, abc |") == 2
