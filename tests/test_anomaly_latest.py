@@ -32,6 +32,8 @@ from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector, _Scor
 from adaptive_operator.domain.healing.forest_scoring import FastForest, average_path_length
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
+NAN = float("nan")
+
 
 def series(rows: int, seed: int = 0) -> dict[str, list[float]]:
     """Two noisy metrics with a step, a spike and a flat stretch."""
@@ -52,6 +54,21 @@ def test_the_newest_rows_features_equal_the_full_computation(rows: int) -> None:
     latest, levels = latest_features(window, settings.baseline_rows, settings.short_rows)
     np.testing.assert_allclose(latest, full, rtol=1e-9, atol=1e-12)
     assert [name for name, *_ in levels] == ["errors", "latency"]
+
+
+@pytest.mark.parametrize("gaps", [[-1], [-2], [-3, -5], [-1, -2, -3, -4, -5], [-6, -1, -12]])
+def test_missing_values_in_the_newest_rows_give_the_full_computations_features(
+        gaps: list[int]) -> None:
+    """A metric a query could not compute (an error ratio with no requests: NaN) among the
+    newest rows: the live path skips it in the short and long means and the short spread, as
+    the batch's rolling windows do, instead of losing the whole feature."""
+    settings = DetectorSettings(baseline_rows=50)
+    window = series(200, seed=3)
+    for row in gaps:
+        window["errors"][row] = NAN
+    full = feature_matrix(window, settings)[-1:]
+    latest, _ = latest_features(window, settings.baseline_rows, settings.short_rows)
+    np.testing.assert_allclose(latest, full, rtol=1e-9, atol=1e-12)
 
 
 def test_the_fast_forest_scores_as_scikit_learn() -> None:
@@ -130,9 +147,6 @@ def assert_same_verdict(a: AnomalyVerdict, b: AnomalyVerdict) -> None:
 
 
 # --- the newest row's features from what the previous call left ------------------------------
-
-NAN = float("nan")
-
 
 @st.composite
 def window_runs(draw: st.DrawFn) -> tuple[int, int, list[tuple[int, int]], list[list[float]]]:

@@ -55,10 +55,14 @@ def _finite_mean(values: FloatArray) -> float:
     return mean(finite) if len(finite) else float("nan")
 
 
-def _std(values: FloatArray) -> float:
-    """np.std(values, ddof=1) (the same operations) without its overhead."""
-    centred = values - mean(values)
-    return math.sqrt(float((centred * centred).sum()) / (len(values) - 1))
+def _finite_std(values: FloatArray) -> float:
+    """np.std(values, ddof=1) of the values that are not NaN, without its overhead; 0 for
+    fewer than two (pandas' rolling std skips NaN; the batch fills its NaN with 0)."""
+    finite = values[~np.isnan(values)]
+    if len(finite) < 2:
+        return 0.0
+    centred = finite - mean(finite)
+    return math.sqrt(float((centred * centred).sum()) / (len(finite) - 1))
 
 
 def _scale_at_end(deviation: FloatArray, rows: int, floor: float) -> float:
@@ -113,14 +117,16 @@ def _newest(
 ) -> tuple[list[float], float, float]:
     """The newest row's features from its baseline and the deviations of the rows up to it
     (`x` and `deviations` may start anywhere before the newest row's reach)."""
-    level_floor = 1e-6 * (abs(x[-2]) if len(x) > 1 else 0.0) + 1e-9
+    previous = float(x[-2]) if len(x) > 1 else 0.0
+    # The batch fills a missing previous value with 0 here (`anomaly._robust_scale`).
+    level_floor = 1e-6 * (0.0 if math.isnan(previous) else abs(previous)) + 1e-9
     scale = _scale_at_end(deviations, baseline_rows, level_floor)
     steps = np.concatenate([[np.nan], np.diff(x[-(baseline_rows + 2) :])])
     step_scale = _scale_at_end(np.abs(steps), baseline_rows, 1e-9)
     short_rows, long_rows = windows
     short = x[-short_rows:]
-    short_mean = mean(short)
-    short_std = _std(short) if len(short) > 1 else 0.0
+    short_mean = _finite_mean(short)
+    short_std = _finite_std(short)
     level_z = (x[-1] - baseline) / scale
     with np.errstate(divide="ignore", invalid="ignore"):
         vol = float(np.log((short_std + scale * 0.1) / (scale * 1.1)))
