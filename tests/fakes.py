@@ -254,10 +254,10 @@ class HeldFits(WarmUps):
         self.release = asyncio.Event()
         self.asked = 0
 
-    async def fit(self, call: Callable[[], T]) -> T:
+    async def fit_made(self, make: Callable[[], Callable[[], T]]) -> T:
         self.asked += 1
         await self.release.wait()
-        return await super().fit(call)
+        return await super().fit_made(make)
 
 
 class LeaseApi:

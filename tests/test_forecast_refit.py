@@ -79,6 +79,26 @@ async def test_a_due_refit_runs_in_the_background_and_the_syncs_keep_the_last_ad
     assert fits.asked == asked + 1
 
 
+async def test_a_refit_that_waited_for_its_turn_fits_the_rows_of_then() -> None:
+    """The syncs while a refit queues at the gate add more rows than a light call takes. Fitted
+    on the rows of when it was queued, the advisor came back that many rows behind and went
+    through the gate again, as long as the others' fits kept the queue long: with 1,000
+    services every forecast cycled through the gate for good (3.7 fits a second)."""
+    service, metric, fits = await fitted(200)
+    fits.release.clear()
+    asked = fits.asked
+    i = behind(metric, 200)
+    await sync(service, i)  # the refit is queued
+    for j in range(i + 1, i + 1 + 3 * LIGHT_ROWS):
+        assert await sync(service, j) == metric.advised  # kept meanwhile
+    fits.release.set()
+    await service.settled()
+    assert fits.asked == asked + 1
+    await sync(service, i + 1 + 3 * LIGHT_ROWS)
+    assert metric.refitting is None or metric.refitting.done()
+    assert fits.asked == asked + 1  # light: no second round through the gate
+
+
 def carried_on(before: forecasts.Advice, after: forecasts.Advice | None) -> None:
     """A new advice from the same engine, carried on over the rows since (not a new engine on
     too little history)."""

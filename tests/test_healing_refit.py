@@ -54,7 +54,29 @@ async def test_a_due_fit_runs_in_the_background_while_the_syncs_go_on() -> None:
     fits.release.set()
     await started(watcher)
     assert watcher.detector.fitted
-    assert watcher.rows_since_fit == 1  # the row appended during the fit counts to the next
+    assert watcher.rows_since_fit == 0  # the rows are copied when the fit's turn comes
+    assert score(watcher, 0.0) is not None
+
+
+async def test_a_fit_that_waited_for_its_turn_fits_the_rows_of_then(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows the syncs appended while the fit queued are fitted on and their window
+    scored, so the next sync continues it by one row (not the whole window again, on the
+    event loop, once per fit)."""
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
+    healing_observe.start_refit(watcher, fits)
+    await asyncio.sleep(0)
+    for _ in range(3):
+        add_row(watcher, {"latency": 100.0, "errors": 1.0})
+    fits.release.set()
+    await started(watcher)
+    assert watcher.rows_since_fit == 0
+    add_row(watcher, {"latency": 160.0, "errors": 1.0})  # the next sync's row
+
+    def whole_window(_: object) -> None:
+        raise AssertionError("the whole window was scored again on the event loop")
+
+    monkeypatch.setattr(watcher.detector, "_score", whole_window)
     assert score(watcher, 0.0) is not None
 
 

@@ -19,7 +19,6 @@ from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignor
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
 from adaptive_operator.domain.common.times import grid_window
-from adaptive_operator.domain.common.views import RowsView
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast import MetricForecast, ServiceForecast, combine
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, chunk_ranges, joined
@@ -132,8 +131,8 @@ class MetricForecaster(MetricMemory):
             self.advised = (advisor.advise(view, step, fit.ahead, fit.target_per_replica),
                             advisor.state)
             return self.advised
-        rows = self.history.frozen().view(self.base)  # the syncs go on appending meanwhile
-        self.refitting = fits.start(functools.partial(self.refit, advisor, rows, step, fit, fits))
+        self.refitting = fits.start(functools.partial(self.refit, advisor, self.history,
+                                                      self.base, step, fit, fits))
         return self.last_advised()
 
     def last_advised(self) -> Advice:
@@ -141,13 +140,19 @@ class MetricForecaster(MetricMemory):
         after a new advisor: the sync is then reactive only, as while the forecast warms up)."""
         return self.advised or (None, PredictiveState(reason=WARMING_UP))
 
-    async def refit(self, advisor: PredictiveAdvisor, rows: RowsView, step: float,
-                    fit: FitFor, fits: WarmUps) -> None:
-        """`advisor` fitted on `rows` on a worker thread (through the fit gate); its floor and
-        state are the syncs' from then on, unless another advisor replaced it meanwhile."""
+    async def refit(self, advisor: PredictiveAdvisor, history: MetricHistory, base: int,
+                    step: float, fit: FitFor, fits: WarmUps) -> None:
+        """`advisor` fitted on a worker thread (through the fit gate) on the rows of `history`
+        from `base` as they are when its turn comes; its floor and state are the syncs' from
+        then on, unless another advisor replaced it meanwhile."""
+
+        def made() -> Callable[[], int | None]:
+            rows = history.frozen().view(base)  # the syncs go on appending while it runs
+            return functools.partial(advisor.advise, rows, step, fit.ahead,
+                                     fit.target_per_replica)
+
         try:
-            floor = await fits.fit(functools.partial(advisor.advise, rows, step, fit.ahead,
-                                                     fit.target_per_replica))
+            floor = await fits.fit_made(made)
         except Exception as err:  # a model that cannot be fitted is no reason to stop syncing
             log.exception("forecast refit failed", error=f"{type(err).__name__}: {err}"[:300])
             self.advisor = None  # made afresh at the next sync, on the rows kept

@@ -153,9 +153,11 @@ def start_refit(watcher: Watcher, fits: WarmUps) -> None:
 
 
 async def refit(watcher: Watcher, fits: WarmUps) -> None:
-    """A new detector fitted on the rows as they are now, swapped in once fitted."""
+    """A new detector fitted on the rows as they are when its turn at the fit gate comes
+    (`WarmUps.fit_made`: then its last window is the one the next sync continues, scored one
+    row at a time), swapped in once fitted."""
     try:
-        watcher.detector = await fits.fit(functools.partial(
+        watcher.detector = await fits.fit_made(lambda: functools.partial(
             fitted_detector, watcher.settings, fit_rows(watcher), watcher.window_rows))
     except ValueError as err:  # too few rows: not due after all (the history was cut)
         log.warning("detector not fitted", error=str(err))

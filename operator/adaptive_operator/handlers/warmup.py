@@ -55,5 +55,13 @@ class WarmUps:
     async def fit(self, call: Callable[[], T]) -> T:
         """`call` (CPU work) on a worker thread once no other fit runs and the namespaces
         queued before this one (`workers.TENANT`) have had their turn."""
+        return await self.fit_made(lambda: call)
+
+    async def fit_made(self, make: Callable[[], Callable[[], T]]) -> T:
+        """`fit` of the call `make` returns when this fit's turn has come (on the event loop,
+        so it may copy what the syncs append): a fit of the rows as they were when it was
+        queued would be as many rows behind as it waited, with 1,000 services minutes, and
+        the model then needs another round through the gate to catch up (which, waiting as
+        long, left it behind again: a refit loop that kept the gate busy)."""
         async with self._fits.held():
-            return await asyncio.to_thread(call)
+            return await asyncio.to_thread(make())
