@@ -162,3 +162,20 @@ async def test_a_refit_that_fails_is_logged_and_the_next_sync_starts_a_new_advis
     assert metric.advisor is None and metric.advised == last
     await sync(service, i + 1)
     assert isinstance(metric.advisor, PredictiveAdvisor) and metric.advisor is not broken
+
+
+async def test_a_new_look_ahead_restarts_the_forecast_and_says_so(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    service, metric, _ = await fitted(100)
+    first = metric.advisor
+    capsys.readouterr()
+    longer = SPEC.model_copy(update={"predictive": SPEC.predictive.model_copy(  # type: ignore[union-attr]
+        update={"look_ahead_seconds": 10})})
+    await service.update(longer, "http://prom", (MetricReading("load", seasonal(100), 10),),
+                         (), 100 * PERIOD)
+    assert metric.advisor is not first
+    out = capsys.readouterr().out
+    assert "forecast restarted" in out and "was=6" in out and "look_ahead=10" in out
+    await service.update(longer, "http://prom", (MetricReading("load", seasonal(101), 10),),
+                         (), 101 * PERIOD)
+    assert "forecast restarted" not in capsys.readouterr().out  # once, not every sync

@@ -124,7 +124,12 @@ class MetricForecaster(MetricMemory):
         every other blocking call, as the detector's fits did (docs/forecasting.md)."""
         if warmup_running(self.refitting):
             return self.last_advised()
+        before = self.made_for
         advisor, view = self.advisor_for(fit.settings, fit.ahead)
+        if before is not None and self.made_for != before:
+            # A new advisor forgets the model and fits from scratch: worth a line.
+            log.info("forecast restarted", look_ahead=fit.ahead, was=before[1],
+                     settings_changed=before[0] != fit.settings)
         assert self.history is not None
         step = self.history.step
         if advisor.is_light(view, step, fit.ahead):
