@@ -260,6 +260,7 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
                              "adaptive_worker_run_seconds_count": "worker_calls"})
     out.update(_by_label(own, "adaptive_api_requests_total", "api"))
     out.update(_by_label(own, "adaptive_worker_run_seconds_count", "worker"))
+    out.update(_by_label(own, "adaptive_forecast_fits_total", "fits"))
     apiserver = subprocess.run(["kubectl", "get", "--raw", "/metrics"], env=env,
                                capture_output=True, text=True, check=False).stdout
     out.update(_metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
@@ -372,7 +373,8 @@ def breakdown(runs: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["", f"Worker-thread calls and API refusals per second, {run.get('when', '')} "
              f"({run['services']} services, {run.get('commit', '')}):", ""]
-    for prefix, title in (("worker:", "worker calls (pool/function)"),
+    for prefix, title in (("worker:", "worker calls (function/pool)"),
+                          ("fits:", "forecast fits (why)"),
                           ("refused:", "API server refusals (resource/subresource/verb/code)")):
         found = sorted(((v, k[len(prefix):-len("_per_s")]) for k, v in run.items()
                         if k.startswith(prefix) and k.endswith("_per_s") and v), reverse=True)

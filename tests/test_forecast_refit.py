@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from adaptive_operator.adapters import telemetry
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec
 from adaptive_operator.domain.scaling.algorithm import MetricReading
 from adaptive_operator.domain.scaling.forecast_history import MetricHistory, capacity_rows
@@ -61,14 +62,19 @@ def behind(metric: forecasts.MetricForecaster, first: int) -> int:
     return first + LIGHT_ROWS + 1
 
 
+def fits_counted(reason: str) -> float:
+    return telemetry.FORECAST_FITS.labels(reason)._value.get()  # type: ignore[no-any-return]
+
+
 async def test_a_due_refit_runs_in_the_background_and_the_syncs_keep_the_last_advice() -> None:
     service, metric, fits = await fitted(200)  # past the ring's 120 rows: the oldest are gone
     last = metric.advised
     assert last is not None and last[0] is not None  # a trusted floor to keep
     fits.release.clear()
-    asked = fits.asked
+    asked, counted = fits.asked, fits_counted("behind")
     i = behind(metric, 200)
     assert await sync(service, i) == last  # the sync did not wait for the refit
+    assert fits_counted("behind") == counted + 1  # and said why it fits
     assert await sync(service, i + 1) == last  # still running: kept, and no second refit
     await asyncio.sleep(0)
     assert fits.asked == asked + 1

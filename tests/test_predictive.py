@@ -201,6 +201,22 @@ def test_light_means_no_fit_and_a_continued_history() -> None:
     check_not_light(advisor, values)
 
 
+def test_why_a_call_is_not_light() -> None:
+    values = seasonal(4)
+    advisor = PredictiveAdvisor(FAST)
+    assert advisor.fit_needed(values[:1], INTERVAL, INTERVAL) == "new"
+    reasons = []
+    for i in range(len(values)):
+        reasons.append(advisor.fit_needed(values[: i + 1], INTERVAL, INTERVAL))
+        advisor.advise(values[: i + 1], INTERVAL, INTERVAL, 10.0)
+    assert "scheduled" in reasons and None in reasons
+    assert advisor.fit_needed(values, INTERVAL, 2 * INTERVAL) == "new"
+    assert advisor.fit_needed([v + 1.0 for v in values],  # type: ignore[operator]
+                              INTERVAL, INTERVAL) == "discontinued"
+    assert advisor.fit_needed(values + [1.0] * 3, INTERVAL, INTERVAL) == "behind"
+    assert advisor.fit_needed([*values, 1.0], INTERVAL, INTERVAL) is None
+
+
 def advise_growing(advisor: PredictiveAdvisor, values: list[float | None]) -> list[bool]:
     """Advice on a history growing by one row each call; which calls were light (each checked
     to have made no fit)."""

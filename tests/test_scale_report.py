@@ -42,9 +42,10 @@ def test_the_breakdown_lists_the_newest_run_that_counted_calls_busiest_first() -
                     "worker:prometheus/_raw_query_per_s": 0.0}),
             _run()]
     lines = scale_measure.breakdown(runs)
-    assert lines[3] == ("- worker calls (pool/function): `adaptive/patch_status` 4, "
+    assert lines[3] == ("- worker calls (function/pool): `adaptive/patch_status` 4, "
                         "`adaptive/advise` 1.5")
-    assert lines[4] == "- API server refusals (resource/subresource/verb/code): none"
+    assert lines[4] == "- forecast fits (why): none"
+    assert lines[5] == "- API server refusals (resource/subresource/verb/code): none"
     assert scale_measure.breakdown([_run()]) == []
 
 

@@ -115,6 +115,11 @@ WORKER_RUN_SECONDS = Histogram(
     "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread, by pool and "
     "by the function called (names from the operator's own code: a bounded set).",
     ["pool", "call"], buckets=_WORKER_BUCKETS)
+FORECAST_FITS = Counter(
+    "adaptive_forecast_fits_total", "Forecast fits sent to the fit gate, by why: `first` (after "
+    "the history's backfill), `new` (a new advisor: another look-ahead or settings), "
+    "`discontinued` (the history did not continue what the model saw), `behind` (more new rows "
+    "than a sync extends in place), `scheduled` (a refit due).", ["reason"])
 GC_PAUSE_SECONDS = Counter(
     "adaptive_gc_pause_seconds_total", "Time the process stood still in Python's cyclic garbage "
     "collector, by generation (2: a full collection over every object held).", ["generation"])

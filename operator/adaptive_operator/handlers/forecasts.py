@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from adaptive_operator import logs
+from adaptive_operator.adapters import telemetry
 from adaptive_operator.adapters.prometheus import PrometheusError, Target, ignored_text
 from adaptive_operator.api.adaptive_service import AdaptiveServiceSpec, MetricSpec
 from adaptive_operator.api.predictive import PredictiveSpec
@@ -96,6 +97,7 @@ class MetricForecaster(MetricMemory):
         assert self.advisor is not None
         # Fitting is CPU work (statsmodels): off the event loop, one at a time.
         advisor = self.advisor
+        telemetry.FORECAST_FITS.labels("first").inc()
         floor = await fits.fit(functools.partial(advisor.advise, rows, period, fit.ahead,
                                                  fit.target_per_replica))
         self.advised = floor, advisor.state
@@ -132,10 +134,12 @@ class MetricForecaster(MetricMemory):
                      settings_changed=before[0] != fit.settings)
         assert self.history is not None
         step = self.history.step
-        if advisor.is_light(view, step, fit.ahead):
+        reason = advisor.fit_needed(view, step, fit.ahead)
+        if reason is None:
             self.advised = (advisor.advise(view, step, fit.ahead, fit.target_per_replica),
                             advisor.state)
             return self.advised
+        telemetry.FORECAST_FITS.labels(reason).inc()
         self.refitting = fits.start(functools.partial(self.refit, advisor, self.history,
                                                       self.base, step, fit, fits))
         return self.last_advised()

@@ -232,12 +232,25 @@ class PredictiveAdvisor:
         """Whether `advise` on this history only extends the running engine by a few rows,
         with no model fit due: well under a millisecond, cheaper run in place than handed to
         a worker thread (where it would queue behind the API calls of a thousand services)."""
+        return self.fit_needed(history, interval_seconds, lookahead_seconds) is None
+
+    def fit_needed(
+        self, history: Sequence[float | None], interval_seconds: float, lookahead_seconds: float
+    ) -> str | None:
+        """Why `advise` on this history is not light (None: it is): `new` (no engine yet, or
+        another interval or look-ahead), `discontinued` (the history does not continue what
+        the engine saw), `behind` (more than `LIGHT_ROWS` new rows) or `scheduled` (a refit
+        falls due)."""
         key = (interval_seconds, _rows(lookahead_seconds, interval_seconds))
+        if self._engine is None or key != self._key:
+            return "new"
         engine = self._continued(history, key)
         if engine is None:
-            return False
+            return "discontinued"
         new_rows = len(history) - engine.rows
-        return new_rows <= LIGHT_ROWS and not engine.refit_due_after(new_rows)
+        if new_rows > LIGHT_ROWS:
+            return "behind"
+        return "scheduled" if engine.refit_due_after(new_rows) else None
 
     @staticmethod
     def _last_seen(engine: ForecastEngine) -> float:
