@@ -376,11 +376,15 @@ def breakdown(runs: list[dict[str, Any]]) -> list[str]:
     for prefix, title in (("worker:", "worker calls (function/pool)"),
                           ("fits:", "forecast fits (why)"),
                           ("refused:", "API server refusals (resource/subresource/verb/code)")):
-        found = sorted(((v, k[len(prefix):-len("_per_s")]) for k, v in run.items()
-                        if k.startswith(prefix) and k.endswith("_per_s") and v), reverse=True)
-        listed = ", ".join(f"`{name}` {value:g}" for value, name in found)
-        lines.append(f"- {title}: {listed or 'none'}")
+        lines.append(f"- {title}: {_rates(run, prefix) or 'none'}")
     return lines
+
+
+def _rates(run: dict[str, Any], prefix: str) -> str:
+    """The run's non-zero per-second rates of the series `prefix...`, busiest first."""
+    found = sorted(((v, k[len(prefix):-len("_per_s")]) for k, v in run.items()
+                    if k.startswith(prefix) and k.endswith("_per_s") and v), reverse=True)
+    return ", ".join(f"`{name}` {value:g}" for value, name in found)
 
 
 # What follows this line in scale.md is written by hand and kept when a run rewrites the file.

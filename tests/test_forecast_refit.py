@@ -185,3 +185,26 @@ async def test_a_new_look_ahead_restarts_the_forecast_and_says_so(
     await service.update(longer, "http://prom", (MetricReading("load", seasonal(101), 10),),
                          (), 101 * PERIOD)
     assert "forecast restarted" not in capsys.readouterr().out  # once, not every sync
+
+
+async def test_a_new_advisor_whose_fit_waited_while_the_ring_moved_on_fits_what_is_kept(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A new advisor reads every row from its first: with the ring full, the rows the syncs
+    added while its fit queued pushed that first row out, and the fit, reading the rows of
+    when its turn came, failed (IndexError: row 5 is not kept)."""
+    service, metric, fits = await fitted(200)  # the ring (120 rows) full: rows drop out
+    longer = SPEC.model_copy(update={"predictive": SPEC.predictive.model_copy(  # type: ignore[union-attr]
+        update={"look_ahead_seconds": 10})})
+    fits.release.clear()
+    asked = fits.asked
+    for i in range(200, 205):
+        await service.update(longer, "http://prom", (MetricReading("load", seasonal(i), 10),),
+                             (), i * PERIOD)
+    fits.release.set()
+    await service.settled()
+    assert "forecast refit failed" not in capsys.readouterr().out
+    assert metric.advisor is not None and metric.advised is not None
+    assert metric.advised[1].reason != WARMING_UP
+    await service.update(longer, "http://prom", (MetricReading("load", seasonal(205), 10),),
+                         (), 205 * PERIOD)
+    assert fits.asked == asked + 1  # the next sync continued it in place

@@ -156,7 +156,14 @@ class MetricForecaster(MetricMemory):
         then on, unless another advisor replaced it meanwhile."""
 
         def made() -> Callable[[], int | None]:
-            rows = history.frozen().view(base)  # the syncs go on appending while it runs
+            start = base
+            if advisor.engine is None:
+                # A new advisor reads every row from its first, which the rows added while it
+                # queued may have pushed out of the ring: it starts from the oldest kept now.
+                start = history.first_kept
+                if advisor is self.advisor:
+                    self.base = start  # the rows the syncs show it from then on
+            rows = history.frozen().view(start)  # the syncs go on appending while it runs
             return functools.partial(advisor.advise, rows, step, fit.ahead,
                                      fit.target_per_replica)
 
