@@ -45,9 +45,11 @@ from scale_measure import (  # noqa: E402
     ProcessMeter,
     await_probes,
     counters,
+    rates,
     report,
     rewritten,
 )
+from scale_waits import wait_fits  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BASE = {"load": 7.0, "errors": 0.01, "latency": 0.1}  # load: 1 replica at 10 per replica
@@ -378,6 +380,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
     if args.settle > 0:  # past the start's one-off status writes (backfills, first fits)
         log(f"settling for {args.settle:.0f} s before the measured window")
         time.sleep(args.settle)
+    fits_wait = wait_fits(port, args.after_fits, log) if args.after_fits > 0 else None
     meter, before = ProcessMeter(proc.pid), counters(port, env)
     window_start = time.time()
     time.sleep(args.periods * args.sync)
@@ -390,6 +393,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         f"({args.operator_source})",
         "watch_cache": args.watch_cache if args.operator_source == str(ROOT / "operator") else "",
         "periods": args.periods, "warmup_s": round(warmup, 1), "settle_s": args.settle,
+        "fits_wait_s": fits_wait,
         "history_seconds": args.history_seconds, **first,
         "pods_running": running, "pods_wait_s": waited,
         **decisions.coverage(services, window_start, window_end, args.sync),
@@ -418,11 +422,6 @@ def wait_pods(env: dict[str, str], namespace: str, count: int,
             return available, waited
         log(f"{available}/{count} pods running; waiting")
         time.sleep(10)
-
-
-def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    return {f"{k}_per_s": round((after.get(k, 0.0) - before.get(k, 0.0)) / seconds, 2)
-            for k in after}
 
 
 def pick_probes(count: int, services: list[str],
@@ -472,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=3, help="probe services per scenario")
     parser.add_argument("--probe-timeout", type=float, default=240.0)
     parser.add_argument("--warmup-limit", type=float, default=900.0)
+    parser.add_argument("--after-fits", type=float, default=0.0, help="max s for fits to drain")
     parser.add_argument("--settle", type=float, default=0.0,
                         help="seconds between the warm-up and the measured window")
     parser.add_argument("--operator-source", default=str(ROOT / "operator"),

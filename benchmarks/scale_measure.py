@@ -184,6 +184,11 @@ class ProcessMeter:
                 "load1_max": round(max(self.load, default=float("nan")), 2)}
 
 
+def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    return {f"{k}_per_s": round((after.get(k, 0.0) - before.get(k, 0.0)) / seconds, 2)
+            for k in after}
+
+
 def _metric_sums(text: str, names: dict[str, str]) -> dict[str, float]:
     sums = dict.fromkeys(names.values(), 0.0)
     for line in text.splitlines():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from adaptive_operator.adapters import workers
+from adaptive_operator.adapters import telemetry, workers
 from adaptive_operator.handlers.warmup import WarmUps
 
 
@@ -96,10 +96,13 @@ async def test_the_fits_queue_at_the_fair_gate() -> None:
         workers.TENANT.set(tenant)
         await warmups.fit(lambda: order.append(label))
 
+    pending = telemetry.FITS_PENDING._value.get()
     async with warmups._fits.held():  # a fit running
         tasks = []
         for tenant, label in [("a", "a1"), ("a", "a2"), ("b", "b1")]:
             tasks.append(asyncio.create_task(fit(tenant, label)))
             await _settle()
+        assert telemetry.FITS_PENDING._value.get() == pending + 3  # the backlog, on /metrics
     await asyncio.gather(*tasks)
     assert order == ["a1", "b1", "a2"]
+    assert telemetry.FITS_PENDING._value.get() == pending

@@ -7,9 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import scale_measure
+import scale_waits
 
 APISERVER = """\
 # HELP apiserver_request_total [STABLE] Counter of apiserver requests
@@ -57,3 +60,22 @@ def test_a_rewrite_keeps_what_was_written_below_the_mark() -> None:
     again = scale_measure.rewritten(edited, [*runs, _run(cpu_s=3.0)])
     assert again.endswith(scale_measure.NOTES_MARK + "\n- a paragraph written by hand\n")
     assert again.count("| now, abc |") == 2
+
+
+def test_the_benchmark_waits_for_the_fits_to_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = iter(["adaptive_fits_pending 3.0\n", "adaptive_fits_pending 1.0\n",
+                  "# HELP x\nadaptive_fits_pending 0.0\n"])
+    monkeypatch.setattr(scale_waits, "own_metrics", lambda _port: next(pages))
+    monkeypatch.setattr("scale_waits.time.sleep", lambda _s: None)
+    said: list[str] = []
+    assert scale_waits.wait_fits(1, 60.0, said.append) is not None
+    assert said == ["3 fits pending; waiting", "1 fits pending; waiting"]
+
+
+def test_the_wait_for_the_fits_gives_up_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scale_waits, "own_metrics", lambda _port: "adaptive_fits_pending 2\n")
+    said: list[str] = []
+    assert scale_waits.wait_fits(1, -1.0, said.append) is None
+    assert said == ["2 fits still pending after 0 s; measuring anyway"]
+    monkeypatch.setattr(scale_waits, "own_metrics", lambda _port: "other 1\n")
+    assert scale_waits.fits_pending(1) == 0.0

@@ -115,6 +115,9 @@ WORKER_RUN_SECONDS = Histogram(
     "adaptive_worker_run_seconds", "Time a blocking call ran in its worker thread, by pool and "
     "by the function called (names from the operator's own code: a bounded set).",
     ["pool", "call"], buckets=_WORKER_BUCKETS)
+FITS_PENDING = Gauge(
+    "adaptive_fits_pending", "Model fits (forecasts' and detectors') queued at the fit gate or "
+    "running: after a start, the warm-up's backlog; 0 once every model is fitted.")
 FORECAST_FITS = Counter(
     "adaptive_forecast_fits_total", "Forecast fits sent to the fit gate, by why: `first` (after "
     "the history's backfill), `new` (a new advisor: another look-ahead or settings), "

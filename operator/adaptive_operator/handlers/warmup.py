@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 from adaptive_operator.adapters.prometheus import RangeSeries, Target
 from adaptive_operator.adapters.range_batch import RangeBatcher
+from adaptive_operator.adapters.telemetry import FITS_PENDING
 from adaptive_operator.adapters.workers import FairGate
 
 T = TypeVar("T")
@@ -63,5 +64,9 @@ class WarmUps:
         queued would be as many rows behind as it waited, with 1,000 services minutes, and
         the model then needs another round through the gate to catch up (which, waiting as
         long, left it behind again: a refit loop that kept the gate busy)."""
-        async with self._fits.held():
-            return await asyncio.to_thread(make())
+        FITS_PENDING.inc()
+        try:
+            async with self._fits.held():
+                return await asyncio.to_thread(make())
+        finally:
+            FITS_PENDING.dec()
