@@ -352,7 +352,10 @@ def timing(run: dict[str, Any], periods: float) -> str:
 
 def settled(run: dict[str, Any]) -> str:
     """How long the run waited after its warm-up before measuring, when it did."""
-    return f", measured {run['settle_s']:.0f} s after" if run.get("settle_s") else ""
+    after = f", measured {run['settle_s']:.0f} s after" if run.get("settle_s") else ""
+    if run.get("fits_wait_s") is not None:
+        after += f", once the start's fits drained ({run['fits_wait_s']:.0f} s more)"
+    return after
 
 
 def report(runs: list[dict[str, Any]]) -> str:

@@ -79,3 +79,10 @@ def test_the_wait_for_the_fits_gives_up_at_its_limit(monkeypatch: pytest.MonkeyP
     assert said == ["2 fits still pending after 0 s; measuring anyway"]
     monkeypatch.setattr(scale_waits, "own_metrics", lambda _port: "other 1\n")
     assert scale_waits.fits_pending(1) == 0.0
+
+
+def test_a_row_says_when_it_was_measured() -> None:
+    assert scale_measure.settled(_run(settle_s=300.0)) == ", measured 300 s after"
+    assert scale_measure.settled(_run(fits_wait_s=42.4, settle_s=0.0)) == (
+        ", once the start's fits drained (42 s more)")
+    assert scale_measure.settled(_run(fits_wait_s=None)) == ""
