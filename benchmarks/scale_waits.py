@@ -5,15 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from scale_measure import own_metrics
+from scale_measure import _metric_sums, own_metrics
 
 
 def fits_pending(port: int) -> float:
     """The operator's `adaptive_fits_pending` (fits queued at its fit gate or running)."""
-    for line in own_metrics(port).splitlines():
-        if line.startswith("adaptive_fits_pending "):
-            return float(line.split()[1])
-    return 0.0
+    return _metric_sums(own_metrics(port), {"adaptive_fits_pending": "pending"})["pending"]
 
 
 def wait_fits(port: int, limit: float, log: Callable[[str], None]) -> float | None:
