@@ -73,7 +73,8 @@ async def guarded_sync(namespace: str, name: str, body: kopf.Body, memory: Memor
         memory.forget()
         return period, True
     try:
-        return await sync_once(namespace, name, body, memory, rt)
+        with rt.syncs.running(namespace, name):  # a coupled downstream reads after it
+            return await sync_once(namespace, name, body, memory, rt)
     except kube.API_ERRORS as err:  # a refused write is no failure: no back-off
         return period, not runtime.sync_failed("sync", namespace, name, err)
 

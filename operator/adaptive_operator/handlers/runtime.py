@@ -36,6 +36,7 @@ from adaptive_operator.handlers.ports import (
     StatusWriter,
     Workloads,
 )
+from adaptive_operator.handlers.running_syncs import RunningSyncs
 from adaptive_operator.handlers.warmup import WarmUps
 
 log = logs.get(__name__)
@@ -251,6 +252,9 @@ class Runtime:
     lease_shards: tuple[Runtime, ...] = ()
     # Shared with the shards' runtimes (`replace` keeps the same object).
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    # The services' syncs in progress, for a coupled downstream to read its upstreams after
+    # theirs (shared with the shards' runtimes too).
+    syncs: RunningSyncs = field(default_factory=RunningSyncs)
 
     def for_object(self, namespace: str, name: str) -> Runtime:
         """The runtime that acts on object namespace/name: its shard's when the services are

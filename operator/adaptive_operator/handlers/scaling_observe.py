@@ -93,6 +93,9 @@ async def observe(namespace: str, name: str, spec: AdaptiveServiceSpec, body: ko
     readings, problem, sent = await read_metrics(namespace, spec, rt.totals, rt.prometheus)
     forecast = await forecast_for(memory, spec, readings, pods.startup_seconds, sent,
                                   rt.clock.now(), rt.warmups)
+    if spec.coupling:  # the upstreams' status as their syncs of this moment leave it
+        await rt.syncs.after(namespace, name, [c.service for c in spec.coupling],
+                             spec.sync_period_seconds / 2)
     now = rt.clock.now()
     coupled = await coupling.coupled_for(namespace, name, memory.coupling, spec, forecast, now,
                                          memory.forecaster, rt.totals, rt.warmups.ranges,
