@@ -213,3 +213,13 @@ def test_wait_for_series_returns_once_prometheus_has_the_series(
     monkeypatch.setattr("adaptive_operator.commands.demo.time.sleep", lambda seconds: None)
     demo.wait_for_series("http://prometheus", timeout=60.0)
     assert next(answers, "used up") == "used up"
+
+
+def test_the_demo_applies_server_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the e2e suite applies the CRDs: a client-side apply over them warned on every run."""
+    ran: list[tuple[list[str], str | None]] = []
+    monkeypatch.setattr(live.subprocess, "run",
+                        lambda args, input, **_: ran.append((args, input)))
+    live.kubectl_apply("kind: X")
+    assert ran == [(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", "-"],
+                    "kind: X")]

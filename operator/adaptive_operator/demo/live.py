@@ -129,7 +129,9 @@ def kubectl(*args: str, text: str | None = None) -> None:
 
 
 def kubectl_apply(text: str) -> None:
-    kubectl("apply", "-f", "-", text=text)
+    """Server-side, as the e2e suite applies the CRDs: a client-side apply of objects created
+    otherwise warns about a missing last-applied annotation on every run."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", text=text)
 
 
 def ready_replicas(apps: Any, name: str) -> int:
