@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -218,7 +219,7 @@ def test_wait_for_series_returns_once_prometheus_has_the_series(
 def test_the_demo_applies_server_side(monkeypatch: pytest.MonkeyPatch) -> None:
     """As the e2e suite applies the CRDs: a client-side apply over them warned on every run."""
     ran: list[tuple[list[str], str | None]] = []
-    monkeypatch.setattr(live.subprocess, "run",
+    monkeypatch.setattr(subprocess, "run",
                         lambda args, input, **_: ran.append((args, input)))
     live.kubectl_apply("kind: X")
     assert ran == [(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", "-"],
