@@ -127,6 +127,8 @@ async def test_each_shards_writes_are_fenced_on_that_shards_lease(
     built: runtime.Runtime = seen["runtime"]
     one, two = built.for_object("prod", named_in(1)), built.for_object("prod", named_in(2))
     assert one.may_act() and two.may_act() and not built.may_act()
+    # One process's syncs, whichever shard: a coupled service waits on an upstream in another.
+    assert one.syncs is two.syncs is built.syncs and one.lifecycle is built.lifecycle
     leases.held.discard(1)  # shard 1 lost after its write was computed
     assert not one.may_act() and two.may_act()
     with pytest.raises(kube.NotLeading):
