@@ -174,7 +174,9 @@ def test_api_scales_in_the_same_sync_as_its_upstream_frontend(
     # after frontend, where a decision in the same sync reads 0.58, not 0.1). Both cross their
     # count on the same 10 s rate ramp; api's crossing goes through the learned ratio, which must
     # not be diluted by the noise in frontend's readings (a least-squares ratio was: api then
-    # came a sync late in 2 of 5 runs).
+    # came a sync late in 2 of 5 runs). And api must read frontend's status after frontend's
+    # sync of the same moment wrote it: api once synced 0.05 of a period after frontend, read
+    # the forecast of a period before, and decided 1.09 syncs late (handlers/running_syncs).
     assert coupled_syncs < api_phase + 0.5, (
         f"api decided {coupled_syncs:.2f} syncs after frontend; its first sync after "
         f"frontend's came {api_phase:.2f} syncs after")

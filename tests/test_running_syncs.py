@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from adaptive_operator.handlers import adaptive_service
 from adaptive_operator.handlers.running_syncs import RunningSyncs
 from adaptive_operator.handlers.scaling_observe import Memory
@@ -30,9 +32,17 @@ async def test_a_downstream_waits_for_its_upstreams_running_sync_to_end() -> Non
         await syncs.after("ns", "api", ["frontend"], bound=10.0)
         order.append("api read")
 
+    waited = REGISTRY.get_sample_value("adaptive_coupling_wait_seconds_count") or 0.0
     await asyncio.gather(upstream(), downstream())
     assert order == ["frontend wrote", "api read"]
     assert not syncs.is_running("ns", "frontend")
+    assert REGISTRY.get_sample_value("adaptive_coupling_wait_seconds_count") == waited + 1
+
+
+async def test_a_sync_that_did_not_wait_is_not_counted() -> None:
+    before = REGISTRY.get_sample_value("adaptive_coupling_wait_seconds_count") or 0.0
+    await RunningSyncs().after("ns", "api", ["frontend"], bound=1.0)
+    assert (REGISTRY.get_sample_value("adaptive_coupling_wait_seconds_count") or 0.0) == before
 
 
 async def test_no_wait_without_a_running_upstream_nor_for_another_namespaces() -> None:

@@ -19,6 +19,10 @@ ERRORS = Counter(
 RECONCILE_SECONDS = Histogram(
     "adaptive_reconcile_duration_seconds", "Time to observe, decide and act for one service.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+COUPLING_WAIT_SECONDS = Histogram(
+    "adaptive_coupling_wait_seconds", "Time a coupled service's sync waited for its upstreams' "
+    "running syncs to end before reading their status (only syncs that waited).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
 DESIRED = Gauge(
     "adaptive_desired_replicas", "Replicas the last decision asked for.", ["namespace", "name"])
 READY = Gauge(

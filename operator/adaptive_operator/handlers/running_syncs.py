@@ -22,6 +22,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from adaptive_operator.adapters import telemetry
+
 Key = tuple[str, str]  # namespace, name
 
 
@@ -61,12 +63,14 @@ class RunningSyncs:
         own = self._running.get(key) or _Sync()  # a sync not marked running waits all the same
         own.waiting_for = tuple(awaited)
         waits = [asyncio.ensure_future(self._running[k].done.wait()) for k in awaited]
+        started = asyncio.get_running_loop().time()
         try:
             await asyncio.wait(waits, timeout=bound)
         finally:
             for wait in waits:
                 wait.cancel()
             own.waiting_for = ()
+            telemetry.COUPLING_WAIT_SECONDS.observe(asyncio.get_running_loop().time() - started)
 
     def _awaited(self, key: Key, upstreams: list[Key]) -> list[Key]:
         """The upstreams whose sync runs and does not wait, however indirectly, for `key`'s."""
