@@ -4,6 +4,10 @@ service; a query batched for several services names none of them."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -73,3 +77,16 @@ async def test_a_batched_instant_query_runs_without_the_first_callers_name() -> 
     batcher = QueryBatcher(prometheus)
     await asyncio.create_task(_bound_then(lambda: batcher.total("http://p", "sum(x)", 5.0))())
     assert seen == [{}]
+
+
+def test_pythons_warnings_are_json_log_events_too() -> None:
+    """A numpy or statsmodels warning printed as it comes is two plain lines in the JSON
+    stream (a log shipper parsing JSON drops or mangles them)."""
+    program = ("import warnings\nfrom adaptive_operator import logs\nlogs.configure()\n"
+               "warnings.warn('overflow encountered in subtract', RuntimeWarning)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    lines = done.stderr.splitlines()
+    events = [json.loads(line) for line in lines]  # every line is JSON
+    assert len(events) == 1 and events[0]["level"] == "warning"
+    assert "RuntimeWarning: overflow encountered in subtract" in events[0]["event"]

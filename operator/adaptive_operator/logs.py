@@ -2,7 +2,8 @@
 
 The operator's own events are rendered and written by structlog directly (about 20 us a line
 here, against 110 us through the standard library's logging; 1,000 services log two decisions
-each per period). Other libraries' records (kopf's own) go through logging, rendered the same.
+each per period). Other libraries' records (kopf's own) and Python's warnings go through
+logging, rendered the same.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def configure(level: str = "info", json_output: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # Python's warnings (numpy's overflow on a tenant's huge values, statsmodels' convergence)
+    # as log events too: printed as they come, their two plain lines broke the JSON stream.
+    logging.captureWarnings(True)
 
 
 def get(name: str) -> structlog.typing.FilteringBoundLogger:
