@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
-from adaptive_operator.handlers import adaptive_service
+from adaptive_operator.handlers import adaptive_service, running_syncs
 from adaptive_operator.handlers.running_syncs import RunningSyncs
 from adaptive_operator.handlers.scaling_observe import Memory
 
@@ -160,3 +161,11 @@ async def test_a_coupled_sync_reads_its_upstream_after_the_upstreams_sync() -> N
     assert cluster.upstream_running and not any(cluster.upstream_running)
     assert cluster.own_running and all(cluster.own_running)  # its own sync was marked
     assert not syncs.is_running("ns", "api")
+
+
+async def test_no_wait_is_longer_than_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hour's period allows half an hour: the cap holds it (here made 10 ms)."""
+    monkeypatch.setattr(running_syncs, "MAX_WAIT_SECONDS", 0.01)
+    syncs = RunningSyncs()
+    with syncs.running("ns", "frontend"):
+        await asyncio.wait_for(syncs.after("ns", "api", ["frontend"], bound=1800.0), 5.0)

@@ -7,8 +7,8 @@ its upstream's sync is still deciding or writing, the read returns the forecast 
 before, and on a step the downstream scales a period after its upstream instead of with it
 (`e2e/test_real_coupling.py` failed so once: api read frontend's status 0.1 s after frontend
 decided, before frontend had written it). So the downstream first waits for any sync of its
-upstreams in progress to end, for at most a bound (half its period: its own readings must not
-grow old waiting).
+upstreams in progress to end, for at most half its period (its own readings must not grow old
+waiting) and 30 s.
 
 A sync never waits for one that waits, however indirectly, for it: two services coupled to each
 other (a cycle, which the coupling refuses anyway) do not wait on each other. Only this
@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from adaptive_operator.adapters import telemetry
 
 Key = tuple[str, str]  # namespace, name
+# The longest wait, whatever the period: a sync that takes longer is stuck on a slow server,
+# and readings of an hour's period must not wait half an hour.
+MAX_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -55,7 +58,7 @@ class RunningSyncs:
     async def after(self, namespace: str, name: str, upstreams: Sequence[str],
                     bound: float) -> None:
         """Returns once no sync of `upstreams` (same namespace) is running, or after `bound`
-        seconds; at once when none is."""
+        seconds (at most MAX_WAIT_SECONDS); at once when none is."""
         key = (namespace, name)
         awaited = self._awaited(key, [(namespace, u) for u in upstreams])
         if not awaited:
@@ -65,7 +68,7 @@ class RunningSyncs:
         waits = [asyncio.ensure_future(self._running[k].done.wait()) for k in awaited]
         started = asyncio.get_running_loop().time()
         try:
-            await asyncio.wait(waits, timeout=bound)
+            await asyncio.wait(waits, timeout=min(bound, MAX_WAIT_SECONDS))
         finally:
             for wait in waits:
                 wait.cancel()
