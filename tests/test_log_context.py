@@ -90,3 +90,20 @@ def test_pythons_warnings_are_json_log_events_too() -> None:
     events = [json.loads(line) for line in lines]  # every line is JSON
     assert len(events) == 1 and events[0]["level"] == "warning"
     assert "RuntimeWarning: overflow encountered in subtract" in events[0]["event"]
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", "info"), ("warning", None)])
+def test_kopfs_warning_on_cancelling_a_daemon_is_info(level: str, shown: str | None) -> None:
+    """kopf cancels every daemon of ours on a stop, by design: no warning per service."""
+    program = (
+        "import logging\nfrom adaptive_operator import logs\n"
+        f"logs.configure({level!r})\n"
+        "kopf = logging.getLogger('kopf.objects')\n"
+        "kopf.warning(\"Daemon 'scaling_daemon' is cancelled. Will escalate.\")\n"
+        "kopf.warning('Patching failed with inconsistencies')\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    levels = {json.loads(line)["event"]: json.loads(line)["level"]
+              for line in done.stderr.splitlines()}
+    assert levels.get("Daemon 'scaling_daemon' is cancelled. Will escalate.") == shown
+    assert levels["Patching failed with inconsistencies"] == "warning"  # others stay warnings

@@ -31,6 +31,7 @@ def configure(level: str = "info", json_output: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ExpectedCancellation())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=shared,
@@ -41,6 +42,20 @@ def configure(level: str = "info", json_output: bool = True) -> None:
     # Python's warnings (numpy's overflow on a tenant's huge values, statsmodels' convergence)
     # as log events too: printed as they come, their two plain lines broke the JSON stream.
     logging.captureWarnings(True)
+
+
+class ExpectedCancellation(logging.Filter):
+    """kopf warns "<daemon> is cancelled. Will escalate." for every daemon it cancels, and it
+    cancels ours by design on every stop and deletion (they wait with a plain sleep:
+    handlers/runtime.pause): two warnings per service at each restart of the operator, a
+    thousand services' worth of false alarms. They are logged at info instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.levelno == logging.WARNING and record.name.startswith("kopf")
+                and record.getMessage().endswith(" is cancelled. Will escalate.")):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger().isEnabledFor(logging.INFO)
 
 
 def get(name: str) -> structlog.typing.FilteringBoundLogger:
