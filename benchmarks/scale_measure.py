@@ -189,7 +189,7 @@ def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> 
             for k in after}
 
 
-def _metric_sums(text: str, names: dict[str, str]) -> dict[str, float]:
+def metric_sums(text: str, names: dict[str, str]) -> dict[str, float]:
     sums = dict.fromkeys(names.values(), 0.0)
     for line in text.splitlines():
         if line.startswith("#"):
@@ -255,7 +255,7 @@ def gc_pauses(port: int) -> dict[str, float]:
 
 def counters(port: int, env: dict[str, str]) -> dict[str, float]:
     own = own_metrics(port)
-    out = _metric_sums(own, {"adaptive_prometheus_queries_total": "prom_queries",
+    out = metric_sums(own, {"adaptive_prometheus_queries_total": "prom_queries",
                              "adaptive_prometheus_reads_total": "prom_reads",
                              "adaptive_api_requests_total": "api_requests",
                              "adaptive_reconcile_duration_seconds_sum": "sync_seconds",
@@ -268,7 +268,7 @@ def counters(port: int, env: dict[str, str]) -> dict[str, float]:
     out.update(_by_label(own, "adaptive_forecast_fits_total", "fits"))
     apiserver = subprocess.run(["kubectl", "get", "--raw", "/metrics"], env=env,
                                capture_output=True, text=True, check=False).stdout
-    out.update(_metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
+    out.update(metric_sums(apiserver, {"apiserver_request_total": "apiserver_requests_all"}))
     out.update(refusals(apiserver))
     query = 'sum(prometheus_http_requests_total{handler=~"/api/v1/query.*"})'
     url = f"{env['PROMETHEUS_URL']}/api/v1/query?" + urllib.parse.urlencode({"query": query})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from scale_measure import _metric_sums, own_metrics
+from scale_measure import metric_sums, own_metrics
 
 
 def fits_pending(port: int) -> float:
     """The operator's `adaptive_fits_pending` (fits queued at its fit gate or running)."""
-    return _metric_sums(own_metrics(port), {"adaptive_fits_pending": "pending"})["pending"]
+    return metric_sums(own_metrics(port), {"adaptive_fits_pending": "pending"})["pending"]
 
 
 def wait_fits(port: int, limit: float, log: Callable[[str], None]) -> float | None:
