@@ -4,6 +4,7 @@ service; a query batched for several services names none of them."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -107,3 +108,12 @@ def test_kopfs_warning_on_cancelling_a_daemon_is_info(level: str, shown: str | N
               for line in done.stderr.splitlines()}
     assert levels.get("Daemon 'scaling_daemon' is cancelled. Will escalate.") == shown
     assert levels["Patching failed with inconsistencies"] == "warning"  # others stay warnings
+
+
+def test_kopf_still_words_its_cancellation_as_the_filter_expects() -> None:
+    """`logs.ExpectedCancellation` matches kopf's text: a kopf release that rewords it would
+    bring a warning per daemon back at every stop, which the test above cannot see."""
+    from kopf._core.actions import execution
+
+    source = inspect.getsource(execution)
+    assert 'logger.warning(f"{handler} is cancelled. Will escalate.")' in source
