@@ -88,8 +88,9 @@ def test_the_seed_moves_the_mean_of_three_forests_less_than_one_forest() -> None
     assert spread(3) < 0.75 * spread(1)
 
 
-def test_detect_averages_three_forests_and_the_operator_runs_one() -> None:
-    assert DetectorSettings().forests == 3
+def test_detect_averages_twelve_forests_and_the_operator_runs_one() -> None:
+    # Every fold picked 12 over 3 and 6 (benchmarks/results/nab_cv.md).
+    assert DetectorSettings().forests == 12
     assert detector_settings_from_spec(HealingSpec()).forests == 1
 
 

@@ -80,8 +80,9 @@ class DetectorSettings:
     where this happens most, turns it on.
     `forests`: the score is the mean of the scores of that many forests of `n_estimators`
     trees each, seeded `random_state * forests + i`, so that a forest's chance splits move the
-    flags less (1: one forest, seeded `random_state`). On for `detect`; the operator runs one
-    forest (a live service's model is kept in memory and scored every sync).
+    flags less (1: one forest, seeded `random_state`). `detect` averages 12 (every fold picked
+    12 over 3 and 6: benchmarks/results/nab_cv.md; fitting them is most of its time); the
+    operator runs one forest (a live service's model is kept in memory and scored every sync).
     `seasonal_differencing`, `difference_min_acf`: a metric whose training rows have a season
     (as below) with an autocorrelation of at least `difference_min_acf` there (a clear period,
     not a chance one) is judged by its change since one period earlier, so a daily pattern
@@ -114,7 +115,7 @@ class DetectorSettings:
     min_train_rows: int = 100
     refit_every: int = 500
     n_estimators: int = 30
-    forests: int = 3
+    forests: int = 12
     max_samples: int = 256
     sensitivity: float = 0.5
     train_quantile: float = 0.99
