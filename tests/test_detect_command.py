@@ -86,3 +86,34 @@ def test_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["detect", "--series", str(tmp_path / "nope.csv"), "--out",
                  str(tmp_path / "o.csv")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_long_series_says_how_far_the_scoring_got(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress on stderr by tenths of the rows (the same lines every run); the output is what
+    `detect_series` gives."""
+    from adaptive_operator.commands import detect
+    from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
+
+    monkeypatch.setattr(detect, "PROGRESS_ROWS", 1_000)
+    values = [round(float(v), 3) for v in 10 + np.random.default_rng(7).normal(0, 1, 1_600)]
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * i},{v}\n"
+                                                     for i, v in enumerate(values)))
+    assert main(["detect", "--series", str(source), "--out", str(out)]) == 0
+    # Blocks of 500 rows from row 100 (the first training rows): each ends in another tenth.
+    assert capsys.readouterr().err.splitlines() == [
+        f"detect: {done} of 1,600 rows scored" for done in ("600", "1,100", "1,600")]
+    expected = detect_series(values, DetectorSettings(), random_state=detect.RANDOM_STATE)
+    assert [int(r["is_anomaly"]) for r in read_out(out)] == expected.flags.astype(int).tolist()
+    assert [float(r["score"]) for r in read_out(out)] == [round(float(s), 6)
+                                                          for s in expected.scores]
+
+
+def test_a_short_series_prints_nothing(tmp_path: Path, series: list[float],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(series) < 20_000
+    assert main(["detect", "--series", str(write_series(tmp_path / "in.csv", series)),
+                 "--out", str(tmp_path / "out.csv")]) == 0
+    assert capsys.readouterr().err == ""

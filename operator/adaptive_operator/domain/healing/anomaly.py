@@ -22,7 +22,7 @@ Pure: no clock, no I/O; randomness only through the `random_state` parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -412,9 +412,11 @@ OPERATING_POINT_KNOBS = (
 )
 
 
-def score_batch(history: Series, settings: DetectorSettings, random_state: int) -> ScoredBatch:
+def score_batch(history: Series, settings: DetectorSettings, random_state: int,
+                progress: Callable[[int], None] | None = None) -> ScoredBatch:
     """Refit every `refit_every` rows on the rows before the block, then score the block in
-    one vectorised call (the model never saw the rows it scores)."""
+    one vectorised call (the model never saw the rows it scores); `progress` is told how many
+    rows are scored after each block."""
     features = feature_matrix(history, settings)
     n = len(features)
     by_periods: dict[tuple[tuple[str, int], ...], FloatArray] = {(): features}
@@ -434,6 +436,8 @@ def score_batch(history: Series, settings: DetectorSettings, random_state: int) 
         outside[block] = np.any(np.abs(_level_and_step(features[block])) > model.envelope, axis=1)
         seasons[block] = training_season(history, rows, settings)
         blocks.append((start, model.train_scores))
+        if progress is not None:
+            progress(min(start + settings.refit_every, n))
     return ScoredBatch(scores, deviation, outside, seasons, tuple(blocks))
 
 
