@@ -95,14 +95,11 @@ def progress_printer(total: int) -> Callable[[int], None] | None:
 
 def run(args: argparse.Namespace) -> int:
     from adaptive_operator.commands.series_file import writable
-    from adaptive_operator.domain.healing.anomaly import DetectorSettings, judge, score_batch
+    from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
 
     out = writable(args.out)
     stamps, values = read_series(args.series)
-    settings = DetectorSettings()
-    # What `detect_series` does, with the progress on stderr (the output file is the contract).
-    scored = score_batch({"value": values}, settings, RANDOM_STATE,
-                         progress_printer(len(values)))
-    result = judge(scored, settings)
+    result = detect_series(values, DetectorSettings(), random_state=RANDOM_STATE,
+                           progress=progress_printer(len(values)))
     write_scores(out, stamps, values, result.scores, result.flags)
     return 0

@@ -379,17 +379,20 @@ def raw_scores(model: Model, rows: FloatArray) -> FloatArray:
 
 
 def detect_series(
-    values: Sequence[float] | FloatArray, settings: DetectorSettings, random_state: int
+    values: Sequence[float] | FloatArray, settings: DetectorSettings, random_state: int,
+    progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
     """Score a whole univariate series causally (the `detect` command and the benchmark)."""
-    return detect_batch({"value": values}, settings, random_state)
+    return detect_batch({"value": values}, settings, random_state, progress)
 
 
 def detect_batch(
-    history: Series, settings: DetectorSettings, random_state: int
+    history: Series, settings: DetectorSettings, random_state: int,
+    progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
-    """Score every row causally and flag it at the operating point of `settings`."""
-    return judge(score_batch(history, settings, random_state), settings)
+    """Score every row causally and flag it at the operating point of `settings` (`progress`:
+    as `score_batch`'s)."""
+    return judge(score_batch(history, settings, random_state, progress), settings)
 
 
 @dataclass(frozen=True)
