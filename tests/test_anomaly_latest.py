@@ -29,7 +29,11 @@ from adaptive_operator.domain.healing.anomaly import (
 from adaptive_operator.domain.healing.anomaly_flags import flag_incidents
 from adaptive_operator.domain.healing.anomaly_latest import LatestFeatures, latest_features
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector, _ScoredRows, by_deviation
-from adaptive_operator.domain.healing.forest_scoring import FastForest, average_path_length
+from adaptive_operator.domain.healing.forest_scoring import (
+    FastForest,
+    average_path_length,
+    average_path_lengths,
+)
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 NAN = float("nan")
@@ -85,6 +89,12 @@ def test_the_fast_forest_scores_as_scikit_learn() -> None:
 def test_the_average_path_length_of_tiny_samples() -> None:
     assert (average_path_length(1), average_path_length(2)) == (0.0, 1.0)
     assert average_path_length(256) == pytest.approx(10.2448, abs=1e-3)
+
+
+def test_the_path_lengths_of_many_counts_are_those_of_each() -> None:
+    counts = np.arange(0, 600)
+    each = [average_path_length(int(n)) for n in counts]
+    assert average_path_lengths(counts).tolist() == each
 
 
 def test_a_forest_that_subsamples_features_is_refused() -> None:
