@@ -98,6 +98,26 @@ def test_a_fold_picks_on_the_other_groups_only() -> None:
     assert overall[0] == pytest.approx(0.0)  # every file judged by the choice of others
 
 
+def two_seed_table(raw: list[list[float]]) -> nab_cv.Table:
+    """Candidates x two seeds, one file of one window: the normalised score is 50 * (raw + 1)."""
+    scores = np.array(raw)[:, :, None]
+    return nab_cv.Table(scores, np.zeros(scores.shape, dtype=int), np.array([1]))
+
+
+def test_a_pick_keeps_to_the_candidates_the_seed_moves_by_at_most_the_bound() -> None:
+    # Candidate 0 has the best mean but its seeds differ by 10 points; 1 by 0.5; 2 by 2.
+    table = two_seed_table([[0.9, 0.7], [0.7, 0.71], [0.8, 0.76]])
+    rows = np.ones(1, dtype=bool)
+    assert nab_cv.pick(table, rows) == 0
+    assert nab_cv.pick(table, rows, max_spread=1.0) == 1
+    assert nab_cv.pick(table, rows, max_spread=3.0) == 2
+
+
+def test_when_no_candidate_keeps_within_the_bound_the_narrowest_is_picked() -> None:
+    table = two_seed_table([[0.9, 0.7], [0.6, 0.56], [0.8, 0.7]])  # 10, 2 and 5 points
+    assert nab_cv.pick(table, np.ones(1, dtype=bool), max_spread=1.0) == 1
+
+
 def test_a_group_without_windows_has_no_normalised_score() -> None:
     table = nab_cv.Table(np.array([[[-0.2, 1.0]]]), np.array([[[2, 0]]]), np.array([0, 1]))
     folds, _ = nab_cv.cross_validate(table, ["quiet", "loud"])
