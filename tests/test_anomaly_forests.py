@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from dataclasses import replace
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,9 +108,20 @@ def test_detect_and_the_operator_record_at_the_highest_each_with_its_margin() ->
     assert (live.record_quantile, live.record_margin) == (1.0, -0.04)
 
 
-def test_forests_must_be_at_least_one() -> None:
-    with pytest.raises(ValueError, match="forests"):
-        DetectorSettings(forests=0)
+def test_detect_grows_every_tree_on_all_its_training_rows_and_the_operator_on_256() -> None:
+    # Picked by the folds under issue 17's one-point bound on the seed (nab_cv.md).
+    detect = DetectorSettings()
+    assert detect.max_samples >= detect.train_rows
+    assert detector_settings_from_spec(HealingSpec()).max_samples == 256
+    train = np.random.default_rng(5).normal(size=(300, 4))
+    forest = fit_forest(train, replace(detect, n_estimators=3), random_state=0)
+    assert [tree.tree_.n_node_samples[0] for tree in forest.estimators_] == [300, 300, 300]
+
+
+@pytest.mark.parametrize("knobs", [{"forests": 0}, {"n_estimators": 0}, {"max_samples": 1}])
+def test_forests_trees_and_their_rows_must_be_enough_to_grow(knobs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="max_samples >= 2"):
+        replace(DetectorSettings(), **knobs)
 
 
 def test_the_threshold_is_the_mean_plus_sigmas_or_the_quantile_at_zero() -> None:
