@@ -3,6 +3,7 @@ never sees the group it is scored on."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -158,3 +159,17 @@ def test_a_setting_that_scores_differently_never_reads_the_old_scores(
     first, second = (nab_cv.scored(files, choice, 0, tmp_path)[0] for choice in (0, 1))
     assert len(list(tmp_path.iterdir())) == 2
     assert not np.array_equal(first.scores, second.scores)
+
+
+@pytest.mark.parametrize("max_spread", [1.0, np.inf])
+def test_the_report_is_strict_json_with_or_without_a_bound(max_spread: float) -> None:
+    files = [nab_cv.File(f"{g}/x.csv", np.zeros(5), [(1, 2)]) for g in ("a", "b")]
+    raw = np.array([[[0.9, 0.9], [0.7, 0.7]], [[0.6, 0.6], [0.61, 0.6]]])  # candidate, seed, file
+    table = nab_cv.Table(raw, np.zeros(raw.shape, dtype=int), np.array([1, 1]))
+    text, data = nab_cv.report(files, [0, 1], table, (1.0, 1.0, 10), "cmd", max_spread)
+    json.dumps(data, allow_nan=False)
+    assert data["max_spread"] == (1.0 if np.isfinite(max_spread) else None)
+    assert "Picked by best mean alone" in text
+    # Within one point only candidate 1 keeps its seeds together; unbounded, 0 has the best mean.
+    assert [fold["picked"] == nab_cv.describe(1) for fold in data["folds"]] == [
+        np.isfinite(max_spread)] * 2
