@@ -49,7 +49,7 @@ class DetectorSettings:
     forests, 24 seeds, all the development data: a range of 1.0 point, against 6.8 with
     subsamples of 256; benchmarks/results/nab_seed.md). The folds picked it under issue 17's
     bound of one point between seeds (benchmarks/nab_cv.py, `--max-spread`); the operator
-    keeps scikit-learn's 256 (trees about 8 times smaller, kept for every service).
+    keeps scikit-learn's 256 (trees about 5 times smaller, kept for every service).
     `seasonal_differencing`, `difference_min_acf`: a metric whose training rows have a season
     (as below) with an autocorrelation of at least `difference_min_acf` there (a clear period,
     not a chance one) is judged by its change since one period earlier, so a daily pattern

@@ -455,7 +455,7 @@ def policy_from_spec(spec: HealingSpec) -> HealingPolicy:
 # few rows. 20 rows give the median and MAD a footing without delaying the first fit much.
 LIVE_WARM_UP_ROWS = 20
 # Rows each live tree is grown on: scikit-learn's default, the size every scale figure was
-# measured at (a tree of all 2,000 training rows has about 8 times the nodes, per service).
+# measured at (a tree of all 2,000 training rows has about 5 times the nodes, per service).
 LIVE_MAX_SAMPLES = 256
 
 
@@ -466,7 +466,7 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
     No seasonal differencing: the live training rows are hours of syncs, too short to show a
     daily period and long enough for chance ones. One forest, not `detect`'s mean of several:
     every service's model is kept in memory and scored every sync; for that too, trees of
-    scikit-learn's 256 rows, not `detect`'s 2,000 (8 times the nodes). The training scores'
+    scikit-learn's 256 rows, not `detect`'s 2,000 (5 times the nodes). The training scores'
     quantile as the threshold and the highest recent score within 0.04 as the record, not
     `detect`'s mean plus sigmas and margin of 0.02 (cross-validated on NAB only), and no
     re-arming: the operator keeps an incident open itself (`inputs.track_incident`)."""
