@@ -21,22 +21,20 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 
-def average_path_length(n: float) -> float:
-    """c(n): the average path length of an unsuccessful search in a binary search tree."""
-    if n <= 1:
-        return 0.0
-    if n == 2:
-        return 1.0
-    return float(2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n)
-
-
 def average_path_lengths(counts: IntArray) -> FloatArray:
-    """c(n) of every count at once: a forest has thousands of nodes, one Python call each
-    was a fifth of a refit."""
-    n = np.maximum(np.asarray(counts, dtype=np.float64), 2.0)
+    """c(n) of every count at once, the average path length of an unsuccessful search in a
+    binary search tree of n nodes (a forest has thousands of nodes; one Python call each was a
+    fifth of a refit)."""
+    counts = np.asarray(counts)
+    n = np.maximum(counts.astype(np.float64), 2.0)
     general = 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
     result: FloatArray = np.where(counts <= 1, 0.0, np.where(counts == 2, 1.0, general))
     return result
+
+
+def average_path_length(n: float) -> float:
+    """c(n) of one count."""
+    return float(average_path_lengths(np.array([n]))[0])
 
 
 @dataclass(frozen=True)
