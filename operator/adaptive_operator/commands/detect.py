@@ -18,7 +18,7 @@ from typing import Any
 
 RANDOM_STATE = 0
 # A series at least this long says on stderr how far the scoring got (every tenth of it): at
-# about 1,100 rows per CPU second, 90,000 rows are over a minute's work. Shorter ones stay quiet.
+# about 1,000 rows per CPU second, 90,000 rows are over a minute's work. Shorter ones stay quiet.
 PROGRESS_ROWS = 20_000
 
 
@@ -83,12 +83,13 @@ def progress_printer(total: int) -> Callable[[int], None] | None:
     (by rows, not by time: the same lines on every run); None for a short series."""
     if total < PROGRESS_ROWS:
         return None
-    reported = [0]
+    reported = 0
 
     def report(done: int) -> None:
-        if done * 10 // total > reported[0] * 10 // total:
+        nonlocal reported
+        if done * 10 // total > reported * 10 // total:
             print(f"detect: {done:,} of {total:,} rows scored", file=sys.stderr, flush=True)
-            reported[0] = done
+            reported = done
 
     return report
 
