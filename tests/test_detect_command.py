@@ -93,10 +93,10 @@ def test_a_long_series_says_how_far_the_scoring_got(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Progress on stderr by tenths of the rows (the same lines every run); the output is what
     `detect_series` gives."""
-    from adaptive_operator.commands import detect
+    from adaptive_operator.commands import detect, series_file
     from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
 
-    monkeypatch.setattr(detect, "PROGRESS_ROWS", 1_000)
+    monkeypatch.setattr(series_file, "PROGRESS_ROWS", 1_000)
     values = [round(float(v), 3) for v in 10 + np.random.default_rng(7).normal(0, 1, 1_600)]
     source, out = tmp_path / "in.csv", tmp_path / "out.csv"
     source.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * i},{v}\n"

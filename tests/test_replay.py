@@ -415,3 +415,22 @@ def test_epoch_and_iso_timestamps_give_the_same_decisions(tmp_path: Path) -> Non
         tmp_path / "i.csv", [(f"2023-11-14T22:{13 + i:02d}:20", v) for i, v in enumerate(values)]
     )
     assert [r[2] for r in run(tmp_path, epoch)] == [r[2] for r in run(tmp_path, iso)]
+
+
+def test_a_long_trace_says_how_far_the_replay_got(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress on stderr by tenths of the rows; the decisions are those of a replay without it,
+    and a trace under the bar prints nothing."""
+    from adaptive_operator.commands import series_file
+
+    monkeypatch.setattr(series_file, "PROGRESS_ROWS", 25)
+    values: list[float | None] = [float(10 * (i % 7)) for i in range(30)]
+    trace = write_trace(tmp_path / "t.csv", [(60 * i, v) for i, v in enumerate(values)])
+    out = run(tmp_path, trace)
+    assert capsys.readouterr().err.splitlines() == [
+        f"replay: {done} of 30 rows decided" for done in (3, 6, 9, 12, 15, 18, 21, 24, 27, 30)]
+    expected = replay(values, ReplayConfig(10.0, 30.0, 60.0, 1, 10_000))
+    assert [int(row[2]) for row in out[1:]] == list(expected.desired_replicas)
+    run(tmp_path, write_trace(tmp_path / "short.csv", [(60 * i, 5) for i in range(24)]))
+    assert capsys.readouterr().err == ""

@@ -11,15 +11,10 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 RANDOM_STATE = 0
-# A series at least this long says on stderr how far the scoring got (every tenth of it): at
-# about 1,000 rows per CPU second, 90,000 rows are over a minute's work. Shorter ones stay quiet.
-PROGRESS_ROWS = 20_000
 
 
 def register(subparsers: Any) -> None:
@@ -78,29 +73,13 @@ def write_scores(path: Path, stamps: list[str], values: list[float], scores: Any
         raise usage_error(f"cannot write {path}: {err.strerror or err}") from None
 
 
-def progress_printer(total: int) -> Callable[[int], None] | None:
-    """Prints "detect: N of TOTAL rows scored" on stderr each time another tenth is scored
-    (by rows, not by time: the same lines on every run); None for a short series."""
-    if total < PROGRESS_ROWS:
-        return None
-    reported = 0
-
-    def report(done: int) -> None:
-        nonlocal reported
-        if done * 10 // total > reported * 10 // total:
-            print(f"detect: {done:,} of {total:,} rows scored", file=sys.stderr, flush=True)
-            reported = done
-
-    return report
-
-
 def run(args: argparse.Namespace) -> int:
-    from adaptive_operator.commands.series_file import writable
+    from adaptive_operator.commands.series_file import progress_printer, writable
     from adaptive_operator.domain.healing.anomaly import DetectorSettings, detect_series
 
     out = writable(args.out)
     stamps, values = read_series(args.series)
     result = detect_series(values, DetectorSettings(), random_state=RANDOM_STATE,
-                           progress=progress_printer(len(values)))
+                           progress=progress_printer("detect", "scored", len(values)))
     write_scores(out, stamps, values, result.scores, result.flags)
     return 0

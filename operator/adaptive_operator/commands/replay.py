@@ -248,7 +248,7 @@ def write_result(path: Path, trace: Trace, desired: tuple[int, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adaptive_operator.commands.series_file import writable
+    from adaptive_operator.commands.series_file import progress_printer, writable
 
     writable(args.out)
     trace = read_trace(args.trace)
@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     if args.coupled:
         upstreams = upstream_traces(args.coupled, trace)
         advisor = coupled_advisor(advisor, upstreams, config.target_per_replica)
-    result = replay(trace.values, config, advisor)
+    result = replay(trace.values, config, advisor,
+                    progress_printer("replay", "decided", len(trace.values)))
     write_result(args.out, trace, result.desired_replicas)
     return 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,10 @@ HEADER = ["timestamp", "value"]
 # The calendar datetime can represent (years 1 to 9999), as epoch seconds.
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+# A file at least this long says on stderr how far the command got (every tenth of it):
+# `detect` scores about 1,000 rows per CPU second and a predictive `replay` decides about 3,500
+# (benchmarks/results/replay_speed_predictive.md), so such a file is seconds of work or more.
+PROGRESS_ROWS = 20_000
 
 
 def usage_error(message: str) -> Exception:
@@ -92,3 +97,19 @@ def writable(path: Path) -> Path:
     if not folder.is_dir():
         raise usage_error(f"cannot write {path}: folder {folder} does not exist")
     return path
+
+
+def progress_printer(command: str, verb: str, total: int) -> Callable[[int], None] | None:
+    """Prints "COMMAND: N of TOTAL rows VERB" on stderr each time another tenth is done (by
+    rows, not by time: the same lines on every run); None below PROGRESS_ROWS rows."""
+    if total < PROGRESS_ROWS:
+        return None
+    reported = 0
+
+    def report(done: int) -> None:
+        nonlocal reported
+        if done * 10 // total > reported * 10 // total:
+            print(f"{command}: {done:,} of {total:,} rows {verb}", file=sys.stderr, flush=True)
+            reported = done
+
+    return report

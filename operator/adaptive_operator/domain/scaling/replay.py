@@ -9,7 +9,7 @@ midpoint; a scale-down removes the newest pods first. Time is relative to the fi
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from adaptive_operator.domain.common.views import RowsView
@@ -111,8 +111,10 @@ def replay(
     values: Sequence[float | None],
     config: ReplayConfig,
     advisor: ForecastAdvisor | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
-    """Run `scaling.algorithm.decide` once per row, as the operator would with HPA's defaults."""
+    """Run `scaling.algorithm.decide` once per row, as the operator would with HPA's defaults
+    (`progress` is told how many rows are decided, after each)."""
     spec = default_spec(config.min_replicas, config.max_replicas)
     step = config.interval_seconds
     pool = PodPool(initial_replicas(values, config))
@@ -134,4 +136,6 @@ def replay(
         pool.resize(decision.desired_replicas, now, config.startup_seconds)
         desired.append(decision.desired_replicas)
         reasons.append(decision.reason)
+        if progress is not None:
+            progress(i + 1)
     return ReplayResult(tuple(desired), tuple(serving), tuple(reasons))
