@@ -110,12 +110,13 @@ def test_detect_and_the_operator_record_at_the_highest_each_with_its_margin() ->
 
 def test_detect_grows_every_tree_on_all_its_training_rows_and_the_operator_on_256() -> None:
     # Picked by the folds under issue 17's one-point bound on the seed (nab_cv.md).
-    detect = DetectorSettings()
-    assert detect.max_samples >= detect.train_rows
-    assert detector_settings_from_spec(HealingSpec()).max_samples == 256
-    train = np.random.default_rng(5).normal(size=(300, 4))
-    forest = fit_forest(train, replace(detect, n_estimators=3), random_state=0)
-    assert [tree.tree_.n_node_samples[0] for tree in forest.estimators_] == [300, 300, 300]
+    detect = replace(DetectorSettings(), n_estimators=3)
+    live = replace(detector_settings_from_spec(HealingSpec()), n_estimators=3)
+    train = np.random.default_rng(5).normal(size=(2_500, 4))
+    for settings, rows in ((detect, 2_500), (live, 256), (replace(detect, max_samples=300), 300)):
+        # Every row, however many (None is not a cap that a longer `train_rows` would pass).
+        forest = fit_forest(train, settings, random_state=0)
+        assert [tree.tree_.n_node_samples[0] for tree in forest.estimators_] == [rows] * 3
 
 
 @pytest.mark.parametrize("knobs", [{"forests": 0}, {"n_estimators": 0}, {"max_samples": 1}])

@@ -172,9 +172,10 @@ def feature_matrix(
 def fit_forest(train: FloatArray, settings: DetectorSettings, random_state: int
                ) -> IsolationForest:
     """One of a model's forests as scikit-learn fits it."""
+    rows = len(train) if settings.max_samples is None else min(settings.max_samples, len(train))
     return IsolationForest(
         n_estimators=settings.n_estimators,
-        max_samples=min(settings.max_samples, len(train)),
+        max_samples=rows,
         random_state=random_state,
     ).fit(train)
 

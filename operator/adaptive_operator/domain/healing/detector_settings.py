@@ -43,9 +43,10 @@ class DetectorSettings:
     flags less (1: one forest, seeded `random_state`). `detect` averages 12 (the folds picked
     12 over 3 and 6: benchmarks/results/nab_cv.md; fitting them is most of its time); the
     operator runs one forest (a live service's model is kept in memory and scored every sync).
-    `max_samples`: the training rows each tree is grown on (all of them when there are fewer).
-    `detect` grows every tree on all its 2,000: the trees then differ in their random splits
-    only, not also in which rows they drew, and the seed moves the NAB score far less (12
+    `max_samples`: the training rows each tree is grown on (all of them when there are fewer;
+    None: every training row, whatever `train_rows`). `detect` grows every tree on all its
+    training rows (2,000): the trees then differ in their random splits only, not also in
+    which rows they drew, and the seed moves the NAB score far less (12
     forests, 24 seeds, all the development data: a range of 1.0 point, against 6.8 with
     subsamples of 256; benchmarks/results/nab_seed.md). The folds picked it under issue 17's
     bound of one point between seeds (benchmarks/nab_cv.py, `--max-spread`); the operator
@@ -83,7 +84,7 @@ class DetectorSettings:
     refit_every: int = 500
     n_estimators: int = 30
     forests: int = 12
-    max_samples: int = 2000
+    max_samples: int | None = None
     sensitivity: float = 0.5
     train_quantile: float = 0.99
     train_sigmas: float = 2.5
@@ -135,7 +136,8 @@ class DetectorSettings:
 
     def _check_forests(self) -> None:
         """Enough forests, trees and rows a tree to grow one."""
-        if self.forests < 1 or self.n_estimators < 1 or self.max_samples < 2:
+        too_few_rows = self.max_samples is not None and self.max_samples < 2
+        if self.forests < 1 or self.n_estimators < 1 or too_few_rows:
             raise ValueError("forests and n_estimators must be >= 1 and max_samples >= 2, got "
                              f"{self.forests}, {self.n_estimators} and {self.max_samples}")
 
