@@ -305,6 +305,14 @@ def fold_rows(files: Sequence[File], table: Table, folds: Sequence[Fold]) -> lis
     return rows
 
 
+def bound_caveat(seeds: Sequence[int], max_spread: float) -> str:
+    """What the bound on the seeds' range means for the seeds given: with one seed every
+    candidate spans 0 points and the bound picks nothing."""
+    if len(seeds) > 1 or not np.isfinite(max_spread):
+        return ""
+    return "; with one seed every candidate spans 0 points, so the bound rules none out"
+
+
 def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tuple[float, ...],
            command: str, max_spread: float = np.inf) -> tuple[str, dict[str, Any]]:
     groups = [f.group for f in files]
@@ -325,7 +333,7 @@ def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tup
         f"({table.set_ups} forest set-ups: {SCORE_CHOICES[: table.set_ups]} x "
         f"{len(candidates(1))} operating points: {JUDGE_GRID}). Each fold picks the best "
         f"mean on its training groups among the candidates whose seeds there span at most "
-        f"{max_spread} points (none such: the narrowest).",
+        f"{max_spread} points (none such: the narrowest){bound_caveat(seeds, max_spread)}.",
         "",
         "| held-out group | files | windows | development folds | seeds' range, development | "
         "held out | flags outside windows (held out) | picked on the training folds | "

@@ -173,3 +173,9 @@ def test_the_report_is_strict_json_with_or_without_a_bound(max_spread: float) ->
     # Within one point only candidate 1 keeps its seeds together; unbounded, 0 has the best mean.
     assert [fold["picked"] == nab_cv.describe(1) for fold in data["folds"]] == [
         np.isfinite(max_spread)] * 2
+
+
+def test_the_report_says_when_one_seed_makes_the_bound_rule_none_out() -> None:
+    assert "rules none out" in nab_cv.bound_caveat([0], 1.0)
+    assert nab_cv.bound_caveat([0, 1], 1.0) == ""
+    assert nab_cv.bound_caveat([0], np.inf) == ""
