@@ -23,7 +23,7 @@ HEADER = ["timestamp", "value"]
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 # A file at least this long says on stderr how far the command got (every tenth of it):
-# `detect` scores about 1,000 rows per CPU second and a predictive `replay` decides about 3,500
+# `detect` scores 600-1,000 rows per CPU second and a predictive `replay` decides about 3,500
 # (benchmarks/results/replay_speed_predictive.md), so such a file is seconds of work or more.
 PROGRESS_ROWS = 20_000
 
