@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -189,6 +190,7 @@ class Table:
     raw: FloatArray  # (candidates, seeds, files)
     outside: npt.NDArray[np.int_]
     windows: npt.NDArray[np.int_]  # per file
+    profile: nab.Profile = STANDARD  # the NAB profile `raw` was scored with
 
     @property
     def set_ups(self) -> int:
@@ -227,7 +229,7 @@ def pooled(table: Table, rows: npt.NDArray[np.bool_]) -> FloatArray:
     windows = int(table.windows[rows].sum())
     if windows == 0:
         return np.full(table.raw.shape[:2], np.nan)
-    return np.asarray(nab.normalised(table.raw[:, :, rows].sum(axis=2), windows, STANDARD))
+    return np.asarray(nab.normalised(table.raw[:, :, rows].sum(axis=2), windows, table.profile))
 
 
 def pick(table: Table, rows: npt.NDArray[np.bool_], max_spread: float = np.inf) -> int:
@@ -264,7 +266,7 @@ def cross_validate(table: Table, groups: Sequence[str], max_spread: float = np.i
         folds.append(Fold(group, chosen, pooled(table, ~test)[chosen], pooled(table, test)[chosen],
                           table.outside[chosen][:, test].sum(axis=1)))
         raw += table.raw[chosen][:, test].sum(axis=1)
-    overall = nab.normalised(raw, int(table.windows.sum()), STANDARD)
+    overall = nab.normalised(raw, int(table.windows.sum()), table.profile)
     return folds, np.asarray(overall)
 
 
@@ -276,6 +278,14 @@ def throughput(files: Sequence[File], settings: DetectorSettings) -> tuple[float
         detect_series(file.values, settings, random_state=0)
     rows = sum(len(f.values) for f in real)
     return rows / (time.perf_counter() - wall), rows / (time.process_time() - cpu), rows
+
+
+def runner() -> str:
+    """How this process was started, for a report's command: its niceness as it ran (the
+    reports used to say nice 19 whatever the run's was)."""
+    niceness = os.nice(0)
+    nice = f"nice -n {niceness} " if niceness else ""
+    return f"PYTHONPATH=operator {nice}.venv/bin/python"
 
 
 def describe(index: int) -> str:
@@ -354,7 +364,7 @@ def report(files: Sequence[File], seeds: Sequence[int], table: Table, speed: tup
         f"Throughput of `detect` at the product's defaults as they stand (seed 0, "
         f"{speed[2]:,} NAB rows): "
         f"{speed[0]:,.0f} rows/s wall, {speed[1]:,.0f} rows per CPU second (shared 2-core "
-        "machine, nice 19).",
+        f"machine, niceness {os.nice(0)}).",
         "",
         "Groups: " + "; ".join(f"`{key}` -> {group}" for key, group in AWS_KINDS)
         + "; artificialWithAnomaly, artificialNoAnomaly as in NAB; synthetic: "
@@ -394,7 +404,7 @@ def main() -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
     table = build_table(files, seeds, args.cache, args.set_ups)
     speed = throughput(files, DetectorSettings())
-    command = "PYTHONPATH=operator nice -n 19 .venv/bin/python benchmarks/nab_cv.py " + \
+    command = f"{runner()} benchmarks/nab_cv.py " + \
         f"--seeds {args.seeds} --set-ups {args.set_ups} --max-spread {args.max_spread}" + \
         (" --quick" if args.quick else "") + \
         ("" if args.out.resolve() == RESULTS / "nab_cv" else f" --out {args.out}")

@@ -191,7 +191,7 @@ def main() -> None:
                      if args.seeds // k >= 2})
              for rule, settings in rules().items()}
     settings = next(iter(rules().values()))
-    command = ("PYTHONPATH=operator nice -n 19 .venv/bin/python benchmarks/nab_seed.py "
+    command = (f"{nab_cv.runner()} benchmarks/nab_seed.py "
                f"--seeds {args.seeds} --forests {args.forests}")
     text = report(files, found, command) + "\n".join(
         example(files, singles, next(iter(found.values()))[0][1], settings)) + "\n"
