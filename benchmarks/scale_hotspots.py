@@ -41,6 +41,8 @@ from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector  # noq
 from adaptive_operator.domain.healing.inputs import HealthHistory  # noqa: E402
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec  # noqa: E402
 
+CYCLE = 40  # rows: a garbage collector's sawtooth every 10 minutes at a 15 s sync
+
 
 def cpu_ms(call: Callable[[], object], repeat: int) -> float:
     call()
@@ -52,16 +54,17 @@ def cpu_ms(call: Callable[[], object], repeat: int) -> float:
 
 def detector_rows() -> list[str]:
     rows = []
-    for metrics in (2, 5):
+    for metrics, cycle in ((2, 0), (5, 0), (5, CYCLE)):
         names = [f"m{i}" for i in range(metrics)]
         settings = detector_settings_from_spec(HealingSpec(enabled=True,
                                                            metrics=dict.fromkeys(names, "")))
         window_rows = settings.baseline_rows + settings.persistence_n + (
             settings.cooldown_rows + settings.record_rows)
-        full = syncing(settings, names, window_rows, whole=True)
-        live = syncing(settings, names, window_rows, whole=False)
-        rows.append(f"| live detector verdict, {window_rows}-row window of {metrics} metrics "
-                    f"(whole window vs newest row) | {cpu_ms(full, 20):.1f} | "
+        full = syncing(settings, names, window_rows, whole=True, cycle=cycle)
+        live = syncing(settings, names, window_rows, whole=False, cycle=cycle)
+        seasonal = f", each with a {cycle}-row cycle (differenced)" if cycle else ""
+        rows.append(f"| live detector verdict, {window_rows}-row window of {metrics} metrics"
+                    f"{seasonal} (whole window vs newest row) | {cpu_ms(full, 20):.1f} | "
                     f"{cpu_ms(live, 200):.2f} |")
     settings = detector_settings_from_spec(HealingSpec())
     rng = np.random.default_rng(0)
@@ -78,19 +81,30 @@ def detector_rows() -> list[str]:
 
 
 def syncing(settings: DetectorSettings, names: list[str], window_rows: int,
-            whole: bool) -> Callable[[], object]:
+            whole: bool, cycle: int = 0) -> Callable[[], object]:
     """One sync's detector work per call (`domain.healing.watch.score` without the refits): a
-    new row of noise into a full history, its tail, the verdict (whole or newest row)."""
+    new row of noise (on a sawtooth of `cycle` rows, which the fit finds and differences) into
+    a full history, its tail, the verdict (whole or newest row)."""
     rng = np.random.default_rng(0)
     limit = settings.train_rows + settings.baseline_rows + settings.record_rows + (
         settings.cooldown_rows)
+    rows = iter(range(10**9))
+
+    def new_row() -> dict[str, float]:
+        row = next(rows)
+        level = 1.0 + ((row % cycle) / cycle if cycle else 0.0)
+        return {name: level + float(rng.normal(0, 0.1)) for name in names}
+
     history = HealthHistory(limit)
-    history.backfill({name: list(rng.normal(1.0, 0.1, limit)) for name in names})
+    backfill = [new_row() for _ in range(limit)]
+    history.backfill({name: [row[name] for row in backfill] for name in names})
     detector = AnomalyDetector(settings, 0).fit(history.rows)
+    model = detector._model
+    assert (model is not None and model.periods == dict.fromkeys(names, cycle)) or not cycle
     verdict = detector.score if whole else detector.score_latest
 
     def sync() -> object:
-        history.append({name: float(rng.normal(1.0, 0.1)) for name in names})
+        history.append(new_row())
         return verdict(history.tail(window_rows))
 
     return sync

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.healing.anomaly import (
     DetectorSettings,
     detect_series,
@@ -19,6 +20,7 @@ from adaptive_operator.domain.healing.anomaly import (
 )
 from adaptive_operator.domain.healing.anomaly_latest import latest_features, seasonal_difference
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 from test_anomaly_latest import assert_same_verdict
 
 PERIOD = 24
@@ -115,3 +117,35 @@ def test_score_latest_gives_the_verdicts_of_score_on_a_seasonal_metric() -> None
     assert full._model is not None and full._model.periods == {"errors": 0, "load": PERIOD}
     assert any(flags_full)
     assert flags_live == flags_full
+
+
+def _series(kind: str, rows: int, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.normal(size=rows)
+    if kind == "white":
+        return noise
+    if kind == "walk":
+        return np.cumsum(noise)
+    x = np.zeros(rows)
+    for t in range(1, rows):  # AR(1) at 0.99: slow, smooth wandering, a memory gauge's kind
+        x[t] = 0.99 * x[t - 1] + noise[t]
+    return x
+
+
+@pytest.mark.parametrize("rows", [120, 500, 2_000])
+@pytest.mark.parametrize("kind", ["white", "walk", "ar"])
+def test_the_operator_finds_no_period_in_series_without_one(kind: str, rows: int) -> None:
+    # The operator differences seasons since benchmarks/nab_live.py picked it; what was feared
+    # is a chance period in a few hours of syncs (200 series of each kind checked once: none).
+    live = detector_settings_from_spec(HealingSpec())
+    rng = np.random.default_rng(rows)
+    for _ in range(20):
+        history = {"m": _series(kind, rows, rng)}
+        assert find_periods(history, slice(0, rows), live) == {"m": 0}
+
+
+def test_the_operator_differences_a_real_cycle_of_its_syncs() -> None:
+    # A garbage collector's sawtooth every 40 syncs (10 minutes at 15 s) over 2,000 rows.
+    live = detector_settings_from_spec(HealingSpec())
+    t = np.arange(2_000)
+    memory = 100.0 + (t % 40) + np.random.default_rng(1).normal(0.0, 1.0, len(t))
+    assert find_periods({"memory": memory}, slice(0, len(t)), live) == {"memory": 40}

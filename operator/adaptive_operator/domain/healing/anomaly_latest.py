@@ -192,9 +192,10 @@ def _one_more(previous: Column, values: Column) -> bool:
 
 @dataclass
 class _Trail:
-    """One metric at the previous call: its window and, unless it was differenced, its
-    newest rows (enough for the newest row's features) and their deviations from their own
-    baselines (the newest `baseline_rows + 1`); None: not computed."""
+    """One metric at the previous call: its window and its newest rows as the features see
+    them (differenced, for a seasonal metric; enough for the newest row's features) and their
+    deviations from their own baselines (the newest `baseline_rows + 1`); None: not
+    computed."""
 
     window: Column
     recent: FloatArray | None = None
@@ -208,8 +209,9 @@ class LatestFeatures:
     added (while the rows of the baselines it needs are in the window), so the newest row
     needs one new baseline, not a rolling median over 2 x `baseline_rows` rows, and only the
     newest value is converted to numpy. The same numbers as `latest_features` (a test
-    compares them); a metric with a seasonal period, missing values, or a sliding window
-    shorter than 2 x `baseline_rows` + 1 rows is computed whole, as `latest_features` does.
+    compares them), a seasonal metric's from its changes since one period earlier; missing
+    values, or a sliding window shorter than 2 x `baseline_rows` + 1 rows (plus the period)
+    are computed whole, as `latest_features` does.
     Windows are lists (compared with the previous one as lists: a history's slices share
     their float objects, so that is a comparison of pointers) that the caller does not
     change afterwards."""
@@ -240,30 +242,29 @@ class LatestFeatures:
         found: list[_Found] = []
         for name in sorted(window):
             values, period = window[name], periods.get(name, 0)
-            if period:
-                features = _one_metric(values, self.baseline_rows, self._windows, period)
-                self._trails[name] = _Trail(values)
-            else:
-                baseline, trail = self._extended(self._trails[name], values)
-                self._trails[name] = trail
-                assert trail.recent is not None and trail.deviations is not None
-                features = _newest(trail.recent, baseline, trail.deviations,
-                                   self.baseline_rows, self._windows)
+            baseline, trail = self._extended(self._trails[name], values, period)
+            self._trails[name] = trail
+            assert trail.recent is not None and trail.deviations is not None
+            features = _newest(trail.recent, baseline, trail.deviations,
+                               self.baseline_rows, self._windows)
             found.append((name, values, period, *features))
         return _assembled(found)
 
-    def _extended(self, trail: _Trail, values: Column) -> tuple[float, _Trail]:
-        """The newest row's baseline, and the trail with the newest row added."""
+    def _extended(self, trail: _Trail, values: Column, period: int) -> tuple[float, _Trail]:
+        """The newest row's baseline, and the trail with the newest row added (its change
+        since one `period` earlier, for a seasonal metric: the rows the features are of)."""
         rows = self.baseline_rows
         keep = max(rows + 2, *self._windows)  # the newest row's features need no more
         slid = len(values) == len(trail.window)  # the oldest row dropped: baselines move
+        # A sliding window shorter than the rows the whole computation differences and reads
+        # drops rows it reads (and their earlier values): computed whole, as it is.
         if trail.recent is None or trail.deviations is None or (
-                slid and len(values) <= max(2 * rows, keep)):
-            return self._rebuilt(values, keep)
-        recent = np.append(trail.recent, float(values[-1]))[-keep:]
+                slid and len(values) <= max(2 * rows, keep) + period):
+            return self._rebuilt(values, keep, period)
+        recent = np.append(trail.recent, _newest_change(values, period))[-keep:]
         before = recent[:-1][-rows:]
         if not np.isfinite(before).all():
-            return self._rebuilt(values, keep)
+            return self._rebuilt(values, keep, period)
         # The median is pandas' rolling median for the same rows: the middle one, or the
         # mean of the middle two (a test checks the two paths give identical numbers).
         baseline = median(before) if len(before) >= 2 else float("nan")
@@ -271,6 +272,15 @@ class LatestFeatures:
         deviations = np.append(trail.deviations, deviation)[-(rows + 1) :]
         return baseline, _Trail(values, recent, deviations)
 
-    def _rebuilt(self, values: Column, keep: int) -> tuple[float, _Trail]:
-        x, baseline, deviations = _deviations(values, self.baseline_rows, 0, max(self._windows))
+    def _rebuilt(self, values: Column, keep: int, period: int) -> tuple[float, _Trail]:
+        x, baseline, deviations = _deviations(values, self.baseline_rows, period,
+                                              max(self._windows))
         return baseline, _Trail(values, x[-keep:].copy(), deviations[-(self.baseline_rows + 1) :])
+
+
+def _newest_change(values: Column, period: int) -> float:
+    """The newest row as the features see it: its value, or with a `period` its change since
+    one period earlier (NaN without a row that far back, as `seasonal_difference` has)."""
+    if period <= 0:
+        return float(values[-1])
+    return float(values[-1]) - float(values[-1 - period]) if len(values) > period else math.nan

@@ -20,7 +20,8 @@ class DetectorSettings:
     `train_sigmas` > 0 puts it at the training scores' mean plus that many standard deviations
     instead: a statistic of every training row, where the quantile is that of the top ~20 rows'
     scores, each of which the forest's seed moves (benchmarks/results/nab_seed.md). 0: the
-    quantile. On for `detect`; the operator keeps the quantile (its rule on live services).
+    quantile. On for `detect` and the operator (picked for each by its own folds:
+    benchmarks/nab_cv.py, benchmarks/nab_live.py).
     `record_quantile` < 1 puts the record (see `anomaly_flags`) at that quantile of the recent
     normal scores instead of their highest, one row's score that the seed moves. The folds
     picked 0.995 before the long mean shift, the highest (1.0) since; the operator keeps the
@@ -54,9 +55,9 @@ class DetectorSettings:
     `seasonal_differencing`, `difference_min_acf`: a metric whose training rows have a season
     (as below) with an autocorrelation of at least `difference_min_acf` there (a clear period,
     not a chance one) is judged by its change since one period earlier, so a daily pattern
-    repeating itself is flat and a day unlike the day before stands out. On for `detect`; the
-    operator turns it off (its training rows are hours of syncs, too short for a daily period
-    and long enough for chance ones).
+    repeating itself is flat and a day unlike the day before stands out. On for `detect` and
+    the operator (every fold of benchmarks/nab_live.py picked it for the live settings; its
+    hours of syncs show a job's or a collector's cycle, not a day's).
     `season_repeats`, `season_slack_rows`, `season_min_z`: the season of the training rows
     is the lag of their autocorrelation's highest peak (at least `season_min_z` standard
     errors, 1 / sqrt(rows) each, above zero: 0.1 over 2,000 rows) between

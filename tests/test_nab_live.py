@@ -1,0 +1,113 @@
+"""The live detector's cross-validation harness (benchmarks/nab_live.py): the settings it
+judges are the operator's, its candidates start with the operator's current point, and its
+counts and report hold on a small corpus."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import nab_cv
+import nab_live
+from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.healing.anomaly import score_batch
+from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
+
+
+def test_it_judges_the_operators_settings_and_tries_its_current_point_first() -> None:
+    live = nab_live.live_settings()
+    assert live == detector_settings_from_spec(HealingSpec(enabled=True))
+    found = nab_live.candidates(live)
+    assert len(found) == 8
+    assert all(getattr(live, knob) == value for knob, value in found[0].items())
+    assert len({tuple(knobs.items()) for knobs in found}) == 8
+    # Two forest set-ups (with seasonal differencing or without), each judged four ways.
+    set_ups = {nab_live.scoring(live, knobs) for knobs in found}
+    assert {s.seasonal_differencing for s in set_ups} == {False, True}
+    assert all(s.train_sigmas == live.train_sigmas for s in set_ups)
+
+
+def test_a_window_is_missed_when_no_flag_falls_in_it() -> None:
+    flags = np.zeros(20, dtype=bool)
+    flags[[3, 15]] = True
+    assert nab_live.missed_windows(flags, [(2, 4), (6, 9), (15, 15), (17, 19)]) == 2
+
+
+SMALL: dict[str, Any] = {"min_train_rows": 60, "refit_every": 80, "n_estimators": 20,
+                         "baseline_rows": 50, "warm_up_rows": 10}
+
+
+def small_corpus() -> list[nab_cv.File]:
+    rng = np.random.default_rng(8)
+    files = []
+    for group in ("a", "b", "c"):
+        values = 10.0 + rng.normal(0.0, 1.0, 400)
+        values[300:320] += 12.0
+        files.append(nab_cv.File(f"{group}/x.csv", values, [(295, 330)]))
+    return files
+
+
+@pytest.fixture
+def small_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = replace(nab_live.live_settings(), **SMALL)
+    monkeypatch.setattr(nab_live, "live_settings", lambda: small)
+
+
+@pytest.mark.usefixtures("small_live")
+def test_each_set_up_is_scored_once_a_seed_as_the_detector_scores_it(tmp_path: Path) -> None:
+    files = small_corpus()
+    live = nab_live.live_settings()
+    runs = nab_live.score_runs(files, live, 2, tmp_path)
+    assert len(runs) == 2 and all(len(seeds) == 2 for seeds in runs.values())
+    for file, batch in zip(files, runs[live][1], strict=True):
+        direct = score_batch({"value": file.values}, live, 1)
+        np.testing.assert_array_equal(batch.scores, direct.scores)
+
+
+@pytest.fixture
+def small_runs(small_live: None, tmp_path: Path) -> nab_live.Runs:
+    return nab_live.score_runs(small_corpus(), nab_live.live_settings(), 2, tmp_path)
+
+
+def test_the_table_of_a_small_corpus(small_runs: nab_live.Runs) -> None:
+    table, missed = nab_live.build_table(small_corpus(), small_runs, nab_live.live_settings())
+    assert table.raw.shape == (8, 2, 3)
+    assert missed.shape == (8, 2)
+    # A 12-sigma jump held for 20 rows is found by every candidate and seed.
+    assert (missed == 0).all()
+    assert (table.raw > 0).all()
+
+
+def test_the_report_of_a_small_corpus_gives_both_profiles(small_runs: nab_live.Runs) -> None:
+    live = nab_live.live_settings()
+    text, data = nab_live.report(small_corpus(), small_runs, live, "cmd", np.inf)
+    json.dumps(data, allow_nan=False)
+    assert data["max_spread"] is None
+    for profile in nab_live.PROFILES:
+        assert f"## NAB profile {profile.name}" in text
+        assert [fold["group"] for fold in data[profile.name]["folds"]] == ["a", "b", "c"]
+        assert len(data[profile.name]["held_out_pooled"]) == 2
+    assert f"{data['candidates'][0]} (the operator now)" in text
+
+
+def test_flags_on_the_series_without_windows_are_counted_apart() -> None:
+    files = [nab_cv.File("a/x.csv", np.zeros(5), [(1, 2)]),
+             nab_cv.File("b/quiet.csv", np.zeros(5), [])]
+    outside = np.array([[[1, 3], [2, 5]]])  # candidate, seed, file
+    table = nab_cv.Table(np.zeros(outside.shape), outside, np.array([1, 0]))
+    assert nab_live.quiet_flags(files, table, 0) == 4.0
+
+
+def test_a_reports_command_gives_the_niceness_it_ran_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.nice", lambda increment: 5)
+    assert nab_cv.runner() == "PYTHONPATH=operator nice -n 5 .venv/bin/python"
+    monkeypatch.setattr("os.nice", lambda increment: 0)
+    assert nab_cv.runner() == "PYTHONPATH=operator .venv/bin/python"
