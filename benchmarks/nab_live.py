@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 import nab
 import nab_cv
+import nab_seed
 from adaptive_operator.api.healing import HealingSpec
 from adaptive_operator.domain.healing.anomaly import (
     OPERATING_POINT_KNOBS,
@@ -193,7 +194,32 @@ def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings, com
         found, found_data = section(files, table, missed, live, max_spread)
         lines += found
         data[profile.name] = found_data
-    return "\n".join(lines), data
+    averaged, data["forests_averaged"] = forests_section(files, runs[live], live)
+    return "\n".join(lines + averaged), data
+
+
+FORESTS = (1, 2, 3, 6, 12)
+
+
+def forests_section(files: Sequence[nab_cv.File], singles: Sequence[Sequence[ScoredBatch]],
+                    live: DetectorSettings) -> tuple[list[str], dict[str, list[float]]]:
+    """What averaging K forests would do to the operator's settings (it runs one): the mean
+    of K consecutive single forests is the K-forest detector (nab_seed.py), so the seeds give
+    seeds / K independent runs for each K."""
+    windows = sum(len(f.windows) for f in files)
+    lines = ["## Forests averaged, at the operator's settings (NAB standard)", "",
+             "The operator runs one forest a service (a model per service in memory, fitted "
+             "every 500 syncs); each extra forest adds its trees to every service's memory, "
+             "its fit, and one row's scores a sync.", "",
+             "| forests | runs | mean | standard deviation | range |", "|---|---|---|---|---|"]
+    found = {}
+    for k in (k for k in FORESTS if len(singles) // k >= 2):
+        raw = nab_seed.runs_of(singles, k, files, live).sum(axis=1)
+        scores = np.array([nab.normalised(r, windows, nab_cv.STANDARD) for r in raw])
+        found[str(k)] = scores.tolist()
+        lines.append(f"| {k} | {len(scores)} | {scores.mean():.1f} | {scores.std():.2f} | "
+                     f"{np.ptp(scores):.1f} |")
+    return [*lines, ""], found
 
 
 def main() -> None:

@@ -111,3 +111,13 @@ def test_a_reports_command_gives_the_niceness_it_ran_at(monkeypatch: pytest.Monk
     assert nab_cv.runner() == "PYTHONPATH=operator nice -n 5 .venv/bin/python"
     monkeypatch.setattr("os.nice", lambda increment: 0)
     assert nab_cv.runner() == "PYTHONPATH=operator .venv/bin/python"
+
+
+@pytest.mark.usefixtures("small_live")
+def test_forests_are_averaged_only_where_two_runs_remain(tmp_path: Path) -> None:
+    files, live = small_corpus(), nab_live.live_settings()
+    singles = nab_live.score_runs(files, live, 4, tmp_path)[live]
+    lines, found = nab_live.forests_section(files, singles, live)
+    assert list(found) == ["1", "2"]  # 4 seeds: 4 single runs, 2 of two forests, not 1 of 3
+    assert [len(runs) for runs in found.values()] == [4, 2]
+    assert any(line.startswith("| 2 | 2 |") for line in lines)
