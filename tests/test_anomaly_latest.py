@@ -80,10 +80,11 @@ def test_the_fast_forest_scores_as_scikit_learn() -> None:
     train = rng.normal(size=(600, 8))
     train[::7] *= 5
     forest = IsolationForest(n_estimators=30, max_samples=256, random_state=0).fit(train)
+    fast = FastForest.of(forest)
+    # Unpadded: each tree's nodes once, one after the other.
+    assert len(fast.left) == sum(tree.tree_.node_count for tree in forest.estimators_)
     rows = rng.normal(size=(500, 8)) * 3
-    np.testing.assert_allclose(
-        FastForest.of(forest).scores(rows), -forest.score_samples(rows), rtol=1e-12
-    )
+    np.testing.assert_allclose(fast.scores(rows), -forest.score_samples(rows), rtol=1e-12)
 
 
 def test_the_average_path_length_of_tiny_samples() -> None:
