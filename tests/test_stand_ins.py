@@ -4,11 +4,14 @@ workload image, never pulled, placed where containers run, that idle or, in a Jo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -63,10 +66,22 @@ def test_a_real_stand_in_idles_or_succeeds_where_containers_run(
     assert local.stand_in_image("registry.example/app:1") == e2e.WORKLOAD_IMAGE
 
 
-def idle(mark: Path) -> subprocess.Popen[bytes]:
+@pytest.fixture
+def sessions() -> Iterator[list[int]]:
+    """The sessions of the idle scripts a test starts, killed after it: in a container the
+    script is PID 1 and its `sleep` dies with it; here the `sleep` would outlive the test."""
+    started: list[int] = []
+    yield started
+    for session in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(session, signal.SIGKILL)
+
+
+def idle(mark: Path, sessions: list[int]) -> subprocess.Popen[bytes]:
     """The real stand-in's script, run here by sh, its crash mark in a folder of the test."""
     script = e2e.IDLE.replace(e2e.CRASH_MARK, str(mark))
-    process = subprocess.Popen(["sh", "-c", script])
+    process = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    sessions.append(process.pid)
     # Its traps are set once it has started `sleep` (signalled before, sh would just die).
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
     deadline = time.monotonic() + 10
@@ -76,9 +91,10 @@ def idle(mark: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def test_a_real_stand_in_crashes_on_usr1_and_at_every_start_after(tmp_path: Path) -> None:
+def test_a_real_stand_in_crashes_on_usr1_and_at_every_start_after(
+        tmp_path: Path, sessions: list[int]) -> None:
     mark = tmp_path / "loop"
-    first = idle(mark)
+    first = idle(mark, sessions)
     assert first.poll() is None  # it idles
     first.send_signal(signal.SIGUSR1)
     assert first.wait(timeout=5) == 1 and mark.exists()
@@ -86,8 +102,8 @@ def test_a_real_stand_in_crashes_on_usr1_and_at_every_start_after(tmp_path: Path
                           timeout=5).returncode == 1  # restarted, it crashes at once
 
 
-def test_a_real_stand_in_ends_at_once_on_sigterm(tmp_path: Path) -> None:
-    process = idle(tmp_path / "loop")
+def test_a_real_stand_in_ends_at_once_on_sigterm(tmp_path: Path, sessions: list[int]) -> None:
+    process = idle(tmp_path / "loop", sessions)
     process.terminate()
     assert process.wait(timeout=5) == 0
 
