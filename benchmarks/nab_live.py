@@ -99,25 +99,28 @@ def missed_windows(flags: npt.NDArray[np.bool_], windows: Sequence[tuple[int, in
     return sum(not flags[left : right + 1].any() for left, right in windows)
 
 
-def build_table(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings,
-                profile: nab.Profile = nab_cv.STANDARD
-                ) -> tuple[nab_cv.Table, npt.NDArray[np.int_]]:
-    """Raw NAB standard score and flags outside windows per candidate, seed and file; and
-    the windows without a flag per candidate and seed."""
+def build_tables(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings
+                 ) -> tuple[dict[str, nab_cv.Table], npt.NDArray[np.int_]]:
+    """Per NAB profile of `PROFILES`, the raw score and the flags outside windows per
+    candidate, seed and file; and the windows without a flag per candidate and seed. Each
+    candidate's flags are judged once and scored in every profile."""
     found = candidates(live)
-    raw = np.zeros((len(found), len(next(iter(runs.values()))), len(files)))
-    outside = np.zeros(raw.shape, dtype=int)
-    missed = np.zeros(raw.shape[:2], dtype=int)
+    shape = (len(found), len(next(iter(runs.values()))), len(files))
+    raw = {profile.name: np.zeros(shape) for profile in PROFILES}
+    outside = np.zeros(shape, dtype=int)
+    missed = np.zeros(shape[:2], dtype=int)
     for c, knobs in enumerate(found):
         settings = replace(live, **knobs)
         for s, batches in enumerate(runs[scoring(live, knobs)]):
             for f, (file, batch) in enumerate(zip(files, batches, strict=True)):
                 flags = judge(batch, settings).flags
-                raw[c, s, f] = nab.score_file(flags.copy(), file.windows, profile)
+                for profile in PROFILES:
+                    raw[profile.name][c, s, f] = nab.score_file(flags.copy(), file.windows,
+                                                                profile)
                 outside[c, s, f] = nab_cv.outside_flags(flags, file.windows)
                 missed[c, s] += missed_windows(flags, file.windows)
     windows = np.array([len(f.windows) for f in files])
-    return nab_cv.Table(raw, outside, windows, profile), missed
+    return {p.name: nab_cv.Table(raw[p.name], outside, windows, p) for p in PROFILES}, missed
 
 
 def _cells(values: nab_cv.FloatArray) -> str:
@@ -189,9 +192,9 @@ def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings, com
     data: dict[str, Any] = {"command": command, "seeds": len(next(iter(runs.values()))),
                             "max_spread": max_spread if np.isfinite(max_spread) else None,
                             "candidates": [describe(k) for k in candidates(live)]}
+    tables, missed = build_tables(files, runs, live)
     for profile in PROFILES:
-        table, missed = build_table(files, runs, live, profile)
-        found, found_data = section(files, table, missed, live, max_spread)
+        found, found_data = section(files, tables[profile.name], missed, live, max_spread)
         lines += found
         data[profile.name] = found_data
     averaged, data["forests_averaged"] = forests_section(files, runs[live], live)
@@ -215,7 +218,7 @@ def forests_section(files: Sequence[nab_cv.File], singles: Sequence[Sequence[Sco
     found = {}
     for k in (k for k in FORESTS if len(singles) // k >= 2):
         raw = nab_seed.runs_of(singles, k, files, live).sum(axis=1)
-        scores = np.array([nab.normalised(r, windows, nab_cv.STANDARD) for r in raw])
+        scores = nab.normalised(raw, windows, nab_cv.STANDARD)  # one per run
         found[str(k)] = scores.tolist()
         lines.append(f"| {k} | {len(scores)} | {scores.mean():.1f} | {scores.std():.2f} | "
                      f"{np.ptp(scores):.1f} |")

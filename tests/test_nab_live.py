@@ -78,12 +78,14 @@ def small_runs(small_live: None, tmp_path: Path) -> nab_live.Runs:
 
 
 def test_the_table_of_a_small_corpus(small_runs: nab_live.Runs) -> None:
-    table, missed = nab_live.build_table(small_corpus(), small_runs, nab_live.live_settings())
-    assert table.raw.shape == (8, 2, 3)
+    tables, missed = nab_live.build_tables(small_corpus(), small_runs, nab_live.live_settings())
+    assert list(tables) == [profile.name for profile in nab_live.PROFILES]
     assert missed.shape == (8, 2)
     # A 12-sigma jump held for 20 rows is found by every candidate and seed.
     assert (missed == 0).all()
-    assert (table.raw > 0).all()
+    for table in tables.values():
+        assert table.raw.shape == (8, 2, 3)
+        assert (table.raw > 0).all()
 
 
 def test_the_report_of_a_small_corpus_gives_both_profiles(small_runs: nab_live.Runs) -> None:
