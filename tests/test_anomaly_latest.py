@@ -75,15 +75,40 @@ def test_missing_values_in_the_newest_rows_give_the_full_computations_features(
     np.testing.assert_allclose(latest, full, rtol=1e-9, atol=1e-12)
 
 
-def test_the_fast_forest_scores_as_scikit_learn() -> None:
+@pytest.mark.parametrize("count", [1, 2, 500])
+def test_the_fast_forest_scores_as_scikit_learn(count: int) -> None:
     rng = np.random.default_rng(1)
     train = rng.normal(size=(600, 8))
     train[::7] *= 5
     forest = IsolationForest(n_estimators=30, max_samples=256, random_state=0).fit(train)
     fast = FastForest.of(forest)
-    # Unpadded: each tree's nodes once, one after the other.
-    assert len(fast.left) == sum(tree.tree_.node_count for tree in forest.estimators_)
-    rows = rng.normal(size=(500, 8)) * 3
+    # Each tree's nodes once, one after the other, three numbers a node.
+    assert len(fast.value) == sum(tree.tree_.node_count for tree in forest.estimators_)
+    assert len(fast.first_child) == len(fast.feature) == len(fast.value)
+    rows = rng.normal(size=(count, 8)) * 3
+    np.testing.assert_allclose(fast.scores(rows), -forest.score_samples(rows), rtol=1e-12)
+
+
+def test_the_fast_forest_keeps_each_nodes_children_side_by_side() -> None:
+    """Level order: an inner node's right child follows its left one; a leaf points at
+    itself and reads the -inf column, so a row that reached it stays there."""
+    forest = IsolationForest(n_estimators=5, max_samples=64, random_state=2)
+    fast = FastForest.of(forest.fit(np.random.default_rng(2).normal(size=(200, 3))))
+    nodes = np.arange(len(fast.value))
+    leaf = fast.feature == fast.features
+    assert (fast.first_child[leaf] == nodes[leaf]).all()
+    inner = nodes[~leaf]
+    assert (fast.first_child[inner] > inner).all()
+    children = np.concatenate([fast.first_child[inner], fast.first_child[inner] + 1])
+    assert sorted(children.tolist() + fast.roots.tolist()) == nodes.tolist()
+
+
+def test_a_forest_of_single_leaves_scores_as_scikit_learn() -> None:
+    """Identical training rows: every tree is one leaf (depth 0)."""
+    forest = IsolationForest(n_estimators=4, random_state=0).fit(np.ones((50, 2)))
+    fast = FastForest.of(forest)
+    rows = np.array([[1.0, 1.0], [7.0, -3.0]])
+    assert fast.depth == 0
     np.testing.assert_allclose(fast.scores(rows), -forest.score_samples(rows), rtol=1e-12)
 
 
