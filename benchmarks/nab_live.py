@@ -11,7 +11,12 @@ what the operator does and what `detect` does:
 - the threshold at the training scores' 0.99 quantile or at their mean plus 2.5 standard
   deviations (`train_sigmas`: a statistic of every training row, where the quantile is the top
   few rows' scores, each moved by the forest's seed: nab_seed.md);
-- the record within 0.04 of the highest recent normal score, or within 0.02 (`detect`'s).
+- the record within 0.04 of the highest recent normal score, or within 0.02 (`detect`'s);
+- the trees' shape at the same memory (`--shape-factors`): k times the trees on 1/k of the
+  rows (30 of 256, 60 of 128, 120 of 64: about the same nodes, every service keeping its
+  forest), since one forest's seed moves the score by about 11 points and averaging forests
+  costs memory; more, smaller trees average more of the seed's chance away, each tree seeing
+  less. A section gives each shape's held-out score with the shape fixed, and its costs.
 Each fold picks, on its training groups, the best mean over the seeds (among the candidates whose
 seeds span at most `--max-spread` points there, if given; none such: the narrowest), and is
 scored on the group it left out. One seed is one forest (the operator runs one, seeded 0), and
@@ -19,7 +24,8 @@ one forest cannot keep the seeds within issue 17's one point (36 seeds: every ca
 first grid spanned 8.9 points or more), so the bound would pick on the noise of a range: the
 pick is by the mean alone, and the report gives the bounded pick beside it.
 
-Run: `PYTHONPATH=operator nice -n 10 python benchmarks/nab_live.py [--seeds 36] [--cache DIR]`.
+Run: `PYTHONPATH=operator nice -n 10 python benchmarks/nab_live.py [--seeds 36] [--cache DIR]
+[--shape-factors 1,2,4]` (one forest's scores of the corpus: 10-30 CPU s, more trees more).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +52,7 @@ from adaptive_operator.domain.healing.anomaly import (
     ScoredBatch,
     judge,
 )
+from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 RESULTS = nab_cv.RESULTS / "nab_live"
@@ -55,7 +63,9 @@ GRID: dict[str, tuple[Any, ...]] = {
     "record_margin": (-0.04, -0.02),
 }
 
+FACTORS = (1, 2, 4)  # k times the operator's trees, each on 1/k of its rows
 Runs = dict[DetectorSettings, list[list[ScoredBatch]]]  # per forest set-up: per seed, per file
+Knobs = dict[str, Any]
 
 
 def live_settings() -> DetectorSettings:
@@ -63,29 +73,40 @@ def live_settings() -> DetectorSettings:
     return detector_settings_from_spec(HealingSpec(enabled=True))
 
 
-def candidates(live: DetectorSettings) -> list[dict[str, Any]]:
-    """Every operating point of the grid, the operator's current one first (a tie keeps it)."""
-    found = [dict(zip(GRID, combo, strict=True)) for combo in itertools.product(*GRID.values())]
+def shape(live: DetectorSettings, factor: int) -> Knobs:
+    """`factor` times the operator's trees, each grown on 1/`factor` of its rows."""
+    if live.max_samples is None or live.max_samples // factor < 2:
+        raise ValueError(f"trees of {live.max_samples} rows cannot be cut by {factor}")
+    return {"n_estimators": live.n_estimators * factor, "max_samples": live.max_samples // factor}
+
+
+def candidates(live: DetectorSettings, factors: Sequence[int] = (1,)) -> list[Knobs]:
+    """Every operating point of the grid for each tree shape, the operator's current one first
+    (a tie keeps it)."""
+    found = [dict(zip(GRID, combo, strict=True)) | shape(live, factor)
+             for factor in factors for combo in itertools.product(*GRID.values())]
     found.sort(key=lambda knobs: any(getattr(live, k) != v for k, v in knobs.items()))
     return found
 
 
-def describe(knobs: dict[str, Any]) -> str:
+def describe(knobs: Knobs) -> str:
     rule = ("mean + 2.5 sd" if knobs["train_sigmas"] else "0.99 quantile")
     differencing = "seasonal differencing" if knobs["seasonal_differencing"] else "no differencing"
-    return f"{differencing}, threshold at the {rule}, record {knobs['record_margin']:+}"
+    return (f"{differencing}, threshold at the {rule}, record {knobs['record_margin']:+}, "
+            f"{knobs['n_estimators']} trees of {knobs['max_samples']} rows")
 
 
-def scoring(live: DetectorSettings, knobs: dict[str, Any]) -> DetectorSettings:
+def scoring(live: DetectorSettings, knobs: Knobs) -> DetectorSettings:
     """The forest's set-up of a candidate: its knobs that `judge` does not read (each needs
     the forests fitted again)."""
     return replace(live, **{k: v for k, v in knobs.items() if k not in OPERATING_POINT_KNOBS})
 
 
-def score_runs(files: Sequence[nab_cv.File], live: DetectorSettings, seeds: int,
-               cache: Path | None) -> Runs:
-    """Per forest set-up of the grid, one forest's scores of every file for each seed."""
-    set_ups = list(dict.fromkeys(scoring(live, knobs) for knobs in candidates(live)))
+def score_runs(files: Sequence[nab_cv.File], live: DetectorSettings, found: Sequence[Knobs],
+               seeds: int, cache: Path | None) -> Runs:
+    """Per forest set-up of the candidates `found`, one forest's scores of every file for
+    each seed."""
+    set_ups = list(dict.fromkeys(scoring(live, knobs) for knobs in found))
     runs: Runs = {s: [] for s in set_ups}
     for n, settings in enumerate(set_ups, 1):
         for seed in range(seeds):
@@ -99,12 +120,11 @@ def missed_windows(flags: npt.NDArray[np.bool_], windows: Sequence[tuple[int, in
     return sum(not flags[left : right + 1].any() for left, right in windows)
 
 
-def build_tables(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings
-                 ) -> tuple[dict[str, nab_cv.Table], npt.NDArray[np.int_]]:
+def build_tables(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings,
+                 found: Sequence[Knobs]) -> tuple[dict[str, nab_cv.Table], npt.NDArray[np.int_]]:
     """Per NAB profile of `PROFILES`, the raw score and the flags outside windows per
-    candidate, seed and file; and the windows without a flag per candidate and seed. Each
-    candidate's flags are judged once and scored in every profile."""
-    found = candidates(live)
+    candidate of `found`, seed and file; and the windows without a flag per candidate and
+    seed. Each candidate's flags are judged once and scored in every profile."""
     shape = (len(found), len(next(iter(runs.values()))), len(files))
     raw = {profile.name: np.zeros(shape) for profile in PROFILES}
     outside = np.zeros(shape, dtype=int)
@@ -137,11 +157,34 @@ def quiet_flags(files: Sequence[nab_cv.File], table: nab_cv.Table, candidate: in
     return float(table.outside[candidate][:, quiet].sum(axis=1).mean())
 
 
+def by_shape(found: Sequence[Knobs]) -> dict[str, list[int]]:
+    """The candidates of each tree shape, by the shape's name."""
+    shapes: dict[str, list[int]] = {}
+    for c, knobs in enumerate(found):
+        shapes.setdefault(f"{knobs['n_estimators']} trees of {knobs['max_samples']} rows",
+                          []).append(c)
+    return shapes
+
+
+def shape_rows(table: nab_cv.Table, groups: Sequence[str], found: Sequence[Knobs],
+               max_spread: float) -> tuple[list[str], dict[str, list[float]]]:
+    """Each tree shape's held-out score when the folds pick among its candidates only."""
+    lines = ["| trees (shape fixed; each fold picks the rest) | held out: mean (sd, range) |",
+             "|---|---|"]
+    data = {}
+    for name, members in by_shape(found).items():
+        sub = nab_cv.Table(table.raw[members], table.outside[members], table.windows,
+                           table.profile)
+        held_out = nab_cv.cross_validate(sub, groups, max_spread)[1]
+        lines.append(f"| {name} | {_cells(held_out)} |")
+        data[name] = held_out.tolist()
+    return [*lines, ""], data
+
+
 def section(files: Sequence[nab_cv.File], table: nab_cv.Table, missed: npt.NDArray[np.int_],
-            live: DetectorSettings, max_spread: float) -> tuple[list[str], dict[str, Any]]:
+            found: Sequence[Knobs], max_spread: float) -> tuple[list[str], dict[str, Any]]:
     """One profile's tables: every candidate on all the data, each fold's pick and its
-    held-out score, and the pick on all groups."""
-    found = candidates(live)
+    held-out score, the pick on all groups, and each tree shape's held-out score."""
     groups = [f.group for f in files]
     folds, held_out = nab_cv.cross_validate(table, groups, max_spread)
     bounded = nab_cv.cross_validate(table, groups, nab_cv.MAX_SPREAD)[1]
@@ -171,11 +214,14 @@ def section(files: Sequence[nab_cv.File], table: nab_cv.Table, missed: npt.NDArr
                       for f in folds],
             "held_out_pooled": held_out.tolist(), "held_out_pooled_bounded": bounded.tolist(),
             "picked_on_all_groups": describe(found[final])}
+    if len(by_shape(found)) > 1:
+        shapes, data["held_out_by_shape"] = shape_rows(table, groups, found, max_spread)
+        lines += shapes
     return lines, data
 
 
-def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings, command: str,
-           max_spread: float) -> tuple[str, dict[str, Any]]:
+def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings,
+           found: Sequence[Knobs], command: str, max_spread: float) -> tuple[str, dict[str, Any]]:
     """Both profiles' sections under one header (the columns counting flags and windows are
     the same in both: only the scores differ)."""
     lines = [
@@ -191,14 +237,15 @@ def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings, com
            "such: the narrowest)" if np.isfinite(max_spread) else "") + ".", ""]
     data: dict[str, Any] = {"command": command, "seeds": len(next(iter(runs.values()))),
                             "max_spread": max_spread if np.isfinite(max_spread) else None,
-                            "candidates": [describe(k) for k in candidates(live)]}
-    tables, missed = build_tables(files, runs, live)
+                            "candidates": [describe(k) for k in found]}
+    tables, missed = build_tables(files, runs, live, found)
     for profile in PROFILES:
-        found, found_data = section(files, tables[profile.name], missed, live, max_spread)
-        lines += found
-        data[profile.name] = found_data
+        text, data[profile.name] = section(files, tables[profile.name], missed, found,
+                                           max_spread)
+        lines += text
     averaged, data["forests_averaged"] = forests_section(files, runs[live], live)
-    return "\n".join(lines + averaged), data
+    costs, data["shape_costs"] = shape_costs(files, live, found)
+    return "\n".join(lines + averaged + costs), data
 
 
 FORESTS = (1, 2, 3, 6, 12)
@@ -225,6 +272,46 @@ def forests_section(files: Sequence[nab_cv.File], singles: Sequence[Sequence[Sco
     return [*lines, ""], found
 
 
+COST_FILES = 3  # files whose first training rows the costs are measured on
+COST_CALLS = 500  # one row's scores timed this many times
+
+
+def shape_costs(files: Sequence[nab_cv.File], live: DetectorSettings, found: Sequence[Knobs]
+                ) -> tuple[list[str], dict[str, list[float]]]:
+    """Each tree shape's costs for one service (one metric here): its forest's node tables,
+    one fit and one row's scores (CPU time, seed 0, the first files' training rows)."""
+    lines = ["## What each tree shape costs a service", "",
+             f"Mean over the first {COST_FILES} files' first {live.train_rows} rows (one "
+             "metric: a service's forest has 5 columns a metric), seed 0, process time on this "
+             "machine.", "",
+             "| trees | node tables (KiB) | fit (ms CPU) | one row's scores (ms CPU) |",
+             "|---|---|---|---|"]
+    data = {}
+    for name, members in by_shape(found).items():
+        settings = scoring(live, found[members[0]])
+        kib, fit, row = np.mean([_costs(settings, f.values) for f in files[:COST_FILES]],
+                                axis=0)
+        lines.append(f"| {name} | {kib:.0f} | {fit:.0f} | {row:.3f} |")
+        data[name] = [float(kib), float(fit), float(row)]
+    return [*lines, ""], data
+
+
+def _costs(settings: DetectorSettings, values: nab_cv.FloatArray) -> tuple[float, float, float]:
+    history = {"value": list(values[: settings.train_rows])}
+    start = time.process_time()
+    model = AnomalyDetector(settings, 0).fit(history)._model
+    fit = (time.process_time() - start) * 1000
+    assert model is not None
+    fast = model.fast[0]
+    one = np.zeros((1, fast.features))
+    start = time.process_time()
+    for _ in range(COST_CALLS):
+        fast.scores(one)
+    row = (time.process_time() - start) * 1000 / COST_CALLS
+    kib = sum(a.nbytes for a in vars(fast).values() if isinstance(a, np.ndarray)) / 1024
+    return kib, fit, row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/anomaly"))
@@ -232,16 +319,20 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="directory keeping the forests' scores")
     parser.add_argument("--max-spread", type=float, default=np.inf,
                         help="points the seeds' scores may span on the training folds")
+    parser.add_argument("--shape-factors", default=",".join(map(str, FACTORS)),
+                        help="k times the trees on 1/k of the rows, comma-separated")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     files = nab_cv.load_corpus(args.data, quick=False)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     live = live_settings()
-    runs = score_runs(files, live, args.seeds, args.cache)
-    command = (f"{nab_cv.runner()} benchmarks/nab_live.py --seeds {args.seeds}"
+    found = candidates(live, [int(k) for k in args.shape_factors.split(",")])
+    runs = score_runs(files, live, found, args.seeds, args.cache)
+    command = (f"{nab_cv.runner()} benchmarks/nab_live.py --seeds {args.seeds} "
+               f"--shape-factors {args.shape_factors}"
                + (f" --max-spread {args.max_spread}" if np.isfinite(args.max_spread) else ""))
-    text, data = report(files, runs, live, command, args.max_spread)
+    text, data = report(files, runs, live, found, command, args.max_spread)
     print(text)
     args.out.with_suffix(".md").write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
