@@ -54,6 +54,7 @@ from scale_waits import wait_fits  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 BASE = {"load": 7.0, "errors": 0.01, "latency": 0.1}  # load: 1 replica at 10 per replica
 NOISE = {"load": 0.5, "errors": 0.002, "latency": 0.01}
+CYCLE_RISE = 1.0  # latency over a cycle: from its base to twice it, then back (a sawtooth)
 
 
 def log(message: str) -> None:
@@ -185,14 +186,21 @@ class TextExporter:
 class Feed:
     """Every service's metrics, noisy around their base values; probes can be changed."""
 
-    def __init__(self, exporter: TextExporter, services: list[str]) -> None:
-        self.exporter, self.services = exporter, services
+    def __init__(self, exporter: TextExporter, services: list[str], cycle_s: float = 0.0
+                 ) -> None:
+        self.exporter, self.services, self.cycle_s = exporter, services, cycle_s
         self.override: dict[tuple[str, str], float] = {}
         self.stop = threading.Event()
         self.rng = random.Random(0)
 
-    def value(self, service: str, metric: str) -> float:
+    def value(self, service: str, metric: str, at: float | None = None) -> float:
+        """A sample at time `at` (now if None): noise around the base, and with `cycle_s` a
+        latency sawtooth of that period (a collector's cycle, which the detector finds in
+        its training rows and differences away), unless a probe set the metric."""
         base = self.override.get((service, metric), BASE[metric])
+        if self.cycle_s and metric == "latency" and (service, metric) not in self.override:
+            phase = ((time.time() if at is None else at) % self.cycle_s) / self.cycle_s
+            base *= 1.0 + CYCLE_RISE * phase
         return max(0.0, base + self.rng.gauss(0.0, NOISE[metric]))
 
     def publish(self) -> None:
@@ -223,7 +231,7 @@ def backfill_history(env: dict[str, str], feed: Feed, port: int, minutes: int,
         for service in feed.services:
             labels = (f'exporter="{feed.exporter.name}",instance="127.0.0.1:{port}",'
                       f'job="exporters",svc="{service}"')
-            lines += [f"bench_{metric}{{{labels}}} {feed.value(service, metric):.6g} {t}"
+            lines += [f"bench_{metric}{{{labels}}} {feed.value(service, metric, t):.6g} {t}"
                       for t in range(now - minutes * 60, now, step)]
     lines.append("# EOF")
     with tempfile.TemporaryDirectory() as tmp:
@@ -286,7 +294,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     services = names(args.services)
     feed_name = f"bench-{namespace}"
     exporter = TextExporter(feed_name, Path(env["PROMETHEUS_TARGETS_DIR"]))
-    feed = Feed(exporter, services)
+    feed = Feed(exporter, services, args.health_cycle_seconds)
     backfill_history(env, feed, exporter.port, args.history_minutes, args.sync)
     feed.publish()
     threading.Thread(target=feed.run, daemon=True).start()
@@ -400,6 +408,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         **usage, **rates(before, after, window_end - window_start),
     }
     result.update(probe_latencies(args, env, namespace, services, feed, decisions))
+    result.update(fits_differenced(decisions), health_cycle_s=args.health_cycle_seconds)
     result["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result["commit"] = commit
     return result
@@ -456,6 +465,14 @@ def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: st
             "heal_probes": len(heal_probes)}
 
 
+def fits_differenced(decisions: DecisionLog) -> dict[str, int]:
+    """The detector fits so far, and those that judged a metric by its change since one
+    period earlier (the fit's log line names them)."""
+    fitted = [entry for _, _, entry in decisions.events.get("detector fitted", [])]
+    return {"fits": len(fitted), "fits_differenced": sum(bool(e.get("differenced"))
+                                                         for e in fitted)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=1000)
@@ -468,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="spec.predictive.historySeconds (the forecaster's window)")
     parser.add_argument("--history-minutes", type=int, default=40,
                         help="minutes of past metrics written into Prometheus before the start")
+    parser.add_argument("--health-cycle-seconds", type=float, default=0.0,
+                        help="a latency sawtooth of this period (0: noise only); the detector "
+                             "differences it once its training rows hold a few cycles (450 s "
+                             "at a 15-s sync: 30 rows; --history-minutes 50 gives 200 rows)")
     parser.add_argument("--probes", type=int, default=3, help="probe services per scenario")
     parser.add_argument("--probe-timeout", type=float, default=240.0)
     parser.add_argument("--warmup-limit", type=float, default=900.0)

@@ -355,6 +355,9 @@ def settled(run: dict[str, Any]) -> str:
     after = f", measured {run['settle_s']:.0f} s after" if run.get("settle_s") else ""
     if run.get("fits_wait_s") is not None:
         after += f", once the start's fits drained ({run['fits_wait_s']:.0f} s more)"
+    if run.get("health_cycle_s"):
+        after += (f", latency in a {run['health_cycle_s']:.0f}-s cycle: {run['fits_differenced']}"
+                  f" of {run['fits']} detector fits differenced it")
     return after
 
 

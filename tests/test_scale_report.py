@@ -86,3 +86,30 @@ def test_a_row_says_when_it_was_measured() -> None:
     assert scale_measure.settled(_run(fits_wait_s=42.4, settle_s=0.0)) == (
         ", once the start's fits drained (42 s more)")
     assert scale_measure.settled(_run(fits_wait_s=None)) == ""
+
+
+def test_a_row_says_whether_its_detectors_differenced_a_cycle() -> None:
+    row = _run(health_cycle_s=450.0, fits=1000, fits_differenced=997)
+    assert scale_measure.settled(row) == (
+        ", latency in a 450-s cycle: 997 of 1000 detector fits differenced it")
+    assert scale_measure.settled(_run(health_cycle_s=0.0, fits=3, fits_differenced=0)) == ""
+
+
+def test_the_feed_draws_a_latency_sawtooth_that_the_detector_differences() -> None:
+    import numpy as np
+
+    import scale
+    from adaptive_operator.api.healing import HealingSpec
+    from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
+    from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
+
+    feed = scale.Feed(None, ["a"], cycle_s=450.0)  # type: ignore[arg-type]
+    times = range(0, 200 * 15, 15)  # 200 syncs of 15 s: the history 50 minutes give
+    rows = {m: [feed.value("a", m, t) for t in times] for m in ("errors", "latency")}
+    assert np.ptp(rows["latency"]) > 0.08  # rises from 0.1 towards 0.2 in every cycle
+    detector = AnomalyDetector(detector_settings_from_spec(HealingSpec())).fit(rows)
+    assert detector.differenced == {"latency": 30}
+    feed.override[("a", "latency")] = 0.5  # a probe's value is what it set, no cycle
+    assert abs(feed.value("a", "latency", 100.0) - 0.5) < 0.1
+    flat = scale.Feed(None, ["a"])  # type: ignore[arg-type]
+    assert abs(flat.value("a", "latency", 449.0) - scale.BASE["latency"]) < 0.05  # cycled: 0.2

@@ -162,7 +162,8 @@ async def refit(watcher: Watcher, fits: WarmUps) -> None:
     except ValueError as err:  # too few rows: not due after all (the history was cut)
         log.warning("detector not fitted", error=str(err))
         return
-    log.info("detector fitted", rows=len(watcher.history))
+    log.info("detector fitted", rows=len(watcher.history),
+             differenced=watcher.detector.differenced)
 
 
 async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,

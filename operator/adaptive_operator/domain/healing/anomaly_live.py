@@ -81,6 +81,14 @@ class AnomalyDetector:
     def fitted(self) -> bool:
         return self._model is not None
 
+    @property
+    def differenced(self) -> dict[str, int]:
+        """The metrics judged by their change since one period earlier, and their periods
+        (rows), in the fitted model; empty before a fit."""
+        if self._model is None:
+            return {}
+        return {name: period for name, period in self._model.periods.items() if period}
+
     def score(self, window: Series) -> AnomalyVerdict:
         """Verdict for the last row of `window` (recent rows of every metric, oldest first).
 
