@@ -181,6 +181,21 @@ def shape_rows(table: nab_cv.Table, groups: Sequence[str], found: Sequence[Knobs
     return [*lines, ""], data
 
 
+def candidate_rows(files: Sequence[nab_cv.File], table: nab_cv.Table,
+                   missed: npt.NDArray[np.int_], found: Sequence[Knobs],
+                   whole: nab_cv.FloatArray) -> list[str]:
+    """Every candidate on all the data: its score over the seeds and its flags."""
+    lines = ["| candidate | all the data (development): mean (sd, range) | seeds' range | "
+             "windows missed | flags outside windows | of them on the files without windows |",
+             "|---|---|---|---|---|---|"]
+    for c, knobs in enumerate(found):
+        lines.append(f"| {describe(knobs)}{' (the operator now)' if c == 0 else ''} | "
+                     f"{_cells(whole[c])} | {np.ptp(whole[c]):.1f} | {missed[c].mean():.1f} | "
+                     f"{table.outside[c].sum(axis=1).mean():.1f} | "
+                     f"{quiet_flags(files, table, c):.1f} |")
+    return lines
+
+
 def section(files: Sequence[nab_cv.File], table: nab_cv.Table, missed: npt.NDArray[np.int_],
             found: Sequence[Knobs], max_spread: float) -> tuple[list[str], dict[str, Any]]:
     """One profile's tables: every candidate on all the data, each fold's pick and its
@@ -191,17 +206,8 @@ def section(files: Sequence[nab_cv.File], table: nab_cv.Table, missed: npt.NDArr
     everything = np.ones(len(files), dtype=bool)
     whole = nab_cv.pooled(table, everything)
     final = nab_cv.pick(table, everything, max_spread)
-    lines = [
-        f"## NAB profile {table.profile.name}", "",
-        "| candidate | all the data (development): mean (sd, range) | seeds' range | "
-        "windows missed | flags outside windows | of them on the files without windows |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c, knobs in enumerate(found):
-        lines.append(f"| {describe(knobs)}{' (the operator now)' if c == 0 else ''} | "
-                     f"{_cells(whole[c])} | {np.ptp(whole[c]):.1f} | {missed[c].mean():.1f} | "
-                     f"{table.outside[c].sum(axis=1).mean():.1f} | "
-                     f"{quiet_flags(files, table, c):.1f} |")
+    lines = [f"## NAB profile {table.profile.name}", "",
+             *candidate_rows(files, table, missed, found, whole)]
     lines += ["", "| held-out group | picked on the training folds | held out |", "|---|---|---|"]
     lines += [f"| {f.group} | {describe(found[f.chosen])} | {_cells(f.held_out)} |" for f in folds]
     lines += [

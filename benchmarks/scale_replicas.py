@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import scale  # noqa: E402
+import scale_feed  # noqa: E402
 from scale_measure import DecisionLog, ProcessMeter, gc_pauses  # noqa: E402
 
 Process = subprocess.Popen[bytes]
@@ -81,7 +82,7 @@ class CpuLimit:
         try:
             self.path.rmdir()  # refused while a process is left in it: kept, and said
         except OSError as err:
-            scale.log(f"cgroup {self.path} kept: {err}")
+            scale_feed.log(f"cgroup {self.path} kept: {err}")
 
 
 def held(port: int) -> frozenset[int]:
@@ -148,11 +149,12 @@ def wait_decided(logs: list[DecisionLog], services: list[str], after: float,
         together = merged(logs)
         scaling = set(together.times_between("decision", after, math.inf))
         healing = set(together.times_between("healing decision", after, math.inf))
-        scale.log(f"{len(scaling)} scaling and {len(healing)} healing decisions since the start")
+        scale_feed.log(f"{len(scaling)} scaling and {len(healing)} healing decisions since the "
+                       "start")
         if len(scaling) == len(healing) == len(services) and backfills_done(together, quiet):
             return time.time() - started
         time.sleep(10)
-    scale.log("not every service decided within the limit; measuring anyway")
+    scale_feed.log("not every service decided within the limit; measuring anyway")
     return time.time() - started
 
 
@@ -283,19 +285,19 @@ def main() -> int:
     scale.enough_nodes(env, args.services)  # a Pending pod is a service that cannot decide
     namespace = f"scale-{uuid.uuid4().hex[:6]}"
     services = scale.names(args.services)
-    exporter = scale.TextExporter(f"bench-{namespace}", Path(env["PROMETHEUS_TARGETS_DIR"]))
-    feed = scale.Feed(exporter, services)
-    scale.backfill_history(env, feed, exporter.port, args.history_minutes, args.sync)
+    exporter = scale_feed.TextExporter(f"bench-{namespace}", Path(env["PROMETHEUS_TARGETS_DIR"]))
+    feed = scale_feed.Feed(exporter, services)
+    scale_feed.backfill_history(env, feed, exporter.port, args.history_minutes, args.sync)
     feed.publish()
     threading.Thread(target=feed.run, daemon=True).start()
     scale.create_objects(env, namespace, services, exporter.name, args)
-    scale.wait_history(env, feed, args.history_minutes)
+    scale_feed.wait_history(env, feed, args.history_minutes)
     scale.wait_pods(env, namespace, len(services), args.warmup_limit)
     rows = []
     try:
         for replicas in (int(r) for r in args.replicas.split(",")):
             rows.append(configuration(args, env, namespace, services, replicas))
-            scale.log(json.dumps(rows[-1]))
+            scale_feed.log(json.dumps(rows[-1]))
     finally:
         feed.stop.set()
         exporter.stop()

@@ -120,10 +120,17 @@ def test_the_report_of_a_small_corpus_gives_both_profiles(small_runs: nab_live.R
         assert f"## NAB profile {profile.name}" in text
         assert [fold["group"] for fold in data[profile.name]["folds"]] == ["a", "b", "c"]
         assert len(data[profile.name]["held_out_pooled"]) == 2
+    assert f"{data['candidates'][0]} (the operator now)" in text
+
+
+def test_the_report_gives_each_tree_shapes_score_and_costs(small_runs: nab_live.Runs) -> None:
+    live = nab_live.live_settings()
+    found = nab_live.candidates(live, SMALL_FACTORS)
+    data = nab_live.report(small_corpus(), small_runs, live, found, "cmd", np.inf)[1]
+    for profile in nab_live.PROFILES:
         by_shape = data[profile.name]["held_out_by_shape"]
         assert list(by_shape) == ["20 trees of 256 rows", "40 trees of 128 rows"]
         assert all(len(scores) == 2 for scores in by_shape.values())
-    assert f"{data['candidates'][0]} (the operator now)" in text
     # Half the rows a tree, twice the trees: about the same nodes in memory.
     kib = [costs[0] for costs in data["shape_costs"].values()]
     assert len(kib) == 2 and 0.5 < kib[1] / kib[0] < 2.0

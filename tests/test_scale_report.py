@@ -98,12 +98,12 @@ def test_a_row_says_whether_its_detectors_differenced_a_cycle() -> None:
 def test_the_feed_draws_a_latency_sawtooth_that_the_detector_differences() -> None:
     import numpy as np
 
-    import scale
+    import scale_feed
     from adaptive_operator.api.healing import HealingSpec
     from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
     from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
-    feed = scale.Feed(None, ["a"], cycle_s=450.0)  # type: ignore[arg-type]
+    feed = scale_feed.Feed(None, ["a"], cycle_s=450.0)  # type: ignore[arg-type]
     times = range(0, 200 * 15, 15)  # 200 syncs of 15 s: the history 50 minutes give
     rows = {m: [feed.value("a", m, t) for t in times] for m in ("errors", "latency")}
     assert np.ptp(rows["latency"]) > 0.08  # rises from 0.1 towards 0.2 in every cycle
@@ -111,5 +111,5 @@ def test_the_feed_draws_a_latency_sawtooth_that_the_detector_differences() -> No
     assert detector.differenced == {"latency": 30}
     feed.override[("a", "latency")] = 0.5  # a probe's value is what it set, no cycle
     assert abs(feed.value("a", "latency", 100.0) - 0.5) < 0.1
-    flat = scale.Feed(None, ["a"])  # type: ignore[arg-type]
-    assert abs(flat.value("a", "latency", 449.0) - scale.BASE["latency"]) < 0.05  # cycled: 0.2
+    flat = scale_feed.Feed(None, ["a"])  # type: ignore[arg-type]
+    assert abs(flat.value("a", "latency", 449.0) - scale_feed.BASE["latency"]) < 0.05  # cycled: 0.2
