@@ -12,11 +12,13 @@ what the operator does and what `detect` does:
   deviations (`train_sigmas`: a statistic of every training row, where the quantile is the top
   few rows' scores, each moved by the forest's seed: nab_seed.md);
 - the record within 0.04 of the highest recent normal score, or within 0.02 (`detect`'s);
-- the trees' shape at the same memory (`--shape-factors`): k times the trees on 1/k of the
-  rows (30 of 256, 60 of 128, 120 of 64: about the same nodes, every service keeping its
-  forest), since one forest's seed moves the score by about 11 points and averaging forests
-  costs memory; more, smaller trees average more of the seed's chance away, each tree seeing
-  less. A section gives each shape's held-out score with the shape fixed, and its costs.
+- the trees' shape at the same rows drawn (`--shape-factors`): k times the trees on 1/k of
+  the rows (30 of 256, 60 of 128, 120 of 64), since one forest's seed moves the score by
+  about 11 points and averaging forests costs memory: more, smaller trees might average more
+  of the seed's chance away for the same nodes. They did not (nab_live.md, 2026-12-07): each
+  shape's held-out score with the shape fixed fell with the rows (61.0, 59.7, 56.1), its
+  seeds' spread barely moved, and on NAB's series (many repeated values, where a tree stops
+  early) the smaller trees took more nodes, not the same (34, 75 and 103 KiB: the last table).
 Each fold picks, on its training groups, the best mean over the seeds (among the candidates whose
 seeds span at most `--max-spread` points there, if given; none such: the narrowest), and is
 scored on the group it left out. One seed is one forest (the operator runs one, seeded 0), and

@@ -131,7 +131,7 @@ def test_the_report_gives_each_tree_shapes_score_and_costs(small_runs: nab_live.
         by_shape = data[profile.name]["held_out_by_shape"]
         assert list(by_shape) == ["20 trees of 256 rows", "40 trees of 128 rows"]
         assert all(len(scores) == 2 for scores in by_shape.values())
-    # Half the rows a tree, twice the trees: about the same nodes in memory.
+    # Half the rows a tree, twice the trees: on noise (no repeated values) about the same nodes.
     kib = [costs[0] for costs in data["shape_costs"].values()]
     assert len(kib) == 2 and 0.5 < kib[1] / kib[0] < 2.0
 
