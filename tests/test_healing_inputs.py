@@ -177,8 +177,8 @@ def test_with_entry_replaces_by_id() -> None:
     pytest.param({"a": [None, 1.0, None, 3.0, 4.0], "b": [None, None, 2.0, 2.5, 5.0]},
                  {"a": [3.0, 4.0], "b": [2.5, 5.0]}, id="steps-with-a-gap-are-dropped-not-filled"),
     pytest.param({"a": [1.0, 1.0, 1.0, 2.0, 2.0], "b": [7.0, 7.0, 7.0, 8.0, 8.0]},
-                 {"a": [1.0, 2.0], "b": [7.0, 8.0]},
-                 id="a-sample-repeated-by-a-fine-grid-is-kept-once"),
+                 {"a": [1.0, 1.0, 1.0, 2.0, 2.0], "b": [7.0, 7.0, 7.0, 8.0, 8.0]},
+                 id="a-sample-held-over-steps-is-a-row-a-step-as-the-syncs-read-it"),
     pytest.param({"a": [1.0, 1.0, 3.0], "b": [7.0, 8.0, 8.0]},
                  {"a": [1.0, 1.0, 3.0], "b": [7.0, 8.0, 8.0]},
                  id="one-metric-still-while-another-moves-is-a-fresh-row"),
@@ -186,7 +186,7 @@ def test_with_entry_replaces_by_id() -> None:
                  id="misaligned-answers-start-empty"),
     pytest.param({"a": [None], "b": [1.0]}, {"a": [], "b": []}, id="no-complete-step"),
 ])
-def test_history_backfill_keeps_only_complete_fresh_steps(
+def test_history_backfill_keeps_every_complete_step(
         series: dict[str, list[float | None]], expected: dict[str, list[float]]) -> None:
     history = HealthHistory(limit=10)
     history.backfill(series)

@@ -213,19 +213,24 @@ class HealthHistory:
         return min((len(values) for values in self.rows.values()), default=0)
 
     def backfill(self, series: Mapping[str, Sequence[float | None]]) -> None:
-        """Start from range-query answers on one grid, keeping only real, fresh samples.
+        """Start from range-query answers on one grid (the sync period's), one row per step.
 
-        A step where some metric has no value is dropped (never carried forward), and so is a
-        step identical in every metric to the previous kept one: a range query repeats the
-        latest sample at every step finer than the scrape, and such repeats would teach the
-        detector that a still line (step 0) is normal and any real step is rare.
+        A step where some metric has no value is dropped (never carried forward). A step that
+        repeats the previous one is kept: it is what a sync at that time would have read (the
+        scrape's latest sample, held until the next scrape or over a gap), so the backfilled
+        rows keep the live rows' cadence, one per sync period of time, and a metric's cycle
+        spans the same rows in both. Dropping repeats (as before 2026-12-07) made the rows one
+        per scrape where the live ones are one per sync: with a 60-s scrape and a 15-s sync,
+        seasonal differencing compared each live row with one 4 times too recent and flagged a
+        healthy cycle in 76 of 480 syncs (0 now); and a 75-s scrape gap cut one cycle short by
+        5 rows (flags on 528 healthy services at 5,000: benchmarks/results/scale.md).
         """
         names = list(series)
         columns = [list(series[name]) for name in names]
         if len({len(column) for column in columns}) > 1:
             self.rows = {name: [] for name in names}
             return
-        kept = _fresh_rows(columns)
+        kept = _complete_rows(columns)
         self.rows = {name: [row[i] for row in kept] for i, name in enumerate(names)}
         self._trim()
 
@@ -247,15 +252,10 @@ class HealthHistory:
             del values[: -self.limit]
 
 
-def _fresh_rows(columns: Sequence[Sequence[float | None]]) -> list[tuple[float, ...]]:
-    """The steps (rows across the columns) with a finite value in every column, but those
-    identical to the step kept before them."""
-    kept: list[tuple[float, ...]] = []
-    for step in zip(*columns, strict=True):
-        row = _finite_row(step)
-        if row is not None and (not kept or row != kept[-1]):
-            kept.append(row)
-    return kept
+def _complete_rows(columns: Sequence[Sequence[float | None]]) -> list[tuple[float, ...]]:
+    """The steps (rows across the columns) with a finite value in every column."""
+    rows = (_finite_row(step) for step in zip(*columns, strict=True))
+    return [row for row in rows if row is not None]
 
 
 def _finite_row(step: Sequence[float | None]) -> tuple[float, ...] | None:
