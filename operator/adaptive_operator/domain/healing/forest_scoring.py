@@ -47,7 +47,7 @@ class FastForest:
     # the rows (never above its value), so a row that reached it stays; its value is its depth
     # plus c(samples) - 1 where an inner node keeps its threshold. The operator's forest (30
     # trees of 256 rows, two metrics): 180 KiB with five numbers a node, 108 with three, and
-    # one row's scores 0.034 -> 0.022 ms (benchmarks/scale_hotspots.py). Indices stay intp:
+    # one row's scores 0.033 -> 0.023 ms (benchmarks/scale_hotspots.py). Indices stay intp:
     # int16 made a row's scores 55% slower (numpy converts narrower index arrays on every
     # lookup); the operator scores a row a sync.
     first_child: IntArray  # the left child's flat index (right: + 1), or the node at a leaf

@@ -222,8 +222,9 @@ class HealthHistory:
         spans the same rows in both. Dropping repeats (as before 2026-12-07) made the rows one
         per scrape where the live ones are one per sync: with a 60-s scrape and a 15-s sync,
         seasonal differencing compared each live row with one 4 times too recent and flagged a
-        healthy cycle in 76 of 480 syncs (0 now); and a 75-s scrape gap cut one cycle short by
-        5 rows (flags on 528 healthy services at 5,000: benchmarks/results/scale.md).
+        healthy cycle in 5 to 35 of 480 syncs (0 or 1 now: tests/test_healing_cadence.py); and
+        a 75-s scrape gap cut one cycle short by 5 rows (flags on 528 healthy services at
+        5,000: benchmarks/results/scale.md).
         """
         names = list(series)
         columns = [list(series[name]) for name in names]
