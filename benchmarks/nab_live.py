@@ -56,6 +56,7 @@ from adaptive_operator.domain.healing.anomaly import (
 )
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
+from scale_hotspots import table_kib
 
 RESULTS = nab_cv.RESULTS / "nab_live"
 PROFILES = (nab.PROFILES[0], nab.PROFILES[1])  # standard, reward_low_FP
@@ -91,11 +92,15 @@ def candidates(live: DetectorSettings, factors: Sequence[int] = (1,)) -> list[Kn
     return found
 
 
+def shape_name(knobs: Knobs) -> str:
+    return f"{knobs['n_estimators']} trees of {knobs['max_samples']} rows"
+
+
 def describe(knobs: Knobs) -> str:
     rule = ("mean + 2.5 sd" if knobs["train_sigmas"] else "0.99 quantile")
     differencing = "seasonal differencing" if knobs["seasonal_differencing"] else "no differencing"
     return (f"{differencing}, threshold at the {rule}, record {knobs['record_margin']:+}, "
-            f"{knobs['n_estimators']} trees of {knobs['max_samples']} rows")
+            f"{shape_name(knobs)}")
 
 
 def scoring(live: DetectorSettings, knobs: Knobs) -> DetectorSettings:
@@ -127,10 +132,10 @@ def build_tables(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSetting
     """Per NAB profile of `PROFILES`, the raw score and the flags outside windows per
     candidate of `found`, seed and file; and the windows without a flag per candidate and
     seed. Each candidate's flags are judged once and scored in every profile."""
-    shape = (len(found), len(next(iter(runs.values()))), len(files))
-    raw = {profile.name: np.zeros(shape) for profile in PROFILES}
-    outside = np.zeros(shape, dtype=int)
-    missed = np.zeros(shape[:2], dtype=int)
+    dims = (len(found), len(next(iter(runs.values()))), len(files))
+    raw = {profile.name: np.zeros(dims) for profile in PROFILES}
+    outside = np.zeros(dims, dtype=int)
+    missed = np.zeros(dims[:2], dtype=int)
     for c, knobs in enumerate(found):
         settings = replace(live, **knobs)
         for s, batches in enumerate(runs[scoring(live, knobs)]):
@@ -163,8 +168,7 @@ def by_shape(found: Sequence[Knobs]) -> dict[str, list[int]]:
     """The candidates of each tree shape, by the shape's name."""
     shapes: dict[str, list[int]] = {}
     for c, knobs in enumerate(found):
-        shapes.setdefault(f"{knobs['n_estimators']} trees of {knobs['max_samples']} rows",
-                          []).append(c)
+        shapes.setdefault(shape_name(knobs), []).append(c)
     return shapes
 
 
@@ -316,8 +320,7 @@ def _costs(settings: DetectorSettings, values: nab_cv.FloatArray) -> tuple[float
     for _ in range(COST_CALLS):
         fast.scores(one)
     row = (time.process_time() - start) * 1000 / COST_CALLS
-    kib = sum(a.nbytes for a in vars(fast).values() if isinstance(a, np.ndarray)) / 1024
-    return kib, fit, row
+    return table_kib(fast), fit, row
 
 
 def main() -> None:

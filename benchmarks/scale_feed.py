@@ -80,10 +80,10 @@ class Feed:
         return max(0.0, base + self.rng.gauss(0.0, NOISE[metric]))
 
     def publish(self) -> None:
-        lines = []
+        now, lines = time.time(), []  # one time for every sample of the update
         for metric in BASE:
             lines.append(f"# TYPE bench_{metric} gauge")
-            lines += [f'bench_{metric}{{svc="{service}"}} {self.value(service, metric):.6g}'
+            lines += [f'bench_{metric}{{svc="{service}"}} {self.value(service, metric, now):.6g}'
                       for service in self.services]
         self.exporter.payload = ("\n".join(lines) + "\n").encode()
 
