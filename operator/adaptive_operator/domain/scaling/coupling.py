@@ -163,14 +163,21 @@ def _best_lag(down: FloatArray, ups: Sequence[FloatArray], lags: list[int], whic
               max_lag: int) -> int | None:
     """The lag of upstream `which` whose joint fit (the others at their lags) leaves the
     smallest mean absolute error. Not the robust scale: on a step load only the rows just after
-    the step tell the lags apart, and a robust scale discounts exactly those rows."""
+    the step tell the lags apart, and a robust scale discounts exactly those rows.
+    Only lags whose fit gives the upstream a positive ratio are candidates: on a periodic load
+    the lag half a period from the true one fits as well with the sign flipped (it won in 21
+    of 40 seeds on a 20-row wave with lags up to 13), and such a relation is refused anyway.
+    With no positive lag the best fit stays, so that status shows the negative ratio."""
+    positive: list[tuple[float, int]] = []
     scores: list[tuple[float, int]] = []
     for lag in range(max_lag + 1):
         trial = [*lags[:which], lag, *lags[which + 1:]]
         fit = _rlm(down[max_lag:], _lagged(ups, trial, max_lag))
         if fit is not None:
             scores.append((fit.mean_abs_error, lag))
-    return min(scores)[1] if scores else None
+            if fit.params[1 + which] > 0:
+                positive.append(scores[-1])
+    return min(positive or scores)[1] if scores else None
 
 
 def fit_relation(downstream: Sequence[float | None],
