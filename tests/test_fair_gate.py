@@ -106,3 +106,21 @@ async def test_the_fits_queue_at_the_fair_gate() -> None:
     await asyncio.gather(*tasks)
     assert order == ["a1", "b1", "a2"]
     assert telemetry.FITS_PENDING._value.get() == pending
+
+
+async def test_a_holder_leaving_as_the_next_waiter_is_cancelled_hands_the_place_on() -> None:
+    # The holder wakes to leave before the cancelled waiter wakes to drop out of its queue: the
+    # waiter's future is already cancelled but still queued (an operator shutting down, or a
+    # namespace deleted while its fits wait). Once this raised InvalidStateError in the
+    # holder's fit ("forecast refit failed") and lost the gate's place for good.
+    gate, hold = workers.FairGate(1), asyncio.Event()
+    order: list[str] = []
+    holder, gone, after = await _queue(gate, [("a", "a1"), ("b", "b1"), ("c", "c1")], order, hold)
+    hold.set()  # the holder's wake-up is queued first...
+    gone.cancel()  # ...then the waiter's cancellation
+    await asyncio.gather(holder, after)
+    assert order == ["a1", "c1"]
+    assert gone.cancelled() and gate.waiting() == {}
+    again = await _queue(gate, [("d", "d1")], order, hold)  # the place is free again
+    await asyncio.gather(*again)
+    assert order == ["a1", "c1", "d1"]

@@ -243,14 +243,17 @@ class FairGate:
 
     def _leave(self) -> None:
         """The place to the next tenant's first waiter, that tenant to the back of the line.
-        (Only waiters still waiting are queued: a cancelled one is dropped from its queue.)"""
-        if not self._queues:
-            self._free += 1
-            return
-        tenant, queue = self._queues.popitem(last=False)
-        queue.popleft().set_result(None)
-        if queue:
-            self._queues[tenant] = queue
+        A cancelled waiter drops itself from its queue when it next runs; until then its
+        future is already cancelled, and is passed over here (a holder may leave first)."""
+        while self._queues:
+            tenant, queue = self._queues.popitem(last=False)
+            turn = queue.popleft()
+            if queue:
+                self._queues[tenant] = queue
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
 
     def waiting(self) -> dict[str, int]:
         """How many wait, by tenant."""
