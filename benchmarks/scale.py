@@ -280,7 +280,7 @@ def run_phases(args: argparse.Namespace, env: dict[str, str], namespace: str,
         "history_seconds": args.history_seconds, **first,
         "pods_running": running, "pods_wait_s": waited,
         **decisions.coverage(services, window_start, window_end, args.sync),
-        **usage, **rates(before, after, window_end - window_start),
+        **usage, **rates(before, after, window_end - window_start), **decisions.flagged(),
     }
     result.update(probe_latencies(args, env, namespace, services, feed, decisions))
     result.update(fits_differenced(decisions), health_cycle_s=args.health_cycle_seconds)

@@ -76,6 +76,14 @@ class DecisionLog:
             out[f"{key}_gap_max_s"] = round(max(gaps, default=float("nan")), 1)
         return out
 
+    def flagged(self) -> dict[str, int]:
+        """Healing verdicts other than Healthy so far, and on how many services: read before
+        the probes' faults, every one is a false alarm (the feed's metrics are all healthy)."""
+        flags = [name for name, _, entry in self.events.get("healing decision", [])
+                 if entry.get("reason") != "Healthy"]
+        return {"flagged_verdicts": len(flags), "flagged_services": len(set(flags)),
+                "verdicts": len(self.events.get("healing decision", []))}
+
     def first_after(self, event: str, names: list[str], after: float,
                     accept: Callable[[dict[str, Any]], bool]) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -358,6 +366,10 @@ def settled(run: dict[str, Any]) -> str:
     if run.get("health_cycle_s"):
         after += (f", latency in a {run['health_cycle_s']:.0f}-s cycle: {run['fits_differenced']}"
                   f" of {run['fits']} detector fits differenced it")
+    if "flagged_verdicts" in run:
+        after += (f"; before the probes {run['flagged_verdicts']:,} of {run['verdicts']:,} "
+                  f"healing verdicts flagged a healthy service ({run['flagged_services']:,} "
+                  "services)")
     return after
 
 

@@ -3,6 +3,7 @@ threads' calls, and that a run's rewrite keeps the notes written by hand."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,18 @@ def test_the_feed_draws_a_latency_sawtooth_that_the_detector_differences() -> No
     assert abs(feed.value("a", "latency", 100.0) - 0.5) < 0.1
     flat = scale_feed.Feed(None, ["a"])  # type: ignore[arg-type]
     assert abs(flat.value("a", "latency", 449.0) - scale_feed.BASE["latency"]) < 0.05  # cycled: 0.2
+
+
+def test_a_row_counts_the_healthy_verdicts_flagged_before_the_probes(tmp_path: Path) -> None:
+    lines = [{"event": "healing decision", "name": name, "reason": reason,
+              "timestamp": "2026-12-07T15:15:09.140037Z"}
+             for name, reason in (("s1", "Healthy"), ("s1", "NoRemedy"), ("s2", "NoRemedy"),
+                                  ("s2", "NoRemedy"), ("s3", "Healthy"))]
+    path = tmp_path / "operator.log"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    decisions = scale_measure.DecisionLog(path)
+    decisions.read()
+    counts = decisions.flagged()
+    assert counts == {"flagged_verdicts": 3, "flagged_services": 2, "verdicts": 5}
+    assert scale_measure.settled(_run(**counts)) == (
+        "; before the probes 3 of 5 healing verdicts flagged a healthy service (2 services)")
