@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import scale_measure
+import scale_table
 import scale_waits
 
 APISERVER = """\
@@ -45,21 +46,21 @@ def test_the_breakdown_lists_the_newest_run_that_counted_calls_busiest_first() -
             _run(**{"worker:adaptive/advise_per_s": 1.5, "worker:adaptive/patch_status_per_s": 4.0,
                     "worker:prometheus/_raw_query_per_s": 0.0}),
             _run()]
-    lines = scale_measure.breakdown(runs)
+    lines = scale_table.breakdown(runs)
     assert lines[3] == ("- worker calls (function/pool): `adaptive/patch_status` 4, "
                         "`adaptive/advise` 1.5")
     assert lines[4] == "- forecast fits (why): none"
     assert lines[5] == "- API server refusals (resource/subresource/verb/code): none"
-    assert scale_measure.breakdown([_run()]) == []
+    assert scale_table.breakdown([_run()]) == []
 
 
 def test_a_rewrite_keeps_what_was_written_below_the_mark() -> None:
     runs = [_run()]
-    first = scale_measure.rewritten("", runs)
-    assert first.endswith(scale_measure.NOTES_MARK + "\n")
+    first = scale_table.rewritten("", runs)
+    assert first.endswith(scale_table.NOTES_MARK + "\n")
     edited = first + "- a paragraph written by hand\n"
-    again = scale_measure.rewritten(edited, [*runs, _run(cpu_s=3.0)])
-    assert again.endswith(scale_measure.NOTES_MARK + "\n- a paragraph written by hand\n")
+    again = scale_table.rewritten(edited, [*runs, _run(cpu_s=3.0)])
+    assert again.endswith(scale_table.NOTES_MARK + "\n- a paragraph written by hand\n")
     assert again.count("| now, abc |") == 2
 
 
@@ -83,17 +84,17 @@ def test_the_wait_for_the_fits_gives_up_at_its_limit(monkeypatch: pytest.MonkeyP
 
 
 def test_a_row_says_when_it_was_measured() -> None:
-    assert scale_measure.settled(_run(settle_s=300.0)) == ", measured 300 s after"
-    assert scale_measure.settled(_run(fits_wait_s=42.4, settle_s=0.0)) == (
+    assert scale_table.settled(_run(settle_s=300.0)) == ", measured 300 s after"
+    assert scale_table.settled(_run(fits_wait_s=42.4, settle_s=0.0)) == (
         ", once the start's fits drained (42 s more)")
-    assert scale_measure.settled(_run(fits_wait_s=None)) == ""
+    assert scale_table.settled(_run(fits_wait_s=None)) == ""
 
 
 def test_a_row_says_whether_its_detectors_differenced_a_cycle() -> None:
     row = _run(health_cycle_s=450.0, fits=1000, fits_differenced=997)
-    assert scale_measure.settled(row) == (
+    assert scale_table.settled(row) == (
         ", latency in a 450-s cycle: 997 of 1000 detector fits differenced it")
-    assert scale_measure.settled(_run(health_cycle_s=0.0, fits=3, fits_differenced=0)) == ""
+    assert scale_table.settled(_run(health_cycle_s=0.0, fits=3, fits_differenced=0)) == ""
 
 
 def test_the_feed_draws_a_latency_sawtooth_that_the_detector_differences() -> None:
@@ -127,5 +128,10 @@ def test_a_row_counts_the_healthy_verdicts_flagged_before_the_probes(tmp_path: P
     decisions.read()
     counts = decisions.flagged()
     assert counts == {"flagged_verdicts": 3, "flagged_services": 2, "verdicts": 5}
-    assert scale_measure.settled(_run(**counts)) == (
+    assert scale_table.settled(_run(**counts)) == (
         "; before the probes 3 of 5 healing verdicts flagged a healthy service (2 services)")
+
+
+def test_a_row_says_how_long_the_bad_rollouts_replica_sets_took() -> None:
+    assert scale_table.settled(_run(rollout_wait_s=12.5)) == (
+        "; the bad rollouts' ReplicaSets came 12.5 s after the image")
