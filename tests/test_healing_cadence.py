@@ -38,18 +38,20 @@ def cycle(seconds: float, noise: float, seed: int) -> Callable[[float], Row]:
                       "errors": 0.01 + rng.normal(0.0, 0.001)}
 
 
-def run(read: Callable[[int], Row], backfill_end: int, fit_at: int, syncs: int
-        ) -> tuple[dict[str, int], int]:
+def run(read: Callable[[int], Row], backfill_end: int, fit_at: int, syncs: int,
+        outage: range = range(0)) -> tuple[dict[str, int], int]:
     """Backfill on the sync grid up to `backfill_end`, then live syncs (each reads what an
-    instant query returns then), a fit once `fit_at` rows are in: the periods differenced
-    and the syncs flagged."""
+    instant query returns then; the syncs numbered in `outage` read nothing), a fit once
+    `fit_at` rows are in: the periods differenced and the syncs flagged."""
     w = watcher()
     grid = range(0, backfill_end + 1, SYNC)
     backfilled(w, {name: [read(t)[name] for t in grid] for name in ("errors", "latency")})
     flags, t = 0, backfill_end
-    for _ in range(syncs):
+    for sync in range(syncs):
         t += SYNC
-        add_row(w, read(t))
+        if sync in outage:
+            continue
+        add_row(w, read(t), t, SYNC)
         if not w.detector.fitted and len(w.history) >= fit_at:
             w.detector.fit(fit_rows(w))
         verdict = score(w, t)
@@ -84,3 +86,34 @@ def test_a_scrape_gap_in_the_backfill_keeps_the_cycle_whole(seed: int) -> None:
     periods, flags = run(lambda t: values[t] if t in values else sample(t), end, 204, 150)
     assert periods == {"latency": 30}
     assert flags == 0
+
+
+@pytest.mark.parametrize("outage", [10, 25, 40, 80])
+def test_the_rows_after_an_outage_keep_their_place_in_the_cycle(outage: int) -> None:
+    """The metrics unreadable for `outage` syncs (Prometheus down, beyond its 5-minute
+    lookback) in a 7.5-minute cycle: the syncs after it add the rows they missed, so each row
+    is still differenced with the same phase a cycle earlier. Without them: 14, 9, 14 and 13
+    healthy syncs flagged over seeds 0-5 (gaps 10, 25, 40, 80); now none."""
+    flags = 0
+    for seed in range(6):
+        sample = cycle(450.0, 0.01, seed)
+        periods, flagged = run(sample, 3000, 0, 300, range(100, 100 + outage))
+        assert periods == {"latency": 30}
+        flags += flagged
+    assert flags == 0
+
+
+def test_a_gap_longer_than_a_quarter_of_the_history_is_not_made_up() -> None:
+    w = watcher()
+    sample = cycle(450.0, 0.01, 0)
+    backfilled(w, {name: [sample(t)[name] for t in range(0, 3001, SYNC)]
+                   for name in ("errors", "latency")})
+    w.detector.fit(fit_rows(w))
+    add_row(w, sample(3015), 3015, SYNC)
+    before = len(w.history)
+    add_row(w, sample(3030 + SYNC), 3030 + SYNC, SYNC)  # one sync missed: one row stands in
+    assert len(w.history) == before + 2
+    assert w.history.rows["latency"][-2] == w.history.rows["latency"][-32]  # a cycle earlier
+    late = 3045 + SYNC * (w.history.limit // 4 + 2)
+    add_row(w, sample(late), late, SYNC)  # too long a gap: the row alone
+    assert len(w.history) == min(w.history.limit, before + 3)

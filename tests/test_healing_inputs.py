@@ -244,3 +244,16 @@ def test_a_long_stretch_of_noisy_normal_metrics_takes_no_action() -> None:
                               NOW + 60 * t)
         assert plan.action is Action.NONE, (t, plan.message)
     assert json.loads(ledger_to_json(ledger)) == []
+
+
+def test_rows_standing_in_for_a_gap_repeat_a_cycle_or_the_rows_before() -> None:
+    history = HealthHistory(limit=8)
+    history.fill(3, {})  # nothing to repeat yet
+    assert len(history) == 0
+    for value in (1.0, 2.0, 3.0, 4.0, 5.0):
+        history.append({"cyclic": value, "flat": 10 * value})
+    history.fill(2, {"cyclic": 4})
+    assert history.rows == {"cyclic": [1.0, 2.0, 3.0, 4.0, 5.0, 2.0, 3.0],  # a cycle earlier
+                            "flat": [10.0, 20.0, 30.0, 40.0, 50.0, 40.0, 50.0]}  # the last 2
+    history.fill(9, {})
+    assert len(history) == 8  # held to the limit

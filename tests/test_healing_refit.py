@@ -25,6 +25,7 @@ from fakes import HeldFits
 
 SETTINGS = DetectorSettings(baseline_rows=50, train_rows=200, min_train_rows=60, refit_every=20,
                             cooldown_rows=5, record_rows=20)
+SYNC = 15.0  # every row here is read at time 0: none comes after a gap
 
 
 def watcher_with(rows: int, seed: int = 1) -> Watcher:
@@ -32,7 +33,7 @@ def watcher_with(rows: int, seed: int = 1) -> Watcher:
     rng = np.random.default_rng(seed)
     for _ in range(rows):
         add_row(watcher, {"latency": float(rng.normal(100, 5)),
-                          "errors": float(rng.normal(1, 0.1))})
+                          "errors": float(rng.normal(1, 0.1))}, 0.0, SYNC)
     return watcher
 
 
@@ -47,7 +48,8 @@ async def test_a_due_fit_runs_in_the_background_while_the_syncs_go_on() -> None:
     healing_observe.start_refit(watcher, fits)
     assert score(watcher, 0.0) is None  # the sync did not wait: nothing fitted yet
     await asyncio.sleep(0)
-    add_row(watcher, {"latency": 100.0, "errors": 1.0})  # the next sync, the fit still held
+    # The next sync, the fit still held:
+    add_row(watcher, {"latency": 100.0, "errors": 1.0}, 0.0, SYNC)
     healing_observe.start_refit(watcher, fits)  # still due, but one runs: no second fit
     await asyncio.sleep(0)
     assert fits.asked == 1 and not watcher.detector.fitted
@@ -67,11 +69,11 @@ async def test_a_fit_that_waited_for_its_turn_fits_the_rows_of_then(
     healing_observe.start_refit(watcher, fits)
     await asyncio.sleep(0)
     for _ in range(3):
-        add_row(watcher, {"latency": 100.0, "errors": 1.0})
+        add_row(watcher, {"latency": 100.0, "errors": 1.0}, 0.0, SYNC)
     fits.release.set()
     await started(watcher)
     assert watcher.rows_since_fit == 0
-    add_row(watcher, {"latency": 160.0, "errors": 1.0})  # the next sync's row
+    add_row(watcher, {"latency": 160.0, "errors": 1.0}, 0.0, SYNC)  # the next sync's
 
     def whole_window(_: object) -> None:
         raise AssertionError("the whole window was scored again on the event loop")
@@ -88,7 +90,7 @@ async def test_a_refit_keeps_the_detector_fitted_so_far_until_it_is_done() -> No
     first = watcher.detector
     fits.release.clear()
     for _ in range(SETTINGS.refit_every):
-        add_row(watcher, {"latency": 100.0, "errors": 1.0})
+        add_row(watcher, {"latency": 100.0, "errors": 1.0}, 0.0, SYNC)
     healing_observe.start_refit(watcher, fits)
     await asyncio.sleep(0)
     assert watcher.detector is first and score(watcher, 0.0) is not None
@@ -128,7 +130,7 @@ async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windo
     healing_observe.start_refit(watcher, fits)
     await started(watcher)
     fitted_on = {name: list(values) for name, values in watcher.history.rows.items()}
-    add_row(watcher, {"latency": 160.0, "errors": 1.0})  # the next sync's row
+    add_row(watcher, {"latency": 160.0, "errors": 1.0}, 0.0, SYNC)  # the next sync's
     window = watcher.history.tail(watcher.window_rows)
     whole = AnomalyDetector(SETTINGS, RANDOM_STATE).fit(fitted_on).score(window)
 

@@ -115,8 +115,8 @@ def test_a_watcher_watches_its_metrics_in_their_roles_and_counts_rows_to_its_ref
     roles = {name: "latency" for name in healing.metrics}
     assert not watches(watcher, HealingSpec.model_validate(
         {"enabled": True, "metrics": dict(healing.metrics), "roles": roles}))
-    add_row(watcher, {name: 1.0 for name in healing.metrics})
-    add_row(watcher, {name: 2.0 for name in healing.metrics})
+    add_row(watcher, {name: 1.0 for name in healing.metrics}, 0.0, 15.0)
+    add_row(watcher, {name: 2.0 for name in healing.metrics}, 15.0, 15.0)
     assert len(watcher.history) == 2 and watcher.rows_since_fit == 2
 
 

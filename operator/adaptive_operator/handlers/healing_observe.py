@@ -135,7 +135,7 @@ async def observe_metrics(namespace: str, watcher: Watcher, spec: AdaptiveServic
     row, error = await read_row(totals, url, queries, settings.answer_age(spec))
     if error is not None:
         return None, error
-    add_row(watcher, row)
+    add_row(watcher, row, now, float(spec.sync_period_seconds))
     await observe_load(namespace, watcher, spec, totals, access)
     start_refit(watcher, fits)
     return score(watcher, now), None  # one row's verdict: a thread would only add a wait
