@@ -317,8 +317,12 @@ def pick_probes(count: int, services: list[str],
     ready = [s for s in services if s in running] or services
     count = min(count, max(1, len(ready) // 2))
     step_probes = ready[-count:]
-    heal_probes = ready[-2 * count:-count] if len(ready) >= 2 * count else []
-    return step_probes, heal_probes
+    # A bad rollout only on services whose detector is fitted: before its fit (the first fits
+    # take about 20 minutes at 5,000) a service's healing says "no verdict yet", and the
+    # probe would measure the fit queue, not the healing.
+    fitted = decisions.seen("detector fitted")
+    heal_ready = [s for s in ready[:-count] if s in fitted]
+    return step_probes, heal_ready[-count:]
 
 
 def probe_latencies(args: argparse.Namespace, env: dict[str, str], namespace: str,

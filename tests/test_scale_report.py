@@ -135,3 +135,19 @@ def test_a_row_counts_the_healthy_verdicts_flagged_before_the_probes(tmp_path: P
 def test_a_row_says_how_long_the_bad_rollouts_replica_sets_took() -> None:
     assert scale_table.settled(_run(rollout_wait_s=12.5)) == (
         "; the bad rollouts' ReplicaSets came 12.5 s after the image")
+
+
+def test_the_bad_rollout_goes_only_to_services_whose_detector_is_fitted(tmp_path: Path) -> None:
+    import scale
+
+    lines = [{"event": event, "name": name, "timestamp": "2026-12-07T18:00:00Z"}
+             for name in ("s0", "s1", "s2", "s3", "s4", "s5")
+             for event in ("decision", "healing decision")]
+    lines += [{"event": "detector fitted", "name": name, "timestamp": "2026-12-07T18:00:00Z"}
+              for name in ("s0", "s1", "s5")]
+    path = tmp_path / "operator.log"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    decisions = scale_measure.DecisionLog(path)
+    decisions.read()
+    services = [f"s{i}" for i in range(6)]
+    assert scale.pick_probes(2, services, decisions) == (["s4", "s5"], ["s0", "s1"])

@@ -17,6 +17,7 @@ from adaptive_operator.domain.healing.inputs import (
     LOAD_BASELINE_ROWS,
     HealthHistory,
     Incident,
+    RowClock,
     load_signals,
     track_incident,
 )
@@ -39,7 +40,7 @@ class Watcher:
     history: HealthHistory
     detector: AnomalyDetector
     rows_since_fit: int = 0
-    last_row_at: float | None = None  # when the newest live row was read
+    clock: RowClock = field(default_factory=RowClock)  # the live rows against time
     incident: Incident | None = None
     reported: set[str] = field(default_factory=set)
     # The scaling metrics' totals, one row per sync: the load behind a saturation verdict.
@@ -80,24 +81,19 @@ def backfilled(watcher: Watcher, series: Mapping[str, Sequence[float | None]]) -
 
 def add_row(watcher: Watcher, row: dict[str, float], now: float, step: float) -> None:
     """This sync's health row (read at `now`, syncs every `step` s), one more towards the next
-    refit; after a gap, rows standing in for the sync periods that added none, while the
-    detector differences a metric by its cycle (`HealthHistory.fill`). A gap longer than a
-    quarter of the history is not filled: the rows kept would be more made up than read."""
-    missed = missed_rows(watcher.last_row_at, now, step)
-    periods = watcher.detector.differenced
-    if periods and missed <= watcher.history.limit // 4:
-        watcher.history.fill(missed, periods)
+    refit, after rows standing in for the rows due by the clock that no sync added
+    (`HealthHistory.fill`): the rows stay one per `step` of time, as the backfill's are. A gap
+    longer than a quarter of the history is not made up (the rows would be more made up than
+    read): the clock starts again from this row."""
+    missed = watcher.clock.missed(now, step)
+    if missed > watcher.history.limit // 4:
+        watcher.clock.restart(now)
+    else:
+        watcher.history.fill(missed, watcher.detector.differenced)
+        watcher.clock.rows += missed
     watcher.history.append(row)
-    watcher.last_row_at = now
+    watcher.clock.rows += 1
     watcher.rows_since_fit += 1
-
-
-def missed_rows(last: float | None, now: float, step: float) -> int:
-    """The sync periods between the last row and this one that added no row (a sync up to
-    half a period late adds none)."""
-    if last is None or step <= 0:
-        return 0
-    return max(0, round((now - last) / step) - 1)
 
 
 def refit_due(watcher: Watcher) -> bool:
