@@ -8,7 +8,8 @@ CPU milliseconds (process time, robust to the shared machine) per call of:
   a sync does it (`domain.healing.watch.score`: a row appended to the `HealthHistory`, its
   2,103-row tail, the verdict): the whole window scored (`AnomalyDetector.score`, what every
   sync once did) vs the newest row only (`score_latest`), for 2 metrics and for the 5 of the
-  default `HealingSpec`;
+  default `HealingSpec`; and a sync a period late (`watch.add_row` makes up the row due, then
+  `watch.score`): both rows' window scored whole vs continued a row at a time;
 - the forest's scores of one row: scikit-learn's `score_samples` vs the trees walked in numpy
   (and, under the table, the memory its node tables take: every service keeps one);
 - one API read (the scale subresource): a new client per call (as before) vs one shared client;
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
 
 from adaptive_operator.api.healing import HealingSpec  # noqa: E402
+from adaptive_operator.domain.healing import watch  # noqa: E402
 from adaptive_operator.domain.healing.anomaly import (  # noqa: E402
     DetectorSettings,
     feature_matrix,
@@ -88,6 +90,7 @@ def detector_rows() -> list[str]:
         rows.append(f"| live detector verdict, {window_rows}-row window of {metrics} metrics"
                     f"{seasonal} (whole window vs newest row) | {cpu_ms(full, 20):.1f} | "
                     f"{cpu_ms(live, 200):.2f} |")
+    rows.append(late_row())
     settings = detector_settings_from_spec(HealingSpec())
     rng = np.random.default_rng(0)
     history = {name: list(rng.normal(0, 1, 600)) for name in ("e", "l")}
@@ -100,6 +103,44 @@ def detector_rows() -> list[str]:
                 f"{cpu_ms(lambda: forest.score_samples(one), 50):.2f} | "
                 f"{cpu_ms(lambda: model.fast[0].scores(one), 200):.3f} |")
     return rows
+
+
+def late_row() -> str:
+    """Every sync a period late, 2 metrics: `watch.add_row` makes up the row due, then the
+    sync's own; `watch.score` with the catch-up off (the window scored whole, as before) and
+    on (each row continues the last window)."""
+    cost = []
+    for catch_up, repeat in ((0, 20), (watch.CATCH_UP_ROWS, 200)):
+        late = late_syncs()
+        late()  # the clock's first row: nothing made up yet
+        watch.CATCH_UP_ROWS, saved = catch_up, watch.CATCH_UP_ROWS
+        try:
+            cost.append(cpu_ms(late, repeat))
+        finally:
+            watch.CATCH_UP_ROWS = saved
+    return (f"| live detector verdict of a sync a period late, 2 metrics (a row made up: whole "
+            f"window vs a row at a time) | {cost[0]:.1f} | {cost[1]:.2f} |")
+
+
+def late_syncs() -> Callable[[], object]:
+    """A watcher with a full history of noise and a fitted detector; each call, a sync 30 s
+    after the last at a 15-s period (its row and the verdict)."""
+    settings = detector_settings_from_spec(HealingSpec(enabled=True,
+                                                       metrics={"m0": "", "m1": ""}))
+    rng = np.random.default_rng(0)
+    watcher = watch.new_watcher({"m0": "", "m1": ""}, {}, settings)
+    rows = watcher.history.limit
+    watch.backfilled(watcher, {name: list(rng.normal(1, 0.1, rows)) for name in ("m0", "m1")})
+    watcher.detector.fit(watch.fit_rows(watcher))
+    clock = iter(range(0, 10**9, 30))
+
+    def late() -> object:
+        now = float(next(clock))
+        watch.add_row(watcher, {name: float(rng.normal(1, 0.1)) for name in ("m0", "m1")}, now,
+                      15.0)
+        return watch.score(watcher, now)
+
+    return late
 
 
 def syncing(settings: DetectorSettings, names: list[str], window_rows: int,

