@@ -78,3 +78,9 @@ def shared() -> contextvars.Context:
     context = contextvars.copy_context()
     context.run(structlog.contextvars.unbind_contextvars, *OBJECT_KEYS)
     return context
+
+
+def error_text(err: BaseException) -> str:
+    """An error for a log line: its type and its message (for urllib3's MaxRetryError, the
+    cause: a refused connection or a read timeout), at most 300 characters."""
+    return f"{type(err).__name__}: {err}"[:300]

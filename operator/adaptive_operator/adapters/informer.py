@@ -178,7 +178,7 @@ class Informer:
             except Exception as err:  # any failure: not fresh, list again
                 self.store.broken()
                 log.warning("watch broken: reads go to the API server until it is back",
-                            what=self.what, error=f"{type(err).__name__}: {err}"[:300])
+                            what=self.what, error=logs.error_text(err))
                 self.stop.wait(self.retry[min(failures, len(self.retry) - 1)])
                 failures += 1
                 continue

@@ -315,7 +315,7 @@ class OwnObjects:
 def _event_not_posted(event: Event, manifest: Mapping[str, Any], err: Exception) -> None:
     log.warning("event not posted", reason=event.reason,
                 object=manifest["involvedObject"].get("name"),
-                error=f"{type(err).__name__}: {err}"[:300])
+                error=logs.error_text(err))
 
 
 def _discard(response: Any) -> None:

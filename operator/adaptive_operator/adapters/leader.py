@@ -168,7 +168,7 @@ class LeaderElector:
             log.info("lease attempt lost", lease=self.name, status=err.status)
             return False
         except API_ERRORS as err:  # the API server is away: not the leader until it answers
-            log.warning("lease attempt failed", lease=self.name, error=type(err).__name__)
+            log.warning("lease attempt failed", lease=self.name, error=logs.error_text(err))
             return False
 
     def wait_for_leadership(self, stop: threading.Event) -> bool:
@@ -203,7 +203,7 @@ class LeaderElector:
         except ApiException as err:
             log.warning("could not release the lease", lease=self.name, status=err.status)
         except API_ERRORS as err:
-            log.warning("could not release the lease", lease=self.name, error=type(err).__name__)
+            log.warning("could not release the lease", lease=self.name, error=logs.error_text(err))
 
 
 def may_act(elector: LeaderElector | None) -> Callable[[], bool]:

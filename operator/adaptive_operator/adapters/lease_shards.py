@@ -35,7 +35,7 @@ def _list(api: client.CoordinationV1Api, namespace: str) -> dict[str, client.V1L
     try:
         found: client.V1LeaseList = api.list_namespaced_lease(namespace)
     except API_ERRORS as err:
-        log.warning("lease list failed", namespace=namespace, error=type(err).__name__)
+        log.warning("lease list failed", namespace=namespace, error=logs.error_text(err))
         return None
     return {lease.metadata.name: lease for lease in found.items
             if lease.metadata is not None and lease.metadata.name}
@@ -59,7 +59,7 @@ def _write(elector: LeaderElector, read: Read, now: float) -> bool:
         log.info("lease attempt lost", lease=elector.name, status=err.status)
         return False
     except API_ERRORS as err:
-        log.warning("lease attempt failed", lease=elector.name, error=type(err).__name__)
+        log.warning("lease attempt failed", lease=elector.name, error=logs.error_text(err))
         return False
     return True
 

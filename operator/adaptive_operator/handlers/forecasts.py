@@ -170,7 +170,7 @@ class MetricForecaster(MetricMemory):
         try:
             floor = await fits.fit_made(made)
         except Exception as err:  # a model that cannot be fitted is no reason to stop syncing
-            log.exception("forecast refit failed", error=f"{type(err).__name__}: {err}"[:300])
+            log.exception("forecast refit failed", error=logs.error_text(err))
             self.advisor = None  # made afresh at the next sync, on the rows kept
             return
         if advisor is self.advisor:

@@ -99,7 +99,7 @@ def _reason(err: Exception) -> str:
         return err.message
     if isinstance(err, PrometheusError):
         return str(err)
-    return f"{type(err).__name__}: {err}"[:300]  # the API server did not answer (in time)
+    return logs.error_text(err)  # the API server did not answer (in time)
 
 
 async def read_history(namespace: str, spec: AdaptiveServiceSpec, metrics: dict[str, str],

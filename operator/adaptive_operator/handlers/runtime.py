@@ -276,7 +276,7 @@ def sync_failed(what: str, namespace: str, name: str, err: Exception) -> bool:
         return False
     telemetry.ERRORS.labels(namespace, name, "ApiUnavailable").inc()
     log.warning(f"{what} failed: the API server did not answer", namespace=namespace,
-                name=name, error=f"{type(err).__name__}: {err}"[:300])
+                name=name, error=logs.error_text(err))
     return True
 
 
