@@ -131,3 +131,16 @@ def test_syncs_running_late_keep_a_row_per_period_of_time(every: float, before: 
         assert periods == {"latency": 30}
         flags += flagged
     assert flags == 0
+
+
+def test_a_row_left_out_for_a_value_that_is_not_a_number_is_made_up_by_the_next_sync() -> None:
+    w = watcher()
+    sample = cycle(450.0, 0.01, 0)
+    backfilled(w, {name: [sample(t)[name] for t in range(0, 3001, SYNC)]
+                   for name in ("errors", "latency")})
+    add_row(w, sample(3015), 3015, SYNC)
+    before = len(w.history)
+    add_row(w, {"errors": float("nan"), "latency": 0.1}, 3030, SYNC)
+    assert len(w.history) == before and w.unscored == 1 and w.rows_since_fit == 1
+    add_row(w, sample(3045), 3045, SYNC)
+    assert len(w.history) == before + 2 and w.unscored == 3  # the row due at 3030 made up

@@ -235,15 +235,16 @@ class HealthHistory:
         self.rows = {name: [row[i] for row in kept] for i, name in enumerate(names)}
         self._trim()
 
-    def append(self, row: Mapping[str, float]) -> None:
-        """Add a row; one with a value that is not a finite number is left out whole."""
+    def append(self, row: Mapping[str, float]) -> bool:
+        """Add a row; one with a value that is not a finite number is left out whole (False)."""
         if not all(math.isfinite(value) for value in row.values()):
-            return
+            return False
         if set(row) != set(self.rows):
             self.rows = {name: [] for name in row}  # the metrics changed: start again
         for name, value in row.items():
             self.rows[name].append(value)
         self._trim()
+        return True
 
     def fill(self, count: int, periods: Mapping[str, int]) -> int:
         """`count` rows standing in for sync periods that added none (the metrics unreadable for

@@ -93,10 +93,10 @@ def add_row(watcher: Watcher, row: dict[str, float], now: float, step: float) ->
     else:
         watcher.unscored += watcher.history.fill(missed, watcher.detector.differenced)
         watcher.clock.rows += missed
-    watcher.history.append(row)
-    watcher.clock.rows += 1
-    watcher.unscored += 1
-    watcher.rows_since_fit += 1
+    if watcher.history.append(row):  # else no row: the next sync makes it up
+        watcher.clock.rows += 1
+        watcher.unscored += 1
+        watcher.rows_since_fit += 1
 
 
 def refit_due(watcher: Watcher) -> bool:
