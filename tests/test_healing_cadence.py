@@ -94,20 +94,11 @@ def test_the_rows_after_an_outage_keep_their_place_in_the_cycle(outage: int) -> 
     lookback) in a 7.5-minute cycle: the syncs after it add the rows they missed, so each row
     is still differenced with the same phase a cycle earlier. Without them: 14, 9, 14 and 13
     healthy syncs flagged over seeds 0-5 (gaps 10, 25, 40, 80); now none."""
-    flags = 0
-    for seed in range(6):
-        sample = cycle(450.0, 0.01, seed)
-        periods, flagged = run(sample, 3000, 0, 300, range(100, 100 + outage))
-        assert periods == {"latency": 30}
-        flags += flagged
-    assert flags == 0
+    assert flags_over_seeds(outage=range(100, 100 + outage)) == 0
 
 
 def test_a_gap_longer_than_a_quarter_of_the_history_is_not_made_up() -> None:
-    w = watcher()
-    sample = cycle(450.0, 0.01, 0)
-    backfilled(w, {name: [sample(t)[name] for t in range(0, 3001, SYNC)]
-                   for name in ("errors", "latency")})
+    w, sample = backfilled_watcher()
     w.detector.fit(fit_rows(w))
     add_row(w, sample(3015), 3015, SYNC)
     before = len(w.history)
@@ -119,25 +110,36 @@ def test_a_gap_longer_than_a_quarter_of_the_history_is_not_made_up() -> None:
     assert len(w.history) == min(w.history.limit, before + 3)
 
 
-@pytest.mark.parametrize(("every", "before"), [(15.8, 17), (16.5, 37)])
-def test_syncs_running_late_keep_a_row_per_period_of_time(every: float, before: int) -> None:
+@pytest.mark.parametrize("every", [15.8, 16.5])
+def test_syncs_running_late_keep_a_row_per_period_of_time(every: float) -> None:
     """Syncs 15.8 or 16.5 s apart for a 15-s period (5,000 services on one core): one row a
     sync fell behind time, the 7.5-minute cycle spanned 28 rows live against 30 in the
-    backfill, and `before` healthy syncs were flagged over seeds 0-5 (433 of 666 services
+    backfill, and 17 or 37 healthy syncs were flagged over seeds 0-5 (433 of 666 services
     whose latency was differenced flagged it at 5,000). The clock now adds the rows due."""
+    assert flags_over_seeds(every=every) == 0
+
+
+def flags_over_seeds(outage: range = range(0), every: float = SYNC) -> int:
+    """The healthy syncs flagged in 300 after a backfill, over seeds 0-5 of a 7.5-minute
+    cycle (30 rows, differenced)."""
     flags = 0
     for seed in range(6):
-        periods, flagged = run(cycle(450.0, 0.01, seed), 3000, 0, 300, every=every)
+        periods, flagged = run(cycle(450.0, 0.01, seed), 3000, 0, 300, outage, every)
         assert periods == {"latency": 30}
         flags += flagged
-    assert flags == 0
+    return flags
+
+
+def backfilled_watcher() -> tuple[Watcher, Callable[[float], Row]]:
+    """A watcher backfilled with 50 minutes of a 7.5-minute cycle, and the cycle."""
+    w, sample = watcher(), cycle(450.0, 0.01, 0)
+    backfilled(w, {name: [sample(t)[name] for t in range(0, 3001, SYNC)]
+                   for name in ("errors", "latency")})
+    return w, sample
 
 
 def test_a_row_left_out_for_a_value_that_is_not_a_number_is_made_up_by_the_next_sync() -> None:
-    w = watcher()
-    sample = cycle(450.0, 0.01, 0)
-    backfilled(w, {name: [sample(t)[name] for t in range(0, 3001, SYNC)]
-                   for name in ("errors", "latency")})
+    w, sample = backfilled_watcher()
     add_row(w, sample(3015), 3015, SYNC)
     before = len(w.history)
     add_row(w, {"errors": float("nan"), "latency": 0.1}, 3030, SYNC)

@@ -9,7 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from adaptive_operator.domain.healing.anomaly import DetectorSettings
+from adaptive_operator.domain.healing.anomaly import AnomalyVerdict, DetectorSettings
 from adaptive_operator.domain.healing.anomaly_live import AnomalyDetector
 from adaptive_operator.domain.healing.watch import (
     RANDOM_STATE,
@@ -123,14 +123,19 @@ async def test_the_refit_under_way_is_dropped_with_the_daemon() -> None:
     assert not watcher.detector.fitted
 
 
-async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windows_verdict(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    watcher, fits = watcher_with(SETTINGS.rows_to_fit + 10), HeldFits()  # one window: 76 rows
+async def fitted_watcher() -> tuple[Watcher, dict[str, list[float]]]:
+    """A watcher whose detector was just fitted (one window of rows: 76), and its rows then."""
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit + 10), HeldFits()
     fits.release.set()
     healing_observe.start_refit(watcher, fits)
     await started(watcher)
-    fitted_on = {name: list(values) for name, values in watcher.history.rows.items()}
-    add_row(watcher, {"latency": 160.0, "errors": 1.0}, 0.0, SYNC)  # the next sync's
+    return watcher, {name: list(values) for name, values in watcher.history.rows.items()}
+
+
+def whole_verdict(watcher: Watcher, fitted_on: dict[str, list[float]],
+                  monkeypatch: pytest.MonkeyPatch) -> AnomalyVerdict:
+    """The verdict of the watcher's window scored whole by a detector fitted alike; the
+    watcher's own detector may no longer score a window whole."""
     window = watcher.history.tail(watcher.window_rows)
     whole = AnomalyDetector(SETTINGS, RANDOM_STATE).fit(fitted_on).score(window)
 
@@ -138,7 +143,14 @@ async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windo
         raise AssertionError("the whole window was scored again on the event loop")
 
     monkeypatch.setattr(watcher.detector, "_score", whole_window)
-    assert score(watcher, 0.0) == whole
+    return whole
+
+
+async def test_after_a_fit_the_next_sync_scores_one_row_and_gets_the_whole_windows_verdict(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    watcher, fitted_on = await fitted_watcher()
+    add_row(watcher, {"latency": 160.0, "errors": 1.0}, 0.0, SYNC)  # the next sync's
+    assert score(watcher, 0.0) == whole_verdict(watcher, fitted_on, monkeypatch)
 
 
 async def test_a_late_sync_scores_its_made_up_row_then_its_own_one_row_at_a_time(
@@ -146,22 +158,11 @@ async def test_a_late_sync_scores_its_made_up_row_then_its_own_one_row_at_a_time
     """A sync a period late adds a row standing in for the one missed, then its own: both are
     scored by continuing the last window a row at a time (the whole window again took 45
     times as long), with the verdict a whole window's scoring gives."""
-    watcher, fits = watcher_with(SETTINGS.rows_to_fit + 10), HeldFits()
-    fits.release.set()
-    healing_observe.start_refit(watcher, fits)
-    await started(watcher)
-    fitted_on = {name: list(values) for name, values in watcher.history.rows.items()}
+    watcher, fitted_on = await fitted_watcher()
     add_row(watcher, {"latency": 100.0, "errors": 1.0}, watcher.clock.rows * SYNC, SYNC)
     assert score(watcher, 0.0) is not None
     late = (watcher.clock.rows + 1) * SYNC  # a row due before this one: made up
     add_row(watcher, {"latency": 160.0, "errors": 1.0}, late, SYNC)
     assert watcher.history.rows["latency"][-2] != 160.0 and watcher.unscored == 2
-    window = watcher.history.tail(watcher.window_rows)
-    whole = AnomalyDetector(SETTINGS, RANDOM_STATE).fit(fitted_on).score(window)
-
-    def whole_window(_: object) -> None:
-        raise AssertionError("the whole window was scored again on the event loop")
-
-    monkeypatch.setattr(watcher.detector, "_score", whole_window)
-    assert score(watcher, 0.0) == whole
+    assert score(watcher, 0.0) == whole_verdict(watcher, fitted_on, monkeypatch)
     assert watcher.unscored == 0
