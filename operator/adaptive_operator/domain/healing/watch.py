@@ -136,8 +136,9 @@ def score(watcher: Watcher, now: float) -> AnomalyVerdict | None:
 def _newest_verdict(watcher: Watcher) -> AnomalyVerdict:
     """The newest row's verdict, the rows added since the last verdict (made up for syncs that
     added none) scored one by one before it: each continues the last window by a row
-    (`score_latest`, 0.32 ms at 2 metrics), where a window two rows on was scored whole again
-    (14.6 ms: at 5,000 services, with a row made up every ten syncs, half a core more). More
+    (`score_latest`: 0.63 ms for a late sync's two rows at 2 metrics), where a window two rows
+    on was scored whole again (13.8 ms, `benchmarks/scale_hotspots.py`: at 5,000 services, with
+    a row made up every ten syncs, half a core more). More
     than `CATCH_UP_ROWS` behind (a first verdict, an outage), it is scored whole."""
     behind, watcher.unscored = watcher.unscored, 0
     size, columns, end = watcher.window_rows, watcher.history.rows, len(watcher.history)
