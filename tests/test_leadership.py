@@ -152,7 +152,7 @@ class _Lease:
 
 def test_an_unreachable_api_server_is_a_lost_attempt_not_a_crash(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The renewal thread must survive an API server restart (a refused connection is not an
+    """The renewal rounds must survive an API server restart (a refused connection is not an
     ApiException), else the leader keeps acting on a lease nobody renews. The log says what
     failed (a refusal, or a read timeout: a leader once lost its lease at a 5,000-service
     start and the log said only MaxRetryError)."""
@@ -172,7 +172,56 @@ def test_an_unreachable_api_server_is_a_lost_attempt_not_a_crash(
     assert elector.renewed_recently()
     clock[0] = 1006.0  # past two thirds of the lease: a standby may take over soon
     assert not elector.renewed_recently()
-    still_leading = leader.may_act(elector)
+    still_leading = leader.may_act(elector.renewed_recently)
     assert not still_leading()
     still_leading = leader.may_act(None)
     assert still_leading()
+
+
+def test_the_leaders_rounds_win_keep_and_give_back_the_lease() -> None:
+    from adaptive_operator.adapters import leader
+
+    from fakes import LeaseApi
+
+    api, clock = LeaseApi(), [1000.0]
+
+    def rounds(identity: str) -> leader.LeaderRounds:
+        return leader.LeaderRounds(leader.LeaderElector(
+            "ns", "op", identity, 15, 2.0, lambda: clock[0], api))  # type: ignore[arg-type]
+
+    first, second = rounds("pod-a"), rounds("pod-b")
+    first.step()
+    second.step()
+    assert first.elector.renewed_recently() and not second.elector.renewed_recently()
+    clock[0] += 2.0
+    first.step()  # renewed
+    assert first.elector.renewed == clock[0] and first.lapsed == 0
+    first.release()
+    assert first.elector.renewed is None and api.holder("op") == ""
+    second.step()  # a released lease is taken at once
+    assert second.elector.renewed_recently() and api.holder("op") == "pod-b"
+    assert first.lapsed == second.lapsed == 0  # given up, not lost
+
+
+def test_a_leader_that_sees_another_holder_stops_acting_at_once() -> None:
+    """Paused past the lease's duration (a frozen VM), the old leader reads the new holder's
+    record at its first round back: it stops acting then, not at its own deadline, and says it
+    lost the lease."""
+    from adaptive_operator.adapters import leader
+
+    from fakes import LeaseApi
+
+    api, paused, running = LeaseApi(), [1000.0], [1000.0]
+    old = leader.LeaderRounds(leader.LeaderElector(
+        "ns", "op", "pod-a", 15, 2.0, lambda: paused[0], api))  # type: ignore[arg-type]
+    new = leader.LeaderRounds(leader.LeaderElector(
+        "ns", "op", "pod-b", 15, 2.0, lambda: running[0], api))  # type: ignore[arg-type]
+    old.step()
+    new.step()
+    running[0] += 16.0  # the record unchanged for a duration on pod-b's clock
+    new.step()
+    assert api.holder("op") == "pod-b"
+    paused[0] += 2.0  # the old leader's clock: within its deadline still
+    assert old.elector.renewed_recently()
+    old.step()
+    assert not old.elector.renewed_recently() and old.lapsed == 1

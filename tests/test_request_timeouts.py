@@ -1,11 +1,10 @@
 """Every request to the API server has a client-side timeout: an API server that takes the
 connection and never answers fails the call with an error its callers handle (a failed sync, a
-failed Lease renewal), and never holds a worker thread or the renewal thread for good."""
+failed Lease renewal), and never holds a worker thread or the renewal round for good."""
 
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -124,23 +123,20 @@ async def test_a_scale_read_that_times_out_fails_the_sync_not_the_daemon(
 
 
 def test_a_lease_renewal_that_times_out_is_a_failed_renewal(silent: SilentApiServer) -> None:
-    """The leader stops acting once the renewal deadline passes without a renewal, and steps
-    down: the renewal thread is not held by a Lease request nobody answers."""
+    """The leader stops acting once the renewal deadline passes without a renewal, and says it
+    lost the lease: the round is not held by a Lease request nobody answers."""
     clock = [NOW]
-
-    def tick() -> float:  # 11 s a look: one round, then past the deadline (10 s)
-        clock[0] += 11.0
-        return clock[0]
-
-    elector = leader.LeaderElector("ns", "lease", "pod-a", retry_seconds=0.0, clock=tick,
-                                   api=lease_api(silent))
+    elector = leader.LeaderElector("ns", "lease", "pod-a", retry_seconds=0.0,
+                                   clock=lambda: clock[0], api=lease_api(silent))
     elector.renewed = NOW  # leading
-    lost: list[bool] = []
-    elector.keep_leading(threading.Event(), lambda: lost.append(True))
-    assert lost == [True]
-    assert not elector.renewed_recently()
-    assert not leader.may_act(elector)()
-    assert silent.connections() == 1  # one round: its read timed out, and was not resent
+    rounds = leader.LeaderRounds(elector)
+    rounds.step()  # its read timed out: a failed renewal, within the deadline still
+    assert elector.renewed_recently() and rounds.lapsed == 0
+    clock[0] = NOW + 11.0  # past the deadline (10 s)
+    rounds.step()
+    assert rounds.lapsed == 1
+    assert not leader.may_act(elector.renewed_recently)()
+    assert silent.connections() == 2  # one a round: each read timed out, and was not resent
 
 
 def test_a_lease_release_that_times_out_leaves_the_lease_to_expire(

@@ -18,7 +18,6 @@ from adaptive_operator import logs
 from adaptive_operator.adapters import (
     health,
     kube,
-    leader,
 )
 from adaptive_operator.cli import build_parser
 from adaptive_operator.commands import run as run_command
@@ -39,21 +38,26 @@ class Probe:
             self.roles.append(json.loads(answer.read())["role"])
 
 
-class Elector:
-    """A Lease elector that wins at once; the probe asks /healthz while it waits."""
+class Lease:
+    """The leader's Lease process, won at once (or never, when `ends`); the probe asks /healthz
+    while it waits."""
 
-    def __init__(self, probe: Probe) -> None:
-        self.probe = probe
-        self.released = False
+    def __init__(self, probe: Probe, ends: bool = False) -> None:
+        self.probe, self.ends = probe, ends
+        self.started = self.released = False
 
-    def wait_for_leadership(self, stop: threading.Event) -> None:
+    def may_write(self, shard: int) -> Any:
+        return lambda: True
+
+    def start(self) -> None:
+        self.started = True
+
+    def wait_held(self, stop: threading.Event) -> bool:
         self.probe.ask()
+        return not self.ends
 
-    def keep_leading(self, stop: threading.Event, step_down: Any) -> None:
+    def keep(self, stop: threading.Event, on_lost: Any) -> None:
         stop.wait()
-
-    def renewed_recently(self) -> bool:
-        return True
 
     def release(self) -> None:
         self.released = True
@@ -74,7 +78,6 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(kopf, "run", lambda **_: found.ask())
     for module, name in [(logs, "configure"), (kube, "load_config")]:
         monkeypatch.setattr(module, name, lambda *_, **__: None)
-    monkeypatch.setattr(leader, "may_act", lambda elector: lambda: True)
     yield found
     if found.server is not None:
         found.server.shutdown()
@@ -87,11 +90,28 @@ def arguments(*more: str) -> Any:
 
 def test_healthz_says_starting_then_standby_then_leader(
         monkeypatch: pytest.MonkeyPatch, probe: Probe) -> None:
-    elector = Elector(probe)
-    monkeypatch.setattr(run_command, "elector_for", lambda args: elector)
+    lease = Lease(probe)
+    monkeypatch.setattr(run_command, "leader_lease", lambda args: lease)
     assert run_command.run(arguments("--leader-election", "true")) == 0
     assert probe.roles == ["starting", "standby", "leader"]
-    assert elector.released  # kopf ended: the Lease is handed back
+    assert lease.started and lease.released  # kopf ended: the Lease is handed back
+
+
+def test_a_standby_whose_lease_process_ended_exits_1_without_starting(
+        monkeypatch: pytest.MonkeyPatch, probe: Probe) -> None:
+    lease = Lease(probe, ends=True)
+    monkeypatch.setattr(run_command, "leader_lease", lambda args: lease)
+    assert run_command.run(arguments("--leader-election", "true")) == 1
+    assert probe.roles == ["starting", "standby"]  # kopf never ran (it would have asked)
+    assert lease.released
+
+
+def test_with_an_election_the_leaders_lease_is_renewed_by_a_process_of_its_own() -> None:
+    lease = run_command.leader_lease(arguments("--leader-election", "true",
+                                               "--lease-name", "ops-lease"))
+    assert lease is not None and lease.leader and not lease.process.is_alive()
+    assert lease.process._args[0].name == "ops-lease"
+    assert run_command.leader_lease(arguments("--leader-election", "false")) is None
 
 
 def test_healthz_without_an_election_goes_from_starting_to_leader(probe: Probe) -> None:

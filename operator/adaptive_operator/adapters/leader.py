@@ -11,7 +11,6 @@ refused before they are sent.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, MutableSequence
 from datetime import UTC, datetime
 
@@ -36,7 +35,7 @@ DURATION_SECONDS = 15
 # one list) and then a write, and counts only when both are done within the renewal deadline (two
 # thirds of the duration: 10 s), so each gets less than half of it: 4.5 s, 9 s the two. A Lease
 # request is tiny; one not answered by then is a failed renewal, tried again at the next round
-# (2 s later), rather than holding the renewal thread past the deadline (the replica's writes are
+# (2 s later), rather than holding the renewal round past the deadline (the replica's writes are
 # fenced by the deadline anyway, but it could neither step down nor, as a standby, take over).
 LEASE_REQUEST_TIMEOUT: Timeout = (1.5, 3.0)
 
@@ -160,7 +159,8 @@ class LeaderElector:
             now = self.clock()  # seen when the read returned (see `ShardedLeases.step`)
             self.saw(lease, now)
             action = next_action(self.seen, self.identity, now)
-            if action is LeaseAction.WAIT:
+            if action is LeaseAction.WAIT:  # another replica's record: not ours, whatever we think
+                self.renewed = None
                 return False
             self.write(lease, action, now)
             return True
@@ -170,27 +170,6 @@ class LeaderElector:
         except API_ERRORS as err:  # the API server is away: not the leader until it answers
             log.warning("lease attempt failed", lease=self.name, error=logs.error_text(err))
             return False
-
-    def wait_for_leadership(self, stop: threading.Event) -> bool:
-        while not stop.is_set():
-            if self.try_acquire():
-                log.info("became the leader", lease=self.name, identity=self.identity)
-                LEADER.set(1)
-                return True
-            stop.wait(self.retry)
-        return False
-
-    def keep_leading(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
-        """Renew until `stop`; if a renewal window passes without success, call `on_lost`."""
-        last_ok = self.clock()
-        while not stop.wait(self.retry):
-            if self.try_acquire():
-                last_ok = self.clock()
-            elif self.clock() - last_ok > self.renew_deadline:
-                log.error("lost the leadership", lease=self.name, identity=self.identity)
-                LEADER.set(0)
-                on_lost()
-                return
 
     def release(self) -> None:
         """Step down on purpose so that a standby takes over at once (when the API server does
@@ -206,10 +185,40 @@ class LeaderElector:
             log.warning("could not release the lease", lease=self.name, error=logs.error_text(err))
 
 
-def may_act(elector: LeaderElector | None) -> Callable[[], bool]:
-    """May this process act now? Always without an election; with one, only while its lease
-    was renewed within the deadline (checked right before every write to a workload)."""
-    LEADER.set(1 if elector is None else 0)  # with an election: not until it is won
-    if elector is None:
-        return lambda: True
-    return elector.renewed_recently
+class LeaderRounds:
+    """The leader's one Lease as rounds, one attempt to become or stay the leader each, which
+    `lease_process.rounds` runs in a process of its own (as it runs `ShardedLeases`)."""
+
+    def __init__(self, elector: LeaderElector) -> None:
+        self.elector, self.retry = elector, elector.retry
+        self.took = 0.0  # seconds the last round took
+        self.lapsed = 0  # times the leadership was lost without being given up
+        self._held = elector.renewed_recently()
+
+    def step(self) -> None:
+        start = self.elector.clock()
+        self.elector.try_acquire()
+        self.took = self.elector.clock() - start
+        held = self.elector.renewed_recently()
+        if held and not self._held:
+            log.info("became the leader", lease=self.elector.name, identity=self.elector.identity)
+        elif self._held and not held:
+            self.lapsed += 1
+            log.error("lost the leadership", lease=self.elector.name,
+                      identity=self.elector.identity, round_seconds=round(self.took, 3))
+        self._held = held
+
+    def release(self) -> None:
+        give_up(self.elector)
+
+
+def give_up(elector: LeaderElector) -> None:
+    elector.renewed = None  # first: no write under this lease goes out from now on
+    elector.release()  # when not released (the API server did not answer), it expires instead
+
+
+def may_act(fence: Callable[[], bool] | None) -> Callable[[], bool]:
+    """May this process act now? Always without an election; with one, only while `fence` says
+    the lease was renewed within the deadline (checked right before every write to a workload)."""
+    LEADER.set(1 if fence is None else 0)  # with an election: not until it is won
+    return fence if fence is not None else (lambda: True)

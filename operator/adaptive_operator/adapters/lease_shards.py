@@ -21,7 +21,12 @@ from kubernetes.client.exceptions import ApiException
 
 from adaptive_operator import logs
 from adaptive_operator.adapters.kube import API_ERRORS
-from adaptive_operator.adapters.leader import DURATION_SECONDS, LeaderElector, lease_api
+from adaptive_operator.adapters.leader import (
+    DURATION_SECONDS,
+    LeaderElector,
+    give_up,
+    lease_api,
+)
 from adaptive_operator.domain.common import lease_shards
 from adaptive_operator.domain.common.leadership import LeaseAction, next_action
 
@@ -62,11 +67,6 @@ def _write(elector: LeaderElector, read: Read, now: float) -> bool:
         log.warning("lease attempt failed", lease=elector.name, error=logs.error_text(err))
         return False
     return True
-
-
-def _give_up(elector: LeaderElector) -> None:
-    elector.renewed = None  # first: no write of this shard's goes out from now on
-    elector.release()  # when not released (the API server did not answer), it expires instead
 
 
 class ShardedLeases:
@@ -133,7 +133,7 @@ class ShardedLeases:
         for shard in (*plan.keep, *plan.take):
             _write(self.shards[shard], reads[shard], now)
         for shard in plan.give_up:
-            _give_up(self.shards[shard])
+            give_up(self.shards[shard])
         self.took = self.clock() - start
         self._lapses(expired, set(plan.give_up), since)
         if self.took > self.shards[0].renew_deadline / 2:  # two such rounds and shards lapse
@@ -169,4 +169,4 @@ class ShardedLeases:
         if not held:
             return
         with ThreadPoolExecutor(len(held), thread_name_prefix="lease-release") as pool:
-            list(pool.map(_give_up, held))
+            list(pool.map(give_up, held))

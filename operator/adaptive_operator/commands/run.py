@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adaptive_operator.adapters.leader import LeaderElector
     from adaptive_operator.adapters.lease_process import LeaseProcess
     from adaptive_operator.domain.common.namespaces import WatchScope
     from adaptive_operator.handlers.runtime import Runtime
@@ -111,13 +110,15 @@ def identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def elector_for(args: argparse.Namespace) -> LeaderElector | None:
-    """The Lease elector with --leader-election, else None (this process always acts)."""
-    from adaptive_operator.adapters.leader import LeaderElector
+def leader_lease(args: argparse.Namespace) -> LeaseProcess | None:
+    """The leader's Lease with --leader-election, renewed by a process of its own (as the
+    shard Leases), else None (this process always acts)."""
+    from adaptive_operator.adapters.lease_process import LeaseProcess, LeaseSpec
 
     if args.leader_election != "true":
         return None
-    return LeaderElector(args.lease_namespace, args.lease_name, identity())
+    return LeaseProcess(LeaseSpec(args.lease_namespace, args.lease_name, identity(), 1,
+                                  args.log_level, args.log_format == "json", leader=True))
 
 
 def lease_shards(text: str) -> int:
@@ -248,31 +249,41 @@ def run(args: argparse.Namespace) -> int:
         if args.leader_election != "true":  # without Leases there is nothing to share out
             raise SystemExit("--lease-shards above 1 needs --leader-election true")
         return run_sharded(args, scope)
-    stop_renewing, lost = threading.Event(), threading.Event()
-    elector = elector_for(args)
-    may_act = leader.may_act(elector)
+    stop, lost = threading.Event(), threading.Event()
+    lease = leader_lease(args)
+    may_act = leader.may_act(None if lease is None else lease.may_write(0))
     # Every call to the cluster goes through this client, handed to each port below: its
     # writes are refused while not leading.
     api = kube.fenced_client(may_act)
     pool = workers.prometheus_pool()
     io = IoLoop()  # Prometheus's connection pool, on its own thread
     built = build_runtime(args, scope.patterns, api, ((api, may_act),), pool, io)
-    if elector is not None:
-        health.set_role("standby")
-        elector.wait_for_leadership(threading.Event())
-
-        threading.Thread(target=elector.keep_leading, daemon=True, name="lease",
-                         args=(stop_renewing, stop_as_on_sigterm(lost))).start()
-    health.set_role("leader")
     try:
+        if lease is not None and not lead(lease, stop, lost):
+            return 1
+        health.set_role("leader")
         start_kopf(scope, built)
     finally:
-        stop_renewing.set()
+        stop.set()
         pool.shutdown(wait=False, cancel_futures=True)  # a query queued has no one to answer
         io.close()
-        if elector is not None and not lost.is_set():
-            elector.release()
+        if lease is not None:
+            lease.release()  # after kopf's stop: no write of ours is left to fence
     return 1 if lost.is_set() else 0
+
+
+def lead(lease: LeaseProcess, stop: threading.Event, lost: threading.Event) -> bool:
+    """Wait as a standby until this replica holds the leader's Lease, then keep an eye on it
+    (`stop_as_on_sigterm` once it is lost); False when its process ended before it was won."""
+    from adaptive_operator.adapters import health
+
+    health.set_role("standby")
+    lease.start()
+    if not lease.wait_held(stop):
+        return False
+    threading.Thread(target=lease.keep, daemon=True, name="lease",
+                     args=(stop, stop_as_on_sigterm(lost))).start()
+    return True
 
 
 def stop_as_on_sigterm(lost: threading.Event) -> Callable[[], None]:
