@@ -98,26 +98,21 @@ def rounds(leases: Rounds, stop: Waits, orphaned: Callable[[], bool],
     round."""
     was_silent = False
     while True:
-        was_silent = round_unless_silent(leases, stats, silent(), was_silent)
+        is_silent = silent()
+        if is_silent and not was_silent:  # said once, when it falls silent
+            log.error("the operator process is not answering: its leases are left to lapse",
+                      silent_seconds=PARENT_SILENT_SECONDS)
+        if not is_silent:
+            leases.step()
+            stats[ROUNDS], stats[TOOK] = stats[ROUNDS] + 1, leases.took
+            stats[LAPSED] = leases.lapsed
+        was_silent = is_silent
         if orphaned():
             log.error("the operator process is gone: its leases are left to expire")
             return
         if stop.wait(leases.retry):
             leases.release()
             return
-
-
-def round_unless_silent(leases: Rounds, stats: MutableSequence[float], silent: bool,
-                        was_silent: bool) -> bool:
-    """One round, unless the parent is silent (said once, when it falls silent); returns
-    `silent`."""
-    if silent and not was_silent:
-        log.error("the operator process is not answering: its leases are left to lapse",
-                  silent_seconds=PARENT_SILENT_SECONDS)
-    if not silent:
-        leases.step()
-        stats[ROUNDS], stats[TOOK], stats[LAPSED] = stats[ROUNDS] + 1, leases.took, leases.lapsed
-    return silent
 
 
 def serve(spec: LeaseSpec, renewals: MutableSequence[float], stats: MutableSequence[float],
@@ -190,18 +185,19 @@ class LeaseProcess:
         renews this replica's leases any more, and the leader's lease is lost once its
         renewal deadline passed: `on_lost` (the operator stops)."""
         while not stop.wait(PUBLISH_SECONDS):
-            self.publish()
+            held = self.publish()
             if not self.process.is_alive():
                 log.error("the lease process ended", exitcode=self.process.exitcode)
                 on_lost()
                 return
-            if self.leader and not self.held():
+            if self.leader and not held:
                 log.error("lost the leadership", lease_round_seconds=round(self.stats[TOOK], 3),
                           renew_deadline_seconds=renew_deadline(self.duration))
                 on_lost()
                 return
 
-    def publish(self) -> None:
+    def publish(self) -> tuple[int, ...]:
+        """Say what is held (metrics, /healthz), and return it."""
         self.beat()
         held = self.held()
         LEADER.set(1 if held else 0)
@@ -215,6 +211,7 @@ class LeaseProcess:
         LEASE_ROUND_SECONDS.set(self.stats[TOOK])
         LEASE_SHARDS_LAPSED.inc(self.stats[LAPSED] - self._lapsed)
         self._lapsed = self.stats[LAPSED]
+        return held
 
     def release(self) -> None:
         """Stop the child, which gives every lease back (waited for, up to STOP_SECONDS)."""
