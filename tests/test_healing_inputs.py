@@ -174,8 +174,18 @@ def test_with_entry_replaces_by_id() -> None:
 
 
 @pytest.mark.parametrize(("series", "expected"), [
-    pytest.param({"a": [None, 1.0, None, 3.0, 4.0], "b": [None, None, 2.0, 2.5, 5.0]},
-                 {"a": [3.0, 4.0], "b": [2.5, 5.0]}, id="steps-with-a-gap-are-dropped-not-filled"),
+    pytest.param({"a": [None, 1.0, None, 3.0, 4.0], "b": [None, 6.0, None, 2.5, 5.0]},
+                 {"a": [1.0, 1.0, 3.0, 4.0], "b": [6.0, 6.0, 2.5, 5.0]},
+                 id="a-step-with-a-gap-is-made-up-not-before-the-first-row"),
+    pytest.param({"a": [1.0, 2.0, 3.0, None, None, 6.0, None], "b": [1.0] * 6 + [None]},
+                 {"a": [1.0, 2.0, 3.0, 2.0, 3.0, 6.0, 6.0], "b": [1.0] * 7},
+                 id="a-gap-repeats-the-rows-before-it-and-one-at-the-end-is-made-up-too"),
+    pytest.param({"a": [1.0] + [None] * 4 + [6.0], "b": [1.0] + [None] * 4 + [6.0]},
+                 {"a": [1.0, 6.0], "b": [1.0, 6.0]},
+                 id="a-gap-longer-than-a-quarter-of-the-history-is-dropped"),
+    pytest.param({"a": [1.0, 2.0, None, None, None, 5.0], "b": [1.0] * 6},
+                 {"a": [1.0, 2.0, 1.0, 2.0, 1.0, 5.0], "b": [1.0] * 6},
+                 id="a-gap-longer-than-the-rows-before-it-repeats-them-over-and-over"),
     pytest.param({"a": [1.0, 1.0, 1.0, 2.0, 2.0], "b": [7.0, 7.0, 7.0, 8.0, 8.0]},
                  {"a": [1.0, 1.0, 1.0, 2.0, 2.0], "b": [7.0, 7.0, 7.0, 8.0, 8.0]},
                  id="a-sample-held-over-steps-is-a-row-a-step-as-the-syncs-read-it"),
@@ -188,7 +198,7 @@ def test_with_entry_replaces_by_id() -> None:
 ])
 def test_history_backfill_keeps_every_complete_step(
         series: dict[str, list[float | None]], expected: dict[str, list[float]]) -> None:
-    history = HealthHistory(limit=10)
+    history = HealthHistory(limit=12)  # a gap of up to 3 steps is made up
     history.backfill(series)
     assert history.rows == expected
 

@@ -76,8 +76,8 @@ def test_backfilled_keeps_the_live_rows_after_the_backfill() -> None:
     healing = spec().healing or HealingSpec()
     watcher = healing_observe.start_watcher(healing)
     watcher.history.append({"errorRatio": 7.0})
-    backfilled(watcher, {"errorRatio": [1.0, None, 2.0]})
-    assert watcher.history.rows == {"errorRatio": [1.0, 2.0, 7.0]}
+    backfilled(watcher, {"errorRatio": [1.0, None, 2.0]})  # the step with no value made up
+    assert watcher.history.rows == {"errorRatio": [1.0, 1.0, 2.0, 7.0]}
 
 
 async def test_the_watcher_is_kept_until_the_metrics_change_and_its_backfill_goes_with_it() -> None:

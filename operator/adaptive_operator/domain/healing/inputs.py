@@ -215,23 +215,31 @@ class HealthHistory:
     def backfill(self, series: Mapping[str, Sequence[float | None]]) -> None:
         """Start from range-query answers on one grid (the sync period's), one row per step.
 
-        A step where some metric has no value is dropped (never carried forward). A step that
-        repeats the previous one is kept: it is what a sync at that time would have read (the
-        scrape's latest sample, held until the next scrape or over a gap), so the backfilled
-        rows keep the live rows' cadence, one per sync period of time, and a metric's cycle
-        spans the same rows in both. Dropping repeats (as before 2026-12-07) made the rows one
-        per scrape where the live ones are one per sync: with a 60-s scrape and a 15-s sync,
+        A step that repeats the previous one is kept: it is what a sync at that time would have
+        read (the scrape's latest sample, held until the next scrape or over a gap), so the
+        backfilled rows keep the live rows' cadence, one per sync period of time, and a metric's
+        cycle spans the same rows in both. Dropping repeats (as before 2026-12-07) made the rows
+        one per scrape where the live ones are one per sync: with a 60-s scrape and a 15-s sync,
         seasonal differencing compared each live row with one 4 times too recent and flagged a
         healthy cycle in 5 to 35 of 480 syncs (0 or 1 now: tests/test_healing_cadence.py); and
         a 75-s scrape gap cut one cycle short by 5 rows (flags on 528 healthy services at
         5,000: benchmarks/results/scale.md).
+
+        Steps where some metric has no value (a gap longer than Prometheus's 5-minute lookback)
+        are made up as the live rows make up syncs that read nothing (`fill`): the rows before
+        them again, so the rows after the gap keep their place in the cycle. Dropped, a gap
+        at or near the backfill's end (Prometheus and the operator back together after an
+        outage) shifted every live row against the cycle: 219 of 300 x 18 x 3 healthy syncs
+        flagged (seeds 0-17, three such gaps), 16 made up (tests/test_healing_cadence.py).
+        Steps before the first complete one, and a gap longer than a quarter of the history,
+        are dropped (as the live clock restarts).
         """
         names = list(series)
         columns = [list(series[name]) for name in names]
         if len({len(column) for column in columns}) > 1:
             self.rows = {name: [] for name in names}
             return
-        kept = _complete_rows(columns)
+        kept = _rows_a_step(columns, self.limit // 4)
         self.rows = {name: [row[i] for row in kept] for i, name in enumerate(names)}
         self._trim()
 
@@ -297,10 +305,32 @@ class RowClock:
         self.origin, self.rows = now, 0
 
 
-def _complete_rows(columns: Sequence[Sequence[float | None]]) -> list[tuple[float, ...]]:
-    """The steps (rows across the columns) with a finite value in every column."""
-    rows = (_finite_row(step) for step in zip(*columns, strict=True))
-    return [row for row in rows if row is not None]
+def _rows_a_step(columns: Sequence[Sequence[float | None]],
+                 longest_gap: int) -> list[tuple[float, ...]]:
+    """A row for each step (across the columns) with a finite value in every column, and rows
+    made up for the steps between (`_made_up`)."""
+    rows: list[tuple[float, ...]] = []
+    missing = 0
+    for step in zip(*columns, strict=True):
+        row = _finite_row(step)
+        if row is None:
+            missing += 1
+            continue
+        rows.extend(_made_up(rows, missing, longest_gap))
+        missing = 0
+        rows.append(row)
+    rows.extend(_made_up(rows, missing, longest_gap))
+    return rows
+
+
+def _made_up(rows: Sequence[tuple[float, ...]], count: int,
+             longest_gap: int) -> list[tuple[float, ...]]:
+    """`count` rows standing in for steps with no value: the last `count` rows again (the
+    rows there are, over and over, when fewer); none before any row or past `longest_gap`."""
+    if not rows or count > longest_gap:
+        return []
+    kept = len(rows)
+    return [rows[kept - count + i] if kept >= count else rows[i % kept] for i in range(count)]
 
 
 def _finite_row(step: Sequence[float | None]) -> tuple[float, ...] | None:
