@@ -150,7 +150,9 @@ def test_the_operator_differences_a_real_cycle_of_its_syncs() -> None:
     memory = 100.0 + (t % 40) + np.random.default_rng(1).normal(0.0, 1.0, len(t))
     assert find_periods({"memory": memory}, slice(0, len(t)), live) == {"memory": 40}
     detector = AnomalyDetector(live)
-    assert detector.differenced == {}
+    assert detector.differenced == {} and detector.threshold is None and detector.season == 0
     flat = 5.0 + np.random.default_rng(2).normal(0.0, 1.0, len(t))
     detector.fit({"memory": list(memory), "errors": list(flat)})
     assert detector.differenced == {"memory": 40}  # what the fit's log line says
+    assert detector.season == 40 and detector.threshold is not None
+    assert 0.0 < detector.threshold <= 1.0

@@ -101,6 +101,18 @@ async def test_a_refit_keeps_the_detector_fitted_so_far_until_it_is_done() -> No
     assert fits.asked == 2
 
 
+async def test_a_fit_is_logged_with_its_threshold_and_season(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # What a later row's score is judged against: why a bad rollout was (or was not) flagged.
+    watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()
+    fits.release.set()
+    healing_observe.start_refit(watcher, fits)
+    await started(watcher)
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if "detector fitted" in line)
+    assert f"threshold={watcher.detector.threshold}" in line and "season=0" in line
+
+
 async def test_a_fit_on_too_few_rows_is_logged_and_leaves_the_detector_as_it_was(
         capsys: pytest.CaptureFixture[str]) -> None:
     watcher, fits = watcher_with(SETTINGS.rows_to_fit), HeldFits()

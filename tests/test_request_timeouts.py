@@ -122,7 +122,8 @@ async def test_a_scale_read_that_times_out_fails_the_sync_not_the_daemon(
     assert cluster.writes == [] and cluster.scaled == []
 
 
-def test_a_lease_renewal_that_times_out_is_a_failed_renewal(silent: SilentApiServer) -> None:
+def test_a_lease_renewal_that_times_out_is_a_failed_renewal(
+        silent: SilentApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     """The leader stops acting once the renewal deadline passes without a renewal, and says it
     lost the lease: the round is not held by a Lease request nobody answers."""
     clock = [NOW]
@@ -135,6 +136,9 @@ def test_a_lease_renewal_that_times_out_is_a_failed_renewal(silent: SilentApiSer
     clock[0] = NOW + 11.0  # past the deadline (10 s)
     rounds.step()
     assert rounds.lapsed == 1
+    # A warning from the lease process: the operator logs the error as it stops acting.
+    out = capsys.readouterr().out
+    assert "leader lease lapsed" in out and "lost the leadership" not in out
     assert not leader.may_act(elector.renewed_recently)()
     assert silent.connections() == 2  # one a round: each read timed out, and was not resent
 

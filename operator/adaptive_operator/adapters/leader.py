@@ -204,8 +204,10 @@ class LeaderRounds:
             log.info("became the leader", lease=self.elector.name, identity=self.elector.identity)
         elif self._held and not held:
             self.lapsed += 1
-            log.error("lost the leadership", lease=self.elector.name,
-                      identity=self.elector.identity, round_seconds=round(self.took, 3))
+            # The lease process's side of it; the operator's logs "lost the leadership" as
+            # it stops acting (one error per loss, not two).
+            log.warning("leader lease lapsed", lease=self.elector.name,
+                        identity=self.elector.identity, round_seconds=round(self.took, 3))
         self._held = held
 
     def release(self) -> None:

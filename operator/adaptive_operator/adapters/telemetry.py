@@ -72,12 +72,13 @@ LEASE_SHARD_HELD = Gauge(
     "adaptive_lease_shard_held", "With --lease-shards above 1: 1 while this replica holds the "
     "shard's Lease (acts on its services), else 0.", ["shard"])
 LEASE_ROUND_SECONDS = Gauge(
-    "adaptive_lease_round_seconds", "With --lease-shards above 1: how long the last round of "
-    "the Lease renewals took (the list and every write); a round near the renewal deadline "
-    "(10 s) loses shards.")
+    "adaptive_lease_round_seconds", "With --leader-election or --lease-shards above 1: how "
+    "long the last round of the Lease renewals took (the list and every write); a round near "
+    "the renewal deadline (10 s) loses leases.")
 LEASE_SHARDS_LAPSED = Counter(
     "adaptive_lease_shards_lapsed_total", "With --lease-shards above 1: shards this replica "
-    "meant to keep but did not renew within the renewal deadline.")
+    "meant to keep but did not renew within the renewal deadline; with --leader-election, "
+    "times the leader's Lease lapsed (it counts as the one shard).")
 HEALING_DECISIONS = Counter(
     "adaptive_healing_decisions_total", "Healing syncs by what was decided (Healthy, "
     "UnhealthyPods, HealingExhausted, ActionRateLimited, ...).", ["namespace", "name", "reason"])

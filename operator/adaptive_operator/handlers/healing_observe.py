@@ -162,8 +162,11 @@ async def refit(watcher: Watcher, fits: WarmUps) -> None:
     except ValueError as err:  # too few rows: not due after all (the history was cut)
         log.warning("detector not fitted", error=str(err))
         return
-    log.info("detector fitted", rows=len(watcher.history),
-             differenced=watcher.detector.differenced)
+    # The threshold and season say why a later row was or was not flagged (the scores are in
+    # every decision's log line).
+    detector = watcher.detector
+    log.info("detector fitted", rows=len(watcher.history), differenced=detector.differenced,
+             threshold=detector.threshold, season=detector.season)
 
 
 async def observe_load(namespace: str, watcher: Watcher, spec: AdaptiveServiceSpec,

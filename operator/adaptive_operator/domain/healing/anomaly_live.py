@@ -82,6 +82,17 @@ class AnomalyDetector:
         return self._model is not None
 
     @property
+    def threshold(self) -> float | None:
+        """The score a row must reach in the fitted model (None before a fit)."""
+        return None if self._model is None else self._model.threshold
+
+    @property
+    def season(self) -> int:
+        """The season (rows) a row's score must beat the earlier cycles of, in the fitted
+        model; 0 for none or before a fit."""
+        return 0 if self._model is None else self._model.season
+
+    @property
     def differenced(self) -> dict[str, int]:
         """The metrics judged by their change since one period earlier, and their periods
         (rows), in the fitted model; empty before a fit."""
