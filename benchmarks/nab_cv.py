@@ -29,7 +29,7 @@ import os
 import pickle
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ import pandas as pd
 import nab
 import nab_stress
 from adaptive_operator.domain.healing.anomaly import (
+    OPERATING_POINT_KNOBS,
     DetectorSettings,
     ScoredBatch,
     detect_series,
@@ -157,11 +158,18 @@ def mean_of(batches: Sequence[ScoredBatch]) -> ScoredBatch:
                        first.outside, first.seasons, blocks)
 
 
+def cache_key(single: DetectorSettings) -> str:
+    """The settings that move a forest's scores: every knob but the operating point's, which
+    only `judge` reads (a new one reads the scores cached before it)."""
+    return repr({f.name: getattr(single, f.name) for f in fields(single)
+                 if f.name not in OPERATING_POINT_KNOBS})
+
+
 def single_run(files: Sequence[File], single: DetectorSettings, seed: int,
                cache: Path | None) -> list[ScoredBatch]:
     """One forest's scores of every file (from `cache` if there), keyed by the settings, so
     that a change of any default that scores differently never reads old scores."""
-    digest = hashlib.sha256(repr(single).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(cache_key(single).encode()).hexdigest()[:12]
     path = cache / f"single-{digest}-seed{seed}-{len(files)}.pkl" if cache else None
     if path and path.exists():
         found: list[ScoredBatch] = pickle.loads(path.read_bytes())

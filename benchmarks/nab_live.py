@@ -12,6 +12,10 @@ what the operator does and what `detect` does:
   deviations (`train_sigmas`: a statistic of every training row, where the quantile is the top
   few rows' scores, each moved by the forest's seed: nab_seed.md);
 - the record within 0.04 of the highest recent normal score, or within 0.02 (`detect`'s);
+- the cool-down after a flag, 100 rows (`detect`'s) or 10, and re-arming after 0, 4 or 8
+  settled rows (`rearm_rows`): with 100 rows and no re-arming, a flag blinds the operator's
+  detector for 100 syncs (25 minutes at 15 s), and a bad rollout in them went unflagged
+  (issue 17's notes, 2026-12-08);
 - the trees' shape at the same rows drawn (`--shape-factors`): k times the trees on 1/k of
   the rows (30 of 256, 60 of 128, 120 of 64), since one forest's seed moves the score by
   about 11 points and averaging forests costs memory: more, smaller trees might average more
@@ -64,6 +68,8 @@ GRID: dict[str, tuple[Any, ...]] = {
     "seasonal_differencing": (False, True),
     "train_sigmas": (0.0, 2.5),
     "record_margin": (-0.04, -0.02),
+    "cooldown_rows": (100, 10),
+    "rearm_rows": (0, 4, 8),
 }
 
 FACTORS = (1, 2, 4)  # k times the operator's trees, each on 1/k of its rows
@@ -100,13 +106,18 @@ def describe(knobs: Knobs) -> str:
     rule = ("mean + 2.5 sd" if knobs["train_sigmas"] else "0.99 quantile")
     differencing = "seasonal differencing" if knobs["seasonal_differencing"] else "no differencing"
     return (f"{differencing}, threshold at the {rule}, record {knobs['record_margin']:+}, "
+            f"cool-down {knobs['cooldown_rows']}, re-arm {knobs['rearm_rows']}, "
             f"{shape_name(knobs)}")
 
 
 def scoring(live: DetectorSettings, knobs: Knobs) -> DetectorSettings:
     """The forest's set-up of a candidate: its knobs that `judge` does not read (each needs
-    the forests fitted again)."""
-    return replace(live, **{k: v for k, v in knobs.items() if k not in OPERATING_POINT_KNOBS})
+    the forests fitted again), at the default operating point: the forests' scores (what the
+    cache keeps, keyed by these settings) do not depend on it, so a new operating point of
+    the operator's reads the scores cached before it."""
+    defaults = DetectorSettings()
+    base = replace(live, **{k: getattr(defaults, k) for k in OPERATING_POINT_KNOBS})
+    return replace(base, **{k: v for k, v in knobs.items() if k not in OPERATING_POINT_KNOBS})
 
 
 def score_runs(files: Sequence[nab_cv.File], live: DetectorSettings, found: Sequence[Knobs],
@@ -255,7 +266,7 @@ def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings,
         text, data[profile.name] = section(files, tables[profile.name], missed, found,
                                            max_spread)
         lines += text
-    averaged, data["forests_averaged"] = forests_section(files, runs[live], live)
+    averaged, data["forests_averaged"] = forests_section(files, runs[scoring(live, {})], live)
     costs, data["shape_costs"] = shape_costs(files, live, found)
     return "\n".join(lines + averaged + costs), data
 

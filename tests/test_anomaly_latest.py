@@ -329,8 +329,9 @@ class LiveAsItWas:
             scores = smoothed(np.asarray(self.columns[0], dtype=float), s.smooth_rows)
             regular = repeats_season(scores, model.season, s)
             gate = (scores >= model.threshold) & np.asarray(self.columns[1], dtype=bool)
-            beyond = np.asarray(self.columns[2], dtype=bool)
-            flags = flag_incidents(scores, gate & ~regular, beyond & ~regular, s, limit + 1)
+            moved, beyond = (np.asarray(column, dtype=bool) for column in self.columns[1:])
+            flags = flag_incidents(scores, gate & ~regular, beyond & ~regular, s, limit + 1,
+                                   ~moved)
             verdict = AnomalyVerdict(float(scores[-1]), bool(flags[-1]),
                                      by_deviation([Contribution(*level) for level in levels]))
         self.previous = {name: list(values) for name, values in window.items()}

@@ -59,6 +59,30 @@ def test_the_next_incident_is_flagged_once_the_first_settled() -> None:
                                          settled)).tolist() == [1]
 
 
+@pytest.mark.parametrize(("rearm", "expected"), [
+    pytest.param(2, [1, 6], id="re-arming-a-row-beyond-training-needs-no-cool-down"),
+    pytest.param(0, [1], id="cool-down-alone-it-waits-for-the-cool-down"),
+])
+def test_a_new_incident_beyond_training_is_flagged_within_the_cool_down(
+        rearm: int, expected: list[int]) -> None:
+    # A spike at rows 1-2 (flagged), settled over rows 3-5, then rows 6-11 beyond training:
+    # a bad rollout soon after a blip, long before a 20-row cool-down ends.
+    scores = np.full(12, 0.5)
+    gate, beyond = rows(1, 2), rows(*range(6, 12))
+    settled = ~(gate | beyond)
+    point = replace(POINT, cooldown_rows=20, rearm_rows=rearm)
+    flags = flag_incidents(scores, gate, beyond, point, 30, settled)
+    assert np.flatnonzero(flags).tolist() == expected
+
+
+def test_an_incident_beyond_training_that_goes_on_is_flagged_once() -> None:
+    # Every row from 1 on beyond training and none settled: re-arming holds the one flag.
+    beyond = rows(*range(1, 12))
+    flags = flag_incidents(np.full(12, 0.5), NONE, beyond, replace(POINT, rearm_rows=2), 3,
+                           ~beyond)
+    assert np.flatnonzero(flags).tolist() == [1]
+
+
 def test_an_incident_that_goes_on_stays_out_of_the_record() -> None:
     # Rows 4-6 continue the incident flagged at row 1, past its cool-down (rows 1-3): they
     # score high but do not count as normal, so row 10 (0.6) beats the record (0.2).

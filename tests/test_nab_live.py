@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import nab_cv
 import nab_live
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.healing.anomaly import score_batch
+from adaptive_operator.domain.healing.anomaly import DetectorSettings, score_batch
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 
@@ -26,19 +26,23 @@ def test_it_judges_the_operators_settings_and_tries_its_current_point_first() ->
     live = nab_live.live_settings()
     assert live == detector_settings_from_spec(HealingSpec(enabled=True))
     found = nab_live.candidates(live)
-    assert len(found) == 8
+    assert len(found) == 48
     assert all(getattr(live, knob) == value for knob, value in found[0].items())
-    assert len({tuple(knobs.items()) for knobs in found}) == 8
-    # Two forest set-ups (with seasonal differencing or without), each judged four ways.
+    assert len({tuple(knobs.items()) for knobs in found}) == 48
+    # Two forest set-ups (with seasonal differencing or without), each judged 24 ways: the
+    # cool-down and re-arming are read by the judge only, so they need no forest of their own.
     set_ups = {nab_live.scoring(live, knobs) for knobs in found}
     assert {s.seasonal_differencing for s in set_ups} == {False, True}
-    assert all(s.train_sigmas == live.train_sigmas for s in set_ups)
+    # Keyed at the default operating point: the forests' scores do not depend on it, so a
+    # new one of the operator's reads the scores cached before it.
+    assert all(s.train_sigmas == DetectorSettings().train_sigmas for s in set_ups)
+    assert nab_live.scoring(replace(live, rearm_rows=0), {}) == nab_live.scoring(live, {})
 
 
 def test_tree_shapes_keep_the_operators_budget_of_rows() -> None:
     live = nab_live.live_settings()
     found = nab_live.candidates(live, (1, 2, 4))
-    assert len(found) == 24
+    assert len(found) == 144
     assert all(getattr(live, knob) == value for knob, value in found[0].items())
     shapes = {(k["n_estimators"], k["max_samples"]) for k in found}
     assert shapes == {(30, 256), (60, 128), (120, 64)}
@@ -82,7 +86,7 @@ def test_each_set_up_is_scored_once_a_seed_as_the_detector_scores_it(tmp_path: P
     live = nab_live.live_settings()
     runs = nab_live.score_runs(files, live, nab_live.candidates(live), 2, tmp_path)
     assert len(runs) == 2 and all(len(seeds) == 2 for seeds in runs.values())
-    for file, batch in zip(files, runs[live][1], strict=True):
+    for file, batch in zip(files, runs[nab_live.scoring(live, {})][1], strict=True):
         direct = score_batch({"value": file.values}, live, 1)
         np.testing.assert_array_equal(batch.scores, direct.scores)
 
@@ -102,11 +106,11 @@ def test_the_table_of_a_small_corpus(small_runs: nab_live.Runs) -> None:
     found = nab_live.candidates(live, SMALL_FACTORS)
     tables, missed = nab_live.build_tables(small_corpus(), small_runs, live, found)
     assert list(tables) == [profile.name for profile in nab_live.PROFILES]
-    assert missed.shape == (16, 2)
+    assert missed.shape == (96, 2)
     # A 12-sigma jump held for 20 rows is found by every candidate and seed.
     assert (missed == 0).all()
     for table in tables.values():
-        assert table.raw.shape == (16, 2, 3)
+        assert table.raw.shape == (96, 2, 3)
         assert (table.raw > 0).all()
 
 
@@ -163,7 +167,8 @@ def test_a_reports_command_gives_the_niceness_it_ran_at(monkeypatch: pytest.Monk
 @pytest.mark.usefixtures("small_live")
 def test_forests_are_averaged_only_where_two_runs_remain(tmp_path: Path) -> None:
     files, live = small_corpus(), nab_live.live_settings()
-    singles = nab_live.score_runs(files, live, nab_live.candidates(live), 4, tmp_path)[live]
+    singles = nab_live.score_runs(files, live, nab_live.candidates(live), 4, tmp_path)[
+        nab_live.scoring(live, {})]
     lines, found = nab_live.forests_section(files, singles, live)
     assert list(found) == ["1", "2"]  # 4 seeds: 4 single runs, 2 of two forests, not 1 of 3
     assert [len(runs) for runs in found.values()] == [4, 2]

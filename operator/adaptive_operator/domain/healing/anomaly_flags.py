@@ -8,11 +8,17 @@ needs `persistence_k` exceeding rows among the last `persistence_n` and comes at
 `cooldown_rows` after the previous flag and, with `rearm_rows`, after the incident settled: a
 run of `rearm_rows` rows where no metric moved (`settled`) since the flag. Without it, a level
 shift that the trailing baseline takes hundreds of rows to absorb is flagged again at the end of
-every cool-down, one false alarm each (issue 17). The record is that of *normal* rows: the rows
-of an incident already flagged (the flag and its cool-down, and until it settled) are left out
-of it, so one incident does not raise the bar the next one must clear for a thousand rows.
-That makes a row's verdict depend on the flags before it, hence the loop; it visits only the
-rows that pass the gate (and the persistence window after them).
+every cool-down, one false alarm each (issue 17).
+With `rearm_rows`, a row beyond training (`beyond`) needs no cool-down once the incident before
+it settled: a new incident far outside anything seen is flagged even soon after the last one.
+The cool-down alone left the operator's detector blind for 100 syncs after any flag (25 minutes
+at a 15-s sync): with a two-sync error blip flagged, a bad rollout 40 syncs later went unflagged
+for 63 to 111 syncs, or for all 150 simulated (tests/test_healing_blind_spot.py).
+The record is that of *normal* rows: the rows of an incident already flagged (the flag and its
+cool-down, and until it settled) are left out of it, so one incident does not raise the bar the
+next one must clear for a thousand rows. That makes a row's verdict depend on the flags before
+it, hence the loop; it visits only the rows that pass the gate (and the persistence window
+after them).
 
 Pure numpy; causal: a row's verdict uses the scores and flags of rows up to it.
 """
@@ -94,7 +100,8 @@ def flag_incidents(
     settled: BoolArray | None = None,
 ) -> BoolArray:
     """Flags of the rows of `scores`: `gate` rows that beat the record of normal rows, and
-    `beyond` rows whatever their score, through persistence, cool-down and re-arming.
+    `beyond` rows whatever their score, through persistence, cool-down and re-arming (with
+    re-arming, a `beyond` row waits for it alone).
 
     `quiet_before` is how many rows have passed since the last flag before this stretch (and
     the incident then counts as settled). `settled`: rows where no metric moved (none: every
@@ -113,11 +120,18 @@ def flag_incidents(
             bool(gate[row]) and scores[row] > record_level(normal, row, point)
         )
         recent = int(exceeds[max(0, row - point.persistence_n + 1) : row + 1].sum())
-        if recent >= point.persistence_k and row - last_flag > point.cooldown_rows and rearmed:
+        if recent >= point.persistence_k and _cooled(row, last_flag, bool(beyond[row]), point) \
+                and rearmed:
             flags[row] = True
             last_flag, rearmed = row, point.rearm_rows <= 0
             normal[row : row + point.cooldown_rows + 1] = 0.0
     return flags
+
+
+def _cooled(row: int, last_flag: int, beyond: bool, point: OperatingPoint) -> bool:
+    """Whether `row` is past the cool-down of the flag at `last_flag`: `cooldown_rows` later,
+    or at once for a row beyond training when re-arming (which the caller checks) is on."""
+    return row - last_flag > point.cooldown_rows or (point.rearm_rows > 0 and beyond)
 
 
 def _end_incident(normal: FloatArray, calm: IntArray, flag: int, row: int, rows: int) -> bool:

@@ -471,7 +471,12 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
     `benchmarks/nab_live.py` picks on all groups for these settings (differencing in 18 folds of
     18, the mean + 2.5 sd in 9 of 9 and the 0.04 in 8 of 9 under NAB's standard profile; held
     out 61.0 against 43.3 for the quantile without differencing, results/nab_live.md).
-    No re-arming: the operator keeps an incident open itself (`inputs.track_incident`)."""
+    A flag re-arms once 8 rows in a row settled (`rearm_rows`), and then a row beyond training
+    needs no cool-down: with the cool-down alone, one flag (a blip) left the detector blind to a
+    bad rollout for up to 100 syncs (tests/test_healing_blind_spot.py). What
+    `benchmarks/nab_live.py` picks on all groups among re-arming after 0, 4 or 8 rows and
+    cool-downs of 100 or 10 rows. The operator still keeps an incident open itself while a
+    metric that deviated still deviates (`inputs.track_incident`)."""
     return replace(
         DetectorSettings(),
         warm_up_rows=LIVE_WARM_UP_ROWS,
@@ -480,7 +485,7 @@ def detector_settings_from_spec(spec: HealingSpec) -> DetectorSettings:
         max_samples=LIVE_MAX_SAMPLES,
         record_quantile=1.0,
         record_margin=-0.04,
-        rearm_rows=0,
+        rearm_rows=8,
         min_train_rows=spec.min_training_rows,
         sensitivity=spec.sensitivity,
         persistence_k=spec.persistence.k,
