@@ -112,12 +112,8 @@ def describe(knobs: Knobs) -> str:
 
 def scoring(live: DetectorSettings, knobs: Knobs) -> DetectorSettings:
     """The forest's set-up of a candidate: its knobs that `judge` does not read (each needs
-    the forests fitted again), at the default operating point: the forests' scores (what the
-    cache keeps, keyed by these settings) do not depend on it, so a new operating point of
-    the operator's reads the scores cached before it."""
-    defaults = DetectorSettings()
-    base = replace(live, **{k: getattr(defaults, k) for k in OPERATING_POINT_KNOBS})
-    return replace(base, **{k: v for k, v in knobs.items() if k not in OPERATING_POINT_KNOBS})
+    the forests fitted again)."""
+    return replace(live, **{k: v for k, v in knobs.items() if k not in OPERATING_POINT_KNOBS})
 
 
 def score_runs(files: Sequence[nab_cv.File], live: DetectorSettings, found: Sequence[Knobs],
@@ -266,7 +262,7 @@ def report(files: Sequence[nab_cv.File], runs: Runs, live: DetectorSettings,
         text, data[profile.name] = section(files, tables[profile.name], missed, found,
                                            max_spread)
         lines += text
-    averaged, data["forests_averaged"] = forests_section(files, runs[scoring(live, {})], live)
+    averaged, data["forests_averaged"] = forests_section(files, runs[live], live)
     costs, data["shape_costs"] = shape_costs(files, live, found)
     return "\n".join(lines + averaged + costs), data
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import nab_cv
 import nab_live
 from adaptive_operator.api.healing import HealingSpec
-from adaptive_operator.domain.healing.anomaly import DetectorSettings, score_batch
+from adaptive_operator.domain.healing.anomaly import score_batch
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 
 
@@ -33,10 +33,16 @@ def test_it_judges_the_operators_settings_and_tries_its_current_point_first() ->
     # cool-down and re-arming are read by the judge only, so they need no forest of their own.
     set_ups = {nab_live.scoring(live, knobs) for knobs in found}
     assert {s.seasonal_differencing for s in set_ups} == {False, True}
-    # Keyed at the default operating point: the forests' scores do not depend on it, so a
-    # new one of the operator's reads the scores cached before it.
-    assert all(s.train_sigmas == DetectorSettings().train_sigmas for s in set_ups)
-    assert nab_live.scoring(replace(live, rearm_rows=0), {}) == nab_live.scoring(live, {})
+    assert all(s.train_sigmas == live.train_sigmas for s in set_ups)
+
+
+def test_the_cached_scores_are_keyed_without_the_operating_point() -> None:
+    # Only the judge reads the operating point: a new one of the operator's reads the forests'
+    # scores cached before it, and a knob the forests read keys scores of their own.
+    live = nab_live.live_settings()
+    assert nab_cv.cache_key(replace(live, rearm_rows=0, train_sigmas=0.0)) == \
+        nab_cv.cache_key(live)
+    assert nab_cv.cache_key(replace(live, seasonal_differencing=False)) != nab_cv.cache_key(live)
 
 
 def test_tree_shapes_keep_the_operators_budget_of_rows() -> None:
@@ -86,7 +92,7 @@ def test_each_set_up_is_scored_once_a_seed_as_the_detector_scores_it(tmp_path: P
     live = nab_live.live_settings()
     runs = nab_live.score_runs(files, live, nab_live.candidates(live), 2, tmp_path)
     assert len(runs) == 2 and all(len(seeds) == 2 for seeds in runs.values())
-    for file, batch in zip(files, runs[nab_live.scoring(live, {})][1], strict=True):
+    for file, batch in zip(files, runs[live][1], strict=True):
         direct = score_batch({"value": file.values}, live, 1)
         np.testing.assert_array_equal(batch.scores, direct.scores)
 
@@ -167,8 +173,7 @@ def test_a_reports_command_gives_the_niceness_it_ran_at(monkeypatch: pytest.Monk
 @pytest.mark.usefixtures("small_live")
 def test_forests_are_averaged_only_where_two_runs_remain(tmp_path: Path) -> None:
     files, live = small_corpus(), nab_live.live_settings()
-    singles = nab_live.score_runs(files, live, nab_live.candidates(live), 4, tmp_path)[
-        nab_live.scoring(live, {})]
+    singles = nab_live.score_runs(files, live, nab_live.candidates(live), 4, tmp_path)[live]
     lines, found = nab_live.forests_section(files, singles, live)
     assert list(found) == ["1", "2"]  # 4 seeds: 4 single runs, 2 of two forests, not 1 of 3
     assert [len(runs) for runs in found.values()] == [4, 2]
