@@ -328,8 +328,8 @@ class LiveAsItWas:
                             for column, value in zip(self.columns, new, strict=True)]
             scores = smoothed(np.asarray(self.columns[0], dtype=float), s.smooth_rows)
             regular = repeats_season(scores, model.season, s)
-            gate = (scores >= model.threshold) & np.asarray(self.columns[1], dtype=bool)
             moved, beyond = (np.asarray(column, dtype=bool) for column in self.columns[1:])
+            gate = (scores >= model.threshold) & moved
             flags = flag_incidents(scores, gate & ~regular, beyond & ~regular, s, limit + 1,
                                    ~moved)
             verdict = AnomalyVerdict(float(scores[-1]), bool(flags[-1]),

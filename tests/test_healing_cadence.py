@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from adaptive_operator.api.healing import HealingSpec
+from adaptive_operator.domain.healing.anomaly import DetectorSettings
 from adaptive_operator.domain.healing.ladder import detector_settings_from_spec
 from adaptive_operator.domain.healing.watch import (
     Watcher,
@@ -26,9 +27,11 @@ SYNC = 15
 Row = dict[str, float]
 
 
-def watcher() -> Watcher:
-    return new_watcher({"errors": "q1", "latency": "q2"}, {"latency": "latency"},
-                       detector_settings_from_spec(HealingSpec(enabled=True)))
+LIVE = detector_settings_from_spec(HealingSpec(enabled=True))
+
+
+def watcher(settings: DetectorSettings = LIVE) -> Watcher:
+    return new_watcher({"errors": "q1", "latency": "q2"}, {"latency": "latency"}, settings)
 
 
 def cycle(seconds: float, noise: float, seed: int) -> Callable[[float], Row]:
@@ -44,8 +47,16 @@ def run(read: Callable[[float], Row], backfill_end: int, fit_at: int, syncs: int
     """Backfill on the sync grid up to `backfill_end` (no value at the steps in `unscraped`,
     counted back from its end: 1 is the last), then live syncs `every` s (each reads what an
     instant query returns then; the syncs numbered in `outage` read nothing), a fit once
-    `fit_at` rows are in: the periods differenced and the syncs flagged."""
-    w = watcher()
+    `fit_at` rows are in: the periods differenced and how many syncs were flagged."""
+    periods, flags = flagged_syncs(read, backfill_end, fit_at, syncs, outage, every, unscraped)
+    return periods, len(flags)
+
+
+def flagged_syncs(read: Callable[[float], Row], backfill_end: int, fit_at: int, syncs: int,
+                  outage: range = range(0), every: float = SYNC, unscraped: range = range(0),
+                  settings: DetectorSettings = LIVE) -> tuple[dict[str, int], list[int]]:
+    """`run`, with the detector's `settings`: the periods differenced and the syncs flagged."""
+    w = watcher(settings)
     grid = range(0, backfill_end + 1, SYNC)
 
     def column(name: str) -> list[float | None]:
@@ -53,7 +64,7 @@ def run(read: Callable[[float], Row], backfill_end: int, fit_at: int, syncs: int
         return [None if len(grid) - i in unscraped else v for i, v in enumerate(values)]
 
     backfilled(w, {name: column(name) for name in ("errors", "latency")})
-    flags, t = 0, float(backfill_end)
+    flags, t = [], float(backfill_end)
     for sync in range(syncs):
         t += every
         if sync in outage:
@@ -62,7 +73,8 @@ def run(read: Callable[[float], Row], backfill_end: int, fit_at: int, syncs: int
         if not w.detector.fitted and len(w.history) >= fit_at:
             w.detector.fit(fit_rows(w))
         verdict = score(w, t)
-        flags += bool(verdict and verdict.is_anomaly)
+        if verdict is not None and verdict.is_anomaly:
+            flags.append(sync)
     return w.detector.differenced, flags
 
 
